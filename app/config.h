@@ -1,0 +1,66 @@
+/* perfbot's configuration: environment variables, a .env file in the working
+ * directory (the real environment wins), then command-line flags
+ * (`--port 4000` sets PORT).  Built once at start-up and read-only after. */
+#ifndef APP_CONFIG_H
+#define APP_CONFIG_H
+
+#include <stddef.h>
+
+#include "app/log.h"
+
+typedef struct app_config {
+	const char *app_id;             /* NULL when unset */
+	const char *private_key;        /* PEM text as configured; never logged */
+	const char *private_key_path;
+	const char *webhook_secret;     /* never logged */
+	const char *webhook_secret_old; /* accepted during a rotation */
+	const char *webhook_path;       /* "/api/github/webhooks" */
+	const char *ghe_host;
+	const char *github_api_url;     /* effective: GITHUB_API_URL, GHE, or api.github.com */
+	const char *host;               /* "127.0.0.1" */
+	int port;                       /* 3000 */
+	const char *data_dir;           /* "./var" */
+	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default */
+	int workers;                    /* default: number of cores */
+	app_log_level log_level;
+	int log_json;                   /* LOG_FORMAT=json, or not a terminal */
+	const char *public_url;
+	const char *agent;              /* "command" | "managed" */
+	const char *agent_command;
+	const char *sandbox;            /* "bwrap" */
+	size_t max_body;                /* bytes, MAX_BODY (default 25 MiB) */
+	int max_connections;            /* MAX_CONNECTIONS */
+	int job_attempts;               /* JOB_ATTEMPTS: tries before a job is failed */
+	int job_lease_s;                /* JOB_LEASE_SECONDS */
+	int shutdown_grace_s;           /* SHUTDOWN_GRACE_SECONDS */
+	int insecure_no_signature;      /* --insecure-no-signature */
+	const char *gh_org;
+	const char *github_client_id;
+	const char *github_client_secret;
+	int redelivery_interval_s;      /* REDELIVERY_INTERVAL_SECONDS, 0 = off */
+} app_config;
+
+/* Builds the configuration from `environ`, the .env file in `dotenv_dir`
+ * (NULL: the working directory) and the flags in argv (argv[0] is the first
+ * flag, not a program name).  Unknown flags and bad values fail with
+ * APP_EINVALID and one line naming the variable and the problem.  Flags that
+ * are not configuration (e.g. --json) are left for the caller: with
+ * `rest_out` non-NULL they are collected there (a NULL-terminated array the
+ * caller frees with free(), whose strings are borrowed from argv); with
+ * `rest_out` NULL they are errors.  *out is freed with app_config_free. */
+int app_config_load(app_config **out, const char *dotenv_dir, int argc, char **argv, char ***rest_out);
+
+void app_config_free(app_config *cfg);
+
+/* The raw value of any known variable by its environment name, or NULL.
+ * Borrowed for the configuration's lifetime. */
+const char *app_config_get(const app_config *cfg, const char *name);
+
+/* Parses a .env text: calls cb for each KEY=VALUE (quotes removed, escapes in
+ * double quotes expanded).  APP_EINVALID names the line of a malformed entry. */
+int app_dotenv_parse(const char *text, int (*cb)(const char *key, const char *value, void *payload), void *payload);
+
+/* Prints the table of variables for --help. */
+void app_config_print_help(void);
+
+#endif

@@ -1,0 +1,77 @@
+#!/bin/sh
+# Runs every test suite of each build directory given (unit tests, fuzz
+# corpus replays, integration tests against that build's binary) and ends
+# with one line: "N passed, N failed".
+#   tests/run.sh build build-san        everything, for both builds
+#   tests/run.sh --unit-only build      unit tests and corpus replays only
+#   TESTS=pattern tests/run.sh build    integration files matching pattern
+unit_only=0
+if [ "$1" = "--unit-only" ]; then unit_only=1; shift; fi
+[ $# -gt 0 ] || set -- build
+root=$(cd "$(dirname "$0")/.." && pwd)
+passed=0
+failed=0
+failures=""
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count() { # $1 = label, $2 = passed, $3 = failed
+	passed=$((passed + $2))
+	failed=$((failed + $3))
+	if [ "$3" -gt 0 ]; then failures="$failures $1"; fi
+}
+
+for dir in "$@"; do
+	echo "== unit tests ($dir)"
+	for t in "$root/$dir"/tests/test_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		(cd "$root" && CMOCKA_MESSAGE_OUTPUT=stdout "$t") >"$log" 2>&1
+		rc=$?
+		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		p=${p:-0}; f=${f:-0}
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+		if [ "$f" -gt 0 ]; then cat "$log"; fi
+		echo "  $name: $p passed, $f failed"
+		count "$dir/$name" "$p" "$f"
+	done
+	echo "== fuzz corpus replay ($dir)"
+	for t in "$root/$dir"/fuzz/*_replay; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t" _replay)
+		corpus="$root/fuzz/corpus/$name"
+		if "$t" "$corpus" >"$log" 2>&1; then
+			n=$(ls "$corpus" 2>/dev/null | wc -l)
+			echo "  $name: $n inputs replayed"
+			count "$dir/$name" 1 0
+		else
+			cat "$log"
+			echo "  $name: FAILED"
+			count "$dir/$name" 0 1
+		fi
+	done
+	[ "$unit_only" = 1 ] && continue
+	echo "== integration tests ($dir)"
+	files=$(ls "$root"/tests/integration/*.test.js 2>/dev/null | grep -E "${TESTS:-.}")
+	[ -n "$files" ] || continue
+	if [ ! -d "$root/tests/node_modules" ] && [ -f "$root/tests/package.json" ]; then
+		(cd "$root/tests" && npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
+			echo "  npm install in tests/ failed"
+	fi
+	PERFBOT_BIN="$root/$dir/perfbot" PERFBOT_BUILD="$root/$dir" \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		node --test --test-reporter=tap --test-concurrency=2 $files >"$log" 2>&1
+	p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$log" | tail -1)
+	p=${p:-0}; f=${f:-0}
+	grep -E '^(not )?ok |^# Subtest' "$log" | grep -v '^# Subtest' | sed 's/^/  /'
+	if [ "$f" -gt 0 ] || [ "$p" -eq 0 ]; then
+		sed -n '/^not ok/,/^ok/p' "$log" | head -200
+		[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && f=1 && tail -50 "$log"
+	fi
+	count "$dir/integration" "$p" "$f"
+done
+[ -n "$failures" ] && echo "failing:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

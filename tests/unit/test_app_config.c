@@ -1,0 +1,193 @@
+/* Unit tests: .env parsing, configuration precedence and errors, capped
+ * buffers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/buf.h"
+#include "app/config.h"
+#include "app/error.h"
+
+struct kv { char text[4096]; };
+
+static int collect(const char *k, const char *v, void *payload)
+{
+	struct kv *kv = payload;
+	size_t n = strlen(kv->text);
+	snprintf(kv->text + n, sizeof(kv->text) - n, "%s=[%s];", k, v);
+	return 0;
+}
+
+static void test_dotenv_forms(void **state)
+{
+	(void)state;
+	struct kv kv = { "" };
+	const char *text =
+		"# comment\n"
+		"\n"
+		"A=1\n"
+		"export B = two words  # trailing comment\n"
+		"C=\"quoted # not a comment\"\n"
+		"D='single $x'\n"
+		"E=\"line1\\nline2\"\n"
+		"F=\"multi\nline\"\n"
+		"G=\n"
+		"H=a#b\n";
+	assert_int_equal(app_dotenv_parse(text, collect, &kv), 0);
+	assert_string_equal(kv.text, "A=[1];B=[two words];C=[quoted # not a comment];D=[single $x];"
+				     "E=[line1\nline2];F=[multi\nline];G=[];H=[a#b];");
+}
+
+static void test_dotenv_errors_name_line(void **state)
+{
+	(void)state;
+	struct kv kv = { "" };
+	assert_int_equal(app_dotenv_parse("A=1\nB=\"open\n", collect, &kv), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "line 2"));
+	assert_int_equal(app_dotenv_parse("A=1\n\nnot a pair\n", collect, &kv), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "line 3"));
+}
+
+static char tmpdir[256];
+
+static void write_dotenv(const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/.env", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/perfbot-cfg-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	unsetenv("PORT");
+	unsetenv("WEBHOOK_SECRET");
+	unsetenv("HOST");
+	unsetenv("DATA_DIR");
+	unsetenv("PRIVATE_KEY_PATH");
+	unsetenv("GITHUB_API_URL");
+	unsetenv("GHE_HOST");
+	unsetenv("DATABASE_URL");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/.env", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+	return 0;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	write_dotenv("");
+	app_config *c = NULL;
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_int_equal(c->port, 3000);
+	assert_string_equal(c->host, "127.0.0.1");
+	assert_string_equal(c->webhook_path, "/api/github/webhooks");
+	assert_string_equal(c->data_dir, "./var");
+	assert_string_equal(c->database_url, "sqlite:./var/perfbot.db");
+	assert_string_equal(c->github_api_url, "https://api.github.com");
+	assert_int_equal(c->max_body, 25u << 20);
+	assert_true(c->workers >= 1);
+	assert_null(c->webhook_secret);
+	app_config_free(c);
+}
+
+static void test_precedence(void **state)
+{
+	(void)state;
+	write_dotenv("PORT=4001\nWEBHOOK_SECRET=\"from-file\"\nHOST=0.0.0.0\nGHE_HOST=ghe.example.com\n");
+	setenv("PORT", "4002", 1);
+	app_config *c = NULL;
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_int_equal(c->port, 4002); /* environment beats .env */
+	assert_string_equal(c->webhook_secret, "from-file");
+	assert_string_equal(c->github_api_url, "https://ghe.example.com/api/v3");
+	app_config_free(c);
+
+	char *argv[] = { "--port", "4003", "--host=::1", "--json", NULL };
+	char **rest = NULL;
+	assert_int_equal(app_config_load(&c, tmpdir, 4, argv, &rest), 0);
+	assert_int_equal(c->port, 4003); /* flags beat the environment */
+	assert_string_equal(c->host, "::1");
+	assert_string_equal(rest[0], "--json");
+	assert_null(rest[1]);
+	free(rest);
+	app_config_free(c);
+	unsetenv("PORT");
+}
+
+static void test_bad_values_name_variable(void **state)
+{
+	(void)state;
+	write_dotenv("");
+	app_config *c = NULL;
+	setenv("PORT", "abc", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "PORT"));
+	assert_non_null(strstr(app_error_last(), "abc"));
+	unsetenv("PORT");
+
+	setenv("PRIVATE_KEY_PATH", "/nonexistent/key.pem", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "PRIVATE_KEY_PATH"));
+	unsetenv("PRIVATE_KEY_PATH");
+
+	char *argv[] = { "--no-such-flag", NULL };
+	assert_int_equal(app_config_load(&c, tmpdir, 1, argv, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "--no-such-flag"));
+
+	char *argv2[] = { "--max-body", "lots", NULL };
+	assert_int_equal(app_config_load(&c, tmpdir, 2, argv2, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "MAX_BODY"));
+
+	char *argv3[] = { "--log-format", "xml", NULL };
+	assert_int_equal(app_config_load(&c, tmpdir, 2, argv3, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "LOG_FORMAT"));
+}
+
+static void test_buf_cap(void **state)
+{
+	(void)state;
+	app_buf b = APP_BUF_INIT(10);
+	assert_int_equal(app_buf_puts(&b, "12345"), 0);
+	assert_int_equal(app_buf_puts(&b, "67890"), 0);
+	assert_int_equal(app_buf_puts(&b, "x"), APP_ETOOBIG);
+	assert_string_equal(app_buf_cstr(&b), "1234567890");
+	assert_int_equal(app_buf_printf(&b, "%d", 1), APP_ETOOBIG);
+	app_buf_reset(&b);
+	assert_int_equal(app_buf_printf(&b, "%s-%d", "ab", 42), 0);
+	assert_string_equal(app_buf_cstr(&b), "ab-42");
+	app_buf_dispose(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dotenv_forms),
+		cmocka_unit_test(test_dotenv_errors_name_line),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_bad_values_name_variable),
+		cmocka_unit_test(test_buf_cap),
+	};
+	return cmocka_run_group_tests_name("app_config", tests, setup, teardown);
+}
