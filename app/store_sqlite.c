@@ -1,0 +1,1137 @@
+/* SQLite store backend.
+ *
+ * WAL mode, synchronous=FULL: a committed transaction is on disk.  Webhook
+ * deliveries go through one writer thread that owns its connection and
+ * commits whatever has queued up in a single transaction (group commit):
+ * each caller blocks until the transaction holding its delivery is durable,
+ * so a 2xx is only answered for stored data, while one fsync serves many
+ * deliveries.  Every other call borrows a connection from a small pool (one
+ * thread per connection at a time) and relies on busy_timeout to wait for
+ * the writer lock.  Schema changes are numbered migrations applied at open. */
+#include "app/store_int.h"
+#include "app/error.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define POOL_SIZE 8
+#define BUSY_TIMEOUT_MS 10000
+
+struct pending {
+	const store_delivery *d;
+	int duplicate;
+	int error;
+	int done;
+	char errmsg[256];
+	struct pending *next;
+};
+
+typedef struct sq_store {
+	store base;
+	char *path;
+	sqlite3 *pool[POOL_SIZE];
+	int pool_free[POOL_SIZE];
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+
+	sqlite3 *writer;
+	pthread_t writer_thread;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;     /* writer waits for work */
+	pthread_cond_t done_cond;  /* callers wait for their batch */
+	struct pending *q_head, *q_tail;
+	int stopping;
+	int writer_started;
+} sq_store;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sq_err(sqlite3 *db, const char *what)
+{
+	int rc = sqlite3_extended_errcode(db);
+	int code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? APP_ERETRY : APP_EGENERIC;
+	return app_error_set(code, "store: %s: %s", what, sqlite3_errmsg(db));
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static int open_conn(sqlite3 **out, const char *path)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int error = app_error_set(APP_EGENERIC, "store: cannot open %s: %s", path,
+					  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return error;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	char *msg = NULL;
+	rc = sqlite3_exec(db,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+			  "PRAGMA wal_autocheckpoint=4000;",
+			  NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		int error = app_error_set(APP_EGENERIC, "store: cannot configure %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return error;
+	}
+	*out = db;
+	return 0;
+}
+
+static sqlite3 *conn_get(sq_store *s)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	for (;;) {
+		for (int i = 0; i < POOL_SIZE; i++) {
+			if (s->pool_free[i]) {
+				s->pool_free[i] = 0;
+				pthread_mutex_unlock(&s->pool_lock);
+				return s->pool[i];
+			}
+		}
+		pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+	}
+}
+
+static void conn_put(sq_store *s, sqlite3 *db)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	for (int i = 0; i < POOL_SIZE; i++)
+		if (s->pool[i] == db)
+			s->pool_free[i] = 1;
+	pthread_cond_signal(&s->pool_cond);
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* ---- statement helpers ---------------------------------------------------- */
+
+/* Binds arguments described by `types`: 's' text (NULL ok), 'i' int64,
+ * 'b' blob (pointer, size_t), 'n' int. */
+static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	int idx = 1;
+	for (const char *t = types; *t; t++, idx++) {
+		int rc;
+		switch (*t) {
+		case 's': {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(st, idx, va_arg(ap, int64_t));
+			break;
+		case 'n':
+			rc = sqlite3_bind_int(st, idx, va_arg(ap, int));
+			break;
+		case 'b': {
+			const void *p = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			rc = sqlite3_bind_blob64(st, idx, p ? p : "", n, SQLITE_STATIC);
+			break;
+		}
+		default:
+			return APP_EINVALID;
+		}
+		if (rc != SQLITE_OK)
+			return APP_EGENERIC;
+	}
+	return 0;
+}
+
+static int prepare(sqlite3 *db, sqlite3_stmt **out, const char *sql, const char *types, ...)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	va_list ap;
+	va_start(ap, types);
+	int error = bind_args(*out, types, ap);
+	va_end(ap);
+	if (error < 0) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return sq_err(db, "bind");
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows; *changes_out (may be NULL) gets the
+ * number of rows changed. */
+static int exec_v(sqlite3 *db, int *changes_out, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	int error = bind_args(st, types, ap);
+	if (error < 0) {
+		sqlite3_finalize(st);
+		return sq_err(db, "bind");
+	}
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		error = sq_err(db, "write");
+	else if (changes_out)
+		*changes_out = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	return error;
+}
+
+static int exec(sqlite3 *db, int *changes_out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	return error;
+}
+
+/* Same on a pooled connection. */
+static int pexec(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = conn_get(s);
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	conn_put(s, db);
+	return error;
+}
+
+/* A row as a JSON object: column names as keys; columns named "data" or
+ * ending in "_json" are parsed as JSON. */
+static json_t *row_json(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	int n = sqlite3_column_count(st);
+	for (int i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		json_t *v;
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default: {
+			const char *text = (const char *)sqlite3_column_text(st, i);
+			size_t nl = strlen(name);
+			if (!strcmp(name, "data") || (nl > 5 && !strcmp(name + nl - 5, "_json"))) {
+				v = json_loads(text ? text : "null", JSON_DECODE_ANY, NULL);
+				if (!v)
+					v = json_null();
+				if (nl > 5 && !strcmp(name + nl - 5, "_json")) {
+					char key[64];
+					snprintf(key, sizeof(key), "%.*s", (int)(nl - 5), name);
+					json_object_set_new(o, key, v);
+					continue;
+				}
+			} else {
+				v = json_string(text ? text : "");
+				if (!v) /* not UTF-8 */
+					v = json_stringn_nocheck(text ? text : "", strlen(text ? text : ""));
+			}
+		}
+		}
+		json_object_set_new(o, name, v);
+	}
+	return o;
+}
+
+/* Runs a query; *out is an array of row objects (owned).  With `single`, *out
+ * is the first row object, or APP_ENOTFOUND. */
+static int query(sq_store *s, json_t **out, int single, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *st = NULL;
+	int error = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		error = sq_err(db, "prepare");
+		goto done;
+	}
+	va_list ap;
+	va_start(ap, types);
+	error = bind_args(st, types, ap);
+	va_end(ap);
+	if (error < 0) {
+		error = sq_err(db, "bind");
+		goto done;
+	}
+	json_t *arr = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(arr, row_json(st));
+		if (single)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		json_decref(arr);
+		error = sq_err(db, "read");
+		goto done;
+	}
+	if (single) {
+		if (json_array_size(arr) == 0) {
+			json_decref(arr);
+			error = app_error_set(APP_ENOTFOUND, "not found");
+			goto done;
+		}
+		*out = json_incref(json_array_get(arr, 0));
+		json_decref(arr);
+	} else {
+		*out = arr;
+	}
+done:
+	sqlite3_finalize(st);
+	conn_put(s, db);
+	return error;
+}
+
+static char *json_text(const json_t *data)
+{
+	return data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+}
+
+/* ---- migrations ----------------------------------------------------------- */
+
+static const char *migrations[] = {
+	/* 1: deliveries, jobs, installations */
+	"CREATE TABLE deliveries(id TEXT PRIMARY KEY, event TEXT NOT NULL, action TEXT, installation_id INTEGER,"
+	" repository TEXT, headers TEXT, body BLOB, received_ms INTEGER NOT NULL, status TEXT NOT NULL);"
+	"CREATE INDEX deliveries_received ON deliveries(received_ms);"
+	"CREATE TABLE jobs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, delivery_id TEXT,"
+	" dedupe_key TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, completions INTEGER NOT NULL DEFAULT 0,"
+	" run_at_ms INTEGER NOT NULL, lease_owner TEXT, lease_expires_ms INTEGER, error TEXT, note TEXT,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX jobs_queued ON jobs(state, run_at_ms);"
+	"CREATE INDEX jobs_lease ON jobs(state, lease_expires_ms);"
+	"CREATE INDEX jobs_dedupe ON jobs(dedupe_key) WHERE dedupe_key IS NOT NULL;"
+	"CREATE INDEX jobs_delivery ON jobs(delivery_id);"
+	"CREATE TABLE installations(id INTEGER PRIMARY KEY, account TEXT, state TEXT NOT NULL, updated_ms INTEGER);"
+	"CREATE TABLE repositories(installation_id INTEGER NOT NULL, id INTEGER NOT NULL, full_name TEXT NOT NULL,"
+	" PRIMARY KEY(installation_id, id));"
+	"CREATE TABLE hooks(hook_id INTEGER PRIMARY KEY, app_id INTEGER, delivery_id TEXT, updated_ms INTEGER);",
+	/* 2: runs and their products */
+	"CREATE TABLE runs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, repository TEXT, installation_id INTEGER,"
+	" head_sha TEXT, base_sha TEXT, branch TEXT, trigger TEXT, state TEXT NOT NULL, reason TEXT, data TEXT,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX runs_repo ON runs(repository, kind, state);"
+	"CREATE TABLE measurements(id INTEGER PRIMARY KEY, run_id INTEGER, repository TEXT, commit_sha TEXT,"
+	" benchmark TEXT, data TEXT, created_ms INTEGER NOT NULL);"
+	"CREATE INDEX measurements_commit ON measurements(repository, commit_sha, benchmark);"
+	"CREATE INDEX measurements_run ON measurements(run_id);"
+	"CREATE TABLE proposals(run_id INTEGER PRIMARY KEY, data TEXT, created_ms INTEGER, updated_ms INTEGER);"
+	"CREATE TABLE pulls(run_id INTEGER PRIMARY KEY, repository TEXT, number INTEGER, branch TEXT, state TEXT,"
+	" data TEXT, updated_ms INTEGER);"
+	"CREATE INDEX pulls_branch ON pulls(repository, branch);"
+	"CREATE TABLE approvals(run_id INTEGER PRIMARY KEY, user TEXT, via TEXT, created_ms INTEGER);"
+	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at_ms INTEGER, actor TEXT, action TEXT, subject TEXT, detail TEXT);"
+	"CREATE TABLE run_tokens(token_hash TEXT PRIMARY KEY, run_id INTEGER NOT NULL, created_ms INTEGER);",
+};
+
+static int migrate(sqlite3 *db)
+{
+	int error = 0;
+	char *msg = NULL;
+	if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, applied_ms INTEGER)",
+			 NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		int version = (int)i + 1;
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+		sqlite3_stmt *st = NULL;
+		int have = 0;
+		if (sqlite3_prepare_v2(db, "SELECT 1 FROM schema_migrations WHERE version=?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int(st, 1, version);
+			have = sqlite3_step(st) == SQLITE_ROW;
+		}
+		sqlite3_finalize(st);
+		if (!have) {
+			if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK ||
+			    exec(db, NULL, "INSERT INTO schema_migrations(version, applied_ms) VALUES(?, ?)", "ni", version,
+				 now_ms()) < 0) {
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+				if (!msg)
+					msg = sqlite3_mprintf("%s", app_error_last());
+				error = app_error_set(APP_EGENERIC, "store: migration %d failed: %s", version, msg);
+				sqlite3_free(msg);
+				return error;
+			}
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+	}
+	return 0;
+fail:
+	error = app_error_set(APP_EGENERIC, "store: migrations: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return error;
+}
+
+/* ---- deliveries (group commit) ------------------------------------------- */
+
+static int write_one(sqlite3 *db, struct pending *p)
+{
+	const store_delivery *d = p->d;
+	int changes = 0;
+	int error = exec(db, &changes,
+			 "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers, body,"
+			 " received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
+			 "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
+			 d->body, d->body_len, d->received_ms, d->status);
+	if (error < 0)
+		return error;
+	if (changes == 0) {
+		p->duplicate = 1;
+		return 0;
+	}
+	for (size_t i = 0; i < d->njobs; i++) {
+		error = exec(db, NULL,
+			     "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
+			     " VALUES(?,?,?,'queued',?,?,?)",
+			     "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
+			     d->received_ms);
+		if (error < 0)
+			return error;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	sq_store *s = arg;
+	pthread_mutex_lock(&s->q_lock);
+	for (;;) {
+		while (!s->q_head && !s->stopping)
+			pthread_cond_wait(&s->q_cond, &s->q_lock);
+		if (!s->q_head && s->stopping)
+			break;
+		struct pending *batch = s->q_head;
+		s->q_head = s->q_tail = NULL;
+		pthread_mutex_unlock(&s->q_lock);
+
+		int error = exec(s->writer, NULL, "BEGIN IMMEDIATE", "");
+		for (struct pending *p = batch; p && error == 0; p = p->next) {
+			if (exec(s->writer, NULL, "SAVEPOINT one", "") < 0) {
+				error = app_error_code();
+				break;
+			}
+			p->error = write_one(s->writer, p);
+			if (p->error < 0) {
+				snprintf(p->errmsg, sizeof(p->errmsg), "%s", app_error_last());
+				exec(s->writer, NULL, "ROLLBACK TO one", "");
+			}
+			exec(s->writer, NULL, "RELEASE one", "");
+		}
+		if (error == 0)
+			error = exec(s->writer, NULL, "COMMIT", "");
+		if (error < 0) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "%s", app_error_last());
+			sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+			for (struct pending *p = batch; p; p = p->next) {
+				p->error = error;
+				p->duplicate = 0;
+				snprintf(p->errmsg, sizeof(p->errmsg), "%s", msg);
+			}
+		}
+
+		pthread_mutex_lock(&s->q_lock);
+		for (struct pending *p = batch, *next; p; p = next) {
+			next = p->next;
+			p->done = 1;
+		}
+		pthread_cond_broadcast(&s->done_cond);
+	}
+	pthread_mutex_unlock(&s->q_lock);
+	return NULL;
+}
+
+static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	sq_store *s = (sq_store *)st;
+	struct pending p = { .d = d };
+	pthread_mutex_lock(&s->q_lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->q_lock);
+		return app_error_set(APP_ERETRY, "store: closing");
+	}
+	if (s->q_tail)
+		s->q_tail->next = &p;
+	else
+		s->q_head = &p;
+	s->q_tail = &p;
+	pthread_cond_signal(&s->q_cond);
+	while (!p.done)
+		pthread_cond_wait(&s->done_cond, &s->q_lock);
+	pthread_mutex_unlock(&s->q_lock);
+	if (p.error < 0)
+		return app_error_set(p.error, "%s", p.errmsg);
+	if (duplicate_out)
+		*duplicate_out = p.duplicate;
+	return 0;
+}
+
+static int sq_delivery_exists(store *st, const char *id)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS x FROM deliveries WHERE id=?", "s", id);
+	json_decref(row);
+	if (error == APP_ENOTFOUND)
+		return 0;
+	return error < 0 ? error : 1;
+}
+
+static int sq_delivery_body(store *st, const char *id, char **body_out, size_t *len_out)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q, "SELECT body FROM deliveries WHERE id=?", "s", id);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = app_error_set(APP_ENOTFOUND, "delivery %s is not stored", id);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = sq_err(db, "read delivery");
+		goto done;
+	}
+	size_t n = (size_t)sqlite3_column_bytes(q, 0);
+	char *b = malloc(n + 1);
+	if (!b) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (n)
+		memcpy(b, sqlite3_column_blob(q, 0), n);
+	b[n] = '\0';
+	*body_out = b;
+	if (len_out)
+		*len_out = n;
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	return error;
+}
+
+static int sq_delivery_set_status(store *st, const char *id, const char *status)
+{
+	return pexec((sq_store *)st, NULL, "UPDATE deliveries SET status=? WHERE id=?", "ss", status, id);
+}
+
+static int sq_delivery_list(store *st, json_t **out, int limit, const char *event)
+{
+	return query((sq_store *)st, out, 0,
+		     "SELECT id, event, action, installation_id, repository,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', received_ms / 1000.0, 'unixepoch') AS received, status"
+		     " FROM deliveries WHERE (?1 IS NULL OR event=?1) ORDER BY received_ms DESC, rowid DESC LIMIT ?2",
+		     "sn", event, limit > 0 ? limit : -1);
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+		      int64_t run_at_ms)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	int64_t now = now_ms();
+	int error = exec(db, NULL, "BEGIN IMMEDIATE", "");
+	if (error < 0)
+		goto done;
+	if (dedupe_key) {
+		sqlite3_stmt *q = NULL;
+		if ((error = prepare(db, &q, "SELECT id FROM jobs WHERE dedupe_key=? AND state IN ('queued','running')", "s",
+				     dedupe_key)) < 0)
+			goto rollback;
+		int rc = sqlite3_step(q);
+		int64_t existing = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+		sqlite3_finalize(q);
+		if (existing) {
+			if (id_out)
+				*id_out = existing;
+			error = exec(db, NULL, "COMMIT", "");
+			goto done;
+		}
+	}
+	error = exec(db, NULL,
+		     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
+		     " VALUES(?,?,?,'queued',?,?,?)",
+		     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
+	if (error < 0)
+		goto rollback;
+	if (id_out)
+		*id_out = sqlite3_last_insert_rowid(db);
+	error = exec(db, NULL, "COMMIT", "");
+	goto done;
+rollback:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+done:
+	conn_put(s, db);
+	return error;
+}
+
+static char *col_strdup(sqlite3_stmt *q, int i)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	int64_t now = now_ms();
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q,
+			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
+			    " attempts=attempts+1, updated_ms=?2"
+			    " WHERE id=(SELECT id FROM (SELECT id, run_at_ms AS t FROM jobs WHERE state='queued' AND run_at_ms<=?2"
+			    " UNION ALL SELECT id, lease_expires_ms AS t FROM jobs WHERE state='running' AND lease_expires_ms<?2)"
+			    " ORDER BY t, id LIMIT 1)"
+			    " RETURNING id, kind, payload, delivery_id, attempts",
+			    "sii", owner, now, lease_ms);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = APP_ENOTFOUND;
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = sq_err(db, "claim job");
+		goto done;
+	}
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(q, 0);
+	out->kind = col_strdup(q, 1);
+	out->payload = col_strdup(q, 2);
+	out->delivery_id = col_strdup(q, 3);
+	out->attempts = sqlite3_column_int(q, 4);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		;
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	return error;
+}
+
+static int owned_update(sq_store *s, const char *sql, const char *what, int64_t id, const char *owner, ...)
+{
+	(void)what;
+	int changes = 0;
+	sqlite3 *db = conn_get(s);
+	va_list ap;
+	va_start(ap, owner);
+	const char *a = va_arg(ap, const char *);
+	int64_t b = va_arg(ap, int64_t);
+	va_end(ap);
+	int error = exec(db, &changes, sql, "siis", a, b, id, owner);
+	conn_put(s, db);
+	if (error == 0 && changes == 0)
+		error = app_error_set(APP_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
+	return error;
+}
+
+static int sq_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms)
+{
+	return owned_update((sq_store *)st,
+			    "UPDATE jobs SET note=coalesce(?1, note), lease_expires_ms=?2 WHERE id=?3 AND lease_owner=?4"
+			    " AND state='running'",
+			    "heartbeat", id, owner, (const char *)NULL, now_ms() + lease_ms);
+}
+
+static int sq_job_done(store *st, int64_t id, const char *owner, const char *note)
+{
+	return owned_update((sq_store *)st,
+			    "UPDATE jobs SET state='done', note=?1, updated_ms=?2, lease_owner=NULL, lease_expires_ms=NULL,"
+			    " completions=completions+1 WHERE id=?3 AND lease_owner=?4 AND state='running'",
+			    "done", id, owner, note, now_ms());
+}
+
+static int sq_job_fail(store *st, int64_t id, const char *owner, const char *err, int64_t retry_at_ms)
+{
+	sq_store *s = (sq_store *)st;
+	int changes = 0;
+	int error = pexec(s, &changes,
+			  "UPDATE jobs SET state=CASE WHEN ?1 > 0 THEN 'queued' ELSE 'failed' END,"
+			  " run_at_ms=CASE WHEN ?1 > 0 THEN ?1 ELSE run_at_ms END, error=?2, updated_ms=?3,"
+			  " lease_owner=NULL, lease_expires_ms=NULL WHERE id=?4 AND lease_owner=?5 AND state='running'",
+			  "isiis", retry_at_ms, err, now_ms(), id, owner);
+	if (error == 0 && changes == 0)
+		error = app_error_set(APP_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
+	return error;
+}
+
+static int sq_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "UPDATE jobs SET state='cancelled', updated_ms=? WHERE dedupe_key=? AND state='queued'", "is",
+			  now_ms(), dedupe_key);
+	if (count_out)
+		*count_out = changes;
+	return error;
+}
+
+static int sq_job_release(store *st, const char *owner)
+{
+	return pexec((sq_store *)st, NULL,
+		     "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
+		     " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
+		     "is", now_ms(), owner);
+}
+
+static int sq_job_list(store *st, json_t **out, int limit)
+{
+	return query((sq_store *)st, out, 0,
+		     "SELECT id, kind, state, attempts, completions, delivery_id, dedupe_key, lease_owner, error, note,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', created_ms / 1000.0, 'unixepoch') AS created,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch') AS updated"
+		     " FROM jobs ORDER BY id DESC LIMIT ?",
+		     "n", limit > 0 ? limit : -1);
+}
+
+static int sq_job_counts(store *st, json_t **out)
+{
+	json_t *rows = NULL;
+	int error = query((sq_store *)st, &rows, 0, "SELECT state, count(*) AS n FROM jobs GROUP BY state", "");
+	if (error < 0)
+		return error;
+	json_t *o = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "done", 0, "failed", 0, "cancelled", 0);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+		json_object_set(o, json_string_value(json_object_get(r, "state")), json_object_get(r, "n"));
+	json_decref(rows);
+	*out = o;
+	return 0;
+}
+
+/* ---- installations -------------------------------------------------------- */
+
+static int sq_installation_put(store *st, int64_t id, const char *account, const char *state)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO installations(id, account, state, updated_ms) VALUES(?1,?2,?3,?4)"
+		     " ON CONFLICT(id) DO UPDATE SET account=coalesce(?2, account), state=?3, updated_ms=?4",
+		     "issi", id, account, state, now_ms());
+}
+
+static int sq_installation_delete(store *st, int64_t id)
+{
+	sq_store *s = (sq_store *)st;
+	int error = pexec(s, NULL, "DELETE FROM repositories WHERE installation_id=?", "i", id);
+	if (error == 0)
+		error = pexec(s, NULL,
+			      "INSERT INTO installations(id, state, updated_ms) VALUES(?1,'deleted',?2)"
+			      " ON CONFLICT(id) DO UPDATE SET state='deleted', updated_ms=?2",
+			      "ii", id, now_ms());
+	return error;
+}
+
+static int sq_installation_state(store *st, int64_t id, char **state_out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT state FROM installations WHERE id=?", "i", id);
+	if (error < 0)
+		return error;
+	*state_out = strdup(json_string_value(json_object_get(row, "state")));
+	json_decref(row);
+	return *state_out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+}
+
+static int sq_repository_put(store *st, int64_t installation_id, int64_t repo_id, const char *full_name)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO repositories(installation_id, id, full_name) VALUES(?1,?2,?3)"
+		     " ON CONFLICT(installation_id, id) DO UPDATE SET full_name=?3",
+		     "iis", installation_id, repo_id, full_name);
+}
+
+static int sq_repository_remove(store *st, int64_t installation_id, int64_t repo_id)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM repositories WHERE installation_id=? AND id=?", "ii",
+		     installation_id, repo_id);
+}
+
+static int sq_repository_list(store *st, int64_t installation_id, json_t **out)
+{
+	return query((sq_store *)st, out, 0,
+		     "SELECT id, full_name FROM repositories WHERE installation_id=? ORDER BY full_name", "i",
+		     installation_id);
+}
+
+static int sq_hook_put(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO hooks(hook_id, app_id, delivery_id, updated_ms) VALUES(?1,?2,?3,?4)"
+		     " ON CONFLICT(hook_id) DO UPDATE SET app_id=?2, delivery_id=?3, updated_ms=?4",
+		     "iisi", hook_id, app_id, delivery_id, now_ms());
+}
+
+/* ---- runs and products ---------------------------------------------------- */
+
+static int sq_run_create(store *st, int64_t *id_out, const store_run_spec *r)
+{
+	sq_store *s = (sq_store *)st;
+	char *data = json_text(r->data);
+	if (!data)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	sqlite3 *db = conn_get(s);
+	int64_t now = now_ms();
+	int error = exec(db, NULL,
+			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
+			 " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,'queued',?,?,?)",
+			 "ssisssssii", r->kind, r->repository, r->installation_id, r->head_sha, r->base_sha, r->branch,
+			 r->trigger, data, now, now);
+	if (error == 0 && id_out)
+		*id_out = sqlite3_last_insert_rowid(db);
+	conn_put(s, db);
+	free(data);
+	return error;
+}
+
+static int sq_run_set_state(store *st, int64_t id, const char *state, const char *reason)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes, "UPDATE runs SET state=?, reason=?, updated_ms=? WHERE id=?", "ssii",
+			  state, reason, now_ms(), id);
+	if (error == 0 && changes == 0)
+		error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+static int sq_run_update(store *st, int64_t id, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?", "sii", text,
+			  now_ms(), id);
+	free(text);
+	if (error == 0 && changes == 0)
+		error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+#define RUN_COLUMNS                                                                                                   \
+	"SELECT id, kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, reason,"            \
+	" strftime('%Y-%m-%dT%H:%M:%fZ', created_ms / 1000.0, 'unixepoch') AS created,"                               \
+	" strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch') AS updated, data FROM runs"
+
+static int sq_run_get(store *st, int64_t id, json_t **out)
+{
+	int error = query((sq_store *)st, out, 1, RUN_COLUMNS " WHERE id=?", "i", id);
+	if (error == APP_ENOTFOUND)
+		app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+static int sq_run_list(store *st, const json_t *filter, int limit, json_t **out)
+{
+	const char *kind = json_string_value(json_object_get(filter, "kind"));
+	const char *repo = json_string_value(json_object_get(filter, "repository"));
+	const char *state = json_string_value(json_object_get(filter, "state"));
+	const char *branch = json_string_value(json_object_get(filter, "branch"));
+	return query((sq_store *)st, out, 0,
+		     RUN_COLUMNS " WHERE (?1 IS NULL OR kind=?1) AND (?2 IS NULL OR repository=?2)"
+				 " AND (?3 IS NULL OR state=?3) AND (?4 IS NULL OR branch=?4) ORDER BY id DESC LIMIT ?5",
+		     "ssssn", kind, repo, state, branch, limit > 0 ? limit : -1);
+}
+
+static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const char *repository, const char *commit,
+			      const char *benchmark, const json_t *data)
+{
+	sq_store *s = (sq_store *)st;
+	char *text = json_text(data);
+	if (!text)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	sqlite3 *db = conn_get(s);
+	int error = exec(db, NULL,
+			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
+			 " VALUES(?,?,?,?,?,?)",
+			 "issssi", run_id, repository, commit, benchmark, text, now_ms());
+	if (error == 0 && id_out)
+		*id_out = sqlite3_last_insert_rowid(db);
+	conn_put(s, db);
+	free(text);
+	return error;
+}
+
+#define MEASUREMENT_COLUMNS "SELECT id, run_id, repository, commit_sha AS \"commit\", benchmark, data FROM measurements"
+
+static int sq_measurement_find(store *st, const char *repository, const char *commit, const char *benchmark,
+			       json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     MEASUREMENT_COLUMNS " WHERE repository=? AND commit_sha=? AND benchmark=?"
+					 " AND json_extract(data, '$.status')='ok' ORDER BY id DESC LIMIT 1",
+		     "sss", repository, commit, benchmark);
+}
+
+static int sq_measurement_get(store *st, int64_t id, json_t **out)
+{
+	return query((sq_store *)st, out, 1, MEASUREMENT_COLUMNS " WHERE id=?", "i", id);
+}
+
+static int sq_measurement_list(store *st, int64_t run_id, json_t **out)
+{
+	return query((sq_store *)st, out, 0, MEASUREMENT_COLUMNS " WHERE run_id=? ORDER BY id", "i", run_id);
+}
+
+static int sq_proposal_put(store *st, int64_t run_id, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	int64_t now = now_ms();
+	int error = pexec((sq_store *)st, NULL,
+			  "INSERT INTO proposals(run_id, data, created_ms, updated_ms) VALUES(?1,?2,?3,?3)"
+			  " ON CONFLICT(run_id) DO UPDATE SET data=?2, updated_ms=?3",
+			  "isi", run_id, text, now);
+	free(text);
+	return error;
+}
+
+static int sq_proposal_get(store *st, int64_t run_id, json_t **out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT data FROM proposals WHERE run_id=?", "i", run_id);
+	if (error == APP_ENOTFOUND)
+		return app_error_set(APP_ENOTFOUND, "run %lld has no proposal", (long long)run_id);
+	if (error < 0)
+		return error;
+	*out = json_incref(json_object_get(row, "data"));
+	json_decref(row);
+	return 0;
+}
+
+static int sq_pull_put(store *st, int64_t run_id, const char *repository, int number, const char *branch,
+		       const char *state, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	int error = pexec((sq_store *)st, NULL,
+			  "INSERT INTO pulls(run_id, repository, number, branch, state, data, updated_ms)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run_id) DO UPDATE SET repository=?2, number=?3,"
+			  " branch=?4, state=?5, data=json_patch(coalesce(data,'{}'), ?6), updated_ms=?7",
+			  "isnsssi", run_id, repository, number, branch, state, text, now_ms());
+	free(text);
+	return error;
+}
+
+static int sq_pull_get(store *st, int64_t run_id, json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     "SELECT run_id, repository, number, branch, state, data FROM pulls WHERE run_id=?", "i", run_id);
+}
+
+static int sq_pull_find_branch(store *st, const char *repository, const char *branch, json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     "SELECT run_id, repository, number, branch, state, data FROM pulls WHERE repository=? AND branch=?"
+		     " ORDER BY run_id DESC",
+		     "ss", repository, branch);
+}
+
+static int sq_approval_put(store *st, int64_t run_id, const char *user, const char *via)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "INSERT OR IGNORE INTO approvals(run_id, user, via, created_ms) VALUES(?,?,?,?)", "issi", run_id,
+			  user, via, now_ms());
+	if (error == 0 && changes == 0)
+		error = app_error_set(APP_EEXISTS, "run %lld is already approved", (long long)run_id);
+	return error;
+}
+
+static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss", now_ms(),
+		     actor, action, subject, detail);
+}
+
+static int sq_run_token_put(store *st, int64_t run_id, const char *token_hash)
+{
+	return pexec((sq_store *)st, NULL, "INSERT INTO run_tokens(token_hash, run_id, created_ms) VALUES(?,?,?)", "sii",
+		     token_hash, run_id, now_ms());
+}
+
+static int sq_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT run_id FROM run_tokens WHERE token_hash=?", "s", token_hash);
+	if (error < 0)
+		return error;
+	*run_id_out = json_integer_value(json_object_get(row, "run_id"));
+	json_decref(row);
+	return 0;
+}
+
+static int sq_run_token_delete(store *st, int64_t run_id)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM run_tokens WHERE run_id=?", "i", run_id);
+}
+
+static int sq_ping(store *st)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS ok", "");
+	json_decref(row);
+	return error;
+}
+
+static void sq_free(store *st)
+{
+	sq_store *s = (sq_store *)st;
+	if (s->writer_started) {
+		pthread_mutex_lock(&s->q_lock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->q_cond);
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_join(s->writer_thread, NULL);
+	}
+	sqlite3_close(s->writer);
+	for (int i = 0; i < POOL_SIZE; i++)
+		sqlite3_close(s->pool[i]);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_cond_destroy(&s->pool_cond);
+	pthread_mutex_destroy(&s->q_lock);
+	pthread_cond_destroy(&s->q_cond);
+	pthread_cond_destroy(&s->done_cond);
+	free(s->path);
+	free(s);
+}
+
+static const store_backend sqlite_backend = {
+	.name = "sqlite",
+	.free = sq_free,
+	.ping = sq_ping,
+	.delivery_put = sq_delivery_put,
+	.delivery_exists = sq_delivery_exists,
+	.delivery_body = sq_delivery_body,
+	.delivery_set_status = sq_delivery_set_status,
+	.delivery_list = sq_delivery_list,
+	.job_add = sq_job_add,
+	.job_claim = sq_job_claim,
+	.job_heartbeat = sq_job_heartbeat,
+	.job_done = sq_job_done,
+	.job_fail = sq_job_fail,
+	.job_cancel_key = sq_job_cancel_key,
+	.job_release = sq_job_release,
+	.job_list = sq_job_list,
+	.job_counts = sq_job_counts,
+	.installation_put = sq_installation_put,
+	.installation_delete = sq_installation_delete,
+	.installation_state = sq_installation_state,
+	.repository_put = sq_repository_put,
+	.repository_remove = sq_repository_remove,
+	.repository_list = sq_repository_list,
+	.hook_put = sq_hook_put,
+	.run_create = sq_run_create,
+	.run_set_state = sq_run_set_state,
+	.run_update = sq_run_update,
+	.run_get = sq_run_get,
+	.run_list = sq_run_list,
+	.measurement_put = sq_measurement_put,
+	.measurement_find = sq_measurement_find,
+	.measurement_get = sq_measurement_get,
+	.measurement_list = sq_measurement_list,
+	.proposal_put = sq_proposal_put,
+	.proposal_get = sq_proposal_get,
+	.pull_put = sq_pull_put,
+	.pull_get = sq_pull_get,
+	.pull_find_branch = sq_pull_find_branch,
+	.approval_put = sq_approval_put,
+	.audit = sq_audit,
+	.run_token_put = sq_run_token_put,
+	.run_token_find = sq_run_token_find,
+	.run_token_delete = sq_run_token_delete,
+};
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return app_error_set(APP_EINVALID, "store path too long");
+	char *slash = strrchr(tmp, '/');
+	if (!slash || slash == tmp)
+		return 0;
+	*slash = '\0';
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+int store_sqlite_open(store **out, const char *path)
+{
+	int error;
+	if (!*path)
+		return app_error_set(APP_EINVALID, "DATABASE_URL: empty SQLite path");
+	if ((error = make_parent_dirs(path)) < 0)
+		return error;
+	sq_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	s->base.be = &sqlite_backend;
+	s->path = strdup(path);
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_cond_init(&s->pool_cond, NULL);
+	pthread_mutex_init(&s->q_lock, NULL);
+	pthread_cond_init(&s->q_cond, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
+	if ((error = open_conn(&s->writer, path)) < 0)
+		goto fail;
+	if ((error = migrate(s->writer)) < 0)
+		goto fail;
+	for (int i = 0; i < POOL_SIZE; i++) {
+		if ((error = open_conn(&s->pool[i], path)) < 0)
+			goto fail;
+		s->pool_free[i] = 1;
+	}
+	if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+		error = app_error_set(APP_EGENERIC, "store: cannot start the writer thread");
+		goto fail;
+	}
+	s->writer_started = 1;
+	*out = &s->base;
+	return 0;
+fail:
+	sq_free(&s->base);
+	return error;
+}
