@@ -1,0 +1,98 @@
+/* The bench pipeline: build once (unmeasured), measure every benchmark of a
+ * repository configuration under callgrind in the sandbox, compare two
+ * measurements, and format the report of a check run.
+ *
+ * Results are JSON documents (jansson):
+ *
+ * measurement of one benchmark (what store_measurement_put keeps):
+ *   {"name", "command", "mode": "process"|"region",
+ *    "status": "ok"|"failed"|"timeout"|"cancelled",
+ *    "instructions", "estimated_cycles", "l1_misses", "ll_misses",   (ok only)
+ *    "events": {"Ir": n, "Dr": n, ...}, "processes": n,             (ok only)
+ *    "top_functions": [{"name", "file", "self": {...}, "inclusive": {...}}],
+ *                     (the 50 functions of highest inclusive cost; cost
+ *                      objects hold instructions, estimated_cycles,
+ *                      l1_misses, ll_misses)
+ *    "error": "...", "output_tail": "...",                          (failures)
+ *    "wall_ms", "toolchain": {"valgrind", "cc"}}
+ *
+ * run document (agent_bench_measure):
+ *   {"commit": sha|null, "build": {"status": "ok"|"failed"|"timeout"|"none",
+ *    "wall_ms", "output_tail"}, "toolchain": {...}, "benchmarks": [measurement...]}
+ *
+ * comparison (agent_bench_compare), one entry per benchmark of the head:
+ *   {"name", "metric": "cycles"|"instructions", "threshold_pct",
+ *    "base": n|null, "head": n|null, "change_pct": x|null,
+ *    "verdict": "improved"|"regressed"|"unchanged"|"new"|"failed",
+ *    "base_instructions", "head_instructions", "base_cycles", "head_cycles",
+ *    "error" (failed), "top_changes": [{"name", "file", "base", "head",
+ *    "change"}] (five functions whose exclusive cost changed most; regressed
+ *    benchmarks only)}
+ *
+ * Formatting functions are pure.  Threading: no shared state. */
+#ifndef AGENT_BENCH_H
+#define AGENT_BENCH_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "agent/repo_config.h"
+#include "agent/sandbox.h"
+
+/* Changes smaller than this are never reported as regressions or
+ * improvements, whatever the configured threshold (heap-layout noise). */
+#define AGENT_BENCH_NOISE_FLOOR_PCT 0.5
+
+typedef struct agent_bench_options {
+	const char *commit;             /* recorded in the document; may be NULL */
+	const char *scratch_dir;        /* host dir for per-benchmark callgrind output dirs */
+	const char *const *only;        /* names to measure (NULL = all) ... */
+	size_t nonly;                   /* ... and their count */
+	int skip_build;                 /* the tree was built already */
+	agent_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's */
+	const volatile int *cancel;     /* optional */
+} agent_bench_options;
+
+#define AGENT_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, AGENT_SANDBOX_LIMITS_INIT, NULL }
+
+/* Builds (cfg->build, once) and measures each benchmark in the work tree.
+ * A failing build marks every benchmark failed with the build's output tail;
+ * a failing or timed-out benchmark is reported failed and the others still
+ * run.  Returns 0 with *out (owned run document) whenever the sandbox worked;
+ * a negative code only when the sandbox could not run at all. */
+int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, const agent_repo_config *cfg,
+			const agent_bench_options *opts);
+
+/* Compares two lists of measurement documents (arrays, borrowed; base may
+ * be NULL when nothing is known) with cfg's metric and per-benchmark
+ * thresholds.  *out: owned comparison array. */
+int agent_bench_compare(json_t **out, const json_t *base, const json_t *head, const agent_repo_config *cfg);
+
+typedef struct agent_bench_report {
+	char *title;             /* owned: "2 regressions, 1 improvement" | "No change" | ... */
+	char *summary;           /* owned markdown */
+	const char *conclusion;  /* static: "failure" | "success" */
+	int regressions;
+	int improvements;
+	int failures;
+} agent_bench_report;
+
+/* The check run's title, markdown summary and conclusion for a comparison
+ * (borrowed).  Refs may be NULL; shas are shortened to 7 characters.
+ * conclusion is "failure" when a benchmark regressed past its threshold or
+ * failed at the head, "success" otherwise. */
+int agent_bench_report_make(agent_bench_report *out, const json_t *comparison, const char *head_ref,
+			    const char *head_sha, const char *base_ref, const char *base_sha);
+void agent_bench_report_dispose(agent_bench_report *r);
+
+/* Markdown text of a run document alone (no base): a table of benchmark,
+ * status, instructions, estimated cycles.  Owned. */
+char *agent_bench_format_run(const json_t *run);
+
+/* A plain-text table of a comparison for terminals.  Owned. */
+char *agent_bench_format_comparison_text(const json_t *comparison);
+
+/* "+12.34%" / "-0.50%" / "0.00%" into buf. */
+void agent_bench_format_pct(char *buf, size_t size, double pct);
+
+#endif

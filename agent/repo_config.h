@@ -1,0 +1,63 @@
+/* Repository configuration: `.github/perfbot.yml` of the measured commit,
+ * parsed with libyaml into a typed struct.
+ *
+ * Errors (APP_EINVALID) carry one line through app_error_set naming the line,
+ * the column, the key and what was expected, e.g.
+ *   line 4, column 3: threshold: expected a percentage like 3%, got "fast"
+ * Unknown keys are errors with a "did you mean" suggestion.  Defaults:
+ * threshold 3%, metric cycles, mode process, timeout 600 s, optimize.on
+ * [comment], max_minutes 30, max_benchmark_runs 40, branches empty (= the
+ * repository's default branch). */
+#ifndef AGENT_REPO_CONFIG_H
+#define AGENT_REPO_CONFIG_H
+
+#include <stddef.h>
+
+/* Where perfbot looks for the file inside a repository. */
+#define AGENT_REPO_CONFIG_PATH ".github/perfbot.yml"
+
+/* Largest accepted file, bytes. */
+#define AGENT_REPO_CONFIG_MAX (256 * 1024)
+
+typedef enum { AGENT_MODE_PROCESS = 0, AGENT_MODE_REGION } agent_bench_mode;
+typedef enum { AGENT_METRIC_CYCLES = 0, AGENT_METRIC_INSTRUCTIONS } agent_metric;
+
+typedef struct agent_benchmark_config {
+	char *name;            /* owned; unique, [A-Za-z0-9._-]+ */
+	char *command;         /* owned; shell command run in /workspace */
+	agent_bench_mode mode;
+	double threshold_pct;  /* this benchmark's threshold (the top-level one when unset) */
+	int timeout_s;         /* wall clock under callgrind (top-level timeout when unset) */
+} agent_benchmark_config;
+
+typedef struct agent_repo_config {
+	char *build;                         /* owned, NULL when unset */
+	char *test;                          /* owned, NULL when unset */
+	agent_benchmark_config *benchmarks;  /* owned array */
+	size_t nbenchmarks;
+	double threshold_pct;                /* 3.0 */
+	agent_metric metric;                 /* cycles */
+	int timeout_s;                       /* `timeout:` seconds for build, test and each benchmark; 600 */
+	char **branches;                     /* owned; nbranches 0 = the default branch */
+	size_t nbranches;
+	int optimize_on_comment;             /* optimize.on contains comment (default) */
+	int optimize_on_push;                /* optimize.on contains push */
+	int optimize_max_minutes;            /* 30 */
+	int optimize_max_benchmark_runs;     /* 40 */
+} agent_repo_config;
+
+/* Parses the YAML text (len bytes, need not be NUL-terminated).  *out is
+ * owned by the caller (agent_repo_config_free).  APP_EINVALID with the
+ * line/column message on any problem; APP_ETOOBIG past AGENT_REPO_CONFIG_MAX. */
+int agent_repo_config_parse(agent_repo_config **out, const char *text, size_t len);
+
+/* The configuration of a benchmark by name, borrowed; NULL when unknown. */
+const agent_benchmark_config *agent_repo_config_benchmark(const agent_repo_config *cfg, const char *name);
+
+/* 1 when pushes to `branch` are measured (branches list, or the default
+ * branch when the list is empty). */
+int agent_repo_config_tracks_branch(const agent_repo_config *cfg, const char *branch, const char *default_branch);
+
+void agent_repo_config_free(agent_repo_config *cfg);
+
+#endif

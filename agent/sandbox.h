@@ -1,0 +1,131 @@
+/* The sandbox: runs one command on customer code with no network, nothing of
+ * perfbot's visible (only /usr, /etc and the work tree), a fixed environment,
+ * resource limits and a wall-clock timeout that kills the whole process tree.
+ *
+ * `agent_sandbox` is a struct of function pointers; a backend (bwrap today,
+ * sandbox_bwrap.c) embeds it as its first member.  Tests may supply their own.
+ * Inside, the work tree is always at /workspace (also the working directory
+ * and HOME) and /tmp is a private tmpfs.
+ *
+ * Ownership: an agent_sandbox is created by its backend's constructor and
+ * freed with agent_sandbox_free.  One sandbox object may be used by several
+ * threads at once: run() keeps no state between calls. */
+#ifndef AGENT_SANDBOX_H
+#define AGENT_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The fixed environment inside every sandbox, NULL-terminated
+ * "NAME=value" strings: PATH, HOME, LANG, TZ, PYTHONHASHSEED, PYTHONMALLOC. */
+extern const char *const agent_sandbox_env[];
+
+/* The path of the work tree inside the sandbox. */
+#define AGENT_SANDBOX_WORKSPACE "/workspace"
+
+typedef struct agent_sandbox_limits {
+	int timeout_s;            /* wall clock for the whole tree; 0 = none */
+	int cpu_s;                /* RLIMIT_CPU per process; 0 = none */
+	uint64_t memory_bytes;    /* RLIMIT_AS per process; 0 = none */
+	int max_procs;            /* RLIMIT_NPROC for the sandbox's uid; 0 = none */
+	uint64_t max_file_bytes;  /* RLIMIT_FSIZE; 0 = none */
+	int max_open_files;       /* RLIMIT_NOFILE; 0 = none */
+	size_t output_cap;        /* bytes kept of stdout, and of stderr; 0 = 1 MiB */
+} agent_sandbox_limits;
+
+/* 10 min, 10 min CPU, 8 GiB address space (valgrind needs room), 256
+ * processes, 1 GiB per file, 1024 files, 1 MiB of each output stream. */
+#define AGENT_SANDBOX_LIMITS_INIT { 600, 600, 8ULL << 30, 256, 1ULL << 30, 1024, 1 << 20 }
+
+/* An extra host directory made visible inside (e.g. a per-run output
+ * directory at /tmp/cg).  Mounted after /tmp, in array order. */
+typedef struct agent_sandbox_mount {
+	const char *host_path;     /* absolute */
+	const char *sandbox_path;  /* absolute, not "/" */
+	int writable;
+} agent_sandbox_mount;
+
+typedef struct agent_sandbox_cmd {
+	const char *workspace;             /* host directory mounted read-write at /workspace */
+	const char *const *argv;           /* command and arguments, NULL-terminated ... */
+	const char *shell;                 /* ... or, when argv is NULL, run `/bin/sh -c shell` */
+	const agent_sandbox_mount *mounts; /* may be NULL */
+	size_t nmounts;
+	agent_sandbox_limits limits;
+	const volatile int *cancel;        /* optional: polled; nonzero kills the tree */
+} agent_sandbox_cmd;
+
+#define AGENT_SANDBOX_CMD_INIT { NULL, NULL, NULL, NULL, 0, AGENT_SANDBOX_LIMITS_INIT, NULL }
+
+typedef struct agent_sandbox_result {
+	int exit_code;       /* the command's exit status; -1 when it died of a signal */
+	int term_signal;     /* the signal that ended it, 0 when it exited */
+	int timed_out;       /* the wall-clock timeout killed the tree */
+	int cancelled;       /* *cancel became nonzero and the tree was killed */
+	char *out;           /* owned, NUL-terminated stdout (capped, see truncation marker) */
+	size_t out_len;
+	char *err;           /* owned, NUL-terminated stderr */
+	size_t err_len;
+	int out_truncated;   /* more was written than the cap; the text ends with
+			      * "\n[output truncated at N bytes]\n" */
+	int err_truncated;
+	int64_t wall_ms;     /* from start to the last process's end */
+} agent_sandbox_result;
+
+/* 1 if the command ran and exited with status 0. */
+int agent_sandbox_result_ok(const agent_sandbox_result *r);
+
+/* The last `max` bytes of stderr then stdout, for error reports; owned.
+ * Never NULL unless out of memory. */
+char *agent_sandbox_result_tail(const agent_sandbox_result *r, size_t max);
+
+void agent_sandbox_result_dispose(agent_sandbox_result *r);
+
+typedef struct agent_sandbox agent_sandbox;
+struct agent_sandbox {
+	const char *name; /* "bwrap" */
+	/* Runs cmd; fills *out (dispose it even on error).  Returns 0 when the
+	 * command ran (whatever its exit status, timeout or signal), or a
+	 * negative code with app_error_set when the sandbox itself could not be
+	 * set up: the command never runs outside it. */
+	int (*run)(agent_sandbox *sb, agent_sandbox_result *out, const agent_sandbox_cmd *cmd);
+	/* Makes a host directory writable by the sandbox's user (the work tree
+	 * and output directories perfbot creates): chowns the tree. */
+	int (*prepare_dir)(agent_sandbox *sb, const char *host_path);
+	void (*free)(agent_sandbox *sb);
+};
+
+static inline int agent_sandbox_run(agent_sandbox *sb, agent_sandbox_result *out, const agent_sandbox_cmd *cmd)
+{
+	return sb->run(sb, out, cmd);
+}
+
+static inline int agent_sandbox_prepare_dir(agent_sandbox *sb, const char *host_path)
+{
+	return sb->prepare_dir(sb, host_path);
+}
+
+void agent_sandbox_free(agent_sandbox *sb);
+
+/* ---- the bwrap backend (sandbox_bwrap.c) ------------------------------- */
+
+typedef struct agent_sandbox_bwrap_options {
+	const char *bwrap_path;  /* NULL: "bwrap" from PATH */
+	uid_t uid;               /* when perfbot runs as root, the host uid the
+				  * sandbox runs as (so RLIMIT_NPROC applies);
+				  * 0 = 65534.  Ignored when not root. */
+	gid_t gid;               /* likewise; 0 = 65534 */
+} agent_sandbox_bwrap_options;
+
+#define AGENT_SANDBOX_BWRAP_OPTIONS_INIT { NULL, 0, 0 }
+
+/* Creates the bwrap backend after a probe (`bwrap ... true` with the real
+ * mount set).  Fails with a clear message when bwrap is missing or cannot
+ * create its namespaces; nothing then runs.  opts may be NULL. */
+int agent_sandbox_bwrap_new(agent_sandbox **out, const agent_sandbox_bwrap_options *opts);
+
+/* Creates the backend named by PERFBOT_SANDBOX ("bwrap"; NULL = "bwrap"). */
+int agent_sandbox_new(agent_sandbox **out, const char *backend);
+
+#endif
