@@ -1,0 +1,1052 @@
+/* The agent's tools: argument checking, budgets, the file tools, and the
+ * rendering of sandbox and measurement answers into MCP tool results.
+ *
+ * Invariants: every path goes through agent_path_resolve; every answer is
+ * capped (output_cap for text, file_cap for files); a failing tool answers
+ * {isError: true} with one sentence and never a protocol error; once the run
+ * has ended (submission, budget, cancel) every call answers isError with
+ * the reason.  Threading: one mutex per context serialises calls, so a
+ * run's tools never run concurrently; the hooks are called under it. */
+#include "agent/tools.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+
+#define DIFF_CAP (8u << 20)
+#define SUMMARY_CAP (64u << 10)
+#define GREP_MAX_DEPTH 32
+#define GREP_LINE_SHOW 400
+
+struct agent_tools {
+	pthread_mutex_t lock;       /* serialises calls */
+	pthread_mutex_t state_lock; /* guards ended and end_reason only, so that ending never waits for a call */
+	char *workspace;
+	char *base_commit;
+	agent_tool_hooks hooks;
+	int64_t started_ms;
+	int64_t max_wall_ms;
+	int max_tool_calls;
+	int max_benchmark_runs;
+	int exec_timeout_s;
+	size_t output_cap;
+	size_t file_cap;
+	int tool_calls;
+	int benchmark_runs;
+	int ended;
+	char *end_reason;
+	char *summary;
+	char *diff;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_exec_result_dispose(agent_exec_result *r)
+{
+	if (!r)
+		return;
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+/* structured: owned (stolen), may be NULL. */
+static json_t *result_new(const char *text, int is_error, json_t *structured)
+{
+	json_t *r = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", text, "isError", is_error);
+	if (r && structured)
+		json_object_set_new(r, "structuredContent", structured);
+	else
+		json_decref(structured);
+	return r;
+}
+
+static json_t *result_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *result_errorf(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return result_new(msg, 1, NULL);
+}
+
+/* The sentence of the last error of this thread as a failed result. */
+static json_t *result_last_error(const char *fallback)
+{
+	const char *m = app_error_last();
+	return result_new(*m ? m : fallback, 1, NULL);
+}
+
+/* ---- arguments ----------------------------------------------------------- */
+
+/* 0 and *out (borrowed) when present and a string (or absent and optional:
+ * *out NULL); otherwise a failed result in *err. */
+static int arg_string(const json_t *args, const char *key, int required, const char **out, json_t **err)
+{
+	json_t *v = json_object_get(args, key);
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return 0;
+		*err = result_errorf("the argument \"%s\" is required", key);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		*err = result_errorf("the argument \"%s\" must be a string", key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int arg_int(const json_t *args, const char *key, long long min, long long max, long long *out, json_t **err)
+{
+	json_t *v = json_object_get(args, key);
+	if (!v || json_is_null(v))
+		return 0; /* keeps the default in *out */
+	long long x;
+	if (json_is_integer(v))
+		x = json_integer_value(v);
+	else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
+		x = (long long)json_real_value(v);
+	else {
+		*err = result_errorf("the argument \"%s\" must be an integer", key);
+		return -1;
+	}
+	if (x < min || x > max) {
+		*err = result_errorf("the argument \"%s\" must be between %lld and %lld", key, min, max);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+/* A measurement id given as a string or an integer; copied into buf. */
+static int arg_id(const json_t *args, const char *key, int required, char *buf, size_t n, json_t **err)
+{
+	json_t *v = json_object_get(args, key);
+	buf[0] = '\0';
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return 0;
+		*err = result_errorf("the argument \"%s\" is required", key);
+		return -1;
+	}
+	if (json_is_integer(v))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_string(v) && strlen(json_string_value(v)) < n)
+		snprintf(buf, n, "%s", json_string_value(v));
+	else {
+		*err = result_errorf("the argument \"%s\" must be a measurement id", key);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static int read_whole(const char *abs, size_t cap, char **out, size_t *len_out)
+{
+	int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
+		return app_error_set(APP_EINVALID, "cannot open the file: %s", strerror(errno));
+	}
+	struct stat st;
+	int error = 0;
+	app_buf b = APP_BUF_INIT(cap);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		error = app_error_set(APP_EINVALID, "not a regular file");
+		goto done;
+	}
+	char chunk[65536];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			error = app_error_set(APP_EINVALID, "cannot read the file: %s", strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if (app_buf_put(&b, chunk, (size_t)n) < 0) {
+			error = app_error_set(APP_ETOOBIG, "the file is larger than %zu bytes", cap);
+			goto done;
+		}
+	}
+	*len_out = b.len;
+	*out = app_buf_detach(&b);
+	if (!*out)
+		error = app_error_set(APP_ENOMEM, "out of memory");
+done:
+	app_buf_dispose(&b);
+	close(fd);
+	return error;
+}
+
+static int write_whole(const char *abs, const char *data, size_t len)
+{
+	int fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
+		if (errno == EISDIR)
+			return app_error_set(APP_EINVALID, "the path is a directory");
+		return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(errno));
+	}
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(e));
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0)
+		return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(errno));
+	return 0;
+}
+
+/* Creates the missing directories above abs, which lies below root. */
+static int make_parents(const char *abs, size_t root_len)
+{
+	char *p = strdup(abs);
+	if (!p)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	int error = 0;
+	char *slash = strrchr(p, '/');
+	if (!slash || (size_t)(slash - p) <= root_len)
+		goto done;
+	*slash = '\0';
+	for (char *s = p + root_len + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+				error = app_error_set(APP_EINVALID, "cannot create the directory: %s", strerror(errno));
+				goto done;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+done:
+	free(p);
+	return error;
+}
+
+static json_t *tool_read_file(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *res = NULL;
+	const char *path;
+	long long offset = 1, limit = 0;
+	char *abs = NULL, *data = NULL;
+	size_t len = 0;
+	if (arg_string(args, "path", 1, &path, &err) < 0 || arg_int(args, "offset", 1, 1LL << 40, &offset, &err) < 0 ||
+	    arg_int(args, "limit", 1, 1LL << 40, &limit, &err) < 0)
+		return err;
+	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0 || read_whole(abs, t->file_cap, &data, &len) < 0) {
+		res = result_last_error("cannot read the file");
+		goto done;
+	}
+	if (memchr(data, '\0', len)) {
+		res = result_errorf("\"%s\" is a binary file", path);
+		goto done;
+	}
+	/* skip to line `offset`, keep `limit` lines, stop at the output cap */
+	const char *p = data, *end = data + len;
+	for (long long line = 1; line < offset && p < end; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	const char *q = p;
+	long long taken = 0, next_line = offset;
+	while (q < end && (limit == 0 || taken < limit)) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+		const char *e = nl ? nl + 1 : end;
+		if ((size_t)(e - p) > t->output_cap)
+			break;
+		q = e;
+		taken++;
+		next_line++;
+	}
+	app_buf b = APP_BUF_INIT(t->output_cap + 256);
+	app_buf_put(&b, p, (size_t)(q - p));
+	if (q < end && (limit == 0 || taken < limit))
+		app_buf_printf(&b, "\n[output cut: the file continues at line %lld; read it with offset]", next_line);
+	res = result_new(app_buf_cstr(&b), 0, NULL);
+	app_buf_dispose(&b);
+done:
+	free(abs);
+	free(data);
+	return res;
+}
+
+static json_t *tool_write_file(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *res = NULL;
+	const char *path;
+	char *abs = NULL, *root = NULL;
+	json_t *c = json_object_get(args, "content");
+	if (arg_string(args, "path", 1, &path, &err) < 0)
+		return err;
+	if (!json_is_string(c))
+		return result_errorf("the argument \"content\" is required and must be a string");
+	size_t len = json_string_length(c);
+	if (len > t->file_cap)
+		return result_errorf("the content is larger than the %zu bytes allowed", t->file_cap);
+	if (agent_path_resolve(&abs, t->workspace, path, 0) < 0) {
+		res = result_last_error("cannot write the file");
+		goto done;
+	}
+	if (!(root = realpath(t->workspace, NULL))) {
+		res = result_errorf("the workspace is not accessible");
+		goto done;
+	}
+	if (strcmp(abs, root) == 0) {
+		res = result_errorf("write_file needs a file path");
+		goto done;
+	}
+	if (make_parents(abs, strlen(root)) < 0 || write_whole(abs, json_string_value(c), len) < 0) {
+		res = result_last_error("cannot write the file");
+		goto done;
+	}
+	char msg[512];
+	snprintf(msg, sizeof(msg), "wrote %zu bytes to %s", len, path);
+	res = result_new(msg, 0, NULL);
+done:
+	free(abs);
+	free(root);
+	return res;
+}
+
+static size_t count_occurrences(const char *hay, size_t hay_len, const char *needle, size_t n)
+{
+	size_t count = 0;
+	const char *p = hay, *end = hay + hay_len;
+	while ((size_t)(end - p) >= n) {
+		const char *m = memmem(p, (size_t)(end - p), needle, n);
+		if (!m)
+			break;
+		count++;
+		p = m + n;
+	}
+	return count;
+}
+
+static json_t *tool_edit_file(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *res = NULL;
+	const char *path;
+	char *abs = NULL, *data = NULL;
+	size_t len = 0;
+	json_t *jo = json_object_get(args, "old_string"), *jn = json_object_get(args, "new_string");
+	json_t *jall = json_object_get(args, "replace_all");
+	app_buf b = APP_BUF_INIT(t->file_cap);
+	if (arg_string(args, "path", 1, &path, &err) < 0)
+		return err;
+	if (!json_is_string(jo) || !json_is_string(jn))
+		return result_errorf("the arguments \"old_string\" and \"new_string\" are required strings");
+	if (jall && !json_is_boolean(jall) && !json_is_null(jall))
+		return result_errorf("the argument \"replace_all\" must be a boolean");
+	int all = json_is_true(jall);
+	const char *os = json_string_value(jo), *ns = json_string_value(jn);
+	size_t on = json_string_length(jo), nn = json_string_length(jn);
+	if (on == 0)
+		return result_errorf("old_string must not be empty; use write_file to create a file");
+	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0 || read_whole(abs, t->file_cap, &data, &len) < 0) {
+		res = result_last_error("cannot edit the file");
+		goto done;
+	}
+	size_t count = count_occurrences(data, len, os, on);
+	if (count == 0) {
+		res = result_errorf("old_string was not found in %s", path);
+		goto done;
+	}
+	if (count > 1 && !all) {
+		res = result_errorf("old_string occurs %zu times in %s; add context to make it unique or set replace_all",
+				    count, path);
+		goto done;
+	}
+	const char *p = data, *end = data + len;
+	int cut = 0;
+	while (p < end) {
+		const char *m = (size_t)(end - p) >= on ? memmem(p, (size_t)(end - p), os, on) : NULL;
+		if (!m) {
+			cut |= app_buf_put(&b, p, (size_t)(end - p)) < 0;
+			break;
+		}
+		cut |= app_buf_put(&b, p, (size_t)(m - p)) < 0;
+		cut |= app_buf_put(&b, ns, nn) < 0;
+		p = m + on;
+		if (!all) {
+			cut |= app_buf_put(&b, p, (size_t)(end - p)) < 0;
+			break;
+		}
+	}
+	if (cut) {
+		res = result_errorf("the edited file would be larger than %zu bytes", t->file_cap);
+		goto done;
+	}
+	if (write_whole(abs, b.ptr ? b.ptr : "", b.len) < 0) {
+		res = result_last_error("cannot write the file");
+		goto done;
+	}
+	char msg[512];
+	snprintf(msg, sizeof(msg), "replaced %zu occurrence%s in %s", count, count == 1 ? "" : "s", path);
+	res = result_new(msg, 0, NULL);
+done:
+	app_buf_dispose(&b);
+	free(abs);
+	free(data);
+	return res;
+}
+
+static int is_git_entry(const char *name)
+{
+	return strcasecmp(name, ".git") == 0;
+}
+
+static json_t *tool_list_files(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *res = NULL;
+	const char *path;
+	char *abs = NULL;
+	struct dirent **ents = NULL;
+	int n = -1;
+	if (arg_string(args, "path", 0, &path, &err) < 0)
+		return err;
+	if (agent_path_resolve(&abs, t->workspace, path ? path : "", 1) < 0) {
+		res = result_last_error("cannot list the directory");
+		goto done;
+	}
+	struct stat st;
+	if (lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		res = result_errorf("\"%s\" is not a directory", path ? path : ".");
+		goto done;
+	}
+	n = scandir(abs, &ents, NULL, alphasort);
+	if (n < 0) {
+		res = result_errorf("cannot list \"%s\": %s", path ? path : ".", strerror(errno));
+		goto done;
+	}
+	app_buf b = APP_BUF_INIT(t->output_cap);
+	json_t *items = json_array();
+	int cut = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		if (!strcmp(name, ".") || !strcmp(name, "..") || is_git_entry(name))
+			continue;
+		char full[8192];
+		snprintf(full, sizeof(full), "%s/%s", abs, name);
+		struct stat es;
+		const char *type = "other";
+		long long size = 0;
+		if (lstat(full, &es) == 0) {
+			type = S_ISDIR(es.st_mode) ? "dir" : S_ISLNK(es.st_mode) ? "symlink" : S_ISREG(es.st_mode) ? "file" : "other";
+			size = S_ISREG(es.st_mode) ? (long long)es.st_size : 0;
+		}
+		if (!cut && app_buf_printf(&b, "%s%s%s\n", name, !strcmp(type, "dir") ? "/" : "",
+					    !strcmp(type, "symlink") ? " (symlink)" : "") < 0)
+			cut = 1;
+		if (!cut)
+			json_array_append_new(items, json_pack("{s:s,s:s,s:I}", "name", name, "type", type, "size", size));
+	}
+	if (cut)
+		app_buf_printf(&b, "[listing cut]\n");
+	if (b.len == 0)
+		app_buf_puts(&b, "(empty directory)\n");
+	res = result_new(app_buf_cstr(&b), 0, json_pack("{s:o,s:b}", "entries", items, "truncated", cut));
+	app_buf_dispose(&b);
+done:
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	free(abs);
+	return res;
+}
+
+/* ---- grep ---------------------------------------------------------------- */
+
+typedef struct grep_ctx {
+	regex_t re;
+	app_buf out;
+	size_t root_len;
+	size_t file_cap;
+	int matches;
+	int cut;
+} grep_ctx;
+
+static void grep_file(grep_ctx *g, const char *abs)
+{
+	char *data = NULL;
+	size_t len = 0;
+	if (read_whole(abs, g->file_cap, &data, &len) < 0) {
+		app_error_clear();
+		return;
+	}
+	if (memchr(data, '\0', len < 8192 ? len : 8192)) {
+		free(data);
+		return;
+	}
+	const char *rel = abs + g->root_len + 1;
+	char *p = data, *end = data + len;
+	for (long line = 1; p < end && !g->cut; line++) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *e = nl ? nl : end;
+		char saved = *e;
+		if (e < end)
+			*e = '\0';
+		else
+			data[len] = '\0'; /* app_buf keeps a NUL after the data */
+		if (regexec(&g->re, p, 0, NULL, 0) == 0) {
+			int show = (int)((e - p) > GREP_LINE_SHOW ? GREP_LINE_SHOW : (e - p));
+			if (app_buf_printf(&g->out, "%s:%ld:%.*s%s\n", rel, line, show, p, (e - p) > show ? " [line cut]" : "") < 0)
+				g->cut = 1;
+			else
+				g->matches++;
+		}
+		if (e < end)
+			*e = saved;
+		p = e + 1;
+	}
+	free(data);
+}
+
+static void grep_walk(grep_ctx *g, const char *abs, int depth)
+{
+	struct stat st;
+	if (g->cut || lstat(abs, &st) < 0 || S_ISLNK(st.st_mode))
+		return;
+	if (S_ISREG(st.st_mode)) {
+		grep_file(g, abs);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode) || depth > GREP_MAX_DEPTH)
+		return;
+	struct dirent **ents = NULL;
+	int n = scandir(abs, &ents, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		if (strcmp(name, ".") && strcmp(name, "..") && !is_git_entry(name)) {
+			char full[8192];
+			if ((size_t)snprintf(full, sizeof(full), "%s/%s", abs, name) < sizeof(full))
+				grep_walk(g, full, depth + 1);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+}
+
+static json_t *tool_grep(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *res = NULL;
+	const char *pattern, *path;
+	char *abs = NULL, *root = NULL;
+	if (arg_string(args, "pattern", 1, &pattern, &err) < 0 || arg_string(args, "path", 0, &path, &err) < 0)
+		return err;
+	grep_ctx g;
+	memset(&g, 0, sizeof(g));
+	int rc = regcomp(&g.re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char msg[256];
+		regerror(rc, &g.re, msg, sizeof(msg));
+		return result_errorf("the pattern is not a valid POSIX extended regular expression: %s", msg);
+	}
+	app_buf_init(&g.out, t->output_cap);
+	g.file_cap = t->file_cap;
+	if (agent_path_resolve(&abs, t->workspace, path ? path : "", 1) < 0) {
+		res = result_last_error("cannot search there");
+		goto done;
+	}
+	if (!(root = realpath(t->workspace, NULL))) {
+		res = result_errorf("the workspace is not accessible");
+		goto done;
+	}
+	g.root_len = strlen(root);
+	grep_walk(&g, abs, 0);
+	{
+		app_buf b = APP_BUF_INIT(t->output_cap + 128);
+		app_buf_put(&b, app_buf_cstr(&g.out), g.out.len);
+		if (g.matches == 0)
+			app_buf_puts(&b, "no matches\n");
+		if (g.cut)
+			app_buf_printf(&b, "[output cut after %d matches]\n", g.matches);
+		res = result_new(app_buf_cstr(&b), 0, json_pack("{s:i,s:b}", "matches", g.matches, "truncated", g.cut));
+		app_buf_dispose(&b);
+	}
+done:
+	regfree(&g.re);
+	app_buf_dispose(&g.out);
+	free(abs);
+	free(root);
+	return res;
+}
+
+/* ---- sandbox and measurement --------------------------------------------- */
+
+static json_t *tool_exec(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL;
+	const char *command;
+	long long timeout = t->exec_timeout_s;
+	if (arg_string(args, "command", 1, &command, &err) < 0 ||
+	    arg_int(args, "timeout_s", 1, t->exec_timeout_s, &timeout, &err) < 0)
+		return err;
+	if (!t->hooks.exec)
+		return result_errorf("exec is not available in this run");
+	agent_exec_result r;
+	memset(&r, 0, sizeof(r));
+	size_t cap = t->output_cap / 2;
+	if (t->hooks.exec(t->hooks.payload, command, (int)timeout, cap, &r) < 0) {
+		agent_exec_result_dispose(&r);
+		return result_last_error("the command could not be run");
+	}
+	app_buf b = APP_BUF_INIT(t->output_cap + 1024);
+	if (r.timed_out)
+		app_buf_printf(&b, "the command timed out after %lld s and was killed\n", timeout);
+	else
+		app_buf_printf(&b, "exit code: %d\n", r.exit_code);
+	app_buf_printf(&b, "--- stdout ---\n%s%s", r.out ? r.out : "", r.out_cut ? "\n[stdout cut]\n" : "");
+	app_buf_printf(&b, "--- stderr ---\n%s%s", r.err ? r.err : "", r.err_cut ? "\n[stderr cut]\n" : "");
+	json_t *sc = json_pack("{s:i,s:b,s:s,s:s,s:b,s:b}", "exit_code", r.exit_code, "timed_out", r.timed_out, "stdout",
+			       r.out ? r.out : "", "stderr", r.err ? r.err : "", "stdout_truncated", r.out_cut,
+			       "stderr_truncated", r.err_cut);
+	json_t *res = result_new(app_buf_cstr(&b), r.timed_out, sc);
+	app_buf_dispose(&b);
+	agent_exec_result_dispose(&r);
+	return res;
+}
+
+static double num(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+/* Renders [{name, base, head, change_pct}] as a text table. */
+static void render_table(app_buf *b, const json_t *rows, const char *metric, const char *left, const char *right)
+{
+	size_t i;
+	json_t *row;
+	app_buf_printf(b, "%-32s %16s %16s %9s\n", "benchmark", left, right, "change");
+	json_array_foreach(rows, i, row) {
+		const char *name = json_string_value(json_object_get(row, "name"));
+		json_t *base = json_object_get(row, "base"), *head = json_object_get(row, "head");
+		json_t *pct = json_object_get(row, "change_pct");
+		char bs[32] = "-", hs[32] = "-", ps[32] = "-";
+		if (json_is_number(base))
+			snprintf(bs, sizeof(bs), "%.0f", json_number_value(base));
+		if (json_is_number(head))
+			snprintf(hs, sizeof(hs), "%.0f", json_number_value(head));
+		if (json_is_number(pct))
+			snprintf(ps, sizeof(ps), "%+.2f%%", json_number_value(pct));
+		app_buf_printf(b, "%-32s %16s %16s %9s\n", name ? name : "?", bs, hs, ps);
+	}
+	if (metric)
+		app_buf_printf(b, "(metric: %s; lower is better)\n", metric);
+}
+
+static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
+{
+	json_t *names = json_object_get(args, "benchmarks"), *out = NULL;
+	if (names && !json_is_null(names)) {
+		size_t i;
+		json_t *v;
+		if (!json_is_array(names))
+			return result_errorf("the argument \"benchmarks\" must be an array of names");
+		json_array_foreach(names, i, v) if (!json_is_string(v)) return result_errorf(
+			"the argument \"benchmarks\" must be an array of names");
+	} else {
+		names = NULL;
+	}
+	if (!t->hooks.run_benchmarks)
+		return result_errorf("run_benchmarks is not available in this run");
+	if (t->max_benchmark_runs > 0 && t->benchmark_runs >= t->max_benchmark_runs) {
+		char reason[128];
+		snprintf(reason, sizeof(reason), "the benchmark run budget (%d runs) is exhausted", t->max_benchmark_runs);
+		agent_tools_end(t, reason);
+		return result_new(reason, 1, NULL);
+	}
+	t->benchmark_runs++;
+	if (t->hooks.run_benchmarks(t->hooks.payload, names, &out) < 0)
+		return result_last_error("the benchmarks could not be measured");
+	app_buf b = APP_BUF_INIT(t->output_cap);
+	json_t *mid = json_object_get(out, "measurement");
+	if (json_is_string(mid))
+		app_buf_printf(&b, "measurement %s\n", json_string_value(mid));
+	else if (json_is_integer(mid))
+		app_buf_printf(&b, "measurement %lld\n", (long long)json_integer_value(mid));
+	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")),
+		     "baseline", "now");
+	json_t *res = result_new(app_buf_cstr(&b), 0, out);
+	app_buf_dispose(&b);
+	return res;
+}
+
+static json_t *tool_get_profile(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *out = NULL;
+	const char *bench;
+	char mid[64];
+	long long limit = 20;
+	if (arg_string(args, "benchmark", 1, &bench, &err) < 0 || arg_id(args, "measurement", 0, mid, sizeof(mid), &err) < 0 ||
+	    arg_int(args, "limit", 1, 200, &limit, &err) < 0)
+		return err;
+	if (!t->hooks.get_profile)
+		return result_errorf("get_profile is not available in this run");
+	if (t->hooks.get_profile(t->hooks.payload, bench, mid[0] ? mid : NULL, (int)limit, &out) < 0)
+		return result_last_error("the profile could not be read");
+	app_buf b = APP_BUF_INIT(t->output_cap);
+	const char *metric = json_string_value(json_object_get(out, "metric"));
+	app_buf_printf(&b, "profile of %s (%s)\n%14s %14s  %s\n", bench, metric ? metric : "cost", "exclusive", "inclusive",
+		       "function (file)");
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(out, "functions"), i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *file = json_string_value(json_object_get(f, "file"));
+		app_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", num(f, "exclusive"), num(f, "inclusive"), name ? name : "?",
+			       file ? file : "?");
+	}
+	json_t *res = result_new(app_buf_cstr(&b), 0, out);
+	app_buf_dispose(&b);
+	return res;
+}
+
+static json_t *tool_compare(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL, *out = NULL;
+	char base[64], head[64];
+	if (arg_id(args, "base", 1, base, sizeof(base), &err) < 0 || arg_id(args, "head", 1, head, sizeof(head), &err) < 0)
+		return err;
+	if (!t->hooks.compare)
+		return result_errorf("compare is not available in this run");
+	if (t->hooks.compare(t->hooks.payload, base, head, &out) < 0)
+		return result_last_error("the measurements could not be compared");
+	app_buf b = APP_BUF_INIT(t->output_cap);
+	app_buf_printf(&b, "measurement %s against %s\n", head, base);
+	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")), base, head);
+	json_t *res = result_new(app_buf_cstr(&b), 0, out);
+	app_buf_dispose(&b);
+	return res;
+}
+
+static json_t *tool_get_diff(agent_tools *t, const json_t *args)
+{
+	(void)args;
+	char *diff = NULL;
+	if (agent_workspace_diff(&diff, t->workspace, t->base_commit, DIFF_CAP) < 0)
+		return result_last_error("the diff could not be taken");
+	size_t len = strlen(diff);
+	app_buf b = APP_BUF_INIT(t->output_cap + 128);
+	if (len == 0)
+		app_buf_puts(&b, "no changes against the base commit\n");
+	else if (len > t->output_cap)
+		app_buf_put(&b, diff, t->output_cap), app_buf_printf(&b, "\n[diff cut: %zu of %zu bytes shown]\n", t->output_cap, len);
+	else
+		app_buf_put(&b, diff, len);
+	json_t *res = result_new(app_buf_cstr(&b), 0, NULL);
+	app_buf_dispose(&b);
+	free(diff);
+	return res;
+}
+
+static json_t *tool_submit_result(agent_tools *t, const json_t *args)
+{
+	json_t *err = NULL;
+	const char *summary;
+	char *diff = NULL;
+	if (arg_string(args, "summary", 1, &summary, &err) < 0)
+		return err;
+	if (!*summary)
+		return result_errorf("the summary must say what was changed and why it is faster");
+	if (strlen(summary) > SUMMARY_CAP)
+		return result_errorf("the summary is longer than %u bytes", SUMMARY_CAP);
+	if (agent_workspace_diff(&diff, t->workspace, t->base_commit, DIFF_CAP) < 0)
+		return result_last_error("the diff could not be taken");
+	t->summary = strdup(summary);
+	t->diff = diff;
+	if (!t->summary)
+		return NULL;
+	agent_tools_end(t, "submitted");
+	if (t->hooks.submit && t->hooks.submit(t->hooks.payload, summary, diff) < 0)
+		return result_last_error("the submission could not be recorded");
+	return result_new(*diff ? "submitted: perfbot now verifies the change on a clean checkout (build, tests, "
+				  "measurement); your work on this run is done"
+				: "submitted with no changes against the base commit; your work on this run is done",
+			  0, json_pack("{s:b,s:I}", "submitted", 1, "diff_bytes", (json_int_t)strlen(diff)));
+}
+
+/* ---- dispatch and schemas ------------------------------------------------ */
+
+typedef struct tool_def {
+	const char *name;
+	const char *title;
+	const char *description;
+	const char *schema; /* JSON text */
+	json_t *(*fn)(agent_tools *t, const json_t *args);
+} tool_def;
+
+static const tool_def TOOLS[] = {
+	{ "exec", "Run a command",
+	  "Runs a shell command (/bin/sh -c) in the run's sandbox with the workspace as working directory. No network. "
+	  "Returns the exit code, stdout and stderr (each capped, marked when cut).",
+	  "{\"type\":\"object\",\"properties\":{\"command\":{\"type\":\"string\",\"description\":\"shell command\"},"
+	  "\"timeout_s\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"seconds before the command is killed\"}},"
+	  "\"required\":[\"command\"],\"additionalProperties\":false}",
+	  tool_exec },
+	{ "read_file", "Read a file",
+	  "Returns the raw text of a workspace file; offset is the first line (1-based), limit the number of lines.",
+	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"description\":\"path relative to the workspace\"},"
+	  "\"offset\":{\"type\":\"integer\",\"minimum\":1},\"limit\":{\"type\":\"integer\",\"minimum\":1}},"
+	  "\"required\":[\"path\"],\"additionalProperties\":false}",
+	  tool_read_file },
+	{ "write_file", "Write a file",
+	  "Creates or replaces a workspace file with the given content (missing directories are created).",
+	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"content\":{\"type\":\"string\"}},"
+	  "\"required\":[\"path\",\"content\"],\"additionalProperties\":false}",
+	  tool_write_file },
+	{ "edit_file", "Edit a file",
+	  "Replaces old_string by new_string in a workspace file. Fails when old_string is absent, or occurs more than once "
+	  "and replace_all is not true.",
+	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"old_string\":{\"type\":\"string\"},"
+	  "\"new_string\":{\"type\":\"string\"},\"replace_all\":{\"type\":\"boolean\",\"default\":false}},"
+	  "\"required\":[\"path\",\"old_string\",\"new_string\"],\"additionalProperties\":false}",
+	  tool_edit_file },
+	{ "list_files", "List a directory",
+	  "Lists the entries of a workspace directory (the workspace root by default); directories end with '/'.",
+	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"}},\"additionalProperties\":false}",
+	  tool_list_files },
+	{ "grep", "Search files",
+	  "Searches workspace files for a POSIX extended regular expression; answers file:line:text lines (capped).",
+	  "{\"type\":\"object\",\"properties\":{\"pattern\":{\"type\":\"string\"},\"path\":{\"type\":\"string\","
+	  "\"description\":\"file or directory to search; the workspace by default\"}},\"required\":[\"pattern\"],"
+	  "\"additionalProperties\":false}",
+	  tool_grep },
+	{ "run_benchmarks", "Measure benchmarks",
+	  "Measures all (or the named) benchmarks now under CPU simulation; returns a table against the baseline and a "
+	  "measurement id. Counts against the run's benchmark budget.",
+	  "{\"type\":\"object\",\"properties\":{\"benchmarks\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},"
+	  "\"additionalProperties\":false}",
+	  tool_run_benchmarks },
+	{ "get_profile", "Read a profile",
+	  "Top functions of a benchmark by cost, exclusive and inclusive, with their files; the latest measurement unless "
+	  "one is named (\"baseline\" names the baseline).",
+	  "{\"type\":\"object\",\"properties\":{\"benchmark\":{\"type\":\"string\"},\"measurement\":{\"type\":[\"string\","
+	  "\"integer\"]},\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200}},\"required\":[\"benchmark\"],"
+	  "\"additionalProperties\":false}",
+	  tool_get_profile },
+	{ "compare", "Compare measurements",
+	  "Two measurements side by side (\"baseline\" names the baseline).",
+	  "{\"type\":\"object\",\"properties\":{\"base\":{\"type\":[\"string\",\"integer\"]},\"head\":{\"type\":[\"string\","
+	  "\"integer\"]}},\"required\":[\"base\",\"head\"],\"additionalProperties\":false}",
+	  tool_compare },
+	{ "get_diff", "Show the diff", "The workspace's diff against the base commit, new files included.",
+	  "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}", tool_get_diff },
+	{ "submit_result", "Submit the result",
+	  "Ends the work on this run. perfbot takes the diff from the workspace and verifies it itself (clean checkout, "
+	  "build, tests, measurement); give a summary of the change and why it is faster.",
+	  "{\"type\":\"object\",\"properties\":{\"summary\":{\"type\":\"string\"}},\"required\":[\"summary\"],"
+	  "\"additionalProperties\":false}",
+	  tool_submit_result },
+};
+
+#define NTOOLS (sizeof(TOOLS) / sizeof(TOOLS[0]))
+
+static const tool_def *find_tool(const char *name)
+{
+	for (size_t i = 0; name && i < NTOOLS; i++)
+		if (strcmp(TOOLS[i].name, name) == 0)
+			return &TOOLS[i];
+	return NULL;
+}
+
+int agent_tools_exists(const char *name)
+{
+	return find_tool(name) != NULL;
+}
+
+json_t *agent_tools_list(void)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < NTOOLS; i++) {
+		json_t *schema = json_loads(TOOLS[i].schema, 0, NULL);
+		json_t *d = json_pack("{s:s,s:s,s:s,s:o}", "name", TOOLS[i].name, "title", TOOLS[i].title, "description",
+				      TOOLS[i].description, "inputSchema", schema ? schema : json_object());
+		if (!d || json_array_append_new(arr, d) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* Called with the lock held. */
+static const char *check_budgets(agent_tools *t, char *buf, size_t n)
+{
+	if (t->max_wall_ms > 0 && now_ms() - t->started_ms >= t->max_wall_ms) {
+		snprintf(buf, n, "the wall time budget (%lld minutes) is exhausted", (long long)(t->max_wall_ms / 60000));
+		return buf;
+	}
+	if (t->max_tool_calls > 0 && t->tool_calls >= t->max_tool_calls) {
+		snprintf(buf, n, "the tool call budget (%d calls) is exhausted", t->max_tool_calls);
+		return buf;
+	}
+	return NULL;
+}
+
+int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t **result_out)
+{
+	const tool_def *def = find_tool(name);
+	json_t *empty = NULL, *res = NULL;
+	char reason[256];
+	*result_out = NULL;
+	if (!def)
+		return app_error_set(APP_ENOTFOUND, "there is no tool named \"%s\"", name ? name : "");
+	if (!args || json_is_null(args))
+		args = empty = json_object();
+	else if (!json_is_object(args)) {
+		*result_out = result_errorf("the arguments of %s must be an object", def->name);
+		return *result_out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&t->lock);
+	const char *why = check_budgets(t, reason, sizeof(reason));
+	if (why)
+		agent_tools_end(t, why);
+	char *ended_why = NULL;
+	if (agent_tools_ended(t, &ended_why)) {
+		res = result_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
+		free(ended_why);
+	} else {
+		t->tool_calls++;
+		app_error_clear();
+		res = def->fn(t, args);
+	}
+	pthread_mutex_unlock(&t->lock);
+	json_decref(empty);
+	if (!res)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	*result_out = res;
+	return 0;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
+{
+	*out = NULL;
+	if (!opts || !opts->workspace || !opts->base_commit)
+		return app_error_set(APP_EINVALID, "a tool context needs a workspace and a base commit");
+	agent_tools *t = calloc(1, sizeof(*t));
+	if (!t)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->state_lock, NULL);
+	t->workspace = strdup(opts->workspace);
+	t->base_commit = strdup(opts->base_commit);
+	t->hooks = opts->hooks;
+	t->started_ms = now_ms();
+	t->max_wall_ms = opts->max_wall_ms;
+	t->max_tool_calls = opts->max_tool_calls;
+	t->max_benchmark_runs = opts->max_benchmark_runs;
+	t->exec_timeout_s = opts->exec_timeout_s > 0 ? opts->exec_timeout_s : 600;
+	t->output_cap = opts->output_cap >= 1024 ? opts->output_cap : 65536;
+	t->file_cap = opts->file_cap >= 1024 ? opts->file_cap : 4u << 20;
+	if (!t->workspace || !t->base_commit) {
+		agent_tools_free(t);
+		return app_error_set(APP_ENOMEM, "out of memory");
+	}
+	*out = t;
+	return 0;
+}
+
+void agent_tools_free(agent_tools *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->state_lock);
+	free(t->workspace);
+	free(t->base_commit);
+	free(t->end_reason);
+	free(t->summary);
+	free(t->diff);
+	free(t);
+}
+
+void agent_tools_end(agent_tools *t, const char *reason)
+{
+	pthread_mutex_lock(&t->state_lock);
+	if (!t->ended) {
+		t->ended = 1;
+		t->end_reason = strdup(reason ? reason : "ended");
+	}
+	pthread_mutex_unlock(&t->state_lock);
+}
+
+int agent_tools_ended(agent_tools *t, char **reason_out)
+{
+	pthread_mutex_lock(&t->state_lock);
+	int ended = t->ended;
+	if (reason_out)
+		*reason_out = ended && t->end_reason ? strdup(t->end_reason) : NULL;
+	pthread_mutex_unlock(&t->state_lock);
+	return ended;
+}
+
+json_t *agent_tools_usage(agent_tools *t)
+{
+	pthread_mutex_lock(&t->lock);
+	json_t *u = json_pack("{s:i,s:i,s:I,s:i,s:i,s:I}", "tool_calls", t->tool_calls, "benchmark_runs", t->benchmark_runs,
+			      "wall_ms", (json_int_t)(now_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
+			      "max_benchmark_runs", t->max_benchmark_runs, "max_wall_ms", (json_int_t)t->max_wall_ms);
+	pthread_mutex_unlock(&t->lock);
+	return u;
+}
+
+int agent_tools_submission(agent_tools *t, char **summary_out, char **diff_out)
+{
+	int error = 0;
+	pthread_mutex_lock(&t->lock);
+	if (!t->summary) {
+		error = app_error_set(APP_ENOTFOUND, "nothing was submitted");
+	} else {
+		*summary_out = strdup(t->summary);
+		*diff_out = strdup(t->diff ? t->diff : "");
+		if (!*summary_out || !*diff_out) {
+			free(*summary_out);
+			free(*diff_out);
+			error = app_error_set(APP_ENOMEM, "out of memory");
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return error;
+}

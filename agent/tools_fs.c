@@ -1,0 +1,239 @@
+/* Workspace confinement and the workspace diff, shared by the file tools
+ * and by verification.
+ *
+ * Confinement: an agent's path is checked lexically first (relative, no
+ * "..", no .git component), then resolved with realpath(3) and accepted
+ * only when the result is the workspace or below it and still has no .git
+ * component.  Files are then opened with O_NOFOLLOW, so a last component
+ * swapped for a link after the check is refused too.  Tool calls of one run
+ * are serialised, which keeps the check and the use together.
+ *
+ * No state; thread-safe. */
+#include "agent/tools.h"
+
+#include <errno.h>
+#include <git2.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+
+static int is_git_name(const char *s, size_t n)
+{
+	return n == 4 && strncasecmp(s, ".git", 4) == 0;
+}
+
+/* 1 when the relative path (components separated by '/') has a .git part. */
+static int has_git_component(const char *p)
+{
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (is_git_name(p, n))
+			return 1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+/* Checks that `resolved` lies in `root` (both canonical); stores the part
+ * below root (without leading '/') in *below. */
+static int inside(const char *root, const char *resolved, const char **below)
+{
+	size_t n = strlen(root);
+	if (strncmp(resolved, root, n) != 0)
+		return 0;
+	if (resolved[n] == '\0') {
+		*below = resolved + n;
+		return 1;
+	}
+	if (resolved[n] != '/' && !(n == 1 && root[0] == '/'))
+		return 0;
+	*below = resolved + n + (resolved[n] == '/');
+	return 1;
+}
+
+int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, int must_exist)
+{
+	char *root = NULL, *norm = NULL, *probe = NULL, *res = NULL;
+	app_buf out = APP_BUF_INIT(PATH_MAX * 2);
+	int error = 0;
+
+	*abs_out = NULL;
+	if (!rel)
+		rel = "";
+	if (strlen(rel) >= PATH_MAX)
+		return app_error_set(APP_EFORBIDDEN, "the path is too long");
+	if (rel[0] == '/')
+		return app_error_set(APP_EFORBIDDEN, "absolute paths are not allowed; give a path relative to the workspace");
+	if (!(root = realpath(workspace, NULL)))
+		return app_error_set(APP_EGENERIC, "the workspace is not accessible: %s", strerror(errno));
+
+	/* lexical pass: normalise "." and empty parts, refuse ".." and .git */
+	app_buf nb = APP_BUF_INIT(PATH_MAX);
+	for (const char *p = rel; *p;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			app_buf_dispose(&nb);
+			error = app_error_set(APP_EFORBIDDEN, "\"..\" is not allowed in paths; stay inside the workspace");
+			goto done;
+		}
+		if (is_git_name(p, n)) {
+			app_buf_dispose(&nb);
+			error = app_error_set(APP_EFORBIDDEN, "the .git directory is off limits");
+			goto done;
+		}
+		if (n > 0 && !(n == 1 && p[0] == '.')) {
+			if ((nb.len && app_buf_put(&nb, "/", 1) < 0) || app_buf_put(&nb, p, n) < 0) {
+				app_buf_dispose(&nb);
+				error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+				goto done;
+			}
+		}
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	norm = app_buf_detach(&nb);
+	if (!norm) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+
+	/* Find the longest existing prefix, resolve it, keep the rest as is
+	 * (the rest does not exist, so it holds no links). */
+	size_t keep = strlen(norm);
+	const char *rest = "";
+	for (;;) {
+		free(probe);
+		probe = NULL;
+		if (app_buf_printf(&out, "%s%s%.*s", root, keep ? "/" : "", (int)keep, norm) < 0) {
+			error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+			goto done;
+		}
+		probe = app_buf_detach(&out);
+		if (!probe) {
+			error = app_error_set(APP_ENOMEM, "out of memory");
+			goto done;
+		}
+		res = realpath(probe, NULL);
+		if (res)
+			break;
+		if (errno != ENOENT) {
+			struct stat st;
+			if (errno == ENOTDIR)
+				error = app_error_set(APP_EINVALID, "a part of the path \"%s\" is not a directory", rel);
+			else if (lstat(probe, &st) == 0 && S_ISLNK(st.st_mode))
+				error = app_error_set(APP_EFORBIDDEN, "\"%s\" goes through a symbolic link that cannot be followed", rel);
+			else
+				error = app_error_set(APP_EINVALID, "cannot resolve \"%s\": %s", rel, strerror(errno));
+			goto done;
+		}
+		struct stat st;
+		if (lstat(probe, &st) == 0 && S_ISLNK(st.st_mode)) {
+			error = app_error_set(APP_EFORBIDDEN, "\"%s\" goes through a symbolic link that leads nowhere", rel);
+			goto done;
+		}
+		if (must_exist && keep == strlen(norm)) {
+			error = app_error_set(APP_ENOTFOUND, "\"%s\" does not exist", rel);
+			goto done;
+		}
+		if (keep == 0) {
+			error = app_error_set(APP_EGENERIC, "the workspace is not accessible");
+			goto done;
+		}
+		while (keep > 0 && norm[keep - 1] != '/')
+			keep--;
+		rest = norm + keep;
+		if (keep > 0)
+			keep--; /* drop the separator */
+	}
+
+	const char *below = NULL;
+	if (!inside(root, res, &below)) {
+		error = app_error_set(APP_EFORBIDDEN, "\"%s\" resolves outside the workspace", rel);
+		goto done;
+	}
+	if (has_git_component(below) || has_git_component(rest)) {
+		error = app_error_set(APP_EFORBIDDEN, "the .git directory is off limits");
+		goto done;
+	}
+	if (app_buf_printf(&out, "%s%s%s", res, *rest ? "/" : "", rest) < 0) {
+		error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+		goto done;
+	}
+	*abs_out = app_buf_detach(&out);
+	if (!*abs_out)
+		error = app_error_set(APP_ENOMEM, "out of memory");
+done:
+	app_buf_dispose(&out);
+	free(root);
+	free(norm);
+	free(probe);
+	free(res);
+	return error;
+}
+
+static int git_fail(const char *what)
+{
+	const git_error *e = git_error_last();
+	return app_error_set(APP_EGENERIC, "%s: %s", what, e && e->message ? e->message : "unknown error");
+}
+
+int agent_workspace_diff(char **out, const char *workspace, const char *base_commit, size_t cap)
+{
+	git_repository *repo = NULL;
+	git_object *obj = NULL;
+	git_tree *tree = NULL;
+	git_diff *diff = NULL;
+	git_buf buf = { NULL, 0, 0 };
+	int error = 0;
+
+	*out = NULL;
+	git_libgit2_init();
+	if (git_repository_open_ext(&repo, workspace, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+		error = git_fail("cannot open the workspace repository");
+		goto done;
+	}
+	if (git_revparse_single(&obj, repo, base_commit) < 0) {
+		error = git_fail("cannot find the base commit");
+		goto done;
+	}
+	if (git_object_peel((git_object **)&tree, obj, GIT_OBJECT_TREE) < 0) {
+		error = git_fail("the base commit has no tree");
+		goto done;
+	}
+	git_diff_options opts;
+	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+	opts.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_SHOW_UNTRACKED_CONTENT;
+	if (git_diff_tree_to_workdir_with_index(&diff, repo, tree, &opts) < 0) {
+		error = git_fail("cannot diff the workspace");
+		goto done;
+	}
+	if (git_diff_to_buf(&buf, diff, GIT_DIFF_FORMAT_PATCH) < 0) {
+		error = git_fail("cannot format the diff");
+		goto done;
+	}
+	if (buf.size > cap) {
+		error = app_error_set(APP_ETOOBIG, "the diff is %zu bytes, more than the %zu allowed", buf.size, cap);
+		goto done;
+	}
+	*out = strndup(buf.ptr ? buf.ptr : "", buf.size);
+	if (!*out)
+		error = app_error_set(APP_ENOMEM, "out of memory");
+done:
+	git_buf_dispose(&buf);
+	git_diff_free(diff);
+	git_tree_free(tree);
+	git_object_free(obj);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return error;
+}
