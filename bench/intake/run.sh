@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# Intake benchmark: signed, durable GitHub `push` deliveries per second.
+#
+# Starts perfbot (build/perfbot serve) and then Probot 14 (probot-app/), one
+# after the other, each on a free port on 127.0.0.1 with the same webhook
+# secret, and loads each with wrk (intake.lua: a 7.7 KB push payload, a
+# precomputed X-Hub-Signature-256, a unique X-GitHub-Delivery per request).
+# For each server it reports deliveries/s, p50/p99 latency, RSS idle and peak
+# under load, non-2xx answers and socket errors; for perfbot it then kills the
+# server with SIGKILL and checks that every delivery answered 2xx is stored.
+# Prints a table, the perfbot/Probot ratios and PASS/MISS for each target, and
+# writes the figures to bench/out/intake.json.
+#
+# Exit status: 0 when the figures are valid (servers up, every answer 2xx,
+# every 2xx stored), 1 otherwise. A missed target alone exits 0 unless
+# BENCH_STRICT=1.
+#
+# Knobs (environment): BENCH_DURATION (s, 10), BENCH_WARMUP (s, 2; not
+# measured), BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_ONLY
+# (perfbot|probot), PERFBOT_BIN (build/perfbot), BENCH_STRICT.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PERFBOT_BIN=${PERFBOT_BIN:-$ROOT/build/perfbot}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+THREADS=${BENCH_THREADS:-2}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+ONLY=${BENCH_ONLY:-}
+PROBOT_VERSION=14.3.2
+OUT_DIR=$ROOT/bench/out
+PAYLOAD=$HERE/push.json
+LUA=$HERE/intake.lua
+WEBHOOK_PATH=/api/github/webhooks
+SECRET="bench-$(openssl rand -hex 16)"
+WRK=${WRK:-wrk}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/perfbot-bench-intake.XXXXXX")
+SERVER_PID=
+SAMPLER_PID=
+invalid=0
+
+log() { printf '%s\n' "$*" >&2; }
+fail() { log "bench/intake: $*"; invalid=1; }
+
+stop_pid() { # pid signal
+    local pid=$1 sig=${2:-TERM}
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$sig" "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    stop_pid "$SAMPLER_PID" TERM
+    stop_pid "$SERVER_PID" TERM
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for tool in "$WRK" node curl openssl; do
+    command -v "$tool" >/dev/null || { log "bench/intake: $tool not found"; exit 1; }
+done
+
+# A port nobody listens on right now (the kernel picks it).
+free_port() {
+    node -e 'const s = require("net").createServer();
+             s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+
+# status_field PID FIELD -> value in kB of VmRSS / VmHWM, 0 when gone.
+status_field() {
+    local key val _
+    while read -r key val _; do
+        if [ "$key" = "$2:" ]; then echo "$val"; return 0; fi
+    done < "/proc/$1/status" 2>/dev/null || true
+    echo 0
+}
+
+# cpu_ticks PID -> utime + stime in clock ticks (fields 14 and 15 of stat).
+cpu_ticks() {
+    local stat rest
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    rest=${stat##*) }  # comm may hold spaces; fields restart after ") "
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo $(( ${12} + ${13} ))
+}
+
+# Sample VmRSS every 50 ms into $1 (the max seen so far, kB) until killed.
+sample_rss() { # pid file
+    local pid=$1 file=$2 max=0 cur
+    while kill -0 "$pid" 2>/dev/null; do
+        cur=$(status_field "$pid" VmRSS)
+        if [ "$cur" -gt "$max" ]; then max=$cur; echo "$max" > "$file"; fi
+        sleep 0.05
+    done
+}
+
+wait_healthy() { # url pid name logfile
+
+    for _ in $(seq 1 150); do
+        if ! kill -0 "$2" 2>/dev/null; then
+            log "bench/intake: $3 exited during start-up; last log lines:"
+            tail -n 20 "$4" >&2 || true
+            return 1
+        fi
+        if curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "bench/intake: $3 not healthy after 15 s ($1); last log lines:"
+    tail -n 20 "$4" >&2 || true
+    return 1
+}
+
+# post_push URL SIGNATURE DELIVERY -> HTTP status (000 when no answer).
+post_push() {
+    curl -s -o "$WORK/answer" -w '%{http_code}' --max-time 5 -X POST \
+        -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
+        -H "X-GitHub-Delivery: $3" -H "X-Hub-Signature-256: $2" \
+        --data-binary "@$PAYLOAD" "$1" || true
+}
+
+# run_wrk URL SECONDS RUN_ID OUTFILE: wrk output in OUTFILE, its CPU seconds
+# (user+sys) in OUTFILE.cpu.
+run_wrk() {
+    local TIMEFORMAT='%U %S' t
+    t=$( { time timeout $(( $2 + 30 )) "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$2s" \
+            --timeout 5s -s "$LUA" "$1" -- "$SIGNATURE" "$PAYLOAD" "$3" \
+            > "$4" 2>&1; } 2>&1 ) || { log "bench/intake: wrk failed:"; cat "$4" >&2; return 1; }
+    echo "$t" | awk '{ printf "%.2f\n", $1 + $2 }' > "$4.cpu"
+    grep -q '^RESULT ' "$4" || { log "bench/intake: wrk printed no RESULT line:"; cat "$4" >&2; return 1; }
+}
+
+# field FILE KEY -> value of KEY=... on the RESULT line.
+field() {
+    sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# Next wrk run id: 7 hex digits, distinct within this benchmark run.
+RUN_BASE=$(( 0x$(openssl rand -hex 3) * 16 ))
+RUN_SEQ=0
+next_run_id() {
+    RUN_SEQ=$((RUN_SEQ + 1))
+    printf '%07x' $(( (RUN_BASE + RUN_SEQ) % 0x10000000 ))
+}
+
+SIGNATURE="sha256=$(openssl dgst -sha256 -hmac "$SECRET" -r "$PAYLOAD" | cut -d' ' -f1)"
+CLK_TCK=$(getconf CLK_TCK)
+mkdir -p "$OUT_DIR"
+
+# Figures, keyed "server.field" (server: perfbot or probot).
+declare -A R
+
+# bench_server NAME URL PID EXPECT_STATUS: measures one running server and
+# fills R[NAME.*].
+bench_server() {
+    local name=$1 url=$2 pid=$3 expect=$4 status id k
+    local warm=$WORK/$name.warmup.txt main=$WORK/$name.wrk.txt peakfile=$WORK/$name.peak
+
+    sleep 1
+    R[$name.idle_kb]=$(status_field "$pid" VmRSS)
+
+    id=ffffffff-0000-4000-8000-000000000001
+    status=$(post_push "$url" "$SIGNATURE" "$id")
+    if [ "$status" != "$expect" ]; then
+        fail "$name answered $status (expected $expect) to a signed push: $(head -c 300 "$WORK/answer" 2>/dev/null)"
+        return 1
+    fi
+    status=$(post_push "$url" "sha256=$(printf '%064d' 0)" ffffffff-0000-4000-8000-000000000002)
+    case $status in
+        4??) ;;
+        *) fail "$name answered $status to a push with a wrong signature (expected 4xx)"; return 1 ;;
+    esac
+    R[$name.redelivery_status]=$(post_push "$url" "$SIGNATURE" "$id")
+    log "   signed push -> $expect, wrong signature -> $status, same delivery id again -> ${R[$name.redelivery_status]}"
+
+    if [ "$WARMUP" -gt 0 ]; then
+        log "   warm-up: ${WARMUP} s (not measured)"
+        run_wrk "$url" "$WARMUP" "$(next_run_id)" "$warm" || return 1
+    fi
+
+    log "   load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+    echo 0 > "$peakfile"
+    sample_rss "$pid" "$peakfile" &
+    SAMPLER_PID=$!
+    local cpu0 cpu1 t0 t1
+    cpu0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    if ! run_wrk "$url" "$DURATION" "$(next_run_id)" "$main"; then
+        stop_pid "$SAMPLER_PID"; SAMPLER_PID=
+        return 1
+    fi
+    cpu1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+    stop_pid "$SAMPLER_PID" TERM; SAMPLER_PID=
+
+    R[$name.load_kb]=$(cat "$peakfile")
+    R[$name.hwm_kb]=$(status_field "$pid" VmHWM)
+    # The kernel updates VmHWM lazily; a sample can be a few kB above it.
+    [ "${R[$name.load_kb]}" -le "${R[$name.hwm_kb]}" ] || R[$name.hwm_kb]=${R[$name.load_kb]}
+    R[$name.server_cpu]=$(awk -v a="$cpu0" -v b="$cpu1" -v h="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.2f", (b - a) / h / (t1 - t0) }')
+    R[$name.wrk_cpu]=$(awk -v c="$(cat "$main.cpu")" -v d="$DURATION" 'BEGIN { printf "%.2f", c / d }')
+    for k in requests rps p50_us p90_us p99_us p999_us max_us ok2xx s200 s202 non2xx \
+             err_connect err_read err_write err_timeout; do
+        R[$name.$k]=$(field "$main" "$k")
+    done
+    R[$name.sockerr]=$(( R[$name.err_connect] + R[$name.err_read] + R[$name.err_write] + R[$name.err_timeout] ))
+    # Every 2xx answered so far: the first signed push, the warm-up, the run.
+    local total=$(( 1 + R[$name.ok2xx] )) non=${R[$name.non2xx]}
+    if [ -f "$warm" ]; then
+        total=$(( total + $(field "$warm" ok2xx) ))
+        non=$(( non + $(field "$warm" non2xx) ))
+    fi
+    R[$name.total2xx]=$total
+    [ "$non" -eq 0 ] || fail "$name: $non non-2xx answers under load (figures invalid)"
+    [ "${R[$name.sockerr]}" -eq 0 ] ||
+        fail "$name: ${R[$name.sockerr]} socket errors under load (connect/read/write/timeout)"
+    sed -n '/Latency/p;/Req\/Sec/p;/requests in/p' "$main" | sed 's/^/   /' >&2
+}
+
+count_perfbot_deliveries() { # data_dir
+    local n=
+    if command -v sqlite3 >/dev/null && [ -f "$1/perfbot.db" ]; then
+        n=$(sqlite3 "$1/perfbot.db" 'select count(*) from deliveries;' 2>/dev/null) || n=
+    fi
+    if [ -z "$n" ]; then
+        n=$(cd "$WORK" && "$PERFBOT_BIN" deliveries --json --limit 100000000 --data-dir "$1" 2>/dev/null |
+            node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+                       const v = JSON.parse(s); const a = Array.isArray(v) ? v : (v.deliveries || []);
+                       console.log(a.length); });') || n=
+    fi
+    echo "${n:-unknown}"
+}
+
+run_perfbot() {
+    if [ ! -x "$PERFBOT_BIN" ]; then
+        fail "perfbot: $PERFBOT_BIN not found (run make first)"
+        return 1
+    fi
+    local port data log url
+    port=$(free_port); data=$WORK/perfbot-data; log=$WORK/perfbot.log
+    mkdir -p "$data"
+    url=http://127.0.0.1:$port$WEBHOOK_PATH
+    log "== perfbot ($("$PERFBOT_BIN" version 2>/dev/null | head -n 1 || echo '?')) on 127.0.0.1:$port, fresh data dir $data"
+    # Run from the temp dir so no developer .env is picked up.
+    (cd "$WORK" && exec env -u DATABASE_URL -u WEBHOOK_SECRET_OLD -u WEBHOOK_PATH -u HOST -u PORT \
+        WEBHOOK_SECRET="$SECRET" LOG_LEVEL=warn \
+        "$PERFBOT_BIN" serve --host 127.0.0.1 --port "$port" --data-dir "$data" > "$log" 2>&1) &
+    SERVER_PID=$!
+    wait_healthy "http://127.0.0.1:$port/healthz" "$SERVER_PID" perfbot "$log" ||
+        { fail "perfbot did not start"; return 1; }
+    bench_server perfbot "$url" "$SERVER_PID" 202 || return 1
+
+    # Durability: SIGKILL (no shutdown, no flush), then count what is stored.
+    stop_pid "$SERVER_PID" KILL; SERVER_PID=
+    R[perfbot.stored]=$(count_perfbot_deliveries "$data")
+    log "   durability after SIGKILL: ${R[perfbot.total2xx]} deliveries answered 2xx, ${R[perfbot.stored]} stored"
+    if [ "${R[perfbot.stored]}" = unknown ]; then
+        fail "perfbot: could not count the stored deliveries in $data"
+    elif [ "${R[perfbot.stored]}" -lt "${R[perfbot.total2xx]}" ]; then
+        fail "perfbot: only ${R[perfbot.stored]} of ${R[perfbot.total2xx]} deliveries answered 2xx are stored"
+    fi
+    if [ "${R[perfbot.s202]}" != "${R[perfbot.ok2xx]}" ]; then
+        fail "perfbot: ${R[perfbot.s200]} of ${R[perfbot.ok2xx]} answers were 200 (duplicate?) instead of 202"
+    fi
+    if grep -qiE 'error|fatal|sanitizer' "$log"; then
+        log "   perfbot logged errors:"
+        grep -iE 'error|fatal|sanitizer' "$log" | head -n 5 | sed 's/^/   /' >&2
+    fi
+}
+
+run_probot() {
+    local app=$HERE/probot-app port log url key
+    if [ "$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
+            "$app/node_modules/probot/package.json" 2>/dev/null)" != "$PROBOT_VERSION" ]; then
+        log "== installing probot $PROBOT_VERSION (npm install in bench/intake/probot-app)"
+        (cd "$app" && timeout 300 npm install --no-audit --no-fund --loglevel=error) ||
+            { fail "npm install of probot failed"; return 1; }
+    fi
+    port=$(free_port); log=$WORK/probot.log; key=$WORK/probot-key.pem
+    url=http://127.0.0.1:$port$WEBHOOK_PATH
+    # A throwaway App key: Probot wants one to start; nothing here calls GitHub.
+    openssl genrsa -traditional -out "$key" 2048 2>/dev/null
+    log "== probot $PROBOT_VERSION (node $(node --version)) on 127.0.0.1:$port"
+    (cd "$WORK" && exec env -u WEBHOOK_PROXY_URL -u WEBHOOK_PATH -u GHE_HOST -u PRIVATE_KEY \
+        APP_ID=1 PRIVATE_KEY_PATH="$key" WEBHOOK_SECRET="$SECRET" LOG_LEVEL=warn \
+        NODE_ENV=production HOST=127.0.0.1 PORT="$port" \
+        node "$app/node_modules/probot/bin/probot.js" run "$app/index.js" > "$log" 2>&1) &
+    SERVER_PID=$!
+    # Probot has no health route; its home page answers once it listens.
+    wait_healthy "http://127.0.0.1:$port/" "$SERVER_PID" probot "$log" ||
+        { fail "probot did not start"; return 1; }
+    bench_server probot "$url" "$SERVER_PID" 200 || return 1
+    stop_pid "$SERVER_PID" TERM; SERVER_PID=
+}
+
+log "bench/intake: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), payload $(wc -c < "$PAYLOAD") bytes"
+[ "$ONLY" = probot ] || run_perfbot || true
+[ "$ONLY" = perfbot ] || run_probot || true
+
+# ---- report ------------------------------------------------------------------
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+msnum() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1000 }'; }
+have() { [ -n "${R[$1.rps]:-}" ]; }
+
+echo
+printf '%-8s %13s %9s %9s %10s %10s %8s %9s %10s\n' \
+    server deliveries/s p50 p99 "RSS idle" "RSS load" non-2xx "sock err" "CPU cores"
+for s in perfbot probot; do
+    if have "$s"; then
+        printf '%-8s %13.0f %9s %9s %10s %10s %8d %9d %10s\n' "$s" "${R[$s.rps]}" \
+            "$(ms "${R[$s.p50_us]}")" "$(ms "${R[$s.p99_us]}")" "$(mb "${R[$s.idle_kb]}")" \
+            "$(mb "${R[$s.hwm_kb]}")" "${R[$s.non2xx]}" "${R[$s.sockerr]}" "${R[$s.server_cpu]}"
+    else
+        printf '%-8s %13s\n' "$s" "not measured"
+    fi
+done
+echo "RSS load = peak RSS (VmHWM, or the highest 50 ms sample if higher) after the run. CPU cores = server CPU time / wall time during the"
+echo "measured run; wrk used ${R[perfbot.wrk_cpu]:-?} cores against perfbot and ${R[probot.wrk_cpu]:-?} against Probot, of $(nproc)."
+if [ -n "${R[perfbot.stored]:-}" ]; then
+    echo "perfbot durability: ${R[perfbot.total2xx]} deliveries answered 2xx, ${R[perfbot.stored]} stored after SIGKILL."
+fi
+
+strict_miss=0
+json_targets=
+if have perfbot && have probot; then
+    tput_ratio=$(awk -v a="${R[perfbot.rps]}" -v b="${R[probot.rps]}" 'BEGIN { printf "%.2f", a / b }')
+    rss_ratio=$(awk -v a="${R[perfbot.hwm_kb]}" -v b="${R[probot.hwm_kb]}" 'BEGIN { printf "%.3f", a / b }')
+    verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
+    v1=$(verdict "$tput_ratio >= 10")
+    v2=$(verdict "${R[perfbot.p99_us]} <= 5000")
+    v3=$(verdict "$rss_ratio <= 0.2")
+    [ "$v1$v2$v3" = PASSPASSPASS ] || strict_miss=1
+    echo
+    echo "perfbot / Probot: throughput ${tput_ratio}x, RSS under load ${rss_ratio}x"
+    printf '  %-4s throughput >= 10x Probot       (%sx)\n' "$v1" "$tput_ratio"
+    printf '  %-4s p99 <= 5 ms                      (%s)\n' "$v2" "$(ms "${R[perfbot.p99_us]}")"
+    printf '  %-4s RSS under load <= 1/5 of Probot  (%s vs %s)\n' "$v3" \
+        "$(mb "${R[perfbot.hwm_kb]}")" "$(mb "${R[probot.hwm_kb]}")"
+    json_targets=$(printf '"ratios": {"throughput": %s, "rss_under_load": %s},\n  "targets": {"throughput_10x": "%s", "p99_5ms": "%s", "rss_fifth": "%s"},' \
+        "$tput_ratio" "$rss_ratio" "$v1" "$v2" "$v3")
+fi
+if [ "$invalid" = 0 ]; then echo "figures: valid"; else echo "figures: INVALID (see the messages above)"; fi
+
+server_json() {
+    local s=$1
+    if ! have "$s"; then echo null; return; fi
+    printf '{"deliveries_per_s": %s, "requests": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "p999_ms": %s, "max_ms": %s, ' \
+        "${R[$s.rps]}" "${R[$s.requests]}" "$(msnum "${R[$s.p50_us]}")" "$(msnum "${R[$s.p90_us]}")" \
+        "$(msnum "${R[$s.p99_us]}")" "$(msnum "${R[$s.p999_us]}")" "$(msnum "${R[$s.max_us]}")"
+    printf '"rss_idle_kb": %s, "rss_peak_sampled_kb": %s, "rss_hwm_kb": %s, "ok2xx": %s, "non2xx": %s, "socket_errors": %s, ' \
+        "${R[$s.idle_kb]}" "${R[$s.load_kb]}" "${R[$s.hwm_kb]}" "${R[$s.ok2xx]}" "${R[$s.non2xx]}" "${R[$s.sockerr]}"
+    printf '"server_cpu_cores": %s, "wrk_cpu_cores": %s, "redelivery_status": %s' \
+        "${R[$s.server_cpu]}" "${R[$s.wrk_cpu]}" "${R[$s.redelivery_status]}"
+    if [ "$s" = perfbot ] && [ -n "${R[perfbot.stored]:-}" ]; then
+        printf ', "answered_2xx_total": %s, "stored_after_sigkill": "%s"' "${R[perfbot.total2xx]}" "${R[perfbot.stored]}"
+    fi
+    printf '}'
+}
+
+{
+    printf '{\n  "benchmark": "intake",\n  "date": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    printf '  "setup": {"threads": %s, "connections": %s, "duration_s": %s, "warmup_s": %s, "payload_bytes": %s, "cores": %s, "probot": "%s", "node": "%s"},\n' \
+        "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$(wc -c < "$PAYLOAD")" "$(nproc)" "$PROBOT_VERSION" "$(node --version)"
+    printf '  "perfbot": %s,\n  "probot": %s,\n' "$(server_json perfbot)" "$(server_json probot)"
+    [ -z "$json_targets" ] || printf '  %s\n' "$json_targets"
+    printf '  "valid": %s\n}\n' "$([ "$invalid" = 0 ] && echo true || echo false)"
+} > "$OUT_DIR/intake.json"
+node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$OUT_DIR/intake.json" ||
+    fail "bench/out/intake.json is not valid JSON"
+echo "figures written to bench/out/intake.json"
+
+[ "$invalid" = 0 ] || exit 1
+if [ "${BENCH_STRICT:-0}" = 1 ] && [ "$strict_miss" = 1 ]; then exit 1; fi
+exit 0
