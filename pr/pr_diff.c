@@ -1,0 +1,111 @@
+/* Validation of a proposal diff before any git work.
+ *
+ * The diff is untrusted: it comes from an agent's workspace.  It is parsed
+ * with libgit2's patch parser (git_diff_from_buffer) and every delta is
+ * checked: paths stay inside the tree, never reach `.git` or
+ * `.github/workflows`, no binary patch, no symlink or submodule entries.
+ * Checks that need the base tree (does it apply, does a rename land on an
+ * existing file) happen in pr_git.c.  Pure, no state; any thread. */
+#include "pr/pr.h"
+#include "pr/pr_int.h"
+
+#include <git2.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app/error.h"
+
+/* One path component at a time: no empty, ".", ".." or ".git" component
+ * (any case; git itself refuses ".git" in a tree on case-insensitive
+ * systems), no backslash (a Windows separator in disguise). */
+static int check_path(const char *path)
+{
+	if (!path || !*path)
+		return app_error_set(APP_EINVALID, "the diff names an empty path");
+	if (path[0] == '/')
+		return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.200s", path);
+	if (strchr(path, '\\'))
+		return app_error_set(APP_EINVALID, "the diff touches a path with a backslash: %.200s", path);
+	const char *p = path;
+	while (*p) {
+		const char *end = strchr(p, '/');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.'))
+			return app_error_set(APP_EINVALID, "the diff touches a malformed path: %.200s", path);
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return app_error_set(APP_EINVALID, "the diff touches a path outside the tree: %.200s", path);
+		if (n == 4 && strncasecmp(p, ".git", 4) == 0)
+			return app_error_set(APP_EINVALID, "the diff touches .git: %.200s", path);
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (strncasecmp(path, ".github/workflows/", 18) == 0 || strcasecmp(path, ".github/workflows") == 0)
+		return app_error_set(APP_EINVALID, "the diff touches a GitHub Actions workflow: %.200s", path);
+	return 0;
+}
+
+static int check_mode(uint16_t mode, const char *path)
+{
+	if (mode == GIT_FILEMODE_LINK)
+		return app_error_set(APP_EINVALID, "the diff adds or changes a symbolic link: %.200s", path);
+	if (mode == GIT_FILEMODE_COMMIT)
+		return app_error_set(APP_EINVALID, "the diff changes a submodule: %.200s", path);
+	return 0;
+}
+
+int pr_diff_check_parsed(git_diff *diff)
+{
+	size_t n = git_diff_num_deltas(diff);
+	if (n == 0)
+		return app_error_set(APP_EINVALID, "the diff changes no file");
+	for (size_t i = 0; i < n; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+		int error;
+		if (d->old_file.path && (error = check_path(d->old_file.path)) < 0)
+			return error;
+		if (d->new_file.path && (error = check_path(d->new_file.path)) < 0)
+			return error;
+		if (d->flags & GIT_DIFF_FLAG_BINARY)
+			return app_error_set(APP_EINVALID, "the diff contains a binary patch: %.200s", path);
+		if ((error = check_mode(d->old_file.mode, path)) < 0 || (error = check_mode(d->new_file.mode, path)) < 0)
+			return error;
+	}
+	return 0;
+}
+
+int pr_diff_parse(git_diff **out, const char *diff, size_t len, size_t max_bytes)
+{
+	if (max_bytes == 0)
+		max_bytes = PR_DIFF_MAX_DEFAULT;
+	*out = NULL;
+	if (!diff || len == 0)
+		return app_error_set(APP_EINVALID, "the diff is empty");
+	if (len > max_bytes)
+		return app_error_set(APP_ETOOBIG, "the diff is %zu bytes, over the cap of %zu bytes", len, max_bytes);
+	if (memchr(diff, '\0', len))
+		return app_error_set(APP_EINVALID, "the diff contains a NUL byte");
+	git_diff *d = NULL;
+	if (git_diff_from_buffer(&d, diff, len) < 0) {
+		const git_error *e = git_error_last();
+		return app_error_set(APP_EINVALID, "the diff does not parse: %s", e && e->message ? e->message : "?");
+	}
+	int error = pr_diff_check_parsed(d);
+	if (error < 0) {
+		git_diff_free(d);
+		return error;
+	}
+	*out = d;
+	return 0;
+}
+
+int pr_diff_check(const char *diff, size_t len, size_t max_bytes)
+{
+	git_libgit2_init();
+	git_diff *d = NULL;
+	int error = pr_diff_parse(&d, diff, len, max_bytes);
+	git_diff_free(d);
+	git_libgit2_shutdown();
+	return error;
+}

@@ -1,0 +1,485 @@
+/* The branch behind a perfbot pull request, built and pushed with libgit2.
+ *
+ * The bare cache DATA_DIR/repos/<owner>/<name>.git (the layout agent/ uses)
+ * is opened or created, brought up to date over HTTP(S) and written only
+ * while an flock on DATA_DIR/repos/<owner>/<name>.lock is held, so several
+ * workers can share it.  Remotes are anonymous and credentials come from a
+ * callback: no URL, token or remote is ever written to the cache's config.
+ * The commit is built in memory (git_apply_to_tree on the measured base
+ * tree); there is no work tree.  Invariant: perfbot never force-pushes; a
+ * remote branch that holds anything but an equal commit is left alone.
+ * Each call owns its git_repository; any thread. */
+#include "pr/pr.h"
+#include "pr/pr_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+#include "app/log.h"
+
+#define PATH_CAP 4096
+
+/* Payload of the remote callbacks of one fetch or push. */
+typedef struct remote_ctx {
+	const pr_git_options *git;
+	int attempts;     /* credential requests so far */
+	char status[512]; /* the server's refusal of our ref, "" when accepted */
+} remote_ctx;
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown git error";
+}
+
+/* Maps a libgit2 failure of a network operation to perfbot's codes. */
+static int net_error(int gerr, const char *what, const char *repository)
+{
+	const git_error *e = git_error_last();
+	const char *m = e && e->message ? e->message : "unknown git error";
+	if (gerr == GIT_EAUTH || strstr(m, "401") || strstr(m, "authentication"))
+		return app_error_set(APP_EAUTH, "%s %s: authentication failed: %s", what, repository, m);
+	if (strstr(m, "403"))
+		return app_error_set(APP_EFORBIDDEN, "%s %s: permission denied: %s", what, repository, m);
+	if (strstr(m, "404"))
+		return app_error_set(APP_ENOTFOUND, "%s %s: repository not found: %s", what, repository, m);
+	return app_error_set(APP_ERETRY, "%s %s: %s", what, repository, m);
+}
+
+static int credentials_cb(git_credential **out, const char *url, const char *user_from_url, unsigned int allowed,
+			  void *payload)
+{
+	(void)url;
+	(void)user_from_url;
+	remote_ctx *c = payload;
+	if (!c->git->token || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT))
+		return GIT_PASSTHROUGH;
+	/* A second request means the token was refused: stop, do not loop. */
+	if (c->attempts++ > 0) {
+		git_error_set_str(GIT_ERROR_NET, "the installation token was refused (401)");
+		return GIT_EAUTH;
+	}
+	char *token = NULL;
+	if (c->git->token(&token, c->git->token_payload) < 0 || !token) {
+		free(token);
+		git_error_set_str(GIT_ERROR_NET, "no installation token available");
+		return GIT_EAUTH;
+	}
+	int rc = git_credential_userpass_plaintext_new(out, "x-access-token", token);
+	explicit_bzero(token, strlen(token));
+	free(token);
+	return rc;
+}
+
+static int push_update_cb(const char *refname, const char *status, void *payload)
+{
+	remote_ctx *p = payload;
+	(void)refname;
+	if (status)
+		snprintf(p->status, sizeof(p->status), "%s", status);
+	return 0;
+}
+
+/* "owner/name" with GitHub's characters only, so it is safe as two path
+ * components. */
+static int check_repository(const char *repository)
+{
+	const char *slash = repository ? strchr(repository, '/') : NULL;
+	if (!slash || slash == repository || !slash[1] || strchr(slash + 1, '/'))
+		return app_error_set(APP_EINVALID, "repository must be owner/name: %.200s", repository ? repository : "");
+	for (const char *p = repository; *p; p++) {
+		char ch = *p;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '_' || ch == '.' || ch == '/'))
+			return app_error_set(APP_EINVALID, "repository name has a forbidden character: %.200s", repository);
+	}
+	if (repository[0] == '.' || slash[1] == '.')
+		return app_error_set(APP_EINVALID, "repository name starts with a dot: %.200s", repository);
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_CAP];
+	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return app_error_set(APP_EINVALID, "path too long: %.200s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+/* Takes the cache lock; *fd_out is closed (releasing it) by the caller. */
+static int lock_cache(int *fd_out, const char *data_dir, const char *repository)
+{
+	char dir[PATH_CAP], path[PATH_CAP];
+	const char *slash = strchr(repository, '/');
+	int n = snprintf(dir, sizeof(dir), "%s/repos/%.*s", data_dir, (int)(slash - repository), repository);
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+	int error = mkdir_p(dir);
+	if (error < 0)
+		return error;
+	n = snprintf(path, sizeof(path), "%s/repos/%s.lock", data_dir, repository);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return app_error_set(APP_EGENERIC, "open %s: %s", path, strerror(errno));
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		error = app_error_set(APP_EGENERIC, "flock %s: %s", path, strerror(errno));
+		close(fd);
+		return error;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int open_cache(git_repository **out, const char *data_dir, const char *repository)
+{
+	char path[PATH_CAP];
+	int n = snprintf(path, sizeof(path), "%s/repos/%s.git", data_dir, repository);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+	if (git_repository_open_bare(out, path) == 0)
+		return 0;
+	if (git_repository_init(out, path, 1) < 0)
+		return app_error_set(APP_EGENERIC, "cannot create the cache %s: %s", path, git_msg());
+	app_log(APP_LOG_INFO, "pr: created repository cache", "repository", repository, NULL);
+	return 0;
+}
+
+static int ref_name(char *out, size_t cap, const char *prefix, const char *branch)
+{
+	int n = snprintf(out, cap, "%s%s", prefix, branch ? branch : "");
+	if (!branch || n < 0 || (size_t)n >= cap)
+		return app_error_set(APP_EINVALID, "branch name too long");
+	int valid = 0;
+	if (git_reference_name_is_valid(&valid, out) < 0 || !valid)
+		return app_error_set(APP_EINVALID, "not a valid branch name: %.200s", branch);
+	return 0;
+}
+
+static const git_remote_head *find_head(const git_remote_head **heads, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(heads[i]->name, name) == 0)
+			return heads[i];
+	return NULL;
+}
+
+/* A commit perfbot would have made: one parent, the base, and our tree. */
+static int equal_commit(git_repository *repo, const git_oid *head, const git_oid *base, const git_oid *tree)
+{
+	git_commit *c = NULL;
+	int same = 0;
+	if (git_commit_lookup(&c, repo, head) == 0) {
+		same = git_commit_parentcount(c) == 1 && git_oid_equal(git_commit_parent_id(c, 0), base) &&
+		       git_oid_equal(git_commit_tree_id(c), tree);
+		git_commit_free(c);
+	}
+	return same;
+}
+
+/* Applies the parsed diff to base's tree; *tree_out is the result. */
+static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base, git_diff *diff)
+{
+	git_tree *tree = NULL;
+	git_index *index = NULL;
+	int error;
+	if (git_commit_tree(&tree, base) < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot read the base tree: %s", git_msg());
+		goto done;
+	}
+	size_t n = git_diff_num_deltas(diff);
+	for (size_t i = 0; i < n; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		if (d->status != GIT_DELTA_RENAMED && d->status != GIT_DELTA_COPIED)
+			continue;
+		git_tree_entry *e = NULL;
+		if (git_tree_entry_bypath(&e, tree, d->new_file.path) == 0) {
+			git_tree_entry_free(e);
+			error = app_error_set(APP_EINVALID, "the diff %s %.200s onto the existing file %.200s",
+					      d->status == GIT_DELTA_RENAMED ? "renames" : "copies", d->old_file.path,
+					      d->new_file.path);
+			goto done;
+		}
+	}
+	if (git_apply_to_tree(&index, repo, tree, diff, NULL) < 0) {
+		char id[GIT_OID_HEXSZ + 1];
+		git_oid_tostr(id, sizeof(id), git_commit_id(base));
+		error = app_error_set(APP_EINVALID, "the diff does not apply to %.12s: %s", id, git_msg());
+		goto done;
+	}
+	if (git_index_write_tree_to(tree_out, index, repo) < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot write the tree: %s", git_msg());
+		goto done;
+	}
+	error = 0;
+done:
+	git_index_free(index);
+	git_tree_free(tree);
+	return error;
+}
+
+static int push_branch(git_repository *repo, const pr_git_options *git, const char *local_ref,
+		       const char *remote_ref)
+{
+	git_remote *remote = NULL;
+	remote_ctx ctx = {git, 0, {0}};
+	char spec[700];
+	int error;
+	snprintf(spec, sizeof(spec), "%s:%s", local_ref, remote_ref); /* both refs checked, < 256 */
+	char *specs[] = {spec};
+	git_strarray refspecs = {specs, 1};
+	git_push_options opts;
+	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+	opts.callbacks.credentials = credentials_cb;
+	opts.callbacks.push_update_reference = push_update_cb;
+	opts.callbacks.payload = &ctx;
+
+	if (git_remote_create_anonymous(&remote, repo, git->url) < 0) {
+		error = app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+		goto done;
+	}
+	int gerr = git_remote_push(remote, &refspecs, &opts);
+	if (gerr < 0) {
+		const char *m = git_msg();
+		if (strstr(m, "non-fastforward") || strstr(m, "non-fast-forward"))
+			error = app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+					      remote_ref, m);
+		else
+			error = net_error(gerr, "push to", git->repository);
+		goto done;
+	}
+	if (ctx.status[0]) {
+		const char *s = ctx.status;
+		if (strstr(s, "fast-forward") || strstr(s, "fetch first") || strstr(s, "already exists"))
+			error = app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+					      remote_ref, s);
+		else
+			error = app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s", remote_ref,
+					      git->repository, s);
+		goto done;
+	}
+	error = 0;
+done:
+	git_remote_free(remote);
+	return error;
+}
+
+/* Connects, lists the remote refs and downloads what is missing: the base
+ * branch unless base_sha is already here, and the perfbot branch when the
+ * remote has one.  *remote_head_out is the remote branch's oid (zero when
+ * absent). */
+static int fetch(git_repository *repo, const pr_git_options *git, const char *base_ref, const char *branch_ref,
+		 const git_oid *base_oid, git_oid *remote_head_out, int *remote_has_out)
+{
+	git_remote *remote = NULL;
+	remote_ctx ctx = {git, 0, {0}};
+	git_remote_callbacks cbs;
+	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
+	cbs.credentials = credentials_cb;
+	cbs.payload = &ctx;
+	char spec_base[700], spec_branch[700];
+	char *specs[2];
+	size_t nspecs = 0;
+	int error, gerr;
+	*remote_has_out = 0;
+
+	if (git_remote_create_anonymous(&remote, repo, git->url) < 0) {
+		error = app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+		goto done;
+	}
+	if ((gerr = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
+		error = net_error(gerr, "fetch from", git->repository);
+		goto done;
+	}
+	const git_remote_head **heads = NULL;
+	size_t nheads = 0;
+	if (git_remote_ls(&heads, &nheads, remote) < 0) {
+		error = net_error(-1, "fetch from", git->repository);
+		goto done;
+	}
+	const git_remote_head *bh = find_head(heads, nheads, branch_ref);
+	if (bh) {
+		*remote_has_out = 1;
+		git_oid_cpy(remote_head_out, &bh->oid);
+	}
+	git_odb *odb = NULL;
+	if (git_repository_odb(&odb, repo) < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
+		goto done;
+	}
+	if (!git_odb_exists(odb, base_oid)) {
+		/* refs/heads/<b> → refs/remotes/origin/<b> */
+		snprintf(spec_base, sizeof(spec_base), "+%s:refs/remotes/origin/%s", base_ref, base_ref + 11);
+		specs[nspecs++] = spec_base;
+	}
+	if (bh && !git_odb_exists(odb, &bh->oid)) {
+		snprintf(spec_branch, sizeof(spec_branch), "+%s:refs/remotes/origin/%s", branch_ref, branch_ref + 11);
+		specs[nspecs++] = spec_branch;
+	}
+	git_odb_free(odb);
+	if (nspecs > 0) {
+		git_fetch_options fo;
+		git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+		fo.callbacks = cbs;
+		fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+		fo.update_fetchhead = 0;
+		git_strarray refspecs = {specs, nspecs};
+		if ((gerr = git_remote_download(remote, &refspecs, &fo)) < 0) {
+			error = net_error(gerr, "fetch from", git->repository);
+			goto done;
+		}
+		if ((gerr = git_remote_update_tips(remote, &cbs, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, NULL)) < 0) {
+			error = app_error_set(APP_EGENERIC, "cannot update the cache's refs: %s", git_msg());
+			goto done;
+		}
+	}
+	error = 0;
+done:
+	if (remote)
+		git_remote_disconnect(remote);
+	git_remote_free(remote);
+	return error;
+}
+
+int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr_commit_spec *spec)
+{
+	git_repository *repo = NULL;
+	git_diff *diff = NULL;
+	git_commit *base = NULL;
+	git_signature *sig = NULL;
+	git_reference *ref = NULL;
+	int lock_fd = -1, error;
+	char base_ref[300], branch_ref[300], local_ref[300];
+	git_oid base_oid, tree_oid, commit_oid, remote_head;
+	int remote_has = 0;
+
+	memset(out, 0, sizeof(*out));
+	git_libgit2_init();
+	if (!git || !spec || !git->data_dir || !git->url || !spec->base_sha || !spec->author_name ||
+	    !spec->author_email || !spec->message) {
+		error = app_error_set(APP_EINVALID, "pr_branch_publish: missing argument");
+		goto done;
+	}
+	if ((error = check_repository(git->repository)) < 0)
+		goto done;
+	if ((error = ref_name(base_ref, sizeof(base_ref), "refs/heads/", spec->base_branch)) < 0 ||
+	    (error = ref_name(branch_ref, sizeof(branch_ref), "refs/heads/", spec->branch)) < 0 ||
+	    (error = ref_name(local_ref, sizeof(local_ref), "refs/perfbot/", spec->branch)) < 0)
+		goto done;
+	if (strlen(spec->base_sha) != GIT_OID_HEXSZ || git_oid_fromstr(&base_oid, spec->base_sha) < 0) {
+		error = app_error_set(APP_EINVALID, "base commit is not a 40-hex sha: %.64s", spec->base_sha);
+		goto done;
+	}
+	/* Refuse a bad diff before touching the network or the cache. */
+	if ((error = pr_diff_parse(&diff, spec->diff, spec->diff_len, spec->max_diff_bytes)) < 0)
+		goto done;
+
+	if ((error = lock_cache(&lock_fd, git->data_dir, git->repository)) < 0)
+		goto done;
+	if ((error = open_cache(&repo, git->data_dir, git->repository)) < 0)
+		goto done;
+	if ((error = fetch(repo, git, base_ref, branch_ref, &base_oid, &remote_head, &remote_has)) < 0)
+		goto done;
+	if (git_commit_lookup(&base, repo, &base_oid) < 0) {
+		error = app_error_set(APP_ENOTFOUND, "the measured base commit %.12s is not on %s in %s any more",
+				      spec->base_sha, spec->base_branch, git->repository);
+		goto done;
+	}
+	if ((error = build_tree(&tree_oid, repo, base, diff)) < 0)
+		goto done;
+
+	if (remote_has) {
+		if (!equal_commit(repo, &remote_head, &base_oid, &tree_oid)) {
+			char id[GIT_OID_HEXSZ + 1];
+			git_oid_tostr(id, sizeof(id), &remote_head);
+			error = app_error_set(APP_EEXISTS,
+					      "branch %s already exists in %s with commit %.12s that perfbot did not "
+					      "make from this proposal; not overwriting it",
+					      spec->branch, git->repository, id);
+			goto done;
+		}
+		git_oid_cpy(&commit_oid, &remote_head);
+		out->pushed = 0;
+	} else {
+		if (git_signature_now(&sig, spec->author_name, spec->author_email) < 0) {
+			error = app_error_set(APP_EINVALID, "bad bot identity: %s", git_msg());
+			goto done;
+		}
+		git_tree *tree = NULL;
+		if (git_tree_lookup(&tree, repo, &tree_oid) < 0) {
+			error = app_error_set(APP_EGENERIC, "cannot read the new tree: %s", git_msg());
+			goto done;
+		}
+		const git_commit *parents[] = {base};
+		int rc = git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, spec->message, tree, 1, parents);
+		git_tree_free(tree);
+		if (rc < 0) {
+			error = app_error_set(APP_EGENERIC, "cannot write the commit: %s", git_msg());
+			goto done;
+		}
+		if (git_reference_create(&ref, repo, local_ref, &commit_oid, 1, "perfbot: proposal commit") < 0) {
+			error = app_error_set(APP_EGENERIC, "cannot write %s: %s", local_ref, git_msg());
+			goto done;
+		}
+		if ((error = push_branch(repo, git, local_ref, branch_ref)) < 0)
+			goto done;
+		out->pushed = 1;
+	}
+	git_oid_tostr(out->commit_sha, sizeof(out->commit_sha), &commit_oid);
+	git_oid_tostr(out->tree_sha, sizeof(out->tree_sha), &tree_oid);
+	app_log(APP_LOG_INFO, "pr: branch ready", "repository", git->repository, "branch", spec->branch, "commit",
+		out->commit_sha, "pushed", out->pushed ? "yes" : "no", NULL);
+	error = 0;
+done:
+	git_reference_free(ref);
+	git_signature_free(sig);
+	git_commit_free(base);
+	git_diff_free(diff);
+	git_repository_free(repo);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	git_libgit2_shutdown();
+	return error;
+}
+
+int pr_bot_identity(char **name_out, char **email_out, const char *slug, int64_t bot_user_id)
+{
+	*name_out = *email_out = NULL;
+	if (!slug || !*slug || bot_user_id <= 0)
+		return app_error_set(APP_EINVALID, "the bot identity needs the app slug and the bot user id");
+	app_buf name = APP_BUF_INIT(512), email = APP_BUF_INIT(512);
+	int error;
+	if ((error = app_buf_printf(&name, "%s[bot]", slug)) < 0 ||
+	    (error = app_buf_printf(&email, "%lld+%s[bot]@users.noreply.github.com", (long long)bot_user_id, slug)) <
+		    0) {
+		app_buf_dispose(&name);
+		app_buf_dispose(&email);
+		return error;
+	}
+	*name_out = app_buf_detach(&name);
+	*email_out = app_buf_detach(&email);
+	return 0;
+}
