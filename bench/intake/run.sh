@@ -206,6 +206,8 @@ bench_server() {
     [ "${R[$name.load_kb]}" -le "${R[$name.hwm_kb]}" ] || R[$name.hwm_kb]=${R[$name.load_kb]}
     R[$name.server_cpu]=$(awk -v a="$cpu0" -v b="$cpu1" -v h="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
         'BEGIN { printf "%.2f", (b - a) / h / (t1 - t0) }')
+    R[$name.cpu_us_per_delivery]=$(awk -v c="${R[$name.server_cpu]}" -v r="$(field "$main" rps)" \
+        'BEGIN { printf "%.1f", (r > 0) ? c * 1e6 / r : 0 }')
     R[$name.wrk_cpu]=$(awk -v c="$(cat "$main.cpu")" -v d="$DURATION" 'BEGIN { printf "%.2f", c / d }')
     for k in requests rps p50_us p90_us p99_us p999_us max_us ok2xx s200 s202 non2xx \
              err_connect err_read err_write err_timeout; do
@@ -312,19 +314,22 @@ msnum() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1000 }'; }
 have() { [ -n "${R[$1.rps]:-}" ]; }
 
 echo
-printf '%-8s %13s %9s %9s %10s %10s %8s %9s %10s\n' \
-    server deliveries/s p50 p99 "RSS idle" "RSS load" non-2xx "sock err" "CPU cores"
+printf '%-8s %13s %9s %9s %10s %10s %8s %9s %10s %10s\n' \
+    server deliveries/s p50 p99 "RSS idle" "RSS load" non-2xx "sock err" "CPU cores" "CPU us/dl"
 for s in perfbot probot; do
     if have "$s"; then
-        printf '%-8s %13.0f %9s %9s %10s %10s %8d %9d %10s\n' "$s" "${R[$s.rps]}" \
+        printf '%-8s %13.0f %9s %9s %10s %10s %8d %9d %10s %10s\n' "$s" "${R[$s.rps]}" \
             "$(ms "${R[$s.p50_us]}")" "$(ms "${R[$s.p99_us]}")" "$(mb "${R[$s.idle_kb]}")" \
-            "$(mb "${R[$s.hwm_kb]}")" "${R[$s.non2xx]}" "${R[$s.sockerr]}" "${R[$s.server_cpu]}"
+            "$(mb "${R[$s.hwm_kb]}")" "${R[$s.non2xx]}" "${R[$s.sockerr]}" "${R[$s.server_cpu]}" \
+            "${R[$s.cpu_us_per_delivery]}"
     else
         printf '%-8s %13s\n' "$s" "not measured"
     fi
 done
-echo "RSS load = peak RSS (VmHWM, or the highest 50 ms sample if higher) after the run. CPU cores = server CPU time / wall time during the"
-echo "measured run; wrk used ${R[perfbot.wrk_cpu]:-?} cores against perfbot and ${R[probot.wrk_cpu]:-?} against Probot, of $(nproc)."
+echo "RSS load = peak RSS (VmHWM, or the highest 50 ms sample if higher) after the run."
+echo "CPU cores = server CPU time / wall time during the measured run; CPU us/dl = server CPU"
+echo "microseconds per delivery. wrk itself used ${R[perfbot.wrk_cpu]:-?} cores against perfbot and"
+echo "${R[probot.wrk_cpu]:-?} against Probot, of the $(nproc) cores both share."
 if [ -n "${R[perfbot.stored]:-}" ]; then
     echo "perfbot durability: ${R[perfbot.total2xx]} deliveries answered 2xx, ${R[perfbot.stored]} stored after SIGKILL."
 fi
@@ -358,8 +363,8 @@ server_json() {
         "$(msnum "${R[$s.p99_us]}")" "$(msnum "${R[$s.p999_us]}")" "$(msnum "${R[$s.max_us]}")"
     printf '"rss_idle_kb": %s, "rss_peak_sampled_kb": %s, "rss_hwm_kb": %s, "ok2xx": %s, "non2xx": %s, "socket_errors": %s, ' \
         "${R[$s.idle_kb]}" "${R[$s.load_kb]}" "${R[$s.hwm_kb]}" "${R[$s.ok2xx]}" "${R[$s.non2xx]}" "${R[$s.sockerr]}"
-    printf '"server_cpu_cores": %s, "wrk_cpu_cores": %s, "redelivery_status": %s' \
-        "${R[$s.server_cpu]}" "${R[$s.wrk_cpu]}" "${R[$s.redelivery_status]}"
+    printf '"server_cpu_cores": %s, "server_cpu_us_per_delivery": %s, "wrk_cpu_cores": %s, "redelivery_status": %s' \
+        "${R[$s.server_cpu]}" "${R[$s.cpu_us_per_delivery]}" "${R[$s.wrk_cpu]}" "${R[$s.redelivery_status]}"
     if [ "$s" = perfbot ] && [ -n "${R[perfbot.stored]:-}" ]; then
         printf ', "answered_2xx_total": %s, "stored_after_sigkill": "%s"' "${R[perfbot.total2xx]}" "${R[perfbot.stored]}"
     fi
