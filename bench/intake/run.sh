@@ -259,6 +259,8 @@ run_perfbot() {
     wait_healthy "http://127.0.0.1:$port/healthz" "$SERVER_PID" perfbot "$log" ||
         { fail "perfbot did not start"; return 1; }
     bench_server perfbot "$url" "$SERVER_PID" 202 || return 1
+    [ "${R[perfbot.redelivery_status]}" = 200 ] ||
+        log "   warning: a redelivery (same X-GitHub-Delivery) got ${R[perfbot.redelivery_status]}, not 200 duplicate"
 
     # Durability: SIGKILL (no shutdown, no flush), then count what is stored.
     stop_pid "$SERVER_PID" KILL; SERVER_PID=
