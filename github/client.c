@@ -1,0 +1,857 @@
+/* The REST client: one request to GitHub with retries, rate limits, write
+ * serialisation and authentication, plus pagination.
+ *
+ * Threading: gh_client is shared by all threads.  CURL handles come from a
+ * mutex-protected pool; a handle is used by one thread between get and put,
+ * and keeps its connection cache between requests.  Per-installation state
+ * (rate-limit budget, the write lock that serialises content-creating
+ * requests) lives in entries that are never freed before the client.  The
+ * only other mutable state is the thread-local wait of the last
+ * APP_ERETRY, which belongs with the thread-local error message.
+ *
+ * Invariants: tokens and JWTs go only into the Authorization header of
+ * requests to the configured API URL (pagination links to another origin
+ * are refused, redirects never carry them to another host); they are never
+ * logged, and no response body is logged. */
+#include "github/github.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+#include "app/log.h"
+#include "app/metrics.h"
+#include "github/gh_int.h"
+#include "github/token_cache.h"
+
+#ifndef PERFBOT_VERSION
+#define PERFBOT_VERSION "0.0.0"
+#endif
+
+#define POOL_MAX 16
+#define MAX_RATE_WAITS 5
+#define REDELIVERY_SET_MAX 4096
+
+typedef struct inst_state {
+	struct inst_state *next;
+	int64_t id;
+	pthread_mutex_t write_mu;   /* held across one content-creating request */
+	int has_remaining;
+	long remaining;
+	int64_t reset;              /* epoch s */
+	int secondary_count;        /* consecutive secondary limits */
+	app_metric *remaining_gauge;
+} inst_state;
+
+struct gh_client {
+	const app_config *cfg;
+	gh_options opts;
+	char *api_url;              /* without trailing slash */
+	gh_app_key *key;            /* NULL: unauthenticated calls only */
+	gh_token_cache *tokens;
+	pthread_mutex_t mu;         /* pool, states, redelivery set */
+	CURL *pool[POOL_MAX];
+	int npool;
+	inst_state *states;
+	char *redelivered[REDELIVERY_SET_MAX]; /* ring of GUIDs */
+	int nredelivered;
+	int redelivered_next;
+};
+
+static _Thread_local long tl_retry_wait_ms;
+
+long gh_retry_wait_ms(void)
+{
+	return tl_retry_wait_ms;
+}
+
+int gh__max_pages(const gh_client *c)
+{
+	return c->opts.max_pages;
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int gh_client_new(gh_client **out, const app_config *cfg, const gh_options *opts)
+{
+	static const gh_options defaults = GH_OPTIONS_INIT;
+	int error = 0;
+	gh_client *c = NULL;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init_once);
+	if (!(c = calloc(1, sizeof(*c))))
+		return app_error_set(APP_ENOMEM, "out of memory");
+	pthread_mutex_init(&c->mu, NULL);
+	c->cfg = cfg;
+	c->opts = opts ? *opts : defaults;
+	if (c->opts.max_pages <= 0)
+		c->opts.max_pages = defaults.max_pages;
+	if (c->opts.max_response == 0)
+		c->opts.max_response = defaults.max_response;
+	const char *base = c->opts.api_url ? c->opts.api_url : cfg->github_api_url;
+	if (!base || !base[0])
+		base = "https://api.github.com";
+	if (!(c->api_url = strdup(base))) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	size_t n = strlen(c->api_url);
+	while (n > 0 && c->api_url[n - 1] == '/')
+		c->api_url[--n] = '\0';
+	c->opts.api_url = NULL;
+	if ((cfg->private_key && cfg->private_key[0]) || (cfg->private_key_path && cfg->private_key_path[0])) {
+		if ((error = gh_app_key_load(&c->key, cfg)) < 0)
+			goto done;
+	}
+	if ((error = gh_token_cache_new(&c->tokens, c->opts.token_margin_s)) < 0)
+		goto done;
+	*out = c;
+	c = NULL;
+done:
+	gh_client_free(c);
+	return error;
+}
+
+void gh_client_free(gh_client *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->npool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	inst_state *s = c->states;
+	while (s) {
+		inst_state *next = s->next;
+		pthread_mutex_destroy(&s->write_mu);
+		free(s);
+		s = next;
+	}
+	for (int i = 0; i < REDELIVERY_SET_MAX; i++)
+		free(c->redelivered[i]);
+	gh_token_cache_free(c->tokens);
+	gh_app_key_free(c->key);
+	free(c->api_url);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static CURL *pool_get(gh_client *c)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&c->mu);
+	if (c->npool > 0)
+		h = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->mu);
+	if (!h)
+		h = curl_easy_init();
+	return h;
+}
+
+static void pool_put(gh_client *c, CURL *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (c->npool < POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static inst_state *state_for(gh_client *c, int64_t id)
+{
+	inst_state *s;
+	pthread_mutex_lock(&c->mu);
+	for (s = c->states; s; s = s->next)
+		if (s->id == id)
+			goto done;
+	if ((s = calloc(1, sizeof(*s))) != NULL) {
+		char labels[64];
+		s->id = id;
+		pthread_mutex_init(&s->write_mu, NULL);
+		snprintf(labels, sizeof(labels), "installation=\"%" PRId64 "\"", id);
+		s->remaining_gauge = app_metric_gauge("perfbot_github_ratelimit_remaining",
+						      "GitHub API requests left in the current rate-limit window",
+						      labels);
+		s->next = c->states;
+		c->states = s;
+	}
+done:
+	pthread_mutex_unlock(&c->mu);
+	return s;
+}
+
+/* ---- redelivery set ------------------------------------------------------------ */
+
+int gh__redelivery_mark(gh_client *c, const char *guid)
+{
+	int result = 1;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < c->nredelivered; i++) {
+		if (c->redelivered[i] && strcmp(c->redelivered[i], guid) == 0) {
+			result = 0;
+			goto done;
+		}
+	}
+	char *copy = strdup(guid);
+	if (!copy) {
+		result = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	free(c->redelivered[c->redelivered_next]);
+	c->redelivered[c->redelivered_next] = copy;
+	c->redelivered_next = (c->redelivered_next + 1) % REDELIVERY_SET_MAX;
+	if (c->nredelivered < REDELIVERY_SET_MAX)
+		c->nredelivered++;
+done:
+	pthread_mutex_unlock(&c->mu);
+	return result;
+}
+
+void gh__redelivery_unmark(gh_client *c, const char *guid)
+{
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < c->nredelivered; i++) {
+		if (c->redelivered[i] && strcmp(c->redelivered[i], guid) == 0) {
+			free(c->redelivered[i]);
+			c->redelivered[i] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- pure helpers ------------------------------------------------------------- */
+
+int gh_link_next(char **out, const char *link)
+{
+	*out = NULL;
+	if (!link)
+		return 0;
+	const char *p = link;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			return 0;
+		if (*p != '<')
+			return app_error_set(APP_EINVALID, "malformed Link header");
+		const char *url = p + 1;
+		const char *end = strchr(url, '>');
+		if (!end)
+			return app_error_set(APP_EINVALID, "malformed Link header");
+		size_t url_len = (size_t)(end - url);
+		p = end + 1;
+		int is_next = 0;
+		/* parameters up to the next ',' outside quotes */
+		while (*p && *p != ',') {
+			while (*p == ' ' || *p == '\t' || *p == ';')
+				p++;
+			const char *name = p;
+			while (*p && *p != '=' && *p != ';' && *p != ',')
+				p++;
+			size_t name_len = (size_t)(p - name);
+			while (name_len > 0 && (name[name_len - 1] == ' ' || name[name_len - 1] == '\t'))
+				name_len--;
+			if (*p != '=')
+				continue;
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			const char *val;
+			size_t val_len;
+			if (*p == '"') {
+				val = ++p;
+				while (*p && *p != '"')
+					p++;
+				if (*p != '"')
+					return app_error_set(APP_EINVALID, "malformed Link header");
+				val_len = (size_t)(p - val);
+				p++;
+			} else {
+				val = p;
+				while (*p && *p != ';' && *p != ',' && *p != ' ')
+					p++;
+				val_len = (size_t)(p - val);
+			}
+			if (name_len == 3 && strncasecmp(name, "rel", 3) == 0) {
+				/* rel may list several space-separated types */
+				const char *v = val, *vend = val + val_len;
+				while (v < vend) {
+					while (v < vend && *v == ' ')
+						v++;
+					const char *w = v;
+					while (w < vend && *w != ' ')
+						w++;
+					if (w - v == 4 && strncasecmp(v, "next", 4) == 0)
+						is_next = 1;
+					v = w;
+				}
+			}
+		}
+		if (is_next) {
+			if (url_len == 0)
+				return app_error_set(APP_EINVALID, "malformed Link header: empty next URL");
+			if (!(*out = strndup(url, url_len)))
+				return app_error_set(APP_ENOMEM, "out of memory");
+			return 0;
+		}
+	}
+}
+
+#define MAX_SECONDARY_WAIT_MS (15L * 60 * 1000)
+
+long gh_rate_wait_ms(const gh_rate_info *in, int64_t now, int secondary_count, long base_secondary_ms,
+		     gh_rate_kind *kind_out)
+{
+	*kind_out = GH_RATE_NONE;
+	if (in->status != 403 && in->status != 429)
+		return 0;
+	if (in->has_retry_after) {
+		*kind_out = GH_RATE_SECONDARY;
+		return in->retry_after_s > 0 ? in->retry_after_s * 1000 : 0;
+	}
+	if (in->has_remaining && in->remaining == 0) {
+		*kind_out = GH_RATE_PRIMARY;
+		if (!in->has_reset)
+			return base_secondary_ms;
+		int64_t secs = in->reset - now;
+		if (secs < 0)
+			secs = 0;
+		/* reset is whole seconds: one more second never wakes up early */
+		return (long)(secs * 1000 + 1000);
+	}
+	if (in->status == 429 || in->says_rate_limit) {
+		*kind_out = GH_RATE_SECONDARY;
+		long wait = base_secondary_ms;
+		for (int i = 0; i < secondary_count && wait < MAX_SECONDARY_WAIT_MS; i++)
+			wait *= 2;
+		return wait < MAX_SECONDARY_WAIT_MS ? wait : MAX_SECONDARY_WAIT_MS;
+	}
+	return 0;
+}
+
+int gh__url_escape(app_buf *b, const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int ok = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/');
+		char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+		int error = ok ? app_buf_put(b, p, 1) : app_buf_put(b, enc, 3);
+		if (error < 0)
+			return app_error_set(error, "URL too long");
+	}
+	return 0;
+}
+
+/* ---- one HTTP exchange ----------------------------------------------------------- */
+
+typedef struct exchange {
+	long status;
+	CURLcode curl_code;
+	app_buf body;
+	gh_rate_info rate;
+	char *link;                 /* owned */
+	char curl_msg[CURL_ERROR_SIZE];
+} exchange;
+
+static size_t on_body(char *data, size_t size, size_t n, void *userdata)
+{
+	app_buf *b = userdata;
+	if (app_buf_put(b, data, size * n) < 0)
+		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+	return size * n;
+}
+
+static int parse_long(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static const char *header_value(CURL *h, const char *name)
+{
+	struct curl_header *hdr = NULL;
+	if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hdr) != CURLHE_OK || !hdr)
+		return NULL;
+	return hdr->value;
+}
+
+static int is_write(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+static void send_once(gh_client *c, CURL *h, const char *method, const char *url, const char *auth,
+		      const char *body, exchange *ex)
+{
+	struct curl_slist *hdrs = NULL;
+	app_buf authz = APP_BUF_INIT(16384);
+
+	ex->status = 0;
+	app_buf_reset(&ex->body);
+	free(ex->link);
+	ex->link = NULL;
+	memset(&ex->rate, 0, sizeof(ex->rate));
+	ex->curl_msg[0] = '\0';
+
+	curl_easy_reset(h);
+	hdrs = curl_slist_append(hdrs, "Accept: application/vnd.github+json");
+	hdrs = curl_slist_append(hdrs, "X-GitHub-Api-Version: 2022-11-28");
+	hdrs = curl_slist_append(hdrs, "User-Agent: perfbot/" PERFBOT_VERSION);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (body)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (auth) {
+		if (app_buf_printf(&authz, "Authorization: Bearer %s", auth) == 0)
+			hdrs = curl_slist_append(hdrs, app_buf_cstr(&authz));
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex->body);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ex->curl_msg);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	} else {
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		if (body || strcmp(method, "POST") == 0) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+		}
+	}
+
+	ex->curl_code = curl_easy_perform(h);
+	if (ex->curl_code == CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ex->status);
+		const char *v;
+		ex->rate.status = ex->status;
+		if ((v = header_value(h, "x-ratelimit-remaining")) && parse_long(v, &ex->rate.remaining) == 0)
+			ex->rate.has_remaining = 1;
+		long reset;
+		if ((v = header_value(h, "x-ratelimit-reset")) && parse_long(v, &reset) == 0) {
+			ex->rate.has_reset = 1;
+			ex->rate.reset = reset;
+		}
+		if ((v = header_value(h, "retry-after")) && parse_long(v, &ex->rate.retry_after_s) == 0)
+			ex->rate.has_retry_after = 1;
+		if ((v = header_value(h, "link")))
+			ex->link = strdup(v);
+	}
+	/* curl keeps a pointer to the header list until the next reset */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+	if (authz.ptr)
+		OPENSSL_cleanse(authz.ptr, authz.alloc);
+	app_buf_dispose(&authz);
+}
+
+/* "message: errors[0].message" from a GitHub error body, into b. */
+static void github_message(app_buf *b, const char *body)
+{
+	json_t *root = body && body[0] ? json_loads(body, 0, NULL) : NULL;
+	const char *msg = root ? json_string_value(json_object_get(root, "message")) : NULL;
+	app_buf_puts(b, msg ? msg : "(no message)");
+	json_t *errors = root ? json_object_get(root, "errors") : NULL;
+	json_t *first = json_is_array(errors) ? json_array_get(errors, 0) : NULL;
+	const char *detail = NULL;
+	if (json_is_string(first))
+		detail = json_string_value(first);
+	else if (json_is_object(first))
+		detail = json_string_value(json_object_get(first, "message"));
+	if (!detail && json_is_object(first))
+		detail = json_string_value(json_object_get(first, "code"));
+	if (detail) {
+		app_buf_puts(b, ": ");
+		app_buf_puts(b, detail);
+	}
+	json_decref(root);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static long backoff_ms(const gh_client *c, int attempt)
+{
+	long base = c->opts.backoff_ms;
+	for (int i = 0; i < attempt && base < 60000; i++)
+		base *= 2;
+	unsigned int r = 0;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (unsigned int)now_ms();
+	long jitter = base > 0 ? (long)(r % (unsigned int)(base / 2 + 1)) : 0;
+	return base + jitter;
+}
+
+static int token_fetch(char **token_out, int64_t *expires_out, int64_t installation_id, void *payload);
+
+/* The credential for auth: *cred_out owned (wiped by the caller). */
+static int credential(gh_client *c, int64_t auth, char **cred_out)
+{
+	*cred_out = NULL;
+	if (auth == GH_AUTH_NONE)
+		return 0;
+	if (auth == GH_AUTH_APP)
+		return gh_app_jwt(cred_out, c->key, c->cfg->app_id, time(NULL));
+	return gh_token_cache_get(c->tokens, auth, (int64_t)time(NULL), token_fetch, c, cred_out);
+}
+
+static void wipe_free(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+static int status_error(long status, const char *method, const char *path, const char *body)
+{
+	app_buf msg = APP_BUF_INIT(1024);
+	github_message(&msg, body);
+	int code;
+	switch (status) {
+	case 401: code = APP_EAUTH; break;
+	case 403: code = APP_EFORBIDDEN; break;
+	case 404:
+	case 410: code = APP_ENOTFOUND; break;
+	case 409: code = APP_EEXISTS; break;
+	case 422: code = strstr(app_buf_cstr(&msg), "already exists") ? APP_EEXISTS : APP_EINVALID; break;
+	default: code = status >= 500 ? APP_ERETRY : APP_EGENERIC; break;
+	}
+	app_error_set(code, "GitHub %ld %s %s: %s", status, method, path, app_buf_cstr(&msg));
+	app_buf_dispose(&msg);
+	return code;
+}
+
+/* Sends one logical request.  target is a path under the API URL or an
+ * absolute URL under it.  *out owned (may be NULL for an empty body);
+ * *next_out (owned) the Link rel="next" URL when next_out is non-NULL. */
+static int do_request(gh_client *c, int64_t auth, const char *method, const char *target, json_t *body,
+		      json_t **out, char **next_out)
+{
+	int error = 0;
+	char *cred = NULL, *body_text = NULL;
+	CURL *h = NULL;
+	inst_state *st = NULL;
+	int locked = 0, retried_auth = 0, net_attempts = 0, rate_waits = 0;
+	app_buf url = APP_BUF_INIT(8192);
+	exchange ex = { 0 };
+	char path[512];
+
+	if (out)
+		*out = NULL;
+	if (next_out)
+		*next_out = NULL;
+	tl_retry_wait_ms = 0;
+	app_buf_init(&ex.body, c->opts.max_response);
+
+	size_t base_len = strlen(c->api_url);
+	if (target[0] == '/') {
+		if (app_buf_puts(&url, c->api_url) < 0 || app_buf_puts(&url, target) < 0) {
+			error = app_error_set(APP_EINVALID, "GitHub URL too long");
+			goto done;
+		}
+	} else if (strncmp(target, c->api_url, base_len) == 0 && target[base_len] == '/') {
+		if (app_buf_puts(&url, target) < 0) {
+			error = app_error_set(APP_EINVALID, "GitHub URL too long");
+			goto done;
+		}
+	} else {
+		error = app_error_set(APP_EINVALID, "refusing a GitHub URL outside %s", c->api_url);
+		goto done;
+	}
+	/* the path for messages and logs: no base, no query */
+	const char *p = app_buf_cstr(&url) + base_len;
+	size_t plen = strcspn(p, "?");
+	snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) - 1 ? plen : sizeof(path) - 1), p);
+
+	if (body && !(body_text = json_dumps(body, JSON_COMPACT))) {
+		error = app_error_set(APP_EINVALID, "cannot encode the request body for %s %s", method, path);
+		goto done;
+	}
+	if (!(st = state_for(c, auth > 0 ? auth : 0)) || !(h = pool_get(c))) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (auth > 0 && is_write(method)) {
+		pthread_mutex_lock(&st->write_mu);
+		locked = 1;
+	}
+
+	for (;;) {
+		/* a budget known to be spent: wait for the reset before sending */
+		if (auth != GH_AUTH_NONE && st->has_remaining && st->remaining == 0) {
+			int64_t now = (int64_t)time(NULL);
+			if (st->reset > now) {
+				long wait = (long)((st->reset - now) * 1000 + 1000);
+				if (wait > c->opts.max_wait_ms) {
+					tl_retry_wait_ms = wait;
+					error = app_error_set(APP_ERETRY,
+							      "GitHub rate limit exhausted for %s %s: retry in %ld ms",
+							      method, path, wait);
+					goto done;
+				}
+				sleep_ms(wait);
+			}
+			st->has_remaining = 0;
+		}
+		wipe_free(cred);
+		cred = NULL;
+		if ((error = credential(c, auth, &cred)) < 0)
+			goto done;
+
+		int64_t t0 = now_ms();
+		send_once(c, h, method, app_buf_cstr(&url), cred, body_text, &ex);
+		if (app_log_enabled(APP_LOG_DEBUG)) {
+			char status[16], ms[24];
+			snprintf(status, sizeof(status), "%ld", ex.status);
+			snprintf(ms, sizeof(ms), "%" PRId64, now_ms() - t0);
+			app_log(APP_LOG_DEBUG, "github request", "method", method, "path", path, "status", status,
+				"ms", ms, NULL);
+		}
+
+		if (ex.curl_code != CURLE_OK) {
+			if (ex.curl_code == CURLE_WRITE_ERROR) {
+				error = app_error_set(APP_ETOOBIG, "GitHub %s %s: response larger than %zu bytes", method,
+						      path, c->opts.max_response);
+				goto done;
+			}
+			int timeout = ex.curl_code == CURLE_OPERATION_TIMEDOUT;
+			if (net_attempts < c->opts.max_retries) {
+				sleep_ms(backoff_ms(c, net_attempts++));
+				continue;
+			}
+			error = app_error_set(timeout ? APP_ETIMEOUT : APP_ERETRY, "GitHub %s %s: %s", method, path,
+					      ex.curl_msg[0] ? ex.curl_msg : curl_easy_strerror(ex.curl_code));
+			goto done;
+		}
+
+		if (ex.rate.has_remaining && auth != GH_AUTH_NONE) {
+			st->has_remaining = 1;
+			st->remaining = ex.rate.remaining;
+			st->reset = ex.rate.has_reset ? ex.rate.reset : 0;
+			app_metric_set(st->remaining_gauge, (double)ex.rate.remaining);
+		}
+
+		if (ex.status >= 200 && ex.status < 300) {
+			st->secondary_count = 0;
+			if (out && ex.body.len > 0) {
+				json_error_t jerr;
+				if (!(*out = json_loadb(ex.body.ptr, ex.body.len, 0, &jerr))) {
+					error = app_error_set(APP_EINVALID, "GitHub %ld %s %s: answer is not JSON (%s)",
+							      ex.status, method, path, jerr.text);
+					goto done;
+				}
+			}
+			if (next_out && ex.link && (error = gh_link_next(next_out, ex.link)) < 0)
+				goto done;
+			goto done;
+		}
+
+		if (ex.status == 401 && auth > 0 && !retried_auth) {
+			/* the cached token may have been revoked: fetch a new one once */
+			gh_token_cache_drop(c->tokens, auth, cred);
+			retried_auth = 1;
+			continue;
+		}
+
+		if (ex.status == 403 || ex.status == 429) {
+			app_buf msg = APP_BUF_INIT(1024);
+			github_message(&msg, app_buf_cstr(&ex.body));
+			ex.rate.says_rate_limit = strcasestr(app_buf_cstr(&msg), "rate limit") != NULL;
+			app_buf_dispose(&msg);
+			gh_rate_kind kind;
+			long wait = gh_rate_wait_ms(&ex.rate, (int64_t)time(NULL), st->secondary_count,
+						    c->opts.secondary_wait_ms, &kind);
+			if (kind != GH_RATE_NONE) {
+				if (kind == GH_RATE_SECONDARY)
+					st->secondary_count++;
+				st->has_remaining = 0; /* the wait below covers it */
+				const char *what = kind == GH_RATE_PRIMARY ? "primary" : "secondary";
+				char wait_s[24];
+				snprintf(wait_s, sizeof(wait_s), "%ld", wait);
+				app_log(APP_LOG_WARN, "github rate limit", "kind", what, "method", method, "path", path,
+					"wait_ms", wait_s, NULL);
+				if (wait > c->opts.max_wait_ms || rate_waits >= MAX_RATE_WAITS) {
+					tl_retry_wait_ms = wait;
+					error = app_error_set(APP_ERETRY, "GitHub %ld %s %s: %s rate limit, retry in %ld ms",
+							      ex.status, method, path, what, wait);
+					goto done;
+				}
+				rate_waits++;
+				sleep_ms(wait);
+				continue;
+			}
+		}
+
+		if (ex.status >= 500 && net_attempts < c->opts.max_retries) {
+			sleep_ms(backoff_ms(c, net_attempts++));
+			continue;
+		}
+		error = status_error(ex.status, method, path, app_buf_cstr(&ex.body));
+		if (ex.status == 401 && auth > 0)
+			gh_token_cache_drop(c->tokens, auth, cred);
+		goto done;
+	}
+done:
+	if (locked)
+		pthread_mutex_unlock(&st->write_mu);
+	pool_put(c, h);
+	wipe_free(cred);
+	free(body_text);
+	free(ex.link);
+	app_buf_dispose(&ex.body);
+	app_buf_dispose(&url);
+	return error;
+}
+
+int gh_request(gh_client *c, int64_t auth, const char *method, const char *path, json_t *body, json_t **out)
+{
+	return do_request(c, auth, method, path, body, out, NULL);
+}
+
+int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *array_key, json_t **out)
+{
+	int error = 0;
+	json_t *all = json_array(), *page = NULL;
+	char *next = NULL, *target = NULL;
+	*out = NULL;
+	if (!all)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	if (!(target = strdup(path))) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int pages = 0; target; pages++) {
+		if (pages >= c->opts.max_pages) {
+			app_log(APP_LOG_WARN, "github pagination cap reached", "path", path, NULL);
+			break;
+		}
+		if ((error = do_request(c, auth, "GET", target, NULL, &page, &next)) < 0)
+			goto done;
+		json_t *items = array_key ? json_object_get(page, array_key) : page;
+		if (!json_is_array(items)) {
+			error = app_error_set(APP_EINVALID, "GitHub GET %s: expected a list%s%s", path,
+					      array_key ? " in " : "", array_key ? array_key : "");
+			goto done;
+		}
+		if (json_array_extend(all, items) != 0) {
+			error = app_error_set(APP_ENOMEM, "out of memory");
+			goto done;
+		}
+		json_decref(page);
+		page = NULL;
+		free(target);
+		target = next;
+		next = NULL;
+	}
+	*out = all;
+	all = NULL;
+done:
+	json_decref(all);
+	json_decref(page);
+	free(next);
+	free(target);
+	return error;
+}
+
+/* ---- installation tokens ------------------------------------------------------- */
+
+static int parse_time(const char *s, int64_t *out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!end)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static int token_fetch(char **token_out, int64_t *expires_out, int64_t installation_id, void *payload)
+{
+	gh_client *c = payload;
+	char path[96];
+	json_t *res = NULL;
+	int error;
+	snprintf(path, sizeof(path), "/app/installations/%" PRId64 "/access_tokens", installation_id);
+	if ((error = do_request(c, GH_AUTH_APP, "POST", path, NULL, &res, NULL)) < 0)
+		return error;
+	const char *token = json_string_value(json_object_get(res, "token"));
+	const char *expires = json_string_value(json_object_get(res, "expires_at"));
+	if (!token || !token[0]) {
+		error = app_error_set(APP_EINVALID, "GitHub POST %s: no token in the answer", path);
+		goto done;
+	}
+	if (parse_time(expires, expires_out) < 0)
+		*expires_out = (int64_t)time(NULL) + 3600;
+	if (!(*token_out = strdup(token)))
+		error = app_error_set(APP_ENOMEM, "out of memory");
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, installation_id);
+	app_log(APP_LOG_INFO, "github installation token issued", "installation", id, "expires_at", expires, NULL);
+done:
+	/* the token text inside res is wiped by its owner: jansson frees it */
+	json_decref(res);
+	return error;
+}
+
+int gh_installation_token(gh_client *c, int64_t installation_id, char **token_out)
+{
+	*token_out = NULL;
+	if (installation_id <= 0)
+		return app_error_set(APP_EINVALID, "invalid installation id %" PRId64, installation_id);
+	return gh_token_cache_get(c->tokens, installation_id, (int64_t)time(NULL), token_fetch, c, token_out);
+}
+
+void gh_installation_token_invalidate(gh_client *c, int64_t installation_id)
+{
+	gh_token_cache_drop(c->tokens, installation_id, NULL);
+}
