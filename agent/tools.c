@@ -34,6 +34,7 @@ struct agent_tools {
 	pthread_mutex_t lock;       /* serialises calls */
 	pthread_mutex_t state_lock; /* guards ended and end_reason only, so that ending never waits for a call */
 	char *workspace;
+	char *repo_path; /* NULL: the workspace is a repository */
 	char *base_commit;
 	agent_tool_hooks hooks;
 	int64_t started_ms;
@@ -763,7 +764,7 @@ static json_t *tool_get_diff(agent_tools *t, const json_t *args)
 {
 	(void)args;
 	char *diff = NULL;
-	if (agent_workspace_diff(&diff, t->workspace, t->base_commit, DIFF_CAP) < 0)
+	if (agent_workspace_diff(&diff, t->repo_path, t->workspace, t->base_commit, DIFF_CAP) < 0)
 		return result_last_error("the diff could not be taken");
 	size_t len = strlen(diff);
 	app_buf b = APP_BUF_INIT(t->output_cap + 128);
@@ -790,7 +791,7 @@ static json_t *tool_submit_result(agent_tools *t, const json_t *args)
 		return result_errorf("the summary must say what was changed and why it is faster");
 	if (strlen(summary) > SUMMARY_CAP)
 		return result_errorf("the summary is longer than %u bytes", SUMMARY_CAP);
-	if (agent_workspace_diff(&diff, t->workspace, t->base_commit, DIFF_CAP) < 0)
+	if (agent_workspace_diff(&diff, t->repo_path, t->workspace, t->base_commit, DIFF_CAP) < 0)
 		return result_last_error("the diff could not be taken");
 	t->summary = strdup(summary);
 	t->diff = diff;
@@ -972,6 +973,7 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	pthread_mutex_init(&t->state_lock, NULL);
 	t->workspace = strdup(opts->workspace);
 	t->base_commit = strdup(opts->base_commit);
+	t->repo_path = opts->repo_path ? strdup(opts->repo_path) : NULL;
 	t->hooks = opts->hooks;
 	t->started_ms = now_ms();
 	t->max_wall_ms = opts->max_wall_ms;
@@ -980,7 +982,7 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	t->exec_timeout_s = opts->exec_timeout_s > 0 ? opts->exec_timeout_s : 600;
 	t->output_cap = opts->output_cap >= 1024 ? opts->output_cap : 65536;
 	t->file_cap = opts->file_cap >= 1024 ? opts->file_cap : 4u << 20;
-	if (!t->workspace || !t->base_commit) {
+	if (!t->workspace || !t->base_commit || (opts->repo_path && !t->repo_path)) {
 		agent_tools_free(t);
 		return app_error_set(APP_ENOMEM, "out of memory");
 	}
@@ -996,6 +998,7 @@ void agent_tools_free(agent_tools *t)
 	pthread_mutex_destroy(&t->state_lock);
 	free(t->workspace);
 	free(t->base_commit);
+	free(t->repo_path);
 	free(t->end_reason);
 	free(t->summary);
 	free(t->diff);

@@ -59,8 +59,10 @@ typedef struct agent_tool_hooks {
 } agent_tool_hooks;
 
 typedef struct agent_tools_options {
-	const char *workspace;     /* host directory holding the work tree (a git repository) */
-	const char *base_commit;   /* 40-hex commit the diff is taken against */
+	const char *workspace;     /* host directory holding the work tree */
+	const char *repo_path;     /* a git repository (bare cache or not) holding base_commit;
+				    * NULL: the workspace is itself a repository */
+	const char *base_commit;   /* commit the diff is taken against */
 	agent_tool_hooks hooks;
 	int64_t max_wall_ms;       /* 0: no limit; counted from agent_tools_new */
 	int max_tool_calls;        /* 0: no limit */
@@ -70,7 +72,7 @@ typedef struct agent_tools_options {
 	size_t file_cap;           /* largest file read or written (default 4 MiB) */
 } agent_tools_options;
 
-#define AGENT_TOOLS_OPTIONS_INIT { NULL, NULL, { NULL, NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, 600, 65536, 4u << 20 }
+#define AGENT_TOOLS_OPTIONS_INIT { NULL, NULL, NULL, { NULL, NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, 600, 65536, 4u << 20 }
 
 /* Creates a context; strings in opts are copied, hooks.payload is borrowed
  * and must outlive the context. */
@@ -106,9 +108,17 @@ json_t *agent_tools_usage(agent_tools *t);
  * summary and the diff; APP_ENOTFOUND before. */
 int agent_tools_submission(agent_tools *t, char **summary_out, char **diff_out);
 
-/* The workspace's diff against the base commit as patch text (owned),
- * untracked files included, ignored files not.  Also used by verification. */
-int agent_workspace_diff(char **out, const char *workspace, const char *base_commit, size_t cap);
+/* The diff of the plain directory `workspace` against the tree of
+ * base_commit in repository repo_path (NULL: the workspace is itself a
+ * repository) as git patch text (owned): new files included, files the
+ * workspace's .gitignore ignores left out.  APP_ETOOBIG past cap bytes.
+ * Also used by verification. */
+int agent_workspace_diff(char **out, const char *repo_path, const char *workspace, const char *base_commit, size_t cap);
+
+/* Applies patch text to the plain directory `workspace` holding the tree of
+ * a commit of repo_path (NULL: the workspace is a repository).
+ * APP_EINVALID with the reason when the patch does not apply. */
+int agent_workspace_apply(const char *repo_path, const char *workspace, const char *diff, size_t len);
 
 /* Resolves `rel` (as an agent gave it) inside `workspace`; *abs_out (owned)
  * is the resolved absolute path.  must_exist 0 allows a missing last

@@ -187,7 +187,27 @@ static int git_fail(const char *what)
 	return app_error_set(APP_EGENERIC, "%s: %s", what, e && e->message ? e->message : "unknown error");
 }
 
-int agent_workspace_diff(char **out, const char *workspace, const char *base_commit, size_t cap)
+/* Opens repo_path with `workspace` as its work directory (in memory only:
+ * nothing is written to either), or the workspace itself. */
+static int open_with_workdir(git_repository **repo, const char *repo_path, const char *workspace)
+{
+	if (!repo_path) {
+		if (git_repository_open_ext(repo, workspace, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+			return git_fail("cannot open the workspace repository");
+		return 0;
+	}
+	if (git_repository_open_ext(repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL) < 0 &&
+	    git_repository_open_ext(repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return git_fail("cannot open the repository");
+	if (git_repository_set_workdir(*repo, workspace, 0) < 0) {
+		git_repository_free(*repo);
+		*repo = NULL;
+		return git_fail("cannot use the workspace as a work tree");
+	}
+	return 0;
+}
+
+int agent_workspace_diff(char **out, const char *repo_path, const char *workspace, const char *base_commit, size_t cap)
 {
 	git_repository *repo = NULL;
 	git_object *obj = NULL;
@@ -198,10 +218,8 @@ int agent_workspace_diff(char **out, const char *workspace, const char *base_com
 
 	*out = NULL;
 	git_libgit2_init();
-	if (git_repository_open_ext(&repo, workspace, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
-		error = git_fail("cannot open the workspace repository");
+	if ((error = open_with_workdir(&repo, repo_path, workspace)) < 0)
 		goto done;
-	}
 	if (git_revparse_single(&obj, repo, base_commit) < 0) {
 		error = git_fail("cannot find the base commit");
 		goto done;
@@ -212,8 +230,13 @@ int agent_workspace_diff(char **out, const char *workspace, const char *base_com
 	}
 	git_diff_options opts;
 	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
-	opts.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_SHOW_UNTRACKED_CONTENT;
-	if (git_diff_tree_to_workdir_with_index(&diff, repo, tree, &opts) < 0) {
+	opts.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_SHOW_UNTRACKED_CONTENT |
+		     GIT_DIFF_SHOW_BINARY;
+	/* A plain directory has no index: compare the tree with the files
+	 * themselves.  A repository workspace compares through its index so
+	 * that files an agent staged or removed with git count too. */
+	if ((repo_path ? git_diff_tree_to_workdir(&diff, repo, tree, &opts)
+		       : git_diff_tree_to_workdir_with_index(&diff, repo, tree, &opts)) < 0) {
 		error = git_fail("cannot diff the workspace");
 		goto done;
 	}
@@ -233,6 +256,32 @@ done:
 	git_diff_free(diff);
 	git_tree_free(tree);
 	git_object_free(obj);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return error;
+}
+
+int agent_workspace_apply(const char *repo_path, const char *workspace, const char *diff, size_t len)
+{
+	git_repository *repo = NULL;
+	git_diff *d = NULL;
+	int error = 0;
+
+	git_libgit2_init();
+	if ((error = open_with_workdir(&repo, repo_path, workspace)) < 0)
+		goto done;
+	if (git_diff_from_buffer(&d, diff, len) < 0) {
+		git_fail("the diff cannot be parsed");
+		error = APP_EINVALID;
+		goto done;
+	}
+	if (git_apply(repo, d, GIT_APPLY_LOCATION_WORKDIR, NULL) < 0) {
+		git_fail("the diff does not apply to the base commit");
+		error = APP_EINVALID;
+		goto done;
+	}
+done:
+	git_diff_free(d);
 	git_repository_free(repo);
 	git_libgit2_shutdown();
 	return error;
