@@ -1,0 +1,242 @@
+/* `perfbot serve`: wires the store, the worker pool, the webhook intake and
+ * the HTTP front together, then waits for SIGTERM / SIGINT and drains:
+ * /readyz turns 503, no new connections, in-flight requests finish, running
+ * jobs get SHUTDOWN_GRACE_SECONDS, leases of the rest are released, exit 0.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main
+ * thread with sigwait, so no handler runs in an arbitrary thread. */
+#include "app/cmd.h"
+#include "app/error.h"
+#include "app/http.h"
+#include "app/log.h"
+#include "app/metrics.h"
+#include "app/store.h"
+#include "app/worker.h"
+#include "webhooks/handlers.h"
+#include "webhooks/intake.h"
+#include "webhooks/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct serve_state {
+	store *store;
+	app_workers *workers;
+	atomic_int draining;
+};
+
+static int handle_healthz(const app_http_request *req, app_http_response *resp, void *payload)
+{
+	(void)payload;
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+		app_http_response_header(resp, "Allow", "GET");
+		return app_http_response_error(resp, 405, "method not allowed");
+	}
+	return app_http_response_json(resp, 200, "{\"status\":\"ok\"}");
+}
+
+static int handle_readyz(const app_http_request *req, app_http_response *resp, void *payload)
+{
+	struct serve_state *s = payload;
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+		app_http_response_header(resp, "Allow", "GET");
+		return app_http_response_error(resp, 405, "method not allowed");
+	}
+	if (atomic_load(&s->draining))
+		return app_http_response_json(resp, 503, "{\"status\":\"draining\"}");
+	if (store_ping(s->store) < 0)
+		return app_http_response_json(resp, 503, "{\"status\":\"store unavailable\"}");
+	if (app_workers_running(s->workers) == 0)
+		return app_http_response_json(resp, 503, "{\"status\":\"workers not running\"}");
+	return app_http_response_json(resp, 200, "{\"status\":\"ready\"}");
+}
+
+static int handle_metrics(const app_http_request *req, app_http_response *resp, void *payload)
+{
+	struct serve_state *s = payload;
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+		app_http_response_header(resp, "Allow", "GET");
+		return app_http_response_error(resp, 405, "method not allowed");
+	}
+	json_t *counts = NULL;
+	if (store_job_counts(s->store, &counts) == 0) {
+		const char *state;
+		json_t *n;
+		json_object_foreach(counts, state, n) {
+			char labels[64];
+			snprintf(labels, sizeof(labels), "state=\"%s\"", state);
+			app_metric_set(app_metric_gauge("perfbot_jobs", "Jobs by state", labels),
+				       (double)json_integer_value(n));
+		}
+		app_metric_set(app_metric_gauge("perfbot_queue_depth", "Jobs waiting to run", NULL),
+			       (double)json_integer_value(json_object_get(counts, "queued")));
+		json_decref(counts);
+	}
+	app_metric_set(app_metric_gauge("perfbot_workers_busy", "Workers running a job", NULL),
+		       app_workers_busy(s->workers));
+	app_metric_set(app_metric_gauge("perfbot_workers", "Worker threads", NULL), app_workers_running(s->workers));
+	resp->status = 200;
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return app_metrics_render(&resp->body);
+}
+
+static void wake_workers(void *payload)
+{
+	app_workers_wake(payload);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return app_error_set(APP_EINVALID, "DATA_DIR: path too long");
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return app_error_set(APP_EGENERIC, "DATA_DIR: cannot create %s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return app_error_set(APP_EGENERIC, "DATA_DIR: cannot create %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+int app_cmd_serve(const app_config *cfg, int argc, char **argv)
+{
+	if (argc > 0) {
+		fprintf(stderr, "perfbot serve: unknown option %s (see perfbot serve --help)\n", argv[0]);
+		return 2;
+	}
+	if (!cfg->webhook_secret && !cfg->insecure_no_signature) {
+		fprintf(stderr, "perfbot: WEBHOOK_SECRET: not set; perfbot never accepts unsigned webhooks "
+				"(pass --insecure-no-signature for a local experiment)\n");
+		return 2;
+	}
+	if (cfg->insecure_no_signature)
+		app_log(APP_LOG_WARN, "webhook signatures are NOT checked (--insecure-no-signature): never expose this server",
+			NULL);
+	if (!cfg->app_id || (!cfg->private_key && !cfg->private_key_path))
+		app_log(APP_LOG_WARN, "APP_ID or the private key is not set: webhooks are received and stored, "
+				      "nothing is done on GitHub",
+			NULL);
+
+	int rc = 1;
+	int lock_fd = -1;
+	struct serve_state st = { 0 };
+	atomic_init(&st.draining, 0);
+	wh_intake *intake = NULL;
+	wh_server *srv = NULL;
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (make_dirs(cfg->data_dir) < 0)
+		goto fail;
+	char lock_path[4096];
+	snprintf(lock_path, sizeof(lock_path), "%s/perfbot.lock", cfg->data_dir);
+	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0) {
+		app_error_set(APP_EGENERIC, "DATA_DIR: cannot open %s: %s", lock_path, strerror(errno));
+		goto fail;
+	}
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		app_error_set(APP_EGENERIC, "DATA_DIR: another perfbot serve is using %s", cfg->data_dir);
+		goto fail;
+	}
+	if (store_open(&st.store, cfg->database_url) < 0)
+		goto fail;
+	/* we hold DATA_DIR's lock: jobs still marked running belong to a dead process */
+	if (store_job_release(st.store, NULL) < 0)
+		goto fail;
+
+	app_workers_options wopts = { .nthreads = cfg->workers, .lease_ms = (int64_t)cfg->job_lease_s * 1000,
+				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
+	if (app_workers_new(&st.workers, st.store, &wopts) < 0 || wh_handlers_register(st.workers) < 0)
+		goto fail;
+
+	wh_intake_options iopts = { .store = st.store, .secret = cfg->webhook_secret,
+				    .secret_old = cfg->webhook_secret_old,
+				    .insecure_no_signature = cfg->insecure_no_signature, .max_body = cfg->max_body,
+				    .on_queued = wake_workers, .on_queued_payload = st.workers };
+	if (wh_intake_new(&intake, &iopts) < 0)
+		goto fail;
+	wh_server_options sopts = { .host = cfg->host, .port = cfg->port, .max_connections = cfg->max_connections,
+				    .connection_timeout_s = 30 };
+	if (wh_server_new(&srv, &sopts) < 0)
+		goto fail;
+	wh_route routes[] = {
+		{ .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
+		  .payload = intake, .max_body = cfg->max_body },
+		{ .path = "/healthz", .handler = handle_healthz, .payload = &st },
+		{ .path = "/readyz", .handler = handle_readyz, .payload = &st },
+		{ .path = "/metrics", .handler = handle_metrics, .payload = &st },
+	};
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (wh_server_route(srv, &routes[i]) < 0)
+			goto fail;
+
+	char labels[64];
+	snprintf(labels, sizeof(labels), "version=\"%s\"", PERFBOT_VERSION);
+	app_metric_set(app_metric_gauge("perfbot_build_info", "perfbot build", labels), 1);
+	/* pre-register the outcome series so dashboards see zeros */
+	static const char *outcomes[] = { "accepted", "duplicate", "bad_signature", "too_large", "bad_request" };
+	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+		snprintf(labels, sizeof(labels), "event=\"%s\",outcome=\"%s\"", i < 2 ? "push" : "unverified", outcomes[i]);
+		app_metric_counter("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels);
+	}
+
+	if (app_workers_start(st.workers) < 0)
+		goto fail;
+	if (wh_server_start(srv) < 0)
+		goto fail;
+	char url[300], port_s[16], workers_s[16];
+	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", strchr(cfg->host, ':') ? "[" : "", cfg->host,
+		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), cfg->webhook_path);
+	snprintf(port_s, sizeof(port_s), "%d", wh_server_port(srv));
+	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
+	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "data_dir", cfg->data_dir,
+		"version", PERFBOT_VERSION, NULL);
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	app_log(APP_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+	atomic_store(&st.draining, 1);
+	wh_server_quiesce(srv);
+	int grace_ms = cfg->shutdown_grace_s * 1000;
+	if (wh_server_wait_idle(srv, grace_ms) < 0)
+		app_log(APP_LOG_WARN, "requests still in flight at shutdown", "detail", app_error_last(), NULL);
+	app_workers_stop(st.workers, grace_ms);
+	wh_server_free(srv);
+	srv = NULL;
+	app_log(APP_LOG_INFO, "stopped", NULL);
+	rc = 0;
+	goto done;
+fail:
+	fprintf(stderr, "perfbot: %s\n", app_error_last());
+	rc = 1;
+done:
+	wh_server_free(srv);
+	wh_intake_free(intake);
+	if (!st.workers || app_workers_busy(st.workers) == 0) {
+		app_workers_free(st.workers);
+		store_free(st.store);
+	}
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}

@@ -1,0 +1,119 @@
+/* `perfbot deliveries` and `perfbot jobs`: read the store directly (WAL lets
+ * them run beside a serving perfbot) and print a table or JSON. */
+#include "app/cmd.h"
+#include "app/error.h"
+#include "app/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct list_opts {
+	int json;
+	long limit;
+	const char *event;
+};
+
+static int parse_opts(struct list_opts *o, const char *cmd, int argc, char **argv, int allow_event)
+{
+	o->json = 0;
+	o->limit = 50;
+	o->event = NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *v;
+		if (!strcmp(argv[i], "--json")) {
+			o->json = 1;
+		} else if ((v = app_cmd_optval(argc, argv, &i, "--limit", "-n")) != NULL) {
+			char *end;
+			errno = 0;
+			o->limit = strtol(v, &end, 10);
+			if (errno || *end || o->limit < 1) {
+				fprintf(stderr, "perfbot %s: --limit: expected a positive number, got \"%s\"\n", cmd, v);
+				return -1;
+			}
+		} else if (allow_event && (v = app_cmd_optval(argc, argv, &i, "--event", "-e")) != NULL) {
+			o->event = v;
+		} else {
+			fprintf(stderr, "perfbot %s: unknown option %s\n", cmd, argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *s_or(const json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+static int print_json(json_t *arr)
+{
+	char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!s)
+		return 1;
+	puts(s);
+	free(s);
+	return 0;
+}
+
+int app_cmd_deliveries(const app_config *cfg, int argc, char **argv)
+{
+	struct list_opts o;
+	if (parse_opts(&o, "deliveries", argc, argv, 1) < 0)
+		return 2;
+	store *st = NULL;
+	json_t *rows = NULL;
+	if (store_open(&st, cfg->database_url) < 0 || store_delivery_list(st, &rows, (int)o.limit, o.event) < 0) {
+		fprintf(stderr, "perfbot: %s\n", app_error_last());
+		store_free(st);
+		return 1;
+	}
+	int rc = 0;
+	if (o.json) {
+		rc = print_json(rows);
+	} else {
+		printf("%-38s %-26s %-22s %-30s %-25s %s\n", "DELIVERY", "EVENT", "ACTION", "REPOSITORY", "RECEIVED", "STATUS");
+		size_t i;
+		json_t *r;
+		json_array_foreach(rows, i, r)
+			printf("%-38s %-26s %-22s %-30s %-25s %s\n", s_or(r, "id", ""), s_or(r, "event", ""),
+			       s_or(r, "action", "-"), s_or(r, "repository", "-"), s_or(r, "received", ""),
+			       s_or(r, "status", ""));
+	}
+	json_decref(rows);
+	store_free(st);
+	return rc;
+}
+
+int app_cmd_jobs(const app_config *cfg, int argc, char **argv)
+{
+	struct list_opts o;
+	if (parse_opts(&o, "jobs", argc, argv, 0) < 0)
+		return 2;
+	store *st = NULL;
+	json_t *rows = NULL;
+	if (store_open(&st, cfg->database_url) < 0 || store_job_list(st, &rows, (int)o.limit) < 0) {
+		fprintf(stderr, "perfbot: %s\n", app_error_last());
+		store_free(st);
+		return 1;
+	}
+	int rc = 0;
+	if (o.json) {
+		rc = print_json(rows);
+	} else {
+		printf("%-8s %-34s %-10s %-8s %-38s %s\n", "JOB", "KIND", "STATE", "ATTEMPTS", "DELIVERY", "NOTE / ERROR");
+		size_t i;
+		json_t *r;
+		json_array_foreach(rows, i, r)
+			printf("%-8lld %-34s %-10s %-8lld %-38s %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+			       s_or(r, "kind", ""), s_or(r, "state", ""),
+			       (long long)json_integer_value(json_object_get(r, "attempts")), s_or(r, "delivery_id", "-"),
+			       s_or(r, "error", s_or(r, "note", "")));
+	}
+	json_decref(rows);
+	store_free(st);
+	return rc;
+}

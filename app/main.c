@@ -1,0 +1,105 @@
+/* perfbot's entry point: finds the subcommand, loads the configuration
+ * (environment, .env, flags) once, and runs the command.  A configuration
+ * error stops here with one line naming the variable and the problem. */
+#include "app/cmd.h"
+#include "app/config.h"
+#include "app/error.h"
+#include "app/log.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*run)(const app_config *cfg, int argc, char **argv);
+	const char *usage;
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "serve", app_cmd_serve, "perfbot serve [--port N] [--host ADDR] [--insecure-no-signature] [--VAR value...]",
+	  "run the GitHub App server: webhook intake, workers, health and metrics" },
+	{ "deliveries", app_cmd_deliveries, "perfbot deliveries [--json] [--limit N] [--event EVENT]",
+	  "list stored webhook deliveries, newest first" },
+	{ "jobs", app_cmd_jobs, "perfbot jobs [--json] [--limit N]", "list jobs and their states" },
+	{ "receive", app_cmd_receive,
+	  "perfbot receive -e EVENT -p PAYLOAD.json [--url URL] [--secret S] [--delivery ID]",
+	  "sign a payload as GitHub does and POST it to a running perfbot" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "perfbot %s: a GitHub App that measures benchmarks under CPU simulation and proposes speed-ups.\n\n",
+		PERFBOT_VERSION);
+	fprintf(f, "Usage: perfbot <command> [options]\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "  %-12s %s\n", "version", "print the version");
+	fprintf(f, "\n'perfbot <command> --help' shows a command's options.\n\n");
+	if (f == stdout)
+		app_config_print_help();
+}
+
+const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name, const char *short_name)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(long_name);
+	if (strncmp(a, long_name, n) == 0 && a[n] == '=')
+		return a + n + 1;
+	if (strcmp(a, long_name) == 0 || (short_name && strcmp(a, short_name) == 0)) {
+		if (*i + 1 < argc) {
+			(*i)++;
+			return argv[*i];
+		}
+		app_error_set(APP_EINVALID, "%s needs a value", a);
+		return NULL;
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("perfbot %s\n", PERFBOT_VERSION);
+		return 0;
+	}
+	const struct command *cmd = NULL;
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "perfbot: unknown command \"%s\"\n\n", argv[1]);
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("Usage: %s\n\n%s.\n\n", cmd->usage, cmd->summary);
+			app_config_print_help();
+			return 0;
+		}
+	}
+	app_config *cfg = NULL;
+	char **rest = NULL;
+	if (app_config_load(&cfg, NULL, argc - 2, argv + 2, &rest) < 0) {
+		fprintf(stderr, "perfbot: %s\n", app_error_last());
+		return 2;
+	}
+	app_log_configure(cfg->log_level, cfg->log_json, 2);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int nrest = 0;
+	while (rest[nrest])
+		nrest++;
+	int rc = cmd->run(cfg, nrest, rest);
+	curl_global_cleanup();
+	free(rest);
+	app_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,52 @@
+/* The worker pool: WORKERS threads that claim jobs from the store with a
+ * lease, run the handler registered for the job's kind, and record the
+ * outcome.  A failing job is retried with exponential backoff up to
+ * JOB_ATTEMPTS tries, then marked failed with its error.  A job kind with no
+ * handler ends "done" with the note "no handler".  A heartbeat thread
+ * extends the leases of running jobs, so only a dead process loses them. */
+#ifndef APP_WORKER_H
+#define APP_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "app/store.h"
+
+typedef struct app_workers app_workers;
+
+typedef struct app_job_ctx {
+	store *store;               /* borrowed */
+	const store_job *job;       /* borrowed: id, kind, payload, delivery_id, attempts */
+	int final_attempt;          /* 1 when a failure now is final */
+	char note[256];             /* optional outcome note set by the handler */
+	int64_t retry_at_ms;        /* a handler returning APP_ERETRY may set when to retry */
+	const atomic_int *stopping; /* non-zero when the process is draining */
+} app_job_ctx;
+
+/* Returns 0 when the job is done, a negative code when it failed
+ * (app_error_last() says why; retried unless it was the last attempt). */
+typedef int (*app_job_handler)(app_job_ctx *ctx, void *payload);
+
+typedef struct app_workers_options {
+	int nthreads;
+	int64_t lease_ms;
+	int max_attempts;
+	int poll_ms;               /* idle poll interval (wake-ups make it rarely matter) */
+} app_workers_options;
+
+int app_workers_new(app_workers **out, store *st, const app_workers_options *opts);
+/* Registers a handler for a kind (exact), or for every kind starting with
+ * the prefix when kind ends in '*'.  Before start only. */
+int app_workers_register(app_workers *w, const char *kind, app_job_handler fn, void *payload);
+int app_workers_start(app_workers *w);
+/* Wakes idle workers: new jobs are queued. Safe from any thread. */
+void app_workers_wake(app_workers *w);
+/* Number of workers running a job right now. */
+int app_workers_busy(app_workers *w);
+int app_workers_running(app_workers *w);
+/* Stops claiming, waits up to grace_ms for running jobs, then releases the
+ * leases of those still running (they are claimed again on restart). */
+void app_workers_stop(app_workers *w, int grace_ms);
+void app_workers_free(app_workers *w);
+
+#endif

@@ -1,0 +1,173 @@
+/* Event parsing (see event.h).  Pure functions over jansson trees of
+ * payloads whose signature has already been verified; still, nothing here
+ * trusts shapes: a missing or mistyped field is an error or a default, never
+ * a crash. */
+#include "webhooks/event.h"
+#include "app/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int64_t num(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+int wh_event_info_parse(wh_event_info *out, const json_t *payload)
+{
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(payload))
+		return app_error_set(APP_EINVALID, "payload is not a JSON object");
+	out->action = str(payload, "action");
+	out->installation_id = num(json_object_get(payload, "installation"), "id");
+	out->repository = str(json_object_get(payload, "repository"), "full_name");
+	out->sender = str(json_object_get(payload, "sender"), "login");
+	return 0;
+}
+
+static const struct {
+	const char *event;
+	const char *actions; /* space-separated, NULL = any */
+} handled[] = {
+	{ "ping", NULL },
+	{ "installation", "created deleted suspend unsuspend new_permissions_accepted" },
+	{ "installation_repositories", "added removed" },
+	{ "push", NULL },
+	{ "pull_request", "opened synchronize reopened closed" },
+	{ "issue_comment", "created" },
+	{ "check_run", "requested_action rerequested" },
+	{ "check_suite", "rerequested" },
+};
+
+int wh_event_is_handled(const char *event, const char *action)
+{
+	for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
+		if (strcmp(handled[i].event, event) != 0)
+			continue;
+		if (!handled[i].actions)
+			return 1;
+		if (!action)
+			return 0;
+		size_t n = strlen(action);
+		for (const char *p = handled[i].actions; (p = strstr(p, action)) != NULL; p += n)
+			if ((p == handled[i].actions || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+				return 1;
+		return 0;
+	}
+	return 0;
+}
+
+int wh_event_name_ok(const char *event)
+{
+	size_t n = event ? strlen(event) : 0;
+	if (n == 0 || n > 64)
+		return APP_EINVALID;
+	for (const char *p = event; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9')))
+			return APP_EINVALID;
+	return 0;
+}
+
+int wh_delivery_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > 64)
+		return APP_EINVALID;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		      *p == '_' || *p == '.'))
+			return APP_EINVALID;
+	return 0;
+}
+
+int wh_ping_parse(wh_ping *out, const json_t *payload)
+{
+	memset(out, 0, sizeof(*out));
+	const json_t *hook = json_object_get(payload, "hook");
+	out->hook_id = num(payload, "hook_id");
+	if (!out->hook_id)
+		out->hook_id = num(hook, "id");
+	if (!out->hook_id)
+		return app_error_set(APP_EINVALID, "ping without hook_id");
+	out->app_id = num(hook, "app_id");
+	out->zen = str(payload, "zen");
+	return 0;
+}
+
+static int repo_list(wh_repo_ref **out, size_t *n_out, const json_t *arr)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return 0;
+	wh_repo_ref *r = calloc(json_array_size(arr), sizeof(*r));
+	if (!r)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	size_t i, n = 0;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		int64_t id = num(v, "id");
+		const char *name = str(v, "full_name");
+		if (!id || !name)
+			continue;
+		r[n].id = id;
+		r[n].full_name = name;
+		n++;
+	}
+	*out = r;
+	*n_out = n;
+	return 0;
+}
+
+int wh_installation_parse(wh_installation *out, const json_t *payload)
+{
+	memset(out, 0, sizeof(*out));
+	const json_t *inst = json_object_get(payload, "installation");
+	out->action = str(payload, "action");
+	out->id = num(inst, "id");
+	if (!out->id)
+		return app_error_set(APP_EINVALID, "installation event without installation.id");
+	out->account = str(json_object_get(inst, "account"), "login");
+	const json_t *added = json_object_get(payload, "repositories_added");
+	int error = repo_list(&out->repos, &out->nrepos, added ? added : json_object_get(payload, "repositories"));
+	if (error == 0)
+		error = repo_list(&out->removed, &out->nremoved, json_object_get(payload, "repositories_removed"));
+	if (error < 0)
+		wh_installation_dispose(out);
+	return error;
+}
+
+void wh_installation_dispose(wh_installation *ev)
+{
+	if (!ev)
+		return;
+	free(ev->repos);
+	free(ev->removed);
+	ev->repos = ev->removed = NULL;
+	ev->nrepos = ev->nremoved = 0;
+}
+
+int wh_push_parse(wh_push *out, const json_t *payload)
+{
+	memset(out, 0, sizeof(*out));
+	const json_t *repo = json_object_get(payload, "repository");
+	out->ref = str(payload, "ref");
+	out->before = str(payload, "before");
+	out->after = str(payload, "after");
+	out->deleted = json_is_true(json_object_get(payload, "deleted"));
+	out->created = json_is_true(json_object_get(payload, "created"));
+	out->repository = str(repo, "full_name");
+	out->default_branch = str(repo, "default_branch");
+	out->clone_url = str(repo, "clone_url");
+	out->installation_id = num(json_object_get(payload, "installation"), "id");
+	out->sender = str(json_object_get(payload, "sender"), "login");
+	if (!out->ref || !out->after || !out->repository)
+		return app_error_set(APP_EINVALID, "push event without ref, after or repository.full_name");
+	return 0;
+}

@@ -1,0 +1,125 @@
+/* Foundation event handlers (see handlers.h).  They run on worker threads
+ * and are idempotent: replaying a delivery (a retried job, a redelivery)
+ * leaves the same rows. */
+#include "webhooks/handlers.h"
+#include "app/error.h"
+#include "app/log.h"
+#include "webhooks/event.h"
+#include "webhooks/intake.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int wh_job_payload(json_t **out, app_job_ctx *ctx)
+{
+	const store_job *job = ctx->job;
+	if (!job->delivery_id)
+		return app_error_set(APP_EINVALID, "job %lld has no delivery", (long long)job->id);
+	char *body = NULL;
+	size_t len = 0;
+	int error = store_delivery_body(ctx->store, job->delivery_id, &body, &len);
+	if (error < 0)
+		return error;
+	/* a form-encoded delivery is stored raw, with the JSON inside payload= */
+	if (len >= 8 && memcmp(body, "payload=", 8) == 0) {
+		char *json = NULL;
+		size_t jlen = 0;
+		error = wh_form_payload(&json, &jlen, body, len);
+		free(body);
+		if (error < 0)
+			return error;
+		body = json;
+		len = jlen;
+	}
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr);
+	free(body);
+	if (!root)
+		return app_error_set(APP_EINVALID, "delivery %s: %s", job->delivery_id, jerr.text);
+	*out = root;
+	return 0;
+}
+
+static int on_ping(app_job_ctx *ctx, void *payload)
+{
+	(void)payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	wh_ping ping;
+	if ((error = wh_ping_parse(&ping, root)) == 0)
+		error = store_hook_put(ctx->store, ping.hook_id, ping.app_id, ctx->job->delivery_id);
+	if (error == 0)
+		snprintf(ctx->note, sizeof(ctx->note), "hook %lld, app %lld", (long long)ping.hook_id,
+			 (long long)ping.app_id);
+	json_decref(root);
+	return error;
+}
+
+static int on_installation(app_job_ctx *ctx, void *payload)
+{
+	(void)payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	wh_installation ev;
+	if ((error = wh_installation_parse(&ev, root)) < 0)
+		goto done;
+	const char *a = ev.action ? ev.action : "";
+	if (!strcmp(a, "deleted")) {
+		error = store_installation_delete(ctx->store, ev.id);
+	} else {
+		const char *state = !strcmp(a, "suspend") ? "suspended" : "active";
+		error = store_installation_put(ctx->store, ev.id, ev.account, state);
+		if (!strcmp(a, "created"))
+			for (size_t i = 0; i < ev.nrepos && error == 0; i++)
+				error = store_repository_put(ctx->store, ev.id, ev.repos[i].id, ev.repos[i].full_name);
+	}
+	if (error == 0)
+		snprintf(ctx->note, sizeof(ctx->note), "installation %lld %s", (long long)ev.id, a);
+	wh_installation_dispose(&ev);
+done:
+	json_decref(root);
+	return error;
+}
+
+static int on_installation_repositories(app_job_ctx *ctx, void *payload)
+{
+	(void)payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	wh_installation ev;
+	if ((error = wh_installation_parse(&ev, root)) < 0)
+		goto done;
+	/* a repository event implies the installation exists */
+	char *state = NULL;
+	if (store_installation_state(ctx->store, ev.id, &state) == APP_ENOTFOUND)
+		error = store_installation_put(ctx->store, ev.id, ev.account, "active");
+	free(state);
+	for (size_t i = 0; i < ev.nrepos && error == 0; i++)
+		error = store_repository_put(ctx->store, ev.id, ev.repos[i].id, ev.repos[i].full_name);
+	for (size_t i = 0; i < ev.nremoved && error == 0; i++)
+		error = store_repository_remove(ctx->store, ev.id, ev.removed[i].id);
+	if (error == 0)
+		snprintf(ctx->note, sizeof(ctx->note), "installation %lld: %zu added, %zu removed", (long long)ev.id,
+			 ev.nrepos, ev.nremoved);
+	wh_installation_dispose(&ev);
+done:
+	json_decref(root);
+	return error;
+}
+
+int wh_handlers_register(app_workers *w)
+{
+	int error;
+	if ((error = app_workers_register(w, "event.ping", on_ping, NULL)) < 0 ||
+	    (error = app_workers_register(w, "event.installation", on_installation, NULL)) < 0 ||
+	    (error = app_workers_register(w, "event.installation_repositories", on_installation_repositories, NULL)) < 0)
+		return error;
+	return 0;
+}

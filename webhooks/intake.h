@@ -1,0 +1,45 @@
+/* The webhook intake: POST $WEBHOOK_PATH.  A pure handler over app/http.h
+ * structs: verifies, parses and durably stores a delivery with the jobs it
+ * produces, then answers.  Checks run in this order, before any JSON
+ * parsing: method (405), content type (415), GitHub headers (400 / 401),
+ * size (413), signature (401); then JSON (400), duplicate (200), store
+ * (202).  Every error answer is {"error": reason}. */
+#ifndef WH_INTAKE_H
+#define WH_INTAKE_H
+
+#include <stdint.h>
+
+#include "app/http.h"
+#include "app/store.h"
+
+typedef struct wh_intake wh_intake;
+
+typedef struct wh_intake_options {
+	store *store;                /* borrowed; outlives the intake */
+	const char *secret;          /* copied; NULL only with insecure_no_signature */
+	const char *secret_old;      /* copied; may be NULL */
+	int insecure_no_signature;   /* accept unsigned deliveries (local experiments) */
+	size_t max_body;             /* bytes */
+	/* Called after a delivery with jobs is durable (e.g. to wake workers). */
+	void (*on_queued)(void *payload);
+	void *on_queued_payload;
+} wh_intake_options;
+
+int wh_intake_new(wh_intake **out, const wh_intake_options *opts);
+void wh_intake_free(wh_intake *in);
+
+/* The checks that need only the request head: method, content type, GitHub
+ * headers and the declared size (content_length < 0 when unknown).  Returns
+ * 1 after filling resp with a final answer, 0 to go on reading the body.
+ * The HTTP front also calls it with content_length = the bytes received so
+ * far when a chunked body outgrows the cap. */
+int wh_intake_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload);
+
+/* The whole check and store; payload is the wh_intake. */
+int wh_intake_handle(const app_http_request *req, app_http_response *resp, void *payload);
+
+/* Decodes the `payload` field of an application/x-www-form-urlencoded body
+ * into *out (owned, NUL-terminated). APP_EINVALID when there is none. */
+int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len);
+
+#endif

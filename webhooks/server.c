@@ -1,0 +1,363 @@
+/* HTTP front on libmicrohttpd (see server.h).
+ *
+ * Threading: MHD runs one thread per connection, so a handler may block (the
+ * webhook intake waits for its group commit) without holding up other
+ * connections.  Per-request state lives in one req_ctx allocated on the
+ * first callback and freed in MHD's completion callback.  Bodies are
+ * accumulated into a capped app_buf: a declared Content-Length over the cap
+ * is refused before reading; a chunked body that outgrows it is discarded
+ * (counted, not stored) and answered 413 when the upload ends. */
+#include "webhooks/server.h"
+#include "app/error.h"
+#include "app/log.h"
+#include "app/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ROUTES 16
+#define MAX_HEADERS 128
+#define MAX_QUERY 32
+#define DISCARD_FACTOR 4 /* past cap × this, an oversized upload is cut off */
+
+struct wh_server {
+	struct MHD_Daemon *daemon;
+	wh_route routes[MAX_ROUTES];
+	size_t nroutes;
+	char *host;
+	int port;
+	int max_connections;
+	int timeout_s;
+	atomic_int in_flight;
+	int quiesced;
+};
+
+struct req_ctx {
+	wh_server *srv;
+	const wh_route *route;
+	app_buf body;
+	uint64_t received;          /* every body byte, kept or discarded */
+	int too_large;
+	int answered;
+	app_http_header headers[MAX_HEADERS];
+	size_t nheaders;
+	app_http_header query[MAX_QUERY];
+	size_t nquery;
+	char peer[INET6_ADDRSTRLEN];
+	struct timespec start;
+	char status_s[8];
+};
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	app_log(APP_LOG_WARN, "http", "detail", msg, NULL);
+}
+
+int wh_server_new(wh_server **out, const wh_server_options *opts)
+{
+	wh_server *s = calloc(1, sizeof(*s));
+	if (!s || !(s->host = strdup(opts->host ? opts->host : "127.0.0.1"))) {
+		free(s);
+		return app_error_set(APP_ENOMEM, "out of memory");
+	}
+	s->port = opts->port;
+	s->max_connections = opts->max_connections > 0 ? opts->max_connections : 1024;
+	s->timeout_s = opts->connection_timeout_s > 0 ? opts->connection_timeout_s : 30;
+	atomic_init(&s->in_flight, 0);
+	*out = s;
+	return 0;
+}
+
+int wh_server_route(wh_server *srv, const wh_route *route)
+{
+	if (srv->nroutes >= MAX_ROUTES)
+		return app_error_set(APP_ETOOBIG, "too many routes");
+	wh_route *r = &srv->routes[srv->nroutes];
+	*r = *route;
+	r->path = strdup(route->path);
+	if (!r->path)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	srv->nroutes++;
+	return 0;
+}
+
+static const wh_route *find_route(const wh_server *srv, const char *path)
+{
+	for (size_t i = 0; i < srv->nroutes; i++) {
+		const wh_route *r = &srv->routes[i];
+		if (r->prefix ? strncmp(path, r->path, strlen(r->path)) == 0 : strcmp(path, r->path) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct req_ctx *c = cls;
+	if (kind == MHD_HEADER_KIND) {
+		if (c->nheaders < MAX_HEADERS) {
+			c->headers[c->nheaders].name = key;
+			c->headers[c->nheaders].value = value ? value : "";
+			c->nheaders++;
+		}
+	} else if (kind == MHD_GET_ARGUMENT_KIND) {
+		if (c->nquery < MAX_QUERY) {
+			c->query[c->nquery].name = key;
+			c->query[c->nquery].value = value ? value : "";
+			c->nquery++;
+		}
+	}
+	return MHD_YES;
+}
+
+static double elapsed_s(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct req_ctx *c, app_http_response *resp,
+				     const char *method, const char *path)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(resp->body.len, resp->body.ptr ? resp->body.ptr : "",
+								 MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	if (resp->content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	for (size_t i = 0; i < resp->nheaders; i++)
+		MHD_add_response_header(r, resp->header_names[i], resp->header_values[i]);
+	enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
+	MHD_destroy_response(r);
+	c->answered = 1;
+
+	double secs = elapsed_s(&c->start);
+	char labels[160];
+	snprintf(labels, sizeof(labels), "route=\"%s\"", c->route ? c->route->path : "none");
+	app_metric_observe(app_metric_histogram("perfbot_http_request_duration_seconds", "HTTP request duration", labels),
+			   secs);
+	if (app_log_enabled(APP_LOG_INFO)) {
+		char status[8], ms[32];
+		snprintf(status, sizeof(status), "%d", resp->status);
+		snprintf(ms, sizeof(ms), "%.2f", secs * 1000.0);
+		app_log(resp->status >= 500 ? APP_LOG_ERROR : APP_LOG_INFO, "request", "method", method, "path", path,
+			"status", status, "duration_ms", ms, "peer", c->peer,
+			"delivery", resp->log_delivery[0] ? resp->log_delivery : NULL,
+			"event", resp->log_event[0] ? resp->log_event : NULL,
+			"action", resp->log_action[0] ? resp->log_action : NULL,
+			"outcome", resp->log_outcome[0] ? resp->log_outcome : NULL, NULL);
+	}
+	return ret;
+}
+
+static void fill_request(app_http_request *req, struct req_ctx *c, const char *method, const char *url)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = method;
+	req->path = url;
+	req->headers = c->headers;
+	req->nheaders = c->nheaders;
+	req->query = c->query;
+	req->nquery = c->nquery;
+	req->body = c->body.ptr;
+	req->body_len = c->body.len;
+	req->peer = c->peer;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	wh_server *srv = cls;
+	struct req_ctx *c = *con_cls;
+	app_http_request req;
+	app_http_response resp;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return MHD_NO;
+		*con_cls = c;
+		c->srv = srv;
+		atomic_fetch_add(&srv->in_flight, 1);
+		clock_gettime(CLOCK_MONOTONIC, &c->start);
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr) {
+			const struct sockaddr *sa = ci->client_addr;
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->peer,
+					  sizeof(c->peer));
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, c->peer,
+					  sizeof(c->peer));
+		}
+		MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, collect_header, c);
+		c->route = find_route(srv, url);
+		app_buf_init(&c->body, c->route ? c->route->max_body : 0);
+		app_http_response_init(&resp);
+		enum MHD_Result ret = MHD_YES;
+		if (!c->route) {
+			app_http_response_error(&resp, 404, "not found");
+			ret = send_response(conn, c, &resp, method, url);
+		} else if (c->route->head_check) {
+			int64_t cl = -1;
+			const char *cls_h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cls_h) {
+				char *end;
+				errno = 0;
+				unsigned long long v = strtoull(cls_h, &end, 10);
+				cl = (errno || *end) ? INT64_MAX : (v > INT64_MAX ? INT64_MAX : (int64_t)v);
+			}
+			fill_request(&req, c, method, url);
+			if (c->route->head_check(&req, cl, &resp, c->route->payload))
+				ret = send_response(conn, c, &resp, method, url);
+		}
+		app_http_response_dispose(&resp);
+		return ret;
+	}
+
+	if (*upload_data_size > 0) {
+		c->received += *upload_data_size;
+		if (!c->too_large && app_buf_put(&c->body, upload_data, *upload_data_size) < 0) {
+			c->too_large = 1;
+			app_buf_dispose(&c->body);
+		}
+		*upload_data_size = 0;
+		/* a client that keeps streaming far past the cap is cut off */
+		if (c->too_large && c->route && c->received > (uint64_t)c->route->max_body * DISCARD_FACTOR)
+			return MHD_NO;
+		return MHD_YES;
+	}
+
+	app_http_response_init(&resp);
+	enum MHD_Result ret;
+	fill_request(&req, c, method, url);
+	if (c->too_large) {
+		req.body = NULL;
+		req.body_len = 0;
+		if (!c->route->head_check || !c->route->head_check(&req, (int64_t)c->received, &resp, c->route->payload))
+			app_http_response_error(&resp, 413, "request body too large");
+		ret = send_response(conn, c, &resp, method, url);
+	} else {
+		int error = c->route->handler(&req, &resp, c->route->payload);
+		if (error < 0) {
+			app_log(APP_LOG_ERROR, "handler failed", "path", url, "error", app_error_last(), NULL);
+			app_http_response_dispose(&resp);
+			app_http_response_init(&resp);
+			app_http_response_error(&resp, 500, "internal error");
+		}
+		ret = send_response(conn, c, &resp, method, url);
+	}
+	app_http_response_dispose(&resp);
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)conn;
+	(void)toe;
+	wh_server *srv = cls;
+	struct req_ctx *c = *con_cls;
+	if (!c)
+		return;
+	app_buf_dispose(&c->body);
+	free(c);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+int wh_server_start(wh_server *srv)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr *sa;
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, srv->host, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)srv->port);
+		sa = (struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, srv->host, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)srv->port);
+		sa = (struct sockaddr *)&sin6;
+		flags |= MHD_USE_IPv6;
+	} else if (strcmp(srv->host, "localhost") == 0) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)srv->port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa = (struct sockaddr *)&sin;
+	} else {
+		return app_error_set(APP_EINVALID, "HOST: \"%s\" is not an IPv4 or IPv6 address", srv->host);
+	}
+	srv->daemon = MHD_start_daemon(flags, (uint16_t)srv->port, NULL, NULL, on_request, srv,
+				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+				       MHD_OPTION_SOCK_ADDR, sa,
+				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->max_connections,
+				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)srv->timeout_s,
+				       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+				       MHD_OPTION_END);
+	if (!srv->daemon)
+		return app_error_set(APP_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,
+				     errno ? strerror(errno) : "libmicrohttpd refused to start");
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	if (di)
+		srv->port = di->port;
+	return 0;
+}
+
+int wh_server_port(const wh_server *srv)
+{
+	return srv->port;
+}
+
+void wh_server_quiesce(wh_server *srv)
+{
+	if (srv->daemon && !srv->quiesced) {
+		MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		srv->quiesced = 1;
+	}
+}
+
+int wh_server_wait_idle(wh_server *srv, int timeout_ms)
+{
+	for (int waited = 0; atomic_load(&srv->in_flight) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return app_error_set(APP_ETIMEOUT, "%d requests still in flight", atomic_load(&srv->in_flight));
+		struct timespec ts = { 0, 10 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+void wh_server_free(wh_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->daemon)
+		MHD_stop_daemon(srv->daemon);
+	for (size_t i = 0; i < srv->nroutes; i++)
+		free((char *)srv->routes[i].path);
+	free(srv->host);
+	free(srv);
+}
