@@ -1,0 +1,834 @@
+/* Tests of pr/: diff checks, the branch built and pushed over real smart
+ * HTTP (`git http-backend` behind tests/integration/pr-git-server.js, Basic
+ * auth with an installation token), the pull request flow against a fake
+ * pr_github, closed events, superseding, and the store-backed job. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "app/error.h"
+#include "app/log.h"
+#include "app/store.h"
+#include "pr/pr.h"
+
+#define TOKEN "ghs_testtoken123"
+#define REPO "acme/widget"
+
+static char tmp[256];
+static char url[512];
+static char base_sha[41];
+static pid_t server_pid;
+static int server_stdin = -1;
+static char *good_diff, *binary_diff, *binary_nodata_diff;
+
+/* ---- shell helpers ------------------------------------------------------- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* First line of a command's output, trailing newline removed. */
+static void sh_out(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sh_out(char *out, size_t cap, const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	out[0] = '\0';
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return;
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	pclose(f);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = '\0';
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 1 << 20);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* ---- the fake GitHub ----------------------------------------------------- */
+
+typedef struct fake_pull {
+	int number;
+	char head[128], base[128], title[256], sha[41];
+	char *body;
+	int open;
+} fake_pull;
+
+typedef struct fake_gh {
+	fake_pull pulls[16];
+	int npulls;
+	int creates;       /* create_pull calls that reached GitHub */
+	int fail_create;   /* fail the next N creates with APP_ERETRY */
+	int race_create;   /* the next create loses a race: PR appears, 422 */
+	int mergeable;     /* what get_pull reports */
+	char comments[16][2048];
+	int comment_on[16];
+	int ncomments;
+	int closed[16], nclosed;
+	char deleted[8][128];
+	int ndeleted;
+	int check_updates;
+	char check_summary[4096], check_url[256];
+} fake_gh;
+
+static fake_gh fk;
+
+static void fill(pr_pull *out, const fake_pull *f)
+{
+	char u[128];
+	snprintf(u, sizeof(u), "https://github.test/" REPO "/pull/%d", f->number);
+	out->number = f->number;
+	out->html_url = strdup(u);
+	out->state = strdup(f->open ? "open" : "closed");
+	out->head_ref = strdup(f->head);
+	out->base_ref = strdup(f->base);
+	out->body = f->body ? strdup(f->body) : NULL;
+	out->mergeable = fk.mergeable;
+}
+
+static fake_pull *add_pull(const char *head, const char *base, const char *title, const char *body)
+{
+	fake_pull *f = &fk.pulls[fk.npulls];
+	f->number = 100 + fk.npulls;
+	snprintf(f->head, sizeof(f->head), "%s", head);
+	snprintf(f->base, sizeof(f->base), "%s", base);
+	snprintf(f->title, sizeof(f->title), "%s", title);
+	f->body = strdup(body);
+	f->open = 1;
+	fk.npulls++;
+	return f;
+}
+
+static int f_create(pr_pull *out, const char *repository, const char *title, const char *head, const char *base,
+		    const char *body, void *payload)
+{
+	(void)payload;
+	assert_string_equal(repository, REPO);
+	if (fk.fail_create > 0) {
+		fk.fail_create--;
+		return app_error_set(APP_ERETRY, "502 from GitHub");
+	}
+	for (int i = 0; i < fk.npulls; i++)
+		if (fk.pulls[i].open && !strcmp(fk.pulls[i].head, head))
+			return app_error_set(APP_EEXISTS, "422 A pull request already exists");
+	fk.creates++;
+	fake_pull *f = add_pull(head, base, title, body);
+	if (fk.race_create) {
+		fk.race_create = 0;
+		return app_error_set(APP_EEXISTS, "422 A pull request already exists");
+	}
+	fill(out, f);
+	return 0;
+}
+
+static int f_find(pr_pull *out, const char *repository, const char *branch, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	for (int i = 0; i < fk.npulls; i++)
+		if (fk.pulls[i].open && !strcmp(fk.pulls[i].head, branch)) {
+			if (fk.race_create && fk.creates == 0)
+				break;
+			fill(out, &fk.pulls[i]);
+			return 0;
+		}
+	return app_error_set(APP_ENOTFOUND, "no pull");
+}
+
+static int f_get(pr_pull *out, const char *repository, int number, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	for (int i = 0; i < fk.npulls; i++)
+		if (fk.pulls[i].number == number) {
+			fill(out, &fk.pulls[i]);
+			return 0;
+		}
+	return APP_ENOTFOUND;
+}
+
+static int f_list(pr_pull **out, size_t *n_out, const char *repository, const char *base, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	*out = calloc(16, sizeof(pr_pull));
+	*n_out = 0;
+	for (int i = 0; i < fk.npulls; i++)
+		if (fk.pulls[i].open && !strcmp(fk.pulls[i].base, base))
+			fill(&(*out)[(*n_out)++], &fk.pulls[i]);
+	return 0;
+}
+
+static int f_comment(const char *repository, int number, const char *body, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	snprintf(fk.comments[fk.ncomments], sizeof(fk.comments[0]), "%s", body);
+	fk.comment_on[fk.ncomments++] = number;
+	return 0;
+}
+
+static int f_close(const char *repository, int number, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	for (int i = 0; i < fk.npulls; i++)
+		if (fk.pulls[i].number == number)
+			fk.pulls[i].open = 0;
+	fk.closed[fk.nclosed++] = number;
+	return 0;
+}
+
+static int f_delete(const char *repository, const char *branch, void *payload)
+{
+	(void)payload;
+	(void)repository;
+	snprintf(fk.deleted[fk.ndeleted++], sizeof(fk.deleted[0]), "%s", branch);
+	return 0;
+}
+
+static int f_check(const char *repository, int64_t id, const char *title, const char *summary, const char *details,
+		   void *payload)
+{
+	(void)payload;
+	(void)repository;
+	(void)title;
+	assert_int_equal(id, 77);
+	fk.check_updates++;
+	snprintf(fk.check_summary, sizeof(fk.check_summary), "%s", summary);
+	snprintf(fk.check_url, sizeof(fk.check_url), "%s", details ? details : "");
+	return 0;
+}
+
+static const pr_github gh = {f_create, f_find, f_get, f_list, f_comment, f_close, f_delete, f_check, NULL};
+
+static void fake_reset(void)
+{
+	for (int i = 0; i < fk.npulls; i++)
+		free(fk.pulls[i].body);
+	memset(&fk, 0, sizeof(fk));
+	fk.mergeable = 1;
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static const char *token_value = TOKEN;
+
+static int token_cb(char **out, void *payload)
+{
+	(void)payload;
+	*out = strdup(token_value);
+	return 0;
+}
+
+static char data_dir[300];
+
+static pr_git_options git_opts(void)
+{
+	pr_git_options g = {data_dir, REPO, url, token_cb, NULL};
+	return g;
+}
+
+static const pr_bench_result benches[] = {{"parse", 1000000, 770000}, {"render", 500000, 480000}};
+
+static pr_proposal proposal(int64_t run, const char *diff)
+{
+	pr_proposal p = {
+		.run_id = run,
+		.repository = REPO,
+		.base_branch = "main",
+		.base_sha = base_sha,
+		.diff = diff,
+		.diff_len = strlen(diff),
+		.summary = "Replaced the loop in `hot` with a closed form.",
+		.benchmarks = benches,
+		.nbenchmarks = 2,
+		.test_command = "make test",
+		.approved_by = "octocat",
+		.approved_via = "check run button",
+		.thread_number = 5,
+		.check_run_id = 77,
+	};
+	return p;
+}
+
+static pr_options options(const pr_git_options *g)
+{
+	pr_options o = {g, &gh, "perfbot[bot]", "4242+perfbot[bot]@users.noreply.github.com", 0, 1, -1};
+	return o;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	app_log_configure(APP_LOG_OFF, 0, 2);
+	snprintf(tmp, sizeof(tmp), "/tmp/perfbot-test-pr-XXXXXX");
+	if (!mkdtemp(tmp))
+		return -1;
+	snprintf(data_dir, sizeof(data_dir), "%s/data", tmp);
+	setenv("HOME", tmp, 1);
+	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+	setenv("GIT_AUTHOR_NAME", "Dev", 1);
+	setenv("GIT_AUTHOR_EMAIL", "dev@example.com", 1);
+	setenv("GIT_COMMITTER_NAME", "Dev", 1);
+	setenv("GIT_COMMITTER_EMAIL", "dev@example.com", 1);
+	int rc = sh("set -e; cd %s; git init -q -b main work; cd work; mkdir -p src lib;"
+		    "printf 'int hot(int n)\\n{\\n\\tint s = 0;\\n\\tfor (int i = 0; i < n; i++)\\n\\t\\ts += i;\\n"
+		    "\\treturn s;\\n}\\n' > src/hot.c;"
+		    "printf 'readme\\n' > README.md; printf 'old\\n' > lib/old.txt; printf 'keep\\n' > lib/keep.txt;"
+		    "git add -A; git commit -qm base; mkdir -p ../srv/acme; git init -q --bare -b main ../srv/acme/widget.git;"
+		    "git push -q ../srv/acme/widget.git main;"
+		    "printf 'int hot(int n)\\n{\\n\\treturn n * (n - 1) / 2;\\n}\\n' > src/hot.c;"
+		    "printf '#define FAST 1\\n' > src/fast.h; git add -A; git diff --cached > ../good.diff;"
+		    "git reset -q --hard; printf '\\000\\001\\002\\003' > img.bin; git add img.bin;"
+		    "git diff --cached --binary > ../binary.diff; git diff --cached > ../binary-nodata.diff;"
+		    "git reset -q --hard",
+		    tmp);
+	if (rc != 0)
+		return -1;
+	sh_out(base_sha, sizeof(base_sha), "git -C %s/work rev-parse HEAD", tmp);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/good.diff", tmp);
+	good_diff = slurp(path);
+	snprintf(path, sizeof(path), "%s/binary.diff", tmp);
+	binary_diff = slurp(path);
+	snprintf(path, sizeof(path), "%s/binary-nodata.diff", tmp);
+	binary_nodata_diff = slurp(path);
+
+	int in[2], out[2];
+	if (pipe(in) < 0 || pipe(out) < 0)
+		return -1;
+	char root[300];
+	snprintf(root, sizeof(root), "%s/srv", tmp);
+	server_pid = fork();
+	if (server_pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execlp("node", "node", "tests/integration/pr-git-server.js", "--root", root, "--token", TOKEN, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	server_stdin = in[1];
+	char line[64] = {0};
+	size_t n = 0;
+	while (n < sizeof(line) - 1 && read(out[0], line + n, 1) == 1 && line[n] != '\n')
+		n++;
+	close(out[0]);
+	int port = 0;
+	if (strncmp(line, "listening ", 10) != 0 || (port = (int)strtol(line + 10, NULL, 10)) <= 0)
+		return -1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/git/acme/widget.git", port);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (server_pid > 0) {
+		close(server_stdin);
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+	}
+	fake_reset();
+	free(good_diff);
+	free(binary_diff);
+	free(binary_nodata_diff);
+	if (tmp[0])
+		sh("rm -rf %s", tmp);
+	return 0;
+}
+
+static int test_setup(void **state)
+{
+	(void)state;
+	fake_reset();
+	token_value = TOKEN;
+	return 0;
+}
+
+/* The remote's head of a branch ("" when absent). */
+static void remote_head(char *out, size_t cap, const char *branch)
+{
+	sh_out(out, cap, "git --git-dir=%s/srv/acme/widget.git rev-parse --verify -q refs/heads/%s", tmp, branch);
+}
+
+/* ---- diff validation ----------------------------------------------------- */
+
+static void expect_refused(const char *diff, int code, const char *words)
+{
+	int rc = pr_diff_check(diff, strlen(diff), 0);
+	assert_int_equal(rc, code);
+	if (!strstr(app_error_last(), words))
+		fail_msg("reason \"%s\" lacks \"%s\"", app_error_last(), words);
+}
+
+static void diff_checks(void **state)
+{
+	(void)state;
+	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 0), 0);
+	expect_refused("diff --git a/../etc/passwd b/../etc/passwd\n--- a/../etc/passwd\n+++ b/../etc/passwd\n"
+		       "@@ -1 +1 @@\n-a\n+b\n",
+		       APP_EINVALID, "outside the tree");
+	expect_refused("diff --git a//etc/passwd b//etc/passwd\n--- a//etc/passwd\n+++ b//etc/passwd\n@@ -1 +1 @@\n-a\n+b\n",
+		       APP_EINVALID, "absolute");
+	expect_refused("diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n@@ -1 +1 @@\n-a\n+b\n",
+		       APP_EINVALID, ".git");
+	expect_refused("diff --git a/sub/.GIT/hooks/x b/sub/.GIT/hooks/x\nnew file mode 100755\n--- /dev/null\n"
+		       "+++ b/sub/.GIT/hooks/x\n@@ -0,0 +1 @@\n+evil\n",
+		       APP_EINVALID, ".git");
+	expect_refused("diff --git a/.github/workflows/ci.yml b/.github/workflows/ci.yml\nnew file mode 100644\n"
+		       "--- /dev/null\n+++ b/.github/workflows/ci.yml\n@@ -0,0 +1 @@\n+on: push\n",
+		       APP_EINVALID, "workflow");
+	expect_refused(binary_diff, APP_EINVALID, "binary");
+	expect_refused(binary_nodata_diff, APP_EINVALID, "binary");
+	expect_refused("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+/etc/passwd\n"
+		       "\\ No newline at end of file\n",
+		       APP_EINVALID, "symbolic link");
+	expect_refused("this is not a diff\n", APP_EINVALID, "");
+	expect_refused("", APP_EINVALID, "empty");
+	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 100), APP_ETOOBIG);
+	assert_non_null(strstr(app_error_last(), "over the cap"));
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+static void message_and_body(void **state)
+{
+	(void)state;
+	pr_proposal p = proposal(42, good_diff);
+	char *msg = NULL, *body = NULL;
+	assert_int_equal(pr_commit_message(&msg, &p), 0);
+	assert_true(strncmp(msg, "perf: speed up parse by 23%\n\n", 29) == 0);
+	assert_non_null(strstr(msg, "| parse | 1000000 | 770000 | -23.0% |"));
+	assert_non_null(strstr(msg, "Verified by perfbot run 42"));
+	assert_int_equal(pr_pull_body(&body, &p, "abc123"), 0);
+	assert_non_null(strstr(body, "Replaced the loop"));
+	assert_non_null(strstr(body, "| render | 500000 | 480000 | -4.0% |"));
+	assert_non_null(strstr(body, "CPU simulation"));
+	assert_non_null(strstr(body, "`make test`"));
+	assert_non_null(strstr(body, base_sha));
+	assert_non_null(strstr(body, "Approved by @octocat via check run button"));
+	assert_non_null(strstr(body, "<!-- perfbot-run: 42 -->"));
+	free(msg);
+	free(body);
+	char *name = NULL, *email = NULL;
+	assert_int_equal(pr_bot_identity(&name, &email, "perfbot", 4242), 0);
+	assert_string_equal(name, "perfbot[bot]");
+	assert_string_equal(email, "4242+perfbot[bot]@users.noreply.github.com");
+	free(name);
+	free(email);
+}
+
+/* ---- the branch and the pull request ------------------------------------ */
+
+static void open_pull_request(void **state)
+{
+	(void)state;
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(1, good_diff);
+	pr_open_result r;
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(r.created, 1);
+	assert_int_equal(r.pushed, 1);
+	assert_string_equal(r.branch, "perfbot/opt-1");
+	assert_int_equal(fk.creates, 1);
+
+	/* The branch's tree equals base + diff applied by git itself. */
+	char head[64], expect[64], got[64], parent[64], ident[512];
+	remote_head(head, sizeof(head), "perfbot/opt-1");
+	assert_string_equal(head, r.commit_sha);
+	assert_int_equal(sh("set -e; cd %s; rm -rf check; git clone -q srv/acme/widget.git check; cd check;"
+			    "git apply --index ../good.diff",
+			    tmp),
+			 0);
+	sh_out(expect, sizeof(expect), "git -C %s/check write-tree", tmp);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-1^{tree}", tmp);
+	assert_string_equal(got, expect);
+	sh_out(parent, sizeof(parent), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-1^", tmp);
+	assert_string_equal(parent, base_sha);
+	sh_out(ident, sizeof(ident), "git --git-dir=%s/srv/acme/widget.git log -1 --format='%%an <%%ae>|%%cn <%%ce>|%%s' perfbot/opt-1",
+	       tmp);
+	assert_string_equal(ident, "perfbot[bot] <4242+perfbot[bot]@users.noreply.github.com>|"
+				   "perfbot[bot] <4242+perfbot[bot]@users.noreply.github.com>|perf: speed up parse by 23%");
+
+	/* The PR: against the measured branch, with the body a reviewer needs. */
+	assert_string_equal(fk.pulls[0].base, "main");
+	assert_string_equal(fk.pulls[0].head, "perfbot/opt-1");
+	assert_string_equal(fk.pulls[0].title, "perf: speed up parse by 23%");
+	assert_non_null(strstr(fk.pulls[0].body, "<!-- perfbot-run: 1 -->"));
+	assert_non_null(strstr(fk.pulls[0].body, r.commit_sha));
+	/* The link: in the originating thread and on the check run. */
+	assert_int_equal(fk.ncomments, 1);
+	assert_int_equal(fk.comment_on[0], 5);
+	assert_non_null(strstr(fk.comments[0], r.html_url));
+	assert_int_equal(fk.check_updates, 1);
+	assert_string_equal(fk.check_url, r.html_url);
+	/* Nothing about the remote or the token in the cache's config. */
+	assert_int_not_equal(sh("grep -rq -e " TOKEN " -e remote %s/data/repos/acme/widget.git/config", tmp), 0);
+	pr_open_result_dispose(&r);
+
+	/* Approved twice: same branch, same PR, no second comment. */
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.pushed, 0);
+	assert_int_equal(r.number, fk.pulls[0].number);
+	assert_int_equal(fk.creates, 1);
+	assert_int_equal(fk.npulls, 1);
+	assert_int_equal(fk.ncomments, 1);
+	remote_head(got, sizeof(got), "perfbot/opt-1");
+	assert_string_equal(got, head);
+	pr_open_result_dispose(&r);
+}
+
+static void crash_between_push_and_pr(void **state)
+{
+	(void)state;
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(2, good_diff);
+	pr_open_result r;
+	fk.fail_create = 1;
+	assert_int_equal(pr_open(&r, &o, &p), APP_ERETRY);
+	char head[64];
+	remote_head(head, sizeof(head), "perfbot/opt-2");
+	assert_int_equal(strlen(head), 40);
+	assert_int_equal(fk.npulls, 0);
+	/* The retried job reuses the branch and opens exactly one PR. */
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(r.pushed, 0);
+	assert_int_equal(r.created, 1);
+	assert_string_equal(r.commit_sha, head);
+	assert_int_equal(fk.npulls, 1);
+	pr_open_result_dispose(&r);
+}
+
+static void lost_race_on_create(void **state)
+{
+	(void)state;
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(3, good_diff);
+	pr_open_result r;
+	fk.race_create = 1;
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(fk.npulls, 1);
+	assert_int_equal(r.number, fk.pulls[0].number);
+	assert_int_equal(r.created, 0);
+	pr_open_result_dispose(&r);
+}
+
+static void moved_base_and_conflict(void **state)
+{
+	(void)state;
+	/* main moves on after the measurement. */
+	assert_int_equal(sh("set -e; cd %s; rm -rf mover; git clone -q srv/acme/widget.git mover; cd mover;"
+			    "printf 'int hot(int n) { return 0; }\\n' > src/hot.c; git commit -qam moved; git push -q",
+			    tmp),
+			 0);
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(4, good_diff);
+	pr_open_result r;
+	fk.mergeable = 0;
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	char parent[64];
+	sh_out(parent, sizeof(parent), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-4^", tmp);
+	assert_string_equal(parent, base_sha);
+	assert_int_equal(r.conflicts, 1);
+	int conflict_comments = 0;
+	for (int i = 0; i < fk.ncomments; i++)
+		if (fk.comment_on[i] == r.number && strstr(fk.comments[i], "/perfbot optimize"))
+			conflict_comments++;
+	assert_int_equal(conflict_comments, 1);
+	pr_open_result_dispose(&r);
+	/* A retry does not comment again. */
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(fk.ncomments, 2); /* conflict + thread link, from the first call only */
+	pr_open_result_dispose(&r);
+}
+
+static void bad_inputs_push_nothing(void **state)
+{
+	(void)state;
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_open_result r;
+	char head[64];
+
+	pr_proposal p = proposal(5, "diff --git a/src/hot.c b/src/hot.c\n--- a/src/hot.c\n+++ b/src/hot.c\n"
+				    "@@ -1,2 +1,2 @@\n-int nothing_like_this(void)\n+int x(void)\n {\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "does not apply"));
+
+	p = proposal(5, "diff --git a/lib/old.txt b/lib/keep.txt\nsimilarity index 100%\nrename from lib/old.txt\n"
+			"rename to lib/keep.txt\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "existing file lib/keep.txt"));
+
+	p = proposal(5, binary_diff);
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	p = proposal(5, "diff --git a/.github/workflows/x.yml b/.github/workflows/x.yml\nnew file mode 100644\n"
+			"--- /dev/null\n+++ b/.github/workflows/x.yml\n@@ -0,0 +1 @@\n+on: push\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	p = proposal(5, good_diff);
+	o.max_diff_bytes = 64;
+	assert_int_equal(pr_open(&r, &o, &p), APP_ETOOBIG);
+
+	remote_head(head, sizeof(head), "perfbot/opt-5");
+	assert_string_equal(head, "");
+	assert_int_equal(fk.npulls, 0);
+	assert_int_equal(fk.ncomments, 0);
+}
+
+static void someone_elses_commits_are_kept(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("set -e; cd %s/mover; git fetch -q; git checkout -q -b perfbot/opt-6 %s;"
+			    "printf 'mine\\n' > mine.txt; git add mine.txt; git commit -qm human; git push -q origin perfbot/opt-6",
+			    tmp, base_sha),
+			 0);
+	char before[64], after[64];
+	remote_head(before, sizeof(before), "perfbot/opt-6");
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(6, good_diff);
+	pr_open_result r;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
+	assert_non_null(strstr(app_error_last(), "not overwriting"));
+	remote_head(after, sizeof(after), "perfbot/opt-6");
+	assert_string_equal(after, before);
+	assert_int_equal(fk.npulls, 0);
+}
+
+static void rejected_push_names_cause(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("set -e; h=%s/srv/acme/widget.git/hooks/pre-receive;"
+			    "printf '#!/bin/sh\\nwhile read o n r; do case $r in refs/heads/perfbot/opt-7) "
+			    "echo \"protected branch pattern\" >&2; exit 1;; esac; done\\n' > $h; chmod +x $h",
+			    tmp),
+			 0);
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(7, good_diff);
+	pr_open_result r;
+	int rc = pr_open(&r, &o, &p);
+	sh("rm -f %s/srv/acme/widget.git/hooks/pre-receive", tmp);
+	assert_int_equal(rc, APP_EFORBIDDEN);
+	assert_non_null(strstr(app_error_last(), "refused"));
+	assert_int_equal(fk.npulls, 0);
+}
+
+static void bad_token(void **state)
+{
+	(void)state;
+	token_value = "wrong";
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(8, good_diff);
+	pr_open_result r;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EAUTH);
+	assert_int_equal(fk.npulls, 0);
+}
+
+/* ---- following it -------------------------------------------------------- */
+
+static json_t *closed_payload(const char *ref, int merged, const char *head_sha, const char *head_repo)
+{
+	return json_pack("{s:s, s:{s:i, s:b, s:s, s:{s:s, s:s, s:{s:s}}}, s:{s:s}}", "action", "closed",
+			 "pull_request", "number", 100, "merged", merged, "merge_commit_sha",
+			 "1111111111111111111111111111111111111111", "head", "ref", ref, "sha", head_sha, "repo",
+			 "full_name", head_repo, "repository", "full_name", REPO);
+}
+
+static void closed_events(void **state)
+{
+	(void)state;
+	const char *ours = "2222222222222222222222222222222222222222";
+	pr_closed_event ev;
+	const char *st = NULL;
+	int deleted = 0;
+
+	json_t *j = closed_payload("perfbot/opt-12", 1, ours, REPO);
+	assert_int_equal(pr_closed_event_parse(&ev, j), 0);
+	assert_int_equal(ev.run_id, 12);
+	assert_int_equal(ev.number, 100);
+	assert_int_equal(ev.merged, 1);
+	assert_string_equal(ev.merge_commit_sha, "1111111111111111111111111111111111111111");
+	assert_int_equal(pr_closed_apply(&st, &deleted, &gh, &ev, ours), 0);
+	assert_string_equal(st, "merged");
+	assert_int_equal(deleted, 1);
+	assert_string_equal(fk.deleted[0], "perfbot/opt-12");
+	json_decref(j);
+
+	j = closed_payload("perfbot/opt-13", 0, "3333333333333333333333333333333333333333", REPO);
+	assert_int_equal(pr_closed_event_parse(&ev, j), 0);
+	assert_int_equal(pr_closed_apply(&st, &deleted, &gh, &ev, ours), 0);
+	assert_string_equal(st, "closed");
+	assert_int_equal(deleted, 0); /* someone else pushed: keep it */
+	assert_int_equal(fk.ndeleted, 1);
+	json_decref(j);
+
+	j = closed_payload("perfbot/opt-14", 0, ours, "fork/widget");
+	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	json_decref(j);
+	j = closed_payload("feature/x", 0, ours, REPO);
+	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	json_decref(j);
+	j = json_pack("{s:s}", "action", "opened");
+	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	json_decref(j);
+}
+
+static void superseded(void **state)
+{
+	(void)state;
+	pr_proposal older = proposal(20, good_diff), other = proposal(21, good_diff), newer = proposal(22, good_diff);
+	static const pr_bench_result just_render[] = {{"render", 10, 5}};
+	other.benchmarks = just_render;
+	other.nbenchmarks = 1;
+	char *b1 = NULL, *b2 = NULL, *b3 = NULL;
+	assert_int_equal(pr_pull_body(&b1, &older, "x"), 0);
+	assert_int_equal(pr_pull_body(&b2, &other, "x"), 0);
+	assert_int_equal(pr_pull_body(&b3, &newer, "x"), 0);
+	fake_pull *a = add_pull("perfbot/opt-20", "main", "old", b1);
+	add_pull("perfbot/opt-21", "main", "other", b2);
+	fake_pull *c = add_pull("perfbot/opt-22", "main", "new", b3);
+	add_pull("feature/y", "main", "human", b1);
+	int closed = 0;
+	assert_int_equal(pr_supersede(&closed, &gh, &newer, c->number), 0);
+	assert_int_equal(closed, 1);
+	assert_int_equal(fk.nclosed, 1);
+	assert_int_equal(fk.closed[0], a->number);
+	assert_int_equal(fk.comment_on[0], a->number);
+	char want[64];
+	snprintf(want, sizeof(want), "Superseded by #%d.", c->number);
+	assert_string_equal(fk.comments[0], want);
+	free(b1);
+	free(b2);
+	free(b3);
+}
+
+/* ---- through the store --------------------------------------------------- */
+
+static void store_job_and_closed(void **state)
+{
+	(void)state;
+	char path[512];
+	snprintf(path, sizeof(path), "sqlite:%s/perfbot.db", tmp);
+	store *st = NULL;
+	assert_int_equal(store_open(&st, path), 0);
+	json_t *rdata = json_pack("{s:i, s:i, s:s, s:s}", "thread_number", 9, "check_run_id", 77, "approved_by", "octocat",
+				  "approved_via", "comment");
+	store_run_spec spec = {"agent", REPO, 1, base_sha, NULL, "main", "comment", rdata};
+	int64_t run = 0;
+	assert_int_equal(store_run_create(st, &run, &spec), 0);
+	json_t *prop = json_pack("{s:s, s:s, s:s, s:[{s:s, s:i, s:i}]}", "diff", good_diff, "summary", "Closed form.",
+				 "test_command", "make test", "benchmarks", "name", "parse", "base", 1000, "head", 500);
+	assert_int_equal(store_proposal_put(st, run, prop), 0);
+
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_open_result r;
+	assert_int_equal(pr_job_open(&r, st, &o, run), 0);
+	assert_int_equal(fk.npulls, 1);
+	assert_non_null(strstr(fk.pulls[0].title, "speed up parse by 50%"));
+	json_t *pull = NULL;
+	assert_int_equal(store_pull_get(st, run, &pull), 0);
+	assert_string_equal(json_string_value(json_object_get(pull, "state")), "open");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pull, "data"), "commit")), r.commit_sha);
+	json_decref(pull);
+
+	/* Merged on GitHub → the store knows, the branch goes. */
+	json_t *ev = closed_payload(r.branch, 1, r.commit_sha, REPO);
+	const char *state_s = NULL;
+	assert_int_equal(pr_handle_closed(&state_s, st, &gh, ev), 0);
+	assert_string_equal(state_s, "merged");
+	assert_int_equal(fk.ndeleted, 1);
+	assert_int_equal(store_pull_get(st, run, &pull), 0);
+	assert_string_equal(json_string_value(json_object_get(pull, "state")), "merged");
+	json_decref(pull);
+	json_t *runj = NULL;
+	assert_int_equal(store_run_get(st, run, &runj), 0);
+	json_t *rp = json_object_get(json_object_get(runj, "data"), "pull");
+	assert_string_equal(json_string_value(json_object_get(rp, "merge_commit")), "1111111111111111111111111111111111111111");
+	json_decref(runj);
+	json_decref(ev);
+
+	/* A refused diff: the reason on the run and in the thread. */
+	json_t *bad = json_pack("{s:s, s:[{s:s, s:i, s:i}]}", "diff", binary_diff, "benchmarks", "name", "parse", "base",
+				1000, "head", 500);
+	int64_t run2 = 0;
+	assert_int_equal(store_run_create(st, &run2, &spec), 0);
+	assert_int_equal(store_proposal_put(st, run2, bad), 0);
+	int nc = fk.ncomments;
+	assert_int_equal(pr_job_open(&r, st, &o, run2), APP_EINVALID);
+	assert_int_equal(fk.ncomments, nc + 1);
+	assert_non_null(strstr(fk.comments[nc], "binary"));
+	assert_int_equal(fk.comment_on[nc], 9);
+	assert_int_equal(store_run_get(st, run2, &runj), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(json_object_get(runj, "data"), "pull"),
+								 "error")),
+			       "binary"));
+	json_decref(runj);
+	json_decref(bad);
+	pr_open_result_dispose(&r);
+	json_decref(prop);
+	json_decref(rdata);
+	store_free(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(diff_checks, test_setup),
+		cmocka_unit_test_setup(message_and_body, test_setup),
+		cmocka_unit_test_setup(open_pull_request, test_setup),
+		cmocka_unit_test_setup(crash_between_push_and_pr, test_setup),
+		cmocka_unit_test_setup(lost_race_on_create, test_setup),
+		cmocka_unit_test_setup(moved_base_and_conflict, test_setup),
+		cmocka_unit_test_setup(bad_inputs_push_nothing, test_setup),
+		cmocka_unit_test_setup(someone_elses_commits_are_kept, test_setup),
+		cmocka_unit_test_setup(rejected_push_names_cause, test_setup),
+		cmocka_unit_test_setup(bad_token, test_setup),
+		cmocka_unit_test_setup(closed_events, test_setup),
+		cmocka_unit_test_setup(superseded, test_setup),
+		cmocka_unit_test_setup(store_job_and_closed, test_setup),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
