@@ -1,0 +1,939 @@
+/* Callgrind output parsing and measurement runs (see callgrind.h).
+ *
+ * The parser follows callgrind's format and callgrind_annotate's reading of
+ * it, so that the numbers match `callgrind_annotate --inclusive=yes`:
+ *  - a function is keyed by (current file, name); fl=, fi= and fe= change
+ *    the current file, fn= the function;
+ *  - names may be compressed: "(id) name" defines id, "(id)" refers to it;
+ *    fn/cfn share one table, fl/fi/fe/cfi/cfl another, ob/cob a third;
+ *  - a cost line is positions (as many as `positions:` names, each a
+ *    number, "+N", "-N" or "*") then event counts in `events:` order;
+ *  - after `calls=`, the next cost line is the inclusive cost of that call:
+ *    it adds to the caller's inclusive cost, not to its own;
+ *  - within one file, a function that was called has as inclusive cost the
+ *    sum of the costs of the calls into it; a function never called (the
+ *    roots) has its own cost plus the calls it made.
+ * Files of several processes are summed function by function.
+ *
+ * Pure text processing with bounded tables (ids, functions); safe on any
+ * input (fuzzed).  No shared state. */
+#include "agent/callgrind.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+
+#define MAX_ID 4000000         /* compressed-name ids accepted */
+#define MAX_FUNCTIONS 2000000  /* distinct (file, name) pairs in one profile */
+#define MAX_POSITIONS 4
+#define MAX_OUTPUT_FILES 64
+#define MAX_OUTPUT_BYTES (512u << 20) /* per callgrind output file */
+
+const char *const agent_cg_event_names[AGENT_CG_NEVENTS] = { "Ir",   "Dr",   "Dw",   "I1mr", "D1mr",
+							     "D1mw", "ILmr", "DLmr", "DLmw" };
+
+void agent_cg_summarize(agent_cg_summary *out, const agent_cg_costs *c)
+{
+	const uint64_t *e = c->ev;
+	uint64_t a = e[AGENT_CG_IR] + e[AGENT_CG_DR] + e[AGENT_CG_DW];
+	uint64_t m1 = e[AGENT_CG_I1MR] + e[AGENT_CG_D1MR] + e[AGENT_CG_D1MW];
+	uint64_t ml = e[AGENT_CG_ILMR] + e[AGENT_CG_DLMR] + e[AGENT_CG_DLMW];
+	/* Counts from a malformed file could break the hierarchy; clamp
+	 * rather than wrap around. */
+	if (m1 > a)
+		m1 = a;
+	if (ml > m1)
+		ml = m1;
+	out->instructions = e[AGENT_CG_IR];
+	out->l1_misses = m1;
+	out->ll_misses = ml;
+	out->estimated_cycles = (a - m1) + 5 * (m1 - ml) + 35 * ml;
+}
+
+/* ---- the private function index --------------------------------------- */
+
+typedef struct fn_scratch {
+	agent_cg_costs self_plus_out; /* this file: own cost + calls made */
+	agent_cg_costs called_in;     /* this file: cost of calls into it */
+	int touched;                  /* seen in this file */
+	int called;                   /* called in this file */
+} fn_scratch;
+
+typedef struct cg_index {
+	size_t *slots;      /* hash -> fn index + 1, 0 = empty */
+	size_t nslots;
+	fn_scratch *scratch;/* parallel to p->fns */
+	size_t *touched;    /* fn indices touched in the current file */
+	size_t ntouched;
+} cg_index;
+
+static uint64_t hash_key(const char *file, const char *name)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *s = (const unsigned char *)file; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	return h;
+}
+
+void agent_cg_profile_init(agent_cg_profile *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void agent_cg_profile_dispose(agent_cg_profile *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nfns; i++) {
+		free(p->fns[i].name);
+		free(p->fns[i].file);
+	}
+	free(p->fns);
+	cg_index *ix = p->index;
+	if (ix) {
+		free(ix->slots);
+		free(ix->scratch);
+		free(ix->touched);
+		free(ix);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static int index_rehash(agent_cg_profile *p, cg_index *ix, size_t nslots)
+{
+	size_t *slots = calloc(nslots, sizeof(size_t));
+	if (!slots)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nfns; i++) {
+		size_t h = (size_t)hash_key(p->fns[i].file, p->fns[i].name) & (nslots - 1);
+		while (slots[h])
+			h = (h + 1) & (nslots - 1);
+		slots[h] = i + 1;
+	}
+	free(ix->slots);
+	ix->slots = slots;
+	ix->nslots = nslots;
+	return 0;
+}
+
+/* The index of (file, name) in p->fns, adding it when new. */
+static int fn_lookup(size_t *out, agent_cg_profile *p, const char *file, const char *name)
+{
+	cg_index *ix = p->index;
+	if (!ix) {
+		ix = calloc(1, sizeof(*ix));
+		if (!ix)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		p->index = ix;
+	}
+	if (!ix->slots || (p->nfns + 1) * 2 > ix->nslots) {
+		int error = index_rehash(p, ix, ix->nslots ? ix->nslots * 2 : 1024);
+		if (error < 0)
+			return error;
+	}
+	size_t h = (size_t)hash_key(file, name) & (ix->nslots - 1);
+	while (ix->slots[h]) {
+		agent_cg_function *f = &p->fns[ix->slots[h] - 1];
+		if (strcmp(f->name, name) == 0 && strcmp(f->file, file) == 0) {
+			*out = ix->slots[h] - 1;
+			goto touch;
+		}
+		h = (h + 1) & (ix->nslots - 1);
+	}
+	if (p->nfns >= MAX_FUNCTIONS)
+		return app_error_set(APP_ETOOBIG, "callgrind output: more than %d functions", MAX_FUNCTIONS);
+	if (p->nfns == p->alloc) {
+		size_t n = p->alloc ? p->alloc * 2 : 256;
+		agent_cg_function *fns = realloc(p->fns, n * sizeof(*fns));
+		if (!fns)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		p->fns = fns;
+		fn_scratch *sc = realloc(ix->scratch, n * sizeof(*sc));
+		if (!sc)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		ix->scratch = sc;
+		size_t *t = realloc(ix->touched, n * sizeof(*t));
+		if (!t)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		ix->touched = t;
+		p->alloc = n;
+	}
+	agent_cg_function *f = &p->fns[p->nfns];
+	memset(f, 0, sizeof(*f));
+	f->name = strdup(name);
+	f->file = strdup(file);
+	if (!f->name || !f->file) {
+		free(f->name);
+		free(f->file);
+		return app_error_set(APP_ENOMEM, "out of memory");
+	}
+	memset(&ix->scratch[p->nfns], 0, sizeof(fn_scratch));
+	ix->slots[h] = p->nfns + 1;
+	*out = p->nfns++;
+touch:
+	if (!ix->scratch[*out].touched) {
+		ix->scratch[*out].touched = 1;
+		ix->touched[ix->ntouched++] = *out;
+	}
+	return 0;
+}
+
+/* ---- compressed names ------------------------------------------------- */
+
+typedef struct name_table {
+	char **names;
+	size_t n;
+} name_table;
+
+static void name_table_dispose(name_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->names[i]);
+	free(t->names);
+	t->names = NULL;
+	t->n = 0;
+}
+
+/* Resolves "(id) name", "(id)" or "name"; *out borrowed from the table or
+ * from s (which is modified). */
+static int uncompress(const char **out, name_table *t, char *s, int lineno)
+{
+	while (*s == ' ')
+		s++;
+	if (*s != '(') {
+		*out = s;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long id = strtoul(s + 1, &end, 10);
+	if (errno || end == s + 1 || *end != ')' || id > MAX_ID)
+		return app_error_set(APP_EINVALID, "callgrind output line %d: bad compressed name", lineno);
+	char *name = end + 1;
+	while (*name == ' ')
+		name++;
+	if (*name) {
+		if (id >= t->n) {
+			size_t n = t->n ? t->n : 64;
+			while (n <= id)
+				n *= 2;
+			char **v = realloc(t->names, n * sizeof(*v));
+			if (!v)
+				return app_error_set(APP_ENOMEM, "out of memory");
+			memset(v + t->n, 0, (n - t->n) * sizeof(*v));
+			t->names = v;
+			t->n = n;
+		}
+		char *copy = strdup(name);
+		if (!copy)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		free(t->names[id]);
+		t->names[id] = copy;
+		*out = copy;
+		return 0;
+	}
+	if (id >= t->n || !t->names[id])
+		return app_error_set(APP_EINVALID, "callgrind output line %d: name id (%lu) used before definition",
+				     lineno, id);
+	*out = t->names[id];
+	return 0;
+}
+
+/* ---- the parser ------------------------------------------------------- */
+
+typedef struct parse_state {
+	agent_cg_profile *p;
+	name_table fn_names, file_names, obj_names;
+	int map[64];              /* events: column -> AGENT_CG_* or -1 */
+	int nevents;
+	int npositions;
+	long long last_pos[MAX_POSITIONS];
+	char *file;               /* owned current file (fl/fi/fe) */
+	char *fn;                 /* owned current function name */
+	char *cfile;              /* owned pending cfi/cfl, NULL when none */
+	int have_fn;
+	size_t cur;               /* index of current function */
+	size_t callee;            /* index of the pending callee */
+	int pending_call;         /* next cost line is a call's cost */
+	int have_summary, have_totals;
+	agent_cg_costs summary, totals, self_sum;
+} parse_state;
+
+static int set_str(char **dst, const char *s)
+{
+	char *c = strdup(s);
+	if (!c)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+static int parse_events(parse_state *st, const char *s, int lineno)
+{
+	st->nevents = 0;
+	while (*s) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		size_t l = strcspn(s, " \t");
+		if (st->nevents >= (int)(sizeof(st->map) / sizeof(st->map[0])))
+			return app_error_set(APP_EINVALID, "callgrind output line %d: too many events", lineno);
+		int idx = -1;
+		for (int i = 0; i < AGENT_CG_NEVENTS; i++)
+			if (strlen(agent_cg_event_names[i]) == l && strncmp(agent_cg_event_names[i], s, l) == 0)
+				idx = i;
+		st->map[st->nevents++] = idx;
+		s += l;
+	}
+	return 0;
+}
+
+/* Parses event counts (in `events:` order) into c. */
+static int parse_counts(agent_cg_costs *c, parse_state *st, const char *s, int lineno)
+{
+	memset(c, 0, sizeof(*c));
+	for (int col = 0; *s; col++) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		if (col >= st->nevents)
+			return app_error_set(APP_EINVALID, "callgrind output line %d: more counts than events", lineno);
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 10);
+		if (errno || end == s || (*end && *end != ' ' && *end != '\t') || *s == '-')
+			return app_error_set(APP_EINVALID, "callgrind output line %d: bad count", lineno);
+		if (st->map[col] >= 0)
+			c->ev[st->map[col]] = v;
+		s = end;
+	}
+	return 0;
+}
+
+static void add_costs(agent_cg_costs *dst, const agent_cg_costs *src)
+{
+	for (int i = 0; i < AGENT_CG_NEVENTS; i++)
+		dst->ev[i] += src->ev[i];
+}
+
+/* Skips the position columns of a cost line; returns the rest or NULL. */
+static const char *skip_positions(parse_state *st, const char *s)
+{
+	for (int i = 0; i < st->npositions; i++) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		long long v;
+		char *end;
+		if (*s == '*') {
+			v = st->last_pos[i];
+			end = (char *)s + 1;
+		} else if (*s == '+' || *s == '-') {
+			errno = 0;
+			long long d = strtoll(s + 1, &end, 0);
+			if (errno || end == s + 1)
+				return NULL;
+			v = *s == '+' ? st->last_pos[i] + d : st->last_pos[i] - d;
+		} else {
+			errno = 0;
+			unsigned long long u = strtoull(s, &end, 0);
+			if (errno || end == s)
+				return NULL;
+			v = (long long)u;
+		}
+		if (*end && *end != ' ' && *end != '\t')
+			return NULL;
+		st->last_pos[i] = v;
+		s = end;
+	}
+	return s;
+}
+
+static int current_fn(parse_state *st, int lineno)
+{
+	if (!st->fn)
+		return app_error_set(APP_EINVALID, "callgrind output line %d: cost before any fn=", lineno);
+	if (!st->have_fn) {
+		int error = fn_lookup(&st->cur, st->p, st->file ? st->file : "???", st->fn);
+		if (error < 0)
+			return error;
+		st->have_fn = 1;
+	}
+	return 0;
+}
+
+static int parse_line(parse_state *st, char *line, int lineno)
+{
+	const char *name;
+	int error;
+	cg_index *ix;
+
+	if (!*line || *line == '#')
+		return 0;
+	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*') {
+		const char *rest = skip_positions(st, line);
+		if (!rest)
+			return app_error_set(APP_EINVALID, "callgrind output line %d: bad position", lineno);
+		agent_cg_costs c;
+		if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+			return error;
+		if ((error = current_fn(st, lineno)) < 0)
+			return error;
+		ix = st->p->index;
+		if (st->pending_call) {
+			st->pending_call = 0;
+			add_costs(&ix->scratch[st->callee].called_in, &c);
+			ix->scratch[st->callee].called = 1;
+			add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+			return 0;
+		}
+		add_costs(&st->p->fns[st->cur].self, &c);
+		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+		add_costs(&st->self_sum, &c);
+		return 0;
+	}
+	char *eq = strchr(line, '=');
+	char *colon = strchr(line, ':');
+	if (eq && (!colon || eq < colon)) {
+		*eq = '\0';
+		char *key = line, *val = eq + 1;
+		if (strcmp(key, "fn") == 0) {
+			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+				return error;
+			st->have_fn = 0;
+			if ((error = set_str(&st->fn, name)) < 0)
+				return error;
+			return current_fn(st, lineno);
+		}
+		if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
+			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+				return error;
+			if ((error = set_str(&st->file, name)) < 0)
+				return error;
+			st->have_fn = 0;
+			return 0;
+		}
+		if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
+			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+				return error;
+			return set_str(&st->cfile, name);
+		}
+		if (strcmp(key, "cfn") == 0) {
+			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+				return error;
+			/* the callee may be looked up before the caller exists */
+			char *fname = strdup(name);
+			if (!fname)
+				return app_error_set(APP_ENOMEM, "out of memory");
+			const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
+			error = fn_lookup(&st->callee, st->p, cf, fname);
+			free(fname);
+			free(st->cfile);
+			st->cfile = NULL;
+			return error;
+		}
+		if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
+			return uncompress(&name, &st->obj_names, val, lineno);
+		if (strcmp(key, "jfi") == 0)
+			return uncompress(&name, &st->file_names, val, lineno);
+		if (strcmp(key, "jfn") == 0)
+			return uncompress(&name, &st->fn_names, val, lineno);
+		if (strcmp(key, "calls") == 0) {
+			char *end;
+			errno = 0;
+			strtoull(val, &end, 10);
+			if (errno || end == val)
+				return app_error_set(APP_EINVALID, "callgrind output line %d: bad calls= line", lineno);
+			if ((error = current_fn(st, lineno)) < 0)
+				return error;
+			st->pending_call = 1;
+			return 0;
+		}
+		if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
+			return 0;
+		return app_error_set(APP_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno,
+				     key);
+	}
+	if (colon) {
+		*colon = '\0';
+		char *key = line, *val = colon + 1;
+		if (strcmp(key, "events") == 0)
+			return parse_events(st, val, lineno);
+		if (strcmp(key, "positions") == 0) {
+			int n = 0;
+			for (char *s = val; *s;) {
+				while (*s == ' ' || *s == '\t')
+					s++;
+				if (!*s)
+					break;
+				n++;
+				s += strcspn(s, " \t");
+			}
+			if (n < 1 || n > MAX_POSITIONS)
+				return app_error_set(APP_EINVALID, "callgrind output line %d: bad positions", lineno);
+			st->npositions = n;
+			return 0;
+		}
+		if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
+			agent_cg_costs c;
+			if ((error = parse_counts(&c, st, val, lineno)) < 0)
+				return error;
+			if (key[0] == 's') {
+				add_costs(&st->summary, &c);
+				st->have_summary = 1;
+			} else {
+				add_costs(&st->totals, &c);
+				st->have_totals = 1;
+			}
+			return 0;
+		}
+		/* version, creator, pid, cmd, part, desc, thread, ... */
+		return 0;
+	}
+	return app_error_set(APP_EINVALID, "callgrind output line %d: not a callgrind line", lineno);
+}
+
+int agent_cg_parse(agent_cg_profile *p, const char *text, size_t len)
+{
+	parse_state st;
+	int error = 0;
+	memset(&st, 0, sizeof(st));
+	st.p = p;
+	st.npositions = 1;
+	/* default events: Ir only */
+	st.map[0] = AGENT_CG_IR;
+	st.nevents = 1;
+	char *line = NULL;
+	size_t line_alloc = 0;
+	size_t pos = 0;
+	int lineno = 0;
+	int empty = 1;
+
+	if (p->index) {
+		cg_index *ix = p->index;
+		ix->ntouched = 0;
+	}
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		lineno++;
+		if (l + 1 > line_alloc) {
+			size_t n = line_alloc ? line_alloc : 256;
+			while (n < l + 1)
+				n *= 2;
+			char *nline = realloc(line, n);
+			if (!nline) {
+				error = app_error_set(APP_ENOMEM, "out of memory");
+				goto done;
+			}
+			line = nline;
+			line_alloc = n;
+		}
+		memcpy(line, text + pos, l);
+		line[l] = '\0';
+		if (l && line[l - 1] == '\r')
+			line[l - 1] = '\0';
+		if (memchr(text + pos, '\0', l)) {
+			error = app_error_set(APP_EINVALID, "callgrind output line %d: NUL byte", lineno);
+			goto done;
+		}
+		pos += l + (nl ? 1 : 0);
+		if (lineno == 1 && strncmp(line, "# callgrind format", 18) != 0 && strncmp(line, "version:", 8) != 0) {
+			error = app_error_set(APP_EINVALID, "not a callgrind output file (line 1)");
+			goto done;
+		}
+		if ((error = parse_line(&st, line, lineno)) < 0)
+			goto done;
+		empty = 0;
+	}
+	if (empty) {
+		error = app_error_set(APP_EINVALID, "empty callgrind output file");
+		goto done;
+	}
+	/* totals as callgrind_annotate reads them: summary, else totals, else
+	 * the sum of the cost lines */
+	if (st.have_summary) {
+		int zero = 1;
+		for (int i = 0; i < AGENT_CG_NEVENTS; i++)
+			zero &= st.summary.ev[i] == 0;
+		add_costs(&p->totals, zero && st.have_totals ? &st.totals : &st.summary);
+	} else if (st.have_totals) {
+		add_costs(&p->totals, &st.totals);
+	} else {
+		add_costs(&p->totals, &st.self_sum);
+	}
+	p->nfiles++;
+
+done:
+	if (p->index) {
+		/* fold this file's inclusive costs into the profile, and reset
+		 * the scratch for the next file (also after an error) */
+		cg_index *ix = p->index;
+		for (size_t i = 0; i < ix->ntouched; i++) {
+			size_t f = ix->touched[i];
+			fn_scratch *sc = &ix->scratch[f];
+			if (error == 0)
+				add_costs(&p->fns[f].inclusive, sc->called ? &sc->called_in : &sc->self_plus_out);
+			memset(sc, 0, sizeof(*sc));
+		}
+		ix->ntouched = 0;
+	}
+	free(line);
+	free(st.file);
+	free(st.fn);
+	free(st.cfile);
+	name_table_dispose(&st.fn_names);
+	name_table_dispose(&st.file_names);
+	name_table_dispose(&st.obj_names);
+	return error;
+}
+
+/* ---- reporting helpers ------------------------------------------------ */
+
+static uint64_t metric_of(const agent_cg_costs *c, int metric)
+{
+	if (metric == 1)
+		return c->ev[AGENT_CG_IR];
+	agent_cg_summary s;
+	agent_cg_summarize(&s, c);
+	return s.estimated_cycles;
+}
+
+typedef struct top_item {
+	size_t idx;
+	uint64_t v;
+} top_item;
+
+static int cmp_top(const void *a, const void *b)
+{
+	const top_item *x = a, *y = b;
+	if (x->v != y->v)
+		return x->v < y->v ? 1 : -1;
+	return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+int agent_cg_top(size_t **out, size_t *nout, const agent_cg_profile *p, int metric, size_t n)
+{
+	*out = NULL;
+	*nout = 0;
+	if (p->nfns == 0)
+		return 0;
+	top_item *items = malloc(p->nfns * sizeof(*items));
+	if (!items)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nfns; i++) {
+		items[i].idx = i;
+		items[i].v = metric_of(&p->fns[i].inclusive, metric);
+	}
+	qsort(items, p->nfns, sizeof(*items), cmp_top);
+	size_t k = n < p->nfns ? n : p->nfns;
+	size_t *idx = malloc((k ? k : 1) * sizeof(*idx));
+	if (!idx) {
+		free(items);
+		return app_error_set(APP_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		idx[i] = items[i].idx;
+	free(items);
+	*out = idx;
+	*nout = k;
+	return 0;
+}
+
+json_t *agent_cg_summary_json(const agent_cg_summary *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I}", "instructions", (json_int_t)s->instructions, "estimated_cycles",
+			 (json_int_t)s->estimated_cycles, "l1_misses", (json_int_t)s->l1_misses, "ll_misses",
+			 (json_int_t)s->ll_misses);
+}
+
+json_t *agent_cg_function_json(const agent_cg_function *f)
+{
+	agent_cg_summary self, incl;
+	agent_cg_summarize(&self, &f->self);
+	agent_cg_summarize(&incl, &f->inclusive);
+	return json_pack("{s:s, s:s, s:o, s:o}", "name", f->name, "file", f->file, "self", agent_cg_summary_json(&self),
+			 "inclusive", agent_cg_summary_json(&incl));
+}
+
+/* ---- running under callgrind ----------------------------------------- */
+
+static const char *const cg_fixed_args[] = {
+	"setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64",
+	"--LL=8388608,16,64", "--trace-children=yes", "--callgrind-out-file=/tmp/cg/out.%p", NULL,
+};
+
+/* A command made only of plain words runs directly (no shell process in the
+ * measurement); anything else goes through /bin/sh -c. */
+static int plain_words(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!(c == ' ' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("_./=:,+@%-", c)))
+			return 0;
+	}
+	return 1;
+}
+
+void agent_cg_argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int agent_cg_build_argv(char ***out, const char *command, int region)
+{
+	*out = NULL;
+	if (!command || !*command)
+		return app_error_set(APP_EINVALID, "benchmark command is empty");
+	size_t cap = 16 + strlen(command) / 2 + 4;
+	char **v = calloc(cap, sizeof(char *));
+	if (!v)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	size_t n = 0;
+	for (size_t i = 0; cg_fixed_args[i]; i++)
+		v[n++] = strdup(cg_fixed_args[i]);
+	if (region)
+		v[n++] = strdup("--instr-atstart=no");
+	if (plain_words(command)) {
+		const char *s = command;
+		while (*s) {
+			while (*s == ' ')
+				s++;
+			if (!*s)
+				break;
+			size_t l = strcspn(s, " ");
+			v[n++] = strndup(s, l);
+			s += l;
+		}
+	} else {
+		v[n++] = strdup("/bin/sh");
+		v[n++] = strdup("-c");
+		v[n++] = strdup(command);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]) {
+			agent_cg_argv_free(v);
+			return app_error_set(APP_ENOMEM, "out of memory");
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+static int read_file_capped(app_buf *b, int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return app_error_set(APP_EGENERIC, "cannot open callgrind output %s: %s", name, strerror(errno));
+	char chunk[65536];
+	int error = 0;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			error = app_error_set(APP_EGENERIC, "reading callgrind output %s: %s", name, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((error = app_buf_put(b, chunk, (size_t)n)) < 0) {
+			error = app_error_set(APP_ETOOBIG, "callgrind output %s exceeds %u bytes", name, MAX_OUTPUT_BYTES);
+			break;
+		}
+	}
+	close(fd);
+	return error;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Parses every out.* file of dir (in name order) into p. */
+static int parse_dir(agent_cg_profile *p, const char *dir)
+{
+	int error = 0;
+	char *names[MAX_OUTPUT_FILES];
+	size_t n = 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return app_error_set(APP_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
+	DIR *d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return app_error_set(APP_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "out.", 4) != 0)
+			continue;
+		if (n == MAX_OUTPUT_FILES) {
+			error = app_error_set(APP_ETOOBIG, "more than %d processes under callgrind", MAX_OUTPUT_FILES);
+			break;
+		}
+		if (!(names[n] = strdup(e->d_name))) {
+			error = app_error_set(APP_ENOMEM, "out of memory");
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (error == 0 && n == 0)
+		error = app_error_set(APP_EGENERIC, "callgrind wrote no output file");
+	if (error == 0)
+		qsort(names, n, sizeof(names[0]), cmp_str);
+	app_buf b;
+	app_buf_init(&b, MAX_OUTPUT_BYTES);
+	for (size_t i = 0; i < n && error == 0; i++) {
+		app_buf_reset(&b);
+		if ((error = read_file_capped(&b, dfd, names[i])) < 0)
+			break;
+		if ((error = agent_cg_parse(p, b.ptr ? b.ptr : "", b.len)) < 0) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", app_error_last());
+			error = app_error_set(error, "%s: %s", names[i], msg);
+		}
+	}
+	app_buf_dispose(&b);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	close(dfd);
+	return error;
+}
+
+static void remove_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		DIR *d = fdopendir(dfd);
+		if (d) {
+			struct dirent *e;
+			while ((e = readdir(d)) != NULL)
+				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+					unlinkat(dirfd(d), e->d_name, 0);
+			closedir(d);
+		} else {
+			close(dfd);
+		}
+	}
+	rmdir(dir);
+}
+
+int agent_cg_measure(agent_cg_profile *profile, agent_sandbox_result *result, agent_sandbox *sb,
+		     const agent_cg_run *run)
+{
+	int error = 0;
+	char **argv = NULL;
+	char dir[4096];
+	int made_dir = 0;
+
+	agent_cg_profile_init(profile);
+	memset(result, 0, sizeof(*result));
+	if (!run->scratch_dir || !run->workspace)
+		return app_error_set(APP_EINVALID, "measurement needs a workspace and a scratch directory");
+	if ((error = agent_cg_build_argv(&argv, run->command, run->region)) < 0)
+		return error;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/cg-XXXXXX", run->scratch_dir) >= sizeof(dir)) {
+		error = app_error_set(APP_EINVALID, "scratch path too long");
+		goto done;
+	}
+	if (!mkdtemp(dir)) {
+		error = app_error_set(APP_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	made_dir = 1;
+	if ((error = agent_sandbox_prepare_dir(sb, dir)) < 0)
+		goto done;
+
+	agent_sandbox_mount m = { dir, "/tmp/cg", 1 };
+	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
+	cmd.workspace = run->workspace;
+	cmd.argv = (const char *const *)argv;
+	cmd.mounts = &m;
+	cmd.nmounts = 1;
+	cmd.limits = run->limits;
+	cmd.cancel = run->cancel;
+	if ((error = agent_sandbox_run(sb, result, &cmd)) < 0)
+		goto done;
+	if (result->timed_out) {
+		error = app_error_set(APP_ETIMEOUT, "timed out after %d s", run->limits.timeout_s);
+		goto done;
+	}
+	if (result->cancelled) {
+		error = app_error_set(APP_ECANCELLED, "cancelled");
+		goto done;
+	}
+	if (result->term_signal) {
+		error = app_error_set(APP_EGENERIC, "killed by signal %d", result->term_signal);
+		goto done;
+	}
+	if (result->exit_code != 0) {
+		error = app_error_set(APP_EGENERIC, "exited with status %d", result->exit_code);
+		goto done;
+	}
+	error = parse_dir(profile, dir);
+
+done:
+	if (made_dir)
+		remove_dir(dir);
+	agent_cg_argv_free(argv);
+	return error;
+}
+
+static char *first_line(const char *s)
+{
+	size_t l = strcspn(s, "\n");
+	while (l && (s[l - 1] == ' ' || s[l - 1] == '\r'))
+		l--;
+	return l ? strndup(s, l) : NULL;
+}
+
+int agent_cg_toolchain(json_t **out, agent_sandbox *sb, const char *workspace)
+{
+	static const char *const tools[2][3] = { { "valgrind", "valgrind", "--version" }, { "cc", "cc", "--version" } };
+	json_t *doc = json_object();
+	if (!doc)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = { tools[i][1], tools[i][2], NULL };
+		agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
+		cmd.workspace = workspace;
+		cmd.argv = argv;
+		cmd.limits.timeout_s = 30;
+		agent_sandbox_result r;
+		int error = agent_sandbox_run(sb, &r, &cmd);
+		if (error < 0) {
+			agent_sandbox_result_dispose(&r);
+			json_decref(doc);
+			return error;
+		}
+		char *v = agent_sandbox_result_ok(&r) ? first_line(r.out) : NULL;
+		json_object_set_new(doc, tools[i][0], v ? json_string(v) : json_null());
+		free(v);
+		agent_sandbox_result_dispose(&r);
+	}
+	*out = doc;
+	return 0;
+}
