@@ -241,6 +241,19 @@ done:
 	return error;
 }
 
+/* An in-memory remote: nothing is read from or written to the cache's
+ * config, and url.*.insteadOf rewrites do not apply to perfbot's URL. */
+static int anonymous_remote(git_remote **out, git_repository *repo, const char *url)
+{
+	git_remote_create_options o;
+	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	o.repository = repo;
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+	if (git_remote_create_with_opts(out, url, &o) < 0)
+		return app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+	return 0;
+}
+
 static int push_branch(git_repository *repo, const pr_git_options *git, const char *local_ref,
 		       const char *remote_ref)
 {
@@ -257,10 +270,8 @@ static int push_branch(git_repository *repo, const pr_git_options *git, const ch
 	opts.callbacks.push_update_reference = push_update_cb;
 	opts.callbacks.payload = &ctx;
 
-	if (git_remote_create_anonymous(&remote, repo, git->url) < 0) {
-		error = app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+	if ((error = anonymous_remote(&remote, repo, git->url)) < 0)
 		goto done;
-	}
 	int gerr = git_remote_push(remote, &refspecs, &opts);
 	if (gerr < 0) {
 		const char *m = git_msg();
@@ -306,10 +317,8 @@ static int fetch(git_repository *repo, const pr_git_options *git, const char *ba
 	int error, gerr;
 	*remote_has_out = 0;
 
-	if (git_remote_create_anonymous(&remote, repo, git->url) < 0) {
-		error = app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+	if ((error = anonymous_remote(&remote, repo, git->url)) < 0)
 		goto done;
-	}
 	if ((gerr = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
 		error = net_error(gerr, "fetch from", git->repository);
 		goto done;

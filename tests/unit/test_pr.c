@@ -797,6 +797,7 @@ static void store_job_and_closed(void **state)
 	assert_int_equal(store_run_create(st, &run2, &spec), 0);
 	assert_int_equal(store_proposal_put(st, run2, bad), 0);
 	int nc = fk.ncomments;
+	pr_open_result_dispose(&r);
 	assert_int_equal(pr_job_open(&r, st, &o, run2), APP_EINVALID);
 	assert_int_equal(fk.ncomments, nc + 1);
 	assert_non_null(strstr(fk.comments[nc], "binary"));
