@@ -1,0 +1,174 @@
+/* Unit tests: .github/perfbot.yml parsing — a full valid file, every
+ * default, error messages with line and column, "did you mean". */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/repo_config.h"
+#include "app/error.h"
+
+static agent_repo_config *parse_ok(const char *text)
+{
+	agent_repo_config *cfg = NULL;
+	int rc = agent_repo_config_parse(&cfg, text, strlen(text));
+	if (rc != 0)
+		fail_msg("unexpected error: %s", app_error_last());
+	return cfg;
+}
+
+static void expect_error(const char *text, const char *message)
+{
+	agent_repo_config *cfg = (agent_repo_config *)1;
+	int rc = agent_repo_config_parse(&cfg, text, strlen(text));
+	assert_int_equal(rc, APP_EINVALID);
+	assert_null(cfg);
+	if (strcmp(app_error_last(), message) != 0)
+		fail_msg("message\n  got:      %s\n  expected: %s", app_error_last(), message);
+}
+
+static void test_full_file(void **state)
+{
+	(void)state;
+	const char *text = "build: make -j2                 # optional\n"
+			   "test: make test\n"
+			   "benchmarks:\n"
+			   "  - name: parse-small\n"
+			   "    command: ./bench/parse data/small.json\n"
+			   "  - name: parse-large\n"
+			   "    command: ./bench/parse data/large.json\n"
+			   "    mode: region\n"
+			   "    threshold: 1%\n"
+			   "    timeout: 2m\n"
+			   "threshold: 2.5%\n"
+			   "metric: instructions\n"
+			   "branches: [main, release]\n"
+			   "timeout: 90s\n"
+			   "optimize:\n"
+			   "  on: [comment, push]\n"
+			   "  max_minutes: 10\n"
+			   "  max_benchmark_runs: 5\n";
+	agent_repo_config *cfg = parse_ok(text);
+	assert_string_equal(cfg->build, "make -j2");
+	assert_string_equal(cfg->test, "make test");
+	assert_int_equal(cfg->nbenchmarks, 2);
+	assert_string_equal(cfg->benchmarks[0].name, "parse-small");
+	assert_string_equal(cfg->benchmarks[0].command, "./bench/parse data/small.json");
+	assert_int_equal(cfg->benchmarks[0].mode, AGENT_MODE_PROCESS);
+	assert_true(cfg->benchmarks[0].threshold_pct == 2.5); /* inherits the top level */
+	assert_int_equal(cfg->benchmarks[0].timeout_s, 90);
+	assert_int_equal(cfg->benchmarks[1].mode, AGENT_MODE_REGION);
+	assert_true(cfg->benchmarks[1].threshold_pct == 1.0);
+	assert_int_equal(cfg->benchmarks[1].timeout_s, 120);
+	assert_true(cfg->threshold_pct == 2.5);
+	assert_int_equal(cfg->metric, AGENT_METRIC_INSTRUCTIONS);
+	assert_int_equal(cfg->nbranches, 2);
+	assert_string_equal(cfg->branches[1], "release");
+	assert_true(cfg->optimize_on_comment);
+	assert_true(cfg->optimize_on_push);
+	assert_int_equal(cfg->optimize_max_minutes, 10);
+	assert_int_equal(cfg->optimize_max_benchmark_runs, 5);
+	assert_true(agent_repo_config_tracks_branch(cfg, "release", "main"));
+	assert_false(agent_repo_config_tracks_branch(cfg, "dev", "dev"));
+	assert_non_null(agent_repo_config_benchmark(cfg, "parse-large"));
+	assert_null(agent_repo_config_benchmark(cfg, "nope"));
+	agent_repo_config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	agent_repo_config *cfg = parse_ok("benchmarks:\n  - name: a\n    command: ./a\n");
+	assert_null(cfg->build);
+	assert_null(cfg->test);
+	assert_true(cfg->threshold_pct == 3.0);
+	assert_int_equal(cfg->metric, AGENT_METRIC_CYCLES);
+	assert_int_equal(cfg->timeout_s, 600);
+	assert_int_equal(cfg->nbranches, 0);
+	assert_true(cfg->optimize_on_comment);
+	assert_false(cfg->optimize_on_push);
+	assert_int_equal(cfg->optimize_max_minutes, 30);
+	assert_int_equal(cfg->optimize_max_benchmark_runs, 40);
+	assert_int_equal(cfg->benchmarks[0].mode, AGENT_MODE_PROCESS);
+	assert_true(cfg->benchmarks[0].threshold_pct == 3.0);
+	assert_int_equal(cfg->benchmarks[0].timeout_s, 600);
+	/* no branches: the default branch only */
+	assert_true(agent_repo_config_tracks_branch(cfg, "main", "main"));
+	assert_false(agent_repo_config_tracks_branch(cfg, "feature", "main"));
+	agent_repo_config_free(cfg);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\nthreshold: fast\n",
+		     "line 4, column 12: threshold: expected a percentage like 3%, got \"fast\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\n    threshold: 3\n",
+		     "line 4, column 16: threshold: expected a percentage like 3%, got \"3\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\nmetric: seconds\n",
+		     "line 4, column 9: metric: expected cycles or instructions, got \"seconds\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\n    mode: fast\n",
+		     "line 4, column 11: mode: expected process or region, got \"fast\"");
+	expect_error("benchmarks:\n  - name: a\n", "line 2, column 5: benchmark a: missing \"command\"");
+	expect_error("benchmarks:\n  - command: ./a\n", "line 2, column 5: benchmarks: a benchmark is missing \"name\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\n  - name: a\n    command: ./b\n",
+		     "line 4, column 5: benchmarks: the name \"a\" is used twice");
+	expect_error("build: make\n", "line 1, column 1: benchmarks: missing; expected a list of benchmarks "
+				      "(- name: ..., command: ...)");
+	expect_error("benchmarks: ./run\n", "line 1, column 13: benchmarks: expected a list of benchmarks "
+					    "(- name: ..., command: ...), got \"./run\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_minutes: soon\n",
+		     "line 5, column 16: optimize.max_minutes: expected a whole number, got \"soon\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  on: [sometimes]\n",
+		     "line 5, column 7: optimize.on: expected comment or push, got \"sometimes\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\ntimeout: forever\n",
+		     "line 4, column 10: timeout: expected a duration like 10m or 90s (at most 6h), got \"forever\"");
+	expect_error("benchmarks:\n  - name: a b\n    command: ./a\n",
+		     "line 2, column 11: name: expected letters, digits, '.', '_' or '-', got \"a b\"");
+	expect_error("threshold: 3%\nthreshold: 4%\nbenchmarks: []\n", "line 2, column 1: threshold: duplicate key");
+	expect_error("benchmarks:\n  - name: a\n    command: [x\n",
+		     "line 4, column 1: YAML syntax error: did not find expected ',' or ']' while parsing a flow "
+		     "sequence");
+	expect_error("", "line 1, column 1: the file is empty: expected a mapping with \"benchmarks\"");
+	expect_error("- a\n- b\n", "line 1, column 1: top level: expected a mapping of keys, got a list");
+}
+
+static void test_did_you_mean(void **state)
+{
+	(void)state;
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\ntreshold: 3%\n",
+		     "line 4, column 1: unknown key \"treshold\" (did you mean \"threshold\"?)");
+	expect_error("benchmarks:\n  - name: a\n    comand: ./a\n",
+		     "line 3, column 5: unknown key \"comand\" in a benchmark (did you mean \"command\"?)");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_minute: 3\n",
+		     "line 5, column 3: unknown key \"max_minute\" in optimize (did you mean \"max_minutes\"?)");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\ncolour: blue\n",
+		     "line 4, column 1: unknown key \"colour\" (expected one of: build, test, benchmarks, threshold, "
+		     "metric, branches, optimize, timeout)");
+}
+
+static void test_size_cap(void **state)
+{
+	(void)state;
+	static char big[AGENT_REPO_CONFIG_MAX + 2];
+	memset(big, '#', sizeof(big) - 1);
+	agent_repo_config *cfg = NULL;
+	assert_int_equal(agent_repo_config_parse(&cfg, big, sizeof(big) - 1), APP_ETOOBIG);
+	assert_null(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_did_you_mean),
+		cmocka_unit_test(test_size_cap),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
