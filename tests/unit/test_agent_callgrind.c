@@ -1,0 +1,213 @@
+/* Unit tests: the callgrind output parser against committed output files
+ * (tests/data/callgrind/, written by the measurement command for
+ * `./bench/parse 300` of tests/data/benchrepo), with the expected numbers
+ * taken from `callgrind_annotate --inclusive=yes` and `--inclusive=no`;
+ * name and subposition compression; the estimated-cycles formula; the argv
+ * of the measurement command; malformed input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/callgrind.h"
+#include "app/error.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s (run from the repository root)", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+static void parse_file(agent_cg_profile *p, const char *path)
+{
+	size_t len;
+	char *text = slurp(path, &len);
+	int rc = agent_cg_parse(p, text, len);
+	if (rc != 0)
+		fail_msg("parse %s: %s", path, app_error_last());
+	free(text);
+}
+
+static const agent_cg_function *find(const agent_cg_profile *p, const char *file, const char *name)
+{
+	for (size_t i = 0; i < p->nfns; i++)
+		if (strcmp(p->fns[i].name, name) == 0 && strcmp(p->fns[i].file, file) == 0)
+			return &p->fns[i];
+	fail_msg("function %s:%s not in the profile", file, name);
+	return NULL;
+}
+
+static void expect_costs(const agent_cg_costs *c, const uint64_t want[AGENT_CG_NEVENTS])
+{
+	for (int i = 0; i < AGENT_CG_NEVENTS; i++)
+		if (c->ev[i] != want[i])
+			fail_msg("%s: got %llu, expected %llu", agent_cg_event_names[i], (unsigned long long)c->ev[i],
+				 (unsigned long long)want[i]);
+}
+
+static void test_matches_callgrind_annotate(void **state)
+{
+	(void)state;
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	parse_file(&p, "tests/data/callgrind/parse.out.21");
+	/* PROGRAM TOTALS */
+	const uint64_t totals[] = { 757179, 128543, 69482, 1288, 984, 673, 1267, 758, 642 };
+	expect_costs(&p.totals, totals);
+	/* /workspace/bench/parse.c:main, inclusive and exclusive */
+	const agent_cg_function *main_fn = find(&p, "/workspace/bench/parse.c", "main");
+	const uint64_t main_incl[] = { 649126, 104570, 58025, 198, 66, 109, 198, 35, 107 };
+	const uint64_t main_self[] = { 296512, 38553, 320, 8, 0, 0, 8, 0, 0 };
+	expect_costs(&main_fn->inclusive, main_incl);
+	expect_costs(&main_fn->self, main_self);
+	/* a libc function reached through fi=/fe= and compressed names */
+	const agent_cg_function *below =
+		find(&p, "./csu/../sysdeps/nptl/libc_start_call_main.h", "(below main)");
+	const uint64_t below_incl[] = { 650700, 104999, 58327, 304, 86, 111, 293, 39, 108 };
+	expect_costs(&below->inclusive, below_incl);
+	assert_int_equal(p.nfiles, 1);
+
+	agent_cg_summary s;
+	agent_cg_summarize(&s, &p.totals);
+	assert_int_equal(s.instructions, 757179);
+	assert_int_equal(s.l1_misses, 1288 + 984 + 673);
+	assert_int_equal(s.ll_misses, 1267 + 758 + 642);
+	/* (A - M1) + 5 (M1 - ML) + 35 ML with A = 955204, M1 = 2945, ML = 2667 */
+	assert_int_equal(s.estimated_cycles, 1046994);
+
+	size_t *top, ntop;
+	assert_int_equal(agent_cg_top(&top, &ntop, &p, 1, 3), 0);
+	assert_int_equal(ntop, 3);
+	assert_true(p.fns[top[0]].inclusive.ev[AGENT_CG_IR] >= p.fns[top[1]].inclusive.ev[AGENT_CG_IR]);
+	free(top);
+	agent_cg_profile_dispose(&p);
+}
+
+static void test_processes_sum(void **state)
+{
+	(void)state;
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	parse_file(&p, "tests/data/callgrind/sh-parse.out.20");
+	parse_file(&p, "tests/data/callgrind/parse.out.21");
+	assert_int_equal(p.nfiles, 2);
+	/* the shell's totals (189,449 Ir) plus the benchmark's (757,179 Ir) */
+	assert_int_equal(p.totals.ev[AGENT_CG_IR], 189449 + 757179);
+	assert_int_equal(p.totals.ev[AGENT_CG_DLMW], 680 + 642);
+	/* main of the benchmark is unchanged by the shell's file */
+	const agent_cg_function *main_fn = find(&p, "/workspace/bench/parse.c", "main");
+	assert_int_equal(main_fn->inclusive.ev[AGENT_CG_IR], 649126);
+	agent_cg_profile_dispose(&p);
+}
+
+static void test_compression_and_calls(void **state)
+{
+	(void)state;
+	const char *text = "# callgrind format\n"
+			   "version: 1\n"
+			   "positions: line\n"
+			   "events: Ir Dr\n"
+			   "fl=(1) a.c\n"
+			   "fn=(1) leaf\n"
+			   "10 5 1\n"
+			   "+2 3\n"
+			   "* 2 2\n"
+			   "fn=(2) root\n"
+			   "1 1\n"
+			   "cfn=(1)\n"
+			   "calls=2 10\n"
+			   "-1 10 3\n"
+			   "fi=(2) b.h\n"
+			   "5 7\n"
+			   "fe=(1)\n"
+			   "2 1\n"
+			   "totals: 19 3\n";
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	assert_int_equal(agent_cg_parse(&p, text, strlen(text)), 0);
+	const agent_cg_function *leaf = find(&p, "a.c", "leaf");
+	assert_int_equal(leaf->self.ev[AGENT_CG_IR], 10);
+	assert_int_equal(leaf->self.ev[AGENT_CG_DR], 3);
+	assert_int_equal(leaf->inclusive.ev[AGENT_CG_IR], 10); /* the calls into it */
+	const agent_cg_function *root = find(&p, "a.c", "root");
+	assert_int_equal(root->self.ev[AGENT_CG_IR], 2);
+	assert_int_equal(root->inclusive.ev[AGENT_CG_IR], 12);
+	const agent_cg_function *inl = find(&p, "b.h", "root"); /* inlined code keyed by its file */
+	assert_int_equal(inl->self.ev[AGENT_CG_IR], 7);
+	assert_int_equal(p.totals.ev[AGENT_CG_IR], 19);
+	assert_int_equal(p.totals.ev[AGENT_CG_I1MR], 0); /* absent events count as 0 */
+	agent_cg_profile_dispose(&p);
+}
+
+static void test_malformed(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"not callgrind\n",
+		"# callgrind format\nevents: Ir\nfn=(3)\n",            /* id used before definition */
+		"# callgrind format\nevents: Ir\n10 20\n",             /* cost before fn= */
+		"# callgrind format\nevents: Ir\nfn=a\n10 20 30\n",    /* more counts than events */
+		"# callgrind format\nevents: Ir\nfn=a\n10 x\n",        /* bad count */
+		"# callgrind format\nevents: Ir\nfn=(99999999) a\n",   /* id too large */
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		agent_cg_profile p;
+		agent_cg_profile_init(&p);
+		int rc = agent_cg_parse(&p, bad[i], strlen(bad[i]));
+		if (rc != APP_EINVALID)
+			fail_msg("input %zu: expected APP_EINVALID, got %d", i, rc);
+		agent_cg_profile_dispose(&p);
+	}
+}
+
+static void test_argv(void **state)
+{
+	(void)state;
+	char **argv;
+	assert_int_equal(agent_cg_build_argv(&argv, "./bench/sort 20000", 0), 0);
+	const char *want[] = { "setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=yes",
+			       "--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
+			       "--callgrind-out-file=/tmp/cg/out.%p", "./bench/sort", "20000", NULL };
+	for (size_t i = 0; want[i]; i++)
+		assert_string_equal(argv[i], want[i]);
+	assert_null(argv[12]);
+	agent_cg_argv_free(argv);
+
+	assert_int_equal(agent_cg_build_argv(&argv, "cd bench && ./run | tail -1", 1), 0);
+	assert_string_equal(argv[10], "--instr-atstart=no");
+	assert_string_equal(argv[11], "/bin/sh");
+	assert_string_equal(argv[12], "-c");
+	assert_string_equal(argv[13], "cd bench && ./run | tail -1");
+	assert_null(argv[14]);
+	agent_cg_argv_free(argv);
+	assert_int_equal(agent_cg_build_argv(&argv, "", 0), APP_EINVALID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_matches_callgrind_annotate),
+		cmocka_unit_test(test_processes_sum),
+		cmocka_unit_test(test_compression_and_calls),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_argv),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
