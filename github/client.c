@@ -713,7 +713,6 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			if (kind != GH_RATE_NONE) {
 				if (kind == GH_RATE_SECONDARY)
 					st->secondary_count++;
-				st->has_remaining = 0; /* the wait below covers it */
 				const char *what = kind == GH_RATE_PRIMARY ? "primary" : "secondary";
 				char wait_s[24];
 				snprintf(wait_s, sizeof(wait_s), "%ld", wait);
@@ -727,6 +726,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				}
 				rate_waits++;
 				sleep_ms(wait);
+				st->has_remaining = 0; /* waited for the reset already */
 				continue;
 			}
 		}

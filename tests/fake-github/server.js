@@ -26,6 +26,7 @@
  *   fake.secondaryLimit({retryAfter: 1, count: 1, status: 403})   // retryAfter null: no header
  *   fake.primaryLimit({resetIn: 2, status: 403})  // remaining 0 until the reset, then answers again
  *   fake.hang({count: 1, path?})   // never answers (until close)
+ *   fake.clearFaults()             // forget pending failNext/limits/hangs and any primary limit
  *   fake.tokenOptions({expiresIn: 3600})          // seconds for tokens issued from now on (can be < 300)
  *   fake.issueToken(installationId, {expiresIn})  // a token without the JWT dance
  *   fake.revokeTokens()            // every issued token answers 401 from now on
@@ -46,7 +47,7 @@
  *        [--private-key key.pem] [--git-root DIR] [--installation 1:octo-org/demo,octo-org/other]
  *   prints its URL alone on the first line of stdout, then serves until killed.
  *   The control functions are reachable over HTTP as POST /_fake/<name> with the
- *   options object as JSON body (failNext, secondaryLimit, primaryLimit, hang,
+ *   options object as JSON body (failNext, secondaryLimit, primaryLimit, hang, clearFaults,
  *   tokenOptions, issueToken {installationId, expiresIn} -> {token}, revokeTokens,
  *   addRepo {fullName, ...}, setPermission {repo, user, permission},
  *   setFile {repo, ref, path, content}, addDelivery, deliveryOptions,
@@ -699,6 +700,7 @@ async function startFakeGitHub(opts = {}) {
       faults.push({ kind: 'primary', status: o.status || 403, count: 1, path: o.path, method: o.method,
         resetIn: o.resetIn === undefined ? 2 : o.resetIn });
     },
+    clearFaults() { faults.length = 0; primaryUntil = 0; },
     hang(o = {}) { faults.push({ kind: 'hang', count: o.count || 1, path: o.path, method: o.method }); },
     tokenOptions(o = {}) { if (o.expiresIn !== undefined) tokenExpiresIn = o.expiresIn; },
     issueToken(installationId, o = {}) { return issueToken(installationId, o).token; },

@@ -1,0 +1,507 @@
+/* First-run setup through GitHub's App manifest flow (see setup.h).
+ *
+ * Invariants: the state is 32 random bytes (hex), compared in constant
+ * time and replaced after a successful conversion, so a code is converted
+ * at most once per state; secrets from the conversion go only to the key
+ * file and .env (both 0600, written to a temporary file and renamed) and
+ * never into logs or the page.  Threading: the state is guarded by a
+ * mutex; file writes are serialised by the same mutex. */
+#include "github/setup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "app/buf.h"
+#include "app/error.h"
+#include "app/log.h"
+
+#define PAGE_CAP (256u << 10)
+#define ENV_CAP (1u << 20)
+
+struct gh_setup {
+	const app_config *cfg;
+	app_config client_cfg;   /* cfg without a key: the conversion is unauthenticated */
+	gh_client *client;
+	char *web_url;
+	char *env_dir;
+	char *app_name;
+	pthread_mutex_t mu;
+	char state[65];
+};
+
+static int new_state(char out[65])
+{
+	unsigned char raw[32];
+	static const char hex[] = "0123456789abcdef";
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return app_error_set(APP_EGENERIC, "no randomness for the setup state");
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
+}
+
+static char *dup_or(const char *s, const char *fallback)
+{
+	return strdup(s ? s : fallback);
+}
+
+int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *opts)
+{
+	static const gh_setup_options defaults = GH_SETUP_OPTIONS_INIT;
+	int error = 0;
+	gh_setup *s = NULL;
+	app_buf web = APP_BUF_INIT(1024);
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	if (!(s = calloc(1, sizeof(*s))))
+		return app_error_set(APP_ENOMEM, "out of memory");
+	pthread_mutex_init(&s->mu, NULL);
+	s->cfg = cfg;
+	s->client_cfg = *cfg;
+	s->client_cfg.private_key = NULL;
+	s->client_cfg.private_key_path = NULL;
+	if (opts->web_url)
+		error = app_buf_puts(&web, opts->web_url);
+	else if (cfg->ghe_host && cfg->ghe_host[0])
+		error = app_buf_printf(&web, "https://%s", cfg->ghe_host);
+	else
+		error = app_buf_puts(&web, "https://github.com");
+	if (error < 0)
+		goto done;
+	while (web.len > 0 && web.ptr[web.len - 1] == '/')
+		web.ptr[--web.len] = '\0';
+	if (!(s->web_url = app_buf_detach(&web)) || !(s->env_dir = dup_or(opts->env_dir, ".")) ||
+	    !(s->app_name = dup_or(opts->app_name, "perfbot"))) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	gh_options gopts = GH_OPTIONS_INIT;
+	gopts.api_url = opts->api_url;
+	gopts.timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
+	gopts.max_retries = 1;
+	if ((error = gh_client_new(&s->client, &s->client_cfg, &gopts)) < 0)
+		goto done;
+	if ((error = new_state(s->state)) < 0)
+		goto done;
+	*out = s;
+	s = NULL;
+done:
+	app_buf_dispose(&web);
+	gh_setup_free(s);
+	return error;
+}
+
+void gh_setup_free(gh_setup *s)
+{
+	if (!s)
+		return;
+	gh_client_free(s->client);
+	free(s->web_url);
+	free(s->env_dir);
+	free(s->app_name);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+const char *gh_setup_state(gh_setup *s)
+{
+	return s->state;
+}
+
+/* ---- page ------------------------------------------------------------------------ */
+
+static int html_escape(app_buf *b, const char *s)
+{
+	int error = 0;
+	for (; *s && error == 0; s++) {
+		switch (*s) {
+		case '&': error = app_buf_puts(b, "&amp;"); break;
+		case '<': error = app_buf_puts(b, "&lt;"); break;
+		case '>': error = app_buf_puts(b, "&gt;"); break;
+		case '"': error = app_buf_puts(b, "&quot;"); break;
+		case '\'': error = app_buf_puts(b, "&#39;"); break;
+		default: error = app_buf_put(b, s, 1); break;
+		}
+	}
+	return error;
+}
+
+/* The public base URL: PUBLIC_URL, else what the browser used. */
+static int public_base(app_buf *b, const gh_setup *s, const app_http_request *req)
+{
+	int error;
+	if (s->cfg->public_url && s->cfg->public_url[0]) {
+		error = app_buf_puts(b, s->cfg->public_url);
+	} else {
+		const char *host = app_http_request_header(req, "Host");
+		if (host && strpbrk(host, "\"<>/\\ \t\r\n") == NULL)
+			error = app_buf_printf(b, "http://%s", host);
+		else
+			error = app_buf_printf(b, "http://%s:%d", s->cfg->host ? s->cfg->host : "127.0.0.1", s->cfg->port);
+	}
+	while (error == 0 && b->len > 0 && b->ptr[b->len - 1] == '/')
+		b->ptr[--b->len] = '\0';
+	return error;
+}
+
+static void page_headers(app_http_response *resp)
+{
+	resp->content_type = "text/html; charset=utf-8";
+	app_http_response_header(resp, "Cache-Control", "no-store");
+	app_http_response_header(resp, "Referrer-Policy", "no-referrer");
+	app_http_response_header(resp, "X-Frame-Options", "DENY");
+	app_http_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *");
+}
+
+static const char page_head[] =
+	"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>perfbot setup</title>"
+	"<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}"
+	"button{font-size:1.1em;padding:.5em 1.2em}</style></head><body>\n";
+
+int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, void *payload)
+{
+	gh_setup *s = payload;
+	int error = 0;
+	app_buf base = APP_BUF_INIT(2048);
+	json_t *m = NULL;
+	char *mtext = NULL;
+	char state[65];
+
+	pthread_mutex_lock(&s->mu);
+	memcpy(state, s->state, sizeof(state));
+	pthread_mutex_unlock(&s->mu);
+
+	if ((error = public_base(&base, s, req)) < 0)
+		goto done;
+	const char *b = app_buf_cstr(&base);
+	const char *hook_path = s->cfg->webhook_path ? s->cfg->webhook_path : "/api/github/webhooks";
+	app_buf hook = APP_BUF_INIT(4096), redirect = APP_BUF_INIT(4096);
+	app_buf_printf(&hook, "%s%s", b, hook_path);
+	app_buf_printf(&redirect, "%s/setup/callback", b);
+	m = json_pack("{s:s, s:s, s:{s:s, s:b}, s:s, s:[s], s:b, s:{s:s, s:s, s:s, s:s, s:s}, s:[s,s,s,s,s]}",
+		      "name", s->app_name, "url", b,
+		      "hook_attributes", "url", app_buf_cstr(&hook), "active", 1,
+		      "redirect_url", app_buf_cstr(&redirect),
+		      "callback_urls", b,
+		      "public", 0,
+		      "default_permissions", "contents", "write", "pull_requests", "write", "checks", "write",
+		      "issues", "write", "metadata", "read",
+		      "default_events", "check_run", "check_suite", "issue_comment", "pull_request", "push");
+	app_buf_dispose(&hook);
+	app_buf_dispose(&redirect);
+	if (!m || !(mtext = json_dumps(m, JSON_COMPACT))) {
+		error = app_error_set(APP_EINVALID, "cannot build the app manifest (PUBLIC_URL not UTF-8?)");
+		goto done;
+	}
+
+	app_buf *out = &resp->body;
+	app_buf_reset(out);
+	out->max = PAGE_CAP;
+	resp->status = 200;
+	page_headers(resp);
+	app_buf_puts(out, page_head);
+	app_buf_puts(out, "<h1>perfbot setup</h1>\n<p>perfbot has no GitHub App yet. Register one");
+	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
+		app_buf_puts(out, " for the organisation <b>");
+		html_escape(out, s->cfg->gh_org);
+		app_buf_puts(out, "</b>");
+	}
+	app_buf_puts(out, "; GitHub will send you back here with its credentials.</p>\n<p>Webhook URL: <code>");
+	html_escape(out, b);
+	html_escape(out, hook_path);
+	app_buf_puts(out, "</code></p>\n<form method=\"post\" action=\"");
+	html_escape(out, s->web_url);
+	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
+		app_buf_puts(out, "/organizations/");
+		html_escape(out, s->cfg->gh_org);
+	}
+	app_buf_puts(out, "/settings/apps/new?state=");
+	app_buf_puts(out, state);
+	app_buf_puts(out, "\">\n<input type=\"hidden\" name=\"manifest\" value=\"");
+	html_escape(out, mtext);
+	if ((error = app_buf_puts(out, "\">\n<button type=\"submit\">Register GitHub App</button>\n</form>\n</body></html>\n")) < 0)
+		error = app_error_set(error, "setup page too large");
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-page");
+done:
+	free(mtext);
+	json_decref(m);
+	app_buf_dispose(&base);
+	return error;
+}
+
+/* ---- callback ------------------------------------------------------------------ */
+
+static int message_page(app_http_response *resp, int status, const char *title, const char *text)
+{
+	app_buf *out = &resp->body;
+	app_buf_reset(out);
+	out->max = PAGE_CAP;
+	resp->status = status;
+	page_headers(resp);
+	app_buf_puts(out, page_head);
+	app_buf_puts(out, "<h1>");
+	html_escape(out, title);
+	app_buf_puts(out, "</h1>\n<p>");
+	html_escape(out, text);
+	return app_buf_puts(out, "</p>\n</body></html>\n");
+}
+
+/* Writes data to path atomically: a 0600 temporary file beside it, fsync,
+ * rename. */
+static int write_private_file(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
+		return app_error_set(APP_EINVALID, "path too long: %s", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
+	int error = 0;
+	if (fchmod(fd, 0600) != 0) {
+		error = app_error_set(APP_EGENERIC, "chmod %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			error = app_error_set(APP_EGENERIC, "write %s: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		error = app_error_set(APP_EGENERIC, "fsync %s: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		error = app_error_set(APP_EGENERIC, "rename to %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return error;
+}
+
+static const char *const env_keys[] = { "APP_ID", "PRIVATE_KEY_PATH", "PRIVATE_KEY", "WEBHOOK_SECRET",
+					"GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET" };
+
+/* 1 when the .env line sets one of env_keys. */
+static int is_our_line(const char *line, size_t len)
+{
+	while (len > 0 && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	if (len >= 7 && strncmp(line, "export ", 7) == 0)
+		line += 7, len -= 7;
+	while (len > 0 && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+		size_t k = strlen(env_keys[i]);
+		if (len > k && strncmp(line, env_keys[i], k) == 0) {
+			const char *p = line + k;
+			while (p < line + len && (*p == ' ' || *p == '\t'))
+				p++;
+			if (p < line + len && *p == '=')
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int env_value(app_buf *b, const char *key, const char *value)
+{
+	int plain = value[0] != '\0';
+	for (const char *p = value; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("_-./:+@", *p)))
+			plain = 0;
+	if (plain)
+		return app_buf_printf(b, "%s=%s\n", key, value);
+	int error = app_buf_printf(b, "%s=\"", key);
+	for (const char *p = value; *p && error == 0; p++) {
+		if (*p == '"' || *p == '\\' || *p == '$')
+			error = app_buf_put(b, "\\", 1);
+		if (error == 0)
+			error = *p == '\n' ? app_buf_puts(b, "\\n") : app_buf_put(b, p, 1);
+	}
+	return error ? error : app_buf_puts(b, "\"\n");
+}
+
+/* Rewrites dir/.env with values, keeping every other line. */
+static int write_env(const char *dir, const char *const values[6])
+{
+	char path[PATH_MAX];
+	app_buf env = APP_BUF_INIT(ENV_CAP);
+	int error = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/.env", dir) >= sizeof(path))
+		return app_error_set(APP_EINVALID, "path too long: %s", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+		while ((n = getline(&line, &cap, f)) >= 0) {
+			if (is_our_line(line, (size_t)n))
+				continue;
+			if ((error = app_buf_put(&env, line, (size_t)n)) < 0)
+				break;
+			if (n > 0 && line[n - 1] != '\n' && (error = app_buf_puts(&env, "\n")) < 0)
+				break;
+		}
+		free(line);
+		fclose(f);
+		if (error < 0) {
+			error = app_error_set(error, "%s is too large", path);
+			goto done;
+		}
+	} else if (errno != ENOENT) {
+		error = app_error_set(APP_EGENERIC, "cannot read %s: %s", path, strerror(errno));
+		goto done;
+	}
+	for (size_t i = 0; i < 6; i++) {
+		if (!values[i])
+			continue;
+		if ((error = env_value(&env, env_keys[i], values[i])) < 0) {
+			error = app_error_set(error, "%s is too large", path);
+			goto done;
+		}
+	}
+	error = write_private_file(path, app_buf_cstr(&env), env.len);
+done:
+	if (env.ptr)
+		OPENSSL_cleanse(env.ptr, env.alloc);
+	app_buf_dispose(&env);
+	return error;
+}
+
+static int ensure_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return app_error_set(APP_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
+}
+
+int gh_setup_handle_callback(const app_http_request *req, app_http_response *resp, void *payload)
+{
+	gh_setup *s = payload;
+	const char *code = app_http_request_query(req, "code");
+	const char *state = app_http_request_query(req, "state");
+	json_t *conv = NULL;
+	app_buf path = APP_BUF_INIT(1024);
+	int error = 0;
+
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-callback");
+	if (!code || !code[0] || strlen(code) > 256 || strspn(code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(code))
+		return message_page(resp, 400, "Setup failed", "The callback has no valid code. Start again from the setup page.");
+
+	pthread_mutex_lock(&s->mu);
+	int state_ok = state && strlen(state) == 64 && CRYPTO_memcmp(state, s->state, 64) == 0;
+	if (!state_ok) {
+		pthread_mutex_unlock(&s->mu);
+		app_log(APP_LOG_WARN, "setup callback refused: state mismatch", NULL);
+		return message_page(resp, 400, "Setup failed",
+				    "The state does not match this perfbot's setup page. Start again from the setup page.");
+	}
+	/* one conversion per state, even if the callback is replayed */
+	new_state(s->state);
+
+	app_buf_puts(&path, "/app-manifests/");
+	app_buf_puts(&path, code);
+	app_buf_puts(&path, "/conversions");
+	if ((error = gh_request(s->client, GH_AUTH_NONE, "POST", app_buf_cstr(&path), NULL, &conv)) < 0) {
+		pthread_mutex_unlock(&s->mu);
+		app_log(APP_LOG_ERROR, "setup: manifest conversion failed", "error", app_error_last(), NULL);
+		error = message_page(resp, 502, "Setup failed", app_error_last());
+		goto done;
+	}
+	json_int_t id = json_integer_value(json_object_get(conv, "id"));
+	const char *pem = json_string_value(json_object_get(conv, "pem"));
+	const char *slug = json_string_value(json_object_get(conv, "slug"));
+	const char *html_url = json_string_value(json_object_get(conv, "html_url"));
+	const char *secret = json_string_value(json_object_get(conv, "webhook_secret"));
+	const char *client_id = json_string_value(json_object_get(conv, "client_id"));
+	const char *client_secret = json_string_value(json_object_get(conv, "client_secret"));
+	if (id <= 0 || !pem || !pem[0]) {
+		pthread_mutex_unlock(&s->mu);
+		error = message_page(resp, 502, "Setup failed", "GitHub's answer has no app id or key.");
+		goto done;
+	}
+	/* the key is checked before anything is written */
+	gh_app_key *key = NULL;
+	if (gh_app_key_parse(&key, pem, strlen(pem)) < 0) {
+		pthread_mutex_unlock(&s->mu);
+		error = message_page(resp, 502, "Setup failed", "GitHub's answer holds a key that does not parse.");
+		goto done;
+	}
+	gh_app_key_free(key);
+
+	const char *data_dir = s->cfg->data_dir ? s->cfg->data_dir : "./var";
+	char keypath[PATH_MAX], absdir[PATH_MAX], idtext[32];
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	int werr = ensure_dir(data_dir);
+	if (werr == 0 && !realpath(data_dir, absdir))
+		werr = app_error_set(APP_EGENERIC, "cannot resolve %s: %s", data_dir, strerror(errno));
+	if (werr == 0 && (size_t)snprintf(keypath, sizeof(keypath), "%s/github-app-%s.pem", absdir, idtext) >= sizeof(keypath))
+		werr = app_error_set(APP_EINVALID, "DATA_DIR path too long");
+	if (werr == 0)
+		werr = write_private_file(keypath, pem, strlen(pem));
+	if (werr == 0) {
+		const char *values[6] = { idtext, keypath, NULL, secret, client_id, client_secret };
+		werr = write_env(s->env_dir, values);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (werr < 0) {
+		app_log(APP_LOG_ERROR, "setup: cannot save the app credentials", "error", app_error_last(), NULL);
+		error = message_page(resp, 500, "Setup failed", app_error_last());
+		goto done;
+	}
+	app_log(APP_LOG_INFO, "setup: GitHub App registered", "app_id", idtext, "slug", slug, NULL);
+
+	app_buf *out = &resp->body;
+	app_buf_reset(out);
+	out->max = PAGE_CAP;
+	resp->status = 200;
+	page_headers(resp);
+	app_buf_puts(out, page_head);
+	app_buf_puts(out, "<h1>GitHub App registered</h1>\n<p>App <b>");
+	html_escape(out, slug ? slug : idtext);
+	app_buf_puts(out, "</b> (id ");
+	app_buf_puts(out, idtext);
+	app_buf_puts(out, ") is saved in <code>.env</code>. Restart perfbot to use it.</p>\n");
+	if (html_url) {
+		app_buf_puts(out, "<p><a href=\"");
+		html_escape(out, html_url);
+		app_buf_puts(out, "/installations/new\">Install the app on your repositories</a></p>\n");
+	}
+	error = app_buf_puts(out, "</body></html>\n");
+done:
+	if (conv && json_is_string(json_object_get(conv, "pem"))) {
+		json_t *pemv = json_object_get(conv, "pem");
+		/* wipe the key text before jansson frees it */
+		char *p = (char *)json_string_value(pemv);
+		OPENSSL_cleanse(p, strlen(p));
+	}
+	json_decref(conv);
+	app_buf_dispose(&path);
+	return error;
+}
