@@ -1,0 +1,58 @@
+/* The `command` agent backend: perfbot starts PERFBOT_AGENT_COMMAND (with
+ * /bin/sh -c) for a run, outside the sandbox, as a supervised child in its
+ * own process group.  The command reaches the run's tools over perfbot's MCP
+ * endpoint with the environment:
+ *   PERFBOT_MCP_URL     the endpoint (http://127.0.0.1:PORT/mcp)
+ *   PERFBOT_RUN_TOKEN   the run's bearer token
+ *   PERFBOT_RUN_ID      the run id
+ *   PERFBOT_TASK_FILE   the task prompt (agent/task.h)
+ * The rest of perfbot's environment is passed on except its secrets
+ * (private key, webhook secrets, client secret, database URL).  The whole
+ * process group is killed at the wall budget, on cancel, or a grace period
+ * after the run's tools have ended (submission or exhausted budget).
+ *
+ * Threading: agent_cmd_run blocks the calling (worker) thread until the
+ * command is gone; several runs may supervise their commands at once. */
+#ifndef AGENT_AGENT_CMD_H
+#define AGENT_AGENT_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/tools.h"
+
+typedef struct agent_cmd_options {
+	const char *command;        /* shell command line */
+	const char *mcp_url;
+	const char *token;          /* never logged */
+	int64_t run_id;
+	const char *task_file;
+	const char *workdir;        /* the command's working directory: a per-run scratch
+				     * directory, never the workspace (NULL: /tmp) */
+	int64_t wall_ms;            /* 0: no limit */
+	int64_t grace_ms;           /* after the tools ended, before the group is killed (default 30 s) */
+	size_t output_cap;          /* bytes of combined stdout+stderr kept (default 256 KiB) */
+	const volatile int *cancel; /* optional; nonzero kills the group */
+	agent_tools *tools;         /* optional: watched for the end of the run */
+} agent_cmd_options;
+
+#define AGENT_CMD_OPTIONS_INIT { NULL, NULL, NULL, 0, NULL, NULL, 0, 0, 0, NULL, NULL }
+
+typedef struct agent_cmd_result {
+	int exit_code;    /* -1 when it died of a signal */
+	int term_signal;
+	int timed_out;    /* killed at the wall budget */
+	int cancelled;    /* killed by *cancel */
+	int stopped;      /* killed after the grace period that followed the run's end */
+	char *output;     /* owned: stdout and stderr interleaved, capped */
+	int output_cut;
+	int64_t wall_ms;
+} agent_cmd_result;
+
+/* Runs the command to its end (or its kill).  0 when it was started (any
+ * exit status); a negative code when it could not be started. */
+int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *opts);
+
+void agent_cmd_result_dispose(agent_cmd_result *r);
+
+#endif
