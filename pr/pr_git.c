@@ -254,48 +254,38 @@ static int anonymous_remote(git_remote **out, git_repository *repo, const char *
 	return 0;
 }
 
-static int push_branch(git_repository *repo, const pr_git_options *git, const char *local_ref,
-		       const char *remote_ref)
+/* Pushes local_ref to remote_ref over `remote`, already connected for push
+ * with ctx as its callbacks' payload (the connection is reused). */
+static int push_branch(git_remote *remote, remote_ctx *ctx, const char *local_ref, const char *remote_ref)
 {
-	git_remote *remote = NULL;
-	remote_ctx ctx = {git, 0, {0}};
+	const pr_git_options *git = ctx->git;
 	char spec[700];
-	int error;
-	snprintf(spec, sizeof(spec), "%s:%s", local_ref, remote_ref); /* both refs checked, < 256 */
+	snprintf(spec, sizeof(spec), "%s:%s", local_ref, remote_ref); /* both refs checked, < 300 */
 	char *specs[] = {spec};
 	git_strarray refspecs = {specs, 1};
 	git_push_options opts;
 	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
 	opts.callbacks.credentials = credentials_cb;
 	opts.callbacks.push_update_reference = push_update_cb;
-	opts.callbacks.payload = &ctx;
+	opts.callbacks.payload = ctx;
+	ctx->status[0] = '\0';
 
-	if ((error = anonymous_remote(&remote, repo, git->url)) < 0)
-		goto done;
 	int gerr = git_remote_push(remote, &refspecs, &opts);
 	if (gerr < 0) {
 		const char *m = git_msg();
 		if (strstr(m, "non-fastforward") || strstr(m, "non-fast-forward"))
-			error = app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
-					      remote_ref, m);
-		else
-			error = net_error(gerr, "push to", git->repository);
-		goto done;
+			return app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+					     remote_ref, m);
+		return net_error(gerr, "push to", git->repository);
 	}
-	if (ctx.status[0]) {
-		const char *s = ctx.status;
+	if (ctx->status[0]) {
+		const char *s = ctx->status;
 		if (strstr(s, "fast-forward") || strstr(s, "fetch first") || strstr(s, "already exists"))
-			error = app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
-					      remote_ref, s);
-		else
-			error = app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s", remote_ref,
-					      git->repository, s);
-		goto done;
+			return app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+					     remote_ref, s);
+		return app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s", remote_ref, git->repository, s);
 	}
-	error = 0;
-done:
-	git_remote_free(remote);
-	return error;
+	return 0;
 }
 
 /* Connects, lists the remote refs and downloads what is missing: the base
@@ -380,6 +370,8 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	git_commit *base = NULL;
 	git_signature *sig = NULL;
 	git_reference *ref = NULL;
+	git_remote *push_remote = NULL;
+	remote_ctx push_ctx = {git, 0, {0}};
 	int lock_fd = -1, error;
 	char base_ref[300], branch_ref[300], local_ref[300];
 	git_oid base_oid, tree_oid, commit_oid, remote_head;
@@ -410,8 +402,42 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		goto done;
 	if ((error = open_cache(&repo, git->data_dir, git->repository)) < 0)
 		goto done;
-	if ((error = fetch(repo, git, base_ref, branch_ref, &base_oid, &remote_head, &remote_has)) < 0)
+	/* One connection for push also lists the remote's refs: when the base
+	 * commit and any existing perfbot branch head are already cached (a
+	 * warm cache), no fetch is needed at all. */
+	if ((error = anonymous_remote(&push_remote, repo, git->url)) < 0)
 		goto done;
+	git_remote_callbacks cbs;
+	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
+	cbs.credentials = credentials_cb;
+	cbs.push_update_reference = push_update_cb;
+	cbs.payload = &push_ctx;
+	int gerr = git_remote_connect(push_remote, GIT_DIRECTION_PUSH, &cbs, NULL, NULL);
+	if (gerr < 0) {
+		error = net_error(gerr, "connect to", git->repository);
+		goto done;
+	}
+	const git_remote_head **heads = NULL;
+	size_t nheads = 0;
+	if (git_remote_ls(&heads, &nheads, push_remote) < 0) {
+		error = net_error(-1, "list refs of", git->repository);
+		goto done;
+	}
+	const git_remote_head *bh = find_head(heads, nheads, branch_ref);
+	git_odb *odb = NULL;
+	if (git_repository_odb(&odb, repo) < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
+		goto done;
+	}
+	int cached = git_odb_exists(odb, &base_oid) && (!bh || git_odb_exists(odb, &bh->oid));
+	git_odb_free(odb);
+	if (cached) {
+		remote_has = bh != NULL;
+		if (bh)
+			git_oid_cpy(&remote_head, &bh->oid);
+	} else if ((error = fetch(repo, git, base_ref, branch_ref, &base_oid, &remote_head, &remote_has)) < 0) {
+		goto done;
+	}
 	if (git_commit_lookup(&base, repo, &base_oid) < 0) {
 		error = app_error_set(APP_ENOTFOUND, "the measured base commit %.12s is not on %s in %s any more",
 				      spec->base_sha, spec->base_branch, git->repository);
@@ -453,7 +479,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 			error = app_error_set(APP_EGENERIC, "cannot write %s: %s", local_ref, git_msg());
 			goto done;
 		}
-		if ((error = push_branch(repo, git, local_ref, branch_ref)) < 0)
+		if ((error = push_branch(push_remote, &push_ctx, local_ref, branch_ref)) < 0)
 			goto done;
 		out->pushed = 1;
 	}
@@ -463,6 +489,9 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		out->commit_sha, "pushed", out->pushed ? "yes" : "no", NULL);
 	error = 0;
 done:
+	if (push_remote)
+		git_remote_disconnect(push_remote);
+	git_remote_free(push_remote);
 	git_reference_free(ref);
 	git_signature_free(sig);
 	git_commit_free(base);

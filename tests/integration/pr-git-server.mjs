@@ -4,13 +4,12 @@
 // the token).  Repositories are <root>/<owner>/<name>.git, served at
 // http://127.0.0.1:<port>/git/<owner>/<name>.git.
 //
-//   node pr-git-server.js --root DIR --token TOKEN [--port 0]
+//   node pr-git-server.mjs --root DIR --token TOKEN [--port 0] [--detached]
 //
-// Prints "listening <port>" on stdout once ready; stops on SIGTERM or when
-// stdin closes (so a crashed parent never leaves it running).
-'use strict';
-const http = require('node:http');
-const { spawn } = require('node:child_process');
+// Prints "listening <port>" on stdout once ready; stops on SIGTERM or, unless
+// --detached, when stdin closes (so a crashed parent never leaves it running).
+import http from 'node:http';
+import { spawn } from 'node:child_process';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);
@@ -107,5 +106,7 @@ server.listen(port, '127.0.0.1', () => {
   process.stdout.write(`listening ${server.address().port}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+if (!process.argv.includes('--detached')) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

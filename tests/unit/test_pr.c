@@ -1,5 +1,5 @@
 /* Tests of pr/: diff checks, the branch built and pushed over real smart
- * HTTP (`git http-backend` behind tests/integration/pr-git-server.js, Basic
+ * HTTP (`git http-backend` behind tests/integration/pr-git-server.mjs, Basic
  * auth with an installation token), the pull request flow against a fake
  * pr_github, closed events, superseding, and the store-backed job. */
 #include <setjmp.h>
@@ -337,7 +337,7 @@ static int group_setup(void **state)
 		dup2(out[1], 1);
 		close(in[1]);
 		close(out[0]);
-		execlp("node", "node", "tests/integration/pr-git-server.js", "--root", root, "--token", TOKEN, (char *)NULL);
+		execlp("node", "node", "tests/integration/pr-git-server.mjs", "--root", root, "--token", TOKEN, (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);
