@@ -193,6 +193,13 @@ done:
 	return error;
 }
 
+static int by_exclusive(const void *a, const void *b)
+{
+	double x = json_number_value(json_object_get(*(json_t *const *)a, "exclusive"));
+	double y = json_number_value(json_object_get(*(json_t *const *)b, "exclusive"));
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
 static int hook_get_profile(void *payload, const char *benchmark, const char *measurement, int limit, json_t **out)
 {
 	agent_run_hooks *h = payload;
@@ -215,8 +222,6 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 	json_t *fns = json_array();
 	json_t *f;
 	json_array_foreach(json_object_get(found, "top_functions"), i, f) {
-		if ((int)json_array_size(fns) >= limit)
-			break;
 		json_t *self = json_object_get(f, "self"), *incl = json_object_get(f, "inclusive");
 		json_array_append_new(fns, json_pack("{s:O,s:O,s:O,s:O}", "name", json_object_get(f, "name"), "file",
 						     json_object_get(f, "file"), "exclusive",
@@ -224,6 +229,24 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 						     "inclusive",
 						     json_object_get(incl, key) ? json_object_get(incl, key) : json_integer(0)));
 	}
+	/* hottest own code first: what an optimiser looks at */
+	size_t n = json_array_size(fns);
+	json_t **v = calloc(n ? n : 1, sizeof(*v));
+	json_t *sorted = json_array();
+	if (!v || !sorted) {
+		free(v);
+		json_decref(sorted);
+		json_decref(fns);
+		return app_error_set(APP_ENOMEM, "out of memory");
+	}
+	for (size_t k = 0; k < n; k++)
+		v[k] = json_array_get(fns, k);
+	qsort(v, n, sizeof(*v), by_exclusive);
+	for (size_t k = 0; k < n && (int)k < limit; k++)
+		json_array_append(sorted, v[k]);
+	free(v);
+	json_decref(fns);
+	fns = sorted;
 	*out = json_pack("{s:s,s:s,s:s,s:o}", "benchmark", benchmark, "measurement",
 			 measurement && *measurement ? measurement : (h->latest[0] ? h->latest : "baseline"), "metric",
 			 metric_name(h), "functions", fns);
