@@ -29,6 +29,12 @@
 #define PR_DIFF_MAX_DEFAULT ((size_t)1024 * 1024) /* bytes */
 #define PR_BRANCH_PREFIX "perfbot/opt-"
 
+/* Initialises libgit2 (TLS, certificates) for the process; call once at
+ * start-up and pr_shutdown() at exit.  Every pr_ function also works without
+ * it, but then pays that initialisation on each call. */
+int pr_init(void);
+void pr_shutdown(void);
+
 /* ---- diff validation ----------------------------------------------------- */
 
 /* Checks a proposal diff (git format) without a repository: size (max_bytes,

@@ -142,6 +142,18 @@ int pr_diff_parse(git_diff **out, const char *diff, size_t len, size_t max_bytes
 	return 0;
 }
 
+int pr_init(void)
+{
+	if (git_libgit2_init() < 0)
+		return app_error_set(APP_EGENERIC, "libgit2 initialisation failed");
+	return 0;
+}
+
+void pr_shutdown(void)
+{
+	git_libgit2_shutdown();
+}
+
 int pr_diff_check(const char *diff, size_t len, size_t max_bytes)
 {
 	git_libgit2_init();

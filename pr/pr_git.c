@@ -388,7 +388,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		goto done;
 	if ((error = ref_name(base_ref, sizeof(base_ref), "refs/heads/", spec->base_branch)) < 0 ||
 	    (error = ref_name(branch_ref, sizeof(branch_ref), "refs/heads/", spec->branch)) < 0 ||
-	    (error = ref_name(local_ref, sizeof(local_ref), "refs/perfbot/", spec->branch)) < 0)
+	    (error = ref_name(local_ref, sizeof(local_ref), "refs/", spec->branch)) < 0)
 		goto done;
 	if (strlen(spec->base_sha) != GIT_OID_HEXSZ || git_oid_fromstr(&base_oid, spec->base_sha) < 0) {
 		error = app_error_set(APP_EINVALID, "base commit is not a 40-hex sha: %.64s", spec->base_sha);

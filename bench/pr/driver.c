@@ -67,6 +67,7 @@ int main(int argc, char **argv)
 	pr_proposal p = {.run_id = strtoll(argv[4], NULL, 10), .repository = "bench/big", .base_branch = "main",
 			 .base_sha = argv[5], .diff = diff, .diff_len = n, .summary = "bench", .benchmarks = b,
 			 .nbenchmarks = 1};
+	pr_init(); /* perfbot initialises libgit2 once at start-up */
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pr_open_result r;
@@ -78,5 +79,6 @@ int main(int argc, char **argv)
 	}
 	printf("%.3f %s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, r.commit_sha);
 	pr_open_result_dispose(&r);
+	pr_shutdown();
 	return 0;
 }

@@ -293,6 +293,7 @@ static int group_setup(void **state)
 {
 	(void)state;
 	app_log_configure(APP_LOG_OFF, 0, 2);
+	pr_init();
 	snprintf(tmp, sizeof(tmp), "/tmp/perfbot-test-pr-XXXXXX");
 	if (!mkdtemp(tmp))
 		return -1;
@@ -369,6 +370,7 @@ static int group_teardown(void **state)
 	free(binary_nodata_diff);
 	if (tmp[0])
 		sh("rm -rf %s", tmp);
+	pr_shutdown();
 	return 0;
 }
 
