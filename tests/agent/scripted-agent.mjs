@@ -114,7 +114,7 @@ async function main() {
       break;
     }
     case 'network': {
-      await call('exec', { command: 'ls /sys/class/net' });
+      await call('exec', { command: "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '" });
       await call('exec', {
         command:
           'getent hosts example.com >/dev/null 2>&1 && echo DNS-OK || echo DNS-FAIL; ' +
