@@ -86,6 +86,13 @@ int app_buf_printf(app_buf *b, const char *fmt, ...)
 	return 0;
 }
 
+int app_buf_reserve(app_buf *b, size_t n)
+{
+	if (n > b->max || b->len > b->max - n)
+		return app_error_set(APP_ETOOBIG, "buffer cap of %zu bytes exceeded", b->max);
+	return grow(b, b->len + n);
+}
+
 void app_buf_reset(app_buf *b)
 {
 	b->len = 0;

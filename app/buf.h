@@ -26,6 +26,9 @@ int app_buf_put(app_buf *b, const void *data, size_t n);
 int app_buf_puts(app_buf *b, const char *s);
 int app_buf_printf(app_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Makes room for n more bytes without changing the contents (capped). */
+int app_buf_reserve(app_buf *b, size_t n);
+
 /* Empties the buffer, keeping its allocation. */
 void app_buf_reset(app_buf *b);
 

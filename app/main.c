@@ -4,6 +4,7 @@
 #include "app/cmd.h"
 #include "app/config.h"
 #include "app/error.h"
+#include "app/json_arena.h"
 #include "app/log.h"
 
 #include <curl/curl.h>
@@ -62,6 +63,7 @@ const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name,
 
 int main(int argc, char **argv)
 {
+	app_json_arena_install();
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -1,13 +1,16 @@
 /* SQLite store backend.
  *
- * WAL mode, synchronous=FULL: a committed transaction is on disk.  Webhook
- * deliveries go through one writer thread that owns its connection and
- * commits whatever has queued up in a single transaction (group commit):
- * each caller blocks until the transaction holding its delivery is durable,
- * so a 2xx is only answered for stored data, while one fsync serves many
- * deliveries.  Every other call borrows a connection from a small pool (one
- * thread per connection at a time) and relies on busy_timeout to wait for
- * the writer lock.  Schema changes are numbered migrations applied at open. */
+ * WAL mode, synchronous=FULL: a committed transaction is on disk.  Every
+ * write goes through one write connection guarded by `wlock` (group
+ * commit): a caller takes the lock, runs its statements inside the
+ * currently open transaction (under a savepoint of its own, so a failure
+ * undoes only its part), releases the lock and waits until the committer
+ * thread has committed that transaction.  One fsync thus serves every write
+ * that arrived meanwhile, a 2xx is only answered for data on disk, and
+ * writers in this process never meet SQLITE_BUSY.  Reads borrow a
+ * connection from a small pool (one thread per connection at a time); WAL
+ * lets them run beside the writer and beside other processes (the CLI).
+ * Schema changes are numbered migrations applied at open. */
 #include "app/store_int.h"
 #include "app/error.h"
 
@@ -24,15 +27,6 @@
 #define POOL_SIZE 8
 #define BUSY_TIMEOUT_MS 10000
 
-struct pending {
-	const store_delivery *d;
-	int duplicate;
-	int error;
-	int done;
-	char errmsg[256];
-	struct pending *next;
-};
-
 typedef struct sq_store {
 	store base;
 	char *path;
@@ -41,14 +35,22 @@ typedef struct sq_store {
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_cond;
 
-	sqlite3 *writer;
-	pthread_t writer_thread;
-	pthread_mutex_t q_lock;
-	pthread_cond_t q_cond;     /* writer waits for work */
-	pthread_cond_t done_cond;  /* callers wait for their batch */
-	struct pending *q_head, *q_tail;
+	sqlite3 *writer;           /* used only with wlock held */
+	pthread_mutex_t wlock;
+	pthread_cond_t work_cond;  /* committer: a transaction has waiters */
+	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
+	pthread_cond_t commit_cond;/* callers: an epoch was committed */
+	sqlite3_stmt *ins_delivery; /* cached on the write connection */
+	sqlite3_stmt *ins_job;
+	pthread_t committer;
+	int committer_started;
+	int tx_open;
+	int64_t epoch;             /* number of the open (or last) transaction */
+	int64_t committed;         /* last epoch committed or failed */
+	int64_t failed_epoch;      /* last epoch whose COMMIT failed */
+	char failed_msg[256];
+	int pending;               /* writes waiting in the open transaction */
 	int stopping;
-	int writer_started;
 } sq_store;
 
 static int64_t now_ms(void)
@@ -116,6 +118,91 @@ static void conn_put(sq_store *s, sqlite3 *db)
 			s->pool_free[i] = 1;
 	pthread_cond_signal(&s->pool_cond);
 	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* ---- group commit --------------------------------------------------------- */
+
+/* Takes the write connection inside the open transaction (opening one if
+ * needed) under a fresh savepoint.  Always pair with wend(). */
+static sqlite3 *wbegin(sq_store *s)
+{
+	pthread_mutex_lock(&s->wlock);
+	if (!s->tx_open) {
+		if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+			s->tx_open = 1;
+			s->epoch++;
+		}
+	}
+	sqlite3_exec(s->writer, "SAVEPOINT w", NULL, NULL, NULL);
+	return s->writer;
+}
+
+/* Ends a write begun with wbegin: undoes it when error < 0, then waits
+ * until its transaction is committed.  Returns error, or the commit's. */
+static int wend(sq_store *s, int error)
+{
+	char msg[256];
+	if (error < 0) {
+		snprintf(msg, sizeof(msg), "%s", app_error_last());
+		sqlite3_exec(s->writer, "ROLLBACK TO w", NULL, NULL, NULL);
+	}
+	sqlite3_exec(s->writer, "RELEASE w", NULL, NULL, NULL);
+	if (!s->tx_open) {
+		pthread_mutex_unlock(&s->wlock);
+		if (error < 0)
+			return app_error_set(error, "%s", msg);
+		return app_error_set(APP_ERETRY, "store: cannot begin a write transaction: %s", sqlite3_errmsg(s->writer));
+	}
+	int64_t mine = s->epoch;
+	s->pending++;
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->wlock);
+	/* waiting on a lock of its own keeps waiters off the write path */
+	pthread_mutex_lock(&s->commit_lock);
+	while (s->committed < mine)
+		pthread_cond_wait(&s->commit_cond, &s->commit_lock);
+	int failed = s->failed_epoch == mine;
+	if (failed && error == 0)
+		snprintf(msg, sizeof(msg), "%s", s->failed_msg);
+	pthread_mutex_unlock(&s->commit_lock);
+	if (error < 0)
+		return app_error_set(error, "%s", msg);
+	if (failed)
+		return app_error_set(APP_ERETRY, "%s", msg);
+	return 0;
+}
+
+static void *committer_main(void *arg)
+{
+	sq_store *s = arg;
+	pthread_mutex_lock(&s->wlock);
+	for (;;) {
+		while (!(s->tx_open && s->pending > 0) && !s->stopping)
+			pthread_cond_wait(&s->work_cond, &s->wlock);
+		if (!s->tx_open && s->stopping)
+			break;
+		if (!s->tx_open)
+			continue;
+		int failed = 0;
+		char msg[256] = "";
+		if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
+			sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+			failed = 1;
+		}
+		s->tx_open = 0;
+		s->pending = 0;
+		pthread_mutex_lock(&s->commit_lock);
+		if (failed) {
+			s->failed_epoch = s->epoch;
+			memcpy(s->failed_msg, msg, sizeof(msg));
+		}
+		s->committed = s->epoch;
+		pthread_cond_broadcast(&s->commit_cond);
+		pthread_mutex_unlock(&s->commit_lock);
+	}
+	pthread_mutex_unlock(&s->wlock);
+	return NULL;
 }
 
 /* ---- statement helpers ---------------------------------------------------- */
@@ -200,16 +287,15 @@ static int exec(sqlite3 *db, int *changes_out, const char *sql, const char *type
 	return error;
 }
 
-/* Same on a pooled connection. */
+/* One durable write statement through the group commit. */
 static int pexec(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
 {
-	sqlite3 *db = conn_get(s);
+	sqlite3 *db = wbegin(s);
 	va_list ap;
 	va_start(ap, types);
 	int error = exec_v(db, changes_out, sql, types, ap);
 	va_end(ap);
-	conn_put(s, db);
-	return error;
+	return wend(s, error);
 }
 
 /* A row as a JSON object: column names as keys; columns named "data" or
@@ -388,106 +474,47 @@ fail:
 
 /* ---- deliveries (group commit) ------------------------------------------- */
 
-static int write_one(sqlite3 *db, struct pending *p)
+/* Runs a cached statement (prepared once on the write connection). */
+static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const char *sql, const char *types, ...)
 {
-	const store_delivery *d = p->d;
-	int changes = 0;
-	int error = exec(db, &changes,
-			 "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers, body,"
-			 " received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
-			 "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
-			 d->body, d->body_len, d->received_ms, d->status);
+	if (!*cache && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, cache, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	sqlite3_stmt *st = *cache;
+	va_list ap;
+	va_start(ap, types);
+	int error = bind_args(st, types, ap);
+	va_end(ap);
 	if (error < 0)
-		return error;
-	if (changes == 0) {
-		p->duplicate = 1;
-		return 0;
-	}
-	for (size_t i = 0; i < d->njobs; i++) {
-		error = exec(db, NULL,
-			     "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
-			     " VALUES(?,?,?,'queued',?,?,?)",
-			     "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
-			     d->received_ms);
-		if (error < 0)
-			return error;
-	}
-	return 0;
-}
-
-static void *writer_main(void *arg)
-{
-	sq_store *s = arg;
-	pthread_mutex_lock(&s->q_lock);
-	for (;;) {
-		while (!s->q_head && !s->stopping)
-			pthread_cond_wait(&s->q_cond, &s->q_lock);
-		if (!s->q_head && s->stopping)
-			break;
-		struct pending *batch = s->q_head;
-		s->q_head = s->q_tail = NULL;
-		pthread_mutex_unlock(&s->q_lock);
-
-		int error = exec(s->writer, NULL, "BEGIN IMMEDIATE", "");
-		for (struct pending *p = batch; p && error == 0; p = p->next) {
-			if (exec(s->writer, NULL, "SAVEPOINT one", "") < 0) {
-				error = app_error_code();
-				break;
-			}
-			p->error = write_one(s->writer, p);
-			if (p->error < 0) {
-				snprintf(p->errmsg, sizeof(p->errmsg), "%s", app_error_last());
-				exec(s->writer, NULL, "ROLLBACK TO one", "");
-			}
-			exec(s->writer, NULL, "RELEASE one", "");
-		}
-		if (error == 0)
-			error = exec(s->writer, NULL, "COMMIT", "");
-		if (error < 0) {
-			char msg[256];
-			snprintf(msg, sizeof(msg), "%s", app_error_last());
-			sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
-			for (struct pending *p = batch; p; p = p->next) {
-				p->error = error;
-				p->duplicate = 0;
-				snprintf(p->errmsg, sizeof(p->errmsg), "%s", msg);
-			}
-		}
-
-		pthread_mutex_lock(&s->q_lock);
-		for (struct pending *p = batch, *next; p; p = next) {
-			next = p->next;
-			p->done = 1;
-		}
-		pthread_cond_broadcast(&s->done_cond);
-	}
-	pthread_mutex_unlock(&s->q_lock);
-	return NULL;
+		error = sq_err(db, "bind");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		error = sq_err(db, "write");
+	else if (changes_out)
+		*changes_out = sqlite3_changes(db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return error;
 }
 
 static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
 {
 	sq_store *s = (sq_store *)st;
-	struct pending p = { .d = d };
-	pthread_mutex_lock(&s->q_lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->q_lock);
-		return app_error_set(APP_ERETRY, "store: closing");
-	}
-	if (s->q_tail)
-		s->q_tail->next = &p;
-	else
-		s->q_head = &p;
-	s->q_tail = &p;
-	pthread_cond_signal(&s->q_cond);
-	while (!p.done)
-		pthread_cond_wait(&s->done_cond, &s->q_lock);
-	pthread_mutex_unlock(&s->q_lock);
-	if (p.error < 0)
-		return app_error_set(p.error, "%s", p.errmsg);
-	if (duplicate_out)
-		*duplicate_out = p.duplicate;
-	return 0;
+	sqlite3 *db = wbegin(s);
+	int changes = 0;
+	int error = run_cached(db, &s->ins_delivery, &changes,
+			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
+			       " body, received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
+			       "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
+			       d->body, d->body_len, d->received_ms, d->status);
+	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
+		error = run_cached(db, &s->ins_job, NULL,
+				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
+				   " VALUES(?,?,?,'queued',?,?,?)",
+				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
+				   d->received_ms);
+	error = wend(s, error);
+	if (error == 0 && duplicate_out)
+		*duplicate_out = changes == 0;
+	return error;
 }
 
 static int sq_delivery_exists(store *st, const char *id)
@@ -555,40 +582,31 @@ static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *
 		      int64_t run_at_ms)
 {
 	sq_store *s = (sq_store *)st;
-	sqlite3 *db = conn_get(s);
+	sqlite3 *db = wbegin(s);
 	int64_t now = now_ms();
-	int error = exec(db, NULL, "BEGIN IMMEDIATE", "");
-	if (error < 0)
-		goto done;
+	int64_t id = 0;
+	int error = 0;
 	if (dedupe_key) {
 		sqlite3_stmt *q = NULL;
 		if ((error = prepare(db, &q, "SELECT id FROM jobs WHERE dedupe_key=? AND state IN ('queued','running')", "s",
 				     dedupe_key)) < 0)
-			goto rollback;
-		int rc = sqlite3_step(q);
-		int64_t existing = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-		sqlite3_finalize(q);
-		if (existing) {
-			if (id_out)
-				*id_out = existing;
-			error = exec(db, NULL, "COMMIT", "");
 			goto done;
-		}
+		if (sqlite3_step(q) == SQLITE_ROW)
+			id = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
 	}
-	error = exec(db, NULL,
-		     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
-		     " VALUES(?,?,?,'queued',?,?,?)",
-		     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
-	if (error < 0)
-		goto rollback;
-	if (id_out)
-		*id_out = sqlite3_last_insert_rowid(db);
-	error = exec(db, NULL, "COMMIT", "");
-	goto done;
-rollback:
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (!id) {
+		error = exec(db, NULL,
+			     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
+			     " VALUES(?,?,?,'queued',?,?,?)",
+			     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
+		if (error == 0)
+			id = sqlite3_last_insert_rowid(db);
+	}
 done:
-	conn_put(s, db);
+	error = wend(s, error);
+	if (error == 0 && id_out)
+		*id_out = id;
 	return error;
 }
 
@@ -601,9 +619,10 @@ static char *col_strdup(sqlite3_stmt *q, int i)
 static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
 {
 	sq_store *s = (sq_store *)st;
-	sqlite3 *db = conn_get(s);
+	sqlite3 *db = wbegin(s);
 	int64_t now = now_ms();
 	sqlite3_stmt *q = NULL;
+	memset(out, 0, sizeof(*out));
 	int error = prepare(db, &q,
 			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
 			    " attempts=attempts+1, updated_ms=?2"
@@ -616,14 +635,14 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 		goto done;
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE) {
-		error = APP_ENOTFOUND;
-		goto done;
+		sqlite3_finalize(q);
+		wend(s, 0);
+		return APP_ENOTFOUND;
 	}
 	if (rc != SQLITE_ROW) {
 		error = sq_err(db, "claim job");
 		goto done;
 	}
-	memset(out, 0, sizeof(*out));
 	out->id = sqlite3_column_int64(q, 0);
 	out->kind = col_strdup(q, 1);
 	out->payload = col_strdup(q, 2);
@@ -633,7 +652,10 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 		;
 done:
 	sqlite3_finalize(q);
-	conn_put(s, db);
+	error = wend(s, error);
+	if (error < 0 && out->kind) {
+		store_job_dispose(out);
+	}
 	return error;
 }
 
@@ -641,14 +663,12 @@ static int owned_update(sq_store *s, const char *sql, const char *what, int64_t 
 {
 	(void)what;
 	int changes = 0;
-	sqlite3 *db = conn_get(s);
 	va_list ap;
 	va_start(ap, owner);
 	const char *a = va_arg(ap, const char *);
 	int64_t b = va_arg(ap, int64_t);
 	va_end(ap);
-	int error = exec(db, &changes, sql, "siis", a, b, id, owner);
-	conn_put(s, db);
+	int error = pexec(s, &changes, sql, "siis", a, b, id, owner);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
 	return error;
@@ -799,16 +819,19 @@ static int sq_run_create(store *st, int64_t *id_out, const store_run_spec *r)
 	char *data = json_text(r->data);
 	if (!data)
 		return app_error_set(APP_ENOMEM, "out of memory");
-	sqlite3 *db = conn_get(s);
+	sqlite3 *db = wbegin(s);
 	int64_t now = now_ms();
+	int64_t id = 0;
 	int error = exec(db, NULL,
 			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
 			 " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,'queued',?,?,?)",
 			 "ssisssssii", r->kind, r->repository, r->installation_id, r->head_sha, r->base_sha, r->branch,
 			 r->trigger, data, now, now);
+	if (error == 0)
+		id = sqlite3_last_insert_rowid(db);
+	error = wend(s, error);
 	if (error == 0 && id_out)
-		*id_out = sqlite3_last_insert_rowid(db);
-	conn_put(s, db);
+		*id_out = id;
 	free(data);
 	return error;
 }
@@ -870,14 +893,17 @@ static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 	char *text = json_text(data);
 	if (!text)
 		return app_error_set(APP_ENOMEM, "out of memory");
-	sqlite3 *db = conn_get(s);
+	sqlite3 *db = wbegin(s);
+	int64_t id = 0;
 	int error = exec(db, NULL,
 			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
 			 " VALUES(?,?,?,?,?,?)",
 			 "issssi", run_id, repository, commit, benchmark, text, now_ms());
+	if (error == 0)
+		id = sqlite3_last_insert_rowid(db);
+	error = wend(s, error);
 	if (error == 0 && id_out)
-		*id_out = sqlite3_last_insert_rowid(db);
-	conn_put(s, db);
+		*id_out = id;
 	free(text);
 	return error;
 }
@@ -1010,21 +1036,24 @@ static int sq_ping(store *st)
 static void sq_free(store *st)
 {
 	sq_store *s = (sq_store *)st;
-	if (s->writer_started) {
-		pthread_mutex_lock(&s->q_lock);
+	if (s->committer_started) {
+		pthread_mutex_lock(&s->wlock);
 		s->stopping = 1;
-		pthread_cond_signal(&s->q_cond);
-		pthread_mutex_unlock(&s->q_lock);
-		pthread_join(s->writer_thread, NULL);
+		pthread_cond_signal(&s->work_cond);
+		pthread_mutex_unlock(&s->wlock);
+		pthread_join(s->committer, NULL);
 	}
 	sqlite3_close(s->writer);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->pool_cond);
-	pthread_mutex_destroy(&s->q_lock);
-	pthread_cond_destroy(&s->q_cond);
-	pthread_cond_destroy(&s->done_cond);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->commit_lock);
+	sqlite3_finalize(s->ins_delivery);
+	sqlite3_finalize(s->ins_job);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_cond_destroy(&s->commit_cond);
 	free(s->path);
 	free(s);
 }
@@ -1112,9 +1141,10 @@ int store_sqlite_open(store **out, const char *path)
 	s->path = strdup(path);
 	pthread_mutex_init(&s->pool_lock, NULL);
 	pthread_cond_init(&s->pool_cond, NULL);
-	pthread_mutex_init(&s->q_lock, NULL);
-	pthread_cond_init(&s->q_cond, NULL);
-	pthread_cond_init(&s->done_cond, NULL);
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->commit_lock, NULL);
+	pthread_cond_init(&s->work_cond, NULL);
+	pthread_cond_init(&s->commit_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)
 		goto fail;
 	if ((error = migrate(s->writer)) < 0)
@@ -1124,11 +1154,11 @@ int store_sqlite_open(store **out, const char *path)
 			goto fail;
 		s->pool_free[i] = 1;
 	}
-	if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
-		error = app_error_set(APP_EGENERIC, "store: cannot start the writer thread");
+	if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+		error = app_error_set(APP_EGENERIC, "store: cannot start the commit thread");
 		goto fail;
 	}
-	s->writer_started = 1;
+	s->committer_started = 1;
 	*out = &s->base;
 	return 0;
 fail:

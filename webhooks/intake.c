@@ -5,6 +5,7 @@
  * once the delivery is durable (group commit). */
 #include "webhooks/intake.h"
 #include "app/error.h"
+#include "app/json_arena.h"
 #include "app/log.h"
 #include "app/metrics.h"
 #include "webhooks/event.h"
@@ -190,6 +191,14 @@ static char *headers_json(const app_http_request *req)
 	return s;
 }
 
+/* json_dumps output belongs to jansson's allocator (the arena here). */
+static void json_free(void *p)
+{
+	json_free_t f = free;
+	json_get_alloc_funcs(NULL, &f);
+	f(p);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -215,6 +224,8 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 	}
 
 	int error = 0;
+	/* the payload tree, the headers and the job payload are request-scoped */
+	app_json_arena_begin();
 	char *form_json = NULL;
 	const char *json_bytes = req->body ? req->body : "";
 	size_t json_len = req->body_len;
@@ -298,7 +309,10 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 done:
 	json_decref(root);
 	free(form_json);
-	free(hdrs);
-	free(job_payload);
+	if (hdrs)
+		json_free(hdrs);
+	if (job_payload)
+		json_free(job_payload);
+	app_json_arena_end();
 	return error;
 }

@@ -224,6 +224,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				unsigned long long v = strtoull(cls_h, &end, 10);
 				cl = (errno || *end) ? INT64_MAX : (v > INT64_MAX ? INT64_MAX : (int64_t)v);
 			}
+			/* one allocation for an honest declared size; the cap still rules */
+			if (cl > 0 && (uint64_t)cl <= c->route->max_body && cl <= (1 << 20)) {
+				app_buf_reserve(&c->body, (size_t)cl);
+			}
 			fill_request(&req, c, method, url);
 			if (c->route->head_check(&req, cl, &resp, c->route->payload))
 				ret = send_response(conn, c, &resp, method, url);
