@@ -14,6 +14,7 @@ const char *const agent_sandbox_env[] = {
 	"TZ=UTC",
 	"PYTHONHASHSEED=0",
 	"PYTHONMALLOC=malloc",
+	"PWD=" AGENT_SANDBOX_WORKSPACE, /* bwrap sets it after --chdir anyway */
 	NULL,
 };
 

@@ -18,7 +18,8 @@
 #include <sys/types.h>
 
 /* The fixed environment inside every sandbox, NULL-terminated
- * "NAME=value" strings: PATH, HOME, LANG, TZ, PYTHONHASHSEED, PYTHONMALLOC. */
+ * "NAME=value" strings: PATH, HOME, LANG, TZ, PYTHONHASHSEED, PYTHONMALLOC and
+ * PWD=/workspace (bwrap sets PWD after --chdir). */
 extern const char *const agent_sandbox_env[];
 
 /* The path of the work tree inside the sandbox. */

@@ -298,7 +298,10 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		}
 		if (lim->max_procs > 0)
 			set_limit(RLIMIT_NPROC, (rlim_t)lim->max_procs);
-		execv(sb->bwrap, (char *const *)a.v);
+		/* bwrap itself gets an empty environment: as the sandbox's
+		 * pid 1 its /proc/1/environ is readable from inside */
+		char *const no_env[] = { NULL };
+		execve(sb->bwrap, (char *const *)a.v, no_env);
 		child_fail(exec_pipe[1], errno);
 	}
 	setpgid(pid, pid);

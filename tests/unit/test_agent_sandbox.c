@@ -1,0 +1,313 @@
+/* Sandbox tests against the real bwrap: no network (a listener on the host's
+ * 127.0.0.1 is unreachable), nothing outside the work tree visible (DATA_DIR,
+ * a key file), a fork bomb, an infinite loop and a 10 GB write are stopped,
+ * the output cap holds, the environment is exactly the fixed set; a
+ * measurement of the same tree twice gives identical counts, equal to a
+ * direct valgrind run in the same sandbox. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/callgrind.h"
+#include "agent/sandbox.h"
+#include "app/error.h"
+
+typedef struct fixture {
+	agent_sandbox *sb;
+	char root[64];     /* stands for DATA_DIR */
+	char ws[128];      /* work tree inside it */
+	char secret[128];  /* a key file outside the work tree */
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->root, sizeof(f->root), "/tmp/perfbot-sbtest-XXXXXX");
+	if (!mkdtemp(f->root))
+		return -1;
+	snprintf(f->ws, sizeof(f->ws), "%s/work", f->root);
+	snprintf(f->secret, sizeof(f->secret), "%s/private-key.pem", f->root);
+	mkdir(f->ws, 0700);
+	FILE *k = fopen(f->secret, "w");
+	fputs("-----BEGIN PRIVATE KEY-----\nsecret\n", k);
+	fclose(k);
+	if (agent_sandbox_new(&f->sb, "bwrap") < 0) {
+		fprintf(stderr, "sandbox: %s\n", app_error_last());
+		return -1;
+	}
+	if (agent_sandbox_prepare_dir(f->sb, f->ws) < 0) {
+		fprintf(stderr, "prepare: %s\n", app_error_last());
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	if (system(cmd) != 0)
+		return -1;
+	agent_sandbox_free(f->sb);
+	free(f);
+	return 0;
+}
+
+static void run_shell(fixture *f, agent_sandbox_result *r, const char *shell, int timeout_s)
+{
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = shell;
+	c.limits.timeout_s = timeout_s;
+	int rc = agent_sandbox_run(f->sb, r, &c);
+	if (rc != 0)
+		fail_msg("sandbox run failed: %s", app_error_last());
+}
+
+static void test_no_network(void **state)
+{
+	fixture *f = *state;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s, 4), 0);
+	socklen_t al = sizeof(a);
+	getsockname(s, (struct sockaddr *)&a, &al);
+	int port = ntohs(a.sin_port);
+	char cmd[512];
+	/* bash's /dev/tcp is not in dash; python3 may be absent: use perl,
+	 * which Debian always ships */
+	snprintf(cmd, sizeof(cmd),
+		 "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(PeerAddr => \"127.0.0.1:%d\", Timeout => 3); "
+		 "print $s ? \"connected\\n\" : \"refused: $@\\n\"; exit($s ? 0 : 3)'; "
+		 "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(PeerAddr => \"1.1.1.1:80\", Timeout => 3); "
+		 "exit($s ? 0 : 4)' || echo outside-unreachable; cat /proc/net/dev | grep -c : ",
+		 port);
+	agent_sandbox_result r;
+	run_shell(f, &r, cmd, 30);
+	if (!strstr(r.out, "refused") || strstr(r.out, "connected\n") || !strstr(r.out, "outside-unreachable"))
+		fail_msg("network reachable from the sandbox:\n%s\n%s", r.out, r.err);
+	/* only the loopback interface exists, and it is the namespace's own */
+	assert_non_null(strstr(r.out, "\n1\n"));
+	agent_sandbox_result_dispose(&r);
+	close(s);
+}
+
+static void test_nothing_of_perfbot_visible(void **state)
+{
+	fixture *f = *state;
+	char cmd[1024];
+	setenv("WEBHOOK_SECRET", "hunter2", 1);
+	snprintf(cmd, sizeof(cmd),
+		 "cat '%s' 2>&1; ls '%s' 2>&1; ls /; cat /proc/1/environ | tr '\\0' '\\n'; env | grep -c hunter2",
+		 f->secret, f->root);
+	agent_sandbox_result r;
+	run_shell(f, &r, cmd, 30);
+	assert_null(strstr(r.out, "secret"));
+	assert_null(strstr(r.out, "hunter2\n"));
+	assert_non_null(strstr(r.out, "No such file or directory"));
+	/* the root holds only what the sandbox mounts */
+	assert_null(strstr(r.out, "\nroot\n"));
+	assert_null(strstr(r.out, "\nwork\n"));
+	assert_null(strstr(r.out, "\nhome\n"));
+	assert_non_null(strstr(r.out, "\nworkspace\n"));
+	agent_sandbox_result_dispose(&r);
+	unsetenv("WEBHOOK_SECRET");
+}
+
+static void test_environment_is_fixed(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	const char *argv[] = { "/usr/bin/env", NULL };
+	c.workspace = f->ws;
+	c.argv = argv;
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(f->sb, &r, &c), 0);
+	assert_true(agent_sandbox_result_ok(&r));
+	/* every fixed variable, and nothing else */
+	size_t n = 0;
+	for (const char *p = r.out; *p; p++)
+		n += *p == '\n';
+	assert_int_equal(n, 7);
+	for (int i = 0; agent_sandbox_env[i]; i++) {
+		char line[256];
+		snprintf(line, sizeof(line), "%s\n", agent_sandbox_env[i]);
+		if (!strstr(r.out, line))
+			fail_msg("missing %s in:\n%s", agent_sandbox_env[i], r.out);
+	}
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_fork_bomb_stopped(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_result r;
+	run_shell(f, &r, "b() { b | b & }; b; sleep 1; echo done", 20);
+	/* the bomb hit RLIMIT_NPROC; the sandbox ended with all its processes */
+	assert_false(r.timed_out);
+	assert_true(r.wall_ms < 20000);
+	agent_sandbox_result_dispose(&r);
+	/* the host can still fork and the sandbox still works */
+	run_shell(f, &r, "echo alive", 10);
+	assert_string_equal(r.out, "alive\n");
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_infinite_loop_times_out(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_result r;
+	run_shell(f, &r, "sh -c 'while :; do :; done' & while :; do :; done", 2);
+	assert_true(r.timed_out);
+	assert_int_equal(r.term_signal, 9);
+	assert_true(r.wall_ms >= 2000 && r.wall_ms < 8000);
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_big_write_stopped(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "head -c 10000000000 /dev/zero > big; echo status $?; wc -c < big";
+	c.limits.timeout_s = 60;
+	c.limits.max_file_bytes = 64 << 20;
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(f->sb, &r, &c), 0);
+	if (!strstr(r.out, "status 153") || !strstr(r.out, "67108864"))
+		fail_msg("10 GB write not stopped at 64 MiB:\n%s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_output_cap(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "yes | head -c 5000000; yes err | head -c 10 >&2; echo end";
+	c.limits.output_cap = 1000;
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(f->sb, &r, &c), 0);
+	assert_true(agent_sandbox_result_ok(&r)); /* drained: the writer never blocked */
+	assert_true(r.out_truncated);
+	assert_false(r.err_truncated);
+	assert_int_equal(r.out_len, 1000 + strlen("\n[output truncated at 1000 bytes]\n"));
+	assert_string_equal(r.out + 1000, "\n[output truncated at 1000 bytes]\n");
+	assert_string_equal(r.err, "err\nerr\ner");
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_exit_status(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_result r;
+	run_shell(f, &r, "echo out; echo err >&2; exit 7", 10);
+	assert_int_equal(r.exit_code, 7);
+	assert_false(agent_sandbox_result_ok(&r));
+	char *tail = agent_sandbox_result_tail(&r, 100);
+	assert_string_equal(tail, "err\n\nout\n");
+	free(tail);
+	agent_sandbox_result_dispose(&r);
+}
+
+static void test_missing_bwrap_fails(void **state)
+{
+	(void)state;
+	agent_sandbox *sb = NULL;
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.bwrap_path = "/nonexistent/bwrap";
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), APP_EGENERIC);
+	assert_null(sb);
+	assert_non_null(strstr(app_error_last(), "never runs code unsandboxed"));
+	assert_int_equal(agent_sandbox_new(&sb, "docker"), APP_EINVALID);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *fp = fopen(p, "w");
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void test_measurement_deterministic(void **state)
+{
+	fixture *f = *state;
+	write_file(f->ws, "prog.c",
+		   "#include <stdlib.h>\nstatic int cmp(const void *a, const void *b) { return *(const int *)a - "
+		   "*(const int *)b; }\nint main(void) { int n = 20000; int *a = malloc(n * sizeof(int)); unsigned s "
+		   "= 1; for (int i = 0; i < n; i++) { s = s * 1103515245u + 12345u; a[i] = (int)(s >> 8); } "
+		   "qsort(a, n, sizeof(int), cmp); free(a); return 0; }\n");
+	agent_sandbox_result r;
+	run_shell(f, &r, "cc -O1 -o prog prog.c", 60);
+	assert_true(agent_sandbox_result_ok(&r));
+	agent_sandbox_result_dispose(&r);
+	assert_int_equal(agent_sandbox_prepare_dir(f->sb, f->ws), 0);
+
+	agent_cg_costs first = { { 0 } };
+	for (int i = 0; i < 2; i++) {
+		agent_cg_run run = AGENT_CG_RUN_INIT;
+		run.workspace = f->ws;
+		run.command = "./prog";
+		run.scratch_dir = f->root;
+		run.limits.timeout_s = 120;
+		agent_cg_profile p;
+		int rc = agent_cg_measure(&p, &r, f->sb, &run);
+		if (rc != 0)
+			fail_msg("measure: %s\n%s", app_error_last(), r.err ? r.err : "");
+		assert_int_equal(p.nfiles, 1);
+		assert_true(p.totals.ev[AGENT_CG_IR] > 1000000);
+		if (i == 0)
+			first = p.totals;
+		else
+			assert_memory_equal(&first, &p.totals, sizeof(first));
+		agent_cg_profile_dispose(&p);
+		agent_sandbox_result_dispose(&r);
+	}
+
+	/* the same command run by hand with valgrind in the same sandbox */
+	run_shell(f, &r,
+		  "setarch -R valgrind --tool=callgrind --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 "
+		  "--LL=8388608,16,64 --trace-children=yes --callgrind-out-file=/tmp/out ./prog 2>/dev/null && "
+		  "grep '^summary:' /tmp/out",
+		  120);
+	char want[512];
+	snprintf(want, sizeof(want), "summary: %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
+		 (unsigned long long)first.ev[0], (unsigned long long)first.ev[1], (unsigned long long)first.ev[2],
+		 (unsigned long long)first.ev[3], (unsigned long long)first.ev[4], (unsigned long long)first.ev[5],
+		 (unsigned long long)first.ev[6], (unsigned long long)first.ev[7], (unsigned long long)first.ev[8]);
+	assert_string_equal(r.out, want);
+	agent_sandbox_result_dispose(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_no_network),
+		cmocka_unit_test(test_nothing_of_perfbot_visible),
+		cmocka_unit_test(test_environment_is_fixed),
+		cmocka_unit_test(test_fork_bomb_stopped),
+		cmocka_unit_test(test_infinite_loop_times_out),
+		cmocka_unit_test(test_big_write_stopped),
+		cmocka_unit_test(test_output_cap),
+		cmocka_unit_test(test_exit_status),
+		cmocka_unit_test(test_missing_bwrap_fails),
+		cmocka_unit_test(test_measurement_deterministic),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
