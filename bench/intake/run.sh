@@ -54,7 +54,8 @@ stop_pid() { # pid signal
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
+    # Braces so that bash's "Killed" job notice goes to /dev/null too.
+    { wait "$pid"; } 2>/dev/null || true
 }
 
 cleanup() {
@@ -147,9 +148,10 @@ field() {
 # Next wrk run id: 7 hex digits, distinct within this benchmark run.
 RUN_BASE=$(( 0x$(openssl rand -hex 3) * 16 ))
 RUN_SEQ=0
+# Sets RUN_ID; not called in $(...), which would lose the increment.
 next_run_id() {
     RUN_SEQ=$((RUN_SEQ + 1))
-    printf '%07x' $(( (RUN_BASE + RUN_SEQ) % 0x10000000 ))
+    RUN_ID=$(printf '%07x' $(( (RUN_BASE + RUN_SEQ) % 0x10000000 )))
 }
 
 SIGNATURE="sha256=$(openssl dgst -sha256 -hmac "$SECRET" -r "$PAYLOAD" | cut -d' ' -f1)"
@@ -184,7 +186,8 @@ bench_server() {
 
     if [ "$WARMUP" -gt 0 ]; then
         log "   warm-up: ${WARMUP} s (not measured)"
-        run_wrk "$url" "$WARMUP" "$(next_run_id)" "$warm" || return 1
+        next_run_id
+        run_wrk "$url" "$WARMUP" "$RUN_ID" "$warm" || return 1
     fi
 
     log "   load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -193,7 +196,8 @@ bench_server() {
     SAMPLER_PID=$!
     local cpu0 cpu1 t0 t1
     cpu0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-    if ! run_wrk "$url" "$DURATION" "$(next_run_id)" "$main"; then
+    next_run_id
+    if ! run_wrk "$url" "$DURATION" "$RUN_ID" "$main"; then
         stop_pid "$SAMPLER_PID"; SAMPLER_PID=
         return 1
     fi
