@@ -1,0 +1,22 @@
+/* libFuzzer target: callgrind output parsing (written by code under test in
+ * the sandbox, so untrusted), twice into one profile as for two processes. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "agent/callgrind.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	agent_cg_parse(&p, (const char *)data, size);
+	agent_cg_parse(&p, (const char *)data, size);
+	size_t *top = NULL, n = 0;
+	if (agent_cg_top(&top, &n, &p, 0, 5) == 0)
+		free(top);
+	agent_cg_profile_dispose(&p);
+	return 0;
+}
