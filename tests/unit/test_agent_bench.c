@@ -1,0 +1,129 @@
+/* Unit tests: comparison of measurements (verdicts, change_pct, per-benchmark
+ * thresholds, metric choice, failures, new benchmarks, functions that
+ * changed most) and the check-run report (title, summary table, conclusion). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/bench.h"
+#include "app/error.h"
+
+static const char *config_text = "benchmarks:\n"
+				 "  - name: sort\n    command: ./sort\n"
+				 "  - name: hash\n    command: ./hash\n    threshold: 10%\n"
+				 "  - name: parse\n    command: ./parse\n"
+				 "  - name: fresh\n    command: ./fresh\n"
+				 "  - name: broken\n    command: ./broken\n";
+
+static json_t *m(const char *name, json_int_t instr, json_int_t cycles, json_int_t fn_a, json_int_t fn_b)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:[{s:s, s:s, s:{s:I, s:I}}, {s:s, s:s, s:{s:I, s:I}}]}", "name", name,
+			 "status", "ok", "instructions", instr, "estimated_cycles", cycles, "top_functions", "name",
+			 "sort_ints", "file", "sort.c", "self", "instructions", fn_a, "estimated_cycles", fn_a, "name",
+			 "main", "file", "sort.c", "self", "instructions", fn_b, "estimated_cycles", fn_b);
+}
+
+static json_t *verdict_of(json_t *cmp, const char *name)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(cmp, i, e) if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0) return e;
+	fail_msg("no %s in comparison", name);
+	return NULL;
+}
+
+static void test_compare_and_report(void **state)
+{
+	(void)state;
+	agent_repo_config *cfg;
+	assert_int_equal(agent_repo_config_parse(&cfg, config_text, strlen(config_text)), 0);
+	json_t *base = json_pack("[o, o, o, o]", m("sort", 1000, 2000, 800, 100), m("hash", 1000, 1000, 0, 0),
+				 m("parse", 1000, 1000, 0, 0), m("broken", 10, 10, 0, 0));
+	json_t *head = json_pack("[o, o, o, o, o]", m("sort", 1100, 2500, 1250, 100), m("hash", 1000, 920, 0, 0),
+				 m("parse", 1000, 800, 0, 0), m("fresh", 5, 5, 0, 0),
+				 json_pack("{s:s, s:s, s:s}", "name", "broken", "status", "failed", "error",
+					   "exited with status 2"));
+	json_t *cmp;
+	assert_int_equal(agent_bench_compare(&cmp, base, head, cfg), 0);
+	json_t *e = verdict_of(cmp, "sort");
+	assert_string_equal(json_string_value(json_object_get(e, "verdict")), "regressed");
+	assert_true(json_real_value(json_object_get(e, "change_pct")) == 25.0); /* cycles, the default metric */
+	json_t *tc = json_object_get(e, "top_changes");
+	assert_int_equal(json_array_size(tc), 1); /* main did not change */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(tc, 0), "name")), "sort_ints");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(tc, 0), "change")), 450);
+	e = verdict_of(cmp, "hash"); /* -8% under its own 10% threshold */
+	assert_string_equal(json_string_value(json_object_get(e, "verdict")), "unchanged");
+	e = verdict_of(cmp, "parse");
+	assert_string_equal(json_string_value(json_object_get(e, "verdict")), "improved");
+	assert_true(json_real_value(json_object_get(e, "change_pct")) == -20.0);
+	assert_string_equal(json_string_value(json_object_get(verdict_of(cmp, "fresh"), "verdict")), "new");
+	e = verdict_of(cmp, "broken");
+	assert_string_equal(json_string_value(json_object_get(e, "verdict")), "failed");
+	assert_string_equal(json_string_value(json_object_get(e, "error")), "exited with status 2");
+
+	agent_bench_report r;
+	assert_int_equal(agent_bench_report_make(&r, cmp, "feature", "1234567890abcdef", "main", "abcdef0123456789"), 0);
+	assert_string_equal(r.title, "1 regression, 1 improvement, 1 failed");
+	assert_string_equal(r.conclusion, "failure");
+	assert_non_null(strstr(r.summary, "Comparing `feature` (1234567) with `main` (abcdef0)"));
+	assert_non_null(strstr(r.summary, "| ❌ | `sort` | 2000 | 2500 | **+25.00%** |"));
+	assert_non_null(strstr(r.summary, "| ⚡ | `parse` | 1000 | 800 | **-20.00%** |"));
+	assert_non_null(strstr(r.summary, "| ✅ | `hash` | 1000 | 920 | -8.00% |"));
+	assert_non_null(strstr(r.summary, "| ❌ | `broken` | 10 | failed | N/A |"));
+	assert_non_null(strstr(r.summary, "### `sort`: functions that changed most"));
+	assert_non_null(strstr(r.summary, "| `sort_ints` | sort.c | 800 | 1250 | +56.25% |"));
+	assert_non_null(strstr(r.summary, "exited with status 2"));
+	agent_bench_report_dispose(&r);
+	json_decref(cmp);
+
+	/* instructions as the metric: sort is +10% there */
+	cfg->metric = AGENT_METRIC_INSTRUCTIONS;
+	assert_int_equal(agent_bench_compare(&cmp, base, head, cfg), 0);
+	assert_true(json_real_value(json_object_get(verdict_of(cmp, "sort"), "change_pct")) == 10.0);
+	json_decref(cmp);
+	json_decref(base);
+	json_decref(head);
+	agent_repo_config_free(cfg);
+}
+
+static void test_no_change(void **state)
+{
+	(void)state;
+	agent_repo_config *cfg;
+	assert_int_equal(agent_repo_config_parse(&cfg, config_text, strlen(config_text)), 0);
+	json_t *base = json_pack("[o]", m("sort", 1000000, 2000000, 0, 0));
+	json_t *head = json_pack("[o]", m("sort", 1000000, 2004000, 0, 0)); /* +0.2%: noise */
+	json_t *cmp;
+	assert_int_equal(agent_bench_compare(&cmp, base, head, cfg), 0);
+	agent_bench_report r;
+	assert_int_equal(agent_bench_report_make(&r, cmp, NULL, "aaaaaaaaaa", NULL, "bbbbbbbbbb"), 0);
+	assert_string_equal(r.title, "No change");
+	assert_string_equal(r.conclusion, "success");
+	assert_non_null(strstr(r.summary, "| ✅ | `sort` | 2.00 M | 2.00 M | +0.20% |"));
+	agent_bench_report_dispose(&r);
+	json_decref(cmp);
+	json_decref(base);
+	json_decref(head);
+	agent_repo_config_free(cfg);
+
+	char buf[32];
+	agent_bench_format_pct(buf, sizeof(buf), -0.001);
+	assert_string_equal(buf, "0.00%");
+	agent_bench_format_pct(buf, sizeof(buf), 19.996);
+	assert_string_equal(buf, "+20.00%");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_compare_and_report),
+		cmocka_unit_test(test_no_change),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
