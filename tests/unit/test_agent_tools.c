@@ -293,8 +293,9 @@ static void test_diff_includes_new_files(void **state)
 	assert_non_null(strstr(slurp(fresh, "src/hot.c"), "n << 1"));
 	/* applying twice fails: the preimage is gone */
 	assert_int_equal(agent_workspace_apply(fx->ws, fresh, diff, strlen(diff)), APP_EINVALID);
-	assert_int_equal(agent_workspace_diff(&diff, fx->ws, plain, fx->base, 10), APP_ETOOBIG);
 	free(diff);
+	assert_int_equal(agent_workspace_diff(&diff, fx->ws, plain, fx->base, 10), APP_ETOOBIG);
+	assert_null(diff);
 	sh("rm -rf %s %s", plain, fresh);
 }
 
