@@ -4,8 +4,8 @@
  * Threading: gh_client is shared by all threads.  CURL handles come from a
  * mutex-protected pool; a handle is used by one thread between get and put,
  * and keeps its connection cache between requests.  Per-installation state
- * (rate-limit budget, the write lock that serialises content-creating
- * requests) lives in entries that are never freed before the client.  The
+ * (rate-limit budget, guarded by the client mutex; the write lock that
+ * serialises content-creating requests) lives in entries that are never freed before the client.  The
  * only other mutable state is the thread-local wait of the last
  * APP_ERETRY, which belongs with the thread-local error message.
  *
@@ -320,6 +320,7 @@ int gh_link_next(char **out, const char *link)
 }
 
 #define MAX_SECONDARY_WAIT_MS (15L * 60 * 1000)
+#define MAX_WAIT_S (24L * 3600) /* caps header values so the arithmetic cannot overflow */
 
 long gh_rate_wait_ms(const gh_rate_info *in, int64_t now, int secondary_count, long base_secondary_ms,
 		     gh_rate_kind *kind_out)
@@ -329,7 +330,8 @@ long gh_rate_wait_ms(const gh_rate_info *in, int64_t now, int secondary_count, l
 		return 0;
 	if (in->has_retry_after) {
 		*kind_out = GH_RATE_SECONDARY;
-		return in->retry_after_s > 0 ? in->retry_after_s * 1000 : 0;
+		long s = in->retry_after_s < MAX_WAIT_S ? in->retry_after_s : MAX_WAIT_S;
+		return s > 0 ? s * 1000 : 0;
 	}
 	if (in->has_remaining && in->remaining == 0) {
 		*kind_out = GH_RATE_PRIMARY;
@@ -338,6 +340,8 @@ long gh_rate_wait_ms(const gh_rate_info *in, int64_t now, int secondary_count, l
 		int64_t secs = in->reset - now;
 		if (secs < 0)
 			secs = 0;
+		if (secs > MAX_WAIT_S)
+			secs = MAX_WAIT_S;
 		/* reset is whole seconds: one more second never wakes up early */
 		return (long)(secs * 1000 + 1000);
 	}
@@ -627,10 +631,15 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 
 	for (;;) {
 		/* a budget known to be spent: wait for the reset before sending */
-		if (auth != GH_AUTH_NONE && st->has_remaining && st->remaining == 0) {
+		pthread_mutex_lock(&c->mu);
+		int spent = auth != GH_AUTH_NONE && st->has_remaining && st->remaining == 0;
+		int64_t reset = st->reset;
+		pthread_mutex_unlock(&c->mu);
+		if (spent) {
 			int64_t now = (int64_t)time(NULL);
-			if (st->reset > now) {
-				long wait = (long)((st->reset - now) * 1000 + 1000);
+			if (reset > now) {
+				int64_t secs = reset - now < MAX_WAIT_S ? reset - now : MAX_WAIT_S;
+				long wait = (long)(secs * 1000 + 1000);
 				if (wait > c->opts.max_wait_ms) {
 					tl_retry_wait_ms = wait;
 					error = app_error_set(APP_ERETRY,
@@ -640,7 +649,9 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				}
 				sleep_ms(wait);
 			}
+			pthread_mutex_lock(&c->mu);
 			st->has_remaining = 0;
+			pthread_mutex_unlock(&c->mu);
 		}
 		wipe_free(cred);
 		cred = NULL;
@@ -674,14 +685,18 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		}
 
 		if (ex.rate.has_remaining && auth != GH_AUTH_NONE) {
+			pthread_mutex_lock(&c->mu);
 			st->has_remaining = 1;
 			st->remaining = ex.rate.remaining;
 			st->reset = ex.rate.has_reset ? ex.rate.reset : 0;
+			pthread_mutex_unlock(&c->mu);
 			app_metric_set(st->remaining_gauge, (double)ex.rate.remaining);
 		}
 
 		if (ex.status >= 200 && ex.status < 300) {
+			pthread_mutex_lock(&c->mu);
 			st->secondary_count = 0;
+			pthread_mutex_unlock(&c->mu);
 			if (out && ex.body.len > 0) {
 				json_error_t jerr;
 				if (!(*out = json_loadb(ex.body.ptr, ex.body.len, 0, &jerr))) {
@@ -708,11 +723,13 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			ex.rate.says_rate_limit = strcasestr(app_buf_cstr(&msg), "rate limit") != NULL;
 			app_buf_dispose(&msg);
 			gh_rate_kind kind;
+			pthread_mutex_lock(&c->mu);
 			long wait = gh_rate_wait_ms(&ex.rate, (int64_t)time(NULL), st->secondary_count,
 						    c->opts.secondary_wait_ms, &kind);
+			if (kind == GH_RATE_SECONDARY)
+				st->secondary_count++;
+			pthread_mutex_unlock(&c->mu);
 			if (kind != GH_RATE_NONE) {
-				if (kind == GH_RATE_SECONDARY)
-					st->secondary_count++;
 				const char *what = kind == GH_RATE_PRIMARY ? "primary" : "secondary";
 				char wait_s[24];
 				snprintf(wait_s, sizeof(wait_s), "%ld", wait);
@@ -726,7 +743,9 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				}
 				rate_waits++;
 				sleep_ms(wait);
+				pthread_mutex_lock(&c->mu);
 				st->has_remaining = 0; /* waited for the reset already */
+				pthread_mutex_unlock(&c->mu);
 				continue;
 			}
 		}

@@ -427,6 +427,11 @@ static void test_rate_wait(void **state)
 			     .remaining = 0, .has_reset = 1, .reset = now + 500 };
 	assert_int_equal(gh_rate_wait_ms(&in, now, 3, 60000, &kind), 7000);
 	assert_int_equal(kind, GH_RATE_SECONDARY);
+	/* absurd header values are capped at a day */
+	in = (gh_rate_info){ .status = 429, .has_retry_after = 1, .retry_after_s = 9000000000000000000L };
+	assert_int_equal(gh_rate_wait_ms(&in, now, 0, 60000, &kind), 86400L * 1000);
+	in = (gh_rate_info){ .status = 403, .has_remaining = 1, .remaining = 0, .has_reset = 1, .reset = INT64_MAX };
+	assert_int_equal(gh_rate_wait_ms(&in, now, 0, 60000, &kind), 86400L * 1000 + 1000);
 	in = (gh_rate_info){ .status = 429, .has_retry_after = 1, .retry_after_s = 0 };
 	assert_int_equal(gh_rate_wait_ms(&in, now, 0, 60000, &kind), 0);
 	assert_int_equal(kind, GH_RATE_SECONDARY);
