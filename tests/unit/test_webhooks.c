@@ -1,0 +1,346 @@
+/* Unit tests: webhook signatures (GitHub's documented vector, rotation,
+ * malformed headers), event field extraction and the intake handler called
+ * directly with hand-made requests over a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/error.h"
+#include "app/http.h"
+#include "app/store.h"
+#include "webhooks/event.h"
+#include "webhooks/intake.h"
+#include "webhooks/signature.h"
+
+#define DOC_SECRET "It's a Secret to Everybody"
+#define DOC_BODY "Hello, World!"
+#define DOC_SIG "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+static void test_signature_documented_vector(void **state)
+{
+	(void)state;
+	char sig[WH_SIGNATURE_LEN + 1];
+	assert_int_equal(wh_signature_compute(sig, DOC_BODY, strlen(DOC_BODY), DOC_SECRET), 0);
+	assert_string_equal(sig, DOC_SIG);
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL), 0);
+}
+
+static void test_signature_wrong_secret(void **state)
+{
+	(void)state;
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "wrong", NULL), APP_EAUTH);
+	assert_null(strstr(app_error_last(), "wrong"));
+	/* one changed body byte */
+	assert_int_equal(wh_signature_verify(DOC_SIG, "Hello, World?", 13, DOC_SECRET, NULL), APP_EAUTH);
+}
+
+static void test_signature_rotation(void **state)
+{
+	(void)state;
+	/* signed with the old secret, during a rotation */
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "new-secret", DOC_SECRET), 0);
+	/* without the old secret configured it fails */
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "new-secret", NULL), APP_EAUTH);
+}
+
+static void test_signature_malformed_headers(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		NULL,
+		"",
+		"sha256=",
+		"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",   /* truncated */
+		"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17a", /* too long */
+		"sha256=z57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",  /* garbled */
+		"sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59",                          /* sha1 only */
+		"SHA256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+		" sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(wh_signature_verify(bad[i], DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL), APP_EAUTH);
+	/* upper-case hex digits are still the same MAC */
+	assert_int_equal(wh_signature_verify("sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",
+					     DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL),
+			 0);
+}
+
+static json_t *load(const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+static void test_event_fields(void **state)
+{
+	(void)state;
+	json_t *j = load("{\"action\":\"opened\",\"installation\":{\"id\":77},\"repository\":{\"full_name\":\"acme/fast\"},"
+			 "\"sender\":{\"login\":\"octocat\"}}");
+	wh_event_info info;
+	assert_int_equal(wh_event_info_parse(&info, j), 0);
+	assert_string_equal(info.action, "opened");
+	assert_int_equal(info.installation_id, 77);
+	assert_string_equal(info.repository, "acme/fast");
+	assert_string_equal(info.sender, "octocat");
+	json_decref(j);
+
+	j = load("{\"zen\":\"Keep it logically awesome.\",\"hook_id\":12,\"hook\":{\"id\":12,\"app_id\":345}}");
+	wh_ping ping;
+	assert_int_equal(wh_ping_parse(&ping, j), 0);
+	assert_int_equal(ping.hook_id, 12);
+	assert_int_equal(ping.app_id, 345);
+	json_decref(j);
+
+	j = load("{\"action\":\"created\",\"installation\":{\"id\":9,\"account\":{\"login\":\"acme\"}},"
+		 "\"repositories\":[{\"id\":1,\"full_name\":\"acme/a\"},{\"id\":2,\"full_name\":\"acme/b\"},{\"bogus\":1}]}");
+	wh_installation inst;
+	assert_int_equal(wh_installation_parse(&inst, j), 0);
+	assert_int_equal(inst.id, 9);
+	assert_string_equal(inst.account, "acme");
+	assert_int_equal(inst.nrepos, 2);
+	assert_string_equal(inst.repos[1].full_name, "acme/b");
+	wh_installation_dispose(&inst);
+	json_decref(j);
+
+	j = load("{\"action\":\"removed\",\"installation\":{\"id\":9},\"repositories_added\":[],"
+		 "\"repositories_removed\":[{\"id\":2,\"full_name\":\"acme/b\"}]}");
+	assert_int_equal(wh_installation_parse(&inst, j), 0);
+	assert_int_equal(inst.nrepos, 0);
+	assert_int_equal(inst.nremoved, 1);
+	assert_int_equal(inst.removed[0].id, 2);
+	wh_installation_dispose(&inst);
+	json_decref(j);
+
+	j = load("{\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"abc\","
+		 "\"created\":true,\"deleted\":false,\"repository\":{\"full_name\":\"acme/fast\",\"default_branch\":\"main\"},"
+		 "\"installation\":{\"id\":5}}");
+	wh_push push;
+	assert_int_equal(wh_push_parse(&push, j), 0);
+	assert_string_equal(push.ref, "refs/heads/main");
+	assert_true(push.created);
+	assert_false(push.deleted);
+	assert_int_equal(push.installation_id, 5);
+	json_decref(j);
+
+	/* wrong shapes are errors, not crashes */
+	j = load("{\"installation\":\"nope\",\"repository\":[1,2]}");
+	assert_int_equal(wh_installation_parse(&inst, j), APP_EINVALID);
+	assert_int_equal(wh_push_parse(&push, j), APP_EINVALID);
+	assert_int_equal(wh_event_info_parse(&info, j), 0);
+	assert_null(info.repository);
+	json_decref(j);
+}
+
+static void test_event_routing(void **state)
+{
+	(void)state;
+	assert_true(wh_event_is_handled("push", NULL));
+	assert_true(wh_event_is_handled("pull_request", "synchronize"));
+	assert_false(wh_event_is_handled("pull_request", "labeled"));
+	assert_false(wh_event_is_handled("pull_request", "sync"));
+	assert_true(wh_event_is_handled("check_run", "requested_action"));
+	assert_false(wh_event_is_handled("star", "created"));
+	assert_int_equal(wh_event_name_ok("installation_repositories"), 0);
+	assert_int_equal(wh_event_name_ok("Push"), APP_EINVALID);
+	assert_int_equal(wh_event_name_ok("push\r\nX: y"), APP_EINVALID);
+	assert_int_equal(wh_delivery_id_ok("72d3162e-cc78-11e3-81ab-4c9367dc0958"), 0);
+	assert_int_equal(wh_delivery_id_ok("a b"), APP_EINVALID);
+	assert_int_equal(wh_delivery_id_ok(""), APP_EINVALID);
+}
+
+/* ---- the intake handler ------------------------------------------------- */
+
+struct fixture {
+	char dir[64];
+	store *st;
+	wh_intake *in;
+	int queued;
+};
+
+static void on_queued(void *payload)
+{
+	((struct fixture *)payload)->queued++;
+}
+
+static int intake_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-intake-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	char url[128];
+	snprintf(url, sizeof(url), "sqlite:%s/perfbot.db", f->dir);
+	assert_int_equal(store_open(&f->st, url), 0);
+	wh_intake_options o = { .store = f->st, .secret = "new", .secret_old = DOC_SECRET, .max_body = 4096,
+				.on_queued = on_queued, .on_queued_payload = f };
+	assert_int_equal(wh_intake_new(&f->in, &o), 0);
+	*state = f;
+	return 0;
+}
+
+static int intake_teardown(void **state)
+{
+	struct fixture *f = *state;
+	wh_intake_free(f->in);
+	store_free(f->st);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+struct call {
+	const char *method;
+	const char *ctype;
+	const char *event;
+	const char *delivery;
+	const char *sig;      /* NULL: computed with secret below; "" : absent */
+	const char *secret;
+	const char *body;
+};
+
+static int call(struct fixture *f, const struct call *c, app_http_response *resp)
+{
+	app_http_header h[8];
+	size_t n = 0;
+	char sig[WH_SIGNATURE_LEN + 1];
+	if (c->ctype)
+		h[n++] = (app_http_header){ "Content-Type", c->ctype };
+	if (c->event)
+		h[n++] = (app_http_header){ "X-GitHub-Event", c->event };
+	if (c->delivery)
+		h[n++] = (app_http_header){ "X-GitHub-Delivery", c->delivery };
+	if (!c->sig) {
+		wh_signature_compute(sig, c->body, strlen(c->body), c->secret ? c->secret : "new");
+		h[n++] = (app_http_header){ "x-hub-signature-256", sig };
+	} else if (*c->sig) {
+		h[n++] = (app_http_header){ "X-Hub-Signature-256", c->sig };
+	}
+	app_http_request req = { .method = c->method ? c->method : "POST", .path = "/api/github/webhooks",
+				 .headers = h, .nheaders = n, .body = c->body, .body_len = strlen(c->body),
+				 .peer = "127.0.0.1" };
+	app_http_response_init(resp);
+	int error = wh_intake_handle(&req, resp, f->in);
+	assert_int_equal(error, 0);
+	return resp->status;
+}
+
+static void expect(struct fixture *f, const struct call *c, int status, const char *body_part)
+{
+	app_http_response r;
+	int got = call(f, c, &r);
+	if (got != status || !strstr(app_buf_cstr(&r.body), body_part))
+		fail_msg("expected %d with \"%s\", got %d %s", status, body_part, got, app_buf_cstr(&r.body));
+	app_http_response_dispose(&r);
+}
+
+static void test_intake_order_and_codes(void **state)
+{
+	struct fixture *f = *state;
+	const char *ping = "{\"zen\":\"z\",\"hook_id\":1,\"hook\":{\"app_id\":2}}";
+	/* each check, in order: a request failing several gets the first */
+	expect(f, &(struct call){ .method = "GET", .ctype = "text/plain", .sig = "", .body = "" }, 405, "POST");
+	expect(f, &(struct call){ .ctype = "text/plain", .sig = "", .body = ping }, 415, "Content-Type");
+	expect(f, &(struct call){ .ctype = "application/json", .delivery = "d1", .body = ping }, 400, "X-GitHub-Event");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .body = ping }, 400, "X-GitHub-Delivery");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "bad id!", .body = ping },
+	       400, "X-GitHub-Delivery");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .sig = "", .body = ping },
+	       401, "X-Hub-Signature-256");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .secret = "nope",
+				  .body = ping },
+	       401, "signature");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .body = "{\"a\":" },
+	       400, "malformed JSON");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .body = "[1]" }, 400,
+	       "not a JSON object");
+	assert_int_equal(store_delivery_exists(f->st, "d1"), 0); /* nothing stored so far */
+
+	expect(f, &(struct call){ .ctype = "application/json; charset=utf-8", .event = "ping", .delivery = "d1",
+				  .body = ping },
+	       202, "\"status\":\"queued\"");
+	assert_int_equal(f->queued, 1);
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .body = ping }, 200,
+	       "\"status\":\"duplicate\"");
+	assert_int_equal(f->queued, 1);
+	/* the old secret during a rotation */
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d2", .secret = DOC_SECRET,
+				  .body = ping },
+	       202, "d2");
+	/* an event perfbot does nothing with is still accepted, stored as ignored, no job */
+	expect(f, &(struct call){ .ctype = "application/json", .event = "star", .delivery = "d3",
+				  .body = "{\"action\":\"created\"}" },
+	       202, "\"status\":\"ignored\"");
+	assert_int_equal(f->queued, 2);
+	/* a handled event with an action perfbot ignores */
+	expect(f, &(struct call){ .ctype = "application/json", .event = "pull_request", .delivery = "d4",
+				  .body = "{\"action\":\"labeled\"}" },
+	       202, "ignored");
+
+	json_t *rows = NULL;
+	assert_int_equal(store_delivery_list(f->st, &rows, 10, NULL), 0);
+	assert_int_equal(json_array_size(rows), 4);
+	json_decref(rows);
+	json_t *jobs = NULL;
+	assert_int_equal(store_job_list(f->st, &jobs, 10), 0);
+	assert_int_equal(json_array_size(jobs), 2);
+	json_decref(jobs);
+}
+
+static void test_intake_size_and_form(void **state)
+{
+	struct fixture *f = *state;
+	app_http_header h[] = { { "Content-Type", "application/json" }, { "X-GitHub-Event", "push" },
+				{ "X-GitHub-Delivery", "big" }, { "X-Hub-Signature-256", "sha256=00" } };
+	app_http_request req = { .method = "POST", .path = "/", .headers = h, .nheaders = 4, .peer = "::1" };
+	app_http_response r;
+	app_http_response_init(&r);
+	assert_int_equal(wh_intake_check_head(&req, 4097, &r, f->in), 1);
+	assert_int_equal(r.status, 413);
+	app_http_response_dispose(&r);
+	app_http_response_init(&r);
+	assert_int_equal(wh_intake_check_head(&req, 4096, &r, f->in), 0);
+	assert_int_equal(wh_intake_check_head(&req, -1, &r, f->in), 0);
+	app_http_response_dispose(&r);
+
+	/* form-encoded: the signature covers the raw form body */
+	const char *form = "payload=%7B%22action%22%3A%22created%22%2C%22installation%22%3A%7B%22id%22%3A3%7D%2C"
+			   "%22repository%22%3A%7B%22full_name%22%3A%22a%2Fb%22%7D%2C%22comment%22%3A%7B%22body%22%3A"
+			   "%22hello+world%22%7D%7D";
+	expect(f, &(struct call){ .ctype = "application/x-www-form-urlencoded", .event = "issue_comment",
+				  .delivery = "form1", .body = form },
+	       202, "queued");
+	json_t *rows = NULL;
+	assert_int_equal(store_delivery_list(f->st, &rows, 1, "issue_comment"), 0);
+	json_t *row = json_array_get(rows, 0);
+	assert_string_equal(json_string_value(json_object_get(row, "repository")), "a/b");
+	assert_int_equal(json_integer_value(json_object_get(row, "installation_id")), 3);
+	assert_string_equal(json_string_value(json_object_get(row, "action")), "created");
+	json_decref(rows);
+	expect(f, &(struct call){ .ctype = "application/x-www-form-urlencoded", .event = "push", .delivery = "form2",
+				  .body = "other=1" },
+	       400, "payload");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_signature_documented_vector),
+		cmocka_unit_test(test_signature_wrong_secret),
+		cmocka_unit_test(test_signature_rotation),
+		cmocka_unit_test(test_signature_malformed_headers),
+		cmocka_unit_test(test_event_fields),
+		cmocka_unit_test(test_event_routing),
+		cmocka_unit_test_setup_teardown(test_intake_order_and_codes, intake_setup, intake_teardown),
+		cmocka_unit_test_setup_teardown(test_intake_size_and_form, intake_setup, intake_teardown),
+	};
+	return cmocka_run_group_tests_name("webhooks", tests, NULL, NULL);
+}
