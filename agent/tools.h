@@ -110,8 +110,9 @@ int agent_tools_submission(agent_tools *t, char **summary_out, char **diff_out);
 
 /* The diff of the plain directory `workspace` against the tree of
  * base_commit in repository repo_path (NULL: the workspace is itself a
- * repository) as git patch text (owned): new files included, files the
- * workspace's .gitignore ignores left out.  APP_ETOOBIG past cap bytes.
+ * repository) as git patch text (owned): new files included; files the
+ * workspace's .gitignore ignores and new binary files (build products) left
+ * out.  APP_ETOOBIG past cap bytes.
  * Also used by verification. */
 int agent_workspace_diff(char **out, const char *repo_path, const char *workspace, const char *base_commit, size_t cap);
 

@@ -213,8 +213,8 @@ int agent_workspace_diff(char **out, const char *repo_path, const char *workspac
 	git_object *obj = NULL;
 	git_tree *tree = NULL;
 	git_diff *diff = NULL;
-	git_buf buf = { NULL, 0, 0 };
-	int error = 0;
+	app_buf text = APP_BUF_INIT(cap);
+	int error = 0, too_big = 0;
 
 	*out = NULL;
 	git_libgit2_init();
@@ -240,19 +240,38 @@ int agent_workspace_diff(char **out, const char *repo_path, const char *workspac
 		error = git_fail("cannot diff the workspace");
 		goto done;
 	}
-	if (git_diff_to_buf(&buf, diff, GIT_DIFF_FORMAT_PATCH) < 0) {
-		error = git_fail("cannot format the diff");
+	/* Patch by patch, leaving out new binary files: they are build
+	 * products in a tree without a .gitignore, and never a valid change. */
+	for (size_t i = 0, n = git_diff_num_deltas(diff); i < n && !too_big; i++) {
+		git_patch *patch = NULL;
+		git_buf one = { NULL, 0, 0 };
+		if (git_patch_from_diff(&patch, diff, i) < 0) {
+			error = git_fail("cannot format the diff");
+			goto done;
+		}
+		const git_diff_delta *d = patch ? git_patch_get_delta(patch) : git_diff_get_delta(diff, i);
+		int skip = d->status == GIT_DELTA_UNTRACKED && (d->flags & GIT_DIFF_FLAG_BINARY);
+		if (patch && !skip) {
+			if (git_patch_to_buf(&one, patch) < 0) {
+				git_patch_free(patch);
+				error = git_fail("cannot format the diff");
+				goto done;
+			}
+			if (app_buf_put(&text, one.ptr ? one.ptr : "", one.size) < 0)
+				too_big = 1;
+			git_buf_dispose(&one);
+		}
+		git_patch_free(patch);
+	}
+	if (too_big) {
+		error = app_error_set(APP_ETOOBIG, "the diff is more than the %zu bytes allowed", cap);
 		goto done;
 	}
-	if (buf.size > cap) {
-		error = app_error_set(APP_ETOOBIG, "the diff is %zu bytes, more than the %zu allowed", buf.size, cap);
-		goto done;
-	}
-	*out = strndup(buf.ptr ? buf.ptr : "", buf.size);
+	*out = app_buf_detach(&text);
 	if (!*out)
 		error = app_error_set(APP_ENOMEM, "out of memory");
 done:
-	git_buf_dispose(&buf);
+	app_buf_dispose(&text);
 	git_diff_free(diff);
 	git_tree_free(tree);
 	git_object_free(obj);

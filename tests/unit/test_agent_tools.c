@@ -269,12 +269,14 @@ static void test_diff_includes_new_files(void **state)
 	json_decref(call(fx->t, "edit_file", "{\"path\": \"src/hot.c\", \"old_string\": \"n * 2\", \"new_string\": \"n << 1\"}"));
 	json_decref(call(fx->t, "write_file", "{\"path\": \"src/new.h\", \"content\": \"#define X 1\\n\"}"));
 	json_decref(call(fx->t, "write_file", "{\"path\": \"build/out.o\", \"content\": \"ignored\"}"));
+	sh("printf 'ELF\\000\\001' > %s/src/a.out", fx->ws); /* an untracked build product */
 	r = call(fx->t, "get_diff", "{}");
 	const char *d = text_of(r);
 	assert_non_null(strstr(d, "diff --git a/src/hot.c b/src/hot.c"));
 	assert_non_null(strstr(d, "-\treturn n * 2;\n+\treturn n << 1;\n"));
 	assert_non_null(strstr(d, "diff --git a/src/new.h b/src/new.h\nnew file mode 100644"));
 	assert_null(strstr(d, "build/out.o"));
+	assert_null(strstr(d, "a.out"));
 	json_decref(r);
 
 	/* the same diff from a plain directory against the repository, then

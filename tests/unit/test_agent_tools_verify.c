@@ -190,10 +190,14 @@ static void test_forbidden_changes_are_refused(void **state)
 	json_decref(v);
 	free(diff);
 
+	/* a new binary file (a build product) never reaches the diff ... */
 	diff = make_diff(e, "printf '\\000\\001\\002' > blob.bin");
-	assert_int_equal(agent_diff_check(diff, strlen(diff), 0), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "binary"));
+	assert_string_equal(diff, "");
 	free(diff);
+	/* ... and a binary change in a diff is refused */
+	const char *bin = "diff --git a/x.bin b/x.bin\nindex 1111111..2222222 100644\nBinary files a/x.bin and b/x.bin differ\n";
+	assert_int_equal(agent_diff_check(bin, strlen(bin), 0), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "binary"));
 
 	const char *git = "diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n"
 			  "@@ -1 +1 @@\n-a\n+b\n";
