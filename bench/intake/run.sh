@@ -309,7 +309,11 @@ run_probot() {
     stop_pid "$SERVER_PID" TERM; SERVER_PID=
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 log "bench/intake: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), payload $(wc -c < "$PAYLOAD") bytes"
+if awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l >= 1.0) }'; then
+    log "bench/intake: warning: the machine is busy (load $LOAD_BEFORE); figures will be low and noisy"
+fi
 [ "$ONLY" = probot ] || run_perfbot || true
 [ "$ONLY" = perfbot ] || run_probot || true
 
@@ -359,6 +363,8 @@ if have perfbot && have probot; then
     json_targets=$(printf '"ratios": {"throughput": %s, "rss_under_load": %s},\n  "targets": {"throughput_10x": "%s", "p99_5ms": "%s", "rss_fifth": "%s"},' \
         "$tput_ratio" "$rss_ratio" "$v1" "$v2" "$v3")
 fi
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+echo "load average before / after: $LOAD_BEFORE / $LOAD_AFTER (other processes share these cores)"
 if [ "$invalid" = 0 ]; then echo "figures: valid"; else echo "figures: INVALID (see the messages above)"; fi
 
 server_json() {
@@ -379,8 +385,9 @@ server_json() {
 
 {
     printf '{\n  "benchmark": "intake",\n  "date": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    printf '  "setup": {"threads": %s, "connections": %s, "duration_s": %s, "warmup_s": %s, "payload_bytes": %s, "cores": %s, "probot": "%s", "node": "%s"},\n' \
-        "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$(wc -c < "$PAYLOAD")" "$(nproc)" "$PROBOT_VERSION" "$(node --version)"
+    printf '  "setup": {"threads": %s, "connections": %s, "duration_s": %s, "warmup_s": %s, "payload_bytes": %s, "cores": %s, "probot": "%s", "node": "%s", "load_before": %s, "load_after": %s},\n' \
+        "$THREADS" "$CONNECTIONS" "$DURATION" "$WARMUP" "$(wc -c < "$PAYLOAD")" "$(nproc)" "$PROBOT_VERSION" \
+        "$(node --version)" "$LOAD_BEFORE" "$LOAD_AFTER"
     printf '  "perfbot": %s,\n  "probot": %s,\n' "$(server_json perfbot)" "$(server_json probot)"
     [ -z "$json_targets" ] || printf '  %s\n' "$json_targets"
     printf '  "valid": %s\n}\n' "$([ "$invalid" = 0 ] && echo true || echo false)"
