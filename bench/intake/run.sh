@@ -58,6 +58,7 @@ stop_pid() { # pid signal
     { wait "$pid"; } 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
     stop_pid "$SAMPLER_PID" TERM
     stop_pid "$SERVER_PID" TERM
