@@ -1,0 +1,73 @@
+#!/bin/sh
+# Determinism, overhead and accuracy of perfbot's measurements on
+# tests/data/benchrepo (sort, hash map, string parser):
+#  1. the same commit measured 5 times: identical instruction and
+#     estimated-cycle counts, beside the wall-clock spread of the same runs;
+#  2. overhead: the time of `perfbot bench` minus the time of the bare build
+#     and valgrind commands it runs (target <= 10%);
+#  3. accuracy: a change making `parse` ~20% cheaper is reported within 2
+#     points of plain callgrind, and the untouched benchmarks at 0.00%.
+# Usage: bench/determinism.sh [RUNS]   (PERFBOT_BIN overrides build/perfbot)
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${PERFBOT_BIN:-$root/build/perfbot}
+runs=${1:-5}
+out=$root/bench/out/determinism
+rm -rf "$out"
+mkdir -p "$out"
+export DATA_DIR="$out/var" LOG_LEVEL=error
+repo=$out/repo
+cp -r "$root/tests/data/benchrepo" "$repo"
+g() { git -C "$repo" -c user.name=bench -c user.email=bench@example.com "$@"; }
+g init -q -b main
+g add -A
+g commit -qm base
+now() { date +%s.%N; }
+
+echo "== 1. determinism: $runs runs of the same commit"
+i=1
+while [ "$i" -le "$runs" ]; do
+	"$bin" bench --repo "$repo" --json >"$out/run$i.json"
+	i=$((i + 1))
+done
+node "$root/bench/measure/table.js" "$out"/run*.json
+
+echo
+echo "== 2. overhead: perfbot bench vs the bare commands"
+t0=$(now)
+"$bin" bench --repo "$repo" --json >/dev/null
+t1=$(now)
+bare=$out/bare
+cp -r "$root/tests/data/benchrepo" "$bare"
+vg="setarch -R valgrind --tool=callgrind --cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=8388608,16,64 --trace-children=yes"
+t2=$(now)
+(cd "$bare" && make -s >/dev/null &&
+	$vg --callgrind-out-file="$out/bare-sort.%p" ./bench/sort 20000 >/dev/null 2>&1 &&
+	$vg --callgrind-out-file="$out/bare-hashmap.%p" ./bench/hashmap 20000 >/dev/null 2>&1 &&
+	$vg --callgrind-out-file="$out/bare-parse.%p" ./bench/parse 2000 >/dev/null 2>&1)
+t3=$(now)
+awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" 'BEGIN { p = t1 - t0; b = t3 - t2
+	printf "perfbot bench: %.2f s   bare build + valgrind: %.2f s   overhead: %.2f s = %.1f%% (target <= 10%%)\n", p, b, p - b, (p - b) * 100 / b }'
+
+echo
+echo "== 3. accuracy: parse made ~20% cheaper (10 -> 5 rounds)"
+sed -i 's/round < 10/round < 5/' "$repo/bench/parse.c"
+g commit -qam faster
+"$bin" bench --repo "$repo" --base HEAD~1 --json >"$out/compare.json" || true
+node -e '
+const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+for (const c of d.comparison) console.log(`perfbot: ${c.name.padEnd(8)} ${String(c.base).padStart(10)} -> ${String(c.head).padStart(10)}  ${c.change_pct.toFixed(2)}%  ${c.verdict}`);
+' "$out/compare.json"
+# plain callgrind (no sandbox, no perfbot) of parse at both commits
+for rev in HEAD~1 HEAD; do
+	d=$out/plain-$(echo "$rev" | tr '~' '_')
+	mkdir -p "$d"
+	g archive "$rev" | tar -x -C "$d"
+	(cd "$d" && make -s >/dev/null && $vg --callgrind-out-file="$d/cg.%p" ./bench/parse 2000 >/dev/null 2>&1)
+	sh "$root/bench/measure/cg_cycles.sh" "$d"/cg.* >"$d/counts"
+done
+base=$(cut -d' ' -f2 "$out/plain-HEAD_1/counts")
+head=$(cut -d' ' -f2 "$out/plain-HEAD/counts")
+plain=$(awk -v b="$base" -v h="$head" 'BEGIN { printf "%.2f", (h - b) * 100 / b }')
+reported=$(node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(d.comparison.find((c) => c.name === "parse").change_pct.toFixed(2))' "$out/compare.json")
+echo "plain callgrind: parse $base -> $head  $plain%   perfbot: $reported%   difference: $(awk -v a="$plain" -v b="$reported" 'BEGIN { d = a - b; if (d < 0) d = -d; printf "%.2f points", d }')"
