@@ -12,11 +12,14 @@
 #include "app/metrics.h"
 #include "app/store.h"
 #include "app/worker.h"
+#include "github/github.h"
+#include "github/setup.h"
 #include "webhooks/handlers.h"
 #include "webhooks/intake.h"
 #include "webhooks/server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -25,13 +28,53 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct serve_state {
+	const app_config *cfg;
 	store *store;
 	app_workers *workers;
+	gh_client *gh;              /* NULL in setup mode */
 	atomic_int draining;
+	pthread_mutex_t stop_lock;  /* redelivery loop sleeps on stop_cond */
+	pthread_cond_t stop_cond;
+	int stop;
 };
+
+static int delivery_stored(const char *guid, void *payload)
+{
+	struct serve_state *s = payload;
+	return store_delivery_exists(s->store, guid);
+}
+
+/* GitHub never redelivers by itself: ask for failed deliveries perfbot has
+ * not stored, at start and then every REDELIVERY_INTERVAL_SECONDS. */
+static void *redelivery_main(void *arg)
+{
+	struct serve_state *s = arg;
+	for (;;) {
+		int found = 0, redelivered = 0;
+		if (gh_redeliver_missed(s->gh, delivery_stored, s, &found, &redelivered) < 0) {
+			app_log(APP_LOG_WARN, "missed-delivery check failed", "error", app_error_last(), NULL);
+		} else if (found || redelivered) {
+			char f[16], r[16];
+			snprintf(f, sizeof(f), "%d", found);
+			snprintf(r, sizeof(r), "%d", redelivered);
+			app_log(APP_LOG_INFO, "missed deliveries", "found", f, "redelivered", r, NULL);
+		}
+		pthread_mutex_lock(&s->stop_lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += s->cfg->redelivery_interval_s;
+		while (!s->stop && pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts) == 0)
+			;
+		int stop = s->stop;
+		pthread_mutex_unlock(&s->stop_lock);
+		if (stop)
+			return NULL;
+	}
+}
 
 static int handle_healthz(const app_http_request *req, app_http_response *resp, void *payload)
 {
@@ -118,7 +161,18 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot serve: unknown option %s (see perfbot serve --help)\n", argv[0]);
 		return 2;
 	}
-	if (!cfg->webhook_secret && !cfg->insecure_no_signature) {
+	/* A key that is configured but does not parse stops start-up; a missing
+	 * APP_ID or key means first-run setup mode. */
+	gh_app_key *key = NULL;
+	int kerr = gh_app_key_load(&key, cfg);
+	gh_app_key_free(key);
+	if (kerr < 0 && kerr != APP_ENOTFOUND) {
+		fprintf(stderr, "perfbot: %s\n", app_error_last());
+		return 2;
+	}
+	int setup_mode = !cfg->app_id || kerr == APP_ENOTFOUND;
+	int intake_on = cfg->webhook_secret || cfg->insecure_no_signature;
+	if (!intake_on && !setup_mode) {
 		fprintf(stderr, "perfbot: WEBHOOK_SECRET: not set; perfbot never accepts unsigned webhooks "
 				"(pass --insecure-no-signature for a local experiment)\n");
 		return 2;
@@ -126,17 +180,23 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (cfg->insecure_no_signature)
 		app_log(APP_LOG_WARN, "webhook signatures are NOT checked (--insecure-no-signature): never expose this server",
 			NULL);
-	if (!cfg->app_id || (!cfg->private_key && !cfg->private_key_path))
-		app_log(APP_LOG_WARN, "APP_ID or the private key is not set: webhooks are received and stored, "
-				      "nothing is done on GitHub",
+	if (setup_mode)
+		app_log(APP_LOG_WARN, intake_on ? "setup mode: APP_ID or the private key is not set; register the App at /"
+						: "setup mode: APP_ID or the private key is not set; register the App at /"
+						  " (the webhook intake stays off until WEBHOOK_SECRET is set)",
 			NULL);
 
 	int rc = 1;
 	int lock_fd = -1;
-	struct serve_state st = { 0 };
+	struct serve_state st = { .cfg = cfg };
 	atomic_init(&st.draining, 0);
+	pthread_mutex_init(&st.stop_lock, NULL);
+	pthread_cond_init(&st.stop_cond, NULL);
+	pthread_t redelivery;
+	int redelivery_started = 0;
 	wh_intake *intake = NULL;
 	wh_server *srv = NULL;
+	gh_setup *setup = NULL;
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -166,6 +226,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 
 	app_workers_options wopts = { .nthreads = cfg->workers, .lease_ms = (int64_t)cfg->job_lease_s * 1000,
 				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
+	if (!setup_mode && gh_client_new(&st.gh, cfg, NULL) < 0)
+		goto fail;
 	if (app_workers_new(&st.workers, st.store, &wopts) < 0 || wh_handlers_register(st.workers) < 0)
 		goto fail;
 
@@ -173,15 +235,13 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 				    .secret_old = cfg->webhook_secret_old,
 				    .insecure_no_signature = cfg->insecure_no_signature, .max_body = cfg->max_body,
 				    .on_queued = wake_workers, .on_queued_payload = st.workers };
-	if (wh_intake_new(&intake, &iopts) < 0)
+	if (intake_on && wh_intake_new(&intake, &iopts) < 0)
 		goto fail;
 	wh_server_options sopts = { .host = cfg->host, .port = cfg->port, .max_connections = cfg->max_connections,
 				    .connection_timeout_s = 30 };
 	if (wh_server_new(&srv, &sopts) < 0)
 		goto fail;
 	wh_route routes[] = {
-		{ .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
-		  .payload = intake, .max_body = cfg->max_body },
 		{ .path = "/healthz", .handler = handle_healthz, .payload = &st },
 		{ .path = "/readyz", .handler = handle_readyz, .payload = &st },
 		{ .path = "/metrics", .handler = handle_metrics, .payload = &st },
@@ -189,6 +249,20 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
 			goto fail;
+	if (intake_on) {
+		wh_route r = { .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
+			       .payload = intake, .max_body = cfg->max_body };
+		if (wh_server_route(srv, &r) < 0)
+			goto fail;
+	}
+	if (setup_mode) {
+		if (gh_setup_new(&setup, cfg, NULL) < 0)
+			goto fail;
+		wh_route page = { .path = "/", .handler = gh_setup_handle_page, .payload = setup };
+		wh_route cb = { .path = "/setup/callback", .handler = gh_setup_handle_callback, .payload = setup };
+		if (wh_server_route(srv, &cb) < 0 || wh_server_route(srv, &page) < 0)
+			goto fail;
+	}
 
 	char labels[64];
 	snprintf(labels, sizeof(labels), "version=\"%s\"", PERFBOT_VERSION);
@@ -210,12 +284,22 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	snprintf(port_s, sizeof(port_s), "%d", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
 	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "data_dir", cfg->data_dir,
-		"version", PERFBOT_VERSION, NULL);
+		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
+	if (st.gh && cfg->redelivery_interval_s > 0 &&
+	    pthread_create(&redelivery, NULL, redelivery_main, &st) == 0)
+		redelivery_started = 1;
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	app_log(APP_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 	atomic_store(&st.draining, 1);
+	if (redelivery_started) {
+		pthread_mutex_lock(&st.stop_lock);
+		st.stop = 1;
+		pthread_cond_broadcast(&st.stop_cond);
+		pthread_mutex_unlock(&st.stop_lock);
+		pthread_join(redelivery, NULL);
+	}
 	wh_server_quiesce(srv);
 	int grace_ms = cfg->shutdown_grace_s * 1000;
 	if (wh_server_wait_idle(srv, grace_ms) < 0)
@@ -232,8 +316,10 @@ fail:
 done:
 	wh_server_free(srv);
 	wh_intake_free(intake);
+	gh_setup_free(setup);
 	if (!st.workers || app_workers_busy(st.workers) == 0) {
 		app_workers_free(st.workers);
+		gh_client_free(st.gh);
 		store_free(st.store);
 	}
 	if (lock_fd >= 0)
