@@ -12,7 +12,13 @@
 #include "app/metrics.h"
 #include "app/store.h"
 #include "app/worker.h"
+#include "agent/mcp.h"
+#include "agent/run_token.h"
+#include "agent/sandbox.h"
+#include "agent/services.h"
 #include "github/github.h"
+#include "pr/pr.h"
+#include "pr/pr_job.h"
 #include "github/setup.h"
 #include "webhooks/handlers.h"
 #include "webhooks/intake.h"
@@ -197,6 +203,11 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	wh_intake *intake = NULL;
 	wh_server *srv = NULL;
 	gh_setup *setup = NULL;
+	agent_sandbox *sandbox = NULL;
+	agent_mcp *mcp = NULL;
+	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url };
+	pr_services prs = { .cfg = cfg };
+	char mcp_url[300];
 
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -228,7 +239,28 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
 	if (!setup_mode && gh_client_new(&st.gh, cfg, NULL) < 0)
 		goto fail;
-	if (app_workers_new(&st.workers, st.store, &wopts) < 0 || wh_handlers_register(st.workers) < 0)
+	if (pr_init() < 0)
+		goto fail;
+	/* without a working sandbox perfbot still receives webhooks; runs fail
+	 * with the reason instead of ever running unsandboxed */
+	if (agent_sandbox_new(&sandbox, cfg->sandbox) < 0)
+		app_log(APP_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
+			app_error_last(), NULL);
+	agent_mcp_options mopts = AGENT_MCP_OPTIONS_INIT;
+	if (agent_token_store_durable(&mopts.tokens, st.store) < 0 || agent_mcp_new(&mcp, &mopts) < 0)
+		goto fail;
+	if (app_workers_new(&st.workers, st.store, &wopts) < 0)
+		goto fail;
+	svc.store = prs.store = st.store;
+	svc.gh = prs.gh = st.gh;
+	svc.workers = st.workers;
+	svc.mcp = mcp;
+	svc.sandbox = sandbox;
+	svc.mcp_url = mcp_url;
+	mcp_url[0] = '\0';
+	wh_handlers_options hopts = { .agent = &svc, .pr = &prs };
+	if (wh_handlers_register(st.workers, &hopts) < 0 || agent_bench_jobs_register(st.workers, &svc) < 0 ||
+	    agent_run_jobs_register(st.workers, &svc) < 0 || pr_jobs_register(st.workers, &prs) < 0)
 		goto fail;
 
 	wh_intake_options iopts = { .store = st.store, .secret = cfg->webhook_secret,
@@ -249,6 +281,9 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
 			goto fail;
+	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .payload = mcp, .max_body = 8u << 20 };
+	if (wh_server_route(srv, &mcp_route) < 0)
+		goto fail;
 	if (intake_on) {
 		wh_route r = { .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
 			       .payload = intake, .max_body = cfg->max_body };
@@ -282,6 +317,11 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", strchr(cfg->host, ':') ? "[" : "", cfg->host,
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), cfg->webhook_path);
 	snprintf(port_s, sizeof(port_s), "%d", wh_server_port(srv));
+	/* agent commands run on this machine: they reach /mcp on loopback */
+	snprintf(mcp_url, sizeof(mcp_url), "http://%s%s%s:%d/mcp",
+		 strchr(cfg->host, ':') ? "[" : "",
+		 strcmp(cfg->host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(cfg->host, "::") == 0 ? "::1" : cfg->host,
+		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
 	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
@@ -319,8 +359,11 @@ done:
 	gh_setup_free(setup);
 	if (!st.workers || app_workers_busy(st.workers) == 0) {
 		app_workers_free(st.workers);
+		agent_mcp_free(mcp);
+		agent_sandbox_free(sandbox);
 		gh_client_free(st.gh);
 		store_free(st.store);
+		pr_shutdown();
 	}
 	if (lock_fd >= 0)
 		close(lock_fd);

@@ -25,6 +25,8 @@ static const struct command commands[] = {
 	{ "deliveries", app_cmd_deliveries, "perfbot deliveries [--json] [--limit N] [--event EVENT]",
 	  "list stored webhook deliveries, newest first" },
 	{ "jobs", app_cmd_jobs, "perfbot jobs [--json] [--limit N]", "list jobs and their states" },
+	{ "bench", app_cmd_bench, "perfbot bench [--repo DIR] [--rev REV] [--base REV] [--json]",
+	  "measure a local checkout's benchmarks under CPU simulation (no GitHub needed)" },
 	{ "receive", app_cmd_receive,
 	  "perfbot receive -e EVENT -p PAYLOAD.json [--url URL] [--secret S] [--delivery ID]",
 	  "sign a payload as GitHub does and POST it to a running perfbot" },

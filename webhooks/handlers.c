@@ -114,12 +114,14 @@ done:
 	return error;
 }
 
-int wh_handlers_register(app_workers *w)
+int wh_handlers_register(app_workers *w, const wh_handlers_options *opts)
 {
 	int error;
 	if ((error = app_workers_register(w, "event.ping", on_ping, NULL)) < 0 ||
 	    (error = app_workers_register(w, "event.installation", on_installation, NULL)) < 0 ||
 	    (error = app_workers_register(w, "event.installation_repositories", on_installation_repositories, NULL)) < 0)
+		return error;
+	if (opts && (error = wh_github_handlers_register(w, opts)) < 0)
 		return error;
 	return 0;
 }

@@ -1,0 +1,462 @@
+/* Event handlers that act on GitHub: a push or pull request queues a bench
+ * run, a `/perfbot` comment runs a command, a check-run button approves a
+ * proposal, a closed perfbot pull request updates its run.  They run on
+ * worker threads; every reply goes through the GitHub client.
+ *
+ * Trust: the payload is verified (it came through the signed intake), but
+ * what a user may do is never read from it: write access is asked of the
+ * permission API for every command and every button click. */
+#include "app/error.h"
+#include "app/log.h"
+#include "webhooks/command.h"
+#include "webhooks/event.h"
+#include "webhooks/handlers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int64_t num(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* Splits "owner/name" into the two buffers. */
+static int split_repo(char owner[128], char name[128], const char *full)
+{
+	const char *slash = full ? strchr(full, '/') : NULL;
+	if (!slash || slash == full || !slash[1] || (size_t)(slash - full) >= 128 || strlen(slash + 1) >= 128)
+		return app_error_set(APP_EINVALID, "bad repository name \"%s\"", full ? full : "");
+	memcpy(owner, full, (size_t)(slash - full));
+	owner[slash - full] = '\0';
+	snprintf(name, 128, "%s", slash + 1);
+	return 0;
+}
+
+static int need_app(const wh_handlers_options *o, app_job_ctx *ctx)
+{
+	if (o->agent && o->agent->gh)
+		return 1;
+	snprintf(ctx->note, sizeof(ctx->note), "no GitHub App configured: event recorded only");
+	return 0;
+}
+
+/* ---- push and pull_request ----------------------------------------------- */
+
+static int on_push(app_job_ctx *ctx, void *payload)
+{
+	const wh_handlers_options *o = payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	wh_push p;
+	if ((error = wh_push_parse(&p, root)) < 0)
+		goto done;
+	if (p.deleted) {
+		snprintf(ctx->note, sizeof(ctx->note), "branch deleted: nothing to measure");
+		goto done;
+	}
+	if (!need_app(o, ctx))
+		goto done;
+	agent_bench_push req = { .repository = p.repository, .installation_id = p.installation_id, .ref = p.ref,
+				 .before = p.before, .after = p.after, .deleted = p.deleted,
+				 .default_branch = p.default_branch, .clone_url = p.clone_url, .sender = p.sender };
+	int64_t run = 0;
+	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
+		snprintf(ctx->note, sizeof(ctx->note), run ? "bench run %lld queued" : "not a tracked branch", (long long)run);
+done:
+	json_decref(root);
+	return error;
+}
+
+static int on_pull_request(app_job_ctx *ctx, void *payload)
+{
+	const wh_handlers_options *o = payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	const char *action = str(root, "action");
+	const json_t *pr = json_object_get(root, "pull_request");
+	const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
+	if (!action || !pr) {
+		error = app_error_set(APP_EINVALID, "pull_request event without action or pull_request");
+		goto done;
+	}
+	if (!need_app(o, ctx))
+		goto done;
+	if (!strcmp(action, "closed")) {
+		error = pr_handle_closed_event(o->pr, root);
+		if (error == 0)
+			snprintf(ctx->note, sizeof(ctx->note), "pull request #%lld closed", (long long)num(pr, "number"));
+		goto done;
+	}
+	agent_bench_pull req = {
+		.repository = str(json_object_get(root, "repository"), "full_name"),
+		.installation_id = num(json_object_get(root, "installation"), "id"),
+		.number = (int)num(pr, "number"),
+		.head_sha = str(head, "sha"),
+		.head_ref = str(head, "ref"),
+		.base_sha = str(base, "sha"),
+		.base_ref = str(base, "ref"),
+		.clone_url = str(json_object_get(root, "repository"), "clone_url"),
+		.trigger = "pull_request",
+		.sender = str(json_object_get(root, "sender"), "login"),
+	};
+	if (!req.repository || !req.head_sha || !req.base_sha || !req.number) {
+		error = app_error_set(APP_EINVALID, "pull_request event without repository, number, head or base");
+		goto done;
+	}
+	int64_t run = 0;
+	if ((error = agent_bench_queue_pull(&run, o->agent, &req)) == 0)
+		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued for #%d", (long long)run, req.number);
+done:
+	json_decref(root);
+	return error;
+}
+
+/* ---- comment commands ----------------------------------------------------- */
+
+struct thread {
+	const wh_handlers_options *o;
+	int64_t inst;
+	char owner[128], name[128];
+	const char *full_name;
+	int64_t number;
+	const char *user;
+};
+
+static int reply(const struct thread *t, const char *text)
+{
+	int64_t id = 0;
+	int error = gh_create_comment(t->o->agent->gh, t->inst, t->owner, t->name, t->number, text, &id);
+	if (error < 0)
+		app_log(APP_LOG_WARN, "cannot reply", "repository", t->full_name, "error", app_error_last(), NULL);
+	return error;
+}
+
+static int replyf(const struct thread *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int replyf(const struct thread *t, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return reply(t, text);
+}
+
+/* write, maintain and admin may command perfbot; the answer comes from
+ * GitHub's permission API, never from the payload. */
+static int may_write(int *out, const struct thread *t)
+{
+	char *perm = NULL;
+	int error = gh_get_permission(t->o->agent->gh, t->inst, t->owner, t->name, t->user, &perm);
+	if (error < 0)
+		return error;
+	*out = !strcmp(perm, "admin") || !strcmp(perm, "maintain") || !strcmp(perm, "write");
+	free(perm);
+	return 0;
+}
+
+static int is_bot(const json_t *user)
+{
+	const char *type = str(user, "type");
+	const char *login = str(user, "login");
+	size_t n = login ? strlen(login) : 0;
+	return (type && !strcmp(type, "Bot")) || (n > 5 && !strcmp(login + n - 5, "[bot]"));
+}
+
+static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd, const json_t *root)
+{
+	const json_t *issue = json_object_get(root, "issue");
+	int is_pull = json_object_get(issue, "pull_request") != NULL;
+	int error = 0;
+	char *help = NULL;
+	switch (cmd->kind) {
+	case WH_CMD_HELP:
+		error = replyf(t, "perfbot measures benchmarks under CPU simulation and proposes verified speed-ups.\n\n%s",
+			       wh_command_help());
+		snprintf(ctx->note, sizeof(ctx->note), "help");
+		break;
+	case WH_CMD_UNKNOWN:
+		if (cmd->suggestion)
+			error = replyf(t, "I don't know `/perfbot %s`. Did you mean `/perfbot %s`?\n\n%s", cmd->word,
+				       cmd->suggestion, wh_command_help());
+		else
+			error = replyf(t, "I don't know `/perfbot %s`. These are the commands:\n\n%s", cmd->word,
+				       wh_command_help());
+		snprintf(ctx->note, sizeof(ctx->note), "unknown command %s", cmd->word);
+		break;
+	case WH_CMD_INVALID:
+		error = replyf(t, "%s.\n\n%s", cmd->error, wh_command_help());
+		snprintf(ctx->note, sizeof(ctx->note), "invalid command");
+		break;
+	case WH_CMD_BENCH: {
+		if (!is_pull) {
+			error = reply(t, "`/perfbot bench` measures a pull request: comment it on one.");
+			break;
+		}
+		json_t *pull = NULL;
+		if ((error = gh_get_pull(t->o->agent->gh, t->inst, t->owner, t->name, t->number, &pull)) < 0)
+			break;
+		const json_t *head = json_object_get(pull, "head"), *base = json_object_get(pull, "base");
+		agent_bench_pull req = { .repository = t->full_name, .installation_id = t->inst, .number = (int)t->number,
+					 .head_sha = str(head, "sha"), .head_ref = str(head, "ref"),
+					 .base_sha = str(base, "sha"), .base_ref = str(base, "ref"),
+					 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+					 .trigger = "comment", .sender = t->user };
+		int64_t run = 0;
+		if (!req.head_sha || !req.base_sha)
+			error = app_error_set(APP_EINVALID, "pull request #%lld has no head or base", (long long)t->number);
+		else if ((error = agent_bench_queue_pull(&run, t->o->agent, &req)) == 0)
+			error = replyf(t, "Measuring `%.7s` against `%s` (perfbot run %lld); the result will appear as the "
+					  "**perfbot** check run on the head commit.",
+				       req.head_sha, req.base_ref ? req.base_ref : "the base", (long long)run);
+		json_decref(pull);
+		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld", (long long)run);
+		break;
+	}
+	case WH_CMD_OPTIMIZE: {
+		const char *names[WH_CMD_MAX_ARGS];
+		for (size_t i = 0; i < cmd->nargs; i++)
+			names[i] = cmd->args[i];
+		agent_run_request req = { .repository = t->full_name, .installation_id = t->inst,
+					  .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+					  .trigger = "comment", .requested_by = t->user, .thread_number = (int)t->number,
+					  .benchmarks = cmd->nargs ? names : NULL, .nbenchmarks = cmd->nargs };
+		json_t *pull = NULL, *repo = NULL;
+		if (is_pull) {
+			/* on a pull request: its head, proposed against its branch */
+			if ((error = gh_get_pull(t->o->agent->gh, t->inst, t->owner, t->name, t->number, &pull)) < 0)
+				break;
+			req.commit = str(json_object_get(pull, "head"), "sha");
+			req.branch = str(json_object_get(pull, "head"), "ref");
+		} else {
+			/* on an issue: the default branch as it is now */
+			req.branch = str(json_object_get(root, "repository"), "default_branch");
+			if (!req.branch && (error = gh_get_repo(t->o->agent->gh, t->inst, t->owner, t->name, &repo)) == 0)
+				req.branch = str(repo, "default_branch");
+		}
+		int64_t run = 0;
+		if (error == 0 && (error = agent_run_queue(&run, t->o->agent, &req)) == 0)
+			error = replyf(t, "Started perfbot run %lld: an agent is looking for a verified speed-up of `%s`%s%s. "
+					  "`/perfbot cancel %lld` stops it.",
+				       (long long)run, req.branch ? req.branch : "the default branch",
+				       cmd->nargs ? " for " : "", cmd->nargs ? cmd->args[0] : "", (long long)run);
+		else if (error == APP_EEXISTS)
+			error = replyf(t, "An agent run is already going on for this repository: %s", app_error_last());
+		json_decref(pull);
+		json_decref(repo);
+		snprintf(ctx->note, sizeof(ctx->note), "agent run %lld", (long long)run);
+		break;
+	}
+	case WH_CMD_APPLY:
+		error = agent_run_approve(t->o->agent, cmd->run, t->user, "comment");
+		if (error == 0)
+			error = replyf(t, "Approved perfbot run %lld: opening its pull request.", (long long)cmd->run);
+		else if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID)
+			error = replyf(t, "Cannot apply run %lld: %s.", (long long)cmd->run, app_error_last());
+		snprintf(ctx->note, sizeof(ctx->note), "apply %lld", (long long)cmd->run);
+		break;
+	case WH_CMD_CANCEL:
+		error = agent_run_cancel(t->o->agent, cmd->run, t->user);
+		if (error == 0)
+			error = replyf(t, "Cancelled perfbot run %lld.", (long long)cmd->run);
+		else if (error == APP_ENOTFOUND || error == APP_EINVALID)
+			error = replyf(t, "Cannot cancel run %lld: %s.", (long long)cmd->run, app_error_last());
+		snprintf(ctx->note, sizeof(ctx->note), "cancel %lld", (long long)cmd->run);
+		break;
+	case WH_CMD_NONE:
+		break;
+	}
+	free(help);
+	return error;
+}
+
+static int on_issue_comment(app_job_ctx *ctx, void *payload)
+{
+	const wh_handlers_options *o = payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	const json_t *comment = json_object_get(root, "comment");
+	const char *action = str(root, "action");
+	if (!action || strcmp(action, "created") != 0)
+		goto done;
+	if (is_bot(json_object_get(comment, "user")) || is_bot(json_object_get(root, "sender"))) {
+		snprintf(ctx->note, sizeof(ctx->note), "comment by a bot: ignored");
+		goto done;
+	}
+	wh_command cmd;
+	wh_command_parse(&cmd, str(comment, "body"));
+	if (cmd.kind == WH_CMD_NONE) {
+		snprintf(ctx->note, sizeof(ctx->note), "no command");
+		goto done;
+	}
+	if (!need_app(o, ctx))
+		goto done;
+	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
+			    .full_name = str(json_object_get(root, "repository"), "full_name"),
+			    .number = num(json_object_get(root, "issue"), "number"),
+			    .user = str(json_object_get(comment, "user"), "login") };
+	if (!t.user)
+		t.user = str(json_object_get(root, "sender"), "login");
+	if (!t.inst || !t.number || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
+		if (error == 0)
+			error = app_error_set(APP_EINVALID, "issue_comment without installation, issue number or user");
+		goto done;
+	}
+	int allowed = 0;
+	if ((error = may_write(&allowed, &t)) < 0)
+		goto done;
+	if (!allowed) {
+		error = replyf(&t, "Sorry @%s, only people with write access to %s can use perfbot commands. "
+				   "Nothing was started.",
+			       t.user, t.full_name);
+		snprintf(ctx->note, sizeof(ctx->note), "refused: %s has no write access", t.user);
+		goto done;
+	}
+	int64_t comment_id = num(comment, "id");
+	if (comment_id && gh_add_reaction(o->agent->gh, t.inst, t.owner, t.name, comment_id, "eyes") < 0)
+		app_log(APP_LOG_WARN, "cannot add a reaction", "error", app_error_last(), NULL);
+	error = run_command(ctx, &t, &cmd, root);
+done:
+	json_decref(root);
+	return error;
+}
+
+/* ---- check runs and suites ------------------------------------------------ */
+
+static int on_check_run(app_job_ctx *ctx, void *payload)
+{
+	const wh_handlers_options *o = payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	const char *action = str(root, "action");
+	const json_t *cr = json_object_get(root, "check_run");
+	const char *external = str(cr, "external_id");
+	int64_t run = 0;
+	if (external) {
+		char *end;
+		long long v = strtoll(external, &end, 10);
+		if (*end == '\0' && v > 0)
+			run = v;
+	}
+	if (!action || !run) {
+		snprintf(ctx->note, sizeof(ctx->note), "not a perfbot check run");
+		goto done;
+	}
+	if (!need_app(o, ctx))
+		goto done;
+	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
+			    .full_name = str(json_object_get(root, "repository"), "full_name"),
+			    .user = str(json_object_get(root, "sender"), "login") };
+	if (!t.inst || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
+		if (error == 0)
+			error = app_error_set(APP_EINVALID, "check_run without installation or sender");
+		goto done;
+	}
+	if (!strcmp(action, "requested_action")) {
+		const char *id = str(json_object_get(root, "requested_action"), "identifier");
+		if (!id || strcmp(id, "open-pr") != 0) {
+			snprintf(ctx->note, sizeof(ctx->note), "unknown action");
+			goto done;
+		}
+		int allowed = 0;
+		if ((error = may_write(&allowed, &t)) < 0)
+			goto done;
+		if (!allowed) {
+			snprintf(ctx->note, sizeof(ctx->note), "refused: %s has no write access", t.user);
+			app_log(APP_LOG_WARN, "approval refused: no write access", "user", t.user, "repository", t.full_name,
+				NULL);
+			goto done;
+		}
+		error = agent_run_approve(o->agent, run, t.user, "button");
+		if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID) {
+			snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", app_error_last());
+			error = 0;
+		} else if (error == 0) {
+			snprintf(ctx->note, sizeof(ctx->note), "run %lld approved by %s", (long long)run, t.user);
+		}
+		goto done;
+	}
+	if (!strcmp(action, "rerequested")) {
+		/* measure the same commits again */
+		json_t *r = NULL;
+		if ((error = store_run_get(o->agent->store, run, &r)) < 0)
+			goto done;
+		const char *kind = str(r, "kind");
+		if (kind && !strcmp(kind, "bench")) {
+			const json_t *data = json_object_get(r, "data");
+			agent_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
+						 .ref = str(data, "ref"), .before = str(r, "base_sha"),
+						 .after = str(r, "head_sha"), .default_branch = str(data, "default_branch"),
+						 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+						 .sender = t.user };
+			int64_t again = 0;
+			if (req.after && (error = agent_bench_queue_push(&again, o->agent, &req)) == 0)
+				snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued again as %lld", (long long)run,
+					 (long long)again);
+		}
+		json_decref(r);
+	}
+done:
+	json_decref(root);
+	return error;
+}
+
+static int on_check_suite(app_job_ctx *ctx, void *payload)
+{
+	const wh_handlers_options *o = payload;
+	json_t *root = NULL;
+	int error = wh_job_payload(&root, ctx);
+	if (error < 0)
+		return error;
+	const json_t *suite = json_object_get(root, "check_suite");
+	if (!need_app(o, ctx))
+		goto done;
+	char ref[300];
+	const char *branch = str(suite, "head_branch");
+	snprintf(ref, sizeof(ref), "refs/heads/%s", branch ? branch : "");
+	agent_bench_push req = { .repository = str(json_object_get(root, "repository"), "full_name"),
+				 .installation_id = num(json_object_get(root, "installation"), "id"),
+				 .ref = branch ? ref : NULL, .before = str(suite, "before"), .after = str(suite, "head_sha"),
+				 .default_branch = str(json_object_get(root, "repository"), "default_branch"),
+				 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+				 .sender = str(json_object_get(root, "sender"), "login") };
+	if (!req.repository || !req.after || !req.ref) {
+		snprintf(ctx->note, sizeof(ctx->note), "check suite without repository, branch or head");
+		goto done;
+	}
+	int64_t run = 0;
+	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
+		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued", (long long)run);
+done:
+	json_decref(root);
+	return error;
+}
+
+int wh_github_handlers_register(app_workers *w, const wh_handlers_options *opts)
+{
+	void *p = (void *)opts;
+	int error;
+	if ((error = app_workers_register(w, "event.push", on_push, p)) < 0 ||
+	    (error = app_workers_register(w, "event.pull_request", on_pull_request, p)) < 0 ||
+	    (error = app_workers_register(w, "event.issue_comment", on_issue_comment, p)) < 0 ||
+	    (error = app_workers_register(w, "event.check_run", on_check_run, p)) < 0 ||
+	    (error = app_workers_register(w, "event.check_suite", on_check_suite, p)) < 0)
+		return error;
+	return 0;
+}
