@@ -54,8 +54,7 @@ stop_pid() { # pid signal
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    # Braces so that bash's "Killed" job notice goes to /dev/null too.
-    { wait "$pid"; } 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
 }
 
 # shellcheck disable=SC2317  # called through the EXIT trap
@@ -261,6 +260,7 @@ run_perfbot() {
         WEBHOOK_SECRET="$SECRET" LOG_LEVEL=warn \
         "$PERFBOT_BIN" serve --host 127.0.0.1 --port "$port" --data-dir "$data" > "$log" 2>&1) &
     SERVER_PID=$!
+    disown "$SERVER_PID"  # no "Killed" job notice after the SIGKILL below
     wait_healthy "http://127.0.0.1:$port/healthz" "$SERVER_PID" perfbot "$log" ||
         { fail "perfbot did not start"; return 1; }
     bench_server perfbot "$url" "$SERVER_PID" 202 || return 1
