@@ -6,6 +6,7 @@
 #define PR_JOB_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "app/config.h"
@@ -17,9 +18,22 @@ typedef struct pr_services {
 	const app_config *cfg;
 	store *store;
 	gh_client *gh;            /* NULL: pr.open jobs fail with a clear error */
+	/* Filled by pr/ (leave zeroed): the App's bot identity, looked up once
+	 * with GET /app and GET /users/<slug>[bot], under bot_lock. */
+	pthread_mutex_t bot_lock;
+	int bot_known;
+	char bot_name[256];       /* "<slug>[bot]" */
+	char bot_email[384];      /* "<id>+<slug>[bot]@users.noreply.github.com" */
 } pr_services;
 
-/* Registers the "pr.open" handler. svc must outlive the workers. */
+/* Registers the "pr.open" handler (payload {"run_id": N}): the run's
+ * proposal becomes a branch and a pull request (pr_job_open) through the
+ * real client, with the installation's token for git.  A refused proposal
+ * (APP_EINVALID, APP_ETOOBIG, APP_EEXISTS, APP_EFORBIDDEN, APP_ENOTFOUND)
+ * fails the job at once, with the reason on the run and in the thread;
+ * APP_ERETRY and network errors are retried (after GitHub's rate-limit
+ * wait when there is one).  svc must outlive the workers; call before they
+ * start. */
 int pr_jobs_register(app_workers *w, pr_services *svc);
 
 /* A `pull_request` closed event (payload borrowed): updates the run and the
