@@ -7,6 +7,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import {
   BIN, SLOW, WEBHOOK_PATH, cli, deliver, deliverFixture, deliveries, deliveryId, fixture, jobs, metricSum, metrics,
@@ -561,6 +562,30 @@ describe('operating it', () => {
     assert.ok(!srv.stderr.includes(marker), 'bodies are never logged');
     const job = srv.logs().find((l) => l.msg === 'job');
     assert.ok(job, 'jobs are logged');
+  });
+
+  // GitHub opens a new connection for most deliveries: memory must not grow
+  // with the number of connections served.  (RSS is not meaningful under
+  // AddressSanitizer; there LeakSanitizer checks the exit instead.)
+  test('memory stays flat across thousands of new connections', { skip: SLOW > 1 && 'sanitizer build' }, async () => {
+    const s = await startServer({ secret: SECRET });
+    try {
+      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${s.proc.pid}/status`, 'utf8'))[1]);
+      const body = fixture('star.created.json').body;
+      const burst = async (n) => {
+        for (let i = 0; i < n; i++) {
+          const r = await deliver(s.port, { event: 'star', body, secret: SECRET });
+          assert.equal(r.status, 202);
+        }
+      };
+      await burst(150);
+      const before = rss();
+      await burst(800);
+      const grown = rss() - before;
+      assert.ok(grown < 10 * 1024, `RSS grew by ${grown} kB over 800 connections (${before} kB before)`);
+    } finally {
+      await s.stop();
+    }
   });
 
   test('perfbot receive signs and posts a payload end to end', async () => {
