@@ -379,7 +379,9 @@ server_json() {
     printf '"server_cpu_cores": %s, "server_cpu_us_per_delivery": %s, "wrk_cpu_cores": %s, "redelivery_status": %s' \
         "${R[$s.server_cpu]}" "${R[$s.cpu_us_per_delivery]}" "${R[$s.wrk_cpu]}" "${R[$s.redelivery_status]}"
     if [ "$s" = perfbot ] && [ -n "${R[perfbot.stored]:-}" ]; then
-        printf ', "answered_2xx_total": %s, "stored_after_sigkill": "%s"' "${R[perfbot.total2xx]}" "${R[perfbot.stored]}"
+        local stored=${R[perfbot.stored]}
+        case $stored in ''|*[!0-9]*) stored=null ;; esac
+        printf ', "answered_2xx_total": %s, "stored_after_sigkill": %s' "${R[perfbot.total2xx]}" "$stored"
     fi
     printf '}'
 }
