@@ -200,11 +200,77 @@ static int equal_commit(git_repository *repo, const git_oid *head, const git_oid
 	return same;
 }
 
-/* Applies the parsed diff to base's tree; *tree_out is the result. */
+/* The paths a diff reads or writes (old and new side of every delta),
+ * without repeats.  Borrowed from the diff. */
+typedef struct touched {
+	const char **paths;
+	size_t n;
+} touched;
+
+static int collect_paths(touched *t, git_diff *diff)
+{
+	size_t n = git_diff_num_deltas(diff);
+	t->n = 0;
+	t->paths = calloc(2 * n + 1, sizeof(*t->paths));
+	if (!t->paths)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		const char *side[2] = {d->old_file.path, d->new_file.path};
+		for (int k = 0; k < 2; k++) {
+			int seen = !side[k];
+			for (size_t j = 0; j < t->n && !seen; j++)
+				seen = strcmp(t->paths[j], side[k]) == 0;
+			if (!seen)
+				t->paths[t->n++] = side[k];
+		}
+	}
+	return 0;
+}
+
+/* A path the diff writes must not turn a directory of the base into a file,
+ * nor go through a file of the base as if it were a directory: only the
+ * touched paths are applied, so the rest of the tree cannot catch it. */
+static int check_placement(git_tree *tree, const char *path)
+{
+	char prefix[PATH_CAP];
+	git_tree_entry *e = NULL;
+	size_t len = strlen(path);
+	if (len >= sizeof(prefix))
+		return app_error_set(APP_EINVALID, "the diff names a path that is too long");
+	for (size_t i = 0; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		memcpy(prefix, path, i);
+		prefix[i] = '\0';
+		if (git_tree_entry_bypath(&e, tree, prefix) != 0)
+			return 0; /* from here on the path is new */
+		git_object_t type = git_tree_entry_type(e);
+		git_tree_entry_free(e);
+		e = NULL;
+		if (path[i] == '/' && type != GIT_OBJECT_TREE)
+			return app_error_set(APP_EINVALID, "the diff puts %.200s under %.200s, which is a file", path, prefix);
+		if (path[i] == '\0' && type == GIT_OBJECT_TREE)
+			return app_error_set(APP_EINVALID, "the diff writes %.200s, which is a directory", path);
+	}
+	return 0;
+}
+
+/* Applies the parsed diff to base's tree; *tree_out is the result.
+ *
+ * Only the touched paths take part: they are copied from the base tree
+ * into a small tree, the diff is applied to that (git_apply_to_tree reads
+ * and rewrites its whole preimage, which on a large repository is most of
+ * the work), and the results are written over the base tree with
+ * git_tree_create_updated, which rebuilds only the trees on those paths. */
 static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base, git_diff *diff)
 {
-	git_tree *tree = NULL;
+	git_tree *tree = NULL, *sparse = NULL;
 	git_index *index = NULL;
+	git_treebuilder *bld = NULL;
+	git_tree_update *updates = NULL;
+	touched t = {NULL, 0};
+	git_oid oid;
 	int error;
 	if (git_commit_tree(&tree, base) < 0) {
 		error = app_error_set(APP_EGENERIC, "cannot read the base tree: %s", git_msg());
@@ -224,19 +290,78 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 			goto done;
 		}
 	}
-	if (git_apply_to_tree(&index, repo, tree, diff, NULL) < 0) {
+	if ((error = collect_paths(&t, diff)) < 0)
+		goto done;
+	if (!(updates = calloc(t.n + 1, sizeof(*updates)))) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* the preimage: the touched paths that exist in the base */
+	size_t nu = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		if ((error = check_placement(tree, t.paths[i])) < 0)
+			goto done;
+		git_tree_entry *e = NULL;
+		if (git_tree_entry_bypath(&e, tree, t.paths[i]) != 0)
+			continue;
+		updates[nu].action = GIT_TREE_UPDATE_UPSERT;
+		git_oid_cpy(&updates[nu].id, git_tree_entry_id(e));
+		updates[nu].filemode = git_tree_entry_filemode(e);
+		updates[nu].path = t.paths[i];
+		nu++;
+		git_tree_entry_free(e);
+	}
+	if (git_treebuilder_new(&bld, repo, NULL) < 0 || git_treebuilder_write(&oid, bld) < 0 ||
+	    git_tree_lookup(&sparse, repo, &oid) < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot write an empty tree: %s", git_msg());
+		goto done;
+	}
+	if (nu > 0) {
+		git_tree *empty = sparse;
+		sparse = NULL;
+		int rc = git_tree_create_updated(&oid, repo, empty, nu, updates);
+		git_tree_free(empty);
+		if (rc < 0 || git_tree_lookup(&sparse, repo, &oid) < 0) {
+			error = app_error_set(APP_EGENERIC, "cannot write the preimage tree: %s", git_msg());
+			goto done;
+		}
+	}
+	if (git_apply_to_tree(&index, repo, sparse, diff, NULL) < 0) {
 		char id[GIT_OID_HEXSZ + 1];
 		git_oid_tostr(id, sizeof(id), git_commit_id(base));
 		error = app_error_set(APP_EINVALID, "the diff does not apply to %.12s: %s", id, git_msg());
 		goto done;
 	}
-	if (git_index_write_tree_to(tree_out, index, repo) < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot write the tree: %s", git_msg());
+	/* the postimage of each touched path, written over the base tree */
+	nu = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		const git_index_entry *ie = git_index_get_bypath(index, t.paths[i], 0);
+		git_tree_entry *e = NULL;
+		int in_base = git_tree_entry_bypath(&e, tree, t.paths[i]) == 0;
+		git_tree_entry_free(e);
+		if (ie) {
+			updates[nu].action = GIT_TREE_UPDATE_UPSERT;
+			git_oid_cpy(&updates[nu].id, &ie->id);
+			updates[nu].filemode = (git_filemode_t)ie->mode;
+		} else if (in_base) {
+			updates[nu].action = GIT_TREE_UPDATE_REMOVE;
+		} else {
+			continue;
+		}
+		updates[nu].path = t.paths[i];
+		nu++;
+	}
+	if (git_tree_create_updated(tree_out, repo, tree, nu, updates) < 0) {
+		error = app_error_set(APP_EINVALID, "cannot build the new tree: %s", git_msg());
 		goto done;
 	}
 	error = 0;
 done:
+	free(updates);
+	free(t.paths);
+	git_treebuilder_free(bld);
 	git_index_free(index);
+	git_tree_free(sparse);
 	git_tree_free(tree);
 	return error;
 }

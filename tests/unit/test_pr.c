@@ -617,6 +617,46 @@ static void bad_inputs_push_nothing(void **state)
 	assert_int_equal(fk.ncomments, 0);
 }
 
+/* Deletes, a rename, an edit, a mode change and new nested folders:
+ * only the touched paths are applied, and the tree must still equal what
+ * git itself makes of base + diff. */
+static void exact_tree_varied_diff(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("set -e; cd %s; rm -rf varied; git clone -q srv/acme/widget.git varied; cd varied;"
+			    "git checkout -q %s; git rm -q README.md; git mv lib/old.txt lib/moved.txt;"
+			    "printf 'keep\\nmore\\n' > lib/keep.txt; chmod +x src/hot.c; mkdir -p deep/a/b;"
+			    "printf 'x\\n' > deep/a/b/c.txt; git add -A; git diff --cached -M > ../varied.diff;"
+			    "git write-tree > ../varied.tree",
+			    tmp, base_sha),
+			 0);
+	char path[512], expect[64], got[64];
+	snprintf(path, sizeof(path), "%s/varied.diff", tmp);
+	char *diff = slurp(path);
+	assert_non_null(strstr(diff, "rename from lib/old.txt"));
+	sh_out(expect, sizeof(expect), "cat %s/varied.tree", tmp);
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(20, diff);
+	pr_open_result r;
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-20^{tree}", tmp);
+	assert_string_equal(got, expect);
+	pr_open_result_dispose(&r);
+	free(diff);
+
+	/* a file where the base has a folder, a folder where it has a file */
+	p = proposal(21, "diff --git a/README.md/x b/README.md/x\nnew file mode 100644\n--- /dev/null\n"
+			 "+++ b/README.md/x\n@@ -0,0 +1 @@\n+x\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "which is a file"));
+	p = proposal(21, "diff --git a/lib b/lib\nnew file mode 100644\n--- /dev/null\n+++ b/lib\n@@ -0,0 +1 @@\n+x\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "which is a directory"));
+	remote_head(got, sizeof(got), "perfbot/opt-21");
+	assert_string_equal(got, "");
+}
+
 static void someone_elses_commits_are_kept(void **state)
 {
 	(void)state;
@@ -826,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup(lost_race_on_create, test_setup),
 		cmocka_unit_test_setup(moved_base_and_conflict, test_setup),
 		cmocka_unit_test_setup(bad_inputs_push_nothing, test_setup),
+		cmocka_unit_test_setup(exact_tree_varied_diff, test_setup),
 		cmocka_unit_test_setup(someone_elses_commits_are_kept, test_setup),
 		cmocka_unit_test_setup(rejected_push_names_cause, test_setup),
 		cmocka_unit_test_setup(bad_token, test_setup),
