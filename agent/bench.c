@@ -192,6 +192,35 @@ done:
 	return error;
 }
 
+int agent_bench_measure_rev(json_t **out, char sha_out[41], agent_sandbox *sb, const agent_checkout_source *src,
+			    const char *rev, const agent_repo_config *cfg, const agent_bench_options *opts)
+{
+	char *dir = NULL;
+	*out = NULL;
+	int error = agent_checkout_worktree(&dir, sha_out, src, rev);
+	if (error < 0)
+		return error;
+	agent_bench_options o = AGENT_BENCH_OPTIONS_INIT;
+	if (opts)
+		o = *opts;
+	o.commit = sha_out;
+	char scratch[4096];
+	if (!o.scratch_dir) {
+		snprintf(scratch, sizeof(scratch), "%s/work", src->data_dir);
+		o.scratch_dir = scratch;
+	}
+	if ((error = agent_sandbox_prepare_dir(sb, dir)) == 0)
+		error = agent_bench_measure(out, sb, dir, cfg, &o);
+	/* removing the tree must not replace the measurement's error */
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", app_error_last());
+	agent_worktree_remove(src->data_dir, dir);
+	free(dir);
+	if (error < 0)
+		app_error_set(error, "%s", msg);
+	return error;
+}
+
 /* ---- comparison ------------------------------------------------------- */
 
 static const json_t *find_named(const json_t *arr, const char *name)

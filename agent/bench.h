@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "agent/checkout.h"
 #include "agent/repo_config.h"
 #include "agent/sandbox.h"
 
@@ -62,6 +63,15 @@ typedef struct agent_bench_options {
  * a negative code only when the sandbox could not run at all. */
 int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, const agent_repo_config *cfg,
 			const agent_bench_options *opts);
+
+/* The same for a commit of a repository: exports `rev` of src into a fresh
+ * work tree (agent_checkout_worktree), makes it writable by the sandbox,
+ * measures it with opts (commit set to the resolved sha; scratch_dir
+ * DATA_DIR/work when unset) and removes the work tree whatever happened.
+ * sha_out receives the resolved commit.  Errors are those of the checkout
+ * or of agent_bench_measure. */
+int agent_bench_measure_rev(json_t **out, char sha_out[41], agent_sandbox *sb, const agent_checkout_source *src,
+			    const char *rev, const agent_repo_config *cfg, const agent_bench_options *opts);
 
 /* Compares two lists of measurement documents (arrays, borrowed; base may
  * be NULL when nothing is known) with cfg's metric and per-benchmark

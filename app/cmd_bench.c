@@ -26,31 +26,6 @@ static void usage(FILE *f)
 		   "  under CPU simulation in the sandbox; with --base, compares with REV.\n");
 }
 
-/* Exports rev, builds and measures it; *run_out owned. */
-static int measure_rev(json_t **run_out, char sha[41], agent_sandbox *sb, const app_config *cfg,
-		       const agent_checkout_source *src, const char *rev, const agent_repo_config *rc)
-{
-	char *dir = NULL;
-	int error = agent_checkout_worktree(&dir, sha, src, rev);
-	if (error < 0)
-		return error;
-	char scratch[4096];
-	snprintf(scratch, sizeof(scratch), "%s/work", cfg->data_dir);
-	if ((error = agent_sandbox_prepare_dir(sb, dir)) == 0) {
-		agent_bench_options o = AGENT_BENCH_OPTIONS_INIT;
-		o.commit = sha;
-		o.scratch_dir = scratch;
-		error = agent_bench_measure(run_out, sb, dir, rc, &o);
-	}
-	char msg[1024];
-	snprintf(msg, sizeof(msg), "%s", app_error_last());
-	agent_worktree_remove(cfg->data_dir, dir);
-	free(dir);
-	if (error < 0)
-		app_error_set(error, "%s", msg);
-	return error;
-}
-
 /* The CLI's view of a measurement: counts and the first ten functions. */
 static json_t *cli_benchmarks(const json_t *run)
 {
@@ -164,12 +139,12 @@ int app_cmd_bench(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
 		goto done;
 	}
-	if (measure_rev(&head_run, head_sha, sb, cfg, &src, head_sha, rc) < 0) {
+	if (agent_bench_measure_rev(&head_run, head_sha, sb, &src, head_sha, rc, NULL) < 0) {
 		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
 		goto done;
 	}
 	if (base) {
-		if (measure_rev(&base_run, base_sha, sb, cfg, &src, base, rc) < 0) {
+		if (agent_bench_measure_rev(&base_run, base_sha, sb, &src, base, rc, NULL) < 0) {
 			fprintf(stderr, "perfbot bench: base %s: %s\n", base, app_error_last());
 			goto done;
 		}
