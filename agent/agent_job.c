@@ -1,35 +1,1191 @@
-/* Placeholder registration until the agent.run job lands (see services.h). */
-#include "agent/services.h"
+/* Agent runs: the queue, the "agent.run" job, approval and cancellation
+ * (agent/services.h), and the same run on a local repository for the CLI
+ * (agent/agent_job.h).
+ *
+ * A run goes: fetch (the installation token exists only in the credential
+ * callback) → configuration at the commit → two work trees (the agent's
+ * workspace and a fresh one for verification) → sandbox → baseline
+ * measurement (stored) → tools with the budgets of the configuration →
+ * registration with the MCP endpoint (the per-run token) → task file → the
+ * `command` backend, supervised with the wall budget → unregistration (the
+ * token dies with it) → verification of the submission → the proposal or an
+ * end state with its reason, the budgets used and the timings.  With a
+ * GitHub client the run shows as the check run "perfbot optimize" on the
+ * base commit (external_id = the run id) and as a comment in the thread
+ * that asked for it.
+ *
+ * Invariants: at most one agent run per repository is queued or running
+ * (checked at queue time); the run's state in the store is the truth for
+ * cancellation: agent_run_cancel writes "cancelled" and the job's watcher
+ * thread, polling the store, kills the agent's process group and the sandbox
+ * commands through the cancel flag — so a cancel works from any worker or
+ * replica.  Run states: queued, running, then proposal | no_improvement |
+ * failed | cancelled.
+ *
+ * Threading: each run is owned by the thread that executes it plus its
+ * watcher; the watcher touches only the cancel flag and the tool context
+ * (under the run's lock).  The queue, approve and cancel functions are
+ * called from event-handler threads and only talk to the store (and the
+ * MCP endpoint to revoke a token). */
+#include "agent/agent_job.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent_cmd.h"
+#include "agent/bench.h"
+#include "agent/checkout.h"
+#include "agent/repo_config.h"
+#include "agent/task.h"
+#include "agent/tools.h"
+#include "agent/tools_run.h"
+#include "agent/verify.h"
+#include "app/buf.h"
 #include "app/error.h"
+#include "app/log.h"
+
+#define WATCH_MS 250                 /* how often a running run looks for a cancel */
+#define AGENT_GRACE_MS 15000         /* after the tools ended, before the agent is killed */
+#define OUTPUT_TAIL 16384            /* bytes of the agent's output kept in the run */
+#define DIFF_SHOWN 50000             /* bytes of diff in a check run (GitHub caps text at 65535) */
+#define COMMENT_DIFF 20000           /* bytes of diff in a comment */
+#define CHECK_NAME "perfbot optimize"
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int64_t jint(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void job_key(char *buf, size_t n, int64_t run_id)
+{
+	snprintf(buf, n, "agent.run:%" PRId64, run_id);
+}
+
+static int is_end_state(const char *s)
+{
+	return s && strcmp(s, "queued") != 0 && strcmp(s, "running") != 0;
+}
+
+/* ---- queue ---------------------------------------------------------------- */
+
+/* The agent run of `repository` that is queued or running, or *out NULL. */
+static int active_run(json_t **out, store *st, const char *repository)
+{
+	static const char *const states[] = { "running", "queued" };
+	*out = NULL;
+	for (size_t i = 0; i < 2; i++) {
+		json_t *filter = json_pack("{s:s,s:s,s:s}", "kind", "agent", "repository", repository, "state", states[i]);
+		json_t *list = NULL;
+		if (!filter)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		int error = store_run_list(st, filter, 1, &list);
+		json_decref(filter);
+		if (error < 0)
+			return error;
+		if (json_array_size(list) > 0) {
+			*out = json_incref(json_array_get(list, 0));
+			json_decref(list);
+			return 0;
+		}
+		json_decref(list);
+	}
+	return 0;
+}
+
+static json_t *names_array(const char *const *names, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && names && i < n; i++)
+		if (names[i])
+			json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+/* Records the run; *out its id. */
+static int create_run(int64_t *out, const agent_services *svc, const agent_run_request *req, const char *local_path)
+{
+	json_t *data = json_pack("{s:s?,s:i,s:s?,s:s?,s:o,s:s?}", "requested_by", req->requested_by, "thread_number",
+				 req->thread_number, "clone_url", req->clone_url, "commit", req->commit, "benchmarks",
+				 names_array(req->benchmarks, req->nbenchmarks), "local_path", local_path);
+	if (!data)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	store_run_spec spec = { .kind = "agent", .repository = req->repository, .installation_id = req->installation_id,
+				.head_sha = req->commit, .base_sha = req->commit, .branch = req->branch,
+				.trigger = req->trigger, .data = data };
+	int error = store_run_create(svc->store, out, &spec);
+	json_decref(data);
+	return error;
+}
 
 int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run_request *req)
 {
-	(void)run_out;
-	(void)svc;
-	(void)req;
-	return app_error_set(APP_EINVALID, "agent runs are not wired yet");
+	json_t *busy = NULL;
+	int64_t id = 0;
+	int error;
+	if (run_out)
+		*run_out = 0;
+	if (!req->repository || !req->trigger || (!req->commit && !req->branch))
+		return app_error_set(APP_EINVALID, "an agent run needs a repository, a trigger and a commit or a branch");
+	if ((error = active_run(&busy, svc->store, req->repository)) < 0)
+		return error;
+	if (busy) {
+		int64_t bid = jint(busy, "id");
+		const char *state = jstr(busy, "state"), *trig = jstr(busy, "trigger");
+		const char *by = jstr(json_object_get(busy, "data"), "requested_by");
+		if (!strcmp(req->trigger, "push") && state && !strcmp(state, "queued") && trig && !strcmp(trig, "push")) {
+			/* a newer push replaces a queued push-triggered run */
+			char key[64];
+			job_key(key, sizeof(key), bid);
+			if ((error = store_job_cancel_key(svc->store, key, NULL)) < 0 ||
+			    (error = store_run_set_state(svc->store, bid, "cancelled", "replaced by a newer push")) < 0)
+				goto done;
+			app_log(APP_LOG_INFO, "agent run replaced by a newer push", "repository", req->repository, NULL);
+		} else {
+			if (by)
+				error = app_error_set(APP_EEXISTS,
+						      "run %" PRId64 " is %s for %s (requested by @%s); `/perfbot cancel %" PRId64
+						      "` stops it",
+						      bid, state ? state : "active", req->repository, by, bid);
+			else
+				error = app_error_set(APP_EEXISTS, "run %" PRId64 " is %s for %s; `/perfbot cancel %" PRId64 "` stops it",
+						      bid, state ? state : "active", req->repository, bid);
+			goto done;
+		}
+	}
+	if ((error = create_run(&id, svc, req, NULL)) < 0)
+		goto done;
+	char payload[64], key[64];
+	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", id);
+	job_key(key, sizeof(key), id);
+	if ((error = store_job_add(svc->store, NULL, "agent.run", payload, key, 0)) < 0) {
+		store_run_set_state(svc->store, id, "failed", "the job could not be queued");
+		goto done;
+	}
+	if (svc->workers)
+		app_workers_wake(svc->workers);
+	if (run_out)
+		*run_out = id;
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	app_log(APP_LOG_INFO, "agent run queued", "run", ids, "repository", req->repository, "trigger", req->trigger, NULL);
+done:
+	json_decref(busy);
+	return error;
 }
+
+/* ---- approval and cancellation ------------------------------------------- */
 
 int agent_run_approve(const agent_services *svc, int64_t run_id, const char *user, const char *via)
 {
-	(void)svc;
-	(void)run_id;
-	(void)user;
-	(void)via;
-	return app_error_set(APP_EINVALID, "agent runs are not wired yet");
+	json_t *run = NULL, *proposal = NULL, *update = NULL;
+	int error;
+	if ((error = store_run_get(svc->store, run_id, &run)) < 0)
+		return error;
+	const char *kind = jstr(run, "kind");
+	if (!kind || strcmp(kind, "agent") != 0) {
+		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
+		goto done;
+	}
+	if (store_proposal_get(svc->store, run_id, &proposal) < 0) {
+		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " has no verified proposal", run_id);
+		goto done;
+	}
+	if ((error = store_approval_put(svc->store, run_id, user, via)) < 0) {
+		if (error == APP_EEXISTS) {
+			const json_t *d = json_object_get(run, "data");
+			const char *by = jstr(d, "approved_by"), *how = jstr(d, "approved_via");
+			if (by)
+				app_error_set(APP_EEXISTS, "run %" PRId64 " was already approved by @%s (%s)", run_id, by,
+					      how ? how : "?");
+			else
+				app_error_set(APP_EEXISTS, "run %" PRId64 " was already approved", run_id);
+		}
+		goto done;
+	}
+	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)now_ms());
+	if (!update) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((error = store_run_update(svc->store, run_id, update)) < 0)
+		goto done;
+	char subject[32], payload[64], key[64];
+	snprintf(subject, sizeof(subject), "run %" PRId64, run_id);
+	store_audit(svc->store, user, "approve", subject, via);
+	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", run_id);
+	snprintf(key, sizeof(key), "pr.open:%" PRId64, run_id);
+	if ((error = store_job_add(svc->store, NULL, "pr.open", payload, key, 0)) < 0)
+		goto done;
+	if (svc->workers)
+		app_workers_wake(svc->workers);
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, run_id);
+	app_log(APP_LOG_INFO, "agent run approved", "run", ids, "user", user, "via", via, NULL);
+done:
+	json_decref(run);
+	json_decref(proposal);
+	json_decref(update);
+	return error;
 }
 
 int agent_run_cancel(const agent_services *svc, int64_t run_id, const char *user)
 {
-	(void)svc;
-	(void)run_id;
-	(void)user;
-	return app_error_set(APP_EINVALID, "agent runs are not wired yet");
+	json_t *run = NULL, *update = NULL;
+	int error;
+	if ((error = store_run_get(svc->store, run_id, &run)) < 0)
+		return error;
+	const char *kind = jstr(run, "kind"), *state = jstr(run, "state");
+	char reason[200], key[64], subject[32];
+	if (!kind || strcmp(kind, "agent") != 0) {
+		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
+		goto done;
+	}
+	if (is_end_state(state)) {
+		error = app_error_set(APP_EINVALID, "run %" PRId64 " has already ended (%s)", run_id, state ? state : "?");
+		goto done;
+	}
+	snprintf(reason, sizeof(reason), "cancelled by @%s", user ? user : "?");
+	update = json_pack("{s:s?,s:I}", "cancelled_by", user, "cancelled_at_ms", (json_int_t)now_ms());
+	if (!update) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((error = store_run_update(svc->store, run_id, update)) < 0 ||
+	    (error = store_run_set_state(svc->store, run_id, "cancelled", reason)) < 0)
+		goto done;
+	if (!strcmp(state, "queued")) {
+		job_key(key, sizeof(key), run_id);
+		store_job_cancel_key(svc->store, key, NULL);
+	} else if (svc->mcp) {
+		/* the token dies now; the run's watcher kills the agent and the
+		 * sandbox commands within WATCH_MS */
+		agent_mcp_unregister_run(svc->mcp, run_id);
+	}
+	snprintf(subject, sizeof(subject), "run %" PRId64, run_id);
+	store_audit(svc->store, user, "cancel", subject, state);
+done:
+	json_decref(run);
+	json_decref(update);
+	return error;
+}
+
+/* ---- one run --------------------------------------------------------------- */
+
+typedef struct run {
+	const agent_services *svc;
+	int64_t id;
+	json_t *row;                   /* the run as stored at the start */
+	const char *repository;        /* owner/name, or the local path */
+	const char *local_path;
+	int64_t inst;
+	int thread_number;
+	char owner[128], name[128];
+	char sha[41];
+	agent_checkout_source src;
+	char repo_path[PATH_MAX];      /* the git repository holding sha */
+	agent_repo_config *cfg;
+	char *workspace, *fresh, *rundir;
+	char cg[PATH_MAX], agent_dir[PATH_MAX], task[PATH_MAX];
+	json_t *baseline;
+	agent_run_hooks *hooks;
+	agent_tools *tools;
+	const char **focus;            /* NULL-terminated, borrowed from row */
+	int64_t check_run_id;
+
+	pthread_mutex_t lock;          /* guards tools (for the watcher) and stop */
+	pthread_cond_t cond;
+	int stop;
+	pthread_t watcher;
+	int watching;
+	volatile int cancel;           /* read by the sandbox and the agent supervisor */
+	const volatile int *ext_cancel;
+	const atomic_int *stopping;
+	int cancelled_in_store;
+	int interrupted;
+
+	/* the outcome */
+	char status[24];
+	char reason[1024];
+	json_t *verified;              /* agent_verify's document */
+	char *summary, *diff;
+	json_t *budgets;
+	json_t *agent_info;            /* {exit_code, timed_out, output} */
+	int64_t t_start, t_baseline, t_agent, t_verify, t_end;
+} run;
+
+static void set_outcome(run *r, const char *status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_outcome(run *r, const char *status, const char *fmt, ...)
+{
+	snprintf(r->status, sizeof(r->status), "%s", status);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void *watch_main(void *p)
+{
+	run *r = p;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += WATCH_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		if (r->stop || r->cancel)
+			continue;
+		const char *why = NULL;
+		if (r->ext_cancel && *r->ext_cancel) {
+			why = "cancelled";
+		} else if (r->stopping && atomic_load(r->stopping)) {
+			r->interrupted = 1;
+			why = "perfbot is shutting down";
+		} else {
+			json_t *row = NULL;
+			pthread_mutex_unlock(&r->lock);
+			int error = store_run_get(r->svc->store, r->id, &row);
+			pthread_mutex_lock(&r->lock);
+			const char *state = error == 0 ? jstr(row, "state") : NULL;
+			if (state && !strcmp(state, "cancelled")) {
+				r->cancelled_in_store = 1;
+				why = "cancelled";
+			}
+			json_decref(row);
+		}
+		if (why) {
+			r->cancel = 1;
+			if (r->tools)
+				agent_tools_end(r->tools, why);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int token_cb(char *buf, size_t size, void *payload)
+{
+	run *r = payload;
+	char *tok = NULL;
+	if (!r->svc->gh)
+		return app_error_set(APP_EAUTH, "no GitHub App configured for credentials");
+	int error = gh_installation_token(r->svc->gh, r->inst, &tok);
+	if (error < 0)
+		return error;
+	size_t n = strlen(tok);
+	if (n + 1 > size) {
+		free(tok);
+		return app_error_set(APP_ETOOBIG, "installation token too long");
+	}
+	memcpy(buf, tok, n + 1);
+	memset(tok, 0, n);
+	free(tok);
+	return 0;
+}
+
+/* The commit: the requested one, or the branch tip after a fresh fetch. */
+static int resolve_commit(run *r)
+{
+	const json_t *d = json_object_get(r->row, "data");
+	const char *commit = jstr(d, "commit"), *branch = jstr(r->row, "branch");
+	const char *rev = commit ? commit : branch;
+	int error;
+	if (!rev)
+		return app_error_set(APP_EINVALID, "the run names neither a commit nor a branch");
+	if (!commit && !r->local_path) {
+		/* a name that never resolves forces a fetch of every branch, so a
+		 * cached branch is never stale */
+		error = agent_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
+		if (error == APP_EAUTH && r->svc->gh) {
+			gh_installation_token_invalidate(r->svc->gh, r->inst);
+			error = agent_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
+		}
+		if (error < 0 && error != APP_ENOTFOUND)
+			return error;
+	}
+	error = agent_checkout_fetch(r->sha, &r->src, rev);
+	if (error == APP_EAUTH && r->svc->gh) {
+		gh_installation_token_invalidate(r->svc->gh, r->inst);
+		error = agent_checkout_fetch(r->sha, &r->src, rev);
+	}
+	return error;
+}
+
+static int load_config(run *r)
+{
+	char *yml = NULL;
+	size_t len = 0;
+	int error = agent_checkout_read_file(&yml, &len, &r->src, r->sha, AGENT_REPO_CONFIG_PATH, AGENT_REPO_CONFIG_MAX);
+	if (error == APP_ENOTFOUND)
+		return app_error_set(APP_ENOTFOUND, "%.7s has no %s", r->sha, AGENT_REPO_CONFIG_PATH);
+	if (error < 0)
+		return error;
+	error = agent_repo_config_parse(&r->cfg, yml, len);
+	free(yml);
+	if (error < 0)
+		return app_error_set(error, "%s: %s", AGENT_REPO_CONFIG_PATH, app_error_last());
+	if (r->cfg->nbenchmarks == 0)
+		return app_error_set(APP_EINVALID, "%s defines no benchmarks", AGENT_REPO_CONFIG_PATH);
+	for (size_t i = 0; r->focus && r->focus[i]; i++)
+		if (!agent_repo_config_benchmark(r->cfg, r->focus[i]))
+			return app_error_set(APP_ENOTFOUND, "the configuration has no benchmark named \"%s\"", r->focus[i]);
+	return 0;
+}
+
+static int make_dirs(run *r)
+{
+	char tmpl[PATH_MAX];
+	snprintf(tmpl, sizeof(tmpl), "%s/work", r->svc->cfg->data_dir);
+	mkdir(r->svc->cfg->data_dir, 0700);
+	mkdir(tmpl, 0711);
+	if ((size_t)snprintf(tmpl, sizeof(tmpl), "%s/work/run-%" PRId64 "-XXXXXX", r->svc->cfg->data_dir, r->id) >=
+	    sizeof(tmpl))
+		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+	if (!mkdtemp(tmpl))
+		return app_error_set(APP_EGENERIC, "mkdtemp %s: %s", tmpl, strerror(errno));
+	if (!(r->rundir = strdup(tmpl)))
+		return app_error_set(APP_ENOMEM, "out of memory");
+	snprintf(r->cg, sizeof(r->cg), "%s/cg", r->rundir);
+	snprintf(r->agent_dir, sizeof(r->agent_dir), "%s/agent", r->rundir);
+	snprintf(r->task, sizeof(r->task), "%s/task.md", r->rundir);
+	if (mkdir(r->cg, 0700) < 0 || mkdir(r->agent_dir, 0700) < 0)
+		return app_error_set(APP_EGENERIC, "mkdir in %s: %s", r->rundir, strerror(errno));
+	return 0;
+}
+
+static void store_measurements(run *r, const json_t *doc)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(doc, "benchmarks"), i, m)
+	{
+		if (store_measurement_put(r->svc->store, NULL, r->id, r->repository, r->sha, jstr(m, "name"), m) < 0)
+			app_log(APP_LOG_WARN, "cannot store a measurement", "error", app_error_last(), NULL);
+	}
+}
+
+/* A compact table of a run document for the run's data. */
+static json_t *baseline_table(const json_t *doc)
+{
+	json_t *a = json_array();
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(doc, "benchmarks"), i, m)
+	{
+		json_t *row = json_pack("{s:O?,s:O?,s:O?,s:O?}", "name", json_object_get(m, "name"), "status",
+					json_object_get(m, "status"), "instructions", json_object_get(m, "instructions"),
+					"estimated_cycles", json_object_get(m, "estimated_cycles"));
+		if (row)
+			json_array_append_new(a, row);
+	}
+	return a;
+}
+
+static int measure_baseline(run *r)
+{
+	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	bo.commit = r->sha;
+	bo.scratch_dir = r->cg;
+	bo.cancel = &r->cancel;
+	int error = agent_bench_measure(&r->baseline, r->svc->sandbox, r->workspace, r->cfg, &bo);
+	if (error < 0)
+		return error;
+	store_measurements(r, r->baseline);
+	json_t *upd = json_pack("{s:o}", "baseline", baseline_table(r->baseline));
+	if (upd)
+		store_run_update(r->svc->store, r->id, upd);
+	json_decref(upd);
+	const json_t *build = json_object_get(r->baseline, "build");
+	const char *bs = jstr(build, "status");
+	if (r->cancel)
+		return APP_ECANCELLED;
+	if (bs && (!strcmp(bs, "failed") || !strcmp(bs, "timeout"))) {
+		const char *tail = jstr(build, "output_tail");
+		return app_error_set(APP_EINVALID, "the base commit does not build (%s)%s%.600s", bs, tail ? ": " : "",
+				     tail ? tail : "");
+	}
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(r->baseline, "benchmarks"), i, m)
+	{
+		const char *s = jstr(m, "status");
+		if (!s || strcmp(s, "ok") != 0)
+			return app_error_set(APP_EINVALID, "benchmark %s fails at the base commit: %.400s", jstr(m, "name"),
+					     jstr(m, "error") ? jstr(m, "error") : s ? s : "?");
+	}
+	return 0;
+}
+
+/* The agent's part: tools, registration, task file, the command. */
+static int run_agent(run *r)
+{
+	const app_config *cfg = r->svc->cfg;
+	int error;
+	if (cfg->agent && strcmp(cfg->agent, "command") != 0)
+		return app_error_set(APP_EINVALID, "PERFBOT_AGENT=%s is not available; use PERFBOT_AGENT=command", cfg->agent);
+	if (!cfg->agent_command || !*cfg->agent_command)
+		return app_error_set(APP_EINVALID, "no agent is configured: set PERFBOT_AGENT_COMMAND");
+	if (!r->svc->mcp || !r->svc->mcp_url || !*r->svc->mcp_url)
+		return app_error_set(APP_EINVALID, "no MCP endpoint is available for the agent");
+
+	agent_run_hooks_options ro = AGENT_RUN_HOOKS_OPTIONS_INIT;
+	ro.sandbox = r->svc->sandbox;
+	ro.workspace = r->workspace;
+	ro.scratch_dir = r->cg;
+	ro.config = r->cfg;
+	ro.baseline = r->baseline;
+	ro.cancel = &r->cancel;
+	if ((error = agent_run_hooks_new(&r->hooks, &ro)) < 0)
+		return error;
+	int max_minutes = r->cfg->optimize_max_minutes, max_runs = r->cfg->optimize_max_benchmark_runs;
+	int max_calls = max_runs * AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN;
+	agent_tools_options to = AGENT_TOOLS_OPTIONS_INIT;
+	to.workspace = r->workspace;
+	to.repo_path = r->repo_path;
+	to.base_commit = r->sha;
+	agent_run_hooks_fill(&to.hooks, r->hooks);
+	to.max_wall_ms = (int64_t)max_minutes * 60000;
+	to.max_tool_calls = max_calls;
+	to.max_benchmark_runs = max_runs;
+	agent_tools *tools = NULL;
+	if ((error = agent_tools_new(&tools, &to)) < 0)
+		return error;
+	pthread_mutex_lock(&r->lock);
+	r->tools = tools;
+	if (r->cancel)
+		agent_tools_end(tools, "cancelled");
+	pthread_mutex_unlock(&r->lock);
+
+	agent_task_info ti = { .run_id = r->id, .repository = r->repository, .base_sha = r->sha, .config = r->cfg,
+			       .baseline = r->baseline, .focus = r->focus, .max_minutes = max_minutes,
+			       .max_benchmark_runs = max_runs, .max_tool_calls = max_calls, .top_functions = 10 };
+	if ((error = agent_task_write(r->task, &ti)) < 0)
+		return error;
+
+	char token[AGENT_TOKEN_LEN + 1];
+	if ((error = agent_mcp_register_run(r->svc->mcp, r->id, tools, token)) < 0)
+		return error;
+	agent_cmd_options co = AGENT_CMD_OPTIONS_INIT;
+	co.command = cfg->agent_command;
+	co.mcp_url = r->svc->mcp_url;
+	co.token = token;
+	co.run_id = r->id;
+	co.task_file = r->task;
+	co.workdir = r->agent_dir;
+	co.wall_ms = (int64_t)max_minutes * 60000;
+	co.grace_ms = AGENT_GRACE_MS;
+	co.cancel = &r->cancel;
+	co.tools = tools;
+	agent_cmd_result res;
+	memset(&res, 0, sizeof(res));
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
+	app_log(APP_LOG_INFO, "agent started", "run", ids, "repository", r->repository, NULL);
+	error = agent_cmd_run(&res, &co);
+	memset(token, 0, sizeof(token));
+	/* the token dies with the run's activity */
+	agent_tools_end(tools, res.timed_out ? "the wall time budget is exhausted" : "the agent has exited");
+	agent_mcp_unregister_run(r->svc->mcp, r->id);
+	if (error < 0) {
+		agent_cmd_result_dispose(&res);
+		return error;
+	}
+	const char *out = res.output ? res.output : "";
+	size_t olen = strlen(out);
+	const char *tail = olen > OUTPUT_TAIL ? out + olen - OUTPUT_TAIL : out;
+	r->agent_info = json_pack("{s:i,s:i,s:b,s:b,s:b,s:I,s:s,s:b}", "exit_code", res.exit_code, "signal",
+				  res.term_signal, "timed_out", res.timed_out, "cancelled", res.cancelled, "stopped",
+				  res.stopped, "wall_ms", (json_int_t)res.wall_ms, "output", tail, "output_cut",
+				  res.output_cut || tail != out);
+	if (!r->agent_info) /* output that is not UTF-8 */
+		r->agent_info = json_pack("{s:i,s:b,s:I}", "exit_code", res.exit_code, "timed_out", res.timed_out, "wall_ms",
+					  (json_int_t)res.wall_ms);
+	r->budgets = agent_tools_usage(tools);
+
+	char *why = NULL;
+	if (agent_tools_submission(tools, &r->summary, &r->diff) == 0) {
+		/* verified below */
+	} else if (r->cancel) {
+		set_outcome(r, "cancelled", "cancelled");
+	} else if (res.timed_out) {
+		set_outcome(r, "no_improvement", "the wall time budget (%d minutes) is exhausted before a change was submitted",
+			    max_minutes);
+	} else if (agent_tools_ended(tools, &why) && why && strstr(why, "budget")) {
+		set_outcome(r, "no_improvement", "%s before a change was submitted", why);
+	} else if (res.exit_code != 0) {
+		char tailbuf[600];
+		snprintf(tailbuf, sizeof(tailbuf), "%s", olen > 500 ? out + olen - 500 : out);
+		set_outcome(r, "failed", "the agent exited with %s %d without submitting a change%s%s",
+			    res.exit_code < 0 ? "signal" : "status", res.exit_code < 0 ? res.term_signal : res.exit_code,
+			    *tailbuf ? ": " : "", tailbuf);
+	} else {
+		set_outcome(r, "no_improvement", "the agent ended without submitting a change");
+	}
+	free(why);
+	agent_cmd_result_dispose(&res);
+	return 0;
+}
+
+static int verify(run *r)
+{
+	agent_verify_options vo = AGENT_VERIFY_OPTIONS_INIT;
+	vo.sandbox = r->svc->sandbox;
+	vo.config = r->cfg;
+	vo.repo_path = r->repo_path;
+	vo.fresh_dir = r->fresh;
+	vo.scratch_dir = r->cg;
+	vo.baseline = r->baseline;
+	vo.diff = r->diff;
+	vo.diff_len = strlen(r->diff);
+	vo.summary = r->summary;
+	vo.budgets = r->budgets;
+	vo.cancel = &r->cancel;
+	int error = agent_verify(&r->verified, &vo);
+	if (error < 0)
+		return error;
+	const char *st = jstr(r->verified, "status"), *why = jstr(r->verified, "reason");
+	set_outcome(r, st ? st : "failed", "%s", why ? why : "verification gave no verdict");
+	const json_t *m = json_object_get(r->verified, "measurement");
+	if (m) {
+		size_t i;
+		json_t *b;
+		json_array_foreach(json_object_get(m, "benchmarks"), i, b)
+		{
+			json_t *c = json_deep_copy(b);
+			if (c) {
+				json_object_set_new(c, "verified", json_true());
+				if (store_measurement_put(r->svc->store, NULL, r->id, r->repository, NULL, jstr(b, "name"), c) < 0)
+					app_log(APP_LOG_WARN, "cannot store a measurement", "error", app_error_last(), NULL);
+				json_decref(c);
+			}
+		}
+	}
+	return 0;
+}
+
+/* {"name","base","head","change_pct"} rows of the verification (borrowed doc). */
+static json_t *short_table(const json_t *verified)
+{
+	json_t *a = json_array();
+	size_t i;
+	json_t *b;
+	json_array_foreach(json_object_get(verified, "benchmarks"), i, b)
+	{
+		json_t *row = json_pack("{s:O?,s:O?,s:O?,s:O?}", "name", json_object_get(b, "name"), "base",
+					json_object_get(b, "base"), "head", json_object_get(b, "head"), "change_pct",
+					json_object_get(b, "change_pct"));
+		if (row)
+			json_array_append_new(a, row);
+	}
+	return a;
+}
+
+/* ---- markdown for GitHub ---------------------------------------------------- */
+
+static void md_number(app_buf *b, const json_t *v)
+{
+	if (json_is_integer(v))
+		app_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_real(v))
+		app_buf_printf(b, "%.0f", json_real_value(v));
+	else
+		app_buf_puts(b, "—");
+}
+
+static void md_table(app_buf *b, const run *r)
+{
+	const json_t *rows = json_object_get(r->verified, "benchmarks");
+	if (json_array_size(rows) == 0)
+		return;
+	app_buf_printf(b, "| benchmark | before | after | change | verdict |\n|---|---:|---:|---:|---|\n");
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row)
+	{
+		char pct[32] = "—";
+		json_t *c = json_object_get(row, "change_pct");
+		if (json_is_number(c))
+			agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+		app_buf_printf(b, "| `%s` | ", jstr(row, "name") ? jstr(row, "name") : "?");
+		md_number(b, json_object_get(row, "base"));
+		app_buf_puts(b, " | ");
+		md_number(b, json_object_get(row, "head"));
+		app_buf_printf(b, " | %s | %s |\n", pct, jstr(row, "verdict") ? jstr(row, "verdict") : "");
+	}
+	app_buf_printf(b, "\n%s, measured by perfbot under CPU simulation on a clean checkout of `%.7s` with the change.\n",
+		       r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "Instructions" : "Estimated cycles", r->sha);
+}
+
+static void md_diff(app_buf *b, const char *diff, size_t cap, int64_t run_id)
+{
+	if (!diff || !*diff)
+		return;
+	size_t n = strlen(diff);
+	size_t shown = n > cap ? cap : n;
+	if (n > cap) /* cut at a line end */
+		while (shown > 0 && diff[shown - 1] != '\n')
+			shown--;
+	app_buf_puts(b, "\n```diff\n");
+	app_buf_put(b, diff, shown);
+	if (shown && diff[shown - 1] != '\n')
+		app_buf_puts(b, "\n");
+	app_buf_puts(b, "```\n");
+	if (shown < n)
+		app_buf_printf(b, "\n*The diff is truncated: %zu of %zu bytes shown. `perfbot runs show %" PRId64
+				  "` prints all of it.*\n",
+			       shown, n, run_id);
+}
+
+static void md_summary(app_buf *b, const run *r, int for_comment)
+{
+	int proposal = !strcmp(r->status, "proposal");
+	if (proposal) {
+		app_buf_printf(b, "%s perfbot run %" PRId64 " found a verified speed-up of `%.7s`.\n\n",
+			       for_comment ? "###" : "", r->id, r->sha);
+	} else {
+		app_buf_printf(b, "%sperfbot run %" PRId64 " ended without a verified improvement (%s): %s.\n\n",
+			       for_comment ? "### " : "", r->id, r->status, r->reason);
+	}
+	md_table(b, r);
+	if (r->summary && *r->summary)
+		app_buf_printf(b, "\n**The agent's summary:** %.2000s\n", r->summary);
+	if (proposal)
+		app_buf_printf(b, "\nTo open a pull request with this change, press **Open pull request** on the "
+				  "**" CHECK_NAME "** check run or comment `/perfbot apply %" PRId64 "`.\n",
+			       r->id);
+	const json_t *u = r->budgets;
+	if (u)
+		app_buf_printf(b, "\nBudgets used: %" PRId64 " tool calls, %" PRId64 " benchmark runs, %" PRId64 " s.\n",
+			       jint(u, "tool_calls"), jint(u, "benchmark_runs"), jint(u, "wall_ms") / 1000);
+}
+
+static void check_title(char *buf, size_t n, const run *r)
+{
+	if (strcmp(r->status, "proposal") != 0) {
+		snprintf(buf, n, "No improvement verified (%s)", r->status);
+		return;
+	}
+	size_t i;
+	json_t *row;
+	json_array_foreach(json_object_get(r->verified, "benchmarks"), i, row)
+	{
+		const char *v = jstr(row, "verdict");
+		json_t *c = json_object_get(row, "change_pct");
+		if (v && !strcmp(v, "improved") && json_is_number(c)) {
+			char pct[32];
+			agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+			snprintf(buf, n, "Verified: %.60s %s", jstr(row, "name"), pct);
+			return;
+		}
+	}
+	snprintf(buf, n, "Verified speed-up");
+}
+
+static int split_repo(run *r)
+{
+	const char *slash = strchr(r->repository, '/');
+	if (!slash || slash == r->repository || (size_t)(slash - r->repository) >= sizeof(r->owner) ||
+	    strlen(slash + 1) >= sizeof(r->name))
+		return app_error_set(APP_EINVALID, "bad repository name \"%s\"", r->repository);
+	memcpy(r->owner, r->repository, (size_t)(slash - r->repository));
+	r->owner[slash - r->repository] = '\0';
+	snprintf(r->name, sizeof(r->name), "%s", slash + 1);
+	return 0;
+}
+
+static void check_run_start(run *r)
+{
+	char ext[24];
+	snprintf(ext, sizeof(ext), "%" PRId64, r->id);
+	json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s}}", "name", CHECK_NAME, "head_sha", r->sha, "external_id",
+				 ext, "status", "in_progress", "output", "title", "An agent is looking for a speed-up",
+				 "summary", "perfbot measures the baseline, lets an agent work in the sandbox, then "
+					    "verifies its change on a clean checkout.");
+	if (!body)
+		return;
+	if (gh_create_check_run(r->svc->gh, r->inst, r->owner, r->name, body, &r->check_run_id) < 0) {
+		app_log(APP_LOG_WARN, "cannot create the optimize check run", "repository", r->repository, "error",
+			app_error_last(), NULL);
+		r->check_run_id = 0;
+	}
+	json_decref(body);
+	if (r->check_run_id) {
+		json_t *upd = json_pack("{s:I}", "check_run_id", (json_int_t)r->check_run_id);
+		if (upd)
+			store_run_update(r->svc->store, r->id, upd);
+		json_decref(upd);
+	}
+}
+
+static void surface(run *r)
+{
+	if (!r->svc->gh || !r->sha[0])
+		return;
+	int proposal = !strcmp(r->status, "proposal");
+	app_buf summary = APP_BUF_INIT(60000), text = APP_BUF_INIT(65000);
+	char title[200], ext[24];
+	md_summary(&summary, r, 0);
+	if (r->diff && (proposal || jstr(r->verified, "status")))
+		md_diff(&text, r->diff, DIFF_SHOWN, r->id);
+	if (r->verified && jstr(r->verified, "log"))
+		app_buf_printf(&text, "\n<details><summary>Verification log</summary>\n\n```\n%.8000s\n```\n</details>\n",
+			       jstr(r->verified, "log"));
+	check_title(title, sizeof(title), r);
+	snprintf(ext, sizeof(ext), "%" PRId64, r->id);
+	const char *conclusion = !strcmp(r->status, "failed") ? "failure" : "neutral";
+	json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}", "name", CHECK_NAME, "head_sha", r->sha,
+				 "external_id", ext, "status", "completed", "conclusion", conclusion, "output", "title",
+				 title, "summary", app_buf_cstr(&summary), "text", app_buf_cstr(&text));
+	if (body && proposal)
+		json_object_set_new(body, "actions",
+				    json_pack("[{s:s,s:s,s:s}]", "label", "Open pull request", "description",
+					      "Push a branch and open a pull request", "identifier", "open-pr"));
+	else if (body)
+		json_object_set_new(body, "actions", json_array());
+	int error = -1;
+	if (body && r->check_run_id)
+		error = gh_update_check_run(r->svc->gh, r->inst, r->owner, r->name, r->check_run_id, body);
+	if (body && error < 0) {
+		r->check_run_id = 0;
+		error = gh_create_check_run(r->svc->gh, r->inst, r->owner, r->name, body, &r->check_run_id);
+	}
+	if (error < 0)
+		app_log(APP_LOG_WARN, "cannot publish the optimize check run", "repository", r->repository, "error",
+			app_error_last(), NULL);
+	json_decref(body);
+
+	if (r->thread_number > 0) {
+		app_buf c = APP_BUF_INIT(60000);
+		md_summary(&c, r, 1);
+		if (proposal)
+			md_diff(&c, r->diff, COMMENT_DIFF, r->id);
+		int64_t cid = 0;
+		if (gh_create_comment(r->svc->gh, r->inst, r->owner, r->name, r->thread_number, app_buf_cstr(&c), &cid) < 0)
+			app_log(APP_LOG_WARN, "cannot comment the agent run's outcome", "repository", r->repository, "error",
+				app_error_last(), NULL);
+		app_buf_dispose(&c);
+		json_t *upd = json_pack("{s:I,s:I}", "check_run_id", (json_int_t)r->check_run_id, "comment_id",
+					(json_int_t)cid);
+		if (upd)
+			store_run_update(r->svc->store, r->id, upd);
+		json_decref(upd);
+	} else if (r->check_run_id) {
+		json_t *upd = json_pack("{s:I}", "check_run_id", (json_int_t)r->check_run_id);
+		if (upd)
+			store_run_update(r->svc->store, r->id, upd);
+		json_decref(upd);
+	}
+	app_buf_dispose(&summary);
+	app_buf_dispose(&text);
+}
+
+/* ---- recording the end -------------------------------------------------- */
+
+static void record(run *r)
+{
+	store *st = r->svc->store;
+	const char *branch = jstr(r->row, "branch");
+	if (!strcmp(r->status, "proposal")) {
+		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?}", "diff", r->diff, "summary", r->summary,
+				      "test_command", r->cfg ? r->cfg->test : NULL, "benchmarks",
+				      json_object_get(r->verified, "benchmarks"), "base_sha", r->sha, "base_branch", branch,
+				      "metric", r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles",
+				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets);
+		if (!p || store_proposal_put(st, r->id, p) < 0) {
+			set_outcome(r, "failed", "the proposal could not be stored: %s", p ? app_error_last() : "out of memory");
+		}
+		json_decref(p);
+	}
+	r->t_end = now_ms();
+	json_t *timings = json_pack("{s:I,s:I,s:I,s:I,s:I}", "started_ms", (json_int_t)r->t_start, "baseline_ms",
+				    (json_int_t)(r->t_baseline ? r->t_baseline - r->t_start : 0), "agent_ms",
+				    (json_int_t)r->t_agent, "verify_ms", (json_int_t)r->t_verify, "total_ms",
+				    (json_int_t)(r->t_end - r->t_start));
+	json_t *outcome = json_pack("{s:s,s:s,s:o,s:s?}", "status", r->status, "reason", r->reason, "benchmarks",
+				    short_table(r->verified), "summary", r->summary);
+	json_t *upd = json_pack("{s:o?,s:o?,s:s,s:O?,s:O?,s:s?,s:b}", "outcome", outcome, "timings", timings, "commit",
+				r->sha, "budgets", r->budgets, "agent", r->agent_info, "verification_log",
+				jstr(r->verified, "log"), "refused", json_is_true(json_object_get(r->verified, "refused")));
+	if (upd && store_run_update(st, r->id, upd) < 0)
+		app_log(APP_LOG_WARN, "cannot record the run's outcome", "error", app_error_last(), NULL);
+	json_decref(upd);
+	/* a cancel recorded in the store keeps its own reason (who cancelled) */
+	if (!(r->cancelled_in_store && !strcmp(r->status, "cancelled")) &&
+	    store_run_set_state(st, r->id, r->status, r->reason) < 0)
+		app_log(APP_LOG_WARN, "cannot record the run's state", "error", app_error_last(), NULL);
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
+	app_log(APP_LOG_INFO, "agent run ended", "run", ids, "status", r->status, "reason", r->reason, NULL);
+}
+
+/* ---- the run from start to end --------------------------------------------- */
+
+static void execute(run *r)
+{
+	int error = 0;
+	const char *step = "";
+	r->t_start = now_ms();
+	const json_t *d = json_object_get(r->row, "data");
+	r->repository = jstr(r->row, "repository");
+	r->local_path = jstr(d, "local_path");
+	r->inst = jint(r->row, "installation_id");
+	r->thread_number = (int)jint(d, "thread_number");
+	r->src.data_dir = r->svc->cfg->data_dir;
+	if (r->local_path) {
+		r->src.local_path = r->local_path;
+		snprintf(r->repo_path, sizeof(r->repo_path), "%s", r->local_path);
+	} else {
+		r->src.repository = r->repository;
+		r->src.url = jstr(d, "clone_url");
+		if (r->svc->gh) {
+			r->src.token_cb = token_cb;
+			r->src.token_payload = r;
+		}
+		snprintf(r->repo_path, sizeof(r->repo_path), "%s/repos/%s.git", r->svc->cfg->data_dir, r->repository);
+		if (r->svc->gh && (error = split_repo(r)) < 0) {
+			step = "repository";
+			goto fail;
+		}
+	}
+	const json_t *names = json_object_get(d, "benchmarks");
+	if (json_array_size(names) > 0) {
+		r->focus = calloc(json_array_size(names) + 1, sizeof(*r->focus));
+		size_t i, k = 0;
+		json_t *v;
+		json_array_foreach(names, i, v) if (r->focus && json_is_string(v)) r->focus[k++] = json_string_value(v);
+	}
+
+	step = "fetch";
+	if ((error = resolve_commit(r)) < 0)
+		goto fail;
+	json_t *upd = json_pack("{s:s}", "commit", r->sha);
+	if (upd)
+		store_run_update(r->svc->store, r->id, upd);
+	json_decref(upd);
+	if (r->svc->gh)
+		check_run_start(r);
+	step = "configuration";
+	if ((error = load_config(r)) < 0)
+		goto fail;
+	step = "sandbox";
+	if (!r->svc->sandbox) {
+		error = app_error_set(APP_EINVALID, "the sandbox is unavailable on this server (bwrap could not start)");
+		goto fail;
+	}
+	step = "work trees";
+	char sha2[41];
+	if ((error = make_dirs(r)) < 0 || (error = agent_checkout_worktree(&r->workspace, sha2, &r->src, r->sha)) < 0 ||
+	    (error = agent_checkout_worktree(&r->fresh, sha2, &r->src, r->sha)) < 0)
+		goto fail;
+	step = "sandbox";
+	if ((error = agent_sandbox_prepare_dir(r->svc->sandbox, r->workspace)) < 0 ||
+	    (error = agent_sandbox_prepare_dir(r->svc->sandbox, r->cg)) < 0)
+		goto fail;
+	step = "baseline";
+	error = measure_baseline(r);
+	r->t_baseline = now_ms();
+	if (error < 0)
+		goto fail;
+	step = "agent";
+	int64_t t = now_ms();
+	error = run_agent(r);
+	r->t_agent = now_ms() - t;
+	if (error < 0)
+		goto fail;
+	if (!r->status[0]) {
+		step = "verification";
+		t = now_ms();
+		error = verify(r);
+		r->t_verify = now_ms() - t;
+		if (error < 0)
+			goto fail;
+	}
+	if (r->cancel)
+		set_outcome(r, "cancelled", r->interrupted ? "interrupted: perfbot was shutting down" : "cancelled");
+	return;
+fail:
+	if (r->cancel || error == APP_ECANCELLED)
+		set_outcome(r, "cancelled", r->interrupted ? "interrupted: perfbot was shutting down" : "cancelled");
+	else
+		set_outcome(r, "failed", "%s: %s", step, app_error_last());
+}
+
+static void run_dispose(run *r)
+{
+	if (r->watching) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = 1;
+		pthread_cond_signal(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->watcher, NULL);
+	}
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	const char *dd = r->svc->cfg->data_dir;
+	if (r->workspace)
+		agent_worktree_remove(dd, r->workspace);
+	if (r->fresh)
+		agent_worktree_remove(dd, r->fresh);
+	if (r->rundir)
+		agent_worktree_remove(dd, r->rundir);
+	free(r->workspace);
+	free(r->fresh);
+	free(r->rundir);
+	agent_tools_free(r->tools);
+	agent_run_hooks_free(r->hooks);
+	agent_repo_config_free(r->cfg);
+	json_decref(r->baseline);
+	json_decref(r->verified);
+	json_decref(r->budgets);
+	json_decref(r->agent_info);
+	json_decref(r->row);
+	free(r->summary);
+	free(r->diff);
+	free(r->focus);
+}
+
+static int run_init(run *r, const agent_services *svc, int64_t id)
+{
+	memset(r, 0, sizeof(*r));
+	r->svc = svc;
+	r->id = id;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	return store_run_get(svc->store, id, &r->row);
+}
+
+static void run_start_watch(run *r)
+{
+	if (pthread_create(&r->watcher, NULL, watch_main, r) == 0)
+		r->watching = 1;
+	else
+		app_log(APP_LOG_WARN, "cannot start the run's watcher: cancel will wait for the run's end", NULL);
+}
+
+/* Runs r to its end and records it; the caller disposes r. */
+static void run_all(run *r)
+{
+	run_start_watch(r);
+	execute(r);
+	/* the watcher may not touch the tools any more */
+	pthread_mutex_lock(&r->lock);
+	r->stop = 1;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->watching) {
+		pthread_join(r->watcher, NULL);
+		r->watching = 0;
+	}
+	if (!r->cancelled_in_store) { /* a cancel that came while the run was ending */
+		json_t *row = NULL;
+		if (store_run_get(r->svc->store, r->id, &row) == 0 && jstr(row, "state") &&
+		    !strcmp(jstr(row, "state"), "cancelled") && strcmp(r->status, "proposal") != 0) {
+			r->cancelled_in_store = 1;
+			set_outcome(r, "cancelled", "cancelled");
+		}
+		json_decref(row);
+	}
+	record(r);
+	surface(r);
+}
+
+static int on_agent_run(app_job_ctx *ctx, void *payload)
+{
+	agent_services *svc = payload;
+	json_t *p = json_loads(ctx->job->payload, 0, NULL);
+	int64_t id = jint(p, "run_id");
+	json_decref(p);
+	if (id <= 0)
+		return app_error_set(APP_EINVALID, "agent.run job without a run_id");
+	run r;
+	int error = run_init(&r, svc, id);
+	if (error < 0) {
+		run_dispose(&r);
+		return error;
+	}
+	const char *state = jstr(r.row, "state");
+	if (is_end_state(state)) {
+		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 " is %s: nothing to do", id, state);
+		run_dispose(&r);
+		return 0;
+	}
+	if ((error = store_run_set_state(svc->store, id, "running", NULL)) < 0) {
+		run_dispose(&r);
+		return error;
+	}
+	r.stopping = ctx->stopping;
+	run_all(&r);
+	snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": %s", id, r.status);
+	run_dispose(&r);
+	return 0;
 }
 
 int agent_run_jobs_register(app_workers *w, agent_services *svc)
 {
-	(void)w;
-	(void)svc;
+	return app_workers_register(w, "agent.run", on_agent_run, svc);
+}
+
+/* ---- the local CLI ------------------------------------------------------------ */
+
+int agent_run_local(json_t **out, const agent_services *svc, const agent_run_local_options *o)
+{
+	char abs[PATH_MAX];
+	*out = NULL;
+	if (!o->repo_path || !realpath(o->repo_path, abs))
+		return app_error_set(APP_ENOTFOUND, "repository %s: %s", o->repo_path ? o->repo_path : "(none)",
+				     strerror(errno));
+	char sha[41];
+	agent_checkout_source src = { .data_dir = svc->cfg->data_dir, .local_path = abs };
+	int error = agent_checkout_fetch(sha, &src, o->rev ? o->rev : "HEAD");
+	if (error < 0)
+		return error;
+	agent_run_request req = { .repository = abs, .commit = sha, .branch = NULL, .trigger = "cli",
+				  .requested_by = getenv("USER"), .benchmarks = o->benchmarks, .nbenchmarks = o->nbenchmarks };
+	int64_t id = 0;
+	if ((error = create_run(&id, svc, &req, abs)) < 0)
+		return error;
+	run r;
+	if ((error = run_init(&r, svc, id)) < 0) {
+		run_dispose(&r);
+		return error;
+	}
+	store_run_set_state(svc->store, id, "running", NULL);
+	r.ext_cancel = o->cancel;
+	run_all(&r);
+	json_t *doc = json_pack("{s:I,s:s,s:s,s:o,s:s,s:s}", "run", (json_int_t)id, "status", r.status, "reason", r.reason,
+				"benchmarks", short_table(r.verified), "summary", r.summary ? r.summary : "", "diff",
+				r.diff ? r.diff : "");
+	if (doc)
+		json_object_set_new(doc, "commit", json_string(r.sha));
+	run_dispose(&r);
+	if (!doc)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	*out = doc;
 	return 0;
 }

@@ -1,0 +1,38 @@
+/* Agent runs outside the worker pool: `perfbot optimize` runs one agent run
+ * on a local repository on the calling thread, with the same steps as the
+ * "agent.run" job (agent/services.h) but without GitHub: no check run, no
+ * comment, no approval.
+ *
+ * Budgets of every agent run come from the repository configuration:
+ * optimize.max_minutes (wall time of the agent), optimize.max_benchmark_runs,
+ * and a tool-call budget of AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN calls
+ * per allowed benchmark run. */
+#ifndef AGENT_AGENT_JOB_H
+#define AGENT_AGENT_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/services.h"
+
+#define AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN 25
+
+typedef struct agent_run_local_options {
+	const char *repo_path;          /* a local git repository */
+	const char *rev;                /* the commit to optimise; NULL: HEAD */
+	const char *const *benchmarks;  /* names to optimise; NULL = all */
+	size_t nbenchmarks;
+	const volatile int *cancel;     /* optional: nonzero cancels the run (e.g. SIGINT) */
+} agent_run_local_options;
+
+/* Records an agent run (trigger "cli") in svc->store and runs it to its end
+ * with svc->cfg->agent_command and the endpoint svc->mcp / svc->mcp_url.
+ * *out (owned) is the outcome:
+ *   {"run": id, "status": "proposal" | "no_improvement" | "failed" | "cancelled",
+ *    "reason", "benchmarks": [{"name", "base", "head", "change_pct"}],
+ *    "summary", "diff"}
+ * A negative code only when the run could not be recorded at all. */
+int agent_run_local(json_t **out, const agent_services *svc, const agent_run_local_options *opts);
+
+#endif
