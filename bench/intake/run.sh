@@ -39,6 +39,7 @@ WRK=${WRK:-wrk}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/perfbot-bench-intake.XXXXXX")
 SERVER_PID=
 SAMPLER_PID=
+WRK_PID=
 invalid=0
 
 log() { printf '%s\n' "$*" >&2; }
@@ -59,6 +60,7 @@ stop_pid() { # pid signal
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
+    stop_pid "$WRK_PID" TERM
     stop_pid "$SAMPLER_PID" TERM
     stop_pid "$SERVER_PID" TERM
     rm -rf "$WORK"
@@ -129,14 +131,30 @@ post_push() {
         --data-binary "@$PAYLOAD" "$1" || true
 }
 
+# children_cpu FILE: user+sys seconds of every child this shell has reaped,
+# into FILE. `times` must run in this shell, not in a $(...) subshell.
+children_cpu() {
+    times > "$1.times"
+    tail -n 1 "$1.times" | awk '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+        printf "%.3f\n", t }' > "$1"
+}
+
 # run_wrk URL SECONDS RUN_ID OUTFILE: wrk output in OUTFILE, its CPU seconds
-# (user+sys) in OUTFILE.cpu.
+# (user+sys) in OUTFILE.cpu. wrk runs in the background and is waited for,
+# so a signal to this script is handled at once (the trap stops wrk).
 run_wrk() {
-    local TIMEFORMAT='%U %S' t
-    t=$( { time timeout $(( $2 + 30 )) "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$2s" \
-            --timeout 5s -s "$LUA" "$1" -- "$SIGNATURE" "$PAYLOAD" "$3" \
-            > "$4" 2>&1; } 2>&1 ) || { log "bench/intake: wrk failed:"; cat "$4" >&2; return 1; }
-    echo "$t" | awk '{ printf "%.2f\n", $1 + $2 }' > "$4.cpu"
+    local rc=0
+    children_cpu "$4.cpu0"
+    timeout $(( $2 + 30 )) "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"$2s" --timeout 5s \
+        -s "$LUA" "$1" -- "$SIGNATURE" "$PAYLOAD" "$3" > "$4" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=
+    children_cpu "$4.cpu1"
+    awk -v a="$(cat "$4.cpu0")" -v b="$(cat "$4.cpu1")" 'BEGIN { printf "%.2f\n", b - a }' > "$4.cpu"
+    if [ "$rc" -ne 0 ]; then log "bench/intake: wrk failed ($rc):"; cat "$4" >&2; return 1; fi
     grep -q '^RESULT ' "$4" || { log "bench/intake: wrk printed no RESULT line:"; cat "$4" >&2; return 1; }
 }
 
