@@ -4,6 +4,8 @@
 // lost: the next start runs the jobs that were still queued.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import {
   SLOW, WEBHOOK_PATH, deliver, deliveries, deliveryId, fixture, jobs, request, requestHead, sleep, startServer,
@@ -188,5 +190,80 @@ test('deliveries accepted just before SIGTERM are all processed, each job once, 
   } finally {
     const r = await again.stop();
     assert.equal(r.code, 0, r.stderr.slice(-2000));
+  }
+});
+
+// A GitHub API that answers every request after `delayMs` (404), so that a
+// job calling it is still running when the server is told to stop.
+async function slowGitHub(delayMs) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    const r = { method: req.method, url: req.url, started: Date.now(), answered: 0 };
+    seen.push(r);
+    req.resume();
+    const timer = setTimeout(() => {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"message":"Not Found"}');
+      r.answered = Date.now();
+    }, delayMs);
+    res.on('close', () => clearTimeout(timer));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { seen, url: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); } };
+}
+
+// A job that talks to GitHub: a /perfbot command in an issue comment.
+async function startWithSlowJob(delayMs, grace) {
+  const gh = await slowGitHub(delayMs);
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const srv = await startServer({ secret: SECRET, env: {
+    APP_ID: '1012345', PRIVATE_KEY: privateKey.export({ type: 'pkcs1', format: 'pem' }), GITHUB_API_URL: gh.url,
+    SHUTDOWN_GRACE_SECONDS: grace, WORKERS: 1, JOB_ATTEMPTS: 5 } });
+  const body = {
+    action: 'created', installation: { id: 52961404 }, repository: { full_name: 'octo-org/fastjson' },
+    issue: { number: 3 }, comment: { id: 11, body: '/perfbot help', user: { login: 'monalisa', type: 'User' } },
+    sender: { login: 'monalisa', type: 'User' },
+  };
+  const r = await deliver(srv.port, { event: 'issue_comment', body, secret: SECRET });
+  assert.equal(r.status, 202, r.text);
+  await waitFor(() => gh.seen.length > 0, { what: 'the job to call GitHub' });
+  const running = (await jobs(srv.dataDir)).filter((j) => j.delivery_id === r.delivery);
+  assert.equal(running[0]?.state, 'running', 'the job is running when SIGTERM comes');
+  return { srv, gh, delivery: r.delivery };
+}
+
+test('SIGTERM lets a running job finish within SHUTDOWN_GRACE_SECONDS', async () => {
+  const { srv, gh, delivery } = await startWithSlowJob(1500 * SLOW, 20);
+  try {
+    const t0 = Date.now();
+    const exit = await srv.stop('SIGTERM', 40000 * SLOW);
+    const stopped = Date.now();
+    assert.equal(exit.code, 0, exit.stderr.slice(-3000));
+    const first = gh.seen[0];
+    assert.ok(first.answered && first.answered <= stopped, 'the GitHub call of the running job was answered before exit');
+    assert.ok(stopped - t0 < 15000 * SLOW, `exit after ${stopped - t0} ms`);
+    const js = (await jobs(srv.dataDir)).filter((j) => j.delivery_id === delivery);
+    assert.equal(js.length, 1);
+    assert.notEqual(js[0].state, 'running', 'no lease is left behind');
+    assert.ok(js[0].attempts >= 1);
+  } finally {
+    await gh.close();
+  }
+});
+
+test('a job still running when the grace period ends gets its lease released; exit 0', async () => {
+  const { srv, gh, delivery } = await startWithSlowJob(60000, 1);
+  try {
+    const t0 = Date.now();
+    const exit = await srv.stop('SIGTERM', 40000 * SLOW);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 8000 * SLOW, `exit after ${ms} ms with a 1 s grace`);
+    assert.equal(exit.code, 0, exit.stderr.slice(-3000));
+    const js = (await jobs(srv.dataDir)).filter((j) => j.delivery_id === delivery);
+    assert.equal(js.length, 1);
+    assert.equal(js[0].state, 'queued', `released for the next start: ${JSON.stringify(js[0])}`);
+  } finally {
+    await gh.close();
   }
 });
