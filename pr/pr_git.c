@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/buf.h"
@@ -87,6 +88,13 @@ static int push_update_cb(const char *refname, const char *status, void *payload
 	if (status)
 		snprintf(p->status, sizeof(p->status), "%s", status);
 	return 0;
+}
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 /* "owner/name" with GitHub's characters only, so it is safe as two path
@@ -523,6 +531,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	if ((error = pr_diff_parse(&diff, spec->diff, spec->diff_len, spec->max_diff_bytes)) < 0)
 		goto done;
 
+	double t_start = mono_ms(), t_connected = 0, t_built = 0;
 	if ((error = lock_cache(&lock_fd, git->data_dir, git->repository)) < 0)
 		goto done;
 	if ((error = open_cache(&repo, git->data_dir, git->repository)) < 0)
@@ -568,8 +577,10 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 				      spec->base_sha, spec->base_branch, git->repository);
 		goto done;
 	}
+	t_connected = mono_ms();
 	if ((error = build_tree(&tree_oid, repo, base, diff)) < 0)
 		goto done;
+	t_built = mono_ms();
 
 	if (remote_has) {
 		if (!equal_commit(repo, &remote_head, &base_oid, &tree_oid)) {
@@ -610,6 +621,12 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	}
 	git_oid_tostr(out->commit_sha, sizeof(out->commit_sha), &commit_oid);
 	git_oid_tostr(out->tree_sha, sizeof(out->tree_sha), &tree_oid);
+	char ms_fetch[32], ms_build[32], ms_push[32];
+	snprintf(ms_fetch, sizeof(ms_fetch), "%.1f", t_connected - t_start);
+	snprintf(ms_build, sizeof(ms_build), "%.1f", t_built - t_connected);
+	snprintf(ms_push, sizeof(ms_push), "%.1f", mono_ms() - t_built);
+	app_log(APP_LOG_DEBUG, "pr: branch timings", "connect_fetch_ms", ms_fetch, "build_ms", ms_build, "commit_push_ms",
+		ms_push, NULL);
 	app_log(APP_LOG_INFO, "pr: branch ready", "repository", git->repository, "branch", spec->branch, "commit",
 		out->commit_sha, "pushed", out->pushed ? "yes" : "no", NULL);
 	error = 0;

@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: driver DATA_DIR URL TOKEN RUN BASE_SHA DIFF_FILE\n");
 		return 2;
 	}
-	app_log_configure(APP_LOG_WARN, 0, 2);
+	app_log_configure(getenv("PR_BENCH_DEBUG") ? APP_LOG_DEBUG : APP_LOG_WARN, 0, 2);
 	token = argv[3];
 	FILE *f = fopen(argv[6], "rb");
 	if (!f)
