@@ -654,6 +654,10 @@ static int run_agent(run *r)
 
 static int verify(run *r)
 {
+	if (!r->diff || !*r->diff) {
+		set_outcome(r, "no_improvement", "the agent submitted no change");
+		return 0;
+	}
 	agent_verify_options vo = AGENT_VERIFY_OPTIONS_INIT;
 	vo.sandbox = r->svc->sandbox;
 	vo.config = r->cfg;

@@ -1,0 +1,14 @@
+/* perfbot's agent-run subcommands (same contract as app/cmd.h):
+ *   perfbot optimize --repo DIR --agent-command CMD [--rev REV] [--json]
+ *                    [--diff-out FILE] [--benchmark NAME ...]
+ *   perfbot runs [--json] [--limit N] [--kind bench|agent]
+ *   perfbot runs show N [--json] */
+#ifndef APP_CMD_AGENT_H
+#define APP_CMD_AGENT_H
+
+#include "app/config.h"
+
+int app_cmd_optimize(const app_config *cfg, int argc, char **argv);
+int app_cmd_runs(const app_config *cfg, int argc, char **argv);
+
+#endif
