@@ -1,0 +1,385 @@
+// Integration: agent runs end to end.  The real `perfbot serve` (App
+// credentials, GITHUB_API_URL at the fake GitHub) takes `/perfbot` comments
+// sent with `perfbot receive`, fetches tests/data/optrepo over real smart
+// HTTP, measures it in the real bwrap sandbox under callgrind, and starts the
+// scripted agent (tests/agent/scripted-agent.mjs, the official MCP SDK
+// client) as PERFBOT_AGENT_COMMAND against its own /mcp endpoint.  Each test
+// picks the agent's scenario by writing the mode file the command reads.
+// Proposals are checked against `perfbot bench --json` on the changed tree.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { ROOT, SLOW, cli, request, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+
+const require = createRequire(import.meta.url);
+const { startFakeGitHub } = require('../fake-github/server.js');
+
+const APP_ID = 4343;
+const SECRET = 'agent-run-secret';
+const REPO = 'octo-org/opt';
+const BUDGET_REPO = 'octo-org/opt-budget';
+const RUN_MS = 90000 * SLOW;
+const AGENT = path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs');
+
+let tmp, fake, srv, dataDir, modeFile, bare, baseSha;
+let nextComment = 1000;
+
+function optrepoFiles(extra = {}) {
+  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
+  const files = {};
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
+    }
+  };
+  walk(src);
+  return { ...files, ...extra };
+}
+
+function setMode(mode) {
+  fs.writeFileSync(modeFile, mode);
+}
+
+async function receive(event, payload) {
+  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
+  fs.writeFileSync(file, JSON.stringify(payload));
+  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
+  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
+}
+
+function repository(full) {
+  const [owner, name] = full.split('/');
+  return { id: 77, name, full_name: full, owner: { login: owner, type: 'Organization' }, private: true,
+    default_branch: 'main', clone_url: fake.gitUrl(full) };
+}
+
+// Posts `/perfbot ...` as `user` on issue `issue`; returns the comment id.
+async function comment(body, { user = 'mona', issue = 1, repo = REPO } = {}) {
+  const id = nextComment++;
+  await receive('issue_comment', {
+    action: 'created',
+    issue: { number: issue, title: 'Make it faster', state: 'open', user: { login: 'mona', type: 'User' } },
+    comment: { id, body, user: { login: user, type: 'User' } },
+    repository: repository(repo),
+    installation: { id: 1 },
+    sender: { login: user, type: 'User' },
+  });
+  return id;
+}
+
+function commentsOn(issue, repo = REPO) {
+  return fake.state.comments.filter((c) => c.issue === issue && c.repository === repo);
+}
+
+async function replyAfter(issue, count, repo = REPO) {
+  await fake.waitFor(() => commentsOn(issue, repo).length > count, 20000 * SLOW);
+  return commentsOn(issue, repo)[count].body;
+}
+
+async function run(id) {
+  const [r] = await sqlite(dataDir, `SELECT id, state, reason, branch, trigger, data FROM runs WHERE id=${id}`);
+  return r ? { ...r, data: JSON.parse(r.data || '{}') } : null;
+}
+
+const ENDED = ['proposal', 'no_improvement', 'failed', 'cancelled'];
+
+async function ended(id) {
+  return waitFor(async () => {
+    const r = await run(id);
+    return r && ENDED.includes(r.state) ? r : null;
+  }, { timeoutMs: RUN_MS, everyMs: 200, what: `run ${id} to end` });
+}
+
+// Starts an optimize run from an issue comment; returns {id, reply}.
+async function optimize(mode, { issue, repo = REPO, args = '' } = {}) {
+  setMode(mode);
+  const before = commentsOn(issue, repo).length;
+  await comment(`/perfbot optimize${args}`, { issue, repo });
+  const reply = await replyAfter(issue, before, repo);
+  const m = /Started perfbot run (\d+)/.exec(reply);
+  assert.ok(m, `a reply links the run: ${reply}`);
+  return { id: Number(m[1]), reply, comments: before + 1 };
+}
+
+function optimizeChecks(id) {
+  return fake.state.checkRuns.filter((c) => c.name === 'perfbot optimize' && c.external_id === String(id));
+}
+
+// The scripted agent's JSON lines as perfbot kept them.
+function agentCalls(r) {
+  return (r.data.agent?.output || '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+    .filter((c) => c.tool);
+}
+
+// Processes whose environment carries PERFBOT_RUN_ID=id (the agent's group).
+function agentProcesses(id) {
+  const out = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let env;
+    try { env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8'); } catch { continue; }
+    const vars = env.split('\0');
+    if (vars.includes(`PERFBOT_RUN_ID=${id}`)) {
+      out.push({ pid: Number(pid), token: (vars.find((v) => v.startsWith('PERFBOT_RUN_TOKEN=')) || '').slice(18),
+        url: (vars.find((v) => v.startsWith('PERFBOT_MCP_URL=')) || '').slice(16) });
+    }
+  }
+  return out;
+}
+
+async function benchJson(dir) {
+  const r = await cli(['bench', '--repo', dir, '--json'], { env: { DATA_DIR: path.join(tmp, 'cli-var'), LOG_LEVEL: 'error' },
+    timeoutMs: RUN_MS });
+  assert.equal(r.code, 0, `perfbot bench: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+before(async () => {
+  tmp = tmpDir('perfbot-agent-run-');
+  dataDir = path.join(tmp, 'var');
+  fs.mkdirSync(dataDir);
+  modeFile = path.join(tmp, 'mode');
+  setMode('good');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keyPath = path.join(tmp, 'app.pem');
+  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  fake = await startFakeGitHub({
+    appId: APP_ID,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
+  });
+  bare = fake.createGitRepo(REPO, { files: optrepoFiles(), branch: 'main' });
+  baseSha = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
+  const yml = fs.readFileSync(path.join(ROOT, 'tests/data/optrepo/.github/perfbot.yml'), 'utf8')
+    .replace(/max_benchmark_runs: \d+/, 'max_benchmark_runs: 1');
+  fake.createGitRepo(BUDGET_REPO, { files: optrepoFiles({ '.github/perfbot.yml': yml }), branch: 'main' });
+  for (const r of [REPO, BUDGET_REPO]) {
+    fake.setPermission(r, 'mona', 'write');
+    fake.setPermission(r, 'rex', 'read');
+  }
+  srv = await startServer({
+    dataDir, secret: SECRET,
+    env: {
+      APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, WORKERS: 3, REDELIVERY_INTERVAL_SECONDS: 0,
+      PERFBOT_AGENT_COMMAND: `SCRIPTED_AGENT_MODE=$(cat '${modeFile}') exec node '${AGENT}'`,
+    },
+  });
+});
+
+after(async () => {
+  if (srv) {
+    const r = await srv.stop();
+    assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
+    assert.ok(r.code === 0 || r.signal === 'SIGTERM', `serve exit ${r.code} ${r.signal}`);
+  }
+  if (fake) await fake.close();
+  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('/perfbot optimize → verified proposal with the numbers of a direct measurement → button → approval', async () => {
+  const { id, reply } = await optimize('good', { issue: 1 });
+  assert.match(reply, /`\/perfbot cancel \d+` stops it/);
+  const cid = nextComment - 1;
+  assert.ok(fake.state.reactions.some((x) => x.comment_id === cid && x.content === 'eyes'), '👀 on the command');
+
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  assert.equal(r.trigger, 'comment');
+  assert.equal(r.data.commit, baseSha, 'the default branch tip was resolved');
+  assert.equal(r.data.requested_by, 'mona');
+  assert.ok(r.data.budgets.tool_calls >= 5 && r.data.budgets.benchmark_runs === 1, JSON.stringify(r.data.budgets));
+  const [prop] = await sqlite(dataDir, `SELECT data FROM proposals WHERE run_id=${id}`);
+  const p = JSON.parse(prop.data);
+  assert.match(p.diff, /\+\tfor \(int d = 2; d \* d <= n; d\+\+\)/);
+  assert.equal(p.base_sha, baseSha);
+  assert.equal(p.base_branch, 'main');
+  assert.equal(p.test_command, 'make test');
+  assert.match(p.summary, /square root/);
+
+  // the proposal's numbers are perfbot bench's on the base and on the changed tree
+  const clone = path.join(tmp, 'clone');
+  execFileSync('git', ['clone', '-q', bare, clone]);
+  const base = await benchJson(clone);
+  fs.writeFileSync(path.join(tmp, 'p.diff'), p.diff);
+  execFileSync('git', ['-C', clone, 'apply', path.join(tmp, 'p.diff')]);
+  execFileSync('git', ['-C', clone, '-c', 'user.name=t', '-c', 'user.email=t@e', 'commit', '-qam', 'proposal']);
+  const head = await benchJson(clone);
+  const row = p.benchmarks.find((b) => b.name === 'primes');
+  assert.equal(row.base, base.benchmarks[0].estimated_cycles);
+  assert.equal(row.head, head.benchmarks[0].estimated_cycles);
+  assert.ok(row.head < row.base / 2, `primes got much faster: ${row.base} → ${row.head}`);
+  assert.equal(row.verdict, 'improved');
+
+  // the check run on the base commit, with the button
+  const [cr] = optimizeChecks(id);
+  assert.ok(cr, 'a "perfbot optimize" check run with external_id = the run id');
+  assert.equal(cr.head_sha, baseSha);
+  assert.equal(cr.status, 'completed');
+  assert.equal(cr.conclusion, 'neutral');
+  assert.equal(cr.actions.length, 1);
+  assert.equal(cr.actions[0].label, 'Open pull request');
+  assert.equal(cr.actions[0].identifier, 'open-pr');
+  assert.ok(cr.actions[0].description.length <= 40);
+  assert.match(cr.output.title, /^Verified: primes -\d+\.\d\d%$/);
+  assert.ok(cr.output.summary.includes(`| \`primes\` | ${row.base} | ${row.head} |`), cr.output.summary);
+  assert.match(cr.output.text, /```diff\n[\s\S]*d \* d <= n/);
+  assert.equal(r.data.check_run_id, cr.id);
+
+  // the comment in the thread: the same table and how to approve
+  const outcome = commentsOn(1).at(-1).body;
+  assert.ok(outcome.includes(`| \`primes\` | ${row.base} | ${row.head} |`), outcome);
+  assert.ok(outcome.includes(`/perfbot apply ${id}`));
+
+  // the button, pressed by a writer
+  const prJobsBefore = (await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length;
+  await receive('check_run', {
+    action: 'requested_action',
+    check_run: { id: cr.id, name: cr.name, head_sha: cr.head_sha, external_id: cr.external_id, status: 'completed' },
+    requested_action: { identifier: 'open-pr' },
+    repository: repository(REPO), installation: { id: 1 }, sender: { login: 'mona', type: 'User' },
+  });
+  const approval = await waitFor(async () => (await sqlite(dataDir, `SELECT user, via FROM approvals WHERE run_id=${id}`))[0],
+    { what: 'the approval' });
+  assert.deepEqual(approval, { user: 'mona', via: 'button' });
+  const jobs = await sqlite(dataDir, `SELECT payload FROM jobs WHERE kind='pr.open'`);
+  assert.equal(jobs.length, prJobsBefore + 1);
+  assert.deepEqual(JSON.parse(jobs.at(-1).payload), { run_id: id });
+  const approved = await run(id);
+  assert.equal(approved.data.approved_by, 'mona');
+  assert.equal(approved.data.approved_via, 'button');
+  assert.equal(approved.data.thread_number, 1);
+  const audit = await sqlite(dataDir, `SELECT actor, action, subject FROM audit WHERE action='approve'`);
+  assert.deepEqual(audit.at(-1), { actor: 'mona', action: 'approve', subject: `run ${id}` });
+
+  // a second approval is refused with a reply, and queues nothing
+  const n = commentsOn(1).length;
+  await comment(`/perfbot apply ${id}`, { issue: 1 });
+  const again = await replyAfter(1, n);
+  assert.equal(again, `Cannot apply run ${id}: run ${id} was already approved by @mona (button).`);
+  assert.equal((await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length, prJobsBefore + 1);
+});
+
+test('a commenter with read permission is refused politely and nothing runs', async () => {
+  const runsBefore = (await sqlite(dataDir, 'SELECT id FROM runs')).length;
+  const n = commentsOn(2).length;
+  const cid = await comment('/perfbot optimize', { user: 'rex', issue: 2 });
+  const reply = await replyAfter(2, n);
+  assert.match(reply, /^Sorry @rex, only people with write access to octo-org\/opt can use perfbot commands\. Nothing was started\.$/);
+  assert.equal((await sqlite(dataDir, 'SELECT id FROM runs')).length, runsBefore);
+  assert.ok(!fake.state.reactions.some((x) => x.comment_id === cid), 'no 👀 for a refused command');
+});
+
+test('an agent whose change breaks the tests gets no proposal', async () => {
+  const { id } = await optimize('break-tests', { issue: 3 });
+  const r = await ended(id);
+  assert.equal(r.state, 'failed');
+  assert.equal(r.reason, 'the tests fail with the change');
+  assert.deepEqual(await sqlite(dataDir, `SELECT run_id FROM proposals WHERE run_id=${id}`), []);
+  const [cr] = optimizeChecks(id);
+  assert.equal(cr.conclusion, 'failure');
+  assert.deepEqual(cr.actions, []);
+  assert.match(cr.output.title, /^No improvement verified/);
+  const note = commentsOn(3).at(-1).body;
+  assert.match(note, /ended without a verified improvement \(failed\): the tests fail with the change/);
+  assert.doesNotMatch(note, /perfbot apply/);
+  // approving it says so
+  const n = commentsOn(3).length;
+  await comment(`/perfbot apply ${id}`, { issue: 3 });
+  assert.equal(await replyAfter(3, n), `Cannot apply run ${id}: run ${id} has no verified proposal.`);
+});
+
+test('an agent that claims a gain it did not make ends no_improvement with the figures', async () => {
+  const { id } = await optimize('fake-claim', { issue: 4 });
+  const r = await ended(id);
+  assert.equal(r.state, 'no_improvement');
+  assert.equal(r.reason, 'no benchmark improved past its threshold');
+  const [row] = r.data.outcome.benchmarks;
+  assert.equal(row.name, 'primes');
+  assert.equal(row.head, row.base, 'a comment changes no count');
+  assert.equal(row.change_pct, 0);
+  const [cr] = optimizeChecks(id);
+  assert.equal(cr.conclusion, 'neutral');
+  assert.deepEqual(cr.actions, []);
+  assert.ok(cr.output.summary.includes(`| \`primes\` | ${row.base} | ${row.head} | 0.00% | unchanged |`), cr.output.summary);
+});
+
+test('writes outside the workspace or into .git are refused and give no proposal', async () => {
+  const { id } = await optimize('escape', { issue: 5 });
+  const r = await ended(id);
+  assert.equal(r.state, 'failed');
+  assert.match(r.reason, /^refused: \.github\/workflows\/perfbot-escape\.yml is a GitHub Actions workflow/);
+  assert.equal(r.data.refused, true);
+  const writes = agentCalls(r).filter((c) => c.tool === 'write_file');
+  assert.ok(writes.find((c) => c.isError && /"\.\." is not allowed/.test(c.text)), JSON.stringify(writes));
+  assert.ok(writes.find((c) => c.isError && /absolute paths are not allowed/.test(c.text)));
+  assert.ok(writes.find((c) => c.isError && /\.git directory is off limits/.test(c.text)));
+  assert.equal(fs.existsSync('/tmp/perfbot-escape.txt'), false);
+  assert.equal(fs.existsSync('/etc/perfbot-escape'), false);
+  assert.equal(fs.existsSync('/usr/perfbot-escape'), false);
+  assert.deepEqual(await sqlite(dataDir, `SELECT run_id FROM proposals WHERE run_id=${id}`), []);
+});
+
+test('exec has no network', async () => {
+  const { id } = await optimize('network', { issue: 6 });
+  const r = await ended(id);
+  assert.equal(r.state, 'no_improvement');
+  assert.equal(r.reason, 'the agent submitted no change');
+  const execs = agentCalls(r).filter((c) => c.tool === 'exec');
+  assert.equal(execs.length, 2);
+  assert.match(execs[0].text, /--- stdout ---\nlo\n--- stderr/, 'only the loopback interface');
+  assert.match(execs[1].text, /DNS-FAIL/);
+  assert.match(execs[1].text, /NET-FAIL/);
+});
+
+test('an exhausted budget ends the run with the reason', async () => {
+  // max_benchmark_runs: 1 → 25 tool calls; the slow agent keeps calling
+  const { id } = await optimize('slow', { issue: 7, repo: BUDGET_REPO });
+  const r = await ended(id);
+  assert.equal(r.state, 'no_improvement');
+  assert.equal(r.reason, 'the tool call budget (25 calls) is exhausted before a change was submitted');
+  assert.equal(r.data.budgets.tool_calls, 25);
+  assert.equal(r.data.budgets.max_tool_calls, 25);
+  assert.equal(r.data.budgets.max_benchmark_runs, 1);
+  assert.match(commentsOn(7, BUDGET_REPO).at(-1).body, /tool call budget \(25 calls\) is exhausted/);
+});
+
+test('/perfbot cancel kills the agent, revokes its token and cancels the run; a second request meanwhile is refused', async () => {
+  const { id } = await optimize('slow', { issue: 8 });
+  const procs = await waitFor(() => { const p = agentProcesses(id); return p.length ? p : null; },
+    { timeoutMs: RUN_MS, what: 'the agent to start' });
+  const { token, url } = procs[0];
+  assert.match(token, /^[0-9a-f]{64}$/);
+
+  // one agent run per repository at a time
+  let n = commentsOn(9).length;
+  await comment('/perfbot optimize', { issue: 9 });
+  assert.match(await replyAfter(9, n),
+    new RegExp(`^An agent run is already going on for this repository: run ${id} is running for octo-org/opt \\(requested by @mona\\)`));
+
+  n = commentsOn(8).length;
+  await comment(`/perfbot cancel ${id}`, { issue: 8 });
+  assert.equal(await replyAfter(8, n), `Cancelled perfbot run ${id}.`);
+  await waitFor(() => agentProcesses(id).length === 0, { what: "the agent's processes to be gone" });
+  const r = await ended(id);
+  assert.equal(r.state, 'cancelled');
+  assert.equal(r.reason, 'cancelled by @mona');
+  assert.equal(r.data.cancelled_by, 'mona');
+
+  // the token died with the run
+  const port = Number(new URL(url).port);
+  const res = await request(port, { method: 'POST', path: '/mcp',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) });
+  assert.equal(res.status, 401);
+
+  // cancelling an ended run says so
+  n = commentsOn(8).length;
+  await comment(`/perfbot cancel ${id}`, { issue: 8 });
+  assert.equal(await replyAfter(8, n), `Cannot cancel run ${id}: run ${id} has already ended (cancelled).`);
+});
