@@ -859,7 +859,7 @@ static int measure_and_report(bench_job *j, int tracked_push)
 	} else if (j->base) {
 		if ((error = fetch(j, j->base, &retry)) == 0) {
 			base_sha = j->base;
-			base_label = NULL;
+			base_label = j->branch; /* the branch before the push */
 		} else if (retry) {
 			goto done;
 		} else {

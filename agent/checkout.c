@@ -204,8 +204,10 @@ static int fetch_locked(git_repository *repo, const agent_checkout_source *src, 
 	git_strarray specs = { refspecs, n };
 	rc = git_remote_fetch(remote, &specs, &fo, NULL);
 	if (rc < 0 && n == 2) {
-		/* servers that refuse fetching by sha: branches only */
+		/* servers that refuse fetching by sha: branches only (a new
+		 * connection, so the token may be asked for again) */
 		specs.count = 1;
+		tp.attempts = 0;
 		rc = git_remote_fetch(remote, &specs, &fo, NULL);
 	}
 	int error = rc < 0 ? git_fail(rc, "fetch") : 0;

@@ -1,0 +1,368 @@
+// Integration: bench runs reported to GitHub.  The real `perfbot serve` (App
+// credentials, GITHUB_API_URL at the fake GitHub) receives push and
+// pull_request events sent with `perfbot receive`, fetches the repository
+// over real smart HTTP (`git http-backend` behind the fake, installation
+// token required), builds and measures tests/data/benchrepo in the real bwrap
+// sandbox under callgrind, and reports the "perfbot" check run the fake
+// records.  The numbers are checked against `perfbot bench --json` on the
+// same commit (itself checked against plain callgrind by bench.test.js).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { ROOT, SLOW, cli, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+
+const require = createRequire(import.meta.url);
+const { startFakeGitHub } = require('../fake-github/server.js');
+
+const APP_ID = 4242;
+const SECRET = 'bench-github-secret';
+const REPO = 'octo-org/bench';
+const ZERO = '0'.repeat(40);
+const DATA = path.join(ROOT, 'tests', 'data', 'bench-github');
+const RUN_MS = 60000 * SLOW;
+
+let tmp, work, bare, fake, srv, dataDir, keyPath, wired = true;
+const sha = {};
+
+function git(...args) {
+  return execFileSync('git', ['-C', work, '-c', 'user.name=Mona', '-c', 'user.email=mona@example.com', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+}
+
+function edit(rel, from, to) {
+  const p = path.join(work, rel);
+  const src = fs.readFileSync(p, 'utf8');
+  assert.ok(src.includes(from), `${rel} contains ${from}`);
+  fs.writeFileSync(p, src.replace(from, to));
+}
+
+function commit(msg) {
+  git('add', '-A');
+  git('commit', '-qm', msg);
+  return git('rev-parse', 'HEAD');
+}
+
+// Pushes a local branch to the fake's bare repository (on disk: the test
+// plays the developer; perfbot fetches over HTTP).
+function pushBranch(branch) {
+  git('push', '-qf', bare, `${branch}:refs/heads/${branch}`);
+}
+
+async function receive(event, payload) {
+  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
+  fs.writeFileSync(file, JSON.stringify(payload));
+  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
+  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
+}
+
+function pushPayload(ref, before, after) {
+  const p = JSON.parse(fs.readFileSync(path.join(DATA, 'push.json'), 'utf8'));
+  Object.assign(p, { ref, before, after, created: before === ZERO });
+  p.repository.clone_url = fake.gitUrl(REPO);
+  return p;
+}
+
+function checkRunsFor(head) {
+  return fake.state.checkRuns.filter((r) => r.head_sha === head && r.name === 'perfbot');
+}
+
+async function completedCheck(head) {
+  await fake.waitFor(() => checkRunsFor(head).some((r) => r.status === 'completed'), RUN_MS);
+  const runs = checkRunsFor(head);
+  assert.equal(runs.length, 1, `one check run on ${head.slice(0, 7)}`);
+  return runs[0];
+}
+
+async function pushAndWait(branch, before, after) {
+  await receive('push', pushPayload(`refs/heads/${branch}`, before, after));
+  return completedCheck(after);
+}
+
+// Rows of the check run's exact-count table: {name: {label, sha, status, instructions, ...}}.
+function exactRows(text, label) {
+  const out = {};
+  const re = /^\| `([^`]+)` \| (head|base) `([0-9a-f]{7})` \| (\w+) \| (\d+|—) \| (\d+|—) \| (\d+|—) \| (\d+|—) \|$/gm;
+  for (const m of text.matchAll(re)) {
+    if (m[2] !== label) continue;
+    out[m[1]] = { sha: m[3], status: m[4], instructions: Number(m[5]), estimated_cycles: Number(m[6]),
+      l1_misses: Number(m[7]), ll_misses: Number(m[8]) };
+  }
+  return out;
+}
+
+// The summary's comparison table: {name: {icon, base, head, change}}.
+function summaryRows(summary) {
+  const out = {};
+  for (const m of summary.matchAll(/^\| (✅|❌|⚡|🆕) \| `([^`]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$/gm))
+    out[m[2]] = { icon: m[1], base: m[3].trim(), head: m[4].trim(), change: m[5].trim() };
+  return out;
+}
+
+async function benchJson(rev) {
+  const r = await cli(['bench', '--repo', work, '--rev', rev, '--json'],
+    { env: { DATA_DIR: path.join(tmp, 'cli-var'), LOG_LEVEL: 'error' }, timeoutMs: RUN_MS });
+  assert.equal(r.code, 0, `perfbot bench: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+async function runRow(head) {
+  const rows = await sqlite(dataDir, `SELECT id, state, reason, base_sha, branch, trigger, data FROM runs WHERE head_sha='${head}' ORDER BY id`);
+  return rows.map((r) => ({ ...r, data: JSON.parse(r.data || '{}') }));
+}
+
+before(async () => {
+  tmp = tmpDir('perfbot-bench-gh-');
+  work = path.join(tmp, 'work');
+  dataDir = path.join(tmp, 'var');
+  fs.mkdirSync(dataDir);
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  keyPath = path.join(tmp, 'app.pem');
+  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  fake = await startFakeGitHub({
+    appId: APP_ID,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
+  });
+  bare = fake.createGitRepo(REPO, { files: { 'README.md': '# bench\n' }, branch: 'main' });
+
+  fs.cpSync(path.join(ROOT, 'tests', 'data', 'benchrepo'), work, { recursive: true });
+  execFileSync('git', ['init', '-q', '-b', 'main', work]);
+  sha.base = commit('benchmarks');
+
+  srv = await startServer({
+    dataDir, secret: SECRET,
+    env: { APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, WORKERS: 2, REDELIVERY_INTERVAL_SECONDS: 0,
+      PUBLIC_URL: 'https://perfbot.example.com' },
+  });
+  // the placeholder answered "not wired yet": nothing to test
+  const help = await cli(['bench', '--help']);
+  wired = help.code === 0;
+});
+
+after(async () => {
+  if (srv) {
+    const r = await srv.stop();
+    assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
+    assert.ok(r.code === 0 || r.signal === 'SIGTERM', `serve exit ${r.code} ${r.signal}`);
+  }
+  if (fake) await fake.close();
+  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('a push of a new branch: the check run has the numbers of perfbot bench on the same commit', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  pushBranch('main');
+  const started = Date.now();
+  const [cr, cliDoc] = await Promise.all([pushAndWait('main', ZERO, sha.base), benchJson(sha.base)]);
+  t.diagnostic(`push measured and reported in ${Date.now() - started} ms`);
+  assert.equal(cr.conclusion, 'success', JSON.stringify(cr.output));
+  assert.match(cr.output.title, /no base/i);
+  assert.equal(cr.details_url, `https://perfbot.example.com/runs/${cr.external_id}`);
+  // created in progress at once, completed by one update
+  const created = fake.requests.find((r) => r.method === 'POST' && /\/check-runs$/.test(r.path) && r.body?.head_sha === sha.base);
+  assert.equal(created.body.status, 'in_progress');
+  assert.match(created.body.external_id, /^\d+$/);
+  assert.equal(cr.updates.length, 1);
+
+  const rows = exactRows(cr.output.text, 'head');
+  assert.deepEqual(Object.keys(rows), ['sort', 'hashmap', 'parse']);
+  for (const b of cliDoc.benchmarks) {
+    const r = rows[b.name];
+    assert.equal(r.status, 'ok');
+    assert.equal(r.sha, sha.base.slice(0, 7));
+    for (const k of ['instructions', 'estimated_cycles', 'l1_misses', 'll_misses'])
+      assert.equal(r[k], b[k], `${b.name} ${k}: check run ${r[k]}, perfbot bench ${b[k]}`);
+    // the summary's table rounds the same numbers
+    assert.match(cr.output.summary, new RegExp(`\\| \`${b.name}\` \\| ok \\| ${(b.instructions / 1e6).toFixed(2)} M \\|`));
+  }
+  // one measurement per benchmark stored for the run
+  const [run] = await runRow(sha.base);
+  assert.equal(run.state, 'done');
+  assert.equal(String(run.id), cr.external_id);
+  assert.equal(run.data.check_run_id, cr.id);
+  const ms = await sqlite(dataDir, `SELECT benchmark FROM measurements WHERE run_id=${run.id} ORDER BY id`);
+  assert.deepEqual(ms.map((m) => m.benchmark), ['sort', 'hashmap', 'parse']);
+});
+
+test('a regressing push fails with ❌ and the functions that changed most', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  // hashmap formats every key twice
+  const key = '\t\tsnprintf(key, sizeof(key), "key-%ld", i * 7919);\n\t\tsum += find';
+  edit('bench/hashmap.c', key, '\t\tsnprintf(key, sizeof(key), "key-%ld", i * 7919 + 1);\n' + key);
+  sha.slow = commit('hashmap: slower');
+  pushBranch('main');
+  const cr = await pushAndWait('main', sha.base, sha.slow);
+  assert.equal(cr.conclusion, 'failure');
+  assert.equal(cr.output.title, '1 regression');
+  assert.match(cr.output.summary, new RegExp(`Comparing \`main\` \\(${sha.slow.slice(0, 7)}\\) with \`main\` \\(${sha.base.slice(0, 7)}\\)`));
+  const rows = summaryRows(cr.output.summary);
+  assert.equal(rows.hashmap.icon, '❌');
+  assert.match(rows.hashmap.change, /^\*\*\+\d+\.\d\d%\*\*$/);
+  assert.deepEqual([rows.sort.icon, rows.sort.change], ['✅', '0.00%']);
+  assert.deepEqual([rows.parse.icon, rows.parse.change], ['✅', '0.00%']);
+  // the top changed functions of the regressed benchmark
+  const section = cr.output.summary.split('### `hashmap`: functions that changed most')[1];
+  assert.ok(section, cr.output.summary);
+  const fns = [...section.matchAll(/^\| `([^`]+)` \| ([^|]*) \| [^|]+ \| [^|]+ \| ([^|]+) \|$/gm)];
+  assert.ok(fns.length >= 1 && fns.length <= 5, section);
+  assert.ok(fns.some((f) => /printf|snprintf|vfprintf|__printf_buffer|_itoa|hash|main/.test(f[1])), section);
+  // base numbers were reused from the first run, not measured again
+  const [run] = await runRow(sha.slow);
+  const ms = await sqlite(dataDir, `SELECT commit_sha FROM measurements WHERE run_id=${run.id}`);
+  assert.ok(ms.every((m) => m.commit_sha === sha.slow), 'only the head was measured');
+  assert.equal(run.data.conclusion, 'failure');
+  assert.equal(run.data.regressions, 1);
+  assert.equal(run.data.comparison.find((c) => c.name === 'hashmap').verdict, 'regressed');
+  // base rows in the text equal the first run's head rows
+  const firstText = checkRunsFor(sha.base)[0].output.text;
+  assert.deepEqual(exactRows(cr.output.text, 'base'), exactRows(firstText, 'head'));
+});
+
+test('an improving push succeeds with ⚡', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  edit('bench/parse.c', 'round < 10', 'round < 8');
+  sha.fast = commit('parse: fewer rounds');
+  pushBranch('main');
+  const cr = await pushAndWait('main', sha.slow, sha.fast);
+  assert.equal(cr.conclusion, 'success', cr.output.summary);
+  assert.equal(cr.output.title, '1 improvement');
+  const rows = summaryRows(cr.output.summary);
+  assert.equal(rows.parse.icon, '⚡');
+  // the change is the one of the exact estimated cycles (metric: cycles)
+  const head = exactRows(cr.output.text, 'head').parse, base = exactRows(cr.output.text, 'base').parse;
+  const expected = ((head.estimated_cycles - base.estimated_cycles) * 100) / base.estimated_cycles;
+  assert.ok(expected < -3, `parse changed by ${expected}%`);
+  assert.equal(rows.parse.change, `**${expected.toFixed(2)}%**`);
+  assert.equal(rows.hashmap.change, '0.00%');
+  assert.match(cr.output.summary, /⚡ 1 improved benchmark/);
+  if (process.env.DUMP_CHECK_RUNS) fs.writeFileSync(process.env.DUMP_CHECK_RUNS, JSON.stringify(fake.state.checkRuns, null, 2));
+});
+
+test('a broken configuration fails the check run, naming the line', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  edit('.github/perfbot.yml', 'threshold: 3%', 'treshold: 3%');
+  sha.broken = commit('config typo');
+  pushBranch('main');
+  const cr = await pushAndWait('main', sha.fast, sha.broken);
+  assert.equal(cr.conclusion, 'failure');
+  assert.equal(cr.output.title, 'Invalid .github/perfbot.yml');
+  assert.match(cr.output.summary, /line 9, column 1: unknown key "treshold" \(did you mean "threshold"\?\)/);
+  const [run] = await runRow(sha.broken);
+  assert.equal(run.state, 'failed');
+  assert.match(run.reason, /line 9/);
+});
+
+test('no configuration: a neutral check run explaining how to add one', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  git('rm', '-q', '.github/perfbot.yml');
+  sha.none = commit('drop the config');
+  pushBranch('main');
+  const cr = await pushAndWait('main', sha.broken, sha.none);
+  assert.equal(cr.conclusion, 'neutral');
+  assert.equal(cr.output.title, 'No perfbot configuration');
+  assert.match(cr.output.summary, /\.github\/perfbot\.yml/);
+  assert.match(cr.output.summary, /benchmarks:\n {2}- name: /);
+});
+
+test('a push to an untracked branch leaves no check run', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  git('checkout', '-q', '-b', 'scratch', sha.fast);
+  fs.writeFileSync(path.join(work, 'NOTES'), 'scratch\n');
+  const head = commit('scratch');
+  pushBranch('scratch');
+  await receive('push', pushPayload('refs/heads/scratch', sha.fast, head));
+  const rows = await waitFor(async () => {
+    const r = await runRow(head);
+    return r.length && r[0].state !== 'queued' && r[0].state !== 'running' ? r : null;
+  }, { timeoutMs: RUN_MS, what: 'the scratch run to end' });
+  assert.equal(rows[0].state, 'skipped');
+  assert.match(rows[0].reason, /scratch is not tracked/);
+  assert.equal(checkRunsFor(head).length, 0);
+  git('checkout', '-q', 'main');
+});
+
+test('a pull request is measured at its head and compared with the merge base', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  // branched from the improved commit; main moved on since (no config there)
+  git('checkout', '-q', '-b', 'feature', sha.fast);
+  edit('bench/parse.c', 'round < 8', 'round < 6');
+  const head = commit('parse: even fewer rounds');
+  pushBranch('feature');
+  git('checkout', '-q', 'main');
+  const p = JSON.parse(fs.readFileSync(path.join(DATA, 'pull_request.opened.json'), 'utf8'));
+  p.pull_request.head.sha = head;
+  p.pull_request.base.sha = sha.none;
+  p.repository.clone_url = fake.gitUrl(REPO);
+  await receive('pull_request', p);
+  const cr = await completedCheck(head);
+  assert.equal(cr.conclusion, 'success', cr.output.summary);
+  assert.equal(cr.output.title, '1 improvement');
+  assert.match(cr.output.summary,
+    new RegExp(`Comparing \`feature\` \\(${head.slice(0, 7)}\\) with \`main\` \\(${sha.fast.slice(0, 7)}\\)`));
+  const rows = summaryRows(cr.output.summary);
+  assert.equal(rows.parse.icon, '⚡');
+  assert.equal(rows.sort.change, '0.00%');
+  const [run] = await runRow(head);
+  assert.equal(run.trigger, 'pull_request');
+  assert.equal(run.data.pull, 7);
+  assert.equal(run.data.merge_base, sha.fast);
+  assert.equal(run.data.ref, 'refs/pull/7/head');
+});
+
+test('a newer push to the branch cancels the older run', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  git('checkout', '-q', sha.fast, '--', '.github/perfbot.yml');
+  const first = commit('config back');
+  fs.writeFileSync(path.join(work, 'NOTES'), 'second\n');
+  const second = commit('notes');
+  pushBranch('main');
+  await receive('push', pushPayload('refs/heads/main', sha.none, first));
+  // the second push is queued after the first (run ids give the order)
+  await waitFor(async () => (await runRow(first)).length > 0, { what: 'the first run' });
+  await receive('push', pushPayload('refs/heads/main', first, second));
+  const cr = await completedCheck(second);
+  assert.equal(cr.conclusion, 'success', cr.output.summary);
+  const [older] = await waitFor(async () => {
+    const r = await runRow(first);
+    return r.length && r[0].state === 'cancelled' ? r : null;
+  }, { timeoutMs: 10000 * SLOW, what: 'the older run to be cancelled' });
+  const [newer] = await runRow(second);
+  assert.equal(older.reason, `superseded by run ${newer.id}`);
+  // a check run the older run had started says it was cancelled
+  for (const r of checkRunsFor(first)) {
+    await fake.waitFor(() => r.status === 'completed', 10000 * SLOW);
+    assert.equal(r.conclusion, 'cancelled');
+  }
+});
+
+test('the installation token never reaches the cache, the data directory or the logs', async (t) => {
+  if (!wired) return t.skip('perfbot bench is not wired');
+  const tokens = [...fake.state.tokens.keys()];
+  assert.ok(tokens.length > 0, 'tokens were issued');
+  const git401 = fake.requests.filter((r) => /^\/git\//.test(r.path));
+  assert.ok(git401.length > 0, 'perfbot fetched over smart HTTP');
+  const files = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) files.push(p);
+    }
+  };
+  walk(dataDir);
+  const config = files.find((f) => /repos\/octo-org\/bench\.git\/config$/.test(f));
+  assert.ok(config, 'the bare cache exists');
+  assert.doesNotMatch(fs.readFileSync(config, 'utf8'), /x-access-token|\[remote/);
+  for (const f of files) {
+    const buf = fs.readFileSync(f);
+    for (const tok of tokens) assert.equal(buf.indexOf(tok), -1, `token found in ${f}`);
+  }
+  for (const tok of tokens) assert.ok(!srv.stderr.includes(tok), 'token in the logs');
+  assert.ok(!srv.stderr.includes('x-access-token:'), 'credentials in the logs');
+  // work trees are removed after each run
+  assert.deepEqual(fs.readdirSync(path.join(dataDir, 'work')).filter((n) => !n.startsWith('.')), []);
+});
