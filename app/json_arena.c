@@ -5,6 +5,7 @@
 #include "app/json_arena.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,23 @@ struct block {
 
 static _Thread_local struct block *head;   /* current block; chain ends in the kept first block */
 static _Thread_local int active;
+static pthread_key_t exit_key;              /* frees a thread's kept block when it exits */
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void free_chain(void *p)
+{
+	struct block *b = p;
+	while (b) {
+		struct block *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
+static void make_exit_key(void)
+{
+	pthread_key_create(&exit_key, free_chain);
+}
 
 static void *arena_malloc(size_t n)
 {
@@ -35,6 +53,8 @@ static void *arena_malloc(size_t n)
 		b->next = head;
 		b->size = size;
 		b->used = 0;
+		if (!head) /* the thread's first block: freed when the thread exits */
+			pthread_setspecific(exit_key, b);
 		head = b;
 	}
 	void *p = head->data + head->used;
@@ -50,6 +70,7 @@ static void arena_free(void *p)
 
 void app_json_arena_install(void)
 {
+	pthread_once(&exit_key_once, make_exit_key);
 	json_set_alloc_funcs(arena_malloc, arena_free);
 }
 

@@ -2,12 +2,17 @@
  *
  * WAL mode, synchronous=FULL: a committed transaction is on disk.  Every
  * write goes through one write connection guarded by `wlock` (group
- * commit): a caller takes the lock, runs its statements inside the
- * currently open transaction (under a savepoint of its own, so a failure
- * undoes only its part), releases the lock and waits until the committer
- * thread has committed that transaction.  One fsync thus serves every write
- * that arrived meanwhile, a 2xx is only answered for data on disk, and
- * writers in this process never meet SQLITE_BUSY.  Reads borrow a
+ * commit), and the committer thread commits whatever has gathered:
+ *  - webhook deliveries (the hot path) are only queued in memory under
+ *    `q_lock`; the committer inserts the whole queue and commits it, so
+ *    deliveries that arrive during a commit's fsync wait in memory and form
+ *    the next batch instead of queueing on the connection;
+ *  - other writes take `wlock`, run their statements inside the open
+ *    transaction under a savepoint of their own (a failure undoes only its
+ *    part), release the lock and wait for the next commit.
+ * Either way a caller returns only once its data is on disk, one fsync
+ * serves every write that arrived meanwhile, and writers in this process
+ * never meet SQLITE_BUSY.  Reads borrow a
  * connection from a small pool (one thread per connection at a time); WAL
  * lets them run beside the writer and beside other processes (the CLI).
  * Schema changes are numbered migrations applied at open. */
@@ -27,6 +32,17 @@
 #define POOL_SIZE 8
 #define BUSY_TIMEOUT_MS 10000
 
+/* A delivery waiting for the committer; lives on its caller's stack. */
+struct dpending {
+	const store_delivery *d;
+	int duplicate;
+	int error;
+	int done;
+	char msg[256];
+	pthread_cond_t cond;
+	struct dpending *next;
+};
+
 typedef struct sq_store {
 	store base;
 	char *path;
@@ -38,6 +54,9 @@ typedef struct sq_store {
 	sqlite3 *writer;           /* used only with wlock held */
 	pthread_mutex_t wlock;
 	pthread_cond_t work_cond;  /* committer: a transaction has waiters */
+	pthread_mutex_t q_lock;    /* guards the delivery queue and `wanted` */
+	struct dpending *q_head, *q_tail;
+	int wanted;                /* a wend() waits for a commit */
 	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
 	pthread_cond_t commit_cond;/* callers: an epoch was committed */
 	sqlite3_stmt *ins_delivery; /* cached on the write connection */
@@ -49,7 +68,6 @@ typedef struct sq_store {
 	int64_t committed;         /* last epoch committed or failed */
 	int64_t failed_epoch;      /* last epoch whose COMMIT failed */
 	char failed_msg[256];
-	int pending;               /* writes waiting in the open transaction */
 	int stopping;
 } sq_store;
 
@@ -154,9 +172,11 @@ static int wend(sq_store *s, int error)
 		return app_error_set(APP_ERETRY, "store: cannot begin a write transaction: %s", sqlite3_errmsg(s->writer));
 	}
 	int64_t mine = s->epoch;
-	s->pending++;
-	pthread_cond_signal(&s->work_cond);
 	pthread_mutex_unlock(&s->wlock);
+	pthread_mutex_lock(&s->q_lock);
+	s->wanted = 1;
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->q_lock);
 	/* waiting on a lock of its own keeps waiters off the write path */
 	pthread_mutex_lock(&s->commit_lock);
 	while (s->committed < mine)
@@ -172,36 +192,81 @@ static int wend(sq_store *s, int error)
 	return 0;
 }
 
+static int insert_delivery(sq_store *s, struct dpending *p);
+
 static void *committer_main(void *arg)
 {
 	sq_store *s = arg;
-	pthread_mutex_lock(&s->wlock);
 	for (;;) {
-		while (!(s->tx_open && s->pending > 0) && !s->stopping)
-			pthread_cond_wait(&s->work_cond, &s->wlock);
-		if (!s->tx_open && s->stopping)
+		pthread_mutex_lock(&s->q_lock);
+		while (!s->q_head && !s->wanted && !s->stopping)
+			pthread_cond_wait(&s->work_cond, &s->q_lock);
+		struct dpending *batch = s->q_head;
+		s->q_head = s->q_tail = NULL;
+		int stopping = s->stopping && !batch && !s->wanted;
+		s->wanted = 0;
+		pthread_mutex_unlock(&s->q_lock);
+
+		pthread_mutex_lock(&s->wlock);
+		if (stopping && !s->tx_open) {
+			pthread_mutex_unlock(&s->wlock);
 			break;
-		if (!s->tx_open)
-			continue;
+		}
+		if (batch && !s->tx_open) {
+			if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+				s->tx_open = 1;
+				s->epoch++;
+			}
+		}
+		for (struct dpending *p = batch; p; p = p->next) {
+			if (!s->tx_open) {
+				p->error = APP_ERETRY;
+				snprintf(p->msg, sizeof(p->msg), "store: cannot begin a write transaction: %s",
+					 sqlite3_errmsg(s->writer));
+				continue;
+			}
+			sqlite3_exec(s->writer, "SAVEPOINT d", NULL, NULL, NULL);
+			if ((p->error = insert_delivery(s, p)) < 0) {
+				snprintf(p->msg, sizeof(p->msg), "%s", app_error_last());
+				sqlite3_exec(s->writer, "ROLLBACK TO d", NULL, NULL, NULL);
+			}
+			sqlite3_exec(s->writer, "RELEASE d", NULL, NULL, NULL);
+		}
 		int failed = 0;
 		char msg[256] = "";
-		if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
-			sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
-			failed = 1;
+		if (s->tx_open) {
+			if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+				snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
+				sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+				failed = 1;
+			}
+			s->tx_open = 0;
 		}
-		s->tx_open = 0;
-		s->pending = 0;
+		int64_t epoch = s->epoch;
+		pthread_mutex_unlock(&s->wlock);
+
 		pthread_mutex_lock(&s->commit_lock);
 		if (failed) {
-			s->failed_epoch = s->epoch;
+			s->failed_epoch = epoch;
 			memcpy(s->failed_msg, msg, sizeof(msg));
 		}
-		s->committed = s->epoch;
+		s->committed = epoch;
 		pthread_cond_broadcast(&s->commit_cond);
 		pthread_mutex_unlock(&s->commit_lock);
+
+		pthread_mutex_lock(&s->q_lock);
+		for (struct dpending *p = batch, *next; p; p = next) {
+			next = p->next;
+			if (failed && p->error == 0) {
+				p->error = APP_ERETRY;
+				p->duplicate = 0;
+				memcpy(p->msg, msg, sizeof(msg));
+			}
+			p->done = 1;
+			pthread_cond_signal(&p->cond);
+		}
+		pthread_mutex_unlock(&s->q_lock);
 	}
-	pthread_mutex_unlock(&s->wlock);
 	return NULL;
 }
 
@@ -495,10 +560,11 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const
 	return error;
 }
 
-static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+/* Inserts one queued delivery and its jobs (committer thread, wlock held). */
+static int insert_delivery(sq_store *s, struct dpending *p)
 {
-	sq_store *s = (sq_store *)st;
-	sqlite3 *db = wbegin(s);
+	const store_delivery *d = p->d;
+	sqlite3 *db = s->writer;
 	int changes = 0;
 	int error = run_cached(db, &s->ins_delivery, &changes,
 			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
@@ -511,10 +577,36 @@ static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_ou
 				   " VALUES(?,?,?,'queued',?,?,?)",
 				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
 				   d->received_ms);
-	error = wend(s, error);
-	if (error == 0 && duplicate_out)
-		*duplicate_out = changes == 0;
+	p->duplicate = error == 0 && changes == 0;
 	return error;
+}
+
+static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	sq_store *s = (sq_store *)st;
+	struct dpending p = { .d = d };
+	pthread_cond_init(&p.cond, NULL);
+	pthread_mutex_lock(&s->q_lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_cond_destroy(&p.cond);
+		return app_error_set(APP_ERETRY, "store: closing");
+	}
+	if (s->q_tail)
+		s->q_tail->next = &p;
+	else
+		s->q_head = &p;
+	s->q_tail = &p;
+	pthread_cond_signal(&s->work_cond);
+	while (!p.done)
+		pthread_cond_wait(&p.cond, &s->q_lock);
+	pthread_mutex_unlock(&s->q_lock);
+	pthread_cond_destroy(&p.cond);
+	if (p.error < 0)
+		return app_error_set(p.error, "%s", p.msg);
+	if (duplicate_out)
+		*duplicate_out = p.duplicate;
+	return 0;
 }
 
 static int sq_delivery_exists(store *st, const char *id)
@@ -1037,10 +1129,10 @@ static void sq_free(store *st)
 {
 	sq_store *s = (sq_store *)st;
 	if (s->committer_started) {
-		pthread_mutex_lock(&s->wlock);
+		pthread_mutex_lock(&s->q_lock);
 		s->stopping = 1;
 		pthread_cond_signal(&s->work_cond);
-		pthread_mutex_unlock(&s->wlock);
+		pthread_mutex_unlock(&s->q_lock);
 		pthread_join(s->committer, NULL);
 	}
 	sqlite3_close(s->writer);
@@ -1050,6 +1142,7 @@ static void sq_free(store *st)
 	pthread_cond_destroy(&s->pool_cond);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->commit_lock);
+	pthread_mutex_destroy(&s->q_lock);
 	sqlite3_finalize(s->ins_delivery);
 	sqlite3_finalize(s->ins_job);
 	pthread_cond_destroy(&s->work_cond);
@@ -1143,6 +1236,7 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_cond_init(&s->pool_cond, NULL);
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_mutex_init(&s->commit_lock, NULL);
+	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->work_cond, NULL);
 	pthread_cond_init(&s->commit_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)

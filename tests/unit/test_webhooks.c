@@ -14,6 +14,7 @@
 
 #include "app/error.h"
 #include "app/http.h"
+#include "app/json_arena.h"
 #include "app/store.h"
 #include "webhooks/event.h"
 #include "webhooks/intake.h"
@@ -332,6 +333,8 @@ static void test_intake_size_and_form(void **state)
 
 int main(void)
 {
+	/* as in perfbot itself, so the intake's request arena is exercised */
+	app_json_arena_install();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signature_documented_vector),
 		cmocka_unit_test(test_signature_wrong_secret),
