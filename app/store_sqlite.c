@@ -156,8 +156,12 @@ static sqlite3 *wbegin(sq_store *s)
 }
 
 /* Ends a write begun with wbegin: undoes it when error < 0, then waits
- * until its transaction is committed.  Returns error, or the commit's. */
-static int wend(sq_store *s, int error)
+ * (unless `wait` is 0) until its transaction is committed.  Returns error,
+ * or the commit's.  Job bookkeeping does not wait: the next commit carries
+ * it within milliseconds, and if the process dies first the job is simply
+ * claimed and run again (jobs are at-least-once; their handlers are
+ * idempotent).  Deliveries and everything a user is told about wait. */
+static int wend_opt(sq_store *s, int error, int wait)
 {
 	char msg[256];
 	if (error < 0) {
@@ -177,6 +181,8 @@ static int wend(sq_store *s, int error)
 	s->wanted = 1;
 	pthread_cond_signal(&s->work_cond);
 	pthread_mutex_unlock(&s->q_lock);
+	if (!wait)
+		return error < 0 ? app_error_set(error, "%s", msg) : 0;
 	/* waiting on a lock of its own keeps waiters off the write path */
 	pthread_mutex_lock(&s->commit_lock);
 	while (s->committed < mine)
@@ -190,6 +196,11 @@ static int wend(sq_store *s, int error)
 	if (failed)
 		return app_error_set(APP_ERETRY, "%s", msg);
 	return 0;
+}
+
+static int wend(sq_store *s, int error)
+{
+	return wend_opt(s, error, 1);
 }
 
 static int insert_delivery(sq_store *s, struct dpending *p);
@@ -350,6 +361,17 @@ static int exec(sqlite3 *db, int *changes_out, const char *sql, const char *type
 	int error = exec_v(db, changes_out, sql, types, ap);
 	va_end(ap);
 	return error;
+}
+
+/* One write statement through the group commit, not waiting for it. */
+static int pexec_async(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = wbegin(s);
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	return wend_opt(s, error, 0);
 }
 
 /* One durable write statement through the group commit. */
@@ -656,7 +678,7 @@ done:
 
 static int sq_delivery_set_status(store *st, const char *id, const char *status)
 {
-	return pexec((sq_store *)st, NULL, "UPDATE deliveries SET status=? WHERE id=?", "ss", status, id);
+	return pexec_async((sq_store *)st, NULL, "UPDATE deliveries SET status=? WHERE id=?", "ss", status, id);
 }
 
 static int sq_delivery_list(store *st, json_t **out, int limit, const char *event)
@@ -728,7 +750,7 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE) {
 		sqlite3_finalize(q);
-		wend(s, 0);
+		wend_opt(s, 0, 0);
 		return APP_ENOTFOUND;
 	}
 	if (rc != SQLITE_ROW) {
@@ -744,7 +766,7 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 		;
 done:
 	sqlite3_finalize(q);
-	error = wend(s, error);
+	error = wend_opt(s, error, 0);
 	if (error < 0 && out->kind) {
 		store_job_dispose(out);
 	}
@@ -760,7 +782,7 @@ static int owned_update(sq_store *s, const char *sql, const char *what, int64_t 
 	const char *a = va_arg(ap, const char *);
 	int64_t b = va_arg(ap, int64_t);
 	va_end(ap);
-	int error = pexec(s, &changes, sql, "siis", a, b, id, owner);
+	int error = pexec_async(s, &changes, sql, "siis", a, b, id, owner);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
 	return error;
@@ -786,7 +808,7 @@ static int sq_job_fail(store *st, int64_t id, const char *owner, const char *err
 {
 	sq_store *s = (sq_store *)st;
 	int changes = 0;
-	int error = pexec(s, &changes,
+	int error = pexec_async(s, &changes,
 			  "UPDATE jobs SET state=CASE WHEN ?1 > 0 THEN 'queued' ELSE 'failed' END,"
 			  " run_at_ms=CASE WHEN ?1 > 0 THEN ?1 ELSE run_at_ms END, error=?2, updated_ms=?3,"
 			  " lease_owner=NULL, lease_expires_ms=NULL WHERE id=?4 AND lease_owner=?5 AND state='running'",

@@ -53,6 +53,8 @@ static int need_app(const wh_handlers_options *o, app_job_ctx *ctx)
 static int on_push(app_job_ctx *ctx, void *payload)
 {
 	const wh_handlers_options *o = payload;
+	if (!need_app(o, ctx))
+		return 0; /* checked before the payload is even read */
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
 	if (error < 0)
@@ -64,8 +66,6 @@ static int on_push(app_job_ctx *ctx, void *payload)
 		snprintf(ctx->note, sizeof(ctx->note), "branch deleted: nothing to measure");
 		goto done;
 	}
-	if (!need_app(o, ctx))
-		goto done;
 	agent_bench_push req = { .repository = p.repository, .installation_id = p.installation_id, .ref = p.ref,
 				 .before = p.before, .after = p.after, .deleted = p.deleted,
 				 .default_branch = p.default_branch, .clone_url = p.clone_url, .sender = p.sender };
@@ -80,6 +80,8 @@ done:
 static int on_pull_request(app_job_ctx *ctx, void *payload)
 {
 	const wh_handlers_options *o = payload;
+	if (!need_app(o, ctx))
+		return 0; /* checked before the payload is even read */
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
 	if (error < 0)
@@ -91,8 +93,6 @@ static int on_pull_request(app_job_ctx *ctx, void *payload)
 		error = app_error_set(APP_EINVALID, "pull_request event without action or pull_request");
 		goto done;
 	}
-	if (!need_app(o, ctx))
-		goto done;
 	if (!strcmp(action, "closed")) {
 		error = pr_handle_closed_event(o->pr, root);
 		if (error == 0)
@@ -285,6 +285,8 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 static int on_issue_comment(app_job_ctx *ctx, void *payload)
 {
 	const wh_handlers_options *o = payload;
+	if (!need_app(o, ctx))
+		return 0; /* checked before the payload is even read */
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
 	if (error < 0)
@@ -303,8 +305,6 @@ static int on_issue_comment(app_job_ctx *ctx, void *payload)
 		snprintf(ctx->note, sizeof(ctx->note), "no command");
 		goto done;
 	}
-	if (!need_app(o, ctx))
-		goto done;
 	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
 			    .full_name = str(json_object_get(root, "repository"), "full_name"),
 			    .number = num(json_object_get(root, "issue"), "number"),
@@ -340,6 +340,8 @@ done:
 static int on_check_run(app_job_ctx *ctx, void *payload)
 {
 	const wh_handlers_options *o = payload;
+	if (!need_app(o, ctx))
+		return 0; /* checked before the payload is even read */
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
 	if (error < 0)
@@ -358,8 +360,6 @@ static int on_check_run(app_job_ctx *ctx, void *payload)
 		snprintf(ctx->note, sizeof(ctx->note), "not a perfbot check run");
 		goto done;
 	}
-	if (!need_app(o, ctx))
-		goto done;
 	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
 			    .full_name = str(json_object_get(root, "repository"), "full_name"),
 			    .user = str(json_object_get(root, "sender"), "login") };
@@ -420,13 +420,13 @@ done:
 static int on_check_suite(app_job_ctx *ctx, void *payload)
 {
 	const wh_handlers_options *o = payload;
+	if (!need_app(o, ctx))
+		return 0; /* checked before the payload is even read */
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
 	if (error < 0)
 		return error;
 	const json_t *suite = json_object_get(root, "check_suite");
-	if (!need_app(o, ctx))
-		goto done;
 	char ref[300];
 	const char *branch = str(suite, "head_branch");
 	snprintf(ref, sizeof(ref), "refs/heads/%s", branch ? branch : "");
