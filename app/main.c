@@ -2,6 +2,7 @@
  * (environment, .env, flags) once, and runs the command.  A configuration
  * error stops here with one line naming the variable and the problem. */
 #include "app/cmd.h"
+#include "app/cmd_agent.h"
 #include "app/config.h"
 #include "app/error.h"
 #include "app/json_arena.h"
@@ -27,6 +28,11 @@ static const struct command commands[] = {
 	{ "jobs", app_cmd_jobs, "perfbot jobs [--json] [--limit N]", "list jobs and their states" },
 	{ "bench", app_cmd_bench, "perfbot bench [--repo DIR] [--rev REV] [--base REV] [--json]",
 	  "measure a local checkout's benchmarks under CPU simulation (no GitHub needed)" },
+	{ "optimize", app_cmd_optimize,
+	  "perfbot optimize --repo DIR --agent-command CMD [--rev REV] [--json] [--diff-out FILE] [--benchmark NAME...]",
+	  "run an agent run on a local checkout: the agent's change is verified and measured, nothing is pushed" },
+	{ "runs", app_cmd_runs, "perfbot runs [--json] [--limit N] [--kind bench|agent] | perfbot runs show N [--json]",
+	  "list bench and agent runs, or show one with its proposal and approvals" },
 	{ "receive", app_cmd_receive,
 	  "perfbot receive -e EVENT -p PAYLOAD.json [--url URL] [--secret S] [--delivery ID]",
 	  "sign a payload as GitHub does and POST it to a running perfbot" },
