@@ -62,7 +62,9 @@ int store_delivery_body(store *st, const char *id, char **body_out, size_t *len_
 int store_delivery_set_status(store *st, const char *id, const char *status);
 
 /* A JSON array (owned) of {id, event, action, installation_id, repository,
- * received, status}, newest first; event may be NULL. */
+ * received, status}, newest first; event may be NULL.  status is "ignored"
+ * (no job), or follows the delivery's jobs: "queued" while one waits or
+ * runs, "failed" when one failed for good, else "done". */
 int store_delivery_list(store *st, json_t **out, int limit, const char *event);
 
 /* ---- jobs ---------------------------------------------------------------- */

@@ -684,8 +684,14 @@ static int sq_delivery_set_status(store *st, const char *id, const char *status)
 static int sq_delivery_list(store *st, json_t **out, int limit, const char *event)
 {
 	return query((sq_store *)st, out, 0,
+		     /* a delivery's status follows its jobs: queued while one waits
+		      * or runs, failed when one failed for good, else done */
 		     "SELECT id, event, action, installation_id, repository,"
-		     " strftime('%Y-%m-%dT%H:%M:%fZ', received_ms / 1000.0, 'unixepoch') AS received, status"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', received_ms / 1000.0, 'unixepoch') AS received,"
+		     " CASE WHEN status <> 'queued' THEN status ELSE coalesce((SELECT CASE"
+		     "  WHEN sum(state IN ('queued','running')) > 0 THEN 'queued'"
+		     "  WHEN sum(state = 'failed') > 0 THEN 'failed' ELSE 'done' END"
+		     "  FROM jobs WHERE jobs.delivery_id = deliveries.id), status) END AS status"
 		     " FROM deliveries WHERE (?1 IS NULL OR event=?1) ORDER BY received_ms DESC, rowid DESC LIMIT ?2",
 		     "sn", event, limit > 0 ? limit : -1);
 }
@@ -740,9 +746,11 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	int error = prepare(db, &q,
 			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
 			    " attempts=attempts+1, updated_ms=?2"
-			    " WHERE id=(SELECT id FROM (SELECT id, run_at_ms AS t FROM jobs WHERE state='queued' AND run_at_ms<=?2"
-			    " UNION ALL SELECT id, lease_expires_ms AS t FROM jobs WHERE state='running' AND lease_expires_ms<?2)"
-			    " ORDER BY t, id LIMIT 1)"
+			    /* two index lookups, never a scan of the queue: a lease that
+			     * expired (its worker died) first, else the oldest due job */
+			    " WHERE id=coalesce("
+			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2 ORDER BY lease_expires_ms LIMIT 1),"
+			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2 ORDER BY run_at_ms, id LIMIT 1))"
 			    " RETURNING id, kind, payload, delivery_id, attempts",
 			    "sii", owner, now, lease_ms);
 	if (error < 0)

@@ -137,8 +137,6 @@ static void run_job(struct worker *wk, store_job *job)
 		outcome = "done";
 		if (store_job_done(w->store, job->id, wk->owner, ctx.note[0] ? ctx.note : NULL) < 0)
 			app_log(APP_LOG_ERROR, "cannot record job outcome", "error", app_error_last(), NULL);
-		else if (job->delivery_id)
-			store_delivery_set_status(w->store, job->delivery_id, "done");
 	} else {
 		snprintf(errmsg, sizeof(errmsg), "%s", app_error_last()[0] ? app_error_last() : app_error_name(error));
 		int64_t retry_at = 0;
@@ -147,8 +145,6 @@ static void run_job(struct worker *wk, store_job *job)
 		outcome = retry_at ? "retry" : "failed";
 		if (store_job_fail(w->store, job->id, wk->owner, errmsg, retry_at) < 0)
 			app_log(APP_LOG_ERROR, "cannot record job outcome", "error", app_error_last(), NULL);
-		else if (job->delivery_id && !retry_at)
-			store_delivery_set_status(w->store, job->delivery_id, "failed");
 	}
 	char labels[160], id[32], attempts[16], ms[32];
 	snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", job->kind, outcome);

@@ -90,6 +90,28 @@ static void test_deliveries(void **state)
 	assert_int_equal(store_job_list(f->st, &jobs, 10), 0);
 	assert_int_equal(json_array_size(jobs), 1); /* the duplicate added no job */
 	json_decref(jobs);
+
+	/* a delivery's status follows its job */
+	store_job j;
+	assert_int_equal(store_job_claim(f->st, &j, "w", 60000), 0);
+	assert_int_equal(store_job_done(f->st, j.id, "w", NULL), 0);
+	store_job_dispose(&j);
+	const char *want[2] = { "done", "ignored" };
+	for (int tries = 0; tries < 100; tries++) {
+		assert_int_equal(store_delivery_list(f->st, &rows, 10, NULL), 0);
+		int ok = 1;
+		for (size_t i = 0; i < 2; i++) {
+			json_t *r = json_array_get(rows, i);
+			const char *id = json_string_value(json_object_get(r, "id"));
+			const char *status = json_string_value(json_object_get(r, "status"));
+			ok &= !strcmp(status, want[!strcmp(id, "b")]);
+		}
+		json_decref(rows);
+		if (ok)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("delivery status did not follow its job");
 }
 
 static void test_concurrent_group_commit(void **state);
