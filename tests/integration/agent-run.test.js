@@ -117,14 +117,15 @@ function agentCalls(r) {
     .filter((c) => c.tool);
 }
 
-// Processes whose environment carries PERFBOT_RUN_ID=id (the agent's group).
+// Processes whose environment carries PERFBOT_RUN_ID=id and this server's
+// endpoint (the agent's group; other test files run agents too).
 function agentProcesses(id) {
   const out = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let env;
     try { env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8'); } catch { continue; }
     const vars = env.split('\0');
-    if (vars.includes(`PERFBOT_RUN_ID=${id}`)) {
+    if (vars.includes(`PERFBOT_RUN_ID=${id}`) && vars.includes(`PERFBOT_MCP_URL=http://127.0.0.1:${srv.port}/mcp`)) {
       out.push({ pid: Number(pid), token: (vars.find((v) => v.startsWith('PERFBOT_RUN_TOKEN=')) || '').slice(18),
         url: (vars.find((v) => v.startsWith('PERFBOT_MCP_URL=')) || '').slice(16) });
     }
