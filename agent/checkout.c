@@ -182,7 +182,14 @@ static int fetch_locked(git_repository *repo, const agent_checkout_source *src, 
 	    strchr(src->url, '@') < strchr(strstr(src->url, "://") + 3, '/'))
 		return app_error_set(APP_EINVALID, "checkout: the clone URL must not carry credentials");
 	git_remote *remote = NULL;
-	int rc = git_remote_create_anonymous(&remote, repo, src->url);
+	/* no url.*.insteadOf rewriting: the server's git configuration must not
+	 * redirect (or add credentials to) perfbot's fetches; it also avoids
+	 * libgit2 1.5's regex lookup of those keys, which leaks on every call */
+	git_remote_create_options ro;
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.repository = repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	int rc = git_remote_create_with_opts(&remote, src->url, &ro);
 	if (rc < 0)
 		return git_fail(rc, "fetch");
 	token_payload tp = { src, 0 };
