@@ -332,6 +332,49 @@ test('a newer push to the branch cancels the older run', async (t) => {
   }
 });
 
+test('a build that fails: the check run says so with the compiler output', async () => {
+  edit('bench/sort.c', '#include', 'this is not C;\n#include');
+  const head = commit('break the build');
+  pushBranch('main');
+  const cr = await pushAndWait('main', git('rev-parse', 'HEAD~1'), head);
+  assert.equal(cr.conclusion, 'failure');
+  assert.equal(cr.output.title, 'Build failed');
+  assert.match(cr.output.summary, /The build `make` failed at/);
+  assert.match(cr.output.summary, /sort\.c:\d+:\d+: error/);
+  const [run] = await runRow(head);
+  assert.equal(run.state, 'failed');
+  assert.equal(run.reason, 'build failed');
+});
+
+test('without a usable sandbox the check run fails and nothing runs unsandboxed', async () => {
+  // a second server whose PATH has no bwrap: its sandbox probe fails
+  const dir = path.join(tmp, 'var-nosandbox');
+  fs.mkdirSync(dir);
+  const other = await startServer({
+    dataDir: dir, secret: SECRET,
+    env: { PATH: '/nonexistent', APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, WORKERS: 1,
+      REDELIVERY_INTERVAL_SECONDS: 0 },
+  });
+  try {
+    edit('bench/sort.c', 'this is not C;\n', '');
+    const head = commit('fix the build');
+    pushBranch('main');
+    const file = path.join(tmp, 'push-nosandbox.json');
+    fs.writeFileSync(file, JSON.stringify(pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head)));
+    const r = await cli(['receive', '-e', 'push', '-p', file, '--url', other.url, '--secret', SECRET]);
+    assert.equal(r.code, 0, r.stderr);
+    const cr = await completedCheck(head);
+    assert.equal(cr.conclusion, 'failure');
+    assert.equal(cr.output.title, 'Sandbox unavailable');
+    const rows = await sqlite(dir, `SELECT state, reason FROM runs WHERE head_sha='${head}'`);
+    assert.deepEqual(rows, [{ state: 'failed', reason: 'sandbox unavailable' }]);
+    assert.ok(!fs.existsSync(path.join(dir, 'work')) || fs.readdirSync(path.join(dir, 'work')).length === 0);
+  } finally {
+    await other.stop();
+    assert.equal(other.sanitizerReport(), null);
+  }
+});
+
 test('the installation token never reaches the cache, the data directory or the logs', async (t) => {
   const tokens = [...fake.state.tokens.keys()];
   assert.ok(tokens.length > 0, 'tokens were issued');
