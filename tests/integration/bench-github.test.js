@@ -375,6 +375,27 @@ test('without a usable sandbox the check run fails and nothing runs unsandboxed'
   }
 });
 
+test('optimize on push: an agent run is queued for the pushed commit after the bench run', async () => {
+  const yml = path.join(work, '.github/perfbot.yml');
+  fs.writeFileSync(yml, fs.readFileSync(yml, 'utf8') + 'optimize:\n  on: [push]\n');
+  const head = commit('optimize on push');
+  pushBranch('main');
+  const cr = await pushAndWait('main', git('rev-parse', 'HEAD~1'), head);
+  assert.equal(cr.conclusion, 'success', cr.output.summary);
+  const [agent] = await waitFor(async () => {
+    const rows = await sqlite(dataDir, `SELECT id, state, trigger, branch, head_sha FROM runs WHERE kind='agent'`);
+    return rows.length ? rows : null;
+  }, { what: 'the agent run' });
+  assert.equal(agent.trigger, 'push');
+  assert.equal(agent.branch, 'main');
+  assert.equal(agent.head_sha, head);
+  // let it end (no agent command is configured here) before the server stops
+  await waitFor(async () => {
+    const [r] = await sqlite(dataDir, `SELECT state FROM runs WHERE id=${agent.id}`);
+    return r.state !== 'queued' && r.state !== 'running';
+  }, { timeoutMs: RUN_MS, what: 'the agent run to end' });
+});
+
 test('the installation token never reaches the cache, the data directory or the logs', async (t) => {
   const tokens = [...fake.state.tokens.keys()];
   assert.ok(tokens.length > 0, 'tokens were issued');
