@@ -324,7 +324,8 @@ static int token_cb(char *buf, size_t size, void *payload)
 /* GitHub trouble worth another attempt: the job goes back to the queue. */
 static int gh_retry(bench_job *j, int error)
 {
-	if (error != APP_ERETRY && error != APP_ETIMEOUT)
+	/* on the last attempt the failure is reported like any other */
+	if ((error != APP_ERETRY && error != APP_ETIMEOUT) || j->ctx->final_attempt)
 		return 0;
 	long wait = gh_retry_wait_ms();
 	j->ctx->retry_at_ms = now_ms() + (wait > 0 ? wait : 5000);
@@ -703,7 +704,7 @@ static int fetch(bench_job *j, const char *sha, int *retry_out)
 	if (error == APP_EAUTH && !j->ctx->final_attempt) {
 		gh_installation_token_invalidate(j->svc->gh, j->inst);
 		*retry_out = 1;
-	} else if (j->token_error && gh_retry(j, j->token_error) && !j->ctx->final_attempt) {
+	} else if (j->token_error && gh_retry(j, j->token_error)) {
 		*retry_out = 1;
 	}
 	return error;

@@ -332,6 +332,23 @@ test('a newer push to the branch cancels the older run', async (t) => {
   }
 });
 
+test('GitHub failing while the check run is completed: the job retries without measuring or creating it again', async () => {
+  fs.writeFileSync(path.join(work, 'NOTES'), 'retry\n');
+  const head = commit('notes again');
+  pushBranch('main');
+  // every attempt of the client (one try and three retries) of the completing PATCH fails
+  fake.failNext({ status: 502, count: 4, method: 'PATCH', path: /\/check-runs\/\d+$/ });
+  const cr = await pushAndWait('main', git('rev-parse', 'HEAD~1'), head);
+  assert.equal(cr.conclusion, 'success', cr.output.summary);
+  assert.equal(cr.updates.length, 1, 'one successful completion');
+  const [run] = await runRow(head);
+  assert.equal(run.state, 'done');
+  const ms = await sqlite(dataDir, `SELECT count(*) AS n FROM measurements WHERE run_id=${run.id}`);
+  assert.equal(ms[0].n, 3, 'measured once');
+  const jobsOf = await sqlite(dataDir, `SELECT attempts, state FROM jobs WHERE kind='bench.run' AND dedupe_key='${run.data.job_key}'`);
+  assert.deepEqual(jobsOf, [{ attempts: 2, state: 'done' }]);
+});
+
 test('a build that fails: the check run says so with the compiler output', async () => {
   edit('bench/sort.c', '#include', 'this is not C;\n#include');
   const head = commit('break the build');
