@@ -327,8 +327,10 @@ static int gh_retry(bench_job *j, int error)
 	/* on the last attempt the failure is reported like any other */
 	if ((error != APP_ERETRY && error != APP_ETIMEOUT) || j->ctx->final_attempt)
 		return 0;
+	/* a rate limit says when; otherwise the workers' backoff decides */
 	long wait = gh_retry_wait_ms();
-	j->ctx->retry_at_ms = now_ms() + (wait > 0 ? wait : 5000);
+	if (wait > 0)
+		j->ctx->retry_at_ms = now_ms() + wait;
 	return 1;
 }
 
