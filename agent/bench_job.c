@@ -951,6 +951,10 @@ static int run_job(app_job_ctx *ctx, void *payload)
 		return app_error_set(APP_EINVALID, "bench.run: payload without run_id");
 	snprintf(j.ids, sizeof(j.ids), "%lld", (long long)j.id);
 	int error = store_run_get(j.svc->store, j.id, &j.run);
+	if (error == APP_ENOTFOUND) {
+		set_note(&j, "no such run");
+		return 0;
+	}
 	if (error < 0)
 		return error;
 	const json_t *data = json_object_get(j.run, "data");
