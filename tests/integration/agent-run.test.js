@@ -173,13 +173,14 @@ before(async () => {
 });
 
 after(async () => {
-  if (srv) {
-    const r = await srv.stop();
-    assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
-    assert.ok(r.code === 0 || r.signal === 'SIGTERM', `serve exit ${r.code} ${r.signal}`);
-  }
+  // close everything first, so that a failed check never leaves the fake running
+  const stopped = srv ? await srv.stop() : null;
   if (fake) await fake.close();
   if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  if (stopped) {
+    assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
+    assert.ok(stopped.code === 0 || stopped.signal === 'SIGTERM', `serve exit ${stopped.code} ${stopped.signal}`);
+  }
 });
 
 test('/perfbot optimize → verified proposal with the numbers of a direct measurement → button → approval', async () => {
