@@ -1165,6 +1165,9 @@ static void sq_free(store *st)
 		pthread_mutex_unlock(&s->q_lock);
 		pthread_join(s->committer, NULL);
 	}
+	/* cached statements first: a connection with open statements stays open */
+	sqlite3_finalize(s->ins_delivery);
+	sqlite3_finalize(s->ins_job);
 	sqlite3_close(s->writer);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
@@ -1173,8 +1176,6 @@ static void sq_free(store *st)
 	pthread_mutex_destroy(&s->wlock);
 	pthread_mutex_destroy(&s->commit_lock);
 	pthread_mutex_destroy(&s->q_lock);
-	sqlite3_finalize(s->ins_delivery);
-	sqlite3_finalize(s->ins_job);
 	pthread_cond_destroy(&s->work_cond);
 	pthread_cond_destroy(&s->commit_cond);
 	free(s->path);
