@@ -36,7 +36,7 @@ typedef struct agent_services {
 typedef struct agent_bench_push {
 	const char *repository;       /* owner/name */
 	int64_t installation_id;
-	const char *ref;              /* refs/heads/main */
+	const char *ref;              /* refs/heads/main, or refs/pull/N/head to re-run a pull request's run */
 	const char *before;           /* 40 zeros for a new branch */
 	const char *after;
 	int deleted;
