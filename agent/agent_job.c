@@ -588,6 +588,8 @@ static int run_agent(run *r)
 	if ((error = agent_task_write(r->task, &ti)) < 0)
 		return error;
 
+	if (r->cancel) /* cancelled during the baseline: no agent at all */
+		return APP_ECANCELLED;
 	char token[AGENT_TOKEN_LEN + 1];
 	if ((error = agent_mcp_register_run(r->svc->mcp, r->id, tools, token)) < 0)
 		return error;

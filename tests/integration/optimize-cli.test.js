@@ -111,3 +111,51 @@ test('optimize refuses bad arguments and unknown benchmarks', async (t) => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /run 999999 not found/);
 });
+
+// The command line the README gives for Claude Code, run through perfbot's
+// `command` backend with a stand-in `claude` on PATH: the stand-in parses
+// --mcp-config as Claude Code would, connects with the MCP SDK using exactly
+// the url and headers it finds there, and lists the tools.
+const CLAUDE_COMMAND = 'claude -p "$(cat "$PERFBOT_TASK_FILE")" ' +
+  '--mcp-config "{\\"mcpServers\\":{\\"perfbot\\":{\\"type\\":\\"http\\",\\"url\\":\\"$PERFBOT_MCP_URL\\",' +
+  '\\"headers\\":{\\"Authorization\\":\\"Bearer $PERFBOT_RUN_TOKEN\\"}}}}" ' +
+  '--strict-mcp-config --allowedTools mcp__perfbot ' +
+  '--disallowedTools "Bash Edit Write MultiEdit NotebookEdit Read Glob Grep LS WebFetch WebSearch Task" ' +
+  '--output-format stream-json --verbose';
+
+test('the documented Claude Code command line hands Claude a working MCP configuration', async (t) => {
+  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+  const bin = path.join(tmp, 'bin');
+  fs.mkdirSync(bin);
+  const sdk = (p) => 'file://' + path.join(ROOT, 'tests/node_modules/@modelcontextprotocol/sdk/dist/esm', p);
+  fs.writeFileSync(path.join(bin, 'claude'), `#!/usr/bin/env node
+const { Client } = await import('${sdk('client/index.js')}');
+const { StreamableHTTPClientTransport } = await import('${sdk('client/streamableHttp.js')}');
+const args = process.argv.slice(2);
+const at = (f) => args[args.indexOf(f) + 1];
+const server = JSON.parse(at('--mcp-config')).mcpServers.perfbot;
+const client = new Client({ name: 'claude-stand-in', version: '1' });
+const transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: server.headers } });
+await client.connect(transport);
+const { tools } = await client.listTools();
+console.log(JSON.stringify({ stand_in: { type: server.type, tools: tools.map((x) => x.name).sort(),
+  prompt_has_rules: at('-p').includes('submit_result'), allowed: at('--allowedTools') } }));
+await transport.terminateSession().catch(() => {});
+await client.close();
+`, { mode: 0o755 });
+  const r = await cli(['optimize', '--repo', repo, '--agent-command', CLAUDE_COMMAND, '--json'],
+    { env: { DATA_DIR: dataDir, LOG_LEVEL: 'error', PATH: `${bin}:${process.env.PATH}` }, timeoutMs: RUN_MS });
+  assert.equal(r.code, 1, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.equal(doc.status, 'no_improvement');
+  assert.equal(doc.reason, 'the agent ended without submitting a change');
+  const show = JSON.parse((await perfbot('runs', 'show', String(doc.run), '--json')).stdout);
+  const line = show.run.data.agent.output.split('\n').find((l) => l.includes('stand_in'));
+  assert.ok(line, show.run.data.agent.output);
+  const seen = JSON.parse(line).stand_in;
+  assert.equal(seen.type, 'http');
+  assert.equal(seen.allowed, 'mcp__perfbot');
+  assert.equal(seen.prompt_has_rules, true);
+  assert.deepEqual(seen.tools, ['compare', 'edit_file', 'exec', 'get_diff', 'get_profile', 'grep', 'list_files',
+    'read_file', 'run_benchmarks', 'submit_result', 'write_file']);
+});
