@@ -825,18 +825,6 @@ static int split_repo(run *r)
 	return 0;
 }
 
-/* PUBLIC_URL/runs/<id> on a check-run body, when PUBLIC_URL is set. */
-static void add_details_url(json_t *body, const run *r)
-{
-	const char *pub = r->svc->public_url;
-	if (!body || !pub || !*pub)
-		return;
-	size_t n = strlen(pub);
-	char url[512];
-	snprintf(url, sizeof(url), "%.*s/runs/%" PRId64, (int)(pub[n - 1] == '/' ? n - 1 : n), pub, r->id);
-	json_object_set_new(body, "details_url", json_string(url));
-}
-
 static void check_run_start(run *r)
 {
 	char ext[24];
@@ -847,7 +835,6 @@ static void check_run_start(run *r)
 					    "verifies its change on a clean checkout.");
 	if (!body)
 		return;
-	add_details_url(body, r);
 	if (gh_create_check_run(r->svc->gh, r->inst, r->owner, r->name, body, &r->check_run_id) < 0) {
 		app_log(APP_LOG_WARN, "cannot create the optimize check run", "repository", r->repository, "error",
 			app_error_last(), NULL);
@@ -887,7 +874,6 @@ static void surface(run *r)
 					      "Push a branch and open a pull request", "identifier", "open-pr"));
 	else if (body)
 		json_object_set_new(body, "actions", json_array());
-	add_details_url(body, r);
 	int error = -1;
 	if (body && r->check_run_id)
 		error = gh_update_check_run(r->svc->gh, r->inst, r->owner, r->name, r->check_run_id, body);
