@@ -198,11 +198,28 @@ done:
 
 /* ---- approval and cancellation ------------------------------------------- */
 
-int agent_run_approve(const agent_services *svc, int64_t run_id, const char *user, const char *via)
+/* A run named in a command or a button must belong to the repository the
+ * command came from: write access to one repository says nothing about
+ * another.  An unknown run and a run of another repository read the same. */
+static int get_run_of(json_t **out, const agent_services *svc, const char *repository, int64_t run_id)
+{
+	int error = store_run_get(svc->store, run_id, out);
+	if (error == APP_ENOTFOUND || (error == 0 && repository && (!jstr(*out, "repository") ||
+								   strcmp(jstr(*out, "repository"), repository) != 0))) {
+		json_decref(error == 0 ? *out : NULL);
+		*out = NULL;
+		return app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not a run of %s", run_id,
+				     repository ? repository : "this repository");
+	}
+	return error;
+}
+
+int agent_run_approve(const agent_services *svc, const char *repository, int64_t run_id, const char *user,
+		      const char *via)
 {
 	json_t *run = NULL, *proposal = NULL, *update = NULL;
 	int error;
-	if ((error = store_run_get(svc->store, run_id, &run)) < 0)
+	if ((error = get_run_of(&run, svc, repository, run_id)) < 0)
 		return error;
 	const char *kind = jstr(run, "kind");
 	if (!kind || strcmp(kind, "agent") != 0) {
@@ -251,11 +268,11 @@ done:
 	return error;
 }
 
-int agent_run_cancel(const agent_services *svc, int64_t run_id, const char *user)
+int agent_run_cancel(const agent_services *svc, const char *repository, int64_t run_id, const char *user)
 {
 	json_t *run = NULL, *update = NULL;
 	int error;
-	if ((error = store_run_get(svc->store, run_id, &run)) < 0)
+	if ((error = get_run_of(&run, svc, repository, run_id)) < 0)
 		return error;
 	const char *kind = jstr(run, "kind"), *state = jstr(run, "state");
 	char reason[200], key[64], subject[32];

@@ -90,15 +90,19 @@ typedef struct agent_run_request {
 int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run_request *req);
 
 /* Records an approval (who, how: "button" | "comment" | "dashboard") of a
- * run's proposal and queues the "pr.open" job.  APP_EEXISTS when the run was
+ * run's proposal and queues the "pr.open" job.  The run must belong to
+ * `repository` (owner/name; NULL only for operators on the CLI), else
+ * APP_ENOTFOUND as for an unknown run.  APP_EEXISTS when the run was
  * approved already, APP_ENOTFOUND when it has no proposal (the message says
  * so, for the reply). */
-int agent_run_approve(const agent_services *svc, int64_t run_id, const char *user, const char *via);
+int agent_run_approve(const agent_services *svc, const char *repository, int64_t run_id, const char *user,
+		      const char *via);
 
-/* Stops a queued or running agent run: kills its agent command and sandbox
- * processes, records who cancelled.  APP_ENOTFOUND for an unknown run,
- * APP_EINVALID for a run that already ended. */
-int agent_run_cancel(const agent_services *svc, int64_t run_id, const char *user);
+/* Stops a queued or running agent run of `repository` (as above): kills its
+ * agent command and sandbox processes, records who cancelled.  APP_ENOTFOUND
+ * for an unknown run or one of another repository, APP_EINVALID for a run
+ * that already ended. */
+int agent_run_cancel(const agent_services *svc, const char *repository, int64_t run_id, const char *user);
 
 /* Registers the "agent.run" job handler. */
 int agent_run_jobs_register(app_workers *w, agent_services *svc);

@@ -260,7 +260,7 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 		break;
 	}
 	case WH_CMD_APPLY:
-		error = agent_run_approve(t->o->agent, cmd->run, t->user, "comment");
+		error = agent_run_approve(t->o->agent, t->full_name, cmd->run, t->user, "comment");
 		if (error == 0)
 			error = replyf(t, "Approved perfbot run %lld: opening its pull request.", (long long)cmd->run);
 		else if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID)
@@ -268,7 +268,7 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 		snprintf(ctx->note, sizeof(ctx->note), "apply %lld", (long long)cmd->run);
 		break;
 	case WH_CMD_CANCEL:
-		error = agent_run_cancel(t->o->agent, cmd->run, t->user);
+		error = agent_run_cancel(t->o->agent, t->full_name, cmd->run, t->user);
 		if (error == 0)
 			error = replyf(t, "Cancelled perfbot run %lld.", (long long)cmd->run);
 		else if (error == APP_ENOTFOUND || error == APP_EINVALID)
@@ -383,7 +383,7 @@ static int on_check_run(app_job_ctx *ctx, void *payload)
 				NULL);
 			goto done;
 		}
-		error = agent_run_approve(o->agent, run, t.user, "button");
+		error = agent_run_approve(o->agent, t.full_name, run, t.user, "button");
 		if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID) {
 			snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", app_error_last());
 			error = 0;
@@ -398,7 +398,8 @@ static int on_check_run(app_job_ctx *ctx, void *payload)
 		if ((error = store_run_get(o->agent->store, run, &r)) < 0)
 			goto done;
 		const char *kind = str(r, "kind");
-		if (kind && !strcmp(kind, "bench")) {
+		const char *of = str(r, "repository");
+		if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name)) {
 			const json_t *data = json_object_get(r, "data");
 			agent_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
 						 .ref = str(data, "ref"), .before = str(r, "base_sha"),

@@ -266,6 +266,22 @@ test('/perfbot optimize → verified proposal with the numbers of a direct measu
   assert.equal((await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length, prJobsBefore + 1);
 });
 
+test('a writer of another repository can neither apply nor cancel a run', async () => {
+  // mona may write to BUDGET_REPO; the newest run of REPO is not hers to command from there
+  const [{ id }] = await sqlite(dataDir, `SELECT id FROM runs WHERE kind='agent' AND repository='${REPO}' ORDER BY id DESC LIMIT 1`);
+  const approvals = (await sqlite(dataDir, 'SELECT run_id FROM approvals')).length;
+  const prJobs = (await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length;
+  let n = commentsOn(9, BUDGET_REPO).length;
+  await comment(`/perfbot apply ${id}`, { issue: 9, repo: BUDGET_REPO });
+  assert.equal(await replyAfter(9, n, BUDGET_REPO), `Cannot apply run ${id}: run ${id} is not a run of ${BUDGET_REPO}.`);
+  n = commentsOn(9, BUDGET_REPO).length;
+  await comment(`/perfbot cancel ${id}`, { issue: 9, repo: BUDGET_REPO });
+  assert.equal(await replyAfter(9, n, BUDGET_REPO), `Cannot cancel run ${id}: run ${id} is not a run of ${BUDGET_REPO}.`);
+  assert.equal((await sqlite(dataDir, 'SELECT run_id FROM approvals')).length, approvals);
+  assert.equal((await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length, prJobs);
+  assert.notEqual((await run(id)).state, 'cancelled');
+});
+
 test('a commenter with read permission is refused politely and nothing runs', async () => {
   const runsBefore = (await sqlite(dataDir, 'SELECT id FROM runs')).length;
   const n = commentsOn(2).length;
