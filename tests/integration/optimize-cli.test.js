@@ -116,12 +116,13 @@ test('optimize refuses bad arguments and unknown benchmarks', async (t) => {
 // `command` backend with a stand-in `claude` on PATH: the stand-in parses
 // --mcp-config as Claude Code would, connects with the MCP SDK using exactly
 // the url and headers it finds there, and lists the tools.
-const CLAUDE_COMMAND = 'claude -p "$(cat "$PERFBOT_TASK_FILE")" ' +
-  '--mcp-config "{\\"mcpServers\\":{\\"perfbot\\":{\\"type\\":\\"http\\",\\"url\\":\\"$PERFBOT_MCP_URL\\",' +
-  '\\"headers\\":{\\"Authorization\\":\\"Bearer $PERFBOT_RUN_TOKEN\\"}}}}" ' +
-  '--strict-mcp-config --allowedTools mcp__perfbot ' +
-  '--disallowedTools "Bash Edit Write MultiEdit NotebookEdit Read Glob Grep LS WebFetch WebSearch Task" ' +
-  '--output-format stream-json --verbose';
+// Taken from README.md itself, so the documentation cannot drift from what is tested.
+const CLAUDE_COMMAND = (() => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const m = readme.match(/^PERFBOT_AGENT_COMMAND='(claude .*)'$/m);
+  if (!m) throw new Error('README.md has no PERFBOT_AGENT_COMMAND line for Claude Code');
+  return m[1];
+})();
 
 test('the documented Claude Code command line hands Claude a working MCP configuration', async (t) => {
   if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
