@@ -11,9 +11,9 @@ CFLAGS_WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-pro
                -Wformat=2 -Werror
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -I. -DPERFBOT_VERSION='"$(VERSION)"'
+# Kept apart from CFLAGS so that `make CFLAGS=... SANITIZE=...` still instruments.
 ifneq ($(SANITIZE),)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SANITIZE)
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -37,7 +37,7 @@ all: $(BUILD)/perfbot
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS_WARN) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS_WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
 
 define module_lib
 $(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(call module_srcs,$(1)))
@@ -47,15 +47,15 @@ endef
 $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 
 $(BUILD)/perfbot: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(MODULE_LIBS)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT)) $(MODULE_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT)) $(MODULE_LIBS) $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $< $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT)) $(MODULE_LIBS) $(LIBS) -lcmocka
 
 $(BUILD)/fuzz/%_replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(MODULE_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(MODULE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(MODULE_LIBS) $(LIBS)
 
 deps:
 	@sh .ci/deps.sh

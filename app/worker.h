@@ -17,7 +17,8 @@ typedef struct app_workers app_workers;
 typedef struct app_job_ctx {
 	store *store;               /* borrowed */
 	const store_job *job;       /* borrowed: id, kind, payload, delivery_id, attempts */
-	int final_attempt;          /* 1 when a failure now is final */
+	int final_attempt;          /* 1 when a failure now is final; a handler may set
+				     * it before failing to fail for good (no retry) */
 	char note[256];             /* optional outcome note set by the handler */
 	int64_t retry_at_ms;        /* a handler returning APP_ERETRY may set when to retry */
 	const atomic_int *stopping; /* non-zero when the process is draining */
