@@ -1,0 +1,108 @@
+// First-run setup and missed deliveries, through `perfbot serve` itself:
+// the manifest flow from the setup page to a working App configuration, and
+// the periodic redelivery of failed deliveries perfbot never stored.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { startServer, request, tmpDir, sign, deliveryId, SLOW, WEBHOOK_PATH, sleep } from './lib/perfbot.js';
+
+const require = createRequire(import.meta.url);
+const { startFakeGitHub } = require('../fake-github/server.js');
+
+const APP_ID = 5151;
+const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const privatePem = privateKey.export({ type: 'pkcs1', format: 'pem' });
+const publicPem = publicKey.export({ type: 'spki', format: 'pem' });
+const cleanups = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+function modeOf(file) {
+  return fs.statSync(file).mode & 0o777;
+}
+
+test('setup mode: the setup page registers the App and perfbot starts with what GitHub returned', async () => {
+  const fake = await startFakeGitHub({ appId: APP_ID, publicKeyPem: publicPem, privateKeyPem: privatePem });
+  cleanups.push(() => fake.close());
+  const dir = tmpDir();
+  // no APP_ID, no key, no secret: setup mode, no webhook intake
+  const srv = await startServer({ dataDir: dir, env: { WEBHOOK_SECRET: null, GITHUB_API_URL: fake.url } });
+  cleanups.push(() => srv.stop());
+  assert.equal(srv.logs().find((l) => l.msg === 'listening').mode, 'setup');
+  const hook = await request(srv.port, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  assert.equal(hook.status, 404, 'no intake without a secret');
+
+  const page = await request(srv.port, { method: 'GET', path: '/' });
+  assert.equal(page.status, 200);
+  assert.match(page.text, /Register GitHub App/);
+  const state = page.text.match(/state=([0-9a-f]{64})/)[1];
+  const manifest = JSON.parse(page.text.match(/name="manifest" value="([^"]*)"/)[1].replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
+  assert.deepEqual(manifest.default_permissions,
+    { contents: 'write', pull_requests: 'write', checks: 'write', issues: 'write', metadata: 'read' });
+  assert.ok(manifest.hook_attributes.url.endsWith(WEBHOOK_PATH));
+
+  // a wrong state is refused and writes nothing
+  fake.addManifestCode('code-1');
+  const wrong = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${'0'.repeat(64)}` });
+  assert.equal(wrong.status, 400);
+  assert.ok(!fs.existsSync(path.join(dir, '.env')));
+  assert.equal(fake.requests.filter((r) => r.path.startsWith('/app-manifests/')).length, 0);
+
+  const ok = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${state}` });
+  assert.equal(ok.status, 200, ok.text);
+  assert.match(ok.text, /installations\/new/);
+  const envFile = path.join(dir, '.env');
+  assert.equal(modeOf(envFile), 0o600);
+  const env = Object.fromEntries(fs.readFileSync(envFile, 'utf8').split('\n').filter((l) => l.includes('='))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^"|"$/g, '')]));
+  assert.equal(env.APP_ID, String(APP_ID));
+  for (const k of ['PRIVATE_KEY_PATH', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET']) assert.ok(env[k], k);
+  const keyPath = path.isAbsolute(env.PRIVATE_KEY_PATH) ? env.PRIVATE_KEY_PATH : path.join(dir, env.PRIVATE_KEY_PATH);
+  assert.equal(modeOf(keyPath), 0o600);
+  assert.ok(!srv.logs().some((l) => JSON.stringify(l).includes(env.WEBHOOK_SECRET)), 'secret in the logs');
+  await srv.stop();
+
+  // restarted in the same folder, perfbot reads the new .env: App mode, intake on with the new secret
+  const again = await startServer({ dataDir: dir, env: { WEBHOOK_SECRET: null, GITHUB_API_URL: fake.url } });
+  cleanups.push(() => again.stop());
+  assert.equal(again.logs().find((l) => l.msg === 'listening').mode, 'app');
+  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, app_id: APP_ID } });
+  const r = await request(again.port, {
+    headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'ping', 'X-GitHub-Delivery': deliveryId(),
+      'X-Hub-Signature-256': sign(body, env.WEBHOOK_SECRET) },
+    body,
+  });
+  assert.equal(r.status, 202, r.text);
+});
+
+test('missed deliveries: a failed delivery perfbot never stored is redelivered exactly once', async () => {
+  const fake = await startFakeGitHub({ appId: APP_ID, publicKeyPem: publicPem });
+  cleanups.push(() => fake.close());
+  const dir = tmpDir();
+  const keyPath = path.join(dir, 'app.pem');
+  fs.writeFileSync(keyPath, privatePem, { mode: 0o600 });
+  const stored = deliveryId(), missed = deliveryId();
+  fake.addDelivery({ guid: missed, event: 'push', status_code: 502, installation_id: 1 });
+  const secret = 'redeliver-secret';
+  const srv = await startServer({
+    dataDir: dir, secret,
+    env: { APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, REDELIVERY_INTERVAL_SECONDS: 1 },
+  });
+  cleanups.push(() => srv.stop());
+  // `stored` reaches perfbot before the check runs again; `missed` never does
+  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, app_id: APP_ID } });
+  await request(srv.port, {
+    headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'ping', 'X-GitHub-Delivery': stored,
+      'X-Hub-Signature-256': sign(body, secret) },
+    body,
+  });
+  // GitHub also lists `stored` as failed (say perfbot answered too late): perfbot has it, so it is not asked for
+  fake.addDelivery({ guid: stored, event: 'push', status_code: 502, installation_id: 1 });
+  await fake.waitFor((f) => f.state.redeliveries.length >= 1, 10000 * SLOW);
+  await sleep(3000 * SLOW); // at least two more checks
+  const guids = fake.state.redeliveries.map((r) => r.guid);
+  assert.deepEqual(guids, [missed], 'the missed delivery, exactly once; never the stored one');
+  assert.ok(fake.requests.filter((r) => r.path.startsWith('/app/hook/deliveries') && r.method === 'GET').length >= 2);
+});
