@@ -20,6 +20,7 @@
 #include "agent/sandbox.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <grp.h>
@@ -40,6 +41,13 @@
 #include "app/error.h"
 
 #define DEFAULT_UID 65534
+/* Each run gets its own host uid from this range, so that RLIMIT_NPROC (a
+ * per-uid count) bounds every sandbox on its own instead of all concurrent
+ * sandboxes together.  All of them share the group of the prepared trees,
+ * which are group-writable, and run with umask 002 so that what one run
+ * writes the next can change. */
+#define RUN_UID_BASE 200000u
+#define RUN_UID_SPAN 4096u
 #define DEFAULT_OUTPUT_CAP (1u << 20)
 #define MAX_ARGS 256
 
@@ -47,8 +55,9 @@ typedef struct bwrap_sandbox {
 	agent_sandbox base;
 	char *bwrap;       /* absolute path of the binary */
 	int drop;          /* running as root: drop to uid/gid */
-	uid_t uid;
-	gid_t gid;
+	uid_t uid;         /* owner of prepared trees */
+	gid_t gid;         /* group of prepared trees and of every run */
+	atomic_uint next;  /* picks each run's uid */
 } bwrap_sandbox;
 
 static int64_t now_ms(void)
@@ -181,6 +190,13 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 
 	arg(&a, sb->bwrap);
 	arg(&a, "--unshare-all");
+	/* whatever host uid a run gets, inside it is always the same identity,
+	 * so nothing a benchmark sees differs between runs */
+	arg(&a, "--unshare-user");
+	arg(&a, "--uid");
+	arg(&a, "1000");
+	arg(&a, "--gid");
+	arg(&a, "1000");
 	arg(&a, "--die-with-parent");
 	arg(&a, "--new-session");
 	arg(&a, "--hostname");
@@ -265,6 +281,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 
 	int64_t start = now_ms();
 	pid_t parent = getpid();
+	uid_t run_uid = (uid_t)(RUN_UID_BASE + atomic_fetch_add(&sb->next, 1) % RUN_UID_SPAN);
 	pid = fork();
 	if (pid < 0) {
 		error = app_error_set(APP_EGENERIC, "sandbox: fork: %s", strerror(errno));
@@ -293,9 +310,10 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 			set_limit(RLIMIT_NOFILE, (rlim_t)lim->max_open_files);
 		set_limit(RLIMIT_CORE, 0);
 		if (sb->drop) {
-			if (setgroups(0, NULL) < 0 || setgid(sb->gid) < 0 || setuid(sb->uid) < 0)
+			if (setgroups(0, NULL) < 0 || setgid(sb->gid) < 0 || setuid(run_uid) < 0)
 				child_fail(exec_pipe[1], errno);
 		}
+		umask(002);
 		if (lim->max_procs > 0)
 			set_limit(RLIMIT_NPROC, (rlim_t)lim->max_procs);
 		/* bwrap itself gets an empty environment: as the sandbox's
@@ -451,7 +469,18 @@ static int bwrap_run(agent_sandbox *base, agent_sandbox_result *out, const agent
 
 /* ---- prepare_dir: chown the tree, make the ancestors traversable -------- */
 
-/* lchown every entry under dirfd (an open directory), depth-first. */
+/* Adds group read and write (and search / execute where the owner has x). */
+static int group_writable(int dirfd, const char *name, const struct stat *st)
+{
+	mode_t m = st->st_mode & 07777;
+	mode_t want = m | S_IRGRP | S_IWGRP | ((m & S_IXUSR) ? S_IXGRP : 0);
+	if (want != m && fchmodat(dirfd, name, want, 0) < 0)
+		return errno;
+	return 0;
+}
+
+/* lchown every entry under dirfd (an open directory), depth-first, and make
+ * files and folders group-writable (links are left as they are). */
 static int chown_tree(int dirfd, uid_t uid, gid_t gid, int depth)
 {
 	if (depth > 256) {
@@ -474,7 +503,13 @@ static int chown_tree(int dirfd, uid_t uid, gid_t gid, int depth)
 			break;
 		}
 		struct stat st;
-		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			err = errno;
+			break;
+		}
+		if ((S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) && (err = group_writable(dirfd, e->d_name, &st)) != 0)
+			break;
+		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			err = sub < 0 ? errno : chown_tree(sub, uid, gid, depth + 1);
 		}
@@ -493,7 +528,10 @@ static int bwrap_prepare_dir(agent_sandbox *base, const char *host_path)
 		return 0;
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int err = fd < 0 ? errno : 0;
+	struct stat top;
 	if (!err && fchown(fd, sb->uid, sb->gid) < 0)
+		err = errno;
+	if (!err && fstat(fd, &top) == 0 && fchmod(fd, (top.st_mode & 07777) | S_IRGRP | S_IWGRP | S_IXGRP) < 0)
 		err = errno;
 	if (!err)
 		err = chown_tree(fd, sb->uid, sb->gid, 0);

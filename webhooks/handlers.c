@@ -41,30 +41,38 @@ int wh_job_payload(json_t **out, app_job_ctx *ctx)
 	return 0;
 }
 
-static int on_ping(app_job_ctx *ctx, void *payload)
+/* Runs fn on the delivery's parsed payload. */
+static int with_root(app_job_ctx *ctx, int (*fn)(app_job_ctx *ctx, const json_t *root))
 {
-	(void)payload;
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	if (error == 0)
+		error = fn(ctx, root);
+	json_decref(root);
+	return error;
+}
+
+static int on_ping_event(app_job_ctx *ctx, const json_t *root)
+{
+	int error = 0;
 	wh_ping ping;
 	if ((error = wh_ping_parse(&ping, root)) == 0)
 		error = store_hook_put(ctx->store, ping.hook_id, ping.app_id, ctx->job->delivery_id);
 	if (error == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "hook %lld, app %lld", (long long)ping.hook_id,
 			 (long long)ping.app_id);
-	json_decref(root);
 	return error;
 }
 
-static int on_installation(app_job_ctx *ctx, void *payload)
+static int on_ping(app_job_ctx *ctx, void *payload)
 {
 	(void)payload;
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	return with_root(ctx, on_ping_event);
+}
+
+static int on_installation_event(app_job_ctx *ctx, const json_t *root)
+{
+	int error = 0;
 	wh_installation ev;
 	if ((error = wh_installation_parse(&ev, root)) < 0)
 		goto done;
@@ -82,17 +90,18 @@ static int on_installation(app_job_ctx *ctx, void *payload)
 		snprintf(ctx->note, sizeof(ctx->note), "installation %lld %s", (long long)ev.id, a);
 	wh_installation_dispose(&ev);
 done:
-	json_decref(root);
 	return error;
 }
 
-static int on_installation_repositories(app_job_ctx *ctx, void *payload)
+static int on_installation(app_job_ctx *ctx, void *payload)
 {
 	(void)payload;
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	return with_root(ctx, on_installation_event);
+}
+
+static int on_installation_repositories_event(app_job_ctx *ctx, const json_t *root)
+{
+	int error = 0;
 	wh_installation ev;
 	if ((error = wh_installation_parse(&ev, root)) < 0)
 		goto done;
@@ -110,8 +119,13 @@ static int on_installation_repositories(app_job_ctx *ctx, void *payload)
 			 ev.nrepos, ev.nremoved);
 	wh_installation_dispose(&ev);
 done:
-	json_decref(root);
 	return error;
+}
+
+static int on_installation_repositories(app_job_ctx *ctx, void *payload)
+{
+	(void)payload;
+	return with_root(ctx, on_installation_repositories_event);
 }
 
 int wh_handlers_register(app_workers *w, const wh_handlers_options *opts)

@@ -48,17 +48,27 @@ static int need_app(const wh_handlers_options *o, app_job_ctx *ctx)
 	return 0;
 }
 
-/* ---- push and pull_request ----------------------------------------------- */
+/* Runs fn on the delivery's parsed payload, once an App is known to be
+ * configured (checked before the payload is even read). */
+typedef int (*event_fn)(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root);
 
-static int on_push(app_job_ctx *ctx, void *payload)
+static int with_payload(app_job_ctx *ctx, const wh_handlers_options *o, event_fn fn)
 {
-	const wh_handlers_options *o = payload;
 	if (!need_app(o, ctx))
-		return 0; /* checked before the payload is even read */
+		return 0;
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	if (error == 0)
+		error = fn(ctx, o, root);
+	json_decref(root);
+	return error;
+}
+
+/* ---- push and pull_request ----------------------------------------------- */
+
+static int on_push_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+{
+	int error = 0;
 	wh_push p;
 	if ((error = wh_push_parse(&p, root)) < 0)
 		goto done;
@@ -73,19 +83,17 @@ static int on_push(app_job_ctx *ctx, void *payload)
 	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), run ? "bench run %lld queued" : "not a tracked branch", (long long)run);
 done:
-	json_decref(root);
 	return error;
 }
 
-static int on_pull_request(app_job_ctx *ctx, void *payload)
+static int on_push(app_job_ctx *ctx, void *payload)
 {
-	const wh_handlers_options *o = payload;
-	if (!need_app(o, ctx))
-		return 0; /* checked before the payload is even read */
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	return with_payload(ctx, payload, on_push_event);
+}
+
+static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+{
+	int error = 0;
 	const char *action = str(root, "action");
 	const json_t *pr = json_object_get(root, "pull_request");
 	const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
@@ -119,8 +127,12 @@ static int on_pull_request(app_job_ctx *ctx, void *payload)
 	if ((error = agent_bench_queue_pull(&run, o->agent, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued for #%d", (long long)run, req.number);
 done:
-	json_decref(root);
 	return error;
+}
+
+static int on_pull_request(app_job_ctx *ctx, void *payload)
+{
+	return with_payload(ctx, payload, on_pull_request_event);
 }
 
 /* ---- comment commands ----------------------------------------------------- */
@@ -282,15 +294,9 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 	return error;
 }
 
-static int on_issue_comment(app_job_ctx *ctx, void *payload)
+static int on_issue_comment_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
-	const wh_handlers_options *o = payload;
-	if (!need_app(o, ctx))
-		return 0; /* checked before the payload is even read */
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	int error = 0;
 	const json_t *comment = json_object_get(root, "comment");
 	const char *action = str(root, "action");
 	if (!action || strcmp(action, "created") != 0)
@@ -331,21 +337,19 @@ static int on_issue_comment(app_job_ctx *ctx, void *payload)
 		app_log(APP_LOG_WARN, "cannot add a reaction", "error", app_error_last(), NULL);
 	error = run_command(ctx, &t, &cmd, root);
 done:
-	json_decref(root);
 	return error;
+}
+
+static int on_issue_comment(app_job_ctx *ctx, void *payload)
+{
+	return with_payload(ctx, payload, on_issue_comment_event);
 }
 
 /* ---- check runs and suites ------------------------------------------------ */
 
-static int on_check_run(app_job_ctx *ctx, void *payload)
+static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
-	const wh_handlers_options *o = payload;
-	if (!need_app(o, ctx))
-		return 0; /* checked before the payload is even read */
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	int error = 0;
 	const char *action = str(root, "action");
 	const json_t *cr = json_object_get(root, "check_run");
 	const char *external = str(cr, "external_id");
@@ -414,19 +418,17 @@ static int on_check_run(app_job_ctx *ctx, void *payload)
 		json_decref(r);
 	}
 done:
-	json_decref(root);
 	return error;
 }
 
-static int on_check_suite(app_job_ctx *ctx, void *payload)
+static int on_check_run(app_job_ctx *ctx, void *payload)
 {
-	const wh_handlers_options *o = payload;
-	if (!need_app(o, ctx))
-		return 0; /* checked before the payload is even read */
-	json_t *root = NULL;
-	int error = wh_job_payload(&root, ctx);
-	if (error < 0)
-		return error;
+	return with_payload(ctx, payload, on_check_run_event);
+}
+
+static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+{
+	int error = 0;
 	const json_t *suite = json_object_get(root, "check_suite");
 	char ref[300];
 	const char *branch = str(suite, "head_branch");
@@ -445,8 +447,12 @@ static int on_check_suite(app_job_ctx *ctx, void *payload)
 	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued", (long long)run);
 done:
-	json_decref(root);
 	return error;
+}
+
+static int on_check_suite(app_job_ctx *ctx, void *payload)
+{
+	return with_payload(ctx, payload, on_check_suite_event);
 }
 
 int wh_github_handlers_register(app_workers *w, const wh_handlers_options *opts)
