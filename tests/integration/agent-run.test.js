@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, request, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -280,6 +280,28 @@ test('a writer of another repository can neither apply nor cancel a run', async 
   assert.equal((await sqlite(dataDir, 'SELECT run_id FROM approvals')).length, approvals);
   assert.equal((await sqlite(dataDir, `SELECT id FROM jobs WHERE kind='pr.open'`)).length, prJobs);
   assert.notEqual((await run(id)).state, 'cancelled');
+});
+
+test('help, an unknown command with "did you mean", and comments by bots ignored', async () => {
+  let n = commentsOn(11).length;
+  await comment('/perfbot help', { issue: 11 });
+  const help = await replyAfter(11, n);
+  for (const c of ['help', 'bench', 'optimize [benchmark…]', 'apply <run>', 'cancel <run>'])
+    assert.ok(help.includes(`/perfbot ${c}`), `help lists /perfbot ${c}`);
+  n = commentsOn(11).length;
+  await comment('/perfbot optimise', { issue: 11 });
+  const unknown = await replyAfter(11, n);
+  assert.match(unknown, /I don't know `\/perfbot optimise`\. Did you mean `\/perfbot optimize`\?/);
+  assert.ok(unknown.includes('/perfbot cancel <run>'), 'the list follows');
+  // a bot (perfbot itself included) is never answered, and nothing runs
+  const runs = (await sqlite(dataDir, 'SELECT id FROM runs')).length;
+  n = commentsOn(11).length;
+  const reactions = fake.state.reactions.length;
+  await comment('/perfbot optimize', { issue: 11, user: 'perfbot-test[bot]' });
+  await sleep(1500 * SLOW);
+  assert.equal(commentsOn(11).length, n);
+  assert.equal(fake.state.reactions.length, reactions);
+  assert.equal((await sqlite(dataDir, 'SELECT id FROM runs')).length, runs);
 });
 
 test('a commenter with read permission is refused politely and nothing runs', async () => {
