@@ -5,16 +5,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_msg[1024];
 static _Thread_local int last_code;
 
 int app_error_set(int code, const char *fmt, ...)
 {
+	/* formatted aside first: callers often add context to the previous
+	 * message, passing app_error_last() as an argument */
+	char msg[sizeof(last_msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, msg, sizeof(msg));
 	last_code = code;
 	return code;
 }

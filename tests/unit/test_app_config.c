@@ -179,6 +179,17 @@ static void test_buf_cap(void **state)
 	app_buf_dispose(&b);
 }
 
+static void test_error_context_wraps_previous(void **state)
+{
+	(void)state;
+	app_error_set(APP_EINVALID, "key is neither PEM nor base64");
+	assert_int_equal(app_error_set(APP_EINVALID, "PRIVATE_KEY: %s", app_error_last()), APP_EINVALID);
+	assert_string_equal(app_error_last(), "PRIVATE_KEY: key is neither PEM nor base64");
+	assert_int_equal(app_error_code(), APP_EINVALID);
+	app_error_clear();
+	assert_string_equal(app_error_last(), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bad_values_name_variable),
 		cmocka_unit_test(test_buf_cap),
+		cmocka_unit_test(test_error_context_wraps_previous),
 	};
 	return cmocka_run_group_tests_name("app_config", tests, setup, teardown);
 }
