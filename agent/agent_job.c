@@ -46,6 +46,7 @@
 #include "agent/bench.h"
 #include "agent/checkout.h"
 #include "agent/repo_config.h"
+#include "agent/run_watch.h"
 #include "agent/task.h"
 #include "agent/tools.h"
 #include "agent/tools_run.h"
@@ -332,11 +333,8 @@ typedef struct run {
 	const char **focus;            /* NULL-terminated, borrowed from row */
 	int64_t check_run_id;
 
-	pthread_mutex_t lock;          /* guards tools (for the watcher) and stop */
-	pthread_cond_t cond;
-	int stop;
-	pthread_t watcher;
-	int watching;
+	pthread_mutex_t lock;          /* guards tools and cancel against the watcher */
+	agent_run_watch *watch;
 	volatile int cancel;           /* read by the sandbox and the agent supervisor */
 	const volatile int *ext_cancel;
 	const atomic_int *stopping;
@@ -363,47 +361,23 @@ static void set_outcome(run *r, const char *status, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void *watch_main(void *p)
+/* Called once on the watcher's thread: a cancel (stored, or raised by the
+ * CLI) or a shutdown ends the tools, and through r->cancel the agent
+ * command and the sandbox commands. */
+static void on_watch(agent_watch_cause cause, const char *reason, void *payload)
 {
-	run *r = p;
+	run *r = payload;
 	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += WATCH_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-		if (r->stop || r->cancel)
-			continue;
-		const char *why = NULL;
-		if (r->ext_cancel && *r->ext_cancel) {
-			why = "cancelled";
-		} else if (r->stopping && atomic_load(r->stopping)) {
+	if (!r->cancel) {
+		if (cause == AGENT_WATCH_SHUTDOWN)
 			r->interrupted = 1;
-			why = "perfbot is shutting down";
-		} else {
-			json_t *row = NULL;
-			pthread_mutex_unlock(&r->lock);
-			int error = store_run_get(r->svc->store, r->id, &row);
-			pthread_mutex_lock(&r->lock);
-			const char *state = error == 0 ? jstr(row, "state") : NULL;
-			if (state && !strcmp(state, "cancelled")) {
-				r->cancelled_in_store = 1;
-				why = "cancelled";
-			}
-			json_decref(row);
-		}
-		if (why) {
-			r->cancel = 1;
-			if (r->tools)
-				agent_tools_end(r->tools, why);
-		}
+		else if (cause == AGENT_WATCH_STORE)
+			r->cancelled_in_store = 1;
+		r->cancel = 1;
+		if (r->tools)
+			agent_tools_end(r->tools, cause == AGENT_WATCH_SHUTDOWN ? reason : "cancelled");
 	}
 	pthread_mutex_unlock(&r->lock);
-	return NULL;
 }
 
 static int token_cb(char *buf, size_t size, void *payload)
@@ -1061,15 +1035,9 @@ fail:
 
 static void run_dispose(run *r)
 {
-	if (r->watching) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = 1;
-		pthread_cond_signal(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		pthread_join(r->watcher, NULL);
-	}
+	agent_run_watch_stop(r->watch);
+	r->watch = NULL;
 	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
 	const char *dd = r->svc->cfg->data_dir;
 	if (r->workspace)
 		agent_worktree_remove(dd, r->workspace);
@@ -1099,16 +1067,16 @@ static int run_init(run *r, const agent_services *svc, int64_t id)
 	r->svc = svc;
 	r->id = id;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
 	return store_run_get(svc->store, id, &r->row);
 }
 
 static void run_start_watch(run *r)
 {
-	if (pthread_create(&r->watcher, NULL, watch_main, r) == 0)
-		r->watching = 1;
-	else
-		app_log(APP_LOG_WARN, "cannot start the run's watcher: cancel will wait for the run's end", NULL);
+	static const char *const stop_states[] = { "cancelled", NULL };
+	agent_run_watch_options o = { .store = r->svc->store, .run_id = r->id, .states = stop_states,
+				      .stopping = r->stopping, .ext_cancel = r->ext_cancel, .period_ms = WATCH_MS,
+				      .fn = on_watch, .payload = r };
+	agent_run_watch_start(&r->watch, &o);
 }
 
 /* Runs r to its end and records it; the caller disposes r. */
@@ -1117,14 +1085,8 @@ static void run_all(run *r)
 	run_start_watch(r);
 	execute(r);
 	/* the watcher may not touch the tools any more */
-	pthread_mutex_lock(&r->lock);
-	r->stop = 1;
-	pthread_cond_signal(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	if (r->watching) {
-		pthread_join(r->watcher, NULL);
-		r->watching = 0;
-	}
+	agent_run_watch_stop(r->watch);
+	r->watch = NULL;
 	if (!r->cancelled_in_store) { /* a cancel that came while the run was ending */
 		json_t *row = NULL;
 		if (store_run_get(r->svc->store, r->id, &row) == 0 && jstr(row, "state") &&

@@ -20,10 +20,10 @@
  * Threading: the queue functions run on event-handler workers, the job on a
  * worker; both only touch the store, the GitHub client (thread-safe) and
  * per-call state. */
+#include "agent/run_watch.h"
 #include "agent/services.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,83 +359,14 @@ static int update_data(bench_job *j, json_t *patch /* owns */)
 
 /* ---- the cancel watcher -------------------------------------------------------- */
 
-typedef struct watcher {
-	bench_job *job;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int stop;                    /* guarded by lock */
-	int started;
-} watcher;
-
-static void *watch_main(void *arg)
+/* Called once on the watcher's thread: a newer push, a cancel or a
+ * shutdown stops the measurement through the sandbox's cancel flag. */
+static void on_watch(agent_watch_cause cause, const char *reason, void *payload)
 {
-	watcher *w = arg;
-	bench_job *j = w->job;
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += WATCH_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		int rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-		if (w->stop)
-			break;
-		if (rc != ETIMEDOUT)
-			continue;
-		pthread_mutex_unlock(&w->lock);
-		int stop = 0;
-		if (j->ctx->stopping && atomic_load(j->ctx->stopping)) {
-			snprintf(j->cancel_reason, sizeof(j->cancel_reason), "perfbot is shutting down");
-			stop = 1;
-		} else {
-			json_t *r = NULL;
-			if (store_run_get(j->svc->store, j->id, &r) == 0) {
-				const char *s = str(r, "state");
-				if (s && (!strcmp(s, "cancelling") || !strcmp(s, "cancelled"))) {
-					const char *why = str(r, "reason");
-					snprintf(j->cancel_reason, sizeof(j->cancel_reason), "%s", why ? why : "cancelled");
-					stop = 1;
-				}
-			}
-			json_decref(r);
-		}
-		if (stop) {
-			__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
-			return NULL;
-		}
-		pthread_mutex_lock(&w->lock);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-static void watch_start(watcher *w, bench_job *j)
-{
-	memset(w, 0, sizeof(*w));
-	w->job = j;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	/* without the thread a run still works; it only cannot be stopped early */
-	w->started = pthread_create(&w->thread, NULL, watch_main, w) == 0;
-	if (!w->started)
-		app_log(APP_LOG_WARN, "cannot start a bench run's cancel watcher", "run", j->ids, NULL);
-}
-
-static void watch_stop(watcher *w)
-{
-	if (w->started) {
-		pthread_mutex_lock(&w->lock);
-		w->stop = 1;
-		pthread_cond_signal(&w->cond);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
-	}
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
+	(void)cause;
+	bench_job *j = payload;
+	snprintf(j->cancel_reason, sizeof(j->cancel_reason), "%s", reason);
+	__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
 }
 
 static int cancelled(bench_job *j)
@@ -970,8 +901,7 @@ static int run_job(app_job_ctx *ctx, void *payload)
 					 .url = j.clone_url, .token_cb = token_cb, .token_payload = &j };
 	const char *state = str(j.run, "state");
 	int tracked = 0;
-	watcher w;
-	int watching = 0;
+	agent_run_watch *w = NULL;
 
 	if (!j.repository || !is_sha(j.head) || split_repo(j.owner, j.name, j.repository) < 0) {
 		finish(&j, "failed", "the run has no repository or head commit");
@@ -1084,12 +1014,13 @@ static int run_job(app_job_ctx *ctx, void *payload)
 		finish(&j, "skipped", "branch not tracked");
 		goto done;
 	}
-	watch_start(&w, &j);
-	watching = 1;
+	static const char *const stop_states[] = { "cancelling", "cancelled", NULL };
+	agent_run_watch_options wo = { .store = j.svc->store, .run_id = j.id, .states = stop_states,
+				       .stopping = ctx->stopping, .period_ms = WATCH_MS, .fn = on_watch, .payload = &j };
+	agent_run_watch_start(&w, &wo);
 	error = measure_and_report(&j, !j.pull);
 done:
-	if (watching)
-		watch_stop(&w);
+	agent_run_watch_stop(w);
 	agent_repo_config_free(j.cfg);
 	json_decref(j.run);
 	return error;
