@@ -564,12 +564,17 @@ int agent_cg_parse(agent_cg_profile *p, const char *text, size_t len)
 		goto done;
 	}
 	/* totals as callgrind_annotate reads them: summary, else totals, else
-	 * the sum of the cost lines */
+	 * the sum of the cost lines.  A program that calls CALLGRIND_ZERO_STATS
+	 * while instrumented from the start leaves callgrind 3.19 with a summary
+	 * below zero (printed wrapped around 2^64); the totals line, the sum of
+	 * what the file holds, is then the count. */
 	if (st.have_summary) {
-		int zero = 1;
-		for (int i = 0; i < AGENT_CG_NEVENTS; i++)
+		int zero = 1, wrapped = 0;
+		for (int i = 0; i < AGENT_CG_NEVENTS; i++) {
 			zero &= st.summary.ev[i] == 0;
-		add_costs(&p->totals, zero && st.have_totals ? &st.totals : &st.summary);
+			wrapped |= st.summary.ev[i] > (uint64_t)INT64_MAX;
+		}
+		add_costs(&p->totals, (zero || wrapped) && st.have_totals ? &st.totals : &st.summary);
 	} else if (st.have_totals) {
 		add_costs(&p->totals, &st.totals);
 	} else {

@@ -155,6 +155,29 @@ static void test_compression_and_calls(void **state)
 	agent_cg_profile_dispose(&p);
 }
 
+/* A program that calls CALLGRIND_ZERO_STATS while instrumented from the
+ * start: callgrind 3.19 writes a summary below zero, wrapped around 2^64
+ * (as seen on this machine); the totals line holds the count. */
+static void test_wrapped_summary_uses_totals(void **state)
+{
+	(void)state;
+	const char *text = "version: 1\n"
+			   "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n"
+			   "summary: 18446744073701428337 18446744073709524756 18446744073709540307 18446744073709550610"
+			   " 18446744073709550681 18446744073709551050 18446744073709550619 18446744073709550870"
+			   " 18446744073709551080\n"
+			   "fl=(1) region.c\n"
+			   "fn=(1) region\n"
+			   "5 7025 1 14 3\n"
+			   "totals: 7025 1 14 3 0 0 3\n";
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	assert_int_equal(agent_cg_parse(&p, text, strlen(text)), 0);
+	assert_int_equal(p.totals.ev[AGENT_CG_IR], 7025);
+	assert_int_equal(p.totals.ev[AGENT_CG_DW], 14);
+	agent_cg_profile_dispose(&p);
+}
+
 static void test_malformed(void **state)
 {
 	(void)state;
@@ -206,6 +229,7 @@ int main(void)
 		cmocka_unit_test(test_matches_callgrind_annotate),
 		cmocka_unit_test(test_processes_sum),
 		cmocka_unit_test(test_compression_and_calls),
+		cmocka_unit_test(test_wrapped_summary_uses_totals),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_argv),
 	};
