@@ -192,6 +192,12 @@ test('/perfbot optimize → verified proposal with the numbers of a direct measu
   const r = await ended(id);
   assert.equal(r.state, 'proposal', r.reason);
   assert.equal(r.trigger, 'comment');
+  // the official SDK client called every tool through perfbot's own /mcp, and none failed
+  const calls = agentCalls(r);
+  const tools = ['exec', 'read_file', 'write_file', 'edit_file', 'list_files', 'grep', 'run_benchmarks',
+    'get_profile', 'compare', 'get_diff', 'submit_result'];
+  for (const t of tools) assert.ok(calls.some((c) => c.tool === t), `${t} was called`);
+  assert.deepEqual(calls.filter((c) => c.isError).map((c) => `${c.tool}: ${c.text}`), []);
   assert.equal(r.data.commit, baseSha, 'the default branch tip was resolved');
   assert.equal(r.data.requested_by, 'mona');
   assert.ok(r.data.budgets.tool_calls >= 5 && r.data.budgets.benchmark_runs === 1, JSON.stringify(r.data.budgets));
