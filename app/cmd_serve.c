@@ -314,8 +314,9 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (wh_server_start(srv) < 0)
 		goto fail;
 	char url[300], port_s[16], workers_s[16];
+	/* where to go next: the webhook intake, or the setup page without it */
 	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", strchr(cfg->host, ':') ? "[" : "", cfg->host,
-		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), cfg->webhook_path);
+		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), intake_on ? cfg->webhook_path : "/");
 	snprintf(port_s, sizeof(port_s), "%d", wh_server_port(srv));
 	/* agent commands run on this machine: they reach /mcp on loopback */
 	snprintf(mcp_url, sizeof(mcp_url), "http://%s%s%s:%d/mcp",
