@@ -246,10 +246,14 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 		info.action = action;
 		info.repository = repository;
 	}
+	/* a no-op walk inside the arena; a real free where none is installed */
+	int was_tree = root != NULL;
+	json_decref(root);
+	root = NULL;
 	app_json_arena_end();
 	if (!parsed_object) {
 		char reason[300];
-		if (!root)
+		if (!was_tree)
 			snprintf(reason, sizeof(reason), "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
 				 jerr.text);
 		else
