@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <git2.h>
+
 #include "agent/checkout.h"
 #include "app/error.h"
 
@@ -32,6 +34,9 @@ static void sh(const char *cmd)
 static int setup(void **state)
 {
 	(void)state;
+	/* as perfbot serve does (pr_init): one libgit2 reference for the whole
+	 * process, so the per-call references never bring it down between threads */
+	git_libgit2_init();
 	snprintf(dir, sizeof(dir), "/tmp/perfbot-checkout-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	snprintf(origin, sizeof(origin), "%s/origin.git", dir);
@@ -61,6 +66,7 @@ static int teardown(void **state)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	sh(cmd);
+	git_libgit2_shutdown();
 	return 0;
 }
 
