@@ -172,7 +172,7 @@ int app_cmd_runs(const app_config *cfg, int argc, char **argv)
 		}
 	}
 	store *st = NULL;
-	if (store_open(&st, cfg->database_url) < 0) {
+	if (store_open_existing(&st, cfg->database_url) < 0) {
 		fprintf(stderr, "perfbot runs: %s\n", app_error_last());
 		return 2;
 	}

@@ -66,7 +66,7 @@ int app_cmd_deliveries(const app_config *cfg, int argc, char **argv)
 		return 2;
 	store *st = NULL;
 	json_t *rows = NULL;
-	if (store_open(&st, cfg->database_url) < 0 || store_delivery_list(st, &rows, (int)o.limit, o.event) < 0) {
+	if (store_open_existing(&st, cfg->database_url) < 0 || store_delivery_list(st, &rows, (int)o.limit, o.event) < 0) {
 		fprintf(stderr, "perfbot: %s\n", app_error_last());
 		store_free(st);
 		return 1;
@@ -95,7 +95,7 @@ int app_cmd_jobs(const app_config *cfg, int argc, char **argv)
 		return 2;
 	store *st = NULL;
 	json_t *rows = NULL;
-	if (store_open(&st, cfg->database_url) < 0 || store_job_list(st, &rows, (int)o.limit) < 0) {
+	if (store_open_existing(&st, cfg->database_url) < 0 || store_job_list(st, &rows, (int)o.limit) < 0) {
 		fprintf(stderr, "perfbot: %s\n", app_error_last());
 		store_free(st);
 		return 1;

@@ -4,6 +4,7 @@
 #include "app/error.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 int store_open(store **out, const char *url)
@@ -15,6 +16,15 @@ int store_open(store **out, const char *url)
 	if (strstr(url, "://"))
 		return app_error_set(APP_EINVALID, "DATABASE_URL: unsupported store \"%.*s\"", (int)(strstr(url, "://") - url), url);
 	return store_sqlite_open(out, url);
+}
+
+int store_open_existing(store **out, const char *url)
+{
+	const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : strstr(url, "://") ? NULL : url;
+	struct stat sb;
+	if (path && stat(path, &sb) != 0)
+		return app_error_set(APP_ENOTFOUND, "no perfbot store at %s (is DATA_DIR or DATABASE_URL right?)", path);
+	return store_open(out, url);
 }
 
 void store_free(store *st)

@@ -20,6 +20,10 @@ typedef struct store store;
 /* Opens the store named by url ("sqlite:PATH", or a plain path) and applies
  * the numbered migrations.  *out is freed with store_free. */
 int store_open(store **out, const char *url);
+
+/* The same for tools that only read: APP_ENOTFOUND (naming the file) when
+ * the SQLite store does not exist yet, instead of creating an empty one. */
+int store_open_existing(store **out, const char *url);
 void store_free(store *st);
 
 /* 0 when the store answers a trivial query. */
