@@ -106,3 +106,14 @@ test('missed deliveries: a failed delivery perfbot never stored is redelivered e
   assert.deepEqual(guids, [missed], 'the missed delivery, exactly once; never the stored one');
   assert.ok(fake.requests.filter((r) => r.path.startsWith('/app/hook/deliveries') && r.method === 'GET').length >= 2);
 });
+
+test('the listing commands name a missing store instead of creating an empty one', async () => {
+  const { cli } = await import('./lib/perfbot.js');
+  const dir = tmpDir();
+  for (const cmd of [['deliveries'], ['jobs'], ['runs']]) {
+    const r = await cli([...cmd, '--data-dir', path.join(dir, 'nowhere')]);
+    assert.notEqual(r.code, 0, `${cmd} exit`);
+    assert.match(r.stderr, /no perfbot store at .*nowhere\/perfbot\.db/);
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'nowhere')), 'nothing was created');
+});
