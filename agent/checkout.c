@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "app/error.h"
+#include "app/fs.h"
 
 typedef struct token_payload {
 	const agent_checkout_source *src;
@@ -37,23 +38,6 @@ static int git_fail(int code, const char *what)
 	return app_error_set(app, "%s: %s", what, e && e->message ? e->message : "libgit2 error");
 }
 
-static int mkdirs(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
-		return app_error_set(APP_EINVALID, "path too long: %s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
-	return 0;
-}
 
 static int valid_part(const char *s, size_t n)
 {
@@ -96,7 +80,7 @@ static int lock_repo(int *fd_out, const agent_checkout_source *src)
 	snprintf(dir, sizeof(dir), "%s", base);
 	char *slash = strrchr(dir, '/');
 	*slash = '\0';
-	if ((error = mkdirs(dir, 0700)) < 0)
+	if ((error = app_mkdirs(dir, 0700)) < 0)
 		return error;
 	snprintf(path, sizeof(path), "%s.lock", base);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -276,7 +260,7 @@ int agent_checkout_worktree(char **dir_out, char sha_out[41], const agent_checko
 		goto done;
 	char work[PATH_MAX];
 	snprintf(work, sizeof(work), "%s/work", src->data_dir);
-	if ((error = mkdirs(work, 0711)) < 0)
+	if ((error = app_mkdirs(work, 0711)) < 0)
 		goto done;
 	const char *name = src->repository ? strchr(src->repository, '/') + 1 : "local";
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/%.60s-XXXXXX", work, name) >= sizeof(dir)) {

@@ -7,6 +7,7 @@
  * thread with sigwait, so no handler runs in an arbitrary thread. */
 #include "app/cmd.h"
 #include "app/error.h"
+#include "app/fs.h"
 #include "app/http.h"
 #include "app/log.h"
 #include "app/metrics.h"
@@ -142,24 +143,6 @@ static void wake_workers(void *payload)
 	app_workers_wake(payload);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return app_error_set(APP_EINVALID, "DATA_DIR: path too long");
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return app_error_set(APP_EGENERIC, "DATA_DIR: cannot create %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return app_error_set(APP_EGENERIC, "DATA_DIR: cannot create %s: %s", tmp, strerror(errno));
-	return 0;
-}
 
 int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 {
@@ -216,8 +199,10 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (make_dirs(cfg->data_dir) < 0)
+	if (app_mkdirs(cfg->data_dir, 0700) < 0) {
+		app_error_set(app_error_code(), "DATA_DIR: %s", app_error_last());
 		goto fail;
+	}
 	char lock_path[4096];
 	snprintf(lock_path, sizeof(lock_path), "%s/perfbot.lock", cfg->data_dir);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -18,6 +18,7 @@
  * Schema changes are numbered migrations applied at open. */
 #include "app/store_int.h"
 #include "app/error.h"
+#include "app/fs.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -1231,24 +1232,15 @@ static const store_backend sqlite_backend = {
 /* mkdir -p of the directory part of path. */
 static int make_parent_dirs(const char *path)
 {
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return app_error_set(APP_EINVALID, "store path too long");
-	char *slash = strrchr(tmp, '/');
-	if (!slash || slash == tmp)
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
 		return 0;
-	*slash = '\0';
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
-	return 0;
+	char dir[4096];
+	if ((size_t)(slash - path) >= sizeof(dir))
+		return app_error_set(APP_EINVALID, "store path too long");
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return app_mkdirs(dir, 0700);
 }
 
 int store_sqlite_open(store **out, const char *path)

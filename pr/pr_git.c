@@ -25,6 +25,7 @@
 
 #include "app/buf.h"
 #include "app/error.h"
+#include "app/fs.h"
 #include "app/log.h"
 
 #define PATH_CAP 4096
@@ -115,24 +116,6 @@ static int check_repository(const char *repository)
 	return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_CAP];
-	int n = snprintf(tmp, sizeof(tmp), "%s", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return app_error_set(APP_EINVALID, "path too long: %.200s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return app_error_set(APP_EGENERIC, "mkdir %s: %s", tmp, strerror(errno));
-	return 0;
-}
 
 /* Takes the cache lock; *fd_out is closed (releasing it) by the caller. */
 static int lock_cache(int *fd_out, const char *data_dir, const char *repository)
@@ -142,7 +125,7 @@ static int lock_cache(int *fd_out, const char *data_dir, const char *repository)
 	int n = snprintf(dir, sizeof(dir), "%s/repos/%.*s", data_dir, (int)(slash - repository), repository);
 	if (n < 0 || (size_t)n >= sizeof(dir))
 		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
-	int error = mkdir_p(dir);
+	int error = app_mkdirs(dir, 0700);
 	if (error < 0)
 		return error;
 	n = snprintf(path, sizeof(path), "%s/repos/%s.lock", data_dir, repository);
