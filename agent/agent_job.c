@@ -383,21 +383,7 @@ static void on_watch(agent_watch_cause cause, const char *reason, void *payload)
 static int token_cb(char *buf, size_t size, void *payload)
 {
 	run *r = payload;
-	char *tok = NULL;
-	if (!r->svc->gh)
-		return app_error_set(APP_EAUTH, "no GitHub App configured for credentials");
-	int error = gh_installation_token(r->svc->gh, r->inst, &tok);
-	if (error < 0)
-		return error;
-	size_t n = strlen(tok);
-	if (n + 1 > size) {
-		free(tok);
-		return app_error_set(APP_ETOOBIG, "installation token too long");
-	}
-	memcpy(buf, tok, n + 1);
-	memset(tok, 0, n);
-	free(tok);
-	return 0;
+	return agent_token_fill(buf, size, r->svc->gh, r->inst);
 }
 
 /* The commit: the requested one, or the branch tip after a fresh fetch. */

@@ -304,20 +304,9 @@ typedef struct bench_job {
 static int token_cb(char *buf, size_t size, void *payload)
 {
 	bench_job *j = payload;
-	char *tok = NULL;
-	int error = gh_installation_token(j->svc->gh, j->inst, &tok);
-	if (error < 0) {
+	int error = agent_token_fill(buf, size, j->svc->gh, j->inst);
+	if (error < 0)
 		j->token_error = error;
-		return error;
-	}
-	size_t n = strlen(tok);
-	if (n >= size) {
-		error = app_error_set(APP_ETOOBIG, "installation token too long");
-	} else {
-		memcpy(buf, tok, n + 1);
-	}
-	explicit_bzero(tok, n);
-	free(tok);
 	return error;
 }
 

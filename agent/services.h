@@ -11,6 +11,7 @@
 #ifndef AGENT_SERVICES_H
 #define AGENT_SERVICES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "agent/mcp.h"
@@ -30,6 +31,12 @@ typedef struct agent_services {
 	const char *public_url;   /* base for links shown on GitHub; may be NULL */
 	agent_sandbox *sandbox;   /* shared sandbox backend */
 } agent_services;
+
+/* Fills buf (size bytes, NUL-terminated) with an installation token for a
+ * libgit2 credential callback (agent_token_cb); the temporary copy is wiped.
+ * APP_EAUTH without a GitHub App, APP_ETOOBIG when it does not fit, or the
+ * client's error. */
+int agent_token_fill(char *buf, size_t size, gh_client *gh, int64_t installation_id);
 
 /* ---- bench runs (issue: measure every push) ------------------------------ */
 
