@@ -59,61 +59,68 @@ static int print_json(json_t *arr)
 	return 0;
 }
 
-int app_cmd_deliveries(const app_config *cfg, int argc, char **argv)
+static int fetch_deliveries(store *st, json_t **rows, const struct list_opts *o)
+{
+	return store_delivery_list(st, rows, (int)o->limit, o->event);
+}
+
+static void print_deliveries(const json_t *rows)
+{
+	printf("%-38s %-26s %-22s %-30s %-25s %s\n", "DELIVERY", "EVENT", "ACTION", "REPOSITORY", "RECEIVED", "STATUS");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+		printf("%-38s %-26s %-22s %-30s %-25s %s\n", s_or(r, "id", ""), s_or(r, "event", ""),
+		       s_or(r, "action", "-"), s_or(r, "repository", "-"), s_or(r, "received", ""), s_or(r, "status", ""));
+}
+
+static int fetch_jobs(store *st, json_t **rows, const struct list_opts *o)
+{
+	return store_job_list(st, rows, (int)o->limit);
+}
+
+static void print_jobs(const json_t *rows)
+{
+	printf("%-8s %-34s %-10s %-8s %-38s %s\n", "JOB", "KIND", "STATE", "ATTEMPTS", "DELIVERY", "NOTE / ERROR");
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+		printf("%-8lld %-34s %-10s %-8lld %-38s %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+		       s_or(r, "kind", ""), s_or(r, "state", ""),
+		       (long long)json_integer_value(json_object_get(r, "attempts")), s_or(r, "delivery_id", "-"),
+		       s_or(r, "error", s_or(r, "note", "")));
+}
+
+/* Opens the existing store, fetches the rows and prints them as JSON or a table. */
+static int list(const app_config *cfg, const char *cmd, int argc, char **argv, int allow_event,
+		int (*fetch)(store *st, json_t **rows, const struct list_opts *o), void (*table)(const json_t *rows))
 {
 	struct list_opts o;
-	if (parse_opts(&o, "deliveries", argc, argv, 1) < 0)
+	if (parse_opts(&o, cmd, argc, argv, allow_event) < 0)
 		return 2;
 	store *st = NULL;
 	json_t *rows = NULL;
-	if (store_open_existing(&st, cfg->database_url) < 0 || store_delivery_list(st, &rows, (int)o.limit, o.event) < 0) {
+	if (store_open_existing(&st, cfg->database_url) < 0 || fetch(st, &rows, &o) < 0) {
 		fprintf(stderr, "perfbot: %s\n", app_error_last());
 		store_free(st);
 		return 1;
 	}
 	int rc = 0;
-	if (o.json) {
+	if (o.json)
 		rc = print_json(rows);
-	} else {
-		printf("%-38s %-26s %-22s %-30s %-25s %s\n", "DELIVERY", "EVENT", "ACTION", "REPOSITORY", "RECEIVED", "STATUS");
-		size_t i;
-		json_t *r;
-		json_array_foreach(rows, i, r)
-			printf("%-38s %-26s %-22s %-30s %-25s %s\n", s_or(r, "id", ""), s_or(r, "event", ""),
-			       s_or(r, "action", "-"), s_or(r, "repository", "-"), s_or(r, "received", ""),
-			       s_or(r, "status", ""));
-	}
+	else
+		table(rows);
 	json_decref(rows);
 	store_free(st);
 	return rc;
 }
 
+int app_cmd_deliveries(const app_config *cfg, int argc, char **argv)
+{
+	return list(cfg, "deliveries", argc, argv, 1, fetch_deliveries, print_deliveries);
+}
+
 int app_cmd_jobs(const app_config *cfg, int argc, char **argv)
 {
-	struct list_opts o;
-	if (parse_opts(&o, "jobs", argc, argv, 0) < 0)
-		return 2;
-	store *st = NULL;
-	json_t *rows = NULL;
-	if (store_open_existing(&st, cfg->database_url) < 0 || store_job_list(st, &rows, (int)o.limit) < 0) {
-		fprintf(stderr, "perfbot: %s\n", app_error_last());
-		store_free(st);
-		return 1;
-	}
-	int rc = 0;
-	if (o.json) {
-		rc = print_json(rows);
-	} else {
-		printf("%-8s %-34s %-10s %-8s %-38s %s\n", "JOB", "KIND", "STATE", "ATTEMPTS", "DELIVERY", "NOTE / ERROR");
-		size_t i;
-		json_t *r;
-		json_array_foreach(rows, i, r)
-			printf("%-8lld %-34s %-10s %-8lld %-38s %s\n", (long long)json_integer_value(json_object_get(r, "id")),
-			       s_or(r, "kind", ""), s_or(r, "state", ""),
-			       (long long)json_integer_value(json_object_get(r, "attempts")), s_or(r, "delivery_id", "-"),
-			       s_or(r, "error", s_or(r, "note", "")));
-	}
-	json_decref(rows);
-	store_free(st);
-	return rc;
+	return list(cfg, "jobs", argc, argv, 0, fetch_jobs, print_jobs);
 }
