@@ -346,7 +346,11 @@ test('GitHub failing while the check run is completed: the job retries without m
   const cr = await pushAndWait('main', git('rev-parse', 'HEAD~1'), head);
   assert.equal(cr.conclusion, 'success', cr.output.summary);
   assert.equal(cr.updates.length, 1, 'one successful completion');
-  const [run] = await runRow(head);
+  // the run's state is recorded just after the check run is completed
+  const [run] = await waitFor(async () => {
+    const rows = await runRow(head);
+    return rows.length && rows[0].state !== 'running' ? rows : null;
+  }, { what: 'the run to be recorded' });
   assert.equal(run.state, 'done');
   const ms = await sqlite(dataDir, `SELECT count(*) AS n FROM measurements WHERE run_id=${run.id}`);
   assert.equal(ms[0].n, 3, 'measured once');
@@ -423,6 +427,10 @@ test('the installation token never reaches the cache, the data directory or the 
   assert.ok(tokens.length > 0, 'tokens were issued');
   const git401 = fake.requests.filter((r) => /^\/git\//.test(r.path));
   assert.ok(git401.length > 0, 'perfbot fetched over smart HTTP');
+  // every run has ended (their work trees come and go while they run)
+  await waitFor(async () => (await sqlite(dataDir,
+    "SELECT id FROM runs WHERE state IN ('queued','running','cancelling')")).length === 0,
+  { timeoutMs: 60000 * SLOW, what: 'every run to end' });
   const files = [];
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
