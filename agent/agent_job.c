@@ -231,7 +231,19 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " has no verified proposal", run_id);
 		goto done;
 	}
-	if ((error = store_approval_put(svc->store, run_id, user, via)) < 0) {
+	char payload[64], key[64];
+	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", run_id);
+	snprintf(key, sizeof(key), "pr.open:%" PRId64, run_id);
+	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)now_ms());
+	if (!update) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* the approval, the run's record of it, the audit line and the PR job
+	 * are stored together: a crash cannot leave an approval without its job */
+	store_approval a = { .run_id = run_id, .user = user, .via = via, .run_update = update,
+			     .job_kind = "pr.open", .job_payload = payload, .job_key = key };
+	if ((error = store_approval_put(svc->store, &a)) < 0) {
 		if (error == APP_EEXISTS) {
 			const json_t *d = json_object_get(run, "data");
 			const char *by = jstr(d, "approved_by"), *how = jstr(d, "approved_via");
@@ -243,20 +255,6 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 		}
 		goto done;
 	}
-	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)now_ms());
-	if (!update) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
-		goto done;
-	}
-	if ((error = store_run_update(svc->store, run_id, update)) < 0)
-		goto done;
-	char subject[32], payload[64], key[64];
-	snprintf(subject, sizeof(subject), "run %" PRId64, run_id);
-	store_audit(svc->store, user, "approve", subject, via);
-	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", run_id);
-	snprintf(key, sizeof(key), "pr.open:%" PRId64, run_id);
-	if ((error = store_job_add(svc->store, NULL, "pr.open", payload, key, 0)) < 0)
-		goto done;
 	if (svc->workers)
 		app_workers_wake(svc->workers);
 	char ids[24];
@@ -826,10 +824,8 @@ static void check_run_start(run *r)
 	}
 }
 
-static void surface(run *r)
+static void publish(run *r)
 {
-	if (!r->svc->gh || !r->sha[0])
-		return;
 	int proposal = !strcmp(r->status, "proposal");
 	app_buf summary = APP_BUF_INIT(60000), text = APP_BUF_INIT(65000);
 	char title[200], ext[24];
@@ -886,6 +882,21 @@ static void surface(run *r)
 	}
 	app_buf_dispose(&summary);
 	app_buf_dispose(&text);
+}
+
+/* Publishes the outcome on GitHub, then marks the run reported: the state is
+ * recorded first (so that an approval right after the comment is accepted),
+ * "reported" tells watchers that the check run and the comment are out. */
+static void surface(run *r)
+{
+	if (!r->svc->gh)
+		return;
+	if (r->sha[0])
+		publish(r);
+	json_t *upd = json_pack("{s:b}", "reported", 1);
+	if (upd && store_run_update(r->svc->store, r->id, upd) < 0)
+		app_log(APP_LOG_WARN, "cannot record that the run was reported", "error", app_error_last(), NULL);
+	json_decref(upd);
 }
 
 /* ---- recording the end -------------------------------------------------- */

@@ -213,9 +213,11 @@ int store_pull_find_branch(store *st, const char *repository, const char *branch
 	return st->be->pull_find_branch(st, repository, branch, out);
 }
 
-int store_approval_put(store *st, int64_t run_id, const char *user, const char *via)
+int store_approval_put(store *st, const store_approval *a)
 {
-	return st->be->approval_put(st, run_id, user, via);
+	if (!a || a->run_id <= 0 || !a->user || !a->via)
+		return app_error_set(APP_EINVALID, "store_approval_put: missing argument");
+	return st->be->approval_put(st, a);
 }
 
 int store_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)

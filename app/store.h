@@ -175,8 +175,21 @@ int store_pull_put(store *st, int64_t run_id, const char *repository, int number
 int store_pull_get(store *st, int64_t run_id, json_t **out);
 int store_pull_find_branch(store *st, const char *repository, const char *branch, json_t **out);
 
-/* Records an approval once: APP_EEXISTS when the run was already approved. */
-int store_approval_put(store *st, int64_t run_id, const char *user, const char *via);
+/* An approval and everything that follows from it, recorded together. */
+typedef struct {
+	int64_t run_id;
+	const char *user;
+	const char *via;          /* "comment" | "button" | ... */
+	const json_t *run_update; /* merged into the run's document; may be NULL */
+	const char *job_kind;     /* the job it queues; NULL for none */
+	const char *job_payload;
+	const char *job_key;      /* dedupe key, as for store_job_add */
+} store_approval;
+
+/* Records an approval once, in one transaction with the run's update, an
+ * audit line and its job: either all of them are stored or none.
+ * APP_EEXISTS when the run was already approved. */
+int store_approval_put(store *st, const store_approval *a);
 int store_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail);
 
 /* Per-run bearer tokens, stored hashed (SHA-256 hex of the token). */

@@ -48,7 +48,7 @@ typedef struct store_backend {
 			const char *state, const json_t *data);
 	int (*pull_get)(store *st, int64_t run_id, json_t **out);
 	int (*pull_find_branch)(store *st, const char *repository, const char *branch, json_t **out);
-	int (*approval_put)(store *st, int64_t run_id, const char *user, const char *via);
+	int (*approval_put)(store *st, const store_approval *a);
 	int (*audit)(store *st, const char *actor, const char *action, const char *subject, const char *detail);
 	int (*run_token_put)(store *st, int64_t run_id, const char *token_hash);
 	int (*run_token_find)(store *st, const char *token_hash, int64_t *run_id_out);

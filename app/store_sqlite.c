@@ -699,32 +699,40 @@ static int sq_delivery_list(store *st, json_t **out, int limit, const char *even
 
 /* ---- jobs ----------------------------------------------------------------- */
 
-static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+/* Inside a write: the queued or running job with dedupe_key, else a new one. */
+static int insert_job(sqlite3 *db, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
 		      int64_t run_at_ms)
 {
-	sq_store *s = (sq_store *)st;
-	sqlite3 *db = wbegin(s);
 	int64_t now = now_ms();
-	int64_t id = 0;
 	int error = 0;
+	*id_out = 0;
 	if (dedupe_key) {
 		sqlite3_stmt *q = NULL;
 		if ((error = prepare(db, &q, "SELECT id FROM jobs WHERE dedupe_key=? AND state IN ('queued','running')", "s",
 				     dedupe_key)) < 0)
-			goto done;
+			return error;
 		if (sqlite3_step(q) == SQLITE_ROW)
-			id = sqlite3_column_int64(q, 0);
+			*id_out = sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
+		if (*id_out)
+			return 0;
 	}
-	if (!id) {
-		error = exec(db, NULL,
-			     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
-			     " VALUES(?,?,?,'queued',?,?,?)",
-			     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
-		if (error == 0)
-			id = sqlite3_last_insert_rowid(db);
-	}
-done:
+	error = exec(db, NULL,
+		     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
+		     " VALUES(?,?,?,'queued',?,?,?)",
+		     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
+	if (error == 0)
+		*id_out = sqlite3_last_insert_rowid(db);
+	return error;
+}
+
+static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+		      int64_t run_at_ms)
+{
+	sq_store *s = (sq_store *)st;
+	int64_t id = 0;
+	sqlite3 *db = wbegin(s);
+	int error = insert_job(db, &id, kind, payload, dedupe_key, run_at_ms);
 	error = wend(s, error);
 	if (error == 0 && id_out)
 		*id_out = id;
@@ -1108,15 +1116,35 @@ static int sq_pull_find_branch(store *st, const char *repository, const char *br
 		     "ss", repository, branch);
 }
 
-static int sq_approval_put(store *st, int64_t run_id, const char *user, const char *via)
+static int sq_approval_put(store *st, const store_approval *a)
 {
+	sq_store *s = (sq_store *)st;
+	char *update = a->run_update ? json_text(a->run_update) : NULL;
+	if (a->run_update && !update)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	char subject[32];
+	snprintf(subject, sizeof(subject), "run %lld", (long long)a->run_id);
+	int64_t now = now_ms();
 	int changes = 0;
-	int error = pexec((sq_store *)st, &changes,
-			  "INSERT OR IGNORE INTO approvals(run_id, user, via, created_ms) VALUES(?,?,?,?)", "issi", run_id,
-			  user, via, now_ms());
+	sqlite3 *db = wbegin(s);
+	int error = exec(db, &changes, "INSERT OR IGNORE INTO approvals(run_id, user, via, created_ms) VALUES(?,?,?,?)",
+			 "issi", a->run_id, a->user, a->via, now);
 	if (error == 0 && changes == 0)
-		error = app_error_set(APP_EEXISTS, "run %lld is already approved", (long long)run_id);
-	return error;
+		error = app_error_set(APP_EEXISTS, "run %lld is already approved", (long long)a->run_id);
+	if (error == 0 && update) {
+		error = exec(db, &changes, "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?",
+			     "sii", update, now, a->run_id);
+		if (error == 0 && changes == 0)
+			error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)a->run_id);
+	}
+	if (error == 0)
+		error = exec(db, NULL, "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,'approve',?,?)",
+			     "isss", now, a->user, subject, a->via);
+	int64_t job = 0;
+	if (error == 0 && a->job_kind)
+		error = insert_job(db, &job, a->job_kind, a->job_payload, a->job_key, now);
+	free(update);
+	return wend(s, error);
 }
 
 static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)

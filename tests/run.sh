@@ -13,7 +13,8 @@ passed=0
 failed=0
 failures=""
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+details=$(mktemp) # why each failure failed, repeated at the end (a CI log's tail)
+trap 'rm -f "$log" "$details"' EXIT
 
 count() { # $1 = label, $2 = passed, $3 = failed
 	passed=$((passed + $2))
@@ -32,7 +33,10 @@ for dir in "$@"; do
 		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
 		p=${p:-0}; f=${f:-0}
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-		if [ "$f" -gt 0 ]; then cat "$log"; fi
+		if [ "$f" -gt 0 ]; then
+			cat "$log"
+			{ echo "== why $dir/$name failed"; grep -E 'FAIL|ERROR|error|Assert' "$log" | head -40; } >>"$details"
+		fi
 		echo "  $name: $p passed, $f failed"
 		count "$dir/$name" "$p" "$f"
 	done
@@ -67,11 +71,16 @@ for dir in "$@"; do
 	p=${p:-0}; f=${f:-0}
 	grep -E '^(not )?ok |^# Subtest' "$log" | grep -v '^# Subtest' | sed 's/^/  /'
 	if [ "$f" -gt 0 ] || [ "$p" -eq 0 ]; then
-		sed -n '/^not ok/,/^ok/p' "$log" | head -200
-		[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && f=1 && tail -50 "$log"
+		{
+			echo "== why $dir/integration failed"
+			sed -n '/^not ok/,/^ok/p' "$log" | head -200
+			[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && tail -50 "$log"
+		} >>"$details"
+		[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && f=1
 	fi
 	count "$dir/integration" "$p" "$f"
 done
+[ -s "$details" ] && cat "$details"
 [ -n "$failures" ] && echo "failing:$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

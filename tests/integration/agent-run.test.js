@@ -89,11 +89,13 @@ async function run(id) {
 
 const ENDED = ['proposal', 'no_improvement', 'failed', 'cancelled'];
 
+// Waits for the run's end state and for its outcome to be out on GitHub (the
+// state is recorded before the check run and the comment are published).
 async function ended(id) {
   return waitFor(async () => {
     const r = await run(id);
-    return r && ENDED.includes(r.state) ? r : null;
-  }, { timeoutMs: RUN_MS, everyMs: 200, what: `run ${id} to end` });
+    return r && ENDED.includes(r.state) && r.data.reported ? r : null;
+  }, { timeoutMs: RUN_MS, everyMs: 200, what: `run ${id} to end and be reported` });
 }
 
 // Starts an optimize run from an issue comment; returns {id, reply}.

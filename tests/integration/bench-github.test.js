@@ -114,6 +114,15 @@ async function runRow(head) {
   return rows.map((r) => ({ ...r, data: JSON.parse(r.data || '{}') }));
 }
 
+// The runs of head once the last has ended: the check run is completed on
+// GitHub just before the run's end state is recorded.
+async function endedRuns(head) {
+  return waitFor(async () => {
+    const rows = await runRow(head);
+    return rows.length && !['queued', 'running', 'cancelling'].includes(rows.at(-1).state) ? rows : null;
+  }, { timeoutMs: RUN_MS, what: `the run of ${head.slice(0, 7)} to end` });
+}
+
 before(async () => {
   tmp = tmpDir('perfbot-bench-gh-');
   work = path.join(tmp, 'work');
@@ -181,7 +190,7 @@ test('a push of a new branch: the check run has the numbers of perfbot bench on 
     assert.match(cr.output.summary, new RegExp(`\\| \`${b.name}\` \\| ok \\| ${(b.instructions / 1e6).toFixed(2)} M \\|`));
   }
   // one measurement per benchmark stored for the run
-  const [run] = await runRow(sha.base);
+  const [run] = await endedRuns(sha.base);
   assert.equal(run.state, 'done');
   assert.equal(String(run.id), cr.external_id);
   assert.equal(run.data.check_run_id, cr.id);
@@ -211,7 +220,7 @@ test('a regressing push fails with ❌ and the functions that changed most', asy
   assert.ok(fns.length >= 1 && fns.length <= 5, section);
   assert.ok(fns.some((f) => /printf|snprintf|vfprintf|__printf_buffer|_itoa|hash|main/.test(f[1])), section);
   // base numbers were reused from the first run, not measured again
-  const [run] = await runRow(sha.slow);
+  const [run] = await endedRuns(sha.slow);
   const ms = await sqlite(dataDir, `SELECT commit_sha FROM measurements WHERE run_id=${run.id}`);
   assert.ok(ms.every((m) => m.commit_sha === sha.slow), 'only the head was measured');
   assert.equal(run.data.conclusion, 'failure');
@@ -249,7 +258,7 @@ test('a broken configuration fails the check run, naming the line', async (t) =>
   assert.equal(cr.conclusion, 'failure');
   assert.equal(cr.output.title, 'Invalid .github/perfbot.yml');
   assert.match(cr.output.summary, /line 9, column 1: unknown key "treshold" \(did you mean "threshold"\?\)/);
-  const [run] = await runRow(sha.broken);
+  const [run] = await endedRuns(sha.broken);
   assert.equal(run.state, 'failed');
   assert.match(run.reason, /line 9/);
 });
@@ -301,7 +310,7 @@ test('a pull request is measured at its head and compared with the merge base', 
   const rows = summaryRows(cr.output.summary);
   assert.equal(rows.parse.icon, '⚡');
   assert.equal(rows.sort.change, '0.00%');
-  const [run] = await runRow(head);
+  const [run] = await endedRuns(head);
   assert.equal(run.trigger, 'pull_request');
   assert.equal(run.data.pull, 7);
   assert.equal(run.data.merge_base, sha.fast);
@@ -327,7 +336,7 @@ test('a newer push to the branch cancels the older run', async (t) => {
   assert.equal(stopped.conclusion, 'cancelled');
   const cr = await completedCheck(second);
   assert.equal(cr.conclusion, 'success', cr.output.summary);
-  const [older] = await runRow(first);
+  const [older] = await endedRuns(first);
   const [newer] = await runRow(second);
   assert.equal(older.state, 'cancelled');
   assert.equal(older.reason, `superseded by run ${newer.id}`);
@@ -347,10 +356,7 @@ test('GitHub failing while the check run is completed: the job retries without m
   assert.equal(cr.conclusion, 'success', cr.output.summary);
   assert.equal(cr.updates.length, 1, 'one successful completion');
   // the run's state is recorded just after the check run is completed
-  const [run] = await waitFor(async () => {
-    const rows = await runRow(head);
-    return rows.length && rows[0].state !== 'running' ? rows : null;
-  }, { what: 'the run to be recorded' });
+  const [run] = await endedRuns(head);
   assert.equal(run.state, 'done');
   const ms = await sqlite(dataDir, `SELECT count(*) AS n FROM measurements WHERE run_id=${run.id}`);
   assert.equal(ms[0].n, 3, 'measured once');
@@ -367,7 +373,7 @@ test('a build that fails: the check run says so with the compiler output', async
   assert.equal(cr.output.title, 'Build failed');
   assert.match(cr.output.summary, /The build `make` failed at/);
   assert.match(cr.output.summary, /sort\.c:\d+:\d+: error/);
-  const [run] = await runRow(head);
+  const [run] = await endedRuns(head);
   assert.equal(run.state, 'failed');
   assert.equal(run.reason, 'build failed');
 });
@@ -392,7 +398,10 @@ test('without a usable sandbox the check run fails and nothing runs unsandboxed'
     const cr = await completedCheck(head);
     assert.equal(cr.conclusion, 'failure');
     assert.equal(cr.output.title, 'Sandbox unavailable');
-    const rows = await sqlite(dir, `SELECT state, reason FROM runs WHERE head_sha='${head}'`);
+    const rows = await waitFor(async () => {
+      const r = await sqlite(dir, `SELECT state, reason FROM runs WHERE head_sha='${head}'`);
+      return r.length && r[0].state !== 'running' ? r : null;
+    }, { what: 'the run without a sandbox to end' });
     assert.deepEqual(rows, [{ state: 'failed', reason: 'sandbox unavailable' }]);
     assert.ok(!fs.existsSync(path.join(dir, 'work')) || fs.readdirSync(path.join(dir, 'work')).length === 0);
   } finally {

@@ -201,8 +201,27 @@ static void test_dedupe_and_runs(void **state)
 	json_decref(r);
 	assert_int_equal(store_run_get(f->st, 999, &r), APP_ENOTFOUND);
 
-	assert_int_equal(store_approval_put(f->st, run, "octocat", "button"), 0);
-	assert_int_equal(store_approval_put(f->st, run, "octocat", "comment"), APP_EEXISTS);
+	/* an approval comes with its run update, audit line and job, or not at all */
+	json_t *jobs = NULL;
+	assert_int_equal(store_job_list(f->st, &jobs, 0), 0);
+	size_t njobs = json_array_size(jobs);
+	json_decref(jobs);
+	json_t *upd = json_pack("{s:s}", "approved_by", "octocat");
+	store_approval missing = { .run_id = 999, .user = "octocat", .via = "button", .run_update = upd,
+				   .job_kind = "pr.open", .job_payload = "{\"run_id\":999}", .job_key = "pr.open:999" };
+	assert_int_equal(store_approval_put(f->st, &missing), APP_ENOTFOUND);
+	store_approval a = { .run_id = run, .user = "octocat", .via = "button", .run_update = upd,
+			     .job_kind = "pr.open", .job_payload = "{}", .job_key = "pr.open:x" };
+	assert_int_equal(store_approval_put(f->st, &a), 0);
+	a.via = "comment";
+	assert_int_equal(store_approval_put(f->st, &a), APP_EEXISTS);
+	json_decref(upd);
+	assert_int_equal(store_job_list(f->st, &jobs, 0), 0);
+	assert_int_equal(json_array_size(jobs), njobs + 1); /* none for run 999, one for run */
+	json_decref(jobs);
+	assert_int_equal(store_run_get(f->st, run, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "data"), "approved_by")), "octocat");
+	json_decref(r);
 
 	assert_int_equal(store_run_token_put(f->st, run, "hash1"), 0);
 	int64_t found = 0;
