@@ -20,8 +20,10 @@
  *   });
  *   fake.url / fake.port           // "http://127.0.0.1:PORT"; API at the root
  *   fake.requests                  // every request: {method, path, query, headers, body, auth, installationId, time}
- *   fake.state                     // {checkRuns, comments, reactions, pulls, deliveries, redeliveries,
- *                                  //  tokensIssued, permissions, files, repos, installations}
+ *   fake.state                     // {checkRuns, comments, reactions, pulls, deletedRefs, deliveries,
+ *                                  //  redeliveries, tokensIssued, permissions, files, repos, installations}
+ *   GET /repos/o/r/pulls/N answers `mergeable` computed with `git merge-tree` on the repository;
+ *   DELETE /repos/o/r/git/refs/heads/B deletes the branch of the git repository.
  *   fake.failNext({status: 500, count: 2, path: /regex/?, method?, body?})
  *   fake.secondaryLimit({retryAfter: 1, count: 1, status: 403})   // retryAfter null: no header
  *   fake.primaryLimit({resetIn: 2, status: 403})  // remaining 0 until the reset, then answers again
@@ -122,6 +124,7 @@ async function startFakeGitHub(opts = {}) {
     comments: [],
     reactions: [],
     pulls: [],
+    deletedRefs: [],   // {repository, ref} of every DELETE git/refs that succeeded
     permissions: new Map(),     // 'o/r' -> Map(user -> perm)
     files: new Map(),           // 'o/r@ref:path' -> content Buffer
     deliveries: [],
@@ -665,11 +668,35 @@ async function startFakeGitHub(opts = {}) {
     if (ctx.query.base) list = list.filter((p) => p.base === ctx.query.base);
     return paginate(req, ctx, list.sort((a, b) => b.number - a.number).map((p) => pullObject(repo, p)));
   });
+  // Whether head merges cleanly into base, as GitHub computes `mergeable`:
+  // true, false (a conflict), or null (not known: closed, or no repository).
+  function mergeable(repo, p) {
+    const dir = gitRepoPath(repo.full_name);
+    if (p.state !== 'open' || !fs.existsSync(dir)) return null;
+    try {
+      git(['merge-tree', '--write-tree', `refs/heads/${p.base}`, p.headSha], dir);
+      return true;
+    } catch (e) {
+      return e.status === 1 ? false : null;
+    }
+  }
   route('GET', `${R}/pulls/(\\d+)`, (ctx, req, o, n, num) => {
     const repo = needRepo(ctx, o, n);
     const p = state.pulls.find((x) => x.repository === repo.full_name && x.number === Number(num));
     if (!p) throw new HttpError(404, 'Not Found');
-    return [200, pullObject(repo, p)];
+    const m = mergeable(repo, p);
+    return [200, { ...pullObject(repo, p), mergeable: m,
+      mergeable_state: m === true ? 'clean' : m === false ? 'dirty' : 'unknown' }];
+  });
+  route('DELETE', `${R}/git/refs/(.+)`, (ctx, req, o, n, ref) => {
+    const repo = needRepo(ctx, o, n);
+    ref = decodeURIComponent(ref);
+    const dir = gitRepoPath(repo.full_name);
+    if (!/^(heads|tags)\/./.test(ref) || !fs.existsSync(dir) || gitSha(repo.full_name, `refs/${ref}`) === null)
+      throw new HttpError(422, 'Reference does not exist');
+    git(['update-ref', '-d', `refs/${ref}`], dir);
+    state.deletedRefs.push({ repository: repo.full_name, ref });
+    return [204, null];
   });
   route('PATCH', `${R}/pulls/(\\d+)`, (ctx, req, o, n, num) => {
     const repo = needRepo(ctx, o, n);

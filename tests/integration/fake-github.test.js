@@ -155,6 +155,25 @@ test('pull requests: 422 when one already exists for the head', async () => {
   const list = await api('GET', '/repos/octo-org/demo/pulls?head=octo-org:perfbot/opt-9&state=open', { auth: token });
   assert.equal(list.body.length, 1);
   assert.equal(fake.state.pulls.length, 1);
+  // one pull request: mergeable from git, as GitHub computes it; list entries carry none
+  const one = await api('GET', `/repos/octo-org/demo/pulls/${first.body.number}`, { auth: token });
+  assert.equal(one.body.mergeable, true);
+  assert.equal(one.body.mergeable_state, 'clean');
+  assert.equal(list.body[0].mergeable, undefined);
+});
+
+test('branches are deleted through git/refs; a missing one is a 422', async () => {
+  const token = fake.issueToken(1);
+  const demo = fake.gitRepoPath('octo-org/demo');
+  execFileSync('git', ['branch', 'to-delete', 'main'], { cwd: demo });
+  const del = await api('DELETE', '/repos/octo-org/demo/git/refs/heads/to-delete', { auth: token });
+  assert.equal(del.status, 204);
+  assert.throws(() => execFileSync('git', ['rev-parse', '--verify', '-q', 'refs/heads/to-delete'], { cwd: demo, stdio: 'pipe' }));
+  assert.deepEqual(fake.state.deletedRefs.at(-1), { repository: 'octo-org/demo', ref: 'heads/to-delete' });
+  const again = await api('DELETE', '/repos/octo-org/demo/git/refs/heads/to-delete', { auth: token });
+  assert.equal(again.status, 422);
+  assert.equal(again.body.message, 'Reference does not exist');
+  assert.equal((await api('DELETE', '/repos/octo-org/demo/git/refs/heads/main')).status, 401);
 });
 
 test('misbehaviour on demand and request recording', async () => {

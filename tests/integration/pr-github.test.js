@@ -4,17 +4,12 @@
 // repository.  A proposal is stored the way an approval leaves it: a run
 // row of kind "agent", its proposals row and a queued "pr.open" job,
 // written with the sqlite3 CLI.  `pull_request` closed events are sent with
-// `perfbot receive`.
-//
-// A small proxy sits between perfbot and the fake for the two things the
-// fake does not do: DELETE /repos/o/r/git/refs/heads/<branch> (done with
-// `git update-ref -d` on the fake's bare repository) and the `mergeable`
-// field of GET /repos/o/r/pulls/N (computed with `git merge-tree`).
+// `perfbot receive`.  The fake deletes branches (DELETE git/refs) in its
+// bare repository and answers `mergeable` from `git merge-tree`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -34,9 +29,7 @@ const BOT = `${SLUG}[bot] <${BOT_ID}+${SLUG}[bot]@users.noreply.github.com>`;
 const HOT = 'int hot(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i;\n\treturn s;\n}\n';
 const FAST = 'int hot(int n)\n{\n\treturn n * (n - 1) / 2;\n}\n';
 
-let tmp, dataDir, keyPath, fake, proxy, proxyUrl, srv, bare, base, goodDiff;
-const deletes = [];
-let mergeableChecks = 0;
+let tmp, dataDir, keyPath, fake, srv, bare, base, goodDiff;
 
 const gitEnv = () => ({ ...process.env, HOME: tmp, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.com',
   GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.com' });
@@ -52,67 +45,8 @@ function branchSha(branch) {
   }
 }
 
-// ---- the proxy --------------------------------------------------------------
-
-function readAll(stream) {
-  return new Promise((resolve, reject) => {
-    const parts = [];
-    stream.on('data', (d) => parts.push(d));
-    stream.on('end', () => resolve(Buffer.concat(parts)));
-    stream.on('error', reject);
-  });
-}
-
-async function forward(method, p, headers, body) {
-  const h = { ...headers };
-  delete h.host;
-  delete h['content-length'];
-  const res = await fetch(`${fake.url}${p}`, { method, headers: h, body: body && body.length ? body : undefined });
-  const out = { status: res.status, headers: {}, body: Buffer.from(await res.arrayBuffer()) };
-  for (const [k, v] of res.headers) if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) out.headers[k] = v;
-  if (out.headers.link) out.headers.link = out.headers.link.split(fake.url).join(proxyUrl);
-  return out;
-}
-
-function mergeable(pull) {
-  try {
-    execFileSync('git', ['--git-dir', bare, 'merge-tree', '--write-tree', `refs/heads/${pull.base.ref}`, pull.head.sha],
-      { stdio: 'ignore' });
-    return true;
-  } catch (e) {
-    return e.status === 1 ? false : null;
-  }
-}
-
-async function proxyHandle(req, res) {
-  const body = await readAll(req);
-  const u = new URL(req.url, 'http://127.0.0.1');
-  const del = /^\/repos\/([^/]+)\/([^/]+)\/git\/refs\/heads\/(.+)$/.exec(u.pathname);
-  let out;
-  if (req.method === 'DELETE' && del) {
-    // the fake checks the token and the repository
-    const check = await forward('GET', `/repos/${del[1]}/${del[2]}`, req.headers);
-    const branch = decodeURIComponent(del[3]);
-    if (check.status !== 200) out = check;
-    else if (!branchSha(branch)) {
-      out = { status: 422, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ message: 'Reference does not exist' })) };
-    } else {
-      git(['--git-dir', bare, 'update-ref', '-d', `refs/heads/${branch}`]);
-      deletes.push(branch);
-      out = { status: 204, headers: {}, body: Buffer.alloc(0) };
-    }
-  } else {
-    out = await forward(req.method, u.pathname + u.search, req.headers, body);
-    if (req.method === 'GET' && /^\/repos\/[^/]+\/[^/]+\/pulls\/\d+$/.test(u.pathname) && out.status === 200) {
-      const pull = JSON.parse(out.body.toString());
-      pull.mergeable = pull.state === 'open' ? mergeable(pull) : null;
-      mergeableChecks++;
-      out.body = Buffer.from(JSON.stringify(pull));
-    }
-  }
-  res.writeHead(out.status, { ...out.headers, 'content-length': out.body.length });
-  res.end(out.body);
-}
+// Branches perfbot deleted through the API, oldest first.
+const deletes = () => fake.state.deletedRefs.filter((d) => d.repository === REPO).map((d) => d.ref.replace(/^heads\//, ''));
 
 // ---- seeding a proposal the way an approval stores it ------------------------
 
@@ -168,7 +102,7 @@ const commentsOn = (n) => fake.state.comments.filter((c) => c.issue === n);
 async function startPerfbot() {
   srv = await startServer({
     dataDir, secret: SECRET,
-    env: { APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: proxyUrl, REDELIVERY_INTERVAL_SECONDS: 0, JOB_ATTEMPTS: 3 },
+    env: { APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, REDELIVERY_INTERVAL_SECONDS: 0, JOB_ATTEMPTS: 3 },
   });
 }
 
@@ -210,12 +144,6 @@ before(async () => {
   goodDiff = git(['-C', work, 'diff', '--cached']) + '\n';
   git(['-C', work, 'reset', '-q', '--hard']);
 
-  proxy = http.createServer((req, res) => {
-    proxyHandle(req, res).catch((e) => { res.writeHead(500); res.end(String(e)); });
-  });
-  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
-  proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
-
   // the schema comes from perfbot's own migrations, applied when it starts
   fs.mkdirSync(dataDir, { recursive: true });
   await startPerfbot();
@@ -226,7 +154,6 @@ after(async () => {
     const r = await srv.stop();
     assert.equal(srv.sanitizerReport(), null, r.stderr);
   }
-  if (proxy) await new Promise((r) => proxy.close(r));
   if (fake) await fake.close();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -398,7 +325,7 @@ test('pull_request closed events: merged and closed unmerged update the run and 
   assert.equal(branchSha('perfbot/opt-3'), null);
   const [row] = await sqlite(dataDir, `SELECT state, json_extract(data, '$.branch_deleted') AS deleted FROM pulls WHERE run_id=3`);
   assert.deepEqual(row, { state: 'closed', deleted: 1 });
-  assert.deepEqual(deletes, ['perfbot/opt-1', 'perfbot/opt-3']);
+  assert.deepEqual(deletes(), ['perfbot/opt-1', 'perfbot/opt-3']);
 });
 
 test('a closed event for a branch someone else pushed to keeps the branch; a foreign branch is ignored', async () => {
@@ -415,7 +342,7 @@ test('a closed event for a branch someone else pushed to keeps the branch; a for
       WHERE d.event='pull_request' ORDER BY j.id`);
     return rows.length === 4 && rows.every((x) => x.state === 'done');
   }, { what: 'closed events handled' });
-  assert.equal(deletes.length, 2);
+  assert.equal(deletes().length, 2);
 });
 
 test('a base that moved over the same lines: the pull request is opened from the measured base and a conflict comment posted once', async () => {
@@ -432,7 +359,8 @@ test('a base that moved over the same lines: the pull request is opened from the
   assert.equal(c.length, 1);
   assert.match(c[0].body, /conflicts with the current `main`/);
   assert.match(c[0].body, /\/perfbot optimize/);
-  assert.ok(mergeableChecks > 0);
+  assert.ok(fake.requests.some((x) => x.method === 'GET' && x.path === `/repos/${REPO}/pulls/${pr.number}`),
+    'mergeable was asked of GitHub');
 });
 
 test('the perfbot binary under test is the one built', () => {
