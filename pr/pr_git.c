@@ -35,6 +35,8 @@ typedef struct remote_ctx {
 	const pr_git_options *git;
 	int attempts;     /* credential requests so far */
 	char status[512]; /* the server's refusal of our ref, "" when accepted */
+	char remote[1024]; /* the server's messages ("remote: ..."), the latest kept */
+	size_t remote_len;
 } remote_ctx;
 
 static const char *git_msg(void)
@@ -80,6 +82,55 @@ static int credentials_cb(git_credential **out, const char *url, const char *use
 	explicit_bzero(token, strlen(token));
 	free(token);
 	return rc;
+}
+
+/* Keeps what the server says on the side band (hooks, branch protection:
+ * "error: GH006: Protected branch update failed ..."), capped. */
+static int sideband_cb(const char *str, int len, void *payload)
+{
+	remote_ctx *p = payload;
+	if (len <= 0)
+		return 0;
+	size_t n = (size_t)len, cap = sizeof(p->remote) - 1;
+	if (n > cap) {
+		str += n - cap;
+		n = cap;
+	}
+	if (p->remote_len + n > cap) { /* drop the oldest text */
+		size_t drop = p->remote_len + n - cap;
+		memmove(p->remote, p->remote + drop, p->remote_len - drop);
+		p->remote_len -= drop;
+	}
+	memcpy(p->remote + p->remote_len, str, n);
+	p->remote_len += n;
+	p->remote[p->remote_len] = '\0';
+	return 0;
+}
+
+/* The first line of the server's messages that says "error", without
+ * control characters, into out ("" when there is none). */
+static void remote_error_line(char *out, size_t cap, const remote_ctx *p)
+{
+	const char *s = p->remote, *hit = NULL;
+	while (*s && !hit) {
+		const char *end = s + strcspn(s, "\r\n");
+		const char *e = strstr(s, "error");
+		if (e && e < end)
+			hit = s;
+		else
+			s = *end ? end + 1 : end;
+	}
+	out[0] = '\0';
+	if (!hit)
+		return;
+	while (*hit == ' ')
+		hit++;
+	size_t i = 0;
+	while (hit[i] && hit[i] != '\r' && hit[i] != '\n' && i + 1 < cap) {
+		out[i] = (unsigned char)hit[i] < 0x20 ? ' ' : hit[i];
+		i++;
+	}
+	out[i] = '\0';
 }
 
 static int push_update_cb(const char *refname, const char *status, void *payload)
@@ -383,8 +434,11 @@ static int push_branch(git_remote *remote, remote_ctx *ctx, const char *local_re
 	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
 	opts.callbacks.credentials = credentials_cb;
 	opts.callbacks.push_update_reference = push_update_cb;
+	opts.callbacks.sideband_progress = sideband_cb;
 	opts.callbacks.payload = ctx;
 	ctx->status[0] = '\0';
+	ctx->remote[0] = '\0';
+	ctx->remote_len = 0;
 
 	int gerr = git_remote_push(remote, &refspecs, &opts);
 	if (gerr < 0) {
@@ -399,7 +453,14 @@ static int push_branch(git_remote *remote, remote_ctx *ctx, const char *local_re
 		if (strstr(s, "fast-forward") || strstr(s, "fetch first") || strstr(s, "already exists"))
 			return app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
 					     remote_ref, s);
-		return app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s", remote_ref, git->repository, s);
+		char why[300];
+		remote_error_line(why, sizeof(why), ctx);
+		if (strstr(s, "protected branch") || strstr(why, "GH006"))
+			return app_error_set(APP_EFORBIDDEN,
+					     "push of %s refused by %s: a branch protection rule covers it (%s%s%s)",
+					     remote_ref, git->repository, s, why[0] ? "; " : "", why);
+		return app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s%s%s", remote_ref, git->repository, s,
+				     why[0] ? "; " : "", why);
 	}
 	return 0;
 }
@@ -412,7 +473,7 @@ static int fetch(git_repository *repo, const pr_git_options *git, const char *ba
 		 const git_oid *base_oid, git_oid *remote_head_out, int *remote_has_out)
 {
 	git_remote *remote = NULL;
-	remote_ctx ctx = {git, 0, {0}};
+	remote_ctx ctx = {.git = git};
 	git_remote_callbacks cbs;
 	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
 	cbs.credentials = credentials_cb;
@@ -487,7 +548,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	git_signature *sig = NULL;
 	git_reference *ref = NULL;
 	git_remote *push_remote = NULL;
-	remote_ctx push_ctx = {git, 0, {0}};
+	remote_ctx push_ctx = {.git = git};
 	int lock_fd = -1, error;
 	char base_ref[300], branch_ref[300], local_ref[300];
 	git_oid base_oid, tree_oid, commit_oid, remote_head;
@@ -528,10 +589,16 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
 	cbs.credentials = credentials_cb;
 	cbs.push_update_reference = push_update_cb;
+	cbs.sideband_progress = sideband_cb;
 	cbs.payload = &push_ctx;
 	int gerr = git_remote_connect(push_remote, GIT_DIRECTION_PUSH, &cbs, NULL, NULL);
 	if (gerr < 0) {
 		error = net_error(gerr, "connect to", git->repository);
+		if (error == APP_EFORBIDDEN)
+			error = app_error_set(APP_EFORBIDDEN,
+					      "push to %s refused: the app may not write to it (it needs the contents: write "
+					      "permission): %s",
+					      git->repository, git_msg());
 		goto done;
 	}
 	const git_remote_head **heads = NULL;

@@ -40,6 +40,9 @@
  *   fake.addManifestCode('code123', {id, slug, ...})   // fields override the defaults
  *   fake.createGitRepo('owner/name', {files: {'README': 'hi'}, branch: 'main'}) // bare repo + API repo; returns its path
  *   fake.gitUrl('owner/name')     // "<url>/git/owner/name.git" (Basic auth x-access-token:<token>)
+ *   fake.protectBranches('owner/name', ['perfbot/*'])  // pushes to matching branches are refused the
+ *                                  // way GitHub's branch protection does (GH006, "protected branch hook declined")
+ *   fake.denyPush('owner/name', true)  // tokens may read but not push: receive-pack answers 403
  *   await fake.waitFor(pred, timeoutMs)  // resolves when pred(fake) is true
  *   fake.resetRequests()
  *   await fake.close()
@@ -54,7 +57,7 @@
  *   addRepo {fullName, ...}, setPermission {repo, user, permission},
  *   setFile {repo, ref, path, content}, addDelivery, deliveryOptions,
  *   addManifestCode {code, ...}, createGitRepo {fullName, files, branch},
- *   resetRequests) and GET /_fake/requests, GET /_fake/state.
+ *   protectBranches {repo, patterns}, denyPush {repo, deny}, resetRequests) and GET /_fake/requests, GET /_fake/state.
  *   /_fake/* requests are not recorded.
  */
 const http = require('node:http');
@@ -139,6 +142,7 @@ async function startFakeGitHub(opts = {}) {
   let tokenExpiresIn = 3600;
   let redeliveryStatusCode = 200;
   const hanging = new Set();
+  const pushDenied = new Set(); // repositories whose tokens may not push
   const sockets = new Set();
   let server;
   let url;
@@ -343,6 +347,10 @@ async function startFakeGitHub(opts = {}) {
     if (!gitAuthorized(req, fullName)) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="GitHub"', 'content-type': 'text/plain' });
       return res.end('Invalid username or token. Password authentication is not supported for Git operations.\n');
+    }
+    if (pushDenied.has(fullName) && (m[3] === '/git-receive-pack' || ctx.query.service === 'git-receive-pack')) {
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      return res.end(`Permission to ${fullName}.git denied to ${slug}[bot].\n`);
     }
     const env = {
       PATH: process.env.PATH,
@@ -732,6 +740,20 @@ async function startFakeGitHub(opts = {}) {
     tokenOptions(o = {}) { if (o.expiresIn !== undefined) tokenExpiresIn = o.expiresIn; },
     issueToken(installationId, o = {}) { return issueToken(installationId, o).token; },
     revokeTokens() { for (const t of state.tokens.values()) t.revoked = true; },
+    protectBranches(fullName, patterns) {
+      for (const p of patterns) if (!/^[A-Za-z0-9._/*-]+$/.test(p)) throw new Error(`bad branch pattern ${p}`);
+      const cases = patterns.map((p) => `    refs/heads/${p})
+      echo "error: GH006: Protected branch update failed for $ref." >&2
+      echo "error: Changes must be made through a pull request." >&2
+      exit 1 ;;`).join('\n');
+      const hook = path.join(gitRepoPath(fullName), 'hooks', 'pre-receive');
+      fs.mkdirSync(path.dirname(hook), { recursive: true });
+      fs.writeFileSync(hook, `#!/bin/sh\nwhile read old new ref; do\n  case "$ref" in\n${cases}\n  esac\ndone\nexit 0\n`,
+        { mode: 0o755 });
+    },
+    denyPush(fullName, deny = true) {
+      if (deny) pushDenied.add(fullName); else pushDenied.delete(fullName);
+    },
     addRepo,
     setPermission(repo, user, permission) {
       if (!state.permissions.has(repo)) state.permissions.set(repo, new Map());
@@ -779,6 +801,8 @@ async function startFakeGitHub(opts = {}) {
       case 'setFile': control.setFile(b.repo, b.ref, b.path, b.content); break;
       case 'addManifestCode': control.addManifestCode(b.code, b.data || {}); break;
       case 'createGitRepo': result = { path: control.createGitRepo(b.fullName, b) }; break;
+      case 'protectBranches': control.protectBranches(b.repo, b.patterns || []); break;
+      case 'denyPush': control.denyPush(b.repo, b.deny !== false); break;
       default:
         if (typeof control[name] !== 'function') return send(res, 404, errorBody(404, `no control ${name}`));
         result = control[name](b);

@@ -410,6 +410,51 @@ test('without a usable sandbox the check run fails and nothing runs unsandboxed'
   }
 });
 
+test('a bench run interrupted by a shutdown is measured again after the restart: one check run, completed', async () => {
+  const dir = path.join(tmp, 'var-restart');
+  fs.mkdirSync(dir);
+  const env = { APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, WORKERS: 1, REDELIVERY_INTERVAL_SECONDS: 0 };
+  let other = await startServer({ dataDir: dir, secret: SECRET, env });
+  let stopped = false;
+  try {
+    fs.writeFileSync(path.join(work, 'NOTES'), 'interrupted\n');
+    const head = commit('a run that a restart interrupts');
+    pushBranch('main');
+    const file = path.join(tmp, 'push-restart.json');
+    fs.writeFileSync(file, JSON.stringify(pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head)));
+    const r = await cli(['receive', '-e', 'push', '-p', file, '--url', other.url, '--secret', SECRET]);
+    assert.equal(r.code, 0, r.stderr);
+    const runRows = async () => sqlite(dir, `SELECT id, state, reason FROM runs WHERE head_sha='${head}'`);
+    await waitFor(async () => {
+      const [row] = await runRows();
+      return row && row.state === 'running' && checkRunsFor(head).length === 1;
+    }, { timeoutMs: RUN_MS, everyMs: 20, what: 'the run to start' });
+    const exit = await other.stop();
+    stopped = true;
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.equal(other.sanitizerReport(), null);
+    const [interrupted] = await runRows();
+    assert.equal(interrupted.state, 'queued');
+    assert.equal(interrupted.reason, 'interrupted by a shutdown');
+    assert.equal(checkRunsFor(head)[0].status, 'in_progress', 'the check run waits for the restart');
+
+    other = await startServer({ dataDir: dir, secret: SECRET, env });
+    stopped = false;
+    const cr = await completedCheck(head); // exactly one check run for head
+    assert.equal(cr.conclusion, 'success', cr.output.summary);
+    const rows = await waitFor(async () => {
+      const x = await runRows();
+      return x.length && x[0].state === 'done' ? x : null;
+    }, { what: 'the run to be recorded' });
+    assert.equal(rows.length, 1, 'one run, measured again rather than duplicated');
+  } finally {
+    if (!stopped) {
+      await other.stop();
+      assert.equal(other.sanitizerReport(), null);
+    }
+  }
+});
+
 test('optimize on push: an agent run is queued for the pushed commit after the bench run', async () => {
   const yml = path.join(work, '.github/perfbot.yml');
   fs.writeFileSync(yml, fs.readFileSync(yml, 'utf8') + 'optimize:\n  on: [push]\n');

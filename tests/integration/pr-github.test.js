@@ -363,6 +363,55 @@ test('a base that moved over the same lines: the pull request is opened from the
     'mergeable was asked of GitHub');
 });
 
+test('a push refused by branch protection: the job fails naming the rule, a comment, nothing pushed', async () => {
+  fake.protectBranches(REPO, ['perfbot/opt-40']);
+  await seed(40, { thread: 640 });
+  const [job] = await settled(40);
+  assert.equal(job.state, 'failed');
+  assert.equal(job.attempts, 1, 'a refusal is not retried');
+  assert.match(job.error, /push of refs\/heads\/perfbot\/opt-40 refused by octo-org\/demo: a branch protection rule covers it/);
+  assert.match(job.error, /GH006: Protected branch update failed for refs\/heads\/perfbot\/opt-40/);
+  const r = await run(40);
+  assert.match(r.data.pull.error, /branch protection rule/);
+  const c = commentsOn(640);
+  assert.equal(c.length, 1);
+  assert.match(c[0].body, /did not open a pull request for run 40/);
+  assert.match(c[0].body, /branch protection rule/);
+  assert.equal(branchSha('perfbot/opt-40'), null);
+  assert.equal(pullsOf('perfbot/opt-40').length, 0);
+});
+
+test('an installation that may not push: the job fails saying which permission is missing, nothing pushed', async () => {
+  fake.denyPush(REPO, true);
+  try {
+    await seed(41, { thread: 641 });
+    const [job] = await settled(41);
+    assert.equal(job.state, 'failed');
+    assert.equal(job.attempts, 1, 'a refusal is not retried');
+    assert.match(job.error, /push to octo-org\/demo refused: the app may not write to it \(it needs the contents: write permission\)/);
+    const c = commentsOn(641);
+    assert.equal(c.length, 1);
+    assert.match(c[0].body, /contents: write/);
+    assert.equal(branchSha('perfbot/opt-41'), null);
+    assert.equal(pullsOf('perfbot/opt-41').length, 0);
+  } finally {
+    fake.denyPush(REPO, false);
+  }
+});
+
+test('git refusing the cached installation token: a new token is taken and one pull request opened', async () => {
+  fake.revokeTokens(); // the token perfbot cached is refused from now on, by git and by the API
+  const refusedBefore = srv.logs().filter((l) => /git refused the installation token/.test(l.msg)).length;
+  await seed(42, { thread: 642 });
+  const [job] = await settled(42);
+  assert.equal(job.state, 'done', job.error);
+  assert.ok(branchSha('perfbot/opt-42'), 'the branch was pushed with the new token');
+  assert.equal(pullsOf('perfbot/opt-42').length, 1);
+  const refused = srv.logs().filter((l) => /git refused the installation token/.test(l.msg));
+  assert.equal(refused.length, refusedBefore + 1, 'git refused the old token once');
+  for (const token of fake.state.tokens.keys()) assert.ok(!srv.stderr.includes(token), 'no token in the logs');
+});
+
 test('the perfbot binary under test is the one built', () => {
   assert.ok(fs.existsSync(BIN));
 });

@@ -210,11 +210,11 @@ static void test_dedupe_and_runs(void **state)
 	store_approval missing = { .run_id = 999, .user = "octocat", .via = "button", .run_update = upd,
 				   .job_kind = "pr.open", .job_payload = "{\"run_id\":999}", .job_key = "pr.open:999" };
 	assert_int_equal(store_approval_put(f->st, &missing), APP_ENOTFOUND);
-	store_approval a = { .run_id = run, .user = "octocat", .via = "button", .run_update = upd,
-			     .job_kind = "pr.open", .job_payload = "{}", .job_key = "pr.open:x" };
-	assert_int_equal(store_approval_put(f->st, &a), 0);
-	a.via = "comment";
-	assert_int_equal(store_approval_put(f->st, &a), APP_EEXISTS);
+	store_approval ap = { .run_id = run, .user = "octocat", .via = "button", .run_update = upd,
+			      .job_kind = "pr.open", .job_payload = "{}", .job_key = "pr.open:x" };
+	assert_int_equal(store_approval_put(f->st, &ap), 0);
+	ap.via = "comment";
+	assert_int_equal(store_approval_put(f->st, &ap), APP_EEXISTS);
 	json_decref(upd);
 	assert_int_equal(store_job_list(f->st, &jobs, 0), 0);
 	assert_int_equal(json_array_size(jobs), njobs + 1); /* none for run 999, one for run */
