@@ -317,8 +317,10 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
-	app_log(APP_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+	/* not ready, and no new connections, before saying so */
 	atomic_store(&st.draining, 1);
+	wh_server_quiesce(srv);
+	app_log(APP_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 	if (redelivery_started) {
 		pthread_mutex_lock(&st.stop_lock);
 		st.stop = 1;
@@ -326,7 +328,6 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		pthread_mutex_unlock(&st.stop_lock);
 		pthread_join(redelivery, NULL);
 	}
-	wh_server_quiesce(srv);
 	int grace_ms = cfg->shutdown_grace_s * 1000;
 	if (wh_server_wait_idle(srv, grace_ms) < 0)
 		app_log(APP_LOG_WARN, "requests still in flight at shutdown", "detail", app_error_last(), NULL);

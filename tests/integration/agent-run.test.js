@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SLOW, cli, request, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -266,6 +266,9 @@ test('/perfbot optimize → verified proposal with the numbers of a direct measu
   const audit = await sqlite(dataDir, `SELECT actor, action, subject FROM audit WHERE action='approve'`);
   assert.deepEqual(audit.at(-1), { actor: 'mona', action: 'approve', subject: `run ${id}` });
 
+  // the pull-request job comments in the thread too: let it end first
+  await waitFor(async () => (await sqlite(dataDir, `SELECT state FROM jobs WHERE kind='pr.open'`))
+    .every((j) => j.state !== 'queued' && j.state !== 'running'), { timeoutMs: RUN_MS, what: 'the pull-request job' });
   // a second approval is refused with a reply, and queues nothing
   const n = commentsOn(1).length;
   await comment(`/perfbot apply ${id}`, { issue: 1 });
@@ -305,8 +308,10 @@ test('help, an unknown command with "did you mean", and comments by bots ignored
   const runs = (await sqlite(dataDir, 'SELECT id FROM runs')).length;
   n = commentsOn(11).length;
   const reactions = fake.state.reactions.length;
+  const ignored = async () => (await sqlite(dataDir, `SELECT id FROM jobs WHERE note='comment by a bot: ignored' AND state='done'`)).length;
+  const ignoredBefore = await ignored();
   await comment('/perfbot optimize', { issue: 11, user: 'perfbot-test[bot]' });
-  await sleep(1500 * SLOW);
+  await waitFor(async () => (await ignored()) === ignoredBefore + 1, { what: 'the bot comment to be handled' });
   assert.equal(commentsOn(11).length, n);
   assert.equal(fake.state.reactions.length, reactions);
   assert.equal((await sqlite(dataDir, 'SELECT id FROM runs')).length, runs);

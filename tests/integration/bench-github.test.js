@@ -52,10 +52,11 @@ function pushBranch(branch) {
   git('push', '-qf', bare, `${branch}:refs/heads/${branch}`);
 }
 
-async function receive(event, payload) {
+// Sends a signed delivery to `server` (default: the suite's perfbot).
+async function receive(event, payload, server = srv) {
   const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
   fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
+  const r = await cli(['receive', '-e', event, '-p', file, '--url', server.url, '--secret', SECRET]);
   assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
 }
 
@@ -360,7 +361,11 @@ test('GitHub failing while the check run is completed: the job retries without m
   assert.equal(run.state, 'done');
   const ms = await sqlite(dataDir, `SELECT count(*) AS n FROM measurements WHERE run_id=${run.id}`);
   assert.equal(ms[0].n, 3, 'measured once');
-  const jobsOf = await sqlite(dataDir, `SELECT attempts, state FROM jobs WHERE kind='bench.run' AND dedupe_key='${run.data.job_key}'`);
+  // the job's own end is recorded after the run's
+  const jobsOf = await waitFor(async () => {
+    const rows = await sqlite(dataDir, `SELECT attempts, state FROM jobs WHERE kind='bench.run' AND dedupe_key='${run.data.job_key}'`);
+    return rows.length && rows.every((x) => x.state !== 'queued' && x.state !== 'running') ? rows : null;
+  }, { what: 'the bench job to end' });
   assert.deepEqual(jobsOf, [{ attempts: 2, state: 'done' }]);
 });
 
@@ -391,10 +396,7 @@ test('without a usable sandbox the check run fails and nothing runs unsandboxed'
     edit('bench/sort.c', 'this is not C;\n', '');
     const head = commit('fix the build');
     pushBranch('main');
-    const file = path.join(tmp, 'push-nosandbox.json');
-    fs.writeFileSync(file, JSON.stringify(pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head)));
-    const r = await cli(['receive', '-e', 'push', '-p', file, '--url', other.url, '--secret', SECRET]);
-    assert.equal(r.code, 0, r.stderr);
+    await receive('push', pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head), other);
     const cr = await completedCheck(head);
     assert.equal(cr.conclusion, 'failure');
     assert.equal(cr.output.title, 'Sandbox unavailable');
@@ -420,10 +422,7 @@ test('a bench run interrupted by a shutdown is measured again after the restart:
     fs.writeFileSync(path.join(work, 'NOTES'), 'interrupted\n');
     const head = commit('a run that a restart interrupts');
     pushBranch('main');
-    const file = path.join(tmp, 'push-restart.json');
-    fs.writeFileSync(file, JSON.stringify(pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head)));
-    const r = await cli(['receive', '-e', 'push', '-p', file, '--url', other.url, '--secret', SECRET]);
-    assert.equal(r.code, 0, r.stderr);
+    await receive('push', pushPayload('refs/heads/main', git('rev-parse', 'HEAD~1'), head), other);
     const runRows = async () => sqlite(dir, `SELECT id, state, reason FROM runs WHERE head_sha='${head}'`);
     await waitFor(async () => {
       const [row] = await runRows();
@@ -481,10 +480,11 @@ test('the installation token never reaches the cache, the data directory or the 
   assert.ok(tokens.length > 0, 'tokens were issued');
   const git401 = fake.requests.filter((r) => /^\/git\//.test(r.path));
   assert.ok(git401.length > 0, 'perfbot fetched over smart HTTP');
-  // every run has ended (their work trees come and go while they run)
+  // every job has ended: a run's work trees come and go while its job runs,
+  // and are removed after its state is recorded
   await waitFor(async () => (await sqlite(dataDir,
-    "SELECT id FROM runs WHERE state IN ('queued','running','cancelling')")).length === 0,
-  { timeoutMs: 60000 * SLOW, what: 'every run to end' });
+    "SELECT id FROM jobs WHERE state IN ('queued','running')")).length === 0,
+  { timeoutMs: 60000 * SLOW, what: 'every job to end' });
   const files = [];
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { startServer, request, tmpDir, sign, deliveryId, SLOW, WEBHOOK_PATH, sleep } from './lib/perfbot.js';
+import { startServer, request, tmpDir, sign, deliveryId, SLOW, WEBHOOK_PATH } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -101,7 +101,10 @@ test('missed deliveries: a failed delivery perfbot never stored is redelivered e
   // GitHub also lists `stored` as failed (say perfbot answered too late): perfbot has it, so it is not asked for
   fake.addDelivery({ guid: stored, event: 'push', status_code: 502, installation_id: 1 });
   await fake.waitFor((f) => f.state.redeliveries.length >= 1, 10000 * SLOW);
-  await sleep(3000 * SLOW); // at least two more checks
+  // at least two more checks after the redelivery, each of which lists both as failed
+  const lists = () => fake.requests.filter((r) => r.path.startsWith('/app/hook/deliveries') && r.method === 'GET').length;
+  const seen = lists();
+  await fake.waitFor(() => lists() >= seen + 2, 15000 * SLOW);
   const guids = fake.state.redeliveries.map((r) => r.guid);
   assert.deepEqual(guids, [missed], 'the missed delivery, exactly once; never the stored one');
   assert.ok(fake.requests.filter((r) => r.path.startsWith('/app/hook/deliveries') && r.method === 'GET').length >= 2);

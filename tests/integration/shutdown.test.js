@@ -72,6 +72,15 @@ class Conn {
     });
   }
 
+  // Waits for an interim "100 Continue" and takes it off the buffer.
+  async continued(timeoutMs = 15000 * SLOW) {
+    const line = 'HTTP/1.1 100 Continue\r\n\r\n';
+    await waitFor(() => this.buf.toString('latin1').startsWith(line) || this.closed,
+      { timeoutMs, everyMs: 10, what: '100 Continue' });
+    assert.ok(!this.closed, 'the connection stayed open');
+    this.buf = this.buf.subarray(line.length);
+  }
+
   get(path) {
     this.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     return this.answer();
@@ -102,9 +111,9 @@ test('SIGTERM: readyz 503, new connections refused, a slow upload in flight stil
   const upload = new Conn(srv.port);
   await upload.ready();
   upload.write(requestHead('POST', WEBHOOK_PATH, { ...webhookHeaders({ event: 'push', body, secret: SECRET, delivery: id }),
-    'Content-Length': body.length }));
+    'Content-Length': body.length, Expect: '100-continue' }));
+  await upload.continued(); // the server has taken the request head: the request is in flight
   upload.write(body.subarray(0, body.length >> 1));
-  await sleep(200 * SLOW); // the server has the request head
 
   srv.proc.kill('SIGTERM');
   await waitFor(() => srv.logs().some((l) => l.msg === 'draining'), { what: 'the draining log line' });
@@ -227,8 +236,9 @@ async function startWithSlowJob(delayMs, grace) {
   const r = await deliver(srv.port, { event: 'issue_comment', body, secret: SECRET });
   assert.equal(r.status, 202, r.text);
   await waitFor(() => gh.seen.length > 0, { what: 'the job to call GitHub' });
-  const running = (await jobs(srv.dataDir)).filter((j) => j.delivery_id === r.delivery);
-  assert.equal(running[0]?.state, 'running', 'the job is running when SIGTERM comes');
+  // the claim is recorded by the next group commit, not before the job starts
+  await waitFor(async () => (await jobs(srv.dataDir)).some((j) => j.delivery_id === r.delivery && j.state === 'running'),
+    { what: 'the job to be recorded running when SIGTERM comes' });
   return { srv, gh, delivery: r.delivery };
 }
 
