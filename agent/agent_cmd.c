@@ -9,6 +9,7 @@
  * the child only calls async-signal-safe functions.  Threading: one call
  * per run, on the worker thread that owns the run. */
 #include "agent/agent_cmd.h"
+#include "app/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +31,6 @@ extern char **environ;
 /* perfbot's secrets and its own agent variables never reach the command. */
 static const char *const STRIPPED[] = { "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "WEBHOOK_SECRET_OLD",
 					"GITHUB_CLIENT_SECRET", "DATABASE_URL", "GITHUB_TOKEN", "GH_TOKEN", NULL };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int stripped(const char *entry)
 {
@@ -111,7 +105,7 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		goto done;
 	}
 	const char *workdir = o->workdir ? o->workdir : "/tmp";
-	int64_t start = now_ms();
+	int64_t start = app_mono_ms();
 	pid = fork();
 	if (pid < 0) {
 		error = app_error_set(APP_EGENERIC, "fork: %s", strerror(errno));
@@ -165,15 +159,15 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		}
 		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
 			exited = 1;
-			exited_at = now_ms();
+			exited_at = app_mono_ms();
 			kill(-pid, SIGKILL); /* whatever it left behind in its group */
 		}
 		if (exited) {
-			if (now_ms() - exited_at > 2000)
+			if (app_mono_ms() - exited_at > 2000)
 				break; /* a process that left the group still holds the pipe */
 			continue;
 		}
-		int64_t now = now_ms();
+		int64_t now = app_mono_ms();
 		if (!term_sent) {
 			const char *why = NULL;
 			if (o->cancel && *o->cancel) {
@@ -201,7 +195,7 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 			kill_at = now + 1000;
 		}
 	}
-	out->wall_ms = now_ms() - start;
+	out->wall_ms = app_mono_ms() - start;
 	if (WIFEXITED(status)) {
 		out->exit_code = WEXITSTATUS(status);
 	} else {

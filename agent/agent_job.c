@@ -28,6 +28,7 @@
  * called from event-handler threads and only talk to the store (and the
  * MCP endpoint to revoke a token). */
 #include "agent/agent_job.h"
+#include "app/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,13 +72,6 @@ static int64_t jint(const json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void job_key(char *buf, size_t n, int64_t run_id)
@@ -234,7 +228,7 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 	char payload[64], key[64];
 	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", run_id);
 	snprintf(key, sizeof(key), "pr.open:%" PRId64, run_id);
-	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)now_ms());
+	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)app_wall_ms());
 	if (!update) {
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
@@ -284,7 +278,7 @@ int agent_run_cancel(const agent_services *svc, const char *repository, int64_t 
 		goto done;
 	}
 	snprintf(reason, sizeof(reason), "cancelled by @%s", user ? user : "?");
-	update = json_pack("{s:s?,s:I}", "cancelled_by", user, "cancelled_at_ms", (json_int_t)now_ms());
+	update = json_pack("{s:s?,s:I}", "cancelled_by", user, "cancelled_at_ms", (json_int_t)app_wall_ms());
 	if (!update) {
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
@@ -916,7 +910,7 @@ static void record(run *r)
 		}
 		json_decref(p);
 	}
-	r->t_end = now_ms();
+	r->t_end = app_wall_ms();
 	json_t *timings = json_pack("{s:I,s:I,s:I,s:I,s:I}", "started_ms", (json_int_t)r->t_start, "baseline_ms",
 				    (json_int_t)(r->t_baseline ? r->t_baseline - r->t_start : 0), "agent_ms",
 				    (json_int_t)r->t_agent, "verify_ms", (json_int_t)r->t_verify, "total_ms",
@@ -944,7 +938,7 @@ static void execute(run *r)
 {
 	int error = 0;
 	const char *step = "";
-	r->t_start = now_ms();
+	r->t_start = app_wall_ms();
 	const json_t *d = json_object_get(r->row, "data");
 	r->repository = jstr(r->row, "repository");
 	r->local_path = jstr(d, "local_path");
@@ -1003,20 +997,20 @@ static void execute(run *r)
 		goto fail;
 	step = "baseline";
 	error = measure_baseline(r);
-	r->t_baseline = now_ms();
+	r->t_baseline = app_wall_ms();
 	if (error < 0)
 		goto fail;
 	step = "agent";
-	int64_t t = now_ms();
+	int64_t t = app_wall_ms();
 	error = run_agent(r);
-	r->t_agent = now_ms() - t;
+	r->t_agent = app_wall_ms() - t;
 	if (error < 0)
 		goto fail;
 	if (!r->status[0]) {
 		step = "verification";
-		t = now_ms();
+		t = app_wall_ms();
 		error = verify(r);
-		r->t_verify = now_ms() - t;
+		r->t_verify = app_wall_ms() - t;
 		if (error < 0)
 			goto fail;
 	}

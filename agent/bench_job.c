@@ -21,6 +21,7 @@
  * worker; both only touch the store, the GitHub client (thread-safe) and
  * per-call state. */
 #include "agent/run_watch.h"
+#include "app/clock.h"
 #include "agent/services.h"
 
 #include <errno.h>
@@ -55,13 +56,6 @@ static const char config_example[] =
 	"metric: cycles                  # cycles (estimated) | instructions\n"
 	"branches: [main]                # pushes measured; default: the default branch\n"
 	"```\n";
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void iso_now(char out[32])
 {
@@ -319,7 +313,7 @@ static int gh_retry(bench_job *j, int error)
 	/* a rate limit says when; otherwise the workers' backoff decides */
 	long wait = gh_retry_wait_ms();
 	if (wait > 0)
-		j->ctx->retry_at_ms = now_ms() + wait;
+		j->ctx->retry_at_ms = app_wall_ms() + wait;
 	return 1;
 }
 

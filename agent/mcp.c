@@ -15,6 +15,7 @@
  *
  * Threading: one mutex guards runs and sessions; tool calls run outside it. */
 #include "agent/mcp.h"
+#include "app/clock.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -68,13 +69,6 @@ struct agent_mcp {
 	session *sessions;
 	int nsessions;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char **copy_list(const char *const *l)
 {
@@ -397,7 +391,7 @@ static void release(agent_mcp *m, run_entry *r)
 
 static void expire_sessions_locked(agent_mcp *m)
 {
-	int64_t now = now_ms();
+	int64_t now = app_mono_ms();
 	for (session **sp = &m->sessions; *sp;) {
 		if (now - (*sp)->last_ms > m->session_idle_ms) {
 			session *s = *sp;
@@ -425,7 +419,7 @@ static int session_check(agent_mcp *m, const char *id, int64_t run_id, int remov
 				free(s);
 				m->nsessions--;
 			} else {
-				s->last_ms = now_ms();
+				s->last_ms = app_mono_ms();
 			}
 			break;
 		}
@@ -446,7 +440,7 @@ static int session_create(agent_mcp *m, int64_t run_id, const char *version, cha
 	}
 	s->run_id = run_id;
 	snprintf(s->version, sizeof(s->version), "%s", version);
-	s->last_ms = now_ms();
+	s->last_ms = app_mono_ms();
 	pthread_mutex_lock(&m->lock);
 	expire_sessions_locked(m);
 	if (m->nsessions >= m->max_sessions) {

@@ -18,6 +18,7 @@
  * Between fork and exec the child calls only async-signal-safe functions;
  * the argv is built before the fork.  No state is shared between runs. */
 #include "agent/sandbox.h"
+#include "app/clock.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -59,13 +60,6 @@ typedef struct bwrap_sandbox {
 	gid_t gid;         /* group of prepared trees and of every run */
 	atomic_uint next;  /* picks each run's uid */
 } bwrap_sandbox;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* An argv under construction; strings are borrowed. */
 typedef struct argv_list {
@@ -279,7 +273,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		goto done;
 	}
 
-	int64_t start = now_ms();
+	int64_t start = app_mono_ms();
 	pid_t parent = getpid();
 	uid_t run_uid = (uid_t)(RUN_UID_BASE + atomic_fetch_add(&sb->next, 1) % RUN_UID_SPAN);
 	pid = fork();
@@ -347,7 +341,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	int64_t deadline = lim->timeout_s > 0 ? start + (int64_t)lim->timeout_s * 1000 : 0;
 	int64_t kill_deadline = 0;
 	while (oopen || eopen) {
-		int64_t now = now_ms();
+		int64_t now = app_mono_ms();
 		if (!killed) {
 			int why = 0;
 			if (deadline && now >= deadline)
@@ -403,7 +397,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 			status = 0;
 			break;
 		}
-		int64_t now = now_ms();
+		int64_t now = app_mono_ms();
 		if (!killed && ((deadline && now >= deadline) || (cmd->cancel && *cmd->cancel))) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
@@ -417,7 +411,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		nanosleep(&ts, NULL);
 	}
 	pid = -1;
-	out->wall_ms = now_ms() - start;
+	out->wall_ms = app_mono_ms() - start;
 	if (WIFEXITED(status)) {
 		out->exit_code = WEXITSTATUS(status);
 	} else if (WIFSIGNALED(status)) {

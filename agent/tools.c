@@ -8,6 +8,7 @@
  * the reason.  Threading: one mutex per context serialises calls, so a
  * run's tools never run concurrently; the hooks are called under it. */
 #include "agent/tools.h"
+#include "app/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,13 +52,6 @@ struct agent_tools {
 	char *summary;
 	char *diff;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void agent_exec_result_dispose(agent_exec_result *r)
 {
@@ -913,7 +907,7 @@ json_t *agent_tools_list(void)
 /* Called with the lock held. */
 static const char *check_budgets(agent_tools *t, char *buf, size_t n)
 {
-	if (t->max_wall_ms > 0 && now_ms() - t->started_ms >= t->max_wall_ms) {
+	if (t->max_wall_ms > 0 && app_mono_ms() - t->started_ms >= t->max_wall_ms) {
 		snprintf(buf, n, "the wall time budget (%lld minutes) is exhausted", (long long)(t->max_wall_ms / 60000));
 		return buf;
 	}
@@ -975,7 +969,7 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	t->base_commit = strdup(opts->base_commit);
 	t->repo_path = opts->repo_path ? strdup(opts->repo_path) : NULL;
 	t->hooks = opts->hooks;
-	t->started_ms = now_ms();
+	t->started_ms = app_mono_ms();
 	t->max_wall_ms = opts->max_wall_ms;
 	t->max_tool_calls = opts->max_tool_calls;
 	t->max_benchmark_runs = opts->max_benchmark_runs;
@@ -1029,7 +1023,7 @@ json_t *agent_tools_usage(agent_tools *t)
 {
 	pthread_mutex_lock(&t->lock);
 	json_t *u = json_pack("{s:i,s:i,s:I,s:i,s:i,s:I}", "tool_calls", t->tool_calls, "benchmark_runs", t->benchmark_runs,
-			      "wall_ms", (json_int_t)(now_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
+			      "wall_ms", (json_int_t)(app_mono_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
 			      "max_benchmark_runs", t->max_benchmark_runs, "max_wall_ms", (json_int_t)t->max_wall_ms);
 	pthread_mutex_unlock(&t->lock);
 	return u;

@@ -17,6 +17,7 @@
  * lets them run beside the writer and beside other processes (the CLI).
  * Schema changes are numbered migrations applied at open. */
 #include "app/store_int.h"
+#include "app/clock.h"
 #include "app/error.h"
 #include "app/fs.h"
 
@@ -71,13 +72,6 @@ typedef struct sq_store {
 	char failed_msg[256];
 	int stopping;
 } sq_store;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int sq_err(sqlite3 *db, const char *what)
 {
@@ -541,7 +535,7 @@ static int migrate(sqlite3 *db)
 		if (!have) {
 			if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK ||
 			    exec(db, NULL, "INSERT INTO schema_migrations(version, applied_ms) VALUES(?, ?)", "ni", version,
-				 now_ms()) < 0) {
+				 app_wall_ms()) < 0) {
 				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 				if (!msg)
 					msg = sqlite3_mprintf("%s", app_error_last());
@@ -703,7 +697,7 @@ static int sq_delivery_list(store *st, json_t **out, int limit, const char *even
 static int insert_job(sqlite3 *db, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
 		      int64_t run_at_ms)
 {
-	int64_t now = now_ms();
+	int64_t now = app_wall_ms();
 	int error = 0;
 	*id_out = 0;
 	if (dedupe_key) {
@@ -749,7 +743,7 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 {
 	sq_store *s = (sq_store *)st;
 	sqlite3 *db = wbegin(s);
-	int64_t now = now_ms();
+	int64_t now = app_wall_ms();
 	sqlite3_stmt *q = NULL;
 	memset(out, 0, sizeof(*out));
 	int error = prepare(db, &q,
@@ -810,7 +804,7 @@ static int sq_job_heartbeat(store *st, int64_t id, const char *owner, int64_t le
 	return owned_update((sq_store *)st,
 			    "UPDATE jobs SET note=coalesce(?1, note), lease_expires_ms=?2 WHERE id=?3 AND lease_owner=?4"
 			    " AND state='running'",
-			    "heartbeat", id, owner, (const char *)NULL, now_ms() + lease_ms);
+			    "heartbeat", id, owner, (const char *)NULL, app_wall_ms() + lease_ms);
 }
 
 static int sq_job_done(store *st, int64_t id, const char *owner, const char *note)
@@ -818,7 +812,7 @@ static int sq_job_done(store *st, int64_t id, const char *owner, const char *not
 	return owned_update((sq_store *)st,
 			    "UPDATE jobs SET state='done', note=?1, updated_ms=?2, lease_owner=NULL, lease_expires_ms=NULL,"
 			    " completions=completions+1 WHERE id=?3 AND lease_owner=?4 AND state='running'",
-			    "done", id, owner, note, now_ms());
+			    "done", id, owner, note, app_wall_ms());
 }
 
 static int sq_job_fail(store *st, int64_t id, const char *owner, const char *err, int64_t retry_at_ms)
@@ -829,7 +823,7 @@ static int sq_job_fail(store *st, int64_t id, const char *owner, const char *err
 			  "UPDATE jobs SET state=CASE WHEN ?1 > 0 THEN 'queued' ELSE 'failed' END,"
 			  " run_at_ms=CASE WHEN ?1 > 0 THEN ?1 ELSE run_at_ms END, error=?2, updated_ms=?3,"
 			  " lease_owner=NULL, lease_expires_ms=NULL WHERE id=?4 AND lease_owner=?5 AND state='running'",
-			  "isiis", retry_at_ms, err, now_ms(), id, owner);
+			  "isiis", retry_at_ms, err, app_wall_ms(), id, owner);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
 	return error;
@@ -840,7 +834,7 @@ static int sq_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
 	int changes = 0;
 	int error = pexec((sq_store *)st, &changes,
 			  "UPDATE jobs SET state='cancelled', updated_ms=? WHERE dedupe_key=? AND state='queued'", "is",
-			  now_ms(), dedupe_key);
+			  app_wall_ms(), dedupe_key);
 	if (count_out)
 		*count_out = changes;
 	return error;
@@ -851,7 +845,7 @@ static int sq_job_release(store *st, const char *owner)
 	return pexec((sq_store *)st, NULL,
 		     "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
 		     " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
-		     "is", now_ms(), owner);
+		     "is", app_wall_ms(), owner);
 }
 
 static int sq_job_list(store *st, json_t **out, int limit)
@@ -887,7 +881,7 @@ static int sq_installation_put(store *st, int64_t id, const char *account, const
 	return pexec((sq_store *)st, NULL,
 		     "INSERT INTO installations(id, account, state, updated_ms) VALUES(?1,?2,?3,?4)"
 		     " ON CONFLICT(id) DO UPDATE SET account=coalesce(?2, account), state=?3, updated_ms=?4",
-		     "issi", id, account, state, now_ms());
+		     "issi", id, account, state, app_wall_ms());
 }
 
 static int sq_installation_delete(store *st, int64_t id)
@@ -898,7 +892,7 @@ static int sq_installation_delete(store *st, int64_t id)
 		error = pexec(s, NULL,
 			      "INSERT INTO installations(id, state, updated_ms) VALUES(?1,'deleted',?2)"
 			      " ON CONFLICT(id) DO UPDATE SET state='deleted', updated_ms=?2",
-			      "ii", id, now_ms());
+			      "ii", id, app_wall_ms());
 	return error;
 }
 
@@ -939,7 +933,7 @@ static int sq_hook_put(store *st, int64_t hook_id, int64_t app_id, const char *d
 	return pexec((sq_store *)st, NULL,
 		     "INSERT INTO hooks(hook_id, app_id, delivery_id, updated_ms) VALUES(?1,?2,?3,?4)"
 		     " ON CONFLICT(hook_id) DO UPDATE SET app_id=?2, delivery_id=?3, updated_ms=?4",
-		     "iisi", hook_id, app_id, delivery_id, now_ms());
+		     "iisi", hook_id, app_id, delivery_id, app_wall_ms());
 }
 
 /* ---- runs and products ---------------------------------------------------- */
@@ -951,7 +945,7 @@ static int sq_run_create(store *st, int64_t *id_out, const store_run_spec *r)
 	if (!data)
 		return app_error_set(APP_ENOMEM, "out of memory");
 	sqlite3 *db = wbegin(s);
-	int64_t now = now_ms();
+	int64_t now = app_wall_ms();
 	int64_t id = 0;
 	int error = exec(db, NULL,
 			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
@@ -971,7 +965,7 @@ static int sq_run_set_state(store *st, int64_t id, const char *state, const char
 {
 	int changes = 0;
 	int error = pexec((sq_store *)st, &changes, "UPDATE runs SET state=?, reason=?, updated_ms=? WHERE id=?", "ssii",
-			  state, reason, now_ms(), id);
+			  state, reason, app_wall_ms(), id);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
 	return error;
@@ -985,7 +979,7 @@ static int sq_run_update(store *st, int64_t id, const json_t *data)
 	int changes = 0;
 	int error = pexec((sq_store *)st, &changes,
 			  "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?", "sii", text,
-			  now_ms(), id);
+			  app_wall_ms(), id);
 	free(text);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
@@ -1029,7 +1023,7 @@ static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 	int error = exec(db, NULL,
 			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
 			 " VALUES(?,?,?,?,?,?)",
-			 "issssi", run_id, repository, commit, benchmark, text, now_ms());
+			 "issssi", run_id, repository, commit, benchmark, text, app_wall_ms());
 	if (error == 0)
 		id = sqlite3_last_insert_rowid(db);
 	error = wend(s, error);
@@ -1065,7 +1059,7 @@ static int sq_proposal_put(store *st, int64_t run_id, const json_t *data)
 	char *text = json_text(data);
 	if (!text)
 		return app_error_set(APP_ENOMEM, "out of memory");
-	int64_t now = now_ms();
+	int64_t now = app_wall_ms();
 	int error = pexec((sq_store *)st, NULL,
 			  "INSERT INTO proposals(run_id, data, created_ms, updated_ms) VALUES(?1,?2,?3,?3)"
 			  " ON CONFLICT(run_id) DO UPDATE SET data=?2, updated_ms=?3",
@@ -1097,7 +1091,7 @@ static int sq_pull_put(store *st, int64_t run_id, const char *repository, int nu
 			  "INSERT INTO pulls(run_id, repository, number, branch, state, data, updated_ms)"
 			  " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run_id) DO UPDATE SET repository=?2, number=?3,"
 			  " branch=?4, state=?5, data=json_patch(coalesce(data,'{}'), ?6), updated_ms=?7",
-			  "isnsssi", run_id, repository, number, branch, state, text, now_ms());
+			  "isnsssi", run_id, repository, number, branch, state, text, app_wall_ms());
 	free(text);
 	return error;
 }
@@ -1124,7 +1118,7 @@ static int sq_approval_put(store *st, const store_approval *a)
 		return app_error_set(APP_ENOMEM, "out of memory");
 	char subject[32];
 	snprintf(subject, sizeof(subject), "run %lld", (long long)a->run_id);
-	int64_t now = now_ms();
+	int64_t now = app_wall_ms();
 	int changes = 0;
 	sqlite3 *db = wbegin(s);
 	int error = exec(db, &changes, "INSERT OR IGNORE INTO approvals(run_id, user, via, created_ms) VALUES(?,?,?,?)",
@@ -1150,14 +1144,14 @@ static int sq_approval_put(store *st, const store_approval *a)
 static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
 {
 	return pexec((sq_store *)st, NULL,
-		     "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss", now_ms(),
+		     "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss", app_wall_ms(),
 		     actor, action, subject, detail);
 }
 
 static int sq_run_token_put(store *st, int64_t run_id, const char *token_hash)
 {
 	return pexec((sq_store *)st, NULL, "INSERT INTO run_tokens(token_hash, run_id, created_ms) VALUES(?,?,?)", "sii",
-		     token_hash, run_id, now_ms());
+		     token_hash, run_id, app_wall_ms());
 }
 
 static int sq_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)

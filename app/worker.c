@@ -3,6 +3,7 @@
  * the heartbeat thread.  Owners are "<host>:<pid>:<n>", so leases held by a
  * process are recognisable in the store. */
 #include "app/worker.h"
+#include "app/clock.h"
 #include "app/error.h"
 #include "app/log.h"
 #include "app/metrics.h"
@@ -46,13 +47,6 @@ struct app_workers {
 	int started;
 	int running;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int app_workers_new(app_workers **out, store *st, const app_workers_options *opts)
 {
@@ -141,7 +135,7 @@ static void run_job(struct worker *wk, store_job *job)
 		snprintf(errmsg, sizeof(errmsg), "%s", app_error_last()[0] ? app_error_last() : app_error_name(error));
 		int64_t retry_at = 0;
 		if (!ctx.final_attempt)
-			retry_at = ctx.retry_at_ms > 0 ? ctx.retry_at_ms : now_ms() + backoff_ms(job->attempts);
+			retry_at = ctx.retry_at_ms > 0 ? ctx.retry_at_ms : app_wall_ms() + backoff_ms(job->attempts);
 		outcome = retry_at ? "retry" : "failed";
 		if (store_job_fail(w->store, job->id, wk->owner, errmsg, retry_at) < 0)
 			app_log(APP_LOG_ERROR, "cannot record job outcome", "error", app_error_last(), NULL);
@@ -206,13 +200,13 @@ static void *heartbeat_main(void *arg)
 	int64_t period = w->opts.lease_ms / 3;
 	if (period < 100)
 		period = 100;
-	int64_t next = now_ms() + period;
+	int64_t next = app_wall_ms() + period;
 	while (!atomic_load(&w->stopping)) {
 		struct timespec ts = { 0, 50 * 1000000 };
 		nanosleep(&ts, NULL);
-		if (now_ms() < next)
+		if (app_wall_ms() < next)
 			continue;
-		next = now_ms() + period;
+		next = app_wall_ms() + period;
 		for (int i = 0; i < w->opts.nthreads; i++) {
 			pthread_mutex_lock(&w->lock);
 			int64_t id = w->workers[i].job_id;
@@ -276,8 +270,8 @@ void app_workers_stop(app_workers *w, int grace_ms)
 	pthread_mutex_lock(&w->lock);
 	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
-	int64_t deadline = now_ms() + grace_ms;
-	while (atomic_load(&w->busy) > 0 && now_ms() < deadline) {
+	int64_t deadline = app_wall_ms() + grace_ms;
+	while (atomic_load(&w->busy) > 0 && app_wall_ms() < deadline) {
 		struct timespec ts = { 0, 20 * 1000000 };
 		nanosleep(&ts, NULL);
 	}

@@ -14,6 +14,7 @@
  * are refused, redirects never carry them to another host); they are never
  * logged, and no response body is logged. */
 #include "github/github.h"
+#include "app/clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -506,13 +507,6 @@ static void github_message(app_buf *b, const char *body)
 	json_decref(root);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	if (ms <= 0)
@@ -529,7 +523,7 @@ static long backoff_ms(const gh_client *c, int attempt)
 		base *= 2;
 	unsigned int r = 0;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (unsigned int)now_ms();
+		r = (unsigned int)app_mono_ms();
 	long jitter = base > 0 ? (long)(r % (unsigned int)(base / 2 + 1)) : 0;
 	return base + jitter;
 }
@@ -658,12 +652,12 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		if ((error = credential(c, auth, &cred)) < 0)
 			goto done;
 
-		int64_t t0 = now_ms();
+		int64_t t0 = app_mono_ms();
 		send_once(c, h, method, app_buf_cstr(&url), cred, body_text, &ex);
 		if (app_log_enabled(APP_LOG_DEBUG)) {
 			char status[16], ms[24];
 			snprintf(status, sizeof(status), "%ld", ex.status);
-			snprintf(ms, sizeof(ms), "%" PRId64, now_ms() - t0);
+			snprintf(ms, sizeof(ms), "%" PRId64, app_mono_ms() - t0);
 			app_log(APP_LOG_DEBUG, "github request", "method", method, "path", path, "status", status,
 				"ms", ms, NULL);
 		}

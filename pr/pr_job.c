@@ -11,6 +11,7 @@
  * drops the cached token and the job tries once more with a fresh one.
  * Worker threads; the state shared between jobs is the bot identity only. */
 #include "pr/pr_job.h"
+#include "app/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,13 +29,6 @@ typedef struct token_ctx {
 	gh_client *gh;
 	int64_t installation_id;
 } token_ctx;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int token_cb(char **token_out, void *payload)
 {
@@ -186,7 +180,7 @@ done:
 			ctx->final_attempt = 1; /* the refusal would only repeat */
 			snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": no pull request", run_id);
 		} else if (error == APP_ERETRY && gh_retry_wait_ms() > 0) {
-			ctx->retry_at_ms = now_ms() + gh_retry_wait_ms();
+			ctx->retry_at_ms = app_wall_ms() + gh_retry_wait_ms();
 		}
 	}
 	pr_open_result_dispose(&res);

@@ -4,6 +4,7 @@
  * wh_intake.  The only blocking call is store_delivery_put, which returns
  * once the delivery is durable (group commit). */
 #include "webhooks/intake.h"
+#include "app/clock.h"
 #include "app/error.h"
 #include "app/json_arena.h"
 #include "app/log.h"
@@ -191,13 +192,6 @@ static char *headers_json(const app_http_request *req)
 	return s;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int wh_intake_handle(const app_http_request *req, app_http_response *resp, void *payload)
 {
 	wh_intake *in = payload;
@@ -293,7 +287,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 		.headers_json = hdrs,
 		.body = req->body,
 		.body_len = req->body_len,
-		.received_ms = now_ms(),
+		.received_ms = app_wall_ms(),
 		.status = handled ? "queued" : "ignored",
 		.jobs = handled ? &job : NULL,
 		.njobs = handled ? 1 : 0,
