@@ -86,6 +86,15 @@ async function main() {
       await call('submit_result', { summary: 'is_prime: trial division stops at the square root of n.' });
       break;
     }
+    case 'long-diff': {
+      // the optimisation and a long notes file: a diff too long to show whole on GitHub
+      await optimise('d * d <= n');
+      const lines = [];
+      for (let i = 0; i < 1500; i++) lines.push(`note ${String(i).padStart(4, '0')}: trial division stops at the square root of n`);
+      await call('write_file', { path: 'NOTES.md', content: lines.join('\n') + '\n' });
+      await call('submit_result', { summary: 'is_prime: trial division stops at the square root of n; notes added.' });
+      break;
+    }
     case 'break-tests': {
       await optimise('d * d < n');
       await call('exec', { command: 'make -s && make -s test' });

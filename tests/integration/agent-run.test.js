@@ -327,6 +327,31 @@ test('a commenter with read permission is refused politely and nothing runs', as
   assert.ok(!fake.state.reactions.some((x) => x.comment_id === cid), 'no 👀 for a refused command');
 });
 
+test('a diff too long for GitHub is shown cut at a line with a note; perfbot runs show prints all of it', async () => {
+  const { id } = await optimize('long-diff', { issue: 13 });
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  const [prop] = await sqlite(dataDir, `SELECT data FROM proposals WHERE run_id=${id}`);
+  const diff = JSON.parse(prop.data).diff;
+  assert.ok(diff.length > 65535, `longer than a check run may hold: ${diff.length} bytes`);
+  const [cr] = optimizeChecks(id);
+  assert.ok(cr.output.text.length <= 65535, `check run text within GitHub's cap: ${cr.output.text.length}`);
+  const note = /\*The diff is truncated: (\d+) of (\d+) bytes shown\. `perfbot runs show (\d+)` prints all of it\.\*/;
+  const m = note.exec(cr.output.text);
+  assert.ok(m, cr.output.text.slice(-300));
+  assert.equal(Number(m[2]), Buffer.byteLength(diff));
+  assert.equal(Number(m[3]), id);
+  const shown = /```diff\n([\s\S]*?)```/.exec(cr.output.text)[1];
+  assert.equal(Buffer.byteLength(shown), Number(m[1]));
+  assert.ok(diff.startsWith(shown) && shown.endsWith('\n'), 'the shown part is the diff cut at a line end');
+  const c = commentsOn(13).at(-1).body;
+  assert.ok(c.length <= 65536, `comment within GitHub's cap: ${c.length}`);
+  assert.match(c, note);
+  const show = await cli(['runs', 'show', String(id)], { env: { DATA_DIR: dataDir } });
+  assert.equal(show.code, 0, show.stderr);
+  assert.ok(show.stdout.includes('note 1499: trial division stops at the square root of n'), 'the whole diff');
+});
+
 test('an agent whose change breaks the tests gets no proposal', async () => {
   const { id } = await optimize('break-tests', { issue: 3 });
   const r = await ended(id);
