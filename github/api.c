@@ -395,18 +395,23 @@ int gh_redeliver_missed(gh_client *c, int (*is_stored)(const char *guid, void *p
 		}
 		if (stored)
 			continue;
-		found++;
-		app_metric_count("perfbot_redeliveries_found_total", "Failed webhook deliveries found missing", NULL, 1);
 		int fresh = gh__redelivery_mark(c, guid);
 		if (fresh < 0) {
 			error = fresh;
 			goto done;
 		}
 		if (!fresh)
-			continue;
-		if ((error = gh_redeliver(c, (int64_t)json_integer_value(id))) < 0) {
+			continue; /* asked for already: counted then */
+		found++;
+		app_metric_count("perfbot_redeliveries_found_total", "Failed webhook deliveries found missing", NULL, 1);
+		/* one refusal does not stop the sweep: the others are still asked for */
+		int e = gh_redeliver(c, (int64_t)json_integer_value(id));
+		if (e < 0) {
 			gh__redelivery_unmark(c, guid);
-			goto done;
+			app_log(APP_LOG_WARN, "redelivery refused", "delivery", guid, "error", app_error_last(), NULL);
+			if (!error)
+				error = e;
+			continue;
 		}
 		redelivered++;
 		app_metric_count("perfbot_redeliveries_requested_total", "Webhook redeliveries requested from GitHub",

@@ -605,10 +605,14 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		error = app_error_set(APP_EINVALID, "refusing a GitHub URL outside %s", c->api_url);
 		goto done;
 	}
-	/* the path for messages and logs: no base, no query */
+	/* the path for messages and logs: no base, no query, and no manifest
+	 * code (whoever holds one can fetch the new App's key with it) */
 	const char *p = app_buf_cstr(&url) + base_len;
 	size_t plen = strcspn(p, "?");
-	snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) - 1 ? plen : sizeof(path) - 1), p);
+	if (strncmp(p, "/app-manifests/", 15) == 0)
+		snprintf(path, sizeof(path), "/app-manifests/{code}/conversions");
+	else
+		snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) - 1 ? plen : sizeof(path) - 1), p);
 
 	if (body && !(body_text = json_dumps(body, JSON_COMPACT))) {
 		error = app_error_set(APP_EINVALID, "cannot encode the request body for %s %s", method, path);

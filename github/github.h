@@ -170,8 +170,9 @@ int gh_redeliver(gh_client *c, int64_t delivery_id);
  * delivery GUID (no 2xx attempt for that GUID) that is_stored() says
  * perfbot has not stored (is_stored returns 1 stored, 0 not, negative on
  * error) and for which this client has not requested one before.  Counts
- * out (either may be NULL): found = missed GUIDs seen, redelivered =
- * redeliveries requested.  Metrics perfbot_redeliveries_found_total and
+ * out (either may be NULL): found = missed GUIDs not asked for before,
+ * redelivered = redeliveries requested.  A refused redelivery does not stop
+ * the others; the first error is returned after the sweep.  Metrics perfbot_redeliveries_found_total and
  * perfbot_redeliveries_requested_total. */
 int gh_redeliver_missed(gh_client *c, int (*is_stored)(const char *guid, void *payload), void *payload,
 			int *found_out, int *redelivered_out);

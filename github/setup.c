@@ -1,11 +1,18 @@
 /* First-run setup through GitHub's App manifest flow (see setup.h).
  *
- * Invariants: the state is 32 random bytes (hex), compared in constant
- * time and replaced after a successful conversion, so a code is converted
- * at most once per state; secrets from the conversion go only to the key
- * file and .env (both 0600, written to a temporary file and renamed) and
- * never into logs or the page.  Threading: the state is guarded by a
- * mutex; file writes are serialised by the same mutex. */
+ * Who may register the App: the page is served to a browser on this
+ * machine (a loopback peer without proxy headers) or to one that brings the
+ * setup token, which is written to DATA_DIR/setup-token (0600) and never
+ * logged.  Such a browser gets a session cookie (HttpOnly, SameSite=Lax);
+ * the callback needs that cookie and the state, both compared in constant
+ * time, so a state read off the page is useless to anyone else.
+ * Invariants: the state, token and session are 32 random bytes (hex); one
+ * conversion succeeds at most once, after which setup is closed and the
+ * state replaced (a failed conversion keeps it, so the admin can retry);
+ * secrets from the conversion go only to the key file and .env (both 0600,
+ * written to a temporary file and renamed) and never into logs or the page.
+ * Threading: everything mutable is guarded by one mutex, which also
+ * serialises the file writes. */
 #include "github/setup.h"
 
 #include <errno.h>
@@ -37,7 +44,19 @@ struct gh_setup {
 	char *app_name;
 	pthread_mutex_t mu;
 	char state[65];
+	char token[65];    /* the setup token, for browsers on other machines */
+	char session[65];  /* the cookie that binds the callback to the page's browser */
+	char token_path[PATH_MAX];
+	int done;          /* an App was registered: setup is closed */
 };
+
+#define COOKIE_NAME "perfbot_setup"
+
+static int write_private_file(const char *path, const char *data, size_t len);
+static int ensure_dir(const char *dir);
+static int message_page(app_http_response *resp, int status, const char *title, const char *text);
+static int message_page_with(app_http_response *resp, int status, const char *title, const char *text,
+			     const char *extra_html);
 
 static int new_state(char out[65])
 {
@@ -95,8 +114,23 @@ int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *
 	gopts.max_retries = 1;
 	if ((error = gh_client_new(&s->client, &s->client_cfg, &gopts)) < 0)
 		goto done;
-	if ((error = new_state(s->state)) < 0)
+	if ((error = new_state(s->state)) < 0 || (error = new_state(s->token)) < 0 ||
+	    (error = new_state(s->session)) < 0)
 		goto done;
+	const char *data_dir = cfg->data_dir ? cfg->data_dir : "./var";
+	if ((size_t)snprintf(s->token_path, sizeof(s->token_path), "%s/setup-token", data_dir) >= sizeof(s->token_path)) {
+		error = app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		goto done;
+	}
+	char line[80];
+	snprintf(line, sizeof(line), "%s\n", s->token);
+	if ((error = ensure_dir(data_dir)) == 0)
+		error = write_private_file(s->token_path, line, 65);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (error < 0)
+		goto done;
+	app_log(APP_LOG_INFO, "setup: a browser on another machine needs the setup token from this file", "file",
+		s->token_path, NULL);
 	*out = s;
 	s = NULL;
 done:
@@ -110,6 +144,8 @@ void gh_setup_free(gh_setup *s)
 	if (!s)
 		return;
 	gh_client_free(s->client);
+	OPENSSL_cleanse(s->token, sizeof(s->token));
+	OPENSSL_cleanse(s->session, sizeof(s->session));
 	free(s->web_url);
 	free(s->env_dir);
 	free(s->app_name);
@@ -120,6 +156,43 @@ void gh_setup_free(gh_setup *s)
 const char *gh_setup_state(gh_setup *s)
 {
 	return s->state;
+}
+
+const char *gh_setup_token_path(gh_setup *s)
+{
+	return s->token_path;
+}
+
+static int equal_secret(const char *given, size_t given_len, const char *mine)
+{
+	return given && given_len == 64 && CRYPTO_memcmp(given, mine, 64) == 0;
+}
+
+/* A browser on this machine: a loopback peer, not forwarded by a proxy. */
+static int local_browser(const app_http_request *req)
+{
+	const char *peer = req->peer ? req->peer : "";
+	int loopback = strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "::ffff:127.", 11) == 0;
+	return loopback && !app_http_request_header(req, "X-Forwarded-For") &&
+	       !app_http_request_header(req, "Forwarded") && !app_http_request_header(req, "X-Real-IP");
+}
+
+/* The value of cookie `name` in the request's Cookie header (length in
+ * *len), or NULL. */
+static const char *cookie_value(const app_http_request *req, const char *name, size_t *len)
+{
+	const char *h = app_http_request_header(req, "Cookie");
+	size_t n = strlen(name);
+	while (h && *h) {
+		h += strspn(h, " \t;");
+		if (strncmp(h, name, n) == 0 && h[n] == '=') {
+			const char *v = h + n + 1;
+			*len = strcspn(v, ";");
+			return v;
+		}
+		h = strchr(h, ';');
+	}
+	return NULL;
 }
 
 /* ---- page ------------------------------------------------------------------------ */
@@ -181,12 +254,34 @@ int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, v
 	char *mtext = NULL;
 	char state[65];
 
+	const char *token = app_http_request_query(req, "token");
+	int allowed = local_browser(req) || equal_secret(token, token ? strlen(token) : 0, s->token);
+	char session[65];
 	pthread_mutex_lock(&s->mu);
+	int done = s->done;
 	memcpy(state, s->state, sizeof(state));
+	memcpy(session, s->session, sizeof(session));
 	pthread_mutex_unlock(&s->mu);
+	if (done) {
+		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-done");
+		return message_page(resp, 200, "GitHub App registered",
+				    "This perfbot has registered its GitHub App. Restart perfbot to use it.");
+	}
+	if (!allowed) {
+		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-token-needed");
+		error = message_page_with(resp, 403, "perfbot setup",
+					  "To register perfbot's GitHub App from another machine, enter the setup token: it "
+					  "is in the file setup-token in perfbot's data directory on the server.",
+					  "<form method=\"get\" action=\"/\"><input name=\"token\" size=\"64\" "
+					  "autocomplete=\"off\"> <button type=\"submit\">Continue</button></form>\n");
+		goto done;
+	}
 
 	if ((error = public_base(&base, s, req)) < 0)
 		goto done;
+	char cookie[160];
+	snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/setup; HttpOnly; SameSite=Lax%s", session,
+		 strncmp(app_buf_cstr(&base), "https://", 8) == 0 ? "; Secure" : "");
 	const char *b = app_buf_cstr(&base);
 	const char *hook_path = s->cfg->webhook_path ? s->cfg->webhook_path : "/api/github/webhooks";
 	app_buf hook = APP_BUF_INIT(4096), redirect = APP_BUF_INIT(4096);
@@ -213,6 +308,9 @@ int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, v
 	out->max = PAGE_CAP;
 	resp->status = 200;
 	page_headers(resp);
+	app_http_response_header(resp, "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof(cookie));
+	OPENSSL_cleanse(session, sizeof(session));
 	app_buf_puts(out, page_head);
 	app_buf_puts(out, "<h1>perfbot setup</h1>\n<p>perfbot has no GitHub App yet. Register one");
 	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
@@ -245,7 +343,9 @@ done:
 
 /* ---- callback ------------------------------------------------------------------ */
 
-static int message_page(app_http_response *resp, int status, const char *title, const char *text)
+/* A page with a title and a sentence, then extra_html (trusted; may be NULL). */
+static int message_page_with(app_http_response *resp, int status, const char *title, const char *text,
+			     const char *extra_html)
 {
 	app_buf *out = &resp->body;
 	app_buf_reset(out);
@@ -257,7 +357,15 @@ static int message_page(app_http_response *resp, int status, const char *title, 
 	html_escape(out, title);
 	app_buf_puts(out, "</h1>\n<p>");
 	html_escape(out, text);
-	return app_buf_puts(out, "</p>\n</body></html>\n");
+	app_buf_puts(out, "</p>\n");
+	if (extra_html)
+		app_buf_puts(out, extra_html);
+	return app_buf_puts(out, "</body></html>\n");
+}
+
+static int message_page(app_http_response *resp, int status, const char *title, const char *text)
+{
+	return message_page_with(resp, status, title, text, NULL);
 }
 
 /* Writes data to path atomically: a 0600 temporary file beside it, fsync,
@@ -414,16 +522,31 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	if (!code || !code[0] || strlen(code) > 256 || strspn(code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(code))
 		return message_page(resp, 400, "Setup failed", "The callback has no valid code. Start again from the setup page.");
 
+	size_t cookie_len = 0;
+	const char *cookie = cookie_value(req, COOKIE_NAME, &cookie_len);
 	pthread_mutex_lock(&s->mu);
-	int state_ok = state && strlen(state) == 64 && CRYPTO_memcmp(state, s->state, 64) == 0;
-	if (!state_ok) {
+	if (s->done) {
+		pthread_mutex_unlock(&s->mu);
+		return message_page(resp, 409, "Setup closed",
+				    "This perfbot has registered its GitHub App already. Restart perfbot to use it.");
+	}
+	if (!equal_secret(cookie, cookie_len, s->session)) {
+		pthread_mutex_unlock(&s->mu);
+		app_log(APP_LOG_WARN, "setup callback refused: not from the browser that opened the setup page", "peer",
+			req->peer, NULL);
+		return message_page(resp, 403, "Setup failed",
+				    "This callback does not come from the browser that opened perfbot's setup page. "
+				    "Start again from the setup page.");
+	}
+	if (!equal_secret(state, state ? strlen(state) : 0, s->state)) {
 		pthread_mutex_unlock(&s->mu);
 		app_log(APP_LOG_WARN, "setup callback refused: state mismatch", NULL);
 		return message_page(resp, 400, "Setup failed",
 				    "The state does not match this perfbot's setup page. Start again from the setup page.");
 	}
-	/* one conversion per state, even if the callback is replayed */
-	new_state(s->state);
+	/* The mutex stays held until the outcome is known: a replayed callback
+	 * waits, then finds setup closed.  A failed conversion keeps the state,
+	 * so the admin can retry from the same page. */
 
 	app_buf_puts(&path, "/app-manifests/");
 	app_buf_puts(&path, code);
@@ -468,6 +591,11 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	if (werr == 0) {
 		const char *values[6] = { idtext, keypath, NULL, secret, client_id, client_secret };
 		werr = write_env(s->env_dir, values);
+	}
+	if (werr == 0) {
+		s->done = 1;
+		new_state(s->state);
+		unlink(s->token_path); /* setup is closed: the token has no use left */
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (werr < 0) {

@@ -3,14 +3,18 @@
  * When APP_ID or the key is missing, `perfbot serve` routes
  *   GET /                -> gh_setup_handle_page      (a "Register GitHub App" button)
  *   GET /setup/callback  -> gh_setup_handle_callback  (code + state from GitHub)
- * with the gh_setup as payload.  The page POSTs a manifest (hook URL =
+ * with the gh_setup as payload.  The page is served to a browser on this
+ * machine (loopback, not through a proxy) or one that brings the setup token
+ * (see gh_setup_token_path), with a session cookie that the callback
+ * requires.  The page POSTs a manifest (hook URL =
  * PUBLIC_URL + WEBHOOK_PATH, the permissions and events perfbot needs) and
  * a random state to GitHub; the callback checks the state in constant time,
  * converts the code (POST /app-manifests/{code}/conversions), writes the
  * key file (0600, in DATA_DIR) and APP_ID, PRIVATE_KEY_PATH,
  * WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET into .env
  * atomically (0600, other lines kept), and links to the installation page.
- * The new configuration takes effect when perfbot is restarted.
+ * The new configuration takes effect when perfbot is restarted; until then
+ * setup is closed (later callbacks are refused).
  * Handlers are thread-safe. */
 #ifndef GH_SETUP_H
 #define GH_SETUP_H
@@ -38,6 +42,11 @@ void gh_setup_free(gh_setup *s);
 /* The current state value (for tests); borrowed until the next successful
  * callback, which replaces it. */
 const char *gh_setup_state(gh_setup *s);
+
+/* The file holding the setup token (DATA_DIR/setup-token, 0600): a browser
+ * on another machine opens the page with ?token=<its content>.  Removed
+ * once the App is registered. */
+const char *gh_setup_token_path(gh_setup *s);
 
 /* app_http_handler for GET / (payload: gh_setup *). */
 int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, void *payload);

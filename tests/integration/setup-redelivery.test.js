@@ -34,10 +34,22 @@ test('setup mode: the setup page registers the App and perfbot starts with what 
   const hook = await request(srv.port, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
   assert.equal(hook.status, 404, 'no intake without a secret');
 
+  // a browser elsewhere (here: behind a proxy) is asked for the setup token and sees no state
+  const token = fs.readFileSync(path.join(dir, 'setup-token'), 'utf8').trim();
+  assert.equal(modeOf(path.join(dir, 'setup-token')), 0o600);
+  assert.ok(!srv.stderr.includes(token), 'the setup token is not logged');
+  const proxied = await request(srv.port, { method: 'GET', path: '/', headers: { 'X-Forwarded-For': '203.0.113.9' } });
+  assert.equal(proxied.status, 403);
+  assert.doesNotMatch(proxied.text, /state=/);
+  const withToken = await request(srv.port, { method: 'GET', path: `/?token=${token}`, headers: { 'X-Forwarded-For': '203.0.113.9' } });
+  assert.equal(withToken.status, 200);
+
   const page = await request(srv.port, { method: 'GET', path: '/' });
   assert.equal(page.status, 200);
   assert.match(page.text, /Register GitHub App/);
   const state = page.text.match(/state=([0-9a-f]{64})/)[1];
+  const cookie = page.headers['set-cookie'][0].split(';')[0];
+  assert.match(cookie, /^perfbot_setup=[0-9a-f]{64}$/);
   const manifest = JSON.parse(page.text.match(/name="manifest" value="([^"]*)"/)[1].replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
   assert.deepEqual(manifest.default_permissions,
     { contents: 'write', pull_requests: 'write', checks: 'write', issues: 'write', metadata: 'read' });
@@ -45,13 +57,24 @@ test('setup mode: the setup page registers the App and perfbot starts with what 
 
   // a wrong state is refused and writes nothing
   fake.addManifestCode('code-1');
-  const wrong = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${'0'.repeat(64)}` });
+  const wrong = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${'0'.repeat(64)}`,
+    headers: { Cookie: cookie } });
   assert.equal(wrong.status, 400);
+  // the right state without the page's cookie: someone who read the state, not the admin's browser
+  const stranger = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${state}` });
+  assert.equal(stranger.status, 403);
   assert.ok(!fs.existsSync(path.join(dir, '.env')));
   assert.equal(fake.requests.filter((r) => r.path.startsWith('/app-manifests/')).length, 0);
 
-  const ok = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${state}` });
+  const ok = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${state}`,
+    headers: { Cookie: cookie } });
   assert.equal(ok.status, 200, ok.text);
+  // setup is closed once the App is registered
+  const replay = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-1&state=${state}`,
+    headers: { Cookie: cookie } });
+  assert.equal(replay.status, 409);
+  assert.ok(!fs.existsSync(path.join(dir, 'setup-token')), 'the setup token is removed');
+  assert.ok(!srv.stderr.includes('code-1'), 'the manifest code is not logged');
   assert.match(ok.text, /installations\/new/);
   const envFile = path.join(dir, '.env');
   assert.equal(modeOf(envFile), 0o600);

@@ -555,6 +555,20 @@ static void test_redeliver_missed(void **state)
 	assert_int_equal(json_array_size(rd), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(rd, 0), "guid")), "guid-missed");
 	json_decref(st);
+
+	/* GitHub refusing one redelivery does not stop the sweep; the refused
+	 * one is asked for again next time */
+	fake_do("addDelivery", "{\"guid\":\"guid-new-1\",\"status_code\":500}");
+	fake_do("addDelivery", "{\"guid\":\"guid-new-2\",\"status_code\":500}");
+	fake_do("failNext", "{\"status\":422,\"count\":1,\"method\":\"POST\",\"path\":\"/attempts$\"}");
+	assert_true(gh_redeliver_missed(c, stored_cb, NULL, &found, &redelivered) < 0);
+	assert_int_equal(found, 2);
+	assert_int_equal(redelivered, 1);
+	assert_int_equal(gh_redeliver_missed(c, stored_cb, NULL, &found, &redelivered), 0);
+	assert_int_equal(redelivered, 1);
+	st = fake("state", NULL);
+	assert_int_equal(json_array_size(json_object_get(st, "redeliveries")), 3);
+	json_decref(st);
 	gh_client_free(c);
 }
 
@@ -583,15 +597,65 @@ static void test_manifest_flow(void **state)
 	gh_setup *s = NULL;
 	assert_int_equal(gh_setup_new(&s, &scfg, &so), 0);
 
-	/* the page: a form posting the manifest and the state to GitHub */
+	/* the setup token waits in DATA_DIR, 0600 */
+	struct stat sb;
+	char token[80] = "";
+	assert_int_equal(stat(gh_setup_token_path(s), &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	f = fopen(gh_setup_token_path(s), "r");
+	assert_non_null(fgets(token, sizeof(token), f));
+	fclose(f);
+	token[strcspn(token, "\n")] = '\0';
+	assert_int_equal(strlen(token), 64);
+
+	/* a browser on another machine without the token: asked for it, no state shown */
 	app_http_request req;
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.path = "/";
+	req.peer = "203.0.113.9";
 	app_http_response resp;
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
+	assert_int_equal(resp.status, 403);
+	assert_null(strstr(app_buf_cstr(&resp.body), gh_setup_state(s)));
+	assert_non_null(strstr(app_buf_cstr(&resp.body), "setup token"));
+	app_http_response_dispose(&resp);
+	/* nor through a proxy on this machine */
+	app_http_header fwd[1] = { { "X-Forwarded-For", "203.0.113.9" } };
+	req.peer = "127.0.0.1";
+	req.headers = fwd;
+	req.nheaders = 1;
+	app_http_response_init(&resp);
+	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
+	assert_int_equal(resp.status, 403);
+	app_http_response_dispose(&resp);
+	/* with the token it gets the page */
+	app_http_header tq[1] = { { "token", token } };
+	req.query = tq;
+	req.nquery = 1;
+	app_http_response_init(&resp);
+	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 200);
+	app_http_response_dispose(&resp);
+
+	/* the page for a browser on this machine: a form posting the manifest and
+	 * the state to GitHub, and the session cookie the callback needs */
+	req.headers = NULL;
+	req.nheaders = 0;
+	req.query = NULL;
+	req.nquery = 0;
+	app_http_response_init(&resp);
+	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
+	assert_int_equal(resp.status, 200);
+	const char *set_cookie = NULL;
+	for (size_t i = 0; i < resp.nheaders; i++)
+		if (!strcmp(resp.header_names[i], "Set-Cookie"))
+			set_cookie = resp.header_values[i];
+	assert_non_null(set_cookie);
+	assert_non_null(strstr(set_cookie, "; Path=/setup; HttpOnly; SameSite=Lax; Secure"));
+	char cookie[128];
+	snprintf(cookie, sizeof(cookie), "other=1; %.*s", (int)strcspn(set_cookie, ";"), set_cookie);
 	assert_string_equal(resp.content_type, "text/html; charset=utf-8");
 	const char *page = app_buf_cstr(&resp.body);
 	char action[256];
@@ -611,21 +675,37 @@ static void test_manifest_flow(void **state)
 	/* a wrong state is refused and nothing is written */
 	fake_do("addManifestCode", "{\"code\":\"code123\"}");
 	app_http_header q[2] = { { "code", "code123" }, { "state", "0000000000000000000000000000000000000000000000000000000000000000" } };
+	app_http_header ck[1] = { { "Cookie", cookie } };
 	req.path = "/setup/callback";
 	req.query = q;
 	req.nquery = 2;
+	req.headers = ck;
+	req.nheaders = 1;
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 400);
 	assert_non_null(strstr(app_buf_cstr(&resp.body), "state does not match"));
 	app_http_response_dispose(&resp);
-	struct stat sb;
-	assert_int_not_equal(stat(datadir, &sb), 0);
+	char keyfile[700];
+	snprintf(keyfile, sizeof(keyfile), "%s/github-app-4242.pem", datadir);
+	assert_int_not_equal(stat(keyfile, &sb), 0);
 
-	/* the right state: the code is converted and saved */
+	/* the right state without the page's cookie (someone who read the state
+	 * off a page) is refused too */
 	char good_state[65];
 	snprintf(good_state, sizeof(good_state), "%s", gh_setup_state(s));
 	q[1].value = good_state;
+	req.headers = NULL;
+	req.nheaders = 0;
+	app_http_response_init(&resp);
+	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
+	assert_int_equal(resp.status, 403);
+	app_http_response_dispose(&resp);
+	assert_int_not_equal(stat(keyfile, &sb), 0);
+	req.headers = ck;
+	req.nheaders = 1;
+
+	/* the right state from the page's browser: the code is converted and saved */
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 200);
@@ -636,8 +716,6 @@ static void test_manifest_flow(void **state)
 
 	assert_int_equal(stat(envpath, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
-	char keyfile[700];
-	snprintf(keyfile, sizeof(keyfile), "%s/github-app-4242.pem", datadir);
 	assert_int_equal(stat(keyfile, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 
@@ -667,11 +745,12 @@ static void test_manifest_flow(void **state)
 	json_decref(app);
 	gh_client_free(c);
 
-	/* replaying the callback fails: the state was used */
+	/* setup is closed: a replayed callback is refused, the token is gone */
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
-	assert_int_equal(resp.status, 400);
+	assert_int_equal(resp.status, 409);
 	app_http_response_dispose(&resp);
+	assert_int_not_equal(stat(gh_setup_token_path(s), &sb), 0);
 	gh_setup_free(s);
 }
 
