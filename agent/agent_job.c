@@ -221,8 +221,11 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
 		goto done;
 	}
-	if (store_proposal_get(svc->store, run_id, &proposal) < 0) {
-		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " has no verified proposal", run_id);
+	const char *state = jstr(run, "state");
+	if (store_proposal_get(svc->store, run_id, &proposal) < 0 || !state ||
+	    (strcmp(state, "proposal") != 0 && strcmp(state, "merged") != 0 && strcmp(state, "closed") != 0)) {
+		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " has no verified proposal%s%s%s", run_id,
+				      state ? " (it is " : "", state ? state : "", state ? ")" : "");
 		goto done;
 	}
 	char payload[64], key[64];
@@ -283,8 +286,19 @@ int agent_run_cancel(const agent_services *svc, const char *repository, int64_t 
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((error = store_run_update(svc->store, run_id, update)) < 0 ||
-	    (error = store_run_set_state(svc->store, run_id, "cancelled", reason)) < 0)
+	/* only a run still queued or running: its end may have been recorded
+	 * since it was read, and a proposal is not taken back by a cancel */
+	if ((error = store_run_set_state_from(svc->store, run_id, "queued,running", "cancelled", reason)) < 0) {
+		if (error == APP_EEXISTS) {
+			json_t *now = NULL;
+			store_run_get(svc->store, run_id, &now);
+			error = app_error_set(APP_EINVALID, "run %" PRId64 " has already ended (%s)", run_id,
+					      jstr(now, "state") ? jstr(now, "state") : "?");
+			json_decref(now);
+		}
+		goto done;
+	}
+	if ((error = store_run_update(svc->store, run_id, update)) < 0)
 		goto done;
 	if (!strcmp(state, "queued")) {
 		job_key(key, sizeof(key), run_id);
@@ -923,10 +937,17 @@ static void record(run *r)
 	if (upd && store_run_update(st, r->id, upd) < 0)
 		app_log(APP_LOG_WARN, "cannot record the run's outcome", "error", app_error_last(), NULL);
 	json_decref(upd);
-	/* a cancel recorded in the store keeps its own reason (who cancelled) */
-	if (!(r->cancelled_in_store && !strcmp(r->status, "cancelled")) &&
-	    store_run_set_state(st, r->id, r->status, r->reason) < 0)
-		app_log(APP_LOG_WARN, "cannot record the run's state", "error", app_error_last(), NULL);
+	/* a cancel recorded in the store keeps its own reason (who cancelled);
+	 * one that lands now, after the last look, wins over this end */
+	if (!(r->cancelled_in_store && !strcmp(r->status, "cancelled"))) {
+		int e = store_run_set_state_from(st, r->id, "queued,running", r->status, r->reason);
+		if (e == APP_EEXISTS) {
+			r->cancelled_in_store = 1;
+			set_outcome(r, "cancelled", "cancelled");
+		} else if (e < 0) {
+			app_log(APP_LOG_WARN, "cannot record the run's state", "error", app_error_last(), NULL);
+		}
+	}
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
 	app_log(APP_LOG_INFO, "agent run ended", "run", ids, "status", r->status, "reason", r->reason, NULL);
@@ -1111,9 +1132,13 @@ static int on_agent_run(app_job_ctx *ctx, void *payload)
 		run_dispose(&r);
 		return 0;
 	}
-	if ((error = store_run_set_state(svc->store, id, "running", NULL)) < 0) {
+	/* a cancel or a newer push may have ended it since it was read */
+	if ((error = store_run_set_state_from(svc->store, id, "queued,running", "running", NULL)) < 0) {
 		run_dispose(&r);
-		return error;
+		if (error != APP_EEXISTS)
+			return error;
+		snprintf(ctx->note, sizeof(ctx->note), "%s: nothing to do", app_error_last());
+		return 0;
 	}
 	r.stopping = ctx->stopping;
 	run_all(&r);

@@ -122,8 +122,15 @@ static int supersede(const agent_services *svc, const char *repository, const ch
 		int cancelled = 0;
 		if (key && (error = store_job_cancel_key(svc->store, key, &cancelled)) < 0)
 			break;
-		/* a job not queued any more is running: it sees "cancelling" and stops */
-		if ((error = store_run_set_state(svc->store, id, cancelled ? "cancelled" : "cancelling", reason)) < 0)
+		/* a job not queued any more is running: it sees "cancelling" and
+		 * stops; a run that ended meanwhile keeps its end */
+		error = store_run_set_state_from(svc->store, id, "queued,running", cancelled ? "cancelled" : "cancelling",
+						 reason);
+		if (error == APP_EEXISTS) {
+			error = 0;
+			continue;
+		}
+		if (error < 0)
 			break;
 		char ids[24], by[24];
 		snprintf(ids, sizeof(ids), "%lld", (long long)id);
@@ -150,7 +157,9 @@ static int64_t same_active(const agent_services *svc, const char *repository, co
 		{
 			const char *g = str(json_object_get(r, "data"), "group");
 			const char *h = str(r, "head_sha"), *b = str(r, "base_sha");
-			if (g && !strcmp(g, group) && h && !strcmp(h, head) && active_state(str(r, "state")) &&
+			/* a run being cancelled is no run to join */
+			const char *st = str(r, "state");
+			if (g && !strcmp(g, group) && h && !strcmp(h, head) && active_state(st) && strcmp(st, "cancelling") != 0 &&
 			    ((!b && !base) || (b && base && !strcmp(b, base)))) {
 				found = json_integer_value(json_object_get(r, "id"));
 				break;
@@ -918,7 +927,22 @@ static int run_job(app_job_ctx *ctx, void *payload)
 		finish(&j, "done", str(result, "title"));
 		goto done;
 	}
-	if ((error = store_run_set_state(j.svc->store, j.id, "running", NULL)) < 0)
+	/* a newer push may have superseded it since it was read */
+	if ((error = store_run_set_state_from(j.svc->store, j.id, "queued,running", "running", NULL)) == APP_EEXISTS) {
+		json_t *now = NULL;
+		error = store_run_get(j.svc->store, j.id, &now);
+		const char *st = error == 0 ? str(now, "state") : NULL;
+		if (st && (!strcmp(st, "cancelled") || !strcmp(st, "cancelling"))) {
+			const char *why = str(now, "reason");
+			snprintf(j.cancel_reason, sizeof(j.cancel_reason), "%s", why ? why : "cancelled");
+			error = ended_cancelled(&j);
+		} else if (error == 0) {
+			set_note(&j, "already ended");
+		}
+		json_decref(now);
+		goto done;
+	}
+	if (error < 0)
 		goto done;
 	app_log(APP_LOG_INFO, "bench run started", "run", j.ids, "repository", j.repository, "head", j.head, "base",
 		j.base, "pull", j.pull ? str(data, "ref") : NULL, NULL);

@@ -176,7 +176,9 @@ int agent_mcp_register_run(agent_mcp *m, int64_t run_id, agent_tools *tools, cha
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((error = agent_token_generate(token_out)) < 0 ||
+	/* a token of an earlier attempt of this run (a crash, a released lease)
+	 * must not come back to life with this one */
+	if ((error = m->tokens.del(m->tokens.self, run_id)) < 0 || (error = agent_token_generate(token_out)) < 0 ||
 	    (error = agent_token_hash(hash, token_out, AGENT_TOKEN_LEN)) < 0 ||
 	    (error = m->tokens.put(m->tokens.self, run_id, hash)) < 0) {
 		free(r);

@@ -9,6 +9,7 @@
  * run's tools never run concurrently; the hooks are called under it. */
 #include "agent/tools.h"
 #include "app/clock.h"
+#include "app/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,10 +65,15 @@ void agent_exec_result_dispose(agent_exec_result *r)
 
 /* ---- results ------------------------------------------------------------- */
 
-/* structured: owned (stolen), may be NULL. */
+/* structured: owned (stolen), may be NULL.  The text comes from programs
+ * and files: bytes that are not UTF-8 become U+FFFD, as JSON needs. */
 static json_t *result_new(const char *text, int is_error, json_t *structured)
 {
-	json_t *r = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", text, "isError", is_error);
+	char *clean = app_utf8_clean(text, strlen(text), NULL);
+	json_t *r = clean ? json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", clean, "isError",
+				      is_error)
+			  : NULL;
+	free(clean);
 	if (r && structured)
 		json_object_set_new(r, "structuredContent", structured);
 	else
@@ -163,7 +169,8 @@ static int arg_id(const json_t *args, const char *key, int required, char *buf, 
 
 static int read_whole(const char *abs, size_t cap, char **out, size_t *len_out)
 {
-	int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ELOOP)
 			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
@@ -204,13 +211,24 @@ done:
 
 static int write_whole(const char *abs, const char *data, size_t len)
 {
-	int fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	struct stat st;
+	if (lstat(abs, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
+		return app_error_set(APP_EINVALID, "not a regular file");
+	/* O_NONBLOCK: a FIFO put there meanwhile fails or is refused below,
+	 * instead of waiting for a reader */
+	int fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0) {
 		if (errno == ELOOP)
 			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
 		if (errno == EISDIR)
 			return app_error_set(APP_EINVALID, "the path is a directory");
+		if (errno == ENXIO)
+			return app_error_set(APP_EINVALID, "not a regular file");
 		return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(errno));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return app_error_set(APP_EINVALID, "not a regular file");
 	}
 	size_t off = 0;
 	while (off < len) {
@@ -618,6 +636,14 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 		return err;
 	if (!t->hooks.exec)
 		return result_errorf("exec is not available in this run");
+	/* a command never outlives the run's wall-time budget */
+	if (t->max_wall_ms > 0) {
+		long long left_s = (t->max_wall_ms - (app_mono_ms() - t->started_ms) + 999) / 1000;
+		if (left_s < 1)
+			left_s = 1;
+		if (timeout > left_s)
+			timeout = left_s;
+	}
 	agent_exec_result r;
 	memset(&r, 0, sizeof(r));
 	size_t cap = t->output_cap / 2;
@@ -632,9 +658,14 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 		app_buf_printf(&b, "exit code: %d\n", r.exit_code);
 	app_buf_printf(&b, "--- stdout ---\n%s%s", r.out ? r.out : "", r.out_cut ? "\n[stdout cut]\n" : "");
 	app_buf_printf(&b, "--- stderr ---\n%s%s", r.err ? r.err : "", r.err_cut ? "\n[stderr cut]\n" : "");
-	json_t *sc = json_pack("{s:i,s:b,s:s,s:s,s:b,s:b}", "exit_code", r.exit_code, "timed_out", r.timed_out, "stdout",
-			       r.out ? r.out : "", "stderr", r.err ? r.err : "", "stdout_truncated", r.out_cut,
-			       "stderr_truncated", r.err_cut);
+	char *out = app_utf8_clean(r.out ? r.out : "", r.out ? strlen(r.out) : 0, NULL);
+	char *errs = app_utf8_clean(r.err ? r.err : "", r.err ? strlen(r.err) : 0, NULL);
+	json_t *sc = out && errs ? json_pack("{s:i,s:b,s:s,s:s,s:b,s:b}", "exit_code", r.exit_code, "timed_out",
+					     r.timed_out, "stdout", out, "stderr", errs, "stdout_truncated", r.out_cut,
+					     "stderr_truncated", r.err_cut)
+				 : NULL;
+	free(out);
+	free(errs);
 	json_t *res = result_new(app_buf_cstr(&b), r.timed_out, sc);
 	app_buf_dispose(&b);
 	agent_exec_result_dispose(&r);

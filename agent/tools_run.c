@@ -223,11 +223,10 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 	json_t *f;
 	json_array_foreach(json_object_get(found, "top_functions"), i, f) {
 		json_t *self = json_object_get(f, "self"), *incl = json_object_get(f, "inclusive");
-		json_array_append_new(fns, json_pack("{s:O,s:O,s:O,s:O}", "name", json_object_get(f, "name"), "file",
+		json_array_append_new(fns, json_pack("{s:O?,s:O?,s:I,s:I}", "name", json_object_get(f, "name"), "file",
 						     json_object_get(f, "file"), "exclusive",
-						     json_object_get(self, key) ? json_object_get(self, key) : json_integer(0),
-						     "inclusive",
-						     json_object_get(incl, key) ? json_object_get(incl, key) : json_integer(0)));
+						     (json_int_t)json_integer_value(json_object_get(self, key)), "inclusive",
+						     (json_int_t)json_integer_value(json_object_get(incl, key))));
 	}
 	/* hottest own code first: what an optimiser looks at */
 	size_t n = json_array_size(fns);

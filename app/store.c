@@ -148,6 +148,13 @@ int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec)
 	return st->be->run_create(st, id_out, spec);
 }
 
+int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason)
+{
+	if (!from || !state)
+		return app_error_set(APP_EINVALID, "store_run_set_state_from: missing argument");
+	return st->be->run_set_state_from(st, id, from, state, reason);
+}
+
 int store_run_set_state(store *st, int64_t id, const char *state, const char *reason)
 {
 	return st->be->run_set_state(st, id, state, reason);

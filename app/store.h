@@ -148,6 +148,11 @@ typedef struct store_run_spec {
 int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec);
 /* state: "queued" | "running" | "done" | "failed" | "cancelled" | ...; reason may be NULL. */
 int store_run_set_state(store *st, int64_t id, const char *state, const char *reason);
+/* The same, only while the run is in one of the states of `from` (a comma
+ * list, "queued,running"): a transition that cannot overwrite one another
+ * thread made meanwhile.  APP_EEXISTS ("run N is cancelled") when the run
+ * is in another state, APP_ENOTFOUND when there is no such run. */
+int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason);
 /* Merges the keys of data (borrows) into the run's document. */
 int store_run_update(store *st, int64_t id, const json_t *data);
 /* The run as a JSON object (owned): id, kind, repository, installation_id,

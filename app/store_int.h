@@ -33,6 +33,7 @@ typedef struct store_backend {
 	int (*hook_put)(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id);
 	int (*run_create)(store *st, int64_t *id_out, const store_run_spec *spec);
 	int (*run_set_state)(store *st, int64_t id, const char *state, const char *reason);
+	int (*run_set_state_from)(store *st, int64_t id, const char *from, const char *state, const char *reason);
 	int (*run_update)(store *st, int64_t id, const json_t *data);
 	int (*run_get)(store *st, int64_t id, json_t **out);
 	int (*run_list)(store *st, const json_t *filter, int limit, json_t **out);

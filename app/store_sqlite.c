@@ -971,6 +971,26 @@ static int sq_run_set_state(store *st, int64_t id, const char *state, const char
 	return error;
 }
 
+static int sq_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "UPDATE runs SET state=?, reason=?, updated_ms=? WHERE id=? AND instr(',' || ? || ',', ',' || state || ',') > 0",
+			  "ssiis", state, reason, app_wall_ms(), id, from);
+	if (error < 0)
+		return error;
+	if (changes == 0) {
+		json_t *row = NULL;
+		if ((error = query((sq_store *)st, &row, 1, "SELECT state FROM runs WHERE id=?", "i", id)) < 0)
+			return error == APP_ENOTFOUND ? app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id)
+						      : error;
+		const char *now = json_string_value(json_object_get(row, "state"));
+		error = app_error_set(APP_EEXISTS, "run %lld is %s", (long long)id, now ? now : "?");
+		json_decref(row);
+	}
+	return error;
+}
+
 static int sq_run_update(store *st, int64_t id, const json_t *data)
 {
 	char *text = json_text(data);
@@ -1232,6 +1252,7 @@ static const store_backend sqlite_backend = {
 	.hook_put = sq_hook_put,
 	.run_create = sq_run_create,
 	.run_set_state = sq_run_set_state,
+	.run_set_state_from = sq_run_set_state_from,
 	.run_update = sq_run_update,
 	.run_get = sq_run_get,
 	.run_list = sq_run_list,

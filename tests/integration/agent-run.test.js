@@ -368,7 +368,7 @@ test('an agent whose change breaks the tests gets no proposal', async () => {
   // approving it says so
   const n = commentsOn(3).length;
   await comment(`/perfbot apply ${id}`, { issue: 3 });
-  assert.equal(await replyAfter(3, n), `Cannot apply run ${id}: run ${id} has no verified proposal.`);
+  assert.equal(await replyAfter(3, n), `Cannot apply run ${id}: run ${id} has no verified proposal (it is failed).`);
 });
 
 test('an agent that claims a gain it did not make ends no_improvement with the figures', async () => {

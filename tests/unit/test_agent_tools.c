@@ -143,6 +143,23 @@ static void test_read_file_and_ranges(void **state)
 	expect_error(fx->t, "read_file", "{\"path\": 3}", "must be a string");
 }
 
+/* Text that is not UTF-8 comes back cleaned, not as a protocol error; a
+ * FIFO is refused at once instead of blocking the run. */
+static void test_odd_files(void **state)
+{
+	fixture *fx = *state;
+	put(fx->ws, "latin1.txt", "caf\xe9 cr\xe8me\n");
+	json_t *r = call(fx->t, "read_file", "{\"path\": \"latin1.txt\"}");
+	assert_false(is_error(r));
+	assert_string_equal(text_of(r), "caf\xef\xbf\xbd cr\xef\xbf\xbdme\n");
+	json_decref(r);
+	sh("mkfifo %s/pipe", fx->ws);
+	expect_error(fx->t, "read_file", "{\"path\": \"pipe\"}", "not a regular file");
+	expect_error(fx->t, "write_file", "{\"path\": \"pipe\", \"content\": \"x\"}", "not a regular file");
+	expect_error(fx->t, "edit_file", "{\"path\": \"pipe\", \"old_string\": \"a\", \"new_string\": \"b\"}",
+		     "not a regular file");
+}
+
 static void test_confinement_lexical(void **state)
 {
 	fixture *fx = *state;
@@ -415,6 +432,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_file_and_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_odd_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_confinement_lexical, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_confinement_symlinks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_file, setup, teardown),

@@ -14,6 +14,7 @@
 #include "app/buf.h"
 #include "app/config.h"
 #include "app/error.h"
+#include "app/utf8.h"
 
 struct kv { char text[4096]; };
 
@@ -179,6 +180,28 @@ static void test_buf_cap(void **state)
 	app_buf_dispose(&b);
 }
 
+static void test_utf8(void **state)
+{
+	(void)state;
+	/* "a" + U+00E9 (2 bytes) + U+20AC (3 bytes): cuts never split a character */
+	const char *s = "a\xc3\xa9\xe2\x82\xac";
+	assert_int_equal(app_utf8_cut(s, 6, 10), 6);
+	assert_int_equal(app_utf8_cut(s, 6, 2), 1);
+	assert_int_equal(app_utf8_cut(s, 6, 3), 3);
+	assert_int_equal(app_utf8_cut(s, 6, 5), 3);
+	size_t n = 0;
+	char *c = app_utf8_clean(s, 6, &n);
+	assert_string_equal(c, s);
+	free(c);
+	/* a lone continuation byte, an overlong form, a surrogate, a NUL, a cut sequence */
+	const char bad[] = "x\x80y\xc0\xafz\xed\xa0\x80w\0v\xe2\x82";
+	c = app_utf8_clean(bad, sizeof(bad) - 1, &n);
+	assert_string_equal(c, "x\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdw"
+			       "\xef\xbf\xbdv\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(n, strlen(c));
+	free(c);
+}
+
 static void test_error_context_wraps_previous(void **state)
 {
 	(void)state;
@@ -194,6 +217,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dotenv_forms),
+		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_dotenv_errors_name_line),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_precedence),

@@ -201,6 +201,13 @@ static void test_dedupe_and_runs(void **state)
 	json_decref(r);
 	assert_int_equal(store_run_get(f->st, 999, &r), APP_ENOTFOUND);
 
+	/* a conditional transition does not overwrite what another thread wrote */
+	assert_int_equal(store_run_set_state_from(f->st, run, "queued,running", "proposal", NULL), 0);
+	assert_int_equal(store_run_set_state_from(f->st, run, "queued,running", "cancelled", "by @x"), APP_EEXISTS);
+	assert_non_null(strstr(app_error_last(), "is proposal"));
+	assert_int_equal(store_run_set_state_from(f->st, 999, "queued", "running", NULL), APP_ENOTFOUND);
+	assert_int_equal(store_run_set_state(f->st, run, "running", NULL), 0);
+
 	/* an approval comes with its run update, audit line and job, or not at all */
 	json_t *jobs = NULL;
 	assert_int_equal(store_job_list(f->st, &jobs, 0), 0);
