@@ -4,12 +4,15 @@
  * before the cache.  A fetch runs without the mutex held, with the entry's
  * `fetching` flag set; other callers for the same installation wait on the
  * condition variable and then re-check, so one fetch serves them all.  If a
- * fetch fails, the next waiter tries once more itself.  Tokens are opaque
+ * fetch fails, everyone who waited for it gets its error (a GitHub that is
+ * down is not asked again by each waiter in turn); a later call fetches
+ * anew.  Tokens are opaque
  * strings: nothing is assumed about their length or prefix, and they are
  * wiped before being freed. */
 #include "github/token_cache.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +26,9 @@ typedef struct entry {
 	char *token;       /* NULL when none cached */
 	int64_t expires;   /* epoch s */
 	int fetching;
+	unsigned long fetches;  /* completed fetches: a waiter sees its fetch end */
+	int fetch_error;        /* of the last completed fetch, 0 when it succeeded */
+	char fetch_msg[300];
 } entry;
 
 struct gh_token_cache {
@@ -101,7 +107,13 @@ int gh_token_cache_get(gh_token_cache *tc, int64_t installation_id, int64_t now,
 		}
 		if (!e->fetching)
 			break;
-		pthread_cond_wait(&tc->cv, &tc->mu);
+		unsigned long mine = e->fetches;
+		while (e->fetching && e->fetches == mine)
+			pthread_cond_wait(&tc->cv, &tc->mu);
+		if (e->fetches != mine && e->fetch_error < 0) {
+			error = app_error_set(e->fetch_error, "%s", e->fetch_msg);
+			goto done;
+		}
 	}
 	e->fetching = 1;
 	wipe_free(e->token);
@@ -114,6 +126,9 @@ int gh_token_cache_get(gh_token_cache *tc, int64_t installation_id, int64_t now,
 
 	pthread_mutex_lock(&tc->mu);
 	e->fetching = 0;
+	e->fetches++;
+	e->fetch_error = error < 0 ? error : 0;
+	snprintf(e->fetch_msg, sizeof(e->fetch_msg), "%s", error < 0 ? app_error_last() : "");
 	if (error == 0) {
 		e->token = token;
 		e->expires = expires;

@@ -340,6 +340,24 @@ static void test_token_cache_concurrent_refresh(void **state)
 	}
 	for (int i = 0; i < N; i++)
 		free(args[i].token);
+
+	/* a failing exchange: the callers waiting for it get its error, and
+	 * GitHub is not asked again by each of them in turn */
+	gh_token_cache_drop(tc, 11, NULL);
+	gh_token_cache_drop(tc, 12, NULL);
+	f.calls = 0;
+	f.fail = 1;
+	for (int i = 0; i < N; i++) {
+		args[i] = (worker_arg){ tc, &f, 11, NULL, -99 };
+		assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(args[i].rc, APP_ERETRY);
+		assert_null(args[i].token);
+	}
+	assert_true(f.calls < N / 2); /* one per wave of callers, not one each */
 	gh_token_cache_free(tc);
 }
 
