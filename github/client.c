@@ -622,8 +622,26 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
 	}
+	/* All the waiting one call may do in place (behind another write of
+	 * the installation, for a rate limit): at most max_wait_ms in total,
+	 * then the job is handed back to the queue. */
+	int64_t deadline = app_mono_ms() + c->opts.max_wait_ms;
 	if (auth > 0 && is_write(method)) {
-		pthread_mutex_lock(&st->write_mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += c->opts.max_wait_ms / 1000;
+		until.tv_nsec += (c->opts.max_wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_timedlock(&st->write_mu, &until) != 0) {
+			tl_retry_wait_ms = 1000;
+			error = app_error_set(APP_ERETRY, "GitHub %s %s: another write of this installation is still waiting "
+							  "on GitHub's limits; retry later",
+					      method, path);
+			goto done;
+		}
 		locked = 1;
 	}
 
@@ -638,7 +656,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			if (reset > now) {
 				int64_t secs = reset - now < MAX_WAIT_S ? reset - now : MAX_WAIT_S;
 				long wait = (long)(secs * 1000 + 1000);
-				if (wait > c->opts.max_wait_ms) {
+				if (wait > c->opts.max_wait_ms || app_mono_ms() + wait > deadline) {
 					tl_retry_wait_ms = wait;
 					error = app_error_set(APP_ERETRY,
 							      "GitHub rate limit exhausted for %s %s: retry in %ld ms",
@@ -733,7 +751,8 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				snprintf(wait_s, sizeof(wait_s), "%ld", wait);
 				app_log(APP_LOG_WARN, "github rate limit", "kind", what, "method", method, "path", path,
 					"wait_ms", wait_s, NULL);
-				if (wait > c->opts.max_wait_ms || rate_waits >= MAX_RATE_WAITS) {
+				if (wait > c->opts.max_wait_ms || rate_waits >= MAX_RATE_WAITS ||
+				    app_mono_ms() + wait > deadline) {
 					tl_retry_wait_ms = wait;
 					error = app_error_set(APP_ERETRY, "GitHub %ld %s %s: %s rate limit, retry in %ld ms",
 							      ex.status, method, path, what, wait);
