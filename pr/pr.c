@@ -21,10 +21,19 @@
 #include "app/buf.h"
 #include "app/error.h"
 #include "app/log.h"
+#include "app/utf8.h"
 
 #define BODY_CAP 65000         /* GitHub caps PR bodies at 65,536 characters */
 #define SUMMARY_CAP 20000      /* of the agent's summary kept in the body */
 #define MESSAGE_CAP 16384
+
+/* The length of s cut to at most cap bytes without splitting a UTF-8
+ * character, for "%.*s": the text goes to GitHub as JSON, which must be
+ * valid UTF-8. */
+static int cut(const char *s, size_t cap)
+{
+	return (int)app_utf8_cut(s, strlen(s), cap);
+}
 
 void pr_pull_dispose(pr_pull *p)
 {
@@ -154,9 +163,9 @@ int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 	int error = 0;
 	*out = NULL;
 	const char *summary = p->summary && *p->summary ? p->summary : "perfbot found a faster version of this code.";
-	size_t slen = strlen(summary);
-	if (slen > SUMMARY_CAP)
-		error = app_buf_printf(&b, "%.*s\n\n*(summary truncated)*\n", SUMMARY_CAP, summary);
+	size_t slen = strlen(summary), keep = app_utf8_cut(summary, slen, SUMMARY_CAP);
+	if (keep < slen)
+		error = app_buf_printf(&b, "%.*s\n\n*(summary truncated)*\n", (int)keep, summary);
 	else
 		error = app_buf_printf(&b, "%s\n", summary);
 	if (error < 0 || (error = app_buf_puts(&b, "\n### Verified results\n\nEstimated CPU cycles (lower is better):\n\n")) < 0 ||
@@ -168,19 +177,20 @@ int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 				     "always gives the same counts.\n")) < 0)
 		goto done;
 	if (p->test_command && *p->test_command)
-		error = app_buf_printf(&b, "- Tests passed on a clean checkout with the change applied: `%.200s`.\n",
-				       p->test_command);
+		error = app_buf_printf(&b, "- Tests passed on a clean checkout with the change applied: `%.*s`.\n",
+				       cut(p->test_command, 200), p->test_command);
 	else
 		error = app_buf_puts(&b, "- The repository's tests passed on a clean checkout with the change applied.\n");
+	const char *base_sha = p->base_sha ? p->base_sha : "?", *base_branch = p->base_branch ? p->base_branch : "?";
+	const char *commit = commit_sha ? commit_sha : "?", *via = p->approved_via ? p->approved_via : "";
 	if (error < 0 ||
-	    (error = app_buf_printf(&b, "- Commits compared: base `%.40s` (branch `%.200s`) and this pull request's commit `%.40s`.\n",
-				    p->base_sha ? p->base_sha : "?", p->base_branch ? p->base_branch : "?",
-				    commit_sha ? commit_sha : "?")) < 0)
+	    (error = app_buf_printf(&b, "- Commits compared: base `%.*s` (branch `%.*s`) and this pull request's commit `%.*s`.\n",
+				    cut(base_sha, 40), base_sha, cut(base_branch, 200), base_branch, cut(commit, 40),
+				    commit)) < 0)
 		goto done;
 	if (p->approved_by && *p->approved_by)
-		error = app_buf_printf(&b, "- Approved by @%.100s%s%.100s.\n", p->approved_by,
-				       p->approved_via && *p->approved_via ? " via " : "",
-				       p->approved_via ? p->approved_via : "");
+		error = app_buf_printf(&b, "- Approved by @%.*s%s%.*s.\n", cut(p->approved_by, 100), p->approved_by,
+				       *via ? " via " : "", cut(via, 100), via);
 	if (error < 0 || (error = app_buf_printf(&b, "\nVerified by perfbot run %" PRId64 ".\n\n<!-- perfbot-run: %" PRId64 " -->\n<!-- perfbot-benchmarks: ",
 						 p->run_id, p->run_id)) < 0 ||
 	    (error = bench_key(&b, p)) < 0 || (error = app_buf_puts(&b, " -->\n")) < 0)
@@ -249,10 +259,11 @@ static void report_conflict(pr_open_result *out, const pr_options *opts, const p
 		return;
 	out->conflicts = 1;
 	app_buf c = APP_BUF_INIT(4096);
-	if (app_buf_printf(&c, "This change conflicts with the current `%.200s`: it was built on the measured base commit "
-			       "`%.12s`, which `%.200s` has since moved past. Comment `/perfbot optimize` to run perfbot "
+	if (app_buf_printf(&c, "This change conflicts with the current `%.*s`: it was built on the measured base commit "
+			       "`%.*s`, which `%.*s` has since moved past. Comment `/perfbot optimize` to run perfbot "
 			       "again on the new base.",
-			   p->base_branch, p->base_sha, p->base_branch) == 0 &&
+			   cut(p->base_branch, 200), p->base_branch, cut(p->base_sha, 12), p->base_sha,
+			   cut(p->base_branch, 200), p->base_branch) == 0 &&
 	    gh->comment(p->repository, out->number, app_buf_cstr(&c), gh->payload) < 0)
 		warn("pr: conflict comment failed", p);
 	app_buf_dispose(&c);
@@ -374,7 +385,7 @@ int pr_closed_event_parse(pr_closed_event *out, const json_t *payload)
 	char *end = NULL;
 	long long run = strtoll(digits, &end, 10);
 	if (!isdigit((unsigned char)*digits) || *end || run <= 0)
-		return app_error_set(APP_ENOTFOUND, "not a perfbot branch: %.100s", ref);
+		return app_error_set(APP_ENOTFOUND, "not a perfbot branch: %.*s", cut(ref, 100), ref);
 	if (strlen(repo) >= sizeof(out->repository) || strlen(ref) >= sizeof(out->branch) || strlen(sha) > 40)
 		return app_error_set(APP_EINVALID, "pull_request payload has oversized fields");
 	json_int_t number = json_integer_value(json_object_get(pr, "number"));

@@ -4,8 +4,9 @@
  * with libgit2's patch parser (git_diff_from_buffer) and every delta is
  * checked: paths stay inside the tree, never reach `.git` or
  * `.github/workflows`, no binary patch, no symlink or submodule entries.
- * Checks that need the base tree (does it apply, does a rename land on an
- * existing file) happen in pr_git.c.  Pure, no state; any thread. */
+ * Checks that need the base tree (does it apply, does a new file or a
+ * rename land on an existing file, does it touch a symlink or a submodule
+ * of the base) happen in pr_git.c.  Pure, no state; any thread. */
 #include "pr/pr.h"
 #include "pr/pr_int.h"
 
@@ -14,6 +15,14 @@
 #include <strings.h>
 
 #include "app/error.h"
+#include "app/utf8.h"
+
+/* The length of s cut to at most cap bytes without splitting a UTF-8
+ * character, for "%.*s": a refusal reaches the user through JSON. */
+static int cut(const char *s, size_t cap)
+{
+	return (int)app_utf8_cut(s, strlen(s), cap);
+}
 
 /* One path component at a time: no empty, ".", ".." or ".git" component
  * (any case; git itself refuses ".git" in a tree on case-insensitive
@@ -23,34 +32,39 @@ static int check_path(const char *path)
 	if (!path || !*path)
 		return app_error_set(APP_EINVALID, "the diff names an empty path");
 	if (path[0] == '/')
-		return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.200s", path);
+		return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.*s", cut(path, 200), path);
 	if (strchr(path, '\\'))
-		return app_error_set(APP_EINVALID, "the diff touches a path with a backslash: %.200s", path);
+		return app_error_set(APP_EINVALID, "the diff touches a path with a backslash: %.*s",
+				     cut(path, 200), path);
 	const char *p = path;
 	while (*p) {
 		const char *end = strchr(p, '/');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		if (n == 0 || (n == 1 && p[0] == '.'))
-			return app_error_set(APP_EINVALID, "the diff touches a malformed path: %.200s", path);
+			return app_error_set(APP_EINVALID, "the diff touches a malformed path: %.*s",
+					     cut(path, 200), path);
 		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return app_error_set(APP_EINVALID, "the diff touches a path outside the tree: %.200s", path);
+			return app_error_set(APP_EINVALID, "the diff touches a path outside the tree: %.*s",
+					     cut(path, 200), path);
 		if (n == 4 && strncasecmp(p, ".git", 4) == 0)
-			return app_error_set(APP_EINVALID, "the diff touches .git: %.200s", path);
+			return app_error_set(APP_EINVALID, "the diff touches .git: %.*s", cut(path, 200), path);
 		if (!end)
 			break;
 		p = end + 1;
 	}
 	if (strncasecmp(path, ".github/workflows/", 18) == 0 || strcasecmp(path, ".github/workflows") == 0)
-		return app_error_set(APP_EINVALID, "the diff touches a GitHub Actions workflow: %.200s", path);
+		return app_error_set(APP_EINVALID, "the diff touches a GitHub Actions workflow: %.*s",
+				     cut(path, 200), path);
 	return 0;
 }
 
 static int check_mode(uint16_t mode, const char *path)
 {
 	if (mode == GIT_FILEMODE_LINK)
-		return app_error_set(APP_EINVALID, "the diff adds or changes a symbolic link: %.200s", path);
+		return app_error_set(APP_EINVALID, "the diff adds or changes a symbolic link: %.*s",
+				     cut(path, 200), path);
 	if (mode == GIT_FILEMODE_COMMIT)
-		return app_error_set(APP_EINVALID, "the diff changes a submodule: %.200s", path);
+		return app_error_set(APP_EINVALID, "the diff changes a submodule: %.*s", cut(path, 200), path);
 	return 0;
 }
 
@@ -68,7 +82,8 @@ int pr_diff_check_parsed(git_diff *diff)
 		if (d->new_file.path && (error = check_path(d->new_file.path)) < 0)
 			return error;
 		if (d->flags & GIT_DIFF_FLAG_BINARY)
-			return app_error_set(APP_EINVALID, "the diff contains a binary patch: %.200s", path);
+			return app_error_set(APP_EINVALID, "the diff contains a binary patch: %.*s",
+					     cut(path, 200), path);
 		if ((error = check_mode(d->old_file.mode, path)) < 0 || (error = check_mode(d->new_file.mode, path)) < 0)
 			return error;
 	}
@@ -108,7 +123,7 @@ static int check_headers(const char *diff, size_t len)
 		}
 		if (path && path < eol && *path == '/')
 			return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.*s",
-					     (int)((eol - line) > 200 ? 200 : (eol - line)), line);
+					     (int)app_utf8_cut(line, (size_t)(eol - line), 200), line);
 		line = nl ? nl + 1 : end;
 	}
 	return 0;

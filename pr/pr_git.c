@@ -27,6 +27,7 @@
 #include "app/error.h"
 #include "app/fs.h"
 #include "app/log.h"
+#include "app/utf8.h"
 
 #define PATH_CAP 4096
 
@@ -43,6 +44,13 @@ static const char *git_msg(void)
 {
 	const git_error *e = git_error_last();
 	return e && e->message ? e->message : "unknown git error";
+}
+
+/* The length of s cut to at most cap bytes without splitting a UTF-8
+ * character, for "%.*s": messages end up in JSON (the run, a comment). */
+static int cut(const char *s, size_t cap)
+{
+	return (int)app_utf8_cut(s, strlen(s), cap);
 }
 
 /* Maps a libgit2 failure of a network operation to perfbot's codes. */
@@ -155,15 +163,18 @@ static int check_repository(const char *repository)
 {
 	const char *slash = repository ? strchr(repository, '/') : NULL;
 	if (!slash || slash == repository || !slash[1] || strchr(slash + 1, '/'))
-		return app_error_set(APP_EINVALID, "repository must be owner/name: %.200s", repository ? repository : "");
+		return app_error_set(APP_EINVALID, "repository must be owner/name: %.*s",
+				     cut(repository ? repository : "", 200), repository ? repository : "");
 	for (const char *p = repository; *p; p++) {
 		char ch = *p;
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
 		      ch == '_' || ch == '.' || ch == '/'))
-			return app_error_set(APP_EINVALID, "repository name has a forbidden character: %.200s", repository);
+			return app_error_set(APP_EINVALID, "repository name has a forbidden character: %.*s",
+					     cut(repository, 200), repository);
 	}
 	if (repository[0] == '.' || slash[1] == '.')
-		return app_error_set(APP_EINVALID, "repository name starts with a dot: %.200s", repository);
+		return app_error_set(APP_EINVALID, "repository name starts with a dot: %.*s", cut(repository, 200),
+				     repository);
 	return 0;
 }
 
@@ -217,7 +228,7 @@ static int ref_name(char *out, size_t cap, const char *prefix, const char *branc
 		return app_error_set(APP_EINVALID, "branch name too long");
 	int valid = 0;
 	if (git_reference_name_is_valid(&valid, out) < 0 || !valid)
-		return app_error_set(APP_EINVALID, "not a valid branch name: %.200s", branch);
+		return app_error_set(APP_EINVALID, "not a valid branch name: %.*s", cut(branch, 200), branch);
 	return 0;
 }
 
@@ -291,11 +302,109 @@ static int check_placement(git_tree *tree, const char *path)
 		git_tree_entry_free(e);
 		e = NULL;
 		if (path[i] == '/' && type != GIT_OBJECT_TREE)
-			return app_error_set(APP_EINVALID, "the diff puts %.200s under %.200s, which is a file", path, prefix);
+			return app_error_set(APP_EINVALID, "the diff puts %.*s under %.*s, which is a file",
+					     cut(path, 200), path, cut(prefix, 200), prefix);
 		if (path[i] == '\0' && type == GIT_OBJECT_TREE)
-			return app_error_set(APP_EINVALID, "the diff writes %.200s, which is a directory", path);
+			return app_error_set(APP_EINVALID, "the diff writes %.*s, which is a directory", cut(path, 200),
+					     path);
 	}
 	return 0;
+}
+
+/* What the deltas before the current one did to a path: written (added,
+ * renamed or copied onto) or gone (deleted, renamed away).  Borrowed from
+ * the diff. */
+typedef struct path_state {
+	const char *path;
+	int exists;
+} path_state;
+
+static path_state *state_of(path_state *st, size_t ns, const char *path)
+{
+	for (size_t i = 0; i < ns; i++)
+		if (strcmp(st[i].path, path) == 0)
+			return &st[i];
+	return NULL;
+}
+
+static void set_state(path_state *st, size_t *ns, const char *path, int exists)
+{
+	path_state *s = state_of(st, *ns, path);
+	if (!s) {
+		s = &st[(*ns)++];
+		s->path = path;
+	}
+	s->exists = exists;
+}
+
+/* A symlink or a submodule of the base must not be touched: a text hunk on
+ * it would make it a regular file. */
+static int check_special(git_tree *tree, const char *path)
+{
+	git_tree_entry *e = NULL;
+	if (!path || git_tree_entry_bypath(&e, tree, path) != 0)
+		return 0;
+	git_filemode_t mode = git_tree_entry_filemode(e);
+	git_tree_entry_free(e);
+	if (mode == GIT_FILEMODE_LINK)
+		return app_error_set(APP_EINVALID, "the diff changes %.*s, which is a symbolic link in the base commit",
+				     cut(path, 200), path);
+	if (mode == GIT_FILEMODE_COMMIT)
+		return app_error_set(APP_EINVALID, "the diff changes %.*s, which is a submodule in the base commit",
+				     cut(path, 200), path);
+	return 0;
+}
+
+/* Walks the deltas in order against the base tree.  A path may be created
+ * (a new file, or the target of a rename or copy) only where no file is at
+ * that point: libgit2 would merge a "new file" into an existing one, where
+ * git apply refuses it.  A file an earlier delta deleted or renamed away
+ * leaves its path free.  Directories are left to check_placement. */
+static int check_deltas(git_tree *tree, git_diff *diff)
+{
+	size_t n = git_diff_num_deltas(diff), ns = 0;
+	path_state *st = calloc(2 * n + 1, sizeof(*st));
+	int error = 0;
+	if (!st)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && error == 0; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		const char *from = d->old_file.path, *to = d->new_file.path;
+		if ((error = check_special(tree, from)) < 0 || (error = check_special(tree, to)) < 0)
+			break;
+		int creates = d->status == GIT_DELTA_ADDED || d->status == GIT_DELTA_RENAMED ||
+			      d->status == GIT_DELTA_COPIED;
+		if (creates && to) {
+			const path_state *s = state_of(st, ns, to);
+			int exists = 0;
+			if (s) {
+				exists = s->exists;
+			} else {
+				git_tree_entry *e = NULL;
+				if (git_tree_entry_bypath(&e, tree, to) == 0) {
+					exists = git_tree_entry_type(e) != GIT_OBJECT_TREE;
+					git_tree_entry_free(e);
+				}
+			}
+			if (exists && d->status == GIT_DELTA_ADDED) {
+				error = app_error_set(APP_EINVALID, "the diff adds a new file over the existing file %.*s",
+						      cut(to, 200), to);
+				break;
+			}
+			if (exists) {
+				error = app_error_set(APP_EINVALID, "the diff %s %.*s onto the existing file %.*s",
+						      d->status == GIT_DELTA_RENAMED ? "renames" : "copies",
+						      cut(from ? from : "", 200), from ? from : "", cut(to, 200), to);
+				break;
+			}
+		}
+		if ((d->status == GIT_DELTA_DELETED || d->status == GIT_DELTA_RENAMED) && from)
+			set_state(st, &ns, from, 0);
+		if (creates && to)
+			set_state(st, &ns, to, 1);
+	}
+	free(st);
+	return error;
 }
 
 /* Applies the parsed diff to base's tree; *tree_out is the result.
@@ -318,20 +427,8 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 		error = app_error_set(APP_EGENERIC, "cannot read the base tree: %s", git_msg());
 		goto done;
 	}
-	size_t n = git_diff_num_deltas(diff);
-	for (size_t i = 0; i < n; i++) {
-		const git_diff_delta *d = git_diff_get_delta(diff, i);
-		if (d->status != GIT_DELTA_RENAMED && d->status != GIT_DELTA_COPIED)
-			continue;
-		git_tree_entry *e = NULL;
-		if (git_tree_entry_bypath(&e, tree, d->new_file.path) == 0) {
-			git_tree_entry_free(e);
-			error = app_error_set(APP_EINVALID, "the diff %s %.200s onto the existing file %.200s",
-					      d->status == GIT_DELTA_RENAMED ? "renames" : "copies", d->old_file.path,
-					      d->new_file.path);
-			goto done;
-		}
-	}
+	if ((error = check_deltas(tree, diff)) < 0)
+		goto done;
 	if ((error = collect_paths(&t, diff)) < 0)
 		goto done;
 	if (!(updates = calloc(t.n + 1, sizeof(*updates)))) {
@@ -568,7 +665,8 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	    (error = ref_name(local_ref, sizeof(local_ref), "refs/", spec->branch)) < 0)
 		goto done;
 	if (strlen(spec->base_sha) != GIT_OID_HEXSZ || git_oid_fromstr(&base_oid, spec->base_sha) < 0) {
-		error = app_error_set(APP_EINVALID, "base commit is not a 40-hex sha: %.64s", spec->base_sha);
+		error = app_error_set(APP_EINVALID, "base commit is not a 40-hex sha: %.*s",
+				      cut(spec->base_sha, 64), spec->base_sha);
 		goto done;
 	}
 	/* Refuse a bad diff before touching the network or the cache. */

@@ -455,6 +455,53 @@ static void message_and_body(void **state)
 	free(email);
 }
 
+/* Text cut to a byte count must still be UTF-8: a cut inside a character
+ * would make json_pack refuse the body. */
+static void cuts_keep_utf8(void **state)
+{
+	(void)state;
+	size_t n = 19999;
+	char *summary = malloc(n + 64);
+	memset(summary, 'a', n);
+	snprintf(summary + n, 64, "\xc3\xa9 and more text after the cut");
+	char branch[256], command[256], who[128];
+	memset(branch, 'b', 199);
+	snprintf(branch + 199, sizeof(branch) - 199, "\xc3\xa9");
+	memset(command, 'c', 199);
+	snprintf(command + 199, sizeof(command) - 199, "\xe2\x82\xac");
+	memset(who, 'd', 99);
+	snprintf(who + 99, sizeof(who) - 99, "\xf0\x9f\x98\x80");
+
+	pr_proposal p = proposal(42, good_diff);
+	p.summary = summary;
+	p.base_branch = branch;
+	p.test_command = command;
+	p.approved_by = who;
+	p.approved_via = who;
+	char *body = NULL;
+	assert_int_equal(pr_pull_body(&body, &p, "abc123"), 0);
+	json_t *j = json_string(body);
+	assert_non_null(j);
+	json_decref(j);
+	/* the summary ends before the character, nothing replaced */
+	assert_true(strncmp(body + n, "\n\n*(summary truncated)*\n", 24) == 0);
+	assert_null(strstr(body, "\xef\xbf\xbd"));
+	free(body);
+	free(summary);
+
+	/* the path in a refusal reaches the thread and the run as JSON */
+	char diff[2048], path[256];
+	memset(path, 'e', 199);
+	snprintf(path + 199, sizeof(path) - 199, "\xc3\xa9/.git/config");
+	snprintf(diff, sizeof(diff), "diff --git a/%s b/%s\n--- a/%s\n+++ b/%s\n@@ -1 +1 @@\n-a\n+b\n", path, path, path,
+		 path);
+	assert_int_equal(pr_diff_check(diff, strlen(diff), 0), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), ".git"));
+	j = json_string(app_error_last());
+	assert_non_null(j);
+	json_decref(j);
+}
+
 /* ---- the branch and the pull request ------------------------------------ */
 
 static void open_pull_request(void **state)
@@ -655,6 +702,132 @@ static void exact_tree_varied_diff(void **state)
 	assert_non_null(strstr(app_error_last(), "which is a directory"));
 	remote_head(got, sizeof(got), "perfbot/opt-21");
 	assert_string_equal(got, "");
+}
+
+/* What git itself makes of base + diff: `git apply --cached` in a fresh
+ * clone at base, then write-tree into out.  The exit status of the apply. */
+static int git_tree_of(char *out, size_t cap, const char *base, const char *diff)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/git-tree-of.diff", tmp);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	fwrite(diff, 1, strlen(diff), f);
+	fclose(f);
+	out[0] = '\0';
+	int rc = sh("set -e; cd %s; rm -rf gitcheck; git clone -q srv/acme/widget.git gitcheck; cd gitcheck;"
+		    "git checkout -q %s; git apply --cached ../git-tree-of.diff 2>/dev/null",
+		    tmp, base);
+	if (rc == 0)
+		sh_out(out, cap, "git -C %s/gitcheck write-tree", tmp);
+	return rc;
+}
+
+/* A "new file" over a file of the base is refused (git apply says "already
+ * exists in index"); after an earlier delta deletes or renames the file
+ * away, adding or renaming onto its path is a plain replacement. */
+static void added_over_existing_file(void **state)
+{
+	(void)state;
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_open_result r;
+	char got[64], expect[64];
+
+	const char *over = "diff --git a/lib/keep.txt b/lib/keep.txt\nnew file mode 100644\n--- /dev/null\n"
+			   "+++ b/lib/keep.txt\n@@ -0,0 +1 @@\n+other\n";
+	assert_int_not_equal(git_tree_of(expect, sizeof(expect), base_sha, over), 0);
+	pr_proposal p = proposal(30, over);
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "existing file lib/keep.txt"));
+	remote_head(got, sizeof(got), "perfbot/opt-30");
+	assert_string_equal(got, "");
+
+	/* the same path added twice */
+	p = proposal(30, "diff --git a/src/new.c b/src/new.c\nnew file mode 100644\n--- /dev/null\n+++ b/src/new.c\n"
+			 "@@ -0,0 +1 @@\n+a\n"
+			 "diff --git a/src/new.c b/src/new.c\nnew file mode 100644\n--- /dev/null\n+++ b/src/new.c\n"
+			 "@@ -0,0 +1 @@\n+b\n");
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	remote_head(got, sizeof(got), "perfbot/opt-30");
+	assert_string_equal(got, "");
+	assert_int_equal(fk.npulls, 0);
+
+	/* delete lib/old.txt, then rename lib/keep.txt onto it */
+	const char *rename = "diff --git a/lib/old.txt b/lib/old.txt\ndeleted file mode 100644\n--- a/lib/old.txt\n"
+			     "+++ /dev/null\n@@ -1 +0,0 @@\n-old\n"
+			     "diff --git a/lib/keep.txt b/lib/old.txt\nsimilarity index 100%\nrename from lib/keep.txt\n"
+			     "rename to lib/old.txt\n";
+	assert_int_equal(git_tree_of(expect, sizeof(expect), base_sha, rename), 0);
+	p = proposal(31, rename);
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-31^{tree}", tmp);
+	assert_string_equal(got, expect);
+	pr_open_result_dispose(&r);
+
+	/* delete README.md, then add it again with other contents */
+	const char *readd = "diff --git a/README.md b/README.md\ndeleted file mode 100644\n--- a/README.md\n"
+			    "+++ /dev/null\n@@ -1 +0,0 @@\n-readme\n"
+			    "diff --git a/README.md b/README.md\nnew file mode 100644\n--- /dev/null\n+++ b/README.md\n"
+			    "@@ -0,0 +1,2 @@\n+new\n+readme\n";
+	assert_int_equal(git_tree_of(expect, sizeof(expect), base_sha, readd), 0);
+	p = proposal(32, readd);
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-32^{tree}", tmp);
+	assert_string_equal(got, expect);
+	pr_open_result_dispose(&r);
+}
+
+/* A text hunk on a symlink or a submodule of the base would turn it into a
+ * regular file: any delta that touches one is refused. */
+static void symlink_and_submodule_refused(void **state)
+{
+	(void)state;
+	char links_sha[64], got[64];
+	assert_int_equal(sh("set -e; cd %s; rm -rf links; git clone -q srv/acme/widget.git links; cd links;"
+			    "git checkout -q -b links %s; ln -s hot.c src/link.c; git add src/link.c;"
+			    "git update-index --add --cacheinfo 160000,%s,vendor/sub; git commit -qm links;"
+			    "git push -q origin links",
+			    tmp, base_sha, base_sha),
+			 0);
+	sh_out(links_sha, sizeof(links_sha), "git -C %s/links rev-parse HEAD", tmp);
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_open_result r;
+	pr_proposal p = proposal(33, "diff --git a/src/link.c b/src/link.c\n--- a/src/link.c\n+++ b/src/link.c\n"
+				     "@@ -1 +1 @@\n-hot.c\n\\ No newline at end of file\n+fast.h\n"
+				     "\\ No newline at end of file\n");
+	p.base_branch = "links";
+	p.base_sha = links_sha;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "src/link.c"));
+	assert_non_null(strstr(app_error_last(), "symbolic link"));
+
+	char sub[512];
+	snprintf(sub, sizeof(sub),
+		 "diff --git a/vendor/sub b/vendor/sub\n--- a/vendor/sub\n+++ b/vendor/sub\n@@ -1 +1 @@\n"
+		 "-Subproject commit %s\n+Subproject commit 0000000000000000000000000000000000000001\n",
+		 base_sha);
+	p = proposal(33, sub);
+	p.base_branch = "links";
+	p.base_sha = links_sha;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "vendor/sub"));
+	assert_non_null(strstr(app_error_last(), "submodule"));
+
+	/* renaming the symlink away touches it too */
+	p = proposal(33, "diff --git a/src/link.c b/src/other.c\nsimilarity index 100%\nrename from src/link.c\n"
+			 "rename to src/other.c\n");
+	p.base_branch = "links";
+	p.base_sha = links_sha;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "src/link.c"));
+	assert_non_null(strstr(app_error_last(), "symbolic link"));
+
+	remote_head(got, sizeof(got), "perfbot/opt-33");
+	assert_string_equal(got, "");
+	assert_int_equal(fk.npulls, 0);
 }
 
 static void someone_elses_commits_are_kept(void **state)
@@ -861,12 +1034,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(diff_checks, test_setup),
 		cmocka_unit_test_setup(message_and_body, test_setup),
+		cmocka_unit_test_setup(cuts_keep_utf8, test_setup),
 		cmocka_unit_test_setup(open_pull_request, test_setup),
 		cmocka_unit_test_setup(crash_between_push_and_pr, test_setup),
 		cmocka_unit_test_setup(lost_race_on_create, test_setup),
 		cmocka_unit_test_setup(moved_base_and_conflict, test_setup),
 		cmocka_unit_test_setup(bad_inputs_push_nothing, test_setup),
 		cmocka_unit_test_setup(exact_tree_varied_diff, test_setup),
+		cmocka_unit_test_setup(added_over_existing_file, test_setup),
+		cmocka_unit_test_setup(symlink_and_submodule_refused, test_setup),
 		cmocka_unit_test_setup(someone_elses_commits_are_kept, test_setup),
 		cmocka_unit_test_setup(rejected_push_names_cause, test_setup),
 		cmocka_unit_test_setup(bad_token, test_setup),
