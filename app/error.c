@@ -3,6 +3,8 @@
  * copy, so no locking. */
 #include "app/error.h"
 
+#include "app/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,8 +19,12 @@ int app_error_set(int code, const char *fmt, ...)
 	char msg[sizeof(last_msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a long message is cut where a character starts: it often ends up in
+	 * JSON (a run's reason, a comment), which must be valid UTF-8 */
+	if (n >= (int)sizeof(msg))
+		msg[app_utf8_whole(msg, strlen(msg))] = '\0';
 	memcpy(last_msg, msg, sizeof(msg));
 	last_code = code;
 	return code;

@@ -52,6 +52,17 @@ size_t app_utf8_cut(const char *s, size_t len, size_t cap)
 	return n;
 }
 
+size_t app_utf8_whole(const char *s, size_t len)
+{
+	size_t p = len;
+	while (p > 0 && len - p < 4 && ((unsigned char)s[p - 1] & 0xc0) == 0x80)
+		p--;
+	if (p == 0 || ((unsigned char)s[p - 1] & 0xc0) != 0xc0)
+		return len; /* ends in ASCII, or no lead byte close enough */
+	p--; /* the lead byte of the last sequence */
+	return seq_len((const unsigned char *)s + p, len - p) ? len : p;
+}
+
 char *app_utf8_clean(const char *s, size_t len, size_t *out_len)
 {
 	static const char fffd[] = "\xef\xbf\xbd";

@@ -9,6 +9,10 @@
  * and does not end inside a multi-byte sequence. */
 size_t app_utf8_cut(const char *s, size_t len, size_t cap);
 
+/* The length of s[0..len) without a multi-byte sequence cut short at its
+ * end (what a truncating snprintf may leave). */
+size_t app_utf8_whole(const char *s, size_t len);
+
 /* A NUL-terminated copy of s[0..len) that is valid UTF-8: each byte that is
  * not part of a well-formed sequence (and each NUL) becomes U+FFFD.  Owned
  * by the caller; NULL when out of memory.  *out_len (may be NULL) is its

@@ -430,6 +430,36 @@ static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, 
 {
 	int error = 0;
 	const json_t *suite = json_object_get(root, "check_suite");
+	const json_t *pulls = json_object_get(suite, "pull_requests");
+	if (json_array_size(pulls) > 0) {
+		/* the commit of a pull request: measured as the pull request is,
+		 * against its merge base, not as a push to a branch of that name */
+		size_t i;
+		const json_t *pr;
+		int queued = 0;
+		json_array_foreach(pulls, i, pr) {
+			const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
+			agent_bench_pull req = {
+				.repository = str(json_object_get(root, "repository"), "full_name"),
+				.installation_id = num(json_object_get(root, "installation"), "id"),
+				.number = (int)num(pr, "number"),
+				.head_sha = str(suite, "head_sha"),
+				.head_ref = str(head, "ref"),
+				.base_sha = str(base, "sha"),
+				.base_ref = str(base, "ref"),
+				.clone_url = str(json_object_get(root, "repository"), "clone_url"),
+				.trigger = "rerequested",
+				.sender = str(json_object_get(root, "sender"), "login"),
+			};
+			int64_t run = 0;
+			if ((error = agent_bench_queue_pull(&run, o->agent, &req)) < 0)
+				goto done;
+			queued++;
+		}
+		snprintf(ctx->note, sizeof(ctx->note), "bench runs queued for %d pull request%s", queued,
+			 queued == 1 ? "" : "s");
+		goto done;
+	}
 	char ref[300];
 	const char *branch = str(suite, "head_branch");
 	snprintf(ref, sizeof(ref), "refs/heads/%s", branch ? branch : "");

@@ -316,6 +316,22 @@ test('a pull request is measured at its head and compared with the merge base', 
   assert.equal(run.data.pull, 7);
   assert.equal(run.data.merge_base, sha.fast);
   assert.equal(run.data.ref, 'refs/pull/7/head');
+
+  // "Re-run all checks" on the pull request's commit: measured as the pull request again
+  const before = checkRunsFor(head).length;
+  await receive('check_suite', {
+    action: 'rerequested',
+    check_suite: { id: 5, head_branch: 'feature', head_sha: head, before: sha.fast, status: 'completed',
+      pull_requests: [{ number: 7, head: { ref: 'feature', sha: head }, base: { ref: 'main', sha: sha.none } }] },
+    repository: p.repository, installation: { id: 1 }, sender: { login: 'mona', type: 'User' },
+  });
+  await fake.waitFor(() => checkRunsFor(head).length === before + 1 && checkRunsFor(head).at(-1).status === 'completed',
+    RUN_MS);
+  const again = (await endedRuns(head)).at(-1);
+  assert.equal(again.trigger, 'rerequested');
+  assert.equal(again.data.pull, 7);
+  assert.equal(again.data.merge_base, sha.fast);
+  assert.equal(checkRunsFor(head).at(-1).conclusion, 'success');
 });
 
 test('a newer push to the branch cancels the older run', async (t) => {

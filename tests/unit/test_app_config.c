@@ -189,6 +189,18 @@ static void test_utf8(void **state)
 	assert_int_equal(app_utf8_cut(s, 6, 2), 1);
 	assert_int_equal(app_utf8_cut(s, 6, 3), 3);
 	assert_int_equal(app_utf8_cut(s, 6, 5), 3);
+	assert_int_equal(app_utf8_whole(s, 6), 6);
+	assert_int_equal(app_utf8_whole(s, 5), 3);
+	assert_int_equal(app_utf8_whole(s, 4), 3);
+	assert_int_equal(app_utf8_whole(s, 2), 1);
+	assert_int_equal(app_utf8_whole("ab", 2), 2);
+	/* an error message cut by its buffer ends on a whole character */
+	char longer[1100];
+	memset(longer, 'x', sizeof(longer));
+	memcpy(longer + 1021, "\xe2\x82\xac", 3); /* bytes 1021..1023: the third is cut off */
+	longer[sizeof(longer) - 1] = '\0';
+	app_error_set(APP_EINVALID, "%s", longer);
+	assert_int_equal(strlen(app_error_last()), 1021);
 	size_t n = 0;
 	char *c = app_utf8_clean(s, 6, &n);
 	assert_string_equal(c, s);
