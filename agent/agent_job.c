@@ -135,6 +135,12 @@ static int create_run(int64_t *out, const agent_services *svc, const agent_run_r
 	return error;
 }
 
+/* Held from the look for an active run to the new run's creation: two
+ * commands (or a command and a push) at once never make two runs of one
+ * repository.  One process writes the store (SQLite), so a process lock is
+ * enough. */
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run_request *req)
 {
 	json_t *busy = NULL;
@@ -144,8 +150,9 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 		*run_out = 0;
 	if (!req->repository || !req->trigger || (!req->commit && !req->branch))
 		return app_error_set(APP_EINVALID, "an agent run needs a repository, a trigger and a commit or a branch");
+	pthread_mutex_lock(&queue_lock);
 	if ((error = active_run(&busy, svc->store, req->repository)) < 0)
-		return error;
+		goto done;
 	if (busy) {
 		int64_t bid = jint(busy, "id");
 		const char *state = jstr(busy, "state"), *trig = jstr(busy, "trigger");
@@ -154,8 +161,14 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 			/* a newer push replaces a queued push-triggered run */
 			char key[64];
 			job_key(key, sizeof(key), bid);
-			if ((error = store_job_cancel_key(svc->store, key, NULL)) < 0 ||
-			    (error = store_run_set_state(svc->store, bid, "cancelled", "replaced by a newer push")) < 0)
+			if ((error = store_job_cancel_key(svc->store, key, NULL)) < 0)
+				goto done;
+			error = store_run_set_state_from(svc->store, bid, "queued", "cancelled", "replaced by a newer push");
+			if (error == APP_EEXISTS) { /* it started meanwhile: it stays the repository's run */
+				error = app_error_set(APP_EEXISTS, "run %" PRId64 " is running for %s", bid, req->repository);
+				goto done;
+			}
+			if (error < 0)
 				goto done;
 			app_log(APP_LOG_INFO, "agent run replaced by a newer push", "repository", req->repository, NULL);
 		} else {
@@ -187,6 +200,7 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
 	app_log(APP_LOG_INFO, "agent run queued", "run", ids, "repository", req->repository, "trigger", req->trigger, NULL);
 done:
+	pthread_mutex_unlock(&queue_lock);
 	json_decref(busy);
 	return error;
 }
