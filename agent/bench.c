@@ -65,6 +65,18 @@ static json_t *success_doc(const agent_benchmark_config *b, const agent_cg_profi
 	return doc;
 }
 
+/* The limits of a command given `timeout_s` of wall clock: the CPU-time
+ * limit is raised to at least the timeout, or a long benchmark would die of
+ * SIGXCPU (reported as killed by a signal) before its timeout. */
+static agent_sandbox_limits limits_for(const agent_sandbox_limits *base, int timeout_s)
+{
+	agent_sandbox_limits l = *base;
+	l.timeout_s = timeout_s;
+	if (l.cpu_s > 0 && l.cpu_s < timeout_s)
+		l.cpu_s = timeout_s;
+	return l;
+}
+
 static int wanted(const agent_bench_options *o, const char *name)
 {
 	if (!o->only)
@@ -104,8 +116,7 @@ int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, 
 		agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
 		cmd.workspace = workspace;
 		cmd.shell = cfg->build;
-		cmd.limits = o->limits;
-		cmd.limits.timeout_s = cfg->timeout_s;
+		cmd.limits = limits_for(&o->limits, cfg->timeout_s);
 		cmd.cancel = o->cancel;
 		if ((error = agent_sandbox_run(sb, &r, &cmd)) < 0)
 			goto done;
@@ -150,8 +161,7 @@ int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, 
 		cr.command = b->command;
 		cr.region = b->mode == AGENT_MODE_REGION;
 		cr.scratch_dir = o->scratch_dir;
-		cr.limits = o->limits;
-		cr.limits.timeout_s = b->timeout_s;
+		cr.limits = limits_for(&o->limits, b->timeout_s);
 		cr.cancel = o->cancel;
 		agent_cg_profile p;
 		agent_sandbox_result br;

@@ -50,7 +50,8 @@ typedef struct agent_bench_options {
 	const char *const *only;        /* names to measure (NULL = all) ... */
 	size_t nonly;                   /* ... and their count */
 	int skip_build;                 /* the tree was built already */
-	agent_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's */
+	agent_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's,
+					 * and cpu_s raised to at least that timeout */
 	const volatile int *cancel;     /* optional */
 } agent_bench_options;
 

@@ -15,8 +15,14 @@
  *    roots) has its own cost plus the calls it made.
  * Files of several processes are summed function by function.
  *
- * Pure text processing with bounded tables (ids, functions); safe on any
- * input (fuzzed).  No shared state. */
+ * Pure text processing with bounded tables (ids, functions, and the bytes
+ * of the names the functions keep: a name is cut at MAX_NAME bytes, so that
+ * one long name reused under many file ids cannot multiply memory); safe on
+ * any input (fuzzed).
+ *
+ * The output directory is writable from inside the sandbox: files in it are
+ * read only when they are regular files (never a FIFO, device or link), and
+ * it is removed without following links.  No shared state. */
 #include "agent/callgrind.h"
 
 #include <dirent.h>
@@ -32,7 +38,11 @@
 #include "app/error.h"
 
 #define MAX_ID 4000000         /* compressed-name ids accepted */
-#define MAX_FUNCTIONS 2000000  /* distinct (file, name) pairs in one profile */
+#define MAX_FUNCTIONS 250000   /* distinct (file, name) pairs in one profile */
+#define MAX_NAME 4096          /* bytes kept of a function or file name, marker included */
+#define MAX_NAME_BYTES (64u << 20) /* bytes of all names kept by one profile */
+#define NAME_CUT_MARKER "...[truncated]"
+#define MAX_REMOVE_DEPTH 32    /* directories open at once while removing a tree */
 #define MAX_POSITIONS 4
 #define MAX_OUTPUT_FILES 64
 #define MAX_OUTPUT_BYTES (512u << 20) /* per callgrind output file */
@@ -73,6 +83,7 @@ typedef struct cg_index {
 	fn_scratch *scratch;/* parallel to p->fns */
 	size_t *touched;    /* fn indices touched in the current file */
 	size_t ntouched;
+	size_t name_bytes;  /* kept by p->fns' names and files */
 } cg_index;
 
 static uint64_t hash_key(const char *file, const char *name)
@@ -127,9 +138,29 @@ static int index_rehash(agent_cg_profile *p, cg_index *ix, size_t nslots)
 	return 0;
 }
 
-/* The index of (file, name) in p->fns, adding it when new. */
+/* s itself when it fits in MAX_NAME bytes; otherwise its start (cut on a
+ * UTF-8 character boundary) followed by NAME_CUT_MARKER, written to buf. */
+static const char *capped_name(char buf[MAX_NAME], const char *s)
+{
+	size_t l = strnlen(s, MAX_NAME);
+	if (l < MAX_NAME)
+		return s;
+	size_t cut = MAX_NAME - sizeof(NAME_CUT_MARKER);
+	while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	memcpy(buf, s, cut);
+	memcpy(buf + cut, NAME_CUT_MARKER, sizeof(NAME_CUT_MARKER));
+	return buf;
+}
+
+/* The index of (file, name) in p->fns, adding it when new.  Names longer
+ * than MAX_NAME are cut first, so every use of one long name finds the same
+ * entry. */
 static int fn_lookup(size_t *out, agent_cg_profile *p, const char *file, const char *name)
 {
+	char file_buf[MAX_NAME], name_buf[MAX_NAME];
+	file = capped_name(file_buf, file);
+	name = capped_name(name_buf, name);
 	cg_index *ix = p->index;
 	if (!ix) {
 		ix = calloc(1, sizeof(*ix));
@@ -153,6 +184,10 @@ static int fn_lookup(size_t *out, agent_cg_profile *p, const char *file, const c
 	}
 	if (p->nfns >= MAX_FUNCTIONS)
 		return app_error_set(APP_ETOOBIG, "callgrind output: more than %d functions", MAX_FUNCTIONS);
+	size_t bytes = strlen(name) + strlen(file) + 2;
+	if (ix->name_bytes + bytes > MAX_NAME_BYTES)
+		return app_error_set(APP_ETOOBIG, "callgrind output: the names of its functions exceed %u MiB",
+				     MAX_NAME_BYTES >> 20);
 	if (p->nfns == p->alloc) {
 		size_t n = p->alloc ? p->alloc * 2 : 256;
 		agent_cg_function *fns = realloc(p->fns, n * sizeof(*fns));
@@ -178,6 +213,7 @@ static int fn_lookup(size_t *out, agent_cg_profile *p, const char *file, const c
 		free(f->file);
 		return app_error_set(APP_ENOMEM, "out of memory");
 	}
+	ix->name_bytes += bytes;
 	memset(&ix->scratch[p->nfns], 0, sizeof(fn_scratch));
 	ix->slots[h] = p->nfns + 1;
 	*out = p->nfns++;
@@ -682,10 +718,14 @@ static const char *const cg_fixed_args[] = {
 };
 
 /* A command made only of plain words runs directly (no shell process in the
- * measurement); anything else goes through /bin/sh -c. */
+ * measurement); anything else goes through /bin/sh -c.  So does a command
+ * that starts with environment assignments (`N=1000 ./bench`): run directly,
+ * "N=1000" would be taken for the program. */
 static int plain_words(const char *s)
 {
-	if (!*s)
+	while (*s == ' ')
+		s++;
+	if (!*s || memchr(s, '=', strcspn(s, " ")))
 		return 0;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -745,11 +785,30 @@ int agent_cg_build_argv(char ***out, const char *command, int region)
 	return 0;
 }
 
+/* Reads the regular file name of dirfd into b.  The directory is the
+ * sandbox's: a FIFO there would block a plain open or read for ever, a link
+ * could point anywhere, so only a regular file is read. */
 static int read_file_capped(app_buf *b, int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return app_error_set(APP_EINVALID, "callgrind output %s is a symbolic link, not a regular file", name);
 	if (fd < 0)
 		return app_error_set(APP_EGENERIC, "cannot open callgrind output %s: %s", name, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return app_error_set(APP_EGENERIC, "callgrind output %s: %s", name, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return app_error_set(APP_EINVALID, "callgrind output %s is not a regular file (a %s)", name,
+				     S_ISFIFO(st.st_mode)  ? "FIFO"
+				     : S_ISDIR(st.st_mode) ? "directory"
+				     : S_ISSOCK(st.st_mode) ? "socket"
+							    : "device");
+	}
 	char chunk[65536];
 	int error = 0;
 	for (;;) {
@@ -828,21 +887,65 @@ static int parse_dir(agent_cg_profile *p, const char *dir)
 	return error;
 }
 
+/* Removes what the open directory dfd (closed here) holds, depth-first and
+ * without following links (a link is removed, never what it points to).
+ * Below MAX_REMOVE_DEPTH a directory is moved up into topfd instead, for a
+ * later pass, so a deep tree never holds many descriptors at once.  Returns
+ * how many entries were removed or moved. */
+static size_t remove_entries(int dfd, int topfd, int depth, unsigned *moved)
+{
+	size_t done = 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0) {
+			done++;
+			continue;
+		}
+		if (errno != EISDIR)
+			continue;
+		if (depth >= MAX_REMOVE_DEPTH) {
+			for (int tries = 0; tries < 8; tries++) {
+				char name[32];
+				snprintf(name, sizeof(name), ".perfbot-rm-%u", (*moved)++);
+				if (renameat(dfd, e->d_name, topfd, name) == 0) {
+					done++;
+					break;
+				}
+			}
+			continue;
+		}
+		int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			done += remove_entries(sub, topfd, depth + 1, moved);
+		if (unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0)
+			done++;
+	}
+	closedir(d);
+	return done;
+}
+
+/* Removes dir and everything in it (see remove_entries); passes repeat
+ * while they make progress, for the directories moved up. */
 static void remove_dir(const char *dir)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		DIR *d = fdopendir(dfd);
-		if (d) {
-			struct dirent *e;
-			while ((e = readdir(d)) != NULL)
-				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-					unlinkat(dirfd(d), e->d_name, 0);
-			closedir(d);
-		} else {
-			close(dfd);
-		}
+	unsigned moved = 0;
+	int topfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (topfd < 0)
+		return;
+	for (;;) {
+		/* a fresh open of the directory: each pass reads it from the start */
+		int dfd = openat(topfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || remove_entries(dfd, topfd, 0, &moved) == 0)
+			break;
 	}
+	close(topfd);
 	rmdir(dir);
 }
 

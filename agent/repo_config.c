@@ -441,6 +441,29 @@ void agent_repo_config_free(agent_repo_config *cfg)
 	free(cfg);
 }
 
+/* The 0-based line and column (in characters) of byte `offset` of a UTF-8
+ * text.  libyaml's reader errors (bytes that are not UTF-8, control
+ * characters) carry only the offset, not a mark. */
+static void mark_at_offset(unsigned long *line, unsigned long *column, const char *text, size_t len, size_t offset)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	size_t i = 0;
+	*line = 0;
+	*column = 0;
+	if (offset > len)
+		offset = len;
+	if (len >= 3 && t[0] == 0xef && t[1] == 0xbb && t[2] == 0xbf)
+		i = 3; /* the byte-order mark is not a character of line 1 */
+	for (; i < offset; i++) {
+		if (t[i] == '\n' || (t[i] == '\r' && (i + 1 >= len || t[i + 1] != '\n'))) {
+			(*line)++;
+			*column = 0;
+		} else if (t[i] != '\r' && (t[i] & 0xc0) != 0x80) {
+			(*column)++;
+		}
+	}
+}
+
 int agent_repo_config_parse(agent_repo_config **out, const char *text, size_t len)
 {
 	int error = 0;
@@ -471,10 +494,12 @@ int agent_repo_config_parse(agent_repo_config **out, const char *text, size_t le
 	have_parser = 1;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		error = app_error_set(APP_EINVALID, "line %lu, column %lu: YAML syntax error: %s%s%s",
-				      (unsigned long)parser.problem_mark.line + 1,
-				      (unsigned long)parser.problem_mark.column + 1,
-				      parser.problem ? parser.problem : "malformed document",
+		unsigned long line = (unsigned long)parser.problem_mark.line;
+		unsigned long column = (unsigned long)parser.problem_mark.column;
+		if (parser.error == YAML_READER_ERROR)
+			mark_at_offset(&line, &column, text, len, parser.problem_offset);
+		error = app_error_set(APP_EINVALID, "line %lu, column %lu: YAML syntax error: %s%s%s", line + 1,
+				      column + 1, parser.problem ? parser.problem : "malformed document",
 				      parser.context ? " " : "", parser.context ? parser.context : "");
 		goto done;
 	}

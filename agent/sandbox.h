@@ -5,7 +5,9 @@
  * `agent_sandbox` is a struct of function pointers; a backend (bwrap today,
  * sandbox_bwrap.c) embeds it as its first member.  Tests may supply their own.
  * Inside, the work tree is always at /workspace (also the working directory
- * and HOME) and /tmp is a private tmpfs.
+ * and HOME) and /tmp is a private tmpfs of AGENT_SANDBOX_TMP_BYTES.  Only
+ * stdin (/dev/null), stdout and stderr are open in the command: no other
+ * descriptor of perfbot's reaches the sandbox.
  *
  * Ownership: an agent_sandbox is created by its backend's constructor and
  * freed with agent_sandbox_free.  One sandbox object may be used by several
@@ -25,6 +27,11 @@ extern const char *const agent_sandbox_env[];
 /* The path of the work tree inside the sandbox. */
 #define AGENT_SANDBOX_WORKSPACE "/workspace"
 
+/* The size of the sandbox's /tmp.  A tmpfs lives in the host's memory (and
+ * swap), outside every rlimit of the sandbox, so it gets a fixed bound: as
+ * much as one file may hold under the default RLIMIT_FSIZE. */
+#define AGENT_SANDBOX_TMP_BYTES (1ULL << 30)
+
 typedef struct agent_sandbox_limits {
 	int timeout_s;            /* wall clock for the whole tree; 0 = none */
 	int cpu_s;                /* RLIMIT_CPU per process; 0 = none */
@@ -36,7 +43,8 @@ typedef struct agent_sandbox_limits {
 } agent_sandbox_limits;
 
 /* 10 min, 10 min CPU, 8 GiB address space (valgrind needs room), 256
- * processes, 1 GiB per file, 1024 files, 1 MiB of each output stream. */
+ * processes, 1 GiB per file, 1024 files, 1 MiB of each output stream; and
+ * always a 1 GiB /tmp (AGENT_SANDBOX_TMP_BYTES). */
 #define AGENT_SANDBOX_LIMITS_INIT { 600, 600, 8ULL << 30, 256, 1ULL << 30, 1024, 1 << 20 }
 
 /* An extra host directory made visible inside (e.g. a per-run output

@@ -1,14 +1,18 @@
 /* The bubblewrap sandbox backend.
  *
- * Each run forks a child that puts itself in a new process group, asks for
- * SIGKILL when its parent thread dies, sets the rlimits, drops to an
+ * Each run forks a child that puts itself in a new process group, closes
+ * every descriptor but stdin (/dev/null), stdout and stderr (bwrap hands
+ * whatever it inherits to the command: perfbot's sockets to GitHub, its
+ * database and key files would be reachable), sets the rlimits, drops to an
  * unprivileged host uid when perfbot is root (RLIMIT_NPROC does not apply to
- * root, and a fork bomb must hit it), and execs bwrap with: read-only /usr and
- * /etc, the /lib /lib64 /bin /sbin symlinks, a private /proc, /dev and /tmp,
- * the work tree at /workspace, every namespace unshared (no network),
- * --die-with-parent, --new-session and a cleared environment.  Nothing else
- * of the host is mounted, so DATA_DIR, keys and perfbot's environment are
- * out of reach.
+ * root, and a fork bomb must hit it), then asks for SIGKILL when its parent
+ * thread dies (after the drop: a credential change clears that request) and
+ * execs bwrap with: read-only /usr and /etc, the /lib /lib64 /bin /sbin
+ * symlinks, a private /proc, /dev and a /tmp tmpfs of AGENT_SANDBOX_TMP_BYTES
+ * (a tmpfs is host memory that no rlimit counts), the work tree at
+ * /workspace, every namespace unshared (no network), --die-with-parent,
+ * --new-session and a cleared environment.  Nothing else of the host is
+ * mounted, so DATA_DIR, keys and perfbot's environment are out of reach.
  *
  * The parent drains stdout/stderr into capped buffers (reading on after the
  * cap so the child never blocks), and on timeout or cancellation kills the
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -115,6 +120,24 @@ static void set_limit(int resource, rlim_t v)
 {
 	struct rlimit rl = { v, v };
 	setrlimit(resource, &rl);
+}
+
+/* Closes every descriptor from `from` on except `keep`, in the child
+ * between fork and exec (async-signal-safe).  close_range(2) (Linux 5.9)
+ * does it in one call; otherwise each number below `limit` (the soft
+ * RLIMIT_NOFILE read before the fork) is closed. */
+static void close_from(int from, int keep, rlim_t limit)
+{
+#ifdef SYS_close_range
+	int ok = 1;
+	if (keep > from)
+		ok = syscall(SYS_close_range, (unsigned)from, (unsigned)keep - 1, 0u) == 0;
+	if (ok && syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) == 0)
+		return;
+#endif
+	for (rlim_t fd = (rlim_t)from; fd < limit && fd <= (rlim_t)INT_MAX; fd++)
+		if ((int)fd != keep)
+			close((int)fd);
 }
 
 static void child_fail(int fd, int err)
@@ -206,6 +229,10 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	arg(&a, "/proc");
 	arg(&a, "--dev");
 	arg(&a, "/dev");
+	char tmp_size[32];
+	snprintf(tmp_size, sizeof(tmp_size), "%llu", (unsigned long long)AGENT_SANDBOX_TMP_BYTES);
+	arg(&a, "--size");
+	arg(&a, tmp_size);
 	arg(&a, "--tmpfs");
 	arg(&a, "/tmp");
 	if (probe) {
@@ -273,6 +300,11 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		goto done;
 	}
 
+	/* the fallback bound for closing inherited descriptors in the child */
+	struct rlimit nofile;
+	rlim_t fd_limit = 65536;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+		fd_limit = nofile.rlim_cur;
 	int64_t start = app_mono_ms();
 	pid_t parent = getpid();
 	uid_t run_uid = (uid_t)(RUN_UID_BASE + atomic_fetch_add(&sb->next, 1) % RUN_UID_SPAN);
@@ -284,12 +316,11 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	if (pid == 0) {
 		/* child: async-signal-safe calls only */
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
 		int devnull = open("/dev/null", O_RDONLY);
 		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0)
 			child_fail(exec_pipe[1], errno);
+		/* only 0, 1, 2 and the exec-error pipe (close-on-exec) stay */
+		close_from(3, exec_pipe[1], fd_limit);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -307,6 +338,12 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 			if (setgroups(0, NULL) < 0 || setgid(sb->gid) < 0 || setuid(run_uid) < 0)
 				child_fail(exec_pipe[1], errno);
 		}
+		/* after the uid change, which resets the parent-death signal;
+		 * a parent already gone by now would never send it */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			child_fail(exec_pipe[1], errno);
+		if (getppid() != parent)
+			_exit(127);
 		umask(002);
 		if (lim->max_procs > 0)
 			set_limit(RLIMIT_NPROC, (rlim_t)lim->max_procs);

@@ -1,6 +1,7 @@
 /* Unit tests: comparison of measurements (verdicts, change_pct, per-benchmark
  * thresholds, metric choice, failures, new benchmarks, functions that
- * changed most) and the check-run report (title, summary table, conclusion). */
+ * changed most), the check-run report (title, summary table, conclusion),
+ * and the limits each command of a measurement gets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/bench.h"
 #include "app/error.h"
@@ -119,11 +121,74 @@ static void test_no_change(void **state)
 	assert_string_equal(buf, "+20.00%");
 }
 
+/* A sandbox that runs nothing and records the limits of every command. */
+typedef struct limits_sandbox {
+	agent_sandbox base;
+	agent_sandbox_limits seen[8];
+	int shell[8]; /* the command was a shell line (the build) */
+	int n;
+} limits_sandbox;
+
+static int limits_run(agent_sandbox *base, agent_sandbox_result *out, const agent_sandbox_cmd *cmd)
+{
+	limits_sandbox *sb = (limits_sandbox *)base;
+	memset(out, 0, sizeof(*out));
+	if (sb->n < 8) {
+		sb->seen[sb->n] = cmd->limits;
+		sb->shell[sb->n] = cmd->shell != NULL;
+		sb->n++;
+	}
+	out->out = strdup("");
+	out->err = strdup("");
+	return 0;
+}
+
+static int limits_prepare(agent_sandbox *base, const char *host_path)
+{
+	(void)base;
+	(void)host_path;
+	return 0;
+}
+
+static void test_cpu_limit_follows_timeout(void **state)
+{
+	(void)state;
+	const char *text = "build: make\ntimeout: 30m\nbenchmarks:\n"
+			   "  - name: long\n    command: ./long\n"
+			   "  - name: short\n    command: ./short\n    timeout: 90s\n";
+	agent_repo_config *cfg;
+	assert_int_equal(agent_repo_config_parse(&cfg, text, strlen(text)), 0);
+	limits_sandbox sb = { .base = { "limits", limits_run, limits_prepare, NULL } };
+	char scratch[] = "/tmp/perfbot-benchtest-XXXXXX";
+	assert_non_null(mkdtemp(scratch));
+	agent_bench_options o = AGENT_BENCH_OPTIONS_INIT;
+	o.scratch_dir = scratch;
+	json_t *run = NULL;
+	int rc = agent_bench_measure(&run, &sb.base, scratch, cfg, &o);
+	rmdir(scratch);
+	assert_int_equal(rc, 0);
+	assert_int_equal(o.limits.cpu_s, 600);
+	/* the toolchain probes, the build, then one run per benchmark */
+	assert_int_equal(sb.n, 5);
+	assert_true(sb.shell[2]);
+	for (int i = 2; i < 5; i++) {
+		int timeout = i == 4 ? 90 : 1800;
+		assert_int_equal(sb.seen[i].timeout_s, timeout);
+		/* SIGXCPU must not come before the timeout */
+		if (sb.seen[i].cpu_s < timeout)
+			fail_msg("command %d: %d s of CPU under a %d s timeout", i, sb.seen[i].cpu_s, timeout);
+	}
+	assert_int_equal(sb.seen[4].cpu_s, 600); /* never lowered */
+	json_decref(run);
+	agent_repo_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compare_and_report),
 		cmocka_unit_test(test_no_change),
+		cmocka_unit_test(test_cpu_limit_follows_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * `./bench/parse 300` of tests/data/benchrepo), with the expected numbers
  * taken from `callgrind_annotate --inclusive=yes` and `--inclusive=no`;
  * name and subposition compression; the estimated-cycles formula; the argv
- * of the measurement command; malformed input. */
+ * of the measurement command; malformed input; bounded memory for long
+ * names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -221,6 +222,72 @@ static void test_argv(void **state)
 	assert_null(argv[14]);
 	agent_cg_argv_free(argv);
 	assert_int_equal(agent_cg_build_argv(&argv, "", 0), APP_EINVALID);
+
+	/* an environment assignment before the program needs a shell */
+	assert_int_equal(agent_cg_build_argv(&argv, "N=1000 ./bench/sort", 0), 0);
+	assert_string_equal(argv[10], "/bin/sh");
+	assert_string_equal(argv[11], "-c");
+	assert_string_equal(argv[12], "N=1000 ./bench/sort");
+	assert_null(argv[13]);
+	agent_cg_argv_free(argv);
+	assert_int_equal(agent_cg_build_argv(&argv, "  A=1 B=2 ./bench/sort", 1), 0);
+	assert_string_equal(argv[11], "/bin/sh");
+	assert_string_equal(argv[13], "  A=1 B=2 ./bench/sort");
+	agent_cg_argv_free(argv);
+	/* '=' in an argument of the program does not */
+	assert_int_equal(agent_cg_build_argv(&argv, "./bench/sort --n=1000", 0), 0);
+	assert_string_equal(argv[10], "./bench/sort");
+	assert_string_equal(argv[11], "--n=1000");
+	assert_null(argv[12]);
+	agent_cg_argv_free(argv);
+}
+
+/* A file that defines one function name of name_len bytes and then uses it
+ * under nfiles different file ids. */
+static char *reused_name_file(size_t name_len, int nfiles, size_t *len)
+{
+	size_t cap = name_len + (size_t)nfiles * 40 + 100;
+	char *t = malloc(cap);
+	assert_non_null(t);
+	size_t n = (size_t)snprintf(t, cap, "# callgrind format\nevents: Ir\nfn=(1) ");
+	memset(t + n, 'x', name_len);
+	n += name_len;
+	t[n++] = '\n';
+	n += (size_t)snprintf(t + n, cap - n, "1 1\n");
+	for (int i = 0; i < nfiles; i++)
+		n += (size_t)snprintf(t + n, cap - n, "fl=(%d) f%d.c\nfn=(1)\n1 1\n", i + 1, i);
+	*len = n;
+	return t;
+}
+
+static void test_long_names_bounded(void **state)
+{
+	(void)state;
+	/* one 100 KB name under 100 files: each entry keeps at most 4 KiB */
+	size_t len;
+	char *text = reused_name_file(100000, 100, &len);
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	if (agent_cg_parse(&p, text, len) != 0)
+		fail_msg("parse: %s", app_error_last());
+	free(text);
+	assert_int_equal(p.nfns, 101);
+	for (size_t i = 0; i < p.nfns; i++) {
+		size_t l = strlen(p.fns[i].name);
+		assert_true(l < 4096);
+		assert_true(l > 4000);
+		assert_string_equal(p.fns[i].name + l - strlen("...[truncated]"), "...[truncated]");
+		assert_int_equal(p.fns[i].self.ev[AGENT_CG_IR], 1);
+	}
+	agent_cg_profile_dispose(&p);
+
+	/* a 10 KB name under 20000 files would keep 200 MB: refused */
+	text = reused_name_file(10000, 20000, &len);
+	agent_cg_profile_init(&p);
+	assert_int_equal(agent_cg_parse(&p, text, len), APP_ETOOBIG);
+	assert_non_null(strstr(app_error_last(), "names of its functions exceed 64 MiB"));
+	agent_cg_profile_dispose(&p);
+	free(text);
 }
 
 int main(void)
@@ -232,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_wrapped_summary_uses_totals),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_argv),
+		cmocka_unit_test(test_long_names_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,11 @@ static void test_errors(void **state)
 		     "line 4, column 1: YAML syntax error: did not find expected ',' or ']' while parsing a flow "
 		     "sequence");
 	expect_error("", "line 1, column 1: the file is empty: expected a mapping with \"benchmarks\"");
+	/* bytes libyaml's reader refuses: named at their own line and column */
+	expect_error("benchmarks:\n  - name: \xff\n    command: ./a\n",
+		     "line 2, column 11: YAML syntax error: invalid leading UTF-8 octet");
+	expect_error("benchmarks:\r\n  - name: a\r\n    command: ./\xc3\xa9\x01\r\n",
+		     "line 3, column 17: YAML syntax error: control characters are not allowed");
 	expect_error("- a\n- b\n", "line 1, column 1: top level: expected a mapping of keys, got a list");
 }
 

@@ -1,9 +1,11 @@
 /* Sandbox tests against the real bwrap: no network (a listener on the host's
  * 127.0.0.1 is unreachable), nothing outside the work tree visible (DATA_DIR,
- * a key file), a fork bomb, an infinite loop and a 10 GB write are stopped,
- * the output cap holds, the environment is exactly the fixed set; a
- * measurement of the same tree twice gives identical counts, equal to a
- * direct valgrind run in the same sandbox. */
+ * a key file, perfbot's open file descriptors), a fork bomb, an infinite
+ * loop and a 10 GB write are stopped, /tmp is a sized tmpfs, the output cap
+ * holds, the environment is exactly the fixed set, the sandbox dies with
+ * perfbot; a measurement of the same tree twice gives identical counts,
+ * equal to a direct valgrind run in the same sandbox; a measurement survives
+ * a hostile output directory (a FIFO, deep trees, links). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,12 +13,17 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/callgrind.h"
@@ -75,6 +82,15 @@ static void run_shell(fixture *f, agent_sandbox_result *r, const char *shell, in
 	int rc = agent_sandbox_run(f->sb, r, &c);
 	if (rc != 0)
 		fail_msg("sandbox run failed: %s", app_error_last());
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *fp = fopen(p, "w");
+	fputs(text, fp);
+	fclose(fp);
 }
 
 static void test_no_network(void **state)
@@ -150,6 +166,163 @@ static void test_environment_is_fixed(void **state)
 			fail_msg("missing %s in:\n%s", agent_sandbox_env[i], r.out);
 	}
 	agent_sandbox_result_dispose(&r);
+}
+
+static void test_no_inherited_fds(void **state)
+{
+	fixture *f = *state;
+	/* stand-ins for libcurl's sockets and perfbot's files: inheritable
+	 * descriptors, one of them at a high number */
+	int key = open(f->secret, O_RDONLY);
+	assert_true(key >= 0);
+	int high = fcntl(key, F_DUPFD, 200);
+	assert_true(high >= 200);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s >= 0);
+
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	const char *argv[] = { "/bin/ls", "-1", "/proc/self/fd", NULL };
+	c.workspace = f->ws;
+	c.argv = argv;
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(f->sb, &r, &c), 0);
+	assert_true(agent_sandbox_result_ok(&r));
+	/* 0, 1, 2 and the directory ls itself has open */
+	int n = 0, others = 0;
+	for (const char *p = r.out; *p;) {
+		size_t l = strcspn(p, "\n");
+		if (!(l == 1 && p[0] >= '0' && p[0] <= '2'))
+			others++;
+		n++;
+		p += l + (p[l] == '\n');
+	}
+	if (n > 4 || others > 1)
+		fail_msg("descriptors open inside the sandbox:\n%s", r.out);
+	agent_sandbox_result_dispose(&r);
+
+	/* nor are they reachable through bwrap's own /proc entry */
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "cat /proc/1/fd/%d /proc/self/fd/%d 2>/dev/null | grep -c secret", high, key);
+	run_shell(f, &r, cmd, 30);
+	assert_string_equal(r.out, "0\n");
+	agent_sandbox_result_dispose(&r);
+	close(s);
+	close(high);
+	close(key);
+}
+
+static void test_tmp_is_sized(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_result r;
+	run_shell(f, &r, "df -B1 --output=size /tmp | tail -n 1", 30);
+	char want[64];
+	snprintf(want, sizeof(want), "%llu\n", (unsigned long long)AGENT_SANDBOX_TMP_BYTES);
+	if (!strstr(r.out, want))
+		fail_msg("/tmp is not a %s-byte tmpfs:\n%s\n%s", want, r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+}
+
+/* pids of the processes whose command line contains marker, up to max */
+static int find_marked(pid_t *pids, int max, const char *marker)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL && n < max) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[4096];
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t l = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (l <= 0)
+			continue;
+		for (ssize_t i = 0; i < l; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		buf[l] = '\0';
+		if (strstr(buf, marker))
+			pids[n++] = (pid_t)strtol(e->d_name, NULL, 10);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Runs `shell` in sb from a child process standing for perfbot, kills
+ * that process once `marker` shows up in a command line, and returns how
+ * many marked processes are still alive a few seconds later (and kills
+ * them). */
+static int survivors_of_killed_parent(agent_sandbox *sb, const char *ws, const char *shell, const char *marker)
+{
+	pid_t bot = fork();
+	assert_true(bot >= 0);
+	if (bot == 0) {
+		agent_sandbox_result r;
+		agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+		c.workspace = ws;
+		c.shell = shell;
+		c.limits.timeout_s = 120;
+		agent_sandbox_run(sb, &r, &c);
+		_exit(0);
+	}
+	pid_t pids[64];
+	int n = 0;
+	for (int i = 0; i < 200 && (n = find_marked(pids, 64, marker)) == 0; i++)
+		sleep_ms(50);
+	assert_true(n > 0);
+	kill(bot, SIGKILL);
+	waitpid(bot, NULL, 0);
+	for (int i = 0; i < 60 && (n = find_marked(pids, 64, marker)) > 0; i++)
+		sleep_ms(50);
+	for (int i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	return n;
+}
+
+static void test_sandbox_dies_with_perfbot(void **state)
+{
+	fixture *f = *state;
+	char marker[64], shell[128];
+	snprintf(marker, sizeof(marker), "sleep 30.%d", (int)getpid());
+	snprintf(shell, sizeof(shell), "/bin/%s; :", marker);
+	int n = survivors_of_killed_parent(f->sb, f->ws, shell, marker);
+	if (n > 0)
+		fail_msg("%d sandbox processes outlived their perfbot", n);
+}
+
+/* The process perfbot starts must itself die with perfbot, whatever bwrap
+ * does: a stand-in for bwrap that only runs the command (and, unlike bwrap
+ * --die-with-parent, asks for nothing) shows it. */
+static void test_started_process_dies_with_perfbot(void **state)
+{
+	fixture *f = *state;
+	char fake[256];
+	snprintf(fake, sizeof(fake), "%s/fake-bwrap", f->root);
+	write_file(f->root, "fake-bwrap", "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n");
+	assert_int_equal(chmod(fake, 0755), 0);
+	agent_sandbox *sb = NULL;
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.bwrap_path = fake;
+	if (agent_sandbox_bwrap_new(&sb, &o) < 0)
+		fail_msg("fake bwrap: %s", app_error_last());
+	char marker[64], shell[128];
+	snprintf(marker, sizeof(marker), "sleep 31.%d", (int)getpid());
+	snprintf(shell, sizeof(shell), "exec /bin/%s", marker);
+	int n = survivors_of_killed_parent(sb, f->ws, shell, marker);
+	agent_sandbox_free(sb);
+	if (n > 0)
+		fail_msg("the process started for the sandbox outlived its perfbot");
 }
 
 static void test_fork_bomb_stopped(void **state)
@@ -236,15 +409,6 @@ static void test_missing_bwrap_fails(void **state)
 	assert_int_equal(agent_sandbox_new(&sb, "docker"), APP_EINVALID);
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char p[512];
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	FILE *fp = fopen(p, "w");
-	fputs(text, fp);
-	fclose(fp);
-}
-
 static void test_measurement_deterministic(void **state)
 {
 	fixture *f = *state;
@@ -295,12 +459,66 @@ static void test_measurement_deterministic(void **state)
 	agent_sandbox_result_dispose(&r);
 }
 
+/* The number of entries of dir, . and .. aside. */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* The output directory is the benchmark's to write: a FIFO named like an
+ * output file is refused (not waited on for ever), and deep directories and
+ * links are removed without touching what the links point to. */
+static void test_measure_hostile_output_dir(void **state)
+{
+	fixture *f = *state;
+	char scratch[256], keep[256], cmd[1024];
+	snprintf(scratch, sizeof(scratch), "%s/scratch", f->root);
+	assert_int_equal(mkdir(scratch, 0700), 0);
+	write_file(f->ws, "keep.txt", "keep\n");
+	snprintf(keep, sizeof(keep), "%s/keep.txt", f->ws);
+	snprintf(cmd, sizeof(cmd),
+		 "d=/tmp/cg/deep; i=0; while [ $i -lt 80 ]; do d=$d/d; i=$((i+1)); done; mkdir -p $d/sub; "
+		 "echo x > $d/file; ln -s '%s' $d/link; ln -s '%s' /tmp/cg/link; mkfifo /tmp/cg/out.zz",
+		 f->ws, keep);
+	agent_cg_run run = AGENT_CG_RUN_INIT;
+	run.workspace = f->ws;
+	run.command = cmd;
+	run.scratch_dir = scratch;
+	run.limits.timeout_s = 120;
+	agent_cg_profile p;
+	agent_sandbox_result r;
+	alarm(300); /* a blocked read of the FIFO fails the test instead of hanging it */
+	int rc = agent_cg_measure(&p, &r, f->sb, &run);
+	alarm(0);
+	assert_int_equal(rc, APP_EINVALID);
+	if (!strstr(app_error_last(), "out.zz is not a regular file (a FIFO)"))
+		fail_msg("unexpected error: %s\n%s", app_error_last(), r.err ? r.err : "");
+	agent_cg_profile_dispose(&p);
+	agent_sandbox_result_dispose(&r);
+	/* nothing of the run is left, and the links' targets are intact */
+	assert_int_equal(count_entries(scratch), 0);
+	struct stat st;
+	assert_int_equal(stat(keep, &st), 0);
+	assert_int_equal(stat(f->ws, &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_network),
 		cmocka_unit_test(test_nothing_of_perfbot_visible),
 		cmocka_unit_test(test_environment_is_fixed),
+		cmocka_unit_test(test_no_inherited_fds),
+		cmocka_unit_test(test_tmp_is_sized),
+		cmocka_unit_test(test_sandbox_dies_with_perfbot),
+		cmocka_unit_test(test_started_process_dies_with_perfbot),
 		cmocka_unit_test(test_fork_bomb_stopped),
 		cmocka_unit_test(test_infinite_loop_times_out),
 		cmocka_unit_test(test_big_write_stopped),
@@ -308,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test(test_missing_bwrap_fails),
 		cmocka_unit_test(test_measurement_deterministic),
+		cmocka_unit_test(test_measure_hostile_output_dir),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
