@@ -572,6 +572,18 @@ static void test_redeliver_missed(void **state)
 	gh_client_free(c);
 }
 
+/* The status a setup handler answers req with. */
+static int answer_status(int (*handler)(const app_http_request *, app_http_response *, void *), gh_setup *s,
+			 const app_http_request *req)
+{
+	app_http_response resp;
+	app_http_response_init(&resp);
+	assert_int_equal(handler(req, &resp, s), 0);
+	int status = resp.status;
+	app_http_response_dispose(&resp);
+	return status;
+}
+
 static void test_manifest_flow(void **state)
 {
 	(void)state;
@@ -626,18 +638,12 @@ static void test_manifest_flow(void **state)
 	req.peer = "127.0.0.1";
 	req.headers = fwd;
 	req.nheaders = 1;
-	app_http_response_init(&resp);
-	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
-	assert_int_equal(resp.status, 403);
-	app_http_response_dispose(&resp);
+	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 403);
 	/* with the token it gets the page */
 	app_http_header tq[1] = { { "token", token } };
 	req.query = tq;
 	req.nquery = 1;
-	app_http_response_init(&resp);
-	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
-	assert_int_equal(resp.status, 200);
-	app_http_response_dispose(&resp);
+	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 200);
 
 	/* the page for a browser on this machine: a form posting the manifest and
 	 * the state to GitHub, and the session cookie the callback needs */
@@ -697,10 +703,7 @@ static void test_manifest_flow(void **state)
 	q[1].value = good_state;
 	req.headers = NULL;
 	req.nheaders = 0;
-	app_http_response_init(&resp);
-	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
-	assert_int_equal(resp.status, 403);
-	app_http_response_dispose(&resp);
+	assert_int_equal(answer_status(gh_setup_handle_callback, s, &req), 403);
 	assert_int_not_equal(stat(keyfile, &sb), 0);
 	req.headers = ck;
 	req.nheaders = 1;
@@ -746,10 +749,7 @@ static void test_manifest_flow(void **state)
 	gh_client_free(c);
 
 	/* setup is closed: a replayed callback is refused, the token is gone */
-	app_http_response_init(&resp);
-	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
-	assert_int_equal(resp.status, 409);
-	app_http_response_dispose(&resp);
+	assert_int_equal(answer_status(gh_setup_handle_callback, s, &req), 409);
 	assert_int_not_equal(stat(gh_setup_token_path(s), &sb), 0);
 	gh_setup_free(s);
 }

@@ -724,6 +724,21 @@ static int git_tree_of(char *out, size_t cap, const char *base, const char *diff
 	return rc;
 }
 
+/* Opens run `run` with diff and asserts that the pushed branch's tree is
+ * what git itself makes of base + diff. */
+static void expect_same_tree_as_git(const pr_options *o, int64_t run, const char *diff)
+{
+	char got[64], expect[64];
+	pr_open_result r;
+	assert_int_equal(git_tree_of(expect, sizeof(expect), base_sha, diff), 0);
+	pr_proposal p = proposal(run, diff);
+	assert_int_equal(pr_open(&r, o, &p), 0);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-%lld^{tree}", tmp,
+	       (long long)run);
+	assert_string_equal(got, expect);
+	pr_open_result_dispose(&r);
+}
+
 /* A "new file" over a file of the base is refused (git apply says "already
  * exists in index"); after an earlier delta deletes or renames the file
  * away, adding or renaming onto its path is a plain replacement. */
@@ -759,24 +774,14 @@ static void added_over_existing_file(void **state)
 			     "+++ /dev/null\n@@ -1 +0,0 @@\n-old\n"
 			     "diff --git a/lib/keep.txt b/lib/old.txt\nsimilarity index 100%\nrename from lib/keep.txt\n"
 			     "rename to lib/old.txt\n";
-	assert_int_equal(git_tree_of(expect, sizeof(expect), base_sha, rename), 0);
-	p = proposal(31, rename);
-	assert_int_equal(pr_open(&r, &o, &p), 0);
-	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-31^{tree}", tmp);
-	assert_string_equal(got, expect);
-	pr_open_result_dispose(&r);
+	expect_same_tree_as_git(&o, 31, rename);
 
 	/* delete README.md, then add it again with other contents */
 	const char *readd = "diff --git a/README.md b/README.md\ndeleted file mode 100644\n--- a/README.md\n"
 			    "+++ /dev/null\n@@ -1 +0,0 @@\n-readme\n"
 			    "diff --git a/README.md b/README.md\nnew file mode 100644\n--- /dev/null\n+++ b/README.md\n"
 			    "@@ -0,0 +1,2 @@\n+new\n+readme\n";
-	assert_int_equal(git_tree_of(expect, sizeof(expect), base_sha, readd), 0);
-	p = proposal(32, readd);
-	assert_int_equal(pr_open(&r, &o, &p), 0);
-	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-32^{tree}", tmp);
-	assert_string_equal(got, expect);
-	pr_open_result_dispose(&r);
+	expect_same_tree_as_git(&o, 32, readd);
 }
 
 /* A text hunk on a symlink or a submodule of the base would turn it into a
