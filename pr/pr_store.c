@@ -82,16 +82,23 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 	return 0;
 }
 
-/* Tells the thread the command came from why nothing was opened. */
+/* Tells why nothing was opened: in the thread the command came from, and
+ * on the run's check run (where the button was pressed; a run started by a
+ * push has no thread). */
 static void report_refusal(const pr_options *opts, const pr_proposal *p, const char *reason)
 {
-	if (p->thread_number <= 0)
-		return;
 	app_buf b = APP_BUF_INIT(4096);
-	if (app_buf_printf(&b, "perfbot did not open a pull request for run %" PRId64 ": %.1000s", p->run_id, reason) ==
-		    0 &&
+	if (app_buf_printf(&b, "perfbot did not open a pull request for run %" PRId64 ": %s", p->run_id, reason) < 0) {
+		app_buf_dispose(&b);
+		return;
+	}
+	if (p->thread_number > 0 &&
 	    opts->gh->comment(p->repository, p->thread_number, app_buf_cstr(&b), opts->gh->payload) < 0)
 		app_log(APP_LOG_WARN, "pr: refusal comment failed", "repository", p->repository, NULL);
+	if (p->check_run_id > 0 && opts->gh->update_check_run &&
+	    opts->gh->update_check_run(p->repository, p->check_run_id, "Pull request not opened", app_buf_cstr(&b),
+				       NULL, opts->gh->payload) < 0)
+		app_log(APP_LOG_WARN, "pr: refusal on the check run failed", "repository", p->repository, NULL);
 	app_buf_dispose(&b);
 }
 

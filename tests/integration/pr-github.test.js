@@ -277,7 +277,7 @@ for (const [i, [label, diff, reason]] of [
   test(`bad input (${label}): the job fails with the reason, a comment, nothing pushed`, async () => {
     const runId = 10 + i;
     const thread = 600 + i;
-    await seed(runId, { diff, thread });
+    const { checkRunId } = await seed(runId, { diff, thread });
     const [job] = await settled(runId);
     assert.equal(job.state, 'failed');
     assert.equal(job.attempts, 1, 'a refused proposal is not retried');
@@ -288,6 +288,10 @@ for (const [i, [label, diff, reason]] of [
     assert.equal(c.length, 1);
     assert.match(c[0].body, new RegExp(`did not open a pull request for run ${runId}`));
     assert.match(c[0].body, reason);
+    // the check run whose button was pressed says so too
+    const cr = fake.state.checkRuns.find((x) => x.id === checkRunId);
+    assert.equal(cr.output.title, 'Pull request not opened');
+    assert.match(cr.output.summary, reason);
     assert.equal(branchSha(`perfbot/opt-${runId}`), null);
     assert.equal(fake.state.pulls.filter((p) => p.headRef === `perfbot/opt-${runId}`).length, 0);
   });
