@@ -321,18 +321,34 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 		.branch = out->branch,
 	};
 	pr_branch_result br;
-	if ((error = pr_branch_publish(&br, opts->git, &spec)) < 0)
+	if ((error = pr_branch_publish(&br, opts->git, &spec)) == APP_EEXISTS) {
+		/* Someone pushed to our branch.  If our pull request is open (a
+		 * retry after the first attempt opened it, and a maintainer added
+		 * a commit since), it is the pull request of this run: keep it and
+		 * their commits.  Otherwise nothing is opened. */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", app_error_last());
+		int found = opts->gh->find_pull_by_head(&pull, p->repository, out->branch, opts->gh->payload);
+		if (found < 0 || !pull.state || strcmp(pull.state, "open") != 0) {
+			error = app_error_set(found < 0 && found != APP_ENOTFOUND ? found : APP_EEXISTS, "%s", why);
+			goto done;
+		}
+		app_log(APP_LOG_INFO, "pr: the branch has other commits; its open pull request is kept", "repository",
+			p->repository, "branch", out->branch, NULL);
+		error = 0;
+	} else if (error < 0) {
 		goto done;
-	out->pushed = br.pushed;
-	memcpy(out->commit_sha, br.commit_sha, sizeof(out->commit_sha));
-
-	if ((error = pr_pull_body(&body, p, out->commit_sha)) < 0)
-		goto done;
-	char *nl = strchr(message, '\n');
-	if (nl)
-		*nl = '\0'; /* the title is the subject line */
-	if ((error = find_or_create(&pull, &out->created, opts->gh, p, out->branch, message, body)) < 0)
-		goto done;
+	} else {
+		out->pushed = br.pushed;
+		memcpy(out->commit_sha, br.commit_sha, sizeof(out->commit_sha));
+		if ((error = pr_pull_body(&body, p, out->commit_sha)) < 0)
+			goto done;
+		char *nl = strchr(message, '\n');
+		if (nl)
+			*nl = '\0'; /* the title is the subject line */
+		if ((error = find_or_create(&pull, &out->created, opts->gh, p, out->branch, message, body)) < 0)
+			goto done;
+	}
 	out->number = pull.number;
 	if (pull.html_url && !(out->html_url = strdup(pull.html_url))) {
 		error = app_error_set(APP_ENOMEM, "out of memory");

@@ -853,6 +853,21 @@ static void someone_elses_commits_are_kept(void **state)
 	remote_head(after, sizeof(after), "perfbot/opt-6");
 	assert_string_equal(after, before);
 	assert_int_equal(fk.npulls, 0);
+
+	/* the same, when this run's pull request is open (a retried job after a
+	 * maintainer added a commit): that pull request is kept, with the commit */
+	pr_pull opened = {0};
+	assert_int_equal(o.gh->create_pull(&opened, p.repository, "perf: x", "perfbot/opt-6", "main", "body",
+					   o.gh->payload),
+			 0);
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.number, opened.number);
+	remote_head(after, sizeof(after), "perfbot/opt-6");
+	assert_string_equal(after, before);
+	assert_int_equal(fk.npulls, 1);
+	pr_open_result_dispose(&r);
+	pr_pull_dispose(&opened);
 }
 
 static void rejected_push_names_cause(void **state)
