@@ -241,32 +241,44 @@ static int find_or_create(pr_pull *pull, int *created, const pr_github *gh, cons
 	return error;
 }
 
+int pr_check_conflict(int *mergeable_out, const pr_github *gh, const char *repository, int number,
+		      const char *base_branch, const char *base_sha)
+{
+	pr_pull pull = {0};
+	*mergeable_out = -1;
+	int error = gh->get_pull(&pull, repository, number, gh->payload);
+	if (error == 0)
+		*mergeable_out = pull.state && strcmp(pull.state, "open") == 0 ? pull.mergeable : 1;
+	pr_pull_dispose(&pull);
+	if (error < 0 || *mergeable_out != 0)
+		return error;
+	app_buf c = APP_BUF_INIT(4096);
+	if ((error = app_buf_printf(&c, "This change conflicts with the current `%.*s`: it was built on the measured "
+					"base commit `%.*s`, which `%.*s` has since moved past. Comment "
+					"`/perfbot optimize` to run perfbot again on the new base.",
+				    cut(base_branch, 200), base_branch, cut(base_sha, 12), base_sha,
+				    cut(base_branch, 200), base_branch)) == 0)
+		error = gh->comment(repository, number, app_buf_cstr(&c), gh->payload);
+	app_buf_dispose(&c);
+	return error;
+}
+
+/* GitHub computes mergeability in the background: a few quick looks, and
+ * when it still has no answer the caller checks again later. */
 static void report_conflict(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 {
-	const pr_github *gh = opts->gh;
 	int polls = opts->mergeable_polls > 0 ? opts->mergeable_polls : 3;
 	int delay = opts->mergeable_delay_ms == 0 ? 1000 : opts->mergeable_delay_ms;
 	int mergeable = -1;
 	for (int i = 0; i < polls && mergeable < 0; i++) {
 		if (i > 0)
 			sleep_ms(delay);
-		pr_pull pull = {0};
-		if (gh->get_pull(&pull, p->repository, out->number, gh->payload) == 0)
-			mergeable = pull.mergeable;
-		pr_pull_dispose(&pull);
+		if (pr_check_conflict(&mergeable, opts->gh, p->repository, out->number, p->base_branch, p->base_sha) < 0 &&
+		    mergeable == 0)
+			warn("pr: conflict comment failed", p);
 	}
-	if (mergeable != 0)
-		return;
-	out->conflicts = 1;
-	app_buf c = APP_BUF_INIT(4096);
-	if (app_buf_printf(&c, "This change conflicts with the current `%.*s`: it was built on the measured base commit "
-			       "`%.*s`, which `%.*s` has since moved past. Comment `/perfbot optimize` to run perfbot "
-			       "again on the new base.",
-			   cut(p->base_branch, 200), p->base_branch, cut(p->base_sha, 12), p->base_sha,
-			   cut(p->base_branch, 200), p->base_branch) == 0 &&
-	    gh->comment(p->repository, out->number, app_buf_cstr(&c), gh->payload) < 0)
-		warn("pr: conflict comment failed", p);
-	app_buf_dispose(&c);
+	out->conflicts = mergeable == 0;
+	out->mergeable_unknown = mergeable < 0;
 }
 
 static void post_links(const pr_open_result *out, const pr_options *opts, const pr_proposal *p)

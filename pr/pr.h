@@ -181,7 +181,15 @@ typedef struct pr_open_result {
 	int created;              /* 1 when this call opened the PR (0: found existing) */
 	int pushed;               /* 1 when this call pushed the branch */
 	int conflicts;            /* GitHub reported the PR not mergeable */
+	int mergeable_unknown;    /* GitHub had not computed it yet: pr_check_conflict later */
 } pr_open_result;
+
+/* Asks GitHub once whether pull request `number` merges; when it does not,
+ * comments on it that the change conflicts with base_branch (built on
+ * base_sha) and that `/perfbot optimize` can run again.  *mergeable_out: 1,
+ * 0 (commented), or -1 when GitHub has not computed it yet. */
+int pr_check_conflict(int *mergeable_out, const pr_github *gh, const char *repository, int number,
+		      const char *base_branch, const char *base_sha);
 
 void pr_open_result_dispose(pr_open_result *r);
 

@@ -9,6 +9,9 @@
  * pr_services (bot_lock).  A refused proposal fails the job for good: the
  * worker's retry would only repeat the refusal and its comment.  A git 401
  * drops the cached token and the job tries once more with a fresh one.
+ * When GitHub has not computed the new pull request's mergeability yet, a
+ * "pr.conflict" job asks again later (CONFLICT_DELAY_MS, up to
+ * CONFLICT_CHECKS times) and comments once if it conflicts.
  * Worker threads; the state shared between jobs is the bot identity only. */
 #include "pr/pr_job.h"
 #include "app/clock.h"
@@ -24,6 +27,9 @@
 #include "app/log.h"
 #include "pr/pr.h"
 #include "pr/pr_github_adapter.h"
+
+#define CONFLICT_DELAY_MS 30000
+#define CONFLICT_CHECKS 5
 
 typedef struct token_ctx {
 	gh_client *gh;
@@ -174,6 +180,14 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 	if (error == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": pull request #%d %s", run_id, res.number,
 			 res.created ? "opened" : "already open");
+	if (error == 0 && res.mergeable_unknown) {
+		char job[64], key[64];
+		snprintf(job, sizeof(job), "{\"run_id\":%" PRId64 "}", run_id);
+		snprintf(key, sizeof(key), "pr.conflict:%" PRId64, run_id);
+		if (store_job_add(svc->store, NULL, "pr.conflict", job, key, app_wall_ms() + CONFLICT_DELAY_MS) < 0)
+			app_log(APP_LOG_WARN, "pr: cannot queue the later mergeability check", "repository", repository,
+				"error", app_error_last(), NULL);
+	}
 done:
 	if (error < 0) {
 		if (permanent(error)) {
@@ -189,13 +203,67 @@ done:
 	return error;
 }
 
+/* "pr.conflict": GitHub's mergeability of the run's open pull request,
+ * asked again until known; a conflict gets its comment once. */
+static int on_pr_conflict(app_job_ctx *ctx, void *payload)
+{
+	pr_services *svc = payload;
+	json_t *run = NULL, *pull = NULL, *proposal = NULL;
+	int64_t run_id = 0;
+	int error;
+	if ((error = parse_run_id(&run_id, ctx->job->payload)) < 0)
+		goto done;
+	if (!svc->gh) {
+		error = app_error_set(APP_EINVALID, "no GitHub App is configured");
+		goto done;
+	}
+	if ((error = store_run_get(svc->store, run_id, &run)) < 0 || (error = store_pull_get(svc->store, run_id, &pull)) < 0 ||
+	    (error = store_proposal_get(svc->store, run_id, &proposal)) < 0)
+		goto done;
+	const char *state = json_string_value(json_object_get(pull, "state"));
+	int number = (int)json_integer_value(json_object_get(pull, "number"));
+	if (!state || strcmp(state, "open") != 0 || number <= 0) {
+		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": the pull request is not open", run_id);
+		goto done;
+	}
+	pr_bench_result benches[64];
+	pr_proposal p;
+	if ((error = pr_proposal_from_json(&p, benches, sizeof(benches) / sizeof(benches[0]), run_id, run, proposal)) < 0)
+		goto done;
+	int64_t inst = (int64_t)json_integer_value(json_object_get(run, "installation_id"));
+	pr_github gh;
+	pr_github_adapter adapter;
+	pr_github_adapter_init(&gh, &adapter, svc->gh, inst);
+	int mergeable = -1;
+	if ((error = pr_check_conflict(&mergeable, &gh, p.repository, number, p.base_branch, p.base_sha)) < 0)
+		goto done;
+	if (mergeable < 0) {
+		if (ctx->job->attempts >= CONFLICT_CHECKS) {
+			snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": GitHub did not compute whether #%d merges",
+				 run_id, number);
+			goto done;
+		}
+		ctx->retry_at_ms = app_wall_ms() + CONFLICT_DELAY_MS;
+		error = app_error_set(APP_ERETRY, "GitHub has not computed whether #%d merges yet", number);
+		goto done;
+	}
+	snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": #%d %s", run_id, number,
+		 mergeable ? "merges cleanly" : "conflicts: commented");
+done:
+	json_decref(run);
+	json_decref(pull);
+	json_decref(proposal);
+	return error;
+}
+
 int pr_jobs_register(app_workers *w, pr_services *svc)
 {
 	if (!w || !svc)
 		return app_error_set(APP_EINVALID, "pr_jobs_register: missing argument");
 	pthread_mutex_init(&svc->bot_lock, NULL);
 	svc->bot_known = 0;
-	return app_workers_register(w, "pr.open", on_pr_open, svc);
+	int error = app_workers_register(w, "pr.open", on_pr_open, svc);
+	return error < 0 ? error : app_workers_register(w, "pr.conflict", on_pr_conflict, svc);
 }
 
 int pr_handle_closed_event(pr_services *svc, const json_t *payload)

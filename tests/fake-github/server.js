@@ -43,6 +43,7 @@
  *   fake.protectBranches('owner/name', ['perfbot/*'])  // pushes to matching branches are refused the
  *                                  // way GitHub's branch protection does (GH006, "protected branch hook declined")
  *   fake.denyPush('owner/name', true)  // tokens may read but not push: receive-pack answers 403
+ *   fake.mergeableUnknown(3)       // the next 3 GET pulls/N answer mergeable: null (not computed yet)
  *   await fake.waitFor(pred, timeoutMs)  // resolves when pred(fake) is true
  *   fake.resetRequests()
  *   await fake.close()
@@ -143,6 +144,7 @@ async function startFakeGitHub(opts = {}) {
   let redeliveryStatusCode = 200;
   const hanging = new Set();
   const pushDenied = new Set(); // repositories whose tokens may not push
+  let mergeableUnknown = 0;      // GET pulls/N answers mergeable: null this many more times
   const sockets = new Set();
   let server;
   let url;
@@ -692,7 +694,11 @@ async function startFakeGitHub(opts = {}) {
     const repo = needRepo(ctx, o, n);
     const p = state.pulls.find((x) => x.repository === repo.full_name && x.number === Number(num));
     if (!p) throw new HttpError(404, 'Not Found');
-    const m = mergeable(repo, p);
+    let m = mergeable(repo, p);
+    if (mergeableUnknown > 0 && p.state === 'open') {
+      mergeableUnknown--; // still being computed, as GitHub answers at first
+      m = null;
+    }
     return [200, { ...pullObject(repo, p), mergeable: m,
       mergeable_state: m === true ? 'clean' : m === false ? 'dirty' : 'unknown' }];
   });
@@ -751,6 +757,7 @@ async function startFakeGitHub(opts = {}) {
       fs.writeFileSync(hook, `#!/bin/sh\nwhile read old new ref; do\n  case "$ref" in\n${cases}\n  esac\ndone\nexit 0\n`,
         { mode: 0o755 });
     },
+    mergeableUnknown(count = 1) { mergeableUnknown = count; },
     denyPush(fullName, deny = true) {
       if (deny) pushDenied.add(fullName); else pushDenied.delete(fullName);
     },

@@ -367,6 +367,27 @@ test('a base that moved over the same lines: the pull request is opened from the
     'mergeable was asked of GitHub');
 });
 
+test('mergeability not computed while the job runs: checked again later, the conflict commented once', async () => {
+  fake.mergeableUnknown(3); // the job's three quick looks
+  await seed(31);
+  const [job] = await settled(31);
+  assert.equal(job.state, 'done', job.error);
+  const [pr] = pullsOf('perfbot/opt-31');
+  assert.equal(commentsOn(pr.number).length, 0, 'nothing known yet');
+  // the later check is queued; bring it forward instead of waiting for it
+  const [check] = await sqlite(dataDir, `SELECT id, state FROM jobs WHERE kind='pr.conflict' AND dedupe_key='pr.conflict:31'`);
+  assert.equal(check.state, 'queued');
+  await sqlite(dataDir, `UPDATE jobs SET run_at_ms=0 WHERE id=${check.id}`);
+  const done = await waitFor(async () => {
+    const [j] = await sqlite(dataDir, `SELECT state, note FROM jobs WHERE id=${check.id}`);
+    return j.state === 'done' ? j : null;
+  }, { what: 'the later mergeability check' });
+  assert.match(done.note, /conflicts: commented/);
+  const c = commentsOn(pr.number);
+  assert.equal(c.length, 1);
+  assert.match(c[0].body, /conflicts with the current `main`/);
+});
+
 test('a push refused by branch protection: the job fails naming the rule, a comment, nothing pushed', async () => {
   fake.protectBranches(REPO, ['perfbot/opt-40']);
   await seed(40, { thread: 640 });
