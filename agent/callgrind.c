@@ -50,22 +50,36 @@
 const char *const agent_cg_event_names[AGENT_CG_NEVENTS] = { "Ir",   "Dr",   "Dw",   "I1mr", "D1mr",
 							     "D1mw", "ILmr", "DLmr", "DLmw" };
 
+/* Counts saturate at INT64_MAX (what JSON numbers carry) instead of
+ * wrapping: only a crafted file gets there, and it must not turn negative. */
+#define COUNT_MAX ((uint64_t)INT64_MAX)
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > COUNT_MAX || b > COUNT_MAX - a ? COUNT_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t k)
+{
+	return a > COUNT_MAX / k ? COUNT_MAX : a * k;
+}
+
 void agent_cg_summarize(agent_cg_summary *out, const agent_cg_costs *c)
 {
 	const uint64_t *e = c->ev;
-	uint64_t a = e[AGENT_CG_IR] + e[AGENT_CG_DR] + e[AGENT_CG_DW];
-	uint64_t m1 = e[AGENT_CG_I1MR] + e[AGENT_CG_D1MR] + e[AGENT_CG_D1MW];
-	uint64_t ml = e[AGENT_CG_ILMR] + e[AGENT_CG_DLMR] + e[AGENT_CG_DLMW];
+	uint64_t a = sat_add(sat_add(e[AGENT_CG_IR], e[AGENT_CG_DR]), e[AGENT_CG_DW]);
+	uint64_t m1 = sat_add(sat_add(e[AGENT_CG_I1MR], e[AGENT_CG_D1MR]), e[AGENT_CG_D1MW]);
+	uint64_t ml = sat_add(sat_add(e[AGENT_CG_ILMR], e[AGENT_CG_DLMR]), e[AGENT_CG_DLMW]);
 	/* Counts from a malformed file could break the hierarchy; clamp
 	 * rather than wrap around. */
 	if (m1 > a)
 		m1 = a;
 	if (ml > m1)
 		ml = m1;
-	out->instructions = e[AGENT_CG_IR];
+	out->instructions = e[AGENT_CG_IR] > COUNT_MAX ? COUNT_MAX : e[AGENT_CG_IR];
 	out->l1_misses = m1;
 	out->ll_misses = ml;
-	out->estimated_cycles = (a - m1) + 5 * (m1 - ml) + 35 * ml;
+	out->estimated_cycles = sat_add(sat_add(a - m1, sat_mul(m1 - ml, 5)), sat_mul(ml, 35));
 }
 
 /* ---- the private function index --------------------------------------- */
@@ -363,7 +377,7 @@ static int parse_counts(agent_cg_costs *c, parse_state *st, const char *s, int l
 static void add_costs(agent_cg_costs *dst, const agent_cg_costs *src)
 {
 	for (int i = 0; i < AGENT_CG_NEVENTS; i++)
-		dst->ev[i] += src->ev[i];
+		dst->ev[i] = sat_add(dst->ev[i], src->ev[i]);
 }
 
 /* Skips the position columns of a cost line; returns the rest or NULL. */
@@ -608,7 +622,7 @@ int agent_cg_parse(agent_cg_profile *p, const char *text, size_t len)
 		int zero = 1, wrapped = 0;
 		for (int i = 0; i < AGENT_CG_NEVENTS; i++) {
 			zero &= st.summary.ev[i] == 0;
-			wrapped |= st.summary.ev[i] > (uint64_t)INT64_MAX;
+			wrapped |= st.summary.ev[i] >= COUNT_MAX; /* wrapped, or saturated by add_costs */
 		}
 		add_costs(&p->totals, (zero || wrapped) && st.have_totals ? &st.totals : &st.summary);
 	} else if (st.have_totals) {

@@ -179,6 +179,29 @@ static void test_wrapped_summary_uses_totals(void **state)
 	agent_cg_profile_dispose(&p);
 }
 
+/* Counts from a crafted file saturate instead of wrapping to negative. */
+static void test_counts_saturate(void **state)
+{
+	(void)state;
+	agent_cg_costs c;
+	memset(&c, 0, sizeof(c));
+	c.ev[AGENT_CG_IR] = (uint64_t)INT64_MAX - 1;
+	c.ev[AGENT_CG_DR] = 10;
+	c.ev[AGENT_CG_I1MR] = (uint64_t)INT64_MAX / 2;
+	c.ev[AGENT_CG_ILMR] = (uint64_t)INT64_MAX / 2;
+	agent_cg_summary s;
+	agent_cg_summarize(&s, &c);
+	assert_true(s.estimated_cycles <= (uint64_t)INT64_MAX);
+	assert_true(s.estimated_cycles >= (uint64_t)INT64_MAX / 2);
+	const char *text = "version: 1\nevents: Ir\nfl=(1) a.c\nfn=(1) f\n1 9000000000000000000\n2 9000000000000000000\n";
+	agent_cg_profile p;
+	agent_cg_profile_init(&p);
+	assert_int_equal(agent_cg_parse(&p, text, strlen(text)), 0);
+	assert_true(p.totals.ev[AGENT_CG_IR] <= (uint64_t)INT64_MAX);
+	assert_true(p.totals.ev[AGENT_CG_IR] >= 9000000000000000000ull);
+	agent_cg_profile_dispose(&p);
+}
+
 static void test_malformed(void **state)
 {
 	(void)state;
@@ -297,6 +320,7 @@ int main(void)
 		cmocka_unit_test(test_processes_sum),
 		cmocka_unit_test(test_compression_and_calls),
 		cmocka_unit_test(test_wrapped_summary_uses_totals),
+		cmocka_unit_test(test_counts_saturate),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_long_names_bounded),
