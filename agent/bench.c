@@ -188,6 +188,9 @@ int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, 
 			error = app_error_set(APP_ENOMEM, "out of memory");
 			goto done;
 		}
+		/* what built the tree: a stored measurement is reused only for
+		 * the same build (bench_job's reusable) */
+		json_object_set_new(doc, "build_command", json_string(cfg->build ? cfg->build : ""));
 		json_array_append_new(benches, doc);
 	}
 	json_object_set(run, "benchmarks", benches);

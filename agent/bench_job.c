@@ -493,10 +493,12 @@ static int measure(json_t **out, bench_job *j, const char *sha, const char *cons
 
 /* A stored measurement may stand for the base only when it measured the
  * same command the same way with the same tools. */
-static int reusable(const json_t *stored, const agent_benchmark_config *b, const json_t *toolchain)
+/* A stored base measurement stands for one taken now only when it was made
+ * the same way: the same command, mode, build and toolchain. */
+static int reusable(const json_t *stored, const agent_benchmark_config *b, const char *build, const json_t *toolchain)
 {
-	const char *cmd = str(stored, "command"), *mode = str(stored, "mode");
-	return cmd && mode && !strcmp(cmd, b->command) &&
+	const char *cmd = str(stored, "command"), *mode = str(stored, "mode"), *built = str(stored, "build_command");
+	return cmd && mode && built && !strcmp(built, build ? build : "") && !strcmp(cmd, b->command) &&
 	       !strcmp(mode, b->mode == AGENT_MODE_REGION ? "region" : "process") && toolchain &&
 	       json_equal(json_object_get(stored, "toolchain"), toolchain);
 }
@@ -522,7 +524,7 @@ static int base_measurements(json_t **out, json_t **base_run_out, bench_job *j, 
 		json_t *row = NULL;
 		if (store_measurement_find(j->svc->store, j->repository, sha, b->name, &row) == 0) {
 			const json_t *data = json_object_get(row, "data");
-			if (reusable(data, b, toolchain)) {
+			if (reusable(data, b, j->cfg->build, toolchain)) {
 				json_array_append(arr, (json_t *)data);
 				json_decref(row);
 				continue;
