@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,7 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 	}
 	const char *workdir = o->workdir ? o->workdir : "/tmp";
 	int64_t start = app_mono_ms();
+	pid_t parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		error = app_error_set(APP_EGENERIC, "fork: %s", strerror(errno));
@@ -113,6 +115,10 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
+		/* the agent goes when perfbot does (a crash, a kill -9) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int devnull = open("/dev/null", O_RDONLY);
 		if (devnull >= 0)
 			dup2(devnull, 0);

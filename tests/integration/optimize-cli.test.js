@@ -7,8 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { ROOT, SLOW, cli, tmpDir } from './lib/perfbot.js';
+import { execFileSync, spawn } from 'node:child_process';
+import { BIN, ROOT, SLOW, cli, tmpDir, waitFor } from './lib/perfbot.js';
 
 const AGENT = `node '${path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs')}'`;
 const RUN_MS = 120000 * SLOW;
@@ -159,4 +159,27 @@ await client.close();
   assert.equal(seen.prompt_has_rules, true);
   assert.deepEqual(seen.tools, ['compare', 'edit_file', 'exec', 'get_diff', 'get_profile', 'grep', 'list_files',
     'read_file', 'run_benchmarks', 'submit_result', 'write_file']);
+});
+
+test('a killed perfbot takes its agent command with it', async (t) => {
+  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+  const pidFile = path.join(tmp, 'agent.pid');
+  const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command', `echo $$ > '${pidFile}'; exec sleep 300`],
+    { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-kill'), LOG_LEVEL: 'error' }, stdio: 'ignore' });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  const pid = await waitFor(() => {
+    const text = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : '';
+    return /^\d+$/.test(text) ? Number(text) : null;
+  }, { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
+  proc.kill('SIGKILL');
+  await exited;
+  // gone, or a zombie waiting for init to reap it: not running
+  const alive = () => {
+    try {
+      return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => !alive(), { timeoutMs: 10000 * SLOW, what: 'the agent command to be killed' });
 });
