@@ -49,6 +49,34 @@ static int bad_path(const char *p, const char **why)
 	return 0;
 }
 
+/* Words of valgrind's client requests: code that asks the measuring tool to
+ * count less (CALLGRIND_ZERO_STATS, a region moved) or behaves otherwise
+ * under it (RUNNING_ON_VALGRIND).  A diff may not add or remove them: it
+ * would change what is measured, not how fast the code is. */
+static const char *const MEASUREMENT_WORDS[] = { "CALLGRIND_", "RUNNING_ON_VALGRIND", "VALGRIND_", "valgrind.h",
+						 "callgrind.h", NULL };
+
+/* The first changed line (+ or -, not a file header) that holds one of
+ * MEASUREMENT_WORDS: its number in the diff and the word, or 0. */
+static size_t measurement_line(const char *diff, size_t len, const char **word_out)
+{
+	size_t lineno = 0;
+	for (const char *s = diff, *end = diff + len; s < end;) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		lineno++;
+		int changed = n > 0 && (s[0] == '+' || s[0] == '-') && !(n >= 4 && (!strncmp(s, "+++ ", 4) || !strncmp(s, "--- ", 4)));
+		for (size_t w = 0; changed && MEASUREMENT_WORDS[w]; w++) {
+			if (memmem(s, n, MEASUREMENT_WORDS[w], strlen(MEASUREMENT_WORDS[w]))) {
+				*word_out = MEASUREMENT_WORDS[w];
+				return lineno;
+			}
+		}
+		s += n + 1;
+	}
+	return 0;
+}
+
 int agent_diff_check(const char *diff, size_t len, size_t max_bytes)
 {
 	git_diff *d = NULL;
@@ -90,8 +118,17 @@ int agent_diff_check(const char *diff, size_t len, size_t max_bytes)
 	}
 	/* what the parser may not flag */
 	if (memmem(diff, len, "\nGIT binary patch", 17) || memmem(diff, len, "\nBinary files ", 14) ||
-	    strncmp(diff, "Binary files ", 13) == 0)
+	    strncmp(diff, "Binary files ", 13) == 0) {
 		error = app_error_set(APP_EINVALID, "refused: the diff changes a binary file");
+		goto done;
+	}
+	const char *word = NULL;
+	size_t line = measurement_line(diff, len, &word);
+	if (line)
+		error = app_error_set(APP_EINVALID,
+				      "refused: line %zu of the diff changes a valgrind client request (%s): that changes "
+				      "what is measured, not how fast the code is",
+				      line, word);
 done:
 	git_diff_free(d);
 	git_libgit2_shutdown();

@@ -208,6 +208,20 @@ static void test_forbidden_changes_are_refused(void **state)
 	const char *ok = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
 	assert_int_equal(agent_diff_check(ok, strlen(ok), 0), 0);
 	assert_int_equal(agent_diff_check(ok, strlen(ok), 10), APP_ETOOBIG);
+	/* a diff may not change what callgrind counts */
+	const char *zero = "diff --git a/b.c b/b.c\n--- a/b.c\n+++ b/b.c\n@@ -1 +1,2 @@\n a();\n+CALLGRIND_ZERO_STATS;\n";
+	assert_int_equal(agent_diff_check(zero, strlen(zero), 0), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "line 6 of the diff changes a valgrind client request (CALLGRIND_)"));
+	const char *cheat = "diff --git a/b.c b/b.c\n--- a/b.c\n+++ b/b.c\n@@ -1 +1 @@\n-slow();\n"
+			    "+if (!RUNNING_ON_VALGRIND) slow();\n";
+	assert_int_equal(agent_diff_check(cheat, strlen(cheat), 0), APP_EINVALID);
+	const char *moved = "diff --git a/h.c b/h.c\n--- a/h.c\n+++ b/h.c\n@@ -1,2 +1 @@\n-CALLGRIND_START_INSTRUMENTATION;\n"
+			    " run();\n";
+	assert_int_equal(agent_diff_check(moved, strlen(moved), 0), APP_EINVALID);
+	/* context lines that mention them are fine */
+	const char *near = "diff --git a/h.c b/h.c\n--- a/h.c\n+++ b/h.c\n@@ -1,2 +1,2 @@\n CALLGRIND_START_INSTRUMENTATION;\n"
+			   "-run(1);\n+run(2);\n";
+	assert_int_equal(agent_diff_check(near, strlen(near), 0), 0);
 
 	v = verify(e, "");
 	assert_string_equal(str(v, "status"), "no_improvement");
