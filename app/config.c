@@ -63,7 +63,7 @@ static const struct var vars[] = {
 struct loaded {
 	app_config cfg;
 	char *values[NVARS];   /* owned raw values, NULL when unset */
-	char *derived[3];      /* owned derived strings */
+	char *derived[4];      /* owned derived strings */
 };
 
 static int var_index(const char *name)
@@ -360,6 +360,25 @@ static int check_and_store(struct loaded *l)
 		size_t len = strlen(c->github_api_url);
 		while (len > 1 && c->github_api_url[len - 1] == '/')
 			((char *)c->github_api_url)[--len] = '\0';
+	}
+	if (c->data_dir && c->data_dir[0] != '/') {
+		/* absolute from here on: libgit2 resolves a relative checkout
+		 * target against the repository, not the working directory */
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return app_error_set(APP_EINVALID, "DATA_DIR: cannot resolve %s: %s", c->data_dir, strerror(errno));
+		const char *rel = c->data_dir;
+		while (rel[0] == '.' && rel[1] == '/')
+			rel += 2;
+		size_t len = strlen(cwd) + strlen(rel) + 2;
+		char *abs = malloc(len);
+		if (!abs)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		snprintf(abs, len, "%s/%s", cwd, strcmp(rel, ".") == 0 ? "" : rel);
+		while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
+			abs[strlen(abs) - 1] = '\0';
+		l->derived[3] = abs;
+		c->data_dir = abs;
 	}
 	if (!c->database_url) {
 		size_t len = strlen(c->data_dir) + 32;

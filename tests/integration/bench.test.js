@@ -124,3 +124,22 @@ test('a broken configuration names the line; a failing benchmark is reported wit
   assert.equal(doc.benchmarks.find((b) => b.name === 'sort').status, 'ok');
   assert.ok(existsSync(path.join(dataDir, 'work')));
 });
+
+test('bench run inside the repository with the default DATA_DIR (./var) works', (t) => {
+  if (!existsSync(bin)) return t.skip('no binary');
+  const own = path.join(work, 'own');
+  cpSync(path.join(root, 'tests/data/benchrepo'), own, { recursive: true });
+  execFileSync('git', ['init', '-q', '-b', 'main', own]);
+  execFileSync('git', ['-C', own, 'add', '-A']);
+  execFileSync('git', ['-C', own, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'base']);
+  const r = spawnSync(bin, ['bench', '--repo', '.', '--json'], {
+    cwd: own,
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'error', ASAN_OPTIONS: process.env.ASAN_OPTIONS || '' },
+    encoding: 'utf8',
+    timeout: 300000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.ok(doc.benchmarks.length >= 3 && doc.benchmarks.every((b) => b.status === 'ok'), r.stdout);
+  assert.ok(existsSync(path.join(own, 'var', 'work')), 'DATA_DIR is ./var of the working directory');
+});

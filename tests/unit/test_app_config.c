@@ -103,8 +103,14 @@ static void test_defaults(void **state)
 	assert_int_equal(c->port, 3000);
 	assert_string_equal(c->host, "127.0.0.1");
 	assert_string_equal(c->webhook_path, "/api/github/webhooks");
-	assert_string_equal(c->data_dir, "./var");
-	assert_string_equal(c->database_url, "sqlite:./var/perfbot.db");
+	/* ./var, made absolute: a relative path would be resolved against a
+	 * checked-out repository by libgit2 */
+	char cwd[4096], want[4200];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(want, sizeof(want), "%s/var", cwd);
+	assert_string_equal(c->data_dir, want);
+	snprintf(want, sizeof(want), "sqlite:%s/var/perfbot.db", cwd);
+	assert_string_equal(c->database_url, want);
 	assert_string_equal(c->github_api_url, "https://api.github.com");
 	assert_int_equal(c->max_body, 25u << 20);
 	assert_true(c->workers >= 1);
