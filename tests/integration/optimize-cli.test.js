@@ -181,5 +181,9 @@ test('a killed perfbot takes its agent command with it', async (t) => {
       return false;
     }
   };
-  await waitFor(() => !alive(), { timeoutMs: 10000 * SLOW, what: 'the agent command to be killed' });
+  try {
+    await waitFor(() => !alive(), { timeoutMs: 10000 * SLOW, what: 'the agent command to be killed' });
+  } finally {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone, as it should be */ }
+  }
 });
