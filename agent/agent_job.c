@@ -487,21 +487,31 @@ static void store_measurements(run *r, const json_t *doc)
 	}
 }
 
-/* A compact table of a run document for the run's data. */
-static json_t *baseline_table(const json_t *doc)
+/* The rows of doc's "benchmarks" cut down to `keys` (NULL-terminated); a
+ * key a row lacks is null.  Owned. */
+static json_t *table_of(const json_t *doc, const char *const keys[])
 {
 	json_t *a = json_array();
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(doc, "benchmarks"), i, m)
 	{
-		json_t *row = json_pack("{s:O?,s:O?,s:O?,s:O?}", "name", json_object_get(m, "name"), "status",
-					json_object_get(m, "status"), "instructions", json_object_get(m, "instructions"),
-					"estimated_cycles", json_object_get(m, "estimated_cycles"));
+		json_t *row = json_object();
+		for (size_t k = 0; row && keys[k]; k++) {
+			json_t *v = json_object_get(m, keys[k]);
+			json_object_set(row, keys[k], v ? v : json_null());
+		}
 		if (row)
 			json_array_append_new(a, row);
 	}
 	return a;
+}
+
+/* A compact table of a run document for the run's data. */
+static json_t *baseline_table(const json_t *doc)
+{
+	static const char *const keys[] = { "name", "status", "instructions", "estimated_cycles", NULL };
+	return table_of(doc, keys);
 }
 
 static int measure_baseline(run *r)
@@ -695,18 +705,8 @@ static int verify(run *r)
 /* {"name","base","head","change_pct"} rows of the verification (borrowed doc). */
 static json_t *short_table(const json_t *verified)
 {
-	json_t *a = json_array();
-	size_t i;
-	json_t *b;
-	json_array_foreach(json_object_get(verified, "benchmarks"), i, b)
-	{
-		json_t *row = json_pack("{s:O?,s:O?,s:O?,s:O?}", "name", json_object_get(b, "name"), "base",
-					json_object_get(b, "base"), "head", json_object_get(b, "head"), "change_pct",
-					json_object_get(b, "change_pct"));
-		if (row)
-			json_array_append_new(a, row);
-	}
-	return a;
+	static const char *const keys[] = { "name", "base", "head", "change_pct", NULL };
+	return table_of(verified, keys);
 }
 
 /* ---- markdown for GitHub ---------------------------------------------------- */
@@ -731,10 +731,8 @@ static void md_table(app_buf *b, const run *r)
 	json_t *row;
 	json_array_foreach(rows, i, row)
 	{
-		char pct[32] = "—";
-		json_t *c = json_object_get(row, "change_pct");
-		if (json_is_number(c))
-			agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+		char pct[32];
+		agent_bench_row_pct(pct, sizeof(pct), row, "—");
 		app_buf_printf(b, "| `%s` | ", jstr(row, "name") ? jstr(row, "name") : "?");
 		md_number(b, json_object_get(row, "base"));
 		app_buf_puts(b, " | ");

@@ -422,6 +422,15 @@ void agent_bench_format_pct(char *buf, size_t size, double pct)
 		snprintf(buf, size, "%+.2f%%", pct);
 }
 
+void agent_bench_row_pct(char *buf, size_t size, const json_t *row, const char *none)
+{
+	const json_t *c = json_object_get(row, "change_pct");
+	if (json_is_number(c))
+		agent_bench_format_pct(buf, size, json_number_value(c));
+	else
+		snprintf(buf, size, "%s", none);
+}
+
 /* 1234567 -> "1.23 M", 12345 -> "12.35 K", 999 -> "999" */
 static void human(char *buf, size_t size, json_int_t v)
 {
@@ -667,15 +676,13 @@ char *agent_bench_format_comparison_text(const json_t *comparison)
 	json_t *e;
 	json_array_foreach(comparison, i, e)
 	{
-		char bv[32] = "-", hv[32] = "-", pc[32] = "-";
-		const json_t *x = json_object_get(e, "base"), *y = json_object_get(e, "head"),
-			     *p = json_object_get(e, "change_pct");
+		char bv[32] = "-", hv[32] = "-", pc[32];
+		const json_t *x = json_object_get(e, "base"), *y = json_object_get(e, "head");
 		if (json_is_integer(x))
 			snprintf(bv, sizeof(bv), "%lld", (long long)json_integer_value(x));
 		if (json_is_integer(y))
 			snprintf(hv, sizeof(hv), "%lld", (long long)json_integer_value(y));
-		if (json_is_number(p))
-			agent_bench_format_pct(pc, sizeof(pc), json_number_value(p));
+		agent_bench_row_pct(pc, sizeof(pc), e, "-");
 		app_buf_printf(&b, "%-24.60s %18s %18s %10s  %s\n", json_string_value(json_object_get(e, "name")), bv, hv,
 			       pc, json_string_value(json_object_get(e, "verdict")));
 	}

@@ -106,4 +106,8 @@ char *agent_bench_format_comparison_text(const json_t *comparison);
 /* "+12.34%" / "-0.50%" / "0.00%" into buf. */
 void agent_bench_format_pct(char *buf, size_t size, double pct);
 
+/* The same for a comparison row's "change_pct", or `none` when the row has
+ * no number there. */
+void agent_bench_row_pct(char *buf, size_t size, const json_t *row, const char *none);
+
 #endif

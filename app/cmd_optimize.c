@@ -57,10 +57,8 @@ static void print_text(const json_t *doc)
 		json_t *r;
 		json_array_foreach(rows, i, r)
 		{
-			char pct[32] = "-";
-			json_t *c = json_object_get(r, "change_pct");
-			if (json_is_number(c))
-				agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+			char pct[32];
+			agent_bench_row_pct(pct, sizeof(pct), r, "-");
 			printf("%-24.60s %16.0f %16.0f %10s\n", json_string_value(json_object_get(r, "name")),
 			       json_number_value(json_object_get(r, "base")), json_number_value(json_object_get(r, "head")), pct);
 		}

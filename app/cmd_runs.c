@@ -61,10 +61,8 @@ static void print_table(const json_t *rows)
 	json_t *b;
 	json_array_foreach(rows, i, b)
 	{
-		char pct[32] = "-";
-		json_t *c = json_object_get(b, "change_pct");
-		if (json_is_number(c))
-			agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+		char pct[32];
+		agent_bench_row_pct(pct, sizeof(pct), b, "-");
 		printf("  %-24.60s %16.0f %16.0f %10s %s\n", s(b, "name"), json_number_value(json_object_get(b, "base")),
 		       json_number_value(json_object_get(b, "head")), pct, s(b, "verdict"));
 	}
