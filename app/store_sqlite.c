@@ -991,19 +991,33 @@ static int sq_run_set_state_from(store *st, int64_t id, const char *from, const 
 	return error;
 }
 
-static int sq_run_update(store *st, int64_t id, const json_t *data)
+/* Inside a write: merges data into run id's document. */
+static int patch_run(sqlite3 *db, int64_t id, const json_t *data)
 {
 	char *text = json_text(data);
 	if (!text)
 		return app_error_set(APP_ENOMEM, "out of memory");
 	int changes = 0;
-	int error = pexec((sq_store *)st, &changes,
-			  "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?", "sii", text,
-			  app_wall_ms(), id);
+	int error = exec(db, &changes, "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?",
+			 "sii", text, app_wall_ms(), id);
 	free(text);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)id);
 	return error;
+}
+
+/* Inside a write: one line of the audit log. */
+static int insert_audit(sqlite3 *db, const char *actor, const char *action, const char *subject, const char *detail)
+{
+	return exec(db, NULL, "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss",
+		    app_wall_ms(), actor, action, subject, detail);
+}
+
+static int sq_run_update(store *st, int64_t id, const json_t *data)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	return wend(s, patch_run(db, id, data));
 }
 
 #define RUN_COLUMNS                                                                                                   \
@@ -1133,9 +1147,6 @@ static int sq_pull_find_branch(store *st, const char *repository, const char *br
 static int sq_approval_put(store *st, const store_approval *a)
 {
 	sq_store *s = (sq_store *)st;
-	char *update = a->run_update ? json_text(a->run_update) : NULL;
-	if (a->run_update && !update)
-		return app_error_set(APP_ENOMEM, "out of memory");
 	char subject[32];
 	snprintf(subject, sizeof(subject), "run %lld", (long long)a->run_id);
 	int64_t now = app_wall_ms();
@@ -1145,27 +1156,21 @@ static int sq_approval_put(store *st, const store_approval *a)
 			 "issi", a->run_id, a->user, a->via, now);
 	if (error == 0 && changes == 0)
 		error = app_error_set(APP_EEXISTS, "run %lld is already approved", (long long)a->run_id);
-	if (error == 0 && update) {
-		error = exec(db, &changes, "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?",
-			     "sii", update, now, a->run_id);
-		if (error == 0 && changes == 0)
-			error = app_error_set(APP_ENOTFOUND, "run %lld not found", (long long)a->run_id);
-	}
+	if (error == 0 && a->run_update)
+		error = patch_run(db, a->run_id, a->run_update);
 	if (error == 0)
-		error = exec(db, NULL, "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,'approve',?,?)",
-			     "isss", now, a->user, subject, a->via);
+		error = insert_audit(db, a->user, "approve", subject, a->via);
 	int64_t job = 0;
 	if (error == 0 && a->job_kind)
 		error = insert_job(db, &job, a->job_kind, a->job_payload, a->job_key, now);
-	free(update);
 	return wend(s, error);
 }
 
 static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
 {
-	return pexec((sq_store *)st, NULL,
-		     "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss", app_wall_ms(),
-		     actor, action, subject, detail);
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	return wend(s, insert_audit(db, actor, action, subject, detail));
 }
 
 static int sq_run_token_put(store *st, int64_t run_id, const char *token_hash)
