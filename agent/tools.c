@@ -212,10 +212,8 @@ done:
 static int write_whole(const char *abs, const char *data, size_t len)
 {
 	struct stat st;
-	if (lstat(abs, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
-		return app_error_set(APP_EINVALID, "not a regular file");
-	/* O_NONBLOCK: a FIFO put there meanwhile fails or is refused below,
-	 * instead of waiting for a reader */
+	/* O_NONBLOCK: a FIFO fails to open (no reader) or is refused below
+	 * (a reader), instead of waiting for one */
 	int fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0) {
 		if (errno == ELOOP)
