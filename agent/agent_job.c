@@ -1161,7 +1161,7 @@ static int on_agent_run(app_job_ctx *ctx, void *payload)
 
 int agent_run_jobs_register(app_workers *w, agent_services *svc)
 {
-	return app_workers_register(w, "agent.run", on_agent_run, svc);
+	return app_workers_register_bench(w, "agent.run", on_agent_run, svc);
 }
 
 /* ---- the local CLI ------------------------------------------------------------ */

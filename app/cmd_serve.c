@@ -220,7 +220,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (store_job_release(st.store, NULL) < 0)
 		goto fail;
 
-	app_workers_options wopts = { .nthreads = cfg->workers, .lease_ms = (int64_t)cfg->job_lease_s * 1000,
+	app_workers_options wopts = { .nthreads = cfg->workers, .bench_threads = cfg->bench_workers,
+				      .lease_ms = (int64_t)cfg->job_lease_s * 1000,
 				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
 	if (!setup_mode && gh_client_new(&st.gh, cfg, NULL) < 0)
 		goto fail;
@@ -298,7 +299,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	if (wh_server_start(srv) < 0)
 		goto fail;
-	char url[300], port_s[16], workers_s[16];
+	char url[300], port_s[16], workers_s[16], bench_s[16];
 	/* where to go next: the webhook intake, or the setup page without it */
 	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", strchr(cfg->host, ':') ? "[" : "", cfg->host,
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), intake_on ? cfg->webhook_path : "/");
@@ -309,7 +310,9 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		 strcmp(cfg->host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(cfg->host, "::") == 0 ? "::1" : cfg->host,
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
-	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "data_dir", cfg->data_dir,
+	snprintf(bench_s, sizeof(bench_s), "%d", cfg->bench_workers);
+	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
+		"data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
 	if (st.gh && cfg->redelivery_interval_s > 0 &&
 	    pthread_create(&redelivery, NULL, redelivery_main, &st) == 0)

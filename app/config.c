@@ -40,7 +40,8 @@ static const struct var vars[] = {
 	{ "PORT", K_INT, "3000", 0, 65535, "port to listen on (0: any free port)" },
 	{ "DATA_DIR", K_STR, "./var", 0, 0, "where the store and checkouts live" },
 	{ "DATABASE_URL", K_STR, NULL, 0, 0, "store URL (default sqlite:$DATA_DIR/perfbot.db)" },
-	{ "WORKERS", K_INT, NULL, 1, 256, "worker threads (default: number of cores)" },
+	{ "WORKERS", K_INT, NULL, 1, 256, "threads for webhook events, comment commands and PR jobs (default: number of cores)" },
+	{ "BENCH_WORKERS", K_INT, NULL, 1, 256, "threads for bench and agent runs (default: cores - 1, at least 1)" },
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
 	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
 	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
@@ -319,6 +320,7 @@ static int check_and_store(struct loaded *l)
 		STR(data_dir, "DATA_DIR");
 		STR(database_url, "DATABASE_URL");
 		NUM(workers, "WORKERS");
+		NUM(bench_workers, "BENCH_WORKERS");
 		STR(public_url, "PUBLIC_URL");
 		STR(agent, "PERFBOT_AGENT");
 		STR(agent_command, "PERFBOT_AGENT_COMMAND");
@@ -340,6 +342,11 @@ static int check_and_store(struct loaded *l)
 	if (c->workers == 0) {
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = nc > 0 ? (int)nc : 2;
+	}
+	if (c->bench_workers == 0) {
+		/* a core is left to the event threads and perfbot itself */
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		c->bench_workers = nc > 1 ? (int)nc - 1 : 1;
 	}
 	if (!c->github_api_url) {
 		char *u = NULL;

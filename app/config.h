@@ -21,7 +21,10 @@ typedef struct app_config {
 	int port;                       /* 3000 */
 	const char *data_dir;           /* "./var" */
 	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default */
-	int workers;                    /* default: number of cores */
+	int workers;                    /* WORKERS: threads for every job but bench and agent
+					 * runs (default: number of cores) */
+	int bench_workers;              /* BENCH_WORKERS: threads for bench and agent runs
+					 * (default: cores - 1, at least 1) */
 	app_log_level log_level;
 	int log_json;                   /* LOG_FORMAT=json, or not a terminal */
 	const char *public_url;

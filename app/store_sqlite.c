@@ -739,23 +739,39 @@ static char *col_strdup(sqlite3_stmt *q, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
-static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
+static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms, const store_job_filter *filter)
 {
 	sq_store *s = (sq_store *)st;
+	char *kinds = NULL;
+	memset(out, 0, sizeof(*out));
+	if (filter) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && filter->kinds && filter->kinds[i]; i++)
+			json_array_append_new(a, json_string(filter->kinds[i]));
+		kinds = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (!kinds)
+			return app_error_set(APP_ENOMEM, "out of memory");
+	}
 	sqlite3 *db = wbegin(s);
 	int64_t now = app_wall_ms();
 	sqlite3_stmt *q = NULL;
-	memset(out, 0, sizeof(*out));
+#define KIND_FILTER " AND (?4 IS NULL OR (kind IN (SELECT value FROM json_each(?4))) = ?5)"
 	int error = prepare(db, &q,
 			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
 			    " attempts=attempts+1, updated_ms=?2"
-			    /* two index lookups, never a scan of the queue: a lease that
-			     * expired (its worker died) first, else the oldest due job */
+			    /* two walks of an index in due order: a lease that expired
+			     * (its worker died) first, else the oldest due job; a
+			     * filter skips the jobs of the other pool of workers */
 			    " WHERE id=coalesce("
-			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2 ORDER BY lease_expires_ms LIMIT 1),"
-			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2 ORDER BY run_at_ms, id LIMIT 1))"
+			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2" KIND_FILTER
+			    " ORDER BY lease_expires_ms LIMIT 1),"
+			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2" KIND_FILTER
+			    " ORDER BY run_at_ms, id LIMIT 1))"
 			    " RETURNING id, kind, payload, delivery_id, attempts",
-			    "sii", owner, now, lease_ms);
+			    "siisn", owner, now, lease_ms, kinds, filter && filter->exclude ? 0 : 1);
+#undef KIND_FILTER
+	free(kinds);
 	if (error < 0)
 		goto done;
 	int rc = sqlite3_step(q);

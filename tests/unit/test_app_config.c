@@ -114,6 +114,8 @@ static void test_defaults(void **state)
 	assert_string_equal(c->github_api_url, "https://api.github.com");
 	assert_int_equal(c->max_body, 25u << 20);
 	assert_true(c->workers >= 1);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	assert_int_equal(c->bench_workers, cores > 1 ? cores - 1 : 1);
 	assert_null(c->webhook_secret);
 	app_config_free(c);
 }
@@ -169,6 +171,15 @@ static void test_bad_values_name_variable(void **state)
 	char *argv3[] = { "--log-format", "xml", NULL };
 	assert_int_equal(app_config_load(&c, tmpdir, 2, argv3, NULL), APP_EINVALID);
 	assert_non_null(strstr(app_error_last(), "LOG_FORMAT"));
+
+	setenv("BENCH_WORKERS", "0", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "BENCH_WORKERS"));
+	setenv("BENCH_WORKERS", "3", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_int_equal(c->bench_workers, 3);
+	app_config_free(c);
+	unsetenv("BENCH_WORKERS");
 }
 
 static void test_buf_cap(void **state)
