@@ -597,6 +597,30 @@ static int run_agent(run *r)
 
 	if (r->cancel) /* cancelled during the baseline: no agent at all */
 		return APP_ECANCELLED;
+	/* what the command must not see: perfbot's state and secrets (the
+	 * database's own files too when it lives outside DATA_DIR) */
+	char cwd[PATH_MAX], dotenv[PATH_MAX + 8], wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+	const char *db = cfg->database_url;
+	if (db && strncmp(db, "sqlite:", 7) == 0)
+		db += 7;
+	const char *hide[8];
+	size_t nhide = 0;
+	hide[nhide++] = cfg->data_dir;
+	if (getcwd(cwd, sizeof(cwd))) {
+		snprintf(dotenv, sizeof(dotenv), "%s/.env", cwd);
+		hide[nhide++] = dotenv;
+	}
+	if (cfg->private_key_path)
+		hide[nhide++] = cfg->private_key_path;
+	if (db && *db) {
+		snprintf(wal, sizeof(wal), "%s-wal", db);
+		snprintf(shm, sizeof(shm), "%s-shm", db);
+		hide[nhide++] = db;
+		hide[nhide++] = wal;
+		hide[nhide++] = shm;
+	}
+	hide[nhide] = NULL;
+
 	char token[AGENT_TOKEN_LEN + 1];
 	if ((error = agent_mcp_register_run(r->svc->mcp, r->id, tools, token)) < 0)
 		return error;
@@ -607,6 +631,7 @@ static int run_agent(run *r)
 	co.run_id = r->id;
 	co.task_file = r->task;
 	co.workdir = r->agent_dir;
+	co.hide = hide;
 	co.wall_ms = (int64_t)max_minutes * 60000;
 	co.grace_ms = AGENT_GRACE_MS;
 	co.cancel = &r->cancel;
