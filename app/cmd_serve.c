@@ -266,7 +266,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
 			goto fail;
-	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .payload = mcp, .max_body = 8u << 20 };
+	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
+			       .payload = mcp, .max_body = 8u << 20 };
 	if (wh_server_route(srv, &mcp_route) < 0)
 		goto fail;
 	if (intake_on) {
