@@ -557,11 +557,12 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 		goto done;
 	}
 	size_t rn = strlen(root);
-	const char *rel = strncmp(abs, root, rn) == 0 && abs[rn] == '/' ? abs + rn + 1 : ".";
+	const char *rel = strncmp(abs, root, rn) == 0 && abs[rn] == '/' ? abs + rn + 1 : NULL;
 	/* -I: binary files skipped; -s: unreadable files are not errors, so
-	 * that grep's stderr speaks of the pattern; long lines cut */
+	 * that grep's stderr speaks of the pattern; no operand: the working
+	 * directory, named without "./"; long lines cut */
 	if (app_buf_puts(&cmd, "LC_ALL=C grep -rnHIs --exclude-dir=.[Gg][Ii][Tt] -E -e ") < 0 ||
-	    shell_quote(&cmd, pattern) < 0 || app_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0 ||
+	    shell_quote(&cmd, pattern) < 0 || (rel && (app_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0)) ||
 	    app_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
 				 "else print }'",
 			   GREP_LINE_SHOW, GREP_LINE_SHOW) < 0) {
