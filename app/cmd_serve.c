@@ -255,7 +255,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (intake_on && wh_intake_new(&intake, &iopts) < 0)
 		goto fail;
 	wh_server_options sopts = { .host = cfg->host, .port = cfg->port, .max_connections = cfg->max_connections,
-				    .connection_timeout_s = 30 };
+				    .connection_timeout_s = 30, .max_buffered = cfg->max_buffered_bodies };
 	if (wh_server_new(&srv, &sopts) < 0)
 		goto fail;
 	wh_route routes[] = {
