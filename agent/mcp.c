@@ -1,17 +1,25 @@
 /* The MCP endpoint (Streamable HTTP, JSON-RPC 2.0) over the agent tools.
  *
  * Request order of checks: method (GET 405), Host / Origin (403), bearer
- * token (401), MCP-Protocol-Version (400), then DELETE ends a session, and
- * POST checks Content-Type (415), Accept (406), size (413), JSON (-32700),
- * message shapes (-32600) and the session (400 missing, 404 unknown or of
- * another run), then dispatches.  Answers are application/json: one object,
- * or an array for a batch; a body of notifications and responses only gets
- * 202 with no body.
+ * token (401), MCP-Protocol-Version (400), and for POST Content-Type (415),
+ * Accept (406) and the declared size (413): all of them from the head, before
+ * the HTTP front reads a body byte (agent_mcp_check_head).  Then DELETE ends
+ * a session, and POST checks JSON (-32700), message shapes and the batch
+ * size (-32600) and the session (400 missing, 404 unknown or of another
+ * run), then dispatches.  Answers are application/json: one object, or an
+ * array for a batch; a body of notifications and responses only gets 202
+ * with no body.
+ *
+ * Bounds: a batch holds at most max_batch messages (refused before any is
+ * run), and once its answers reach max_answer bytes the rest is answered
+ * with an error instead of being run; a run holds at most
+ * max_sessions_per_run sessions (429 past it), all runs max_sessions.
  *
  * Invariants: clear tokens are never stored or logged (hashes only); a
  * session and a token both name one run; a run's tool context is borrowed
  * from its registration and kept alive by a reference count while a call
- * runs, so unregistering waits for calls in flight.
+ * runs, so unregistering ends the tools (stopping the call in flight) and
+ * then waits for calls in flight.
  *
  * Threading: one mutex guards runs and sessions; tool calls run outside it. */
 #include "agent/mcp.h"

@@ -867,7 +867,8 @@ static const tool_def TOOLS[] = {
 	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"}},\"additionalProperties\":false}",
 	  tool_list_files },
 	{ "grep", "Search files",
-	  "Searches workspace files for a POSIX extended regular expression; answers file:line:text lines (capped).",
+	  "Searches workspace files for a POSIX extended regular expression (grep -E, run in the sandbox and stopped after "
+	  "30 s); answers file:line:text lines (capped).",
 	  "{\"type\":\"object\",\"properties\":{\"pattern\":{\"type\":\"string\"},\"path\":{\"type\":\"string\","
 	  "\"description\":\"file or directory to search; the workspace by default\"}},\"required\":[\"pattern\"],"
 	  "\"additionalProperties\":false}",
