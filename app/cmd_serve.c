@@ -256,7 +256,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (intake_on && wh_intake_new(&intake, &iopts) < 0)
 		goto fail;
 	wh_server_options sopts = { .host = cfg->host, .port = cfg->port, .max_connections = cfg->max_connections,
-				    .connection_timeout_s = 30 };
+				    .connection_timeout_s = 30, .max_buffered = cfg->max_buffered_bodies };
 	if (wh_server_new(&srv, &sopts) < 0)
 		goto fail;
 	wh_route routes[] = {
@@ -267,7 +267,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
 			goto fail;
-	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .payload = mcp, .max_body = 8u << 20 };
+	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
+			       .payload = mcp, .max_body = 8u << 20 };
 	if (wh_server_route(srv, &mcp_route) < 0)
 		goto fail;
 	if (intake_on) {

@@ -49,6 +49,7 @@ static const struct var vars[] = {
 	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
 	{ "PERFBOT_SANDBOX", K_STR, "bwrap", 0, 0, "sandbox backend" },
 	{ "MAX_BODY", K_SIZE, "25MiB", 0, 0, "largest webhook body accepted" },
+	{ "MAX_BUFFERED_BODIES", K_SIZE, "64MiB", 0, 0, "request bodies held in memory at once (past it: 503)" },
 	{ "MAX_CONNECTIONS", K_INT, "1024", 1, 100000, "concurrent HTTP connections" },
 	{ "JOB_ATTEMPTS", K_INT, "5", 1, 100, "tries before a job is marked failed" },
 	{ "JOB_LEASE_SECONDS", K_INT, "300", 1, 86400, "lease a worker holds on a job" },
@@ -272,7 +273,10 @@ static int check_and_store(struct loaded *l)
 			size_t sz;
 			if (parse_size(&sz, s) < 0 || sz == 0)
 				return app_error_set(APP_EINVALID, "%s: expected a size such as 25MiB or 1048576, got \"%s\"", v->name, s);
-			c->max_body = sz;
+			if (strcmp(v->name, "MAX_BODY") == 0)
+				c->max_body = sz;
+			else
+				c->max_buffered_bodies = sz;
 			break;
 		}
 		case K_LEVEL:

@@ -32,6 +32,7 @@ typedef struct app_config {
 	const char *agent_command;
 	const char *sandbox;            /* "bwrap" */
 	size_t max_body;                /* bytes, MAX_BODY (default 25 MiB) */
+	size_t max_buffered_bodies;     /* bytes, MAX_BUFFERED_BODIES (default 64 MiB) */
 	int max_connections;            /* MAX_CONNECTIONS */
 	int job_attempts;               /* JOB_ATTEMPTS: tries before a job is failed */
 	int job_lease_s;                /* JOB_LEASE_SECONDS */

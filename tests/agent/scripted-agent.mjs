@@ -13,6 +13,8 @@
 //                write outside, and a workflow file; then submits
 //   network      tries DNS and TCP from exec; submits no change
 //   slow         keeps calling tools until the run ends or it is killed
+//   catastrophic-grep  greps with a backtracking pattern that takes hours on
+//                its line, then keeps calling tools like slow
 // Every tool call is printed as one JSON line {tool, isError, text}.
 import { readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -134,6 +136,16 @@ async function main() {
           "python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), 3); print('NET-OK')\" 2>/dev/null || echo NET-FAIL",
       });
       await call('submit_result', { summary: 'network probe only' });
+      break;
+    }
+    case 'catastrophic-grep': {
+      await call('write_file', { path: 'long.txt', content: 'a'.repeat(200) + 'x\n' });
+      await call('grep', { pattern: '(.*)(.*)(.*)(.*)(.*)\\5\\4\\3\\2\\1x', path: 'long.txt' });
+      for (;;) {
+        const r = await call('list_files', {});
+        if (r.isError && /run has ended/.test(r.text)) break;
+        await new Promise((res) => setTimeout(res, 500));
+      }
       break;
     }
     case 'slow': {

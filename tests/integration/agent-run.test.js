@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, request, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -453,6 +453,39 @@ function mcpConfigFiles(id) {
   return fs.readdirSync(work).filter((d) => d.startsWith(`run-${id}-`))
     .map((d) => path.join(work, d, 'agent', 'mcp.json')).filter((f) => fs.existsSync(f));
 }
+
+test('/perfbot cancel ends a run within seconds while its agent greps with a catastrophic pattern', async () => {
+  const { id } = await optimize('catastrophic-grep', { issue: 21 });
+  await waitFor(() => { const p = agentProcesses(id); return p.length ? p : null; },
+    { timeoutMs: RUN_MS, what: 'the agent to start' });
+  // the search runs (in the sandbox: a grep process of its own)
+  const searching = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((pid) => {
+    try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('\\5\\4\\3\\2\\1x'); } catch { return false; }
+  });
+  await waitFor(() => searching(), { timeoutMs: 15000 * SLOW, what: 'the search to start' }).catch(() => {});
+  await sleep(1000);
+  const n = commentsOn(21).length;
+  const t0 = Date.now();
+  await comment(`/perfbot cancel ${id}`, { issue: 21 });
+  assert.equal(await replyAfter(21, n), `Cancelled perfbot run ${id}.`);
+  const r = await waitFor(async () => {
+    const x = await run(id);
+    return x && x.state === 'cancelled' && x.data.reported ? x : null;
+  }, { timeoutMs: 10000, everyMs: 100, what: `run ${id} to end within 10 s of the cancel` });
+  assert.equal(r.reason, 'cancelled by @mona');
+  await waitFor(() => agentProcesses(id).length === 0 && !searching(),
+    { timeoutMs: Math.max(1000, 10000 - (Date.now() - t0)), what: 'the agent and its search to be gone' });
+  assert.ok(Date.now() - t0 < 10000, `the run ended ${Date.now() - t0} ms after the cancel`);
+  // the repository's run slot is free again
+  const m = commentsOn(22).length;
+  await comment('/perfbot optimize', { issue: 22 });
+  assert.doesNotMatch(await replyAfter(22, m), /already going on/);
+  const next = /Started perfbot run (\d+)/.exec(commentsOn(22)[m].body);
+  if (next) {
+    await comment(`/perfbot cancel ${next[1]}`, { issue: 22 });
+    await ended(Number(next[1]));
+  }
+});
 
 test('/perfbot cancel kills the agent, revokes its token and cancels the run; a second request meanwhile is refused', async () => {
   const { id } = await optimize('slow', { issue: 8 });
