@@ -135,6 +135,8 @@ struct agent_sandbox {
 	 * and output directories perfbot creates): chowns the tree. */
 	int (*prepare_dir)(agent_sandbox *sb, const char *host_path);
 	void (*free)(agent_sandbox *sb);
+	const char *limits_mechanism; /* what holds the whole-sandbox limits: "cgroup v1 (...)",
+				       * "cgroup v2 (...)" or "rlimits"; borrowed (NULL: not said) */
 };
 
 static inline int agent_sandbox_run(agent_sandbox *sb, agent_sandbox_result *out, const agent_sandbox_cmd *cmd)

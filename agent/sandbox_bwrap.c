@@ -1084,6 +1084,8 @@ int agent_sandbox_bwrap_new(agent_sandbox **out, const agent_sandbox_bwrap_optio
 		return error;
 	}
 	sb->opts.cgroup_root = sb->opts.subuid_path = sb->opts.subgid_path = NULL;
+	sb->base.limits_mechanism =
+		agent_cgroups_kind(sb->cgs) != AGENT_CGROUP_NONE ? agent_cgroups_describe(sb->cgs) : "rlimits";
 
 	agent_sandbox_cmd probe = AGENT_SANDBOX_CMD_INIT;
 	const char *const argv[] = { "/bin/true", NULL };
