@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/config.h"
 #include "app/error.h"
 
 const char *const agent_sandbox_env[] = {
@@ -143,4 +144,15 @@ int agent_sandbox_new_with(agent_sandbox **out, const char *backend, const agent
 		return agent_sandbox_bwrap_new(out, opts);
 	return app_error_set(APP_EINVALID, "PERFBOT_SANDBOX: unknown sandbox backend \"%s\" (expected bwrap)",
 			     backend);
+}
+
+int agent_sandbox_new_config(agent_sandbox **out, const app_config *cfg)
+{
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.memory_bytes = cfg->sandbox_memory;
+	o.pids = cfg->sandbox_pids;
+	o.cpu_s = cfg->sandbox_cpu_s;
+	o.disk_bytes = cfg->sandbox_disk;
+	o.disk_reserve_bytes = cfg->sandbox_disk_reserve;
+	return agent_sandbox_new_with(out, cfg->sandbox, &o);
 }

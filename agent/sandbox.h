@@ -199,4 +199,10 @@ int agent_sandbox_new(agent_sandbox **out, const char *backend);
 /* The same with whole-sandbox limits; opts may be NULL. */
 int agent_sandbox_new_with(agent_sandbox **out, const char *backend, const agent_sandbox_bwrap_options *opts);
 
+/* The backend and whole-sandbox limits perfbot's configuration names
+ * (PERFBOT_SANDBOX, SANDBOX_MEMORY, SANDBOX_PIDS, SANDBOX_CPU_SECONDS,
+ * SANDBOX_DISK, SANDBOX_DISK_RESERVE). */
+struct app_config;
+int agent_sandbox_new_config(agent_sandbox **out, const struct app_config *cfg);
+
 #endif

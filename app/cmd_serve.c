@@ -228,7 +228,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	/* without a working sandbox perfbot still receives webhooks; runs fail
 	 * with the reason instead of ever running unsandboxed */
-	if (agent_sandbox_new(&sandbox, cfg->sandbox) < 0)
+	if (agent_sandbox_new_config(&sandbox, cfg) < 0)
 		app_log(APP_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
 			app_error_last(), NULL);
 	agent_mcp_options mopts = AGENT_MCP_OPTIONS_INIT;
