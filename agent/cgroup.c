@@ -18,6 +18,7 @@
  * several perfbot processes can share a parent. */
 #include "agent/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -173,11 +174,35 @@ static int own_path(char *out, size_t cap, const char *ctl)
 	return -1;
 }
 
+/* Removes the run cgroups a perfbot that died left in base ("<pid>-<n>" of
+ * a pid that no longer exists; rmdir fails on one still holding processes). */
+static void sweep_stale(const char *base)
+{
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *end;
+		const char *name = strncmp(e->d_name, "probe-", 6) == 0 ? e->d_name + 6 : e->d_name;
+		uint64_t pid = parse_u64(name, &end);
+		if (end == name || (*end != '-' && *end != '\0') || pid == 0 || pid > INT_MAX || (pid_t)pid == getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char dir[PATH_MAX];
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", base, e->d_name) < sizeof(dir))
+			rmdir(dir);
+	}
+	closedir(d);
+}
+
 /* Makes base (EEXIST is fine) and checks a run cgroup can be made in it. */
 static int usable_base(const char *base)
 {
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		return 0;
+	sweep_stale(base);
 	char probe[PATH_MAX];
 	if ((size_t)snprintf(probe, sizeof(probe), "%s/probe-%ld", base, (long)getpid()) >= sizeof(probe))
 		return 0;
@@ -494,6 +519,9 @@ static int kill_listed(const char *dir)
 	return count;
 }
 
+/* Asks the v1 freezer for `state`; for FROZEN, waits up to ~0.5 s for it.
+ * Returns -1 when the request itself failed, 0 when frozen, 1 when the
+ * group is still freezing (it must be thawed all the same). */
 static int v1_freeze(const char *dir, const char *state)
 {
 	if (write_in(dir, "freezer.state", state) != 0)
@@ -507,7 +535,7 @@ static int v1_freeze(const char *dir, const char *state)
 			return 0;
 		sleep_ms(5);
 	}
-	return -1;
+	return 1;
 }
 
 int agent_cgroup_kill(agent_cgroup *cg)
@@ -519,22 +547,26 @@ int agent_cgroup_kill(agent_cgroup *cg)
 		return 0;
 	if (cg->cgs->kind == AGENT_CGROUP_V2 && cg->cgs->v2_kill && write_in(dir, "cgroup.kill", "1") == 0)
 		return 1;
-	int frozen = 0;
-	if (cg->cgs->kind == AGENT_CGROUP_V2)
-		frozen = write_in(dir, "cgroup.freeze", "1") == 0;
-	else if (cg->dir[AGENT_CG_FREEZER])
-		frozen = v1_freeze(cg->dir[AGENT_CG_FREEZER], "FROZEN") == 0;
+	/* requested: the group must be thawed after, frozen or not yet */
+	int requested = 0, frozen = 0;
+	if (cg->cgs->kind == AGENT_CGROUP_V2) {
+		requested = frozen = write_in(dir, "cgroup.freeze", "1") == 0;
+	} else if (cg->dir[AGENT_CG_FREEZER]) {
+		int f = v1_freeze(cg->dir[AGENT_CG_FREEZER], "FROZEN");
+		requested = f >= 0;
+		frozen = f == 0;
+	}
 	int seen = kill_listed(dir);
-	/* frozen, nothing can fork between the listing and the kill; without a
-	 * freezer, list again until the group is empty (bounded by pids.max) */
+	/* frozen, nothing can fork between the listing and the kill; else,
+	 * list again until the group is empty (bounded by pids.max) */
 	for (int i = 0; !frozen && seen > 0 && i < 50; i++) {
 		int again = kill_listed(dir);
 		if (again <= 0)
 			break;
 	}
-	if (cg->cgs->kind == AGENT_CGROUP_V2 && frozen)
+	if (requested && cg->cgs->kind == AGENT_CGROUP_V2)
 		write_in(dir, "cgroup.freeze", "0");
-	else if (frozen)
+	else if (requested)
 		v1_freeze(cg->dir[AGENT_CG_FREEZER], "THAWED");
 	return seen < 0 ? 0 : seen;
 }

@@ -691,8 +691,8 @@ static void run_in(agent_sandbox *sb, fixture *f, agent_sandbox_result *r, const
 		fail_msg("sandbox run failed: %s", app_error_last());
 }
 
-/* run cgroups of this process left behind (they are removed after each run) */
-static int leftover_cgroups(void)
+/* The directory run cgroups are made in on the v1 memory hierarchy. */
+static void memory_base(char *dir, size_t cap)
 {
 	FILE *fp = fopen("/proc/self/cgroup", "r");
 	char line[512], own[512] = "";
@@ -705,8 +705,14 @@ static int leftover_cgroups(void)
 	}
 	if (fp)
 		fclose(fp);
+	snprintf(dir, cap, "/sys/fs/cgroup/memory%s/perfbot", strcmp(own, "/") ? own : "");
+}
+
+/* run cgroups of this process left behind (they are removed after each run) */
+static int leftover_cgroups(void)
+{
 	char dir[1024], prefix[32];
-	snprintf(dir, sizeof(dir), "/sys/fs/cgroup/memory%s/perfbot", strcmp(own, "/") ? own : "");
+	memory_base(dir, sizeof(dir));
 	snprintf(prefix, sizeof(prefix), "%d-", (int)getpid());
 	DIR *d = opendir(dir);
 	int n = 0;
@@ -716,6 +722,32 @@ static int leftover_cgroups(void)
 	if (d)
 		closedir(d);
 	return n;
+}
+
+/* The run cgroups of a perfbot that died are removed when the next one
+ * starts; those of a live process are left alone. */
+static void test_stale_cgroups_swept(void **state)
+{
+	(void)state;
+	char base[1024], stale[1100], live[1100];
+	memory_base(base, sizeof(base));
+	struct stat st;
+	if (geteuid() != 0 || stat(base, &st) < 0)
+		skip();
+	/* no process has a pid above the kernel's 2^22 maximum */
+	snprintf(stale, sizeof(stale), "%s/%d-7", base, 99999999);
+	snprintf(live, sizeof(live), "%s/%d-7", base, (int)getppid());
+	assert_int_equal(mkdir(stale, 0755), 0);
+	assert_int_equal(mkdir(live, 0755), 0);
+	agent_sandbox *sb = NULL;
+	int rc = agent_sandbox_new(&sb, "bwrap");
+	agent_sandbox_free(sb);
+	int stale_left = stat(stale, &st) == 0, live_left = stat(live, &st) == 0;
+	rmdir(stale);
+	rmdir(live);
+	assert_int_equal(rc, 0);
+	assert_false(stale_left);
+	assert_true(live_left);
 }
 
 /* 30 GiB across ten processes, each well under its 8 GiB RLIMIT_AS: only
@@ -907,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_etc_only_world_readable),
 		cmocka_unit_test(test_subuid_overlap_refused),
 		cmocka_unit_test(test_ancestors_untouched),
+		cmocka_unit_test(test_stale_cgroups_swept),
 		cmocka_unit_test(test_memory_limit_whole_sandbox),
 		cmocka_unit_test(test_pids_limit_whole_sandbox),
 		cmocka_unit_test(test_cpu_limit_whole_sandbox),
