@@ -172,6 +172,11 @@ typedef struct agent_sandbox_bwrap_options {
 	const char *cgroup_root; /* "/sys/fs/cgroup"; "" = use no cgroup */
 	const char *subuid_path; /* "/etc/subuid" */
 	const char *subgid_path; /* "/etc/subgid" */
+	const char *stage_dir;   /* as root, the empty directory work trees are
+				  * mounted on in each run's own mount namespace:
+				  * the first of /mnt, /media, /srv.  Where none can
+				  * be mounted on, trees are bound by path and their
+				  * ancestors made searchable (o+x). */
 } agent_sandbox_bwrap_options;
 
 #define AGENT_SANDBOX_MEMORY_DEFAULT (8ULL << 30)
@@ -182,7 +187,7 @@ typedef struct agent_sandbox_bwrap_options {
 
 #define AGENT_SANDBOX_BWRAP_OPTIONS_INIT                                                                         \
 	{ NULL, 0, 0, AGENT_SANDBOX_MEMORY_DEFAULT, AGENT_SANDBOX_PIDS_DEFAULT, AGENT_SANDBOX_CPU_DEFAULT,        \
-	  AGENT_SANDBOX_DISK_DEFAULT, AGENT_SANDBOX_DISK_RESERVE_DEFAULT, NULL, NULL, NULL }
+	  AGENT_SANDBOX_DISK_DEFAULT, AGENT_SANDBOX_DISK_RESERVE_DEFAULT, NULL, NULL, NULL, NULL }
 
 /* Creates the bwrap backend after a probe (`bwrap ... true` with the real
  * mount set).  Fails with a clear message when bwrap is missing or cannot

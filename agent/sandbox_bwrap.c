@@ -17,9 +17,12 @@
  * --new-session and a cleared environment.  Nothing else of the host is
  * mounted, so DATA_DIR, keys and perfbot's environment are out of reach.
  *
- * The work tree and the extra mounts are opened by perfbot itself and handed
- * to bwrap as descriptors (--bind-fd), so the sandbox's uid needs no search
- * permission on their ancestors: DATA_DIR stays 0700.
+ * bwrap resolves every mount source as the run's uid.  As root, the child
+ * (still root) mounts the work tree and the extra mounts on an empty
+ * directory (/mnt) in a mount namespace of its own and bwrap binds them from
+ * there, so the run's uid needs no search permission on their ancestors:
+ * DATA_DIR stays 0700.  Not root, the run's uid is perfbot's own and bwrap
+ * gets descriptors (--bind-fd).  See TREES_*.
  *
  * The parent drains stdout/stderr into capped buffers (reading on after the
  * cap so the child never blocks) and every WATCH_MS checks the whole-sandbox
@@ -112,7 +115,19 @@ typedef struct bwrap_sandbox {
 	int etc_link[MAX_ETC];
 	int netc;
 	const char *stage;                /* an empty host directory the child mounts over */
+	int trees;                        /* how work trees reach bwrap: TREES_* */
 } bwrap_sandbox;
+
+/* How the work tree and the extra mounts reach bwrap, which resolves every
+ * source path as the run's uid (even a descriptor's, through its path). */
+enum {
+	TREES_FD,     /* not root: the run's uid is perfbot's own; --bind-fd */
+	TREES_STAGED, /* root: the child mounts them on `stage` in a mount
+		       * namespace of its own; no ancestor needs opening */
+	TREES_PATH,   /* root where no mount namespace can be made (a container
+		       * without CAP_SYS_ADMIN): by path, so prepare_dir makes
+		       * the ancestors searchable (o+x) */
+};
 
 /* An argv under construction; strings are borrowed. */
 typedef struct argv_list {
@@ -362,16 +377,16 @@ static void kill_tree(pid_t pid, agent_cgroup *cg)
  * it at <stage>/<i> in a private mount namespace first (a mount of the
  * parent's namespace cannot be bound from there, so by path), and bwrap
  * binds that. */
-static void add_tree(argv_list *a, const bwrap_sandbox *sb, int i, int fd, int writable, const char *dest,
-		     char fdnum[16], char stage[PATH_MAX], int *isdir)
+static void add_tree(argv_list *a, const bwrap_sandbox *sb, int i, int fd, const char *src, int writable,
+		     const char *dest, char fdnum[16], char stage[PATH_MAX], int *isdir)
 {
 	struct stat st;
 	*isdir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 	snprintf(fdnum, 16, "%d", fd);
-	snprintf(stage, PATH_MAX, "%s/%d", sb->stage, i);
-	if (sb->drop) {
+	snprintf(stage, PATH_MAX, "%s/%d", sb->stage ? sb->stage : "/mnt", i);
+	if (sb->trees != TREES_FD) {
 		arg(a, writable ? "--bind" : "--ro-bind");
-		arg(a, stage);
+		arg(a, sb->trees == TREES_STAGED ? stage : src);
 	} else {
 		arg(a, writable ? "--bind-fd" : "--ro-bind-fd");
 		arg(a, fdnum);
@@ -471,7 +486,8 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		}
 		wfds[nw++] = dir_fd[ndir];
 		src[ndir] = cmd->workspace;
-		add_tree(&a, sb, ndir, dir_fd[ndir], 1, AGENT_SANDBOX_WORKSPACE, fdnum[ndir], stage[ndir], &isdir[ndir]);
+		add_tree(&a, sb, ndir, dir_fd[ndir], src[ndir], 1, AGENT_SANDBOX_WORKSPACE, fdnum[ndir], stage[ndir],
+			 &isdir[ndir]);
 		ndir++;
 	}
 	for (size_t i = 0; i < cmd->nmounts; i++) {
@@ -489,7 +505,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		if (m->writable)
 			wfds[nw++] = dir_fd[ndir];
 		src[ndir] = m->host_path;
-		add_tree(&a, sb, ndir, dir_fd[ndir], m->writable, m->sandbox_path, fdnum[ndir], stage[ndir],
+		add_tree(&a, sb, ndir, dir_fd[ndir], src[ndir], m->writable, m->sandbox_path, fdnum[ndir], stage[ndir],
 			 &isdir[ndir]);
 		ndir++;
 	}
@@ -543,7 +559,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	/* the descriptors the child keeps past close_except, sorted */
 	int keep[MAX_MOUNTS + 2], nkeep = 0;
 	keep[nkeep++] = exec_pipe[1];
-	for (int i = 0; i < ndir && !sb->drop; i++)
+	for (int i = 0; i < ndir && sb->trees == TREES_FD; i++)
 		keep[nkeep++] = dir_fd[i];
 	for (int i = 1; i < nkeep; i++)
 		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
@@ -584,7 +600,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		/* as root: the trees are mounted where bwrap, which resolves
 		 * every source path as the run's uid, can reach them, in a
 		 * mount namespace of this child's own */
-		if (sb->drop && ndir > 0) {
+		if (sb->trees == TREES_STAGED && ndir > 0) {
 			if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 			    mount("tmpfs", sb->stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") < 0)
 				child_fail(exec_pipe[1], errno);
@@ -605,7 +621,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 		/* only 0, 1, 2, the trees bwrap mounts and the exec-error pipe
 		 * (close-on-exec) stay */
 		close_except(3, keep, nkeep, fd_limit);
-		for (int i = 0; i < ndir && !sb->drop; i++)
+		for (int i = 0; i < ndir && sb->trees == TREES_FD; i++)
 			if (fcntl(dir_fd[i], F_SETFD, 0) < 0)
 				child_fail(exec_pipe[1], errno);
 		sigset_t none;
@@ -880,8 +896,21 @@ static int bwrap_prepare_dir(agent_sandbox *base, const char *host_path)
 	if (err)
 		return app_error_set(APP_EGENERIC, "sandbox: cannot hand %s to uid %u: %s", path, (unsigned)sb->uid,
 				     strerror(err));
-	/* The ancestors are left as they are: bwrap gets the tree as an open
-	 * descriptor and never resolves its path as the sandbox's uid. */
+	/* Staged, the ancestors are left as they are: the child mounts the tree
+	 * while still root, and bwrap never resolves its path.  Otherwise
+	 * bwrap resolves it as the run's uid: every ancestor needs search (x)
+	 * permission for others.  Listing (r) is not added. */
+	if (sb->trees != TREES_PATH)
+		return 0;
+	for (char *slash = strrchr(path, '/'); slash && slash != path; slash = strrchr(path, '/')) {
+		*slash = '\0';
+		struct stat st;
+		if (stat(path, &st) < 0)
+			return app_error_set(APP_EGENERIC, "sandbox: %s: %s", path, strerror(errno));
+		if (!(st.st_mode & S_IXOTH) && chmod(path, (st.st_mode & 07777) | S_IXOTH) < 0)
+			return app_error_set(APP_EGENERIC, "sandbox: %s is not searchable by uid %u: %s", path,
+					     (unsigned)sb->uid, strerror(errno));
+	}
 	return 0;
 }
 
@@ -1007,6 +1036,27 @@ static int find_etc(bwrap_sandbox *sb)
 	return error;
 }
 
+/* Whether a child of perfbot (root) can make a mount namespace of its own
+ * and mount on `stage`, as every run's child does with TREES_STAGED. */
+static int can_stage(const char *stage)
+{
+	if (!stage)
+		return 0;
+	pid_t pid = fork();
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") < 0)
+			_exit(1);
+		_exit(0);
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static void fmt_limit(char *buf, size_t cap, uint64_t v, int bytes)
 {
 	if (!v)
@@ -1068,22 +1118,24 @@ int agent_sandbox_bwrap_new(agent_sandbox **out, const agent_sandbox_bwrap_optio
 		return error;
 	}
 	static const char *const stages[] = { "/mnt", "/media", "/srv", NULL };
+	sb->stage = sb->opts.stage_dir;
 	for (int i = 0; !sb->stage && stages[i]; i++) {
 		struct stat st;
 		if (lstat(stages[i], &st) == 0 && S_ISDIR(st.st_mode))
 			sb->stage = stages[i];
 	}
-	if (sb->drop && !sb->stage) {
-		bwrap_free(&sb->base);
-		return app_error_set(APP_EGENERIC, "sandbox: none of /mnt, /media, /srv exists to mount work trees on");
-	}
+	sb->trees = !sb->drop ? TREES_FD : can_stage(sb->stage) ? TREES_STAGED : TREES_PATH;
+	if (sb->trees == TREES_PATH)
+		app_log(APP_LOG_WARN, "sandbox: no private mount namespace (CAP_SYS_ADMIN) or empty /mnt to mount work trees on; "
+				      "the ancestors of DATA_DIR are made searchable (o+x) for the sandbox's uid",
+			NULL);
 	const char *cg_root = sb->opts.cgroup_root;
 	if ((error = find_etc(sb)) < 0 ||
 	    (error = agent_cgroups_probe(&sb->cgs, cg_root && !*cg_root ? "/nonexistent" : cg_root)) < 0) {
 		bwrap_free(&sb->base);
 		return error;
 	}
-	sb->opts.cgroup_root = sb->opts.subuid_path = sb->opts.subgid_path = NULL;
+	sb->opts.cgroup_root = sb->opts.subuid_path = sb->opts.subgid_path = sb->opts.stage_dir = NULL;
 	sb->base.limits_mechanism =
 		agent_cgroups_kind(sb->cgs) != AGENT_CGROUP_NONE ? agent_cgroups_describe(sb->cgs) : "rlimits";
 

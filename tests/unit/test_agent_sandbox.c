@@ -661,6 +661,34 @@ static void test_ancestors_untouched(void **state)
 	assert_int_equal(st.st_mode & 07777, 0700);
 }
 
+/* Root without a mount namespace of its own (a container without
+ * CAP_SYS_ADMIN, here: nothing to mount on): the trees are bound by path,
+ * their ancestors made searchable, and runs still work. */
+static void test_trees_by_path_without_mount_namespace(void **state)
+{
+	fixture *f = *state;
+	if (geteuid() != 0)
+		skip();
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.stage_dir = "/nonexistent-perfbot-stage";
+	agent_sandbox *sb = NULL;
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), 0);
+	assert_int_equal(agent_sandbox_prepare_dir(sb, f->ws), 0);
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "echo by-path > /workspace/p && cat /workspace/p";
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(sb, &r, &c), 0);
+	if (!agent_sandbox_result_ok(&r) || strcmp(r.out, "by-path\n") != 0)
+		fail_msg("run failed: %s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+	agent_sandbox_free(sb);
+	struct stat st;
+	assert_int_equal(stat(f->root, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0701);
+	chmod(f->root, 0700);
+}
+
 /* ---- whole-sandbox limits ------------------------------------------------ */
 
 /* A sandbox with small whole-sandbox limits, for the limit tests. */
@@ -939,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_etc_only_world_readable),
 		cmocka_unit_test(test_subuid_overlap_refused),
 		cmocka_unit_test(test_ancestors_untouched),
+		cmocka_unit_test(test_trees_by_path_without_mount_namespace),
 		cmocka_unit_test(test_stale_cgroups_swept),
 		cmocka_unit_test(test_memory_limit_whole_sandbox),
 		cmocka_unit_test(test_pids_limit_whole_sandbox),
