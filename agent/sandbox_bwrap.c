@@ -81,6 +81,7 @@
 #define MAX_ARGS 384
 #define MAX_MOUNTS 16
 #define WATCH_MS 200
+#define STAGE_MAX 128 /* longest directory work trees are mounted on */
 /* The disk scan of a run's writable trees gives up past this many entries
  * (then the fall in free space alone decides) and runs at most this often. */
 #define SCAN_MAX_ENTRIES 200000
@@ -378,12 +379,12 @@ static void kill_tree(pid_t pid, agent_cgroup *cg)
  * parent's namespace cannot be bound from there, so by path), and bwrap
  * binds that. */
 static void add_tree(argv_list *a, const bwrap_sandbox *sb, int i, int fd, const char *src, int writable,
-		     const char *dest, char fdnum[16], char stage[PATH_MAX], int *isdir)
+		     const char *dest, char fdnum[16], char stage[STAGE_MAX + 16], int *isdir)
 {
 	struct stat st;
 	*isdir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 	snprintf(fdnum, 16, "%d", fd);
-	snprintf(stage, PATH_MAX, "%s/%d", sb->stage ? sb->stage : "/mnt", i);
+	snprintf(stage, STAGE_MAX + 16, "%s/%d", sb->stage ? sb->stage : "/mnt", i);
 	if (sb->trees != TREES_FD) {
 		arg(a, writable ? "--bind" : "--ro-bind");
 		arg(a, sb->trees == TREES_STAGED ? stage : src);
@@ -403,7 +404,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	int ndir = 0, nw = 0;
 	char fdnum[MAX_MOUNTS + 1][16];
 	const char *src[MAX_MOUNTS + 1];      /* host paths, borrowed */
-	char stage[MAX_MOUNTS + 1][PATH_MAX]; /* where the child mounts it for bwrap */
+	char stage[MAX_MOUNTS + 1][STAGE_MAX + 16]; /* where the child mounts each for bwrap */
 	int isdir[MAX_MOUNTS + 1];
 	pid_t pid = -1;
 	argv_list a = { .n = 0 };
@@ -474,8 +475,8 @@ static int bwrap_run_impl(bwrap_sandbox *sb, agent_sandbox_result *out, const ag
 	arg(&a, "/tmp");
 	arg(&a, "--dir");
 	arg(&a, AGENT_SANDBOX_HOME);
-	/* the trees are opened here, with perfbot's rights, and handed over
-	 * as descriptors: bwrap never walks their host paths */
+	/* the trees are opened here, with perfbot's rights: the disk watch
+	 * reads them, and they reach bwrap as add_tree says */
 	if (probe) {
 		arg(&a, "--dir");
 		arg(&a, AGENT_SANDBOX_WORKSPACE);
@@ -1040,7 +1041,7 @@ static int find_etc(bwrap_sandbox *sb)
  * and mount on `stage`, as every run's child does with TREES_STAGED. */
 static int can_stage(const char *stage)
 {
-	if (!stage)
+	if (!stage || strlen(stage) >= STAGE_MAX)
 		return 0;
 	pid_t pid = fork();
 	if (pid < 0)
