@@ -5,7 +5,13 @@
  * holds, the environment is exactly the fixed set, the sandbox dies with
  * perfbot; a measurement of the same tree twice gives identical counts,
  * equal to a direct valgrind run in the same sandbox; a measurement survives
- * a hostile output directory (a FIFO, deep trees, links). */
+ * a hostile output directory (a FIFO, deep trees, links).  HOME is outside
+ * the work tree, no nested user namespace can be made, only world-readable
+ * toolchain files of /etc are visible, an overlapping /etc/subuid range is
+ * refused, DATA_DIR's ancestors are never opened up; the whole-sandbox
+ * limits (memory across ten processes, 10,000 forks, CPU time of two busy
+ * loops, 20 GiB of writes, the host disk's reserve) each end a run quickly
+ * with a clear reason, and no run cgroup is left behind. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
