@@ -460,7 +460,7 @@ static int make_dirs(run *r)
 	char tmpl[PATH_MAX];
 	snprintf(tmpl, sizeof(tmpl), "%s/work", r->svc->cfg->data_dir);
 	mkdir(r->svc->cfg->data_dir, 0700);
-	mkdir(tmpl, 0711);
+	mkdir(tmpl, 0700);
 	if ((size_t)snprintf(tmpl, sizeof(tmpl), "%s/work/run-%" PRId64 "-XXXXXX", r->svc->cfg->data_dir, r->id) >=
 	    sizeof(tmpl))
 		return app_error_set(APP_EINVALID, "DATA_DIR path too long");

@@ -121,7 +121,7 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot optimize: DATA_DIR %s: %s\n", cfg->data_dir, strerror(errno));
 		goto done;
 	}
-	if (store_open(&st, cfg->database_url) < 0 || agent_sandbox_new(&sb, cfg->sandbox) < 0 ||
+	if (store_open(&st, cfg->database_url) < 0 || agent_sandbox_new_config(&sb, cfg) < 0 ||
 	    agent_mcp_new(&mcp, NULL) < 0) {
 		fprintf(stderr, "perfbot optimize: %s\n", app_error_last());
 		goto done;

@@ -203,6 +203,12 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		app_error_set(app_error_code(), "DATA_DIR: %s", app_error_last());
 		goto fail;
 	}
+	/* an existing DATA_DIR too: it holds the database and every run's tree
+	 * (a shared sticky directory such as /tmp is left alone) */
+	struct stat dd;
+	if (stat(cfg->data_dir, &dd) == 0 && (dd.st_mode & 077) && !(dd.st_mode & S_ISVTX) && dd.st_uid == geteuid() &&
+	    chmod(cfg->data_dir, 0700) < 0)
+		app_log(APP_LOG_WARN, "DATA_DIR: cannot make it private", "error", strerror(errno), NULL);
 	char lock_path[4096];
 	snprintf(lock_path, sizeof(lock_path), "%s/perfbot.lock", cfg->data_dir);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -229,7 +235,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	/* without a working sandbox perfbot still receives webhooks; runs fail
 	 * with the reason instead of ever running unsandboxed */
-	if (agent_sandbox_new(&sandbox, cfg->sandbox) < 0)
+	if (agent_sandbox_new_config(&sandbox, cfg) < 0)
 		app_log(APP_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
 			app_error_last(), NULL);
 	agent_mcp_options mopts = AGENT_MCP_OPTIONS_INIT;

@@ -5,6 +5,7 @@
 #define APP_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "app/log.h"
 
@@ -31,6 +32,11 @@ typedef struct app_config {
 	const char *agent;              /* "command" | "managed" */
 	const char *agent_command;
 	const char *sandbox;            /* "bwrap" */
+	uint64_t sandbox_memory;        /* bytes, SANDBOX_MEMORY (8 GiB); 0 = no limit */
+	int sandbox_pids;               /* SANDBOX_PIDS (512); 0 = no limit */
+	int sandbox_cpu_s;              /* SANDBOX_CPU_SECONDS (3600); 0 = no limit */
+	uint64_t sandbox_disk;          /* bytes, SANDBOX_DISK (10 GiB); 0 = no limit */
+	uint64_t sandbox_disk_reserve;  /* bytes, SANDBOX_DISK_RESERVE (1 GiB); 0 = none */
 	size_t max_body;                /* bytes, MAX_BODY (default 25 MiB) */
 	size_t max_buffered_bodies;     /* bytes, MAX_BUFFERED_BODIES (default 64 MiB) */
 	int max_connections;            /* MAX_CONNECTIONS */

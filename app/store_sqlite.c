@@ -27,9 +27,11 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define POOL_SIZE 8
 #define BUSY_TIMEOUT_MS 10000
@@ -1307,12 +1309,39 @@ static int make_parent_dirs(const char *path)
 	return app_mkdirs(dir, 0700);
 }
 
+/* The database holds webhook payloads, run tokens and installation data:
+ * readable by perfbot's user only.  The file is made (or tightened) 0600
+ * before SQLite opens it; SQLite gives the -wal and -shm files it creates
+ * the database's mode, and existing ones are tightened too. */
+static int private_files(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return app_error_set(APP_EGENERIC, "store: cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	int error = 0;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0)
+		error = app_error_set(APP_EGENERIC, "store: cannot make %s private: %s", path, strerror(errno));
+	close(fd);
+	static const char *const sfx[] = { "-wal", "-shm", "-journal" };
+	for (size_t i = 0; !error && i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		char p[4200];
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >= sizeof(p))
+			continue;
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+			(void)chmod(p, st.st_mode & 0700);
+	}
+	return error;
+}
+
 int store_sqlite_open(store **out, const char *path)
 {
 	int error;
 	if (!*path)
 		return app_error_set(APP_EINVALID, "DATABASE_URL: empty SQLite path");
 	if ((error = make_parent_dirs(path)) < 0)
+		return error;
+	if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 && (error = private_files(path)) < 0)
 		return error;
 	sq_store *s = calloc(1, sizeof(*s));
 	if (!s)
