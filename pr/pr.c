@@ -21,6 +21,7 @@
 #include "app/buf.h"
 #include "app/error.h"
 #include "app/log.h"
+#include "app/md.h"
 #include "app/utf8.h"
 
 #define BODY_CAP 65000         /* GitHub caps PR bodies at 65,536 characters */
@@ -164,10 +165,10 @@ int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 	*out = NULL;
 	const char *summary = p->summary && *p->summary ? p->summary : "perfbot found a faster version of this code.";
 	size_t slen = strlen(summary), keep = app_utf8_cut(summary, slen, SUMMARY_CAP);
-	if (keep < slen)
-		error = app_buf_printf(&b, "%.*s\n\n*(summary truncated)*\n", (int)keep, summary);
-	else
-		error = app_buf_printf(&b, "%s\n", summary);
+	/* the agent's words, shown as text: no mention, link, image or markup */
+	error = app_md_text(&b, summary, keep);
+	if (error == 0)
+		error = app_buf_puts(&b, keep < slen ? "\n\n*(summary truncated)*\n" : "\n");
 	if (error < 0 || (error = app_buf_puts(&b, "\n### Verified results\n\nEstimated CPU cycles (lower is better):\n\n")) < 0 ||
 	    (error = put_table(&b, p)) < 0)
 		goto done;

@@ -455,6 +455,28 @@ static void message_and_body(void **state)
 	free(email);
 }
 
+/* The agent's summary is shown as text in the pull request body: it cannot
+ * mention a team, show an image, link to javascript: or hide HTML. */
+static void body_summary_is_text(void **state)
+{
+	(void)state;
+	pr_proposal p = proposal(43, good_diff);
+	p.summary = "Faster. cc @org/team <img src=x> [x](javascript:alert(1)) ![i](https://evil.example/i.png) "
+		    "<!-- perfbot-benchmarks: other -->";
+	char *body = NULL;
+	assert_int_equal(pr_pull_body(&body, &p, "abc123"), 0);
+	assert_null(strstr(body, "@org/team"));
+	assert_null(strstr(body, "<img"));
+	assert_null(strstr(body, "]("));
+	assert_null(strstr(body, "<!-- perfbot-benchmarks: other"));
+	assert_non_null(strstr(body, "&lt;img src\\=x&gt;"));
+	/* perfbot's own markers are still there, once */
+	const char *m = strstr(body, "<!-- perfbot-run: 43 -->");
+	assert_non_null(m);
+	assert_null(strstr(m + 1, "<!-- perfbot-run:"));
+	free(body);
+}
+
 /* Text cut to a byte count must still be UTF-8: a cut inside a character
  * would make json_pack refuse the body. */
 static void cuts_keep_utf8(void **state)
@@ -1055,6 +1077,7 @@ int main(void)
 		cmocka_unit_test_setup(diff_checks, test_setup),
 		cmocka_unit_test_setup(message_and_body, test_setup),
 		cmocka_unit_test_setup(cuts_keep_utf8, test_setup),
+		cmocka_unit_test_setup(body_summary_is_text, test_setup),
 		cmocka_unit_test_setup(open_pull_request, test_setup),
 		cmocka_unit_test_setup(crash_between_push_and_pr, test_setup),
 		cmocka_unit_test_setup(lost_race_on_create, test_setup),
