@@ -4,6 +4,14 @@
 
 #include <string.h>
 
+/* Characters escaped wherever they are: emphasis, code spans, links and
+ * images ([ and ] are enough: without them `(...)` is text), tables,
+ * strikethrough and math. */
+static const char always[] = "\\`*_[]|~$";
+/* Characters escaped only as a line's first non-blank character: headings,
+ * block quotes (> is an entity anyway), list items, setext underlines. */
+static const char at_start[] = "#+-=";
+
 int app_md_text(app_buf *b, const char *s, size_t len)
 {
 	int error = 0, line_start = 1;
@@ -15,19 +23,37 @@ int app_md_text(app_buf *b, const char *s, size_t len)
 			continue;
 		}
 		if (c == ' ' && line_start) {
+			/* no indented code block */
 			error = app_buf_puts(b, "&nbsp;");
 			continue;
 		}
-		line_start = 0;
 		if (c == '\r' || c == 0x7f || (c < 0x20 && c != '\t'))
 			continue;
+		if (line_start && c >= '0' && c <= '9') {
+			/* "1." or "1)" opens an ordered list */
+			size_t d = i;
+			while (d < len && s[d] >= '0' && s[d] <= '9')
+				d++;
+			error = app_buf_put(b, s + i, d - i);
+			if (error == 0 && d < len && (s[d] == '.' || s[d] == ')')) {
+				error = app_buf_put(b, "\\", 1);
+				if (error == 0)
+					error = app_buf_put(b, s + d, 1);
+				d++;
+			}
+			i = d - 1;
+			line_start = 0;
+			continue;
+		}
+		int first = line_start;
+		line_start = 0;
 		switch (c) {
 		case '<': error = app_buf_puts(b, "&lt;"); break;
 		case '>': error = app_buf_puts(b, "&gt;"); break;
 		case '&': error = app_buf_puts(b, "&amp;"); break;
 		case '@': error = app_buf_puts(b, "@\xe2\x80\x8b"); break; /* U+200B: no mention */
 		default:
-			if (strchr("\\`*_{}[]()#+-.!|~=:\"'$%^", (int)c))
+			if (strchr(always, (int)c) || (first && strchr(at_start, (int)c)))
 				error = app_buf_put(b, "\\", 1);
 			if (error == 0)
 				error = app_buf_put(b, (const char *)&s[i], 1);

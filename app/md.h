@@ -8,9 +8,10 @@
 
 #include "app/buf.h"
 
-/* Appends s[0..len) as plain text: every character Markdown or HTML gives a
- * meaning to is escaped (so no link, image, heading, table, emphasis, HTML
- * tag or entity comes out of it), an @ is followed by a zero-width space (no
+/* Appends s[0..len) as plain text: the characters that make links, images,
+ * emphasis, code, tables, HTML tags and entities are escaped, and those that
+ * start headings, lists and rules at a line's start (so none of these comes
+ * out of it), an @ is followed by a zero-width space (no
  * @user or @org/team mention notifies anyone), control characters other
  * than newline and tab are dropped, and leading spaces of a line (an
  * indented code block) become non-breaking.  Returns app_buf's code. */

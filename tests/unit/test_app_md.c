@@ -33,17 +33,20 @@ static void summary_is_text(void **state)
 	/* no HTML */
 	assert_null(strchr(t, '<'));
 	assert_null(strchr(t, '>'));
-	assert_non_null(strstr(t, "&lt;img src\\=x onerror\\=alert\\(1\\)&gt;"));
+	assert_non_null(strstr(t, "&lt;img src=x onerror=alert(1)&gt;"));
 	/* no link or image: every bracket and parenthesis is escaped */
-	assert_null(strstr(t, "](javascript"));
-	assert_null(strstr(t, "]("));
-	assert_non_null(strstr(t, "\\[click\\]\\(javascript\\:alert\\(1\\)\\)"));
-	assert_non_null(strstr(t, "\\!\\[x\\]"));
-	for (const char *p = t; (p = strpbrk(p, "[]()!|#`*_")) != NULL; p++)
+	assert_non_null(strstr(t, "\\[click\\](javascript:alert(1))"));
+	assert_non_null(strstr(t, "!\\[x\\]"));
+	for (const char *p = t; (p = strpbrk(p, "[]|`*_~$")) != NULL; p++)
 		assert_true(p > t && p[-1] == '\\');
 	/* no heading, no indented code block */
 	assert_non_null(strstr(t, "\n\\# heading\n"));
 	assert_non_null(strstr(t, "\n&nbsp;&nbsp;&nbsp;&nbsp;indented\n"));
+	free(t);
+
+	/* list items, quotes and rules at a line's start, not elsewhere */
+	t = text_of("1. one\n- two\n+ three\n===\n> quote\na-b 2.5 c#d");
+	assert_string_equal(t, "1\\. one\n\\- two\n\\+ three\n\\===\n&gt; quote\na-b 2.5 c#d");
 	free(t);
 
 	/* control characters are dropped, UTF-8 kept */
