@@ -129,6 +129,8 @@ static int create_run(int64_t *out, const agent_services *svc, const agent_run_r
 				 names_array(req->benchmarks, req->nbenchmarks), "local_path", local_path);
 	if (!data)
 		return app_error_set(APP_ENOMEM, "out of memory");
+	if (req->fork)
+		json_object_set_new(data, "fork", json_true());
 	store_run_spec spec = { .kind = "agent", .repository = req->repository, .installation_id = req->installation_id,
 				.head_sha = req->commit, .base_sha = req->commit, .branch = req->branch,
 				.trigger = req->trigger, .data = data };
@@ -938,11 +940,12 @@ static void record(run *r)
 	store *st = r->svc->store;
 	const char *branch = jstr(r->row, "branch");
 	if (!strcmp(r->status, "proposal")) {
-		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?}", "diff", r->diff, "summary", r->summary,
+		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?,s:b}", "diff", r->diff, "summary", r->summary,
 				      "test_command", r->cfg ? r->cfg->test : NULL, "benchmarks",
 				      json_object_get(r->verified, "benchmarks"), "base_sha", r->sha, "base_branch", branch,
 				      "metric", r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles",
-				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets);
+				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets, "fork",
+				      json_is_true(json_object_get(json_object_get(r->row, "data"), "fork")));
 		if (!p || store_proposal_put(st, r->id, p) < 0) {
 			set_outcome(r, "failed", "the proposal could not be stored: %s", p ? app_error_last() : "out of memory");
 		}
