@@ -461,3 +461,70 @@ test('/perfbot cancel kills the agent, revokes its token and cancels the run; a 
   await comment(`/perfbot cancel ${id}`, { issue: 8 });
   assert.equal(await replyAfter(8, n), `Cannot cancel run ${id}: run ${id} has already ended (cancelled).`);
 });
+
+test('/perfbot optimize on a fork\'s pull request: approved, the proposal is built on main and nothing of the fork is pushed', async () => {
+  // the fork's commit, unreviewed, with a workflow that would run on push with the repository's secrets;
+  // GitHub keeps it in the base repository as refs/pull/21/head
+  const work = path.join(tmp, 'fork-work');
+  const g = (...a) => execFileSync('git', ['-C', work, '-c', 'user.name=Mallory', '-c', 'user.email=m@example.com', ...a])
+    .toString().trim();
+  execFileSync('git', ['clone', '-q', bare, work]);
+  fs.mkdirSync(path.join(work, '.github', 'workflows'), { recursive: true });
+  fs.writeFileSync(path.join(work, '.github', 'workflows', 'steal.yml'), 'on: push\njobs: {}\n');
+  fs.writeFileSync(path.join(work, 'FORK.md'), 'from the fork\n');
+  g('add', '-A');
+  g('commit', '-qm', 'fork: unreviewed');
+  const forkSha = g('rev-parse', 'HEAD');
+  g('push', '-q', bare, 'HEAD:refs/pull/21/head');
+  const mainTip = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
+  fake.addPull(REPO, { number: 21, headRef: 'main', headSha: forkSha, headRepo: 'mallory/opt', base: 'main',
+    authorAssociation: 'CONTRIBUTOR', user: 'mallory' });
+
+  setMode('good');
+  const prComment = async (body) => {
+    const id = nextComment++;
+    await receive('issue_comment', {
+      action: 'created',
+      issue: { number: 21, title: 'fork work', state: 'open', pull_request: { url: `${fake.url}/repos/${REPO}/pulls/21` },
+        user: { login: 'mallory', type: 'User' } },
+      comment: { id, body, user: { login: 'mona', type: 'User' } },
+      repository: repository(REPO), installation: { id: 1 }, sender: { login: 'mona', type: 'User' },
+    });
+  };
+  let n = commentsOn(21).length;
+  await prComment('/perfbot optimize');
+  const reply = await replyAfter(21, n);
+  const m = /Started perfbot run (\d+)/.exec(reply);
+  assert.ok(m, reply);
+  assert.match(reply, /comes from a fork/);
+  assert.match(reply, /never pushed/);
+  const id = Number(m[1]);
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  assert.equal(r.data.commit, forkSha, 'the agent worked on the fork\'s head');
+  assert.equal(r.branch, 'main', 'proposed against the base branch');
+  assert.equal(r.data.fork, true);
+
+  n = commentsOn(21).length;
+  await prComment(`/perfbot apply ${id}`);
+  assert.match(await replyAfter(21, n), /Approved perfbot run/);
+  const branch = `perfbot/opt-${id}`;
+  await waitFor(async () => (await sqlite(dataDir, `SELECT state FROM jobs WHERE kind='pr.open'`))
+    .every((j) => j.state !== 'queued' && j.state !== 'running') && fake.state.pulls.some((p) => p.headRef === branch),
+  { timeoutMs: RUN_MS, what: 'the pull request of the fork\'s proposal' });
+
+  // the pushed branch: one commit on main's tip; the fork's commit is in no ancestry but its own ref
+  const bareGit = (...a) => execFileSync('git', ['-C', bare, ...a]).toString().trim();
+  assert.equal(bareGit('rev-parse', `${branch}^`), mainTip);
+  const ancestry = bareGit('rev-list', branch).split('\n');
+  assert.ok(!ancestry.includes(forkSha), 'the fork\'s commit is not an ancestor of the pushed branch');
+  assert.deepEqual(bareGit('for-each-ref', '--contains', forkSha, '--format=%(refname)').split('\n'), ['refs/pull/21/head']);
+  assert.throws(() => bareGit('cat-file', '-e', `${branch}:.github/workflows/steal.yml`));
+  assert.throws(() => bareGit('cat-file', '-e', `${branch}:FORK.md`));
+  assert.match(bareGit('show', `${branch}:src/primes.c`), /d \* d <= n/);
+  const pull = fake.state.pulls.find((p) => p.headRef === branch);
+  assert.equal(pull.base, 'main');
+  assert.match(pull.body, /none of the fork's commits/);
+  const after = await run(id);
+  assert.equal(after.data.pr_commit, bareGit('rev-parse', branch), 'the pushed commit is recorded');
+});
