@@ -352,6 +352,31 @@ test('a diff too long for GitHub is shown cut at a line with a note; perfbot run
   assert.ok(show.stdout.includes('note 1499: trial division stops at the square root of n'), 'the whole diff');
 });
 
+test('an agent\'s summary is shown as text and its diff stays inside its fence, in the comment and the check run', async () => {
+  const { id } = await optimize('markdown', { issue: 15 });
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  const [cr] = optimizeChecks(id);
+  const comment = commentsOn(15).at(-1).body;
+  // outside the fenced diff (code, where HTML and links are shown as typed)
+  const outside = (t) => t.replace(/^(`{3,})diff\n[\s\S]*?^\1$/m, '');
+  for (const [where, text] of [['comment', outside(comment)], ['check run summary', cr.output.summary]]) {
+    assert.ok(text.includes('Faster primes'), `${where}: ${text}`);
+    assert.ok(!text.includes('@org/team'), `${where}: no mention of @org/team`);
+    assert.ok(text.includes('@\u200borg/team'), where);
+    assert.ok(!text.includes('<img'), `${where}: no image tag`);
+    for (const m of text.matchAll(/\]\(/g)) assert.equal(text[m.index - 1], '\\', `${where}: no link or image`);
+    assert.ok(!/^# Merge me/m.test(text), `${where}: no heading`);
+  }
+  // the diff's ``` lines cannot close the fence it is shown in
+  for (const [where, text] of [['comment', comment], ['check run text', cr.output.text]]) {
+    const m = /^(`{4,})diff\n([\s\S]*?)^\1$/m.exec(text);
+    assert.ok(m, `${where}: a fence longer than the diff's backtick runs:\n${text}`);
+    assert.ok(m[2].includes('+```\n+<img src=x onerror=alert(1)>\n+```'), where);
+    assert.ok(m[2].includes('d * d <= n'), where);
+  }
+});
+
 test('an agent whose change breaks the tests gets no proposal', async () => {
   const { id } = await optimize('break-tests', { issue: 3 });
   const r = await ended(id);
