@@ -12,6 +12,14 @@
  * fraction of a second.  All cancellation state lives in the store: nothing
  * is shared between threads but the one flag of a running job.
  *
+ * Approval: a pull request from a fork or a first-time contributor runs its
+ * own perfbot.yml, so its run carries data.needs_approval and, until
+ * someone with write access approves it (agent_bench_approve, after the
+ * event handler asked GitHub for the permission), its job only creates an
+ * "action_required" check run with an "Approve and run" button and leaves
+ * the run in the state "waiting", with no job.  The approval queues the job
+ * again; a newer push supersedes a waiting run like any other.
+ *
  * Retries: the check run's id and, before the completing PATCH, the final
  * output are kept in the run's data, so a retried job neither creates a
  * second check run nor measures again just to report.  The installation

@@ -5,7 +5,11 @@
  *
  * Trust: the payload is verified (it came through the signed intake), but
  * what a user may do is never read from it: write access is asked of the
- * permission API for every command and every button click. */
+ * permission API for every command and every button click.  A pull request
+ * from a fork or a first-time contributor is untrusted code: its bench run
+ * waits for a maintainer's approval, and `/perfbot optimize` on a fork's
+ * pull request proposes against the base branch, never on the fork's
+ * commits. */
 #include "app/error.h"
 #include "app/log.h"
 #include "webhooks/command.h"
