@@ -57,12 +57,18 @@ static int pull_from_fork(const json_t *pull)
 
 /* Whose pull request runs only after a maintainer approves, as GitHub
  * Actions does: a fork's, or a first-time or outside contributor's
- * (author_association; a missing one counts as outside). */
+ * (author_association; a missing one counts as outside).  A bot's pull
+ * request from a branch of this repository (perfbot's own proposals,
+ * Dependabot's) runs at once: an App with write access pushed that
+ * branch. */
 static int pull_needs_approval(const json_t *pull)
 {
 	static const char *const outside[] = { "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "NONE", "MANNEQUIN" };
 	if (pull_from_fork(pull))
 		return 1;
+	const char *type = str(json_object_get(pull, "user"), "type");
+	if (type && !strcmp(type, "Bot"))
+		return 0;
 	const char *assoc = str(pull, "author_association");
 	if (!assoc)
 		return 1;

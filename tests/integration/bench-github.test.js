@@ -337,11 +337,12 @@ test('a pull request is measured at its head and compared with the merge base', 
 // A pull request's payload as GitHub sends it for someone else's pull
 // request: from the fork `headRepo` (null: a deleted fork) or this
 // repository, with the author's association.
-function pullPayload(action, number, head, { headRepo = 'mallory/bench', association = 'CONTRIBUTOR', user = 'mallory' } = {}) {
+function pullPayload(action, number, head, { headRepo = 'mallory/bench', association = 'CONTRIBUTOR', user = 'mallory',
+  userType = 'User' } = {}) {
   const p = JSON.parse(fs.readFileSync(path.join(DATA, 'pull_request.opened.json'), 'utf8'));
   p.action = action;
   p.number = number;
-  Object.assign(p.pull_request, { number, author_association: association, user: { login: user, id: 1234, type: 'User' } });
+  Object.assign(p.pull_request, { number, author_association: association, user: { login: user, id: 1234, type: userType } });
   p.pull_request.head.sha = head;
   p.pull_request.head.ref = 'patch-1';
   p.pull_request.head.repo = headRepo === null ? null : { ...p.repository, full_name: headRepo, fork: headRepo !== REPO };
@@ -469,6 +470,22 @@ test('pull requests from forks and first-time contributors wait for a maintainer
   }, { timeoutMs: RUN_MS, what: 'the member\'s pull request run to end' });
   assert.equal(run4.state, 'done');
   assert.ok(!fake.state.checkRuns.some((c) => c.external_id === String(run4.id) && c.conclusion === 'action_required'));
+
+  // so does a bot's from this repository (perfbot's own proposals, Dependabot's), though GitHub says NONE;
+  // a bot's pull request from a fork still waits
+  git('push', '-qf', bare, `${head4}:refs/pull/11/head`);
+  await receive('pull_request', pullPayload('opened', 11, head4,
+    { headRepo: REPO, association: 'NONE', user: 'perfbot-test[bot]', userType: 'Bot' }));
+  const run5 = await waitFor(async () => {
+    const rows = (await runRow(head4)).filter((r) => r.data.pull === 11);
+    return rows.length && !['queued', 'running', 'waiting'].includes(rows[0].state) ? rows[0] : null;
+  }, { timeoutMs: RUN_MS, what: 'the bot\'s pull request run to end' });
+  assert.equal(run5.state, 'done');
+  await receive('pull_request', pullPayload('opened', 12, head4,
+    { headRepo: 'mallory/bench', association: 'NONE', user: 'evil[bot]', userType: 'Bot' }));
+  const run6 = await waitFor(async () => (await runRow(head4)).find((r) => r.data.pull === 12 && r.state === 'waiting'),
+    { timeoutMs: RUN_MS, what: 'the forked bot\'s pull request run to wait' });
+  assert.equal(run6.data.needs_approval, true);
 });
 
 test('a newer push to the branch cancels the older run', async (t) => {
