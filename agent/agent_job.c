@@ -55,6 +55,8 @@
 #include "app/buf.h"
 #include "app/error.h"
 #include "app/log.h"
+#include "app/md.h"
+#include "app/utf8.h"
 
 #define WATCH_MS 250                 /* how often a running run looks for a cancel */
 #define AGENT_GRACE_MS 15000         /* after the tools ended, before the agent is killed */
@@ -127,6 +129,8 @@ static int create_run(int64_t *out, const agent_services *svc, const agent_run_r
 				 names_array(req->benchmarks, req->nbenchmarks), "local_path", local_path);
 	if (!data)
 		return app_error_set(APP_ENOMEM, "out of memory");
+	if (req->fork)
+		json_object_set_new(data, "fork", json_true());
 	store_run_spec spec = { .kind = "agent", .repository = req->repository, .installation_id = req->installation_id,
 				.head_sha = req->commit, .base_sha = req->commit, .branch = req->branch,
 				.trigger = req->trigger, .data = data };
@@ -777,11 +781,10 @@ static void md_diff(app_buf *b, const char *diff, size_t cap, int64_t run_id)
 	if (n > cap) /* cut at a line end */
 		while (shown > 0 && diff[shown - 1] != '\n')
 			shown--;
-	app_buf_puts(b, "\n```diff\n");
-	app_buf_put(b, diff, shown);
-	if (shown && diff[shown - 1] != '\n')
-		app_buf_puts(b, "\n");
-	app_buf_puts(b, "```\n");
+	/* the fence outgrows any backtick run of the diff: a changed line
+	 * with ``` in it cannot close it */
+	app_buf_puts(b, "\n");
+	app_md_fence(b, "diff", diff, shown);
 	if (shown < n)
 		app_buf_printf(b, "\n*The diff is truncated: %zu of %zu bytes shown. `perfbot runs show %" PRId64
 				  "` prints all of it.*\n",
@@ -795,12 +798,20 @@ static void md_summary(app_buf *b, const run *r, int for_comment)
 		app_buf_printf(b, "%s perfbot run %" PRId64 " found a verified speed-up of `%.7s`.\n\n",
 			       for_comment ? "###" : "", r->id, r->sha);
 	} else {
-		app_buf_printf(b, "%sperfbot run %" PRId64 " ended without a verified improvement (%s): %s.\n\n",
-			       for_comment ? "### " : "", r->id, r->status, r->reason);
+		app_buf_printf(b, "%sperfbot run %" PRId64 " ended without a verified improvement (%s): ",
+			       for_comment ? "### " : "", r->id, r->status);
+		/* the reason can quote the agent or the repository */
+		app_md_text(b, r->reason, strlen(r->reason));
+		app_buf_puts(b, ".\n\n");
 	}
 	md_table(b, r);
-	if (r->summary && *r->summary)
-		app_buf_printf(b, "\n**The agent's summary:** %.2000s\n", r->summary);
+	if (r->summary && *r->summary) {
+		/* the agent's words, shown as text: no mention, link, image or
+		 * markup of its own */
+		app_buf_puts(b, "\n**The agent's summary:** ");
+		app_md_text(b, r->summary, app_utf8_cut(r->summary, strlen(r->summary), 2000));
+		app_buf_puts(b, "\n");
+	}
 	if (proposal)
 		app_buf_printf(b, "\nTo open a pull request with this change, press **Open pull request** on the "
 				  "**" CHECK_NAME "** check run or comment `/perfbot apply %" PRId64 "`.\n",
@@ -877,9 +888,12 @@ static void publish(run *r)
 	md_summary(&summary, r, 0);
 	if (r->diff && (proposal || jstr(r->verified, "status")))
 		md_diff(&text, r->diff, DIFF_SHOWN, r->id);
-	if (r->verified && jstr(r->verified, "log"))
-		app_buf_printf(&text, "\n<details><summary>Verification log</summary>\n\n```\n%.8000s\n```\n</details>\n",
-			       jstr(r->verified, "log"));
+	if (r->verified && jstr(r->verified, "log")) {
+		const char *log = jstr(r->verified, "log");
+		app_buf_puts(&text, "\n<details><summary>Verification log</summary>\n\n");
+		app_md_fence(&text, NULL, log, app_utf8_cut(log, strlen(log), 8000));
+		app_buf_puts(&text, "</details>\n");
+	}
 	check_title(title, sizeof(title), r);
 	snprintf(ext, sizeof(ext), "%" PRId64, r->id);
 	const char *conclusion = !strcmp(r->status, "failed") ? "failure" : "neutral";
@@ -951,11 +965,12 @@ static void record(run *r)
 	store *st = r->svc->store;
 	const char *branch = jstr(r->row, "branch");
 	if (!strcmp(r->status, "proposal")) {
-		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?}", "diff", r->diff, "summary", r->summary,
+		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?,s:b}", "diff", r->diff, "summary", r->summary,
 				      "test_command", r->cfg ? r->cfg->test : NULL, "benchmarks",
 				      json_object_get(r->verified, "benchmarks"), "base_sha", r->sha, "base_branch", branch,
 				      "metric", r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles",
-				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets);
+				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets, "fork",
+				      json_is_true(json_object_get(json_object_get(r->row, "data"), "fork")));
 		if (!p || store_proposal_put(st, r->id, p) < 0) {
 			set_outcome(r, "failed", "the proposal could not be stored: %s", p ? app_error_last() : "out of memory");
 		}

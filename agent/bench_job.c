@@ -12,6 +12,14 @@
  * fraction of a second.  All cancellation state lives in the store: nothing
  * is shared between threads but the one flag of a running job.
  *
+ * Approval: a pull request from a fork or a first-time contributor runs its
+ * own perfbot.yml, so its run carries data.needs_approval and, until
+ * someone with write access approves it (agent_bench_approve, after the
+ * event handler asked GitHub for the permission), its job only creates an
+ * "action_required" check run with an "Approve and run" button and leaves
+ * the run in the state "waiting", with no job.  The approval queues the job
+ * again; a newer push supersedes a waiting run like any other.
+ *
  * Retries: the check run's id and, before the completing PATCH, the final
  * output are kept in the run's data, so a retried job neither creates a
  * second check run nor measures again just to report.  The installation
@@ -96,7 +104,7 @@ static int split_repo(char owner[128], char name[128], const char *full)
 
 static int active_state(const char *s)
 {
-	return s && (!strcmp(s, "queued") || !strcmp(s, "running") || !strcmp(s, "cancelling"));
+	return s && (!strcmp(s, "queued") || !strcmp(s, "running") || !strcmp(s, "cancelling") || !strcmp(s, "waiting"));
 }
 
 /* Cancels the active runs of `group` older than `newer`. */
@@ -119,6 +127,17 @@ static int supersede(const agent_services *svc, const char *repository, const ch
 		const char *g = str(data, "group"), *key = str(data, "job_key");
 		if (id >= newer || !g || strcmp(g, group) != 0 || !active_state(str(r, "state")))
 			continue;
+		if (!strcmp(str(r, "state"), "waiting")) {
+			/* no job: the run waited for an approval it no longer needs */
+			error = store_run_set_state_from(svc->store, id, "waiting", "cancelled", reason);
+			if (error == APP_EEXISTS) {
+				error = 0;
+				continue;
+			}
+			if (error < 0)
+				break;
+			continue;
+		}
 		int cancelled = 0;
 		if (key && (error = store_job_cancel_key(svc->store, key, &cancelled)) < 0)
 			break;
@@ -143,10 +162,11 @@ static int supersede(const agent_services *svc, const char *repository, const ch
 }
 
 /* An active run of the group for the same commits, e.g. a delivery of the
- * same push twice: 0 when none. */
-static int64_t same_active(const agent_services *svc, const char *repository, const char *group, const char *head,
-			   const char *base)
+ * same push twice: 0 when none.  *waiting_out: it waits for an approval. */
+static int64_t same_active(int *waiting_out, const agent_services *svc, const char *repository, const char *group,
+			   const char *head, const char *base)
 {
+	*waiting_out = 0;
 	json_t *filter = json_pack("{s:s, s:s}", "kind", "bench", "repository", repository);
 	json_t *runs = NULL;
 	int64_t found = 0;
@@ -162,6 +182,9 @@ static int64_t same_active(const agent_services *svc, const char *repository, co
 			if (g && !strcmp(g, group) && h && !strcmp(h, head) && active_state(st) && strcmp(st, "cancelling") != 0 &&
 			    ((!b && !base) || (b && base && !strcmp(b, base)))) {
 				found = json_integer_value(json_object_get(r, "id"));
+				*waiting_out = !strcmp(st, "waiting") ||
+					       (json_is_true(json_object_get(json_object_get(r, "data"), "needs_approval")) &&
+						!str(json_object_get(r, "data"), "approved_by"));
 				break;
 			}
 		}
@@ -176,7 +199,13 @@ static int64_t same_active(const agent_services *svc, const char *repository, co
 static int queue_run(int64_t *run_out, const agent_services *svc, store_run_spec *spec, json_t *data,
 		     const char *group)
 {
-	int64_t id = same_active(svc, spec->repository, group, spec->head_sha, spec->base_sha);
+	int waiting = 0;
+	int64_t id = same_active(&waiting, svc, spec->repository, group, spec->head_sha, spec->base_sha);
+	if (id && waiting && !json_is_true(json_object_get(data, "needs_approval"))) {
+		/* the same commits asked for by someone trusted (`/perfbot bench`
+		 * by a maintainer): that approves the waiting run */
+		return agent_bench_approve(run_out, svc, spec->repository, id, 0, str(data, "sender"), "command");
+	}
 	if (id) {
 		if (run_out)
 			*run_out = id;
@@ -228,6 +257,8 @@ int agent_bench_queue_pull(int64_t *run_out, const agent_services *svc, const ag
 				 "sender", pull->sender, "base_tip", pull->base_sha);
 	if (!data)
 		return app_error_set(APP_ENOMEM, "out of memory");
+	if (pull->needs_approval)
+		json_object_set_new(data, "needs_approval", json_true());
 	store_run_spec spec = { .repository = pull->repository, .installation_id = pull->installation_id,
 				.head_sha = pull->head_sha, .base_sha = pull->base_sha, .branch = pull->head_ref,
 				.trigger = pull->trigger ? pull->trigger : "pull_request" };
@@ -278,6 +309,104 @@ int agent_bench_queue_push(int64_t *run_out, const agent_services *svc, const ag
 				.head_sha = push->after, .base_sha = before, .branch = branch, .trigger = "push" };
 	int error = queue_run(run_out, svc, &spec, data, group);
 	json_decref(data);
+	return error;
+}
+
+/* ---- approval ------------------------------------------------------------------ */
+
+/* The newest run of pull request `pull` that waits for an approval. */
+static int newest_waiting(json_t **out, const agent_services *svc, const char *repository, int pull)
+{
+	char group[32];
+	snprintf(group, sizeof(group), "pull:%d", pull);
+	json_t *filter = json_pack("{s:s, s:s}", "kind", "bench", "repository", repository);
+	json_t *runs = NULL;
+	int error = filter ? store_run_list(svc->store, filter, SUPERSEDE_SCAN, &runs) : APP_ENOMEM;
+	json_decref(filter);
+	*out = NULL;
+	if (error < 0)
+		return error;
+	size_t i;
+	json_t *r;
+	json_array_foreach(runs, i, r)
+	{
+		const json_t *data = json_object_get(r, "data");
+		const char *g = str(data, "group"), *st = str(r, "state");
+		int waits = st && (!strcmp(st, "waiting") ||
+				   (!strcmp(st, "queued") && json_is_true(json_object_get(data, "needs_approval")) &&
+				    !str(data, "approved_by")));
+		if (g && !strcmp(g, group) && waits) {
+			*out = json_incref(r);
+			break;
+		}
+	}
+	json_decref(runs);
+	if (!*out)
+		return app_error_set(APP_ENOTFOUND, "nothing on pull request #%d is waiting for approval", pull);
+	return 0;
+}
+
+int agent_bench_approve(int64_t *run_out, const agent_services *svc, const char *repository, int64_t run_id,
+			int pull, const char *user, const char *via)
+{
+	json_t *run = NULL, *patch = NULL;
+	int error;
+	if (run_out)
+		*run_out = 0;
+	if (run_id > 0) {
+		error = store_run_get(svc->store, run_id, &run);
+		const char *kind = error == 0 ? str(run, "kind") : NULL, *of = error == 0 ? str(run, "repository") : NULL;
+		if (error == APP_ENOTFOUND || (error == 0 && (!kind || strcmp(kind, "bench") || !of || !repository ||
+							       strcmp(of, repository)))) {
+			error = app_error_set(APP_ENOTFOUND, "run %lld is not a bench run of %s", (long long)run_id,
+					      repository ? repository : "this repository");
+			goto done;
+		}
+	} else {
+		error = newest_waiting(&run, svc, repository, pull);
+	}
+	if (error < 0)
+		goto done;
+	int64_t id = json_integer_value(json_object_get(run, "id"));
+	const char *state = str(run, "state");
+	const json_t *data = json_object_get(run, "data");
+	int needs = json_is_true(json_object_get(data, "needs_approval")) && !str(data, "approved_by");
+	if (!state || (strcmp(state, "waiting") != 0 && !(needs && !strcmp(state, "queued")))) {
+		error = app_error_set(APP_ENOTFOUND, "run %lld is not waiting for approval (it is %s)", (long long)id,
+				      state ? state : "?");
+		goto done;
+	}
+	patch = json_pack("{s:s?, s:s, s:I}", "approved_by", user, "approved_via", via, "approved_at_ms",
+			  (json_int_t)app_wall_ms());
+	if (!patch) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((error = store_run_update(svc->store, id, patch)) < 0)
+		goto done;
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	store_audit(svc->store, user, "approve-bench", ids, via);
+	app_log(APP_LOG_INFO, "bench run approved", "run", ids, "user", user, "via", via, NULL);
+	if (!strcmp(state, "waiting")) {
+		/* its job ended when it started waiting: queue it again */
+		error = store_run_set_state_from(svc->store, id, "waiting", "queued", NULL);
+		if (error == APP_EEXISTS) {
+			error = app_error_set(APP_ENOTFOUND, "run %lld is not waiting for approval any more", (long long)id);
+			goto done;
+		}
+		const char *key = str(data, "job_key");
+		char payload[64];
+		snprintf(payload, sizeof(payload), "{\"run_id\": %lld}", (long long)id);
+		if (error == 0 && (error = store_job_add(svc->store, NULL, "bench.run", payload, key, 0)) == 0 &&
+		    svc->workers)
+			app_workers_wake(svc->workers);
+	}
+	if (error == 0 && run_out)
+		*run_out = id;
+done:
+	json_decref(patch);
+	json_decref(run);
 	return error;
 }
 
@@ -634,6 +763,96 @@ static int fetch(bench_job *j, const char *sha, int *retry_out)
 
 /* ---- the job ------------------------------------------------------------------------- */
 
+#define APPROVE_ACTION "approve-run"
+
+/* A pull request from a fork or a first-time contributor: its code (the
+ * build and benchmark commands of its own perfbot.yml) runs only once
+ * someone with write access approves, as GitHub Actions asks.  The check run
+ * says so, with a button; the run waits in the state "waiting" without a
+ * job.  An approval that lands while this runs is seen on the second look. */
+static int wait_for_approval(bench_job *j)
+{
+	const json_t *data = json_object_get(j->run, "data");
+	int64_t cid = json_integer_value(json_object_get(data, "waiting_check_run_id"));
+	int error = 0;
+	if (!cid) {
+		char when[32], summary[1400];
+		iso_now(when);
+		snprintf(summary, sizeof(summary),
+			 "This pull request comes from a fork or from a first-time contributor, so perfbot does not run "
+			 "its code (the build and benchmark commands of its `%s` at `%.7s`) until a maintainer approves "
+			 "it.\n\nSomeone with write access to the repository can approve with the **Approve and run** "
+			 "button above, or by commenting `/perfbot approve` (or `/perfbot bench`) on the pull request. "
+			 "A new push to the pull request needs a new approval.",
+			 AGENT_REPO_CONFIG_PATH, j->head);
+		json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:s}]}", "name",
+					 CHECK_NAME, "head_sha", j->head, "status", "completed", "conclusion",
+					 "action_required", "completed_at", when, "external_id", j->ids, "output", "title",
+					 "Waiting for approval", "summary", summary, "actions", "label", "Approve and run",
+					 "description", "Run this pull request's benchmarks", "identifier", APPROVE_ACTION);
+		if (!body)
+			return app_error_set(APP_ENOMEM, "out of memory");
+		error = gh_create_check_run(j->svc->gh, j->inst, j->owner, j->name, body, &cid);
+		json_decref(body);
+		if (error < 0) {
+			if (gh_retry(j, error))
+				return error;
+			/* the run still waits: a comment command approves it */
+			app_log(APP_LOG_WARN, "cannot create the waiting check run", "run", j->ids, "error", app_error_last(),
+				NULL);
+			cid = 0;
+			error = 0;
+		} else {
+			update_data(j, json_pack("{s:I}", "waiting_check_run_id", (json_int_t)cid));
+		}
+	}
+	error = store_run_set_state_from(j->svc->store, j->id, "queued,running", "waiting",
+					 "waiting for approval by someone with write access");
+	if (error == APP_EEXISTS) {
+		set_note(j, "superseded before it waited");
+		return 0;
+	}
+	if (error < 0)
+		return error;
+	/* approved between the first read and the state change: go on now */
+	json_t *now = NULL;
+	if (store_run_get(j->svc->store, j->id, &now) == 0 && str(json_object_get(now, "data"), "approved_by") &&
+	    store_run_set_state_from(j->svc->store, j->id, "waiting", "queued", NULL) == 0) {
+		char payload[64];
+		snprintf(payload, sizeof(payload), "{\"run_id\": %lld}", (long long)j->id);
+		store_job_add(j->svc->store, NULL, "bench.run", payload, str(data, "job_key"), 0);
+		if (j->svc->workers)
+			app_workers_wake(j->svc->workers);
+	}
+	json_decref(now);
+	set_note(j, "waiting for approval");
+	app_log(APP_LOG_INFO, "bench run waits for approval", "run", j->ids, "repository", j->repository, "pull",
+		str(data, "ref"), NULL);
+	return 0;
+}
+
+/* After an approval, the waiting check run says who approved; the
+ * measurement gets a check run of its own. */
+static void close_waiting_check(bench_job *j)
+{
+	const json_t *data = json_object_get(j->run, "data");
+	int64_t cid = json_integer_value(json_object_get(data, "waiting_check_run_id"));
+	if (!cid || json_is_true(json_object_get(data, "waiting_check_closed")))
+		return;
+	char title[200], summary[300];
+	const char *by = str(data, "approved_by");
+	snprintf(title, sizeof(title), "Approved by @%.100s", by ? by : "a maintainer");
+	snprintf(summary, sizeof(summary), "Approved by @%.100s: perfbot measures `%.7s` in a new check run.",
+		 by ? by : "a maintainer", j->head);
+	json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:[]}", "conclusion", "neutral", "output", "title", title,
+				 "summary", summary, "actions");
+	if (body && gh_update_check_run(j->svc->gh, j->inst, j->owner, j->name, cid, body) == 0)
+		update_data(j, json_pack("{s:b}", "waiting_check_closed", 1));
+	else
+		app_log(APP_LOG_WARN, "cannot close the waiting check run", "run", j->ids, "error", app_error_last(), NULL);
+	json_decref(body);
+}
+
 static int no_config(bench_job *j)
 {
 	char summary[2048];
@@ -929,6 +1148,14 @@ static int run_job(app_job_ctx *ctx, void *payload)
 		finish(&j, "done", str(result, "title"));
 		goto done;
 	}
+	if (state && !strcmp(state, "waiting")) {
+		set_note(&j, "waiting for approval");
+		goto done;
+	}
+	if (json_is_true(json_object_get(data, "needs_approval")) && !str(data, "approved_by")) {
+		error = wait_for_approval(&j);
+		goto done;
+	}
 	/* a newer push may have superseded it since it was read */
 	if ((error = store_run_set_state_from(j.svc->store, j.id, "queued,running", "running", NULL)) == APP_EEXISTS) {
 		json_t *now = NULL;
@@ -965,6 +1192,7 @@ static int run_job(app_job_ctx *ctx, void *payload)
 			goto done;
 		}
 	}
+	close_waiting_check(&j);
 	char start_summary[256];
 	snprintf(start_summary, sizeof(start_summary), "perfbot is building `%.7s` and measuring its benchmarks under "
 		 "CPU simulation.", j.head);

@@ -69,10 +69,22 @@ typedef struct agent_bench_pull {
 	const char *clone_url;
 	const char *trigger;          /* "pull_request" | "comment" | "rerequested" */
 	const char *sender;
+	/* From a fork or a first-time contributor: the run waits (state
+	 * "waiting", its check run asking for approval) until someone with
+	 * write access approves it, as GitHub Actions does. */
+	int needs_approval;
 } agent_bench_pull;
 
 /* A pull request opened / synchronize / reopened, or `/perfbot bench`. */
 int agent_bench_queue_pull(int64_t *run_out, const agent_services *svc, const agent_bench_pull *pull);
+
+/* Approves a waiting bench run of `repository` (the caller checked that
+ * `user` has write access): run_id, or with run_id 0 the newest waiting run
+ * of pull request `pull`.  The run is queued to measure.  *run_out (may be
+ * NULL) gets its id.  APP_ENOTFOUND when nothing waits (the message says
+ * so, for the reply). */
+int agent_bench_approve(int64_t *run_out, const agent_services *svc, const char *repository, int64_t run_id,
+			int pull, const char *user, const char *via);
 
 /* Registers the "bench.run" job handler. */
 int agent_bench_jobs_register(app_workers *w, agent_services *svc);
@@ -90,6 +102,9 @@ typedef struct agent_run_request {
 	int thread_number;            /* issue or PR number to answer in; 0 = none */
 	const char *const *benchmarks;/* names to optimise; NULL = all */
 	size_t nbenchmarks;
+	/* commit is the head of a fork's pull request and branch its base: the
+	 * proposal is built on the base branch, never on the fork's commits */
+	int fork;
 } agent_run_request;
 
 /* Queues an agent run.  At most one agent run per repository runs at a

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,6 +178,72 @@ static int local_browser(const app_http_request *req)
 	       !app_http_request_header(req, "Forwarded") && !app_http_request_header(req, "X-Real-IP");
 }
 
+/* Whether `name` (len bytes) followed by `rest` is name[:port]: rest is
+ * empty or a colon and 1 to 5 digits. */
+static int port_suffix_ok(const char *rest)
+{
+	if (*rest == '\0')
+		return 1;
+	if (*rest != ':')
+		return 0;
+	size_t n = strspn(rest + 1, "0123456789");
+	return n >= 1 && n <= 5 && rest[1 + n] == '\0';
+}
+
+/* The host part of PUBLIC_URL ("https://perfbot.example.com:8443/x" →
+ * "perfbot.example.com"), into out; "" when there is none. */
+static void public_host(char *out, size_t cap, const char *url)
+{
+	out[0] = '\0';
+	const char *p = url ? strstr(url, "://") : NULL;
+	if (!p)
+		return;
+	p += 3;
+	size_t n = p[0] == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/?#");
+	if (p[0] == '[' && p[n - 1] != ']')
+		return;
+	if (n == 0 || n >= cap)
+		return;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* The Host header must name this machine (127.0.0.1, localhost, [::1]) or
+ * PUBLIC_URL's host, each with an optional port.  A browser lured to an
+ * attacker's name that resolves to 127.0.0.1 (DNS rebinding) sends that
+ * name: such a page would otherwise be loopback-trusted and its manifest
+ * would point GitHub at the attacker.  0 when allowed, else APP_EINVALID
+ * with the reason. */
+static int host_allowed(const gh_setup *s, const app_http_request *req)
+{
+	const char *host = app_http_request_header(req, "Host");
+	if (!host || !*host)
+		return app_error_set(APP_EINVALID, "the request has no Host header");
+	if (strlen(host) > 255)
+		return app_error_set(APP_EINVALID, "the Host header is too long");
+	char pub[256];
+	public_host(pub, sizeof(pub), s->cfg->public_url);
+	const char *names[] = { "127.0.0.1", "localhost", "[::1]", pub[0] ? pub : NULL };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = names[i] ? strlen(names[i]) : 0;
+		if (n && strncasecmp(host, names[i], n) == 0 && port_suffix_ok(host + n))
+			return 0;
+	}
+	return app_error_set(APP_EINVALID,
+			     "the Host header names neither this machine (127.0.0.1, localhost, [::1]) nor PUBLIC_URL's "
+			     "host; open the setup page at one of those, or set PUBLIC_URL to the name you use");
+}
+
+static int wrong_host(const gh_setup *s, const app_http_request *req, app_http_response *resp)
+{
+	if (host_allowed(s, req) == 0)
+		return 0;
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-bad-host");
+	app_log(APP_LOG_WARN, "setup refused: unexpected Host header", "peer", req->peer, NULL);
+	message_page(resp, 400, "Setup refused", app_error_last());
+	return 1;
+}
+
 /* The value of cookie `name` in the request's Cookie header (length in
  * *len), or NULL. */
 static const char *cookie_value(const app_http_request *req, const char *name, size_t *len)
@@ -213,7 +280,8 @@ static int html_escape(app_buf *b, const char *s)
 	return error;
 }
 
-/* The public base URL: PUBLIC_URL, else what the browser used. */
+/* The public base URL: PUBLIC_URL, else what the browser used (a Host
+ * host_allowed accepted: this machine's own names). */
 static int public_base(app_buf *b, const gh_setup *s, const app_http_request *req)
 {
 	int error;
@@ -254,6 +322,8 @@ int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, v
 	char *mtext = NULL;
 	char state[65];
 
+	if (wrong_host(s, req, resp))
+		return 0;
 	const char *token = app_http_request_query(req, "token");
 	int allowed = local_browser(req) || equal_secret(token, token ? strlen(token) : 0, s->token);
 	char session[65];
@@ -519,6 +589,8 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	int error = 0;
 
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-callback");
+	if (wrong_host(s, req, resp))
+		return 0;
 	if (!code || !code[0] || strlen(code) > 256 || strspn(code, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(code))
 		return message_page(resp, 400, "Setup failed", "The callback has no valid code. Start again from the setup page.");
 

@@ -21,6 +21,7 @@
 #include "app/buf.h"
 #include "app/error.h"
 #include "app/log.h"
+#include "app/md.h"
 #include "app/utf8.h"
 
 #define BODY_CAP 65000         /* GitHub caps PR bodies at 65,536 characters */
@@ -164,10 +165,10 @@ int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 	*out = NULL;
 	const char *summary = p->summary && *p->summary ? p->summary : "perfbot found a faster version of this code.";
 	size_t slen = strlen(summary), keep = app_utf8_cut(summary, slen, SUMMARY_CAP);
-	if (keep < slen)
-		error = app_buf_printf(&b, "%.*s\n\n*(summary truncated)*\n", (int)keep, summary);
-	else
-		error = app_buf_printf(&b, "%s\n", summary);
+	/* the agent's words, shown as text: no mention, link, image or markup */
+	error = app_md_text(&b, summary, keep);
+	if (error == 0)
+		error = app_buf_puts(&b, keep < slen ? "\n\n*(summary truncated)*\n" : "\n");
 	if (error < 0 || (error = app_buf_puts(&b, "\n### Verified results\n\nEstimated CPU cycles (lower is better):\n\n")) < 0 ||
 	    (error = put_table(&b, p)) < 0)
 		goto done;
@@ -188,6 +189,11 @@ int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 				    cut(base_sha, 40), base_sha, cut(base_branch, 200), base_branch, cut(commit, 40),
 				    commit)) < 0)
 		goto done;
+	if (error == 0 && p->fork)
+		error = app_buf_printf(&b, "- The change was made and measured on a fork's pull request and is applied "
+					   "here to `%.*s` alone: none of the fork's commits are part of this pull "
+					   "request.\n",
+				       cut(base_branch, 200), base_branch);
 	if (p->approved_by && *p->approved_by)
 		error = app_buf_printf(&b, "- Approved by @%.*s%s%.*s.\n", cut(p->approved_by, 100), p->approved_by,
 				       *via ? " via " : "", cut(via, 100), via);
@@ -304,6 +310,17 @@ static void post_links(const pr_open_result *out, const pr_options *opts, const 
 	app_buf_dispose(&b);
 }
 
+typedef struct record_ctx {
+	const pr_options *opts;
+	const pr_proposal *p;
+} record_ctx;
+
+static int record_push(const char *commit_sha, void *payload)
+{
+	record_ctx *c = payload;
+	return c->opts->record_push(c->p->run_id, commit_sha, c->opts->record_payload);
+}
+
 int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 {
 	char *message = NULL, *body = NULL;
@@ -331,15 +348,29 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 		.author_email = opts->bot_email,
 		.message = message,
 		.branch = out->branch,
+		.onto_branch_tip = p->fork,
+		.pushed_sha = p->pushed_sha,
 	};
+	record_ctx rc = {opts, p};
+	if (opts->record_push) {
+		spec.record_push = record_push;
+		spec.record_payload = &rc;
+	}
 	pr_branch_result br;
+	pr_proposal shown = *p; /* what the pull request says it was built on */
 	if ((error = pr_branch_publish(&br, opts->git, &spec)) == APP_EEXISTS) {
-		/* Someone pushed to our branch.  If our pull request is open (a
-		 * retry after the first attempt opened it, and a maintainer added
-		 * a commit since), it is the pull request of this run: keep it and
-		 * their commits.  Otherwise nothing is opened. */
+		/* Someone pushed to our branch.  If perfbot's own commit is under
+		 * their commits and our pull request is open (a retry after the
+		 * first attempt opened it, and a maintainer added a commit since),
+		 * it is the pull request of this run: keep it and their commits.
+		 * A branch perfbot never pushed is not adopted, whatever pull
+		 * request it has. */
 		char why[1024];
 		snprintf(why, sizeof(why), "%s", app_error_last());
+		if (!br.extended) {
+			error = app_error_set(APP_EEXISTS, "%s", why);
+			goto done;
+		}
 		int found = opts->gh->find_pull_by_head(&pull, p->repository, out->branch, opts->gh->payload);
 		if (found < 0 || !pull.state || strcmp(pull.state, "open") != 0) {
 			error = app_error_set(found < 0 && found != APP_ENOTFOUND ? found : APP_EEXISTS, "%s", why);
@@ -349,11 +380,22 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 			p->repository, "branch", out->branch, NULL);
 		error = 0;
 	} else if (error < 0) {
+		if (error == APP_EINVALID && p->fork && strstr(app_error_last(), "does not apply")) {
+			char why[1024];
+			snprintf(why, sizeof(why), "%s", app_error_last());
+			error = app_error_set(APP_EINVALID,
+					      "the change was made on a fork's pull request and does not apply to `%.*s` "
+					      "as it is now; perfbot never pushes a fork's commits, so it cannot open this "
+					      "pull request (%s)",
+					      cut(p->base_branch, 200), p->base_branch, why);
+		}
 		goto done;
 	} else {
 		out->pushed = br.pushed;
 		memcpy(out->commit_sha, br.commit_sha, sizeof(out->commit_sha));
-		if ((error = pr_pull_body(&body, p, out->commit_sha)) < 0)
+		if (p->fork)
+			shown.base_sha = br.parent_sha;
+		if ((error = pr_pull_body(&body, &shown, out->commit_sha)) < 0)
 			goto done;
 		char *nl = strchr(message, '\n');
 		if (nl)
@@ -366,9 +408,11 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 		error = app_error_set(APP_ENOMEM, "out of memory");
 		goto done;
 	}
+	if (p->fork && br.parent_sha[0])
+		shown.base_sha = br.parent_sha;
 	if (out->created)
-		report_conflict(out, opts, p);
-	post_links(out, opts, p);
+		report_conflict(out, opts, &shown);
+	post_links(out, opts, &shown);
 	char num[24];
 	snprintf(num, sizeof(num), "%d", out->number);
 	app_log(APP_LOG_INFO, "pr: pull request ready", "repository", p->repository, "number", num, "created",

@@ -68,19 +68,36 @@ typedef struct pr_commit_spec {
 	const char *author_email;
 	const char *message;     /* full commit message */
 	const char *branch;      /* e.g. "perfbot/opt-42" (without refs/heads/) */
+	/* A fork's proposal: base_sha is the fork's commit the diff was made
+	 * on, never pushed; the commit is built on base_branch's current tip. */
+	int onto_branch_tip;
+	/* The commit perfbot pushed to `branch` before (see record_push), or
+	 * NULL: only a remote branch whose head is this commit, or descends
+	 * from it, is perfbot's own. */
+	const char *pushed_sha;
+	/* Called with the new commit before it is pushed, so that a retry can
+	 * tell perfbot's push from anyone else's; a failure stops the push. */
+	int (*record_push)(const char *commit_sha, void *payload);
+	void *record_payload;
 } pr_commit_spec;
 
 typedef struct pr_branch_result {
 	char commit_sha[41]; /* the branch head after the call */
 	char tree_sha[41];
-	int pushed;          /* 1: pushed by this call; 0: the branch already held an equal commit */
+	char parent_sha[41]; /* the commit it was built on */
+	int pushed;          /* 1: pushed by this call; 0: the branch already held perfbot's commit */
+	int extended;        /* the remote branch has commits on top of perfbot's (APP_EEXISTS) */
 } pr_branch_result;
 
 /* Opens (or creates) the bare cache, fetches base_branch and perfbot's
- * branches with the token, applies the diff to the tree of base_sha in memory
- * (no work tree), commits it and pushes refs/heads/<branch> without force.
- * An existing remote branch whose head has the same tree and parent is
- * reused; any other head is left alone (APP_EEXISTS, naming the commit).  A
+ * branches with the token, applies the diff to the tree of base_sha (or of
+ * base_branch's tip, onto_branch_tip) in memory (no work tree), commits it
+ * and pushes refs/heads/<branch> without force.  The parent must be
+ * base_branch's tip or one of its ancestors in the repository: a commit
+ * from anywhere else (a fork) is never pushed (APP_EINVALID).  A remote
+ * branch whose head is spec->pushed_sha is reused; any other head is left
+ * alone (APP_EEXISTS, naming the commit; out->extended when it descends
+ * from pushed_sha).  A
  * diff that does not apply, or renames/copies onto an existing file, is
  * APP_EINVALID; a push the server refuses (protected branch, permission) is
  * APP_EFORBIDDEN naming the server's reason; authentication APP_EAUTH;
@@ -159,6 +176,8 @@ typedef struct pr_proposal {
 	const char *test_command; /* the test command that passed, may be NULL */
 	const char *approved_by;  /* GitHub login, may be NULL */
 	const char *approved_via; /* "check run button" | "comment" | "dashboard", may be NULL */
+	int fork;                 /* base_sha is a fork's commit: built on base_branch's tip instead */
+	const char *pushed_sha;   /* the commit an earlier attempt pushed (record_push), may be NULL */
 	int thread_number;        /* issue/PR the command came from; 0 = none */
 	int64_t check_run_id;     /* the run's check run; 0 = none */
 } pr_proposal;
@@ -171,6 +190,11 @@ typedef struct pr_options {
 	size_t max_diff_bytes;    /* 0 = PR_DIFF_MAX_DEFAULT */
 	int mergeable_polls;      /* get_pull tries while mergeable is unknown; 0 = 3 */
 	int mergeable_delay_ms;   /* between tries; 0 = 1000, negative = no wait */
+	/* Records the commit about to be pushed for run_id (pr_job_open keeps
+	 * it in the run); NULL records nothing, and then no later attempt can
+	 * reuse the branch. */
+	int (*record_push)(int64_t run_id, const char *commit_sha, void *payload);
+	void *record_payload;
 } pr_options;
 
 typedef struct pr_open_result {
@@ -237,14 +261,16 @@ int pr_supersede(int *closed_out, const pr_github *gh, const pr_proposal *p, int
  * point into them):
  *   run      store_run_get: repository, base_sha (else head_sha), branch,
  *            data.thread_number, data.check_run_id, data.approved_by,
- *            data.approved_via
- *   proposal store_proposal_get: diff, summary, test_command,
+ *            data.approved_via, data.fork (a fork's proposal), data.pr_commit
+ *            (the commit an earlier attempt pushed)
+ *   proposal store_proposal_get: diff, summary, test_command, fork,
  *            benchmarks [{name, base, head}] (estimated cycles)
  * benches is caller storage for up to nbenches results. */
 int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbenches, int64_t run_id,
 			  const json_t *run, const json_t *proposal);
 
-/* The "pr.open" job: loads run run_id and its proposal, runs pr_open,
+/* The "pr.open" job: loads run run_id and its proposal, runs pr_open
+ * (recording the commit before it is pushed as the run's data.pr_commit),
  * records the pull (store_pull_put, state "open", data {commit, url,
  * benchmarks, base}) and the run ({"pull": {number, url, branch}}), then
  * supersedes older PRs.  A refused diff marks nothing open and returns

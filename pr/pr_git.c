@@ -6,8 +6,11 @@
  * workers can share it.  Remotes are anonymous and credentials come from a
  * callback: no URL, token or remote is ever written to the cache's config.
  * The commit is built in memory (git_apply_to_tree on the measured base
- * tree); there is no work tree.  Invariant: perfbot never force-pushes; a
- * remote branch that holds anything but an equal commit is left alone.
+ * tree); there is no work tree.  Invariants: perfbot never force-pushes; a
+ * remote branch whose head is not the commit perfbot recorded pushing is
+ * left alone; the parent of a pushed commit is always in the base
+ * repository's history of the base branch (never a fork's commit, though
+ * the shared cache holds those).
  * Each call owns its git_repository; any thread. */
 #include "pr/pr.h"
 #include "pr/pr_int.h"
@@ -238,19 +241,6 @@ static const git_remote_head *find_head(const git_remote_head **heads, size_t n,
 		if (strcmp(heads[i]->name, name) == 0)
 			return heads[i];
 	return NULL;
-}
-
-/* A commit perfbot would have made: one parent, the base, and our tree. */
-static int equal_commit(git_repository *repo, const git_oid *head, const git_oid *base, const git_oid *tree)
-{
-	git_commit *c = NULL;
-	int same = 0;
-	if (git_commit_lookup(&c, repo, head) == 0) {
-		same = git_commit_parentcount(c) == 1 && git_oid_equal(git_commit_parent_id(c, 0), base) &&
-		       git_oid_equal(git_commit_tree_id(c), tree);
-		git_commit_free(c);
-	}
-	return same;
 }
 
 /* The paths a diff reads or writes (old and new side of every delta),
@@ -563,11 +553,11 @@ static int push_branch(git_remote *remote, remote_ctx *ctx, const char *local_re
 }
 
 /* Connects, lists the remote refs and downloads what is missing: the base
- * branch unless base_sha is already here, and the perfbot branch when the
- * remote has one.  *remote_head_out is the remote branch's oid (zero when
+ * branch unless base_sha and the branch's tip are already here, and the
+ * perfbot branch when the remote has one.  *remote_head_out is the remote branch's oid (zero when
  * absent). */
 static int fetch(git_repository *repo, const pr_git_options *git, const char *base_ref, const char *branch_ref,
-		 const git_oid *base_oid, git_oid *remote_head_out, int *remote_has_out)
+		 const git_oid *base_oid, const git_oid *tip_oid, git_oid *remote_head_out, int *remote_has_out)
 {
 	git_remote *remote = NULL;
 	remote_ctx ctx = {.git = git};
@@ -603,7 +593,7 @@ static int fetch(git_repository *repo, const pr_git_options *git, const char *ba
 		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
 		goto done;
 	}
-	if (!git_odb_exists(odb, base_oid)) {
+	if (!git_odb_exists(odb, base_oid) || !git_odb_exists(odb, tip_oid)) {
 		/* refs/heads/<b> → refs/remotes/origin/<b> */
 		snprintf(spec_base, sizeof(spec_base), "+%s:refs/remotes/origin/%s", base_ref, base_ref + 11);
 		specs[nspecs++] = spec_base;
@@ -706,18 +696,27 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		goto done;
 	}
 	const git_remote_head *bh = find_head(heads, nheads, branch_ref);
+	const git_remote_head *tiph = find_head(heads, nheads, base_ref);
+	if (!tiph) {
+		error = app_error_set(APP_ENOTFOUND, "branch %s does not exist in %s", spec->base_branch, git->repository);
+		goto done;
+	}
+	git_oid tip;
+	git_oid_cpy(&tip, &tiph->oid);
+	if (spec->onto_branch_tip)
+		git_oid_cpy(&base_oid, &tip); /* a fork's commit is never a parent */
 	git_odb *odb = NULL;
 	if (git_repository_odb(&odb, repo) < 0) {
 		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
 		goto done;
 	}
-	int cached = git_odb_exists(odb, &base_oid) && (!bh || git_odb_exists(odb, &bh->oid));
+	int cached = git_odb_exists(odb, &base_oid) && git_odb_exists(odb, &tip) && (!bh || git_odb_exists(odb, &bh->oid));
 	git_odb_free(odb);
 	if (cached) {
 		remote_has = bh != NULL;
 		if (bh)
 			git_oid_cpy(&remote_head, &bh->oid);
-	} else if ((error = fetch(repo, git, base_ref, branch_ref, &base_oid, &remote_head, &remote_has)) < 0) {
+	} else if ((error = fetch(repo, git, base_ref, branch_ref, &base_oid, &tip, &remote_head, &remote_has)) < 0) {
 		goto done;
 	}
 	if (git_commit_lookup(&base, repo, &base_oid) < 0) {
@@ -725,19 +724,48 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 				      spec->base_sha, spec->base_branch, git->repository);
 		goto done;
 	}
+	/* The parent must be in the base repository's own history of the
+	 * branch: the cache also holds what runs fetched (a fork's pull
+	 * request head), and pushing a commit on top of that would push the
+	 * fork's commits, whose workflows then run with the repository's
+	 * secrets. */
+	if (!git_oid_equal(&base_oid, &tip) && git_graph_descendant_of(repo, &tip, &base_oid) != 1) {
+		char id[GIT_OID_HEXSZ + 1];
+		git_oid_tostr(id, sizeof(id), &base_oid);
+		error = app_error_set(APP_EINVALID,
+				      "the proposal's base commit %.12s is not on branch %s of %s: perfbot pushes only "
+				      "commits built on that branch's history, never a fork's commits",
+				      id, spec->base_branch, git->repository);
+		goto done;
+	}
+	git_oid_tostr(out->parent_sha, sizeof(out->parent_sha), &base_oid);
 	t_connected = mono_ms();
 	if ((error = build_tree(&tree_oid, repo, base, diff)) < 0)
 		goto done;
 	t_built = mono_ms();
 
 	if (remote_has) {
-		if (!equal_commit(repo, &remote_head, &base_oid, &tree_oid)) {
+		/* perfbot's own branch only when its head is the commit perfbot
+		 * recorded before pushing: run ids are sequential, and anyone
+		 * with push access can create perfbot/opt-<next> first */
+		git_oid pushed;
+		int have_pushed = spec->pushed_sha && strlen(spec->pushed_sha) == GIT_OID_HEXSZ &&
+				  git_oid_fromstr(&pushed, spec->pushed_sha) == 0;
+		if (!have_pushed || !git_oid_equal(&pushed, &remote_head)) {
 			char id[GIT_OID_HEXSZ + 1];
 			git_oid_tostr(id, sizeof(id), &remote_head);
-			error = app_error_set(APP_EEXISTS,
-					      "branch %s already exists in %s with commit %.12s that perfbot did not "
-					      "make from this proposal; not overwriting it",
-					      spec->branch, git->repository, id);
+			out->extended = have_pushed && git_graph_descendant_of(repo, &remote_head, &pushed) == 1;
+			if (out->extended)
+				error = app_error_set(APP_EEXISTS,
+						      "branch %s in %s has commits on top of perfbot's %.12s (head %.12s); "
+						      "not overwriting it",
+						      spec->branch, git->repository, spec->pushed_sha, id);
+			else
+				error = app_error_set(APP_EEXISTS,
+						      "branch %s already exists in %s with commit %.12s, which perfbot did "
+						      "not push; not overwriting it nor adopting it (delete the branch and "
+						      "approve again)",
+						      spec->branch, git->repository, id);
 			goto done;
 		}
 		git_oid_cpy(&commit_oid, &remote_head);
@@ -762,6 +790,12 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		if (git_reference_create(&ref, repo, local_ref, &commit_oid, 1, "perfbot: proposal commit") < 0) {
 			error = app_error_set(APP_EGENERIC, "cannot write %s: %s", local_ref, git_msg());
 			goto done;
+		}
+		if (spec->record_push) {
+			char id[GIT_OID_HEXSZ + 1];
+			git_oid_tostr(id, sizeof(id), &commit_oid);
+			if ((error = spec->record_push(id, spec->record_payload)) < 0)
+				goto done;
 		}
 		if ((error = push_branch(push_remote, &push_ctx, local_ref, branch_ref)) < 0)
 			goto done;

@@ -58,6 +58,8 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 	json_int_t thread = json_integer_value(json_object_get(rdata, "thread_number"));
 	out->thread_number = thread > 0 && thread < 2147483647 ? (int)thread : 0;
 	out->check_run_id = json_integer_value(json_object_get(rdata, "check_run_id"));
+	out->fork = json_is_true(json_object_get(proposal, "fork")) || json_is_true(json_object_get(rdata, "fork"));
+	out->pushed_sha = jstr(rdata, "pr_commit");
 	if (!out->repository || !out->base_sha || !out->base_branch)
 		return app_error_set(APP_EINVALID, "run %" PRId64 " lacks repository, base commit or branch", run_id);
 	if (!out->diff)
@@ -102,6 +104,17 @@ static void report_refusal(const pr_options *opts, const pr_proposal *p, const c
 	app_buf_dispose(&b);
 }
 
+/* Keeps the commit pr/ is about to push in the run ({"pr_commit": sha}):
+ * a retried job knows the branch as its own only by that commit. */
+static int record_push(int64_t run_id, const char *commit_sha, void *payload)
+{
+	store *st = payload;
+	json_t *update = json_pack("{s:s}", "pr_commit", commit_sha);
+	int error = update ? store_run_update(st, run_id, update) : app_error_set(APP_ENOMEM, "out of memory");
+	json_decref(update);
+	return error;
+}
+
 static int permanent(int error)
 {
 	return error == APP_EINVALID || error == APP_ETOOBIG || error == APP_EEXISTS || error == APP_EFORBIDDEN ||
@@ -124,7 +137,10 @@ int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t 
 	}
 	if ((error = pr_proposal_from_json(&p, benches, MAX_BENCHES, run_id, run, proposal)) < 0)
 		goto done;
-	if ((error = pr_open(out, opts, &p)) < 0) {
+	pr_options with_record = *opts;
+	with_record.record_push = record_push;
+	with_record.record_payload = st;
+	if ((error = pr_open(out, &with_record, &p)) < 0) {
 		if (permanent(error)) {
 			char reason[1100];
 			snprintf(reason, sizeof(reason), "%s", app_error_last());

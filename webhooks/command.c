@@ -14,7 +14,7 @@ static const struct {
 	wh_command_kind kind;
 } known[] = {
 	{ "help", WH_CMD_HELP },       { "bench", WH_CMD_BENCH },   { "optimize", WH_CMD_OPTIMIZE },
-	{ "apply", WH_CMD_APPLY },     { "cancel", WH_CMD_CANCEL },
+	{ "apply", WH_CMD_APPLY },     { "cancel", WH_CMD_CANCEL }, { "approve", WH_CMD_APPROVE },
 };
 
 const char *wh_command_help(void)
@@ -22,7 +22,9 @@ const char *wh_command_help(void)
 	return "| command | does |\n"
 	       "|---|---|\n"
 	       "| `/perfbot help` | this list |\n"
-	       "| `/perfbot bench` | measure this pull request's head against its base |\n"
+	       "| `/perfbot bench` | measure this pull request's head against its base (approves a waiting run) |\n"
+	       "| `/perfbot approve` | run the benchmarks of a pull request from a fork or a first-time contributor, "
+	       "which wait for a maintainer |\n"
 	       "| `/perfbot optimize [benchmark…]` | start an agent run looking for a verified speed-up |\n"
 	       "| `/perfbot apply <run>` | open the pull request of a run's verified proposal |\n"
 	       "| `/perfbot cancel <run>` | stop a running run |\n";
@@ -127,6 +129,14 @@ static void parse_line(wh_command *out, const char *p, const char *end)
 		if (next_word(&p, end, arg, sizeof(arg)) > 0) {
 			out->kind = WH_CMD_INVALID;
 			snprintf(out->error, sizeof(out->error), "`/perfbot %s` takes one run number", word);
+		}
+		break;
+	case WH_CMD_APPROVE:
+		if ((n = next_word(&p, end, arg, sizeof(arg))) > 0 &&
+		    (n >= sizeof(arg) || parse_run(&out->run, arg) < 0 || next_word(&p, end, arg, sizeof(arg)) > 0)) {
+			out->kind = WH_CMD_INVALID;
+			snprintf(out->error, sizeof(out->error),
+				 "`/perfbot approve` takes at most a run number, e.g. `/perfbot approve` or `/perfbot approve 12`");
 		}
 		break;
 	default:

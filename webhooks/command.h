@@ -1,5 +1,5 @@
 /* Comment commands: `/perfbot help | bench | optimize [benchmark…] |
- * apply <run> | cancel <run>` at the start of a line of an issue or pull
+ * apply <run> | cancel <run> | approve [run]` at the start of a line of an issue or pull
  * request comment.  Pure parsing; permissions and effects live elsewhere. */
 #ifndef WH_COMMAND_H
 #define WH_COMMAND_H
@@ -14,6 +14,7 @@ typedef enum {
 	WH_CMD_OPTIMIZE,
 	WH_CMD_APPLY,
 	WH_CMD_CANCEL,
+	WH_CMD_APPROVE,      /* a waiting bench run of the pull request: run, or 0 for the newest */
 	WH_CMD_UNKNOWN,      /* a /perfbot line with a word perfbot does not know */
 	WH_CMD_INVALID       /* a known command with bad arguments */
 } wh_command_kind;
@@ -22,7 +23,7 @@ typedef enum {
 
 typedef struct wh_command {
 	wh_command_kind kind;
-	int64_t run;                       /* apply / cancel */
+	int64_t run;                       /* apply / cancel / approve (0: not given) */
 	char args[WH_CMD_MAX_ARGS][128];   /* optimize: benchmark names */
 	size_t nargs;
 	char word[64];                     /* the word as typed (unknown commands) */

@@ -5,7 +5,11 @@
  *
  * Trust: the payload is verified (it came through the signed intake), but
  * what a user may do is never read from it: write access is asked of the
- * permission API for every command and every button click. */
+ * permission API for every command and every button click.  A pull request
+ * from a fork or a first-time contributor is untrusted code: its bench run
+ * waits for a maintainer's approval, and `/perfbot optimize` on a fork's
+ * pull request proposes against the base branch, never on the fork's
+ * commits. */
 #include "app/error.h"
 #include "app/log.h"
 #include "webhooks/command.h"
@@ -37,6 +41,40 @@ static int split_repo(char owner[128], char name[128], const char *full)
 	memcpy(owner, full, (size_t)(slash - full));
 	owner[slash - full] = '\0';
 	snprintf(name, 128, "%s", slash + 1);
+	return 0;
+}
+
+/* A pull request from a fork: its head repository is another one, or gone
+ * (head.repo null when the fork was deleted).  head.repo.fork alone says
+ * nothing: a repository that is itself a fork has it set for its own
+ * branches. */
+static int pull_from_fork(const json_t *pull)
+{
+	const char *head = str(json_object_get(json_object_get(pull, "head"), "repo"), "full_name");
+	const char *base = str(json_object_get(json_object_get(pull, "base"), "repo"), "full_name");
+	return !head || !base || strcmp(head, base) != 0;
+}
+
+/* Whose pull request runs only after a maintainer approves, as GitHub
+ * Actions does: a fork's, or a first-time or outside contributor's
+ * (author_association; a missing one counts as outside).  A bot's pull
+ * request from a branch of this repository (perfbot's own proposals,
+ * Dependabot's) runs at once: an App with write access pushed that
+ * branch. */
+static int pull_needs_approval(const json_t *pull)
+{
+	static const char *const outside[] = { "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "NONE", "MANNEQUIN" };
+	if (pull_from_fork(pull))
+		return 1;
+	const char *type = str(json_object_get(pull, "user"), "type");
+	if (type && !strcmp(type, "Bot"))
+		return 0;
+	const char *assoc = str(pull, "author_association");
+	if (!assoc)
+		return 1;
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+		if (!strcmp(assoc, outside[i]))
+			return 1;
 	return 0;
 }
 
@@ -118,6 +156,7 @@ static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o,
 		.clone_url = str(json_object_get(root, "repository"), "clone_url"),
 		.trigger = "pull_request",
 		.sender = str(json_object_get(root, "sender"), "login"),
+		.needs_approval = pull_needs_approval(pr),
 	};
 	if (!req.repository || !req.head_sha || !req.base_sha || !req.number) {
 		error = app_error_set(APP_EINVALID, "pull_request event without repository, number, head or base");
@@ -125,7 +164,8 @@ static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o,
 	}
 	int64_t run = 0;
 	if ((error = agent_bench_queue_pull(&run, o->agent, &req)) == 0)
-		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued for #%d", (long long)run, req.number);
+		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued for #%d%s", (long long)run, req.number,
+			 req.needs_approval ? " (waits for approval)" : "");
 done:
 	return error;
 }
@@ -252,6 +292,13 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 				break;
 			req.commit = str(json_object_get(pull, "head"), "sha");
 			req.branch = str(json_object_get(pull, "head"), "ref");
+			if (pull_from_fork(pull)) {
+				/* the agent works on the fork's head in the sandbox, but the
+				 * proposal goes to the base branch, built on its own tip:
+				 * the fork's commits are never pushed here */
+				req.branch = str(json_object_get(pull, "base"), "ref");
+				req.fork = 1;
+			}
 		} else {
 			/* on an issue: the default branch as it is now */
 			req.branch = str(json_object_get(root, "repository"), "default_branch");
@@ -259,7 +306,16 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 				req.branch = str(repo, "default_branch");
 		}
 		int64_t run = 0;
-		if (error == 0 && (error = agent_run_queue(&run, t->o->agent, &req)) == 0)
+		if (error == 0 && (error = agent_run_queue(&run, t->o->agent, &req)) == 0 && req.fork)
+			error = replyf(t, "Started perfbot run %lld: an agent is looking for a verified speed-up of this pull "
+					  "request's head `%.7s`%s%s. It comes from a fork, so a verified change is proposed "
+					  "against `%s` alone, built on its own tip: the fork's commits are never pushed to "
+					  "this repository, and if the change does not apply to `%s` without them no pull "
+					  "request is opened. `/perfbot cancel %lld` stops it.",
+				       (long long)run, req.commit ? req.commit : "", cmd->nargs ? " for " : "",
+				       cmd->nargs ? cmd->args[0] : "", req.branch ? req.branch : "the base branch",
+				       req.branch ? req.branch : "the base branch", (long long)run);
+		else if (error == 0)
 			error = replyf(t, "Started perfbot run %lld: an agent is looking for a verified speed-up of `%s`%s%s. "
 					  "`/perfbot cancel %lld` stops it.",
 				       (long long)run, req.branch ? req.branch : "the default branch",
@@ -279,6 +335,23 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 			error = replyf(t, "Cannot apply run %lld: %s.", (long long)cmd->run, app_error_last());
 		snprintf(ctx->note, sizeof(ctx->note), "apply %lld", (long long)cmd->run);
 		break;
+	case WH_CMD_APPROVE: {
+		if (!is_pull && !cmd->run) {
+			error = reply(t, "`/perfbot approve` runs the benchmarks of a pull request waiting for approval: "
+					 "comment it on the pull request.");
+			break;
+		}
+		int64_t run = 0;
+		error = agent_bench_approve(&run, t->o->agent, t->full_name, cmd->run, (int)t->number, t->user, "comment");
+		if (error == 0)
+			error = replyf(t, "Approved by @%s: perfbot run %lld measures this pull request's benchmarks now; the "
+					  "result will appear as the **perfbot** check run on its head commit.",
+				       t->user, (long long)run);
+		else if (error == APP_ENOTFOUND)
+			error = replyf(t, "Nothing to approve: %s.", app_error_last());
+		snprintf(ctx->note, sizeof(ctx->note), "approve %lld", (long long)run);
+		break;
+	}
 	case WH_CMD_CANCEL:
 		error = agent_run_cancel(t->o->agent, t->full_name, cmd->run, t->user);
 		if (error == 0)
@@ -347,6 +420,46 @@ static int on_issue_comment(app_job_ctx *ctx, void *payload)
 
 /* ---- check runs and suites ------------------------------------------------ */
 
+/* "Approve and run" on a waiting bench run's check run.  The clicking user
+ * needs write access; anyone else gets the polite refusal in the pull
+ * request, and nothing runs. */
+static int approve_button(app_job_ctx *ctx, struct thread *t, int64_t run)
+{
+	json_t *r = NULL;
+	int error = store_run_get(t->o->agent->store, run, &r);
+	const char *of = error == 0 ? str(r, "repository") : NULL;
+	if (error == APP_ENOTFOUND || (error == 0 && (!of || strcmp(of, t->full_name) != 0))) {
+		snprintf(ctx->note, sizeof(ctx->note), "run %lld is not a run of %s", (long long)run, t->full_name);
+		error = 0;
+		goto done;
+	}
+	if (error < 0)
+		goto done;
+	t->number = num(json_object_get(r, "data"), "pull");
+	int allowed = 0;
+	if ((error = may_write(&allowed, t)) < 0)
+		goto done;
+	if (!allowed) {
+		snprintf(ctx->note, sizeof(ctx->note), "refused: %s has no write access", t->user);
+		if (t->number > 0)
+			error = replyf(t, "Sorry @%s, only people with write access to %s can approve perfbot runs. "
+					  "Nothing was started.",
+				       t->user, t->full_name);
+		goto done;
+	}
+	int64_t approved = 0;
+	error = agent_bench_approve(&approved, t->o->agent, t->full_name, run, 0, t->user, "button");
+	if (error == APP_ENOTFOUND) {
+		snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", app_error_last());
+		error = 0;
+	} else if (error == 0) {
+		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld approved by %s", (long long)run, t->user);
+	}
+done:
+	json_decref(r);
+	return error;
+}
+
 static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
@@ -374,6 +487,10 @@ static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, co
 	}
 	if (!strcmp(action, "requested_action")) {
 		const char *id = str(json_object_get(root, "requested_action"), "identifier");
+		if (id && !strcmp(id, "approve-run")) {
+			error = approve_button(ctx, &t, run);
+			goto done;
+		}
 		if (!id || strcmp(id, "open-pr") != 0) {
 			snprintf(ctx->note, sizeof(ctx->note), "unknown action");
 			goto done;
@@ -403,8 +520,26 @@ static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, co
 			goto done;
 		const char *kind = str(r, "kind");
 		const char *of = str(r, "repository");
-		if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name)) {
-			const json_t *data = json_object_get(r, "data");
+		const json_t *rdata = json_object_get(r, "data");
+		if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name) && num(rdata, "pull") > 0 &&
+		    json_is_true(json_object_get(rdata, "needs_approval"))) {
+			/* a re-run of a pull request that needs approval: the clicking
+			 * user's write access is that approval, else it waits again */
+			int allowed = 0;
+			if ((error = may_write(&allowed, &t)) == 0) {
+				agent_bench_pull req = { .repository = t.full_name, .installation_id = t.inst,
+							 .number = (int)num(rdata, "pull"), .head_sha = str(r, "head_sha"),
+							 .head_ref = str(rdata, "head_ref"), .base_sha = str(r, "base_sha"),
+							 .base_ref = str(rdata, "base_ref"),
+							 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+							 .trigger = "rerequested", .sender = t.user, .needs_approval = !allowed };
+				int64_t again = 0;
+				if ((error = agent_bench_queue_pull(&again, o->agent, &req)) == 0)
+					snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued again as %lld%s",
+						 (long long)run, (long long)again, allowed ? "" : " (waits for approval)");
+			}
+		} else if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name)) {
+			const json_t *data = rdata;
 			agent_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
 						 .ref = str(data, "ref"), .before = str(r, "base_sha"),
 						 .after = str(r, "head_sha"), .default_branch = str(data, "default_branch"),

@@ -88,6 +88,14 @@ async function main() {
       await call('submit_result', { summary: 'is_prime: trial division stops at the square root of n.' });
       break;
     }
+    case 'markdown': {
+      // a real speed-up whose summary and diff carry Markdown that must not render as such
+      await optimise('d * d <= n');
+      await call('write_file', { path: 'NOTES.md', content: '```\n<img src=x onerror=alert(1)>\n```\n' });
+      await call('submit_result', { summary: 'Faster primes. cc @org/team <img src=x onerror=alert(1)> '
+        + '[details](javascript:alert(1)) ![x](https://evil.example/x.png)\n# Merge me' });
+      break;
+    }
     case 'long-diff': {
       // the optimisation and a long notes file: a diff too long to show whole on GitHub
       await optimise('d * d <= n');

@@ -44,6 +44,9 @@
  *                                  // way GitHub's branch protection does (GH006, "protected branch hook declined")
  *   fake.denyPush('owner/name', true)  // tokens may read but not push: receive-pack answers 403
  *   fake.mergeableUnknown(3)       // the next 3 GET pulls/N answer mergeable: null (not computed yet)
+ *   fake.addPull('owner/name', {number, headRef, headSha, base, headRepo: 'fork/name' | null,
+ *                authorAssociation, user})   // someone else's pull request, e.g. from a fork
+ *   // git repositories serve any reachable commit by sha (uploadpack.allowReachableSHA1InWant), as GitHub does
  *   await fake.waitFor(pred, timeoutMs)  // resolves when pred(fake) is true
  *   fake.resetRequests()
  *   await fake.close()
@@ -425,6 +428,8 @@ async function startFakeGitHub(opts = {}) {
     fs.mkdirSync(dir, { recursive: true });
     git(['init', '--bare', '-q', '-b', branch, dir]);
     git(['config', 'http.receivepack', 'true'], dir);
+    // GitHub serves any reachable commit by its sha (a fork's pull request head under refs/pull/N/head)
+    git(['config', 'uploadpack.allowReachableSHA1InWant', 'true'], dir);
     const files = o.files || { 'README.md': `# ${fullName}\n` };
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-github-work-'));
     try {
@@ -635,11 +640,23 @@ async function startFakeGitHub(opts = {}) {
     return [200, { permission: permission === 'maintain' ? 'write' : permission === 'triage' ? 'read' : permission,
       role_name: role, user: { login: user, type: 'User' } }];
   });
+  // The head repository of a pull request: the base repository itself, a
+  // fork (p.headRepo 'owner/name', with fork: true), or null (a deleted fork).
+  function headRepoObject(repo, p) {
+    if (p.headRepo === undefined) return publicRepo(repo);
+    if (p.headRepo === null) return null;
+    const [owner, name] = p.headRepo.split('/');
+    return { id: 900000 + p.id, name, full_name: p.headRepo, owner: { login: owner, type: 'User' }, private: false,
+      fork: true, default_branch: repo.default_branch, html_url: `${webUrl()}/${p.headRepo}`,
+      clone_url: `${webUrl()}/${p.headRepo}.git` };
+  }
   function pullObject(repo, p) {
     return { id: p.id, node_id: `PR_${p.id}`, number: p.number, state: p.state, title: p.title, body: p.body,
       draft: !!p.draft, maintainer_can_modify: !!p.maintainer_can_modify, merged: false, merged_at: null,
-      user: botUser(), created_at: p.created_at, updated_at: p.updated_at, closed_at: p.closed_at || null,
-      head: { label: p.headLabel, ref: p.headRef, sha: p.headSha, repo: publicRepo(repo) },
+      user: p.userLogin ? { login: p.userLogin, id: 700000 + p.id, type: 'User' } : botUser(),
+      author_association: p.authorAssociation || 'NONE',
+      created_at: p.created_at, updated_at: p.updated_at, closed_at: p.closed_at || null,
+      head: { label: p.headLabel, ref: p.headRef, sha: p.headSha, repo: headRepoObject(repo, p) },
       base: { label: `${repo.owner.login}:${p.base}`, ref: p.base, sha: p.baseSha, repo: publicRepo(repo) },
       url: `${url}/repos/${repo.full_name}/pulls/${p.number}`,
       html_url: `${webUrl()}/${repo.full_name}/pull/${p.number}` };
@@ -756,6 +773,24 @@ async function startFakeGitHub(opts = {}) {
       fs.mkdirSync(path.dirname(hook), { recursive: true });
       fs.writeFileSync(hook, `#!/bin/sh\nwhile read old new ref; do\n  case "$ref" in\n${cases}\n  esac\ndone\nexit 0\n`,
         { mode: 0o755 });
+    },
+    // A pull request opened by someone else, e.g. from a fork: {number, headRef, headSha, base,
+    // headRepo: 'owner/name' | null (deleted fork) | undefined (this repository),
+    // authorAssociation, user, title}.  Its commits go under refs/pull/N/head (the test puts them there).
+    addPull(fullName, o = {}) {
+      const repo = state.repos.get(fullName);
+      if (!repo) throw new Error(`no repository ${fullName}`);
+      const number = o.number || (issueNumbers.get(fullName) || 0) + 1;
+      if (number > (issueNumbers.get(fullName) || 0)) issueNumbers.set(fullName, number);
+      const owner = o.headRepo ? o.headRepo.split('/')[0] : repo.owner.login;
+      const p = { id: nextId++, number, repository: fullName, state: 'open', title: o.title || `PR ${number}`,
+        body: o.body || null, headRef: o.headRef || 'patch-1', headLabel: `${owner}:${o.headRef || 'patch-1'}`,
+        headSha: o.headSha, base: o.base || repo.default_branch,
+        baseSha: gitSha(fullName, `refs/heads/${o.base || repo.default_branch}`) || '0'.repeat(40),
+        headRepo: o.headRepo, authorAssociation: o.authorAssociation, userLogin: o.user,
+        created_at: isoNow(), updated_at: isoNow() };
+      state.pulls.push(p);
+      return pullObject(repo, p);
     },
     mergeableUnknown(count = 1) { mergeableUnknown = count; },
     denyPush(fullName, deny = true) {

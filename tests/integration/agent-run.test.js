@@ -359,6 +359,31 @@ test('a diff too long for GitHub is shown cut at a line with a note; perfbot run
   assert.ok(show.stdout.includes('note 1499: trial division stops at the square root of n'), 'the whole diff');
 });
 
+test('an agent\'s summary is shown as text and its diff stays inside its fence, in the comment and the check run', async () => {
+  const { id } = await optimize('markdown', { issue: 15 });
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  const [cr] = optimizeChecks(id);
+  const comment = commentsOn(15).at(-1).body;
+  // outside the fenced diff (code, where HTML and links are shown as typed)
+  const outside = (t) => t.replace(/^(`{3,})diff\n[\s\S]*?^\1$/m, '');
+  for (const [where, text] of [['comment', outside(comment)], ['check run summary', cr.output.summary]]) {
+    assert.ok(text.includes('Faster primes'), `${where}: ${text}`);
+    assert.ok(!text.includes('@org/team'), `${where}: no mention of @org/team`);
+    assert.ok(text.includes('@\u200borg/team'), where);
+    assert.ok(!text.includes('<img'), `${where}: no image tag`);
+    for (const m of text.matchAll(/\]\(/g)) assert.equal(text[m.index - 1], '\\', `${where}: no link or image`);
+    assert.ok(!/^# Merge me/m.test(text), `${where}: no heading`);
+  }
+  // the diff's ``` lines cannot close the fence it is shown in
+  for (const [where, text] of [['comment', comment], ['check run text', cr.output.text]]) {
+    const m = /^(`{4,})diff\n([\s\S]*?)^\1$/m.exec(text);
+    assert.ok(m, `${where}: a fence longer than the diff's backtick runs:\n${text}`);
+    assert.ok(m[2].includes('+```\n+<img src=x onerror=alert(1)>\n+```'), where);
+    assert.ok(m[2].includes('d * d <= n'), where);
+  }
+});
+
 test('an agent whose change breaks the tests gets no proposal', async () => {
   const { id } = await optimize('break-tests', { issue: 3 });
   const r = await ended(id);
@@ -534,4 +559,71 @@ test('/perfbot cancel kills the agent, revokes its token and cancels the run; a 
   n = commentsOn(8).length;
   await comment(`/perfbot cancel ${id}`, { issue: 8 });
   assert.equal(await replyAfter(8, n), `Cannot cancel run ${id}: run ${id} has already ended (cancelled).`);
+});
+
+test('/perfbot optimize on a fork\'s pull request: approved, the proposal is built on main and nothing of the fork is pushed', async () => {
+  // the fork's commit, unreviewed, with a workflow that would run on push with the repository's secrets;
+  // GitHub keeps it in the base repository as refs/pull/21/head
+  const work = path.join(tmp, 'fork-work');
+  const g = (...a) => execFileSync('git', ['-C', work, '-c', 'user.name=Mallory', '-c', 'user.email=m@example.com', ...a])
+    .toString().trim();
+  execFileSync('git', ['clone', '-q', bare, work]);
+  fs.mkdirSync(path.join(work, '.github', 'workflows'), { recursive: true });
+  fs.writeFileSync(path.join(work, '.github', 'workflows', 'steal.yml'), 'on: push\njobs: {}\n');
+  fs.writeFileSync(path.join(work, 'FORK.md'), 'from the fork\n');
+  g('add', '-A');
+  g('commit', '-qm', 'fork: unreviewed');
+  const forkSha = g('rev-parse', 'HEAD');
+  g('push', '-q', bare, 'HEAD:refs/pull/21/head');
+  const mainTip = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
+  fake.addPull(REPO, { number: 21, headRef: 'main', headSha: forkSha, headRepo: 'mallory/opt', base: 'main',
+    authorAssociation: 'CONTRIBUTOR', user: 'mallory' });
+
+  setMode('good');
+  const prComment = async (body) => {
+    const id = nextComment++;
+    await receive('issue_comment', {
+      action: 'created',
+      issue: { number: 21, title: 'fork work', state: 'open', pull_request: { url: `${fake.url}/repos/${REPO}/pulls/21` },
+        user: { login: 'mallory', type: 'User' } },
+      comment: { id, body, user: { login: 'mona', type: 'User' } },
+      repository: repository(REPO), installation: { id: 1 }, sender: { login: 'mona', type: 'User' },
+    });
+  };
+  let n = commentsOn(21).length;
+  await prComment('/perfbot optimize');
+  const reply = await replyAfter(21, n);
+  const m = /Started perfbot run (\d+)/.exec(reply);
+  assert.ok(m, reply);
+  assert.match(reply, /comes from a fork/);
+  assert.match(reply, /never pushed/);
+  const id = Number(m[1]);
+  const r = await ended(id);
+  assert.equal(r.state, 'proposal', r.reason);
+  assert.equal(r.data.commit, forkSha, 'the agent worked on the fork\'s head');
+  assert.equal(r.branch, 'main', 'proposed against the base branch');
+  assert.equal(r.data.fork, true);
+
+  n = commentsOn(21).length;
+  await prComment(`/perfbot apply ${id}`);
+  assert.match(await replyAfter(21, n), /Approved perfbot run/);
+  const branch = `perfbot/opt-${id}`;
+  await waitFor(async () => (await sqlite(dataDir, `SELECT state FROM jobs WHERE kind='pr.open'`))
+    .every((j) => j.state !== 'queued' && j.state !== 'running') && fake.state.pulls.some((p) => p.headRef === branch),
+  { timeoutMs: RUN_MS, what: 'the pull request of the fork\'s proposal' });
+
+  // the pushed branch: one commit on main's tip; the fork's commit is in no ancestry but its own ref
+  const bareGit = (...a) => execFileSync('git', ['-C', bare, ...a]).toString().trim();
+  assert.equal(bareGit('rev-parse', `${branch}^`), mainTip);
+  const ancestry = bareGit('rev-list', branch).split('\n');
+  assert.ok(!ancestry.includes(forkSha), 'the fork\'s commit is not an ancestor of the pushed branch');
+  assert.deepEqual(bareGit('for-each-ref', '--contains', forkSha, '--format=%(refname)').split('\n'), ['refs/pull/21/head']);
+  assert.throws(() => bareGit('cat-file', '-e', `${branch}:.github/workflows/steal.yml`));
+  assert.throws(() => bareGit('cat-file', '-e', `${branch}:FORK.md`));
+  assert.match(bareGit('show', `${branch}:src/primes.c`), /d \* d <= n/);
+  const pull = fake.state.pulls.find((p) => p.headRef === branch);
+  assert.equal(pull.base, 'main');
+  assert.match(pull.body, /none of the fork's commits/);
+  const after = await run(id);
+  assert.equal(after.data.pr_commit, bareGit('rev-parse', branch), 'the pushed commit is recorded');
 });

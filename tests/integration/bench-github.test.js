@@ -334,6 +334,160 @@ test('a pull request is measured at its head and compared with the merge base', 
   assert.equal(checkRunsFor(head).at(-1).conclusion, 'success');
 });
 
+// A pull request's payload as GitHub sends it for someone else's pull
+// request: from the fork `headRepo` (null: a deleted fork) or this
+// repository, with the author's association.
+function pullPayload(action, number, head, { headRepo = 'mallory/bench', association = 'CONTRIBUTOR', user = 'mallory',
+  userType = 'User' } = {}) {
+  const p = JSON.parse(fs.readFileSync(path.join(DATA, 'pull_request.opened.json'), 'utf8'));
+  p.action = action;
+  p.number = number;
+  Object.assign(p.pull_request, { number, author_association: association, user: { login: user, id: 1234, type: userType } });
+  p.pull_request.head.sha = head;
+  p.pull_request.head.ref = 'patch-1';
+  p.pull_request.head.repo = headRepo === null ? null : { ...p.repository, full_name: headRepo, fork: headRepo !== REPO };
+  p.pull_request.base.sha = sha.none;
+  p.repository.clone_url = fake.gitUrl(REPO);
+  p.sender = { login: user, type: 'User' };
+  return p;
+}
+
+async function commentOn(number, body, user) {
+  await receive('issue_comment', {
+    action: 'created',
+    issue: { number, title: 'faster parse', state: 'open', pull_request: { url: `${fake.url}/repos/${REPO}/pulls/${number}` },
+      user: { login: 'mallory', type: 'User' } },
+    comment: { id: 90000 + fake.state.comments.length, body, user: { login: user, type: 'User' } },
+    repository: { ...JSON.parse(fs.readFileSync(path.join(DATA, 'push.json'), 'utf8')).repository, clone_url: fake.gitUrl(REPO) },
+    installation: { id: 1 }, sender: { login: user, type: 'User' },
+  });
+}
+
+async function pressButton(checkRun, user) {
+  const repo = JSON.parse(fs.readFileSync(path.join(DATA, 'push.json'), 'utf8')).repository;
+  await receive('check_run', {
+    action: 'requested_action',
+    check_run: { id: checkRun.id, name: checkRun.name, head_sha: checkRun.head_sha, external_id: checkRun.external_id,
+      status: checkRun.status, conclusion: checkRun.conclusion },
+    requested_action: { identifier: 'approve-run' },
+    repository: { ...repo, clone_url: fake.gitUrl(REPO) }, installation: { id: 1 }, sender: { login: user, type: 'User' },
+  });
+}
+
+async function waitingRun(head) {
+  return waitFor(async () => {
+    const rows = await runRow(head);
+    const cr = checkRunsFor(head);
+    return rows.length && rows.at(-1).state === 'waiting' && cr.length === 1 && cr[0].status === 'completed' ? rows.at(-1) : null;
+  }, { timeoutMs: RUN_MS, what: `the run of ${head.slice(0, 7)} to wait for approval` });
+}
+
+const commentsOnPull = (n) => fake.state.comments.filter((c) => c.issue === n && c.repository === REPO);
+
+test('pull requests from forks and first-time contributors wait for a maintainer, like GitHub Actions', async (t) => {
+  fake.setPermission(REPO, 'mona', 'write');
+  fake.setPermission(REPO, 'rex', 'read');
+  // the fork's commits reach the base repository as refs/pull/8/head, as on GitHub
+  git('checkout', '-q', '-b', 'fork-feature', sha.fast);
+  edit('bench/parse.c', 'round < 8', 'round < 7');
+  const head1 = commit('fork: fewer rounds');
+  git('push', '-qf', bare, 'fork-feature:refs/pull/8/head');
+
+  await receive('pull_request', pullPayload('opened', 8, head1));
+  const waiting = await waitingRun(head1);
+  const [cr1] = checkRunsFor(head1);
+  // the check run asks for an approval, with GitHub's button; nothing ran
+  assert.equal(cr1.conclusion, 'action_required');
+  assert.equal(cr1.output.title, 'Waiting for approval');
+  assert.match(cr1.output.summary, /fork or from a first-time contributor/);
+  assert.match(cr1.output.summary, /\/perfbot approve/);
+  assert.deepEqual(cr1.actions.map((a) => a.identifier), ['approve-run']);
+  assert.equal(cr1.actions[0].label, 'Approve and run');
+  assert.equal(cr1.external_id, String(waiting.id));
+  assert.ok(cr1.actions.every((a) => a.label.length <= 20 && a.description.length <= 40 && a.identifier.length <= 20));
+  assert.equal(waiting.data.needs_approval, true);
+  assert.equal(waiting.data.check_run_id, undefined, 'no measuring check run');
+  const measured = await sqlite(dataDir, `SELECT id FROM measurements WHERE run_id=${waiting.id}`);
+  assert.equal(measured.length, 0, 'nothing was measured');
+  assert.equal(srv.logs().filter((l) => l.msg === 'bench run started' && l.run === String(waiting.id)).length, 0,
+    'the run never started');
+
+  // someone without write access: the button and the command are refused politely, the run keeps waiting
+  await pressButton(cr1, 'rex');
+  await fake.waitFor(() => commentsOnPull(8).some((c) => /Sorry @rex/.test(c.body)), RUN_MS);
+  await commentOn(8, '/perfbot approve', 'rex');
+  await fake.waitFor(() => commentsOnPull(8).filter((c) => /Sorry @rex/.test(c.body)).length === 2, RUN_MS);
+  assert.equal((await runRow(head1)).at(-1).state, 'waiting');
+
+  // a new push to the fork's pull request waits again: an approval is for one commit
+  edit('bench/parse.c', 'round < 7', 'round < 6');
+  const head2 = commit('fork: even fewer rounds');
+  git('push', '-qf', bare, 'fork-feature:refs/pull/8/head');
+  git('checkout', '-q', 'main');
+  await receive('pull_request', pullPayload('synchronize', 8, head2));
+  const waiting2 = await waitingRun(head2);
+  const [older] = await runRow(head1);
+  assert.equal(older.state, 'cancelled');
+  assert.equal(older.reason, `superseded by run ${waiting2.id}`);
+
+  // a maintainer approves with the comment command: measured now
+  await commentOn(8, '/perfbot approve', 'mona');
+  await fake.waitFor(() => commentsOnPull(8).some((c) => /Approved by @mona/.test(c.body)), RUN_MS);
+  await fake.waitFor(() => checkRunsFor(head2).length === 2 && checkRunsFor(head2)[1].status === 'completed', RUN_MS);
+  const [cr2, result] = checkRunsFor(head2);
+  assert.equal(result.conclusion, 'success', result.output.summary);
+  assert.equal(result.output.title, '1 improvement');
+  assert.equal(cr2.conclusion, 'neutral');
+  assert.equal(cr2.output.title, 'Approved by @mona');
+  assert.deepEqual(cr2.actions, []);
+  const [run2] = await endedRuns(head2);
+  assert.equal(run2.id, waiting2.id);
+  assert.equal(run2.state, 'done');
+  assert.equal(run2.data.approved_by, 'mona');
+  assert.equal(run2.data.approved_via, 'comment');
+
+  // a first-time contributor's pull request from a branch of this repository: the button approves it
+  git('checkout', '-q', '-b', 'first-timer', sha.fast);
+  fs.writeFileSync(path.join(work, 'NOTES'), 'first\n');
+  const head3 = commit('first contribution');
+  git('push', '-qf', bare, 'first-timer:refs/pull/9/head');
+  git('checkout', '-q', 'main');
+  await receive('pull_request', pullPayload('opened', 9, head3, { headRepo: REPO, association: 'FIRST_TIME_CONTRIBUTOR', user: 'newbie' }));
+  await waitingRun(head3);
+  await pressButton(checkRunsFor(head3)[0], 'mona');
+  await fake.waitFor(() => checkRunsFor(head3).length === 2 && checkRunsFor(head3)[1].status === 'completed', RUN_MS);
+  assert.equal(checkRunsFor(head3)[1].conclusion, 'success', checkRunsFor(head3)[1].output.summary);
+  const [run3] = await endedRuns(head3);
+  assert.equal(run3.data.approved_via, 'button');
+
+  // a member's pull request from this repository runs at once
+  const head4 = sha.fast;
+  git('push', '-qf', bare, `${head4}:refs/pull/10/head`);
+  await receive('pull_request', pullPayload('opened', 10, head4, { headRepo: REPO, association: 'MEMBER', user: 'mona' }));
+  const run4 = await waitFor(async () => {
+    const rows = (await runRow(head4)).filter((r) => r.data.pull === 10);
+    return rows.length && !['queued', 'running', 'waiting'].includes(rows[0].state) ? rows[0] : null;
+  }, { timeoutMs: RUN_MS, what: 'the member\'s pull request run to end' });
+  assert.equal(run4.state, 'done');
+  assert.ok(!fake.state.checkRuns.some((c) => c.external_id === String(run4.id) && c.conclusion === 'action_required'));
+
+  // so does a bot's from this repository (perfbot's own proposals, Dependabot's), though GitHub says NONE;
+  // a bot's pull request from a fork still waits
+  git('push', '-qf', bare, `${head4}:refs/pull/11/head`);
+  await receive('pull_request', pullPayload('opened', 11, head4,
+    { headRepo: REPO, association: 'NONE', user: 'perfbot-test[bot]', userType: 'Bot' }));
+  const run5 = await waitFor(async () => {
+    const rows = (await runRow(head4)).filter((r) => r.data.pull === 11);
+    return rows.length && !['queued', 'running', 'waiting'].includes(rows[0].state) ? rows[0] : null;
+  }, { timeoutMs: RUN_MS, what: 'the bot\'s pull request run to end' });
+  assert.equal(run5.state, 'done');
+  await receive('pull_request', pullPayload('opened', 12, head4,
+    { headRepo: 'mallory/bench', association: 'NONE', user: 'evil[bot]', userType: 'Bot' }));
+  const run6 = await waitFor(async () => (await runRow(head4)).find((r) => r.data.pull === 12 && r.state === 'waiting'),
+    { timeoutMs: RUN_MS, what: 'the forked bot\'s pull request run to wait' });
+  assert.equal(run6.data.needs_approval, true);
+});
+
 test('a newer push to the branch cancels the older run', async (t) => {
   git('checkout', '-q', sha.fast, '--', '.github/perfbot.yml');
   const first = commit('config back');

@@ -52,7 +52,7 @@ const deletes = () => fake.state.deletedRefs.filter((d) => d.repository === REPO
 
 const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
 
-async function seed(runId, { diff = goodDiff, benchmarks, baseSha = base, thread = THREAD, checkRun = true } = {}) {
+async function seed(runId, { diff = goodDiff, benchmarks, baseSha = base, thread = THREAD, checkRun = true, extra = {} } = {}) {
   let checkRunId = 0;
   if (checkRun) {
     const token = fake.issueToken(1);
@@ -65,7 +65,7 @@ async function seed(runId, { diff = goodDiff, benchmarks, baseSha = base, thread
     checkRunId = (await r.json()).id;
   }
   const data = { approved_by: 'alice', approved_via: 'check run button', thread_number: thread, check_run_id: checkRunId,
-    clone_url: fake.gitUrl(REPO) };
+    clone_url: fake.gitUrl(REPO), ...extra };
   const proposal = { diff, summary: `Run ${runId}: replaced the loop in hot() with the closed form.`, test_command: 'make test',
     benchmarks: (benchmarks || [`bench${runId}`]).map((name) => ({ name, base: 1000000, head: 770000 })) };
   const now = Date.now();
@@ -435,6 +435,69 @@ test('git refusing the cached installation token: a new token is taken and one p
   const refused = srv.logs().filter((l) => /git refused the installation token/.test(l.msg));
   assert.equal(refused.length, refusedBefore + 1, 'git refused the old token once');
   for (const token of fake.state.tokens.keys()) assert.ok(!srv.stderr.includes(token), 'no token in the logs');
+});
+
+test('a pre-created perfbot/opt branch and pull request are not adopted: the job fails saying so', async () => {
+  // anyone with push access (or a fork's pull request) can guess the next run id
+  const work = path.join(tmp, 'squat');
+  git(['clone', '-q', bare, work]);
+  git(['-C', work, 'checkout', '-q', '-b', 'perfbot/opt-43', base]);
+  fs.writeFileSync(path.join(tmp, 'squat.diff'), goodDiff);
+  git(['-C', work, 'apply', '--index', path.join(tmp, 'squat.diff')]); // even the very tree perfbot would make
+  git(['-C', work, 'commit', '-qm', 'perf: speed up bench43 by 23%']);
+  git(['-C', work, 'push', '-q', 'origin', 'perfbot/opt-43']);
+  const squatted = branchSha('perfbot/opt-43');
+  const token = fake.issueToken(1);
+  const r = await fetch(`${fake.url}/repos/${REPO}/pulls`, {
+    method: 'POST',
+    headers: { authorization: `token ${token}`, 'content-type': 'application/json', accept: 'application/vnd.github+json' },
+    body: JSON.stringify({ title: 'perf: speed up bench43 by 23%', head: 'perfbot/opt-43', base: 'main', body: 'Verified by perfbot run 43.' }),
+  });
+  assert.equal(r.status, 201);
+  const squatPull = await r.json();
+
+  await seed(43, { thread: 643 });
+  const [job] = await settled(43);
+  assert.equal(job.state, 'failed');
+  assert.match(job.error, /perfbot\/opt-43 already exists in octo-org\/demo with commit [0-9a-f]{12}, which perfbot did not push/);
+  const c = commentsOn(643);
+  assert.equal(c.length, 1);
+  assert.match(c[0].body, /did not open a pull request for run 43/);
+  assert.ok(!c[0].body.includes(`#${squatPull.number}`), 'their pull request is not announced as perfbot\'s');
+  const rr = await run(43);
+  assert.equal(rr.data.pull.number, undefined);
+  assert.match(rr.data.pull.error, /perfbot did not push/);
+  assert.equal(branchSha('perfbot/opt-43'), squatted, 'their branch is left alone');
+  const pulls = await sqlite(dataDir, `SELECT run_id FROM pulls WHERE run_id=43`);
+  assert.equal(pulls.length, 0, 'no pull request recorded as perfbot\'s');
+});
+
+test('a fork\'s proposal that does not apply to the base branch without the fork\'s commits: a clear refusal, nothing pushed', async () => {
+  // the fork changed hot() itself; the agent's change was made on top of that
+  const work = path.join(tmp, 'fork');
+  git(['clone', '-q', bare, work]);
+  git(['-C', work, 'checkout', '-q', base]);
+  fs.writeFileSync(path.join(work, 'src/hot.c'), HOT.replace('s += i;', 's += i * 1;'));
+  git(['-C', work, 'commit', '-qam', 'fork: explicit factor']);
+  const forkSha = git(['-C', work, 'rev-parse', 'HEAD']);
+  git(['-C', work, 'push', '-q', 'origin', 'HEAD:refs/pull/44/head']);
+  fs.writeFileSync(path.join(work, 'src/hot.c'), HOT.replace('s += i;', 's += i + 0;'));
+  const diff = git(['-C', work, 'diff']) + '\n';
+  await seed(44, { thread: 644, baseSha: forkSha, diff, extra: { fork: true } });
+  const [job] = await settled(44);
+  assert.equal(job.state, 'failed');
+  assert.equal(job.attempts, 1, 'a refusal is not retried');
+  const c = commentsOn(644);
+  assert.equal(c.length, 1);
+  assert.match(c[0].body, /did not open a pull request for run 44: the change was made on a fork's pull request and does not apply to `main`/);
+  assert.match(c[0].body, /never pushes a fork's commits/);
+  const rr = await run(44);
+  assert.match(rr.data.pull.error, /does not apply to `main`/);
+  const cr = fake.state.checkRuns.find((x) => x.id === rr.data.check_run_id);
+  assert.equal(cr.output.title, 'Pull request not opened');
+  assert.match(cr.output.summary, /never pushes a fork's commits/);
+  assert.equal(branchSha('perfbot/opt-44'), null);
+  assert.equal(pullsOf('perfbot/opt-44').length, 0);
 });
 
 test('the perfbot binary under test is the one built', () => {

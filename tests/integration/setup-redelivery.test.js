@@ -100,6 +100,44 @@ test('setup mode: the setup page registers the App and perfbot starts with what 
   assert.equal(r.status, 202, r.text);
 });
 
+test('setup mode: only this machine\'s names and PUBLIC_URL\'s host are served (DNS rebinding)', async () => {
+  const fake = await startFakeGitHub({ appId: APP_ID, publicKeyPem: publicPem, privateKeyPem: privatePem });
+  cleanups.push(() => fake.close());
+  const dir = tmpDir();
+  const srv = await startServer({ dataDir: dir,
+    env: { WEBHOOK_SECRET: null, GITHUB_API_URL: fake.url, PUBLIC_URL: 'https://perfbot.example.com/' } });
+  cleanups.push(() => srv.stop());
+  const manifestOf = (page) => JSON.parse(page.text.match(/name="manifest" value="([^"]*)"/)[1]
+    .replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
+
+  // a loopback peer whose browser was lured to an attacker's name resolving to 127.0.0.1
+  for (const host of ['evil.example', `evil.example:${srv.port}`, `127.0.0.1.evil.example:${srv.port}`,
+    `localhost.evil.example`, `perfbot.example.com.evil.example`, `127.0.0.1:${srv.port}x`]) {
+    const page = await request(srv.port, { method: 'GET', path: '/', headers: { Host: host } });
+    assert.equal(page.status, 400, host);
+    assert.match(page.text, /Host header/);
+    assert.doesNotMatch(page.text, /state=|manifest/, host);
+    assert.ok(!page.headers['set-cookie'], 'no session cookie');
+  }
+  fake.addManifestCode('code-host');
+  const cb = await request(srv.port, { method: 'GET', path: `/setup/callback?code=code-host&state=${'0'.repeat(64)}`,
+    headers: { Host: 'evil.example' } });
+  assert.equal(cb.status, 400);
+  assert.match(cb.text, /Host header/);
+
+  // this machine's names, and PUBLIC_URL's host; the manifest's URLs are PUBLIC_URL's whatever the Host
+  for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`, 'LOCALHOST', `[::1]:${srv.port}`,
+    'perfbot.example.com', 'perfbot.example.com:443']) {
+    const page = await request(srv.port, { method: 'GET', path: '/', headers: { Host: host } });
+    assert.equal(page.status, 200, `${host}: ${page.text}`);
+    const m = manifestOf(page);
+    assert.equal(m.url, 'https://perfbot.example.com');
+    assert.equal(m.hook_attributes.url, `https://perfbot.example.com${WEBHOOK_PATH}`);
+    assert.equal(m.redirect_url, 'https://perfbot.example.com/setup/callback');
+  }
+  assert.equal(fake.requests.filter((r) => r.path.startsWith('/app-manifests/')).length, 0);
+});
+
 test('missed deliveries: a failed delivery perfbot never stored is redelivered exactly once', async () => {
   const fake = await startFakeGitHub({ appId: APP_ID, publicKeyPem: publicPem });
   cleanups.push(() => fake.close());

@@ -625,8 +625,19 @@ static void test_manifest_flow(void **state)
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.path = "/";
-	req.peer = "203.0.113.9";
+	req.peer = "127.0.0.1";
 	app_http_response resp;
+	/* a Host that names neither this machine nor PUBLIC_URL (a DNS-rebound
+	 * name), or none: refused before anything else */
+	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 400);
+	app_http_header rebound[1] = { { "Host", "attacker.example:3000" } };
+	req.headers = rebound;
+	req.nheaders = 1;
+	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 400);
+	app_http_header host[1] = { { "Host", "perfbot.example.com" } };
+	req.headers = host;
+	req.nheaders = 1;
+	req.peer = "203.0.113.9";
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 403);
@@ -634,10 +645,10 @@ static void test_manifest_flow(void **state)
 	assert_non_null(strstr(app_buf_cstr(&resp.body), "setup token"));
 	app_http_response_dispose(&resp);
 	/* nor through a proxy on this machine */
-	app_http_header fwd[1] = { { "X-Forwarded-For", "203.0.113.9" } };
+	app_http_header fwd[2] = { { "X-Forwarded-For", "203.0.113.9" }, { "Host", "127.0.0.1:3000" } };
 	req.peer = "127.0.0.1";
 	req.headers = fwd;
-	req.nheaders = 1;
+	req.nheaders = 2;
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 403);
 	/* with the token it gets the page */
 	app_http_header tq[1] = { { "token", token } };
@@ -647,8 +658,8 @@ static void test_manifest_flow(void **state)
 
 	/* the page for a browser on this machine: a form posting the manifest and
 	 * the state to GitHub, and the session cookie the callback needs */
-	req.headers = NULL;
-	req.nheaders = 0;
+	req.headers = host;
+	req.nheaders = 1;
 	req.query = NULL;
 	req.nquery = 0;
 	app_http_response_init(&resp);
@@ -681,12 +692,12 @@ static void test_manifest_flow(void **state)
 	/* a wrong state is refused and nothing is written */
 	fake_do("addManifestCode", "{\"code\":\"code123\"}");
 	app_http_header q[2] = { { "code", "code123" }, { "state", "0000000000000000000000000000000000000000000000000000000000000000" } };
-	app_http_header ck[1] = { { "Cookie", cookie } };
+	app_http_header ck[2] = { { "Cookie", cookie }, { "Host", "localhost:3000" } };
 	req.path = "/setup/callback";
 	req.query = q;
 	req.nquery = 2;
 	req.headers = ck;
-	req.nheaders = 1;
+	req.nheaders = 2;
 	app_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 400);
@@ -701,12 +712,12 @@ static void test_manifest_flow(void **state)
 	char good_state[65];
 	snprintf(good_state, sizeof(good_state), "%s", gh_setup_state(s));
 	q[1].value = good_state;
-	req.headers = NULL;
-	req.nheaders = 0;
+	req.headers = host;
+	req.nheaders = 1;
 	assert_int_equal(answer_status(gh_setup_handle_callback, s, &req), 403);
 	assert_int_not_equal(stat(keyfile, &sb), 0);
 	req.headers = ck;
-	req.nheaders = 1;
+	req.nheaders = 2;
 
 	/* the right state from the page's browser: the code is converted and saved */
 	app_http_response_init(&resp);

@@ -262,6 +262,17 @@ static pr_git_options git_opts(void)
 
 static const pr_bench_result benches[] = {{"parse", 1000000, 770000}, {"render", 500000, 480000}};
 
+/* The commits pr/ recorded before pushing, by run id (what pr_job_open
+ * keeps in the run's data.pr_commit). */
+static char recorded[64][41];
+
+static int record_cb(int64_t run_id, const char *sha, void *payload)
+{
+	(void)payload;
+	snprintf(recorded[run_id % 64], sizeof(recorded[0]), "%s", sha);
+	return 0;
+}
+
 static pr_proposal proposal(int64_t run, const char *diff)
 {
 	pr_proposal p = {
@@ -279,13 +290,14 @@ static pr_proposal proposal(int64_t run, const char *diff)
 		.approved_via = "check run button",
 		.thread_number = 5,
 		.check_run_id = 77,
+		.pushed_sha = recorded[run % 64],
 	};
 	return p;
 }
 
 static pr_options options(const pr_git_options *g)
 {
-	pr_options o = {g, &gh, "perfbot[bot]", "4242+perfbot[bot]@users.noreply.github.com", 0, 1, -1};
+	pr_options o = {g, &gh, "perfbot[bot]", "4242+perfbot[bot]@users.noreply.github.com", 0, 1, -1, record_cb, NULL};
 	return o;
 }
 
@@ -453,6 +465,30 @@ static void message_and_body(void **state)
 	assert_string_equal(email, "4242+perfbot[bot]@users.noreply.github.com");
 	free(name);
 	free(email);
+}
+
+/* The agent's summary is shown as text in the pull request body: it cannot
+ * mention a team, show an image, link to javascript: or hide HTML. */
+static void body_summary_is_text(void **state)
+{
+	(void)state;
+	pr_proposal p = proposal(43, good_diff);
+	p.summary = "Faster. cc @org/team <img src=x> [x](javascript:alert(1)) ![i](https://evil.example/i.png) "
+		    "<!-- perfbot-benchmarks: other -->";
+	char *body = NULL;
+	assert_int_equal(pr_pull_body(&body, &p, "abc123"), 0);
+	assert_null(strstr(body, "@org/team"));
+	assert_null(strstr(body, "<img"));
+	for (const char *q = body; (q = strstr(q, "](")) != NULL; q++)
+		assert_true(q > body && q[-1] == '\\'); /* \](...): no link, no image */
+	assert_non_null(strstr(body, "\\[x\\](javascript:alert(1))"));
+	assert_null(strstr(body, "<!-- perfbot-benchmarks: other"));
+	assert_non_null(strstr(body, "&lt;img src=x&gt;"));
+	/* perfbot's own markers are still there, once */
+	const char *m = strstr(body, "<!-- perfbot-run: 43 -->");
+	assert_non_null(m);
+	assert_null(strstr(m + 1, "<!-- perfbot-run:"));
+	free(body);
 }
 
 /* Text cut to a byte count must still be UTF-8: a cut inside a character
@@ -854,20 +890,141 @@ static void someone_elses_commits_are_kept(void **state)
 	assert_string_equal(after, before);
 	assert_int_equal(fk.npulls, 0);
 
-	/* the same, when this run's pull request is open (a retried job after a
-	 * maintainer added a commit): that pull request is kept, with the commit */
+	/* a branch perfbot never pushed, with an open pull request (anyone with
+	 * push access can pre-create perfbot/opt-<next run>): not adopted */
 	pr_pull opened = {0};
 	assert_int_equal(o.gh->create_pull(&opened, p.repository, "perf: x", "perfbot/opt-6", "main", "body",
 					   o.gh->payload),
 			 0);
-	assert_int_equal(pr_open(&r, &o, &p), 0);
-	assert_int_equal(r.created, 0);
-	assert_int_equal(r.number, opened.number);
+	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
+	assert_non_null(strstr(app_error_last(), "perfbot did not push"));
 	remote_head(after, sizeof(after), "perfbot/opt-6");
 	assert_string_equal(after, before);
 	assert_int_equal(fk.npulls, 1);
-	pr_open_result_dispose(&r);
+	assert_int_equal(fk.ncomments, 0);
+	assert_int_equal(fk.check_updates, 0);
 	pr_pull_dispose(&opened);
+
+	/* perfbot's own branch and pull request, and a maintainer added a
+	 * commit since (a retried job): that pull request is kept, with the
+	 * commit */
+	p = proposal(16, good_diff);
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	int number = r.number;
+	pr_open_result_dispose(&r);
+	assert_int_equal(sh("set -e; cd %s/mover; git fetch -q; git checkout -q -b mine16 origin/perfbot/opt-16;"
+			    "printf 'more\n' > more.txt; git add more.txt; git commit -qm maintainer;"
+			    "git push -q origin mine16:perfbot/opt-16",
+			    tmp),
+			 0);
+	remote_head(before, sizeof(before), "perfbot/opt-16");
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.number, number);
+	remote_head(after, sizeof(after), "perfbot/opt-16");
+	assert_string_equal(after, before);
+	pr_open_result_dispose(&r);
+}
+
+/* A perfbot/opt-<run> branch made before perfbot's push, even with exactly
+ * the commit perfbot would make (same tree, same parent) and a pull
+ * request: perfbot did not push it, so it is not perfbot's. */
+static void precreated_branch_not_adopted(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("set -e; cd %s; rm -rf squat; git clone -q srv/acme/widget.git squat; cd squat;"
+			    "git checkout -q -b perfbot/opt-50 %s; git apply --index ../good.diff;"
+			    "git commit -qm 'perf: speed up parse by 23%%'; git push -q origin perfbot/opt-50",
+			    tmp, base_sha),
+			 0);
+	char before[64], after[64];
+	remote_head(before, sizeof(before), "perfbot/opt-50");
+	fake_pull *squat = add_pull("perfbot/opt-50", "main", "perf: speed up parse by 23%", "trust me");
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_proposal p = proposal(50, good_diff);
+	pr_open_result r;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
+	assert_non_null(strstr(app_error_last(), "perfbot did not push"));
+	assert_int_equal(r.number, 0);
+	assert_int_equal(fk.creates, 0);
+	assert_int_equal(fk.ncomments, 0);      /* no "perfbot opened #N" link to their PR */
+	assert_int_equal(fk.check_updates, 0);
+	assert_true(squat->open);
+	remote_head(after, sizeof(after), "perfbot/opt-50");
+	assert_string_equal(after, before);
+}
+
+/* A proposal made on a fork's pull request: the fork's head is in the
+ * cache (the run fetched refs/pull/N/head), but none of its commits is
+ * ever pushed into the base repository. */
+static void fork_commits_never_pushed(void **state)
+{
+	(void)state;
+	char fork_sha[64], main_tip[64], parent[64], got[64];
+	assert_int_equal(sh("set -e; cd %s; rm -rf forkwork; git clone -q srv/acme/widget.git forkwork; cd forkwork;"
+			    "printf 'readme\nfrom the fork\n' > README.md; mkdir -p .github/workflows;"
+			    "printf 'on: push\n' > .github/workflows/steal.yml; git add -A; git commit -qm fork;"
+			    "git push -q origin HEAD:refs/pull/9/head;"
+			    "printf 'keep\nfaster\n' > lib/keep.txt; git diff > ../fork-good.diff; git checkout -q lib/keep.txt;"
+			    "printf 'readme\nfrom the fork, faster\n' > README.md; git diff > ../fork-bad.diff;"
+			    "git checkout -q README.md;"
+			    "git --git-dir=%s/data/repos/acme/widget.git fetch -q %s/srv/acme/widget.git "
+			    "refs/pull/9/head:refs/perfbot/fork-head",
+			    tmp, tmp, tmp),
+			 0);
+	sh_out(fork_sha, sizeof(fork_sha), "git -C %s/forkwork rev-parse HEAD", tmp);
+	sh_out(main_tip, sizeof(main_tip), "git --git-dir=%s/srv/acme/widget.git rev-parse main", tmp);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/fork-good.diff", tmp);
+	char *good = slurp(path);
+	snprintf(path, sizeof(path), "%s/fork-bad.diff", tmp);
+	char *bad = slurp(path);
+	pr_git_options g = git_opts();
+	pr_options o = options(&g);
+	pr_open_result r;
+
+	/* built on the fork's commit as the proposal's base: refused by pr/
+	 * itself, nothing pushed */
+	pr_proposal p = proposal(51, good);
+	p.base_sha = fork_sha;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "never a fork's commits"));
+	remote_head(got, sizeof(got), "perfbot/opt-51");
+	assert_string_equal(got, "");
+	assert_int_equal(fk.npulls, 0);
+
+	/* as a fork's proposal: built on main's tip */
+	p = proposal(52, good);
+	p.base_sha = fork_sha;
+	p.fork = 1;
+	assert_int_equal(pr_open(&r, &o, &p), 0);
+	sh_out(parent, sizeof(parent), "git --git-dir=%s/srv/acme/widget.git rev-parse perfbot/opt-52^", tmp);
+	assert_string_equal(parent, main_tip);
+	assert_int_not_equal(sh("git --git-dir=%s/srv/acme/widget.git merge-base --is-ancestor %s perfbot/opt-52", tmp,
+				fork_sha),
+			     0);
+	assert_int_not_equal(sh("git --git-dir=%s/srv/acme/widget.git cat-file -e perfbot/opt-52:.github/workflows/steal.yml "
+				"2>/dev/null",
+				tmp),
+			     0);
+	sh_out(got, sizeof(got), "git --git-dir=%s/srv/acme/widget.git show perfbot/opt-52:lib/keep.txt | tail -1", tmp);
+	assert_string_equal(got, "faster");
+	assert_non_null(strstr(fk.pulls[0].body, "none of the fork's commits"));
+	assert_non_null(strstr(fk.pulls[0].body, main_tip));
+	pr_open_result_dispose(&r);
+
+	/* a change that does not apply to main without the fork's commits */
+	p = proposal(53, bad);
+	p.base_sha = fork_sha;
+	p.fork = 1;
+	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "does not apply to `main`"));
+	assert_non_null(strstr(app_error_last(), "never pushes a fork's commits"));
+	remote_head(got, sizeof(got), "perfbot/opt-53");
+	assert_string_equal(got, "");
+	free(good);
+	free(bad);
 }
 
 static void rejected_push_names_cause(void **state)
@@ -997,11 +1154,27 @@ static void store_job_and_closed(void **state)
 				 "test_command", "make test", "benchmarks", "name", "parse", "base", 1000, "head", 500);
 	assert_int_equal(store_proposal_put(st, run, prop), 0);
 
+	/* an earlier test's branch of the same number is not this run's */
+	sh("git --git-dir=%s/srv/acme/widget.git update-ref -d refs/heads/perfbot/opt-%lld", tmp, (long long)run);
 	pr_git_options g = git_opts();
 	pr_options o = options(&g);
+	o.record_push = NULL; /* pr_job_open records in the store */
 	pr_open_result r;
 	assert_int_equal(pr_job_open(&r, st, &o, run), 0);
 	assert_int_equal(fk.npulls, 1);
+	/* the pushed commit is kept in the run before the push: a retried job
+	 * knows the branch as its own */
+	json_t *rj = NULL;
+	assert_int_equal(store_run_get(st, run, &rj), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(rj, "data"), "pr_commit")), r.commit_sha);
+	json_decref(rj);
+	pr_open_result again;
+	assert_int_equal(pr_job_open(&again, st, &o, run), 0);
+	assert_int_equal(again.pushed, 0);
+	assert_int_equal(again.created, 0);
+	assert_int_equal(again.number, r.number);
+	assert_string_equal(again.commit_sha, r.commit_sha);
+	pr_open_result_dispose(&again);
 	assert_non_null(strstr(fk.pulls[0].title, "speed up parse by 50%"));
 	json_t *pull = NULL;
 	assert_int_equal(store_pull_get(st, run, &pull), 0);
@@ -1055,6 +1228,7 @@ int main(void)
 		cmocka_unit_test_setup(diff_checks, test_setup),
 		cmocka_unit_test_setup(message_and_body, test_setup),
 		cmocka_unit_test_setup(cuts_keep_utf8, test_setup),
+		cmocka_unit_test_setup(body_summary_is_text, test_setup),
 		cmocka_unit_test_setup(open_pull_request, test_setup),
 		cmocka_unit_test_setup(crash_between_push_and_pr, test_setup),
 		cmocka_unit_test_setup(lost_race_on_create, test_setup),
@@ -1064,6 +1238,8 @@ int main(void)
 		cmocka_unit_test_setup(added_over_existing_file, test_setup),
 		cmocka_unit_test_setup(symlink_and_submodule_refused, test_setup),
 		cmocka_unit_test_setup(someone_elses_commits_are_kept, test_setup),
+		cmocka_unit_test_setup(precreated_branch_not_adopted, test_setup),
+		cmocka_unit_test_setup(fork_commits_never_pushed, test_setup),
 		cmocka_unit_test_setup(rejected_push_names_cause, test_setup),
 		cmocka_unit_test_setup(bad_token, test_setup),
 		cmocka_unit_test_setup(closed_events, test_setup),

@@ -32,6 +32,15 @@ static void test_commands(void **state)
 	assert_int_equal(c.kind, WH_CMD_HELP);
 	wh_command_parse(&c, "/perfbot help");
 	assert_int_equal(c.kind, WH_CMD_HELP);
+	wh_command_parse(&c, "/perfbot approve");
+	assert_int_equal(c.kind, WH_CMD_APPROVE);
+	assert_int_equal(c.run, 0);
+	wh_command_parse(&c, "/perfbot approve #31");
+	assert_int_equal(c.kind, WH_CMD_APPROVE);
+	assert_int_equal(c.run, 31);
+	wh_command_parse(&c, "/perfbot approve everything now");
+	assert_int_equal(c.kind, WH_CMD_INVALID);
+	assert_non_null(strstr(wh_command_help(), "/perfbot approve"));
 }
 
 static void test_not_commands(void **state)
