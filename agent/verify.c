@@ -302,24 +302,29 @@ static json_t *result_doc(const char *status, const char *reason, const agent_ve
 	return d;
 }
 
-/* The first file of the candidate that holds more client-request
- * preambles than the same file of the base: 1 with the message in reason. */
+/* The first file (in path order) of the candidate that holds more
+ * client-request preambles than the same file of the base: 1 with the
+ * message in reason. */
 static int more_requests(char *reason, size_t n, const json_t *base, const json_t *head)
 {
-	const char *path;
+	const char *path, *first = NULL;
 	json_t *v;
+	json_int_t h = 0, b = 0;
 	json_object_foreach((json_t *)head, path, v) {
-		json_int_t h = json_integer_value(v), b = json_integer_value(json_object_get(base, path));
-		if (h > b) {
-			snprintf(reason, n,
-				 "refused: the built file %.200s holds %" JSON_INTEGER_FORMAT
-				 " valgrind client request%s, the base's %" JSON_INTEGER_FORMAT
-				 ": a change may not alter how valgrind measures it",
-				 path, h, h == 1 ? "" : "s", b);
-			return 1;
+		json_int_t hv = json_integer_value(v), bv = json_integer_value(json_object_get(base, path));
+		if (hv > bv && (!first || strcmp(path, first) < 0)) {
+			first = path;
+			h = hv;
+			b = bv;
 		}
 	}
-	return 0;
+	if (!first)
+		return 0;
+	snprintf(reason, n,
+		 "refused: the built file %.200s holds %" JSON_INTEGER_FORMAT " valgrind client request%s, the base's %"
+		 JSON_INTEGER_FORMAT ": a change may not alter how valgrind measures it",
+		 first, h, h == 1 ? "" : "s", b);
+	return 1;
 }
 
 static double metric_of(const json_t *m, const agent_repo_config *cfg)

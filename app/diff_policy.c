@@ -232,6 +232,7 @@ static int named_by(const char *command, int bench, const char *path, char *why,
 	char w[MAX_WORD];
 	int pos = 0;       /* word position in the simple command */
 	int program = 1;   /* the next word runs (program, or script after an interpreter) */
+	int cd = 0;        /* the next word is the folder of a `cd` */
 	for (const char *s = command; *s;) {
 		while (*s == ' ' || *s == '\t' || *s == '<' || *s == '>')
 			s++;
@@ -267,12 +268,19 @@ static int named_by(const char *command, int bench, const char *path, char *why,
 		}
 		if (!assign)
 			program = runs && interpreter(word);
+		int into = cd;
+		cd = runs && pos == 1 && strcmp(word, "cd") == 0;
 		int dotted = word[0] == '.' && word[1] == '/';
 		while (word[0] == '.' && word[1] == '/')
 			word += 2;
 		size_t wl = strlen(word);
 		while (wl > 0 && word[wl - 1] == '/')
 			word[--wl] = '\0';
+		if (into && bench && *word && word[0] != '/' && !strstr(word, "..") && under(path, word, wl)) {
+			snprintf(why, n, "is in %s/, where the benchmark command `%.*s` runs", word, cut(command, SHOWN),
+				 command);
+			return 1;
+		}
 		if (!(path_like(word) || (dotted && *word && !strstr(word, ".."))))
 			continue;
 		if (!bench && !runs)

@@ -90,6 +90,7 @@ test('a client request spelled as raw instructions is refused after the build', 
   const { doc, run } = await optimize(optrepo, 'cheat-asm');
   assert.equal(doc.status, 'failed', doc.reason);
   assert.match(doc.reason, /^refused: the built file (bench\/primes|test\/check) holds 1 valgrind client request, the base's 0/);
+  assert.match(doc.reason, /^refused: the built file bench\/primes /);
   assert.match(run.data.verification_log, /candidate build: `make`: ok/);
   assert.doesNotMatch(run.data.verification_log, /candidate test:/);
 });

@@ -58,11 +58,12 @@ static void test_builtin_rules(void **state)
 static void test_command_files(void **state)
 {
 	(void)state;
-	const char *bench[] = { "./bench/parse data/small.json", "N=10 python3 tools/run.py --input=fixtures/big.bin 3" };
+	const char *bench[] = { "./bench/parse data/small.json", "N=10 python3 tools/run.py --input=fixtures/big.bin 3",
+				"cd harness && ./run" };
 	const char *other[] = { "make -j2 && ./scripts/check.sh", "cc -O2 -o prog src/prog.c" };
 	app_diff_policy p = APP_DIFF_POLICY_INIT;
 	p.bench_commands = bench;
-	p.nbench_commands = 2;
+	p.nbench_commands = 3;
 	p.commands = other;
 	p.ncommands = 2;
 	assert_string_equal(why_of(&p, "bench/parse.c"),
@@ -73,6 +74,7 @@ static void test_command_files(void **state)
 	assert_non_null(why_of(&p, "tools/run.py"));
 	assert_non_null(why_of(&p, "tools/helper.py"));
 	assert_non_null(why_of(&p, "fixtures/big.bin"));
+	assert_string_equal(why_of(&p, "harness/main.c"), "is in harness/, where the benchmark command `cd harness && ./run` runs");
 	assert_string_equal(why_of(&p, "scripts/check.sh"),
 			    "is named by the build or test command `make -j2 && ./scripts/check.sh`");
 	/* a compiler's inputs are the code to optimise */
