@@ -121,7 +121,11 @@ static const char *const BUILD_FILES[] = {
 	"go.mod", "go.sum", "go.work", "BUILD", "BUILD.bazel", "WORKSPACE*", "MODULE.bazel", "*.bzl", "build.gradle*",
 	"settings.gradle*", "gradle.properties", "pom.xml", "build.xml", "SConstruct", "SConscript", "build.zig",
 	"build.zig.zon", "Jenkinsfile", "Dockerfile*", "Gemfile*", "Rakefile", "*.gemspec", "composer.json",
-	"*.csproj", "*.sln", "vcpkg.json", "conanfile.*", "build.sh", NULL
+	"*.csproj", "*.sln", "vcpkg.json", "conanfile.*", "build.sh", "pytest.ini", "jest.config.*",
+	"vitest.config.*", "tsconfig*.json", "webpack.config.*", "rollup.config.*", "vite.config.*", "Justfile",
+	"Taskfile.y*ml", "build.ninja", "*.ninja", "*.gyp", "*.gypi", "premake*.lua", "xmake.lua", "Build.PL", "dune",
+	"dune-project", "*.cabal", "stack.yaml", "mix.exs", "rebar.config", "build.sbt", "*.nimble", "Package.swift",
+	NULL
 };
 
 /* 1 when a component of path starts with a dot. */

@@ -12,8 +12,10 @@
  *  - tests: a `tests/`, `test/`, `spec/`, `__tests__/` folder anywhere,
  *    `*_test.*`, `test_*.*`, `*.test.*`, `*.spec.*`, `conftest.py`;
  *  - build and CI files: Makefiles (`Makefile*`, `GNUmakefile`, `*.mk`),
- *    CMake, autotools (`configure*`, `*.am`, `*.ac`), meson, Python, npm,
- *    Cargo, Go, Bazel, Gradle/Maven, SCons, Zig, Jenkins files;
+ *    CMake, autotools (`configure*`, `*.am`, `*.ac`), meson, ninja, Python
+ *    (`setup.py`, `pyproject.toml`, `pytest.ini`, ...), npm and its tools'
+ *    configs, Cargo, Go, Bazel, Gradle/Maven, SCons, Zig, Jenkins files and
+ *    the like (BUILD_FILES in diff_policy.c);
  * and from the configuration of the base commit:
  *  - the files named by the benchmark commands and the folder of each
  *    one's program or script (`./bench/parse data/x.json` protects `bench/`
