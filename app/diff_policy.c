@@ -334,7 +334,7 @@ int app_diff_policy_path(const app_diff_policy *p, const char *path, char *why, 
 			if (app_diff_policy_glob(p->allowed_globs[i], path))
 				return 0;
 		snprintf(why, n, "is outside optimize.paths");
-		return 1;
+		return 2;
 	}
 	return 0;
 }
@@ -342,10 +342,12 @@ int app_diff_policy_path(const app_diff_policy *p, const char *path, char *why, 
 int app_diff_policy_check_path(const app_diff_policy *p, const char *path)
 {
 	char why[256];
-	if (!app_diff_policy_path(p, path, why, sizeof(why)))
+	int r = app_diff_policy_path(p, path, why, sizeof(why));
+	if (!r)
 		return 0;
-	return app_error_set(APP_EINVALID, "refused: %.*s %s: a change may not alter what is built, tested or measured",
-			     path ? cut(path, 200) : 0, path ? path : "", why);
+	return app_error_set(APP_EINVALID, "refused: %.*s %s: %s", path ? cut(path, 200) : 0, path ? path : "", why,
+			     r == 2 ? "the configuration limits what a change may touch"
+				    : "a change may not alter what is built, tested or measured");
 }
 
 /* ---- changed lines --------------------------------------------------------- */

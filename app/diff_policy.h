@@ -49,8 +49,9 @@ typedef struct app_diff_policy {
 #define APP_DIFF_POLICY_INIT { NULL, 0, NULL, 0, NULL, 0, NULL, 0 }
 
 /* 0 when the relative path (as in a diff, '/'-separated) may be changed
- * under `policy` (NULL: the built-in rules only); otherwise 1 with the
- * reason in why (e.g. "is a test (under tests/)", never naming the path). */
+ * under `policy` (NULL: the built-in rules only); otherwise 1 (protected) or
+ * 2 (outside optimize.paths) with the reason in why (e.g. "is a test (under
+ * tests/)", never naming the path). */
 int app_diff_policy_path(const app_diff_policy *policy, const char *path, char *why, size_t why_size);
 
 /* The same as an error: 0, or APP_EINVALID with "refused: <path> <reason>"
