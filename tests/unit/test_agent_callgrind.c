@@ -407,9 +407,17 @@ static void test_measurement_not_steered(void **state)
 		fail_msg("sandbox: %s", app_error_last());
 	assert_int_equal(agent_sandbox_prepare_dir(sb, ws), 0);
 	assert_int_equal(agent_sandbox_prepare_dir(sb, scratch), 0);
-	/* prepare_dir gave the tree to the sandbox's user: the .valgrindrc is
-	 * its own, as when perfbot does not run as root */
+	/* a .valgrindrc in the tree (hidden, and not read) */
 	assert_true(measure_ir(sb, ws, scratch, "./steer child", 0, 0) > 4000000);
+	/* one the measured command writes itself, owned by the sandbox's user as
+	 * valgrind requires, read by the valgrind of the traced child */
+	snprintf(cmd, sizeof(cmd), "rm %s/.valgrindrc", ws);
+	sh(cmd);
+	assert_true(measure_ir(sb, ws, scratch,
+			       "printf -- '--collect-atstart=no --toggle-collect=tiny\\n' > .valgrindrc && chmod 600 .valgrindrc "
+			       "&& ./steer child",
+			       0, 0) > 4000000);
+	/* VALGRIND_OPTS set by the program for the child it executes */
 	assert_true(measure_ir(sb, ws, scratch, "./steer", 0, 0) > 4000000);
 
 	uint64_t region = measure_ir(sb, ws, scratch, "./early", 1, 0);
