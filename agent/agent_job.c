@@ -461,7 +461,7 @@ static int make_dirs(run *r)
 	char tmpl[PATH_MAX];
 	snprintf(tmpl, sizeof(tmpl), "%s/work", r->svc->cfg->data_dir);
 	mkdir(r->svc->cfg->data_dir, 0700);
-	mkdir(tmpl, 0711);
+	mkdir(tmpl, 0700);
 	if ((size_t)snprintf(tmpl, sizeof(tmpl), "%s/work/run-%" PRId64 "-XXXXXX", r->svc->cfg->data_dir, r->id) >=
 	    sizeof(tmpl))
 		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
@@ -601,6 +601,30 @@ static int run_agent(run *r)
 
 	if (r->cancel) /* cancelled during the baseline: no agent at all */
 		return APP_ECANCELLED;
+	/* what the command must not see: perfbot's state and secrets (the
+	 * database's own files too when it lives outside DATA_DIR) */
+	char cwd[PATH_MAX], dotenv[PATH_MAX + 8], wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+	const char *db = cfg->database_url;
+	if (db && strncmp(db, "sqlite:", 7) == 0)
+		db += 7;
+	const char *hide[8];
+	size_t nhide = 0;
+	hide[nhide++] = cfg->data_dir;
+	if (getcwd(cwd, sizeof(cwd))) {
+		snprintf(dotenv, sizeof(dotenv), "%s/.env", cwd);
+		hide[nhide++] = dotenv;
+	}
+	if (cfg->private_key_path)
+		hide[nhide++] = cfg->private_key_path;
+	if (db && *db) {
+		snprintf(wal, sizeof(wal), "%s-wal", db);
+		snprintf(shm, sizeof(shm), "%s-shm", db);
+		hide[nhide++] = db;
+		hide[nhide++] = wal;
+		hide[nhide++] = shm;
+	}
+	hide[nhide] = NULL;
+
 	char token[AGENT_TOKEN_LEN + 1];
 	if ((error = agent_mcp_register_run(r->svc->mcp, r->id, tools, token)) < 0)
 		return error;
@@ -611,6 +635,7 @@ static int run_agent(run *r)
 	co.run_id = r->id;
 	co.task_file = r->task;
 	co.workdir = r->agent_dir;
+	co.hide = hide;
 	co.wall_ms = (int64_t)max_minutes * 60000;
 	co.grace_ms = AGENT_GRACE_MS;
 	co.cancel = &r->cancel;
@@ -1176,7 +1201,7 @@ static int on_agent_run(app_job_ctx *ctx, void *payload)
 
 int agent_run_jobs_register(app_workers *w, agent_services *svc)
 {
-	return app_workers_register(w, "agent.run", on_agent_run, svc);
+	return app_workers_register_bench(w, "agent.run", on_agent_run, svc);
 }
 
 /* ---- the local CLI ------------------------------------------------------------ */

@@ -111,7 +111,7 @@ int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, 
 
 	/* the build: once, unmeasured */
 	const char *build_status = "none";
-	char build_error[256] = "";
+	char build_error[400] = "";
 	if (cfg->build && !o->skip_build) {
 		agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
 		cmd.workspace = workspace;
@@ -129,10 +129,12 @@ int agent_bench_measure(json_t **out, agent_sandbox *sb, const char *workspace, 
 			build_status = "failed";
 		else
 			build_status = "ok";
+		char why[160];
+		agent_sandbox_result_reason(&r, why, sizeof(why));
 		if (strcmp(build_status, "ok") != 0)
-			snprintf(build_error, sizeof(build_error), "build `%.120s` %s%s", cfg->build,
+			snprintf(build_error, sizeof(build_error), "build `%.120s` %s%s%s", cfg->build,
 				 r.timed_out ? "timed out" : r.cancelled ? "was cancelled" : "failed",
-				 r.term_signal ? " (killed by a signal)" : "");
+				 why[0] ? ": " : r.term_signal ? " (killed by a signal)" : "", why);
 		json_object_set_new(run, "build",
 				    json_pack("{s:s, s:I, s:s}", "status", build_status, "wall_ms",
 					      (json_int_t)r.wall_ms, "output_tail",

@@ -1037,5 +1037,5 @@ done:
 
 int agent_bench_jobs_register(app_workers *w, agent_services *svc)
 {
-	return app_workers_register(w, "bench.run", run_job, svc);
+	return app_workers_register_bench(w, "bench.run", run_job, svc);
 }

@@ -1075,6 +1075,11 @@ int agent_cg_measure(agent_cg_profile *profile, agent_sandbox_result *result, ag
 		error = app_error_set(APP_ECANCELLED, "cancelled");
 		goto done;
 	}
+	if (result->limit) {
+		char why[160];
+		error = app_error_set(APP_EGENERIC, "%s", agent_sandbox_result_reason(result, why, sizeof(why)));
+		goto done;
+	}
 	if (result->term_signal) {
 		error = app_error_set(APP_EGENERIC, "killed by signal %d", result->term_signal);
 		goto done;

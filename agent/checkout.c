@@ -260,7 +260,7 @@ int agent_checkout_worktree(char **dir_out, char sha_out[41], const agent_checko
 		goto done;
 	char work[PATH_MAX];
 	snprintf(work, sizeof(work), "%s/work", src->data_dir);
-	if ((error = app_mkdirs(work, 0711)) < 0)
+	if ((error = app_mkdirs(work, 0700)) < 0)
 		goto done;
 	const char *name = src->repository ? strchr(src->repository, '/') + 1 : "local";
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/%.60s-XXXXXX", work, name) >= sizeof(dir)) {

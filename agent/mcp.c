@@ -1,17 +1,25 @@
 /* The MCP endpoint (Streamable HTTP, JSON-RPC 2.0) over the agent tools.
  *
  * Request order of checks: method (GET 405), Host / Origin (403), bearer
- * token (401), MCP-Protocol-Version (400), then DELETE ends a session, and
- * POST checks Content-Type (415), Accept (406), size (413), JSON (-32700),
- * message shapes (-32600) and the session (400 missing, 404 unknown or of
- * another run), then dispatches.  Answers are application/json: one object,
- * or an array for a batch; a body of notifications and responses only gets
- * 202 with no body.
+ * token (401), MCP-Protocol-Version (400), and for POST Content-Type (415),
+ * Accept (406) and the declared size (413): all of them from the head, before
+ * the HTTP front reads a body byte (agent_mcp_check_head).  Then DELETE ends
+ * a session, and POST checks JSON (-32700), message shapes and the batch
+ * size (-32600) and the session (400 missing, 404 unknown or of another
+ * run), then dispatches.  Answers are application/json: one object, or an
+ * array for a batch; a body of notifications and responses only gets 202
+ * with no body.
+ *
+ * Bounds: a batch holds at most max_batch messages (refused before any is
+ * run), and once its answers reach max_answer bytes the rest is answered
+ * with an error instead of being run; a run holds at most
+ * max_sessions_per_run sessions (429 past it), all runs max_sessions.
  *
  * Invariants: clear tokens are never stored or logged (hashes only); a
  * session and a token both name one run; a run's tool context is borrowed
  * from its registration and kept alive by a reference count while a call
- * runs, so unregistering waits for calls in flight.
+ * runs, so unregistering ends the tools (stopping the call in flight) and
+ * then waits for calls in flight.
  *
  * Threading: one mutex guards runs and sessions; tool calls run outside it. */
 #include "agent/mcp.h"
@@ -44,6 +52,7 @@ typedef struct run_entry {
 	int64_t run_id;
 	agent_tools *tools; /* borrowed */
 	int refs;           /* calls in flight */
+	int gone;           /* unregistered; kept until its calls in flight return */
 	struct run_entry *next;
 } run_entry;
 
@@ -63,7 +72,10 @@ struct agent_mcp {
 	char **origins;
 	int64_t session_idle_ms;
 	int max_sessions;
+	int max_sessions_per_run;
 	size_t max_body;
+	int max_batch;
+	size_t max_answer;
 	char *version;
 	run_entry *runs;
 	session *sessions;
@@ -105,7 +117,10 @@ int agent_mcp_new(agent_mcp **out, const agent_mcp_options *opts)
 	pthread_cond_init(&m->idle, NULL);
 	m->session_idle_ms = opts->session_idle_ms > 0 ? opts->session_idle_ms : 3600 * 1000;
 	m->max_sessions = opts->max_sessions > 0 ? opts->max_sessions : 256;
+	m->max_sessions_per_run = opts->max_sessions_per_run > 0 ? opts->max_sessions_per_run : 8;
 	m->max_body = opts->max_body > 0 ? opts->max_body : 8u << 20;
+	m->max_batch = opts->max_batch > 0 ? opts->max_batch : 32;
+	m->max_answer = opts->max_answer > 0 ? opts->max_answer : 8u << 20;
 	m->version = strdup(opts->server_version ? opts->server_version : PERFBOT_VERSION);
 	m->hosts = copy_list(opts->allowed_hosts);
 	m->origins = copy_list(opts->allowed_origins);
@@ -156,7 +171,7 @@ void agent_mcp_free(agent_mcp *m)
 static run_entry *find_run_locked(agent_mcp *m, int64_t run_id)
 {
 	for (run_entry *r = m->runs; r; r = r->next)
-		if (r->run_id == run_id)
+		if (r->run_id == run_id && !r->gone)
 			return r;
 	return NULL;
 }
@@ -198,12 +213,13 @@ int agent_mcp_unregister_run(agent_mcp *m, int64_t run_id)
 {
 	int error = 0;
 	pthread_mutex_lock(&m->lock);
-	run_entry **pp = &m->runs;
-	while (*pp && (*pp)->run_id != run_id)
-		pp = &(*pp)->next;
-	run_entry *r = *pp;
+	run_entry *r = find_run_locked(m, run_id);
 	if (r) {
-		*pp = r->next; /* no new call can find it */
+		r->gone = 1; /* no new call can find it */
+		/* the call in flight, if any, is stopped now (its sandbox command
+		 * killed through the tools' stop flag) instead of running its
+		 * own timeouts: the wait below is short */
+		agent_tools_end(r->tools, "the run has ended");
 		error = m->tokens.del(m->tokens.self, run_id);
 		for (session **sp = &m->sessions; *sp;) {
 			if ((*sp)->run_id == run_id) {
@@ -215,9 +231,32 @@ int agent_mcp_unregister_run(agent_mcp *m, int64_t run_id)
 				sp = &(*sp)->next;
 			}
 		}
-		while (r->refs > 0)
-			pthread_cond_wait(&m->idle, &m->lock);
-		free(r);
+	}
+	/* Waits for the calls in flight of this run, also when another thread
+	 * (a cancel) began the unregistration: the caller frees the tools
+	 * next.  The first waiter to see no call left unlinks the entry. */
+	for (int waited_s = 0;;) {
+		run_entry **pp = &m->runs;
+		while (*pp && !((*pp)->run_id == run_id && (*pp)->gone))
+			pp = &(*pp)->next;
+		if (!*pp)
+			break;
+		if ((*pp)->refs == 0) {
+			run_entry *dead = *pp;
+			*pp = dead->next;
+			free(dead);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		if (pthread_cond_timedwait(&m->idle, &m->lock, &ts) != 0) {
+			char run[32], secs[16];
+			waited_s += 5;
+			snprintf(run, sizeof(run), "%lld", (long long)run_id);
+			snprintf(secs, sizeof(secs), "%d", waited_s);
+			app_log(APP_LOG_WARN, "waiting for a tool call of an ended run", "run", run, "seconds", secs, NULL);
+		}
 	}
 	pthread_mutex_unlock(&m->lock);
 	return error;
@@ -445,7 +484,14 @@ static int session_create(agent_mcp *m, int64_t run_id, const char *version, cha
 	s->last_ms = app_mono_ms();
 	pthread_mutex_lock(&m->lock);
 	expire_sessions_locked(m);
-	if (m->nsessions >= m->max_sessions) {
+	int of_run = 0;
+	for (session *o = m->sessions; o; o = o->next)
+		of_run += o->run_id == run_id;
+	if (of_run >= m->max_sessions_per_run) {
+		error = app_error_set(APP_EEXISTS, "Too many sessions for this run: at most %d; end one with DELETE",
+				      m->max_sessions_per_run);
+		free(s);
+	} else if (m->nsessions >= m->max_sessions) {
 		error = app_error_set(APP_ETOOBIG, "too many MCP sessions");
 		free(s);
 	} else {
@@ -560,15 +606,7 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 	json_t *body = NULL, *answers = NULL;
 	int error = 0;
 
-	if (!content_type_json(app_http_request_header(req, "Content-Type")))
-		return refuse(resp, 415, RPC_SERVER, "Unsupported Media Type: Content-Type must be application/json");
-	const char *accept = app_http_request_header(req, "Accept");
-	if (!accept || !accepts(accept, "application/json") || !accepts(accept, "text/event-stream"))
-		return refuse(resp, 406, RPC_SERVER,
-			      "Not Acceptable: Accept must list both application/json and text/event-stream");
-	if (req->body_len > m->max_body)
-		return refuse(resp, 413, RPC_SERVER, "Payload Too Large");
-
+	/* Content-Type, Accept and the size were checked with the head */
 	json_error_t jerr;
 	body = json_loadb(req->body ? req->body : "", req->body_len, JSON_DECODE_ANY, &jerr);
 	if (!body)
@@ -577,6 +615,12 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 	size_t count = batch ? json_array_size(body) : 1;
 	if ((batch && count == 0) || (!batch && classify(body) == MSG_INVALID)) {
 		error = refuse(resp, 400, RPC_INVALID, "Invalid Request");
+		goto done;
+	}
+	if (batch && count > (size_t)m->max_batch) {
+		char msg[120];
+		snprintf(msg, sizeof(msg), "Invalid Request: a batch holds at most %d messages", m->max_batch);
+		error = refuse(resp, 400, RPC_INVALID, msg);
 		goto done;
 	}
 
@@ -616,6 +660,7 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 
 	answers = json_array();
 	char version[16] = "";
+	size_t answered = 0; /* bytes of the answers so far */
 	for (size_t i = 0; answers && i < count; i++) {
 		json_t *msg = batch ? json_array_get(body, i) : body;
 		msg_kind k = classify(msg);
@@ -623,8 +668,13 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 		if (k == MSG_INVALID) {
 			json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
 			a = rpc_error(json_is_string(id) || json_is_integer(id) ? id : NULL, RPC_INVALID, "Invalid Request");
+		} else if (k == MSG_REQUEST && answered >= m->max_answer) {
+			/* the answer is full: the rest of the batch is not run */
+			a = rpc_error(json_object_get(msg, "id"), RPC_SERVER,
+				      "Server error: the batch's answer is full; send this request again on its own");
 		} else if (k == MSG_REQUEST) {
 			a = dispatch(m, r, msg, version, sizeof(version));
+			answered += a ? json_dumpb(a, NULL, 0, JSON_COMPACT) : 0;
 		} else {
 			continue;
 		}
@@ -639,7 +689,12 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 	}
 	if (has_init && version[0]) {
 		char id[SESSION_ID_LEN + 1];
-		if (session_create(m, r->run_id, version, id) < 0) {
+		int rc = session_create(m, r->run_id, version, id);
+		if (rc == APP_EEXISTS) {
+			error = refuse(resp, 429, RPC_SERVER, app_error_last());
+			goto done;
+		}
+		if (rc < 0) {
 			error = refuse(resp, 503, RPC_SERVER, "Too many sessions");
 			goto done;
 		}
@@ -653,28 +708,73 @@ done:
 	return error;
 }
 
+/* The checks that need no body, in the documented order.  0 with *r_out
+ * (a reference held) when the request may go on; 1 after filling the
+ * refusal. */
+static int check_head(agent_mcp *m, const app_http_request *req, int64_t content_length, app_http_response *resp,
+		      run_entry **r_out)
+{
+	run_entry *r = NULL;
+	*r_out = NULL;
+	snprintf(resp->log_event, sizeof(resp->log_event), "mcp");
+	int is_post = strcmp(req->method, "POST") == 0, is_delete = strcmp(req->method, "DELETE") == 0;
+	if (!is_post && !is_delete) {
+		app_http_response_header(resp, "Allow", "POST, DELETE");
+		refuse(resp, 405, RPC_SERVER, "Method Not Allowed: this server offers no event stream");
+		return 1;
+	}
+	if (!host_ok(m, app_http_request_header(req, "Host")) || !origin_ok(m, app_http_request_header(req, "Origin"))) {
+		refuse(resp, 403, RPC_SERVER, "Forbidden: Host or Origin not allowed");
+		return 1;
+	}
+	if (!(r = authenticate(m, req, resp)))
+		return 1;
+	const char *pv = app_http_request_header(req, "MCP-Protocol-Version");
+	if (pv && !version_supported(pv)) {
+		refuse(resp, 400, RPC_SERVER, "Bad Request: unsupported MCP-Protocol-Version");
+		goto refused;
+	}
+	if (is_post) {
+		if (!content_type_json(app_http_request_header(req, "Content-Type"))) {
+			refuse(resp, 415, RPC_SERVER, "Unsupported Media Type: Content-Type must be application/json");
+			goto refused;
+		}
+		const char *accept = app_http_request_header(req, "Accept");
+		if (!accept || !accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
+			refuse(resp, 406, RPC_SERVER, "Not Acceptable: Accept must list both application/json and text/event-stream");
+			goto refused;
+		}
+		if (content_length >= 0 && (uint64_t)content_length > m->max_body) {
+			refuse(resp, 413, RPC_SERVER, "Payload Too Large");
+			goto refused;
+		}
+	}
+	*r_out = r;
+	return 0;
+refused:
+	release(m, r);
+	return 1;
+}
+
+int agent_mcp_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload)
+{
+	agent_mcp *m = payload;
+	run_entry *r = NULL;
+	if (check_head(m, req, content_length, resp, &r))
+		return 1;
+	release(m, r);
+	return 0;
+}
+
 int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void *payload)
 {
 	agent_mcp *m = payload;
 	run_entry *r = NULL;
 	int error = 0;
 
-	snprintf(resp->log_event, sizeof(resp->log_event), "mcp");
-	int is_post = strcmp(req->method, "POST") == 0, is_delete = strcmp(req->method, "DELETE") == 0;
-	if (!is_post && !is_delete) {
-		app_http_response_header(resp, "Allow", "POST, DELETE");
-		return refuse(resp, 405, RPC_SERVER, "Method Not Allowed: this server offers no event stream");
-	}
-	if (!host_ok(m, app_http_request_header(req, "Host")) || !origin_ok(m, app_http_request_header(req, "Origin")))
-		return refuse(resp, 403, RPC_SERVER, "Forbidden: Host or Origin not allowed");
-	if (!(r = authenticate(m, req, resp)))
+	if (check_head(m, req, (int64_t)req->body_len, resp, &r))
 		return 0;
-	const char *pv = app_http_request_header(req, "MCP-Protocol-Version");
-	if (pv && !version_supported(pv)) {
-		error = refuse(resp, 400, RPC_SERVER, "Bad Request: unsupported MCP-Protocol-Version");
-		goto done;
-	}
-	if (is_delete) {
+	if (strcmp(req->method, "DELETE") == 0) {
 		const char *sid = app_http_request_header(req, "Mcp-Session-Id");
 		if (!sid)
 			error = refuse(resp, 400, RPC_SERVER, "Bad Request: Mcp-Session-Id header is required");

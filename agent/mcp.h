@@ -36,11 +36,14 @@ typedef struct agent_mcp_options {
 	agent_token_store tokens;
 	int64_t session_idle_ms;   /* a session unused this long expires (default 1 h) */
 	int max_sessions;          /* default 256 */
+	int max_sessions_per_run;  /* sessions one run may hold at once (default 8) */
 	size_t max_body;           /* bytes of a POST body (default 8 MiB) */
+	int max_batch;             /* messages in a JSON-RPC batch (default 32) */
+	size_t max_answer;         /* bytes of a batch's answers; requests past it are not run (default 8 MiB) */
 	const char *server_version; /* serverInfo.version (default PERFBOT_VERSION or "0") */
 } agent_mcp_options;
 
-#define AGENT_MCP_OPTIONS_INIT { NULL, NULL, { NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, NULL }
+#define AGENT_MCP_OPTIONS_INIT { NULL, NULL, { NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, 0, 0, 0, NULL }
 
 /* The protocol revisions served, newest first. */
 extern const char *const agent_mcp_versions[];
@@ -54,16 +57,26 @@ void agent_mcp_free(agent_mcp *mcp);
 /* The app_http_handler for /mcp; payload is the agent_mcp. */
 int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void *payload);
 
+/* The checks of a request's head, before any body byte is read (the
+ * head_check of webhooks/server.h): method, Host / Origin, bearer token,
+ * MCP-Protocol-Version, and for POST Content-Type, Accept and the declared
+ * size (content_length < 0: not declared).  Returns 1 after filling the
+ * refusal (a missing or invalid token gets its 401 at once, so an
+ * unauthenticated body is never read), 0 when the body may be read. */
+int agent_mcp_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload);
+
 /* Makes run_id's tools reachable: generates a fresh token (written to
  * token_out, the only copy in clear), stores its hash and maps it to
  * `tools` (borrowed until agent_mcp_unregister_run returns).
  * APP_EEXISTS when the run is registered already. */
 int agent_mcp_register_run(agent_mcp *mcp, int64_t run_id, agent_tools *tools, char token_out[AGENT_TOKEN_LEN + 1]);
 
-/* Makes the run unreachable: deletes its token and its sessions, then
- * waits for its calls in flight to return (end the run's tools and cancel
- * its sandbox first so that they return quickly).  After it returns the
- * tool context may be freed.  A run not registered is a no-op. */
+/* Makes the run unreachable: deletes its token and its sessions, ends its
+ * tools (agent_tools_end, which kills the sandbox command of a call in
+ * flight), then waits for its calls in flight to return, also when another
+ * thread began unregistering it.  Every tool call is bounded and stops when
+ * the tools end, so the wait is short.  After it returns the tool context
+ * may be freed.  A run not registered is a no-op. */
 int agent_mcp_unregister_run(agent_mcp *mcp, int64_t run_id);
 
 /* Number of live sessions (for tests and metrics). */

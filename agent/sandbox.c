@@ -2,34 +2,91 @@
  * result helpers and the backend factory.  No state; thread-safe. */
 #include "agent/sandbox.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/config.h"
 #include "app/error.h"
 
 const char *const agent_sandbox_env[] = {
 	"PATH=/usr/local/bin:/usr/bin:/bin",
-	"HOME=" AGENT_SANDBOX_WORKSPACE,
+	"HOME=" AGENT_SANDBOX_HOME,
 	"LANG=C.UTF-8",
 	"TZ=UTC",
 	"PYTHONHASHSEED=0",
 	"PYTHONMALLOC=malloc",
+	"PYTHONDONTWRITEBYTECODE=1",
 	"PWD=" AGENT_SANDBOX_WORKSPACE, /* bwrap sets it after --chdir anyway */
 	NULL,
 };
 
 int agent_sandbox_result_ok(const agent_sandbox_result *r)
 {
-	return r && !r->timed_out && !r->cancelled && r->term_signal == 0 && r->exit_code == 0;
+	return r && !r->timed_out && !r->cancelled && r->limit == AGENT_SANDBOX_LIMIT_NONE && r->term_signal == 0 &&
+	       r->exit_code == 0;
+}
+
+/* "1 GiB", "512 MiB", "1000 bytes": the largest unit that divides n. */
+static void human_bytes(char *buf, size_t cap, uint64_t n)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	while (u < 4 && n >= 1024 && n % 1024 == 0) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, "%llu %s", (unsigned long long)n, units[u]);
+}
+
+const char *agent_sandbox_result_reason(const agent_sandbox_result *r, char *buf, size_t cap)
+{
+	char v[48];
+	if (cap == 0)
+		return buf;
+	buf[0] = '\0';
+	if (!r)
+		return buf;
+	switch (r->limit) {
+	case AGENT_SANDBOX_LIMIT_NONE:
+		break;
+	case AGENT_SANDBOX_LIMIT_MEMORY:
+		human_bytes(v, sizeof(v), r->limit_value);
+		snprintf(buf, cap, "the sandbox exceeded its memory limit (%s) and was killed", v);
+		break;
+	case AGENT_SANDBOX_LIMIT_PIDS:
+		snprintf(buf, cap, "the sandbox reached its process limit (%llu processes) and was killed",
+			 (unsigned long long)r->limit_value);
+		break;
+	case AGENT_SANDBOX_LIMIT_CPU:
+		snprintf(buf, cap, "the sandbox exceeded its CPU time limit (%llu s) and was killed",
+			 (unsigned long long)r->limit_value);
+		break;
+	case AGENT_SANDBOX_LIMIT_DISK:
+		human_bytes(v, sizeof(v), r->limit_value);
+		snprintf(buf, cap, "the sandbox exceeded its disk limit (%s written) and was killed", v);
+		break;
+	case AGENT_SANDBOX_LIMIT_DISK_FREE:
+		human_bytes(v, sizeof(v), r->limit_value);
+		snprintf(buf, cap, "the sandbox was killed: the host disk fell below %s free", v);
+		break;
+	}
+	return buf;
 }
 
 char *agent_sandbox_result_tail(const agent_sandbox_result *r, size_t max)
 {
+	char reason[160], note[168] = "";
+	if (agent_sandbox_result_reason(r, reason, sizeof(reason))[0])
+		snprintf(note, sizeof(note), "[%s]", reason);
+	size_t nl = strlen(note);
+	if (nl)
+		max = max > nl + 1 ? max - nl - 1 : 0;
 	const char *parts[2] = { r && r->err ? r->err : "", r && r->out ? r->out : "" };
 	size_t lens[2] = { strlen(parts[0]), strlen(parts[1]) };
 	size_t total = lens[0] + lens[1] + (lens[0] && lens[1] ? 1 : 0);
 	size_t skip = total > max ? total - max : 0;
-	char *s = malloc((total - skip) + 1);
+	char *s = malloc((total - skip) + nl + 2);
 	if (!s)
 		return NULL;
 	size_t n = 0;
@@ -49,6 +106,12 @@ char *agent_sandbox_result_tail(const agent_sandbox_result *r, size_t max)
 		memcpy(s + n, p + skip, l - skip);
 		n += l - skip;
 		skip = 0;
+	}
+	if (nl) {
+		if (n && s[n - 1] != '\n')
+			s[n++] = '\n';
+		memcpy(s + n, note, nl);
+		n += nl;
 	}
 	s[n] = '\0';
 	return s;
@@ -71,9 +134,25 @@ void agent_sandbox_free(agent_sandbox *sb)
 
 int agent_sandbox_new(agent_sandbox **out, const char *backend)
 {
+	return agent_sandbox_new_with(out, backend, NULL);
+}
+
+int agent_sandbox_new_with(agent_sandbox **out, const char *backend, const agent_sandbox_bwrap_options *opts)
+{
 	*out = NULL;
 	if (!backend || !*backend || strcmp(backend, "bwrap") == 0)
-		return agent_sandbox_bwrap_new(out, NULL);
+		return agent_sandbox_bwrap_new(out, opts);
 	return app_error_set(APP_EINVALID, "PERFBOT_SANDBOX: unknown sandbox backend \"%s\" (expected bwrap)",
 			     backend);
+}
+
+int agent_sandbox_new_config(agent_sandbox **out, const app_config *cfg)
+{
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.memory_bytes = cfg->sandbox_memory;
+	o.pids = cfg->sandbox_pids;
+	o.cpu_s = cfg->sandbox_cpu_s;
+	o.disk_bytes = cfg->sandbox_disk;
+	o.disk_reserve_bytes = cfg->sandbox_disk_reserve;
+	return agent_sandbox_new_with(out, cfg->sandbox, &o);
 }

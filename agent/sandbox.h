@@ -1,13 +1,23 @@
 /* The sandbox: runs one command on customer code with no network, nothing of
- * perfbot's visible (only /usr, /etc and the work tree), a fixed environment,
- * resource limits and a wall-clock timeout that kills the whole process tree.
+ * perfbot's visible (only /usr, the world-readable toolchain files of /etc
+ * and the work tree), a fixed environment, resource limits and a wall-clock
+ * timeout that kills the whole process tree.
  *
  * `agent_sandbox` is a struct of function pointers; a backend (bwrap today,
  * sandbox_bwrap.c) embeds it as its first member.  Tests may supply their own.
- * Inside, the work tree is always at /workspace (also the working directory
- * and HOME) and /tmp is a private tmpfs of AGENT_SANDBOX_TMP_BYTES.  Only
- * stdin (/dev/null), stdout and stderr are open in the command: no other
- * descriptor of perfbot's reaches the sandbox.
+ * Inside, the work tree is always at /workspace (also the working directory),
+ * /tmp is a private tmpfs of AGENT_SANDBOX_TMP_BYTES and HOME is /tmp/home,
+ * outside the work tree: nothing a change adds to the tree (.valgrindrc and
+ * the like) is read as the user's own settings, and caches written to HOME
+ * never land in the tree.  Only stdin (/dev/null), stdout and stderr are open
+ * in the command: no other descriptor of perfbot's reaches the sandbox.
+ *
+ * Two kinds of limits hold: those of one command (agent_sandbox_limits: wall
+ * clock, rlimits per process) and those of the whole sandbox, whatever it
+ * forks (agent_sandbox_bwrap_options: memory, process count, CPU time through
+ * a cgroup where one can be made, disk through a watchdog).  A run that
+ * breaks a whole-sandbox limit is killed as a whole and says which limit in
+ * agent_sandbox_result.limit.
  *
  * Ownership: an agent_sandbox is created by its backend's constructor and
  * freed with agent_sandbox_free.  One sandbox object may be used by several
@@ -20,12 +30,17 @@
 #include <sys/types.h>
 
 /* The fixed environment inside every sandbox, NULL-terminated
- * "NAME=value" strings: PATH, HOME, LANG, TZ, PYTHONHASHSEED, PYTHONMALLOC and
- * PWD=/workspace (bwrap sets PWD after --chdir). */
+ * "NAME=value" strings: PATH, HOME=/tmp/home, LANG, TZ, PYTHONHASHSEED,
+ * PYTHONMALLOC, PYTHONDONTWRITEBYTECODE=1 (no __pycache__ left in the tree
+ * for the next step) and PWD=/workspace (bwrap sets PWD after --chdir).
+ * Nothing else: no VALGRIND_OPTS, nothing of perfbot's environment. */
 extern const char *const agent_sandbox_env[];
 
 /* The path of the work tree inside the sandbox. */
 #define AGENT_SANDBOX_WORKSPACE "/workspace"
+
+/* HOME inside the sandbox: an empty directory on the private /tmp. */
+#define AGENT_SANDBOX_HOME "/tmp/home"
 
 /* The size of the sandbox's /tmp.  A tmpfs lives in the host's memory (and
  * swap), outside every rlimit of the sandbox, so it gets a fixed bound: as
@@ -67,11 +82,23 @@ typedef struct agent_sandbox_cmd {
 
 #define AGENT_SANDBOX_CMD_INIT { NULL, NULL, NULL, NULL, 0, AGENT_SANDBOX_LIMITS_INIT, NULL }
 
+/* The whole-sandbox limit that ended a run. */
+typedef enum {
+	AGENT_SANDBOX_LIMIT_NONE = 0,
+	AGENT_SANDBOX_LIMIT_MEMORY,     /* the memory of all its processes (and its /tmp) */
+	AGENT_SANDBOX_LIMIT_PIDS,       /* the number of processes and threads */
+	AGENT_SANDBOX_LIMIT_CPU,        /* the CPU time of all its processes */
+	AGENT_SANDBOX_LIMIT_DISK,       /* what it wrote to its work tree and mounts */
+	AGENT_SANDBOX_LIMIT_DISK_FREE,  /* the host disk fell below the reserve */
+} agent_sandbox_limit;
+
 typedef struct agent_sandbox_result {
 	int exit_code;       /* the command's exit status; -1 when it died of a signal */
 	int term_signal;     /* the signal that ended it, 0 when it exited */
 	int timed_out;       /* the wall-clock timeout killed the tree */
 	int cancelled;       /* *cancel became nonzero and the tree was killed */
+	agent_sandbox_limit limit; /* a whole-sandbox limit killed the tree */
+	uint64_t limit_value;      /* that limit: bytes, processes or CPU seconds */
 	char *out;           /* owned, NUL-terminated stdout (capped, see truncation marker) */
 	size_t out_len;
 	char *err;           /* owned, NUL-terminated stderr */
@@ -82,11 +109,16 @@ typedef struct agent_sandbox_result {
 	int64_t wall_ms;     /* from start to the last process's end */
 } agent_sandbox_result;
 
-/* 1 if the command ran and exited with status 0. */
+/* 1 if the command ran and exited with status 0 within every limit. */
 int agent_sandbox_result_ok(const agent_sandbox_result *r);
 
+/* Why a whole-sandbox limit ended the run, as the user reads it ("the
+ * sandbox exceeded its memory limit (1 GiB)"), into buf; "" when none. */
+const char *agent_sandbox_result_reason(const agent_sandbox_result *r, char *buf, size_t cap);
+
 /* The last `max` bytes of stderr then stdout, for error reports; owned.
- * Never NULL unless out of memory. */
+ * When a whole-sandbox limit ended the run, the last line is its reason
+ * in brackets (kept whatever `max`).  Never NULL unless out of memory. */
 char *agent_sandbox_result_tail(const agent_sandbox_result *r, size_t max);
 
 void agent_sandbox_result_dispose(agent_sandbox_result *r);
@@ -103,6 +135,8 @@ struct agent_sandbox {
 	 * and output directories perfbot creates): chowns the tree. */
 	int (*prepare_dir)(agent_sandbox *sb, const char *host_path);
 	void (*free)(agent_sandbox *sb);
+	const char *limits_mechanism; /* what holds the whole-sandbox limits: "cgroup v1 (...)",
+				       * "cgroup v2 (...)" or "rlimits"; borrowed (NULL: not said) */
 };
 
 static inline int agent_sandbox_run(agent_sandbox *sb, agent_sandbox_result *out, const agent_sandbox_cmd *cmd)
@@ -121,20 +155,59 @@ void agent_sandbox_free(agent_sandbox *sb);
 
 typedef struct agent_sandbox_bwrap_options {
 	const char *bwrap_path;  /* NULL: "bwrap" from PATH */
-	uid_t uid;               /* when perfbot runs as root, the host uid the
-				  * sandbox runs as (so RLIMIT_NPROC applies);
-				  * 0 = 65534.  Ignored when not root. */
+	uid_t uid;               /* when perfbot runs as root, the owner of the
+				  * trees handed to the sandbox; 0 = 65534.  Each
+				  * run gets its own host uid of 200000..+4096 (so
+				  * RLIMIT_NPROC applies).  Ignored when not root. */
 	gid_t gid;               /* likewise; 0 = 65534 */
+	/* Whole-sandbox limits of every run (0 = none): */
+	uint64_t memory_bytes;   /* memory of all processes and /tmp (SANDBOX_MEMORY) */
+	int pids;                /* processes and threads (SANDBOX_PIDS) */
+	int cpu_s;               /* CPU seconds of all processes (SANDBOX_CPU_SECONDS);
+				  * a run's own cpu_s may raise it for that run */
+	uint64_t disk_bytes;     /* growth of the work tree and writable mounts (SANDBOX_DISK) */
+	uint64_t disk_reserve_bytes; /* free space kept on the work tree's
+				  * filesystem: the run is killed below it */
+	/* For tests (NULL = the real ones): */
+	const char *cgroup_root; /* "/sys/fs/cgroup"; "" = use no cgroup */
+	const char *subuid_path; /* "/etc/subuid" */
+	const char *subgid_path; /* "/etc/subgid" */
+	const char *stage_dir;   /* as root, the empty directory work trees are
+				  * mounted on in each run's own mount namespace:
+				  * the first of /mnt, /media, /srv.  Where none can
+				  * be mounted on, trees are bound by path and their
+				  * ancestors made searchable (o+x). */
 } agent_sandbox_bwrap_options;
 
-#define AGENT_SANDBOX_BWRAP_OPTIONS_INIT { NULL, 0, 0 }
+#define AGENT_SANDBOX_MEMORY_DEFAULT (8ULL << 30)
+#define AGENT_SANDBOX_PIDS_DEFAULT 512
+#define AGENT_SANDBOX_CPU_DEFAULT 3600
+#define AGENT_SANDBOX_DISK_DEFAULT (10ULL << 30)
+#define AGENT_SANDBOX_DISK_RESERVE_DEFAULT (1ULL << 30)
+
+#define AGENT_SANDBOX_BWRAP_OPTIONS_INIT                                                                         \
+	{ NULL, 0, 0, AGENT_SANDBOX_MEMORY_DEFAULT, AGENT_SANDBOX_PIDS_DEFAULT, AGENT_SANDBOX_CPU_DEFAULT,        \
+	  AGENT_SANDBOX_DISK_DEFAULT, AGENT_SANDBOX_DISK_RESERVE_DEFAULT, NULL, NULL, NULL, NULL }
 
 /* Creates the bwrap backend after a probe (`bwrap ... true` with the real
  * mount set).  Fails with a clear message when bwrap is missing or cannot
- * create its namespaces; nothing then runs.  opts may be NULL. */
+ * create its namespaces, or when the runs' uid range overlaps a range of
+ * /etc/subuid or /etc/subgid (a user owning those ids could enter the
+ * sandbox's processes); nothing then runs.  Logs once which mechanism
+ * holds the whole-sandbox limits.  opts may be NULL (the defaults). */
 int agent_sandbox_bwrap_new(agent_sandbox **out, const agent_sandbox_bwrap_options *opts);
 
-/* Creates the backend named by PERFBOT_SANDBOX ("bwrap"; NULL = "bwrap"). */
+/* Creates the backend named by PERFBOT_SANDBOX ("bwrap"; NULL = "bwrap")
+ * with the default whole-sandbox limits. */
 int agent_sandbox_new(agent_sandbox **out, const char *backend);
+
+/* The same with whole-sandbox limits; opts may be NULL. */
+int agent_sandbox_new_with(agent_sandbox **out, const char *backend, const agent_sandbox_bwrap_options *opts);
+
+/* The backend and whole-sandbox limits perfbot's configuration names
+ * (PERFBOT_SANDBOX, SANDBOX_MEMORY, SANDBOX_PIDS, SANDBOX_CPU_SECONDS,
+ * SANDBOX_DISK, SANDBOX_DISK_RESERVE). */
+struct app_config;
+int agent_sandbox_new_config(agent_sandbox **out, const struct app_config *cfg);
 
 #endif

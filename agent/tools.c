@@ -5,8 +5,14 @@
  * capped (output_cap for text, file_cap for files); a failing tool answers
  * {isError: true} with one sentence and never a protocol error; once the run
  * has ended (submission, budget, cancel) every call answers isError with
- * the reason.  Threading: one mutex per context serialises calls, so a
- * run's tools never run concurrently; the hooks are called under it. */
+ * the reason, and the stop flag the hooks poll kills the sandbox command of
+ * a call in flight.  No tool runs agent-controlled work in perfbot's own
+ * process without a bound: searches run in the sandbox, file sizes and
+ * answers are capped, the diff is capped before it is formatted.
+ * Threading: one mutex per context serialises calls, so a run's tools never
+ * run concurrently; the hooks are called under it.  A second mutex guards
+ * the end state, so that ending (from a watcher, the MCP endpoint or the
+ * wall-time watchdog thread) never waits for a call. */
 #include "agent/tools.h"
 #include "app/clock.h"
 #include "app/utf8.h"
@@ -15,7 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <regex.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +35,9 @@
 
 #define DIFF_CAP (8u << 20)
 #define SUMMARY_CAP (64u << 10)
-#define GREP_MAX_DEPTH 32
-#define GREP_LINE_SHOW 400
+#define GREP_LINE_SHOW 400     /* bytes of a matching line shown */
+#define GREP_TIMEOUT_S 30      /* a search that takes longer is stopped */
+#define GREP_PATTERN_MAX 4096
 
 struct agent_tools {
 	pthread_mutex_t lock;       /* serialises calls */
@@ -51,6 +58,11 @@ struct agent_tools {
 	int benchmark_runs;
 	int ended;
 	char *end_reason;
+	volatile int stop;          /* set with ended: the sandbox's cancel flag for the call in flight */
+	pthread_cond_t wake;        /* wakes the watchdog (end, free); uses state_lock */
+	int closing;                /* agent_tools_free has begun */
+	pthread_t watchdog;         /* ends the run when the wall-time budget is over */
+	int has_watchdog;
 	char *summary;
 	char *diff;
 };
@@ -533,93 +545,35 @@ done:
 
 /* ---- grep ---------------------------------------------------------------- */
 
-typedef struct grep_ctx {
-	regex_t re;
-	app_buf out;
-	size_t root_len;
-	size_t file_cap;
-	int matches;
-	int cut;
-} grep_ctx;
-
-static void grep_file(grep_ctx *g, const char *abs)
+/* Appends `s` to b as one single-quoted shell word. */
+static int shell_quote(app_buf *b, const char *s)
 {
-	char *data = NULL;
-	size_t len = 0;
-	if (read_whole(abs, g->file_cap, &data, &len) < 0) {
-		app_error_clear();
-		return;
-	}
-	if (memchr(data, '\0', len < 8192 ? len : 8192)) {
-		free(data);
-		return;
-	}
-	const char *rel = abs + g->root_len + 1;
-	char *p = data, *end = data + len;
-	for (long line = 1; p < end && !g->cut; line++) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *e = nl ? nl : end;
-		char saved = *e;
-		if (e < end)
-			*e = '\0';
-		else
-			data[len] = '\0'; /* app_buf keeps a NUL after the data */
-		if (regexec(&g->re, p, 0, NULL, 0) == 0) {
-			int show = (int)((e - p) > GREP_LINE_SHOW ? GREP_LINE_SHOW : (e - p));
-			if (app_buf_printf(&g->out, "%s:%ld:%.*s%s\n", rel, line, show, p, (e - p) > show ? " [line cut]" : "") < 0)
-				g->cut = 1;
-			else
-				g->matches++;
-		}
-		if (e < end)
-			*e = saved;
-		p = e + 1;
-	}
-	free(data);
+	if (app_buf_put(b, "'", 1) < 0)
+		return -1;
+	for (; *s; s++)
+		if ((*s == '\'' ? app_buf_puts(b, "'\\''") : app_buf_put(b, s, 1)) < 0)
+			return -1;
+	return app_buf_put(b, "'", 1);
 }
 
-static void grep_walk(grep_ctx *g, const char *abs, int depth)
-{
-	struct stat st;
-	if (g->cut || lstat(abs, &st) < 0 || S_ISLNK(st.st_mode))
-		return;
-	if (S_ISREG(st.st_mode)) {
-		grep_file(g, abs);
-		return;
-	}
-	if (!S_ISDIR(st.st_mode) || depth > GREP_MAX_DEPTH)
-		return;
-	struct dirent **ents = NULL;
-	int n = scandir(abs, &ents, NULL, alphasort);
-	for (int i = 0; i < n; i++) {
-		const char *name = ents[i]->d_name;
-		if (strcmp(name, ".") && strcmp(name, "..") && !is_git_entry(name)) {
-			char full[8192];
-			if ((size_t)snprintf(full, sizeof(full), "%s/%s", abs, name) < sizeof(full))
-				grep_walk(g, full, depth + 1);
-		}
-		free(ents[i]);
-	}
-	free(ents);
-}
-
+/* The search runs as GNU grep in the run's sandbox, never in perfbot's
+ * process: a POSIX regular expression with backreferences can take
+ * exponential time, and only the sandbox bounds it (a timeout, the run's
+ * stop flag, its memory limits). */
 static json_t *tool_grep(agent_tools *t, const json_t *args)
 {
 	json_t *err = NULL, *res = NULL;
 	const char *pattern, *path;
 	char *abs = NULL, *root = NULL;
+	app_buf cmd = APP_BUF_INIT(PATH_MAX * 2 + 65536);
+	agent_exec_result r;
+	memset(&r, 0, sizeof(r));
 	if (arg_string(args, "pattern", 1, &pattern, &err) < 0 || arg_string(args, "path", 0, &path, &err) < 0)
 		return err;
-	grep_ctx g;
-	memset(&g, 0, sizeof(g));
-	int rc = regcomp(&g.re, pattern, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		char msg[256];
-		regerror(rc, &g.re, msg, sizeof(msg));
-		return result_errorf("the pattern is not a valid POSIX extended regular expression: %s", msg);
-	}
-	app_buf_init(&g.out, t->output_cap);
-	g.file_cap = t->file_cap;
+	if (strlen(pattern) > GREP_PATTERN_MAX)
+		return result_errorf("the pattern is longer than %d bytes", GREP_PATTERN_MAX);
+	if (!t->hooks.exec)
+		return result_errorf("grep is not available in this run");
 	if (agent_path_resolve(&abs, t->workspace, path ? path : "", 1) < 0) {
 		res = result_last_error("cannot search there");
 		goto done;
@@ -628,21 +582,58 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 		res = result_errorf("the workspace is not accessible");
 		goto done;
 	}
-	g.root_len = strlen(root);
-	grep_walk(&g, abs, 0);
-	{
-		app_buf b = APP_BUF_INIT(t->output_cap + 128);
-		app_buf_put(&b, app_buf_cstr(&g.out), g.out.len);
-		if (g.matches == 0)
-			app_buf_puts(&b, "no matches\n");
-		if (g.cut)
-			app_buf_printf(&b, "[output cut after %d matches]\n", g.matches);
-		res = result_new(app_buf_cstr(&b), 0, json_pack("{s:i,s:b}", "matches", g.matches, "truncated", g.cut));
-		app_buf_dispose(&b);
+	size_t rn = strlen(root);
+	const char *rel = strncmp(abs, root, rn) == 0 && abs[rn] == '/' ? abs + rn + 1 : NULL;
+	/* -I: binary files skipped; -s: unreadable files are not errors, so
+	 * that grep's stderr speaks of the pattern; no operand: the working
+	 * directory, named without "./"; long lines cut */
+	if (app_buf_puts(&cmd, "LC_ALL=C grep -rnHIs --exclude-dir=.[Gg][Ii][Tt] -E -e ") < 0 ||
+	    shell_quote(&cmd, pattern) < 0 || (rel && (app_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0)) ||
+	    app_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
+				 "else print }'",
+			   GREP_LINE_SHOW, GREP_LINE_SHOW) < 0) {
+		res = result_errorf("the pattern is too long");
+		goto done;
 	}
+	int timeout = GREP_TIMEOUT_S;
+	if (t->max_wall_ms > 0) {
+		long long left_s = (t->max_wall_ms - (app_mono_ms() - t->started_ms) + 999) / 1000;
+		if (left_s < timeout)
+			timeout = left_s < 1 ? 1 : (int)left_s;
+	}
+	if (t->hooks.exec(t->hooks.payload, app_buf_cstr(&cmd), timeout, t->output_cap, &t->stop, &r) < 0) {
+		res = result_last_error("the search could not be run");
+		goto done;
+	}
+	if (t->stop) {
+		res = result_errorf("the search was stopped: the run has ended");
+		goto done;
+	}
+	if (r.timed_out) {
+		res = result_errorf("the search took longer than %d s and was stopped; use a simpler pattern or a "
+				    "narrower path",
+				    timeout);
+		goto done;
+	}
+	const char *out = r.out ? r.out : "";
+	if (!*out && r.err && *r.err && !strstr(r.err, "warning:")) {
+		res = result_errorf("the pattern is not a valid POSIX extended regular expression: %.300s", r.err);
+		goto done;
+	}
+	int matches = 0;
+	for (const char *p = out; (p = strchr(p, '\n')); p++)
+		matches++;
+	app_buf b = APP_BUF_INIT(t->output_cap + 128);
+	app_buf_puts(&b, out);
+	if (matches == 0 && !r.out_cut)
+		app_buf_puts(&b, "no matches\n");
+	if (r.out_cut)
+		app_buf_printf(&b, "[output cut after %d matches]\n", matches);
+	res = result_new(app_buf_cstr(&b), 0, json_pack("{s:i,s:b}", "matches", matches, "truncated", r.out_cut));
+	app_buf_dispose(&b);
 done:
-	regfree(&g.re);
-	app_buf_dispose(&g.out);
+	agent_exec_result_dispose(&r);
+	app_buf_dispose(&cmd);
 	free(abs);
 	free(root);
 	return res;
@@ -671,12 +662,14 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 	agent_exec_result r;
 	memset(&r, 0, sizeof(r));
 	size_t cap = t->output_cap / 2;
-	if (t->hooks.exec(t->hooks.payload, command, (int)timeout, cap, &r) < 0) {
+	if (t->hooks.exec(t->hooks.payload, command, (int)timeout, cap, &t->stop, &r) < 0) {
 		agent_exec_result_dispose(&r);
 		return result_last_error("the command could not be run");
 	}
 	app_buf b = APP_BUF_INIT(t->output_cap + 1024);
-	if (r.timed_out)
+	if (t->stop)
+		app_buf_printf(&b, "the command was killed: the run has ended\n");
+	else if (r.timed_out)
 		app_buf_printf(&b, "the command timed out after %lld s and was killed\n", timeout);
 	else
 		app_buf_printf(&b, "exit code: %d\n", r.exit_code);
@@ -746,8 +739,12 @@ static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
 		return result_new(reason, 1, NULL);
 	}
 	t->benchmark_runs++;
-	if (t->hooks.run_benchmarks(t->hooks.payload, names, &out) < 0)
+	if (t->hooks.run_benchmarks(t->hooks.payload, names, &t->stop, &out) < 0)
 		return result_last_error("the benchmarks could not be measured");
+	if (t->stop) {
+		json_decref(out);
+		return result_errorf("the measurement was stopped: the run has ended");
+	}
 	app_buf b = APP_BUF_INIT(t->output_cap);
 	json_t *mid = json_object_get(out, "measurement");
 	if (json_is_string(mid))
@@ -896,7 +893,8 @@ static const tool_def TOOLS[] = {
 	  "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"}},\"additionalProperties\":false}",
 	  tool_list_files },
 	{ "grep", "Search files",
-	  "Searches workspace files for a POSIX extended regular expression; answers file:line:text lines (capped).",
+	  "Searches workspace files for a POSIX extended regular expression (grep -E, run in the sandbox and stopped after "
+	  "30 s); answers file:line:text lines (capped).",
 	  "{\"type\":\"object\",\"properties\":{\"pattern\":{\"type\":\"string\"},\"path\":{\"type\":\"string\","
 	  "\"description\":\"file or directory to search; the workspace by default\"}},\"required\":[\"pattern\"],"
 	  "\"additionalProperties\":false}",
@@ -1010,6 +1008,33 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* Ends the run when the wall-time budget is over, so that the stop flag
+ * kills a call in flight (a measurement, a command) instead of letting it
+ * run its own timeouts past the budget. */
+static void *watchdog_main(void *arg)
+{
+	agent_tools *t = arg;
+	int64_t deadline = t->started_ms + t->max_wall_ms;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now_ms = app_mono_ms();
+	int64_t abs_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (deadline - now_ms) * 1000000LL;
+	ts.tv_sec = (time_t)(abs_ns / 1000000000LL);
+	ts.tv_nsec = (long)(abs_ns % 1000000000LL);
+	int over = 0;
+	pthread_mutex_lock(&t->state_lock);
+	while (!t->closing && !t->ended && !over)
+		over = pthread_cond_timedwait(&t->wake, &t->state_lock, &ts) == ETIMEDOUT;
+	pthread_mutex_unlock(&t->state_lock);
+	if (over) {
+		char reason[128];
+		snprintf(reason, sizeof(reason), "the wall time budget (%lld minutes) is exhausted",
+			 (long long)(t->max_wall_ms / 60000));
+		agent_tools_end(t, reason);
+	}
+	return NULL;
+}
+
 int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 {
 	*out = NULL;
@@ -1020,6 +1045,11 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 		return app_error_set(APP_ENOMEM, "out of memory");
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->state_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	t->workspace = strdup(opts->workspace);
 	t->base_commit = strdup(opts->base_commit);
 	t->repo_path = opts->repo_path ? strdup(opts->repo_path) : NULL;
@@ -1036,6 +1066,13 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 		agent_tools_free(t);
 		return app_error_set(APP_ENOMEM, "out of memory");
 	}
+	if (t->max_wall_ms > 0) {
+		if (pthread_create(&t->watchdog, NULL, watchdog_main, t) != 0) {
+			agent_tools_free(t);
+			return app_error_set(APP_EGENERIC, "cannot start the wall-time watchdog");
+		}
+		t->has_watchdog = 1;
+	}
 	*out = t;
 	return 0;
 }
@@ -1044,6 +1081,14 @@ void agent_tools_free(agent_tools *t)
 {
 	if (!t)
 		return;
+	if (t->has_watchdog) {
+		pthread_mutex_lock(&t->state_lock);
+		t->closing = 1;
+		pthread_cond_broadcast(&t->wake);
+		pthread_mutex_unlock(&t->state_lock);
+		pthread_join(t->watchdog, NULL);
+	}
+	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->state_lock);
 	free(t->workspace);
@@ -1061,6 +1106,8 @@ void agent_tools_end(agent_tools *t, const char *reason)
 	if (!t->ended) {
 		t->ended = 1;
 		t->end_reason = strdup(reason ? reason : "ended");
+		t->stop = 1;
+		pthread_cond_broadcast(&t->wake);
 	}
 	pthread_mutex_unlock(&t->state_lock);
 }

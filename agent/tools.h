@@ -9,8 +9,15 @@
  * isError true and one sentence; only internal errors (out of memory)
  * return a negative code.
  *
+ * Every call is bounded in time: searches and commands run in the sandbox
+ * with a timeout, and ending the run (agent_tools_end: cancel, budget) sets
+ * a stop flag that kills the sandbox command of a call in flight.  With a
+ * wall-time budget, the context ends itself when the budget is over, even
+ * in the middle of a call.
+ *
  * Threading: calls on one context are serialised by its own lock; different
- * contexts are independent. */
+ * contexts are independent; agent_tools_end may be called from any thread
+ * at any time. */
 #ifndef AGENT_TOOLS_H
 #define AGENT_TOOLS_H
 
@@ -47,10 +54,16 @@ void agent_exec_result_dispose(agent_exec_result *r);
  * which the tool passes on to the agent. */
 typedef struct agent_tool_hooks {
 	/* Runs `command` with /bin/sh -c in the run's sandbox, working
-	 * directory the workspace; stdout and stderr capped at `cap` bytes each. */
-	int (*exec)(void *payload, const char *command, int timeout_s, size_t cap, agent_exec_result *out);
-	/* names borrows (an array of strings) and may be NULL: all benchmarks. */
-	int (*run_benchmarks)(void *payload, const json_t *names, json_t **out);
+	 * directory the workspace; stdout and stderr capped at `cap` bytes each.
+	 * `stop` (borrowed, never NULL) is the tool context's stop flag: it
+	 * becomes nonzero when the run ends (cancel, wall-time budget) and the
+	 * hook must then kill the command at once (it is the sandbox's cancel
+	 * flag). */
+	int (*exec)(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+		    agent_exec_result *out);
+	/* names borrows (an array of strings) and may be NULL: all benchmarks.
+	 * stop: as for exec. */
+	int (*run_benchmarks)(void *payload, const json_t *names, const volatile int *stop, json_t **out);
 	/* measurement NULL: the latest one (or the baseline). */
 	int (*get_profile)(void *payload, const char *benchmark, const char *measurement, int limit, json_t **out);
 	int (*compare)(void *payload, const char *base, const char *head, json_t **out);
@@ -97,7 +110,9 @@ json_t *agent_tools_list(void);
 int agent_tools_exists(const char *name);
 
 /* Ends the run (cancel, budget, submission): later calls answer isError
- * with the reason.  The first reason wins. */
+ * with the reason, and the sandbox command of a call in flight is killed
+ * (the stop flag the hooks get).  The first reason wins.  Never waits for
+ * a call in flight. */
 void agent_tools_end(agent_tools *t, const char *reason);
 
 /* 1 when the run has ended; *reason_out (may be NULL) receives a copy

@@ -12,12 +12,14 @@
 #include "agent/tools.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/buf.h"
 #include "app/error.h"
@@ -207,6 +209,58 @@ static int open_with_workdir(git_repository **repo, const char *repo_path, const
 	return 0;
 }
 
+/* 1 when the first bytes of the workspace file hold a NUL (git's test
+ * for binary content); reads at most 8000 bytes. */
+static int peek_binary(const char *abs)
+{
+	char buf[8000];
+	int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0 && memchr(buf, '\0', (size_t)n) != NULL;
+}
+
+/* Before a delta's patch is formatted: APP_ETOOBIG when its text cannot
+ * fit in `room` bytes, judged from the file sizes alone (a new file's
+ * patch holds all of it; a changed file's at least the growth); *skip 1
+ * for a new binary file too big to format (it would be left out anyway). */
+static int weigh_delta(int *skip, git_repository *repo, const char *workspace, const git_diff_delta *d, size_t room,
+		       size_t cap)
+{
+	*skip = 0;
+	if (!d || !d->new_file.path || (d->status != GIT_DELTA_UNTRACKED && d->status != GIT_DELTA_ADDED &&
+					 d->status != GIT_DELTA_MODIFIED && d->status != GIT_DELTA_TYPECHANGE))
+		return 0;
+	char abs[PATH_MAX];
+	struct stat st;
+	if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", workspace, d->new_file.path) >= sizeof(abs) ||
+	    lstat(abs, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	uint64_t size = (uint64_t)st.st_size, old = d->old_file.size;
+	int is_new = d->status == GIT_DELTA_UNTRACKED || d->status == GIT_DELTA_ADDED;
+	if (!is_new && size > room && !git_oid_is_zero(&d->old_file.id)) {
+		/* a tree entry carries no size: the object header has it */
+		git_odb *odb = NULL;
+		size_t osize = 0;
+		git_object_t otype;
+		if (git_repository_odb(&odb, repo) == 0 && git_odb_read_header(&osize, &otype, odb, &d->old_file.id) == 0)
+			old = osize;
+		git_odb_free(odb);
+		git_error_clear();
+	}
+	uint64_t least = is_new ? size : (size > old ? size - old : 0);
+	if (least <= room)
+		return 0;
+	if (is_new && peek_binary(abs)) {
+		*skip = 1;
+		return 0;
+	}
+	return app_error_set(APP_ETOOBIG, "the diff is more than the %zu bytes allowed: %s alone has %llu bytes", cap,
+			     d->new_file.path, (unsigned long long)size);
+}
+
 int agent_workspace_diff(char **out, const char *repo_path, const char *workspace, const char *base_commit, size_t cap)
 {
 	git_repository *repo = NULL;
@@ -241,10 +295,18 @@ int agent_workspace_diff(char **out, const char *repo_path, const char *workspac
 		goto done;
 	}
 	/* Patch by patch, leaving out new binary files: they are build
-	 * products in a tree without a .gitignore, and never a valid change. */
+	 * products in a tree without a .gitignore, and never a valid change.
+	 * Each file's size is weighed against the room left before its patch
+	 * is formatted (which reads the whole file), so that a huge file costs
+	 * a stat, not its content. */
 	for (size_t i = 0, n = git_diff_num_deltas(diff); i < n && !too_big; i++) {
 		git_patch *patch = NULL;
 		git_buf one = { NULL, 0, 0 };
+		int skip_big = 0;
+		if ((error = weigh_delta(&skip_big, repo, workspace, git_diff_get_delta(diff, i), cap - text.len, cap)) < 0)
+			goto done;
+		if (skip_big)
+			continue;
 		if (git_patch_from_diff(&patch, diff, i) < 0) {
 			error = git_fail("cannot format the diff");
 			goto done;

@@ -3,6 +3,8 @@
  * Invariants: every command runs through agent_sandbox_run (never on the
  * host); measurement ids are assigned in order and never reused; the
  * baseline document is held with a reference for the hooks' lifetime.
+ * Every sandbox command gets the tool context's stop flag as its cancel
+ * flag: ending the run (cancel, wall-time budget) kills it at once.
  * Threading: called under the tool context's lock, one call at a time. */
 #include "agent/tools_run.h"
 
@@ -71,7 +73,16 @@ const json_t *agent_run_hooks_measurements(const agent_run_hooks *h)
 	return h->measurements;
 }
 
-static int hook_exec(void *payload, const char *command, int timeout_s, size_t cap, agent_exec_result *out)
+/* The flag that kills a command in flight: the tool context's stop flag,
+ * which the run's cancel sets too (it ends the tools), else the run's own
+ * cancel flag. */
+static const volatile int *stop_flag(const agent_run_hooks *h, const volatile int *stop)
+{
+	return stop ? stop : h->cancel;
+}
+
+static int hook_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+		     agent_exec_result *out)
 {
 	agent_run_hooks *h = payload;
 	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
@@ -82,7 +93,7 @@ static int hook_exec(void *payload, const char *command, int timeout_s, size_t c
 	cmd.limits = h->limits;
 	cmd.limits.timeout_s = timeout_s;
 	cmd.limits.output_cap = cap;
-	cmd.cancel = h->cancel;
+	cmd.cancel = stop_flag(h, stop);
 	int error = agent_sandbox_run(h->sb, &r, &cmd);
 	if (error < 0) {
 		agent_sandbox_result_dispose(&r);
@@ -141,7 +152,7 @@ static const char *metric_name(const agent_run_hooks *h)
 	return h->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles";
 }
 
-static int hook_run_benchmarks(void *payload, const json_t *names, json_t **out)
+static int hook_run_benchmarks(void *payload, const json_t *names, const volatile int *stop, json_t **out)
 {
 	agent_run_hooks *h = payload;
 	json_t *doc = NULL, *cmp = NULL;
@@ -170,7 +181,7 @@ static int hook_run_benchmarks(void *payload, const json_t *names, json_t **out)
 	bo.scratch_dir = h->scratch;
 	bo.only = only;
 	bo.nonly = nonly;
-	bo.cancel = h->cancel;
+	bo.cancel = stop_flag(h, stop);
 	if ((error = agent_bench_measure(&doc, h->sb, h->workspace, h->cfg, &bo)) < 0)
 		goto done;
 	h->next_id++;

@@ -22,7 +22,9 @@ typedef struct agent_run_hooks_options {
 	const char *scratch_dir;         /* host dir for callgrind output (copied) */
 	const agent_repo_config *config; /* borrowed */
 	const json_t *baseline;          /* borrows (a reference is kept): run document of agent_bench_measure */
-	const volatile int *cancel;      /* optional; nonzero kills commands in flight */
+	const volatile int *cancel;      /* optional; nonzero kills commands in flight when the
+					  * tools give no stop flag of their own (theirs is raised
+					  * by a cancel too: the run's cancel ends its tools) */
 	agent_sandbox_limits limits;     /* for exec; timeout_s and output_cap are set per call */
 	/* Optional: called after each measurement with its id and run document
 	 * (borrowed), e.g. to store it. */

@@ -135,7 +135,7 @@ int app_cmd_bench(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot bench: %s: %s\n", AGENT_REPO_CONFIG_PATH, app_error_last());
 		goto done;
 	}
-	if (agent_sandbox_new(&sb, cfg->sandbox) < 0) {
+	if (agent_sandbox_new_config(&sb, cfg) < 0) {
 		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
 		goto done;
 	}

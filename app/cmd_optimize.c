@@ -121,13 +121,14 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot optimize: DATA_DIR %s: %s\n", cfg->data_dir, strerror(errno));
 		goto done;
 	}
-	if (store_open(&st, cfg->database_url) < 0 || agent_sandbox_new(&sb, cfg->sandbox) < 0 ||
+	if (store_open(&st, cfg->database_url) < 0 || agent_sandbox_new_config(&sb, cfg) < 0 ||
 	    agent_mcp_new(&mcp, NULL) < 0) {
 		fprintf(stderr, "perfbot optimize: %s\n", app_error_last());
 		goto done;
 	}
 	wh_server_options so = { .host = "127.0.0.1", .port = 0, .max_connections = 32, .connection_timeout_s = 300 };
-	wh_route route = { .path = "/mcp", .handler = agent_mcp_handle, .payload = mcp, .max_body = 8u << 20 };
+	wh_route route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
+			   .payload = mcp, .max_body = 8u << 20 };
 	if (wh_server_new(&srv, &so) < 0 || wh_server_route(srv, &route) < 0 || wh_server_start(srv) < 0) {
 		fprintf(stderr, "perfbot optimize: MCP endpoint: %s\n", app_error_last());
 		goto done;

@@ -203,6 +203,12 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		app_error_set(app_error_code(), "DATA_DIR: %s", app_error_last());
 		goto fail;
 	}
+	/* an existing DATA_DIR too: it holds the database and every run's tree
+	 * (a shared sticky directory such as /tmp is left alone) */
+	struct stat dd;
+	if (stat(cfg->data_dir, &dd) == 0 && (dd.st_mode & 077) && !(dd.st_mode & S_ISVTX) && dd.st_uid == geteuid() &&
+	    chmod(cfg->data_dir, 0700) < 0)
+		app_log(APP_LOG_WARN, "DATA_DIR: cannot make it private", "error", strerror(errno), NULL);
 	char lock_path[4096];
 	snprintf(lock_path, sizeof(lock_path), "%s/perfbot.lock", cfg->data_dir);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -220,7 +226,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (store_job_release(st.store, NULL) < 0)
 		goto fail;
 
-	app_workers_options wopts = { .nthreads = cfg->workers, .lease_ms = (int64_t)cfg->job_lease_s * 1000,
+	app_workers_options wopts = { .nthreads = cfg->workers, .bench_threads = cfg->bench_workers,
+				      .lease_ms = (int64_t)cfg->job_lease_s * 1000,
 				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
 	if (!setup_mode && gh_client_new(&st.gh, cfg, NULL) < 0)
 		goto fail;
@@ -228,7 +235,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	/* without a working sandbox perfbot still receives webhooks; runs fail
 	 * with the reason instead of ever running unsandboxed */
-	if (agent_sandbox_new(&sandbox, cfg->sandbox) < 0)
+	if (agent_sandbox_new_config(&sandbox, cfg) < 0)
 		app_log(APP_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
 			app_error_last(), NULL);
 	agent_mcp_options mopts = AGENT_MCP_OPTIONS_INIT;
@@ -255,7 +262,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (intake_on && wh_intake_new(&intake, &iopts) < 0)
 		goto fail;
 	wh_server_options sopts = { .host = cfg->host, .port = cfg->port, .max_connections = cfg->max_connections,
-				    .connection_timeout_s = 30 };
+				    .connection_timeout_s = 30, .max_buffered = cfg->max_buffered_bodies };
 	if (wh_server_new(&srv, &sopts) < 0)
 		goto fail;
 	wh_route routes[] = {
@@ -266,7 +273,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
 			goto fail;
-	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .payload = mcp, .max_body = 8u << 20 };
+	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
+			       .payload = mcp, .max_body = 8u << 20 };
 	if (wh_server_route(srv, &mcp_route) < 0)
 		goto fail;
 	if (intake_on) {
@@ -298,7 +306,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	if (wh_server_start(srv) < 0)
 		goto fail;
-	char url[300], port_s[16], workers_s[16];
+	char url[300], port_s[16], workers_s[16], bench_s[16];
 	/* where to go next: the webhook intake, or the setup page without it */
 	snprintf(url, sizeof(url), "http://%s%s%s:%d%s", strchr(cfg->host, ':') ? "[" : "", cfg->host,
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv), intake_on ? cfg->webhook_path : "/");
@@ -309,7 +317,9 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		 strcmp(cfg->host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(cfg->host, "::") == 0 ? "::1" : cfg->host,
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
-	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "data_dir", cfg->data_dir,
+	snprintf(bench_s, sizeof(bench_s), "%d", cfg->bench_workers);
+	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
+		"data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
 	if (st.gh && cfg->redelivery_interval_s > 0 &&
 	    pthread_create(&redelivery, NULL, redelivery_main, &st) == 0)

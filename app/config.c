@@ -17,7 +17,7 @@
 
 extern char **environ;
 
-enum kind { K_STR, K_INT, K_SIZE, K_LEVEL, K_FORMAT, K_BOOL, K_PATHFILE };
+enum kind { K_STR, K_INT, K_SIZE, K_BYTES, K_LEVEL, K_FORMAT, K_BOOL, K_PATHFILE };
 
 struct var {
 	const char *name;
@@ -40,14 +40,23 @@ static const struct var vars[] = {
 	{ "PORT", K_INT, "3000", 0, 65535, "port to listen on (0: any free port)" },
 	{ "DATA_DIR", K_STR, "./var", 0, 0, "where the store and checkouts live" },
 	{ "DATABASE_URL", K_STR, NULL, 0, 0, "store URL (default sqlite:$DATA_DIR/perfbot.db)" },
-	{ "WORKERS", K_INT, NULL, 1, 256, "worker threads (default: number of cores)" },
+	{ "WORKERS", K_INT, NULL, 1, 256, "threads for webhook events, comment commands and PR jobs (default: number of cores)" },
+	{ "BENCH_WORKERS", K_INT, NULL, 1, 256, "threads for bench and agent runs (default: cores - 1, at least 1)" },
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
 	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
 	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
 	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command | managed" },
 	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
 	{ "PERFBOT_SANDBOX", K_STR, "bwrap", 0, 0, "sandbox backend" },
+	{ "SANDBOX_MEMORY", K_BYTES, "8GiB", 0, 0, "memory of a whole sandbox run, its /tmp included (0: no limit)" },
+	{ "SANDBOX_PIDS", K_INT, "512", 0, 1000000, "processes and threads of a whole sandbox run (0: no limit)" },
+	{ "SANDBOX_CPU_SECONDS", K_INT, "3600", 0, 604800,
+	  "CPU time of a whole sandbox run, all processes together; a longer benchmark timeout raises it (0: no limit)" },
+	{ "SANDBOX_DISK", K_BYTES, "10GiB", 0, 0, "what a sandbox run may add to its work tree (0: no limit)" },
+	{ "SANDBOX_DISK_RESERVE", K_BYTES, "1GiB", 0, 0,
+	  "free space kept on the work tree's disk: a sandbox run is stopped below it (0: none)" },
 	{ "MAX_BODY", K_SIZE, "25MiB", 0, 0, "largest webhook body accepted" },
+	{ "MAX_BUFFERED_BODIES", K_SIZE, "64MiB", 0, 0, "request bodies held in memory at once (past it: 503)" },
 	{ "MAX_CONNECTIONS", K_INT, "1024", 1, 100000, "concurrent HTTP connections" },
 	{ "JOB_ATTEMPTS", K_INT, "5", 1, 100, "tries before a job is marked failed" },
 	{ "JOB_LEASE_SECONDS", K_INT, "300", 1, 86400, "lease a worker holds on a job" },
@@ -259,6 +268,7 @@ static int check_and_store(struct loaded *l)
 		if (s && l->values[i] && !*s && v->kind != K_STR)
 			s = v->def; /* an empty value means the default */
 		long n = 0;
+		uint64_t bytes = 0;
 		switch (v->kind) {
 		case K_INT:
 			if (!s)
@@ -271,7 +281,21 @@ static int check_and_store(struct loaded *l)
 			size_t sz;
 			if (parse_size(&sz, s) < 0 || sz == 0)
 				return app_error_set(APP_EINVALID, "%s: expected a size such as 25MiB or 1048576, got \"%s\"", v->name, s);
-			c->max_body = sz;
+			if (strcmp(v->name, "MAX_BODY") == 0)
+				c->max_body = sz;
+			else
+				c->max_buffered_bodies = sz;
+			break;
+		}
+		case K_BYTES: {
+			size_t sz;
+			if (parse_size(&sz, s) < 0)
+				return app_error_set(APP_EINVALID, "%s: expected a size such as 8GiB, 512MiB or 0, got \"%s\"",
+						     v->name, s);
+			if (sz != 0 && sz < (64u << 20))
+				return app_error_set(APP_EINVALID, "%s: at least 64MiB (or 0 for no limit), got \"%s\"", v->name,
+						     s);
+			bytes = (uint64_t)sz;
 			break;
 		}
 		case K_LEVEL:
@@ -306,6 +330,7 @@ static int check_and_store(struct loaded *l)
 		const char *name = v->name;
 #define STR(field, var) if (!strcmp(name, var)) c->field = (s && *s) ? s : NULL
 #define NUM(field, var) if (!strcmp(name, var)) c->field = (int)n
+#define BYTES(field, var) if (!strcmp(name, var)) c->field = bytes
 		STR(app_id, "APP_ID");
 		STR(private_key, "PRIVATE_KEY");
 		STR(private_key_path, "PRIVATE_KEY_PATH");
@@ -319,10 +344,16 @@ static int check_and_store(struct loaded *l)
 		STR(data_dir, "DATA_DIR");
 		STR(database_url, "DATABASE_URL");
 		NUM(workers, "WORKERS");
+		NUM(bench_workers, "BENCH_WORKERS");
 		STR(public_url, "PUBLIC_URL");
 		STR(agent, "PERFBOT_AGENT");
 		STR(agent_command, "PERFBOT_AGENT_COMMAND");
 		STR(sandbox, "PERFBOT_SANDBOX");
+		BYTES(sandbox_memory, "SANDBOX_MEMORY");
+		NUM(sandbox_pids, "SANDBOX_PIDS");
+		NUM(sandbox_cpu_s, "SANDBOX_CPU_SECONDS");
+		BYTES(sandbox_disk, "SANDBOX_DISK");
+		BYTES(sandbox_disk_reserve, "SANDBOX_DISK_RESERVE");
 		NUM(max_connections, "MAX_CONNECTIONS");
 		NUM(job_attempts, "JOB_ATTEMPTS");
 		NUM(job_lease_s, "JOB_LEASE_SECONDS");
@@ -334,12 +365,18 @@ static int check_and_store(struct loaded *l)
 		NUM(redelivery_interval_s, "REDELIVERY_INTERVAL_SECONDS");
 #undef STR
 #undef NUM
+#undef BYTES
 	}
 	if (c->webhook_path[0] != '/')
 		return app_error_set(APP_EINVALID, "WEBHOOK_PATH: must start with '/', got \"%s\"", c->webhook_path);
 	if (c->workers == 0) {
 		long nc = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = nc > 0 ? (int)nc : 2;
+	}
+	if (c->bench_workers == 0) {
+		/* a core is left to the event threads and perfbot itself */
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		c->bench_workers = nc > 1 ? (int)nc - 1 : 1;
 	}
 	if (!c->github_api_url) {
 		char *u = NULL;
@@ -393,6 +430,8 @@ static int check_and_store(struct loaded *l)
 		return app_error_set(APP_EINVALID, "PERFBOT_AGENT: expected command or managed, got \"%s\"", c->agent);
 	if (c->sandbox && strcmp(c->sandbox, "bwrap"))
 		return app_error_set(APP_EINVALID, "PERFBOT_SANDBOX: expected bwrap, got \"%s\"", c->sandbox);
+	if (c->sandbox_pids > 0 && c->sandbox_pids < 16)
+		return app_error_set(APP_EINVALID, "SANDBOX_PIDS: at least 16 (or 0 for no limit), got %d", c->sandbox_pids);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #define APP_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "app/log.h"
 
@@ -21,14 +22,23 @@ typedef struct app_config {
 	int port;                       /* 3000 */
 	const char *data_dir;           /* "./var" */
 	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default */
-	int workers;                    /* default: number of cores */
+	int workers;                    /* WORKERS: threads for every job but bench and agent
+					 * runs (default: number of cores) */
+	int bench_workers;              /* BENCH_WORKERS: threads for bench and agent runs
+					 * (default: cores - 1, at least 1) */
 	app_log_level log_level;
 	int log_json;                   /* LOG_FORMAT=json, or not a terminal */
 	const char *public_url;
 	const char *agent;              /* "command" | "managed" */
 	const char *agent_command;
 	const char *sandbox;            /* "bwrap" */
+	uint64_t sandbox_memory;        /* bytes, SANDBOX_MEMORY (8 GiB); 0 = no limit */
+	int sandbox_pids;               /* SANDBOX_PIDS (512); 0 = no limit */
+	int sandbox_cpu_s;              /* SANDBOX_CPU_SECONDS (3600); 0 = no limit */
+	uint64_t sandbox_disk;          /* bytes, SANDBOX_DISK (10 GiB); 0 = no limit */
+	uint64_t sandbox_disk_reserve;  /* bytes, SANDBOX_DISK_RESERVE (1 GiB); 0 = none */
 	size_t max_body;                /* bytes, MAX_BODY (default 25 MiB) */
+	size_t max_buffered_bodies;     /* bytes, MAX_BUFFERED_BODIES (default 64 MiB) */
 	int max_connections;            /* MAX_CONNECTIONS */
 	int job_attempts;               /* JOB_ATTEMPTS: tries before a job is failed */
 	int job_lease_s;                /* JOB_LEASE_SECONDS */

@@ -70,7 +70,13 @@ int store_job_add(store *st, int64_t *id_out, const char *kind, const char *payl
 
 int store_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
 {
-	return st->be->job_claim(st, out, owner, lease_ms);
+	return st->be->job_claim(st, out, owner, lease_ms, NULL);
+}
+
+int store_job_claim_filtered(store *st, store_job *out, const char *owner, int64_t lease_ms,
+			     const store_job_filter *filter)
+{
+	return st->be->job_claim(st, out, owner, lease_ms, filter);
 }
 
 int store_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms)

@@ -93,6 +93,17 @@ int store_job_add(store *st, int64_t *id_out, const char *kind, const char *payl
  * lease) for `owner` until now + lease_ms.  APP_ENOTFOUND when none. */
 int store_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms);
 
+/* The kinds a claim may take: only those named, or (exclude) all but those.
+ * Lets separate pools of workers share one queue. */
+typedef struct store_job_filter {
+	const char *const *kinds;  /* NULL-terminated exact kinds; borrowed */
+	int exclude;
+} store_job_filter;
+
+/* store_job_claim limited by filter (NULL: any kind). */
+int store_job_claim_filtered(store *st, store_job *out, const char *owner, int64_t lease_ms,
+			     const store_job_filter *filter);
+
 /* Extends the lease of a running job held by owner. */
 int store_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms);
 

@@ -16,7 +16,8 @@ typedef struct store_backend {
 	int (*delivery_list)(store *st, json_t **out, int limit, const char *event);
 	int (*job_add)(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
 		       int64_t run_at_ms);
-	int (*job_claim)(store *st, store_job *out, const char *owner, int64_t lease_ms);
+	int (*job_claim)(store *st, store_job *out, const char *owner, int64_t lease_ms,
+			 const store_job_filter *filter);
 	int (*job_heartbeat)(store *st, int64_t id, const char *owner, int64_t lease_ms);
 	int (*job_done)(store *st, int64_t id, const char *owner, const char *note);
 	int (*job_fail)(store *st, int64_t id, const char *owner, const char *error, int64_t retry_at_ms);

@@ -27,9 +27,11 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define POOL_SIZE 8
 #define BUSY_TIMEOUT_MS 10000
@@ -739,23 +741,39 @@ static char *col_strdup(sqlite3_stmt *q, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
-static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
+static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms, const store_job_filter *filter)
 {
 	sq_store *s = (sq_store *)st;
+	char *kinds = NULL;
+	memset(out, 0, sizeof(*out));
+	if (filter) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && filter->kinds && filter->kinds[i]; i++)
+			json_array_append_new(a, json_string(filter->kinds[i]));
+		kinds = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (!kinds)
+			return app_error_set(APP_ENOMEM, "out of memory");
+	}
 	sqlite3 *db = wbegin(s);
 	int64_t now = app_wall_ms();
 	sqlite3_stmt *q = NULL;
-	memset(out, 0, sizeof(*out));
+#define KIND_FILTER " AND (?4 IS NULL OR (kind IN (SELECT value FROM json_each(?4))) = ?5)"
 	int error = prepare(db, &q,
 			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
 			    " attempts=attempts+1, updated_ms=?2"
-			    /* two index lookups, never a scan of the queue: a lease that
-			     * expired (its worker died) first, else the oldest due job */
+			    /* two walks of an index in due order: a lease that expired
+			     * (its worker died) first, else the oldest due job; a
+			     * filter skips the jobs of the other pool of workers */
 			    " WHERE id=coalesce("
-			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2 ORDER BY lease_expires_ms LIMIT 1),"
-			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2 ORDER BY run_at_ms, id LIMIT 1))"
+			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2" KIND_FILTER
+			    " ORDER BY lease_expires_ms LIMIT 1),"
+			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2" KIND_FILTER
+			    " ORDER BY run_at_ms, id LIMIT 1))"
 			    " RETURNING id, kind, payload, delivery_id, attempts",
-			    "sii", owner, now, lease_ms);
+			    "siisn", owner, now, lease_ms, kinds, filter && filter->exclude ? 0 : 1);
+#undef KIND_FILTER
+	free(kinds);
 	if (error < 0)
 		goto done;
 	int rc = sqlite3_step(q);
@@ -1291,12 +1309,39 @@ static int make_parent_dirs(const char *path)
 	return app_mkdirs(dir, 0700);
 }
 
+/* The database holds webhook payloads, run tokens and installation data:
+ * readable by perfbot's user only.  The file is made (or tightened) 0600
+ * before SQLite opens it; SQLite gives the -wal and -shm files it creates
+ * the database's mode, and existing ones are tightened too. */
+static int private_files(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return app_error_set(APP_EGENERIC, "store: cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	int error = 0;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0)
+		error = app_error_set(APP_EGENERIC, "store: cannot make %s private: %s", path, strerror(errno));
+	close(fd);
+	static const char *const sfx[] = { "-wal", "-shm", "-journal" };
+	for (size_t i = 0; !error && i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		char p[4200];
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >= sizeof(p))
+			continue;
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+			(void)chmod(p, st.st_mode & 0700);
+	}
+	return error;
+}
+
 int store_sqlite_open(store **out, const char *path)
 {
 	int error;
 	if (!*path)
 		return app_error_set(APP_EINVALID, "DATABASE_URL: empty SQLite path");
 	if ((error = make_parent_dirs(path)) < 0)
+		return error;
+	if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 && (error = private_files(path)) < 0)
 		return error;
 	sq_store *s = calloc(1, sizeof(*s));
 	if (!s)

@@ -1,7 +1,9 @@
 /* Worker pool (see worker.h).  Each worker thread owns its claim loop; the
- * pool's mutex guards only the wake-up condition and the running set used by
- * the heartbeat thread.  Owners are "<host>:<pid>:<n>", so leases held by a
- * process are recognisable in the store. */
+ * pool's mutex guards only the wake-up conditions (one per set of threads)
+ * and the running set used by the heartbeat thread.  Owners are
+ * "<host>:<pid>:<n>", so leases held by a process are recognisable in the
+ * store.  The bench kinds are fixed before start; a bench thread claims only
+ * them, any other thread everything else (store_job_claim_filtered). */
 #include "app/worker.h"
 #include "app/clock.h"
 #include "app/error.h"
@@ -22,12 +24,23 @@ struct handler {
 	int prefix;
 	app_job_handler fn;
 	void *payload;
+	int bench;        /* runs on the bench threads */
+};
+
+enum { SET_GENERAL, SET_BENCH, NSETS };
+
+/* One set of threads: its wake-up condition and pending wake-ups. */
+struct thread_set {
+	pthread_cond_t wake;
+	int wakeups;      /* guarded by lock */
+	int n;            /* threads in the set */
 };
 
 struct worker {
 	app_workers *pool;
 	pthread_t thread;
 	int index;
+	int set;          /* SET_GENERAL or SET_BENCH */
 	char owner[128];
 	int64_t job_id;   /* running job, 0 when idle; guarded by pool->lock */
 };
@@ -38,12 +51,14 @@ struct app_workers {
 	struct handler handlers[MAX_HANDLERS];
 	size_t nhandlers;
 	struct worker *workers;
+	int nworkers;
+	const char *bench_kinds[MAX_HANDLERS + 1]; /* borrowed from handlers */
+	store_job_filter filter[NSETS];            /* NULL kinds: no filter */
 	pthread_t heartbeat;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	struct thread_set sets[NSETS];
 	atomic_int stopping;
 	atomic_int busy;
-	int wakeups;      /* pending wake-ups, guarded by lock */
 	int started;
 	int running;
 };
@@ -63,16 +78,21 @@ int app_workers_new(app_workers **out, store *st, const app_workers_options *opt
 		w->opts.max_attempts = 5;
 	if (w->opts.poll_ms <= 0)
 		w->opts.poll_ms = 500;
+	if (w->opts.bench_threads < 0)
+		w->opts.bench_threads = 0;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->wake, NULL);
+	for (int i = 0; i < NSETS; i++)
+		pthread_cond_init(&w->sets[i].wake, NULL);
 	atomic_init(&w->stopping, 0);
 	atomic_init(&w->busy, 0);
 	*out = w;
 	return 0;
 }
 
-int app_workers_register(app_workers *w, const char *kind, app_job_handler fn, void *payload)
+static int add_handler(app_workers *w, const char *kind, app_job_handler fn, void *payload, int bench)
 {
+	if (w->workers)
+		return app_error_set(APP_EINVALID, "job handlers are registered before the workers start");
 	if (w->nhandlers >= MAX_HANDLERS)
 		return app_error_set(APP_ETOOBIG, "too many job handlers");
 	struct handler *h = &w->handlers[w->nhandlers];
@@ -83,8 +103,22 @@ int app_workers_register(app_workers *w, const char *kind, app_job_handler fn, v
 		return app_error_set(APP_ENOMEM, "out of memory");
 	h->fn = fn;
 	h->payload = payload;
+	h->bench = bench;
 	w->nhandlers++;
 	return 0;
+}
+
+int app_workers_register(app_workers *w, const char *kind, app_job_handler fn, void *payload)
+{
+	return add_handler(w, kind, fn, payload, 0);
+}
+
+int app_workers_register_bench(app_workers *w, const char *kind, app_job_handler fn, void *payload)
+{
+	size_t n = strlen(kind);
+	if (n == 0 || kind[n - 1] == '*')
+		return app_error_set(APP_EINVALID, "bench job kinds are exact, got \"%s\"", kind);
+	return add_handler(w, kind, fn, payload, 1);
 }
 
 static const struct handler *find_handler(const app_workers *w, const char *kind)
@@ -160,7 +194,8 @@ static void *worker_main(void *arg)
 	srand((unsigned)(time(NULL) ^ (wk->index * 7919)));
 	while (!atomic_load(&w->stopping)) {
 		store_job job;
-		int error = store_job_claim(w->store, &job, wk->owner, w->opts.lease_ms);
+		const store_job_filter *f = w->filter[wk->set].kinds ? &w->filter[wk->set] : NULL;
+		int error = store_job_claim_filtered(w->store, &job, wk->owner, w->opts.lease_ms, f);
 		if (error == 0) {
 			pthread_mutex_lock(&w->lock);
 			wk->job_id = job.id;
@@ -176,18 +211,19 @@ static void *worker_main(void *arg)
 		}
 		if (error != APP_ENOTFOUND)
 			app_log(APP_LOG_WARN, "cannot claim a job", "error", app_error_last(), NULL);
+		struct thread_set *set = &w->sets[wk->set];
 		pthread_mutex_lock(&w->lock);
-		if (w->wakeups > 0) {
-			w->wakeups--;
+		if (set->wakeups > 0) {
+			set->wakeups--;
 		} else if (!atomic_load(&w->stopping)) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)(w->opts.poll_ms % 1000) * 1000000;
 			ts.tv_sec += w->opts.poll_ms / 1000 + ts.tv_nsec / 1000000000;
 			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&w->wake, &w->lock, &ts);
-			if (w->wakeups > 0)
-				w->wakeups--;
+			pthread_cond_timedwait(&set->wake, &w->lock, &ts);
+			if (set->wakeups > 0)
+				set->wakeups--;
 		}
 		pthread_mutex_unlock(&w->lock);
 	}
@@ -207,7 +243,7 @@ static void *heartbeat_main(void *arg)
 		if (app_wall_ms() < next)
 			continue;
 		next = app_wall_ms() + period;
-		for (int i = 0; i < w->opts.nthreads; i++) {
+		for (int i = 0; i < w->nworkers; i++) {
 			pthread_mutex_lock(&w->lock);
 			int64_t id = w->workers[i].job_id;
 			pthread_mutex_unlock(&w->lock);
@@ -222,13 +258,28 @@ int app_workers_start(app_workers *w)
 {
 	char host[64] = "localhost";
 	gethostname(host, sizeof(host) - 1);
-	w->workers = calloc((size_t)w->opts.nthreads, sizeof(*w->workers));
+	size_t nbench = 0;
+	for (size_t i = 0; i < w->nhandlers; i++)
+		if (w->handlers[i].bench)
+			w->bench_kinds[nbench++] = w->handlers[i].kind;
+	w->bench_kinds[nbench] = NULL;
+	w->sets[SET_GENERAL].n = w->opts.nthreads;
+	w->sets[SET_BENCH].n = 0;
+	if (nbench > 0 && w->opts.bench_threads > 0) {
+		/* the bench kinds run only on their own threads */
+		w->sets[SET_BENCH].n = w->opts.bench_threads;
+		w->filter[SET_GENERAL] = (store_job_filter){ .kinds = w->bench_kinds, .exclude = 1 };
+		w->filter[SET_BENCH] = (store_job_filter){ .kinds = w->bench_kinds, .exclude = 0 };
+	}
+	w->nworkers = w->sets[SET_GENERAL].n + w->sets[SET_BENCH].n;
+	w->workers = calloc((size_t)w->nworkers, sizeof(*w->workers));
 	if (!w->workers)
 		return app_error_set(APP_ENOMEM, "out of memory");
-	for (int i = 0; i < w->opts.nthreads; i++) {
+	for (int i = 0; i < w->nworkers; i++) {
 		struct worker *wk = &w->workers[i];
 		wk->pool = w;
 		wk->index = i;
+		wk->set = i < w->sets[SET_GENERAL].n ? SET_GENERAL : SET_BENCH;
 		snprintf(wk->owner, sizeof(wk->owner), "%s:%d:%d", host, (int)getpid(), i);
 		if (pthread_create(&wk->thread, NULL, worker_main, wk) != 0) {
 			atomic_store(&w->stopping, 1);
@@ -245,10 +296,16 @@ int app_workers_start(app_workers *w)
 
 void app_workers_wake(app_workers *w)
 {
+	/* one thread of each set looks: the job may belong to either */
 	pthread_mutex_lock(&w->lock);
-	if (w->wakeups < w->opts.nthreads)
-		w->wakeups++;
-	pthread_cond_signal(&w->wake);
+	for (int i = 0; i < NSETS; i++) {
+		struct thread_set *set = &w->sets[i];
+		if (set->n == 0)
+			continue;
+		if (set->wakeups < set->n)
+			set->wakeups++;
+		pthread_cond_signal(&set->wake);
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -268,7 +325,8 @@ void app_workers_stop(app_workers *w, int grace_ms)
 		return;
 	atomic_store(&w->stopping, 1);
 	pthread_mutex_lock(&w->lock);
-	pthread_cond_broadcast(&w->wake);
+	for (int i = 0; i < NSETS; i++)
+		pthread_cond_broadcast(&w->sets[i].wake);
 	pthread_mutex_unlock(&w->lock);
 	int64_t deadline = app_wall_ms() + grace_ms;
 	while (atomic_load(&w->busy) > 0 && app_wall_ms() < deadline) {
@@ -280,7 +338,7 @@ void app_workers_stop(app_workers *w, int grace_ms)
 	w->started = 0;
 	if (atomic_load(&w->busy) > 0) {
 		/* jobs that outlive the grace period are handed back, not lost */
-		for (int i = 0; i < w->opts.nthreads; i++) {
+		for (int i = 0; i < w->nworkers; i++) {
 			pthread_mutex_lock(&w->lock);
 			int64_t id = w->workers[i].job_id;
 			pthread_mutex_unlock(&w->lock);
@@ -305,7 +363,8 @@ void app_workers_free(app_workers *w)
 	if (w->running && atomic_load(&w->busy) == 0) {
 		atomic_store(&w->stopping, 1);
 		pthread_mutex_lock(&w->lock);
-		pthread_cond_broadcast(&w->wake);
+		for (int i = 0; i < NSETS; i++)
+			pthread_cond_broadcast(&w->sets[i].wake);
 		pthread_mutex_unlock(&w->lock);
 		if (w->started)
 			pthread_join(w->heartbeat, NULL);
@@ -320,6 +379,7 @@ void app_workers_free(app_workers *w)
 		free(w->handlers[i].kind);
 	free(w->workers);
 	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->wake);
+	for (int i = 0; i < NSETS; i++)
+		pthread_cond_destroy(&w->sets[i].wake);
 	free(w);
 }

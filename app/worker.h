@@ -1,6 +1,11 @@
-/* The worker pool: WORKERS threads that claim jobs from the store with a
- * lease, run the handler registered for the job's kind, and record the
- * outcome.  A failing job is retried with exponential backoff up to
+/* The worker pool: threads that claim jobs from the store with a lease, run
+ * the handler registered for the job's kind, and record the outcome.  Two
+ * sets of threads share the queue: bench threads (BENCH_WORKERS) run only
+ * the kinds registered with app_workers_register_bench (benchmarks, agent
+ * runs: long and sandbox-heavy), the others (WORKERS) run every other kind
+ * and never one of those, so webhook events, comment commands and pull
+ * request jobs never wait behind a benchmark.  With no bench threads every
+ * kind runs on the others.  A failing job is retried with exponential backoff up to
  * JOB_ATTEMPTS tries, then marked failed with its error.  A job kind with no
  * handler ends "done" with the note "no handler".  A heartbeat thread
  * extends the leases of running jobs, so only a dead process loses them. */
@@ -29,7 +34,9 @@ typedef struct app_job_ctx {
 typedef int (*app_job_handler)(app_job_ctx *ctx, void *payload);
 
 typedef struct app_workers_options {
-	int nthreads;
+	int nthreads;              /* threads for every kind but the bench kinds */
+	int bench_threads;         /* threads for the bench kinds only; 0: none, the
+				    * bench kinds run on the nthreads */
 	int64_t lease_ms;
 	int max_attempts;
 	int poll_ms;               /* idle poll interval (wake-ups make it rarely matter) */
@@ -39,6 +46,8 @@ int app_workers_new(app_workers **out, store *st, const app_workers_options *opt
 /* Registers a handler for a kind (exact), or for every kind starting with
  * the prefix when kind ends in '*'.  Before start only. */
 int app_workers_register(app_workers *w, const char *kind, app_job_handler fn, void *payload);
+/* The same for a kind (exact) whose jobs run on the bench threads only. */
+int app_workers_register_bench(app_workers *w, const char *kind, app_job_handler fn, void *payload);
 int app_workers_start(app_workers *w);
 /* Wakes idle workers: new jobs are queued. Safe from any thread. */
 void app_workers_wake(app_workers *w);

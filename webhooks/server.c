@@ -6,7 +6,14 @@
  * first callback and freed in MHD's completion callback.  Bodies are
  * accumulated into a capped app_buf: a declared Content-Length over the cap
  * is refused before reading; a chunked body that outgrows it is discarded
- * (counted, not stored) and answered 413 when the upload ends. */
+ * (counted, not stored) and answered 413 when the upload ends.
+ *
+ * The bodies of all requests in flight together hold at most max_buffered
+ * bytes: after a route's head checks, a declared body takes its size from
+ * that budget before a byte is read (a body of unknown size takes it as it
+ * comes); a request the budget has no room for is answered 503 with
+ * Retry-After and its body is never stored.  So 1,024 connections cannot
+ * make perfbot hold 1,024 bodies of the largest size. */
 #include "webhooks/server.h"
 #include "app/error.h"
 #include "app/log.h"
@@ -28,6 +35,9 @@
 #define MAX_HEADERS 128
 #define MAX_QUERY 32
 #define DISCARD_FACTOR 4 /* past cap × this, an oversized upload is cut off */
+#define DEFAULT_MAX_BUFFERED ((size_t)64 << 20)
+#define RESERVE_STEP ((size_t)64 << 10) /* a body of unknown size reserves this much at a time */
+#define BUSY_RETRY_AFTER "5"            /* seconds, when the body budget is spent */
 
 struct wh_server {
 	struct MHD_Daemon *daemon;
@@ -39,6 +49,8 @@ struct wh_server {
 	int timeout_s;
 	atomic_int in_flight;
 	int quiesced;
+	size_t max_buffered;        /* bytes of bodies held at once, all requests together */
+	atomic_size_t buffered;     /* bytes reserved by requests in flight */
 };
 
 struct req_ctx {
@@ -46,7 +58,9 @@ struct req_ctx {
 	const wh_route *route;
 	app_buf body;
 	uint64_t received;          /* every body byte, kept or discarded */
+	size_t reserved;            /* bytes of the server's body budget held by this request */
 	int too_large;
+	int over_budget;            /* the budget had no room: discarded, answered 503 */
 	int answered;
 	app_http_header headers[MAX_HEADERS];
 	size_t nheaders;
@@ -78,7 +92,9 @@ int wh_server_new(wh_server **out, const wh_server_options *opts)
 	s->port = opts->port;
 	s->max_connections = opts->max_connections > 0 ? opts->max_connections : 1024;
 	s->timeout_s = opts->connection_timeout_s > 0 ? opts->connection_timeout_s : 30;
+	s->max_buffered = opts->max_buffered > 0 ? opts->max_buffered : DEFAULT_MAX_BUFFERED;
 	atomic_init(&s->in_flight, 0);
+	atomic_init(&s->buffered, 0);
 	*out = s;
 	return 0;
 }
@@ -180,6 +196,27 @@ static void fill_request(app_http_request *req, struct req_ctx *c, const char *m
 	req->peer = c->peer;
 }
 
+/* Takes n more bytes of the server's body budget for c; 0, or -1 (nothing
+ * taken) when the budget has no room. */
+static int budget_take(wh_server *srv, struct req_ctx *c, size_t n)
+{
+	size_t cur = atomic_load(&srv->buffered);
+	do {
+		if (n > srv->max_buffered || cur > srv->max_buffered - n)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&srv->buffered, &cur, cur + n));
+	c->reserved += n;
+	return 0;
+}
+
+/* The answer when the body budget is spent: retry later, never a 2xx. */
+static void answer_busy(app_http_response *resp)
+{
+	app_http_response_header(resp, "Retry-After", BUSY_RETRY_AFTER);
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "busy");
+	app_http_response_error(resp, 503, "busy: too many request bodies in flight; retry later");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
@@ -215,7 +252,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!c->route) {
 			app_http_response_error(&resp, 404, "not found");
 			ret = send_response(conn, c, &resp, method, url);
-		} else if (c->route->head_check) {
+		} else {
 			int64_t cl = -1;
 			const char *cls_h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 			if (cls_h) {
@@ -224,27 +261,49 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				unsigned long long v = strtoull(cls_h, &end, 10);
 				cl = (errno || *end) ? INT64_MAX : (v > INT64_MAX ? INT64_MAX : (int64_t)v);
 			}
-			/* one allocation for an honest declared size; the cap still rules */
-			if (cl > 0 && (uint64_t)cl <= c->route->max_body && cl <= (1 << 20)) {
+			fill_request(&req, c, method, url);
+			int answered = c->route->head_check && c->route->head_check(&req, cl, &resp, c->route->payload);
+			/* after the head's own checks, in their order: a declared
+			 * body takes its room in the budget before a byte of it is
+			 * read, or is refused at once */
+			if (!answered && cl > 0 && (uint64_t)cl <= c->route->max_body && budget_take(srv, c, (size_t)cl) < 0) {
+				answer_busy(&resp);
+				answered = 1;
+			}
+			if (answered) {
+				ret = send_response(conn, c, &resp, method, url);
+			} else if (cl > 0 && (uint64_t)cl <= c->route->max_body && cl <= (1 << 20)) {
+				/* one allocation for an honest declared size; the cap still rules */
 				app_buf_reserve(&c->body, (size_t)cl);
 			}
-			fill_request(&req, c, method, url);
-			if (c->route->head_check(&req, cl, &resp, c->route->payload))
-				ret = send_response(conn, c, &resp, method, url);
 		}
 		app_http_response_dispose(&resp);
 		return ret;
 	}
 
 	if (*upload_data_size > 0) {
-		c->received += *upload_data_size;
-		if (!c->too_large && app_buf_put(&c->body, upload_data, *upload_data_size) < 0) {
+		size_t n = *upload_data_size;
+		c->received += n;
+		if (!c->too_large && !c->over_budget && c->route && c->body.len + n <= c->route->max_body &&
+		    c->body.len + n > c->reserved) {
+			/* a body of undeclared size takes its room as it comes */
+			size_t want = c->body.len + n - c->reserved;
+			want = want < RESERVE_STEP ? RESERVE_STEP : want;
+			if (c->reserved + want > c->route->max_body)
+				want = c->route->max_body - c->reserved;
+			if (budget_take(srv, c, want) < 0) {
+				c->over_budget = 1;
+				app_buf_dispose(&c->body);
+			}
+		}
+		if (!c->too_large && !c->over_budget && app_buf_put(&c->body, upload_data, n) < 0) {
 			c->too_large = 1;
 			app_buf_dispose(&c->body);
 		}
 		*upload_data_size = 0;
 		/* a client that keeps streaming far past the cap is cut off */
-		if (c->too_large && c->route && c->received > (uint64_t)c->route->max_body * DISCARD_FACTOR)
+		if ((c->too_large || c->over_budget) && c->route &&
+		    c->received > (uint64_t)c->route->max_body * DISCARD_FACTOR)
 			return MHD_NO;
 		return MHD_YES;
 	}
@@ -257,6 +316,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req.body_len = 0;
 		if (!c->route->head_check || !c->route->head_check(&req, (int64_t)c->received, &resp, c->route->payload))
 			app_http_response_error(&resp, 413, "request body too large");
+		ret = send_response(conn, c, &resp, method, url);
+	} else if (c->over_budget) {
+		answer_busy(&resp);
 		ret = send_response(conn, c, &resp, method, url);
 	} else {
 		int error = c->route->handler(&req, &resp, c->route->payload);
@@ -281,6 +343,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!c)
 		return;
 	app_buf_dispose(&c->body);
+	atomic_fetch_sub(&srv->buffered, c->reserved);
 	free(c);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);

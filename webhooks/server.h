@@ -30,6 +30,8 @@ typedef struct wh_server_options {
 	int port;                      /* 0: any free port */
 	int max_connections;
 	int connection_timeout_s;
+	size_t max_buffered;           /* bytes of request bodies held at once, all requests
+					* together (0: 64 MiB); past it: 503 with Retry-After */
 } wh_server_options;
 
 int wh_server_new(wh_server **out, const wh_server_options *opts);

@@ -18,6 +18,8 @@
 //   cheat-tests       a wrong bound, and the test that catches it deleted
 //   cheat-asm         a raw client-request instruction sequence (CALLGRIND_ZERO_STATS) in src/
 //   comment           a comment added at the top of $SCRIPTED_AGENT_FILE, submitted as a gain
+//   catastrophic-grep  greps with a backtracking pattern that takes hours on
+//                its line, then keeps calling tools like slow
 // Every tool call is printed as one JSON line {tool, isError, text}.
 import { readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -185,6 +187,16 @@ async function main() {
       const r = await call('exec', { command: `sed -i '1i # faster now' '${file}'` });
       if (r.isError) throw new Error(r.text);
       await call('submit_result', { summary: 'a 50% gain (claimed)' });
+      break;
+    }
+    case 'catastrophic-grep': {
+      await call('write_file', { path: 'long.txt', content: 'a'.repeat(200) + 'x\n' });
+      await call('grep', { pattern: '(.*)(.*)(.*)(.*)(.*)\\5\\4\\3\\2\\1x', path: 'long.txt' });
+      for (;;) {
+        const r = await call('list_files', {});
+        if (r.isError && /run has ended/.test(r.text)) break;
+        await new Promise((res) => setTimeout(res, 500));
+      }
       break;
     }
     case 'slow': {

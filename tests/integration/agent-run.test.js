@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, request, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -25,7 +25,7 @@ const BUDGET_REPO = 'octo-org/opt-budget';
 const RUN_MS = 90000 * SLOW;
 const AGENT = path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs');
 
-let tmp, fake, srv, dataDir, modeFile, bare, baseSha;
+let tmp, shared, fake, srv, dataDir, modeFile, bare, baseSha;
 let nextComment = 1000;
 
 function optrepoFiles(extra = {}) {
@@ -146,7 +146,11 @@ before(async () => {
   tmp = tmpDir('perfbot-agent-run-');
   dataDir = path.join(tmp, 'var');
   fs.mkdirSync(dataDir);
-  modeFile = path.join(tmp, 'mode');
+  // the agent command sees the host read-only but has a /tmp of its own:
+  // what it reads lives outside /tmp, readable by its uid
+  shared = fs.mkdtempSync('/var/tmp/perfbot-agent-run-');
+  fs.chmodSync(shared, 0o755);
+  modeFile = path.join(shared, 'mode');
   setMode('good');
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPath = path.join(tmp, 'app.pem');
@@ -169,7 +173,9 @@ before(async () => {
     dataDir, secret: SECRET,
     env: {
       APP_ID, PRIVATE_KEY_PATH: keyPath, GITHUB_API_URL: fake.url, WORKERS: 3, REDELIVERY_INTERVAL_SECONDS: 0,
-      PERFBOT_AGENT_COMMAND: `SCRIPTED_AGENT_MODE=$(cat '${modeFile}') exec node '${AGENT}'`,
+      // a slow agent also leaves a child behind in a session of its own
+      PERFBOT_AGENT_COMMAND: `export SCRIPTED_AGENT_MODE=$(cat '${modeFile}'); [ "$SCRIPTED_AGENT_MODE" != slow ] || `
+        + `setsid sleep 3000.7 </dev/null >/dev/null 2>&1 & exec node '${AGENT}'`,
     },
   });
 });
@@ -179,6 +185,7 @@ after(async () => {
   const stopped = srv ? await srv.stop() : null;
   if (fake) await fake.close();
   if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  if (shared) fs.rmSync(shared, { recursive: true, force: true });
   if (stopped) {
     assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
     assert.ok(stopped.code === 0 || stopped.signal === 'SIGTERM', `serve exit ${stopped.code} ${stopped.signal}`);
@@ -426,12 +433,76 @@ test('an exhausted budget ends the run with the reason', async () => {
   assert.match(commentsOn(7, BUDGET_REPO).at(-1).body, /tool call budget \(25 calls\) is exhausted/);
 });
 
+// Host processes whose command line is exactly `args` (pid namespaces do not
+// hide them from here).
+function processesRunning(...args) {
+  const want = args.join('\0') + '\0';
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want
+        && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+// The run's MCP configuration file as perfbot wrote it for the agent.
+function mcpConfigFiles(id) {
+  const work = path.join(dataDir, 'work');
+  return fs.readdirSync(work).filter((d) => d.startsWith(`run-${id}-`))
+    .map((d) => path.join(work, d, 'agent', 'mcp.json')).filter((f) => fs.existsSync(f));
+}
+
+test('/perfbot cancel ends a run within seconds while its agent greps with a catastrophic pattern', async () => {
+  const { id } = await optimize('catastrophic-grep', { issue: 21 });
+  await waitFor(() => { const p = agentProcesses(id); return p.length ? p : null; },
+    { timeoutMs: RUN_MS, what: 'the agent to start' });
+  // the search runs (in the sandbox: a grep process of its own)
+  const searching = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((pid) => {
+    try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('\\5\\4\\3\\2\\1x'); } catch { return false; }
+  });
+  await waitFor(() => searching(), { timeoutMs: 15000 * SLOW, what: 'the search to start' }).catch(() => {});
+  await sleep(1000);
+  const n = commentsOn(21).length;
+  const t0 = Date.now();
+  await comment(`/perfbot cancel ${id}`, { issue: 21 });
+  assert.equal(await replyAfter(21, n), `Cancelled perfbot run ${id}.`);
+  const r = await waitFor(async () => {
+    const x = await run(id);
+    return x && x.state === 'cancelled' && x.data.reported ? x : null;
+  }, { timeoutMs: 10000, everyMs: 100, what: `run ${id} to end within 10 s of the cancel` });
+  assert.equal(r.reason, 'cancelled by @mona');
+  await waitFor(() => agentProcesses(id).length === 0 && !searching(),
+    { timeoutMs: Math.max(1000, 10000 - (Date.now() - t0)), what: 'the agent and its search to be gone' });
+  assert.ok(Date.now() - t0 < 10000, `the run ended ${Date.now() - t0} ms after the cancel`);
+  // the repository's run slot is free again
+  const m = commentsOn(22).length;
+  await comment('/perfbot optimize', { issue: 22 });
+  assert.doesNotMatch(await replyAfter(22, m), /already going on/);
+  const next = /Started perfbot run (\d+)/.exec(commentsOn(22)[m].body);
+  if (next) {
+    await comment(`/perfbot cancel ${next[1]}`, { issue: 22 });
+    await ended(Number(next[1]));
+  }
+});
+
 test('/perfbot cancel kills the agent, revokes its token and cancels the run; a second request meanwhile is refused', async () => {
   const { id } = await optimize('slow', { issue: 8 });
   const procs = await waitFor(() => { const p = agentProcesses(id); return p.length ? p : null; },
     { timeoutMs: RUN_MS, what: 'the agent to start' });
   const { token, url } = procs[0];
   assert.match(token, /^[0-9a-f]{64}$/);
+  await waitFor(() => processesRunning('sleep', '3000.7').length === 1, { what: 'the setsid child to start' });
+
+  // the token reaches the agent in a file only its own user reads, never in an argv
+  const [config] = mcpConfigFiles(id);
+  assert.ok(config, 'the run has an MCP configuration file');
+  assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+  assert.deepEqual(JSON.parse(fs.readFileSync(config, 'utf8')), { mcpServers: { perfbot: { type: 'http', url,
+    headers: { Authorization: `Bearer ${token}` } } } });
+  for (const { pid } of agentProcesses(id))
+    assert.ok(!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(token), 'no token in a command line');
 
   // one agent run per repository at a time
   let n = commentsOn(9).length;
@@ -443,7 +514,10 @@ test('/perfbot cancel kills the agent, revokes its token and cancels the run; a 
   await comment(`/perfbot cancel ${id}`, { issue: 8 });
   assert.equal(await replyAfter(8, n), `Cancelled perfbot run ${id}.`);
   await waitFor(() => agentProcesses(id).length === 0, { what: "the agent's processes to be gone" });
+  await waitFor(() => processesRunning('sleep', '3000.7').length === 0,
+    { timeoutMs: 10000 * SLOW, what: 'the setsid child to be killed with the agent' });
   const r = await ended(id);
+  assert.deepEqual(mcpConfigFiles(id), [], 'the MCP configuration file is gone with the run');
   assert.equal(r.state, 'cancelled');
   assert.equal(r.reason, 'cancelled by @mona');
   assert.equal(r.data.cancelled_by, 'mona');

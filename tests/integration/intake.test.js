@@ -537,6 +537,84 @@ describe('body cap', () => {
   });
 });
 
+describe('memory held by bodies in flight', () => {
+  // MAX_BUFFERED_BODIES bounds the bytes of all bodies being received at
+  // once: 1,024 connections must not make perfbot hold 1,024 bodies.
+  let lim;
+  const BUDGET = 100 * 1024;
+  before(async () => {
+    lim = await startServer({ secret: SECRET, env: { MAX_BODY: '64KiB', MAX_BUFFERED_BODIES: '100KiB' } });
+  });
+  after(async () => {
+    if (lim) await lim.stop('SIGKILL');
+  });
+
+  // A delivery whose head and first bytes are sent, the rest held back:
+  // its declared body holds its room in the budget until the socket closes.
+  async function holdBody(length) {
+    const h = webhookHeaders({ event: 'star', body: 'x', secret: SECRET });
+    const sock = net.connect(lim.port, '127.0.0.1');
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    sock.on('error', () => {});
+    sock.write(requestHead('POST', WEBHOOK_PATH, { ...h, 'Content-Length': length }) + '{"action":');
+    await sleep(200);
+    return sock;
+  }
+
+  test('a declared body the budget has no room for is 503 with Retry-After at once, without its body', async () => {
+    const held = await holdBody(60 * 1024);
+    try {
+      const id = deliveryId();
+      const h = webhookHeaders({ event: 'push', body: 'x', secret: SECRET, delivery: id });
+      const r = await rawExchange(lim.port, requestHead('POST', WEBHOOK_PATH, { ...h, 'Content-Length': 60 * 1024 }));
+      assert.equal(r.status, 503, r.head);
+      assert.match(r.head, /\r\nRetry-After: \d+/i);
+      assert.match(r.json?.error ?? '', /retry/i);
+      assert.ok(r.ms < 3000 * SLOW, `answered in ${r.ms} ms without the body`);
+      assert.ok(!(await deliveries(lim.dataDir)).some((d) => d.id === id));
+      // the checks of the head keep their order and answers before it
+      const plain = webhookHeaders({ event: 'push', body: 'x', secret: SECRET, contentType: 'text/plain' });
+      assert.equal((await rawExchange(lim.port, requestHead('POST', WEBHOOK_PATH, { ...plain, 'Content-Length': 60 * 1024 }))).status, 415);
+      const unsigned = webhookHeaders({ event: 'push', body: 'x', secret: SECRET });
+      delete unsigned['X-Hub-Signature-256'];
+      assert.equal((await rawExchange(lim.port, requestHead('POST', WEBHOOK_PATH, { ...unsigned, 'Content-Length': 60 * 1024 }))).status, 401);
+      assert.equal((await rawExchange(lim.port, requestHead('POST', WEBHOOK_PATH, { ...h, 'Content-Length': 65 * 1024 }))).status, 413);
+      // a body that fits what is left is received as usual
+      const ok = await deliver(lim.port, { event: 'star', body: small({ pad: 'p'.repeat(20 * 1024) }), secret: SECRET });
+      assert.equal(ok.status, 202, ok.text);
+      // a chunked body is weighed as it comes: 503, never a 2xx
+      const big = JSON.stringify({ action: 'created', pad: 'p'.repeat(50 * 1024) });
+      const parts = [];
+      for (let i = 0; i < big.length; i += 4096) parts.push(big.slice(i, i + 4096));
+      const chunked = await request(lim.port, { headers: webhookHeaders({ event: 'star', body: big, secret: SECRET }), body: parts });
+      assert.equal(chunked.status, 503, chunked.text);
+      assert.ok(chunked.headers['retry-after']);
+    } finally {
+      held.destroy();
+    }
+    // once the held body is gone its room comes back
+    await waitFor(async () => {
+      const r = await deliver(lim.port, { event: 'star', body: small({ pad: 'p'.repeat(60 * 1024) }), secret: SECRET });
+      return r.status === 202 ? r : null;
+    }, { what: 'a 60 KiB delivery accepted after the held one closed' });
+    assert.ok(BUDGET > 60 * 1024);
+  });
+
+  test('/mcp refuses a request without a valid bearer token from its head, before the body', async () => {
+    const h = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
+    const none = await rawExchange(lim.port, requestHead('POST', '/mcp', { ...h, 'Content-Length': 8 * 1024 * 1024 }));
+    assert.equal(none.status, 401, none.head);
+    assert.match(none.head, /WWW-Authenticate: Bearer/i);
+    assert.ok(none.ms < 3000 * SLOW, `answered in ${none.ms} ms without the body`);
+    const wrong = await rawExchange(lim.port, requestHead('POST', '/mcp', { ...h, Authorization: 'Bearer ' + 'f'.repeat(64),
+      'Content-Length': 8 * 1024 * 1024 }));
+    assert.equal(wrong.status, 401, wrong.head);
+    assert.match(wrong.json?.error?.message ?? '', /not valid/);
+    const health = await request(lim.port, { method: 'GET', path: '/healthz' });
+    assert.equal(health.status, 200);
+  });
+});
+
 describe('operating it', () => {
   test('/healthz and /readyz answer 200; unknown paths 404', async () => {
     const h = await request(srv.port, { method: 'GET', path: '/healthz' });

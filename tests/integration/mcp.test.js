@@ -179,6 +179,31 @@ test('a missing or wrong bearer token gets 401 and no session', async () => {
   assert.equal(res.status, 405);
 });
 
+test('one run holds at most 8 sessions; the ninth initialize gets a clear refusal', async () => {
+  const s = await startServer();
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+    Authorization: 'Bearer ' + s.token };
+  const ids = [];
+  for (let i = 0; i < 8; i++) {
+    const res = await fetch(s.url, { method: 'POST', headers, body: JSON.stringify(init) });
+    assert.equal(res.status, 200);
+    ids.push(res.headers.get('mcp-session-id'));
+  }
+  let res = await fetch(s.url, { method: 'POST', headers, body: JSON.stringify(init) });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('mcp-session-id'), null);
+  const body = await res.json();
+  assert.equal(body.error.code, -32000);
+  assert.match(body.error.message, /Too many sessions for this run: at most 8/);
+  // ending one makes room
+  res = await fetch(s.url, { method: 'DELETE', headers: { ...headers, 'Mcp-Session-Id': ids[0] } });
+  assert.equal(res.status, 200);
+  res = await fetch(s.url, { method: 'POST', headers, body: JSON.stringify(init) });
+  assert.equal(res.status, 200);
+});
+
 async function runScripted(s, mode) {
   const { stdout } = await execFileP('node', [path.join(root, 'tests/agent/scripted-agent.mjs')], {
     env: { ...process.env, PERFBOT_MCP_URL: s.url, PERFBOT_RUN_TOKEN: s.token, SCRIPTED_AGENT_MODE: mode },

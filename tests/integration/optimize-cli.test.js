@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { BIN, ROOT, SLOW, cli, tmpDir, waitFor } from './lib/perfbot.js';
+import { BIN, ROOT, SLOW, cli, waitFor } from './lib/perfbot.js';
 
 const AGENT = `node '${path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs')}'`;
 const RUN_MS = 120000 * SLOW;
@@ -28,7 +28,10 @@ function perfbot(...args) {
 }
 
 before(async () => {
-  tmp = tmpDir('perfbot-optimize-');
+  // outside /tmp and readable by all: the agent command (its own uid under
+  // root, a /tmp of its own) runs the stand-ins it finds here
+  tmp = fs.mkdtempSync('/var/tmp/perfbot-optimize-');
+  fs.chmodSync(tmp, 0o755);
   repo = path.join(tmp, 'repo');
   dataDir = path.join(tmp, 'var');
   fs.cpSync(path.join(ROOT, 'tests', 'data', 'optrepo'), repo, { recursive: true });
@@ -132,15 +135,20 @@ test('the documented Claude Code command line hands Claude a working MCP configu
   fs.writeFileSync(path.join(bin, 'claude'), `#!/usr/bin/env node
 const { Client } = await import('${sdk('client/index.js')}');
 const { StreamableHTTPClientTransport } = await import('${sdk('client/streamableHttp.js')}');
+const { readFileSync } = await import('node:fs');
 const args = process.argv.slice(2);
 const at = (f) => args[args.indexOf(f) + 1];
-const server = JSON.parse(at('--mcp-config')).mcpServers.perfbot;
+// as Claude Code does: a file, or the JSON itself
+const config = at('--mcp-config');
+const server = JSON.parse(config.trim().startsWith('{') ? config : readFileSync(config, 'utf8')).mcpServers.perfbot;
+const token = process.env.PERFBOT_RUN_TOKEN;
 const client = new Client({ name: 'claude-stand-in', version: '1' });
 const transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: server.headers } });
 await client.connect(transport);
 const { tools } = await client.listTools();
 console.log(JSON.stringify({ stand_in: { type: server.type, tools: tools.map((x) => x.name).sort(),
-  prompt_has_rules: at('-p').includes('submit_result'), allowed: at('--allowedTools') } }));
+  prompt_has_rules: at('-p').includes('submit_result'), allowed: at('--allowedTools'),
+  token_in_argv: process.argv.some((a) => a.includes(token)), header_is_token: server.headers.Authorization === \`Bearer \${token}\` } }));
 await transport.terminateSession().catch(() => {});
 await client.close();
 `, { mode: 0o755 });
@@ -157,33 +165,158 @@ await client.close();
   assert.equal(seen.type, 'http');
   assert.equal(seen.allowed, 'mcp__perfbot');
   assert.equal(seen.prompt_has_rules, true);
+  assert.equal(seen.token_in_argv, false, 'the token is not in the command line');
+  assert.equal(seen.header_is_token, true);
   assert.deepEqual(seen.tools, ['compare', 'edit_file', 'exec', 'get_diff', 'get_profile', 'grep', 'list_files',
     'read_file', 'run_benchmarks', 'submit_result', 'write_file']);
 });
 
-test('a killed perfbot takes its agent command with it', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
-  const pidFile = path.join(tmp, 'agent.pid');
-  const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command', `echo $$ > '${pidFile}'; exec sleep 300`],
-    { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-kill'), LOG_LEVEL: 'error' }, stdio: 'ignore' });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const pid = await waitFor(() => {
-    const text = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : '';
-    return /^\d+$/.test(text) ? Number(text) : null;
-  }, { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
-  proc.kill('SIGKILL');
-  await exited;
-  // gone, or a zombie waiting for init to reap it: not running
-  const alive = () => {
+// Host pids of processes whose command line is exactly `args` (the agent's
+// pid namespace does not hide them from here), zombies left out.
+function running(...args) {
+  const want = args.join('\0') + '\0';
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
     try {
-      return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want
+        && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     } catch {
       return false;
     }
-  };
+  }).map(Number);
+}
+
+function killAll(...args) {
+  for (const pid of running(...args)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+test('a killed perfbot takes its agent command with it', async (t) => {
+  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+  const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command',
+    'setsid sleep 300.21 </dev/null >/dev/null 2>&1 & exec sleep 300.22'],
+    { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-kill'), LOG_LEVEL: 'error' }, stdio: 'ignore' });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
   try {
-    await waitFor(() => !alive(), { timeoutMs: 10000 * SLOW, what: 'the agent command to be killed' });
+    await waitFor(() => running('sleep', '300.22').length === 1 && running('sleep', '300.21').length === 1,
+      { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
+    proc.kill('SIGKILL');
+    await exited;
+    await waitFor(() => running('sleep', '300.22').length + running('sleep', '300.21').length === 0,
+      { timeoutMs: 10000 * SLOW, what: 'the agent command and its setsid child to be killed' });
   } finally {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone, as it should be */ }
+    killAll('sleep', '300.21');
+    killAll('sleep', '300.22');
+  }
+});
+
+// What an agent command can reach of perfbot: the .env next to it, the key
+// file, the database, its parent's environment, other runs' directories.
+// Each is readable by the command's uid on the host (0644 files, DATA_DIR
+// 0755), so only the confinement keeps them out.  The command also leaves a
+// `setsid` child behind that must die with the run, and waits until the test
+// has looked at its MCP configuration file.
+test('the agent command cannot read .env, the key, the database or its parent; its setsid child dies with the run',
+  async (t) => {
+    if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+    const cwd = path.join(tmp, 'confined');
+    const data = path.join(cwd, 'var');
+    fs.mkdirSync(data, { recursive: true, mode: 0o755 });
+    fs.chmodSync(cwd, 0o755);
+    fs.chmodSync(data, 0o755);
+    fs.writeFileSync(path.join(cwd, '.env'), 'WEBHOOK_SECRET=dotenv-secret-5e1f\n', { mode: 0o644 });
+    const key = path.join(cwd, 'app.pem');
+    fs.writeFileSync(key, '-----BEGIN RSA PRIVATE KEY-----\nkey-material-77c1\n', { mode: 0o644 });
+    fs.mkdirSync(path.join(data, 'work', 'run-999-other', 'agent'), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(path.join(data, 'work', 'run-999-other', 'agent', 'mcp.json'), 'other-run-token-0b3a',
+      { mode: 0o644 });
+    const go = path.join(cwd, 'go');
+    const script = path.join(cwd, 'agent.sh');
+    fs.writeFileSync(script, `#!/bin/sh
+try() { printf '%s: ' "$1"; cat "$2" 2>&1 | tr '\\n\\0' '  ' | head -c 300; echo; }
+try env '${cwd}/.env'
+try key '${key}'
+try db '${data}/perfbot.db'
+try other '${data}/work/run-999-other/agent/mcp.json'
+try parent /proc/$PPID/environ
+echo "config: $(stat -c %a "$PERFBOT_MCP_CONFIG")"
+setsid sleep 300.31 </dev/null >/dev/null 2>&1 &
+while [ ! -e '${go}' ]; do sleep 0.1; done
+echo done
+`, { mode: 0o755 });
+    // exec: $PPID is then what started the command, not a shell of its own
+    const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command', `exec '${script}'`, '--json'],
+      { cwd, env: { ...process.env, DATA_DIR: data, PRIVATE_KEY_PATH: key, LOG_LEVEL: 'error',
+        WEBHOOK_SECRET_OLD: 'parent-env-3d9a' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    proc.stdout.on('data', (d) => { stdout += d; });
+    proc.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => proc.on('exit', resolve));
+    try {
+      await waitFor(() => running('sleep', '300.31').length === 1, { timeoutMs: RUN_MS, everyMs: 100,
+        what: 'the agent command to start its setsid child' });
+      // while the run is active: its MCP configuration, 0600, the URL and the bearer header
+      const work = path.join(data, 'work');
+      const dir = fs.readdirSync(work).find((d) => /^run-\d+-/.test(d) && d !== 'run-999-other');
+      const config = path.join(work, dir, 'agent', 'mcp.json');
+      assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+      const server = JSON.parse(fs.readFileSync(config, 'utf8')).mcpServers.perfbot;
+      assert.equal(server.type, 'http');
+      assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+      assert.match(server.headers.Authorization, /^Bearer [0-9a-f]{64}$/);
+      fs.writeFileSync(go, '');
+      const code = await exited;
+      assert.equal(code, 1, stderr);
+      const doc = JSON.parse(stdout);
+      assert.equal(doc.status, 'no_improvement', doc.reason);
+      assert.ok(!fs.existsSync(config), 'the MCP configuration file is gone after the run');
+      await waitFor(() => running('sleep', '300.31').length === 0,
+        { timeoutMs: 10000 * SLOW, what: 'the setsid child to be killed when the run ended' });
+
+      const show = JSON.parse((await cli(['runs', 'show', String(doc.run), '--json'],
+        { env: { DATA_DIR: data, LOG_LEVEL: 'error' } })).stdout);
+      const out = show.run.data.agent.output;
+      const line = (name) => (out.split('\n').find((l) => l.startsWith(`${name}: `)) || '').slice(name.length + 2);
+      // what it could read: nothing of perfbot's
+      assert.match(line('env'), /No such file or directory|Permission denied/);
+      assert.doesNotMatch(out, /dotenv-secret-5e1f/);
+      assert.match(line('key'), /No such file or directory|Permission denied/);
+      assert.doesNotMatch(out, /key-material-77c1/);
+      assert.match(line('db'), /No such file or directory|Permission denied/);
+      assert.doesNotMatch(out, /SQLite format/);
+      assert.match(line('other'), /No such file or directory|Permission denied/);
+      assert.doesNotMatch(out, /other-run-token-0b3a/);
+      // its parent is the namespace's init: unreadable, or an empty environment
+      assert.doesNotMatch(out, /parent-env-3d9a|PRIVATE_KEY_PATH=/);
+      assert.match(line('parent'), /^(cat: \/proc\/1\/environ: Permission denied\s*)?$/);
+      assert.equal(line('config'), '600');
+      assert.match(out, /^done$/m);
+    } finally {
+      if (!fs.existsSync(go)) fs.writeFileSync(go, '');
+      proc.kill('SIGKILL');
+      killAll('sleep', '300.31');
+    }
+  });
+
+test('cancelling optimize (SIGINT) kills the agent command and its setsid child', async (t) => {
+  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+  const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command',
+    'setsid sleep 300.41 </dev/null >/dev/null 2>&1 & exec sleep 300.42', '--json'],
+    { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-cancel'), LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  proc.stdout.on('data', (d) => { stdout += d; });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  try {
+    await waitFor(() => running('sleep', '300.42').length === 1 && running('sleep', '300.41').length === 1,
+      { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
+    const t0 = Date.now();
+    proc.kill('SIGINT');
+    await exited;
+    assert.equal(JSON.parse(stdout).status, 'cancelled');
+    await waitFor(() => running('sleep', '300.41').length + running('sleep', '300.42').length === 0,
+      { timeoutMs: 10000 * SLOW, what: 'the agent command and its setsid child to be killed' });
+    assert.ok(Date.now() - t0 < 10000 * SLOW);
+  } finally {
+    proc.kill('SIGKILL');
+    killAll('sleep', '300.41');
+    killAll('sleep', '300.42');
   }
 });

@@ -12,12 +12,15 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/mcp.h"
 #include "agent/run_token.h"
+#include "app/clock.h"
 #include "app/error.h"
 #include "app/http.h"
 
@@ -429,6 +432,205 @@ static void test_register_twice(void **state)
 	assert_string_equal(tok, "");
 }
 
+
+static void test_sessions_per_run(void **state)
+{
+	fixture *fx = *state;
+	char sid[AGENT_TOKEN_LEN + 1];
+	for (int i = 1; i < 8; i++) /* run 1 holds one from the setup */
+		initialize(fx, fx->tok1, sid);
+	app_http_response r;
+	req_spec s = { .token = fx->tok1, .content_type = "application/json", .accept = ACCEPT_BOTH,
+		       .body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+			       "\"2025-06-18\",\"capabilities\":{}}}" };
+	assert_int_equal(send_req(fx, &s, &r), 429);
+	assert_null(resp_header(&r, "Mcp-Session-Id"));
+	json_t *j = resp_json(&r);
+	assert_int_equal(rpc_code(j), -32000);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+			       "Too many sessions for this run: at most 8"));
+	json_decref(j);
+	app_http_response_dispose(&r);
+	assert_int_equal(agent_mcp_session_count(fx->mcp), 8);
+	/* another run is not affected */
+	initialize(fx, fx->tok2, sid);
+	assert_int_equal(agent_mcp_session_count(fx->mcp), 9);
+	/* ending one of run 1's sessions makes room again */
+	req_spec d = { .method = "DELETE", .token = fx->tok1, .session = fx->sid1 };
+	assert_int_equal(send_req(fx, &d, &r), 200);
+	app_http_response_dispose(&r);
+	initialize(fx, fx->tok1, sid);
+}
+
+static void test_batch_caps(void **state)
+{
+	fixture *fx = *state;
+	app_http_response r;
+	/* more messages than a batch may hold: refused before any is run */
+	app_buf b = APP_BUF_INIT(1 << 20);
+	app_buf_puts(&b, "[");
+	for (int i = 0; i < 33; i++)
+		app_buf_printf(&b, "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"tools/list\"}", i ? "," : "", i);
+	app_buf_puts(&b, "]");
+	assert_int_equal(post(fx, app_buf_cstr(&b), &r), 400);
+	json_t *j = resp_json(&r);
+	assert_int_equal(rpc_code(j), -32600);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "at most 32"));
+	json_decref(j);
+	app_http_response_dispose(&r);
+	app_buf_dispose(&b);
+
+	/* once the answer is full, the rest of the batch is not run */
+	agent_mcp *m = NULL;
+	agent_mcp_options o = AGENT_MCP_OPTIONS_INIT;
+	o.max_answer = 1000; /* one tools/list answer is larger */
+	assert_int_equal(agent_mcp_new(&m, &o), 0);
+	char tok[AGENT_TOKEN_LEN + 1], sid[AGENT_TOKEN_LEN + 1];
+	assert_int_equal(agent_mcp_register_run(m, 9, fx->t1, tok), 0);
+	agent_mcp *saved = fx->mcp;
+	fx->mcp = m;
+	initialize(fx, tok, sid);
+	req_spec s = { .token = tok, .session = sid, .content_type = "application/json", .accept = ACCEPT_BOTH,
+		       .body = "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"},"
+			       "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"},"
+			       "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}]" };
+	assert_int_equal(send_req(fx, &s, &r), 200);
+	j = resp_json(&r);
+	assert_int_equal(json_array_size(j), 3);
+	assert_non_null(json_object_get(json_array_get(j, 0), "result"));
+	assert_int_equal(rpc_code(json_array_get(j, 1)), -32000);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 1), "id")), 2);
+	assert_int_equal(rpc_code(json_array_get(j, 2)), -32000);
+	json_decref(j);
+	app_http_response_dispose(&r);
+	fx->mcp = saved;
+	agent_mcp_unregister_run(m, 9);
+	agent_mcp_free(m);
+}
+
+static int head(fixture *fx, const char *token, const char *method, int64_t length, app_http_response *resp)
+{
+	app_http_header h[5];
+	size_t n = 0;
+	char auth[200];
+	if (token) {
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+		h[n++] = (app_http_header){ "Authorization", auth };
+	}
+	h[n++] = (app_http_header){ "Content-Type", "application/json" };
+	h[n++] = (app_http_header){ "Accept", ACCEPT_BOTH };
+	h[n++] = (app_http_header){ "Host", "127.0.0.1:3000" };
+	app_http_request req = { 0 };
+	req.method = method;
+	req.path = "/mcp";
+	req.headers = h;
+	req.nheaders = n;
+	req.peer = "127.0.0.1";
+	app_http_response_init(resp);
+	return agent_mcp_check_head(&req, length, resp, fx->mcp);
+}
+
+static void test_head_check_before_body(void **state)
+{
+	fixture *fx = *state;
+	app_http_response r;
+	/* no token, a wrong one: 401 from the head alone */
+	assert_int_equal(head(fx, NULL, "POST", 8 << 20, &r), 1);
+	assert_int_equal(r.status, 401);
+	assert_non_null(resp_header(&r, "WWW-Authenticate"));
+	app_http_response_dispose(&r);
+	assert_int_equal(head(fx, "0123", "POST", -1, &r), 1);
+	assert_int_equal(r.status, 401);
+	app_http_response_dispose(&r);
+	/* a run's token: the body may come, unless declared too large */
+	assert_int_equal(head(fx, fx->tok1, "POST", 100, &r), 0);
+	app_http_response_dispose(&r);
+	assert_int_equal(head(fx, fx->tok1, "POST", -1, &r), 0);
+	app_http_response_dispose(&r);
+	assert_int_equal(head(fx, fx->tok1, "POST", (8 << 20) + 1, &r), 1);
+	assert_int_equal(r.status, 413);
+	app_http_response_dispose(&r);
+	assert_int_equal(head(fx, fx->tok1, "GET", -1, &r), 1);
+	assert_int_equal(r.status, 405);
+	app_http_response_dispose(&r);
+	/* the references taken for the check are released: unregistering
+	 * does not wait */
+	int64_t start = app_mono_ms();
+	agent_mcp_unregister_run(fx->mcp, 1);
+	assert_true(app_mono_ms() - start < 1000);
+}
+
+/* An exec hook that runs until the tools' stop flag is raised (at most 30 s). */
+static int waiting_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+			agent_exec_result *out)
+{
+	(void)payload;
+	(void)command;
+	(void)timeout_s;
+	(void)cap;
+	for (int i = 0; i < 3000 && !*stop; i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	out->timed_out = 1;
+	out->out = strdup("");
+	out->err = strdup("");
+	return 0;
+}
+
+typedef struct bg_post {
+	fixture *fx;
+	const char *token, *session;
+	int status;
+	json_t *answer;
+} bg_post;
+
+static void *bg_post_main(void *arg)
+{
+	bg_post *b = arg;
+	app_http_response r;
+	req_spec s = { .token = b->token, .session = b->session, .content_type = "application/json",
+		       .accept = ACCEPT_BOTH,
+		       .body = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"exec\","
+			       "\"arguments\":{\"command\":\"sleep 600\"}}}" };
+	b->status = send_req(b->fx, &s, &r);
+	b->answer = resp_json(&r);
+	app_http_response_dispose(&r);
+	return NULL;
+}
+
+static void test_unregister_stops_call_in_flight(void **state)
+{
+	fixture *fx = *state;
+	agent_tools *t = NULL;
+	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
+	o.workspace = fx->ws;
+	o.base_commit = "HEAD";
+	o.hooks.exec = waiting_exec;
+	assert_int_equal(agent_tools_new(&t, &o), 0);
+	char tok[AGENT_TOKEN_LEN + 1], sid[AGENT_TOKEN_LEN + 1];
+	assert_int_equal(agent_mcp_register_run(fx->mcp, 3, t, tok), 0);
+	initialize(fx, tok, sid);
+	bg_post b = { fx, tok, sid, 0, NULL };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_post_main, &b), 0);
+	struct timespec ts = { 0, 300 * 1000000L };
+	nanosleep(&ts, NULL);
+	/* a cancel: the call in flight is stopped, unregistering returns soon */
+	int64_t start = app_mono_ms();
+	assert_int_equal(agent_mcp_unregister_run(fx->mcp, 3), 0);
+	int64_t ms = app_mono_ms() - start;
+	if (ms > 2000)
+		fail_msg("unregistering waited %lld ms for the call in flight", (long long)ms);
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 200);
+	json_t *res = json_object_get(b.answer, "result");
+	assert_true(json_is_true(json_object_get(res, "isError")));
+	json_decref(b.answer);
+	assert_int_equal(agent_tools_ended(t, NULL), 1);
+	agent_tools_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +642,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notifications_batches_and_calls, setup, teardown),
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test_setup_teardown(test_register_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_per_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_check_before_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unregister_stops_call_in_flight, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

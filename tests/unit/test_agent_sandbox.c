@@ -5,7 +5,13 @@
  * holds, the environment is exactly the fixed set, the sandbox dies with
  * perfbot; a measurement of the same tree twice gives identical counts,
  * equal to a direct valgrind run in the same sandbox; a measurement survives
- * a hostile output directory (a FIFO, deep trees, links). */
+ * a hostile output directory (a FIFO, deep trees, links).  HOME is outside
+ * the work tree, no nested user namespace can be made, only world-readable
+ * toolchain files of /etc are visible, an overlapping /etc/subuid range is
+ * refused, DATA_DIR's ancestors are never opened up; the whole-sandbox
+ * limits (memory across ten processes, 10,000 forks, CPU time of two busy
+ * loops, 20 GiB of writes, the host disk's reserve) each end a run quickly
+ * with a clear reason, and no run cgroup is left behind. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,7 +165,7 @@ static void test_environment_is_fixed(void **state)
 	size_t n = 0;
 	for (const char *p = r.out; *p; p++)
 		n += *p == '\n';
-	assert_int_equal(n, 7);
+	assert_int_equal(n, 8);
 	for (int i = 0; agent_sandbox_env[i]; i++) {
 		char line[256];
 		snprintf(line, sizeof(line), "%s\n", agent_sandbox_env[i]);
@@ -307,9 +314,12 @@ static void test_sandbox_dies_with_perfbot(void **state)
 static void test_started_process_dies_with_perfbot(void **state)
 {
 	fixture *f = *state;
-	char fake[256];
-	snprintf(fake, sizeof(fake), "%s/fake-bwrap", f->root);
-	write_file(f->root, "fake-bwrap", "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n");
+	char fake[256], bin[] = "/tmp/perfbot-fakebwrap-XXXXXX";
+	/* the run's uid execs it: not from the 0700 DATA_DIR stand-in */
+	assert_non_null(mkdtemp(bin));
+	assert_int_equal(chmod(bin, 0755), 0);
+	snprintf(fake, sizeof(fake), "%s/fake-bwrap", bin);
+	write_file(bin, "fake-bwrap", "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n");
 	assert_int_equal(chmod(fake, 0755), 0);
 	agent_sandbox *sb = NULL;
 	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
@@ -321,6 +331,8 @@ static void test_started_process_dies_with_perfbot(void **state)
 	snprintf(shell, sizeof(shell), "exec /bin/%s", marker);
 	int n = survivors_of_killed_parent(sb, f->ws, shell, marker);
 	agent_sandbox_free(sb);
+	unlink(fake);
+	rmdir(bin);
 	if (n > 0)
 		fail_msg("the process started for the sandbox outlived its perfbot");
 }
@@ -509,6 +521,434 @@ static void test_measure_hostile_output_dir(void **state)
 	assert_int_equal(stat(f->ws, &st), 0);
 }
 
+/* HOME is an empty, writable directory outside the work tree: nothing the
+ * tree holds (a .valgrindrc) is read as the user's own, caches written to
+ * HOME never land in the tree, and Python writes no bytecode there. */
+static void test_home_outside_workspace(void **state)
+{
+	fixture *f = *state;
+	write_file(f->ws, ".valgrindrc", "--collect-atstart=no\n");
+	write_file(f->ws, "mod.py", "X = 1\n");
+	agent_sandbox_result r;
+	run_shell(f, &r,
+		  "echo \"home=$HOME\"; ls -A \"$HOME\" | wc -l; touch \"$HOME/.cache-test\" && echo writable; "
+		  "python3 -c 'import mod' && ls -A /workspace; echo \"vg=${VALGRIND_OPTS-unset}\"",
+		  30);
+	if (!strstr(r.out, "home=/tmp/home\n0\nwritable\n") || !strstr(r.out, "vg=unset\n") ||
+	    strstr(r.out, "__pycache__") || strstr(r.out, ".cache-test"))
+		fail_msg("HOME or bytecode in the work tree:\n%s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/__pycache__", f->ws);
+	assert_int_not_equal(stat(p, &st), 0);
+}
+
+/* No nested namespaces: the sandbox cannot make a user namespace of its
+ * own (reaching kernel code no filter of ours looks at). */
+static void test_no_nested_user_namespace(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox_result r;
+	run_shell(f, &r, "unshare -U true && echo nested-ok || echo nested-refused", 30);
+	if (!strstr(r.out, "nested-refused"))
+		fail_msg("a user namespace was created inside the sandbox:\n%s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+}
+
+/* The sandbox sees only the world-readable toolchain files of /etc: a file
+ * of perfbot's (readable by its user only) and any file not on the list stay
+ * out, even when the name matches the list. */
+static void test_etc_only_world_readable(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char privname[128], othername[128], pub[160], priv[160], other[160];
+	snprintf(privname, sizeof(privname), "python3-perfbot-test-%d", (int)getpid());
+	snprintf(othername, sizeof(othername), "perfbot-test-%d.conf", (int)getpid());
+	snprintf(priv, sizeof(priv), "/etc/%s", privname);
+	snprintf(other, sizeof(other), "/etc/%s", othername);
+	snprintf(pub, sizeof(pub), "/etc/python3-perfbot-pub-%d", (int)getpid());
+	write_file("/etc", privname, "token=hunter2\n");
+	write_file("/etc", othername, "token=hunter2\n");
+	write_file("/etc", pub + 5, "public\n");
+	assert_int_equal(chmod(priv, 0600), 0);
+	assert_int_equal(chmod(other, 0644), 0);
+	assert_int_equal(chmod(pub, 0644), 0);
+	agent_sandbox *sb = NULL;
+	int rc = agent_sandbox_new(&sb, "bwrap");
+	char ws[] = "/tmp/perfbot-etc-XXXXXX";
+	assert_non_null(mkdtemp(ws));
+	agent_sandbox_result r;
+	memset(&r, 0, sizeof(r));
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd),
+		 "for f in %s %s %s /etc/passwd /etc/ld.so.cache; do test -e $f && echo \"seen $f\"; done; "
+		 "cat %s %s 2>/dev/null; :",
+		 priv, other, pub, priv, other);
+	if (rc == 0) {
+		agent_sandbox_prepare_dir(sb, ws);
+		agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+		c.workspace = ws;
+		c.shell = cmd;
+		rc = agent_sandbox_run(sb, &r, &c);
+	}
+	unlink(priv);
+	unlink(other);
+	unlink(pub);
+	rmdir(ws);
+	agent_sandbox_free(sb);
+	assert_int_equal(rc, 0);
+	char want[400];
+	snprintf(want, sizeof(want), "seen %s\nseen /etc/passwd\nseen /etc/ld.so.cache\n", pub);
+	if (strcmp(r.out, want) != 0)
+		fail_msg("/etc inside the sandbox:\n%s\nwanted:\n%s", r.out, want);
+	agent_sandbox_result_dispose(&r);
+}
+
+/* A range of /etc/subuid or /etc/subgid overlapping the runs' uids is
+ * refused at start with the file and the line named. */
+static void test_subuid_overlap_refused(void **state)
+{
+	fixture *f = *state;
+	if (geteuid() != 0)
+		skip();
+	/* the layout useradd makes: the second user's range covers 200000 */
+	write_file(f->root, "subuid", "alice:100000:65536\nbob:165536:65536\n");
+	write_file(f->root, "subgid", "alice:100000:65536\nbob:165536:65536\n");
+	write_file(f->root, "subgid-ok", "alice:100000:65536\nbob:300000:65536\n");
+	char subuid[256], subgid[256], ok[256];
+	snprintf(subuid, sizeof(subuid), "%s/subuid", f->root);
+	snprintf(subgid, sizeof(subgid), "%s/subgid", f->root);
+	snprintf(ok, sizeof(ok), "%s/subgid-ok", f->root);
+	agent_sandbox *sb = NULL;
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.subuid_path = ok;
+	o.subgid_path = subgid;
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), APP_EINVALID);
+	assert_null(sb);
+	if (!strstr(app_error_last(), "subgid line 2 (bob) gives gids 165536..231071") ||
+	    !strstr(app_error_last(), "200000..204095"))
+		fail_msg("unclear refusal: %s", app_error_last());
+	o.subuid_path = subuid;
+	o.subgid_path = ok;
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "subuid line 2 (bob)"));
+	/* ranges clear of 200000..204095 are fine */
+	o.subuid_path = ok;
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), 0);
+	agent_sandbox_free(sb);
+}
+
+/* Handing a tree to the sandbox changes nothing above it: DATA_DIR (here
+ * the fixture's 0700 root) stays closed to other users, and the run still
+ * reaches its work tree and its output directory. */
+static void test_ancestors_untouched(void **state)
+{
+	fixture *f = *state;
+	char out[256];
+	snprintf(out, sizeof(out), "%s/out", f->root);
+	assert_int_equal(mkdir(out, 0700), 0);
+	assert_int_equal(agent_sandbox_prepare_dir(f->sb, out), 0);
+	agent_sandbox_mount m = { out, "/tmp/out", 1 };
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "echo hi > /workspace/w && echo there > /tmp/out/o && cat /workspace/w /tmp/out/o";
+	c.mounts = &m;
+	c.nmounts = 1;
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(f->sb, &r, &c), 0);
+	if (!agent_sandbox_result_ok(&r) || strcmp(r.out, "hi\nthere\n") != 0)
+		fail_msg("run failed: %s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+	struct stat st;
+	assert_int_equal(stat(f->root, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+}
+
+/* Root without a mount namespace of its own (a container without
+ * CAP_SYS_ADMIN, here: nothing to mount on): the trees are bound by path,
+ * their ancestors made searchable, and runs still work. */
+static void test_trees_by_path_without_mount_namespace(void **state)
+{
+	fixture *f = *state;
+	if (geteuid() != 0)
+		skip();
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.stage_dir = "/nonexistent-perfbot-stage";
+	agent_sandbox *sb = NULL;
+	assert_int_equal(agent_sandbox_bwrap_new(&sb, &o), 0);
+	assert_int_equal(agent_sandbox_prepare_dir(sb, f->ws), 0);
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "echo by-path > /workspace/p && cat /workspace/p";
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(sb, &r, &c), 0);
+	if (!agent_sandbox_result_ok(&r) || strcmp(r.out, "by-path\n") != 0)
+		fail_msg("run failed: %s\n%s", r.out, r.err);
+	agent_sandbox_result_dispose(&r);
+	agent_sandbox_free(sb);
+	struct stat st;
+	assert_int_equal(stat(f->root, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0701);
+	chmod(f->root, 0700);
+}
+
+/* ---- whole-sandbox limits ------------------------------------------------ */
+
+/* A sandbox with small whole-sandbox limits, for the limit tests. */
+static agent_sandbox *small_sandbox(uint64_t memory, int pids, int cpu_s, uint64_t disk, uint64_t reserve)
+{
+	agent_sandbox_bwrap_options o = AGENT_SANDBOX_BWRAP_OPTIONS_INIT;
+	o.memory_bytes = memory;
+	o.pids = pids;
+	o.cpu_s = cpu_s;
+	o.disk_bytes = disk;
+	o.disk_reserve_bytes = reserve;
+	agent_sandbox *sb = NULL;
+	if (agent_sandbox_bwrap_new(&sb, &o) < 0)
+		fail_msg("sandbox: %s", app_error_last());
+	/* as root this machine has cgroups: the limits must hold through one */
+	if (geteuid() == 0 && strncmp(sb->limits_mechanism, "cgroup", 6) != 0)
+		fail_msg("no cgroup holds the whole-sandbox limits: %s", sb->limits_mechanism);
+	return sb;
+}
+
+static void run_in(agent_sandbox *sb, fixture *f, agent_sandbox_result *r, const char *shell, int timeout_s)
+{
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = shell;
+	c.limits.timeout_s = timeout_s;
+	if (agent_sandbox_run(sb, r, &c) != 0)
+		fail_msg("sandbox run failed: %s", app_error_last());
+}
+
+/* The directory run cgroups are made in on the v1 memory hierarchy. */
+static void memory_base(char *dir, size_t cap)
+{
+	FILE *fp = fopen("/proc/self/cgroup", "r");
+	char line[512], own[512] = "";
+	while (fp && fgets(line, sizeof(line), fp)) {
+		char *p = strstr(line, ":memory:");
+		if (p) {
+			snprintf(own, sizeof(own), "%s", p + 8);
+			own[strcspn(own, "\n")] = '\0';
+		}
+	}
+	if (fp)
+		fclose(fp);
+	snprintf(dir, cap, "/sys/fs/cgroup/memory%s/perfbot", strcmp(own, "/") ? own : "");
+}
+
+/* run cgroups of this process left behind (they are removed after each run) */
+static int leftover_cgroups(void)
+{
+	char dir[1024], prefix[32];
+	memory_base(dir, sizeof(dir));
+	snprintf(prefix, sizeof(prefix), "%d-", (int)getpid());
+	DIR *d = opendir(dir);
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The run cgroups of a perfbot that died are removed when the next one
+ * starts; those of a live process are left alone. */
+static void test_stale_cgroups_swept(void **state)
+{
+	(void)state;
+	char base[1024], stale[1100], live[1100];
+	memory_base(base, sizeof(base));
+	struct stat st;
+	if (geteuid() != 0 || stat(base, &st) < 0)
+		skip();
+	/* no process has a pid above the kernel's 2^22 maximum */
+	snprintf(stale, sizeof(stale), "%s/%d-7", base, 99999999);
+	snprintf(live, sizeof(live), "%s/%d-7", base, (int)getppid());
+	assert_int_equal(mkdir(stale, 0755), 0);
+	assert_int_equal(mkdir(live, 0755), 0);
+	agent_sandbox *sb = NULL;
+	int rc = agent_sandbox_new(&sb, "bwrap");
+	agent_sandbox_free(sb);
+	int stale_left = stat(stale, &st) == 0, live_left = stat(live, &st) == 0;
+	rmdir(stale);
+	rmdir(live);
+	assert_int_equal(rc, 0);
+	assert_false(stale_left);
+	assert_true(live_left);
+}
+
+/* 30 GiB across ten processes, each well under its 8 GiB RLIMIT_AS: only
+ * the whole-sandbox limit stops it. */
+static void test_memory_limit_whole_sandbox(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox *sb = small_sandbox(1ULL << 30, 512, 0, 0, 0);
+	agent_sandbox_result r;
+	run_in(sb, f, &r,
+	       "i=0; while [ $i -lt 10 ]; do perl -e '$x = q(x) x (3 << 30); sleep 60' & i=$((i+1)); done; wait; "
+	       "echo finished",
+	       60);
+	assert_int_equal(r.limit, AGENT_SANDBOX_LIMIT_MEMORY);
+	assert_int_equal(r.limit_value, 1ULL << 30);
+	assert_false(r.timed_out);
+	assert_false(agent_sandbox_result_ok(&r));
+	assert_true(r.wall_ms < 20000);
+	char *tail = agent_sandbox_result_tail(&r, 300);
+	if (!strstr(tail, "[the sandbox exceeded its memory limit (1 GiB) and was killed]"))
+		fail_msg("no clear reason: %s", tail);
+	free(tail);
+	agent_sandbox_result_dispose(&r);
+	/* the host is fine and the next run works */
+	run_in(sb, f, &r, "echo alive", 10);
+	assert_string_equal(r.out, "alive\n");
+	agent_sandbox_result_dispose(&r);
+	agent_sandbox_free(sb);
+	if (geteuid() == 0)
+		assert_int_equal(leftover_cgroups(), 0);
+}
+
+/* 10,000 processes: the process limit of the whole sandbox ends the run
+ * at once with that reason (not the timeout). */
+static void test_pids_limit_whole_sandbox(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox *sb = small_sandbox(1ULL << 30, 100, 0, 0, 0);
+	agent_sandbox_result r;
+	run_in(sb, f, &r, "i=0; while [ $i -lt 10000 ]; do sleep 60 & i=$((i+1)); done; wait", 60);
+	assert_int_equal(r.limit, AGENT_SANDBOX_LIMIT_PIDS);
+	assert_int_equal(r.limit_value, 100);
+	assert_false(r.timed_out);
+	assert_true(r.wall_ms < 15000);
+	char *tail = agent_sandbox_result_tail(&r, 300);
+	if (!strstr(tail, "[the sandbox reached its process limit (100 processes) and was killed]"))
+		fail_msg("no clear reason: %s", tail);
+	free(tail);
+	agent_sandbox_result_dispose(&r);
+	run_in(sb, f, &r, "echo alive", 10);
+	assert_string_equal(r.out, "alive\n");
+	agent_sandbox_result_dispose(&r);
+	agent_sandbox_free(sb);
+	if (geteuid() == 0)
+		assert_int_equal(leftover_cgroups(), 0);
+}
+
+/* Two busy loops: the CPU time of the whole tree is bounded, not each
+ * process's. */
+static void test_cpu_limit_whole_sandbox(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox *sb = small_sandbox(1ULL << 30, 512, 2, 0, 0);
+	agent_sandbox_cmd c = AGENT_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = "sh -c 'while :; do :; done' & sh -c 'while :; do :; done' & while :; do :; done";
+	c.limits.timeout_s = 30;
+	c.limits.cpu_s = 0; /* no RLIMIT_CPU: only the whole tree's limit applies */
+	agent_sandbox_result r;
+	assert_int_equal(agent_sandbox_run(sb, &r, &c), 0);
+	assert_int_equal(r.limit, AGENT_SANDBOX_LIMIT_CPU);
+	assert_int_equal(r.limit_value, 2);
+	assert_false(r.timed_out);
+	assert_true(r.wall_ms < 10000);
+	agent_sandbox_result_dispose(&r);
+	agent_sandbox_free(sb);
+}
+
+/* 20 GiB in many files, each under RLIMIT_FSIZE: the disk limit of the
+ * sandbox ends the run soon after 256 MiB, and the files are the
+ * caller's to remove. */
+static void test_disk_limit_whole_sandbox(void **state)
+{
+	fixture *f = *state;
+	agent_sandbox *sb = small_sandbox(1ULL << 30, 512, 0, 256ULL << 20, 0);
+	agent_sandbox_result r;
+	run_in(sb, f, &r,
+	       "mkdir -p fill; i=0; while [ $i -lt 400 ]; do head -c 52428800 /dev/zero > fill/f$i || exit 9; "
+	       "i=$((i+1)); done; echo finished",
+	       120);
+	assert_int_equal(r.limit, AGENT_SANDBOX_LIMIT_DISK);
+	assert_false(r.timed_out);
+	assert_null(strstr(r.out, "finished"));
+	char *tail = agent_sandbox_result_tail(&r, 300);
+	if (!strstr(tail, "[the sandbox exceeded its disk limit (256 MiB written) and was killed]"))
+		fail_msg("no clear reason: %s", tail);
+	free(tail);
+	agent_sandbox_result_dispose(&r);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "du -sm '%s/fill' | cut -f1", f->ws);
+	FILE *p = popen(cmd, "r");
+	int mb = 0;
+	assert_int_equal(fscanf(p, "%d", &mb), 1);
+	pclose(p);
+	/* stopped within a few hundred MiB of the limit, not at 20 GiB */
+	if (mb > 2048)
+		fail_msg("%d MiB written before the sandbox was stopped", mb);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/fill'", f->ws);
+	assert_int_equal(system(cmd), 0);
+	agent_sandbox_free(sb);
+}
+
+/* Whatever the sandbox's own limit, the host disk keeps its reserve. */
+static void test_disk_reserve_kept(void **state)
+{
+	fixture *f = *state;
+	struct statvfs sv;
+	assert_int_equal(statvfs(f->ws, &sv), 0);
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (avail < (1ULL << 30))
+		skip();
+	/* a reserve 200 MiB below what is free now */
+	agent_sandbox *sb = small_sandbox(1ULL << 30, 512, 0, 0, avail - (200ULL << 20));
+	agent_sandbox_result r;
+	run_in(sb, f, &r,
+	       "mkdir -p fill; i=0; while [ $i -lt 100 ]; do head -c 52428800 /dev/zero > fill/f$i || exit 9; "
+	       "i=$((i+1)); done; echo finished",
+	       120);
+	assert_int_equal(r.limit, AGENT_SANDBOX_LIMIT_DISK_FREE);
+	assert_null(strstr(r.out, "finished"));
+	agent_sandbox_result_dispose(&r);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/fill'", f->ws);
+	assert_int_equal(system(cmd), 0);
+	agent_sandbox_free(sb);
+}
+
+/* The reason of each limit, as users read it; the tail keeps it whatever
+ * its size. */
+static void test_limit_reasons(void **state)
+{
+	(void)state;
+	agent_sandbox_result r;
+	memset(&r, 0, sizeof(r));
+	char buf[200];
+	r.limit = AGENT_SANDBOX_LIMIT_MEMORY;
+	r.limit_value = 8ULL << 30;
+	assert_string_equal(agent_sandbox_result_reason(&r, buf, sizeof(buf)),
+			    "the sandbox exceeded its memory limit (8 GiB) and was killed");
+	r.limit = AGENT_SANDBOX_LIMIT_DISK_FREE;
+	r.limit_value = 1ULL << 30;
+	assert_string_equal(agent_sandbox_result_reason(&r, buf, sizeof(buf)),
+			    "the sandbox was killed: the host disk fell below 1 GiB free");
+	r.limit = AGENT_SANDBOX_LIMIT_CPU;
+	r.limit_value = 3600;
+	assert_string_equal(agent_sandbox_result_reason(&r, buf, sizeof(buf)),
+			    "the sandbox exceeded its CPU time limit (3600 s) and was killed");
+	r.err = strdup("0123456789abcdefghij");
+	r.out = strdup("");
+	const char *note = "[the sandbox exceeded its CPU time limit (3600 s) and was killed]";
+	char *tail = agent_sandbox_result_tail(&r, strlen(note) + 1 + 4);
+	assert_string_equal(tail, "ghij\n[the sandbox exceeded its CPU time limit (3600 s) and was killed]");
+	free(tail);
+	assert_false(agent_sandbox_result_ok(&r));
+	agent_sandbox_result_dispose(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +967,19 @@ int main(void)
 		cmocka_unit_test(test_missing_bwrap_fails),
 		cmocka_unit_test(test_measurement_deterministic),
 		cmocka_unit_test(test_measure_hostile_output_dir),
+		cmocka_unit_test(test_home_outside_workspace),
+		cmocka_unit_test(test_no_nested_user_namespace),
+		cmocka_unit_test(test_etc_only_world_readable),
+		cmocka_unit_test(test_subuid_overlap_refused),
+		cmocka_unit_test(test_ancestors_untouched),
+		cmocka_unit_test(test_trees_by_path_without_mount_namespace),
+		cmocka_unit_test(test_stale_cgroups_swept),
+		cmocka_unit_test(test_memory_limit_whole_sandbox),
+		cmocka_unit_test(test_pids_limit_whole_sandbox),
+		cmocka_unit_test(test_cpu_limit_whole_sandbox),
+		cmocka_unit_test(test_disk_limit_whole_sandbox),
+		cmocka_unit_test(test_disk_reserve_kept),
+		cmocka_unit_test(test_limit_reasons),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,10 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/tools.h"
+#include "app/clock.h"
 #include "app/error.h"
 
 typedef struct fixture {
@@ -61,6 +67,67 @@ static char *slurp(const char *dir, const char *rel)
 	return buf;
 }
 
+static void nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static char *read_capped(int fd, size_t cap, int *cut)
+{
+	char *b = calloc(1, cap + 1);
+	lseek(fd, 0, SEEK_SET);
+	ssize_t n = read(fd, b, cap);
+	b[n > 0 ? n : 0] = '\0';
+	char extra;
+	*cut = read(fd, &extra, 1) == 1;
+	return b;
+}
+
+/* The exec hook of the tests: /bin/sh -c in the workspace (payload) on the
+ * host, killed (its process group) on the timeout or when *stop becomes
+ * nonzero, as the sandbox does. */
+static int host_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+		     agent_exec_result *out)
+{
+	char of[] = "/tmp/perfbot-exec-out-XXXXXX", ef[] = "/tmp/perfbot-exec-err-XXXXXX";
+	int ofd = mkstemp(of), efd = mkstemp(ef);
+	assert_true(ofd >= 0 && efd >= 0);
+	unlink(of);
+	unlink(ef);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setpgid(0, 0);
+		if (chdir((const char *)payload) < 0)
+			_exit(127);
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	int64_t start = app_mono_ms();
+	int status = 0;
+	for (;;) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		if (*stop || app_mono_ms() - start > (int64_t)timeout_s * 1000) {
+			out->timed_out = 1;
+			kill(-pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		nap_ms(10);
+	}
+	out->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	out->out = read_capped(ofd, cap, &out->out_cut);
+	out->err = read_capped(efd, cap, &out->err_cut);
+	close(ofd);
+	close(efd);
+	return 0;
+}
+
 static int setup(void **state)
 {
 	fixture *fx = calloc(1, sizeof(*fx));
@@ -81,6 +148,8 @@ static int setup(void **state)
 	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
 	o.workspace = fx->ws;
 	o.base_commit = fx->base;
+	o.hooks.exec = host_exec;
+	o.hooks.payload = fx->ws;
 	if (agent_tools_new(&fx->t, &o) < 0)
 		return -1;
 	*state = fx;
@@ -341,20 +410,23 @@ static void test_budget_tool_calls(void **state)
 	agent_tools_free(t);
 }
 
-static int fake_bench(void *payload, const json_t *names, json_t **out)
+static int fake_bench(void *payload, const json_t *names, const volatile int *stop, json_t **out)
 {
 	(void)payload;
 	(void)names;
+	(void)stop;
 	*out = json_pack("{s:s,s:s,s:[{s:s,s:i,s:i,s:f}]}", "measurement", "m1", "metric", "cycles", "benchmarks", "name",
 			 "hot", "base", 1000, "head", 800, "change_pct", -20.0);
 	return 0;
 }
 
-static int fake_exec(void *payload, const char *command, int timeout_s, size_t cap, agent_exec_result *out)
+static int fake_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+		     agent_exec_result *out)
 {
 	(void)payload;
 	(void)timeout_s;
 	(void)cap;
+	(void)stop;
 	out->exit_code = 3;
 	out->out = strdup(command);
 	out->out_cut = 1;
@@ -389,8 +461,148 @@ static void test_budget_benchmarks_and_hooks(void **state)
 	agent_tools_free(t);
 
 	/* without hooks the tools say so */
-	expect_error(fx->t, "exec", "{\"command\": \"true\"}", "exec is not available");
-	expect_error(fx->t, "compare", "{\"base\": \"baseline\", \"head\": 2}", "compare is not available");
+	o.hooks.run_benchmarks = NULL;
+	o.hooks.exec = NULL;
+	o.max_benchmark_runs = 0;
+	assert_int_equal(agent_tools_new(&t, &o), 0);
+	expect_error(t, "exec", "{\"command\": \"true\"}", "exec is not available");
+	expect_error(t, "grep", "{\"pattern\": \"x\"}", "grep is not available");
+	expect_error(t, "compare", "{\"base\": \"baseline\", \"head\": 2}", "compare is not available");
+	agent_tools_free(t);
+}
+
+/* ---- bounds: nothing an agent asks for runs unbounded ------------------- */
+
+typedef struct bg_call {
+	agent_tools *t;
+	const char *name;
+	const char *args;
+	json_t *res;
+	int64_t ms; /* how long the call took */
+} bg_call;
+
+static void *bg_main(void *arg)
+{
+	bg_call *c = arg;
+	json_t *args = json_loads(c->args, 0, NULL);
+	int64_t start = app_mono_ms();
+	agent_tool_call(c->t, c->name, args, &c->res);
+	c->ms = app_mono_ms() - start;
+	json_decref(args);
+	return NULL;
+}
+
+static void test_grep_catastrophic_pattern_is_stopped(void **state)
+{
+	fixture *fx = *state;
+	/* seconds to hours in a backtracking regexec: the search runs through
+	 * the exec hook (the sandbox), and ending the run stops it */
+	char line[128];
+	memset(line, 'a', 40);
+	line[40] = 'x'; /* GNU grep's own engine then backtracks too (more than 10 s) */
+	line[41] = '\n';
+	line[42] = '\0';
+	put(fx->ws, "long.txt", line);
+	bg_call c = { fx->t, "grep", "{\"pattern\": \"(.*)(.*)(.*)(.*)(.*)\\\\5\\\\4\\\\3\\\\2\\\\1x\", \"path\": \"long.txt\"}",
+		      NULL, 0 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_main, &c), 0);
+	nap_ms(500);
+	int64_t t0 = app_mono_ms();
+	agent_tools_end(fx->t, "cancelled");
+	pthread_join(th, NULL);
+	int64_t after_end = app_mono_ms() - t0;
+	assert_non_null(c.res);
+	if (after_end > 2000)
+		fail_msg("grep went on for %lld ms after the run ended", (long long)after_end);
+	assert_true(is_error(c.res));
+	assert_non_null(strstr(text_of(c.res), "stopped"));
+	json_decref(c.res);
+}
+
+static void test_end_stops_exec_in_flight(void **state)
+{
+	fixture *fx = *state;
+	bg_call c = { fx->t, "exec", "{\"command\": \"sleep 30\"}", NULL, 0 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_main, &c), 0);
+	nap_ms(300);
+	agent_tools_end(fx->t, "cancelled");
+	pthread_join(th, NULL);
+	assert_true(c.ms < 3000);
+	assert_non_null(strstr(text_of(c.res), "the command was killed: the run has ended"));
+	json_decref(c.res);
+}
+
+/* A measurement that runs until it is stopped, as agent_bench_measure with
+ * the sandbox's cancel flag does. */
+static int endless_bench(void *payload, const json_t *names, const volatile int *stop, json_t **out)
+{
+	(void)payload;
+	(void)names;
+	for (int i = 0; i < 3000 && !*stop; i++)
+		nap_ms(10);
+	*out = json_pack("{s:s,s:s,s:[]}", "measurement", "m1", "metric", "cycles", "benchmarks");
+	return 0;
+}
+
+static void test_wall_budget_stops_call_in_flight(void **state)
+{
+	fixture *fx = *state;
+	agent_tools *t = NULL;
+	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
+	o.workspace = fx->ws;
+	o.base_commit = fx->base;
+	o.hooks.run_benchmarks = endless_bench;
+	o.max_wall_ms = 600;
+	assert_int_equal(agent_tools_new(&t, &o), 0);
+	int64_t start = app_mono_ms();
+	json_t *r = call(t, "run_benchmarks", "{}");
+	int64_t ms = app_mono_ms() - start;
+	if (ms > 2500)
+		fail_msg("run_benchmarks went on for %lld ms with a 600 ms wall budget", (long long)ms);
+	assert_true(is_error(r));
+	assert_non_null(strstr(text_of(r), "the run has ended"));
+	json_decref(r);
+	char *why = NULL;
+	assert_int_equal(agent_tools_ended(t, &why), 1);
+	assert_non_null(strstr(why, "wall time budget"));
+	free(why);
+	agent_tools_free(t);
+
+	/* a context freed before its budget is over does not wait for it */
+	o.max_wall_ms = 3600 * 1000;
+	assert_int_equal(agent_tools_new(&t, &o), 0);
+	start = app_mono_ms();
+	agent_tools_free(t);
+	assert_true(app_mono_ms() - start < 1000);
+}
+
+static void test_diff_weighs_files_before_reading(void **state)
+{
+	fixture *fx = *state;
+	/* a new text file larger than the diff's cap is refused by its size,
+	 * named, before it is formatted */
+	sh("cd %s && yes 'some text' | head -c 33554432 > big.txt", fx->ws);
+	int64_t start = app_mono_ms();
+	expect_error(fx->t, "get_diff", "{}", "big.txt alone has 33554432 bytes");
+	expect_error(fx->t, "submit_result", "{\"summary\": \"x\"}", "big.txt alone has");
+	assert_true(app_mono_ms() - start < 3000);
+	assert_int_equal(agent_tools_ended(fx->t, NULL), 0);
+	/* a huge new binary file is left out, as every new binary file is,
+	 * without being read */
+	sh("cd %s && rm big.txt && truncate -s 1G huge.bin", fx->ws);
+	json_decref(call(fx->t, "write_file", "{\"path\": \"small.c\", \"content\": \"int x;\\n\"}"));
+	start = app_mono_ms();
+	json_t *r = call(fx->t, "get_diff", "{}");
+	assert_false(is_error(r));
+	assert_non_null(strstr(text_of(r), "b/small.c"));
+	assert_null(strstr(text_of(r), "huge.bin"));
+	json_decref(r);
+	assert_true(app_mono_ms() - start < 3000);
+	/* a tracked file that grows past the cap is refused by its size too */
+	sh("cd %s && rm huge.bin && yes 'more text' | head -c 16777216 >> words.txt", fx->ws);
+	expect_error(fx->t, "get_diff", "{}", "words.txt alone has");
 }
 
 static void test_submit_ends_run(void **state)
@@ -443,6 +655,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_budget_benchmarks_and_hooks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submit_ends_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_tool_and_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grep_catastrophic_pattern_is_stopped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_stops_exec_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wall_budget_stops_call_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_diff_weighs_files_before_reading, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

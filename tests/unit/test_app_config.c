@@ -114,6 +114,8 @@ static void test_defaults(void **state)
 	assert_string_equal(c->github_api_url, "https://api.github.com");
 	assert_int_equal(c->max_body, 25u << 20);
 	assert_true(c->workers >= 1);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	assert_int_equal(c->bench_workers, cores > 1 ? cores - 1 : 1);
 	assert_null(c->webhook_secret);
 	app_config_free(c);
 }
@@ -169,6 +171,53 @@ static void test_bad_values_name_variable(void **state)
 	char *argv3[] = { "--log-format", "xml", NULL };
 	assert_int_equal(app_config_load(&c, tmpdir, 2, argv3, NULL), APP_EINVALID);
 	assert_non_null(strstr(app_error_last(), "LOG_FORMAT"));
+
+	setenv("BENCH_WORKERS", "0", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), APP_EINVALID);
+	assert_non_null(strstr(app_error_last(), "BENCH_WORKERS"));
+	setenv("BENCH_WORKERS", "3", 1);
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_int_equal(c->bench_workers, 3);
+	app_config_free(c);
+	unsetenv("BENCH_WORKERS");
+}
+
+/* The whole-sandbox limits: defaults, sizes in any unit, 0 for none, and
+ * errors that name the variable. */
+static void test_sandbox_limits(void **state)
+{
+	(void)state;
+	write_dotenv("SANDBOX_DISK=512MiB\n");
+	app_config *c = NULL;
+	assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_int_equal(c->sandbox_memory, 8ULL << 30);
+	assert_int_equal(c->sandbox_pids, 512);
+	assert_int_equal(c->sandbox_cpu_s, 3600);
+	assert_int_equal(c->sandbox_disk, 512ULL << 20);
+	assert_int_equal(c->sandbox_disk_reserve, 1ULL << 30);
+	app_config_free(c);
+
+	char *argv[] = { "--sandbox-memory", "2GiB", "--sandbox-pids", "0", "--sandbox-cpu-seconds", "60",
+			 "--sandbox-disk", "0", NULL };
+	assert_int_equal(app_config_load(&c, tmpdir, 8, argv, NULL), 0);
+	assert_int_equal(c->sandbox_memory, 2ULL << 30);
+	assert_int_equal(c->sandbox_pids, 0);
+	assert_int_equal(c->sandbox_cpu_s, 60);
+	assert_int_equal(c->sandbox_disk, 0);
+	app_config_free(c);
+
+	static const char *const bad[][2] = {
+		{ "SANDBOX_MEMORY", "lots" }, { "SANDBOX_MEMORY", "1MiB" }, { "SANDBOX_PIDS", "-1" },
+		{ "SANDBOX_PIDS", "3" },      { "SANDBOX_DISK", "10 GiB" }, { "SANDBOX_CPU_SECONDS", "1h" },
+		{ "SANDBOX_DISK_RESERVE", "x" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv(bad[i][0], bad[i][1], 1);
+		assert_int_equal(app_config_load(&c, tmpdir, 0, NULL, NULL), APP_EINVALID);
+		if (!strstr(app_error_last(), bad[i][0]))
+			fail_msg("%s=%s: %s", bad[i][0], bad[i][1], app_error_last());
+		unsetenv(bad[i][0]);
+	}
 }
 
 static void test_buf_cap(void **state)
@@ -240,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bad_values_name_variable),
+		cmocka_unit_test(test_sandbox_limits),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_error_context_wraps_previous),
 	};

@@ -1,6 +1,7 @@
 /* Unit tests: the SQLite store (deliveries, duplicate detection, job leases,
  * retries, release, dedupe keys, runs and their documents) and the worker
- * pool (handlers, "no handler", retry then failure). */
+ * pool (handlers, "no handler", retry then failure, bench kinds on their
+ * own threads). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +364,97 @@ static void test_workers(void **state)
 	json_decref(jobs);
 }
 
+/* A claim filtered by kind takes only its pool's jobs, oldest first. */
+static void test_claim_filter(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_job_add(f->st, NULL, "bench.run", "{}", NULL, 0), 0);
+	assert_int_equal(store_job_add(f->st, NULL, "event.push", "{}", NULL, 0), 0);
+	assert_int_equal(store_job_add(f->st, NULL, "agent.run", "{}", NULL, 0), 0);
+	const char *const heavy[] = { "bench.run", "agent.run", NULL };
+	store_job_filter others = { .kinds = heavy, .exclude = 1 }, bench = { .kinds = heavy, .exclude = 0 };
+	store_job j;
+	assert_int_equal(store_job_claim_filtered(f->st, &j, "w1", 60000, &others), 0);
+	assert_string_equal(j.kind, "event.push");
+	store_job_dispose(&j);
+	assert_int_equal(store_job_claim_filtered(f->st, &j, "w1", 60000, &others), APP_ENOTFOUND);
+	assert_int_equal(store_job_claim_filtered(f->st, &j, "w2", 60000, &bench), 0);
+	assert_string_equal(j.kind, "bench.run");
+	store_job_dispose(&j);
+	assert_int_equal(store_job_claim_filtered(f->st, &j, "w2", 60000, &bench), 0);
+	assert_string_equal(j.kind, "agent.run");
+	store_job_dispose(&j);
+	assert_int_equal(store_job_claim_filtered(f->st, &j, "w2", 60000, &bench), APP_ENOTFOUND);
+}
+
+static atomic_int bench_running, bench_release, quick_done;
+
+static int handler_bench(app_job_ctx *ctx, void *payload)
+{
+	(void)ctx;
+	(void)payload;
+	atomic_fetch_add(&bench_running, 1);
+	while (!atomic_load(&bench_release))
+		usleep(5 * 1000);
+	return 0;
+}
+
+static int handler_quick(app_job_ctx *ctx, void *payload)
+{
+	(void)ctx;
+	(void)payload;
+	atomic_fetch_add(&quick_done, 1);
+	return 0;
+}
+
+/* Every bench thread is busy with a long benchmark and more benchmarks wait:
+ * a comment command and a PR job queued after them still run at once, on a
+ * thread that never takes a benchmark. */
+static void test_bench_threads_apart(void **state)
+{
+	struct fixture *f = *state;
+	app_workers *w = NULL;
+	app_workers_options o = { .nthreads = 1, .bench_threads = 1, .lease_ms = 5000, .max_attempts = 3,
+				  .poll_ms = 20 };
+	assert_int_equal(app_workers_new(&w, f->st, &o), 0);
+	assert_int_equal(app_workers_register_bench(w, "bench.run", handler_bench, NULL), 0);
+	assert_int_equal(app_workers_register_bench(w, "agent.*", handler_bench, NULL), APP_EINVALID);
+	assert_int_equal(app_workers_register(w, "event.issue_comment", handler_quick, NULL), 0);
+	assert_int_equal(app_workers_register(w, "pr.open", handler_quick, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_job_add(f->st, NULL, "bench.run", "{}", NULL, 0), 0);
+	assert_int_equal(app_workers_start(w), 0);
+	for (int i = 0; i < 200 && atomic_load(&bench_running) == 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(atomic_load(&bench_running), 1);
+	int64_t t0 = now_ms();
+	assert_int_equal(store_job_add(f->st, NULL, "event.issue_comment", "{}", NULL, 0), 0);
+	assert_int_equal(store_job_add(f->st, NULL, "pr.open", "{}", NULL, 0), 0);
+	app_workers_wake(w);
+	while (atomic_load(&quick_done) < 2 && now_ms() - t0 < 5000)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&quick_done), 2);
+	assert_true(now_ms() - t0 < 1000);
+	/* the general thread never picked up a waiting benchmark */
+	usleep(100 * 1000);
+	assert_int_equal(atomic_load(&bench_running), 1);
+	assert_int_equal(app_workers_busy(w), 1);
+	atomic_store(&bench_release, 1);
+	json_t *counts = NULL;
+	for (int i = 0; i < 200; i++) {
+		json_decref(counts);
+		assert_int_equal(store_job_counts(f->st, &counts), 0);
+		if (json_integer_value(json_object_get(counts, "done")) == 5)
+			break;
+		usleep(20 * 1000);
+	}
+	assert_int_equal(json_integer_value(json_object_get(counts, "done")), 5);
+	json_decref(counts);
+	assert_int_equal(atomic_load(&bench_running), 3);
+	app_workers_stop(w, 1000);
+	app_workers_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +463,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dedupe_and_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_threads_apart, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("app_store", tests, NULL, NULL);
 }
