@@ -24,6 +24,7 @@ check_cmd setarch util-linux
 check_cmd curl curl
 check_cmd node nodejs
 check_cmd sqlite3 sqlite3
+check_cmd python3 python3
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""

@@ -349,6 +349,7 @@ typedef struct run {
 	agent_checkout_source src;
 	char repo_path[PATH_MAX];      /* the git repository holding sha */
 	agent_repo_config *cfg;
+	app_diff_policy *policy;       /* of cfg, for the agent's write tools */
 	char *workspace, *fresh, *rundir;
 	char cg[PATH_MAX], agent_dir[PATH_MAX], task[PATH_MAX];
 	json_t *baseline;
@@ -576,7 +577,10 @@ static int run_agent(run *r)
 		return error;
 	int max_minutes = r->cfg->optimize_max_minutes, max_runs = r->cfg->optimize_max_benchmark_runs;
 	int max_calls = max_runs * AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN;
+	if ((error = agent_repo_config_diff_policy(&r->policy, r->cfg)) < 0)
+		return error;
 	agent_tools_options to = AGENT_TOOLS_OPTIONS_INIT;
+	to.policy = r->policy;
 	to.workspace = r->workspace;
 	to.repo_path = r->repo_path;
 	to.base_commit = r->sha;
@@ -696,21 +700,31 @@ static int verify(run *r)
 		set_outcome(r, "no_improvement", "the agent submitted no change");
 		return 0;
 	}
+	/* the base goes through the same steps as the candidate, in a clean
+	 * tree of its own: the agent's workspace has seen the agent's work */
+	char *base = NULL, sha2[41];
+	int error = agent_checkout_worktree(&base, sha2, &r->src, r->sha);
+	if (error < 0)
+		return error;
 	agent_verify_options vo = AGENT_VERIFY_OPTIONS_INIT;
 	vo.sandbox = r->svc->sandbox;
 	vo.config = r->cfg;
 	vo.repo_path = r->repo_path;
 	vo.fresh_dir = r->fresh;
+	vo.base_dir = base;
 	vo.scratch_dir = r->cg;
-	vo.baseline = r->baseline;
 	vo.diff = r->diff;
 	vo.diff_len = strlen(r->diff);
 	vo.summary = r->summary;
 	vo.budgets = r->budgets;
 	vo.cancel = &r->cancel;
-	int error = agent_verify(&r->verified, &vo);
+	error = agent_verify(&r->verified, &vo);
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", app_error_last());
+	agent_worktree_remove(r->svc->cfg->data_dir, base);
+	free(base);
 	if (error < 0)
-		return error;
+		return app_error_set(error, "%s", msg);
 	const char *st = jstr(r->verified, "status"), *why = jstr(r->verified, "reason");
 	set_outcome(r, st ? st : "failed", "%s", why ? why : "verification gave no verdict");
 	const json_t *m = json_object_get(r->verified, "measurement");
@@ -1113,6 +1127,7 @@ static void run_dispose(run *r)
 	free(r->fresh);
 	free(r->rundir);
 	agent_tools_free(r->tools);
+	free(r->policy);
 	agent_run_hooks_free(r->hooks);
 	agent_repo_config_free(r->cfg);
 	json_decref(r->baseline);

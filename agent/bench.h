@@ -13,6 +13,8 @@
  *                     (the 50 functions of highest inclusive cost; cost
  *                      objects hold instructions, estimated_cycles,
  *                      l1_misses, ll_misses)
+ *    "whole_process": {"instructions", "estimated_cycles", "l1_misses",
+ *                      "ll_misses"}    (region mode with opts->whole_process)
  *    "error": "...", "output_tail": "...",                          (failures)
  *    "wall_ms", "toolchain": {"valgrind", "cc"}}
  *
@@ -50,12 +52,15 @@ typedef struct agent_bench_options {
 	const char *const *only;        /* names to measure (NULL = all) ... */
 	size_t nonly;                   /* ... and their count */
 	int skip_build;                 /* the tree was built already */
+	int whole_process;              /* region-mode benchmarks also get a "whole_process" count
+					 * (cachegrind: the whole process and its children, which no
+					 * client request steers) */
 	agent_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's,
 					 * and cpu_s raised to at least that timeout */
 	const volatile int *cancel;     /* optional */
 } agent_bench_options;
 
-#define AGENT_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, AGENT_SANDBOX_LIMITS_INIT, NULL }
+#define AGENT_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, 0, AGENT_SANDBOX_LIMITS_INIT, NULL }
 
 /* Builds (cfg->build, once) and measures each benchmark in the work tree.
  * A failing build marks every benchmark failed with the build's output tail;

@@ -726,9 +726,21 @@ json_t *agent_cg_function_json(const agent_cg_function *f)
 
 /* ---- running under callgrind ----------------------------------------- */
 
+/* --command-line-only=yes first: valgrind reads no option file and no
+ * $VALGRIND_OPTS, in this process or in any traced child (valgrind passes
+ * its own options on to them). */
 static const char *const cg_fixed_args[] = {
-	"setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64",
-	"--LL=8388608,16,64", "--trace-children=yes", "--callgrind-out-file=/tmp/cg/out.%p", NULL,
+	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=callgrind", "--cache-sim=yes",
+	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
+	"--callgrind-out-file=/tmp/cg/out.%p", NULL,
+};
+
+/* cachegrind knows nothing of callgrind's client requests: it counts the
+ * whole process whatever the harness or the code asks for. */
+static const char *const whole_fixed_args[] = {
+	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=cachegrind", "--cache-sim=yes",
+	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
+	"--cachegrind-out-file=/tmp/cg/out.%p", NULL,
 };
 
 /* A command made only of plain words runs directly (no shell process in the
@@ -759,7 +771,7 @@ void agent_cg_argv_free(char **argv)
 	free(argv);
 }
 
-int agent_cg_build_argv(char ***out, const char *command, int region)
+static int build_argv(char ***out, const char *const *fixed, const char *command, int region)
 {
 	*out = NULL;
 	if (!command || !*command)
@@ -769,8 +781,8 @@ int agent_cg_build_argv(char ***out, const char *command, int region)
 	if (!v)
 		return app_error_set(APP_ENOMEM, "out of memory");
 	size_t n = 0;
-	for (size_t i = 0; cg_fixed_args[i]; i++)
-		v[n++] = strdup(cg_fixed_args[i]);
+	for (size_t i = 0; fixed[i]; i++)
+		v[n++] = strdup(fixed[i]);
 	if (region)
 		v[n++] = strdup("--instr-atstart=no");
 	if (plain_words(command)) {
@@ -797,6 +809,16 @@ int agent_cg_build_argv(char ***out, const char *command, int region)
 	}
 	*out = v;
 	return 0;
+}
+
+int agent_cg_build_argv(char ***out, const char *command, int region)
+{
+	return build_argv(out, cg_fixed_args, command, region);
+}
+
+int agent_cg_build_argv_whole(char ***out, const char *command)
+{
+	return build_argv(out, whole_fixed_args, command, 0);
 }
 
 /* Reads the regular file name of dirfd into b.  The directory is the
@@ -844,13 +866,50 @@ static int read_file_capped(app_buf *b, int dirfd, const char *name)
 	return error;
 }
 
+/* A cachegrind output file: only its totals (the "events:" and "summary:"
+ * lines) are added into p.  Names there are never compressed, and a name
+ * such as "(below main)" would read as a compressed one: the function lines
+ * are not parsed. */
+static int parse_cachegrind(agent_cg_profile *p, const char *text, size_t len)
+{
+	parse_state st;
+	memset(&st, 0, sizeof(st));
+	int have_events = 0, lineno = 0;
+	for (size_t pos = 0; pos < len;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		char line[1024];
+		lineno++;
+		if (l < sizeof(line) && (!strncmp(text + pos, "events:", 7) || !strncmp(text + pos, "summary:", 8))) {
+			memcpy(line, text + pos, l);
+			line[l] = '\0';
+			int error;
+			if (line[0] == 'e') {
+				if ((error = parse_events(&st, line + 7, lineno)) < 0)
+					return error;
+				have_events = 1;
+			} else if (have_events) {
+				agent_cg_costs c;
+				if ((error = parse_counts(&c, &st, line + 8, lineno)) < 0)
+					return error;
+				add_costs(&p->totals, &c);
+				p->nfiles++;
+				return 0;
+			}
+		}
+		pos += l + (nl ? 1 : 0);
+	}
+	return app_error_set(APP_EINVALID, "cachegrind output without \"events:\" and \"summary:\" lines");
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Parses every out.* file of dir (in name order) into p. */
-static int parse_dir(agent_cg_profile *p, const char *dir)
+/* Parses every out.* file of dir (in name order) into p; cachegrind's
+ * files when whole. */
+static int parse_dir(agent_cg_profile *p, const char *dir, int whole)
 {
 	int error = 0;
 	char *names[MAX_OUTPUT_FILES];
@@ -888,7 +947,8 @@ static int parse_dir(agent_cg_profile *p, const char *dir)
 		app_buf_reset(&b);
 		if ((error = read_file_capped(&b, dfd, names[i])) < 0)
 			break;
-		if ((error = agent_cg_parse(p, b.ptr ? b.ptr : "", b.len)) < 0) {
+		if ((error = whole ? parse_cachegrind(p, b.ptr ? b.ptr : "", b.len)
+				   : agent_cg_parse(p, b.ptr ? b.ptr : "", b.len)) < 0) {
 			char msg[512];
 			snprintf(msg, sizeof(msg), "%s", app_error_last());
 			error = app_error_set(error, "%s: %s", names[i], msg);
@@ -975,7 +1035,8 @@ int agent_cg_measure(agent_cg_profile *profile, agent_sandbox_result *result, ag
 	memset(result, 0, sizeof(*result));
 	if (!run->scratch_dir || !run->workspace)
 		return app_error_set(APP_EINVALID, "measurement needs a workspace and a scratch directory");
-	if ((error = agent_cg_build_argv(&argv, run->command, run->region)) < 0)
+	if ((error = run->whole_process ? agent_cg_build_argv_whole(&argv, run->command)
+					: agent_cg_build_argv(&argv, run->command, run->region)) < 0)
 		return error;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/cg-XXXXXX", run->scratch_dir) >= sizeof(dir)) {
 		error = app_error_set(APP_EINVALID, "scratch path too long");
@@ -989,12 +1050,19 @@ int agent_cg_measure(agent_cg_profile *profile, agent_sandbox_result *result, ag
 	if ((error = agent_sandbox_prepare_dir(sb, dir)) < 0)
 		goto done;
 
-	agent_sandbox_mount m = { dir, "/tmp/cg", 1 };
+	/* --command-line-only=yes already keeps valgrind from reading it; an
+	 * empty read-only file in its place also keeps older valgrinds and
+	 * anything else that reads it from seeing it */
+	agent_sandbox_mount m[2] = { { dir, "/tmp/cg", 1 }, { "/dev/null", AGENT_SANDBOX_WORKSPACE "/.valgrindrc", 0 } };
+	char rc[4096];
+	struct stat rst;
+	int hide = (size_t)snprintf(rc, sizeof(rc), "%s/.valgrindrc", run->workspace) < sizeof(rc) &&
+		   lstat(rc, &rst) == 0 && S_ISREG(rst.st_mode);
 	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
 	cmd.workspace = run->workspace;
 	cmd.argv = (const char *const *)argv;
-	cmd.mounts = &m;
-	cmd.nmounts = 1;
+	cmd.mounts = m;
+	cmd.nmounts = hide ? 2 : 1;
 	cmd.limits = run->limits;
 	cmd.cancel = run->cancel;
 	if ((error = agent_sandbox_run(sb, result, &cmd)) < 0)
@@ -1020,7 +1088,7 @@ int agent_cg_measure(agent_cg_profile *profile, agent_sandbox_result *result, ag
 		error = app_error_set(APP_EGENERIC, "exited with status %d", result->exit_code);
 		goto done;
 	}
-	error = parse_dir(profile, dir);
+	error = parse_dir(profile, dir, run->whole_process);
 
 done:
 	if (made_dir)

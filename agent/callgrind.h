@@ -85,21 +85,30 @@ typedef struct agent_cg_run {
 	const char *workspace;   /* host work tree (mounted at /workspace) */
 	const char *command;     /* shell command of the benchmark */
 	int region;              /* 1: --instr-atstart=no (the harness marks the region) */
+	int whole_process;       /* 1: cachegrind instead, which no client request steers: the
+				  * whole process and its children (totals only, no calls) */
 	const char *scratch_dir; /* host directory for the per-run output dir (removed after) */
 	agent_sandbox_limits limits;
 	const volatile int *cancel;
 } agent_cg_run;
 
-#define AGENT_CG_RUN_INIT { NULL, NULL, 0, NULL, AGENT_SANDBOX_LIMITS_INIT, NULL }
+#define AGENT_CG_RUN_INIT { NULL, NULL, 0, 0, NULL, AGENT_SANDBOX_LIMITS_INIT, NULL }
 
 /* The exact argv used inside the sandbox for `command` (owned array of
  * owned strings, NULL-terminated; free with agent_cg_argv_free).  The output
- * files go to /tmp/cg/out.%p. */
+ * files go to /tmp/cg/out.%p.  valgrind takes its options from this command
+ * line only (--command-line-only=yes, passed on to traced children): never
+ * from ~/.valgrindrc, ./.valgrindrc or $VALGRIND_OPTS, which the measured
+ * code could write. */
 int agent_cg_build_argv(char ***out, const char *command, int region);
+
+/* The same for the whole-process count (cachegrind, see whole_process). */
+int agent_cg_build_argv_whole(char ***out, const char *command);
 void agent_cg_argv_free(char **argv);
 
 /* Runs the benchmark under callgrind in sb and parses every output file into
- * *profile (initialised here; dispose it).  *result gets the sandbox result
+ * *profile (initialised here; dispose it).  A regular file
+ * /workspace/.valgrindrc is hidden behind an empty read-only file.  *result gets the sandbox result
  * (dispose it).  Returns 0 when the command ran and exited 0 and at least one
  * output file was read; APP_EGENERIC with a message naming the exit status,
  * APP_ETIMEOUT on timeout, or the sandbox's error otherwise. */

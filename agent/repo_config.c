@@ -21,6 +21,7 @@
 
 #define MAX_BENCHMARKS 200
 #define MAX_BRANCHES 100
+#define MAX_GLOBS 200
 #define MAX_NAME 100
 #define MAX_COMMAND 4096
 #define MAX_TIMEOUT_S (6 * 3600)
@@ -351,7 +352,23 @@ static int string_list(char ***out, size_t *nout, const yaml_node_t *v, walker *
 	return 0;
 }
 
-static const char *const optimize_keys[] = { "on", "max_minutes", "max_benchmark_runs", NULL };
+static const char *const optimize_keys[] = { "on", "max_minutes", "max_benchmark_runs", "protected", "paths", NULL };
+
+/* optimize.protected / optimize.paths: globs of relative paths. */
+static int glob_list(char ***out, size_t *nout, const yaml_node_t *v, walker *w, const char *key)
+{
+	int error = string_list(out, nout, v, w, key, MAX_GLOBS);
+	if (error < 0)
+		return error;
+	for (size_t i = 0; i < *nout; i++) {
+		const char *g = (*out)[i];
+		if (!g || !*g)
+			return fail(v, "%s: expected globs of paths like src/** or \"*.pb.c\", got an empty one", key);
+		if (strstr(g, "..") || g[0] == '/')
+			return fail(v, "%s: expected globs of paths inside the repository, got \"%.60s\"", key, g);
+	}
+	return 0;
+}
 
 static int optimize_pair(walker *w, const yaml_node_t *k, const yaml_node_t *v, void *payload)
 {
@@ -377,6 +394,10 @@ static int optimize_pair(walker *w, const yaml_node_t *k, const yaml_node_t *v, 
 		free(list);
 		return error;
 	}
+	if (strcmp(key, "protected") == 0)
+		return glob_list(&cfg->optimize_protected, &cfg->noptimize_protected, v, w, "optimize.protected");
+	if (strcmp(key, "paths") == 0)
+		return glob_list(&cfg->optimize_paths, &cfg->noptimize_paths, v, w, "optimize.paths");
 	if (strcmp(key, "max_minutes") == 0)
 		return expect_int(&cfg->optimize_max_minutes, v, "optimize.max_minutes", 1, 24 * 60);
 	return expect_int(&cfg->optimize_max_benchmark_runs, v, "optimize.max_benchmark_runs", 1, 10000);
@@ -438,6 +459,12 @@ void agent_repo_config_free(agent_repo_config *cfg)
 	for (size_t i = 0; i < cfg->nbranches; i++)
 		free(cfg->branches[i]);
 	free(cfg->branches);
+	for (size_t i = 0; i < cfg->noptimize_protected; i++)
+		free(cfg->optimize_protected[i]);
+	free(cfg->optimize_protected);
+	for (size_t i = 0; i < cfg->noptimize_paths; i++)
+		free(cfg->optimize_paths[i]);
+	free(cfg->optimize_paths);
 	free(cfg);
 }
 
@@ -535,6 +562,33 @@ done:
 		return error;
 	}
 	*out = cfg;
+	return 0;
+}
+
+int agent_repo_config_diff_policy(app_diff_policy **out, const agent_repo_config *cfg)
+{
+	*out = NULL;
+	size_t n = cfg->nbenchmarks + 2;
+	app_diff_policy *p = calloc(1, sizeof(*p) + n * sizeof(char *));
+	if (!p)
+		return app_error_set(APP_ENOMEM, "out of memory");
+	const char **cmds = (const char **)(p + 1);
+	for (size_t i = 0; i < cfg->nbenchmarks; i++)
+		cmds[i] = cfg->benchmarks[i].command;
+	size_t k = cfg->nbenchmarks;
+	if (cfg->build)
+		cmds[k++] = cfg->build;
+	if (cfg->test)
+		cmds[k++] = cfg->test;
+	p->bench_commands = cmds;
+	p->nbench_commands = cfg->nbenchmarks;
+	p->commands = cmds + cfg->nbenchmarks;
+	p->ncommands = k - cfg->nbenchmarks;
+	p->protected_globs = (const char *const *)cfg->optimize_protected;
+	p->nprotected = cfg->noptimize_protected;
+	p->allowed_globs = (const char *const *)cfg->optimize_paths;
+	p->nallowed = cfg->noptimize_paths;
+	*out = p;
 	return 0;
 }
 

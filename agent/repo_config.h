@@ -7,11 +7,14 @@
  * Unknown keys are errors with a "did you mean" suggestion.  Defaults:
  * threshold 3%, metric cycles, mode process, timeout 600 s, optimize.on
  * [comment], max_minutes 30, max_benchmark_runs 40, branches empty (= the
- * repository's default branch). */
+ * repository's default branch), optimize.protected and optimize.paths empty
+ * (globs; see app/diff_policy.h). */
 #ifndef AGENT_REPO_CONFIG_H
 #define AGENT_REPO_CONFIG_H
 
 #include <stddef.h>
+
+#include "app/diff_policy.h"
 
 /* Where perfbot looks for the file inside a repository. */
 #define AGENT_REPO_CONFIG_PATH ".github/perfbot.yml"
@@ -44,12 +47,22 @@ typedef struct agent_repo_config {
 	int optimize_on_push;                /* optimize.on contains push */
 	int optimize_max_minutes;            /* 30 */
 	int optimize_max_benchmark_runs;     /* 40 */
+	char **optimize_protected;           /* owned globs a change may not touch (beyond the built-in ones) */
+	size_t noptimize_protected;
+	char **optimize_paths;               /* owned globs a change must stay within; 0 = anywhere not protected */
+	size_t noptimize_paths;
 } agent_repo_config;
 
 /* Parses the YAML text (len bytes, need not be NUL-terminated).  *out is
  * owned by the caller (agent_repo_config_free).  APP_EINVALID with the
  * line/column message on any problem; APP_ETOOBIG past AGENT_REPO_CONFIG_MAX. */
 int agent_repo_config_parse(agent_repo_config **out, const char *text, size_t len);
+
+/* The diff policy of the configuration (app/diff_policy.h): its benchmark,
+ * build and test commands and the optimize.protected / optimize.paths
+ * globs.  *out is one allocation owned by the caller (free()); its strings
+ * are borrowed from cfg, which must outlive it. */
+int agent_repo_config_diff_policy(app_diff_policy **out, const agent_repo_config *cfg);
 
 /* The configuration of a benchmark by name, borrowed; NULL when unknown. */
 const agent_benchmark_config *agent_repo_config_benchmark(const agent_repo_config *cfg, const char *name);

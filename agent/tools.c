@@ -46,6 +46,7 @@ struct agent_tools {
 	char *repo_path; /* NULL: the workspace is a repository */
 	char *base_commit;
 	agent_tool_hooks hooks;
+	const app_diff_policy *policy; /* borrowed; NULL: the built-in rules only */
 	int64_t started_ms;
 	int64_t max_wall_ms;
 	int max_tool_calls;
@@ -333,6 +334,18 @@ done:
 	return res;
 }
 
+/* A failed result when the diff policy protects the file abs (inside root):
+ * verification would refuse the change, so the agent learns it now.  NULL
+ * when the file may be changed. */
+static json_t *refuse_protected(const agent_tools *t, const char *abs, const char *root)
+{
+	size_t rl = strlen(root);
+	const char *rel = strncmp(abs, root, rl) == 0 && abs[rl] == '/' ? abs + rl + 1 : abs;
+	if (app_diff_policy_check_path(t->policy, rel) == 0)
+		return NULL;
+	return result_errorf("%s; perfbot's verification would refuse the whole change", app_error_last());
+}
+
 static json_t *tool_write_file(agent_tools *t, const json_t *args)
 {
 	json_t *err = NULL, *res = NULL;
@@ -358,6 +371,8 @@ static json_t *tool_write_file(agent_tools *t, const json_t *args)
 		res = result_errorf("write_file needs a file path");
 		goto done;
 	}
+	if ((res = refuse_protected(t, abs, root)) != NULL)
+		goto done;
 	if (make_parents(abs, strlen(root)) < 0 || write_whole(abs, json_string_value(c), len) < 0) {
 		res = result_last_error("cannot write the file");
 		goto done;
@@ -389,7 +404,7 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 {
 	json_t *err = NULL, *res = NULL;
 	const char *path;
-	char *abs = NULL, *data = NULL;
+	char *abs = NULL, *data = NULL, *root = NULL;
 	size_t len = 0;
 	json_t *jo = json_object_get(args, "old_string"), *jn = json_object_get(args, "new_string");
 	json_t *jall = json_object_get(args, "replace_all");
@@ -405,7 +420,17 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	size_t on = json_string_length(jo), nn = json_string_length(jn);
 	if (on == 0)
 		return result_errorf("old_string must not be empty; use write_file to create a file");
-	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0 || read_whole(abs, t->file_cap, &data, &len) < 0) {
+	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0) {
+		res = result_last_error("cannot edit the file");
+		goto done;
+	}
+	if (!(root = realpath(t->workspace, NULL))) {
+		res = result_errorf("the workspace is not accessible");
+		goto done;
+	}
+	if ((res = refuse_protected(t, abs, root)) != NULL)
+		goto done;
+	if (read_whole(abs, t->file_cap, &data, &len) < 0) {
 		res = result_last_error("cannot edit the file");
 		goto done;
 	}
@@ -450,6 +475,7 @@ done:
 	app_buf_dispose(&b);
 	free(abs);
 	free(data);
+	free(root);
 	return res;
 }
 
@@ -1028,6 +1054,7 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	t->base_commit = strdup(opts->base_commit);
 	t->repo_path = opts->repo_path ? strdup(opts->repo_path) : NULL;
 	t->hooks = opts->hooks;
+	t->policy = opts->policy;
 	t->started_ms = app_mono_ms();
 	t->max_wall_ms = opts->max_wall_ms;
 	t->max_tool_calls = opts->max_tool_calls;

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app/diff_policy.h"
+
 typedef struct agent_tools agent_tools;
 
 /* What a command run in the sandbox gave back. Strings owned by the struct. */
@@ -83,9 +85,11 @@ typedef struct agent_tools_options {
 	int exec_timeout_s;        /* default and ceiling of exec's timeout_s (default 600) */
 	size_t output_cap;         /* bytes of each text answer (default 64 KiB) */
 	size_t file_cap;           /* largest file read or written (default 4 MiB) */
+	const app_diff_policy *policy; /* borrowed, must outlive the context: write_file and
+					* edit_file refuse protected paths; NULL: the built-in rules */
 } agent_tools_options;
 
-#define AGENT_TOOLS_OPTIONS_INIT { NULL, NULL, NULL, { NULL, NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, 600, 65536, 4u << 20 }
+#define AGENT_TOOLS_OPTIONS_INIT { NULL, NULL, NULL, { NULL, NULL, NULL, NULL, NULL, NULL }, 0, 0, 0, 600, 65536, 4u << 20, NULL }
 
 /* Creates a context; strings in opts are copied, hooks.payload is borrowed
  * and must outlive the context. */

@@ -1,15 +1,22 @@
-/* Verification of a submitted diff on a clean work tree (see verify.h).
+/* Verification of a submitted diff on clean work trees (see verify.h).
  *
  * Invariants: the diff is checked before anything is written; every command
- * of the repository runs in the sandbox; the verdict depends only on
- * perfbot's own measurement of the verified tree against the baseline.
+ * of the repository runs in the sandbox, each step its own run; the base and
+ * the candidate trees go through the same steps, so only the code differs;
+ * the verdict depends only on perfbot's own measurements of the two trees.
  * Threading: blocking, no shared state. */
 #include "agent/verify.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/bench.h"
 #include "agent/tools.h"
@@ -49,35 +56,7 @@ static int bad_path(const char *p, const char **why)
 	return 0;
 }
 
-/* Words of valgrind's client requests: code that asks the measuring tool to
- * count less (CALLGRIND_ZERO_STATS, a region moved) or behaves otherwise
- * under it (RUNNING_ON_VALGRIND).  A diff may not add or remove them: it
- * would change what is measured, not how fast the code is. */
-static const char *const MEASUREMENT_WORDS[] = { "CALLGRIND_", "RUNNING_ON_VALGRIND", "VALGRIND_", "valgrind.h",
-						 "callgrind.h", NULL };
-
-/* The first changed line (+ or -, not a file header) that holds one of
- * MEASUREMENT_WORDS: its number in the diff and the word, or 0. */
-static size_t measurement_line(const char *diff, size_t len, const char **word_out)
-{
-	size_t lineno = 0;
-	for (const char *s = diff, *end = diff + len; s < end;) {
-		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
-		lineno++;
-		int changed = n > 0 && (s[0] == '+' || s[0] == '-') && !(n >= 4 && (!strncmp(s, "+++ ", 4) || !strncmp(s, "--- ", 4)));
-		for (size_t w = 0; changed && MEASUREMENT_WORDS[w]; w++) {
-			if (memmem(s, n, MEASUREMENT_WORDS[w], strlen(MEASUREMENT_WORDS[w]))) {
-				*word_out = MEASUREMENT_WORDS[w];
-				return lineno;
-			}
-		}
-		s += n + 1;
-	}
-	return 0;
-}
-
-int agent_diff_check(const char *diff, size_t len, size_t max_bytes)
+int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const app_diff_policy *policy)
 {
 	git_diff *d = NULL;
 	int error = 0;
@@ -115,6 +94,9 @@ int agent_diff_check(const char *diff, size_t len, size_t max_bytes)
 			error = app_error_set(APP_EINVALID, "refused: %s %s", path, why);
 			goto done;
 		}
+		if ((dl->old_file.path && (error = app_diff_policy_check_path(policy, dl->old_file.path)) < 0) ||
+		    (dl->new_file.path && (error = app_diff_policy_check_path(policy, dl->new_file.path)) < 0))
+			goto done;
 	}
 	/* what the parser may not flag */
 	if (memmem(diff, len, "\nGIT binary patch", 17) || memmem(diff, len, "\nBinary files ", 14) ||
@@ -122,18 +104,153 @@ int agent_diff_check(const char *diff, size_t len, size_t max_bytes)
 		error = app_error_set(APP_EINVALID, "refused: the diff changes a binary file");
 		goto done;
 	}
-	const char *word = NULL;
-	size_t line = measurement_line(diff, len, &word);
-	if (line)
-		error = app_error_set(APP_EINVALID,
-				      "refused: line %zu of the diff changes a valgrind client request (%s): that changes "
-				      "what is measured, not how fast the code is",
-				      line, word);
+	error = app_diff_policy_check_lines(diff, len);
 done:
 	git_diff_free(d);
 	git_libgit2_shutdown();
 	return error;
 }
+
+/* ---- client requests in what was built ----------------------------------- */
+
+/* valgrind's special-instruction preambles: every client request (and
+ * RUNNING_ON_VALGRIND) starts with one of them, whatever the source said. */
+static const unsigned char PREAMBLE_X86_64[16] = { 0x48, 0xc1, 0xc7, 0x03, 0x48, 0xc1, 0xc7, 0x0d,
+						   0x48, 0xc1, 0xc7, 0x3d, 0x48, 0xc1, 0xc7, 0x33 };
+static const unsigned char PREAMBLE_ARM64[16] = { 0x8c, 0x0d, 0xcc, 0x93, 0x8c, 0x35, 0xcc, 0x93,
+						  0x8c, 0xcd, 0xcc, 0x93, 0x8c, 0xf5, 0xcc, 0x93 };
+#define SCAN_CHUNK (1u << 20)
+#define SCAN_MAX_DEPTH 64
+#define SCAN_MAX_FILES 200000
+
+typedef struct scan_state {
+	json_t *found;      /* {"path": count} */
+	uint64_t bytes, max_bytes;
+	size_t files;
+	unsigned char *buf; /* SCAN_CHUNK + 15 */
+} scan_state;
+
+static size_t count_in(const unsigned char *p, size_t n, const unsigned char pat[16])
+{
+	size_t c = 0;
+	for (const unsigned char *s = p, *end = p + n; (size_t)(end - s) >= 16;) {
+		const unsigned char *m = memmem(s, (size_t)(end - s), pat, 16);
+		if (!m)
+			break;
+		c++;
+		s = m + 16;
+	}
+	return c;
+}
+
+/* Counts the preambles of one regular file (opened without following a
+ * link, never blocking on a FIFO). */
+static int scan_file(scan_state *st, int dirfd, const char *name, const char *rel)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	if ((uint64_t)sb.st_size > st->max_bytes - st->bytes) {
+		close(fd);
+		return app_error_set(APP_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
+				     (unsigned long long)st->max_bytes, rel);
+	}
+	size_t carry = 0, count = 0;
+	int error = 0;
+	for (;;) {
+		ssize_t n = read(fd, st->buf + carry, SCAN_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		st->bytes += (uint64_t)n;
+		if (st->bytes > st->max_bytes) {
+			error = app_error_set(APP_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
+					      (unsigned long long)st->max_bytes, rel);
+			break;
+		}
+		size_t have = carry + (size_t)n;
+		count += count_in(st->buf, have, PREAMBLE_X86_64) + count_in(st->buf, have, PREAMBLE_ARM64);
+		/* the last 15 bytes start the next window: a preamble across two
+		 * reads is counted there; one counted here cannot fit in them */
+		carry = have < 15 ? have : 15;
+		memmove(st->buf, st->buf + have - carry, carry);
+	}
+	close(fd);
+	if (error == 0 && count > 0)
+		json_object_set_new(st->found, rel, json_integer((json_int_t)count));
+	return error;
+}
+
+static int scan_dir(scan_state *st, int dfd, const char *rel, int depth)
+{
+	if (depth > SCAN_MAX_DEPTH) {
+		close(dfd);
+		return app_error_set(APP_ETOOBIG, "the built tree is nested more than %d folders deep (at %s)",
+				     SCAN_MAX_DEPTH, rel);
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return app_error_set(APP_EGENERIC, "cannot read %s: %s", *rel ? rel : ".", strerror(errno));
+	}
+	int error = 0;
+	struct dirent *e;
+	while (error == 0 && (e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (++st->files > SCAN_MAX_FILES) {
+			error = app_error_set(APP_ETOOBIG, "the built tree holds more than %d files", SCAN_MAX_FILES);
+			break;
+		}
+		char sub[4096];
+		if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", e->d_name) >= sizeof(sub))
+			continue;
+		struct stat sb;
+		if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			int sfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sfd >= 0)
+				error = scan_dir(st, sfd, sub, depth + 1);
+		} else if (S_ISREG(sb.st_mode)) {
+			error = scan_file(st, dirfd(d), e->d_name, sub);
+		}
+	}
+	closedir(d);
+	return error;
+}
+
+int agent_verify_scan_requests(json_t **out, const char *dir, uint64_t max_bytes)
+{
+	*out = NULL;
+	scan_state st = { json_object(), 0, max_bytes ? max_bytes : AGENT_VERIFY_SCAN_MAX, 0, malloc(SCAN_CHUNK + 16) };
+	int error = 0;
+	if (!st.found || !st.buf) {
+		error = app_error_set(APP_ENOMEM, "out of memory");
+		goto done;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		error = app_error_set(APP_EGENERIC, "cannot read %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	if ((error = scan_dir(&st, dfd, "", 0)) < 0)
+		goto done;
+	*out = st.found;
+	st.found = NULL;
+done:
+	json_decref(st.found);
+	free(st.buf);
+	return error;
+}
+
+/* ---- the steps --------------------------------------------------------------- */
 
 static void tail_into(app_buf *log, const agent_sandbox_result *r)
 {
@@ -144,15 +261,18 @@ static void tail_into(app_buf *log, const agent_sandbox_result *r)
 	}
 }
 
-/* Runs one configured command (build or test) in the fresh tree. */
-static int run_step(int *ok, app_buf *log, const agent_verify_options *o, const char *what, const char *command)
+/* Runs one configured command (build or test) in dir, its own sandbox run. */
+static int run_step(int *ok, app_buf *log, const agent_verify_options *o, const char *dir, const char *what,
+		    const char *command)
 {
 	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
 	agent_sandbox_result r;
 	memset(&r, 0, sizeof(r));
-	cmd.workspace = o->fresh_dir;
+	cmd.workspace = dir;
 	cmd.shell = command;
 	cmd.limits.timeout_s = o->config->timeout_s > 0 ? o->config->timeout_s : 600;
+	if (cmd.limits.cpu_s > 0 && cmd.limits.cpu_s < cmd.limits.timeout_s)
+		cmd.limits.cpu_s = cmd.limits.timeout_s;
 	cmd.cancel = o->cancel;
 	int error = agent_sandbox_run(o->sandbox, &r, &cmd);
 	if (error < 0) {
@@ -182,19 +302,126 @@ static json_t *result_doc(const char *status, const char *reason, const agent_ve
 	return d;
 }
 
+/* The first file (in path order) of the candidate that holds more
+ * client-request preambles than the same file of the base: 1 with the
+ * message in reason. */
+static int more_requests(char *reason, size_t n, const json_t *base, const json_t *head)
+{
+	const char *path, *first = NULL;
+	json_t *v;
+	json_int_t h = 0, b = 0;
+	json_object_foreach((json_t *)head, path, v) {
+		json_int_t hv = json_integer_value(v), bv = json_integer_value(json_object_get(base, path));
+		if (hv > bv && (!first || strcmp(path, first) < 0)) {
+			first = path;
+			h = hv;
+			b = bv;
+		}
+	}
+	if (!first)
+		return 0;
+	snprintf(reason, n,
+		 "refused: the built file %.200s holds %" JSON_INTEGER_FORMAT " valgrind client request%s, the base's %"
+		 JSON_INTEGER_FORMAT ": a change may not alter how valgrind measures it",
+		 first, h, h == 1 ? "" : "s", b);
+	return 1;
+}
+
+static double metric_of(const json_t *m, const agent_repo_config *cfg)
+{
+	const char *key = cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";
+	return json_number_value(json_object_get(m, key));
+}
+
+static const json_t *named(const json_t *run, const char *name)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(run, "benchmarks"), i, m) {
+		const char *n = json_string_value(json_object_get(m, "name"));
+		if (n && name && !strcmp(n, name))
+			return m;
+	}
+	return NULL;
+}
+
+/* A region benchmark's gain counts when the whole process got cheaper by
+ * at least AGENT_VERIFY_WHOLE_PROCESS_SHARE of it.  1 when it did not, with
+ * the log line written. */
+static int moved_out_of_region(app_buf *log, const json_t *base_run, const json_t *head_run, const char *name,
+			       const agent_repo_config *cfg)
+{
+	const json_t *b = named(base_run, name), *h = named(head_run, name);
+	const char *mode = json_string_value(json_object_get(h, "mode"));
+	if (!b || !h || !mode || strcmp(mode, "region") != 0)
+		return 0;
+	const json_t *bw = json_object_get(b, "whole_process"), *hw = json_object_get(h, "whole_process");
+	double region_gain = metric_of(b, cfg) - metric_of(h, cfg);
+	if (!bw || !hw) {
+		app_buf_printf(log, "measure %s: no whole-process count to check the region's gain against\n", name);
+		return 1;
+	}
+	double whole_gain = metric_of(bw, cfg) - metric_of(hw, cfg);
+	if (whole_gain >= AGENT_VERIFY_WHOLE_PROCESS_SHARE * region_gain)
+		return 0;
+	app_buf_printf(log,
+		       "measure %s: the region got cheaper by %.0f but the whole process by %.0f: work moved out of "
+		       "the measured region is no speed-up\n",
+		       name, region_gain, whole_gain);
+	return 1;
+}
+
+/* Builds or tests both trees, the base first; *failed_out names the tree
+ * that failed ("base" or "candidate"), NULL when both passed. */
+static int both(const char **failed_out, app_buf *log, const agent_verify_options *o, const char *what,
+		const char *command)
+{
+	char label[32];
+	int ok = 0, error;
+	*failed_out = NULL;
+	snprintf(label, sizeof(label), "base %s", what);
+	if ((error = run_step(&ok, log, o, o->base_dir, label, command)) < 0)
+		return error;
+	if (!ok) {
+		*failed_out = "base";
+		return 0;
+	}
+	snprintf(label, sizeof(label), "candidate %s", what);
+	if ((error = run_step(&ok, log, o, o->fresh_dir, label, command)) < 0)
+		return error;
+	if (!ok)
+		*failed_out = "candidate";
+	return 0;
+}
+
+static int measure(json_t **out, const agent_verify_options *o, const char *dir)
+{
+	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	bo.scratch_dir = o->scratch_dir;
+	bo.skip_build = 1;
+	bo.whole_process = 1;
+	bo.cancel = o->cancel;
+	return agent_bench_measure(out, o->sandbox, dir, o->config, &bo);
+}
+
 int agent_verify(json_t **out, const agent_verify_options *o)
 {
 	app_buf log = APP_BUF_INIT(LOG_CAP);
-	json_t *doc = NULL, *run = NULL, *cmp = NULL;
-	int error = 0, ok = 0;
+	json_t *doc = NULL, *run = NULL, *base_run = NULL, *cmp = NULL, *base_req = NULL, *head_req = NULL;
+	app_diff_policy *policy = NULL;
+	const char *failed = NULL;
+	int error = 0;
 	char reason[512];
 
 	*out = NULL;
-	if (!o->sandbox || !o->config || !o->fresh_dir || !o->scratch_dir)
-		return app_error_set(APP_EINVALID, "verification needs a sandbox, a config, a fresh tree and a scratch dir");
+	if (!o->sandbox || !o->config || !o->fresh_dir || !o->base_dir || !o->scratch_dir)
+		return app_error_set(APP_EINVALID,
+				     "verification needs a sandbox, a config, two fresh trees and a scratch dir");
+	if ((error = agent_repo_config_diff_policy(&policy, o->config)) < 0)
+		return error;
 
 	/* 1. the diff itself */
-	if (agent_diff_check(o->diff ? o->diff : "", o->diff ? o->diff_len : 0, o->max_diff_bytes) < 0) {
+	if (agent_diff_check(o->diff ? o->diff : "", o->diff ? o->diff_len : 0, o->max_diff_bytes, policy) < 0) {
 		int empty = !o->diff || o->diff_len == 0;
 		snprintf(reason, sizeof(reason), "%s", app_error_last());
 		app_buf_printf(&log, "diff check: %s\n", reason);
@@ -205,7 +432,7 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	}
 	app_buf_printf(&log, "diff check: ok (%zu bytes)\n", o->diff_len);
 
-	/* 2. apply to the clean tree of the base commit */
+	/* 2. apply to a clean tree of the base commit; another stays the base */
 	if (agent_workspace_apply(o->repo_path, o->fresh_dir, o->diff, o->diff_len) < 0) {
 		snprintf(reason, sizeof(reason), "%s", app_error_last());
 		app_buf_printf(&log, "apply: %s\n", reason);
@@ -213,76 +440,129 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 		goto finish;
 	}
 	app_buf_puts(&log, "apply: ok\n");
-	if (o->sandbox->prepare_dir && (error = agent_sandbox_prepare_dir(o->sandbox, o->fresh_dir)) < 0)
+	if (o->sandbox->prepare_dir && ((error = agent_sandbox_prepare_dir(o->sandbox, o->fresh_dir)) < 0 ||
+					(error = agent_sandbox_prepare_dir(o->sandbox, o->base_dir)) < 0))
 		goto done;
 
-	/* 3. build and test */
+	/* 3. build both, then judge what was built: client requests compile to
+	 * a fixed instruction sequence whatever their spelling */
 	if (o->config->build) {
-		if ((error = run_step(&ok, &log, o, "build", o->config->build)) < 0)
+		if ((error = both(&failed, &log, o, "build", o->config->build)) < 0)
 			goto cancelled;
-		if (!ok) {
-			doc = result_doc("failed", "the change does not build", o);
+		if (failed) {
+			doc = result_doc("failed",
+					 !strcmp(failed, "base") ? "the base commit does not build in a clean tree"
+								 : "the change does not build",
+					 o);
 			goto finish;
 		}
 	}
+	if ((error = agent_verify_scan_requests(&base_req, o->base_dir, 0)) < 0 ||
+	    (error = agent_verify_scan_requests(&head_req, o->fresh_dir, 0)) < 0) {
+		if (error != APP_ETOOBIG)
+			goto done;
+		snprintf(reason, sizeof(reason), "%s: too large to check for valgrind client requests", app_error_last());
+		app_buf_printf(&log, "scan: %s\n", reason);
+		doc = result_doc("failed", reason, o);
+		error = 0;
+		goto finish;
+	}
+	if (more_requests(reason, sizeof(reason), base_req, head_req)) {
+		app_buf_printf(&log, "scan: %s\n", reason);
+		doc = result_doc("failed", reason, o);
+		if (doc)
+			json_object_set_new(doc, "refused", json_true());
+		goto finish;
+	}
+	app_buf_printf(&log, "scan: no new valgrind client request (%zu built file%s hold any, as at the base)\n",
+		       json_object_size(head_req), json_object_size(head_req) == 1 ? "" : "s");
+
+	/* 4. the tests, on both */
 	if (o->config->test) {
-		if ((error = run_step(&ok, &log, o, "test", o->config->test)) < 0)
+		if ((error = both(&failed, &log, o, "test", o->config->test)) < 0)
 			goto cancelled;
-		if (!ok) {
-			doc = result_doc("failed", "the tests fail with the change", o);
+		if (failed) {
+			doc = result_doc("failed",
+					 !strcmp(failed, "base") ? "the tests fail at the base commit in a clean tree"
+								 : "the tests fail with the change",
+					 o);
 			goto finish;
 		}
 	} else {
 		app_buf_puts(&log, "test: no test command configured\n");
 	}
 
-	/* 4. measure every benchmark and compare with the baseline */
-	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
-	bo.scratch_dir = o->scratch_dir;
-	bo.skip_build = 1;
-	bo.cancel = o->cancel;
-	if ((error = agent_bench_measure(&run, o->sandbox, o->fresh_dir, o->config, &bo)) < 0)
+	/* 5. measure both the same way and compare */
+	if ((error = measure(&base_run, o, o->base_dir)) < 0)
 		goto done;
 	if (o->cancel && *o->cancel) {
 		error = APP_ECANCELLED;
 		goto cancelled;
 	}
-	const json_t *base = o->baseline ? json_object_get(o->baseline, "benchmarks") : NULL;
-	if ((error = agent_bench_compare(&cmp, base, json_object_get(run, "benchmarks"), o->config)) < 0)
-		goto done;
-	int improved = 0, regressed = 0, failed = 0;
-	json_t *rows = json_array();
 	size_t i;
 	json_t *c;
+	json_array_foreach(json_object_get(base_run, "benchmarks"), i, c) {
+		const char *st = json_string_value(json_object_get(c, "status"));
+		if (!st || strcmp(st, "ok") != 0) {
+			const char *e = json_string_value(json_object_get(c, "error"));
+			snprintf(reason, sizeof(reason), "benchmark %.100s fails at the base commit in a clean tree: %.300s",
+				 json_string_value(json_object_get(c, "name")), e ? e : st ? st : "?");
+			app_buf_printf(&log, "measure base: %s\n", reason);
+			doc = result_doc("failed", reason, o);
+			goto finish;
+		}
+	}
+	if ((error = measure(&run, o, o->fresh_dir)) < 0)
+		goto done;
+	if (o->cancel && *o->cancel) {
+		error = APP_ECANCELLED;
+		goto cancelled;
+	}
+	if ((error = agent_bench_compare(&cmp, json_object_get(base_run, "benchmarks"), json_object_get(run, "benchmarks"),
+					 o->config)) < 0)
+		goto done;
+	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
+	json_t *rows = json_array();
 	json_array_foreach(cmp, i, c) {
 		const char *v = json_string_value(json_object_get(c, "verdict"));
+		const char *name = json_string_value(json_object_get(c, "name"));
+		if (v && !strcmp(v, "improved") && moved_out_of_region(&log, base_run, run, name, o->config)) {
+			v = "moved_out_of_region";
+			moved++;
+		}
 		improved += v && !strcmp(v, "improved");
 		regressed += v && !strcmp(v, "regressed");
-		failed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
-		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O}", "name", json_object_get(c, "name"), "base",
+		nfailed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
+		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:s?,s:O}", "name", json_object_get(c, "name"), "base",
 					json_object_get(c, "base") ? json_object_get(c, "base") : json_null(), "head",
 					json_object_get(c, "head") ? json_object_get(c, "head") : json_null(), "change_pct",
 					json_object_get(c, "change_pct") ? json_object_get(c, "change_pct") : json_null(),
-					"verdict", v ? json_object_get(c, "verdict") : json_null(), "threshold_pct",
+					"verdict", v, "threshold_pct",
 					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
 		if (row)
 			json_array_append_new(rows, row);
-		app_buf_printf(&log, "measure %s: %s\n", json_string_value(json_object_get(c, "name")), v ? v : "?");
+		app_buf_printf(&log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
 	}
-	if (failed)
-		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", failed,
-			 failed == 1 ? "" : "s");
+	if (nfailed)
+		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
+			 nfailed == 1 ? "" : "s");
 	else if (regressed)
 		snprintf(reason, sizeof(reason), "%d benchmark%s regressed past %s threshold", regressed,
 			 regressed == 1 ? "" : "s", regressed == 1 ? "its" : "their");
+	else if (!improved && moved)
+		snprintf(reason, sizeof(reason),
+			 "no benchmark improved past its threshold: %d region%s got cheaper only because work moved out "
+			 "of the measured region (the whole process did not get cheaper as much)",
+			 moved, moved == 1 ? "" : "s");
 	else if (!improved)
 		snprintf(reason, sizeof(reason), "no benchmark improved past its threshold");
 	else
 		snprintf(reason, sizeof(reason), "%d benchmark%s improved, none regressed", improved, improved == 1 ? "" : "s");
-	doc = result_doc(improved && !regressed && !failed ? "proposal" : failed ? "failed" : "no_improvement", reason, o);
+	doc = result_doc(improved && !regressed && !nfailed ? "proposal" : nfailed ? "failed" : "no_improvement", reason, o);
 	if (doc) {
 		json_object_set_new(doc, "benchmarks", rows);
 		json_object_set(doc, "measurement", run);
+		json_object_set(doc, "base_measurement", base_run);
 	} else {
 		json_decref(rows);
 	}
@@ -307,7 +587,11 @@ finish:
 done:
 	json_decref(doc);
 	json_decref(run);
+	json_decref(base_run);
 	json_decref(cmp);
+	json_decref(base_req);
+	json_decref(head_req);
+	free(policy);
 	app_buf_dispose(&log);
 	return error;
 }

@@ -4,6 +4,10 @@
  * with libgit2's patch parser (git_diff_from_buffer) and every delta is
  * checked: paths stay inside the tree, never reach `.git` or
  * `.github/workflows`, no binary patch, no symlink or submodule entries.
+ * Then the diff policy that verification applied (app/diff_policy.h: no
+ * test, build or CI file, nothing under .github/, no dotfile, no line that
+ * names valgrind's measurement), so an approved proposal is never refused
+ * here for another reason than the one verification would give.
  * Checks that need the base tree (does it apply, does a new file or a
  * rename land on an existing file, does it touch a symlink or a submodule
  * of the base) happen in pr_git.c.  Pure, no state; any thread. */
@@ -14,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "app/diff_policy.h"
 #include "app/error.h"
 #include "app/utf8.h"
 
@@ -86,6 +91,9 @@ int pr_diff_check_parsed(git_diff *diff)
 					     cut(path, 200), path);
 		if ((error = check_mode(d->old_file.mode, path)) < 0 || (error = check_mode(d->new_file.mode, path)) < 0)
 			return error;
+		if ((d->old_file.path && (error = app_diff_policy_check_path(NULL, d->old_file.path)) < 0) ||
+		    (d->new_file.path && (error = app_diff_policy_check_path(NULL, d->new_file.path)) < 0))
+			return error;
 	}
 	return 0;
 }
@@ -149,6 +157,8 @@ int pr_diff_parse(git_diff **out, const char *diff, size_t len, size_t max_bytes
 		return app_error_set(APP_EINVALID, "the diff does not parse: %s", e && e->message ? e->message : "?");
 	}
 	error = pr_diff_check_parsed(d);
+	if (error == 0)
+		error = app_diff_policy_check_lines(diff, len);
 	if (error < 0) {
 		git_diff_free(d);
 		return error;

@@ -225,7 +225,9 @@ test('the scripted agent cannot leave the workspace', async () => {
   const s = await startServer();
   const calls = (await runScripted(s, 'escape')).filter((c) => c.tool);
   const byPrefix = (tool, re) => calls.find((c) => c.tool === tool && re.test(c.text) || false);
-  assert.equal(calls.filter((c) => c.tool === 'write_file' && c.isError).length, 3, 'three writes refused');
+  assert.equal(calls.filter((c) => c.tool === 'write_file' && c.isError).length, 4, 'four writes refused');
+  assert.ok(byPrefix('write_file', /^refused: \.github\/workflows\/perfbot-escape\.yml is under \.github\//),
+    'a protected path is refused at once');
   assert.ok(byPrefix('write_file', /absolute paths are not allowed/));
   assert.ok(byPrefix('write_file', /\.git directory is off limits/));
   assert.ok(calls.find((c) => c.tool === 'read_file' && c.isError && /resolves outside the workspace/.test(c.text)),
@@ -236,7 +238,8 @@ test('the scripted agent cannot leave the workspace', async () => {
   assert.equal(existsSync('/usr/perfbot-escape'), false);
   assert.equal(existsSync(path.join(s.ws, '.git')), false);
   const sub = await submission(s);
-  assert.match(sub.diff, /\.github\/workflows\/perfbot-escape\.yml/, 'the workflow reaches verification, which refuses it');
+  assert.match(sub.diff, /\.github\/workflows\/perfbot-escape\.yml/,
+    'the workflow written through exec reaches verification, which refuses it');
 });
 
 test('exec has no network', async () => {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agent/callgrind.h"
+#include "agent/sandbox.h"
 #include "app/error.h"
 
 static char *slurp(const char *path, size_t *len)
@@ -229,39 +230,47 @@ static void test_argv(void **state)
 	(void)state;
 	char **argv;
 	assert_int_equal(agent_cg_build_argv(&argv, "./bench/sort 20000", 0), 0);
-	const char *want[] = { "setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=yes",
+	const char *want[] = { "setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=callgrind", "--cache-sim=yes",
 			       "--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
 			       "--callgrind-out-file=/tmp/cg/out.%p", "./bench/sort", "20000", NULL };
 	for (size_t i = 0; want[i]; i++)
 		assert_string_equal(argv[i], want[i]);
-	assert_null(argv[12]);
+	assert_null(argv[13]);
 	agent_cg_argv_free(argv);
 
 	assert_int_equal(agent_cg_build_argv(&argv, "cd bench && ./run | tail -1", 1), 0);
-	assert_string_equal(argv[10], "--instr-atstart=no");
-	assert_string_equal(argv[11], "/bin/sh");
-	assert_string_equal(argv[12], "-c");
-	assert_string_equal(argv[13], "cd bench && ./run | tail -1");
-	assert_null(argv[14]);
+	assert_string_equal(argv[11], "--instr-atstart=no");
+	assert_string_equal(argv[12], "/bin/sh");
+	assert_string_equal(argv[13], "-c");
+	assert_string_equal(argv[14], "cd bench && ./run | tail -1");
+	assert_null(argv[15]);
 	agent_cg_argv_free(argv);
 	assert_int_equal(agent_cg_build_argv(&argv, "", 0), APP_EINVALID);
 
+	/* the whole-process count: cachegrind, no option file either */
+	assert_int_equal(agent_cg_build_argv_whole(&argv, "./bench/sort 20000"), 0);
+	assert_string_equal(argv[3], "--command-line-only=yes");
+	assert_string_equal(argv[4], "--tool=cachegrind");
+	assert_string_equal(argv[10], "--cachegrind-out-file=/tmp/cg/out.%p");
+	assert_string_equal(argv[11], "./bench/sort");
+	agent_cg_argv_free(argv);
+
 	/* an environment assignment before the program needs a shell */
 	assert_int_equal(agent_cg_build_argv(&argv, "N=1000 ./bench/sort", 0), 0);
-	assert_string_equal(argv[10], "/bin/sh");
-	assert_string_equal(argv[11], "-c");
-	assert_string_equal(argv[12], "N=1000 ./bench/sort");
-	assert_null(argv[13]);
+	assert_string_equal(argv[11], "/bin/sh");
+	assert_string_equal(argv[12], "-c");
+	assert_string_equal(argv[13], "N=1000 ./bench/sort");
+	assert_null(argv[14]);
 	agent_cg_argv_free(argv);
 	assert_int_equal(agent_cg_build_argv(&argv, "  A=1 B=2 ./bench/sort", 1), 0);
-	assert_string_equal(argv[11], "/bin/sh");
-	assert_string_equal(argv[13], "  A=1 B=2 ./bench/sort");
+	assert_string_equal(argv[12], "/bin/sh");
+	assert_string_equal(argv[14], "  A=1 B=2 ./bench/sort");
 	agent_cg_argv_free(argv);
 	/* '=' in an argument of the program does not */
 	assert_int_equal(agent_cg_build_argv(&argv, "./bench/sort --n=1000", 0), 0);
-	assert_string_equal(argv[10], "./bench/sort");
-	assert_string_equal(argv[11], "--n=1000");
-	assert_null(argv[12]);
+	assert_string_equal(argv[11], "./bench/sort");
+	assert_string_equal(argv[12], "--n=1000");
+	assert_null(argv[13]);
 	agent_cg_argv_free(argv);
 }
 
@@ -313,6 +322,113 @@ static void test_long_names_bounded(void **state)
 	free(text);
 }
 
+static void sh(const char *cmd)
+{
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+/* A program that steers valgrind from inside: a .valgrindrc in the work tree
+ * (valgrind reads it when its owner runs it), and VALGRIND_OPTS set before
+ * it re-executes itself under --trace-children.  Both would collect only
+ * tiny(); the measurement must count all of the work.  Then a constructor
+ * that works before a region harness zeroes the counters: the whole-process
+ * count (cachegrind) still sees it. */
+static const char STEER[] =
+	"#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n"
+	"static unsigned long w(unsigned long n) { unsigned long x = 1; for (unsigned long i = 0; i < n; i++) "
+	"x = x * 6364136223846793005UL + 1; return x; }\n"
+	"unsigned long tiny(void) { return w(10); }\n"
+	"int main(int argc, char **argv) {\n"
+	"  if (argc > 1) { printf(\"%lu\\n\", w(1000000) + tiny()); return 0; }\n"
+	"  setenv(\"VALGRIND_OPTS\", \"--collect-atstart=no --toggle-collect=tiny\", 1);\n"
+	"  execl(\"./steer\", \"./steer\", \"child\", (char *)0); return 1; }\n";
+
+static const char EARLY[] =
+	"#include <stdio.h>\n#include <valgrind/callgrind.h>\n"
+	"static unsigned long w(unsigned long n) { unsigned long x = 1; for (unsigned long i = 0; i < n; i++) "
+	"x = x * 6364136223846793005UL + 1; return x; }\n"
+	"static volatile unsigned long early;\n"
+	"__attribute__((constructor)) static void before(void) { early = w(1000000); }\n"
+	"int main(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; unsigned long r = w(1000);\n"
+	"  CALLGRIND_STOP_INSTRUMENTATION; printf(\"%lu\\n\", r + early); return 0; }\n";
+
+static uint64_t measure_ir(agent_sandbox *sb, const char *ws, const char *scratch, const char *cmd, int region,
+			   int whole)
+{
+	agent_cg_run run = AGENT_CG_RUN_INIT;
+	run.workspace = ws;
+	run.command = cmd;
+	run.region = region;
+	run.whole_process = whole;
+	run.scratch_dir = scratch;
+	run.limits.timeout_s = 120;
+	agent_cg_profile p;
+	agent_sandbox_result r;
+	int rc = agent_cg_measure(&p, &r, sb, &run);
+	if (rc != 0)
+		fail_msg("measure %s: %s\n%s", cmd, app_error_last(), r.err ? r.err : "");
+	uint64_t ir = p.totals.ev[AGENT_CG_IR];
+	if (whole && p.totals.ev[AGENT_CG_DR] == 0) /* cachegrind's events are read too */
+		fail_msg("%s: no data reads counted (Ir %llu)", cmd, (unsigned long long)ir);
+	agent_cg_profile_dispose(&p);
+	agent_sandbox_result_dispose(&r);
+	return ir;
+}
+
+static void test_measurement_not_steered(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/perfbot-cgsteer-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char ws[128], scratch[128], cmd[512];
+	snprintf(ws, sizeof(ws), "%s/ws", dir);
+	snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
+	snprintf(cmd, sizeof(cmd), "mkdir %s %s", ws, scratch);
+	sh(cmd);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/steer.c", ws);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(STEER, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/early.c", ws);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(EARLY, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && cc -O1 -o steer steer.c && cc -O1 -o early early.c && "
+		 "echo '--collect-atstart=no --toggle-collect=tiny' > .valgrindrc",
+		 ws);
+	sh(cmd);
+	agent_sandbox *sb = NULL;
+	if (agent_sandbox_new(&sb, "bwrap") < 0)
+		fail_msg("sandbox: %s", app_error_last());
+	assert_int_equal(agent_sandbox_prepare_dir(sb, ws), 0);
+	assert_int_equal(agent_sandbox_prepare_dir(sb, scratch), 0);
+	/* a .valgrindrc in the tree: hidden behind an empty file, and not read */
+	assert_true(measure_ir(sb, ws, scratch, "test ! -s .valgrindrc && ./steer child", 0, 0) > 4000000);
+	/* one the measured command writes itself, owned by the sandbox's user as
+	 * valgrind requires, read by the valgrind of the traced child */
+	snprintf(cmd, sizeof(cmd), "rm %s/.valgrindrc", ws);
+	sh(cmd);
+	assert_true(measure_ir(sb, ws, scratch,
+			       "printf -- '--collect-atstart=no --toggle-collect=tiny\\n' > .valgrindrc && chmod 600 .valgrindrc "
+			       "&& ./steer child",
+			       0, 0) > 4000000);
+	/* VALGRIND_OPTS set by the program for the child it executes */
+	assert_true(measure_ir(sb, ws, scratch, "./steer", 0, 0) > 4000000);
+
+	uint64_t region = measure_ir(sb, ws, scratch, "./early", 1, 0);
+	uint64_t whole = measure_ir(sb, ws, scratch, "./early", 1, 1);
+	assert_true(region < 100000);
+	assert_true(whole > 4000000);
+	agent_sandbox_free(sb);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	sh(cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_long_names_bounded),
+		cmocka_unit_test(test_measurement_not_steered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/repo_config.h"
@@ -156,6 +157,41 @@ static void test_did_you_mean(void **state)
 		     "metric, branches, optimize, timeout)");
 }
 
+/* optimize.protected and optimize.paths: globs kept, errors named at their
+ * line, and the diff policy built from them with the commands' files */
+static void test_optimize_globs(void **state)
+{
+	(void)state;
+	const char *yml = "build: ./tools/build.sh\nbenchmarks:\n  - name: a\n    command: ./bench/a data/in.txt\n"
+			  "optimize:\n  protected: [\"src/generated/**\", \"*.lock\"]\n  paths:\n    - src/**\n";
+	agent_repo_config *cfg = NULL;
+	assert_int_equal(agent_repo_config_parse(&cfg, yml, strlen(yml)), 0);
+	assert_int_equal(cfg->noptimize_protected, 2);
+	assert_string_equal(cfg->optimize_protected[0], "src/generated/**");
+	assert_int_equal(cfg->noptimize_paths, 1);
+	assert_string_equal(cfg->optimize_paths[0], "src/**");
+	app_diff_policy *p = NULL;
+	assert_int_equal(agent_repo_config_diff_policy(&p, cfg), 0);
+	char why[256];
+	assert_false(app_diff_policy_path(p, "src/a.c", why, sizeof(why)));
+	assert_true(app_diff_policy_path(p, "src/generated/t.c", why, sizeof(why)));
+	assert_string_equal(why, "matches optimize.protected (src/generated/**)");
+	assert_true(app_diff_policy_path(p, "lib/a.c", why, sizeof(why)));
+	assert_string_equal(why, "is outside optimize.paths");
+	assert_true(app_diff_policy_path(p, "bench/a.c", why, sizeof(why)));
+	assert_true(app_diff_policy_path(p, "data/in.txt", why, sizeof(why)));
+	assert_true(app_diff_policy_path(p, "tools/build.sh", why, sizeof(why)));
+	free(p);
+	agent_repo_config_free(cfg);
+
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  protected: [\"../x\"]\n",
+		     "line 5, column 14: optimize.protected: expected globs of paths inside the repository, got \"../x\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  paths: {a: b}\n",
+		     "line 5, column 10: optimize.paths: expected a list like [main], got a mapping");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  protect: [x]\n",
+		     "line 5, column 3: unknown key \"protect\" in optimize (did you mean \"protected\"?)");
+}
+
 static void test_size_cap(void **state)
 {
 	(void)state;
@@ -173,6 +209,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_did_you_mean),
+		cmocka_unit_test(test_optimize_globs),
 		cmocka_unit_test(test_size_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/verify.h"
 #include "app/error.h"
 #include "app/log.h"
 #include "app/store.h"
@@ -436,6 +437,32 @@ static void diff_checks(void **state)
 	expect_refused("", APP_EINVALID, "empty");
 	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 100), APP_ETOOBIG);
 	assert_non_null(strstr(app_error_last(), "over the cap"));
+}
+
+/* The diff policy of verification holds at approval too, with the same
+ * reason: a test deleted, a build file, a dotfile, a client request. */
+static void diff_policy_as_verification(void **state)
+{
+	(void)state;
+	static const char *const diffs[] = {
+		"diff --git a/tests/test_parse.c b/tests/test_parse.c\ndeleted file mode 100644\n"
+		"--- a/tests/test_parse.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-assert(parse(\"1\") == 1);\n",
+		"diff --git a/.valgrindrc b/.valgrindrc\nnew file mode 100644\n--- /dev/null\n+++ b/.valgrindrc\n"
+		"@@ -0,0 +1 @@\n+--collect-atstart=no --toggle-collect=tiny\n",
+		"diff --git a/Makefile b/Makefile\n--- a/Makefile\n+++ b/Makefile\n@@ -1 +1 @@\n-CFLAGS = -O1\n+CFLAGS = -O3\n",
+		"diff --git a/src/a.c b/src/a.c\n--- a/src/a.c\n+++ b/src/a.c\n@@ -1 +1,2 @@\n a();\n"
+		"+#include <Valgrind/callgrind.h>\n",
+	};
+	static const char *const words[] = { "refused: tests/test_parse.c is a test (under tests/)",
+					     "refused: .valgrindrc is a dotfile", "refused: Makefile is a build file",
+					     "refused: line 6 of the diff mentions \"callgrind\"" };
+	for (size_t i = 0; i < sizeof(diffs) / sizeof(diffs[0]); i++) {
+		expect_refused(diffs[i], APP_EINVALID, words[i]);
+		char pr_reason[512];
+		snprintf(pr_reason, sizeof(pr_reason), "%s", app_error_last());
+		assert_int_equal(agent_diff_check(diffs[i], strlen(diffs[i]), 0, NULL), APP_EINVALID);
+		assert_string_equal(app_error_last(), pr_reason);
+	}
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -1226,6 +1253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(diff_checks, test_setup),
+		cmocka_unit_test_setup(diff_policy_as_verification, test_setup),
 		cmocka_unit_test_setup(message_and_body, test_setup),
 		cmocka_unit_test_setup(cuts_keep_utf8, test_setup),
 		cmocka_unit_test_setup(body_summary_is_text, test_setup),
