@@ -17,13 +17,10 @@
  *   - the host's filesystem read-only, minus the hidden paths (a directory
  *     gets an empty tmpfs, a file /dev/null): DATA_DIR, .env, the key, the
  *     database, the user's runtime directory with its agent sockets.  The
- *     run's agent directory (workdir, inside the hidden DATA_DIR) is bound
- *     back at its own path, writable: the command's working directory and
- *     TMPDIR, with HOME=workdir/home, the task at workdir/task.md and the
- *     MCP configuration at workdir/mcp.json (0600: the URL and the bearer
- *     header, removed when the command is gone).  The host's /tmp stays
- *     read-only like the rest (an agent installed or checked out under /tmp
- *     still starts).  A fresh /dev, the network
+ *     run's agent directory (workdir) is the command's /tmp, writable, its
+ *     working directory, with HOME=/tmp/home, the task at /tmp/task.md and
+ *     the MCP configuration at /tmp/mcp.json (0600: the URL and the bearer
+ *     header, removed when the command is gone).  A fresh /dev, the network
  *     shared, a new session (no terminal to push keystrokes into).
  *   - the environment as perfbot's minus its secrets, handed to bwrap through
  *     a descriptor (--args), never in an argv that /proc/PID/cmdline shows.
@@ -117,19 +114,15 @@ static int put_environment(app_buf *b, const agent_cmd_options *o)
 		if (put_env(b, environ[i], (size_t)(eq - environ[i]), eq + 1) < 0)
 			return -1;
 	}
-	char run[32], task[PATH_MAX], config[PATH_MAX], home[PATH_MAX];
+	char run[32];
 	snprintf(run, sizeof(run), "%lld", (long long)o->run_id);
-	if ((size_t)snprintf(task, sizeof(task), "%s/task.md", o->workdir) >= sizeof(task) ||
-	    (size_t)snprintf(config, sizeof(config), "%s/mcp.json", o->workdir) >= sizeof(config) ||
-	    (size_t)snprintf(home, sizeof(home), "%s/home", o->workdir) >= sizeof(home))
-		return -1;
 	const char *pairs[][2] = { { "PERFBOT_MCP_URL", o->mcp_url ? o->mcp_url : "" },
 				   { "PERFBOT_RUN_TOKEN", o->token ? o->token : "" },
 				   { "PERFBOT_RUN_ID", run },
-				   { "PERFBOT_TASK_FILE", task },
-				   { "PERFBOT_MCP_CONFIG", config },
-				   { "HOME", home },
-				   { "TMPDIR", o->workdir } };
+				   { "PERFBOT_TASK_FILE", AGENT_CMD_DIR "/task.md" },
+				   { "PERFBOT_MCP_CONFIG", AGENT_CMD_DIR "/mcp.json" },
+				   { "HOME", AGENT_CMD_DIR "/home" },
+				   { "TMPDIR", AGENT_CMD_DIR } };
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		if (put_env(b, pairs[i][0], strlen(pairs[i][0]), pairs[i][1]) < 0)
 			return -1;
@@ -246,8 +239,8 @@ static int prepare_dir(const agent_cmd_options *o, int drop, uid_t uid, gid_t gi
 	int error = 0;
 	char *task = NULL, *config = NULL;
 	size_t task_len = 0;
-	/* it becomes the command's writable directory and may be handed to
-	 * another uid: only a private per-run directory qualifies (never /tmp) */
+	/* it becomes the command's /tmp and may be handed to another uid:
+	 * only a private per-run directory qualifies (never /tmp itself) */
 	if (fstat(dirfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
 		error = app_error_set(APP_EINVALID, "agent command: %s is not a private directory of perfbot's (0700)",
 				      o->workdir);
@@ -312,9 +305,9 @@ static int build_args(app_buf *b, const agent_cmd_options *o, int drop)
 	snprintf(runtime, sizeof(runtime), "/run/user/%u", (unsigned)geteuid());
 	if (put_hidden(b, getenv("XDG_RUNTIME_DIR")) < 0 || put_hidden(b, runtime) < 0)
 		return -1;
-	if (put_arg(b, "--bind") < 0 || put_arg(b, o->workdir) < 0 || put_arg(b, o->workdir) < 0 ||
+	if (put_arg(b, "--bind") < 0 || put_arg(b, o->workdir) < 0 || put_arg(b, AGENT_CMD_DIR) < 0 ||
 	    put_arg(b, "--proc") < 0 || put_arg(b, "/proc") < 0 || put_arg(b, "--dev") < 0 || put_arg(b, "/dev") < 0 ||
-	    put_arg(b, "--chdir") < 0 || put_arg(b, o->workdir) < 0)
+	    put_arg(b, "--chdir") < 0 || put_arg(b, AGENT_CMD_DIR) < 0)
 		return -1;
 	return put_environment(b, o);
 }

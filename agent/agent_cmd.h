@@ -2,16 +2,16 @@
  * /bin/sh -c) for a run, confined by bubblewrap (agent_cmd.c says how): its
  * own pid namespace, a user namespace or (perfbot being root) a uid of its
  * own, the host's filesystem read-only without DATA_DIR, .env, the key and
- * the database, the network shared.  The run's agent directory (workdir),
- * writable, is its working directory and TMPDIR.  It reaches the run's tools
+ * the database, the network shared.  Its /tmp is the run's agent directory
+ * (AGENT_CMD_DIR), also its working directory.  It reaches the run's tools
  * over perfbot's MCP endpoint with the environment:
  *   PERFBOT_MCP_URL     the endpoint (http://127.0.0.1:PORT/mcp)
- *   PERFBOT_MCP_CONFIG  workdir/mcp.json: {"mcpServers":{"perfbot":{"type":"http",
+ *   PERFBOT_MCP_CONFIG  /tmp/mcp.json: {"mcpServers":{"perfbot":{"type":"http",
  *                       "url":…,"headers":{"Authorization":"Bearer …"}}}}, 0600
  *   PERFBOT_RUN_TOKEN   the run's bearer token (for scripts: keep it out of argv)
  *   PERFBOT_RUN_ID      the run id
- *   PERFBOT_TASK_FILE   workdir/task.md, the task prompt (agent/task.h)
- *   HOME                workdir/home
+ *   PERFBOT_TASK_FILE   /tmp/task.md, the task prompt (agent/task.h)
+ *   HOME                /tmp/home
  * The rest of perfbot's environment is passed on except its secrets
  * (private key, webhook secrets, client secret, database URL, GitHub
  * tokens) and what points at perfbot's home or sockets.  The whole
@@ -29,14 +29,17 @@
 
 #include "agent/tools.h"
 
+/* Where the run's agent directory appears to the command. */
+#define AGENT_CMD_DIR "/tmp"
+
 typedef struct agent_cmd_options {
 	const char *command;        /* shell command line */
 	const char *mcp_url;
 	const char *token;          /* never logged, never in an argv */
 	int64_t run_id;
-	const char *task_file;      /* copied to workdir/task.md */
+	const char *task_file;      /* copied to AGENT_CMD_DIR/task.md */
 	const char *workdir;        /* the run's agent directory: private to perfbot (0700),
-				     * never the workspace; the command's TMPDIR.  Handed to the
+				     * never the workspace; the command's /tmp.  Handed to the
 				     * command's uid when perfbot is root. */
 	const char *const *hide;    /* NULL-terminated host paths the command must not see
 				     * (DATA_DIR, .env, the key, the database); borrowed */
@@ -64,7 +67,7 @@ typedef struct agent_cmd_result {
 /* Runs the command to its end (or its kill).  0 when it was started (any
  * exit status); a negative code when it could not be started, among them
  * when bwrap cannot confine it (app_error_last() gives bwrap's reason).
- * workdir/mcp.json is removed before the call returns. */
+ * AGENT_CMD_DIR/mcp.json is removed before the call returns. */
 int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *opts);
 
 void agent_cmd_result_dispose(agent_cmd_result *r);
