@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -23,7 +23,7 @@ const SECRET = 'agent-run-secret';
 const REPO = 'octo-org/opt';
 const BUDGET_REPO = 'octo-org/opt-budget';
 const RUN_MS = 90000 * SLOW;
-const AGENT = path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs');
+const AGENT = SCRIPTED_AGENT;
 
 let tmp, shared, fake, srv, dataDir, modeFile, bare, baseSha;
 let nextComment = 1000;

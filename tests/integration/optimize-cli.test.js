@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { BIN, ROOT, SLOW, cli, waitFor } from './lib/perfbot.js';
+import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, waitFor } from './lib/perfbot.js';
 
-const AGENT = `node '${path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs')}'`;
+const AGENT = `node '${SCRIPTED_AGENT}'`;
 const RUN_MS = 120000 * SLOW;
 let tmp, repo, dataDir, wired;
 
@@ -131,7 +131,7 @@ test('the documented Claude Code command line hands Claude a working MCP configu
   if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
   const bin = path.join(tmp, 'bin');
   fs.mkdirSync(bin);
-  const sdk = (p) => 'file://' + path.join(ROOT, 'tests/node_modules/@modelcontextprotocol/sdk/dist/esm', p);
+  const sdk = (p) => 'file://' + path.join(AGENT_HOME, 'node_modules/@modelcontextprotocol/sdk/dist/esm', p);
   fs.writeFileSync(path.join(bin, 'claude'), `#!/usr/bin/env node
 const { Client } = await import('${sdk('client/index.js')}');
 const { StreamableHTTPClientTransport } = await import('${sdk('client/streamableHttp.js')}');

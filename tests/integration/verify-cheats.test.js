@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, SLOW, cli, tmpDir } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, cli, tmpDir } from './lib/perfbot.js';
 
-const AGENT = `node '${path.join(ROOT, 'tests', 'agent', 'scripted-agent.mjs')}'`;
+const AGENT = `node '${SCRIPTED_AGENT}'`;
 const RUN_MS = 120000 * SLOW;
 let tmp, dataDir;
 

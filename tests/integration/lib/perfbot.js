@@ -25,6 +25,31 @@ export const SLOW = /san/.test(path.basename(path.dirname(BIN))) ? 3 : 1;
 
 const SANITIZER_REPORT = /ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
 
+// The agent command runs confined: its /tmp is its run's own directory and,
+// under root, it runs as a uid of its own.  The scripts it runs (and the MCP
+// SDK they import) must be reachable by that uid outside /tmp: the checkout's
+// tests/ when every ancestor lets others in, else a copy under /var/tmp,
+// removed when the test process ends.
+function reachableByAnyone(dir) {
+  if (dir === '/tmp' || dir.startsWith('/tmp/')) return false;
+  for (let d = dir; ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o005) !== 0o005) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+export const AGENT_HOME = (() => {
+  const tests = path.join(ROOT, 'tests');
+  if (reachableByAnyone(tests)) return tests;
+  const copy = fs.mkdtempSync('/var/tmp/perfbot-agent-scripts-');
+  fs.chmodSync(copy, 0o755);
+  fs.cpSync(path.join(tests, 'agent'), path.join(copy, 'agent'), { recursive: true });
+  fs.cpSync(path.join(tests, 'node_modules'), path.join(copy, 'node_modules'), { recursive: true });
+  process.on('exit', () => fs.rmSync(copy, { recursive: true, force: true }));
+  return copy;
+})();
+// The scripted MCP agent (tests/agent/scripted-agent.mjs) where an agent command can run it.
+export const SCRIPTED_AGENT = path.join(AGENT_HOME, 'agent', 'scripted-agent.mjs');
+
 export function tmpDir(prefix = 'perfbot-it-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
