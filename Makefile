@@ -19,7 +19,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS     = $(PKG_LIBS) -lpthread -lm
 
-MODULES  := webhooks agent pr github app
+MODULES  := webhooks agent measure pr github store base
 MAIN_SRC := app/main.c $(wildcard app/cmd_*.c)
 define module_srcs
 $(filter-out $(MAIN_SRC),$(wildcard $(1)/*.c))

@@ -33,7 +33,7 @@
  * the child only calls async-signal-safe functions.  Threading: one call
  * per run, on the worker thread that owns the run. */
 #include "agent/agent_cmd.h"
-#include "app/clock.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,9 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
 
 extern char **environ;
 
@@ -90,20 +90,20 @@ static int stripped(const char *entry)
 }
 
 /* One NUL-terminated argument for bwrap's --args. */
-static int put_arg(app_buf *b, const char *s)
+static int put_arg(base_buf *b, const char *s)
 {
-	return app_buf_put(b, s, strlen(s) + 1);
+	return base_buf_put(b, s, strlen(s) + 1);
 }
 
-static int put_env(app_buf *b, const char *name, size_t name_len, const char *value)
+static int put_env(base_buf *b, const char *name, size_t name_len, const char *value)
 {
-	if (put_arg(b, "--setenv") < 0 || app_buf_put(b, name, name_len) < 0 || app_buf_put(b, "", 1) < 0)
+	if (put_arg(b, "--setenv") < 0 || base_buf_put(b, name, name_len) < 0 || base_buf_put(b, "", 1) < 0)
 		return -1;
 	return put_arg(b, value);
 }
 
 /* The environment: perfbot's minus STRIPPED, plus the run's variables. */
-static int put_environment(app_buf *b, const agent_cmd_options *o)
+static int put_environment(base_buf *b, const agent_cmd_options *o)
 {
 	if (put_arg(b, "--clearenv") < 0)
 		return -1;
@@ -131,7 +131,7 @@ static int put_environment(app_buf *b, const agent_cmd_options *o)
 
 /* Hides `path` when it exists: an empty tmpfs over a directory, /dev/null
  * over anything else.  The real path is hidden, so a symlink to it is too. */
-static int put_hidden(app_buf *b, const char *path)
+static int put_hidden(base_buf *b, const char *path)
 {
 	char real[PATH_MAX];
 	struct stat st;
@@ -168,7 +168,7 @@ static int write_private(int dirfd, const char *name, const char *data, size_t l
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return app_error_set(APP_EGENERIC, "agent command: cannot create %s: %s", name, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "agent command: cannot create %s: %s", name, strerror(errno));
 	int error = 0;
 	size_t off = 0;
 	while (off < len) {
@@ -176,15 +176,15 @@ static int write_private(int dirfd, const char *name, const char *data, size_t l
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			error = app_error_set(APP_EGENERIC, "agent command: cannot write %s: %s", name, strerror(errno));
+			error = base_error_set(BASE_EGENERIC, "agent command: cannot write %s: %s", name, strerror(errno));
 			break;
 		}
 		off += (size_t)n;
 	}
 	if (!error && fchmod(fd, 0600) < 0)
-		error = app_error_set(APP_EGENERIC, "agent command: chmod %s: %s", name, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: chmod %s: %s", name, strerror(errno));
 	if (!error && chown_it && fchown(fd, uid, gid) < 0)
-		error = app_error_set(APP_EGENERIC, "agent command: chown %s: %s", name, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: chown %s: %s", name, strerror(errno));
 	close(fd);
 	return error;
 }
@@ -195,12 +195,12 @@ static int read_task(char **out, size_t *len, const char *path)
 	*len = 0;
 	if (!path || !*path) {
 		*out = strdup("");
-		return *out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+		return *out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return app_error_set(APP_EGENERIC, "agent command: cannot read the task %s: %s", path, strerror(errno));
-	app_buf b = APP_BUF_INIT(TASK_MAX);
+		return base_error_set(BASE_EGENERIC, "agent command: cannot read the task %s: %s", path, strerror(errno));
+	base_buf b = BASE_BUF_INIT(TASK_MAX);
 	int error = 0;
 	char chunk[8192];
 	for (;;) {
@@ -208,23 +208,23 @@ static int read_task(char **out, size_t *len, const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			error = app_error_set(APP_EGENERIC, "agent command: cannot read the task %s: %s", path, strerror(errno));
+			error = base_error_set(BASE_EGENERIC, "agent command: cannot read the task %s: %s", path, strerror(errno));
 			break;
 		}
 		if (n == 0)
 			break;
-		if (app_buf_put(&b, chunk, (size_t)n) < 0) {
-			error = app_error_set(APP_ETOOBIG, "agent command: the task %s is over %u bytes", path, TASK_MAX);
+		if (base_buf_put(&b, chunk, (size_t)n) < 0) {
+			error = base_error_set(BASE_ETOOBIG, "agent command: the task %s is over %u bytes", path, TASK_MAX);
 			break;
 		}
 	}
 	close(fd);
 	if (!error) {
 		*len = b.len;
-		if (!(*out = app_buf_detach(&b)))
-			error = app_error_set(APP_ENOMEM, "out of memory");
+		if (!(*out = base_buf_detach(&b)))
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 	}
-	app_buf_dispose(&b);
+	base_buf_dispose(&b);
 	return error;
 }
 
@@ -234,7 +234,7 @@ static int prepare_dir(const agent_cmd_options *o, int drop, uid_t uid, gid_t gi
 {
 	int dirfd = open(o->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0)
-		return app_error_set(APP_EINVALID, "agent command: %s: %s", o->workdir, strerror(errno));
+		return base_error_set(BASE_EINVALID, "agent command: %s: %s", o->workdir, strerror(errno));
 	struct stat st;
 	int error = 0;
 	char *task = NULL, *config = NULL;
@@ -242,7 +242,7 @@ static int prepare_dir(const agent_cmd_options *o, int drop, uid_t uid, gid_t gi
 	/* it becomes the command's /tmp and may be handed to another uid:
 	 * only a private per-run directory qualifies (never /tmp itself) */
 	if (fstat(dirfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
-		error = app_error_set(APP_EINVALID, "agent command: %s is not a private directory of perfbot's (0700)",
+		error = base_error_set(BASE_EINVALID, "agent command: %s is not a private directory of perfbot's (0700)",
 				      o->workdir);
 		goto done;
 	}
@@ -254,22 +254,22 @@ static int prepare_dir(const agent_cmd_options *o, int drop, uid_t uid, gid_t gi
 	config = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (!config) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (mkdirat(dirfd, "home", 0700) < 0 && errno != EEXIST) {
-		error = app_error_set(APP_EGENERIC, "agent command: mkdir %s/home: %s", o->workdir, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: mkdir %s/home: %s", o->workdir, strerror(errno));
 		goto done;
 	}
 	if (drop && fchownat(dirfd, "home", uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		error = app_error_set(APP_EGENERIC, "agent command: chown %s/home: %s", o->workdir, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: chown %s/home: %s", o->workdir, strerror(errno));
 		goto done;
 	}
 	if ((error = write_private(dirfd, "task.md", task, task_len, uid, gid, drop)) < 0 ||
 	    (error = write_private(dirfd, "mcp.json", config, strlen(config), uid, gid, drop)) < 0)
 		goto done;
 	if (drop && fchown(dirfd, uid, gid) < 0)
-		error = app_error_set(APP_EGENERIC, "agent command: chown %s: %s", o->workdir, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: chown %s: %s", o->workdir, strerror(errno));
 done:
 	if (config) {
 		memset(config, 0, strlen(config));
@@ -288,7 +288,7 @@ static void remove_config(const agent_cmd_options *o)
 }
 
 /* The confinement's options, NUL-separated, for bwrap's --args. */
-static int build_args(app_buf *b, const agent_cmd_options *o, int drop)
+static int build_args(base_buf *b, const agent_cmd_options *o, int drop)
 {
 	static const char *const fixed[] = { "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 					     "--die-with-parent", "--new-session", "--ro-bind", "/", "/", NULL };
@@ -321,14 +321,14 @@ void agent_cmd_result_dispose(agent_cmd_result *r)
 }
 
 /* Appends what fds[0] has; returns 0 on EOF. */
-static int drain(int fd, app_buf *output, agent_cmd_result *out)
+static int drain(int fd, base_buf *output, agent_cmd_result *out)
 {
 	char chunk[8192];
 	ssize_t n = read(fd, chunk, sizeof(chunk));
 	if (n > 0) {
-		if (!out->output_cut && app_buf_put(output, chunk, (size_t)n) < 0) {
+		if (!out->output_cut && base_buf_put(output, chunk, (size_t)n) < 0) {
 			size_t room = output->max - output->len;
-			app_buf_put(output, chunk, room);
+			base_buf_put(output, chunk, room);
 			out->output_cut = 1;
 		}
 		return 1;
@@ -339,29 +339,29 @@ static int drain(int fd, app_buf *output, agent_cmd_result *out)
 int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 {
 	int fds[2] = { -1, -1 }, mark[2] = { -1, -1 }, args_fd = -1;
-	app_buf output = APP_BUF_INIT(o->output_cap ? o->output_cap : 256u << 10);
-	app_buf args = APP_BUF_INIT(16u << 20);
+	base_buf output = BASE_BUF_INIT(o->output_cap ? o->output_cap : 256u << 10);
+	base_buf args = BASE_BUF_INIT(16u << 20);
 	char *bwrap = NULL, *setpriv = NULL;
 	int error = 0, prepared = 0;
 	pid_t pid = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (!o->command || !*o->command)
-		return app_error_set(APP_EINVALID, "no agent command is configured (PERFBOT_AGENT_COMMAND)");
+		return base_error_set(BASE_EINVALID, "no agent command is configured (PERFBOT_AGENT_COMMAND)");
 	if (!o->workdir || o->workdir[0] != '/')
-		return app_error_set(APP_EINVALID, "agent command: no run directory");
+		return base_error_set(BASE_EINVALID, "agent command: no run directory");
 	int drop = geteuid() == 0;
 	uid_t uid = (uid_t)(AGENT_CMD_UID_BASE + (uint64_t)o->run_id % AGENT_CMD_UID_SPAN);
 	gid_t gid = (gid_t)uid;
 	const char *bwrap_name = o->bwrap ? o->bwrap : "bwrap";
 	if (!(bwrap = find_in_path(bwrap_name))) {
-		error = app_error_set(APP_EGENERIC,
+		error = base_error_set(BASE_EGENERIC,
 				      "agent command: %s not found; install bubblewrap (the agent command never runs unconfined)",
 				      bwrap_name);
 		goto done;
 	}
 	if (drop && !(setpriv = find_in_path("setpriv"))) {
-		error = app_error_set(APP_EGENERIC, "agent command: setpriv (util-linux) not found; running as root, perfbot "
+		error = base_error_set(BASE_EGENERIC, "agent command: setpriv (util-linux) not found; running as root, perfbot "
 						    "needs it to start the agent command as an unprivileged user");
 		goto done;
 	}
@@ -369,12 +369,12 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		goto done;
 	prepared = 1;
 	if (build_args(&args, o, drop) < 0) {
-		error = app_error_set(APP_ETOOBIG, "agent command: the environment is too large");
+		error = base_error_set(BASE_ETOOBIG, "agent command: the environment is too large");
 		goto done;
 	}
 	args_fd = memfd_create("perfbot-agent-args", MFD_CLOEXEC);
 	if (args_fd < 0 || write(args_fd, args.ptr, args.len) != (ssize_t)args.len || lseek(args_fd, 0, SEEK_SET) != 0) {
-		error = app_error_set(APP_EGENERIC, "agent command: memfd: %s", strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "agent command: memfd: %s", strerror(errno));
 		goto done;
 	}
 	memset(args.ptr, 0, args.len); /* it holds the token */
@@ -407,14 +407,14 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 	argv[n] = NULL;
 
 	if (pipe2(fds, O_CLOEXEC) < 0 || pipe2(mark, O_CLOEXEC) < 0) {
-		error = app_error_set(APP_EGENERIC, "pipe: %s", strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "pipe: %s", strerror(errno));
 		goto done;
 	}
-	int64_t start = app_mono_ms();
+	int64_t start = base_mono_ms();
 	pid_t parent = getpid();
 	pid = fork();
 	if (pid < 0) {
-		error = app_error_set(APP_EGENERIC, "fork: %s", strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "fork: %s", strerror(errno));
 		goto done;
 	}
 	if (pid == 0) {
@@ -472,7 +472,7 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		}
 		if (!eof && r > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			eof = !drain(fds[0], &output, out);
-		if (!started && ((o->cancel && *o->cancel) || app_mono_ms() - start > SETUP_TIMEOUT_MS))
+		if (!started && ((o->cancel && *o->cancel) || base_mono_ms() - start > SETUP_TIMEOUT_MS))
 			break;
 	}
 	if (!started) {
@@ -481,8 +481,8 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		pid = -1;
-		int64_t until = app_mono_ms() + 1000;
-		while (!eof && app_mono_ms() < until) {
+		int64_t until = base_mono_ms() + 1000;
+		while (!eof && base_mono_ms() < until) {
 			struct pollfd p = { fds[0], POLLIN, 0 };
 			if (poll(&p, 1, 100) > 0)
 				eof = !drain(fds[0], &output, out);
@@ -491,25 +491,25 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 			out->cancelled = 1;
 			out->exit_code = -1;
 			out->term_signal = SIGKILL;
-			out->wall_ms = app_mono_ms() - start;
-			out->output = app_buf_detach(&output);
+			out->wall_ms = base_mono_ms() - start;
+			out->output = base_buf_detach(&output);
 			if (!out->output)
-				error = app_error_set(APP_ENOMEM, "out of memory");
+				error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
-		const char *text = app_buf_cstr(&output);
+		const char *text = base_buf_cstr(&output);
 		const char *line = strstr(text, "bwrap: ");
 		if (!line)
 			line = strstr(text, "setpriv: ");
 		size_t len = line ? strcspn(line, "\n") : 0;
-		error = app_error_set(APP_EGENERIC,
+		error = base_error_set(BASE_EGENERIC,
 				      "the agent command cannot be confined, so it was not started (it never runs "
 				      "unconfined): %.*s",
 				      (int)(len ? len : 300), len ? line : (*text ? text : "bwrap exited before the command started"));
-		app_log(APP_LOG_ERROR, "agent command not confined", "run", run, "error", app_error_last(), NULL);
+		base_log(BASE_LOG_ERROR, "agent command not confined", "run", run, "error", base_error_last(), NULL);
 		goto done;
 	}
-	app_log(APP_LOG_INFO, "agent command started", "run", run, "pid", spid, "uid", drop ? uid_s + 8 : NULL, NULL);
+	base_log(BASE_LOG_INFO, "agent command started", "run", run, "pid", spid, "uid", drop ? uid_s + 8 : NULL, NULL);
 
 	int status = 0, exited = 0, term_sent = 0;
 	int64_t kill_at = 0, ended_at = 0, exited_at = 0, grace = o->grace_ms > 0 ? o->grace_ms : 30000;
@@ -523,15 +523,15 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		}
 		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
 			exited = 1;
-			exited_at = app_mono_ms();
+			exited_at = base_mono_ms();
 			kill(-pid, SIGKILL); /* whatever it left behind in its group */
 		}
 		if (exited) {
-			if (app_mono_ms() - exited_at > 2000)
+			if (base_mono_ms() - exited_at > 2000)
 				break; /* a process that left the group still holds the pipe */
 			continue;
 		}
-		int64_t now = app_mono_ms();
+		int64_t now = base_mono_ms();
 		if (!term_sent) {
 			const char *why = NULL;
 			if (o->cancel && *o->cancel) {
@@ -551,7 +551,7 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 			if (why) {
 				/* bwrap dies of it, and its namespace with everything
 				 * in it */
-				app_log(APP_LOG_INFO, "stopping agent command", "run", run, "reason", why, NULL);
+				base_log(BASE_LOG_INFO, "stopping agent command", "run", run, "reason", why, NULL);
 				kill(-pid, SIGTERM);
 				term_sent = 1;
 				kill_at = now + 2000;
@@ -562,19 +562,19 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 		}
 	}
 	pid = -1;
-	out->wall_ms = app_mono_ms() - start;
+	out->wall_ms = base_mono_ms() - start;
 	if (WIFEXITED(status)) {
 		out->exit_code = WEXITSTATUS(status);
 	} else {
 		out->exit_code = -1;
 		out->term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	}
-	out->output = app_buf_detach(&output);
+	out->output = base_buf_detach(&output);
 	if (!out->output)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 	char code[16];
 	snprintf(code, sizeof(code), "%d", out->exit_code);
-	app_log(APP_LOG_INFO, "agent command ended", "run", run, "exit_code", code, NULL);
+	base_log(BASE_LOG_INFO, "agent command ended", "run", run, "exit_code", code, NULL);
 done:
 	if (pid > 0) {
 		kill(-pid, SIGKILL);
@@ -593,8 +593,8 @@ done:
 		close(args_fd);
 	if (args.ptr)
 		memset(args.ptr, 0, args.len);
-	app_buf_dispose(&args);
-	app_buf_dispose(&output);
+	base_buf_dispose(&args);
+	base_buf_dispose(&output);
 	free(bwrap);
 	free(setpriv);
 	return error;

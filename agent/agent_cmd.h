@@ -66,7 +66,7 @@ typedef struct agent_cmd_result {
 
 /* Runs the command to its end (or its kill).  0 when it was started (any
  * exit status); a negative code when it could not be started, among them
- * when bwrap cannot confine it (app_error_last() gives bwrap's reason).
+ * when bwrap cannot confine it (base_error_last() gives bwrap's reason).
  * AGENT_CMD_DIR/mcp.json is removed before the call returns. */
 int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *opts);
 

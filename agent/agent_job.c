@@ -28,7 +28,7 @@
  * called from event-handler threads and only talk to the store (and the
  * MCP endpoint to revoke a token). */
 #include "agent/agent_job.h"
-#include "app/clock.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,19 +44,19 @@
 #include <unistd.h>
 
 #include "agent/agent_cmd.h"
-#include "agent/bench.h"
-#include "agent/checkout.h"
-#include "agent/repo_config.h"
-#include "agent/run_watch.h"
+#include "measure/bench.h"
+#include "measure/checkout.h"
+#include "measure/repo_config.h"
+#include "measure/run_watch.h"
 #include "agent/task.h"
 #include "agent/tools.h"
 #include "agent/tools_run.h"
 #include "agent/verify.h"
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/md.h"
-#include "app/utf8.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/md.h"
+#include "base/utf8.h"
 
 #define WATCH_MS 250                 /* how often a running run looks for a cancel */
 #define AGENT_GRACE_MS 15000         /* after the tools ended, before the agent is killed */
@@ -97,7 +97,7 @@ static int active_run(json_t **out, store *st, const char *repository)
 		json_t *filter = json_pack("{s:s,s:s,s:s}", "kind", "agent", "repository", repository, "state", states[i]);
 		json_t *list = NULL;
 		if (!filter)
-			return app_error_set(APP_ENOMEM, "out of memory");
+			return base_error_set(BASE_ENOMEM, "out of memory");
 		int error = store_run_list(st, filter, 1, &list);
 		json_decref(filter);
 		if (error < 0)
@@ -128,7 +128,7 @@ static int create_run(int64_t *out, const agent_services *svc, const agent_run_r
 				 req->thread_number, "clone_url", req->clone_url, "commit", req->commit, "benchmarks",
 				 names_array(req->benchmarks, req->nbenchmarks), "local_path", local_path);
 	if (!data)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	if (req->fork)
 		json_object_set_new(data, "fork", json_true());
 	store_run_spec spec = { .kind = "agent", .repository = req->repository, .installation_id = req->installation_id,
@@ -153,7 +153,7 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 	if (run_out)
 		*run_out = 0;
 	if (!req->repository || !req->trigger || (!req->commit && !req->branch))
-		return app_error_set(APP_EINVALID, "an agent run needs a repository, a trigger and a commit or a branch");
+		return base_error_set(BASE_EINVALID, "an agent run needs a repository, a trigger and a commit or a branch");
 	pthread_mutex_lock(&queue_lock);
 	if ((error = active_run(&busy, svc->store, req->repository)) < 0)
 		goto done;
@@ -168,21 +168,21 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 			if ((error = store_job_cancel_key(svc->store, key, NULL)) < 0)
 				goto done;
 			error = store_run_set_state_from(svc->store, bid, "queued", "cancelled", "replaced by a newer push");
-			if (error == APP_EEXISTS) { /* it started meanwhile: it stays the repository's run */
-				error = app_error_set(APP_EEXISTS, "run %" PRId64 " is running for %s", bid, req->repository);
+			if (error == BASE_EEXISTS) { /* it started meanwhile: it stays the repository's run */
+				error = base_error_set(BASE_EEXISTS, "run %" PRId64 " is running for %s", bid, req->repository);
 				goto done;
 			}
 			if (error < 0)
 				goto done;
-			app_log(APP_LOG_INFO, "agent run replaced by a newer push", "repository", req->repository, NULL);
+			base_log(BASE_LOG_INFO, "agent run replaced by a newer push", "repository", req->repository, NULL);
 		} else {
 			if (by)
-				error = app_error_set(APP_EEXISTS,
+				error = base_error_set(BASE_EEXISTS,
 						      "run %" PRId64 " is %s for %s (requested by @%s); `/perfbot cancel %" PRId64
 						      "` stops it",
 						      bid, state ? state : "active", req->repository, by, bid);
 			else
-				error = app_error_set(APP_EEXISTS, "run %" PRId64 " is %s for %s; `/perfbot cancel %" PRId64 "` stops it",
+				error = base_error_set(BASE_EEXISTS, "run %" PRId64 " is %s for %s; `/perfbot cancel %" PRId64 "` stops it",
 						      bid, state ? state : "active", req->repository, bid);
 			goto done;
 		}
@@ -197,12 +197,12 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 		goto done;
 	}
 	if (svc->workers)
-		app_workers_wake(svc->workers);
+		store_workers_wake(svc->workers);
 	if (run_out)
 		*run_out = id;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	app_log(APP_LOG_INFO, "agent run queued", "run", ids, "repository", req->repository, "trigger", req->trigger, NULL);
+	base_log(BASE_LOG_INFO, "agent run queued", "run", ids, "repository", req->repository, "trigger", req->trigger, NULL);
 done:
 	pthread_mutex_unlock(&queue_lock);
 	json_decref(busy);
@@ -217,11 +217,11 @@ done:
 static int get_run_of(json_t **out, const agent_services *svc, const char *repository, int64_t run_id)
 {
 	int error = store_run_get(svc->store, run_id, out);
-	if (error == APP_ENOTFOUND || (error == 0 && repository && (!jstr(*out, "repository") ||
+	if (error == BASE_ENOTFOUND || (error == 0 && repository && (!jstr(*out, "repository") ||
 								   strcmp(jstr(*out, "repository"), repository) != 0))) {
 		json_decref(error == 0 ? *out : NULL);
 		*out = NULL;
-		return app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not a run of %s", run_id,
+		return base_error_set(BASE_ENOTFOUND, "run %" PRId64 " is not a run of %s", run_id,
 				     repository ? repository : "this repository");
 	}
 	return error;
@@ -236,22 +236,22 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 		return error;
 	const char *kind = jstr(run, "kind");
 	if (!kind || strcmp(kind, "agent") != 0) {
-		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
+		error = base_error_set(BASE_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
 		goto done;
 	}
 	const char *state = jstr(run, "state");
 	if (store_proposal_get(svc->store, run_id, &proposal) < 0 || !state ||
 	    (strcmp(state, "proposal") != 0 && strcmp(state, "merged") != 0 && strcmp(state, "closed") != 0)) {
-		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " has no verified proposal%s%s%s", run_id,
+		error = base_error_set(BASE_ENOTFOUND, "run %" PRId64 " has no verified proposal%s%s%s", run_id,
 				      state ? " (it is " : "", state ? state : "", state ? ")" : "");
 		goto done;
 	}
 	char payload[64], key[64];
 	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", run_id);
 	snprintf(key, sizeof(key), "pr.open:%" PRId64, run_id);
-	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)app_wall_ms());
+	update = json_pack("{s:s,s:s,s:I}", "approved_by", user, "approved_via", via, "approved_at_ms", (json_int_t)base_wall_ms());
 	if (!update) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	/* the approval, the run's record of it, the audit line and the PR job
@@ -259,22 +259,22 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
 	store_approval a = { .run_id = run_id, .user = user, .via = via, .run_update = update,
 			     .job_kind = "pr.open", .job_payload = payload, .job_key = key };
 	if ((error = store_approval_put(svc->store, &a)) < 0) {
-		if (error == APP_EEXISTS) {
+		if (error == BASE_EEXISTS) {
 			const json_t *d = json_object_get(run, "data");
 			const char *by = jstr(d, "approved_by"), *how = jstr(d, "approved_via");
 			if (by)
-				app_error_set(APP_EEXISTS, "run %" PRId64 " was already approved by @%s (%s)", run_id, by,
+				base_error_set(BASE_EEXISTS, "run %" PRId64 " was already approved by @%s (%s)", run_id, by,
 					      how ? how : "?");
 			else
-				app_error_set(APP_EEXISTS, "run %" PRId64 " was already approved", run_id);
+				base_error_set(BASE_EEXISTS, "run %" PRId64 " was already approved", run_id);
 		}
 		goto done;
 	}
 	if (svc->workers)
-		app_workers_wake(svc->workers);
+		store_workers_wake(svc->workers);
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, run_id);
-	app_log(APP_LOG_INFO, "agent run approved", "run", ids, "user", user, "via", via, NULL);
+	base_log(BASE_LOG_INFO, "agent run approved", "run", ids, "user", user, "via", via, NULL);
 done:
 	json_decref(run);
 	json_decref(proposal);
@@ -291,26 +291,26 @@ int agent_run_cancel(const agent_services *svc, const char *repository, int64_t 
 	const char *kind = jstr(run, "kind"), *state = jstr(run, "state");
 	char reason[200], key[64], subject[32];
 	if (!kind || strcmp(kind, "agent") != 0) {
-		error = app_error_set(APP_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
+		error = base_error_set(BASE_ENOTFOUND, "run %" PRId64 " is not an agent run", run_id);
 		goto done;
 	}
 	if (is_end_state(state)) {
-		error = app_error_set(APP_EINVALID, "run %" PRId64 " has already ended (%s)", run_id, state ? state : "?");
+		error = base_error_set(BASE_EINVALID, "run %" PRId64 " has already ended (%s)", run_id, state ? state : "?");
 		goto done;
 	}
 	snprintf(reason, sizeof(reason), "cancelled by @%s", user ? user : "?");
-	update = json_pack("{s:s?,s:I}", "cancelled_by", user, "cancelled_at_ms", (json_int_t)app_wall_ms());
+	update = json_pack("{s:s?,s:I}", "cancelled_by", user, "cancelled_at_ms", (json_int_t)base_wall_ms());
 	if (!update) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	/* only a run still queued or running: its end may have been recorded
 	 * since it was read, and a proposal is not taken back by a cancel */
 	if ((error = store_run_set_state_from(svc->store, run_id, "queued,running", "cancelled", reason)) < 0) {
-		if (error == APP_EEXISTS) {
+		if (error == BASE_EEXISTS) {
 			json_t *now = NULL;
 			store_run_get(svc->store, run_id, &now);
-			error = app_error_set(APP_EINVALID, "run %" PRId64 " has already ended (%s)", run_id,
+			error = base_error_set(BASE_EINVALID, "run %" PRId64 " has already ended (%s)", run_id,
 					      jstr(now, "state") ? jstr(now, "state") : "?");
 			json_decref(now);
 		}
@@ -346,10 +346,10 @@ typedef struct run {
 	int thread_number;
 	char owner[128], name[128];
 	char sha[41];
-	agent_checkout_source src;
+	measure_checkout_source src;
 	char repo_path[PATH_MAX];      /* the git repository holding sha */
-	agent_repo_config *cfg;
-	app_diff_policy *policy;       /* of cfg, for the agent's write tools */
+	measure_repo_config *cfg;
+	base_diff_policy *policy;       /* of cfg, for the agent's write tools */
 	char *workspace, *fresh, *rundir;
 	char cg[PATH_MAX], agent_dir[PATH_MAX], task[PATH_MAX];
 	json_t *baseline;
@@ -359,7 +359,7 @@ typedef struct run {
 	int64_t check_run_id;
 
 	pthread_mutex_t lock;          /* guards tools and cancel against the watcher */
-	agent_run_watch *watch;
+	measure_run_watch *watch;
 	volatile int cancel;           /* read by the sandbox and the agent supervisor */
 	const volatile int *ext_cancel;
 	const atomic_int *stopping;
@@ -389,18 +389,18 @@ static void set_outcome(run *r, const char *status, const char *fmt, ...)
 /* Called once on the watcher's thread: a cancel (stored, or raised by the
  * CLI) or a shutdown ends the tools, and through r->cancel the agent
  * command and the sandbox commands. */
-static void on_watch(agent_watch_cause cause, const char *reason, void *payload)
+static void on_watch(measure_watch_cause cause, const char *reason, void *payload)
 {
 	run *r = payload;
 	pthread_mutex_lock(&r->lock);
 	if (!r->cancel) {
-		if (cause == AGENT_WATCH_SHUTDOWN)
+		if (cause == MEASURE_WATCH_SHUTDOWN)
 			r->interrupted = 1;
-		else if (cause == AGENT_WATCH_STORE)
+		else if (cause == MEASURE_WATCH_STORE)
 			r->cancelled_in_store = 1;
 		r->cancel = 1;
 		if (r->tools)
-			agent_tools_end(r->tools, cause == AGENT_WATCH_SHUTDOWN ? reason : "cancelled");
+			agent_tools_end(r->tools, cause == MEASURE_WATCH_SHUTDOWN ? reason : "cancelled");
 	}
 	pthread_mutex_unlock(&r->lock);
 }
@@ -408,7 +408,7 @@ static void on_watch(agent_watch_cause cause, const char *reason, void *payload)
 static int token_cb(char *buf, size_t size, void *payload)
 {
 	run *r = payload;
-	return agent_token_fill(buf, size, r->svc->gh, r->inst);
+	return measure_token_fill(buf, size, r->svc->gh, r->inst);
 }
 
 /* The commit: the requested one, or the branch tip after a fresh fetch. */
@@ -419,22 +419,22 @@ static int resolve_commit(run *r)
 	const char *rev = commit ? commit : branch;
 	int error;
 	if (!rev)
-		return app_error_set(APP_EINVALID, "the run names neither a commit nor a branch");
+		return base_error_set(BASE_EINVALID, "the run names neither a commit nor a branch");
 	if (!commit && !r->local_path) {
 		/* a name that never resolves forces a fetch of every branch, so a
 		 * cached branch is never stale */
-		error = agent_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
-		if (error == APP_EAUTH && r->svc->gh) {
+		error = measure_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
+		if (error == BASE_EAUTH && r->svc->gh) {
 			gh_installation_token_invalidate(r->svc->gh, r->inst);
-			error = agent_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
+			error = measure_checkout_fetch(r->sha, &r->src, "refs/perfbot/refresh-branches");
 		}
-		if (error < 0 && error != APP_ENOTFOUND)
+		if (error < 0 && error != BASE_ENOTFOUND)
 			return error;
 	}
-	error = agent_checkout_fetch(r->sha, &r->src, rev);
-	if (error == APP_EAUTH && r->svc->gh) {
+	error = measure_checkout_fetch(r->sha, &r->src, rev);
+	if (error == BASE_EAUTH && r->svc->gh) {
 		gh_installation_token_invalidate(r->svc->gh, r->inst);
-		error = agent_checkout_fetch(r->sha, &r->src, rev);
+		error = measure_checkout_fetch(r->sha, &r->src, rev);
 	}
 	return error;
 }
@@ -443,20 +443,20 @@ static int load_config(run *r)
 {
 	char *yml = NULL;
 	size_t len = 0;
-	int error = agent_checkout_read_file(&yml, &len, &r->src, r->sha, AGENT_REPO_CONFIG_PATH, AGENT_REPO_CONFIG_MAX);
-	if (error == APP_ENOTFOUND)
-		return app_error_set(APP_ENOTFOUND, "%.7s has no %s", r->sha, AGENT_REPO_CONFIG_PATH);
+	int error = measure_checkout_read_file(&yml, &len, &r->src, r->sha, MEASURE_REPO_CONFIG_PATH, MEASURE_REPO_CONFIG_MAX);
+	if (error == BASE_ENOTFOUND)
+		return base_error_set(BASE_ENOTFOUND, "%.7s has no %s", r->sha, MEASURE_REPO_CONFIG_PATH);
 	if (error < 0)
 		return error;
-	error = agent_repo_config_parse(&r->cfg, yml, len);
+	error = measure_repo_config_parse(&r->cfg, yml, len);
 	free(yml);
 	if (error < 0)
-		return app_error_set(error, "%s: %s", AGENT_REPO_CONFIG_PATH, app_error_last());
+		return base_error_set(error, "%s: %s", MEASURE_REPO_CONFIG_PATH, base_error_last());
 	if (r->cfg->nbenchmarks == 0)
-		return app_error_set(APP_EINVALID, "%s defines no benchmarks", AGENT_REPO_CONFIG_PATH);
+		return base_error_set(BASE_EINVALID, "%s defines no benchmarks", MEASURE_REPO_CONFIG_PATH);
 	for (size_t i = 0; r->focus && r->focus[i]; i++)
-		if (!agent_repo_config_benchmark(r->cfg, r->focus[i]))
-			return app_error_set(APP_ENOTFOUND, "the configuration has no benchmark named \"%s\"", r->focus[i]);
+		if (!measure_repo_config_benchmark(r->cfg, r->focus[i]))
+			return base_error_set(BASE_ENOTFOUND, "the configuration has no benchmark named \"%s\"", r->focus[i]);
 	return 0;
 }
 
@@ -468,16 +468,16 @@ static int make_dirs(run *r)
 	mkdir(tmpl, 0700);
 	if ((size_t)snprintf(tmpl, sizeof(tmpl), "%s/work/run-%" PRId64 "-XXXXXX", r->svc->cfg->data_dir, r->id) >=
 	    sizeof(tmpl))
-		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		return base_error_set(BASE_EINVALID, "DATA_DIR path too long");
 	if (!mkdtemp(tmpl))
-		return app_error_set(APP_EGENERIC, "mkdtemp %s: %s", tmpl, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "mkdtemp %s: %s", tmpl, strerror(errno));
 	if (!(r->rundir = strdup(tmpl)))
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	snprintf(r->cg, sizeof(r->cg), "%s/cg", r->rundir);
 	snprintf(r->agent_dir, sizeof(r->agent_dir), "%s/agent", r->rundir);
 	snprintf(r->task, sizeof(r->task), "%s/task.md", r->rundir);
 	if (mkdir(r->cg, 0700) < 0 || mkdir(r->agent_dir, 0700) < 0)
-		return app_error_set(APP_EGENERIC, "mkdir in %s: %s", r->rundir, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "mkdir in %s: %s", r->rundir, strerror(errno));
 	return 0;
 }
 
@@ -488,7 +488,7 @@ static void store_measurements(run *r, const json_t *doc)
 	json_array_foreach(json_object_get(doc, "benchmarks"), i, m)
 	{
 		if (store_measurement_put(r->svc->store, NULL, r->id, r->repository, r->sha, jstr(m, "name"), m) < 0)
-			app_log(APP_LOG_WARN, "cannot store a measurement", "error", app_error_last(), NULL);
+			base_log(BASE_LOG_WARN, "cannot store a measurement", "error", base_error_last(), NULL);
 	}
 }
 
@@ -521,11 +521,11 @@ static json_t *baseline_table(const json_t *doc)
 
 static int measure_baseline(run *r)
 {
-	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	measure_bench_options bo = MEASURE_BENCH_OPTIONS_INIT;
 	bo.commit = r->sha;
 	bo.scratch_dir = r->cg;
 	bo.cancel = &r->cancel;
-	int error = agent_bench_measure(&r->baseline, r->svc->sandbox, r->workspace, r->cfg, &bo);
+	int error = measure_bench_measure(&r->baseline, r->svc->sandbox, r->workspace, r->cfg, &bo);
 	if (error < 0)
 		return error;
 	store_measurements(r, r->baseline);
@@ -536,10 +536,10 @@ static int measure_baseline(run *r)
 	const json_t *build = json_object_get(r->baseline, "build");
 	const char *bs = jstr(build, "status");
 	if (r->cancel)
-		return APP_ECANCELLED;
+		return BASE_ECANCELLED;
 	if (bs && (!strcmp(bs, "failed") || !strcmp(bs, "timeout"))) {
 		const char *tail = jstr(build, "output_tail");
-		return app_error_set(APP_EINVALID, "the base commit does not build (%s)%s%.600s", bs, tail ? ": " : "",
+		return base_error_set(BASE_EINVALID, "the base commit does not build (%s)%s%.600s", bs, tail ? ": " : "",
 				     tail ? tail : "");
 	}
 	size_t i;
@@ -548,7 +548,7 @@ static int measure_baseline(run *r)
 	{
 		const char *s = jstr(m, "status");
 		if (!s || strcmp(s, "ok") != 0)
-			return app_error_set(APP_EINVALID, "benchmark %s fails at the base commit: %.400s", jstr(m, "name"),
+			return base_error_set(BASE_EINVALID, "benchmark %s fails at the base commit: %.400s", jstr(m, "name"),
 					     jstr(m, "error") ? jstr(m, "error") : s ? s : "?");
 	}
 	return 0;
@@ -557,14 +557,14 @@ static int measure_baseline(run *r)
 /* The agent's part: tools, registration, task file, the command. */
 static int run_agent(run *r)
 {
-	const app_config *cfg = r->svc->cfg;
+	const base_config *cfg = r->svc->cfg;
 	int error;
 	if (cfg->agent && strcmp(cfg->agent, "command") != 0)
-		return app_error_set(APP_EINVALID, "PERFBOT_AGENT=%s is not available; use PERFBOT_AGENT=command", cfg->agent);
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT=%s is not available; use PERFBOT_AGENT=command", cfg->agent);
 	if (!cfg->agent_command || !*cfg->agent_command)
-		return app_error_set(APP_EINVALID, "no agent is configured: set PERFBOT_AGENT_COMMAND");
+		return base_error_set(BASE_EINVALID, "no agent is configured: set PERFBOT_AGENT_COMMAND");
 	if (!r->svc->mcp || !r->svc->mcp_url || !*r->svc->mcp_url)
-		return app_error_set(APP_EINVALID, "no MCP endpoint is available for the agent");
+		return base_error_set(BASE_EINVALID, "no MCP endpoint is available for the agent");
 
 	agent_run_hooks_options ro = AGENT_RUN_HOOKS_OPTIONS_INIT;
 	ro.sandbox = r->svc->sandbox;
@@ -577,7 +577,7 @@ static int run_agent(run *r)
 		return error;
 	int max_minutes = r->cfg->optimize_max_minutes, max_runs = r->cfg->optimize_max_benchmark_runs;
 	int max_calls = max_runs * AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN;
-	if ((error = agent_repo_config_diff_policy(&r->policy, r->cfg)) < 0)
+	if ((error = measure_repo_config_diff_policy(&r->policy, r->cfg)) < 0)
 		return error;
 	agent_tools_options to = AGENT_TOOLS_OPTIONS_INIT;
 	to.policy = r->policy;
@@ -604,7 +604,7 @@ static int run_agent(run *r)
 		return error;
 
 	if (r->cancel) /* cancelled during the baseline: no agent at all */
-		return APP_ECANCELLED;
+		return BASE_ECANCELLED;
 	/* what the command must not see: perfbot's state and secrets (the
 	 * database's own files too when it lives outside DATA_DIR) */
 	char cwd[PATH_MAX], dotenv[PATH_MAX + 8], wal[PATH_MAX + 8], shm[PATH_MAX + 8];
@@ -648,7 +648,7 @@ static int run_agent(run *r)
 	memset(&res, 0, sizeof(res));
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
-	app_log(APP_LOG_INFO, "agent started", "run", ids, "repository", r->repository, NULL);
+	base_log(BASE_LOG_INFO, "agent started", "run", ids, "repository", r->repository, NULL);
 	error = agent_cmd_run(&res, &co);
 	memset(token, 0, sizeof(token));
 	/* the token dies with the run's activity */
@@ -703,7 +703,7 @@ static int verify(run *r)
 	/* the base goes through the same steps as the candidate, in a clean
 	 * tree of its own: the agent's workspace has seen the agent's work */
 	char *base = NULL, sha2[41];
-	int error = agent_checkout_worktree(&base, sha2, &r->src, r->sha);
+	int error = measure_checkout_worktree(&base, sha2, &r->src, r->sha);
 	if (error < 0)
 		return error;
 	agent_verify_options vo = AGENT_VERIFY_OPTIONS_INIT;
@@ -720,11 +720,11 @@ static int verify(run *r)
 	vo.cancel = &r->cancel;
 	error = agent_verify(&r->verified, &vo);
 	char msg[1024];
-	snprintf(msg, sizeof(msg), "%s", app_error_last());
-	agent_worktree_remove(r->svc->cfg->data_dir, base);
+	snprintf(msg, sizeof(msg), "%s", base_error_last());
+	measure_worktree_remove(r->svc->cfg->data_dir, base);
 	free(base);
 	if (error < 0)
-		return app_error_set(error, "%s", msg);
+		return base_error_set(error, "%s", msg);
 	const char *st = jstr(r->verified, "status"), *why = jstr(r->verified, "reason");
 	set_outcome(r, st ? st : "failed", "%s", why ? why : "verification gave no verdict");
 	const json_t *m = json_object_get(r->verified, "measurement");
@@ -737,7 +737,7 @@ static int verify(run *r)
 			if (c) {
 				json_object_set_new(c, "verified", json_true());
 				if (store_measurement_put(r->svc->store, NULL, r->id, r->repository, NULL, jstr(b, "name"), c) < 0)
-					app_log(APP_LOG_WARN, "cannot store a measurement", "error", app_error_last(), NULL);
+					base_log(BASE_LOG_WARN, "cannot store a measurement", "error", base_error_last(), NULL);
 				json_decref(c);
 			}
 		}
@@ -754,39 +754,39 @@ static json_t *short_table(const json_t *verified)
 
 /* ---- markdown for GitHub ---------------------------------------------------- */
 
-static void md_number(app_buf *b, const json_t *v)
+static void md_number(base_buf *b, const json_t *v)
 {
 	if (json_is_integer(v))
-		app_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		base_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	else if (json_is_real(v))
-		app_buf_printf(b, "%.0f", json_real_value(v));
+		base_buf_printf(b, "%.0f", json_real_value(v));
 	else
-		app_buf_puts(b, "—");
+		base_buf_puts(b, "—");
 }
 
-static void md_table(app_buf *b, const run *r)
+static void md_table(base_buf *b, const run *r)
 {
 	const json_t *rows = json_object_get(r->verified, "benchmarks");
 	if (json_array_size(rows) == 0)
 		return;
-	app_buf_printf(b, "| benchmark | before | after | change | verdict |\n|---|---:|---:|---:|---|\n");
+	base_buf_printf(b, "| benchmark | before | after | change | verdict |\n|---|---:|---:|---:|---|\n");
 	size_t i;
 	json_t *row;
 	json_array_foreach(rows, i, row)
 	{
 		char pct[32];
-		agent_bench_row_pct(pct, sizeof(pct), row, "—");
-		app_buf_printf(b, "| `%s` | ", jstr(row, "name") ? jstr(row, "name") : "?");
+		measure_bench_row_pct(pct, sizeof(pct), row, "—");
+		base_buf_printf(b, "| `%s` | ", jstr(row, "name") ? jstr(row, "name") : "?");
 		md_number(b, json_object_get(row, "base"));
-		app_buf_puts(b, " | ");
+		base_buf_puts(b, " | ");
 		md_number(b, json_object_get(row, "head"));
-		app_buf_printf(b, " | %s | %s |\n", pct, jstr(row, "verdict") ? jstr(row, "verdict") : "");
+		base_buf_printf(b, " | %s | %s |\n", pct, jstr(row, "verdict") ? jstr(row, "verdict") : "");
 	}
-	app_buf_printf(b, "\n%s, measured by perfbot under CPU simulation on a clean checkout of `%.7s` with the change.\n",
-		       r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "Instructions" : "Estimated cycles", r->sha);
+	base_buf_printf(b, "\n%s, measured by perfbot under CPU simulation on a clean checkout of `%.7s` with the change.\n",
+		       r->cfg && r->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "Instructions" : "Estimated cycles", r->sha);
 }
 
-static void md_diff(app_buf *b, const char *diff, size_t cap, int64_t run_id)
+static void md_diff(base_buf *b, const char *diff, size_t cap, int64_t run_id)
 {
 	if (!diff || !*diff)
 		return;
@@ -797,42 +797,42 @@ static void md_diff(app_buf *b, const char *diff, size_t cap, int64_t run_id)
 			shown--;
 	/* the fence outgrows any backtick run of the diff: a changed line
 	 * with ``` in it cannot close it */
-	app_buf_puts(b, "\n");
-	app_md_fence(b, "diff", diff, shown);
+	base_buf_puts(b, "\n");
+	base_md_fence(b, "diff", diff, shown);
 	if (shown < n)
-		app_buf_printf(b, "\n*The diff is truncated: %zu of %zu bytes shown. `perfbot runs show %" PRId64
+		base_buf_printf(b, "\n*The diff is truncated: %zu of %zu bytes shown. `perfbot runs show %" PRId64
 				  "` prints all of it.*\n",
 			       shown, n, run_id);
 }
 
-static void md_summary(app_buf *b, const run *r, int for_comment)
+static void md_summary(base_buf *b, const run *r, int for_comment)
 {
 	int proposal = !strcmp(r->status, "proposal");
 	if (proposal) {
-		app_buf_printf(b, "%s perfbot run %" PRId64 " found a verified speed-up of `%.7s`.\n\n",
+		base_buf_printf(b, "%s perfbot run %" PRId64 " found a verified speed-up of `%.7s`.\n\n",
 			       for_comment ? "###" : "", r->id, r->sha);
 	} else {
-		app_buf_printf(b, "%sperfbot run %" PRId64 " ended without a verified improvement (%s): ",
+		base_buf_printf(b, "%sperfbot run %" PRId64 " ended without a verified improvement (%s): ",
 			       for_comment ? "### " : "", r->id, r->status);
 		/* the reason can quote the agent or the repository */
-		app_md_text(b, r->reason, strlen(r->reason));
-		app_buf_puts(b, ".\n\n");
+		base_md_text(b, r->reason, strlen(r->reason));
+		base_buf_puts(b, ".\n\n");
 	}
 	md_table(b, r);
 	if (r->summary && *r->summary) {
 		/* the agent's words, shown as text: no mention, link, image or
 		 * markup of its own */
-		app_buf_puts(b, "\n**The agent's summary:** ");
-		app_md_text(b, r->summary, app_utf8_cut(r->summary, strlen(r->summary), 2000));
-		app_buf_puts(b, "\n");
+		base_buf_puts(b, "\n**The agent's summary:** ");
+		base_md_text(b, r->summary, base_utf8_cut(r->summary, strlen(r->summary), 2000));
+		base_buf_puts(b, "\n");
 	}
 	if (proposal)
-		app_buf_printf(b, "\nTo open a pull request with this change, press **Open pull request** on the "
+		base_buf_printf(b, "\nTo open a pull request with this change, press **Open pull request** on the "
 				  "**" CHECK_NAME "** check run or comment `/perfbot apply %" PRId64 "`.\n",
 			       r->id);
 	const json_t *u = r->budgets;
 	if (u)
-		app_buf_printf(b, "\nBudgets used: %" PRId64 " tool calls, %" PRId64 " benchmark runs, %" PRId64 " s.\n",
+		base_buf_printf(b, "\nBudgets used: %" PRId64 " tool calls, %" PRId64 " benchmark runs, %" PRId64 " s.\n",
 			       jint(u, "tool_calls"), jint(u, "benchmark_runs"), jint(u, "wall_ms") / 1000);
 }
 
@@ -850,7 +850,7 @@ static void check_title(char *buf, size_t n, const run *r)
 		json_t *c = json_object_get(row, "change_pct");
 		if (v && !strcmp(v, "improved") && json_is_number(c)) {
 			char pct[32];
-			agent_bench_format_pct(pct, sizeof(pct), json_number_value(c));
+			measure_bench_format_pct(pct, sizeof(pct), json_number_value(c));
 			snprintf(buf, n, "Verified: %.60s %s", jstr(row, "name"), pct);
 			return;
 		}
@@ -863,7 +863,7 @@ static int split_repo(run *r)
 	const char *slash = strchr(r->repository, '/');
 	if (!slash || slash == r->repository || (size_t)(slash - r->repository) >= sizeof(r->owner) ||
 	    strlen(slash + 1) >= sizeof(r->name))
-		return app_error_set(APP_EINVALID, "bad repository name \"%s\"", r->repository);
+		return base_error_set(BASE_EINVALID, "bad repository name \"%s\"", r->repository);
 	memcpy(r->owner, r->repository, (size_t)(slash - r->repository));
 	r->owner[slash - r->repository] = '\0';
 	snprintf(r->name, sizeof(r->name), "%s", slash + 1);
@@ -881,8 +881,8 @@ static void check_run_start(run *r)
 	if (!body)
 		return;
 	if (gh_create_check_run(r->svc->gh, r->inst, r->owner, r->name, body, &r->check_run_id) < 0) {
-		app_log(APP_LOG_WARN, "cannot create the optimize check run", "repository", r->repository, "error",
-			app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot create the optimize check run", "repository", r->repository, "error",
+			base_error_last(), NULL);
 		r->check_run_id = 0;
 	}
 	json_decref(body);
@@ -897,23 +897,23 @@ static void check_run_start(run *r)
 static void publish(run *r)
 {
 	int proposal = !strcmp(r->status, "proposal");
-	app_buf summary = APP_BUF_INIT(60000), text = APP_BUF_INIT(65000);
+	base_buf summary = BASE_BUF_INIT(60000), text = BASE_BUF_INIT(65000);
 	char title[200], ext[24];
 	md_summary(&summary, r, 0);
 	if (r->diff && (proposal || jstr(r->verified, "status")))
 		md_diff(&text, r->diff, DIFF_SHOWN, r->id);
 	if (r->verified && jstr(r->verified, "log")) {
 		const char *log = jstr(r->verified, "log");
-		app_buf_puts(&text, "\n<details><summary>Verification log</summary>\n\n");
-		app_md_fence(&text, NULL, log, app_utf8_cut(log, strlen(log), 8000));
-		app_buf_puts(&text, "</details>\n");
+		base_buf_puts(&text, "\n<details><summary>Verification log</summary>\n\n");
+		base_md_fence(&text, NULL, log, base_utf8_cut(log, strlen(log), 8000));
+		base_buf_puts(&text, "</details>\n");
 	}
 	check_title(title, sizeof(title), r);
 	snprintf(ext, sizeof(ext), "%" PRId64, r->id);
 	const char *conclusion = !strcmp(r->status, "failed") ? "failure" : "neutral";
 	json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}", "name", CHECK_NAME, "head_sha", r->sha,
 				 "external_id", ext, "status", "completed", "conclusion", conclusion, "output", "title",
-				 title, "summary", app_buf_cstr(&summary), "text", app_buf_cstr(&text));
+				 title, "summary", base_buf_cstr(&summary), "text", base_buf_cstr(&text));
 	if (body && proposal)
 		json_object_set_new(body, "actions",
 				    json_pack("[{s:s,s:s,s:s}]", "label", "Open pull request", "description",
@@ -928,20 +928,20 @@ static void publish(run *r)
 		error = gh_create_check_run(r->svc->gh, r->inst, r->owner, r->name, body, &r->check_run_id);
 	}
 	if (error < 0)
-		app_log(APP_LOG_WARN, "cannot publish the optimize check run", "repository", r->repository, "error",
-			app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot publish the optimize check run", "repository", r->repository, "error",
+			base_error_last(), NULL);
 	json_decref(body);
 
 	if (r->thread_number > 0) {
-		app_buf c = APP_BUF_INIT(60000);
+		base_buf c = BASE_BUF_INIT(60000);
 		md_summary(&c, r, 1);
 		if (proposal)
 			md_diff(&c, r->diff, COMMENT_DIFF, r->id);
 		int64_t cid = 0;
-		if (gh_create_comment(r->svc->gh, r->inst, r->owner, r->name, r->thread_number, app_buf_cstr(&c), &cid) < 0)
-			app_log(APP_LOG_WARN, "cannot comment the agent run's outcome", "repository", r->repository, "error",
-				app_error_last(), NULL);
-		app_buf_dispose(&c);
+		if (gh_create_comment(r->svc->gh, r->inst, r->owner, r->name, r->thread_number, base_buf_cstr(&c), &cid) < 0)
+			base_log(BASE_LOG_WARN, "cannot comment the agent run's outcome", "repository", r->repository, "error",
+				base_error_last(), NULL);
+		base_buf_dispose(&c);
 		json_t *upd = json_pack("{s:I,s:I}", "check_run_id", (json_int_t)r->check_run_id, "comment_id",
 					(json_int_t)cid);
 		if (upd)
@@ -953,8 +953,8 @@ static void publish(run *r)
 			store_run_update(r->svc->store, r->id, upd);
 		json_decref(upd);
 	}
-	app_buf_dispose(&summary);
-	app_buf_dispose(&text);
+	base_buf_dispose(&summary);
+	base_buf_dispose(&text);
 }
 
 /* Publishes the outcome on GitHub, then marks the run reported: the state is
@@ -968,7 +968,7 @@ static void surface(run *r)
 		publish(r);
 	json_t *upd = json_pack("{s:b}", "reported", 1);
 	if (upd && store_run_update(r->svc->store, r->id, upd) < 0)
-		app_log(APP_LOG_WARN, "cannot record that the run was reported", "error", app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot record that the run was reported", "error", base_error_last(), NULL);
 	json_decref(upd);
 }
 
@@ -982,15 +982,15 @@ static void record(run *r)
 		json_t *p = json_pack("{s:s,s:s?,s:s?,s:O,s:s,s:s?,s:s,s:s?,s:O?,s:b}", "diff", r->diff, "summary", r->summary,
 				      "test_command", r->cfg ? r->cfg->test : NULL, "benchmarks",
 				      json_object_get(r->verified, "benchmarks"), "base_sha", r->sha, "base_branch", branch,
-				      "metric", r->cfg && r->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles",
+				      "metric", r->cfg && r->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "cycles",
 				      "verification_log", jstr(r->verified, "log"), "budgets", r->budgets, "fork",
 				      json_is_true(json_object_get(json_object_get(r->row, "data"), "fork")));
 		if (!p || store_proposal_put(st, r->id, p) < 0) {
-			set_outcome(r, "failed", "the proposal could not be stored: %s", p ? app_error_last() : "out of memory");
+			set_outcome(r, "failed", "the proposal could not be stored: %s", p ? base_error_last() : "out of memory");
 		}
 		json_decref(p);
 	}
-	r->t_end = app_wall_ms();
+	r->t_end = base_wall_ms();
 	json_t *timings = json_pack("{s:I,s:I,s:I,s:I,s:I}", "started_ms", (json_int_t)r->t_start, "baseline_ms",
 				    (json_int_t)(r->t_baseline ? r->t_baseline - r->t_start : 0), "agent_ms",
 				    (json_int_t)r->t_agent, "verify_ms", (json_int_t)r->t_verify, "total_ms",
@@ -1001,22 +1001,22 @@ static void record(run *r)
 				r->sha, "budgets", r->budgets, "agent", r->agent_info, "verification_log",
 				jstr(r->verified, "log"), "refused", json_is_true(json_object_get(r->verified, "refused")));
 	if (upd && store_run_update(st, r->id, upd) < 0)
-		app_log(APP_LOG_WARN, "cannot record the run's outcome", "error", app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot record the run's outcome", "error", base_error_last(), NULL);
 	json_decref(upd);
 	/* a cancel recorded in the store keeps its own reason (who cancelled);
 	 * one that lands now, after the last look, wins over this end */
 	if (!(r->cancelled_in_store && !strcmp(r->status, "cancelled"))) {
 		int e = store_run_set_state_from(st, r->id, "queued,running", r->status, r->reason);
-		if (e == APP_EEXISTS) {
+		if (e == BASE_EEXISTS) {
 			r->cancelled_in_store = 1;
 			set_outcome(r, "cancelled", "cancelled");
 		} else if (e < 0) {
-			app_log(APP_LOG_WARN, "cannot record the run's state", "error", app_error_last(), NULL);
+			base_log(BASE_LOG_WARN, "cannot record the run's state", "error", base_error_last(), NULL);
 		}
 	}
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
-	app_log(APP_LOG_INFO, "agent run ended", "run", ids, "status", r->status, "reason", r->reason, NULL);
+	base_log(BASE_LOG_INFO, "agent run ended", "run", ids, "status", r->status, "reason", r->reason, NULL);
 }
 
 /* ---- the run from start to end --------------------------------------------- */
@@ -1025,7 +1025,7 @@ static void execute(run *r)
 {
 	int error = 0;
 	const char *step = "";
-	r->t_start = app_wall_ms();
+	r->t_start = base_wall_ms();
 	const json_t *d = json_object_get(r->row, "data");
 	r->repository = jstr(r->row, "repository");
 	r->local_path = jstr(d, "local_path");
@@ -1070,34 +1070,34 @@ static void execute(run *r)
 		goto fail;
 	step = "sandbox";
 	if (!r->svc->sandbox) {
-		error = app_error_set(APP_EINVALID, "the sandbox is unavailable on this server (bwrap could not start)");
+		error = base_error_set(BASE_EINVALID, "the sandbox is unavailable on this server (bwrap could not start)");
 		goto fail;
 	}
 	step = "work trees";
 	char sha2[41];
-	if ((error = make_dirs(r)) < 0 || (error = agent_checkout_worktree(&r->workspace, sha2, &r->src, r->sha)) < 0 ||
-	    (error = agent_checkout_worktree(&r->fresh, sha2, &r->src, r->sha)) < 0)
+	if ((error = make_dirs(r)) < 0 || (error = measure_checkout_worktree(&r->workspace, sha2, &r->src, r->sha)) < 0 ||
+	    (error = measure_checkout_worktree(&r->fresh, sha2, &r->src, r->sha)) < 0)
 		goto fail;
 	step = "sandbox";
-	if ((error = agent_sandbox_prepare_dir(r->svc->sandbox, r->workspace)) < 0 ||
-	    (error = agent_sandbox_prepare_dir(r->svc->sandbox, r->cg)) < 0)
+	if ((error = measure_sandbox_prepare_dir(r->svc->sandbox, r->workspace)) < 0 ||
+	    (error = measure_sandbox_prepare_dir(r->svc->sandbox, r->cg)) < 0)
 		goto fail;
 	step = "baseline";
 	error = measure_baseline(r);
-	r->t_baseline = app_wall_ms();
+	r->t_baseline = base_wall_ms();
 	if (error < 0)
 		goto fail;
 	step = "agent";
-	int64_t t = app_wall_ms();
+	int64_t t = base_wall_ms();
 	error = run_agent(r);
-	r->t_agent = app_wall_ms() - t;
+	r->t_agent = base_wall_ms() - t;
 	if (error < 0)
 		goto fail;
 	if (!r->status[0]) {
 		step = "verification";
-		t = app_wall_ms();
+		t = base_wall_ms();
 		error = verify(r);
-		r->t_verify = app_wall_ms() - t;
+		r->t_verify = base_wall_ms() - t;
 		if (error < 0)
 			goto fail;
 	}
@@ -1105,31 +1105,31 @@ static void execute(run *r)
 		set_outcome(r, "cancelled", r->interrupted ? "interrupted: perfbot was shutting down" : "cancelled");
 	return;
 fail:
-	if (r->cancel || error == APP_ECANCELLED)
+	if (r->cancel || error == BASE_ECANCELLED)
 		set_outcome(r, "cancelled", r->interrupted ? "interrupted: perfbot was shutting down" : "cancelled");
 	else
-		set_outcome(r, "failed", "%s: %s", step, app_error_last());
+		set_outcome(r, "failed", "%s: %s", step, base_error_last());
 }
 
 static void run_dispose(run *r)
 {
-	agent_run_watch_stop(r->watch);
+	measure_run_watch_stop(r->watch);
 	r->watch = NULL;
 	pthread_mutex_destroy(&r->lock);
 	const char *dd = r->svc->cfg->data_dir;
 	if (r->workspace)
-		agent_worktree_remove(dd, r->workspace);
+		measure_worktree_remove(dd, r->workspace);
 	if (r->fresh)
-		agent_worktree_remove(dd, r->fresh);
+		measure_worktree_remove(dd, r->fresh);
 	if (r->rundir)
-		agent_worktree_remove(dd, r->rundir);
+		measure_worktree_remove(dd, r->rundir);
 	free(r->workspace);
 	free(r->fresh);
 	free(r->rundir);
 	agent_tools_free(r->tools);
 	free(r->policy);
 	agent_run_hooks_free(r->hooks);
-	agent_repo_config_free(r->cfg);
+	measure_repo_config_free(r->cfg);
 	json_decref(r->baseline);
 	json_decref(r->verified);
 	json_decref(r->budgets);
@@ -1152,10 +1152,10 @@ static int run_init(run *r, const agent_services *svc, int64_t id)
 static void run_start_watch(run *r)
 {
 	static const char *const stop_states[] = { "cancelled", NULL };
-	agent_run_watch_options o = { .store = r->svc->store, .run_id = r->id, .states = stop_states,
+	measure_run_watch_options o = { .store = r->svc->store, .run_id = r->id, .states = stop_states,
 				      .stopping = r->stopping, .ext_cancel = r->ext_cancel, .period_ms = WATCH_MS,
 				      .fn = on_watch, .payload = r };
-	agent_run_watch_start(&r->watch, &o);
+	measure_run_watch_start(&r->watch, &o);
 }
 
 /* Runs r to its end and records it; the caller disposes r. */
@@ -1164,7 +1164,7 @@ static void run_all(run *r)
 	run_start_watch(r);
 	execute(r);
 	/* the watcher may not touch the tools any more */
-	agent_run_watch_stop(r->watch);
+	measure_run_watch_stop(r->watch);
 	r->watch = NULL;
 	if (!r->cancelled_in_store) { /* a cancel that came while the run was ending */
 		json_t *row = NULL;
@@ -1179,14 +1179,14 @@ static void run_all(run *r)
 	surface(r);
 }
 
-static int on_agent_run(app_job_ctx *ctx, void *payload)
+static int on_agent_run(store_job_ctx *ctx, void *payload)
 {
 	agent_services *svc = payload;
 	json_t *p = json_loads(ctx->job->payload, 0, NULL);
 	int64_t id = jint(p, "run_id");
 	json_decref(p);
 	if (id <= 0)
-		return app_error_set(APP_EINVALID, "agent.run job without a run_id");
+		return base_error_set(BASE_EINVALID, "agent.run job without a run_id");
 	run r;
 	int error = run_init(&r, svc, id);
 	if (error < 0) {
@@ -1202,9 +1202,9 @@ static int on_agent_run(app_job_ctx *ctx, void *payload)
 	/* a cancel or a newer push may have ended it since it was read */
 	if ((error = store_run_set_state_from(svc->store, id, "queued,running", "running", NULL)) < 0) {
 		run_dispose(&r);
-		if (error != APP_EEXISTS)
+		if (error != BASE_EEXISTS)
 			return error;
-		snprintf(ctx->note, sizeof(ctx->note), "%s: nothing to do", app_error_last());
+		snprintf(ctx->note, sizeof(ctx->note), "%s: nothing to do", base_error_last());
 		return 0;
 	}
 	r.stopping = ctx->stopping;
@@ -1214,9 +1214,9 @@ static int on_agent_run(app_job_ctx *ctx, void *payload)
 	return 0;
 }
 
-int agent_run_jobs_register(app_workers *w, agent_services *svc)
+int agent_run_jobs_register(store_workers *w, agent_services *svc)
 {
-	return app_workers_register_bench(w, "agent.run", on_agent_run, svc);
+	return store_workers_register_bench(w, "agent.run", on_agent_run, svc);
 }
 
 /* ---- the local CLI ------------------------------------------------------------ */
@@ -1226,11 +1226,11 @@ int agent_run_local(json_t **out, const agent_services *svc, const agent_run_loc
 	char abs[PATH_MAX];
 	*out = NULL;
 	if (!o->repo_path || !realpath(o->repo_path, abs))
-		return app_error_set(APP_ENOTFOUND, "repository %s: %s", o->repo_path ? o->repo_path : "(none)",
+		return base_error_set(BASE_ENOTFOUND, "repository %s: %s", o->repo_path ? o->repo_path : "(none)",
 				     strerror(errno));
 	char sha[41];
-	agent_checkout_source src = { .data_dir = svc->cfg->data_dir, .local_path = abs };
-	int error = agent_checkout_fetch(sha, &src, o->rev ? o->rev : "HEAD");
+	measure_checkout_source src = { .data_dir = svc->cfg->data_dir, .local_path = abs };
+	int error = measure_checkout_fetch(sha, &src, o->rev ? o->rev : "HEAD");
 	if (error < 0)
 		return error;
 	agent_run_request req = { .repository = abs, .commit = sha, .branch = NULL, .trigger = "cli",
@@ -1253,7 +1253,7 @@ int agent_run_local(json_t **out, const agent_services *svc, const agent_run_loc
 		json_object_set_new(doc, "commit", json_string(r.sha));
 	run_dispose(&r);
 	if (!doc)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	*out = doc;
 	return 0;
 }

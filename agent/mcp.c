@@ -23,7 +23,7 @@
  *
  * Threading: one mutex guards runs and sessions; tool calls run outside it. */
 #include "agent/mcp.h"
-#include "app/clock.h"
+#include "base/clock.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -33,9 +33,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "app/error.h"
-#include "app/log.h"
-#include "app/metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #ifndef PERFBOT_VERSION
 #define PERFBOT_VERSION "0"
@@ -112,7 +112,7 @@ int agent_mcp_new(agent_mcp **out, const agent_mcp_options *opts)
 	*out = NULL;
 	agent_mcp *m = calloc(1, sizeof(*m));
 	if (!m)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->idle, NULL);
 	m->session_idle_ms = opts->session_idle_ms > 0 ? opts->session_idle_ms : 3600 * 1000;
@@ -125,7 +125,7 @@ int agent_mcp_new(agent_mcp **out, const agent_mcp_options *opts)
 	m->hosts = copy_list(opts->allowed_hosts);
 	m->origins = copy_list(opts->allowed_origins);
 	if (!m->version || (opts->allowed_hosts && !m->hosts) || (opts->allowed_origins && !m->origins)) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (opts->tokens.put)
@@ -184,11 +184,11 @@ int agent_mcp_register_run(agent_mcp *m, int64_t run_id, agent_tools *tools, cha
 	token_out[0] = '\0';
 	pthread_mutex_lock(&m->lock);
 	if (find_run_locked(m, run_id)) {
-		error = app_error_set(APP_EEXISTS, "run %lld is registered already", (long long)run_id);
+		error = base_error_set(BASE_EEXISTS, "run %lld is registered already", (long long)run_id);
 		goto done;
 	}
 	if (!(r = calloc(1, sizeof(*r)))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	/* a token of an earlier attempt of this run (a crash, a released lease)
@@ -255,7 +255,7 @@ int agent_mcp_unregister_run(agent_mcp *m, int64_t run_id)
 			waited_s += 5;
 			snprintf(run, sizeof(run), "%lld", (long long)run_id);
 			snprintf(secs, sizeof(secs), "%d", waited_s);
-			app_log(APP_LOG_WARN, "waiting for a tool call of an ended run", "run", run, "seconds", secs, NULL);
+			base_log(BASE_LOG_WARN, "waiting for a tool call of an ended run", "run", run, "seconds", secs, NULL);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -368,19 +368,19 @@ static json_t *rpc_result(const json_t *id, json_t *result /* owned */)
 	return json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
 
-static int send_json(app_http_response *resp, int status, json_t *body /* owned */)
+static int send_json(base_http_response *resp, int status, json_t *body /* owned */)
 {
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!s)
-		return app_error_set(APP_ENOMEM, "out of memory");
-	int error = app_http_response_json(resp, status, s);
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	int error = base_http_response_json(resp, status, s);
 	free(s);
 	return error;
 }
 
 /* An HTTP-level refusal with a JSON-RPC error body, as the SDK's servers do. */
-static int refuse(app_http_response *resp, int status, int code, const char *message)
+static int refuse(base_http_response *resp, int status, int code, const char *message)
 {
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "%d", status);
 	return send_json(resp, status, rpc_error(NULL, code, message));
@@ -390,9 +390,9 @@ static int refuse(app_http_response *resp, int status, int code, const char *mes
 
 /* The run named by the bearer token, with a reference held; NULL (and a
  * 401 in resp) otherwise. */
-static run_entry *authenticate(agent_mcp *m, const app_http_request *req, app_http_response *resp)
+static run_entry *authenticate(agent_mcp *m, const base_http_request *req, base_http_response *resp)
 {
-	const char *auth = app_http_request_header(req, "Authorization");
+	const char *auth = base_http_request_header(req, "Authorization");
 	char hash[AGENT_TOKEN_HASH_LEN + 1];
 	int64_t run_id = 0;
 	run_entry *r = NULL;
@@ -412,9 +412,9 @@ static run_entry *authenticate(agent_mcp *m, const app_http_request *req, app_ht
 			pthread_mutex_unlock(&m->lock);
 		}
 	}
-	app_error_clear();
+	base_error_clear();
 	if (!r) {
-		app_http_response_header(resp, "WWW-Authenticate",
+		base_http_response_header(resp, "WWW-Authenticate",
 					 auth ? "Bearer realm=\"perfbot\", error=\"invalid_token\"" : "Bearer realm=\"perfbot\"");
 		refuse(resp, 401, RPC_SERVER, auth ? "Unauthorized: the token is not valid for an active run"
 						  : "Unauthorized: a bearer token is required");
@@ -432,7 +432,7 @@ static void release(agent_mcp *m, run_entry *r)
 
 static void expire_sessions_locked(agent_mcp *m)
 {
-	int64_t now = app_mono_ms();
+	int64_t now = base_mono_ms();
 	for (session **sp = &m->sessions; *sp;) {
 		if (now - (*sp)->last_ms > m->session_idle_ms) {
 			session *s = *sp;
@@ -445,10 +445,10 @@ static void expire_sessions_locked(agent_mcp *m)
 	}
 }
 
-/* 0: found and touched; APP_ENOTFOUND: unknown, expired or another run's. */
+/* 0: found and touched; BASE_ENOTFOUND: unknown, expired or another run's. */
 static int session_check(agent_mcp *m, const char *id, int64_t run_id, int remove)
 {
-	int error = APP_ENOTFOUND;
+	int error = BASE_ENOTFOUND;
 	pthread_mutex_lock(&m->lock);
 	expire_sessions_locked(m);
 	for (session **sp = &m->sessions; *sp; sp = &(*sp)->next) {
@@ -460,7 +460,7 @@ static int session_check(agent_mcp *m, const char *id, int64_t run_id, int remov
 				free(s);
 				m->nsessions--;
 			} else {
-				s->last_ms = app_mono_ms();
+				s->last_ms = base_mono_ms();
 			}
 			break;
 		}
@@ -474,25 +474,25 @@ static int session_create(agent_mcp *m, int64_t run_id, const char *version, cha
 	int error = 0;
 	session *s = calloc(1, sizeof(*s));
 	if (!s)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	if ((error = agent_token_generate(s->id)) < 0) {
 		free(s);
 		return error;
 	}
 	s->run_id = run_id;
 	snprintf(s->version, sizeof(s->version), "%s", version);
-	s->last_ms = app_mono_ms();
+	s->last_ms = base_mono_ms();
 	pthread_mutex_lock(&m->lock);
 	expire_sessions_locked(m);
 	int of_run = 0;
 	for (session *o = m->sessions; o; o = o->next)
 		of_run += o->run_id == run_id;
 	if (of_run >= m->max_sessions_per_run) {
-		error = app_error_set(APP_EEXISTS, "Too many sessions for this run: at most %d; end one with DELETE",
+		error = base_error_set(BASE_EEXISTS, "Too many sessions for this run: at most %d; end one with DELETE",
 				      m->max_sessions_per_run);
 		free(s);
 	} else if (m->nsessions >= m->max_sessions) {
-		error = app_error_set(APP_ETOOBIG, "too many MCP sessions");
+		error = base_error_set(BASE_ETOOBIG, "too many MCP sessions");
 		free(s);
 	} else {
 		s->next = m->sessions;
@@ -568,13 +568,13 @@ static json_t *do_tools_call(run_entry *r, const json_t *id, const json_t *param
 	json_t *result = NULL;
 	char run[32];
 	snprintf(run, sizeof(run), "%lld", (long long)r->run_id);
-	app_log(APP_LOG_INFO, "tool call", "run", run, "tool", name, NULL);
+	base_log(BASE_LOG_INFO, "tool call", "run", run, "tool", name, NULL);
 	if (agent_tool_call(r->tools, name, args, &result) < 0)
 		return rpc_error(id, -32603, "Internal error");
 	json_t *err = json_object_get(result, "isError");
 	char labels[96];
 	snprintf(labels, sizeof(labels), "tool=\"%s\",outcome=\"%s\"", name, json_is_true(err) ? "error" : "ok");
-	app_metric_count("perfbot_agent_tool_calls_total", "Agent tool calls by tool and outcome", labels, 1);
+	base_metric_count("perfbot_agent_tool_calls_total", "Agent tool calls by tool and outcome", labels, 1);
 	return rpc_result(id, result);
 }
 
@@ -601,7 +601,7 @@ static json_t *dispatch(agent_mcp *m, run_entry *r, const json_t *msg, char *ver
 	return rpc_error(id, RPC_METHOD, msg_text);
 }
 
-static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, app_http_response *resp)
+static int handle_post(agent_mcp *m, run_entry *r, const base_http_request *req, base_http_response *resp)
 {
 	json_t *body = NULL, *answers = NULL;
 	int error = 0;
@@ -638,7 +638,7 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 		error = refuse(resp, 400, RPC_INVALID, "Invalid Request: initialize must not be part of a batch");
 		goto done;
 	}
-	const char *sid = app_http_request_header(req, "Mcp-Session-Id");
+	const char *sid = base_http_request_header(req, "Mcp-Session-Id");
 	if (!has_init) {
 		if (!sid) {
 			error = refuse(resp, 400, RPC_SERVER, "Bad Request: Mcp-Session-Id header is required");
@@ -653,7 +653,7 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 	if (nrequests == 0) {
 		resp->status = 202;
 		resp->content_type = "application/json";
-		app_buf_reset(&resp->body);
+		base_buf_reset(&resp->body);
 		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "202");
 		goto done;
 	}
@@ -679,26 +679,26 @@ static int handle_post(agent_mcp *m, run_entry *r, const app_http_request *req, 
 			continue;
 		}
 		if (!a || json_array_append_new(answers, a) < 0) {
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 	}
 	if (!answers) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (has_init && version[0]) {
 		char id[SESSION_ID_LEN + 1];
 		int rc = session_create(m, r->run_id, version, id);
-		if (rc == APP_EEXISTS) {
-			error = refuse(resp, 429, RPC_SERVER, app_error_last());
+		if (rc == BASE_EEXISTS) {
+			error = refuse(resp, 429, RPC_SERVER, base_error_last());
 			goto done;
 		}
 		if (rc < 0) {
 			error = refuse(resp, 503, RPC_SERVER, "Too many sessions");
 			goto done;
 		}
-		app_http_response_header(resp, "Mcp-Session-Id", id);
+		base_http_response_header(resp, "Mcp-Session-Id", id);
 	}
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "200");
 	error = send_json(resp, 200, batch ? json_incref(answers) : json_incref(json_array_get(answers, 0)));
@@ -711,7 +711,7 @@ done:
 /* The checks that need no body, in the documented order.  0 with *r_out
  * (a reference held) when the request may go on; 1 after filling the
  * refusal. */
-static int check_head(agent_mcp *m, const app_http_request *req, int64_t content_length, app_http_response *resp,
+static int check_head(agent_mcp *m, const base_http_request *req, int64_t content_length, base_http_response *resp,
 		      run_entry **r_out)
 {
 	run_entry *r = NULL;
@@ -719,27 +719,27 @@ static int check_head(agent_mcp *m, const app_http_request *req, int64_t content
 	snprintf(resp->log_event, sizeof(resp->log_event), "mcp");
 	int is_post = strcmp(req->method, "POST") == 0, is_delete = strcmp(req->method, "DELETE") == 0;
 	if (!is_post && !is_delete) {
-		app_http_response_header(resp, "Allow", "POST, DELETE");
+		base_http_response_header(resp, "Allow", "POST, DELETE");
 		refuse(resp, 405, RPC_SERVER, "Method Not Allowed: this server offers no event stream");
 		return 1;
 	}
-	if (!host_ok(m, app_http_request_header(req, "Host")) || !origin_ok(m, app_http_request_header(req, "Origin"))) {
+	if (!host_ok(m, base_http_request_header(req, "Host")) || !origin_ok(m, base_http_request_header(req, "Origin"))) {
 		refuse(resp, 403, RPC_SERVER, "Forbidden: Host or Origin not allowed");
 		return 1;
 	}
 	if (!(r = authenticate(m, req, resp)))
 		return 1;
-	const char *pv = app_http_request_header(req, "MCP-Protocol-Version");
+	const char *pv = base_http_request_header(req, "MCP-Protocol-Version");
 	if (pv && !version_supported(pv)) {
 		refuse(resp, 400, RPC_SERVER, "Bad Request: unsupported MCP-Protocol-Version");
 		goto refused;
 	}
 	if (is_post) {
-		if (!content_type_json(app_http_request_header(req, "Content-Type"))) {
+		if (!content_type_json(base_http_request_header(req, "Content-Type"))) {
 			refuse(resp, 415, RPC_SERVER, "Unsupported Media Type: Content-Type must be application/json");
 			goto refused;
 		}
-		const char *accept = app_http_request_header(req, "Accept");
+		const char *accept = base_http_request_header(req, "Accept");
 		if (!accept || !accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
 			refuse(resp, 406, RPC_SERVER, "Not Acceptable: Accept must list both application/json and text/event-stream");
 			goto refused;
@@ -756,7 +756,7 @@ refused:
 	return 1;
 }
 
-int agent_mcp_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload)
+int agent_mcp_check_head(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload)
 {
 	agent_mcp *m = payload;
 	run_entry *r = NULL;
@@ -766,7 +766,7 @@ int agent_mcp_check_head(const app_http_request *req, int64_t content_length, ap
 	return 0;
 }
 
-int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void *payload)
+int agent_mcp_handle(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	agent_mcp *m = payload;
 	run_entry *r = NULL;
@@ -775,14 +775,14 @@ int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void 
 	if (check_head(m, req, (int64_t)req->body_len, resp, &r))
 		return 0;
 	if (strcmp(req->method, "DELETE") == 0) {
-		const char *sid = app_http_request_header(req, "Mcp-Session-Id");
+		const char *sid = base_http_request_header(req, "Mcp-Session-Id");
 		if (!sid)
 			error = refuse(resp, 400, RPC_SERVER, "Bad Request: Mcp-Session-Id header is required");
 		else if (session_check(m, sid, r->run_id, 1) < 0)
 			error = refuse(resp, 404, -32001, "Session not found");
 		else {
 			resp->status = 200;
-			app_buf_reset(&resp->body);
+			base_buf_reset(&resp->body);
 			snprintf(resp->log_outcome, sizeof(resp->log_outcome), "200");
 		}
 		goto done;

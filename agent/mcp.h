@@ -2,8 +2,8 @@
  * transport of the Model Context Protocol (JSON-RPC 2.0), serving the tools
  * of agent/tools.h to the agent of each active run.
  *
- * A pure handler (app_http_handler): the HTTP front copies the request into
- * an app_http_request and calls agent_mcp_handle with the agent_mcp as
+ * A pure handler (base_http_handler): the HTTP front copies the request into
+ * an base_http_request and calls agent_mcp_handle with the agent_mcp as
  * payload.  Each request must carry `Authorization: Bearer <run token>`;
  * the token names the run and so its tool context: one run's token never
  * reaches another run.  Sessions (Mcp-Session-Id) are issued on initialize
@@ -19,7 +19,7 @@
 
 #include "agent/run_token.h"
 #include "agent/tools.h"
-#include "app/http.h"
+#include "base/http.h"
 
 typedef struct agent_mcp agent_mcp;
 
@@ -54,8 +54,8 @@ int agent_mcp_new(agent_mcp **out, const agent_mcp_options *opts);
 /* Frees the endpoint; every run must have been unregistered. NULL is a no-op. */
 void agent_mcp_free(agent_mcp *mcp);
 
-/* The app_http_handler for /mcp; payload is the agent_mcp. */
-int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void *payload);
+/* The base_http_handler for /mcp; payload is the agent_mcp. */
+int agent_mcp_handle(const base_http_request *req, base_http_response *resp, void *payload);
 
 /* The checks of a request's head, before any body byte is read (the
  * head_check of webhooks/server.h): method, Host / Origin, bearer token,
@@ -63,12 +63,12 @@ int agent_mcp_handle(const app_http_request *req, app_http_response *resp, void 
  * size (content_length < 0: not declared).  Returns 1 after filling the
  * refusal (a missing or invalid token gets its 401 at once, so an
  * unauthenticated body is never read), 0 when the body may be read. */
-int agent_mcp_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload);
+int agent_mcp_check_head(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload);
 
 /* Makes run_id's tools reachable: generates a fresh token (written to
  * token_out, the only copy in clear), stores its hash and maps it to
  * `tools` (borrowed until agent_mcp_unregister_run returns).
- * APP_EEXISTS when the run is registered already. */
+ * BASE_EEXISTS when the run is registered already. */
 int agent_mcp_register_run(agent_mcp *mcp, int64_t run_id, agent_tools *tools, char token_out[AGENT_TOKEN_LEN + 1]);
 
 /* Makes the run unreachable: deletes its token and its sessions, ends its

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/error.h"
+#include "base/error.h"
 
 static void to_hex(char *out, const unsigned char *in, size_t n)
 {
@@ -28,7 +28,7 @@ int agent_token_generate(char out[AGENT_TOKEN_LEN + 1])
 {
 	unsigned char raw[AGENT_TOKEN_LEN / 2];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return app_error_set(APP_EGENERIC, "the random generator failed");
+		return base_error_set(BASE_EGENERIC, "the random generator failed");
 	to_hex(out, raw, sizeof(raw));
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return 0;
@@ -39,7 +39,7 @@ int agent_token_hash(char out[AGENT_TOKEN_HASH_LEN + 1], const char *token, size
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	if (EVP_Digest(token, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
-		return app_error_set(APP_EGENERIC, "SHA-256 failed");
+		return base_error_set(BASE_EGENERIC, "SHA-256 failed");
 	to_hex(out, md, sizeof(md));
 	return 0;
 }
@@ -70,13 +70,13 @@ static int mem_put(void *self, int64_t run_id, const char *token_hash)
 	mem_store *m = self;
 	int error = 0;
 	if (strlen(token_hash) != AGENT_TOKEN_HASH_LEN)
-		return app_error_set(APP_EINVALID, "a token hash has 64 hex characters");
+		return base_error_set(BASE_EINVALID, "a token hash has 64 hex characters");
 	pthread_mutex_lock(&m->lock);
 	if (m->n == m->alloc) {
 		size_t na = m->alloc ? m->alloc * 2 : 8;
 		mem_entry *ne = realloc(m->entries, na * sizeof(*ne));
 		if (!ne) {
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 		m->entries = ne;
@@ -103,7 +103,7 @@ static int mem_find(void *self, const char *token_hash, int64_t *run_id_out)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
-	return found ? 0 : app_error_set(APP_ENOTFOUND, "unknown token");
+	return found ? 0 : base_error_set(BASE_ENOTFOUND, "unknown token");
 }
 
 static int mem_del(void *self, int64_t run_id)
@@ -133,7 +133,7 @@ int agent_token_store_memory(agent_token_store *out)
 {
 	mem_store *m = calloc(1, sizeof(*m));
 	if (!m)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->lock, NULL);
 	out->put = mem_put;
 	out->find = mem_find;

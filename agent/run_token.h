@@ -28,7 +28,7 @@ int agent_token_equal(const char *a, const char *b);
 /* Where token hashes are kept.  Every function is thread-safe. */
 typedef struct agent_token_store {
 	int (*put)(void *self, int64_t run_id, const char *token_hash);
-	/* APP_ENOTFOUND when the hash is unknown. */
+	/* BASE_ENOTFOUND when the hash is unknown. */
 	int (*find)(void *self, const char *token_hash, int64_t *run_id_out);
 	int (*del)(void *self, int64_t run_id);
 	void (*free)(void *self);

@@ -3,7 +3,7 @@
  * store pull it in.  Thread-safety is the store's. */
 #include "agent/run_token.h"
 
-#include "app/store.h"
+#include "store/store.h"
 
 static int st_put(void *self, int64_t run_id, const char *token_hash)
 {

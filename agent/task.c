@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #define TASK_CAP (256u << 10)
 
@@ -33,16 +33,16 @@ static double cost(const json_t *o, const char *key)
 
 int agent_task_render(char **out, const agent_task_info *in)
 {
-	app_buf b = APP_BUF_INIT(TASK_CAP);
-	const agent_repo_config *cfg = in->config;
-	int metric_instr = cfg->metric == AGENT_METRIC_INSTRUCTIONS;
+	base_buf b = BASE_BUF_INIT(TASK_CAP);
+	const measure_repo_config *cfg = in->config;
+	int metric_instr = cfg->metric == MEASURE_METRIC_INSTRUCTIONS;
 	const char *key = metric_instr ? "instructions" : "estimated_cycles";
 	const char *metric = metric_instr ? "instructions" : "estimated cycles";
 	int top = in->top_functions > 0 ? in->top_functions : 10;
 
 	*out = NULL;
-	app_buf_printf(&b, "# perfbot agent run %lld\n\n", (long long)in->run_id);
-	app_buf_printf(&b,
+	base_buf_printf(&b, "# perfbot agent run %lld\n\n", (long long)in->run_id);
+	base_buf_printf(&b,
 		       "Make the benchmarks of `%s` faster at commit `%s` without changing what the code does.\n\n"
 		       "You work through the tools of perfbot's MCP server only: `read_file`, `write_file`, `edit_file`, "
 		       "`list_files`, `grep` on the workspace, `exec` to run commands in the sandbox (no network), "
@@ -51,33 +51,33 @@ int agent_task_render(char **out, const agent_task_info *in)
 		       "When you are done, call `submit_result` with a summary.\n\n",
 		       in->repository ? in->repository : "the repository", in->base_sha ? in->base_sha : "?");
 
-	app_buf_printf(&b, "## Benchmarks (baseline, %s; lower is better)\n\n", metric);
-	app_buf_puts(&b, "| benchmark | command | estimated cycles | instructions | threshold |\n|---|---|---:|---:|---:|\n");
+	base_buf_printf(&b, "## Benchmarks (baseline, %s; lower is better)\n\n", metric);
+	base_buf_puts(&b, "| benchmark | command | estimated cycles | instructions | threshold |\n|---|---|---:|---:|---:|\n");
 	for (size_t i = 0; i < cfg->nbenchmarks; i++) {
-		const agent_benchmark_config *bc = &cfg->benchmarks[i];
+		const measure_benchmark_config *bc = &cfg->benchmarks[i];
 		const json_t *m = find_bench(in->baseline, bc->name);
 		const char *status = json_string_value(json_object_get(m, "status"));
 		if (m && status && strcmp(status, "ok") == 0)
-			app_buf_printf(&b, "| %s | `%s` | %.0f | %.0f | %.1f%% |\n", bc->name, bc->command,
+			base_buf_printf(&b, "| %s | `%s` | %.0f | %.0f | %.1f%% |\n", bc->name, bc->command,
 				       cost(m, "estimated_cycles"), cost(m, "instructions"), bc->threshold_pct);
 		else
-			app_buf_printf(&b, "| %s | `%s` | %s | - | %.1f%% |\n", bc->name, bc->command,
+			base_buf_printf(&b, "| %s | `%s` | %s | - | %.1f%% |\n", bc->name, bc->command,
 				       status ? status : "not measured", bc->threshold_pct);
 	}
 	if (in->focus && in->focus[0]) {
-		app_buf_puts(&b, "\nFocus on: ");
+		base_buf_puts(&b, "\nFocus on: ");
 		for (size_t i = 0; in->focus[i]; i++)
-			app_buf_printf(&b, "%s`%s`", i ? ", " : "", in->focus[i]);
-		app_buf_puts(&b, ".\n");
+			base_buf_printf(&b, "%s`%s`", i ? ", " : "", in->focus[i]);
+		base_buf_puts(&b, ".\n");
 	}
 
-	app_buf_printf(&b, "\n## Where the cost is (baseline profile, top %d by inclusive %s)\n", top, metric);
+	base_buf_printf(&b, "\n## Where the cost is (baseline profile, top %d by inclusive %s)\n", top, metric);
 	for (size_t i = 0; i < cfg->nbenchmarks; i++) {
 		const json_t *m = find_bench(in->baseline, cfg->benchmarks[i].name);
 		const json_t *fns = json_object_get(m, "top_functions");
 		if (!json_array_size(fns))
 			continue;
-		app_buf_printf(&b, "\n### %s\n\n| function | file | exclusive | inclusive |\n|---|---|---:|---:|\n",
+		base_buf_printf(&b, "\n### %s\n\n| function | file | exclusive | inclusive |\n|---|---|---:|---:|\n",
 			       cfg->benchmarks[i].name);
 		size_t j;
 		json_t *f;
@@ -86,19 +86,19 @@ int agent_task_render(char **out, const agent_task_info *in)
 				break;
 			const char *name = json_string_value(json_object_get(f, "name"));
 			const char *file = json_string_value(json_object_get(f, "file"));
-			app_buf_printf(&b, "| `%s` | %s | %.0f | %.0f |\n", name ? name : "?", file ? file : "?",
+			base_buf_printf(&b, "| `%s` | %s | %.0f | %.0f |\n", name ? name : "?", file ? file : "?",
 				       cost(json_object_get(f, "self"), key), cost(json_object_get(f, "inclusive"), key));
 		}
 	}
 
-	app_buf_puts(&b, "\n## Rules\n\n");
+	base_buf_puts(&b, "\n## Rules\n\n");
 	if (cfg->build)
-		app_buf_printf(&b, "- The build command is `%s`.\n", cfg->build);
+		base_buf_printf(&b, "- The build command is `%s`.\n", cfg->build);
 	if (cfg->test)
-		app_buf_printf(&b, "- Keep the tests passing: `%s` must succeed.\n", cfg->test);
+		base_buf_printf(&b, "- Keep the tests passing: `%s` must succeed.\n", cfg->test);
 	else
-		app_buf_puts(&b, "- Keep the behaviour identical; the repository has no test command, so be careful.\n");
-	app_buf_puts(&b,
+		base_buf_puts(&b, "- Keep the behaviour identical; the repository has no test command, so be careful.\n");
+	base_buf_puts(&b,
 		     "- Keep public APIs (exported functions, headers, command-line interfaces) unchanged.\n"
 		     "- Do not touch `.git/` or `.github/workflows/`, do not add binary files; keep the diff small.\n"
 		     "- perfbot verifies independently: it applies your diff to a clean checkout, builds, runs the tests "
@@ -106,15 +106,15 @@ int agent_task_render(char **out, const agent_task_info *in)
 		     "benchmark improves past its threshold and none regresses.\n"
 		     "- Measure with `run_benchmarks` before you submit; use `get_profile` to find the hot code.\n"
 		     "- Call `submit_result` with a short summary of what you changed and why it is faster.\n");
-	app_buf_printf(&b, "\n## Budgets\n\n- wall time: %d minutes\n- benchmark runs: %d\n", in->max_minutes,
+	base_buf_printf(&b, "\n## Budgets\n\n- wall time: %d minutes\n- benchmark runs: %d\n", in->max_minutes,
 		       in->max_benchmark_runs);
 	if (in->max_tool_calls > 0)
-		app_buf_printf(&b, "- tool calls: %d\n", in->max_tool_calls);
-	app_buf_puts(&b, "\nWhen a budget is exhausted the run ends and unsubmitted work is lost.\n");
+		base_buf_printf(&b, "- tool calls: %d\n", in->max_tool_calls);
+	base_buf_puts(&b, "\nWhen a budget is exhausted the run ends and unsubmitted work is lost.\n");
 
-	*out = app_buf_detach(&b);
-	app_buf_dispose(&b);
-	return *out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+	*out = base_buf_detach(&b);
+	base_buf_dispose(&b);
+	return *out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 }
 
 int agent_task_write(const char *path, const agent_task_info *info)
@@ -126,7 +126,7 @@ int agent_task_write(const char *path, const agent_task_info *info)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		free(text);
-		return app_error_set(APP_EGENERIC, "cannot write the task file %s: %s", path, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "cannot write the task file %s: %s", path, strerror(errno));
 	}
 	size_t len = strlen(text), off = 0;
 	while (off < len) {
@@ -134,7 +134,7 @@ int agent_task_write(const char *path, const agent_task_info *info)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			error = app_error_set(APP_EGENERIC, "cannot write the task file %s: %s", path, strerror(errno));
+			error = base_error_set(BASE_EGENERIC, "cannot write the task file %s: %s", path, strerror(errno));
 			break;
 		}
 		off += (size_t)n;

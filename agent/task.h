@@ -9,14 +9,14 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "agent/repo_config.h"
+#include "measure/repo_config.h"
 
 typedef struct agent_task_info {
 	int64_t run_id;
 	const char *repository;          /* "owner/name" or a local path */
 	const char *base_sha;
-	const agent_repo_config *config; /* borrowed */
-	const json_t *baseline;          /* borrows: run document of agent_bench_measure */
+	const measure_repo_config *config; /* borrowed */
+	const json_t *baseline;          /* borrows: run document of measure_bench_measure */
 	const char *const *focus;        /* benchmarks named by the trigger (NULL-terminated), or NULL */
 	int max_minutes;
 	int max_benchmark_runs;

@@ -14,8 +14,8 @@
  * the end state, so that ending (from a watcher, the MCP endpoint or the
  * wall-time watchdog thread) never waits for a call. */
 #include "agent/tools.h"
-#include "app/clock.h"
-#include "app/utf8.h"
+#include "base/clock.h"
+#include "base/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #define DIFF_CAP (8u << 20)
 #define SUMMARY_CAP (64u << 10)
@@ -46,7 +46,7 @@ struct agent_tools {
 	char *repo_path; /* NULL: the workspace is a repository */
 	char *base_commit;
 	agent_tool_hooks hooks;
-	const app_diff_policy *policy; /* borrowed; NULL: the built-in rules only */
+	const base_diff_policy *policy; /* borrowed; NULL: the built-in rules only */
 	int64_t started_ms;
 	int64_t max_wall_ms;
 	int max_tool_calls;
@@ -82,7 +82,7 @@ void agent_exec_result_dispose(agent_exec_result *r)
  * and files: bytes that are not UTF-8 become U+FFFD, as JSON needs. */
 static json_t *result_new(const char *text, int is_error, json_t *structured)
 {
-	char *clean = app_utf8_clean(text, strlen(text), NULL);
+	char *clean = base_utf8_clean(text, strlen(text), NULL);
 	json_t *r = clean ? json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", clean, "isError",
 				      is_error)
 			  : NULL;
@@ -108,7 +108,7 @@ static json_t *result_errorf(const char *fmt, ...)
 /* The sentence of the last error of this thread as a failed result. */
 static json_t *result_last_error(const char *fallback)
 {
-	const char *m = app_error_last();
+	const char *m = base_error_last();
 	return result_new(*m ? m : fallback, 1, NULL);
 }
 
@@ -186,14 +186,14 @@ static int read_whole(const char *abs, size_t cap, char **out, size_t *len_out)
 	int fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ELOOP)
-			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
-		return app_error_set(APP_EINVALID, "cannot open the file: %s", strerror(errno));
+			return base_error_set(BASE_EFORBIDDEN, "the file is a symbolic link");
+		return base_error_set(BASE_EINVALID, "cannot open the file: %s", strerror(errno));
 	}
 	struct stat st;
 	int error = 0;
-	app_buf b = APP_BUF_INIT(cap);
+	base_buf b = BASE_BUF_INIT(cap);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		error = app_error_set(APP_EINVALID, "not a regular file");
+		error = base_error_set(BASE_EINVALID, "not a regular file");
 		goto done;
 	}
 	char chunk[65536];
@@ -202,22 +202,22 @@ static int read_whole(const char *abs, size_t cap, char **out, size_t *len_out)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			error = app_error_set(APP_EINVALID, "cannot read the file: %s", strerror(errno));
+			error = base_error_set(BASE_EINVALID, "cannot read the file: %s", strerror(errno));
 			goto done;
 		}
 		if (n == 0)
 			break;
-		if (app_buf_put(&b, chunk, (size_t)n) < 0) {
-			error = app_error_set(APP_ETOOBIG, "the file is larger than %zu bytes", cap);
+		if (base_buf_put(&b, chunk, (size_t)n) < 0) {
+			error = base_error_set(BASE_ETOOBIG, "the file is larger than %zu bytes", cap);
 			goto done;
 		}
 	}
 	*len_out = b.len;
-	*out = app_buf_detach(&b);
+	*out = base_buf_detach(&b);
 	if (!*out)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
-	app_buf_dispose(&b);
+	base_buf_dispose(&b);
 	close(fd);
 	return error;
 }
@@ -230,16 +230,16 @@ static int write_whole(const char *abs, const char *data, size_t len)
 	int fd = open(abs, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0) {
 		if (errno == ELOOP)
-			return app_error_set(APP_EFORBIDDEN, "the file is a symbolic link");
+			return base_error_set(BASE_EFORBIDDEN, "the file is a symbolic link");
 		if (errno == EISDIR)
-			return app_error_set(APP_EINVALID, "the path is a directory");
+			return base_error_set(BASE_EINVALID, "the path is a directory");
 		if (errno == ENXIO)
-			return app_error_set(APP_EINVALID, "not a regular file");
-		return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(errno));
+			return base_error_set(BASE_EINVALID, "not a regular file");
+		return base_error_set(BASE_EINVALID, "cannot write the file: %s", strerror(errno));
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return app_error_set(APP_EINVALID, "not a regular file");
+		return base_error_set(BASE_EINVALID, "not a regular file");
 	}
 	size_t off = 0;
 	while (off < len) {
@@ -249,12 +249,12 @@ static int write_whole(const char *abs, const char *data, size_t len)
 		if (n < 0) {
 			int e = errno;
 			close(fd);
-			return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(e));
+			return base_error_set(BASE_EINVALID, "cannot write the file: %s", strerror(e));
 		}
 		off += (size_t)n;
 	}
 	if (close(fd) < 0)
-		return app_error_set(APP_EINVALID, "cannot write the file: %s", strerror(errno));
+		return base_error_set(BASE_EINVALID, "cannot write the file: %s", strerror(errno));
 	return 0;
 }
 
@@ -263,7 +263,7 @@ static int make_parents(const char *abs, size_t root_len)
 {
 	char *p = strdup(abs);
 	if (!p)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	int error = 0;
 	char *slash = strrchr(p, '/');
 	if (!slash || (size_t)(slash - p) <= root_len)
@@ -274,7 +274,7 @@ static int make_parents(const char *abs, size_t root_len)
 			char c = *s;
 			*s = '\0';
 			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-				error = app_error_set(APP_EINVALID, "cannot create the directory: %s", strerror(errno));
+				error = base_error_set(BASE_EINVALID, "cannot create the directory: %s", strerror(errno));
 				goto done;
 			}
 			*s = c;
@@ -322,12 +322,12 @@ static json_t *tool_read_file(agent_tools *t, const json_t *args)
 		taken++;
 		next_line++;
 	}
-	app_buf b = APP_BUF_INIT(t->output_cap + 256);
-	app_buf_put(&b, p, (size_t)(q - p));
+	base_buf b = BASE_BUF_INIT(t->output_cap + 256);
+	base_buf_put(&b, p, (size_t)(q - p));
 	if (q < end && (limit == 0 || taken < limit))
-		app_buf_printf(&b, "\n[output cut: the file continues at line %lld; read it with offset]", next_line);
-	res = result_new(app_buf_cstr(&b), 0, NULL);
-	app_buf_dispose(&b);
+		base_buf_printf(&b, "\n[output cut: the file continues at line %lld; read it with offset]", next_line);
+	res = result_new(base_buf_cstr(&b), 0, NULL);
+	base_buf_dispose(&b);
 done:
 	free(abs);
 	free(data);
@@ -341,9 +341,9 @@ static json_t *refuse_protected(const agent_tools *t, const char *abs, const cha
 {
 	size_t rl = strlen(root);
 	const char *rel = strncmp(abs, root, rl) == 0 && abs[rl] == '/' ? abs + rl + 1 : abs;
-	if (app_diff_policy_check_path(t->policy, rel) == 0)
+	if (base_diff_policy_check_path(t->policy, rel) == 0)
 		return NULL;
-	return result_errorf("%s; perfbot's verification would refuse the whole change", app_error_last());
+	return result_errorf("%s; perfbot's verification would refuse the whole change", base_error_last());
 }
 
 static json_t *tool_write_file(agent_tools *t, const json_t *args)
@@ -408,7 +408,7 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	size_t len = 0;
 	json_t *jo = json_object_get(args, "old_string"), *jn = json_object_get(args, "new_string");
 	json_t *jall = json_object_get(args, "replace_all");
-	app_buf b = APP_BUF_INIT(t->file_cap);
+	base_buf b = BASE_BUF_INIT(t->file_cap);
 	if (arg_string(args, "path", 1, &path, &err) < 0)
 		return err;
 	if (!json_is_string(jo) || !json_is_string(jn))
@@ -449,14 +449,14 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	while (p < end) {
 		const char *m = (size_t)(end - p) >= on ? memmem(p, (size_t)(end - p), os, on) : NULL;
 		if (!m) {
-			cut |= app_buf_put(&b, p, (size_t)(end - p)) < 0;
+			cut |= base_buf_put(&b, p, (size_t)(end - p)) < 0;
 			break;
 		}
-		cut |= app_buf_put(&b, p, (size_t)(m - p)) < 0;
-		cut |= app_buf_put(&b, ns, nn) < 0;
+		cut |= base_buf_put(&b, p, (size_t)(m - p)) < 0;
+		cut |= base_buf_put(&b, ns, nn) < 0;
 		p = m + on;
 		if (!all) {
-			cut |= app_buf_put(&b, p, (size_t)(end - p)) < 0;
+			cut |= base_buf_put(&b, p, (size_t)(end - p)) < 0;
 			break;
 		}
 	}
@@ -472,7 +472,7 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	snprintf(msg, sizeof(msg), "replaced %zu occurrence%s in %s", count, count == 1 ? "" : "s", path);
 	res = result_new(msg, 0, NULL);
 done:
-	app_buf_dispose(&b);
+	base_buf_dispose(&b);
 	free(abs);
 	free(data);
 	free(root);
@@ -507,7 +507,7 @@ static json_t *tool_list_files(agent_tools *t, const json_t *args)
 		res = result_errorf("cannot list \"%s\": %s", path ? path : ".", strerror(errno));
 		goto done;
 	}
-	app_buf b = APP_BUF_INIT(t->output_cap);
+	base_buf b = BASE_BUF_INIT(t->output_cap);
 	json_t *items = json_array();
 	int cut = 0;
 	for (int i = 0; i < n; i++) {
@@ -523,18 +523,18 @@ static json_t *tool_list_files(agent_tools *t, const json_t *args)
 			type = S_ISDIR(es.st_mode) ? "dir" : S_ISLNK(es.st_mode) ? "symlink" : S_ISREG(es.st_mode) ? "file" : "other";
 			size = S_ISREG(es.st_mode) ? (long long)es.st_size : 0;
 		}
-		if (!cut && app_buf_printf(&b, "%s%s%s\n", name, !strcmp(type, "dir") ? "/" : "",
+		if (!cut && base_buf_printf(&b, "%s%s%s\n", name, !strcmp(type, "dir") ? "/" : "",
 					    !strcmp(type, "symlink") ? " (symlink)" : "") < 0)
 			cut = 1;
 		if (!cut)
 			json_array_append_new(items, json_pack("{s:s,s:s,s:I}", "name", name, "type", type, "size", size));
 	}
 	if (cut)
-		app_buf_printf(&b, "[listing cut]\n");
+		base_buf_printf(&b, "[listing cut]\n");
 	if (b.len == 0)
-		app_buf_puts(&b, "(empty directory)\n");
-	res = result_new(app_buf_cstr(&b), 0, json_pack("{s:o,s:b}", "entries", items, "truncated", cut));
-	app_buf_dispose(&b);
+		base_buf_puts(&b, "(empty directory)\n");
+	res = result_new(base_buf_cstr(&b), 0, json_pack("{s:o,s:b}", "entries", items, "truncated", cut));
+	base_buf_dispose(&b);
 done:
 	for (int i = 0; i < n; i++)
 		free(ents[i]);
@@ -546,14 +546,14 @@ done:
 /* ---- grep ---------------------------------------------------------------- */
 
 /* Appends `s` to b as one single-quoted shell word. */
-static int shell_quote(app_buf *b, const char *s)
+static int shell_quote(base_buf *b, const char *s)
 {
-	if (app_buf_put(b, "'", 1) < 0)
+	if (base_buf_put(b, "'", 1) < 0)
 		return -1;
 	for (; *s; s++)
-		if ((*s == '\'' ? app_buf_puts(b, "'\\''") : app_buf_put(b, s, 1)) < 0)
+		if ((*s == '\'' ? base_buf_puts(b, "'\\''") : base_buf_put(b, s, 1)) < 0)
 			return -1;
-	return app_buf_put(b, "'", 1);
+	return base_buf_put(b, "'", 1);
 }
 
 /* The search runs as GNU grep in the run's sandbox, never in perfbot's
@@ -565,7 +565,7 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	json_t *err = NULL, *res = NULL;
 	const char *pattern, *path;
 	char *abs = NULL, *root = NULL;
-	app_buf cmd = APP_BUF_INIT(PATH_MAX * 2 + 65536);
+	base_buf cmd = BASE_BUF_INIT(PATH_MAX * 2 + 65536);
 	agent_exec_result r;
 	memset(&r, 0, sizeof(r));
 	if (arg_string(args, "pattern", 1, &pattern, &err) < 0 || arg_string(args, "path", 0, &path, &err) < 0)
@@ -587,9 +587,9 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	/* -I: binary files skipped; -s: unreadable files are not errors, so
 	 * that grep's stderr speaks of the pattern; no operand: the working
 	 * directory, named without "./"; long lines cut */
-	if (app_buf_puts(&cmd, "LC_ALL=C grep -rnHIs --exclude-dir=.[Gg][Ii][Tt] -E -e ") < 0 ||
-	    shell_quote(&cmd, pattern) < 0 || (rel && (app_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0)) ||
-	    app_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
+	if (base_buf_puts(&cmd, "LC_ALL=C grep -rnHIs --exclude-dir=.[Gg][Ii][Tt] -E -e ") < 0 ||
+	    shell_quote(&cmd, pattern) < 0 || (rel && (base_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0)) ||
+	    base_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
 				 "else print }'",
 			   GREP_LINE_SHOW, GREP_LINE_SHOW) < 0) {
 		res = result_errorf("the pattern is too long");
@@ -597,11 +597,11 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	}
 	int timeout = GREP_TIMEOUT_S;
 	if (t->max_wall_ms > 0) {
-		long long left_s = (t->max_wall_ms - (app_mono_ms() - t->started_ms) + 999) / 1000;
+		long long left_s = (t->max_wall_ms - (base_mono_ms() - t->started_ms) + 999) / 1000;
 		if (left_s < timeout)
 			timeout = left_s < 1 ? 1 : (int)left_s;
 	}
-	if (t->hooks.exec(t->hooks.payload, app_buf_cstr(&cmd), timeout, t->output_cap, &t->stop, &r) < 0) {
+	if (t->hooks.exec(t->hooks.payload, base_buf_cstr(&cmd), timeout, t->output_cap, &t->stop, &r) < 0) {
 		res = result_last_error("the search could not be run");
 		goto done;
 	}
@@ -623,17 +623,17 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	int matches = 0;
 	for (const char *p = out; (p = strchr(p, '\n')); p++)
 		matches++;
-	app_buf b = APP_BUF_INIT(t->output_cap + 128);
-	app_buf_puts(&b, out);
+	base_buf b = BASE_BUF_INIT(t->output_cap + 128);
+	base_buf_puts(&b, out);
 	if (matches == 0 && !r.out_cut)
-		app_buf_puts(&b, "no matches\n");
+		base_buf_puts(&b, "no matches\n");
 	if (r.out_cut)
-		app_buf_printf(&b, "[output cut after %d matches]\n", matches);
-	res = result_new(app_buf_cstr(&b), 0, json_pack("{s:i,s:b}", "matches", matches, "truncated", r.out_cut));
-	app_buf_dispose(&b);
+		base_buf_printf(&b, "[output cut after %d matches]\n", matches);
+	res = result_new(base_buf_cstr(&b), 0, json_pack("{s:i,s:b}", "matches", matches, "truncated", r.out_cut));
+	base_buf_dispose(&b);
 done:
 	agent_exec_result_dispose(&r);
-	app_buf_dispose(&cmd);
+	base_buf_dispose(&cmd);
 	free(abs);
 	free(root);
 	return res;
@@ -653,7 +653,7 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 		return result_errorf("exec is not available in this run");
 	/* a command never outlives the run's wall-time budget */
 	if (t->max_wall_ms > 0) {
-		long long left_s = (t->max_wall_ms - (app_mono_ms() - t->started_ms) + 999) / 1000;
+		long long left_s = (t->max_wall_ms - (base_mono_ms() - t->started_ms) + 999) / 1000;
 		if (left_s < 1)
 			left_s = 1;
 		if (timeout > left_s)
@@ -666,25 +666,25 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 		agent_exec_result_dispose(&r);
 		return result_last_error("the command could not be run");
 	}
-	app_buf b = APP_BUF_INIT(t->output_cap + 1024);
+	base_buf b = BASE_BUF_INIT(t->output_cap + 1024);
 	if (t->stop)
-		app_buf_printf(&b, "the command was killed: the run has ended\n");
+		base_buf_printf(&b, "the command was killed: the run has ended\n");
 	else if (r.timed_out)
-		app_buf_printf(&b, "the command timed out after %lld s and was killed\n", timeout);
+		base_buf_printf(&b, "the command timed out after %lld s and was killed\n", timeout);
 	else
-		app_buf_printf(&b, "exit code: %d\n", r.exit_code);
-	app_buf_printf(&b, "--- stdout ---\n%s%s", r.out ? r.out : "", r.out_cut ? "\n[stdout cut]\n" : "");
-	app_buf_printf(&b, "--- stderr ---\n%s%s", r.err ? r.err : "", r.err_cut ? "\n[stderr cut]\n" : "");
-	char *out = app_utf8_clean(r.out ? r.out : "", r.out ? strlen(r.out) : 0, NULL);
-	char *errs = app_utf8_clean(r.err ? r.err : "", r.err ? strlen(r.err) : 0, NULL);
+		base_buf_printf(&b, "exit code: %d\n", r.exit_code);
+	base_buf_printf(&b, "--- stdout ---\n%s%s", r.out ? r.out : "", r.out_cut ? "\n[stdout cut]\n" : "");
+	base_buf_printf(&b, "--- stderr ---\n%s%s", r.err ? r.err : "", r.err_cut ? "\n[stderr cut]\n" : "");
+	char *out = base_utf8_clean(r.out ? r.out : "", r.out ? strlen(r.out) : 0, NULL);
+	char *errs = base_utf8_clean(r.err ? r.err : "", r.err ? strlen(r.err) : 0, NULL);
 	json_t *sc = out && errs ? json_pack("{s:i,s:b,s:s,s:s,s:b,s:b}", "exit_code", r.exit_code, "timed_out",
 					     r.timed_out, "stdout", out, "stderr", errs, "stdout_truncated", r.out_cut,
 					     "stderr_truncated", r.err_cut)
 				 : NULL;
 	free(out);
 	free(errs);
-	json_t *res = result_new(app_buf_cstr(&b), r.timed_out, sc);
-	app_buf_dispose(&b);
+	json_t *res = result_new(base_buf_cstr(&b), r.timed_out, sc);
+	base_buf_dispose(&b);
 	agent_exec_result_dispose(&r);
 	return res;
 }
@@ -695,11 +695,11 @@ static double num(const json_t *o, const char *key)
 }
 
 /* Renders [{name, base, head, change_pct}] as a text table. */
-static void render_table(app_buf *b, const json_t *rows, const char *metric, const char *left, const char *right)
+static void render_table(base_buf *b, const json_t *rows, const char *metric, const char *left, const char *right)
 {
 	size_t i;
 	json_t *row;
-	app_buf_printf(b, "%-32s %16s %16s %9s\n", "benchmark", left, right, "change");
+	base_buf_printf(b, "%-32s %16s %16s %9s\n", "benchmark", left, right, "change");
 	json_array_foreach(rows, i, row) {
 		const char *name = json_string_value(json_object_get(row, "name"));
 		json_t *base = json_object_get(row, "base"), *head = json_object_get(row, "head");
@@ -711,10 +711,10 @@ static void render_table(app_buf *b, const json_t *rows, const char *metric, con
 			snprintf(hs, sizeof(hs), "%.0f", json_number_value(head));
 		if (json_is_number(pct))
 			snprintf(ps, sizeof(ps), "%+.2f%%", json_number_value(pct));
-		app_buf_printf(b, "%-32s %16s %16s %9s\n", name ? name : "?", bs, hs, ps);
+		base_buf_printf(b, "%-32s %16s %16s %9s\n", name ? name : "?", bs, hs, ps);
 	}
 	if (metric)
-		app_buf_printf(b, "(metric: %s; lower is better)\n", metric);
+		base_buf_printf(b, "(metric: %s; lower is better)\n", metric);
 }
 
 static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
@@ -745,16 +745,16 @@ static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
 		json_decref(out);
 		return result_errorf("the measurement was stopped: the run has ended");
 	}
-	app_buf b = APP_BUF_INIT(t->output_cap);
+	base_buf b = BASE_BUF_INIT(t->output_cap);
 	json_t *mid = json_object_get(out, "measurement");
 	if (json_is_string(mid))
-		app_buf_printf(&b, "measurement %s\n", json_string_value(mid));
+		base_buf_printf(&b, "measurement %s\n", json_string_value(mid));
 	else if (json_is_integer(mid))
-		app_buf_printf(&b, "measurement %lld\n", (long long)json_integer_value(mid));
+		base_buf_printf(&b, "measurement %lld\n", (long long)json_integer_value(mid));
 	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")),
 		     "baseline", "now");
-	json_t *res = result_new(app_buf_cstr(&b), 0, out);
-	app_buf_dispose(&b);
+	json_t *res = result_new(base_buf_cstr(&b), 0, out);
+	base_buf_dispose(&b);
 	return res;
 }
 
@@ -771,20 +771,20 @@ static json_t *tool_get_profile(agent_tools *t, const json_t *args)
 		return result_errorf("get_profile is not available in this run");
 	if (t->hooks.get_profile(t->hooks.payload, bench, mid[0] ? mid : NULL, (int)limit, &out) < 0)
 		return result_last_error("the profile could not be read");
-	app_buf b = APP_BUF_INIT(t->output_cap);
+	base_buf b = BASE_BUF_INIT(t->output_cap);
 	const char *metric = json_string_value(json_object_get(out, "metric"));
-	app_buf_printf(&b, "profile of %s (%s)\n%14s %14s  %s\n", bench, metric ? metric : "cost", "exclusive", "inclusive",
+	base_buf_printf(&b, "profile of %s (%s)\n%14s %14s  %s\n", bench, metric ? metric : "cost", "exclusive", "inclusive",
 		       "function (file)");
 	size_t i;
 	json_t *f;
 	json_array_foreach(json_object_get(out, "functions"), i, f) {
 		const char *name = json_string_value(json_object_get(f, "name"));
 		const char *file = json_string_value(json_object_get(f, "file"));
-		app_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", num(f, "exclusive"), num(f, "inclusive"), name ? name : "?",
+		base_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", num(f, "exclusive"), num(f, "inclusive"), name ? name : "?",
 			       file ? file : "?");
 	}
-	json_t *res = result_new(app_buf_cstr(&b), 0, out);
-	app_buf_dispose(&b);
+	json_t *res = result_new(base_buf_cstr(&b), 0, out);
+	base_buf_dispose(&b);
 	return res;
 }
 
@@ -798,11 +798,11 @@ static json_t *tool_compare(agent_tools *t, const json_t *args)
 		return result_errorf("compare is not available in this run");
 	if (t->hooks.compare(t->hooks.payload, base, head, &out) < 0)
 		return result_last_error("the measurements could not be compared");
-	app_buf b = APP_BUF_INIT(t->output_cap);
-	app_buf_printf(&b, "measurement %s against %s\n", head, base);
+	base_buf b = BASE_BUF_INIT(t->output_cap);
+	base_buf_printf(&b, "measurement %s against %s\n", head, base);
 	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")), base, head);
-	json_t *res = result_new(app_buf_cstr(&b), 0, out);
-	app_buf_dispose(&b);
+	json_t *res = result_new(base_buf_cstr(&b), 0, out);
+	base_buf_dispose(&b);
 	return res;
 }
 
@@ -813,15 +813,15 @@ static json_t *tool_get_diff(agent_tools *t, const json_t *args)
 	if (agent_workspace_diff(&diff, t->repo_path, t->workspace, t->base_commit, DIFF_CAP) < 0)
 		return result_last_error("the diff could not be taken");
 	size_t len = strlen(diff);
-	app_buf b = APP_BUF_INIT(t->output_cap + 128);
+	base_buf b = BASE_BUF_INIT(t->output_cap + 128);
 	if (len == 0)
-		app_buf_puts(&b, "no changes against the base commit\n");
+		base_buf_puts(&b, "no changes against the base commit\n");
 	else if (len > t->output_cap)
-		app_buf_put(&b, diff, t->output_cap), app_buf_printf(&b, "\n[diff cut: %zu of %zu bytes shown]\n", t->output_cap, len);
+		base_buf_put(&b, diff, t->output_cap), base_buf_printf(&b, "\n[diff cut: %zu of %zu bytes shown]\n", t->output_cap, len);
 	else
-		app_buf_put(&b, diff, len);
-	json_t *res = result_new(app_buf_cstr(&b), 0, NULL);
-	app_buf_dispose(&b);
+		base_buf_put(&b, diff, len);
+	json_t *res = result_new(base_buf_cstr(&b), 0, NULL);
+	base_buf_dispose(&b);
 	free(diff);
 	return res;
 }
@@ -960,7 +960,7 @@ json_t *agent_tools_list(void)
 /* Called with the lock held. */
 static const char *check_budgets(agent_tools *t, char *buf, size_t n)
 {
-	if (t->max_wall_ms > 0 && app_mono_ms() - t->started_ms >= t->max_wall_ms) {
+	if (t->max_wall_ms > 0 && base_mono_ms() - t->started_ms >= t->max_wall_ms) {
 		snprintf(buf, n, "the wall time budget (%lld minutes) is exhausted", (long long)(t->max_wall_ms / 60000));
 		return buf;
 	}
@@ -978,12 +978,12 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 	char reason[256];
 	*result_out = NULL;
 	if (!def)
-		return app_error_set(APP_ENOTFOUND, "there is no tool named \"%s\"", name ? name : "");
+		return base_error_set(BASE_ENOTFOUND, "there is no tool named \"%s\"", name ? name : "");
 	if (!args || json_is_null(args))
 		args = empty = json_object();
 	else if (!json_is_object(args)) {
 		*result_out = result_errorf("the arguments of %s must be an object", def->name);
-		return *result_out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+		return *result_out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	pthread_mutex_lock(&t->lock);
 	const char *why = check_budgets(t, reason, sizeof(reason));
@@ -995,13 +995,13 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 		free(ended_why);
 	} else {
 		t->tool_calls++;
-		app_error_clear();
+		base_error_clear();
 		res = def->fn(t, args);
 	}
 	pthread_mutex_unlock(&t->lock);
 	json_decref(empty);
 	if (!res)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	*result_out = res;
 	return 0;
 }
@@ -1017,7 +1017,7 @@ static void *watchdog_main(void *arg)
 	int64_t deadline = t->started_ms + t->max_wall_ms;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now_ms = app_mono_ms();
+	int64_t now_ms = base_mono_ms();
 	int64_t abs_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (deadline - now_ms) * 1000000LL;
 	ts.tv_sec = (time_t)(abs_ns / 1000000000LL);
 	ts.tv_nsec = (long)(abs_ns % 1000000000LL);
@@ -1039,10 +1039,10 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 {
 	*out = NULL;
 	if (!opts || !opts->workspace || !opts->base_commit)
-		return app_error_set(APP_EINVALID, "a tool context needs a workspace and a base commit");
+		return base_error_set(BASE_EINVALID, "a tool context needs a workspace and a base commit");
 	agent_tools *t = calloc(1, sizeof(*t));
 	if (!t)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->state_lock, NULL);
 	pthread_condattr_t ca;
@@ -1055,7 +1055,7 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	t->repo_path = opts->repo_path ? strdup(opts->repo_path) : NULL;
 	t->hooks = opts->hooks;
 	t->policy = opts->policy;
-	t->started_ms = app_mono_ms();
+	t->started_ms = base_mono_ms();
 	t->max_wall_ms = opts->max_wall_ms;
 	t->max_tool_calls = opts->max_tool_calls;
 	t->max_benchmark_runs = opts->max_benchmark_runs;
@@ -1064,12 +1064,12 @@ int agent_tools_new(agent_tools **out, const agent_tools_options *opts)
 	t->file_cap = opts->file_cap >= 1024 ? opts->file_cap : 4u << 20;
 	if (!t->workspace || !t->base_commit || (opts->repo_path && !t->repo_path)) {
 		agent_tools_free(t);
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	if (t->max_wall_ms > 0) {
 		if (pthread_create(&t->watchdog, NULL, watchdog_main, t) != 0) {
 			agent_tools_free(t);
-			return app_error_set(APP_EGENERIC, "cannot start the wall-time watchdog");
+			return base_error_set(BASE_EGENERIC, "cannot start the wall-time watchdog");
 		}
 		t->has_watchdog = 1;
 	}
@@ -1126,7 +1126,7 @@ json_t *agent_tools_usage(agent_tools *t)
 {
 	pthread_mutex_lock(&t->lock);
 	json_t *u = json_pack("{s:i,s:i,s:I,s:i,s:i,s:I}", "tool_calls", t->tool_calls, "benchmark_runs", t->benchmark_runs,
-			      "wall_ms", (json_int_t)(app_mono_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
+			      "wall_ms", (json_int_t)(base_mono_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
 			      "max_benchmark_runs", t->max_benchmark_runs, "max_wall_ms", (json_int_t)t->max_wall_ms);
 	pthread_mutex_unlock(&t->lock);
 	return u;
@@ -1137,14 +1137,14 @@ int agent_tools_submission(agent_tools *t, char **summary_out, char **diff_out)
 	int error = 0;
 	pthread_mutex_lock(&t->lock);
 	if (!t->summary) {
-		error = app_error_set(APP_ENOTFOUND, "nothing was submitted");
+		error = base_error_set(BASE_ENOTFOUND, "nothing was submitted");
 	} else {
 		*summary_out = strdup(t->summary);
 		*diff_out = strdup(t->diff ? t->diff : "");
 		if (!*summary_out || !*diff_out) {
 			free(*summary_out);
 			free(*diff_out);
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/diff_policy.h"
+#include "base/diff_policy.h"
 
 typedef struct agent_tools agent_tools;
 
@@ -50,7 +50,7 @@ void agent_exec_result_dispose(agent_exec_result *r);
  *                      "functions": [{"name", "file", "exclusive", "inclusive"}]}
  *   compare        -> {"base", "head", "metric",
  *                      "benchmarks": [{"name", "base", "head", "change_pct"}]}
- * A hook that fails returns a negative code with app_error_set's sentence,
+ * A hook that fails returns a negative code with base_error_set's sentence,
  * which the tool passes on to the agent. */
 typedef struct agent_tool_hooks {
 	/* Runs `command` with /bin/sh -c in the run's sandbox, working
@@ -85,7 +85,7 @@ typedef struct agent_tools_options {
 	int exec_timeout_s;        /* default and ceiling of exec's timeout_s (default 600) */
 	size_t output_cap;         /* bytes of each text answer (default 64 KiB) */
 	size_t file_cap;           /* largest file read or written (default 4 MiB) */
-	const app_diff_policy *policy; /* borrowed, must outlive the context: write_file and
+	const base_diff_policy *policy; /* borrowed, must outlive the context: write_file and
 					* edit_file refuse protected paths; NULL: the built-in rules */
 } agent_tools_options;
 
@@ -98,7 +98,7 @@ void agent_tools_free(agent_tools *t);
 
 /* Calls tool `name` with args (borrows; NULL = {}).  *result_out (owned) is
  * an MCP CallToolResult: {content: [{type: "text", text}], isError,
- * structuredContent?}.  APP_ENOTFOUND (and no result) for an unknown tool
+ * structuredContent?}.  BASE_ENOTFOUND (and no result) for an unknown tool
  * name; other negative codes only for internal failures. */
 int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t **result_out);
 
@@ -124,25 +124,25 @@ int agent_tools_ended(agent_tools *t, char **reason_out);
 json_t *agent_tools_usage(agent_tools *t);
 
 /* The submission, once submit_result was called: copies (owned) of the
- * summary and the diff; APP_ENOTFOUND before. */
+ * summary and the diff; BASE_ENOTFOUND before. */
 int agent_tools_submission(agent_tools *t, char **summary_out, char **diff_out);
 
 /* The diff of the plain directory `workspace` against the tree of
  * base_commit in repository repo_path (NULL: the workspace is itself a
  * repository) as git patch text (owned): new files included; files the
  * workspace's .gitignore ignores and new binary files (build products) left
- * out.  APP_ETOOBIG past cap bytes.
+ * out.  BASE_ETOOBIG past cap bytes.
  * Also used by verification. */
 int agent_workspace_diff(char **out, const char *repo_path, const char *workspace, const char *base_commit, size_t cap);
 
 /* Applies patch text to the plain directory `workspace` holding the tree of
  * a commit of repo_path (NULL: the workspace is a repository).
- * APP_EINVALID with the reason when the patch does not apply. */
+ * BASE_EINVALID with the reason when the patch does not apply. */
 int agent_workspace_apply(const char *repo_path, const char *workspace, const char *diff, size_t len);
 
 /* Resolves `rel` (as an agent gave it) inside `workspace`; *abs_out (owned)
  * is the resolved absolute path.  must_exist 0 allows a missing last
- * component (its parent must exist).  APP_EFORBIDDEN with a sentence when
+ * component (its parent must exist).  BASE_EFORBIDDEN with a sentence when
  * the path is absolute, climbs with "..", touches .git or resolves outside
  * the workspace. */
 int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, int must_exist);

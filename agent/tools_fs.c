@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 static int is_git_name(const char *s, size_t n)
 {
@@ -64,38 +64,38 @@ static int inside(const char *root, const char *resolved, const char **below)
 int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, int must_exist)
 {
 	char *root = NULL, *norm = NULL, *probe = NULL, *res = NULL;
-	app_buf out = APP_BUF_INIT(PATH_MAX * 2);
+	base_buf out = BASE_BUF_INIT(PATH_MAX * 2);
 	int error = 0;
 
 	*abs_out = NULL;
 	if (!rel)
 		rel = "";
 	if (strlen(rel) >= PATH_MAX)
-		return app_error_set(APP_EFORBIDDEN, "the path is too long");
+		return base_error_set(BASE_EFORBIDDEN, "the path is too long");
 	if (rel[0] == '/')
-		return app_error_set(APP_EFORBIDDEN, "absolute paths are not allowed; give a path relative to the workspace");
+		return base_error_set(BASE_EFORBIDDEN, "absolute paths are not allowed; give a path relative to the workspace");
 	if (!(root = realpath(workspace, NULL)))
-		return app_error_set(APP_EGENERIC, "the workspace is not accessible: %s", strerror(errno));
+		return base_error_set(BASE_EGENERIC, "the workspace is not accessible: %s", strerror(errno));
 
 	/* lexical pass: normalise "." and empty parts, refuse ".." and .git */
-	app_buf nb = APP_BUF_INIT(PATH_MAX);
+	base_buf nb = BASE_BUF_INIT(PATH_MAX);
 	for (const char *p = rel; *p;) {
 		const char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			app_buf_dispose(&nb);
-			error = app_error_set(APP_EFORBIDDEN, "\"..\" is not allowed in paths; stay inside the workspace");
+			base_buf_dispose(&nb);
+			error = base_error_set(BASE_EFORBIDDEN, "\"..\" is not allowed in paths; stay inside the workspace");
 			goto done;
 		}
 		if (is_git_name(p, n)) {
-			app_buf_dispose(&nb);
-			error = app_error_set(APP_EFORBIDDEN, "the .git directory is off limits");
+			base_buf_dispose(&nb);
+			error = base_error_set(BASE_EFORBIDDEN, "the .git directory is off limits");
 			goto done;
 		}
 		if (n > 0 && !(n == 1 && p[0] == '.')) {
-			if ((nb.len && app_buf_put(&nb, "/", 1) < 0) || app_buf_put(&nb, p, n) < 0) {
-				app_buf_dispose(&nb);
-				error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+			if ((nb.len && base_buf_put(&nb, "/", 1) < 0) || base_buf_put(&nb, p, n) < 0) {
+				base_buf_dispose(&nb);
+				error = base_error_set(BASE_EFORBIDDEN, "the path is too long");
 				goto done;
 			}
 		}
@@ -103,9 +103,9 @@ int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, i
 			break;
 		p = e + 1;
 	}
-	norm = app_buf_detach(&nb);
+	norm = base_buf_detach(&nb);
 	if (!norm) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 
@@ -116,13 +116,13 @@ int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, i
 	for (;;) {
 		free(probe);
 		probe = NULL;
-		if (app_buf_printf(&out, "%s%s%.*s", root, keep ? "/" : "", (int)keep, norm) < 0) {
-			error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+		if (base_buf_printf(&out, "%s%s%.*s", root, keep ? "/" : "", (int)keep, norm) < 0) {
+			error = base_error_set(BASE_EFORBIDDEN, "the path is too long");
 			goto done;
 		}
-		probe = app_buf_detach(&out);
+		probe = base_buf_detach(&out);
 		if (!probe) {
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 		res = realpath(probe, NULL);
@@ -131,24 +131,24 @@ int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, i
 		if (errno != ENOENT) {
 			struct stat st;
 			if (errno == ENOTDIR)
-				error = app_error_set(APP_EINVALID, "a part of the path \"%s\" is not a directory", rel);
+				error = base_error_set(BASE_EINVALID, "a part of the path \"%s\" is not a directory", rel);
 			else if (lstat(probe, &st) == 0 && S_ISLNK(st.st_mode))
-				error = app_error_set(APP_EFORBIDDEN, "\"%s\" goes through a symbolic link that cannot be followed", rel);
+				error = base_error_set(BASE_EFORBIDDEN, "\"%s\" goes through a symbolic link that cannot be followed", rel);
 			else
-				error = app_error_set(APP_EINVALID, "cannot resolve \"%s\": %s", rel, strerror(errno));
+				error = base_error_set(BASE_EINVALID, "cannot resolve \"%s\": %s", rel, strerror(errno));
 			goto done;
 		}
 		struct stat st;
 		if (lstat(probe, &st) == 0 && S_ISLNK(st.st_mode)) {
-			error = app_error_set(APP_EFORBIDDEN, "\"%s\" goes through a symbolic link that leads nowhere", rel);
+			error = base_error_set(BASE_EFORBIDDEN, "\"%s\" goes through a symbolic link that leads nowhere", rel);
 			goto done;
 		}
 		if (must_exist && keep == strlen(norm)) {
-			error = app_error_set(APP_ENOTFOUND, "\"%s\" does not exist", rel);
+			error = base_error_set(BASE_ENOTFOUND, "\"%s\" does not exist", rel);
 			goto done;
 		}
 		if (keep == 0) {
-			error = app_error_set(APP_EGENERIC, "the workspace is not accessible");
+			error = base_error_set(BASE_EGENERIC, "the workspace is not accessible");
 			goto done;
 		}
 		while (keep > 0 && norm[keep - 1] != '/')
@@ -160,22 +160,22 @@ int agent_path_resolve(char **abs_out, const char *workspace, const char *rel, i
 
 	const char *below = NULL;
 	if (!inside(root, res, &below)) {
-		error = app_error_set(APP_EFORBIDDEN, "\"%s\" resolves outside the workspace", rel);
+		error = base_error_set(BASE_EFORBIDDEN, "\"%s\" resolves outside the workspace", rel);
 		goto done;
 	}
 	if (has_git_component(below) || has_git_component(rest)) {
-		error = app_error_set(APP_EFORBIDDEN, "the .git directory is off limits");
+		error = base_error_set(BASE_EFORBIDDEN, "the .git directory is off limits");
 		goto done;
 	}
-	if (app_buf_printf(&out, "%s%s%s", res, *rest ? "/" : "", rest) < 0) {
-		error = app_error_set(APP_EFORBIDDEN, "the path is too long");
+	if (base_buf_printf(&out, "%s%s%s", res, *rest ? "/" : "", rest) < 0) {
+		error = base_error_set(BASE_EFORBIDDEN, "the path is too long");
 		goto done;
 	}
-	*abs_out = app_buf_detach(&out);
+	*abs_out = base_buf_detach(&out);
 	if (!*abs_out)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
-	app_buf_dispose(&out);
+	base_buf_dispose(&out);
 	free(root);
 	free(norm);
 	free(probe);
@@ -186,7 +186,7 @@ done:
 static int git_fail(const char *what)
 {
 	const git_error *e = git_error_last();
-	return app_error_set(APP_EGENERIC, "%s: %s", what, e && e->message ? e->message : "unknown error");
+	return base_error_set(BASE_EGENERIC, "%s: %s", what, e && e->message ? e->message : "unknown error");
 }
 
 /* Opens repo_path with `workspace` as its work directory (in memory only:
@@ -222,7 +222,7 @@ static int peek_binary(const char *abs)
 	return n > 0 && memchr(buf, '\0', (size_t)n) != NULL;
 }
 
-/* Before a delta's patch is formatted: APP_ETOOBIG when its text cannot
+/* Before a delta's patch is formatted: BASE_ETOOBIG when its text cannot
  * fit in `room` bytes, judged from the file sizes alone (a new file's
  * patch holds all of it; a changed file's at least the growth); *skip 1
  * for a new binary file too big to format (it would be left out anyway). */
@@ -257,7 +257,7 @@ static int weigh_delta(int *skip, git_repository *repo, const char *workspace, c
 		*skip = 1;
 		return 0;
 	}
-	return app_error_set(APP_ETOOBIG, "the diff is more than the %zu bytes allowed: %s alone has %llu bytes", cap,
+	return base_error_set(BASE_ETOOBIG, "the diff is more than the %zu bytes allowed: %s alone has %llu bytes", cap,
 			     d->new_file.path, (unsigned long long)size);
 }
 
@@ -267,7 +267,7 @@ int agent_workspace_diff(char **out, const char *repo_path, const char *workspac
 	git_object *obj = NULL;
 	git_tree *tree = NULL;
 	git_diff *diff = NULL;
-	app_buf text = APP_BUF_INIT(cap);
+	base_buf text = BASE_BUF_INIT(cap);
 	int error = 0, too_big = 0;
 
 	*out = NULL;
@@ -319,21 +319,21 @@ int agent_workspace_diff(char **out, const char *repo_path, const char *workspac
 				error = git_fail("cannot format the diff");
 				goto done;
 			}
-			if (app_buf_put(&text, one.ptr ? one.ptr : "", one.size) < 0)
+			if (base_buf_put(&text, one.ptr ? one.ptr : "", one.size) < 0)
 				too_big = 1;
 			git_buf_dispose(&one);
 		}
 		git_patch_free(patch);
 	}
 	if (too_big) {
-		error = app_error_set(APP_ETOOBIG, "the diff is more than the %zu bytes allowed", cap);
+		error = base_error_set(BASE_ETOOBIG, "the diff is more than the %zu bytes allowed", cap);
 		goto done;
 	}
-	*out = app_buf_detach(&text);
+	*out = base_buf_detach(&text);
 	if (!*out)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
-	app_buf_dispose(&text);
+	base_buf_dispose(&text);
 	git_diff_free(diff);
 	git_tree_free(tree);
 	git_object_free(obj);
@@ -353,12 +353,12 @@ int agent_workspace_apply(const char *repo_path, const char *workspace, const ch
 		goto done;
 	if (git_diff_from_buffer(&d, diff, len) < 0) {
 		git_fail("the diff cannot be parsed");
-		error = APP_EINVALID;
+		error = BASE_EINVALID;
 		goto done;
 	}
 	if (git_apply(repo, d, GIT_APPLY_LOCATION_WORKDIR, NULL) < 0) {
 		git_fail("the diff does not apply to the base commit");
-		error = APP_EINVALID;
+		error = BASE_EINVALID;
 		goto done;
 	}
 done:

@@ -1,6 +1,6 @@
 /* Tool hooks over the sandbox and the bench pipeline for one agent run.
  *
- * Invariants: every command runs through agent_sandbox_run (never on the
+ * Invariants: every command runs through measure_sandbox_run (never on the
  * host); measurement ids are assigned in order and never reused; the
  * baseline document is held with a reference for the hooks' lifetime.
  * Every sandbox command gets the tool context's stop flag as its cancel
@@ -12,20 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/bench.h"
-#include "app/error.h"
+#include "measure/bench.h"
+#include "base/error.h"
 
 struct agent_run_hooks {
-	agent_sandbox *sb;
+	measure_sandbox *sb;
 	char *workspace;
 	char *scratch;
-	const agent_repo_config *cfg;
+	const measure_repo_config *cfg;
 	json_t *baseline;     /* run document */
 	json_t *measurements; /* {"m1": run document, ...} */
 	int next_id;
 	char latest[16];
 	const volatile int *cancel;
-	agent_sandbox_limits limits;
+	measure_sandbox_limits limits;
 	void (*on_measurement)(void *payload, const char *id, const json_t *run_doc);
 	void *payload;
 };
@@ -34,10 +34,10 @@ int agent_run_hooks_new(agent_run_hooks **out, const agent_run_hooks_options *op
 {
 	*out = NULL;
 	if (!opts->sandbox || !opts->workspace || !opts->config || !opts->scratch_dir)
-		return app_error_set(APP_EINVALID, "run hooks need a sandbox, a workspace, a scratch directory and a config");
+		return base_error_set(BASE_EINVALID, "run hooks need a sandbox, a workspace, a scratch directory and a config");
 	agent_run_hooks *h = calloc(1, sizeof(*h));
 	if (!h)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	h->sb = opts->sandbox;
 	h->workspace = strdup(opts->workspace);
 	h->scratch = strdup(opts->scratch_dir);
@@ -51,7 +51,7 @@ int agent_run_hooks_new(agent_run_hooks **out, const agent_run_hooks_options *op
 	h->payload = opts->payload;
 	if (!h->workspace || !h->scratch || !h->measurements) {
 		agent_run_hooks_free(h);
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	*out = h;
 	return 0;
@@ -85,8 +85,8 @@ static int hook_exec(void *payload, const char *command, int timeout_s, size_t c
 		     agent_exec_result *out)
 {
 	agent_run_hooks *h = payload;
-	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
-	agent_sandbox_result r;
+	measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
+	measure_sandbox_result r;
 	memset(&r, 0, sizeof(r));
 	cmd.workspace = h->workspace;
 	cmd.shell = command;
@@ -94,9 +94,9 @@ static int hook_exec(void *payload, const char *command, int timeout_s, size_t c
 	cmd.limits.timeout_s = timeout_s;
 	cmd.limits.output_cap = cap;
 	cmd.cancel = stop_flag(h, stop);
-	int error = agent_sandbox_run(h->sb, &r, &cmd);
+	int error = measure_sandbox_run(h->sb, &r, &cmd);
 	if (error < 0) {
-		agent_sandbox_result_dispose(&r);
+		measure_sandbox_result_dispose(&r);
 		return error;
 	}
 	out->exit_code = r.exit_code;
@@ -106,7 +106,7 @@ static int hook_exec(void *payload, const char *command, int timeout_s, size_t c
 	out->out_cut = r.out_truncated;
 	out->err_cut = r.err_truncated;
 	r.out = r.err = NULL;
-	agent_sandbox_result_dispose(&r);
+	measure_sandbox_result_dispose(&r);
 	return 0;
 }
 
@@ -149,7 +149,7 @@ static json_t *rows_of(const json_t *cmp)
 
 static const char *metric_name(const agent_run_hooks *h)
 {
-	return h->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "cycles";
+	return h->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "cycles";
 }
 
 static int hook_run_benchmarks(void *payload, const json_t *names, const volatile int *stop, json_t **out)
@@ -164,17 +164,17 @@ static int hook_run_benchmarks(void *payload, const json_t *names, const volatil
 		json_t *v;
 		only = calloc(json_array_size(names) + 1, sizeof(*only));
 		if (!only)
-			return app_error_set(APP_ENOMEM, "out of memory");
+			return base_error_set(BASE_ENOMEM, "out of memory");
 		json_array_foreach(names, i, v) {
-			if (!agent_repo_config_benchmark(h->cfg, json_string_value(v))) {
-				error = app_error_set(APP_ENOTFOUND, "there is no benchmark named \"%s\" in %s",
-						      json_string_value(v), AGENT_REPO_CONFIG_PATH);
+			if (!measure_repo_config_benchmark(h->cfg, json_string_value(v))) {
+				error = base_error_set(BASE_ENOTFOUND, "there is no benchmark named \"%s\" in %s",
+						      json_string_value(v), MEASURE_REPO_CONFIG_PATH);
 				goto done;
 			}
 			only[nonly++] = json_string_value(v);
 		}
 	}
-	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	measure_bench_options bo = MEASURE_BENCH_OPTIONS_INIT;
 	char id[16];
 	snprintf(id, sizeof(id), "m%d", h->next_id);
 	bo.commit = NULL;
@@ -182,7 +182,7 @@ static int hook_run_benchmarks(void *payload, const json_t *names, const volatil
 	bo.only = only;
 	bo.nonly = nonly;
 	bo.cancel = stop_flag(h, stop);
-	if ((error = agent_bench_measure(&doc, h->sb, h->workspace, h->cfg, &bo)) < 0)
+	if ((error = measure_bench_measure(&doc, h->sb, h->workspace, h->cfg, &bo)) < 0)
 		goto done;
 	h->next_id++;
 	json_object_set(h->measurements, id, doc);
@@ -190,13 +190,13 @@ static int hook_run_benchmarks(void *payload, const json_t *names, const volatil
 	if (h->on_measurement)
 		h->on_measurement(h->payload, id, doc);
 	const json_t *base = h->baseline ? json_object_get(h->baseline, "benchmarks") : NULL;
-	if ((error = agent_bench_compare(&cmp, base, json_object_get(doc, "benchmarks"), h->cfg)) < 0)
+	if ((error = measure_bench_compare(&cmp, base, json_object_get(doc, "benchmarks"), h->cfg)) < 0)
 		goto done;
 	json_t *build = json_object_get(doc, "build");
 	*out = json_pack("{s:s,s:s,s:o,s:O}", "measurement", id, "metric", metric_name(h), "benchmarks", rows_of(cmp),
 			 "build", build ? build : json_null());
 	if (!*out)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
 	json_decref(doc);
 	json_decref(cmp);
@@ -216,20 +216,20 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 	agent_run_hooks *h = payload;
 	const json_t *doc = find_doc(h, measurement);
 	if (!doc)
-		return app_error_set(APP_ENOTFOUND, "there is no measurement \"%s\"", measurement ? measurement : "latest");
+		return base_error_set(BASE_ENOTFOUND, "there is no measurement \"%s\"", measurement ? measurement : "latest");
 	size_t i;
 	json_t *b, *found = NULL;
 	json_array_foreach(json_object_get(doc, "benchmarks"), i, b) if (strcmp(
 		json_string_value(json_object_get(b, "name")) ? json_string_value(json_object_get(b, "name")) : "",
 		benchmark) == 0) found = b;
 	if (!found)
-		return app_error_set(APP_ENOTFOUND, "the measurement has no benchmark named \"%s\"", benchmark);
+		return base_error_set(BASE_ENOTFOUND, "the measurement has no benchmark named \"%s\"", benchmark);
 	const char *status = json_string_value(json_object_get(found, "status"));
 	if (status && strcmp(status, "ok") != 0) {
 		const char *e = json_string_value(json_object_get(found, "error"));
-		return app_error_set(APP_EINVALID, "benchmark \"%s\" did not run: %s", benchmark, e ? e : status);
+		return base_error_set(BASE_EINVALID, "benchmark \"%s\" did not run: %s", benchmark, e ? e : status);
 	}
-	const char *key = h->cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";
+	const char *key = h->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";
 	json_t *fns = json_array();
 	json_t *f;
 	json_array_foreach(json_object_get(found, "top_functions"), i, f) {
@@ -247,7 +247,7 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 		free(v);
 		json_decref(sorted);
 		json_decref(fns);
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	for (size_t k = 0; k < n; k++)
 		v[k] = json_array_get(fns, k);
@@ -260,7 +260,7 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 	*out = json_pack("{s:s,s:s,s:s,s:o}", "benchmark", benchmark, "measurement",
 			 measurement && *measurement ? measurement : (h->latest[0] ? h->latest : "baseline"), "metric",
 			 metric_name(h), "functions", fns);
-	return *out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+	return *out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 }
 
 static int hook_compare(void *payload, const char *base, const char *head, json_t **out)
@@ -269,16 +269,16 @@ static int hook_compare(void *payload, const char *base, const char *head, json_
 	const json_t *b = find_doc(h, base), *hd = find_doc(h, head);
 	json_t *cmp = NULL;
 	if (!b)
-		return app_error_set(APP_ENOTFOUND, "there is no measurement \"%s\"", base);
+		return base_error_set(BASE_ENOTFOUND, "there is no measurement \"%s\"", base);
 	if (!hd)
-		return app_error_set(APP_ENOTFOUND, "there is no measurement \"%s\"", head);
-	int error = agent_bench_compare(&cmp, json_object_get(b, "benchmarks"), json_object_get(hd, "benchmarks"), h->cfg);
+		return base_error_set(BASE_ENOTFOUND, "there is no measurement \"%s\"", head);
+	int error = measure_bench_compare(&cmp, json_object_get(b, "benchmarks"), json_object_get(hd, "benchmarks"), h->cfg);
 	if (error < 0)
 		return error;
 	*out = json_pack("{s:s,s:s,s:s,s:o}", "base", base, "head", head, "metric", metric_name(h), "benchmarks",
 			 rows_of(cmp));
 	json_decref(cmp);
-	return *out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+	return *out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 }
 
 void agent_run_hooks_fill(agent_tool_hooks *hooks, agent_run_hooks *h)

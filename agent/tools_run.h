@@ -10,29 +10,29 @@
 
 #include <jansson.h>
 
-#include "agent/repo_config.h"
-#include "agent/sandbox.h"
+#include "measure/repo_config.h"
+#include "measure/sandbox.h"
 #include "agent/tools.h"
 
 typedef struct agent_run_hooks agent_run_hooks;
 
 typedef struct agent_run_hooks_options {
-	agent_sandbox *sandbox;          /* borrowed */
+	measure_sandbox *sandbox;          /* borrowed */
 	const char *workspace;           /* host work tree (copied) */
 	const char *scratch_dir;         /* host dir for callgrind output (copied) */
-	const agent_repo_config *config; /* borrowed */
-	const json_t *baseline;          /* borrows (a reference is kept): run document of agent_bench_measure */
+	const measure_repo_config *config; /* borrowed */
+	const json_t *baseline;          /* borrows (a reference is kept): run document of measure_bench_measure */
 	const volatile int *cancel;      /* optional; nonzero kills commands in flight when the
 					  * tools give no stop flag of their own (theirs is raised
 					  * by a cancel too: the run's cancel ends its tools) */
-	agent_sandbox_limits limits;     /* for exec; timeout_s and output_cap are set per call */
+	measure_sandbox_limits limits;     /* for exec; timeout_s and output_cap are set per call */
 	/* Optional: called after each measurement with its id and run document
 	 * (borrowed), e.g. to store it. */
 	void (*on_measurement)(void *payload, const char *id, const json_t *run_doc);
 	void *payload;
 } agent_run_hooks_options;
 
-#define AGENT_RUN_HOOKS_OPTIONS_INIT { NULL, NULL, NULL, NULL, NULL, NULL, AGENT_SANDBOX_LIMITS_INIT, NULL, NULL }
+#define AGENT_RUN_HOOKS_OPTIONS_INIT { NULL, NULL, NULL, NULL, NULL, NULL, MEASURE_SANDBOX_LIMITS_INIT, NULL, NULL }
 
 int agent_run_hooks_new(agent_run_hooks **out, const agent_run_hooks_options *opts);
 void agent_run_hooks_free(agent_run_hooks *h);

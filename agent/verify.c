@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent/bench.h"
+#include "measure/bench.h"
 #include "agent/tools.h"
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #define LOG_CAP (256u << 10)
 #define TAIL 4000
@@ -56,25 +56,25 @@ static int bad_path(const char *p, const char **why)
 	return 0;
 }
 
-int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const app_diff_policy *policy)
+int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const base_diff_policy *policy)
 {
 	git_diff *d = NULL;
 	int error = 0;
 	if (!max_bytes)
 		max_bytes = AGENT_VERIFY_MAX_DIFF;
 	if (len > max_bytes)
-		return app_error_set(APP_ETOOBIG, "the diff is %zu bytes, more than the %zu allowed", len, max_bytes);
+		return base_error_set(BASE_ETOOBIG, "the diff is %zu bytes, more than the %zu allowed", len, max_bytes);
 	if (len == 0)
-		return app_error_set(APP_EINVALID, "the diff is empty: nothing was changed");
+		return base_error_set(BASE_EINVALID, "the diff is empty: nothing was changed");
 	git_libgit2_init();
 	if (git_diff_from_buffer(&d, diff, len) < 0) {
 		const git_error *e = git_error_last();
-		error = app_error_set(APP_EINVALID, "the diff cannot be parsed: %s", e && e->message ? e->message : "?");
+		error = base_error_set(BASE_EINVALID, "the diff cannot be parsed: %s", e && e->message ? e->message : "?");
 		goto done;
 	}
 	size_t n = git_diff_num_deltas(d);
 	if (n == 0) {
-		error = app_error_set(APP_EINVALID, "the diff changes no file");
+		error = base_error_set(BASE_EINVALID, "the diff changes no file");
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -91,20 +91,20 @@ int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const app_d
 		else if (dl->new_file.mode == GIT_FILEMODE_COMMIT || dl->old_file.mode == GIT_FILEMODE_COMMIT)
 			path = dl->new_file.path, why = "is a submodule";
 		if (path) {
-			error = app_error_set(APP_EINVALID, "refused: %s %s", path, why);
+			error = base_error_set(BASE_EINVALID, "refused: %s %s", path, why);
 			goto done;
 		}
-		if ((dl->old_file.path && (error = app_diff_policy_check_path(policy, dl->old_file.path)) < 0) ||
-		    (dl->new_file.path && (error = app_diff_policy_check_path(policy, dl->new_file.path)) < 0))
+		if ((dl->old_file.path && (error = base_diff_policy_check_path(policy, dl->old_file.path)) < 0) ||
+		    (dl->new_file.path && (error = base_diff_policy_check_path(policy, dl->new_file.path)) < 0))
 			goto done;
 	}
 	/* what the parser may not flag */
 	if (memmem(diff, len, "\nGIT binary patch", 17) || memmem(diff, len, "\nBinary files ", 14) ||
 	    strncmp(diff, "Binary files ", 13) == 0) {
-		error = app_error_set(APP_EINVALID, "refused: the diff changes a binary file");
+		error = base_error_set(BASE_EINVALID, "refused: the diff changes a binary file");
 		goto done;
 	}
-	error = app_diff_policy_check_lines(diff, len);
+	error = base_diff_policy_check_lines(diff, len);
 done:
 	git_diff_free(d);
 	git_libgit2_shutdown();
@@ -157,7 +157,7 @@ static int scan_file(scan_state *st, int dirfd, const char *name, const char *re
 	}
 	if ((uint64_t)sb.st_size > st->max_bytes - st->bytes) {
 		close(fd);
-		return app_error_set(APP_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
+		return base_error_set(BASE_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
 				     (unsigned long long)st->max_bytes, rel);
 	}
 	size_t carry = 0, count = 0;
@@ -170,7 +170,7 @@ static int scan_file(scan_state *st, int dirfd, const char *name, const char *re
 			break;
 		st->bytes += (uint64_t)n;
 		if (st->bytes > st->max_bytes) {
-			error = app_error_set(APP_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
+			error = base_error_set(BASE_ETOOBIG, "the built tree holds more than %llu bytes (at %s)",
 					      (unsigned long long)st->max_bytes, rel);
 			break;
 		}
@@ -191,13 +191,13 @@ static int scan_dir(scan_state *st, int dfd, const char *rel, int depth)
 {
 	if (depth > SCAN_MAX_DEPTH) {
 		close(dfd);
-		return app_error_set(APP_ETOOBIG, "the built tree is nested more than %d folders deep (at %s)",
+		return base_error_set(BASE_ETOOBIG, "the built tree is nested more than %d folders deep (at %s)",
 				     SCAN_MAX_DEPTH, rel);
 	}
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
-		return app_error_set(APP_EGENERIC, "cannot read %s: %s", *rel ? rel : ".", strerror(errno));
+		return base_error_set(BASE_EGENERIC, "cannot read %s: %s", *rel ? rel : ".", strerror(errno));
 	}
 	int error = 0;
 	struct dirent *e;
@@ -205,7 +205,7 @@ static int scan_dir(scan_state *st, int dfd, const char *rel, int depth)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (++st->files > SCAN_MAX_FILES) {
-			error = app_error_set(APP_ETOOBIG, "the built tree holds more than %d files", SCAN_MAX_FILES);
+			error = base_error_set(BASE_ETOOBIG, "the built tree holds more than %d files", SCAN_MAX_FILES);
 			break;
 		}
 		char sub[4096];
@@ -232,12 +232,12 @@ int agent_verify_scan_requests(json_t **out, const char *dir, uint64_t max_bytes
 	scan_state st = { json_object(), 0, max_bytes ? max_bytes : AGENT_VERIFY_SCAN_MAX, 0, malloc(SCAN_CHUNK + 16) };
 	int error = 0;
 	if (!st.found || !st.buf) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot read %s: %s", dir, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "cannot read %s: %s", dir, strerror(errno));
 		goto done;
 	}
 	if ((error = scan_dir(&st, dfd, "", 0)) < 0)
@@ -252,21 +252,21 @@ done:
 
 /* ---- the steps --------------------------------------------------------------- */
 
-static void tail_into(app_buf *log, const agent_sandbox_result *r)
+static void tail_into(base_buf *log, const measure_sandbox_result *r)
 {
-	char *t = agent_sandbox_result_tail(r, TAIL);
+	char *t = measure_sandbox_result_tail(r, TAIL);
 	if (t) {
-		app_buf_printf(log, "%s\n", t);
+		base_buf_printf(log, "%s\n", t);
 		free(t);
 	}
 }
 
 /* Runs one configured command (build or test) in dir, its own sandbox run. */
-static int run_step(int *ok, app_buf *log, const agent_verify_options *o, const char *dir, const char *what,
+static int run_step(int *ok, base_buf *log, const agent_verify_options *o, const char *dir, const char *what,
 		    const char *command)
 {
-	agent_sandbox_cmd cmd = AGENT_SANDBOX_CMD_INIT;
-	agent_sandbox_result r;
+	measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
+	measure_sandbox_result r;
 	memset(&r, 0, sizeof(r));
 	cmd.workspace = dir;
 	cmd.shell = command;
@@ -274,19 +274,19 @@ static int run_step(int *ok, app_buf *log, const agent_verify_options *o, const 
 	if (cmd.limits.cpu_s > 0 && cmd.limits.cpu_s < cmd.limits.timeout_s)
 		cmd.limits.cpu_s = cmd.limits.timeout_s;
 	cmd.cancel = o->cancel;
-	int error = agent_sandbox_run(o->sandbox, &r, &cmd);
+	int error = measure_sandbox_run(o->sandbox, &r, &cmd);
 	if (error < 0) {
-		agent_sandbox_result_dispose(&r);
+		measure_sandbox_result_dispose(&r);
 		return error;
 	}
-	*ok = agent_sandbox_result_ok(&r);
-	app_buf_printf(log, "%s: `%s`: %s (%lld ms)\n", what, command,
+	*ok = measure_sandbox_result_ok(&r);
+	base_buf_printf(log, "%s: `%s`: %s (%lld ms)\n", what, command,
 		       *ok ? "ok" : r.timed_out ? "timed out" : r.cancelled ? "cancelled" : "failed", (long long)r.wall_ms);
 	if (!*ok)
 		tail_into(log, &r);
 	if (r.cancelled)
-		error = APP_ECANCELLED;
-	agent_sandbox_result_dispose(&r);
+		error = BASE_ECANCELLED;
+	measure_sandbox_result_dispose(&r);
 	return error;
 }
 
@@ -327,9 +327,9 @@ static int more_requests(char *reason, size_t n, const json_t *base, const json_
 	return 1;
 }
 
-static double metric_of(const json_t *m, const agent_repo_config *cfg)
+static double metric_of(const json_t *m, const measure_repo_config *cfg)
 {
-	const char *key = cfg->metric == AGENT_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";
+	const char *key = cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";
 	return json_number_value(json_object_get(m, key));
 }
 
@@ -348,8 +348,8 @@ static const json_t *named(const json_t *run, const char *name)
 /* A region benchmark's gain counts when the whole process got cheaper by
  * at least AGENT_VERIFY_WHOLE_PROCESS_SHARE of it.  1 when it did not, with
  * the log line written. */
-static int moved_out_of_region(app_buf *log, const json_t *base_run, const json_t *head_run, const char *name,
-			       const agent_repo_config *cfg)
+static int moved_out_of_region(base_buf *log, const json_t *base_run, const json_t *head_run, const char *name,
+			       const measure_repo_config *cfg)
 {
 	const json_t *b = named(base_run, name), *h = named(head_run, name);
 	const char *mode = json_string_value(json_object_get(h, "mode"));
@@ -358,13 +358,13 @@ static int moved_out_of_region(app_buf *log, const json_t *base_run, const json_
 	const json_t *bw = json_object_get(b, "whole_process"), *hw = json_object_get(h, "whole_process");
 	double region_gain = metric_of(b, cfg) - metric_of(h, cfg);
 	if (!bw || !hw) {
-		app_buf_printf(log, "measure %s: no whole-process count to check the region's gain against\n", name);
+		base_buf_printf(log, "measure %s: no whole-process count to check the region's gain against\n", name);
 		return 1;
 	}
 	double whole_gain = metric_of(bw, cfg) - metric_of(hw, cfg);
 	if (whole_gain >= AGENT_VERIFY_WHOLE_PROCESS_SHARE * region_gain)
 		return 0;
-	app_buf_printf(log,
+	base_buf_printf(log,
 		       "measure %s: the region got cheaper by %.0f but the whole process by %.0f: work moved out of "
 		       "the measured region is no speed-up\n",
 		       name, region_gain, whole_gain);
@@ -373,7 +373,7 @@ static int moved_out_of_region(app_buf *log, const json_t *base_run, const json_
 
 /* Builds or tests both trees, the base first; *failed_out names the tree
  * that failed ("base" or "candidate"), NULL when both passed. */
-static int both(const char **failed_out, app_buf *log, const agent_verify_options *o, const char *what,
+static int both(const char **failed_out, base_buf *log, const agent_verify_options *o, const char *what,
 		const char *command)
 {
 	char label[32];
@@ -396,52 +396,52 @@ static int both(const char **failed_out, app_buf *log, const agent_verify_option
 
 static int measure(json_t **out, const agent_verify_options *o, const char *dir)
 {
-	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	measure_bench_options bo = MEASURE_BENCH_OPTIONS_INIT;
 	bo.scratch_dir = o->scratch_dir;
 	bo.skip_build = 1;
 	bo.whole_process = 1;
 	bo.cancel = o->cancel;
-	return agent_bench_measure(out, o->sandbox, dir, o->config, &bo);
+	return measure_bench_measure(out, o->sandbox, dir, o->config, &bo);
 }
 
 int agent_verify(json_t **out, const agent_verify_options *o)
 {
-	app_buf log = APP_BUF_INIT(LOG_CAP);
+	base_buf log = BASE_BUF_INIT(LOG_CAP);
 	json_t *doc = NULL, *run = NULL, *base_run = NULL, *cmp = NULL, *base_req = NULL, *head_req = NULL;
-	app_diff_policy *policy = NULL;
+	base_diff_policy *policy = NULL;
 	const char *failed = NULL;
 	int error = 0;
 	char reason[512];
 
 	*out = NULL;
 	if (!o->sandbox || !o->config || !o->fresh_dir || !o->base_dir || !o->scratch_dir)
-		return app_error_set(APP_EINVALID,
+		return base_error_set(BASE_EINVALID,
 				     "verification needs a sandbox, a config, two fresh trees and a scratch dir");
-	if ((error = agent_repo_config_diff_policy(&policy, o->config)) < 0)
+	if ((error = measure_repo_config_diff_policy(&policy, o->config)) < 0)
 		return error;
 
 	/* 1. the diff itself */
 	if (agent_diff_check(o->diff ? o->diff : "", o->diff ? o->diff_len : 0, o->max_diff_bytes, policy) < 0) {
 		int empty = !o->diff || o->diff_len == 0;
-		snprintf(reason, sizeof(reason), "%s", app_error_last());
-		app_buf_printf(&log, "diff check: %s\n", reason);
+		snprintf(reason, sizeof(reason), "%s", base_error_last());
+		base_buf_printf(&log, "diff check: %s\n", reason);
 		doc = result_doc(empty ? "no_improvement" : "failed", reason, o);
 		if (doc && !empty)
 			json_object_set_new(doc, "refused", json_true());
 		goto finish;
 	}
-	app_buf_printf(&log, "diff check: ok (%zu bytes)\n", o->diff_len);
+	base_buf_printf(&log, "diff check: ok (%zu bytes)\n", o->diff_len);
 
 	/* 2. apply to a clean tree of the base commit; another stays the base */
 	if (agent_workspace_apply(o->repo_path, o->fresh_dir, o->diff, o->diff_len) < 0) {
-		snprintf(reason, sizeof(reason), "%s", app_error_last());
-		app_buf_printf(&log, "apply: %s\n", reason);
+		snprintf(reason, sizeof(reason), "%s", base_error_last());
+		base_buf_printf(&log, "apply: %s\n", reason);
 		doc = result_doc("failed", reason, o);
 		goto finish;
 	}
-	app_buf_puts(&log, "apply: ok\n");
-	if (o->sandbox->prepare_dir && ((error = agent_sandbox_prepare_dir(o->sandbox, o->fresh_dir)) < 0 ||
-					(error = agent_sandbox_prepare_dir(o->sandbox, o->base_dir)) < 0))
+	base_buf_puts(&log, "apply: ok\n");
+	if (o->sandbox->prepare_dir && ((error = measure_sandbox_prepare_dir(o->sandbox, o->fresh_dir)) < 0 ||
+					(error = measure_sandbox_prepare_dir(o->sandbox, o->base_dir)) < 0))
 		goto done;
 
 	/* 3. build both, then judge what was built: client requests compile to
@@ -459,22 +459,22 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	}
 	if ((error = agent_verify_scan_requests(&base_req, o->base_dir, 0)) < 0 ||
 	    (error = agent_verify_scan_requests(&head_req, o->fresh_dir, 0)) < 0) {
-		if (error != APP_ETOOBIG)
+		if (error != BASE_ETOOBIG)
 			goto done;
-		snprintf(reason, sizeof(reason), "%s: too large to check for valgrind client requests", app_error_last());
-		app_buf_printf(&log, "scan: %s\n", reason);
+		snprintf(reason, sizeof(reason), "%s: too large to check for valgrind client requests", base_error_last());
+		base_buf_printf(&log, "scan: %s\n", reason);
 		doc = result_doc("failed", reason, o);
 		error = 0;
 		goto finish;
 	}
 	if (more_requests(reason, sizeof(reason), base_req, head_req)) {
-		app_buf_printf(&log, "scan: %s\n", reason);
+		base_buf_printf(&log, "scan: %s\n", reason);
 		doc = result_doc("failed", reason, o);
 		if (doc)
 			json_object_set_new(doc, "refused", json_true());
 		goto finish;
 	}
-	app_buf_printf(&log, "scan: no new valgrind client request (%zu built file%s hold any, as at the base)\n",
+	base_buf_printf(&log, "scan: no new valgrind client request (%zu built file%s hold any, as at the base)\n",
 		       json_object_size(head_req), json_object_size(head_req) == 1 ? "" : "s");
 
 	/* 4. the tests, on both */
@@ -489,14 +489,14 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 			goto finish;
 		}
 	} else {
-		app_buf_puts(&log, "test: no test command configured\n");
+		base_buf_puts(&log, "test: no test command configured\n");
 	}
 
 	/* 5. measure both the same way and compare */
 	if ((error = measure(&base_run, o, o->base_dir)) < 0)
 		goto done;
 	if (o->cancel && *o->cancel) {
-		error = APP_ECANCELLED;
+		error = BASE_ECANCELLED;
 		goto cancelled;
 	}
 	size_t i;
@@ -507,7 +507,7 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 			const char *e = json_string_value(json_object_get(c, "error"));
 			snprintf(reason, sizeof(reason), "benchmark %.100s fails at the base commit in a clean tree: %.300s",
 				 json_string_value(json_object_get(c, "name")), e ? e : st ? st : "?");
-			app_buf_printf(&log, "measure base: %s\n", reason);
+			base_buf_printf(&log, "measure base: %s\n", reason);
 			doc = result_doc("failed", reason, o);
 			goto finish;
 		}
@@ -515,10 +515,10 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	if ((error = measure(&run, o, o->fresh_dir)) < 0)
 		goto done;
 	if (o->cancel && *o->cancel) {
-		error = APP_ECANCELLED;
+		error = BASE_ECANCELLED;
 		goto cancelled;
 	}
-	if ((error = agent_bench_compare(&cmp, json_object_get(base_run, "benchmarks"), json_object_get(run, "benchmarks"),
+	if ((error = measure_bench_compare(&cmp, json_object_get(base_run, "benchmarks"), json_object_get(run, "benchmarks"),
 					 o->config)) < 0)
 		goto done;
 	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
@@ -541,7 +541,7 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
 		if (row)
 			json_array_append_new(rows, row);
-		app_buf_printf(&log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
+		base_buf_printf(&log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
 	}
 	if (nfailed)
 		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
@@ -569,19 +569,19 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	goto finish;
 
 cancelled:
-	if (error == APP_ECANCELLED) {
+	if (error == BASE_ECANCELLED) {
 		error = 0;
-		app_buf_puts(&log, "cancelled\n");
+		base_buf_puts(&log, "cancelled\n");
 		doc = result_doc("cancelled", "the run was cancelled", o);
 	} else {
 		goto done;
 	}
 finish:
 	if (!doc) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
-	json_object_set_new(doc, "log", json_string(app_buf_cstr(&log)));
+	json_object_set_new(doc, "log", json_string(base_buf_cstr(&log)));
 	*out = doc;
 	doc = NULL;
 done:
@@ -592,6 +592,6 @@ done:
 	json_decref(base_req);
 	json_decref(head_req);
 	free(policy);
-	app_buf_dispose(&log);
+	base_buf_dispose(&log);
 	return error;
 }

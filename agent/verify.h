@@ -36,9 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/repo_config.h"
-#include "agent/sandbox.h"
-#include "app/diff_policy.h"
+#include "measure/repo_config.h"
+#include "measure/sandbox.h"
+#include "base/diff_policy.h"
 
 #define AGENT_VERIFY_MAX_DIFF ((size_t)1024 * 1024)
 
@@ -51,22 +51,22 @@
 #define AGENT_VERIFY_WHOLE_PROCESS_SHARE 0.9
 
 /* Checks a diff without applying it against policy (NULL: the built-in
- * rules; see app/diff_policy.h).  0 when acceptable; APP_EINVALID (or
- * APP_ETOOBIG) with one sentence naming the path and the problem. */
-int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const app_diff_policy *policy);
+ * rules; see app/diff_policy.h).  0 when acceptable; BASE_EINVALID (or
+ * BASE_ETOOBIG) with one sentence naming the path and the problem. */
+int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const base_diff_policy *policy);
 
 /* Counts valgrind's special-instruction preamble (x86-64 and AArch64: what
  * every client request compiles to, whatever its source spelling) in the
  * regular files under dir (links are not followed).  *out (owned):
- * {"relative/path": count} for the files holding any.  APP_ETOOBIG when the
+ * {"relative/path": count} for the files holding any.  BASE_ETOOBIG when the
  * files hold more than max_bytes. */
 int agent_verify_scan_requests(json_t **out, const char *dir, uint64_t max_bytes);
 
 typedef struct agent_verify_options {
-	agent_sandbox *sandbox;          /* borrowed */
-	const agent_repo_config *config; /* of the base commit; borrowed */
+	measure_sandbox *sandbox;          /* borrowed */
+	const measure_repo_config *config; /* of the base commit; borrowed */
 	const char *repo_path;           /* git repository holding the base commit */
-	const char *fresh_dir;           /* a fresh plain work tree of the base commit (agent_checkout_worktree):
+	const char *fresh_dir;           /* a fresh plain work tree of the base commit (measure_checkout_worktree):
 					  * the candidate, the diff is applied here */
 	const char *base_dir;            /* another fresh plain work tree of the base commit: the baseline */
 	const char *scratch_dir;         /* for callgrind output */

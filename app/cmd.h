@@ -4,13 +4,13 @@
 #ifndef APP_CMD_H
 #define APP_CMD_H
 
-#include "app/config.h"
+#include "base/config.h"
 
-int app_cmd_serve(const app_config *cfg, int argc, char **argv);
-int app_cmd_deliveries(const app_config *cfg, int argc, char **argv);
-int app_cmd_jobs(const app_config *cfg, int argc, char **argv);
-int app_cmd_receive(const app_config *cfg, int argc, char **argv);
-int app_cmd_bench(const app_config *cfg, int argc, char **argv);
+int app_cmd_serve(const base_config *cfg, int argc, char **argv);
+int app_cmd_deliveries(const base_config *cfg, int argc, char **argv);
+int app_cmd_jobs(const base_config *cfg, int argc, char **argv);
+int app_cmd_receive(const base_config *cfg, int argc, char **argv);
+int app_cmd_bench(const base_config *cfg, int argc, char **argv);
 
 /* Shared option parsing for the commands: "--name value", "--name=value"
  * or "-n value".  Returns the value or NULL; *i advances past it. */

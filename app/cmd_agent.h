@@ -6,9 +6,9 @@
 #ifndef APP_CMD_AGENT_H
 #define APP_CMD_AGENT_H
 
-#include "app/config.h"
+#include "base/config.h"
 
-int app_cmd_optimize(const app_config *cfg, int argc, char **argv);
-int app_cmd_runs(const app_config *cfg, int argc, char **argv);
+int app_cmd_optimize(const base_config *cfg, int argc, char **argv);
+int app_cmd_runs(const base_config *cfg, int argc, char **argv);
 
 #endif

@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/bench.h"
-#include "agent/checkout.h"
-#include "agent/repo_config.h"
-#include "agent/sandbox.h"
+#include "measure/bench.h"
+#include "measure/checkout.h"
+#include "measure/repo_config.h"
+#include "measure/sandbox.h"
 #include "app/cmd.h"
-#include "app/config.h"
-#include "app/error.h"
+#include "base/config.h"
+#include "base/error.h"
 
-int app_cmd_bench(const app_config *cfg, int argc, char **argv);
+int app_cmd_bench(const base_config *cfg, int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -84,7 +84,7 @@ static int any_failed(const json_t *run)
 	return 0;
 }
 
-int app_cmd_bench(const app_config *cfg, int argc, char **argv)
+int app_cmd_bench(const base_config *cfg, int argc, char **argv)
 {
 	const char *repo = ".", *rev = "HEAD", *base = NULL;
 	int json = 0, status = 2;
@@ -108,56 +108,56 @@ int app_cmd_bench(const app_config *cfg, int argc, char **argv)
 		}
 	}
 
-	agent_sandbox *sb = NULL;
-	agent_repo_config *rc = NULL;
+	measure_sandbox *sb = NULL;
+	measure_repo_config *rc = NULL;
 	json_t *head_run = NULL, *base_run = NULL, *cmp = NULL;
 	char *yml = NULL;
 	size_t yml_len = 0;
 	char head_sha[41] = "", base_sha[41] = "";
-	agent_checkout_source src = { 0 };
+	measure_checkout_source src = { 0 };
 	src.data_dir = cfg->data_dir;
 	src.local_path = repo;
 
-	if (agent_checkout_fetch(head_sha, &src, rev) < 0) {
-		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
+	if (measure_checkout_fetch(head_sha, &src, rev) < 0) {
+		fprintf(stderr, "perfbot bench: %s\n", base_error_last());
 		goto done;
 	}
-	int rcode = agent_checkout_read_file(&yml, &yml_len, &src, head_sha, AGENT_REPO_CONFIG_PATH,
-					     AGENT_REPO_CONFIG_MAX);
-	if (rcode == APP_ENOTFOUND) {
+	int rcode = measure_checkout_read_file(&yml, &yml_len, &src, head_sha, MEASURE_REPO_CONFIG_PATH,
+					     MEASURE_REPO_CONFIG_MAX);
+	if (rcode == BASE_ENOTFOUND) {
 		fprintf(stderr,
 			"perfbot bench: %s has no %s; add one, e.g.\n\n"
 			"benchmarks:\n  - name: my-benchmark\n    command: ./bench/my-benchmark\n",
-			head_sha, AGENT_REPO_CONFIG_PATH);
+			head_sha, MEASURE_REPO_CONFIG_PATH);
 		goto done;
 	}
-	if (rcode < 0 || agent_repo_config_parse(&rc, yml, yml_len) < 0) {
-		fprintf(stderr, "perfbot bench: %s: %s\n", AGENT_REPO_CONFIG_PATH, app_error_last());
+	if (rcode < 0 || measure_repo_config_parse(&rc, yml, yml_len) < 0) {
+		fprintf(stderr, "perfbot bench: %s: %s\n", MEASURE_REPO_CONFIG_PATH, base_error_last());
 		goto done;
 	}
-	if (agent_sandbox_new_config(&sb, cfg) < 0) {
-		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
+	if (measure_sandbox_new_config(&sb, cfg) < 0) {
+		fprintf(stderr, "perfbot bench: %s\n", base_error_last());
 		goto done;
 	}
-	if (agent_bench_measure_rev(&head_run, head_sha, sb, &src, head_sha, rc, NULL) < 0) {
-		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
+	if (measure_bench_measure_rev(&head_run, head_sha, sb, &src, head_sha, rc, NULL) < 0) {
+		fprintf(stderr, "perfbot bench: %s\n", base_error_last());
 		goto done;
 	}
 	if (base) {
-		if (agent_bench_measure_rev(&base_run, base_sha, sb, &src, base, rc, NULL) < 0) {
-			fprintf(stderr, "perfbot bench: base %s: %s\n", base, app_error_last());
+		if (measure_bench_measure_rev(&base_run, base_sha, sb, &src, base, rc, NULL) < 0) {
+			fprintf(stderr, "perfbot bench: base %s: %s\n", base, base_error_last());
 			goto done;
 		}
-		if (agent_bench_compare(&cmp, json_object_get(base_run, "benchmarks"),
+		if (measure_bench_compare(&cmp, json_object_get(base_run, "benchmarks"),
 					json_object_get(head_run, "benchmarks"), rc) < 0) {
-			fprintf(stderr, "perfbot bench: %s\n", app_error_last());
+			fprintf(stderr, "perfbot bench: %s\n", base_error_last());
 			goto done;
 		}
 	}
 
-	agent_bench_report report = { 0 };
-	if (cmp && agent_bench_report_make(&report, cmp, rev, head_sha, base, base_sha) < 0) {
-		fprintf(stderr, "perfbot bench: %s\n", app_error_last());
+	measure_bench_report report = { 0 };
+	if (cmp && measure_bench_report_make(&report, cmp, rev, head_sha, base, base_sha) < 0) {
+		fprintf(stderr, "perfbot bench: %s\n", base_error_last());
 		goto done;
 	}
 	if (json) {
@@ -174,21 +174,21 @@ int app_cmd_bench(const app_config *cfg, int argc, char **argv)
 	} else {
 		print_run_text(head_run);
 		if (cmp) {
-			char *t = agent_bench_format_comparison_text(cmp);
+			char *t = measure_bench_format_comparison_text(cmp);
 			printf("\ncompared with %s (%s)\n%s\n%s (%s)\n", base, base_sha, t ? t : "", report.title,
 			       report.conclusion);
 			free(t);
 		}
 	}
 	status = (any_failed(head_run) || (cmp && strcmp(report.conclusion, "failure") == 0)) ? 1 : 0;
-	agent_bench_report_dispose(&report);
+	measure_bench_report_dispose(&report);
 
 done:
 	json_decref(cmp);
 	json_decref(head_run);
 	json_decref(base_run);
 	free(yml);
-	agent_repo_config_free(rc);
-	agent_sandbox_free(sb);
+	measure_repo_config_free(rc);
+	measure_sandbox_free(sb);
 	return status;
 }

@@ -15,15 +15,15 @@
 #include <sys/stat.h>
 
 #include "agent/agent_job.h"
-#include "agent/bench.h"
+#include "measure/bench.h"
 #include "agent/mcp.h"
-#include "agent/sandbox.h"
+#include "measure/sandbox.h"
 #include "agent/services.h"
 #include "app/cmd.h"
 #include "app/cmd_agent.h"
-#include "app/config.h"
-#include "app/error.h"
-#include "app/store.h"
+#include "base/config.h"
+#include "base/error.h"
+#include "store/store.h"
 #include "webhooks/server.h"
 
 #define MAX_FOCUS 32
@@ -58,7 +58,7 @@ static void print_text(const json_t *doc)
 		json_array_foreach(rows, i, r)
 		{
 			char pct[32];
-			agent_bench_row_pct(pct, sizeof(pct), r, "-");
+			measure_bench_row_pct(pct, sizeof(pct), r, "-");
 			printf("%-24.60s %16.0f %16.0f %10s\n", json_string_value(json_object_get(r, "name")),
 			       json_number_value(json_object_get(r, "base")), json_number_value(json_object_get(r, "head")), pct);
 		}
@@ -68,7 +68,7 @@ static void print_text(const json_t *doc)
 		printf("\nsummary: %s\n", summary);
 }
 
-int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
+int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 {
 	const char *repo = NULL, *command = cfg->agent_command, *rev = NULL, *diff_out = NULL;
 	const char *focus[MAX_FOCUS];
@@ -108,12 +108,12 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 	}
 
 	store *st = NULL;
-	agent_sandbox *sb = NULL;
+	measure_sandbox *sb = NULL;
 	agent_mcp *mcp = NULL;
 	wh_server *srv = NULL;
 	json_t *doc = NULL;
 	char mcp_url[64];
-	app_config local = *cfg; /* the same configuration with this run's agent command */
+	base_config local = *cfg; /* the same configuration with this run's agent command */
 	local.agent_command = command;
 	local.agent = "command";
 
@@ -121,16 +121,16 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot optimize: DATA_DIR %s: %s\n", cfg->data_dir, strerror(errno));
 		goto done;
 	}
-	if (store_open(&st, cfg->database_url) < 0 || agent_sandbox_new_config(&sb, cfg) < 0 ||
+	if (store_open(&st, cfg->database_url) < 0 || measure_sandbox_new_config(&sb, cfg) < 0 ||
 	    agent_mcp_new(&mcp, NULL) < 0) {
-		fprintf(stderr, "perfbot optimize: %s\n", app_error_last());
+		fprintf(stderr, "perfbot optimize: %s\n", base_error_last());
 		goto done;
 	}
 	wh_server_options so = { .host = "127.0.0.1", .port = 0, .max_connections = 32, .connection_timeout_s = 300 };
 	wh_route route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
 			   .payload = mcp, .max_body = 8u << 20 };
 	if (wh_server_new(&srv, &so) < 0 || wh_server_route(srv, &route) < 0 || wh_server_start(srv) < 0) {
-		fprintf(stderr, "perfbot optimize: MCP endpoint: %s\n", app_error_last());
+		fprintf(stderr, "perfbot optimize: MCP endpoint: %s\n", base_error_last());
 		goto done;
 	}
 	snprintf(mcp_url, sizeof(mcp_url), "http://127.0.0.1:%d/mcp", wh_server_port(srv));
@@ -146,7 +146,7 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 	agent_run_local_options o = { .repo_path = repo, .rev = rev, .benchmarks = nfocus ? focus : NULL,
 				      .nbenchmarks = nfocus, .cancel = &interrupted };
 	if (agent_run_local(&doc, &svc, &o) < 0) {
-		fprintf(stderr, "perfbot optimize: %s\n", app_error_last());
+		fprintf(stderr, "perfbot optimize: %s\n", base_error_last());
 		goto done;
 	}
 	const char *result = json_string_value(json_object_get(doc, "status"));
@@ -172,7 +172,7 @@ int app_cmd_optimize(const app_config *cfg, int argc, char **argv)
 done:
 	wh_server_free(srv);
 	agent_mcp_free(mcp);
-	agent_sandbox_free(sb);
+	measure_sandbox_free(sb);
 	store_free(st);
 	json_decref(doc);
 	return status;

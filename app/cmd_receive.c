@@ -1,9 +1,9 @@
 /* `perfbot receive`: signs a payload file exactly as GitHub does and POSTs
  * it with GitHub's headers to a running perfbot, so that a delivery goes
  * through the real verification path.  Prints the status and the answer. */
-#include "app/buf.h"
+#include "base/buf.h"
 #include "app/cmd.h"
-#include "app/error.h"
+#include "base/error.h"
 #include "webhooks/signature.h"
 
 #include <curl/curl.h>
@@ -16,20 +16,20 @@
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	app_buf *b = userdata;
-	return app_buf_put(b, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
+	base_buf *b = userdata;
+	return base_buf_put(b, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
-static int read_file(app_buf *out, const char *path)
+static int read_file(base_buf *out, const char *path)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
 	if (!f)
-		return app_error_set(APP_ENOTFOUND, "cannot read %s", path);
+		return base_error_set(BASE_ENOTFOUND, "cannot read %s", path);
 	char chunk[65536];
 	size_t n;
 	int error = 0;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if ((error = app_buf_put(out, chunk, n)) < 0)
+		if ((error = base_buf_put(out, chunk, n)) < 0)
 			break;
 	if (f != stdin)
 		fclose(f);
@@ -46,7 +46,7 @@ static void uuid4(char out[37])
 		 r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
-int app_cmd_receive(const app_config *cfg, int argc, char **argv)
+int app_cmd_receive(const base_config *cfg, int argc, char **argv)
 {
 	const char *event = NULL, *file = NULL, *url = NULL, *secret = cfg->webhook_secret, *delivery = NULL;
 	for (int i = 0; i < argc; i++) {
@@ -74,17 +74,17 @@ int app_cmd_receive(const app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot receive: no secret: set WEBHOOK_SECRET or pass --secret\n");
 		return 2;
 	}
-	app_buf body = APP_BUF_INIT(PAYLOAD_CAP), answer = APP_BUF_INIT(1 << 20);
+	base_buf body = BASE_BUF_INIT(PAYLOAD_CAP), answer = BASE_BUF_INIT(1 << 20);
 	int rc = 1;
 	struct curl_slist *h = NULL;
 	CURL *curl = NULL;
 	if (read_file(&body, file) < 0) {
-		fprintf(stderr, "perfbot receive: %s\n", app_error_last());
+		fprintf(stderr, "perfbot receive: %s\n", base_error_last());
 		goto done;
 	}
 	char sig[WH_SIGNATURE_LEN + 1];
 	if (wh_signature_compute(sig, body.ptr, body.len, secret) < 0) {
-		fprintf(stderr, "perfbot receive: %s\n", app_error_last());
+		fprintf(stderr, "perfbot receive: %s\n", base_error_last());
 		goto done;
 	}
 	char id[37], line[512], target[1024];
@@ -127,12 +127,12 @@ int app_cmd_receive(const app_config *cfg, int argc, char **argv)
 	}
 	long status = 0;
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	printf("%ld %s\n", status, app_buf_cstr(&answer));
+	printf("%ld %s\n", status, base_buf_cstr(&answer));
 	rc = status >= 200 && status < 300 ? 0 : 1;
 done:
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(h);
-	app_buf_dispose(&body);
-	app_buf_dispose(&answer);
+	base_buf_dispose(&body);
+	base_buf_dispose(&answer);
 	return rc;
 }

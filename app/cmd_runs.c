@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/bench.h"
+#include "measure/bench.h"
 #include "app/cmd.h"
 #include "app/cmd_agent.h"
-#include "app/config.h"
-#include "app/error.h"
-#include "app/store.h"
+#include "base/config.h"
+#include "base/error.h"
+#include "store/store.h"
 
 static const char *s(const json_t *o, const char *key)
 {
@@ -62,7 +62,7 @@ static void print_table(const json_t *rows)
 	json_array_foreach(rows, i, b)
 	{
 		char pct[32];
-		agent_bench_row_pct(pct, sizeof(pct), b, "-");
+		measure_bench_row_pct(pct, sizeof(pct), b, "-");
 		printf("  %-24.60s %16.0f %16.0f %10s %s\n", s(b, "name"), json_number_value(json_object_get(b, "base")),
 		       json_number_value(json_object_get(b, "head")), pct, s(b, "verdict"));
 	}
@@ -117,7 +117,7 @@ static int show(store *st, const char *arg, int json)
 	}
 	json_t *run = NULL, *proposal = NULL, *pull = NULL;
 	if (store_run_get(st, id, &run) < 0) {
-		fprintf(stderr, "perfbot runs show: %s\n", app_error_last());
+		fprintf(stderr, "perfbot runs show: %s\n", base_error_last());
 		return 1;
 	}
 	if (store_proposal_get(st, id, &proposal) < 0)
@@ -137,7 +137,7 @@ static int show(store *st, const char *arg, int json)
 	return 0;
 }
 
-int app_cmd_runs(const app_config *cfg, int argc, char **argv)
+int app_cmd_runs(const base_config *cfg, int argc, char **argv)
 {
 	int json = 0, limit = 50, rc = 2;
 	const char *kind = NULL, *show_id = NULL;
@@ -171,7 +171,7 @@ int app_cmd_runs(const app_config *cfg, int argc, char **argv)
 	}
 	store *st = NULL;
 	if (store_open_existing(&st, cfg->database_url) < 0) {
-		fprintf(stderr, "perfbot runs: %s\n", app_error_last());
+		fprintf(stderr, "perfbot runs: %s\n", base_error_last());
 		return 2;
 	}
 	if (showing) {
@@ -179,7 +179,7 @@ int app_cmd_runs(const app_config *cfg, int argc, char **argv)
 	} else {
 		json_t *filter = json_pack("{s:s?}", "kind", kind), *runs = NULL;
 		if (store_run_list(st, filter, limit, &runs) < 0) {
-			fprintf(stderr, "perfbot runs: %s\n", app_error_last());
+			fprintf(stderr, "perfbot runs: %s\n", base_error_last());
 		} else {
 			if (json)
 				print_json(runs);

@@ -6,16 +6,16 @@
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigwait, so no handler runs in an arbitrary thread. */
 #include "app/cmd.h"
-#include "app/error.h"
-#include "app/fs.h"
-#include "app/http.h"
-#include "app/log.h"
-#include "app/metrics.h"
-#include "app/store.h"
-#include "app/worker.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/http.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "store/store.h"
+#include "store/worker.h"
 #include "agent/mcp.h"
 #include "agent/run_token.h"
-#include "agent/sandbox.h"
+#include "measure/sandbox.h"
 #include "agent/services.h"
 #include "github/github.h"
 #include "pr/pr.h"
@@ -39,9 +39,9 @@
 #include <unistd.h>
 
 struct serve_state {
-	const app_config *cfg;
+	const base_config *cfg;
 	store *store;
-	app_workers *workers;
+	store_workers *workers;
 	gh_client *gh;              /* NULL in setup mode */
 	atomic_int draining;
 	pthread_mutex_t stop_lock;  /* redelivery loop sleeps on stop_cond */
@@ -63,12 +63,12 @@ static void *redelivery_main(void *arg)
 	for (;;) {
 		int found = 0, redelivered = 0;
 		if (gh_redeliver_missed(s->gh, delivery_stored, s, &found, &redelivered) < 0) {
-			app_log(APP_LOG_WARN, "missed-delivery check failed", "error", app_error_last(), NULL);
+			base_log(BASE_LOG_WARN, "missed-delivery check failed", "error", base_error_last(), NULL);
 		} else if (found || redelivered) {
 			char f[16], r[16];
 			snprintf(f, sizeof(f), "%d", found);
 			snprintf(r, sizeof(r), "%d", redelivered);
-			app_log(APP_LOG_INFO, "missed deliveries", "found", f, "redelivered", r, NULL);
+			base_log(BASE_LOG_INFO, "missed deliveries", "found", f, "redelivered", r, NULL);
 		}
 		pthread_mutex_lock(&s->stop_lock);
 		struct timespec ts;
@@ -83,38 +83,38 @@ static void *redelivery_main(void *arg)
 	}
 }
 
-static int handle_healthz(const app_http_request *req, app_http_response *resp, void *payload)
+static int handle_healthz(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	(void)payload;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-		app_http_response_header(resp, "Allow", "GET");
-		return app_http_response_error(resp, 405, "method not allowed");
+		base_http_response_header(resp, "Allow", "GET");
+		return base_http_response_error(resp, 405, "method not allowed");
 	}
-	return app_http_response_json(resp, 200, "{\"status\":\"ok\"}");
+	return base_http_response_json(resp, 200, "{\"status\":\"ok\"}");
 }
 
-static int handle_readyz(const app_http_request *req, app_http_response *resp, void *payload)
+static int handle_readyz(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	struct serve_state *s = payload;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-		app_http_response_header(resp, "Allow", "GET");
-		return app_http_response_error(resp, 405, "method not allowed");
+		base_http_response_header(resp, "Allow", "GET");
+		return base_http_response_error(resp, 405, "method not allowed");
 	}
 	if (atomic_load(&s->draining))
-		return app_http_response_json(resp, 503, "{\"status\":\"draining\"}");
+		return base_http_response_json(resp, 503, "{\"status\":\"draining\"}");
 	if (store_ping(s->store) < 0)
-		return app_http_response_json(resp, 503, "{\"status\":\"store unavailable\"}");
-	if (app_workers_running(s->workers) == 0)
-		return app_http_response_json(resp, 503, "{\"status\":\"workers not running\"}");
-	return app_http_response_json(resp, 200, "{\"status\":\"ready\"}");
+		return base_http_response_json(resp, 503, "{\"status\":\"store unavailable\"}");
+	if (store_workers_running(s->workers) == 0)
+		return base_http_response_json(resp, 503, "{\"status\":\"workers not running\"}");
+	return base_http_response_json(resp, 200, "{\"status\":\"ready\"}");
 }
 
-static int handle_metrics(const app_http_request *req, app_http_response *resp, void *payload)
+static int handle_metrics(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	struct serve_state *s = payload;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
-		app_http_response_header(resp, "Allow", "GET");
-		return app_http_response_error(resp, 405, "method not allowed");
+		base_http_response_header(resp, "Allow", "GET");
+		return base_http_response_error(resp, 405, "method not allowed");
 	}
 	json_t *counts = NULL;
 	if (store_job_counts(s->store, &counts) == 0) {
@@ -123,28 +123,38 @@ static int handle_metrics(const app_http_request *req, app_http_response *resp, 
 		json_object_foreach(counts, state, n) {
 			char labels[64];
 			snprintf(labels, sizeof(labels), "state=\"%s\"", state);
-			app_metric_set(app_metric_gauge("perfbot_jobs", "Jobs by state", labels),
+			base_metric_set(base_metric_gauge("perfbot_jobs", "Jobs by state", labels),
 				       (double)json_integer_value(n));
 		}
-		app_metric_set(app_metric_gauge("perfbot_queue_depth", "Jobs waiting to run", NULL),
+		base_metric_set(base_metric_gauge("perfbot_queue_depth", "Jobs waiting to run", NULL),
 			       (double)json_integer_value(json_object_get(counts, "queued")));
 		json_decref(counts);
 	}
-	app_metric_set(app_metric_gauge("perfbot_workers_busy", "Workers running a job", NULL),
-		       app_workers_busy(s->workers));
-	app_metric_set(app_metric_gauge("perfbot_workers", "Worker threads", NULL), app_workers_running(s->workers));
+	base_metric_set(base_metric_gauge("perfbot_workers_busy", "Workers running a job", NULL),
+		       store_workers_busy(s->workers));
+	base_metric_set(base_metric_gauge("perfbot_workers", "Worker threads", NULL), store_workers_running(s->workers));
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-	return app_metrics_render(&resp->body);
+	return base_metrics_render(&resp->body);
 }
 
 static void wake_workers(void *payload)
 {
-	app_workers_wake(payload);
+	store_workers_wake(payload);
 }
 
 
-int app_cmd_serve(const app_config *cfg, int argc, char **argv)
+/* measure/ asks for an agent run after a push (optimize.on: push); agent/
+ * queues it. */
+static int queue_optimize(int64_t *run_out, const measure_optimize_request *m, void *payload)
+{
+	agent_run_request req = { .repository = m->repository, .installation_id = m->installation_id,
+				  .commit = m->commit, .branch = m->branch, .clone_url = m->clone_url,
+				  .trigger = "push", .requested_by = m->requested_by };
+	return agent_run_queue(run_out, payload, &req);
+}
+
+int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 {
 	if (argc > 0) {
 		fprintf(stderr, "perfbot serve: unknown option %s (see perfbot serve --help)\n", argv[0]);
@@ -155,11 +165,11 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	gh_app_key *key = NULL;
 	int kerr = gh_app_key_load(&key, cfg);
 	gh_app_key_free(key);
-	if (kerr < 0 && kerr != APP_ENOTFOUND) {
-		fprintf(stderr, "perfbot: %s\n", app_error_last());
+	if (kerr < 0 && kerr != BASE_ENOTFOUND) {
+		fprintf(stderr, "perfbot: %s\n", base_error_last());
 		return 2;
 	}
-	int setup_mode = !cfg->app_id || kerr == APP_ENOTFOUND;
+	int setup_mode = !cfg->base_id || kerr == BASE_ENOTFOUND;
 	int intake_on = cfg->webhook_secret || cfg->insecure_no_signature;
 	if (!intake_on && !setup_mode) {
 		fprintf(stderr, "perfbot: WEBHOOK_SECRET: not set; perfbot never accepts unsigned webhooks "
@@ -167,10 +177,10 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		return 2;
 	}
 	if (cfg->insecure_no_signature)
-		app_log(APP_LOG_WARN, "webhook signatures are NOT checked (--insecure-no-signature): never expose this server",
+		base_log(BASE_LOG_WARN, "webhook signatures are NOT checked (--insecure-no-signature): never expose this server",
 			NULL);
 	if (setup_mode)
-		app_log(APP_LOG_WARN, intake_on ? "setup mode: APP_ID or the private key is not set; register the App at /"
+		base_log(BASE_LOG_WARN, intake_on ? "setup mode: APP_ID or the private key is not set; register the App at /"
 						: "setup mode: APP_ID or the private key is not set; register the App at /"
 						  " (the webhook intake stays off until WEBHOOK_SECRET is set)",
 			NULL);
@@ -186,9 +196,11 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	wh_intake *intake = NULL;
 	wh_server *srv = NULL;
 	gh_setup *setup = NULL;
-	agent_sandbox *sandbox = NULL;
+	measure_sandbox *sandbox = NULL;
 	agent_mcp *mcp = NULL;
 	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url };
+	measure_services msvc = { .cfg = cfg, .public_url = cfg->public_url, .queue_optimize = queue_optimize,
+				  .queue_optimize_payload = &svc };
 	pr_services prs = { .cfg = cfg };
 	char mcp_url[300];
 
@@ -199,8 +211,8 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (app_mkdirs(cfg->data_dir, 0700) < 0) {
-		app_error_set(app_error_code(), "DATA_DIR: %s", app_error_last());
+	if (base_mkdirs(cfg->data_dir, 0700) < 0) {
+		base_error_set(base_error_code(), "DATA_DIR: %s", base_error_last());
 		goto fail;
 	}
 	/* an existing DATA_DIR too: it holds the database and every run's tree
@@ -208,16 +220,16 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	struct stat dd;
 	if (stat(cfg->data_dir, &dd) == 0 && (dd.st_mode & 077) && !(dd.st_mode & S_ISVTX) && dd.st_uid == geteuid() &&
 	    chmod(cfg->data_dir, 0700) < 0)
-		app_log(APP_LOG_WARN, "DATA_DIR: cannot make it private", "error", strerror(errno), NULL);
+		base_log(BASE_LOG_WARN, "DATA_DIR: cannot make it private", "error", strerror(errno), NULL);
 	char lock_path[4096];
 	snprintf(lock_path, sizeof(lock_path), "%s/perfbot.lock", cfg->data_dir);
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0) {
-		app_error_set(APP_EGENERIC, "DATA_DIR: cannot open %s: %s", lock_path, strerror(errno));
+		base_error_set(BASE_EGENERIC, "DATA_DIR: cannot open %s: %s", lock_path, strerror(errno));
 		goto fail;
 	}
 	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		app_error_set(APP_EGENERIC, "DATA_DIR: another perfbot serve is using %s", cfg->data_dir);
+		base_error_set(BASE_EGENERIC, "DATA_DIR: another perfbot serve is using %s", cfg->data_dir);
 		goto fail;
 	}
 	if (store_open(&st.store, cfg->database_url) < 0)
@@ -226,7 +238,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	if (store_job_release(st.store, NULL) < 0)
 		goto fail;
 
-	app_workers_options wopts = { .nthreads = cfg->workers, .bench_threads = cfg->bench_workers,
+	store_workers_options wopts = { .nthreads = cfg->workers, .bench_threads = cfg->bench_workers,
 				      .lease_ms = (int64_t)cfg->job_lease_s * 1000,
 				      .max_attempts = cfg->job_attempts, .poll_ms = 1000 };
 	if (!setup_mode && gh_client_new(&st.gh, cfg, NULL) < 0)
@@ -235,23 +247,27 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		goto fail;
 	/* without a working sandbox perfbot still receives webhooks; runs fail
 	 * with the reason instead of ever running unsandboxed */
-	if (agent_sandbox_new_config(&sandbox, cfg) < 0)
-		app_log(APP_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
-			app_error_last(), NULL);
+	if (measure_sandbox_new_config(&sandbox, cfg) < 0)
+		base_log(BASE_LOG_ERROR, "sandbox unavailable: benchmark and agent runs will fail", "error",
+			base_error_last(), NULL);
 	agent_mcp_options mopts = AGENT_MCP_OPTIONS_INIT;
 	if (agent_token_store_durable(&mopts.tokens, st.store) < 0 || agent_mcp_new(&mcp, &mopts) < 0)
 		goto fail;
-	if (app_workers_new(&st.workers, st.store, &wopts) < 0)
+	if (store_workers_new(&st.workers, st.store, &wopts) < 0)
 		goto fail;
 	svc.store = prs.store = st.store;
 	svc.gh = prs.gh = st.gh;
 	svc.workers = st.workers;
 	svc.mcp = mcp;
 	svc.sandbox = sandbox;
+	msvc.store = st.store;
+	msvc.gh = st.gh;
+	msvc.workers = st.workers;
+	msvc.sandbox = sandbox;
 	svc.mcp_url = mcp_url;
 	mcp_url[0] = '\0';
-	wh_handlers_options hopts = { .agent = &svc, .pr = &prs };
-	if (wh_handlers_register(st.workers, &hopts) < 0 || agent_bench_jobs_register(st.workers, &svc) < 0 ||
+	wh_handlers_options hopts = { .measure = &msvc, .agent = &svc, .pr = &prs };
+	if (wh_handlers_register(st.workers, &hopts) < 0 || measure_bench_jobs_register(st.workers, &msvc) < 0 ||
 	    agent_run_jobs_register(st.workers, &svc) < 0 || pr_jobs_register(st.workers, &prs) < 0)
 		goto fail;
 
@@ -294,15 +310,15 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 
 	char labels[64];
 	snprintf(labels, sizeof(labels), "version=\"%s\"", PERFBOT_VERSION);
-	app_metric_set(app_metric_gauge("perfbot_build_info", "perfbot build", labels), 1);
+	base_metric_set(base_metric_gauge("perfbot_build_info", "perfbot build", labels), 1);
 	/* pre-register the outcome series so dashboards see zeros */
 	static const char *outcomes[] = { "accepted", "duplicate", "bad_signature", "too_large", "bad_request" };
 	for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
 		snprintf(labels, sizeof(labels), "event=\"%s\",outcome=\"%s\"", i < 2 ? "push" : "unverified", outcomes[i]);
-		app_metric_counter("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels);
+		base_metric_counter("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels);
 	}
 
-	if (app_workers_start(st.workers) < 0)
+	if (store_workers_start(st.workers) < 0)
 		goto fail;
 	if (wh_server_start(srv) < 0)
 		goto fail;
@@ -318,7 +334,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
 	snprintf(bench_s, sizeof(bench_s), "%d", cfg->bench_workers);
-	app_log(APP_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
+	base_log(BASE_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
 		"data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
 	if (st.gh && cfg->redelivery_interval_s > 0 &&
@@ -330,7 +346,7 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	/* not ready, and no new connections, before saying so */
 	atomic_store(&st.draining, 1);
 	wh_server_quiesce(srv);
-	app_log(APP_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+	base_log(BASE_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 	if (redelivery_started) {
 		pthread_mutex_lock(&st.stop_lock);
 		st.stop = 1;
@@ -340,31 +356,31 @@ int app_cmd_serve(const app_config *cfg, int argc, char **argv)
 	}
 	int grace_ms = cfg->shutdown_grace_s * 1000;
 	if (wh_server_wait_idle(srv, grace_ms) < 0)
-		app_log(APP_LOG_WARN, "requests still in flight at shutdown", "detail", app_error_last(), NULL);
-	app_workers_stop(st.workers, grace_ms);
-	if (app_workers_busy(st.workers) > 0) {
+		base_log(BASE_LOG_WARN, "requests still in flight at shutdown", "detail", base_error_last(), NULL);
+	store_workers_stop(st.workers, grace_ms);
+	if (store_workers_busy(st.workers) > 0) {
 		/* Jobs outlived the grace period: their leases are released, so
 		 * they run again after a restart.  Their threads still use the
 		 * store and the services, so nothing is torn down under them. */
-		app_log(APP_LOG_WARN, "stopped with jobs still running; they will run again after restart", NULL);
+		base_log(BASE_LOG_WARN, "stopped with jobs still running; they will run again after restart", NULL);
 		_exit(0);
 	}
 	wh_server_free(srv);
 	srv = NULL;
-	app_log(APP_LOG_INFO, "stopped", NULL);
+	base_log(BASE_LOG_INFO, "stopped", NULL);
 	rc = 0;
 	goto done;
 fail:
-	fprintf(stderr, "perfbot: %s\n", app_error_last());
+	fprintf(stderr, "perfbot: %s\n", base_error_last());
 	rc = 1;
 done:
 	wh_server_free(srv);
 	wh_intake_free(intake);
 	gh_setup_free(setup);
-	if (!st.workers || app_workers_busy(st.workers) == 0) {
-		app_workers_free(st.workers);
+	if (!st.workers || store_workers_busy(st.workers) == 0) {
+		store_workers_free(st.workers);
 		agent_mcp_free(mcp);
-		agent_sandbox_free(sandbox);
+		measure_sandbox_free(sandbox);
 		gh_client_free(st.gh);
 		store_free(st.store);
 		pr_shutdown();

@@ -1,8 +1,8 @@
 /* `perfbot deliveries` and `perfbot jobs`: read the store directly (WAL lets
  * them run beside a serving perfbot) and print a table or JSON. */
 #include "app/cmd.h"
-#include "app/error.h"
-#include "app/store.h"
+#include "base/error.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -92,7 +92,7 @@ static void print_jobs(const json_t *rows)
 }
 
 /* Opens the existing store, fetches the rows and prints them as JSON or a table. */
-static int list(const app_config *cfg, const char *cmd, int argc, char **argv, int allow_event,
+static int list(const base_config *cfg, const char *cmd, int argc, char **argv, int allow_event,
 		int (*fetch)(store *st, json_t **rows, const struct list_opts *o), void (*table)(const json_t *rows))
 {
 	struct list_opts o;
@@ -101,7 +101,7 @@ static int list(const app_config *cfg, const char *cmd, int argc, char **argv, i
 	store *st = NULL;
 	json_t *rows = NULL;
 	if (store_open_existing(&st, cfg->database_url) < 0 || fetch(st, &rows, &o) < 0) {
-		fprintf(stderr, "perfbot: %s\n", app_error_last());
+		fprintf(stderr, "perfbot: %s\n", base_error_last());
 		store_free(st);
 		return 1;
 	}
@@ -115,12 +115,12 @@ static int list(const app_config *cfg, const char *cmd, int argc, char **argv, i
 	return rc;
 }
 
-int app_cmd_deliveries(const app_config *cfg, int argc, char **argv)
+int app_cmd_deliveries(const base_config *cfg, int argc, char **argv)
 {
 	return list(cfg, "deliveries", argc, argv, 1, fetch_deliveries, print_deliveries);
 }
 
-int app_cmd_jobs(const app_config *cfg, int argc, char **argv)
+int app_cmd_jobs(const base_config *cfg, int argc, char **argv)
 {
 	return list(cfg, "jobs", argc, argv, 0, fetch_jobs, print_jobs);
 }

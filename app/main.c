@@ -3,10 +3,10 @@
  * error stops here with one line naming the variable and the problem. */
 #include "app/cmd.h"
 #include "app/cmd_agent.h"
-#include "app/config.h"
-#include "app/error.h"
-#include "app/json_arena.h"
-#include "app/log.h"
+#include "base/config.h"
+#include "base/error.h"
+#include "base/json_arena.h"
+#include "base/log.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 
 struct command {
 	const char *name;
-	int (*run)(const app_config *cfg, int argc, char **argv);
+	int (*run)(const base_config *cfg, int argc, char **argv);
 	const char *usage;
 	const char *summary;
 };
@@ -49,7 +49,7 @@ static void usage(FILE *f)
 	fprintf(f, "  %-12s %s\n", "version", "print the version");
 	fprintf(f, "\n'perfbot <command> --help' shows a command's options.\n\n");
 	if (f == stdout)
-		app_config_print_help();
+		base_config_print_help();
 }
 
 const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name, const char *short_name)
@@ -63,7 +63,7 @@ const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name,
 			(*i)++;
 			return argv[*i];
 		}
-		app_error_set(APP_EINVALID, "%s needs a value", a);
+		base_error_set(BASE_EINVALID, "%s needs a value", a);
 		return NULL;
 	}
 	return NULL;
@@ -71,7 +71,7 @@ const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name,
 
 int main(int argc, char **argv)
 {
-	app_json_arena_install();
+	base_json_arena_install();
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -92,17 +92,17 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("Usage: %s\n\n%s.\n\n", cmd->usage, cmd->summary);
-			app_config_print_help();
+			base_config_print_help();
 			return 0;
 		}
 	}
-	app_config *cfg = NULL;
+	base_config *cfg = NULL;
 	char **rest = NULL;
-	if (app_config_load(&cfg, NULL, argc - 2, argv + 2, &rest) < 0) {
-		fprintf(stderr, "perfbot: %s\n", app_error_last());
+	if (base_config_load(&cfg, NULL, argc - 2, argv + 2, &rest) < 0) {
+		fprintf(stderr, "perfbot: %s\n", base_error_last());
 		return 2;
 	}
-	app_log_configure(cfg->log_level, cfg->log_json, 2);
+	base_log_configure(cfg->log_level, cfg->log_json, 2);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int nrest = 0;
 	while (rest[nrest])
@@ -110,6 +110,6 @@ int main(int argc, char **argv)
 	int rc = cmd->run(cfg, nrest, rest);
 	curl_global_cleanup();
 	free(rest);
-	app_config_free(cfg);
+	base_config_free(cfg);
 	return rc;
 }

@@ -4,19 +4,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "agent/callgrind.h"
+#include "measure/callgrind.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	agent_cg_profile p;
-	agent_cg_profile_init(&p);
-	agent_cg_parse(&p, (const char *)data, size);
-	agent_cg_parse(&p, (const char *)data, size);
+	measure_cg_profile p;
+	measure_cg_profile_init(&p);
+	measure_cg_parse(&p, (const char *)data, size);
+	measure_cg_parse(&p, (const char *)data, size);
 	size_t *top = NULL, n = 0;
-	if (agent_cg_top(&top, &n, &p, 0, 5) == 0)
+	if (measure_cg_top(&top, &n, &p, 0, 5) == 0)
 		free(top);
-	agent_cg_profile_dispose(&p);
+	measure_cg_profile_dispose(&p);
 	return 0;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/diff_policy.h"
+#include "base/diff_policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (glob && path && command) {
 		const char *globs[] = { glob };
 		const char *commands[] = { command };
-		app_diff_policy pol = APP_DIFF_POLICY_INIT;
+		base_diff_policy pol = BASE_DIFF_POLICY_INIT;
 		pol.bench_commands = commands;
 		pol.nbench_commands = 1;
 		pol.commands = commands;
@@ -36,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pol.allowed_globs = globs;
 		pol.nallowed = 1;
 		char why[256];
-		app_diff_policy_path(&pol, path, why, sizeof(why));
-		app_diff_policy_glob(glob, path);
+		base_diff_policy_path(&pol, path, why, sizeof(why));
+		base_diff_policy_glob(glob, path);
 		const char *word;
-		app_diff_policy_measurement_line(p, (size_t)(end - p), &word);
+		base_diff_policy_measurement_line(p, (size_t)(end - p), &word);
 	}
 	free(glob);
 	free(path);

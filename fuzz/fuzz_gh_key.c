@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/error.h"
+#include "base/error.h"
 #include "github/github.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char probe[25];
 		memcpy(probe, data + size / 2 - 12, 24);
 		probe[24] = '\0';
-		if (strlen(probe) == 24 && strstr(app_error_last(), probe))
+		if (strlen(probe) == 24 && strstr(base_error_last(), probe))
 			abort();
 	}
 	return 0;

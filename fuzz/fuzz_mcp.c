@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "agent/mcp.h"
-#include "app/http.h"
-#include "app/log.h"
+#include "base/http.h"
+#include "base/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,23 +22,23 @@ static char token[AGENT_TOKEN_LEN + 1];
 static char session[AGENT_TOKEN_LEN + 1];
 static char auth[AGENT_TOKEN_LEN + 16];
 
-static int post(const char *body, size_t len, app_http_response *resp)
+static int post(const char *body, size_t len, base_http_response *resp)
 {
-	app_http_header h[] = {
+	base_http_header h[] = {
 		{ "Authorization", auth },
 		{ "Content-Type", "application/json" },
 		{ "Accept", "application/json, text/event-stream" },
 		{ "Host", "127.0.0.1:3000" },
 		{ "Mcp-Session-Id", session },
 	};
-	app_http_request req = { 0 };
+	base_http_request req = { 0 };
 	req.method = "POST";
 	req.path = "/mcp";
 	req.headers = h;
 	req.nheaders = session[0] ? 5 : 4;
 	req.body = body;
 	req.body_len = len;
-	app_http_response_init(resp);
+	base_http_response_init(resp);
 	return agent_mcp_handle(&req, resp, mcp);
 }
 
@@ -58,7 +58,7 @@ static void cleanup(void)
 static int init_once(void)
 {
 	char cmd[256];
-	app_log_configure(APP_LOG_OFF, 0, 2);
+	base_log_configure(BASE_LOG_OFF, 0, 2);
 	if (!mkdtemp(ws))
 		return -1;
 	snprintf(cmd, sizeof(cmd), "cd %s && git init -q && echo x > a.txt 2>/dev/null", ws);
@@ -73,12 +73,12 @@ static int init_once(void)
 	snprintf(auth, sizeof(auth), "Bearer %s", token);
 	atexit(cleanup);
 	const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\"}}";
-	app_http_response resp;
+	base_http_response resp;
 	post(init, strlen(init), &resp);
 	for (size_t i = 0; i < resp.nheaders; i++)
 		if (strcmp(resp.header_names[i], "Mcp-Session-Id") == 0)
 			snprintf(session, sizeof(session), "%s", resp.header_values[i]);
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 	return session[0] ? 0 : -1;
 }
 
@@ -91,12 +91,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(body, data, size);
 	body[size] = '\0';
-	app_http_response resp;
+	base_http_response resp;
 	post(body, size, &resp);
 	/* every answer is a status the transport defines, with JSON or nothing */
 	if (resp.status != 200 && resp.status != 202 && resp.status != 400 && resp.status != 404 && resp.status != 503)
 		abort();
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 	free(body);
 	return 0;
 }

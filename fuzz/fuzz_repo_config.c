@@ -2,14 +2,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/repo_config.h"
+#include "measure/repo_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	agent_repo_config *cfg = NULL;
-	if (agent_repo_config_parse(&cfg, (const char *)data, size) == 0)
-		agent_repo_config_free(cfg);
+	measure_repo_config *cfg = NULL;
+	if (measure_repo_config_parse(&cfg, (const char *)data, size) == 0)
+		measure_repo_config_free(cfg);
 	return 0;
 }

@@ -14,34 +14,34 @@
 
 #include <openssl/evp.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/metrics.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "github/gh_int.h"
 
 #define MAX_PATH_LEN 4096
 
 /* repo_path: "/repos/{owner}/{repo}" followed by suffix (printf). */
-static int repo_path(app_buf *b, const char *owner, const char *repo, const char *fmt, ...)
+static int repo_path(base_buf *b, const char *owner, const char *repo, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static int repo_path(app_buf *b, const char *owner, const char *repo, const char *fmt, ...)
+static int repo_path(base_buf *b, const char *owner, const char *repo, const char *fmt, ...)
 {
 	int error;
 	if (!owner || !owner[0] || !repo || !repo[0])
-		return app_error_set(APP_EINVALID, "repository owner and name are required");
-	if ((error = app_buf_puts(b, "/repos/")) < 0 || (error = gh__url_escape(b, owner, 0)) < 0 ||
-	    (error = app_buf_puts(b, "/")) < 0 || (error = gh__url_escape(b, repo, 0)) < 0)
-		return app_error_set(error, "GitHub path too long");
+		return base_error_set(BASE_EINVALID, "repository owner and name are required");
+	if ((error = base_buf_puts(b, "/repos/")) < 0 || (error = gh__url_escape(b, owner, 0)) < 0 ||
+	    (error = base_buf_puts(b, "/")) < 0 || (error = gh__url_escape(b, repo, 0)) < 0)
+		return base_error_set(error, "GitHub path too long");
 	if (fmt && fmt[0]) {
 		char suffix[512];
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(suffix, sizeof(suffix), fmt, ap);
 		va_end(ap);
-		if ((error = app_buf_puts(b, suffix)) < 0)
-			return app_error_set(error, "GitHub path too long");
+		if ((error = base_buf_puts(b, suffix)) < 0)
+			return base_error_set(error, "GitHub path too long");
 	}
 	return 0;
 }
@@ -50,7 +50,7 @@ static int get_id(json_t *obj, int64_t *id_out, const char *what)
 {
 	json_t *id = json_object_get(obj, "id");
 	if (!json_is_integer(id))
-		return app_error_set(APP_EINVALID, "GitHub answer for %s has no id", what);
+		return base_error_set(BASE_EINVALID, "GitHub answer for %s has no id", what);
 	if (id_out)
 		*id_out = (int64_t)json_integer_value(id);
 	return 0;
@@ -70,18 +70,18 @@ int gh_list_installation_repos(gh_client *c, int64_t installation_id, json_t **o
 
 int gh_get_repo(gh_client *c, int64_t inst, const char *owner, const char *repo, json_t **out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, NULL);
 	if (error == 0)
-		error = gh_request(c, inst, "GET", app_buf_cstr(&p), NULL, out);
-	app_buf_dispose(&p);
+		error = gh_request(c, inst, "GET", base_buf_cstr(&p), NULL, out);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_get_file(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *path,
 		const char *ref, char **data_out, size_t *len_out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	json_t *res = NULL;
 	char *clean = NULL;
 	unsigned char *dec = NULL;
@@ -90,7 +90,7 @@ int gh_get_file(gh_client *c, int64_t inst, const char *owner, const char *repo,
 	*data_out = NULL;
 	*len_out = 0;
 	if (!path || !path[0])
-		return app_error_set(APP_EINVALID, "file path is required");
+		return base_error_set(BASE_EINVALID, "file path is required");
 	while (*path == '/')
 		path++;
 	if ((error = repo_path(&p, owner, repo, "/contents/")) < 0)
@@ -98,31 +98,31 @@ int gh_get_file(gh_client *c, int64_t inst, const char *owner, const char *repo,
 	if ((error = gh__url_escape(&p, path, 1)) < 0)
 		goto done;
 	if (ref && ref[0] &&
-	    ((error = app_buf_puts(&p, "?ref=")) < 0 || (error = gh__url_escape(&p, ref, 0)) < 0)) {
-		error = app_error_set(error, "GitHub path too long");
+	    ((error = base_buf_puts(&p, "?ref=")) < 0 || (error = gh__url_escape(&p, ref, 0)) < 0)) {
+		error = base_error_set(error, "GitHub path too long");
 		goto done;
 	}
-	if ((error = gh_request(c, inst, "GET", app_buf_cstr(&p), NULL, &res)) < 0)
+	if ((error = gh_request(c, inst, "GET", base_buf_cstr(&p), NULL, &res)) < 0)
 		goto done;
 	if (!json_is_object(res)) {
-		error = app_error_set(APP_EINVALID, "%s is a directory, not a file", path);
+		error = base_error_set(BASE_EINVALID, "%s is a directory, not a file", path);
 		goto done;
 	}
 	const char *type = json_string_value(json_object_get(res, "type"));
 	const char *content = json_string_value(json_object_get(res, "content"));
 	const char *encoding = json_string_value(json_object_get(res, "encoding"));
 	if (type && strcmp(type, "file") != 0) {
-		error = app_error_set(APP_EINVALID, "%s is a %s, not a file", path, type);
+		error = base_error_set(BASE_EINVALID, "%s is a %s, not a file", path, type);
 		goto done;
 	}
 	if (!content || !encoding || strcmp(encoding, "base64") != 0) {
 		/* files over 1 MB come without content */
-		error = app_error_set(APP_ETOOBIG, "%s: GitHub returned no base64 content (file too large?)", path);
+		error = base_error_set(BASE_ETOOBIG, "%s: GitHub returned no base64 content (file too large?)", path);
 		goto done;
 	}
 	size_t n = strlen(content), m = 0;
 	if (!(clean = malloc(n + 1)) || !(dec = malloc(n / 4 * 3 + 4))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -131,7 +131,7 @@ int gh_get_file(gh_client *c, int64_t inst, const char *owner, const char *repo,
 	clean[m] = '\0';
 	int dn = m ? EVP_DecodeBlock(dec, (unsigned char *)clean, (int)m) : 0;
 	if (dn < 0 || m % 4 != 0) {
-		error = app_error_set(APP_EINVALID, "%s: GitHub returned invalid base64 content", path);
+		error = base_error_set(BASE_EINVALID, "%s: GitHub returned invalid base64 content", path);
 		goto done;
 	}
 	if (m >= 1 && clean[m - 1] == '=')
@@ -146,31 +146,31 @@ done:
 	free(clean);
 	free(dec);
 	json_decref(res);
-	app_buf_dispose(&p);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_create_check_run(gh_client *c, int64_t inst, const char *owner, const char *repo, json_t *body,
 			int64_t *id_out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	json_t *res = NULL;
 	int error = repo_path(&p, owner, repo, "/check-runs");
-	if (error == 0 && (error = gh_request(c, inst, "POST", app_buf_cstr(&p), body, &res)) == 0)
+	if (error == 0 && (error = gh_request(c, inst, "POST", base_buf_cstr(&p), body, &res)) == 0)
 		error = get_id(res, id_out, "check run");
 	json_decref(res);
-	app_buf_dispose(&p);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_update_check_run(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t id,
 			json_t *body)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/check-runs/%" PRId64, id);
 	if (error == 0)
-		error = gh_request(c, inst, "PATCH", app_buf_cstr(&p), body, NULL);
-	app_buf_dispose(&p);
+		error = gh_request(c, inst, "PATCH", base_buf_cstr(&p), body, NULL);
+	base_buf_dispose(&p);
 	return error;
 }
 
@@ -181,7 +181,7 @@ static int send_body(gh_client *c, int64_t inst, const char *method, const char 
 	json_t *res = NULL;
 	int error;
 	if (!body)
-		return app_error_set(APP_EINVALID, "%s: text is not valid UTF-8", what);
+		return base_error_set(BASE_EINVALID, "%s: text is not valid UTF-8", what);
 	if ((error = gh_request(c, inst, method, path, body, &res)) == 0 && id_out)
 		error = get_id(res, id_out, what);
 	json_decref(body);
@@ -192,123 +192,123 @@ static int send_body(gh_client *c, int64_t inst, const char *method, const char 
 int gh_create_comment(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t number,
 		      const char *text, int64_t *id_out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/issues/%" PRId64 "/comments", number);
 	if (error == 0)
-		error = send_body(c, inst, "POST", app_buf_cstr(&p), "body", text, id_out, "comment");
-	app_buf_dispose(&p);
+		error = send_body(c, inst, "POST", base_buf_cstr(&p), "body", text, id_out, "comment");
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_edit_comment(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t comment_id,
 		    const char *text)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/issues/comments/%" PRId64, comment_id);
 	if (error == 0)
-		error = send_body(c, inst, "PATCH", app_buf_cstr(&p), "body", text, NULL, "comment");
-	app_buf_dispose(&p);
+		error = send_body(c, inst, "PATCH", base_buf_cstr(&p), "body", text, NULL, "comment");
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_add_reaction(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t comment_id,
 		    const char *content)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/issues/comments/%" PRId64 "/reactions", comment_id);
 	if (error == 0)
-		error = send_body(c, inst, "POST", app_buf_cstr(&p), "content", content, NULL, "reaction");
-	app_buf_dispose(&p);
+		error = send_body(c, inst, "POST", base_buf_cstr(&p), "content", content, NULL, "reaction");
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_get_permission(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *user,
 		      char **perm_out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	json_t *res = NULL;
 	int error;
 	*perm_out = NULL;
 	if (!user || !user[0])
-		return app_error_set(APP_EINVALID, "user is required");
+		return base_error_set(BASE_EINVALID, "user is required");
 	if ((error = repo_path(&p, owner, repo, "/collaborators/")) < 0 || (error = gh__url_escape(&p, user, 0)) < 0 ||
-	    (error = app_buf_puts(&p, "/permission")) < 0)
+	    (error = base_buf_puts(&p, "/permission")) < 0)
 		goto done;
-	error = gh_request(c, inst, "GET", app_buf_cstr(&p), NULL, &res);
+	error = gh_request(c, inst, "GET", base_buf_cstr(&p), NULL, &res);
 	const char *perm = "none";
-	if (error == APP_ENOTFOUND) {
+	if (error == BASE_ENOTFOUND) {
 		/* "is not a user" / not a collaborator: no access */
 		error = 0;
 	} else if (error < 0) {
 		goto done;
 	} else if (!(perm = json_string_value(json_object_get(res, "permission")))) {
-		error = app_error_set(APP_EINVALID, "GitHub permission answer for %s has no permission", user);
+		error = base_error_set(BASE_EINVALID, "GitHub permission answer for %s has no permission", user);
 		goto done;
 	}
 	if (!(*perm_out = strdup(perm)))
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
 	json_decref(res);
-	app_buf_dispose(&p);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_create_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, json_t *body,
 		   json_t **out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/pulls");
 	if (error == 0)
-		error = gh_request(c, inst, "POST", app_buf_cstr(&p), body, out);
-	app_buf_dispose(&p);
+		error = gh_request(c, inst, "POST", base_buf_cstr(&p), body, out);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_find_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *head_owner,
 		 const char *branch, const char *state, json_t **out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	json_t *list = NULL;
 	int error;
 	*out = NULL;
 	if (!head_owner || !branch)
-		return app_error_set(APP_EINVALID, "head owner and branch are required");
+		return base_error_set(BASE_EINVALID, "head owner and branch are required");
 	if ((error = repo_path(&p, owner, repo, "/pulls?head=")) < 0 || (error = gh__url_escape(&p, head_owner, 0)) < 0 ||
-	    (error = app_buf_puts(&p, ":")) < 0 || (error = gh__url_escape(&p, branch, 0)) < 0 ||
-	    (error = app_buf_puts(&p, "&state=")) < 0 || (error = gh__url_escape(&p, state ? state : "open", 0)) < 0)
+	    (error = base_buf_puts(&p, ":")) < 0 || (error = gh__url_escape(&p, branch, 0)) < 0 ||
+	    (error = base_buf_puts(&p, "&state=")) < 0 || (error = gh__url_escape(&p, state ? state : "open", 0)) < 0)
 		goto done;
-	if ((error = gh_request(c, inst, "GET", app_buf_cstr(&p), NULL, &list)) < 0)
+	if ((error = gh_request(c, inst, "GET", base_buf_cstr(&p), NULL, &list)) < 0)
 		goto done;
 	json_t *first = json_is_array(list) ? json_array_get(list, 0) : NULL;
 	if (!first) {
-		error = app_error_set(APP_ENOTFOUND, "no %s pull request for %s:%s", state ? state : "open", head_owner,
+		error = base_error_set(BASE_ENOTFOUND, "no %s pull request for %s:%s", state ? state : "open", head_owner,
 				      branch);
 		goto done;
 	}
 	*out = json_incref(first);
 done:
 	json_decref(list);
-	app_buf_dispose(&p);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_get_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t number, json_t **out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/pulls/%" PRId64, number);
 	if (error == 0)
-		error = gh_request(c, inst, "GET", app_buf_cstr(&p), NULL, out);
-	app_buf_dispose(&p);
+		error = gh_request(c, inst, "GET", base_buf_cstr(&p), NULL, out);
+	base_buf_dispose(&p);
 	return error;
 }
 
 int gh_close_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, int64_t number)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error = repo_path(&p, owner, repo, "/pulls/%" PRId64, number);
 	if (error == 0)
-		error = send_body(c, inst, "PATCH", app_buf_cstr(&p), "state", "closed", NULL, "pull request");
-	app_buf_dispose(&p);
+		error = send_body(c, inst, "PATCH", base_buf_cstr(&p), "state", "closed", NULL, "pull request");
+	base_buf_dispose(&p);
 	return error;
 }
 
@@ -319,15 +319,15 @@ int gh_get_app(gh_client *c, json_t **out)
 
 int gh_get_bot_user(gh_client *c, const char *slug, json_t **out)
 {
-	app_buf p = APP_BUF_INIT(MAX_PATH_LEN);
+	base_buf p = BASE_BUF_INIT(MAX_PATH_LEN);
 	int error;
 	*out = NULL;
 	if (!slug || !slug[0])
-		return app_error_set(APP_EINVALID, "app slug is required");
-	if ((error = app_buf_puts(&p, "/users/")) == 0 && (error = gh__url_escape(&p, slug, 0)) == 0 &&
+		return base_error_set(BASE_EINVALID, "app slug is required");
+	if ((error = base_buf_puts(&p, "/users/")) == 0 && (error = gh__url_escape(&p, slug, 0)) == 0 &&
 	    (error = gh__url_escape(&p, "[bot]", 0)) == 0)
-		error = gh_request(c, GH_AUTH_APP, "GET", app_buf_cstr(&p), NULL, out);
-	app_buf_dispose(&p);
+		error = gh_request(c, GH_AUTH_APP, "GET", base_buf_cstr(&p), NULL, out);
+	base_buf_dispose(&p);
 	return error;
 }
 
@@ -361,7 +361,7 @@ int gh_redeliver_missed(gh_client *c, int (*is_stored)(const char *guid, void *p
 	if (redelivered_out)
 		*redelivered_out = 0;
 	if (!succeeded || !latest) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if ((error = gh_list_deliveries(c, &list)) < 0)
@@ -403,20 +403,20 @@ int gh_redeliver_missed(gh_client *c, int (*is_stored)(const char *guid, void *p
 		if (!fresh)
 			continue; /* asked for already: counted then */
 		found++;
-		app_metric_count("perfbot_redeliveries_found_total", "Failed webhook deliveries found missing", NULL, 1);
+		base_metric_count("perfbot_redeliveries_found_total", "Failed webhook deliveries found missing", NULL, 1);
 		/* one refusal does not stop the sweep: the others are still asked for */
 		int e = gh_redeliver(c, (int64_t)json_integer_value(id));
 		if (e < 0) {
 			gh__redelivery_unmark(c, guid);
-			app_log(APP_LOG_WARN, "redelivery refused", "delivery", guid, "error", app_error_last(), NULL);
+			base_log(BASE_LOG_WARN, "redelivery refused", "delivery", guid, "error", base_error_last(), NULL);
 			if (!error)
 				error = e;
 			continue;
 		}
 		redelivered++;
-		app_metric_count("perfbot_redeliveries_requested_total", "Webhook redeliveries requested from GitHub",
+		base_metric_count("perfbot_redeliveries_requested_total", "Webhook redeliveries requested from GitHub",
 				 NULL, 1);
-		app_log(APP_LOG_INFO, "redelivery requested", "delivery", guid, NULL);
+		base_log(BASE_LOG_INFO, "redelivery requested", "delivery", guid, NULL);
 	}
 done:
 	if (found_out)

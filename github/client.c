@@ -7,14 +7,14 @@
  * (rate-limit budget, guarded by the client mutex; the write lock that
  * serialises content-creating requests) lives in entries that are never freed before the client.  The
  * only other mutable state is the thread-local wait of the last
- * APP_ERETRY, which belongs with the thread-local error message.
+ * BASE_ERETRY, which belongs with the thread-local error message.
  *
  * Invariants: tokens and JWTs go only into the Authorization header of
  * requests to the configured API URL (pagination links to another origin
  * are refused, redirects never carry them to another host); they are never
  * logged, and no response body is logged. */
 #include "github/github.h"
-#include "app/clock.h"
+#include "base/clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,10 +29,10 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/metrics.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "github/gh_int.h"
 #include "github/token_cache.h"
 
@@ -52,11 +52,11 @@ typedef struct inst_state {
 	long remaining;
 	int64_t reset;              /* epoch s */
 	int secondary_count;        /* consecutive secondary limits */
-	app_metric *remaining_gauge;
+	base_metric *remaining_gauge;
 } inst_state;
 
 struct gh_client {
-	const app_config *cfg;
+	const base_config *cfg;
 	gh_options opts;
 	char *api_url;              /* without trailing slash */
 	gh_app_key *key;            /* NULL: unauthenticated calls only */
@@ -91,7 +91,7 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int gh_client_new(gh_client **out, const app_config *cfg, const gh_options *opts)
+int gh_client_new(gh_client **out, const base_config *cfg, const gh_options *opts)
 {
 	static const gh_options defaults = GH_OPTIONS_INIT;
 	int error = 0;
@@ -100,7 +100,7 @@ int gh_client_new(gh_client **out, const app_config *cfg, const gh_options *opts
 	*out = NULL;
 	pthread_once(&curl_once, curl_init_once);
 	if (!(c = calloc(1, sizeof(*c))))
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&c->mu, NULL);
 	c->cfg = cfg;
 	c->opts = opts ? *opts : defaults;
@@ -112,7 +112,7 @@ int gh_client_new(gh_client **out, const app_config *cfg, const gh_options *opts
 	if (!base || !base[0])
 		base = "https://api.github.com";
 	if (!(c->api_url = strdup(base))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	size_t n = strlen(c->api_url);
@@ -192,7 +192,7 @@ static inst_state *state_for(gh_client *c, int64_t id)
 		s->id = id;
 		pthread_mutex_init(&s->write_mu, NULL);
 		snprintf(labels, sizeof(labels), "installation=\"%" PRId64 "\"", id);
-		s->remaining_gauge = app_metric_gauge("perfbot_github_ratelimit_remaining",
+		s->remaining_gauge = base_metric_gauge("perfbot_github_ratelimit_remaining",
 						      "GitHub API requests left in the current rate-limit window",
 						      labels);
 		s->next = c->states;
@@ -217,7 +217,7 @@ int gh__redelivery_mark(gh_client *c, const char *guid)
 	}
 	char *copy = strdup(guid);
 	if (!copy) {
-		result = app_error_set(APP_ENOMEM, "out of memory");
+		result = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	free(c->redelivered[c->redelivered_next]);
@@ -256,11 +256,11 @@ int gh_link_next(char **out, const char *link)
 		if (!*p)
 			return 0;
 		if (*p != '<')
-			return app_error_set(APP_EINVALID, "malformed Link header");
+			return base_error_set(BASE_EINVALID, "malformed Link header");
 		const char *url = p + 1;
 		const char *end = strchr(url, '>');
 		if (!end)
-			return app_error_set(APP_EINVALID, "malformed Link header");
+			return base_error_set(BASE_EINVALID, "malformed Link header");
 		size_t url_len = (size_t)(end - url);
 		p = end + 1;
 		int is_next = 0;
@@ -286,7 +286,7 @@ int gh_link_next(char **out, const char *link)
 				while (*p && *p != '"')
 					p++;
 				if (*p != '"')
-					return app_error_set(APP_EINVALID, "malformed Link header");
+					return base_error_set(BASE_EINVALID, "malformed Link header");
 				val_len = (size_t)(p - val);
 				p++;
 			} else {
@@ -312,9 +312,9 @@ int gh_link_next(char **out, const char *link)
 		}
 		if (is_next) {
 			if (url_len == 0)
-				return app_error_set(APP_EINVALID, "malformed Link header: empty next URL");
+				return base_error_set(BASE_EINVALID, "malformed Link header: empty next URL");
 			if (!(*out = strndup(url, url_len)))
-				return app_error_set(APP_ENOMEM, "out of memory");
+				return base_error_set(BASE_ENOMEM, "out of memory");
 			return 0;
 		}
 	}
@@ -356,15 +356,15 @@ long gh_rate_wait_ms(const gh_rate_info *in, int64_t now, int secondary_count, l
 	return 0;
 }
 
-int gh__url_escape(app_buf *b, const char *s, int keep_slash)
+int gh__url_escape(base_buf *b, const char *s, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		int ok = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/');
 		char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-		int error = ok ? app_buf_put(b, p, 1) : app_buf_put(b, enc, 3);
+		int error = ok ? base_buf_put(b, p, 1) : base_buf_put(b, enc, 3);
 		if (error < 0)
-			return app_error_set(error, "URL too long");
+			return base_error_set(error, "URL too long");
 	}
 	return 0;
 }
@@ -374,7 +374,7 @@ int gh__url_escape(app_buf *b, const char *s, int keep_slash)
 typedef struct exchange {
 	long status;
 	CURLcode curl_code;
-	app_buf body;
+	base_buf body;
 	gh_rate_info rate;
 	char *link;                 /* owned */
 	char curl_msg[CURL_ERROR_SIZE];
@@ -382,8 +382,8 @@ typedef struct exchange {
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
-	app_buf *b = userdata;
-	if (app_buf_put(b, data, size * n) < 0)
+	base_buf *b = userdata;
+	if (base_buf_put(b, data, size * n) < 0)
 		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
 	return size * n;
 }
@@ -416,10 +416,10 @@ static void send_once(gh_client *c, CURL *h, const char *method, const char *url
 		      const char *body, exchange *ex)
 {
 	struct curl_slist *hdrs = NULL;
-	app_buf authz = APP_BUF_INIT(16384);
+	base_buf authz = BASE_BUF_INIT(16384);
 
 	ex->status = 0;
-	app_buf_reset(&ex->body);
+	base_buf_reset(&ex->body);
 	free(ex->link);
 	ex->link = NULL;
 	memset(&ex->rate, 0, sizeof(ex->rate));
@@ -433,8 +433,8 @@ static void send_once(gh_client *c, CURL *h, const char *method, const char *url
 	if (body)
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	if (auth) {
-		if (app_buf_printf(&authz, "Authorization: Bearer %s", auth) == 0)
-			hdrs = curl_slist_append(hdrs, app_buf_cstr(&authz));
+		if (base_buf_printf(&authz, "Authorization: Bearer %s", auth) == 0)
+			hdrs = curl_slist_append(hdrs, base_buf_cstr(&authz));
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -482,15 +482,15 @@ static void send_once(gh_client *c, CURL *h, const char *method, const char *url
 	curl_slist_free_all(hdrs);
 	if (authz.ptr)
 		OPENSSL_cleanse(authz.ptr, authz.alloc);
-	app_buf_dispose(&authz);
+	base_buf_dispose(&authz);
 }
 
 /* "message: errors[0].message" from a GitHub error body, into b. */
-static void github_message(app_buf *b, const char *body)
+static void github_message(base_buf *b, const char *body)
 {
 	json_t *root = body && body[0] ? json_loads(body, 0, NULL) : NULL;
 	const char *msg = root ? json_string_value(json_object_get(root, "message")) : NULL;
-	app_buf_puts(b, msg ? msg : "(no message)");
+	base_buf_puts(b, msg ? msg : "(no message)");
 	json_t *errors = root ? json_object_get(root, "errors") : NULL;
 	json_t *first = json_is_array(errors) ? json_array_get(errors, 0) : NULL;
 	const char *detail = NULL;
@@ -501,8 +501,8 @@ static void github_message(app_buf *b, const char *body)
 	if (!detail && json_is_object(first))
 		detail = json_string_value(json_object_get(first, "code"));
 	if (detail) {
-		app_buf_puts(b, ": ");
-		app_buf_puts(b, detail);
+		base_buf_puts(b, ": ");
+		base_buf_puts(b, detail);
 	}
 	json_decref(root);
 }
@@ -523,7 +523,7 @@ static long backoff_ms(const gh_client *c, int attempt)
 		base *= 2;
 	unsigned int r = 0;
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-		r = (unsigned int)app_mono_ms();
+		r = (unsigned int)base_mono_ms();
 	long jitter = base > 0 ? (long)(r % (unsigned int)(base / 2 + 1)) : 0;
 	return base + jitter;
 }
@@ -537,7 +537,7 @@ static int credential(gh_client *c, int64_t auth, char **cred_out)
 	if (auth == GH_AUTH_NONE)
 		return 0;
 	if (auth == GH_AUTH_APP)
-		return gh_app_jwt(cred_out, c->key, c->cfg->app_id, time(NULL));
+		return gh_app_jwt(cred_out, c->key, c->cfg->base_id, time(NULL));
 	return gh_token_cache_get(c->tokens, auth, (int64_t)time(NULL), token_fetch, c, cred_out);
 }
 
@@ -551,20 +551,20 @@ static void wipe_free(char *s)
 
 static int status_error(long status, const char *method, const char *path, const char *body)
 {
-	app_buf msg = APP_BUF_INIT(1024);
+	base_buf msg = BASE_BUF_INIT(1024);
 	github_message(&msg, body);
 	int code;
 	switch (status) {
-	case 401: code = APP_EAUTH; break;
-	case 403: code = APP_EFORBIDDEN; break;
+	case 401: code = BASE_EAUTH; break;
+	case 403: code = BASE_EFORBIDDEN; break;
 	case 404:
-	case 410: code = APP_ENOTFOUND; break;
-	case 409: code = APP_EEXISTS; break;
-	case 422: code = strstr(app_buf_cstr(&msg), "already exists") ? APP_EEXISTS : APP_EINVALID; break;
-	default: code = status >= 500 ? APP_ERETRY : APP_EGENERIC; break;
+	case 410: code = BASE_ENOTFOUND; break;
+	case 409: code = BASE_EEXISTS; break;
+	case 422: code = strstr(base_buf_cstr(&msg), "already exists") ? BASE_EEXISTS : BASE_EINVALID; break;
+	default: code = status >= 500 ? BASE_ERETRY : BASE_EGENERIC; break;
 	}
-	app_error_set(code, "GitHub %ld %s %s: %s", status, method, path, app_buf_cstr(&msg));
-	app_buf_dispose(&msg);
+	base_error_set(code, "GitHub %ld %s %s: %s", status, method, path, base_buf_cstr(&msg));
+	base_buf_dispose(&msg);
 	return code;
 }
 
@@ -579,7 +579,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 	CURL *h = NULL;
 	inst_state *st = NULL;
 	int locked = 0, retried_auth = 0, net_attempts = 0, rate_waits = 0;
-	app_buf url = APP_BUF_INIT(8192);
+	base_buf url = BASE_BUF_INIT(8192);
 	exchange ex = { 0 };
 	char path[512];
 
@@ -588,26 +588,26 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 	if (next_out)
 		*next_out = NULL;
 	tl_retry_wait_ms = 0;
-	app_buf_init(&ex.body, c->opts.max_response);
+	base_buf_init(&ex.body, c->opts.max_response);
 
 	size_t base_len = strlen(c->api_url);
 	if (target[0] == '/') {
-		if (app_buf_puts(&url, c->api_url) < 0 || app_buf_puts(&url, target) < 0) {
-			error = app_error_set(APP_EINVALID, "GitHub URL too long");
+		if (base_buf_puts(&url, c->api_url) < 0 || base_buf_puts(&url, target) < 0) {
+			error = base_error_set(BASE_EINVALID, "GitHub URL too long");
 			goto done;
 		}
 	} else if (strncmp(target, c->api_url, base_len) == 0 && target[base_len] == '/') {
-		if (app_buf_puts(&url, target) < 0) {
-			error = app_error_set(APP_EINVALID, "GitHub URL too long");
+		if (base_buf_puts(&url, target) < 0) {
+			error = base_error_set(BASE_EINVALID, "GitHub URL too long");
 			goto done;
 		}
 	} else {
-		error = app_error_set(APP_EINVALID, "refusing a GitHub URL outside %s", c->api_url);
+		error = base_error_set(BASE_EINVALID, "refusing a GitHub URL outside %s", c->api_url);
 		goto done;
 	}
 	/* the path for messages and logs: no base, no query, and no manifest
 	 * code (whoever holds one can fetch the new App's key with it) */
-	const char *p = app_buf_cstr(&url) + base_len;
+	const char *p = base_buf_cstr(&url) + base_len;
 	size_t plen = strcspn(p, "?");
 	if (strncmp(p, "/app-manifests/", 15) == 0)
 		snprintf(path, sizeof(path), "/app-manifests/{code}/conversions");
@@ -615,17 +615,17 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) - 1 ? plen : sizeof(path) - 1), p);
 
 	if (body && !(body_text = json_dumps(body, JSON_COMPACT))) {
-		error = app_error_set(APP_EINVALID, "cannot encode the request body for %s %s", method, path);
+		error = base_error_set(BASE_EINVALID, "cannot encode the request body for %s %s", method, path);
 		goto done;
 	}
 	if (!(st = state_for(c, auth > 0 ? auth : 0)) || !(h = pool_get(c))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	/* All the waiting one call may do in place (behind another write of
 	 * the installation, for a rate limit): at most max_wait_ms in total,
 	 * then the job is handed back to the queue. */
-	int64_t deadline = app_mono_ms() + c->opts.max_wait_ms;
+	int64_t deadline = base_mono_ms() + c->opts.max_wait_ms;
 	if (auth > 0 && is_write(method)) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -637,7 +637,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		}
 		if (pthread_mutex_timedlock(&st->write_mu, &until) != 0) {
 			tl_retry_wait_ms = 1000;
-			error = app_error_set(APP_ERETRY, "GitHub %s %s: another write of this installation is still waiting "
+			error = base_error_set(BASE_ERETRY, "GitHub %s %s: another write of this installation is still waiting "
 							  "on GitHub's limits; retry later",
 					      method, path);
 			goto done;
@@ -656,9 +656,9 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			if (reset > now) {
 				int64_t secs = reset - now < MAX_WAIT_S ? reset - now : MAX_WAIT_S;
 				long wait = (long)(secs * 1000 + 1000);
-				if (wait > c->opts.max_wait_ms || app_mono_ms() + wait > deadline) {
+				if (wait > c->opts.max_wait_ms || base_mono_ms() + wait > deadline) {
 					tl_retry_wait_ms = wait;
-					error = app_error_set(APP_ERETRY,
+					error = base_error_set(BASE_ERETRY,
 							      "GitHub rate limit exhausted for %s %s: retry in %ld ms",
 							      method, path, wait);
 					goto done;
@@ -674,19 +674,19 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		if ((error = credential(c, auth, &cred)) < 0)
 			goto done;
 
-		int64_t t0 = app_mono_ms();
-		send_once(c, h, method, app_buf_cstr(&url), cred, body_text, &ex);
-		if (app_log_enabled(APP_LOG_DEBUG)) {
+		int64_t t0 = base_mono_ms();
+		send_once(c, h, method, base_buf_cstr(&url), cred, body_text, &ex);
+		if (base_log_enabled(BASE_LOG_DEBUG)) {
 			char status[16], ms[24];
 			snprintf(status, sizeof(status), "%ld", ex.status);
-			snprintf(ms, sizeof(ms), "%" PRId64, app_mono_ms() - t0);
-			app_log(APP_LOG_DEBUG, "github request", "method", method, "path", path, "status", status,
+			snprintf(ms, sizeof(ms), "%" PRId64, base_mono_ms() - t0);
+			base_log(BASE_LOG_DEBUG, "github request", "method", method, "path", path, "status", status,
 				"ms", ms, NULL);
 		}
 
 		if (ex.curl_code != CURLE_OK) {
 			if (ex.curl_code == CURLE_WRITE_ERROR) {
-				error = app_error_set(APP_ETOOBIG, "GitHub %s %s: response larger than %zu bytes", method,
+				error = base_error_set(BASE_ETOOBIG, "GitHub %s %s: response larger than %zu bytes", method,
 						      path, c->opts.max_response);
 				goto done;
 			}
@@ -695,7 +695,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				sleep_ms(backoff_ms(c, net_attempts++));
 				continue;
 			}
-			error = app_error_set(timeout ? APP_ETIMEOUT : APP_ERETRY, "GitHub %s %s: %s", method, path,
+			error = base_error_set(timeout ? BASE_ETIMEOUT : BASE_ERETRY, "GitHub %s %s: %s", method, path,
 					      ex.curl_msg[0] ? ex.curl_msg : curl_easy_strerror(ex.curl_code));
 			goto done;
 		}
@@ -706,7 +706,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			st->remaining = ex.rate.remaining;
 			st->reset = ex.rate.has_reset ? ex.rate.reset : 0;
 			pthread_mutex_unlock(&c->mu);
-			app_metric_set(st->remaining_gauge, (double)ex.rate.remaining);
+			base_metric_set(st->remaining_gauge, (double)ex.rate.remaining);
 		}
 
 		if (ex.status >= 200 && ex.status < 300) {
@@ -716,7 +716,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			if (out && ex.body.len > 0) {
 				json_error_t jerr;
 				if (!(*out = json_loadb(ex.body.ptr, ex.body.len, 0, &jerr))) {
-					error = app_error_set(APP_EINVALID, "GitHub %ld %s %s: answer is not JSON (%s)",
+					error = base_error_set(BASE_EINVALID, "GitHub %ld %s %s: answer is not JSON (%s)",
 							      ex.status, method, path, jerr.text);
 					goto done;
 				}
@@ -734,10 +734,10 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		}
 
 		if (ex.status == 403 || ex.status == 429) {
-			app_buf msg = APP_BUF_INIT(1024);
-			github_message(&msg, app_buf_cstr(&ex.body));
-			ex.rate.says_rate_limit = strcasestr(app_buf_cstr(&msg), "rate limit") != NULL;
-			app_buf_dispose(&msg);
+			base_buf msg = BASE_BUF_INIT(1024);
+			github_message(&msg, base_buf_cstr(&ex.body));
+			ex.rate.says_rate_limit = strcasestr(base_buf_cstr(&msg), "rate limit") != NULL;
+			base_buf_dispose(&msg);
 			gh_rate_kind kind;
 			pthread_mutex_lock(&c->mu);
 			long wait = gh_rate_wait_ms(&ex.rate, (int64_t)time(NULL), st->secondary_count,
@@ -749,12 +749,12 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				const char *what = kind == GH_RATE_PRIMARY ? "primary" : "secondary";
 				char wait_s[24];
 				snprintf(wait_s, sizeof(wait_s), "%ld", wait);
-				app_log(APP_LOG_WARN, "github rate limit", "kind", what, "method", method, "path", path,
+				base_log(BASE_LOG_WARN, "github rate limit", "kind", what, "method", method, "path", path,
 					"wait_ms", wait_s, NULL);
 				if (wait > c->opts.max_wait_ms || rate_waits >= MAX_RATE_WAITS ||
-				    app_mono_ms() + wait > deadline) {
+				    base_mono_ms() + wait > deadline) {
 					tl_retry_wait_ms = wait;
-					error = app_error_set(APP_ERETRY, "GitHub %ld %s %s: %s rate limit, retry in %ld ms",
+					error = base_error_set(BASE_ERETRY, "GitHub %ld %s %s: %s rate limit, retry in %ld ms",
 							      ex.status, method, path, what, wait);
 					goto done;
 				}
@@ -771,7 +771,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			sleep_ms(backoff_ms(c, net_attempts++));
 			continue;
 		}
-		error = status_error(ex.status, method, path, app_buf_cstr(&ex.body));
+		error = status_error(ex.status, method, path, base_buf_cstr(&ex.body));
 		if (ex.status == 401 && auth > 0)
 			gh_token_cache_drop(c->tokens, auth, cred);
 		goto done;
@@ -783,8 +783,8 @@ done:
 	wipe_free(cred);
 	free(body_text);
 	free(ex.link);
-	app_buf_dispose(&ex.body);
-	app_buf_dispose(&url);
+	base_buf_dispose(&ex.body);
+	base_buf_dispose(&url);
 	return error;
 }
 
@@ -800,26 +800,26 @@ int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *arr
 	char *next = NULL, *target = NULL;
 	*out = NULL;
 	if (!all)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	if (!(target = strdup(path))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (int pages = 0; target; pages++) {
 		if (pages >= c->opts.max_pages) {
-			app_log(APP_LOG_WARN, "github pagination cap reached", "path", path, NULL);
+			base_log(BASE_LOG_WARN, "github pagination cap reached", "path", path, NULL);
 			break;
 		}
 		if ((error = do_request(c, auth, "GET", target, NULL, &page, &next)) < 0)
 			goto done;
 		json_t *items = array_key ? json_object_get(page, array_key) : page;
 		if (!json_is_array(items)) {
-			error = app_error_set(APP_EINVALID, "GitHub GET %s: expected a list%s%s", path,
+			error = base_error_set(BASE_EINVALID, "GitHub GET %s: expected a list%s%s", path,
 					      array_key ? " in " : "", array_key ? array_key : "");
 			goto done;
 		}
 		if (json_array_extend(all, items) != 0) {
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 		json_decref(page);
@@ -863,16 +863,16 @@ static int token_fetch(char **token_out, int64_t *expires_out, int64_t installat
 	const char *token = json_string_value(json_object_get(res, "token"));
 	const char *expires = json_string_value(json_object_get(res, "expires_at"));
 	if (!token || !token[0]) {
-		error = app_error_set(APP_EINVALID, "GitHub POST %s: no token in the answer", path);
+		error = base_error_set(BASE_EINVALID, "GitHub POST %s: no token in the answer", path);
 		goto done;
 	}
 	if (parse_time(expires, expires_out) < 0)
 		*expires_out = (int64_t)time(NULL) + 3600;
 	if (!(*token_out = strdup(token)))
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 	char id[24];
 	snprintf(id, sizeof(id), "%" PRId64, installation_id);
-	app_log(APP_LOG_INFO, "github installation token issued", "installation", id, "expires_at", expires, NULL);
+	base_log(BASE_LOG_INFO, "github installation token issued", "installation", id, "expires_at", expires, NULL);
 done:
 	/* the token text inside res is wiped by its owner: jansson frees it */
 	json_decref(res);
@@ -883,7 +883,7 @@ int gh_installation_token(gh_client *c, int64_t installation_id, char **token_ou
 {
 	*token_out = NULL;
 	if (installation_id <= 0)
-		return app_error_set(APP_EINVALID, "invalid installation id %" PRId64, installation_id);
+		return base_error_set(BASE_EINVALID, "invalid installation id %" PRId64, installation_id);
 	return gh_token_cache_get(c->tokens, installation_id, (int64_t)time(NULL), token_fetch, c, token_out);
 }
 

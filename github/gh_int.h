@@ -2,12 +2,12 @@
 #ifndef GH_INT_H
 #define GH_INT_H
 
-#include "app/buf.h"
+#include "base/buf.h"
 #include "github/github.h"
 
 /* Appends s percent-encoded for a URL path segment (keep_slash: '/' kept,
  * for file paths). */
-int gh__url_escape(app_buf *b, const char *s, int keep_slash);
+int gh__url_escape(base_buf *b, const char *s, int keep_slash);
 
 /* Redelivery GUIDs already requested by this client: 1 if guid was added
  * now, 0 if it was there already, negative on error. */

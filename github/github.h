@@ -8,13 +8,13 @@
  * redeliveries already requested.
  *
  * Every function that can fail returns 0 or a negative APP_E* code and
- * records one line with app_error_set(), e.g.
+ * records one line with base_error_set(), e.g.
  *   "GitHub 422 POST /repos/o/r/pulls: Validation Failed: A pull request already exists for o:b."
- * HTTP statuses map to codes: 401 APP_EAUTH, 403 APP_EFORBIDDEN,
- * 404/410 APP_ENOTFOUND, 422 APP_EINVALID (APP_EEXISTS when GitHub says
- * "already exists"), 5xx and network errors (after retries) APP_ERETRY,
- * timeouts APP_ETIMEOUT, a rate-limit wait longer than max_wait_ms
- * APP_ERETRY with gh_retry_wait_ms() telling how long to wait.
+ * HTTP statuses map to codes: 401 BASE_EAUTH, 403 BASE_EFORBIDDEN,
+ * 404/410 BASE_ENOTFOUND, 422 BASE_EINVALID (BASE_EEXISTS when GitHub says
+ * "already exists"), 5xx and network errors (after retries) BASE_ERETRY,
+ * timeouts BASE_ETIMEOUT, a rate-limit wait longer than max_wait_ms
+ * BASE_ERETRY with gh_retry_wait_ms() telling how long to wait.
  *
  * JSON crossing these functions: `json_t **out` results are owned by the
  * caller (json_decref); `json_t *` arguments are borrowed. */
@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "app/config.h"
+#include "base/config.h"
 
 /* ---- App key and JWT ------------------------------------------------------ */
 
@@ -34,19 +34,19 @@ typedef struct gh_app_key gh_app_key;
 
 /* Loads the App's private key from cfg->private_key (PEM text, PEM with
  * literal "\n", or base64 of the PEM) or cfg->private_key_path; PKCS#1 or
- * PKCS#8 RSA.  APP_ENOTFOUND when neither is configured; APP_EINVALID when
+ * PKCS#8 RSA.  BASE_ENOTFOUND when neither is configured; BASE_EINVALID when
  * the key does not parse (the message never contains key material).  Call
  * it at start-up to validate the configuration.  Free with gh_app_key_free. */
-int gh_app_key_load(gh_app_key **out, const app_config *cfg);
+int gh_app_key_load(gh_app_key **out, const base_config *cfg);
 
 /* Same, from key text in any of the accepted forms. */
 int gh_app_key_parse(gh_app_key **out, const char *text, size_t len);
 
 void gh_app_key_free(gh_app_key *key);
 
-/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = app_id).
+/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = base_id).
  * *out is owned by the caller (free()). */
-int gh_app_jwt(char **out, const gh_app_key *key, const char *app_id, time_t now);
+int gh_app_jwt(char **out, const gh_app_key *key, const char *base_id, time_t now);
 
 /* ---- Client --------------------------------------------------------------- */
 
@@ -68,14 +68,14 @@ typedef struct gh_options {
 typedef struct gh_client gh_client;
 
 /* Creates the client.  The key is loaded from cfg when one is configured
- * (an unparseable key fails with APP_EINVALID); without a key only
+ * (an unparseable key fails with BASE_EINVALID); without a key only
  * unauthenticated calls work (the manifest conversion of first-run setup).
  * opts may be NULL (defaults).  cfg must outlive the client; strings in
  * opts are copied. */
-int gh_client_new(gh_client **out, const app_config *cfg, const gh_options *opts);
+int gh_client_new(gh_client **out, const base_config *cfg, const gh_options *opts);
 void gh_client_free(gh_client *c);
 
-/* The wait in milliseconds behind the last APP_ERETRY returned on this
+/* The wait in milliseconds behind the last BASE_ERETRY returned on this
  * thread by this module (0 when the failure was not a rate limit): a job
  * can be re-queued to run after it. */
 long gh_retry_wait_ms(void);
@@ -117,8 +117,8 @@ int gh_list_installation_repos(gh_client *c, int64_t installation_id, json_t **o
 /* GET /repos/{o}/{r}. */
 int gh_get_repo(gh_client *c, int64_t inst, const char *owner, const char *repo, json_t **out);
 /* GET /repos/{o}/{r}/contents/{path}?ref=ref, base64-decoded.  *data_out
- * (owned, NUL-terminated) and *len_out; APP_ENOTFOUND when the file (or the
- * ref) does not exist; APP_EINVALID when path is a directory. */
+ * (owned, NUL-terminated) and *len_out; BASE_ENOTFOUND when the file (or the
+ * ref) does not exist; BASE_EINVALID when path is a directory. */
 int gh_get_file(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *path,
 		const char *ref, char **data_out, size_t *len_out);
 /* POST /repos/{o}/{r}/check-runs with body (borrowed); id of the run out. */
@@ -142,12 +142,12 @@ int gh_add_reaction(gh_client *c, int64_t inst, const char *owner, const char *r
 int gh_get_permission(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *user,
 		      char **perm_out);
 /* POST /repos/{o}/{r}/pulls with body (borrowed: title, head, base, body,
- * ...); the pull request out (owned).  APP_EEXISTS when one already
+ * ...); the pull request out (owned).  BASE_EEXISTS when one already
  * exists for head: look it up with gh_find_pull. */
 int gh_create_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, json_t *body,
 		   json_t **out);
 /* GET /repos/{o}/{r}/pulls?head=head_owner:branch&state=state (state NULL:
- * "open"): the first matching pull request (owned), APP_ENOTFOUND if none. */
+ * "open"): the first matching pull request (owned), BASE_ENOTFOUND if none. */
 int gh_find_pull(gh_client *c, int64_t inst, const char *owner, const char *repo, const char *head_owner,
 		 const char *branch, const char *state, json_t **out);
 /* GET /repos/{o}/{r}/pulls/{n}. */
@@ -180,7 +180,7 @@ int gh_redeliver_missed(gh_client *c, int (*is_stored)(const char *guid, void *p
 /* ---- Pure helpers (exposed for tests and fuzzing) --------------------------- */
 
 /* The URL of rel="next" in a Link header, or *out = NULL when there is
- * none (0 returned).  APP_EINVALID on a malformed header. *out owned. */
+ * none (0 returned).  BASE_EINVALID on a malformed header. *out owned. */
 int gh_link_next(char **out, const char *link);
 
 /* What a response tells about rate limits. has_* say whether a header was

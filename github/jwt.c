@@ -23,8 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #define MAX_KEY_BYTES (64 * 1024)
 
@@ -51,14 +51,14 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 }
 
 /* Turns the configured text into PEM bytes in *pem (owned, wiped by the
- * caller).  Returns 0 or APP_EINVALID. */
+ * caller).  Returns 0 or BASE_EINVALID. */
 static int to_pem(char **pem, size_t *pem_len, const char *text, size_t len)
 {
 	*pem = NULL;
 	if (memmem(text, len, "-----BEGIN", 10)) {
 		char *p = malloc(len + 1);
 		if (!p)
-			return app_error_set(APP_ENOMEM, "out of memory");
+			return base_error_set(BASE_ENOMEM, "out of memory");
 		size_t n = 0;
 		for (size_t i = 0; i < len; i++) {
 			if (text[i] == '\\' && i + 1 < len && text[i + 1] == 'n') {
@@ -80,7 +80,7 @@ static int to_pem(char **pem, size_t *pem_len, const char *text, size_t len)
 	unsigned char *dec = malloc(len + 4);
 	int error = 0;
 	if (!clean || !dec) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	size_t n = 0;
@@ -90,18 +90,18 @@ static int to_pem(char **pem, size_t *pem_len, const char *text, size_t len)
 			continue;
 		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
 		      ch == '+' || ch == '/' || ch == '=')) {
-			error = app_error_set(APP_EINVALID, "GitHub App private key is neither PEM nor base64 of a PEM");
+			error = base_error_set(BASE_EINVALID, "GitHub App private key is neither PEM nor base64 of a PEM");
 			goto done;
 		}
 		clean[n++] = ch;
 	}
 	if (n == 0 || n % 4 != 0 || n > INT32_MAX) {
-		error = app_error_set(APP_EINVALID, "GitHub App private key is neither PEM nor base64 of a PEM");
+		error = base_error_set(BASE_EINVALID, "GitHub App private key is neither PEM nor base64 of a PEM");
 		goto done;
 	}
 	int dn = EVP_DecodeBlock(dec, (const unsigned char *)clean, (int)n);
 	if (dn < 0) {
-		error = app_error_set(APP_EINVALID, "GitHub App private key is not valid base64");
+		error = base_error_set(BASE_EINVALID, "GitHub App private key is not valid base64");
 		goto done;
 	}
 	/* EVP_DecodeBlock counts padding as zero bytes. */
@@ -110,7 +110,7 @@ static int to_pem(char **pem, size_t *pem_len, const char *text, size_t len)
 	if (n >= 2 && clean[n - 2] == '=')
 		dn--;
 	if (!memmem(dec, (size_t)dn, "-----BEGIN", 10)) {
-		error = app_error_set(APP_EINVALID, "GitHub App private key: the base64 text does not hold a PEM key");
+		error = base_error_set(BASE_EINVALID, "GitHub App private key: the base64 text does not hold a PEM key");
 		goto done;
 	}
 	dec[dn] = '\0';
@@ -140,33 +140,33 @@ int gh_app_key_parse(gh_app_key **out, const char *text, size_t len)
 
 	*out = NULL;
 	if (!text || len == 0)
-		return app_error_set(APP_EINVALID, "GitHub App private key is empty");
+		return base_error_set(BASE_EINVALID, "GitHub App private key is empty");
 	if (len > MAX_KEY_BYTES)
-		return app_error_set(APP_EINVALID, "GitHub App private key is too large (%zu bytes)", len);
+		return base_error_set(BASE_EINVALID, "GitHub App private key is too large (%zu bytes)", len);
 	if ((error = to_pem(&pem, &pem_len, text, len)) < 0)
 		goto done;
 	if (!(in = BIO_new_mem_buf(pem, (int)pem_len))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	pkey = PEM_read_bio_PrivateKey(in, NULL, no_password, NULL);
 	if (!pkey) {
-		error = app_error_set(APP_EINVALID,
+		error = base_error_set(BASE_EINVALID,
 				      "GitHub App private key does not parse (expected an unencrypted RSA key, PKCS#1 or PKCS#8 PEM)");
 		goto done;
 	}
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
-		error = app_error_set(APP_EINVALID, "GitHub App private key is not an RSA key");
+		error = base_error_set(BASE_EINVALID, "GitHub App private key is not an RSA key");
 		goto done;
 	}
 	if (!(mem = BIO_new(BIO_s_mem())) || !PEM_write_bio_PrivateKey(mem, pkey, NULL, NULL, 0, NULL, NULL)) {
-		error = app_error_set(APP_EGENERIC, "GitHub App private key: cannot re-encode it");
+		error = base_error_set(BASE_EGENERIC, "GitHub App private key: cannot re-encode it");
 		goto done;
 	}
 	char *data = NULL;
 	long n = BIO_get_mem_data(mem, &data);
 	if (n <= 0 || !(key = calloc(1, sizeof(*key))) || !(key->pem = malloc((size_t)n + 1))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	memcpy(key->pem, data, (size_t)n);
@@ -188,11 +188,11 @@ done:
 	return error;
 }
 
-static int read_key_file(app_buf *b, const char *path)
+static int read_key_file(base_buf *b, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return app_error_set(errno == ENOENT ? APP_ENOTFOUND : APP_EINVALID,
+		return base_error_set(errno == ENOENT ? BASE_ENOTFOUND : BASE_EINVALID,
 				     "PRIVATE_KEY_PATH %s: %s", path, strerror(errno));
 	int error = 0;
 	char chunk[4096];
@@ -201,13 +201,13 @@ static int read_key_file(app_buf *b, const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			error = app_error_set(APP_EINVALID, "PRIVATE_KEY_PATH %s: %s", path, strerror(errno));
+			error = base_error_set(BASE_EINVALID, "PRIVATE_KEY_PATH %s: %s", path, strerror(errno));
 			break;
 		}
 		if (n == 0)
 			break;
-		if (app_buf_put(b, chunk, (size_t)n) < 0) {
-			error = app_error_set(APP_EINVALID, "PRIVATE_KEY_PATH %s: file too large for a key", path);
+		if (base_buf_put(b, chunk, (size_t)n) < 0) {
+			error = base_error_set(BASE_EINVALID, "PRIVATE_KEY_PATH %s: file too large for a key", path);
 			break;
 		}
 	}
@@ -216,48 +216,48 @@ static int read_key_file(app_buf *b, const char *path)
 	return error;
 }
 
-int gh_app_key_load(gh_app_key **out, const app_config *cfg)
+int gh_app_key_load(gh_app_key **out, const base_config *cfg)
 {
 	*out = NULL;
 	if (cfg->private_key && cfg->private_key[0]) {
 		int error = gh_app_key_parse(out, cfg->private_key, strlen(cfg->private_key));
 		if (error < 0)
-			return app_error_set(error, "PRIVATE_KEY: %s", app_error_last());
+			return base_error_set(error, "PRIVATE_KEY: %s", base_error_last());
 		return 0;
 	}
 	if (cfg->private_key_path && cfg->private_key_path[0]) {
-		app_buf b = APP_BUF_INIT(MAX_KEY_BYTES);
+		base_buf b = BASE_BUF_INIT(MAX_KEY_BYTES);
 		int error = read_key_file(&b, cfg->private_key_path);
 		if (error == 0) {
-			error = gh_app_key_parse(out, app_buf_cstr(&b), b.len);
+			error = gh_app_key_parse(out, base_buf_cstr(&b), b.len);
 			if (error < 0)
-				app_error_set(error, "PRIVATE_KEY_PATH %s: %s", cfg->private_key_path, app_error_last());
+				base_error_set(error, "PRIVATE_KEY_PATH %s: %s", cfg->private_key_path, base_error_last());
 		}
 		if (b.ptr)
 			OPENSSL_cleanse(b.ptr, b.alloc);
-		app_buf_dispose(&b);
+		base_buf_dispose(&b);
 		return error;
 	}
-	return app_error_set(APP_ENOTFOUND, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
+	return base_error_set(BASE_ENOTFOUND, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
 }
 
-int gh_app_jwt(char **out, const gh_app_key *key, const char *app_id, time_t now)
+int gh_app_jwt(char **out, const gh_app_key *key, const char *base_id, time_t now)
 {
 	int error = 0;
 	jwt_t *jwt = NULL;
 	*out = NULL;
 	if (!key)
-		return app_error_set(APP_EAUTH, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
-	if (!app_id || !app_id[0])
-		return app_error_set(APP_EAUTH, "APP_ID is not set");
+		return base_error_set(BASE_EAUTH, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
+	if (!base_id || !base_id[0])
+		return base_error_set(BASE_EAUTH, "APP_ID is not set");
 	if (jwt_new(&jwt) != 0 || jwt_add_grant_int(jwt, "iat", (long)now - 60) != 0 ||
-	    jwt_add_grant_int(jwt, "exp", (long)now + 9 * 60) != 0 || jwt_add_grant(jwt, "iss", app_id) != 0 ||
+	    jwt_add_grant_int(jwt, "exp", (long)now + 9 * 60) != 0 || jwt_add_grant(jwt, "iss", base_id) != 0 ||
 	    jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)key->pem, (int)key->len) != 0) {
-		error = app_error_set(APP_EGENERIC, "cannot build the App JWT");
+		error = base_error_set(BASE_EGENERIC, "cannot build the App JWT");
 		goto done;
 	}
 	if (!(*out = jwt_encode_str(jwt)))
-		error = app_error_set(APP_EGENERIC, "cannot sign the App JWT");
+		error = base_error_set(BASE_EGENERIC, "cannot sign the App JWT");
 done:
 	ERR_clear_error();
 	jwt_free(jwt);

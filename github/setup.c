@@ -29,16 +29,16 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #define PAGE_CAP (256u << 10)
 #define ENV_CAP (1u << 20)
 
 struct gh_setup {
-	const app_config *cfg;
-	app_config client_cfg;   /* cfg without a key: the conversion is unauthenticated */
+	const base_config *cfg;
+	base_config client_cfg;   /* cfg without a key: the conversion is unauthenticated */
 	gh_client *client;
 	char *web_url;
 	char *env_dir;
@@ -55,8 +55,8 @@ struct gh_setup {
 
 static int write_private_file(const char *path, const char *data, size_t len);
 static int ensure_dir(const char *dir);
-static int message_page(app_http_response *resp, int status, const char *title, const char *text);
-static int message_page_with(app_http_response *resp, int status, const char *title, const char *text,
+static int message_page(base_http_response *resp, int status, const char *title, const char *text);
+static int message_page_with(base_http_response *resp, int status, const char *title, const char *text,
 			     const char *extra_html);
 
 static int new_state(char out[65])
@@ -64,7 +64,7 @@ static int new_state(char out[65])
 	unsigned char raw[32];
 	static const char hex[] = "0123456789abcdef";
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return app_error_set(APP_EGENERIC, "no randomness for the setup state");
+		return base_error_set(BASE_EGENERIC, "no randomness for the setup state");
 	for (size_t i = 0; i < sizeof(raw); i++) {
 		out[2 * i] = hex[raw[i] >> 4];
 		out[2 * i + 1] = hex[raw[i] & 15];
@@ -78,35 +78,35 @@ static char *dup_or(const char *s, const char *fallback)
 	return strdup(s ? s : fallback);
 }
 
-int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *opts)
+int gh_setup_new(gh_setup **out, const base_config *cfg, const gh_setup_options *opts)
 {
 	static const gh_setup_options defaults = GH_SETUP_OPTIONS_INIT;
 	int error = 0;
 	gh_setup *s = NULL;
-	app_buf web = APP_BUF_INIT(1024);
+	base_buf web = BASE_BUF_INIT(1024);
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
 	if (!(s = calloc(1, sizeof(*s))))
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&s->mu, NULL);
 	s->cfg = cfg;
 	s->client_cfg = *cfg;
 	s->client_cfg.private_key = NULL;
 	s->client_cfg.private_key_path = NULL;
 	if (opts->web_url)
-		error = app_buf_puts(&web, opts->web_url);
+		error = base_buf_puts(&web, opts->web_url);
 	else if (cfg->ghe_host && cfg->ghe_host[0])
-		error = app_buf_printf(&web, "https://%s", cfg->ghe_host);
+		error = base_buf_printf(&web, "https://%s", cfg->ghe_host);
 	else
-		error = app_buf_puts(&web, "https://github.com");
+		error = base_buf_puts(&web, "https://github.com");
 	if (error < 0)
 		goto done;
 	while (web.len > 0 && web.ptr[web.len - 1] == '/')
 		web.ptr[--web.len] = '\0';
-	if (!(s->web_url = app_buf_detach(&web)) || !(s->env_dir = dup_or(opts->env_dir, ".")) ||
+	if (!(s->web_url = base_buf_detach(&web)) || !(s->env_dir = dup_or(opts->env_dir, ".")) ||
 	    !(s->app_name = dup_or(opts->app_name, "perfbot"))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	gh_options gopts = GH_OPTIONS_INIT;
@@ -120,7 +120,7 @@ int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *
 		goto done;
 	const char *data_dir = cfg->data_dir ? cfg->data_dir : "./var";
 	if ((size_t)snprintf(s->token_path, sizeof(s->token_path), "%s/setup-token", data_dir) >= sizeof(s->token_path)) {
-		error = app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		error = base_error_set(BASE_EINVALID, "DATA_DIR path too long");
 		goto done;
 	}
 	char line[80];
@@ -130,12 +130,12 @@ int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *
 	OPENSSL_cleanse(line, sizeof(line));
 	if (error < 0)
 		goto done;
-	app_log(APP_LOG_INFO, "setup: a browser on another machine needs the setup token from this file", "file",
+	base_log(BASE_LOG_INFO, "setup: a browser on another machine needs the setup token from this file", "file",
 		s->token_path, NULL);
 	*out = s;
 	s = NULL;
 done:
-	app_buf_dispose(&web);
+	base_buf_dispose(&web);
 	gh_setup_free(s);
 	return error;
 }
@@ -170,12 +170,12 @@ static int equal_secret(const char *given, size_t given_len, const char *mine)
 }
 
 /* A browser on this machine: a loopback peer, not forwarded by a proxy. */
-static int local_browser(const app_http_request *req)
+static int local_browser(const base_http_request *req)
 {
 	const char *peer = req->peer ? req->peer : "";
 	int loopback = strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "::ffff:127.", 11) == 0;
-	return loopback && !app_http_request_header(req, "X-Forwarded-For") &&
-	       !app_http_request_header(req, "Forwarded") && !app_http_request_header(req, "X-Real-IP");
+	return loopback && !base_http_request_header(req, "X-Forwarded-For") &&
+	       !base_http_request_header(req, "Forwarded") && !base_http_request_header(req, "X-Real-IP");
 }
 
 /* Whether `name` (len bytes) followed by `rest` is name[:port]: rest is
@@ -212,15 +212,15 @@ static void public_host(char *out, size_t cap, const char *url)
  * PUBLIC_URL's host, each with an optional port.  A browser lured to an
  * attacker's name that resolves to 127.0.0.1 (DNS rebinding) sends that
  * name: such a page would otherwise be loopback-trusted and its manifest
- * would point GitHub at the attacker.  0 when allowed, else APP_EINVALID
+ * would point GitHub at the attacker.  0 when allowed, else BASE_EINVALID
  * with the reason. */
-static int host_allowed(const gh_setup *s, const app_http_request *req)
+static int host_allowed(const gh_setup *s, const base_http_request *req)
 {
-	const char *host = app_http_request_header(req, "Host");
+	const char *host = base_http_request_header(req, "Host");
 	if (!host || !*host)
-		return app_error_set(APP_EINVALID, "the request has no Host header");
+		return base_error_set(BASE_EINVALID, "the request has no Host header");
 	if (strlen(host) > 255)
-		return app_error_set(APP_EINVALID, "the Host header is too long");
+		return base_error_set(BASE_EINVALID, "the Host header is too long");
 	char pub[256];
 	public_host(pub, sizeof(pub), s->cfg->public_url);
 	const char *names[] = { "127.0.0.1", "localhost", "[::1]", pub[0] ? pub : NULL };
@@ -229,26 +229,26 @@ static int host_allowed(const gh_setup *s, const app_http_request *req)
 		if (n && strncasecmp(host, names[i], n) == 0 && port_suffix_ok(host + n))
 			return 0;
 	}
-	return app_error_set(APP_EINVALID,
+	return base_error_set(BASE_EINVALID,
 			     "the Host header names neither this machine (127.0.0.1, localhost, [::1]) nor PUBLIC_URL's "
 			     "host; open the setup page at one of those, or set PUBLIC_URL to the name you use");
 }
 
-static int wrong_host(const gh_setup *s, const app_http_request *req, app_http_response *resp)
+static int wrong_host(const gh_setup *s, const base_http_request *req, base_http_response *resp)
 {
 	if (host_allowed(s, req) == 0)
 		return 0;
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-bad-host");
-	app_log(APP_LOG_WARN, "setup refused: unexpected Host header", "peer", req->peer, NULL);
-	message_page(resp, 400, "Setup refused", app_error_last());
+	base_log(BASE_LOG_WARN, "setup refused: unexpected Host header", "peer", req->peer, NULL);
+	message_page(resp, 400, "Setup refused", base_error_last());
 	return 1;
 }
 
 /* The value of cookie `name` in the request's Cookie header (length in
  * *len), or NULL. */
-static const char *cookie_value(const app_http_request *req, const char *name, size_t *len)
+static const char *cookie_value(const base_http_request *req, const char *name, size_t *len)
 {
-	const char *h = app_http_request_header(req, "Cookie");
+	const char *h = base_http_request_header(req, "Cookie");
 	size_t n = strlen(name);
 	while (h && *h) {
 		h += strspn(h, " \t;");
@@ -264,17 +264,17 @@ static const char *cookie_value(const app_http_request *req, const char *name, s
 
 /* ---- page ------------------------------------------------------------------------ */
 
-static int html_escape(app_buf *b, const char *s)
+static int html_escape(base_buf *b, const char *s)
 {
 	int error = 0;
 	for (; *s && error == 0; s++) {
 		switch (*s) {
-		case '&': error = app_buf_puts(b, "&amp;"); break;
-		case '<': error = app_buf_puts(b, "&lt;"); break;
-		case '>': error = app_buf_puts(b, "&gt;"); break;
-		case '"': error = app_buf_puts(b, "&quot;"); break;
-		case '\'': error = app_buf_puts(b, "&#39;"); break;
-		default: error = app_buf_put(b, s, 1); break;
+		case '&': error = base_buf_puts(b, "&amp;"); break;
+		case '<': error = base_buf_puts(b, "&lt;"); break;
+		case '>': error = base_buf_puts(b, "&gt;"); break;
+		case '"': error = base_buf_puts(b, "&quot;"); break;
+		case '\'': error = base_buf_puts(b, "&#39;"); break;
+		default: error = base_buf_put(b, s, 1); break;
 		}
 	}
 	return error;
@@ -282,30 +282,30 @@ static int html_escape(app_buf *b, const char *s)
 
 /* The public base URL: PUBLIC_URL, else what the browser used (a Host
  * host_allowed accepted: this machine's own names). */
-static int public_base(app_buf *b, const gh_setup *s, const app_http_request *req)
+static int public_base(base_buf *b, const gh_setup *s, const base_http_request *req)
 {
 	int error;
 	if (s->cfg->public_url && s->cfg->public_url[0]) {
-		error = app_buf_puts(b, s->cfg->public_url);
+		error = base_buf_puts(b, s->cfg->public_url);
 	} else {
-		const char *host = app_http_request_header(req, "Host");
+		const char *host = base_http_request_header(req, "Host");
 		if (host && strpbrk(host, "\"<>/\\ \t\r\n") == NULL)
-			error = app_buf_printf(b, "http://%s", host);
+			error = base_buf_printf(b, "http://%s", host);
 		else
-			error = app_buf_printf(b, "http://%s:%d", s->cfg->host ? s->cfg->host : "127.0.0.1", s->cfg->port);
+			error = base_buf_printf(b, "http://%s:%d", s->cfg->host ? s->cfg->host : "127.0.0.1", s->cfg->port);
 	}
 	while (error == 0 && b->len > 0 && b->ptr[b->len - 1] == '/')
 		b->ptr[--b->len] = '\0';
 	return error;
 }
 
-static void page_headers(app_http_response *resp)
+static void page_headers(base_http_response *resp)
 {
 	resp->content_type = "text/html; charset=utf-8";
-	app_http_response_header(resp, "Cache-Control", "no-store");
-	app_http_response_header(resp, "Referrer-Policy", "no-referrer");
-	app_http_response_header(resp, "X-Frame-Options", "DENY");
-	app_http_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *");
+	base_http_response_header(resp, "Cache-Control", "no-store");
+	base_http_response_header(resp, "Referrer-Policy", "no-referrer");
+	base_http_response_header(resp, "X-Frame-Options", "DENY");
+	base_http_response_header(resp, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *");
 }
 
 static const char page_head[] =
@@ -313,18 +313,18 @@ static const char page_head[] =
 	"<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}"
 	"button{font-size:1.1em;padding:.5em 1.2em}</style></head><body>\n";
 
-int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, void *payload)
+int gh_setup_handle_page(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	gh_setup *s = payload;
 	int error = 0;
-	app_buf base = APP_BUF_INIT(2048);
+	base_buf base = BASE_BUF_INIT(2048);
 	json_t *m = NULL;
 	char *mtext = NULL;
 	char state[65];
 
 	if (wrong_host(s, req, resp))
 		return 0;
-	const char *token = app_http_request_query(req, "token");
+	const char *token = base_http_request_query(req, "token");
 	int allowed = local_browser(req) || equal_secret(token, token ? strlen(token) : 0, s->token);
 	char session[65];
 	pthread_mutex_lock(&s->mu);
@@ -351,89 +351,89 @@ int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, v
 		goto done;
 	char cookie[160];
 	snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/setup; HttpOnly; SameSite=Lax%s", session,
-		 strncmp(app_buf_cstr(&base), "https://", 8) == 0 ? "; Secure" : "");
-	const char *b = app_buf_cstr(&base);
+		 strncmp(base_buf_cstr(&base), "https://", 8) == 0 ? "; Secure" : "");
+	const char *b = base_buf_cstr(&base);
 	const char *hook_path = s->cfg->webhook_path ? s->cfg->webhook_path : "/api/github/webhooks";
-	app_buf hook = APP_BUF_INIT(4096), redirect = APP_BUF_INIT(4096);
-	app_buf_printf(&hook, "%s%s", b, hook_path);
-	app_buf_printf(&redirect, "%s/setup/callback", b);
+	base_buf hook = BASE_BUF_INIT(4096), redirect = BASE_BUF_INIT(4096);
+	base_buf_printf(&hook, "%s%s", b, hook_path);
+	base_buf_printf(&redirect, "%s/setup/callback", b);
 	m = json_pack("{s:s, s:s, s:{s:s, s:b}, s:s, s:[s], s:b, s:{s:s, s:s, s:s, s:s, s:s}, s:[s,s,s,s,s]}",
 		      "name", s->app_name, "url", b,
-		      "hook_attributes", "url", app_buf_cstr(&hook), "active", 1,
-		      "redirect_url", app_buf_cstr(&redirect),
+		      "hook_attributes", "url", base_buf_cstr(&hook), "active", 1,
+		      "redirect_url", base_buf_cstr(&redirect),
 		      "callback_urls", b,
 		      "public", 0,
 		      "default_permissions", "contents", "write", "pull_requests", "write", "checks", "write",
 		      "issues", "write", "metadata", "read",
 		      "default_events", "check_run", "check_suite", "issue_comment", "pull_request", "push");
-	app_buf_dispose(&hook);
-	app_buf_dispose(&redirect);
+	base_buf_dispose(&hook);
+	base_buf_dispose(&redirect);
 	if (!m || !(mtext = json_dumps(m, JSON_COMPACT))) {
-		error = app_error_set(APP_EINVALID, "cannot build the app manifest (PUBLIC_URL not UTF-8?)");
+		error = base_error_set(BASE_EINVALID, "cannot build the app manifest (PUBLIC_URL not UTF-8?)");
 		goto done;
 	}
 
-	app_buf *out = &resp->body;
-	app_buf_reset(out);
+	base_buf *out = &resp->body;
+	base_buf_reset(out);
 	out->max = PAGE_CAP;
 	resp->status = 200;
 	page_headers(resp);
-	app_http_response_header(resp, "Set-Cookie", cookie);
+	base_http_response_header(resp, "Set-Cookie", cookie);
 	OPENSSL_cleanse(cookie, sizeof(cookie));
 	OPENSSL_cleanse(session, sizeof(session));
-	app_buf_puts(out, page_head);
-	app_buf_puts(out, "<h1>perfbot setup</h1>\n<p>perfbot has no GitHub App yet. Register one");
+	base_buf_puts(out, page_head);
+	base_buf_puts(out, "<h1>perfbot setup</h1>\n<p>perfbot has no GitHub App yet. Register one");
 	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
-		app_buf_puts(out, " for the organisation <b>");
+		base_buf_puts(out, " for the organisation <b>");
 		html_escape(out, s->cfg->gh_org);
-		app_buf_puts(out, "</b>");
+		base_buf_puts(out, "</b>");
 	}
-	app_buf_puts(out, "; GitHub will send you back here with its credentials.</p>\n<p>Webhook URL: <code>");
+	base_buf_puts(out, "; GitHub will send you back here with its credentials.</p>\n<p>Webhook URL: <code>");
 	html_escape(out, b);
 	html_escape(out, hook_path);
-	app_buf_puts(out, "</code></p>\n<form method=\"post\" action=\"");
+	base_buf_puts(out, "</code></p>\n<form method=\"post\" action=\"");
 	html_escape(out, s->web_url);
 	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
-		app_buf_puts(out, "/organizations/");
+		base_buf_puts(out, "/organizations/");
 		html_escape(out, s->cfg->gh_org);
 	}
-	app_buf_puts(out, "/settings/apps/new?state=");
-	app_buf_puts(out, state);
-	app_buf_puts(out, "\">\n<input type=\"hidden\" name=\"manifest\" value=\"");
+	base_buf_puts(out, "/settings/apps/new?state=");
+	base_buf_puts(out, state);
+	base_buf_puts(out, "\">\n<input type=\"hidden\" name=\"manifest\" value=\"");
 	html_escape(out, mtext);
-	if ((error = app_buf_puts(out, "\">\n<button type=\"submit\">Register GitHub App</button>\n</form>\n</body></html>\n")) < 0)
-		error = app_error_set(error, "setup page too large");
+	if ((error = base_buf_puts(out, "\">\n<button type=\"submit\">Register GitHub App</button>\n</form>\n</body></html>\n")) < 0)
+		error = base_error_set(error, "setup page too large");
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-page");
 done:
 	free(mtext);
 	json_decref(m);
-	app_buf_dispose(&base);
+	base_buf_dispose(&base);
 	return error;
 }
 
 /* ---- callback ------------------------------------------------------------------ */
 
 /* A page with a title and a sentence, then extra_html (trusted; may be NULL). */
-static int message_page_with(app_http_response *resp, int status, const char *title, const char *text,
+static int message_page_with(base_http_response *resp, int status, const char *title, const char *text,
 			     const char *extra_html)
 {
-	app_buf *out = &resp->body;
-	app_buf_reset(out);
+	base_buf *out = &resp->body;
+	base_buf_reset(out);
 	out->max = PAGE_CAP;
 	resp->status = status;
 	page_headers(resp);
-	app_buf_puts(out, page_head);
-	app_buf_puts(out, "<h1>");
+	base_buf_puts(out, page_head);
+	base_buf_puts(out, "<h1>");
 	html_escape(out, title);
-	app_buf_puts(out, "</h1>\n<p>");
+	base_buf_puts(out, "</h1>\n<p>");
 	html_escape(out, text);
-	app_buf_puts(out, "</p>\n");
+	base_buf_puts(out, "</p>\n");
 	if (extra_html)
-		app_buf_puts(out, extra_html);
-	return app_buf_puts(out, "</body></html>\n");
+		base_buf_puts(out, extra_html);
+	return base_buf_puts(out, "</body></html>\n");
 }
 
-static int message_page(app_http_response *resp, int status, const char *title, const char *text)
+static int message_page(base_http_response *resp, int status, const char *title, const char *text)
 {
 	return message_page_with(resp, status, title, text, NULL);
 }
@@ -444,13 +444,13 @@ static int write_private_file(const char *path, const char *data, size_t len)
 {
 	char tmp[PATH_MAX];
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp))
-		return app_error_set(APP_EINVALID, "path too long: %s", path);
+		return base_error_set(BASE_EINVALID, "path too long: %s", path);
 	int fd = mkstemp(tmp);
 	if (fd < 0)
-		return app_error_set(APP_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
 	int error = 0;
 	if (fchmod(fd, 0600) != 0) {
-		error = app_error_set(APP_EGENERIC, "chmod %s: %s", tmp, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "chmod %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	for (size_t off = 0; off < len;) {
@@ -458,19 +458,19 @@ static int write_private_file(const char *path, const char *data, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			error = app_error_set(APP_EGENERIC, "write %s: %s", tmp, strerror(errno));
+			error = base_error_set(BASE_EGENERIC, "write %s: %s", tmp, strerror(errno));
 			goto fail;
 		}
 		off += (size_t)n;
 	}
 	if (fsync(fd) != 0) {
-		error = app_error_set(APP_EGENERIC, "fsync %s: %s", tmp, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "fsync %s: %s", tmp, strerror(errno));
 		goto fail;
 	}
 	close(fd);
 	fd = -1;
 	if (rename(tmp, path) != 0) {
-		error = app_error_set(APP_EGENERIC, "rename to %s: %s", path, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "rename to %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	return 0;
@@ -506,7 +506,7 @@ static int is_our_line(const char *line, size_t len)
 	return 0;
 }
 
-static int env_value(app_buf *b, const char *key, const char *value)
+static int env_value(base_buf *b, const char *key, const char *value)
 {
 	int plain = value[0] != '\0';
 	for (const char *p = value; *p; p++)
@@ -514,25 +514,25 @@ static int env_value(app_buf *b, const char *key, const char *value)
 		      strchr("_-./:+@", *p)))
 			plain = 0;
 	if (plain)
-		return app_buf_printf(b, "%s=%s\n", key, value);
-	int error = app_buf_printf(b, "%s=\"", key);
+		return base_buf_printf(b, "%s=%s\n", key, value);
+	int error = base_buf_printf(b, "%s=\"", key);
 	for (const char *p = value; *p && error == 0; p++) {
 		if (*p == '"' || *p == '\\' || *p == '$')
-			error = app_buf_put(b, "\\", 1);
+			error = base_buf_put(b, "\\", 1);
 		if (error == 0)
-			error = *p == '\n' ? app_buf_puts(b, "\\n") : app_buf_put(b, p, 1);
+			error = *p == '\n' ? base_buf_puts(b, "\\n") : base_buf_put(b, p, 1);
 	}
-	return error ? error : app_buf_puts(b, "\"\n");
+	return error ? error : base_buf_puts(b, "\"\n");
 }
 
 /* Rewrites dir/.env with values, keeping every other line. */
 static int write_env(const char *dir, const char *const values[6])
 {
 	char path[PATH_MAX];
-	app_buf env = APP_BUF_INIT(ENV_CAP);
+	base_buf env = BASE_BUF_INIT(ENV_CAP);
 	int error = 0;
 	if ((size_t)snprintf(path, sizeof(path), "%s/.env", dir) >= sizeof(path))
-		return app_error_set(APP_EINVALID, "path too long: %s", dir);
+		return base_error_set(BASE_EINVALID, "path too long: %s", dir);
 	FILE *f = fopen(path, "r");
 	if (f) {
 		char *line = NULL;
@@ -541,34 +541,34 @@ static int write_env(const char *dir, const char *const values[6])
 		while ((n = getline(&line, &cap, f)) >= 0) {
 			if (is_our_line(line, (size_t)n))
 				continue;
-			if ((error = app_buf_put(&env, line, (size_t)n)) < 0)
+			if ((error = base_buf_put(&env, line, (size_t)n)) < 0)
 				break;
-			if (n > 0 && line[n - 1] != '\n' && (error = app_buf_puts(&env, "\n")) < 0)
+			if (n > 0 && line[n - 1] != '\n' && (error = base_buf_puts(&env, "\n")) < 0)
 				break;
 		}
 		free(line);
 		fclose(f);
 		if (error < 0) {
-			error = app_error_set(error, "%s is too large", path);
+			error = base_error_set(error, "%s is too large", path);
 			goto done;
 		}
 	} else if (errno != ENOENT) {
-		error = app_error_set(APP_EGENERIC, "cannot read %s: %s", path, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "cannot read %s: %s", path, strerror(errno));
 		goto done;
 	}
 	for (size_t i = 0; i < 6; i++) {
 		if (!values[i])
 			continue;
 		if ((error = env_value(&env, env_keys[i], values[i])) < 0) {
-			error = app_error_set(error, "%s is too large", path);
+			error = base_error_set(error, "%s is too large", path);
 			goto done;
 		}
 	}
-	error = write_private_file(path, app_buf_cstr(&env), env.len);
+	error = write_private_file(path, base_buf_cstr(&env), env.len);
 done:
 	if (env.ptr)
 		OPENSSL_cleanse(env.ptr, env.alloc);
-	app_buf_dispose(&env);
+	base_buf_dispose(&env);
 	return error;
 }
 
@@ -576,16 +576,16 @@ static int ensure_dir(const char *dir)
 {
 	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
 		return 0;
-	return app_error_set(APP_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
+	return base_error_set(BASE_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
 }
 
-int gh_setup_handle_callback(const app_http_request *req, app_http_response *resp, void *payload)
+int gh_setup_handle_callback(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	gh_setup *s = payload;
-	const char *code = app_http_request_query(req, "code");
-	const char *state = app_http_request_query(req, "state");
+	const char *code = base_http_request_query(req, "code");
+	const char *state = base_http_request_query(req, "state");
 	json_t *conv = NULL;
-	app_buf path = APP_BUF_INIT(1024);
+	base_buf path = BASE_BUF_INIT(1024);
 	int error = 0;
 
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-callback");
@@ -604,7 +604,7 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	}
 	if (!equal_secret(cookie, cookie_len, s->session)) {
 		pthread_mutex_unlock(&s->mu);
-		app_log(APP_LOG_WARN, "setup callback refused: not from the browser that opened the setup page", "peer",
+		base_log(BASE_LOG_WARN, "setup callback refused: not from the browser that opened the setup page", "peer",
 			req->peer, NULL);
 		return message_page(resp, 403, "Setup failed",
 				    "This callback does not come from the browser that opened perfbot's setup page. "
@@ -612,7 +612,7 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	}
 	if (!equal_secret(state, state ? strlen(state) : 0, s->state)) {
 		pthread_mutex_unlock(&s->mu);
-		app_log(APP_LOG_WARN, "setup callback refused: state mismatch", NULL);
+		base_log(BASE_LOG_WARN, "setup callback refused: state mismatch", NULL);
 		return message_page(resp, 400, "Setup failed",
 				    "The state does not match this perfbot's setup page. Start again from the setup page.");
 	}
@@ -620,13 +620,13 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	 * waits, then finds setup closed.  A failed conversion keeps the state,
 	 * so the admin can retry from the same page. */
 
-	app_buf_puts(&path, "/app-manifests/");
-	app_buf_puts(&path, code);
-	app_buf_puts(&path, "/conversions");
-	if ((error = gh_request(s->client, GH_AUTH_NONE, "POST", app_buf_cstr(&path), NULL, &conv)) < 0) {
+	base_buf_puts(&path, "/app-manifests/");
+	base_buf_puts(&path, code);
+	base_buf_puts(&path, "/conversions");
+	if ((error = gh_request(s->client, GH_AUTH_NONE, "POST", base_buf_cstr(&path), NULL, &conv)) < 0) {
 		pthread_mutex_unlock(&s->mu);
-		app_log(APP_LOG_ERROR, "setup: manifest conversion failed", "error", app_error_last(), NULL);
-		error = message_page(resp, 502, "Setup failed", app_error_last());
+		base_log(BASE_LOG_ERROR, "setup: manifest conversion failed", "error", base_error_last(), NULL);
+		error = message_page(resp, 502, "Setup failed", base_error_last());
 		goto done;
 	}
 	json_int_t id = json_integer_value(json_object_get(conv, "id"));
@@ -655,9 +655,9 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	int werr = ensure_dir(data_dir);
 	if (werr == 0 && !realpath(data_dir, absdir))
-		werr = app_error_set(APP_EGENERIC, "cannot resolve %s: %s", data_dir, strerror(errno));
+		werr = base_error_set(BASE_EGENERIC, "cannot resolve %s: %s", data_dir, strerror(errno));
 	if (werr == 0 && (size_t)snprintf(keypath, sizeof(keypath), "%s/github-app-%s.pem", absdir, idtext) >= sizeof(keypath))
-		werr = app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		werr = base_error_set(BASE_EINVALID, "DATA_DIR path too long");
 	if (werr == 0)
 		werr = write_private_file(keypath, pem, strlen(pem));
 	if (werr == 0) {
@@ -671,29 +671,29 @@ int gh_setup_handle_callback(const app_http_request *req, app_http_response *res
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (werr < 0) {
-		app_log(APP_LOG_ERROR, "setup: cannot save the app credentials", "error", app_error_last(), NULL);
-		error = message_page(resp, 500, "Setup failed", app_error_last());
+		base_log(BASE_LOG_ERROR, "setup: cannot save the app credentials", "error", base_error_last(), NULL);
+		error = message_page(resp, 500, "Setup failed", base_error_last());
 		goto done;
 	}
-	app_log(APP_LOG_INFO, "setup: GitHub App registered", "app_id", idtext, "slug", slug, NULL);
+	base_log(BASE_LOG_INFO, "setup: GitHub App registered", "base_id", idtext, "slug", slug, NULL);
 
-	app_buf *out = &resp->body;
-	app_buf_reset(out);
+	base_buf *out = &resp->body;
+	base_buf_reset(out);
 	out->max = PAGE_CAP;
 	resp->status = 200;
 	page_headers(resp);
-	app_buf_puts(out, page_head);
-	app_buf_puts(out, "<h1>GitHub App registered</h1>\n<p>App <b>");
+	base_buf_puts(out, page_head);
+	base_buf_puts(out, "<h1>GitHub App registered</h1>\n<p>App <b>");
 	html_escape(out, slug ? slug : idtext);
-	app_buf_puts(out, "</b> (id ");
-	app_buf_puts(out, idtext);
-	app_buf_puts(out, ") is saved in <code>.env</code>. Restart perfbot to use it.</p>\n");
+	base_buf_puts(out, "</b> (id ");
+	base_buf_puts(out, idtext);
+	base_buf_puts(out, ") is saved in <code>.env</code>. Restart perfbot to use it.</p>\n");
 	if (html_url) {
-		app_buf_puts(out, "<p><a href=\"");
+		base_buf_puts(out, "<p><a href=\"");
 		html_escape(out, html_url);
-		app_buf_puts(out, "/installations/new\">Install the app on your repositories</a></p>\n");
+		base_buf_puts(out, "/installations/new\">Install the app on your repositories</a></p>\n");
 	}
-	error = app_buf_puts(out, "</body></html>\n");
+	error = base_buf_puts(out, "</body></html>\n");
 done:
 	if (conv && json_is_string(json_object_get(conv, "pem"))) {
 		json_t *pemv = json_object_get(conv, "pem");
@@ -702,6 +702,6 @@ done:
 		OPENSSL_cleanse(p, strlen(p));
 	}
 	json_decref(conv);
-	app_buf_dispose(&path);
+	base_buf_dispose(&path);
 	return error;
 }

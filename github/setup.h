@@ -19,8 +19,8 @@
 #ifndef GH_SETUP_H
 #define GH_SETUP_H
 
-#include "app/config.h"
-#include "app/http.h"
+#include "base/config.h"
+#include "base/http.h"
 #include "github/github.h"
 
 typedef struct gh_setup_options {
@@ -36,7 +36,7 @@ typedef struct gh_setup_options {
 typedef struct gh_setup gh_setup;
 
 /* cfg must outlive the setup; option strings are copied. */
-int gh_setup_new(gh_setup **out, const app_config *cfg, const gh_setup_options *opts);
+int gh_setup_new(gh_setup **out, const base_config *cfg, const gh_setup_options *opts);
 void gh_setup_free(gh_setup *s);
 
 /* The current state value (for tests); borrowed until the next successful
@@ -48,10 +48,10 @@ const char *gh_setup_state(gh_setup *s);
  * once the App is registered. */
 const char *gh_setup_token_path(gh_setup *s);
 
-/* app_http_handler for GET / (payload: gh_setup *). */
-int gh_setup_handle_page(const app_http_request *req, app_http_response *resp, void *payload);
+/* base_http_handler for GET / (payload: gh_setup *). */
+int gh_setup_handle_page(const base_http_request *req, base_http_response *resp, void *payload);
 
-/* app_http_handler for GET /setup/callback (payload: gh_setup *). */
-int gh_setup_handle_callback(const app_http_request *req, app_http_response *resp, void *payload);
+/* base_http_handler for GET /setup/callback (payload: gh_setup *). */
+int gh_setup_handle_callback(const base_http_request *req, base_http_response *resp, void *payload);
 
 #endif

@@ -18,7 +18,7 @@
 
 #include <openssl/crypto.h>
 
-#include "app/error.h"
+#include "base/error.h"
 
 typedef struct entry {
 	struct entry *next;
@@ -50,7 +50,7 @@ int gh_token_cache_new(gh_token_cache **out, long margin_s)
 {
 	gh_token_cache *tc = calloc(1, sizeof(*tc));
 	if (!tc)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&tc->mu, NULL);
 	pthread_cond_init(&tc->cv, NULL);
 	tc->margin_s = margin_s;
@@ -96,13 +96,13 @@ int gh_token_cache_get(gh_token_cache *tc, int64_t installation_id, int64_t now,
 	pthread_mutex_lock(&tc->mu);
 	entry *e = find_or_add(tc, installation_id);
 	if (!e) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (;;) {
 		if (e->token && e->expires - tc->margin_s > now) {
 			if (!(*token_out = strdup(e->token)))
-				error = app_error_set(APP_ENOMEM, "out of memory");
+				error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 		if (!e->fetching)
@@ -111,7 +111,7 @@ int gh_token_cache_get(gh_token_cache *tc, int64_t installation_id, int64_t now,
 		while (e->fetching && e->fetches == mine)
 			pthread_cond_wait(&tc->cv, &tc->mu);
 		if (e->fetches != mine && e->fetch_error < 0) {
-			error = app_error_set(e->fetch_error, "%s", e->fetch_msg);
+			error = base_error_set(e->fetch_error, "%s", e->fetch_msg);
 			goto done;
 		}
 	}
@@ -128,12 +128,12 @@ int gh_token_cache_get(gh_token_cache *tc, int64_t installation_id, int64_t now,
 	e->fetching = 0;
 	e->fetches++;
 	e->fetch_error = error < 0 ? error : 0;
-	snprintf(e->fetch_msg, sizeof(e->fetch_msg), "%s", error < 0 ? app_error_last() : "");
+	snprintf(e->fetch_msg, sizeof(e->fetch_msg), "%s", error < 0 ? base_error_last() : "");
 	if (error == 0) {
 		e->token = token;
 		e->expires = expires;
 		if (!(*token_out = strdup(token)))
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 	} else {
 		wipe_free(token);
 	}

@@ -18,11 +18,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/md.h"
-#include "app/utf8.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/md.h"
+#include "base/utf8.h"
 
 #define BODY_CAP 65000         /* GitHub caps PR bodies at 65,536 characters */
 #define SUMMARY_CAP 20000      /* of the agent's summary kept in the body */
@@ -33,7 +33,7 @@
  * valid UTF-8. */
 static int cut(const char *s, size_t cap)
 {
-	return (int)app_utf8_cut(s, strlen(s), cap);
+	return (int)base_utf8_cut(s, strlen(s), cap);
 }
 
 void pr_pull_dispose(pr_pull *p)
@@ -78,37 +78,37 @@ static const pr_bench_result *best(const pr_proposal *p)
 }
 
 /* Markdown table cells must not break the table or a hidden comment. */
-static int put_name(app_buf *b, const char *name)
+static int put_name(base_buf *b, const char *name)
 {
 	int error = 0;
 	for (const char *s = name ? name : "?"; *s && error == 0; s++) {
 		char ch = (*s == '|' || *s == '\n' || *s == '\r' || *s == '<' || *s == '>') ? '_' : *s;
-		error = app_buf_put(b, &ch, 1);
+		error = base_buf_put(b, &ch, 1);
 	}
 	return error;
 }
 
-static int put_table(app_buf *b, const pr_proposal *p)
+static int put_table(base_buf *b, const pr_proposal *p)
 {
-	int error = app_buf_puts(b, "| benchmark | before | after | change |\n|---|---:|---:|---:|\n");
+	int error = base_buf_puts(b, "| benchmark | before | after | change |\n|---|---:|---:|---:|\n");
 	for (size_t i = 0; i < p->nbenchmarks && error == 0; i++) {
 		const pr_bench_result *r = &p->benchmarks[i];
 		double change = r->before > 0 ? (r->after - r->before) / r->before * 100.0 : 0;
-		if ((error = app_buf_puts(b, "| ")) < 0 || (error = put_name(b, r->name)) < 0)
+		if ((error = base_buf_puts(b, "| ")) < 0 || (error = put_name(b, r->name)) < 0)
 			break;
-		error = app_buf_printf(b, " | %.0f | %.0f | %+.1f%% |\n", r->before, r->after, change);
+		error = base_buf_printf(b, " | %.0f | %.0f | %+.1f%% |\n", r->before, r->after, change);
 	}
 	return error;
 }
 
 /* Sorted, sanitised benchmark names joined by ',' — the identity used to
  * decide that a newer proposal supersedes an older one. */
-static int bench_key(app_buf *b, const pr_proposal *p)
+static int bench_key(base_buf *b, const pr_proposal *p)
 {
 	size_t n = p->nbenchmarks;
 	const char **names = calloc(n ? n : 1, sizeof(*names));
 	if (!names)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		names[i] = p->benchmarks[i].name ? p->benchmarks[i].name : "";
 	for (size_t i = 1; i < n; i++) /* insertion sort: a handful of names */
@@ -120,92 +120,92 @@ static int bench_key(app_buf *b, const pr_proposal *p)
 	int error = 0;
 	for (size_t i = 0; i < n && error == 0; i++) {
 		if (i > 0)
-			error = app_buf_puts(b, ",");
+			error = base_buf_puts(b, ",");
 		for (const char *s = names[i]; *s && error == 0; s++) {
 			char ch = (isalnum((unsigned char)*s) || strchr("._/:+=", *s)) ? *s : '_';
-			error = app_buf_put(b, &ch, 1);
+			error = base_buf_put(b, &ch, 1);
 		}
 	}
 	free(names);
 	return error;
 }
 
-static int subject(app_buf *b, const pr_proposal *p)
+static int subject(base_buf *b, const pr_proposal *p)
 {
 	const pr_bench_result *top = best(p);
 	if (!top)
-		return app_buf_printf(b, "perf: apply perfbot run %" PRId64, p->run_id);
+		return base_buf_printf(b, "perf: apply perfbot run %" PRId64, p->run_id);
 	long pct = lround(improvement_pct(top));
 	if (pct < 1)
 		pct = 1;
-	if (app_buf_puts(b, "perf: speed up ") < 0 || put_name(b, top->name) < 0)
-		return app_error_code();
-	return app_buf_printf(b, " by %ld%%", pct);
+	if (base_buf_puts(b, "perf: speed up ") < 0 || put_name(b, top->name) < 0)
+		return base_error_code();
+	return base_buf_printf(b, " by %ld%%", pct);
 }
 
 int pr_commit_message(char **out, const pr_proposal *p)
 {
-	app_buf b = APP_BUF_INIT(MESSAGE_CAP);
+	base_buf b = BASE_BUF_INIT(MESSAGE_CAP);
 	int error;
 	*out = NULL;
-	if ((error = subject(&b, p)) < 0 || (error = app_buf_puts(&b, "\n\n")) < 0 ||
+	if ((error = subject(&b, p)) < 0 || (error = base_buf_puts(&b, "\n\n")) < 0 ||
 	    (error = put_table(&b, p)) < 0 ||
-	    (error = app_buf_printf(&b, "\nVerified by perfbot run %" PRId64 ".\n", p->run_id)) < 0) {
-		app_buf_dispose(&b);
+	    (error = base_buf_printf(&b, "\nVerified by perfbot run %" PRId64 ".\n", p->run_id)) < 0) {
+		base_buf_dispose(&b);
 		return error;
 	}
-	*out = app_buf_detach(&b);
-	return *out ? 0 : app_error_set(APP_ENOMEM, "out of memory");
+	*out = base_buf_detach(&b);
+	return *out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 }
 
 int pr_pull_body(char **out, const pr_proposal *p, const char *commit_sha)
 {
-	app_buf b = APP_BUF_INIT(BODY_CAP);
+	base_buf b = BASE_BUF_INIT(BODY_CAP);
 	int error = 0;
 	*out = NULL;
 	const char *summary = p->summary && *p->summary ? p->summary : "perfbot found a faster version of this code.";
-	size_t slen = strlen(summary), keep = app_utf8_cut(summary, slen, SUMMARY_CAP);
+	size_t slen = strlen(summary), keep = base_utf8_cut(summary, slen, SUMMARY_CAP);
 	/* the agent's words, shown as text: no mention, link, image or markup */
-	error = app_md_text(&b, summary, keep);
+	error = base_md_text(&b, summary, keep);
 	if (error == 0)
-		error = app_buf_puts(&b, keep < slen ? "\n\n*(summary truncated)*\n" : "\n");
-	if (error < 0 || (error = app_buf_puts(&b, "\n### Verified results\n\nEstimated CPU cycles (lower is better):\n\n")) < 0 ||
+		error = base_buf_puts(&b, keep < slen ? "\n\n*(summary truncated)*\n" : "\n");
+	if (error < 0 || (error = base_buf_puts(&b, "\n### Verified results\n\nEstimated CPU cycles (lower is better):\n\n")) < 0 ||
 	    (error = put_table(&b, p)) < 0)
 		goto done;
-	if ((error = app_buf_puts(&b, "\n### How this was measured\n\n"
+	if ((error = base_buf_puts(&b, "\n### How this was measured\n\n"
 				     "- Every benchmark ran under a CPU simulation (callgrind with a fixed cache model; "
 				     "estimated cycles = L1 hits + 5 × LL hits + 35 × RAM accesses), so the same commit "
 				     "always gives the same counts.\n")) < 0)
 		goto done;
 	if (p->test_command && *p->test_command)
-		error = app_buf_printf(&b, "- Tests passed on a clean checkout with the change applied: `%.*s`.\n",
+		error = base_buf_printf(&b, "- Tests passed on a clean checkout with the change applied: `%.*s`.\n",
 				       cut(p->test_command, 200), p->test_command);
 	else
-		error = app_buf_puts(&b, "- The repository's tests passed on a clean checkout with the change applied.\n");
+		error = base_buf_puts(&b, "- The repository's tests passed on a clean checkout with the change applied.\n");
 	const char *base_sha = p->base_sha ? p->base_sha : "?", *base_branch = p->base_branch ? p->base_branch : "?";
 	const char *commit = commit_sha ? commit_sha : "?", *via = p->approved_via ? p->approved_via : "";
 	if (error < 0 ||
-	    (error = app_buf_printf(&b, "- Commits compared: base `%.*s` (branch `%.*s`) and this pull request's commit `%.*s`.\n",
+	    (error = base_buf_printf(&b, "- Commits compared: base `%.*s` (branch `%.*s`) and this pull request's commit `%.*s`.\n",
 				    cut(base_sha, 40), base_sha, cut(base_branch, 200), base_branch, cut(commit, 40),
 				    commit)) < 0)
 		goto done;
 	if (error == 0 && p->fork)
-		error = app_buf_printf(&b, "- The change was made and measured on a fork's pull request and is applied "
+		error = base_buf_printf(&b, "- The change was made and measured on a fork's pull request and is applied "
 					   "here to `%.*s` alone: none of the fork's commits are part of this pull "
 					   "request.\n",
 				       cut(base_branch, 200), base_branch);
 	if (p->approved_by && *p->approved_by)
-		error = app_buf_printf(&b, "- Approved by @%.*s%s%.*s.\n", cut(p->approved_by, 100), p->approved_by,
+		error = base_buf_printf(&b, "- Approved by @%.*s%s%.*s.\n", cut(p->approved_by, 100), p->approved_by,
 				       *via ? " via " : "", cut(via, 100), via);
-	if (error < 0 || (error = app_buf_printf(&b, "\nVerified by perfbot run %" PRId64 ".\n\n<!-- perfbot-run: %" PRId64 " -->\n<!-- perfbot-benchmarks: ",
+	if (error < 0 || (error = base_buf_printf(&b, "\nVerified by perfbot run %" PRId64 ".\n\n<!-- perfbot-run: %" PRId64 " -->\n<!-- perfbot-benchmarks: ",
 						 p->run_id, p->run_id)) < 0 ||
-	    (error = bench_key(&b, p)) < 0 || (error = app_buf_puts(&b, " -->\n")) < 0)
+	    (error = bench_key(&b, p)) < 0 || (error = base_buf_puts(&b, " -->\n")) < 0)
 		goto done;
-	*out = app_buf_detach(&b);
+	*out = base_buf_detach(&b);
 	if (!*out)
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 done:
-	app_buf_dispose(&b);
+	base_buf_dispose(&b);
 	return error;
 }
 
@@ -220,7 +220,7 @@ static void sleep_ms(int ms)
 
 static void warn(const char *msg, const pr_proposal *p)
 {
-	app_log(APP_LOG_WARN, msg, "repository", p->repository, "error", app_error_last(), NULL);
+	base_log(BASE_LOG_WARN, msg, "repository", p->repository, "error", base_error_last(), NULL);
 }
 
 /* Finds the open PR for the branch, or creates it.  A 422 "already exists"
@@ -230,7 +230,7 @@ static int find_or_create(pr_pull *pull, int *created, const pr_github *gh, cons
 {
 	*created = 0;
 	int error = gh->find_pull_by_head(pull, p->repository, branch, gh->payload);
-	if (error != APP_ENOTFOUND)
+	if (error != BASE_ENOTFOUND)
 		return error;
 	pr_pull_dispose(pull);
 	error = gh->create_pull(pull, p->repository, title, branch, p->base_branch, body, gh->payload);
@@ -238,12 +238,12 @@ static int find_or_create(pr_pull *pull, int *created, const pr_github *gh, cons
 		*created = 1;
 		return 0;
 	}
-	if (error != APP_EEXISTS)
+	if (error != BASE_EEXISTS)
 		return error;
 	pr_pull_dispose(pull);
 	error = gh->find_pull_by_head(pull, p->repository, branch, gh->payload);
-	if (error == APP_ENOTFOUND)
-		return app_error_set(APP_ERETRY, "GitHub says a pull request for %s exists but none is open", branch);
+	if (error == BASE_ENOTFOUND)
+		return base_error_set(BASE_ERETRY, "GitHub says a pull request for %s exists but none is open", branch);
 	return error;
 }
 
@@ -258,14 +258,14 @@ int pr_check_conflict(int *mergeable_out, const pr_github *gh, const char *repos
 	pr_pull_dispose(&pull);
 	if (error < 0 || *mergeable_out != 0)
 		return error;
-	app_buf c = APP_BUF_INIT(4096);
-	if ((error = app_buf_printf(&c, "This change conflicts with the current `%.*s`: it was built on the measured "
+	base_buf c = BASE_BUF_INIT(4096);
+	if ((error = base_buf_printf(&c, "This change conflicts with the current `%.*s`: it was built on the measured "
 					"base commit `%.*s`, which `%.*s` has since moved past. Comment "
 					"`/perfbot optimize` to run perfbot again on the new base.",
 				    cut(base_branch, 200), base_branch, cut(base_sha, 12), base_sha,
 				    cut(base_branch, 200), base_branch)) == 0)
-		error = gh->comment(repository, number, app_buf_cstr(&c), gh->payload);
-	app_buf_dispose(&c);
+		error = gh->comment(repository, number, base_buf_cstr(&c), gh->payload);
+	base_buf_dispose(&c);
 	return error;
 }
 
@@ -291,23 +291,23 @@ static void post_links(const pr_open_result *out, const pr_options *opts, const 
 {
 	const pr_github *gh = opts->gh;
 	const char *url = out->html_url ? out->html_url : "";
-	app_buf b = APP_BUF_INIT(BODY_CAP);
+	base_buf b = BASE_BUF_INIT(BODY_CAP);
 	if (out->created && p->thread_number > 0 && p->thread_number != out->number) {
-		if (app_buf_printf(&b, "perfbot opened #%d with the verified change from run %" PRId64 ": %s", out->number,
+		if (base_buf_printf(&b, "perfbot opened #%d with the verified change from run %" PRId64 ": %s", out->number,
 				   p->run_id, url) == 0 &&
-		    gh->comment(p->repository, p->thread_number, app_buf_cstr(&b), gh->payload) < 0)
+		    gh->comment(p->repository, p->thread_number, base_buf_cstr(&b), gh->payload) < 0)
 			warn("pr: thread comment failed", p);
 	}
 	if (p->check_run_id > 0 && gh->update_check_run) {
 		char title[128];
 		snprintf(title, sizeof(title), "Pull request #%d opened", out->number);
-		app_buf_reset(&b);
-		if (app_buf_printf(&b, "perfbot opened [#%d](%s) from this run.\n\n", out->number, url) == 0 &&
+		base_buf_reset(&b);
+		if (base_buf_printf(&b, "perfbot opened [#%d](%s) from this run.\n\n", out->number, url) == 0 &&
 		    put_table(&b, p) == 0 &&
-		    gh->update_check_run(p->repository, p->check_run_id, title, app_buf_cstr(&b), url, gh->payload) < 0)
+		    gh->update_check_run(p->repository, p->check_run_id, title, base_buf_cstr(&b), url, gh->payload) < 0)
 			warn("pr: check run update failed", p);
 	}
-	app_buf_dispose(&b);
+	base_buf_dispose(&b);
 }
 
 typedef struct record_ctx {
@@ -329,7 +329,7 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 	memset(out, 0, sizeof(*out));
 	if (!opts || !opts->git || !opts->gh || !p || !p->repository || !p->base_branch || !p->base_sha ||
 	    !opts->bot_name || !opts->bot_email || p->run_id <= 0)
-		return app_error_set(APP_EINVALID, "pr_open: missing argument");
+		return base_error_set(BASE_EINVALID, "pr_open: missing argument");
 	snprintf(out->branch, sizeof(out->branch), PR_BRANCH_PREFIX "%" PRId64, p->run_id);
 
 	/* Refuse a bad diff first: nothing is fetched or pushed. */
@@ -358,7 +358,7 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 	}
 	pr_branch_result br;
 	pr_proposal shown = *p; /* what the pull request says it was built on */
-	if ((error = pr_branch_publish(&br, opts->git, &spec)) == APP_EEXISTS) {
+	if ((error = pr_branch_publish(&br, opts->git, &spec)) == BASE_EEXISTS) {
 		/* Someone pushed to our branch.  If perfbot's own commit is under
 		 * their commits and our pull request is open (a retry after the
 		 * first attempt opened it, and a maintainer added a commit since),
@@ -366,24 +366,24 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 		 * A branch perfbot never pushed is not adopted, whatever pull
 		 * request it has. */
 		char why[1024];
-		snprintf(why, sizeof(why), "%s", app_error_last());
+		snprintf(why, sizeof(why), "%s", base_error_last());
 		if (!br.extended) {
-			error = app_error_set(APP_EEXISTS, "%s", why);
+			error = base_error_set(BASE_EEXISTS, "%s", why);
 			goto done;
 		}
 		int found = opts->gh->find_pull_by_head(&pull, p->repository, out->branch, opts->gh->payload);
 		if (found < 0 || !pull.state || strcmp(pull.state, "open") != 0) {
-			error = app_error_set(found < 0 && found != APP_ENOTFOUND ? found : APP_EEXISTS, "%s", why);
+			error = base_error_set(found < 0 && found != BASE_ENOTFOUND ? found : BASE_EEXISTS, "%s", why);
 			goto done;
 		}
-		app_log(APP_LOG_INFO, "pr: the branch has other commits; its open pull request is kept", "repository",
+		base_log(BASE_LOG_INFO, "pr: the branch has other commits; its open pull request is kept", "repository",
 			p->repository, "branch", out->branch, NULL);
 		error = 0;
 	} else if (error < 0) {
-		if (error == APP_EINVALID && p->fork && strstr(app_error_last(), "does not apply")) {
+		if (error == BASE_EINVALID && p->fork && strstr(base_error_last(), "does not apply")) {
 			char why[1024];
-			snprintf(why, sizeof(why), "%s", app_error_last());
-			error = app_error_set(APP_EINVALID,
+			snprintf(why, sizeof(why), "%s", base_error_last());
+			error = base_error_set(BASE_EINVALID,
 					      "the change was made on a fork's pull request and does not apply to `%.*s` "
 					      "as it is now; perfbot never pushes a fork's commits, so it cannot open this "
 					      "pull request (%s)",
@@ -405,7 +405,7 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 	}
 	out->number = pull.number;
 	if (pull.html_url && !(out->html_url = strdup(pull.html_url))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (p->fork && br.parent_sha[0])
@@ -415,7 +415,7 @@ int pr_open(pr_open_result *out, const pr_options *opts, const pr_proposal *p)
 	post_links(out, opts, &shown);
 	char num[24];
 	snprintf(num, sizeof(num), "%d", out->number);
-	app_log(APP_LOG_INFO, "pr: pull request ready", "repository", p->repository, "number", num, "created",
+	base_log(BASE_LOG_INFO, "pr: pull request ready", "repository", p->repository, "number", num, "created",
 		out->created ? "yes" : "no", NULL);
 	error = 0;
 done:
@@ -439,9 +439,9 @@ int pr_closed_event_parse(pr_closed_event *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(payload))
-		return app_error_set(APP_EINVALID, "pull_request payload is not an object");
+		return base_error_set(BASE_EINVALID, "pull_request payload is not an object");
 	if (strcmp(jstr(payload, "action"), "closed") != 0)
-		return app_error_set(APP_ENOTFOUND, "not a closed action");
+		return base_error_set(BASE_ENOTFOUND, "not a closed action");
 	const json_t *pr = json_object_get(payload, "pull_request");
 	const json_t *head = json_object_get(pr, "head");
 	const char *repo = jstr(json_object_get(payload, "repository"), "full_name");
@@ -449,20 +449,20 @@ int pr_closed_event_parse(pr_closed_event *out, const json_t *payload)
 	const char *ref = jstr(head, "ref");
 	const char *sha = jstr(head, "sha");
 	if (!json_is_object(pr) || !*repo || !*ref)
-		return app_error_set(APP_EINVALID, "pull_request payload lacks repository or head");
+		return base_error_set(BASE_EINVALID, "pull_request payload lacks repository or head");
 	/* A fork can name a branch perfbot/opt-1 too: only our repository's. */
 	if (strncmp(ref, PR_BRANCH_PREFIX, strlen(PR_BRANCH_PREFIX)) != 0 || strcmp(head_repo, repo) != 0)
-		return app_error_set(APP_ENOTFOUND, "not a perfbot branch");
+		return base_error_set(BASE_ENOTFOUND, "not a perfbot branch");
 	const char *digits = ref + strlen(PR_BRANCH_PREFIX);
 	char *end = NULL;
 	long long run = strtoll(digits, &end, 10);
 	if (!isdigit((unsigned char)*digits) || *end || run <= 0)
-		return app_error_set(APP_ENOTFOUND, "not a perfbot branch: %.*s", cut(ref, 100), ref);
+		return base_error_set(BASE_ENOTFOUND, "not a perfbot branch: %.*s", cut(ref, 100), ref);
 	if (strlen(repo) >= sizeof(out->repository) || strlen(ref) >= sizeof(out->branch) || strlen(sha) > 40)
-		return app_error_set(APP_EINVALID, "pull_request payload has oversized fields");
+		return base_error_set(BASE_EINVALID, "pull_request payload has oversized fields");
 	json_int_t number = json_integer_value(json_object_get(pr, "number"));
 	if (number <= 0 || number > 2147483647)
-		return app_error_set(APP_EINVALID, "pull_request payload lacks a number");
+		return base_error_set(BASE_EINVALID, "pull_request payload lacks a number");
 	snprintf(out->repository, sizeof(out->repository), "%s", repo);
 	snprintf(out->branch, sizeof(out->branch), "%s", ref);
 	snprintf(out->head_sha, sizeof(out->head_sha), "%s", sha);
@@ -481,12 +481,12 @@ int pr_closed_apply(const char **state_out, int *deleted_out, const pr_github *g
 	*state_out = ev->merged ? "merged" : "closed";
 	*deleted_out = 0;
 	if (!our_commit_sha || !*our_commit_sha || strcmp(ev->head_sha, our_commit_sha) != 0) {
-		app_log(APP_LOG_INFO, "pr: keeping branch with commits perfbot did not make", "repository",
+		base_log(BASE_LOG_INFO, "pr: keeping branch with commits perfbot did not make", "repository",
 			ev->repository, "branch", ev->branch, NULL);
 		return 0;
 	}
 	int error = gh->delete_branch(ev->repository, ev->branch, gh->payload);
-	if (error == APP_ENOTFOUND)
+	if (error == BASE_ENOTFOUND)
 		return 0; /* GitHub's "delete head branch" got there first */
 	if (error < 0)
 		return error;
@@ -499,12 +499,12 @@ int pr_supersede(int *closed_out, const pr_github *gh, const pr_proposal *p, int
 	pr_pull *pulls = NULL;
 	size_t n = 0;
 	int closed = 0, error;
-	app_buf key = APP_BUF_INIT(8192), marker = APP_BUF_INIT(8300), msg = APP_BUF_INIT(256);
+	base_buf key = BASE_BUF_INIT(8192), marker = BASE_BUF_INIT(8300), msg = BASE_BUF_INIT(256);
 	if (closed_out)
 		*closed_out = 0;
 	if ((error = bench_key(&key, p)) < 0 ||
-	    (error = app_buf_printf(&marker, "<!-- perfbot-benchmarks: %s -->", app_buf_cstr(&key))) < 0 ||
-	    (error = app_buf_printf(&msg, "Superseded by #%d.", new_number)) < 0)
+	    (error = base_buf_printf(&marker, "<!-- perfbot-benchmarks: %s -->", base_buf_cstr(&key))) < 0 ||
+	    (error = base_buf_printf(&msg, "Superseded by #%d.", new_number)) < 0)
 		goto done;
 	if ((error = gh->list_open_pulls(&pulls, &n, p->repository, p->base_branch, gh->payload)) < 0)
 		goto done;
@@ -516,9 +516,9 @@ int pr_supersede(int *closed_out, const pr_github *gh, const pr_proposal *p, int
 		long long run = strtoll(ref + strlen(PR_BRANCH_PREFIX), NULL, 10);
 		if (run <= 0 || run >= p->run_id || (o->base_ref && strcmp(o->base_ref, p->base_branch) != 0))
 			continue;
-		if (!o->body || !strstr(o->body, app_buf_cstr(&marker)))
+		if (!o->body || !strstr(o->body, base_buf_cstr(&marker)))
 			continue;
-		if ((error = gh->comment(p->repository, o->number, app_buf_cstr(&msg), gh->payload)) < 0 ||
+		if ((error = gh->comment(p->repository, o->number, base_buf_cstr(&msg), gh->payload)) < 0 ||
 		    (error = gh->close_pull(p->repository, o->number, gh->payload)) < 0)
 			goto done;
 		closed++;
@@ -530,8 +530,8 @@ done:
 	for (size_t i = 0; i < n; i++)
 		pr_pull_dispose(&pulls[i]);
 	free(pulls);
-	app_buf_dispose(&key);
-	app_buf_dispose(&marker);
-	app_buf_dispose(&msg);
+	base_buf_dispose(&key);
+	base_buf_dispose(&marker);
+	base_buf_dispose(&msg);
 	return error;
 }

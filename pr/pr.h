@@ -14,7 +14,7 @@
  * GitHub's REST API is reached only through the `pr_github` vtable so the
  * module does not depend on the client; git credentials come from a token
  * callback and are never written to disk.  Every function that can fail
- * returns 0 or a negative APP_E* code with one line in app_error_last().
+ * returns 0 or a negative APP_E* code with one line in base_error_last().
  * Functions are safe to call from several threads for different runs; two
  * calls on one repository serialise on an flock of the cache. */
 #ifndef PR_PR_H
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/store.h"
+#include "store/store.h"
 
 #define PR_DIFF_MAX_DEFAULT ((size_t)1024 * 1024) /* bytes */
 #define PR_BRANCH_PREFIX "perfbot/opt-"
@@ -38,10 +38,10 @@ void pr_shutdown(void);
 /* ---- diff validation ----------------------------------------------------- */
 
 /* Checks a proposal diff (git format) without a repository: size (max_bytes,
- * 0 = PR_DIFF_MAX_DEFAULT → APP_ETOOBIG), that it parses and changes at least
+ * 0 = PR_DIFF_MAX_DEFAULT → BASE_ETOOBIG), that it parses and changes at least
  * one file, no path outside the tree (absolute, `..`), nothing under `.git/`
  * or `.github/workflows/`, no binary patch, no symlink or submodule entry
- * (all APP_EINVALID).  app_error_last() names the reason and the path. */
+ * (all BASE_EINVALID).  base_error_last() names the reason and the path. */
 int pr_diff_check(const char *diff, size_t len, size_t max_bytes);
 
 /* ---- git: the branch ----------------------------------------------------- */
@@ -86,7 +86,7 @@ typedef struct pr_branch_result {
 	char tree_sha[41];
 	char parent_sha[41]; /* the commit it was built on */
 	int pushed;          /* 1: pushed by this call; 0: the branch already held perfbot's commit */
-	int extended;        /* the remote branch has commits on top of perfbot's (APP_EEXISTS) */
+	int extended;        /* the remote branch has commits on top of perfbot's (BASE_EEXISTS) */
 } pr_branch_result;
 
 /* Opens (or creates) the bare cache, fetches base_branch and perfbot's
@@ -94,14 +94,14 @@ typedef struct pr_branch_result {
  * base_branch's tip, onto_branch_tip) in memory (no work tree), commits it
  * and pushes refs/heads/<branch> without force.  The parent must be
  * base_branch's tip or one of its ancestors in the repository: a commit
- * from anywhere else (a fork) is never pushed (APP_EINVALID).  A remote
+ * from anywhere else (a fork) is never pushed (BASE_EINVALID).  A remote
  * branch whose head is spec->pushed_sha is reused; any other head is left
- * alone (APP_EEXISTS, naming the commit; out->extended when it descends
+ * alone (BASE_EEXISTS, naming the commit; out->extended when it descends
  * from pushed_sha).  A
  * diff that does not apply, or renames/copies onto an existing file, is
- * APP_EINVALID; a push the server refuses (protected branch, permission) is
- * APP_EFORBIDDEN naming the server's reason; authentication APP_EAUTH;
- * network APP_ERETRY. */
+ * BASE_EINVALID; a push the server refuses (protected branch, permission) is
+ * BASE_EFORBIDDEN naming the server's reason; authentication BASE_EAUTH;
+ * network BASE_ERETRY. */
 int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr_commit_spec *spec);
 
 /* "<slug>[bot]" and "<user_id>+<slug>[bot]@users.noreply.github.com"; both
@@ -131,11 +131,11 @@ void pr_pull_dispose(pr_pull *p);
  * "owner/name"; every callback gets the vtable's payload last.  Results
  * returned through `out` belong to the caller. */
 typedef struct pr_github {
-	/* POST /repos/{repo}/pulls with maintainer_can_modify true.  APP_EEXISTS
+	/* POST /repos/{repo}/pulls with maintainer_can_modify true.  BASE_EEXISTS
 	 * when GitHub answers 422 "A pull request already exists". */
 	int (*create_pull)(pr_pull *out, const char *repository, const char *title, const char *head,
 			   const char *base, const char *body, void *payload);
-	/* The open PR whose head is owner:branch (GET /pulls?head=&state=open); APP_ENOTFOUND. */
+	/* The open PR whose head is owner:branch (GET /pulls?head=&state=open); BASE_ENOTFOUND. */
 	int (*find_pull_by_head)(pr_pull *out, const char *repository, const char *branch, void *payload);
 	/* GET /repos/{repo}/pulls/{number} (mergeable may be -1). */
 	int (*get_pull)(pr_pull *out, const char *repository, int number, void *payload);
@@ -146,7 +146,7 @@ typedef struct pr_github {
 	int (*comment)(const char *repository, int number, const char *body, void *payload);
 	/* PATCH /repos/{repo}/pulls/{number} {state: closed} */
 	int (*close_pull)(const char *repository, int number, void *payload);
-	/* DELETE /repos/{repo}/git/refs/heads/{branch}; APP_ENOTFOUND when already gone. */
+	/* DELETE /repos/{repo}/git/refs/heads/{branch}; BASE_ENOTFOUND when already gone. */
 	int (*delete_branch)(const char *repository, const char *branch, void *payload);
 	/* PATCH /repos/{repo}/check-runs/{id} {details_url, output {title, summary}}. */
 	int (*update_check_run)(const char *repository, int64_t check_run_id, const char *title, const char *summary,
@@ -240,8 +240,8 @@ typedef struct pr_closed_event {
 	char head_sha[41];
 } pr_closed_event;
 
-/* Parses a `pull_request` payload (borrows).  APP_ENOTFOUND when it is not a
- * "closed" action on a perfbot/opt-<run> branch; APP_EINVALID when malformed. */
+/* Parses a `pull_request` payload (borrows).  BASE_ENOTFOUND when it is not a
+ * "closed" action on a perfbot/opt-<run> branch; BASE_EINVALID when malformed. */
 int pr_closed_event_parse(pr_closed_event *out, const json_t *payload);
 
 /* Acts on a closed event: deletes the branch unless its head is not
@@ -274,13 +274,13 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
  * records the pull (store_pull_put, state "open", data {commit, url,
  * benchmarks, base}) and the run ({"pull": {number, url, branch}}), then
  * supersedes older PRs.  A refused diff marks nothing open and returns
- * APP_EINVALID / APP_ETOOBIG: the caller fails the job without retry. */
+ * BASE_EINVALID / BASE_ETOOBIG: the caller fails the job without retry. */
 int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t run_id);
 
 /* A `pull_request` event (borrows): for a closed perfbot PR known to the
  * store, applies pr_closed_apply with the stored commit, records the pull
  * state and the run's {"pull": {state, merge_commit}}.  *state_out (may be
- * NULL) gets "merged" / "closed"; APP_ENOTFOUND when not ours. */
+ * NULL) gets "merged" / "closed"; BASE_ENOTFOUND when not ours. */
 int pr_handle_closed(const char **state_out, store *st, const pr_github *gh, const json_t *payload);
 
 #endif

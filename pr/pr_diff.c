@@ -18,15 +18,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app/diff_policy.h"
-#include "app/error.h"
-#include "app/utf8.h"
+#include "base/diff_policy.h"
+#include "base/error.h"
+#include "base/utf8.h"
 
 /* The length of s cut to at most cap bytes without splitting a UTF-8
  * character, for "%.*s": a refusal reaches the user through JSON. */
 static int cut(const char *s, size_t cap)
 {
-	return (int)app_utf8_cut(s, strlen(s), cap);
+	return (int)base_utf8_cut(s, strlen(s), cap);
 }
 
 /* One path component at a time: no empty, ".", ".." or ".git" component
@@ -35,30 +35,30 @@ static int cut(const char *s, size_t cap)
 static int check_path(const char *path)
 {
 	if (!path || !*path)
-		return app_error_set(APP_EINVALID, "the diff names an empty path");
+		return base_error_set(BASE_EINVALID, "the diff names an empty path");
 	if (path[0] == '/')
-		return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.*s", cut(path, 200), path);
+		return base_error_set(BASE_EINVALID, "the diff touches an absolute path: %.*s", cut(path, 200), path);
 	if (strchr(path, '\\'))
-		return app_error_set(APP_EINVALID, "the diff touches a path with a backslash: %.*s",
+		return base_error_set(BASE_EINVALID, "the diff touches a path with a backslash: %.*s",
 				     cut(path, 200), path);
 	const char *p = path;
 	while (*p) {
 		const char *end = strchr(p, '/');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		if (n == 0 || (n == 1 && p[0] == '.'))
-			return app_error_set(APP_EINVALID, "the diff touches a malformed path: %.*s",
+			return base_error_set(BASE_EINVALID, "the diff touches a malformed path: %.*s",
 					     cut(path, 200), path);
 		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return app_error_set(APP_EINVALID, "the diff touches a path outside the tree: %.*s",
+			return base_error_set(BASE_EINVALID, "the diff touches a path outside the tree: %.*s",
 					     cut(path, 200), path);
 		if (n == 4 && strncasecmp(p, ".git", 4) == 0)
-			return app_error_set(APP_EINVALID, "the diff touches .git: %.*s", cut(path, 200), path);
+			return base_error_set(BASE_EINVALID, "the diff touches .git: %.*s", cut(path, 200), path);
 		if (!end)
 			break;
 		p = end + 1;
 	}
 	if (strncasecmp(path, ".github/workflows/", 18) == 0 || strcasecmp(path, ".github/workflows") == 0)
-		return app_error_set(APP_EINVALID, "the diff touches a GitHub Actions workflow: %.*s",
+		return base_error_set(BASE_EINVALID, "the diff touches a GitHub Actions workflow: %.*s",
 				     cut(path, 200), path);
 	return 0;
 }
@@ -66,10 +66,10 @@ static int check_path(const char *path)
 static int check_mode(uint16_t mode, const char *path)
 {
 	if (mode == GIT_FILEMODE_LINK)
-		return app_error_set(APP_EINVALID, "the diff adds or changes a symbolic link: %.*s",
+		return base_error_set(BASE_EINVALID, "the diff adds or changes a symbolic link: %.*s",
 				     cut(path, 200), path);
 	if (mode == GIT_FILEMODE_COMMIT)
-		return app_error_set(APP_EINVALID, "the diff changes a submodule: %.*s", cut(path, 200), path);
+		return base_error_set(BASE_EINVALID, "the diff changes a submodule: %.*s", cut(path, 200), path);
 	return 0;
 }
 
@@ -77,7 +77,7 @@ int pr_diff_check_parsed(git_diff *diff)
 {
 	size_t n = git_diff_num_deltas(diff);
 	if (n == 0)
-		return app_error_set(APP_EINVALID, "the diff changes no file");
+		return base_error_set(BASE_EINVALID, "the diff changes no file");
 	for (size_t i = 0; i < n; i++) {
 		const git_diff_delta *d = git_diff_get_delta(diff, i);
 		const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
@@ -87,12 +87,12 @@ int pr_diff_check_parsed(git_diff *diff)
 		if (d->new_file.path && (error = check_path(d->new_file.path)) < 0)
 			return error;
 		if (d->flags & GIT_DIFF_FLAG_BINARY)
-			return app_error_set(APP_EINVALID, "the diff contains a binary patch: %.*s",
+			return base_error_set(BASE_EINVALID, "the diff contains a binary patch: %.*s",
 					     cut(path, 200), path);
 		if ((error = check_mode(d->old_file.mode, path)) < 0 || (error = check_mode(d->new_file.mode, path)) < 0)
 			return error;
-		if ((d->old_file.path && (error = app_diff_policy_check_path(NULL, d->old_file.path)) < 0) ||
-		    (d->new_file.path && (error = app_diff_policy_check_path(NULL, d->new_file.path)) < 0))
+		if ((d->old_file.path && (error = base_diff_policy_check_path(NULL, d->old_file.path)) < 0) ||
+		    (d->new_file.path && (error = base_diff_policy_check_path(NULL, d->new_file.path)) < 0))
 			return error;
 	}
 	return 0;
@@ -130,8 +130,8 @@ static int check_headers(const char *diff, size_t len)
 					path = line + strlen(bare[i]);
 		}
 		if (path && path < eol && *path == '/')
-			return app_error_set(APP_EINVALID, "the diff touches an absolute path: %.*s",
-					     (int)app_utf8_cut(line, (size_t)(eol - line), 200), line);
+			return base_error_set(BASE_EINVALID, "the diff touches an absolute path: %.*s",
+					     (int)base_utf8_cut(line, (size_t)(eol - line), 200), line);
 		line = nl ? nl + 1 : end;
 	}
 	return 0;
@@ -143,22 +143,22 @@ int pr_diff_parse(git_diff **out, const char *diff, size_t len, size_t max_bytes
 		max_bytes = PR_DIFF_MAX_DEFAULT;
 	*out = NULL;
 	if (!diff || len == 0)
-		return app_error_set(APP_EINVALID, "the diff is empty");
+		return base_error_set(BASE_EINVALID, "the diff is empty");
 	if (len > max_bytes)
-		return app_error_set(APP_ETOOBIG, "the diff is %zu bytes, over the cap of %zu bytes", len, max_bytes);
+		return base_error_set(BASE_ETOOBIG, "the diff is %zu bytes, over the cap of %zu bytes", len, max_bytes);
 	if (memchr(diff, '\0', len))
-		return app_error_set(APP_EINVALID, "the diff contains a NUL byte");
+		return base_error_set(BASE_EINVALID, "the diff contains a NUL byte");
 	int error = check_headers(diff, len);
 	if (error < 0)
 		return error;
 	git_diff *d = NULL;
 	if (git_diff_from_buffer(&d, diff, len) < 0) {
 		const git_error *e = git_error_last();
-		return app_error_set(APP_EINVALID, "the diff does not parse: %s", e && e->message ? e->message : "?");
+		return base_error_set(BASE_EINVALID, "the diff does not parse: %s", e && e->message ? e->message : "?");
 	}
 	error = pr_diff_check_parsed(d);
 	if (error == 0)
-		error = app_diff_policy_check_lines(diff, len);
+		error = base_diff_policy_check_lines(diff, len);
 	if (error < 0) {
 		git_diff_free(d);
 		return error;
@@ -170,7 +170,7 @@ int pr_diff_parse(git_diff **out, const char *diff, size_t len, size_t max_bytes
 int pr_init(void)
 {
 	if (git_libgit2_init() < 0)
-		return app_error_set(APP_EGENERIC, "libgit2 initialisation failed");
+		return base_error_set(BASE_EGENERIC, "libgit2 initialisation failed");
 	return 0;
 }
 

@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/fs.h"
-#include "app/log.h"
-#include "app/utf8.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/utf8.h"
 
 #define PATH_CAP 4096
 
@@ -53,7 +53,7 @@ static const char *git_msg(void)
  * character, for "%.*s": messages end up in JSON (the run, a comment). */
 static int cut(const char *s, size_t cap)
 {
-	return (int)app_utf8_cut(s, strlen(s), cap);
+	return (int)base_utf8_cut(s, strlen(s), cap);
 }
 
 /* Maps a libgit2 failure of a network operation to perfbot's codes. */
@@ -62,12 +62,12 @@ static int net_error(int gerr, const char *what, const char *repository)
 	const git_error *e = git_error_last();
 	const char *m = e && e->message ? e->message : "unknown git error";
 	if (gerr == GIT_EAUTH || strstr(m, "401") || strstr(m, "authentication"))
-		return app_error_set(APP_EAUTH, "%s %s: authentication failed: %s", what, repository, m);
+		return base_error_set(BASE_EAUTH, "%s %s: authentication failed: %s", what, repository, m);
 	if (strstr(m, "403"))
-		return app_error_set(APP_EFORBIDDEN, "%s %s: permission denied: %s", what, repository, m);
+		return base_error_set(BASE_EFORBIDDEN, "%s %s: permission denied: %s", what, repository, m);
 	if (strstr(m, "404"))
-		return app_error_set(APP_ENOTFOUND, "%s %s: repository not found: %s", what, repository, m);
-	return app_error_set(APP_ERETRY, "%s %s: %s", what, repository, m);
+		return base_error_set(BASE_ENOTFOUND, "%s %s: repository not found: %s", what, repository, m);
+	return base_error_set(BASE_ERETRY, "%s %s: %s", what, repository, m);
 }
 
 static int credentials_cb(git_credential **out, const char *url, const char *user_from_url, unsigned int allowed,
@@ -166,17 +166,17 @@ static int check_repository(const char *repository)
 {
 	const char *slash = repository ? strchr(repository, '/') : NULL;
 	if (!slash || slash == repository || !slash[1] || strchr(slash + 1, '/'))
-		return app_error_set(APP_EINVALID, "repository must be owner/name: %.*s",
+		return base_error_set(BASE_EINVALID, "repository must be owner/name: %.*s",
 				     cut(repository ? repository : "", 200), repository ? repository : "");
 	for (const char *p = repository; *p; p++) {
 		char ch = *p;
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
 		      ch == '_' || ch == '.' || ch == '/'))
-			return app_error_set(APP_EINVALID, "repository name has a forbidden character: %.*s",
+			return base_error_set(BASE_EINVALID, "repository name has a forbidden character: %.*s",
 					     cut(repository, 200), repository);
 	}
 	if (repository[0] == '.' || slash[1] == '.')
-		return app_error_set(APP_EINVALID, "repository name starts with a dot: %.*s", cut(repository, 200),
+		return base_error_set(BASE_EINVALID, "repository name starts with a dot: %.*s", cut(repository, 200),
 				     repository);
 	return 0;
 }
@@ -189,20 +189,20 @@ static int lock_cache(int *fd_out, const char *data_dir, const char *repository)
 	const char *slash = strchr(repository, '/');
 	int n = snprintf(dir, sizeof(dir), "%s/repos/%.*s", data_dir, (int)(slash - repository), repository);
 	if (n < 0 || (size_t)n >= sizeof(dir))
-		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
-	int error = app_mkdirs(dir, 0700);
+		return base_error_set(BASE_EINVALID, "DATA_DIR path too long");
+	int error = base_mkdirs(dir, 0700);
 	if (error < 0)
 		return error;
 	n = snprintf(path, sizeof(path), "%s/repos/%s.lock", data_dir, repository);
 	if (n < 0 || (size_t)n >= sizeof(path))
-		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		return base_error_set(BASE_EINVALID, "DATA_DIR path too long");
 	int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return app_error_set(APP_EGENERIC, "open %s: %s", path, strerror(errno));
+		return base_error_set(BASE_EGENERIC, "open %s: %s", path, strerror(errno));
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno == EINTR)
 			continue;
-		error = app_error_set(APP_EGENERIC, "flock %s: %s", path, strerror(errno));
+		error = base_error_set(BASE_EGENERIC, "flock %s: %s", path, strerror(errno));
 		close(fd);
 		return error;
 	}
@@ -215,12 +215,12 @@ static int open_cache(git_repository **out, const char *data_dir, const char *re
 	char path[PATH_CAP];
 	int n = snprintf(path, sizeof(path), "%s/repos/%s.git", data_dir, repository);
 	if (n < 0 || (size_t)n >= sizeof(path))
-		return app_error_set(APP_EINVALID, "DATA_DIR path too long");
+		return base_error_set(BASE_EINVALID, "DATA_DIR path too long");
 	if (git_repository_open_bare(out, path) == 0)
 		return 0;
 	if (git_repository_init(out, path, 1) < 0)
-		return app_error_set(APP_EGENERIC, "cannot create the cache %s: %s", path, git_msg());
-	app_log(APP_LOG_INFO, "pr: created repository cache", "repository", repository, NULL);
+		return base_error_set(BASE_EGENERIC, "cannot create the cache %s: %s", path, git_msg());
+	base_log(BASE_LOG_INFO, "pr: created repository cache", "repository", repository, NULL);
 	return 0;
 }
 
@@ -228,10 +228,10 @@ static int ref_name(char *out, size_t cap, const char *prefix, const char *branc
 {
 	int n = snprintf(out, cap, "%s%s", prefix, branch ? branch : "");
 	if (!branch || n < 0 || (size_t)n >= cap)
-		return app_error_set(APP_EINVALID, "branch name too long");
+		return base_error_set(BASE_EINVALID, "branch name too long");
 	int valid = 0;
 	if (git_reference_name_is_valid(&valid, out) < 0 || !valid)
-		return app_error_set(APP_EINVALID, "not a valid branch name: %.*s", cut(branch, 200), branch);
+		return base_error_set(BASE_EINVALID, "not a valid branch name: %.*s", cut(branch, 200), branch);
 	return 0;
 }
 
@@ -256,7 +256,7 @@ static int collect_paths(touched *t, git_diff *diff)
 	t->n = 0;
 	t->paths = calloc(2 * n + 1, sizeof(*t->paths));
 	if (!t->paths)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const git_diff_delta *d = git_diff_get_delta(diff, i);
 		const char *side[2] = {d->old_file.path, d->new_file.path};
@@ -280,7 +280,7 @@ static int check_placement(git_tree *tree, const char *path)
 	git_tree_entry *e = NULL;
 	size_t len = strlen(path);
 	if (len >= sizeof(prefix))
-		return app_error_set(APP_EINVALID, "the diff names a path that is too long");
+		return base_error_set(BASE_EINVALID, "the diff names a path that is too long");
 	for (size_t i = 0; i <= len; i++) {
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
@@ -292,10 +292,10 @@ static int check_placement(git_tree *tree, const char *path)
 		git_tree_entry_free(e);
 		e = NULL;
 		if (path[i] == '/' && type != GIT_OBJECT_TREE)
-			return app_error_set(APP_EINVALID, "the diff puts %.*s under %.*s, which is a file",
+			return base_error_set(BASE_EINVALID, "the diff puts %.*s under %.*s, which is a file",
 					     cut(path, 200), path, cut(prefix, 200), prefix);
 		if (path[i] == '\0' && type == GIT_OBJECT_TREE)
-			return app_error_set(APP_EINVALID, "the diff writes %.*s, which is a directory", cut(path, 200),
+			return base_error_set(BASE_EINVALID, "the diff writes %.*s, which is a directory", cut(path, 200),
 					     path);
 	}
 	return 0;
@@ -337,10 +337,10 @@ static int check_special(git_tree *tree, const char *path)
 	git_filemode_t mode = git_tree_entry_filemode(e);
 	git_tree_entry_free(e);
 	if (mode == GIT_FILEMODE_LINK)
-		return app_error_set(APP_EINVALID, "the diff changes %.*s, which is a symbolic link in the base commit",
+		return base_error_set(BASE_EINVALID, "the diff changes %.*s, which is a symbolic link in the base commit",
 				     cut(path, 200), path);
 	if (mode == GIT_FILEMODE_COMMIT)
-		return app_error_set(APP_EINVALID, "the diff changes %.*s, which is a submodule in the base commit",
+		return base_error_set(BASE_EINVALID, "the diff changes %.*s, which is a submodule in the base commit",
 				     cut(path, 200), path);
 	return 0;
 }
@@ -356,7 +356,7 @@ static int check_deltas(git_tree *tree, git_diff *diff)
 	path_state *st = calloc(2 * n + 1, sizeof(*st));
 	int error = 0;
 	if (!st)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n && error == 0; i++) {
 		const git_diff_delta *d = git_diff_get_delta(diff, i);
 		const char *from = d->old_file.path, *to = d->new_file.path;
@@ -377,12 +377,12 @@ static int check_deltas(git_tree *tree, git_diff *diff)
 				}
 			}
 			if (exists && d->status == GIT_DELTA_ADDED) {
-				error = app_error_set(APP_EINVALID, "the diff adds a new file over the existing file %.*s",
+				error = base_error_set(BASE_EINVALID, "the diff adds a new file over the existing file %.*s",
 						      cut(to, 200), to);
 				break;
 			}
 			if (exists) {
-				error = app_error_set(APP_EINVALID, "the diff %s %.*s onto the existing file %.*s",
+				error = base_error_set(BASE_EINVALID, "the diff %s %.*s onto the existing file %.*s",
 						      d->status == GIT_DELTA_RENAMED ? "renames" : "copies",
 						      cut(from ? from : "", 200), from ? from : "", cut(to, 200), to);
 				break;
@@ -414,7 +414,7 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 	git_oid oid;
 	int error;
 	if (git_commit_tree(&tree, base) < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot read the base tree: %s", git_msg());
+		error = base_error_set(BASE_EGENERIC, "cannot read the base tree: %s", git_msg());
 		goto done;
 	}
 	if ((error = check_deltas(tree, diff)) < 0)
@@ -422,7 +422,7 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 	if ((error = collect_paths(&t, diff)) < 0)
 		goto done;
 	if (!(updates = calloc(t.n + 1, sizeof(*updates)))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	/* the preimage: the touched paths that exist in the base */
@@ -442,7 +442,7 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 	}
 	if (git_treebuilder_new(&bld, repo, NULL) < 0 || git_treebuilder_write(&oid, bld) < 0 ||
 	    git_tree_lookup(&sparse, repo, &oid) < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot write an empty tree: %s", git_msg());
+		error = base_error_set(BASE_EGENERIC, "cannot write an empty tree: %s", git_msg());
 		goto done;
 	}
 	if (nu > 0) {
@@ -451,14 +451,14 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 		int rc = git_tree_create_updated(&oid, repo, empty, nu, updates);
 		git_tree_free(empty);
 		if (rc < 0 || git_tree_lookup(&sparse, repo, &oid) < 0) {
-			error = app_error_set(APP_EGENERIC, "cannot write the preimage tree: %s", git_msg());
+			error = base_error_set(BASE_EGENERIC, "cannot write the preimage tree: %s", git_msg());
 			goto done;
 		}
 	}
 	if (git_apply_to_tree(&index, repo, sparse, diff, NULL) < 0) {
 		char id[GIT_OID_HEXSZ + 1];
 		git_oid_tostr(id, sizeof(id), git_commit_id(base));
-		error = app_error_set(APP_EINVALID, "the diff does not apply to %.12s: %s", id, git_msg());
+		error = base_error_set(BASE_EINVALID, "the diff does not apply to %.12s: %s", id, git_msg());
 		goto done;
 	}
 	/* the postimage of each touched path, written over the base tree */
@@ -481,7 +481,7 @@ static int build_tree(git_oid *tree_out, git_repository *repo, git_commit *base,
 		nu++;
 	}
 	if (git_tree_create_updated(tree_out, repo, tree, nu, updates) < 0) {
-		error = app_error_set(APP_EINVALID, "cannot build the new tree: %s", git_msg());
+		error = base_error_set(BASE_EINVALID, "cannot build the new tree: %s", git_msg());
 		goto done;
 	}
 	error = 0;
@@ -504,7 +504,7 @@ static int anonymous_remote(git_remote **out, git_repository *repo, const char *
 	o.repository = repo;
 	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
 	if (git_remote_create_with_opts(out, url, &o) < 0)
-		return app_error_set(APP_EINVALID, "bad repository URL: %s", git_msg());
+		return base_error_set(BASE_EINVALID, "bad repository URL: %s", git_msg());
 	return 0;
 }
 
@@ -531,22 +531,22 @@ static int push_branch(git_remote *remote, remote_ctx *ctx, const char *local_re
 	if (gerr < 0) {
 		const char *m = git_msg();
 		if (strstr(m, "non-fastforward") || strstr(m, "non-fast-forward"))
-			return app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+			return base_error_set(BASE_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
 					     remote_ref, m);
 		return net_error(gerr, "push to", git->repository);
 	}
 	if (ctx->status[0]) {
 		const char *s = ctx->status;
 		if (strstr(s, "fast-forward") || strstr(s, "fetch first") || strstr(s, "already exists"))
-			return app_error_set(APP_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
+			return base_error_set(BASE_EEXISTS, "push of %s refused: the remote branch has other commits (%s)",
 					     remote_ref, s);
 		char why[300];
 		remote_error_line(why, sizeof(why), ctx);
 		if (strstr(s, "protected branch") || strstr(why, "GH006"))
-			return app_error_set(APP_EFORBIDDEN,
+			return base_error_set(BASE_EFORBIDDEN,
 					     "push of %s refused by %s: a branch protection rule covers it (%s%s%s)",
 					     remote_ref, git->repository, s, why[0] ? "; " : "", why);
-		return app_error_set(APP_EFORBIDDEN, "push of %s refused by %s: %s%s%s", remote_ref, git->repository, s,
+		return base_error_set(BASE_EFORBIDDEN, "push of %s refused by %s: %s%s%s", remote_ref, git->repository, s,
 				     why[0] ? "; " : "", why);
 	}
 	return 0;
@@ -590,7 +590,7 @@ static int fetch(git_repository *repo, const pr_git_options *git, const char *ba
 	}
 	git_odb *odb = NULL;
 	if (git_repository_odb(&odb, repo) < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
+		error = base_error_set(BASE_EGENERIC, "cannot open the object database: %s", git_msg());
 		goto done;
 	}
 	if (!git_odb_exists(odb, base_oid) || !git_odb_exists(odb, tip_oid)) {
@@ -615,7 +615,7 @@ static int fetch(git_repository *repo, const pr_git_options *git, const char *ba
 			goto done;
 		}
 		if ((gerr = git_remote_update_tips(remote, &cbs, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, NULL)) < 0) {
-			error = app_error_set(APP_EGENERIC, "cannot update the cache's refs: %s", git_msg());
+			error = base_error_set(BASE_EGENERIC, "cannot update the cache's refs: %s", git_msg());
 			goto done;
 		}
 	}
@@ -645,7 +645,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	git_libgit2_init();
 	if (!git || !spec || !git->data_dir || !git->url || !spec->base_sha || !spec->author_name ||
 	    !spec->author_email || !spec->message) {
-		error = app_error_set(APP_EINVALID, "pr_branch_publish: missing argument");
+		error = base_error_set(BASE_EINVALID, "pr_branch_publish: missing argument");
 		goto done;
 	}
 	if ((error = check_repository(git->repository)) < 0)
@@ -655,7 +655,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	    (error = ref_name(local_ref, sizeof(local_ref), "refs/", spec->branch)) < 0)
 		goto done;
 	if (strlen(spec->base_sha) != GIT_OID_HEXSZ || git_oid_fromstr(&base_oid, spec->base_sha) < 0) {
-		error = app_error_set(APP_EINVALID, "base commit is not a 40-hex sha: %.*s",
+		error = base_error_set(BASE_EINVALID, "base commit is not a 40-hex sha: %.*s",
 				      cut(spec->base_sha, 64), spec->base_sha);
 		goto done;
 	}
@@ -682,8 +682,8 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	int gerr = git_remote_connect(push_remote, GIT_DIRECTION_PUSH, &cbs, NULL, NULL);
 	if (gerr < 0) {
 		error = net_error(gerr, "connect to", git->repository);
-		if (error == APP_EFORBIDDEN)
-			error = app_error_set(APP_EFORBIDDEN,
+		if (error == BASE_EFORBIDDEN)
+			error = base_error_set(BASE_EFORBIDDEN,
 					      "push to %s refused: the app may not write to it (it needs the contents: write "
 					      "permission): %s",
 					      git->repository, git_msg());
@@ -698,7 +698,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	const git_remote_head *bh = find_head(heads, nheads, branch_ref);
 	const git_remote_head *tiph = find_head(heads, nheads, base_ref);
 	if (!tiph) {
-		error = app_error_set(APP_ENOTFOUND, "branch %s does not exist in %s", spec->base_branch, git->repository);
+		error = base_error_set(BASE_ENOTFOUND, "branch %s does not exist in %s", spec->base_branch, git->repository);
 		goto done;
 	}
 	git_oid tip;
@@ -707,7 +707,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		git_oid_cpy(&base_oid, &tip); /* a fork's commit is never a parent */
 	git_odb *odb = NULL;
 	if (git_repository_odb(&odb, repo) < 0) {
-		error = app_error_set(APP_EGENERIC, "cannot open the object database: %s", git_msg());
+		error = base_error_set(BASE_EGENERIC, "cannot open the object database: %s", git_msg());
 		goto done;
 	}
 	int cached = git_odb_exists(odb, &base_oid) && git_odb_exists(odb, &tip) && (!bh || git_odb_exists(odb, &bh->oid));
@@ -720,7 +720,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		goto done;
 	}
 	if (git_commit_lookup(&base, repo, &base_oid) < 0) {
-		error = app_error_set(APP_ENOTFOUND, "the measured base commit %.12s is not on %s in %s any more",
+		error = base_error_set(BASE_ENOTFOUND, "the measured base commit %.12s is not on %s in %s any more",
 				      spec->base_sha, spec->base_branch, git->repository);
 		goto done;
 	}
@@ -732,7 +732,7 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	if (!git_oid_equal(&base_oid, &tip) && git_graph_descendant_of(repo, &tip, &base_oid) != 1) {
 		char id[GIT_OID_HEXSZ + 1];
 		git_oid_tostr(id, sizeof(id), &base_oid);
-		error = app_error_set(APP_EINVALID,
+		error = base_error_set(BASE_EINVALID,
 				      "the proposal's base commit %.12s is not on branch %s of %s: perfbot pushes only "
 				      "commits built on that branch's history, never a fork's commits",
 				      id, spec->base_branch, git->repository);
@@ -756,12 +756,12 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 			git_oid_tostr(id, sizeof(id), &remote_head);
 			out->extended = have_pushed && git_graph_descendant_of(repo, &remote_head, &pushed) == 1;
 			if (out->extended)
-				error = app_error_set(APP_EEXISTS,
+				error = base_error_set(BASE_EEXISTS,
 						      "branch %s in %s has commits on top of perfbot's %.12s (head %.12s); "
 						      "not overwriting it",
 						      spec->branch, git->repository, spec->pushed_sha, id);
 			else
-				error = app_error_set(APP_EEXISTS,
+				error = base_error_set(BASE_EEXISTS,
 						      "branch %s already exists in %s with commit %.12s, which perfbot did "
 						      "not push; not overwriting it nor adopting it (delete the branch and "
 						      "approve again)",
@@ -772,23 +772,23 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 		out->pushed = 0;
 	} else {
 		if (git_signature_now(&sig, spec->author_name, spec->author_email) < 0) {
-			error = app_error_set(APP_EINVALID, "bad bot identity: %s", git_msg());
+			error = base_error_set(BASE_EINVALID, "bad bot identity: %s", git_msg());
 			goto done;
 		}
 		git_tree *tree = NULL;
 		if (git_tree_lookup(&tree, repo, &tree_oid) < 0) {
-			error = app_error_set(APP_EGENERIC, "cannot read the new tree: %s", git_msg());
+			error = base_error_set(BASE_EGENERIC, "cannot read the new tree: %s", git_msg());
 			goto done;
 		}
 		const git_commit *parents[] = {base};
 		int rc = git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, spec->message, tree, 1, parents);
 		git_tree_free(tree);
 		if (rc < 0) {
-			error = app_error_set(APP_EGENERIC, "cannot write the commit: %s", git_msg());
+			error = base_error_set(BASE_EGENERIC, "cannot write the commit: %s", git_msg());
 			goto done;
 		}
 		if (git_reference_create(&ref, repo, local_ref, &commit_oid, 1, "perfbot: proposal commit") < 0) {
-			error = app_error_set(APP_EGENERIC, "cannot write %s: %s", local_ref, git_msg());
+			error = base_error_set(BASE_EGENERIC, "cannot write %s: %s", local_ref, git_msg());
 			goto done;
 		}
 		if (spec->record_push) {
@@ -807,9 +807,9 @@ int pr_branch_publish(pr_branch_result *out, const pr_git_options *git, const pr
 	snprintf(ms_fetch, sizeof(ms_fetch), "%.1f", t_connected - t_start);
 	snprintf(ms_build, sizeof(ms_build), "%.1f", t_built - t_connected);
 	snprintf(ms_push, sizeof(ms_push), "%.1f", mono_ms() - t_built);
-	app_log(APP_LOG_DEBUG, "pr: branch timings", "connect_fetch_ms", ms_fetch, "build_ms", ms_build, "commit_push_ms",
+	base_log(BASE_LOG_DEBUG, "pr: branch timings", "connect_fetch_ms", ms_fetch, "build_ms", ms_build, "commit_push_ms",
 		ms_push, NULL);
-	app_log(APP_LOG_INFO, "pr: branch ready", "repository", git->repository, "branch", spec->branch, "commit",
+	base_log(BASE_LOG_INFO, "pr: branch ready", "repository", git->repository, "branch", spec->branch, "commit",
 		out->commit_sha, "pushed", out->pushed ? "yes" : "no", NULL);
 	error = 0;
 done:
@@ -831,17 +831,17 @@ int pr_bot_identity(char **name_out, char **email_out, const char *slug, int64_t
 {
 	*name_out = *email_out = NULL;
 	if (!slug || !*slug || bot_user_id <= 0)
-		return app_error_set(APP_EINVALID, "the bot identity needs the app slug and the bot user id");
-	app_buf name = APP_BUF_INIT(512), email = APP_BUF_INIT(512);
+		return base_error_set(BASE_EINVALID, "the bot identity needs the app slug and the bot user id");
+	base_buf name = BASE_BUF_INIT(512), email = BASE_BUF_INIT(512);
 	int error;
-	if ((error = app_buf_printf(&name, "%s[bot]", slug)) < 0 ||
-	    (error = app_buf_printf(&email, "%lld+%s[bot]@users.noreply.github.com", (long long)bot_user_id, slug)) <
+	if ((error = base_buf_printf(&name, "%s[bot]", slug)) < 0 ||
+	    (error = base_buf_printf(&email, "%lld+%s[bot]@users.noreply.github.com", (long long)bot_user_id, slug)) <
 		    0) {
-		app_buf_dispose(&name);
-		app_buf_dispose(&email);
+		base_buf_dispose(&name);
+		base_buf_dispose(&email);
 		return error;
 	}
-	*name_out = app_buf_detach(&name);
-	*email_out = app_buf_detach(&email);
+	*name_out = base_buf_detach(&name);
+	*email_out = base_buf_detach(&email);
 	return 0;
 }

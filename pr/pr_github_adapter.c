@@ -5,9 +5,9 @@
  * GitHub's answers are outside input: every field is read with a type check
  * and a missing one becomes NULL / 0 / -1 rather than an error, except the
  * pull request number, without which nothing can follow.  Status mapping is
- * github/'s (APP_EEXISTS on a 422 "already exists"); the only remapping here
+ * github/'s (BASE_EEXISTS on a 422 "already exists"); the only remapping here
  * is a 422 on a branch deletion ("Reference does not exist"), which is
- * APP_ENOTFOUND like the 404.  No state beyond the borrowed client; any
+ * BASE_ENOTFOUND like the 404.  No state beyond the borrowed client; any
  * thread (the client is thread-safe). */
 #include "pr/pr_github_adapter.h"
 
@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/buf.h"
-#include "app/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #define PATH_CAP 2048
 #define PART_CAP 256
@@ -32,7 +32,7 @@ static int split(repo_parts *out, const char *repository)
 	const char *slash = repository ? strchr(repository, '/') : NULL;
 	if (!slash || slash == repository || !slash[1] || strchr(slash + 1, '/') ||
 	    (size_t)(slash - repository) >= PART_CAP || strlen(slash + 1) >= PART_CAP)
-		return app_error_set(APP_EINVALID, "repository must be owner/name: %.200s", repository ? repository : "");
+		return base_error_set(BASE_EINVALID, "repository must be owner/name: %.200s", repository ? repository : "");
 	memcpy(out->owner, repository, (size_t)(slash - repository));
 	out->owner[slash - repository] = '\0';
 	snprintf(out->name, sizeof(out->name), "%s", slash + 1);
@@ -41,7 +41,7 @@ static int split(repo_parts *out, const char *repository)
 
 /* Percent-encodes s for a path segment or a query value; '/' is kept when
  * keep_slash (a branch name inside git/refs/heads/...). */
-static int escape(app_buf *b, const char *s, int keep_slash)
+static int escape(base_buf *b, const char *s, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	int error = 0;
@@ -50,10 +50,10 @@ static int escape(app_buf *b, const char *s, int keep_slash)
 		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
 		    ch == '_' || ch == '.' || ch == '~' || (keep_slash && ch == '/')) {
 			char c = (char)ch;
-			error = app_buf_put(b, &c, 1);
+			error = base_buf_put(b, &c, 1);
 		} else {
 			char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-			error = app_buf_put(b, enc, 3);
+			error = base_buf_put(b, enc, 3);
 		}
 	}
 	return error;
@@ -64,7 +64,7 @@ static int dup_field(char **out, const json_t *obj, const char *key)
 	const char *s = json_string_value(json_object_get(obj, key));
 	*out = NULL;
 	if (s && !(*out = strdup(s)))
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -73,7 +73,7 @@ int pr_pull_from_github(pr_pull *out, const json_t *obj)
 	memset(out, 0, sizeof(*out));
 	json_t *num = json_object_get(obj, "number");
 	if (!json_is_integer(num) || json_integer_value(num) <= 0 || json_integer_value(num) > 2147483647)
-		return app_error_set(APP_EINVALID, "GitHub returned a pull request without a number");
+		return base_error_set(BASE_EINVALID, "GitHub returned a pull request without a number");
 	out->number = (int)json_integer_value(num);
 	const json_t *head = json_object_get(obj, "head"), *base = json_object_get(obj, "base");
 	int error;
@@ -103,7 +103,7 @@ static int create_pull(pr_pull *out, const char *repository, const char *title, 
 	req = json_pack("{s:s, s:s, s:s, s:s, s:b}", "title", title ? title : "", "head", head ? head : "", "base",
 			base ? base : "", "body", body ? body : "", "maintainer_can_modify", 1);
 	if (!req)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	if ((error = gh_create_pull(a->gh, a->installation_id, r.owner, r.name, req, &res)) == 0)
 		error = pr_pull_from_github(out, res);
 	json_decref(req);
@@ -145,7 +145,7 @@ static int list_open_pulls(pr_pull **out, size_t *n_out, const char *repository,
 {
 	pr_github_adapter *a = payload;
 	repo_parts r;
-	app_buf path = APP_BUF_INIT(PATH_CAP);
+	base_buf path = BASE_BUF_INIT(PATH_CAP);
 	json_t *list = NULL;
 	pr_pull *pulls = NULL;
 	size_t n = 0;
@@ -154,16 +154,16 @@ static int list_open_pulls(pr_pull **out, size_t *n_out, const char *repository,
 	int error = split(&r, repository);
 	if (error < 0)
 		goto done;
-	if ((error = app_buf_puts(&path, "/repos/")) < 0 || (error = escape(&path, r.owner, 0)) < 0 ||
-	    (error = app_buf_puts(&path, "/")) < 0 || (error = escape(&path, r.name, 0)) < 0 ||
-	    (error = app_buf_puts(&path, "/pulls?state=open&per_page=100&base=")) < 0 ||
+	if ((error = base_buf_puts(&path, "/repos/")) < 0 || (error = escape(&path, r.owner, 0)) < 0 ||
+	    (error = base_buf_puts(&path, "/")) < 0 || (error = escape(&path, r.name, 0)) < 0 ||
+	    (error = base_buf_puts(&path, "/pulls?state=open&per_page=100&base=")) < 0 ||
 	    (error = escape(&path, base ? base : "", 0)) < 0)
 		goto done;
-	if ((error = gh_request_all(a->gh, a->installation_id, app_buf_cstr(&path), NULL, &list)) < 0)
+	if ((error = gh_request_all(a->gh, a->installation_id, base_buf_cstr(&path), NULL, &list)) < 0)
 		goto done;
 	size_t total = json_array_size(list);
 	if (total > 0 && !(pulls = calloc(total, sizeof(*pulls)))) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < total; i++) {
@@ -178,7 +178,7 @@ static int list_open_pulls(pr_pull **out, size_t *n_out, const char *repository,
 done:
 	free(pulls);
 	json_decref(list);
-	app_buf_dispose(&path);
+	base_buf_dispose(&path);
 	return error;
 }
 
@@ -207,23 +207,23 @@ static int delete_branch(const char *repository, const char *branch, void *paylo
 {
 	pr_github_adapter *a = payload;
 	repo_parts r;
-	app_buf path = APP_BUF_INIT(PATH_CAP);
+	base_buf path = BASE_BUF_INIT(PATH_CAP);
 	int error = split(&r, repository);
 	if (error < 0)
 		goto done;
 	if (!branch || !*branch) {
-		error = app_error_set(APP_EINVALID, "no branch to delete");
+		error = base_error_set(BASE_EINVALID, "no branch to delete");
 		goto done;
 	}
-	if ((error = app_buf_puts(&path, "/repos/")) < 0 || (error = escape(&path, r.owner, 0)) < 0 ||
-	    (error = app_buf_puts(&path, "/")) < 0 || (error = escape(&path, r.name, 0)) < 0 ||
-	    (error = app_buf_puts(&path, "/git/refs/heads/")) < 0 || (error = escape(&path, branch, 1)) < 0)
+	if ((error = base_buf_puts(&path, "/repos/")) < 0 || (error = escape(&path, r.owner, 0)) < 0 ||
+	    (error = base_buf_puts(&path, "/")) < 0 || (error = escape(&path, r.name, 0)) < 0 ||
+	    (error = base_buf_puts(&path, "/git/refs/heads/")) < 0 || (error = escape(&path, branch, 1)) < 0)
 		goto done;
-	error = gh_request(a->gh, a->installation_id, "DELETE", app_buf_cstr(&path), NULL, NULL);
-	if (error == APP_EINVALID || error == APP_ENOTFOUND) /* 422 "Reference does not exist" or 404 */
-		error = app_error_set(APP_ENOTFOUND, "branch %.200s is already gone from %.200s", branch, repository);
+	error = gh_request(a->gh, a->installation_id, "DELETE", base_buf_cstr(&path), NULL, NULL);
+	if (error == BASE_EINVALID || error == BASE_ENOTFOUND) /* 422 "Reference does not exist" or 404 */
+		error = base_error_set(BASE_ENOTFOUND, "branch %.200s is already gone from %.200s", branch, repository);
 done:
-	app_buf_dispose(&path);
+	base_buf_dispose(&path);
 	return error;
 }
 
@@ -237,7 +237,7 @@ static int update_check_run(const char *repository, int64_t check_run_id, const 
 		return error;
 	json_t *body = json_pack("{s:{s:s, s:s}}", "output", "title", title ? title : "", "summary", summary ? summary : "");
 	if (!body)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	if (details_url && *details_url)
 		json_object_set_new(body, "details_url", json_string(details_url));
 	error = gh_update_check_run(a->gh, a->installation_id, r.owner, r.name, check_run_id, body);

@@ -14,7 +14,7 @@
  * CONFLICT_CHECKS times) and comments once if it conflicts.
  * Worker threads; the state shared between jobs is the bot identity only. */
 #include "pr/pr_job.h"
-#include "app/clock.h"
+#include "base/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,9 +22,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "pr/pr.h"
 #include "pr/pr_github_adapter.h"
 
@@ -44,8 +44,8 @@ static int token_cb(char **token_out, void *payload)
 
 static int permanent(int error)
 {
-	return error == APP_EINVALID || error == APP_ETOOBIG || error == APP_EEXISTS || error == APP_EFORBIDDEN ||
-	       error == APP_ENOTFOUND;
+	return error == BASE_EINVALID || error == BASE_ETOOBIG || error == BASE_EEXISTS || error == BASE_EFORBIDDEN ||
+	       error == BASE_ENOTFOUND;
 }
 
 /* The App's bot identity, from the cache or GitHub (GET /app, then GET
@@ -62,26 +62,26 @@ static int bot_identity(pr_services *svc, char *name, size_t name_cap, char *ema
 		goto done;
 	const char *slug = json_string_value(json_object_get(app, "slug"));
 	if (!slug || !*slug) {
-		error = app_error_set(APP_ERETRY, "GitHub's GET /app answered without a slug");
+		error = base_error_set(BASE_ERETRY, "GitHub's GET /app answered without a slug");
 		goto done;
 	}
 	if ((error = gh_get_bot_user(svc->gh, slug, &user)) < 0)
 		goto done;
 	json_t *id = json_object_get(user, "id");
 	if (!json_is_integer(id)) {
-		error = app_error_set(APP_ERETRY, "GitHub's bot user %s[bot] has no id", slug);
+		error = base_error_set(BASE_ERETRY, "GitHub's bot user %s[bot] has no id", slug);
 		goto done;
 	}
 	if ((error = pr_bot_identity(&n, &e, slug, (int64_t)json_integer_value(id))) < 0)
 		goto done;
 	if (strlen(n) >= sizeof(svc->bot_name) || strlen(e) >= sizeof(svc->bot_email)) {
-		error = app_error_set(APP_EINVALID, "the App's slug is too long for a commit identity");
+		error = base_error_set(BASE_EINVALID, "the App's slug is too long for a commit identity");
 		goto done;
 	}
 	snprintf(svc->bot_name, sizeof(svc->bot_name), "%s", n);
 	snprintf(svc->bot_email, sizeof(svc->bot_email), "%s", e);
 	svc->bot_known = 1;
-	app_log(APP_LOG_INFO, "pr: bot identity", "name", svc->bot_name, NULL);
+	base_log(BASE_LOG_INFO, "pr: bot identity", "name", svc->bot_name, NULL);
 copy:
 	snprintf(name, name_cap, "%s", svc->bot_name);
 	snprintf(email, email_cap, "%s", svc->bot_email);
@@ -96,13 +96,13 @@ done:
 
 /* The clone URL of the run's repository: the one its event carried, else
  * github.com's (or the GitHub Enterprise host's). */
-static int clone_url(app_buf *out, const app_config *cfg, const json_t *run, const char *repository)
+static int clone_url(base_buf *out, const base_config *cfg, const json_t *run, const char *repository)
 {
 	const char *url = json_string_value(json_object_get(json_object_get(run, "data"), "clone_url"));
 	if (url && *url)
-		return app_buf_puts(out, url);
+		return base_buf_puts(out, url);
 	const char *host = cfg && cfg->ghe_host && *cfg->ghe_host ? cfg->ghe_host : "github.com";
-	return app_buf_printf(out, "https://%s/%s.git", host, repository);
+	return base_buf_printf(out, "https://%s/%s.git", host, repository);
 }
 
 static int parse_run_id(int64_t *out, const char *payload)
@@ -112,18 +112,18 @@ static int parse_run_id(int64_t *out, const char *payload)
 	json_t *id = json_object_get(root, "run_id");
 	int error = 0;
 	if (!json_is_integer(id) || json_integer_value(id) <= 0)
-		error = app_error_set(APP_EINVALID, "pr.open job payload lacks a run_id");
+		error = base_error_set(BASE_EINVALID, "pr.open job payload lacks a run_id");
 	else
 		*out = (int64_t)json_integer_value(id);
 	json_decref(root);
 	return error;
 }
 
-static int on_pr_open(app_job_ctx *ctx, void *payload)
+static int on_pr_open(store_job_ctx *ctx, void *payload)
 {
 	pr_services *svc = payload;
 	json_t *run = NULL;
-	app_buf url = APP_BUF_INIT(4096);
+	base_buf url = BASE_BUF_INIT(4096);
 	pr_open_result res = {0};
 	char bot_name[256], bot_email[384];
 	int64_t run_id = 0;
@@ -132,7 +132,7 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 	if ((error = parse_run_id(&run_id, ctx->job->payload)) < 0)
 		goto done;
 	if (!svc->gh) {
-		error = app_error_set(APP_EINVALID, "no GitHub App is configured: cannot open pull requests");
+		error = base_error_set(BASE_EINVALID, "no GitHub App is configured: cannot open pull requests");
 		goto done;
 	}
 	if ((error = store_run_get(svc->store, run_id, &run)) < 0)
@@ -140,7 +140,7 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 	const char *repository = json_string_value(json_object_get(run, "repository"));
 	int64_t inst = (int64_t)json_integer_value(json_object_get(run, "installation_id"));
 	if (!repository || inst <= 0) {
-		error = app_error_set(APP_EINVALID, "run %" PRId64 " has no repository or installation", run_id);
+		error = base_error_set(BASE_EINVALID, "run %" PRId64 " has no repository or installation", run_id);
 		goto done;
 	}
 	if ((error = clone_url(&url, svc->cfg, run, repository)) < 0)
@@ -152,7 +152,7 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 	pr_git_options git = {
 		.data_dir = svc->cfg && svc->cfg->data_dir ? svc->cfg->data_dir : ".",
 		.repository = repository,
-		.url = app_buf_cstr(&url),
+		.url = base_buf_cstr(&url),
 		.token = token_cb,
 		.token_payload = &tok,
 	};
@@ -168,13 +168,13 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 		.mergeable_delay_ms = 1000,
 	};
 	error = pr_job_open(&res, svc->store, &opts, run_id);
-	if (error == APP_EAUTH) {
+	if (error == BASE_EAUTH) {
 		/* the cached token was refused by git: one more try with a new one */
-		app_log(APP_LOG_WARN, "pr: git refused the installation token; retrying with a new one", "repository",
+		base_log(BASE_LOG_WARN, "pr: git refused the installation token; retrying with a new one", "repository",
 			repository, NULL);
 		gh_installation_token_invalidate(svc->gh, inst);
 		error = pr_job_open(&res, svc->store, &opts, run_id);
-		if (error == APP_EAUTH)
+		if (error == BASE_EAUTH)
 			gh_installation_token_invalidate(svc->gh, inst);
 	}
 	if (error == 0)
@@ -184,28 +184,28 @@ static int on_pr_open(app_job_ctx *ctx, void *payload)
 		char job[64], key[64];
 		snprintf(job, sizeof(job), "{\"run_id\":%" PRId64 "}", run_id);
 		snprintf(key, sizeof(key), "pr.conflict:%" PRId64, run_id);
-		if (store_job_add(svc->store, NULL, "pr.conflict", job, key, app_wall_ms() + CONFLICT_DELAY_MS) < 0)
-			app_log(APP_LOG_WARN, "pr: cannot queue the later mergeability check", "repository", repository,
-				"error", app_error_last(), NULL);
+		if (store_job_add(svc->store, NULL, "pr.conflict", job, key, base_wall_ms() + CONFLICT_DELAY_MS) < 0)
+			base_log(BASE_LOG_WARN, "pr: cannot queue the later mergeability check", "repository", repository,
+				"error", base_error_last(), NULL);
 	}
 done:
 	if (error < 0) {
 		if (permanent(error)) {
 			ctx->final_attempt = 1; /* the refusal would only repeat */
 			snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": no pull request", run_id);
-		} else if (error == APP_ERETRY && gh_retry_wait_ms() > 0) {
-			ctx->retry_at_ms = app_wall_ms() + gh_retry_wait_ms();
+		} else if (error == BASE_ERETRY && gh_retry_wait_ms() > 0) {
+			ctx->retry_at_ms = base_wall_ms() + gh_retry_wait_ms();
 		}
 	}
 	pr_open_result_dispose(&res);
-	app_buf_dispose(&url);
+	base_buf_dispose(&url);
 	json_decref(run);
 	return error;
 }
 
 /* "pr.conflict": GitHub's mergeability of the run's open pull request,
  * asked again until known; a conflict gets its comment once. */
-static int on_pr_conflict(app_job_ctx *ctx, void *payload)
+static int on_pr_conflict(store_job_ctx *ctx, void *payload)
 {
 	pr_services *svc = payload;
 	json_t *run = NULL, *pull = NULL, *proposal = NULL;
@@ -214,7 +214,7 @@ static int on_pr_conflict(app_job_ctx *ctx, void *payload)
 	if ((error = parse_run_id(&run_id, ctx->job->payload)) < 0)
 		goto done;
 	if (!svc->gh) {
-		error = app_error_set(APP_EINVALID, "no GitHub App is configured");
+		error = base_error_set(BASE_EINVALID, "no GitHub App is configured");
 		goto done;
 	}
 	if ((error = store_run_get(svc->store, run_id, &run)) < 0 || (error = store_pull_get(svc->store, run_id, &pull)) < 0 ||
@@ -243,8 +243,8 @@ static int on_pr_conflict(app_job_ctx *ctx, void *payload)
 				 run_id, number);
 			goto done;
 		}
-		ctx->retry_at_ms = app_wall_ms() + CONFLICT_DELAY_MS;
-		error = app_error_set(APP_ERETRY, "GitHub has not computed whether #%d merges yet", number);
+		ctx->retry_at_ms = base_wall_ms() + CONFLICT_DELAY_MS;
+		error = base_error_set(BASE_ERETRY, "GitHub has not computed whether #%d merges yet", number);
 		goto done;
 	}
 	snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": #%d %s", run_id, number,
@@ -256,14 +256,14 @@ done:
 	return error;
 }
 
-int pr_jobs_register(app_workers *w, pr_services *svc)
+int pr_jobs_register(store_workers *w, pr_services *svc)
 {
 	if (!w || !svc)
-		return app_error_set(APP_EINVALID, "pr_jobs_register: missing argument");
+		return base_error_set(BASE_EINVALID, "pr_jobs_register: missing argument");
 	pthread_mutex_init(&svc->bot_lock, NULL);
 	svc->bot_known = 0;
-	int error = app_workers_register(w, "pr.open", on_pr_open, svc);
-	return error < 0 ? error : app_workers_register(w, "pr.conflict", on_pr_conflict, svc);
+	int error = store_workers_register(w, "pr.open", on_pr_open, svc);
+	return error < 0 ? error : store_workers_register(w, "pr.conflict", on_pr_conflict, svc);
 }
 
 int pr_handle_closed_event(pr_services *svc, const json_t *payload)
@@ -271,19 +271,19 @@ int pr_handle_closed_event(pr_services *svc, const json_t *payload)
 	pr_closed_event ev;
 	const char *state = NULL;
 	int error = pr_closed_event_parse(&ev, payload);
-	if (error == APP_ENOTFOUND)
+	if (error == BASE_ENOTFOUND)
 		return 0; /* not a perfbot branch */
 	if (error < 0)
 		return error;
 	if (!svc || !svc->gh || !svc->store)
-		return app_error_set(APP_EINVALID, "no GitHub App is configured: pull request event ignored");
+		return base_error_set(BASE_EINVALID, "no GitHub App is configured: pull request event ignored");
 	int64_t inst = (int64_t)json_integer_value(json_object_get(json_object_get(payload, "installation"), "id"));
 	pr_github gh;
 	pr_github_adapter adapter;
 	pr_github_adapter_init(&gh, &adapter, svc->gh, inst);
 	error = pr_handle_closed(&state, svc->store, &gh, payload);
-	if (error == APP_ENOTFOUND) {
-		app_log(APP_LOG_INFO, "pr: closed pull request is not one perfbot opened", "repository", ev.repository,
+	if (error == BASE_ENOTFOUND) {
+		base_log(BASE_LOG_INFO, "pr: closed pull request is not one perfbot opened", "repository", ev.repository,
 			"branch", ev.branch, NULL);
 		return 0;
 	}
@@ -297,7 +297,7 @@ int pr_handle_closed_event(pr_services *svc, const json_t *payload)
 		snprintf(reason, sizeof(reason), "pull request #%d closed without merging", ev.number);
 	if ((error = store_run_set_state(svc->store, ev.run_id, state, reason)) < 0)
 		return error;
-	app_log(APP_LOG_INFO, "pr: pull request closed", "repository", ev.repository, "branch", ev.branch, "state",
+	base_log(BASE_LOG_INFO, "pr: pull request closed", "repository", ev.repository, "branch", ev.branch, "state",
 		state, NULL);
 	return 0;
 }

@@ -9,13 +9,13 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "app/config.h"
-#include "app/store.h"
-#include "app/worker.h"
+#include "base/config.h"
+#include "store/store.h"
+#include "store/worker.h"
 #include "github/github.h"
 
 typedef struct pr_services {
-	const app_config *cfg;
+	const base_config *cfg;
 	store *store;
 	gh_client *gh;            /* NULL: pr.open jobs fail with a clear error */
 	/* Filled by pr/ (leave zeroed): the App's bot identity, looked up once
@@ -29,12 +29,12 @@ typedef struct pr_services {
 /* Registers the "pr.open" handler (payload {"run_id": N}): the run's
  * proposal becomes a branch and a pull request (pr_job_open) through the
  * real client, with the installation's token for git.  A refused proposal
- * (APP_EINVALID, APP_ETOOBIG, APP_EEXISTS, APP_EFORBIDDEN, APP_ENOTFOUND)
+ * (BASE_EINVALID, BASE_ETOOBIG, BASE_EEXISTS, BASE_EFORBIDDEN, BASE_ENOTFOUND)
  * fails the job at once, with the reason on the run and in the thread;
- * APP_ERETRY and network errors are retried (after GitHub's rate-limit
+ * BASE_ERETRY and network errors are retried (after GitHub's rate-limit
  * wait when there is one).  svc must outlive the workers; call before they
  * start. */
-int pr_jobs_register(app_workers *w, pr_services *svc);
+int pr_jobs_register(store_workers *w, pr_services *svc);
 
 /* A `pull_request` closed event (payload borrowed): updates the run and the
  * pull record of a perfbot/opt-* branch, deletes the branch when it is

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #define MAX_BENCHES 64
 
@@ -42,7 +42,7 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(run) || !json_is_object(proposal))
-		return app_error_set(APP_EINVALID, "run %" PRId64 " or its proposal is not a JSON object", run_id);
+		return base_error_set(BASE_EINVALID, "run %" PRId64 " or its proposal is not a JSON object", run_id);
 	const json_t *rdata = json_object_get(run, "data");
 	out->run_id = run_id;
 	out->repository = jstr(run, "repository");
@@ -61,9 +61,9 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 	out->fork = json_is_true(json_object_get(proposal, "fork")) || json_is_true(json_object_get(rdata, "fork"));
 	out->pushed_sha = jstr(rdata, "pr_commit");
 	if (!out->repository || !out->base_sha || !out->base_branch)
-		return app_error_set(APP_EINVALID, "run %" PRId64 " lacks repository, base commit or branch", run_id);
+		return base_error_set(BASE_EINVALID, "run %" PRId64 " lacks repository, base commit or branch", run_id);
 	if (!out->diff)
-		return app_error_set(APP_EINVALID, "the proposal of run %" PRId64 " has no diff", run_id);
+		return base_error_set(BASE_EINVALID, "the proposal of run %" PRId64 " has no diff", run_id);
 	const json_t *arr = json_object_get(proposal, "benchmarks");
 	size_t i;
 	const json_t *b;
@@ -75,11 +75,11 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 		r->before = jnum(b, "base", "before");
 		r->after = jnum(b, "head", "after");
 		if (!r->name || r->before < 0 || r->after < 0)
-			return app_error_set(APP_EINVALID, "the proposal of run %" PRId64 " has a malformed benchmark", run_id);
+			return base_error_set(BASE_EINVALID, "the proposal of run %" PRId64 " has a malformed benchmark", run_id);
 		out->nbenchmarks++;
 	}
 	if (out->nbenchmarks == 0)
-		return app_error_set(APP_EINVALID, "the proposal of run %" PRId64 " has no benchmark results", run_id);
+		return base_error_set(BASE_EINVALID, "the proposal of run %" PRId64 " has no benchmark results", run_id);
 	out->benchmarks = benches;
 	return 0;
 }
@@ -89,19 +89,19 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
  * push has no thread). */
 static void report_refusal(const pr_options *opts, const pr_proposal *p, const char *reason)
 {
-	app_buf b = APP_BUF_INIT(4096);
-	if (app_buf_printf(&b, "perfbot did not open a pull request for run %" PRId64 ": %s", p->run_id, reason) < 0) {
-		app_buf_dispose(&b);
+	base_buf b = BASE_BUF_INIT(4096);
+	if (base_buf_printf(&b, "perfbot did not open a pull request for run %" PRId64 ": %s", p->run_id, reason) < 0) {
+		base_buf_dispose(&b);
 		return;
 	}
 	if (p->thread_number > 0 &&
-	    opts->gh->comment(p->repository, p->thread_number, app_buf_cstr(&b), opts->gh->payload) < 0)
-		app_log(APP_LOG_WARN, "pr: refusal comment failed", "repository", p->repository, NULL);
+	    opts->gh->comment(p->repository, p->thread_number, base_buf_cstr(&b), opts->gh->payload) < 0)
+		base_log(BASE_LOG_WARN, "pr: refusal comment failed", "repository", p->repository, NULL);
 	if (p->check_run_id > 0 && opts->gh->update_check_run &&
-	    opts->gh->update_check_run(p->repository, p->check_run_id, "Pull request not opened", app_buf_cstr(&b),
+	    opts->gh->update_check_run(p->repository, p->check_run_id, "Pull request not opened", base_buf_cstr(&b),
 				       NULL, opts->gh->payload) < 0)
-		app_log(APP_LOG_WARN, "pr: refusal on the check run failed", "repository", p->repository, NULL);
-	app_buf_dispose(&b);
+		base_log(BASE_LOG_WARN, "pr: refusal on the check run failed", "repository", p->repository, NULL);
+	base_buf_dispose(&b);
 }
 
 /* Keeps the commit pr/ is about to push in the run ({"pr_commit": sha}):
@@ -110,15 +110,15 @@ static int record_push(int64_t run_id, const char *commit_sha, void *payload)
 {
 	store *st = payload;
 	json_t *update = json_pack("{s:s}", "pr_commit", commit_sha);
-	int error = update ? store_run_update(st, run_id, update) : app_error_set(APP_ENOMEM, "out of memory");
+	int error = update ? store_run_update(st, run_id, update) : base_error_set(BASE_ENOMEM, "out of memory");
 	json_decref(update);
 	return error;
 }
 
 static int permanent(int error)
 {
-	return error == APP_EINVALID || error == APP_ETOOBIG || error == APP_EEXISTS || error == APP_EFORBIDDEN ||
-	       error == APP_ENOTFOUND;
+	return error == BASE_EINVALID || error == BASE_ETOOBIG || error == BASE_EEXISTS || error == BASE_EFORBIDDEN ||
+	       error == BASE_ENOTFOUND;
 }
 
 int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t run_id)
@@ -131,8 +131,8 @@ int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t 
 	if ((error = store_run_get(st, run_id, &run)) < 0)
 		goto done;
 	if ((error = store_proposal_get(st, run_id, &proposal)) < 0) {
-		if (error == APP_ENOTFOUND)
-			error = app_error_set(APP_EINVALID, "run %" PRId64 " has no proposal to open", run_id);
+		if (error == BASE_ENOTFOUND)
+			error = base_error_set(BASE_EINVALID, "run %" PRId64 " has no proposal to open", run_id);
 		goto done;
 	}
 	if ((error = pr_proposal_from_json(&p, benches, MAX_BENCHES, run_id, run, proposal)) < 0)
@@ -143,26 +143,26 @@ int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t 
 	if ((error = pr_open(out, &with_record, &p)) < 0) {
 		if (permanent(error)) {
 			char reason[1100];
-			snprintf(reason, sizeof(reason), "%s", app_error_last());
+			snprintf(reason, sizeof(reason), "%s", base_error_last());
 			update = json_pack("{s:{s:s}}", "pull", "error", reason);
 			if (update)
 				store_run_update(st, run_id, update);
 			report_refusal(opts, &p, reason);
-			app_error_set(error, "%s", reason);
+			base_error_set(error, "%s", reason);
 		}
 		goto done;
 	}
-	app_buf key = APP_BUF_INIT(8192);
+	base_buf key = BASE_BUF_INIT(8192);
 	for (size_t i = 0; i < p.nbenchmarks; i++)
-		if (app_buf_printf(&key, "%s%s", i ? "," : "", p.benchmarks[i].name) < 0)
+		if (base_buf_printf(&key, "%s%s", i ? "," : "", p.benchmarks[i].name) < 0)
 			break;
 	data = json_pack("{s:s, s:s?, s:s, s:s, s:b}", "commit", out->commit_sha, "url", out->html_url, "benchmarks",
-			 app_buf_cstr(&key), "base", p.base_branch, "conflicts", out->conflicts);
-	app_buf_dispose(&key);
+			 base_buf_cstr(&key), "base", p.base_branch, "conflicts", out->conflicts);
+	base_buf_dispose(&key);
 	update = json_pack("{s:{s:i, s:s?, s:s, s:s, s:s}}", "pull", "number", out->number, "url", out->html_url,
 			   "branch", out->branch, "commit", out->commit_sha, "state", "open");
 	if (!data || !update) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if ((error = store_pull_put(st, run_id, p.repository, out->number, out->branch, "open", data)) < 0 ||
@@ -170,8 +170,8 @@ int pr_job_open(pr_open_result *out, store *st, const pr_options *opts, int64_t 
 		goto done;
 	int closed = 0;
 	if (opts->gh->list_open_pulls && pr_supersede(&closed, opts->gh, &p, out->number) < 0)
-		app_log(APP_LOG_WARN, "pr: superseding older pull requests failed", "repository", p.repository, "error",
-			app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "pr: superseding older pull requests failed", "repository", p.repository, "error",
+			base_error_last(), NULL);
 	error = 0;
 done:
 	json_decref(run);
@@ -192,8 +192,8 @@ int pr_handle_closed(const char **state_out, store *st, const pr_github *gh, con
 	if ((error = pr_closed_event_parse(&ev, payload)) < 0)
 		return error;
 	if ((error = store_pull_find_branch(st, ev.repository, ev.branch, &row)) < 0) {
-		if (error == APP_ENOTFOUND)
-			error = app_error_set(APP_ENOTFOUND, "no perfbot pull request for %s in %s", ev.branch,
+		if (error == BASE_ENOTFOUND)
+			error = base_error_set(BASE_ENOTFOUND, "no perfbot pull request for %s in %s", ev.branch,
 					      ev.repository);
 		goto done;
 	}
@@ -201,7 +201,7 @@ int pr_handle_closed(const char **state_out, store *st, const pr_github *gh, con
 	const json_t *old = json_object_get(row, "data");
 	data = json_is_object(old) ? json_deep_copy(old) : json_object();
 	if (!data) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if ((error = pr_closed_apply(&state, &deleted, gh, &ev, jstr(data, "commit"))) < 0)
@@ -216,7 +216,7 @@ int pr_handle_closed(const char **state_out, store *st, const pr_github *gh, con
 			   ev.merged ? ev.merge_commit_sha : NULL);
 	if (!update || (error = store_run_update(st, run_id, update)) < 0) {
 		if (!update)
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (state_out)

@@ -3,7 +3,7 @@
  * trusts shapes: a missing or mistyped field is an error or a default, never
  * a crash. */
 #include "webhooks/event.h"
-#include "app/error.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ int wh_event_info_parse(wh_event_info *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(payload))
-		return app_error_set(APP_EINVALID, "payload is not a JSON object");
+		return base_error_set(BASE_EINVALID, "payload is not a JSON object");
 	out->action = str(payload, "action");
 	out->installation_id = num(json_object_get(payload, "installation"), "id");
 	out->repository = str(json_object_get(payload, "repository"), "full_name");
@@ -67,10 +67,10 @@ int wh_event_name_ok(const char *event)
 {
 	size_t n = event ? strlen(event) : 0;
 	if (n == 0 || n > 64)
-		return APP_EINVALID;
+		return BASE_EINVALID;
 	for (const char *p = event; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9')))
-			return APP_EINVALID;
+			return BASE_EINVALID;
 	return 0;
 }
 
@@ -78,11 +78,11 @@ int wh_delivery_id_ok(const char *id)
 {
 	size_t n = id ? strlen(id) : 0;
 	if (n == 0 || n > 64)
-		return APP_EINVALID;
+		return BASE_EINVALID;
 	for (const char *p = id; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
 		      *p == '_' || *p == '.'))
-			return APP_EINVALID;
+			return BASE_EINVALID;
 	return 0;
 }
 
@@ -94,8 +94,8 @@ int wh_ping_parse(wh_ping *out, const json_t *payload)
 	if (!out->hook_id)
 		out->hook_id = num(hook, "id");
 	if (!out->hook_id)
-		return app_error_set(APP_EINVALID, "ping without hook_id");
-	out->app_id = num(hook, "app_id");
+		return base_error_set(BASE_EINVALID, "ping without hook_id");
+	out->base_id = num(hook, "base_id");
 	out->zen = str(payload, "zen");
 	return 0;
 }
@@ -108,7 +108,7 @@ static int repo_list(wh_repo_ref **out, size_t *n_out, const json_t *arr)
 		return 0;
 	wh_repo_ref *r = calloc(json_array_size(arr), sizeof(*r));
 	if (!r)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	size_t i, n = 0;
 	json_t *v;
 	json_array_foreach(arr, i, v) {
@@ -132,7 +132,7 @@ int wh_installation_parse(wh_installation *out, const json_t *payload)
 	out->action = str(payload, "action");
 	out->id = num(inst, "id");
 	if (!out->id)
-		return app_error_set(APP_EINVALID, "installation event without installation.id");
+		return base_error_set(BASE_EINVALID, "installation event without installation.id");
 	out->account = str(json_object_get(inst, "account"), "login");
 	const json_t *added = json_object_get(payload, "repositories_added");
 	int error = repo_list(&out->repos, &out->nrepos, added ? added : json_object_get(payload, "repositories"));
@@ -168,6 +168,6 @@ int wh_push_parse(wh_push *out, const json_t *payload)
 	out->installation_id = num(json_object_get(payload, "installation"), "id");
 	out->sender = str(json_object_get(payload, "sender"), "login");
 	if (!out->ref || !out->after || !out->repository)
-		return app_error_set(APP_EINVALID, "push event without ref, after or repository.full_name");
+		return base_error_set(BASE_EINVALID, "push event without ref, after or repository.full_name");
 	return 0;
 }

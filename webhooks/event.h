@@ -17,19 +17,19 @@ typedef struct wh_event_info {
 	const char *sender;          /* login or NULL */
 } wh_event_info;
 
-/* Extracts the common fields; APP_EINVALID when the payload is not an object. */
+/* Extracts the common fields; BASE_EINVALID when the payload is not an object. */
 int wh_event_info_parse(wh_event_info *out, const json_t *payload);
 
 /* 1 when perfbot acts on this event and action, 0 when it only records it. */
 int wh_event_is_handled(const char *event, const char *action);
 
-/* Sanity checks for the headers naming a delivery: 0 or APP_EINVALID. */
+/* Sanity checks for the headers naming a delivery: 0 or BASE_EINVALID. */
 int wh_event_name_ok(const char *event);
 int wh_delivery_id_ok(const char *id);
 
 typedef struct wh_ping {
 	int64_t hook_id;
-	int64_t app_id;     /* hook.app_id, 0 for a repository hook */
+	int64_t base_id;     /* hook.base_id, 0 for a repository hook */
 	const char *zen;
 } wh_ping;
 int wh_ping_parse(wh_ping *out, const json_t *payload);

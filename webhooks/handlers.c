@@ -2,8 +2,8 @@
  * and are idempotent: replaying a delivery (a retried job, a redelivery)
  * leaves the same rows. */
 #include "webhooks/handlers.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "webhooks/event.h"
 #include "webhooks/intake.h"
 
@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int wh_job_payload(json_t **out, app_job_ctx *ctx)
+int wh_job_payload(json_t **out, store_job_ctx *ctx)
 {
 	const store_job *job = ctx->job;
 	if (!job->delivery_id)
-		return app_error_set(APP_EINVALID, "job %lld has no delivery", (long long)job->id);
+		return base_error_set(BASE_EINVALID, "job %lld has no delivery", (long long)job->id);
 	char *body = NULL;
 	size_t len = 0;
 	int error = store_delivery_body(ctx->store, job->delivery_id, &body, &len);
@@ -36,13 +36,13 @@ int wh_job_payload(json_t **out, app_job_ctx *ctx)
 	json_t *root = json_loadb(body, len, 0, &jerr);
 	free(body);
 	if (!root)
-		return app_error_set(APP_EINVALID, "delivery %s: %s", job->delivery_id, jerr.text);
+		return base_error_set(BASE_EINVALID, "delivery %s: %s", job->delivery_id, jerr.text);
 	*out = root;
 	return 0;
 }
 
 /* Runs fn on the delivery's parsed payload. */
-static int with_root(app_job_ctx *ctx, int (*fn)(app_job_ctx *ctx, const json_t *root))
+static int with_root(store_job_ctx *ctx, int (*fn)(store_job_ctx *ctx, const json_t *root))
 {
 	json_t *root = NULL;
 	int error = wh_job_payload(&root, ctx);
@@ -52,25 +52,25 @@ static int with_root(app_job_ctx *ctx, int (*fn)(app_job_ctx *ctx, const json_t 
 	return error;
 }
 
-static int on_ping_event(app_job_ctx *ctx, const json_t *root)
+static int on_ping_event(store_job_ctx *ctx, const json_t *root)
 {
 	int error = 0;
 	wh_ping ping;
 	if ((error = wh_ping_parse(&ping, root)) == 0)
-		error = store_hook_put(ctx->store, ping.hook_id, ping.app_id, ctx->job->delivery_id);
+		error = store_hook_put(ctx->store, ping.hook_id, ping.base_id, ctx->job->delivery_id);
 	if (error == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "hook %lld, app %lld", (long long)ping.hook_id,
-			 (long long)ping.app_id);
+			 (long long)ping.base_id);
 	return error;
 }
 
-static int on_ping(app_job_ctx *ctx, void *payload)
+static int on_ping(store_job_ctx *ctx, void *payload)
 {
 	(void)payload;
 	return with_root(ctx, on_ping_event);
 }
 
-static int on_installation_event(app_job_ctx *ctx, const json_t *root)
+static int on_installation_event(store_job_ctx *ctx, const json_t *root)
 {
 	int error = 0;
 	wh_installation ev;
@@ -93,13 +93,13 @@ done:
 	return error;
 }
 
-static int on_installation(app_job_ctx *ctx, void *payload)
+static int on_installation(store_job_ctx *ctx, void *payload)
 {
 	(void)payload;
 	return with_root(ctx, on_installation_event);
 }
 
-static int on_installation_repositories_event(app_job_ctx *ctx, const json_t *root)
+static int on_installation_repositories_event(store_job_ctx *ctx, const json_t *root)
 {
 	int error = 0;
 	wh_installation ev;
@@ -107,7 +107,7 @@ static int on_installation_repositories_event(app_job_ctx *ctx, const json_t *ro
 		goto done;
 	/* a repository event implies the installation exists */
 	char *state = NULL;
-	if (store_installation_state(ctx->store, ev.id, &state) == APP_ENOTFOUND)
+	if (store_installation_state(ctx->store, ev.id, &state) == BASE_ENOTFOUND)
 		error = store_installation_put(ctx->store, ev.id, ev.account, "active");
 	free(state);
 	for (size_t i = 0; i < ev.nrepos && error == 0; i++)
@@ -122,18 +122,18 @@ done:
 	return error;
 }
 
-static int on_installation_repositories(app_job_ctx *ctx, void *payload)
+static int on_installation_repositories(store_job_ctx *ctx, void *payload)
 {
 	(void)payload;
 	return with_root(ctx, on_installation_repositories_event);
 }
 
-int wh_handlers_register(app_workers *w, const wh_handlers_options *opts)
+int wh_handlers_register(store_workers *w, const wh_handlers_options *opts)
 {
 	int error;
-	if ((error = app_workers_register(w, "event.ping", on_ping, NULL)) < 0 ||
-	    (error = app_workers_register(w, "event.installation", on_installation, NULL)) < 0 ||
-	    (error = app_workers_register(w, "event.installation_repositories", on_installation_repositories, NULL)) < 0)
+	if ((error = store_workers_register(w, "event.ping", on_ping, NULL)) < 0 ||
+	    (error = store_workers_register(w, "event.installation", on_installation, NULL)) < 0 ||
+	    (error = store_workers_register(w, "event.installation_repositories", on_installation_repositories, NULL)) < 0)
 		return error;
 	if (opts && (error = wh_github_handlers_register(w, opts)) < 0)
 		return error;

@@ -10,8 +10,8 @@
  * waits for a maintainer's approval, and `/perfbot optimize` on a fork's
  * pull request proposes against the base branch, never on the fork's
  * commits. */
-#include "app/error.h"
-#include "app/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "webhooks/command.h"
 #include "webhooks/event.h"
 #include "webhooks/handlers.h"
@@ -37,7 +37,7 @@ static int split_repo(char owner[128], char name[128], const char *full)
 {
 	const char *slash = full ? strchr(full, '/') : NULL;
 	if (!slash || slash == full || !slash[1] || (size_t)(slash - full) >= 128 || strlen(slash + 1) >= 128)
-		return app_error_set(APP_EINVALID, "bad repository name \"%s\"", full ? full : "");
+		return base_error_set(BASE_EINVALID, "bad repository name \"%s\"", full ? full : "");
 	memcpy(owner, full, (size_t)(slash - full));
 	owner[slash - full] = '\0';
 	snprintf(name, 128, "%s", slash + 1);
@@ -78,7 +78,7 @@ static int pull_needs_approval(const json_t *pull)
 	return 0;
 }
 
-static int need_app(const wh_handlers_options *o, app_job_ctx *ctx)
+static int need_app(const wh_handlers_options *o, store_job_ctx *ctx)
 {
 	if (o->agent && o->agent->gh)
 		return 1;
@@ -88,9 +88,9 @@ static int need_app(const wh_handlers_options *o, app_job_ctx *ctx)
 
 /* Runs fn on the delivery's parsed payload, once an App is known to be
  * configured (checked before the payload is even read). */
-typedef int (*event_fn)(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root);
+typedef int (*event_fn)(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root);
 
-static int with_payload(app_job_ctx *ctx, const wh_handlers_options *o, event_fn fn)
+static int with_payload(store_job_ctx *ctx, const wh_handlers_options *o, event_fn fn)
 {
 	if (!need_app(o, ctx))
 		return 0;
@@ -104,7 +104,7 @@ static int with_payload(app_job_ctx *ctx, const wh_handlers_options *o, event_fn
 
 /* ---- push and pull_request ----------------------------------------------- */
 
-static int on_push_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+static int on_push_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
 	wh_push p;
@@ -114,29 +114,29 @@ static int on_push_event(app_job_ctx *ctx, const wh_handlers_options *o, const j
 		snprintf(ctx->note, sizeof(ctx->note), "branch deleted: nothing to measure");
 		goto done;
 	}
-	agent_bench_push req = { .repository = p.repository, .installation_id = p.installation_id, .ref = p.ref,
+	measure_bench_push req = { .repository = p.repository, .installation_id = p.installation_id, .ref = p.ref,
 				 .before = p.before, .after = p.after, .deleted = p.deleted,
 				 .default_branch = p.default_branch, .clone_url = p.clone_url, .sender = p.sender };
 	int64_t run = 0;
-	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
+	if ((error = measure_bench_queue_push(&run, o->measure, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), run ? "bench run %lld queued" : "not a tracked branch", (long long)run);
 done:
 	return error;
 }
 
-static int on_push(app_job_ctx *ctx, void *payload)
+static int on_push(store_job_ctx *ctx, void *payload)
 {
 	return with_payload(ctx, payload, on_push_event);
 }
 
-static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+static int on_pull_request_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
 	const char *action = str(root, "action");
 	const json_t *pr = json_object_get(root, "pull_request");
 	const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
 	if (!action || !pr) {
-		error = app_error_set(APP_EINVALID, "pull_request event without action or pull_request");
+		error = base_error_set(BASE_EINVALID, "pull_request event without action or pull_request");
 		goto done;
 	}
 	if (!strcmp(action, "closed")) {
@@ -145,7 +145,7 @@ static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o,
 			snprintf(ctx->note, sizeof(ctx->note), "pull request #%lld closed", (long long)num(pr, "number"));
 		goto done;
 	}
-	agent_bench_pull req = {
+	measure_bench_pull req = {
 		.repository = str(json_object_get(root, "repository"), "full_name"),
 		.installation_id = num(json_object_get(root, "installation"), "id"),
 		.number = (int)num(pr, "number"),
@@ -159,18 +159,18 @@ static int on_pull_request_event(app_job_ctx *ctx, const wh_handlers_options *o,
 		.needs_approval = pull_needs_approval(pr),
 	};
 	if (!req.repository || !req.head_sha || !req.base_sha || !req.number) {
-		error = app_error_set(APP_EINVALID, "pull_request event without repository, number, head or base");
+		error = base_error_set(BASE_EINVALID, "pull_request event without repository, number, head or base");
 		goto done;
 	}
 	int64_t run = 0;
-	if ((error = agent_bench_queue_pull(&run, o->agent, &req)) == 0)
+	if ((error = measure_bench_queue_pull(&run, o->measure, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued for #%d%s", (long long)run, req.number,
 			 req.needs_approval ? " (waits for approval)" : "");
 done:
 	return error;
 }
 
-static int on_pull_request(app_job_ctx *ctx, void *payload)
+static int on_pull_request(store_job_ctx *ctx, void *payload)
 {
 	return with_payload(ctx, payload, on_pull_request_event);
 }
@@ -191,7 +191,7 @@ static int reply(const struct thread *t, const char *text)
 	int64_t id = 0;
 	int error = gh_create_comment(t->o->agent->gh, t->inst, t->owner, t->name, t->number, text, &id);
 	if (error < 0)
-		app_log(APP_LOG_WARN, "cannot reply", "repository", t->full_name, "error", app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot reply", "repository", t->full_name, "error", base_error_last(), NULL);
 	return error;
 }
 
@@ -227,7 +227,7 @@ static int is_bot(const json_t *user)
 	return (type && !strcmp(type, "Bot")) || (n > 5 && !strcmp(login + n - 5, "[bot]"));
 }
 
-static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd, const json_t *root)
+static int run_command(store_job_ctx *ctx, struct thread *t, const wh_command *cmd, const json_t *root)
 {
 	const json_t *issue = json_object_get(root, "issue");
 	int is_pull = json_object_get(issue, "pull_request") != NULL;
@@ -261,15 +261,15 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 		if ((error = gh_get_pull(t->o->agent->gh, t->inst, t->owner, t->name, t->number, &pull)) < 0)
 			break;
 		const json_t *head = json_object_get(pull, "head"), *base = json_object_get(pull, "base");
-		agent_bench_pull req = { .repository = t->full_name, .installation_id = t->inst, .number = (int)t->number,
+		measure_bench_pull req = { .repository = t->full_name, .installation_id = t->inst, .number = (int)t->number,
 					 .head_sha = str(head, "sha"), .head_ref = str(head, "ref"),
 					 .base_sha = str(base, "sha"), .base_ref = str(base, "ref"),
 					 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
 					 .trigger = "comment", .sender = t->user };
 		int64_t run = 0;
 		if (!req.head_sha || !req.base_sha)
-			error = app_error_set(APP_EINVALID, "pull request #%lld has no head or base", (long long)t->number);
-		else if ((error = agent_bench_queue_pull(&run, t->o->agent, &req)) == 0)
+			error = base_error_set(BASE_EINVALID, "pull request #%lld has no head or base", (long long)t->number);
+		else if ((error = measure_bench_queue_pull(&run, t->o->measure, &req)) == 0)
 			error = replyf(t, "Measuring `%.7s` against `%s` (perfbot run %lld); the result will appear as the "
 					  "**perfbot** check run on the head commit.",
 				       req.head_sha, req.base_ref ? req.base_ref : "the base", (long long)run);
@@ -320,8 +320,8 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 					  "`/perfbot cancel %lld` stops it.",
 				       (long long)run, req.branch ? req.branch : "the default branch",
 				       cmd->nargs ? " for " : "", cmd->nargs ? cmd->args[0] : "", (long long)run);
-		else if (error == APP_EEXISTS)
-			error = replyf(t, "An agent run is already going on for this repository: %s", app_error_last());
+		else if (error == BASE_EEXISTS)
+			error = replyf(t, "An agent run is already going on for this repository: %s", base_error_last());
 		json_decref(pull);
 		json_decref(repo);
 		snprintf(ctx->note, sizeof(ctx->note), "agent run %lld", (long long)run);
@@ -331,8 +331,8 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 		error = agent_run_approve(t->o->agent, t->full_name, cmd->run, t->user, "comment");
 		if (error == 0)
 			error = replyf(t, "Approved perfbot run %lld: opening its pull request.", (long long)cmd->run);
-		else if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID)
-			error = replyf(t, "Cannot apply run %lld: %s.", (long long)cmd->run, app_error_last());
+		else if (error == BASE_EEXISTS || error == BASE_ENOTFOUND || error == BASE_EINVALID)
+			error = replyf(t, "Cannot apply run %lld: %s.", (long long)cmd->run, base_error_last());
 		snprintf(ctx->note, sizeof(ctx->note), "apply %lld", (long long)cmd->run);
 		break;
 	case WH_CMD_APPROVE: {
@@ -342,13 +342,13 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 			break;
 		}
 		int64_t run = 0;
-		error = agent_bench_approve(&run, t->o->agent, t->full_name, cmd->run, (int)t->number, t->user, "comment");
+		error = measure_bench_approve(&run, t->o->measure, t->full_name, cmd->run, (int)t->number, t->user, "comment");
 		if (error == 0)
 			error = replyf(t, "Approved by @%s: perfbot run %lld measures this pull request's benchmarks now; the "
 					  "result will appear as the **perfbot** check run on its head commit.",
 				       t->user, (long long)run);
-		else if (error == APP_ENOTFOUND)
-			error = replyf(t, "Nothing to approve: %s.", app_error_last());
+		else if (error == BASE_ENOTFOUND)
+			error = replyf(t, "Nothing to approve: %s.", base_error_last());
 		snprintf(ctx->note, sizeof(ctx->note), "approve %lld", (long long)run);
 		break;
 	}
@@ -356,8 +356,8 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 		error = agent_run_cancel(t->o->agent, t->full_name, cmd->run, t->user);
 		if (error == 0)
 			error = replyf(t, "Cancelled perfbot run %lld.", (long long)cmd->run);
-		else if (error == APP_ENOTFOUND || error == APP_EINVALID)
-			error = replyf(t, "Cannot cancel run %lld: %s.", (long long)cmd->run, app_error_last());
+		else if (error == BASE_ENOTFOUND || error == BASE_EINVALID)
+			error = replyf(t, "Cannot cancel run %lld: %s.", (long long)cmd->run, base_error_last());
 		snprintf(ctx->note, sizeof(ctx->note), "cancel %lld", (long long)cmd->run);
 		break;
 	case WH_CMD_NONE:
@@ -367,7 +367,7 @@ static int run_command(app_job_ctx *ctx, struct thread *t, const wh_command *cmd
 	return error;
 }
 
-static int on_issue_comment_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+static int on_issue_comment_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
 	const json_t *comment = json_object_get(root, "comment");
@@ -392,7 +392,7 @@ static int on_issue_comment_event(app_job_ctx *ctx, const wh_handlers_options *o
 		t.user = str(json_object_get(root, "sender"), "login");
 	if (!t.inst || !t.number || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
 		if (error == 0)
-			error = app_error_set(APP_EINVALID, "issue_comment without installation, issue number or user");
+			error = base_error_set(BASE_EINVALID, "issue_comment without installation, issue number or user");
 		goto done;
 	}
 	int allowed = 0;
@@ -407,13 +407,13 @@ static int on_issue_comment_event(app_job_ctx *ctx, const wh_handlers_options *o
 	}
 	int64_t comment_id = num(comment, "id");
 	if (comment_id && gh_add_reaction(o->agent->gh, t.inst, t.owner, t.name, comment_id, "eyes") < 0)
-		app_log(APP_LOG_WARN, "cannot add a reaction", "error", app_error_last(), NULL);
+		base_log(BASE_LOG_WARN, "cannot add a reaction", "error", base_error_last(), NULL);
 	error = run_command(ctx, &t, &cmd, root);
 done:
 	return error;
 }
 
-static int on_issue_comment(app_job_ctx *ctx, void *payload)
+static int on_issue_comment(store_job_ctx *ctx, void *payload)
 {
 	return with_payload(ctx, payload, on_issue_comment_event);
 }
@@ -423,12 +423,12 @@ static int on_issue_comment(app_job_ctx *ctx, void *payload)
 /* "Approve and run" on a waiting bench run's check run.  The clicking user
  * needs write access; anyone else gets the polite refusal in the pull
  * request, and nothing runs. */
-static int approve_button(app_job_ctx *ctx, struct thread *t, int64_t run)
+static int approve_button(store_job_ctx *ctx, struct thread *t, int64_t run)
 {
 	json_t *r = NULL;
 	int error = store_run_get(t->o->agent->store, run, &r);
 	const char *of = error == 0 ? str(r, "repository") : NULL;
-	if (error == APP_ENOTFOUND || (error == 0 && (!of || strcmp(of, t->full_name) != 0))) {
+	if (error == BASE_ENOTFOUND || (error == 0 && (!of || strcmp(of, t->full_name) != 0))) {
 		snprintf(ctx->note, sizeof(ctx->note), "run %lld is not a run of %s", (long long)run, t->full_name);
 		error = 0;
 		goto done;
@@ -448,9 +448,9 @@ static int approve_button(app_job_ctx *ctx, struct thread *t, int64_t run)
 		goto done;
 	}
 	int64_t approved = 0;
-	error = agent_bench_approve(&approved, t->o->agent, t->full_name, run, 0, t->user, "button");
-	if (error == APP_ENOTFOUND) {
-		snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", app_error_last());
+	error = measure_bench_approve(&approved, t->o->measure, t->full_name, run, 0, t->user, "button");
+	if (error == BASE_ENOTFOUND) {
+		snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", base_error_last());
 		error = 0;
 	} else if (error == 0) {
 		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld approved by %s", (long long)run, t->user);
@@ -460,7 +460,7 @@ done:
 	return error;
 }
 
-static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
 	const char *action = str(root, "action");
@@ -482,7 +482,7 @@ static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, co
 			    .user = str(json_object_get(root, "sender"), "login") };
 	if (!t.inst || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
 		if (error == 0)
-			error = app_error_set(APP_EINVALID, "check_run without installation or sender");
+			error = base_error_set(BASE_EINVALID, "check_run without installation or sender");
 		goto done;
 	}
 	if (!strcmp(action, "requested_action")) {
@@ -500,13 +500,13 @@ static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, co
 			goto done;
 		if (!allowed) {
 			snprintf(ctx->note, sizeof(ctx->note), "refused: %s has no write access", t.user);
-			app_log(APP_LOG_WARN, "approval refused: no write access", "user", t.user, "repository", t.full_name,
+			base_log(BASE_LOG_WARN, "approval refused: no write access", "user", t.user, "repository", t.full_name,
 				NULL);
 			goto done;
 		}
 		error = agent_run_approve(o->agent, t.full_name, run, t.user, "button");
-		if (error == APP_EEXISTS || error == APP_ENOTFOUND || error == APP_EINVALID) {
-			snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", app_error_last());
+		if (error == BASE_EEXISTS || error == BASE_ENOTFOUND || error == BASE_EINVALID) {
+			snprintf(ctx->note, sizeof(ctx->note), "not approved: %s", base_error_last());
 			error = 0;
 		} else if (error == 0) {
 			snprintf(ctx->note, sizeof(ctx->note), "run %lld approved by %s", (long long)run, t.user);
@@ -527,26 +527,26 @@ static int on_check_run_event(app_job_ctx *ctx, const wh_handlers_options *o, co
 			 * user's write access is that approval, else it waits again */
 			int allowed = 0;
 			if ((error = may_write(&allowed, &t)) == 0) {
-				agent_bench_pull req = { .repository = t.full_name, .installation_id = t.inst,
+				measure_bench_pull req = { .repository = t.full_name, .installation_id = t.inst,
 							 .number = (int)num(rdata, "pull"), .head_sha = str(r, "head_sha"),
 							 .head_ref = str(rdata, "head_ref"), .base_sha = str(r, "base_sha"),
 							 .base_ref = str(rdata, "base_ref"),
 							 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
 							 .trigger = "rerequested", .sender = t.user, .needs_approval = !allowed };
 				int64_t again = 0;
-				if ((error = agent_bench_queue_pull(&again, o->agent, &req)) == 0)
+				if ((error = measure_bench_queue_pull(&again, o->measure, &req)) == 0)
 					snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued again as %lld%s",
 						 (long long)run, (long long)again, allowed ? "" : " (waits for approval)");
 			}
 		} else if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name)) {
 			const json_t *data = rdata;
-			agent_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
+			measure_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
 						 .ref = str(data, "ref"), .before = str(r, "base_sha"),
 						 .after = str(r, "head_sha"), .default_branch = str(data, "default_branch"),
 						 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
 						 .sender = t.user };
 			int64_t again = 0;
-			if (req.after && (error = agent_bench_queue_push(&again, o->agent, &req)) == 0)
+			if (req.after && (error = measure_bench_queue_push(&again, o->measure, &req)) == 0)
 				snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued again as %lld", (long long)run,
 					 (long long)again);
 		}
@@ -556,12 +556,12 @@ done:
 	return error;
 }
 
-static int on_check_run(app_job_ctx *ctx, void *payload)
+static int on_check_run(store_job_ctx *ctx, void *payload)
 {
 	return with_payload(ctx, payload, on_check_run_event);
 }
 
-static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
+static int on_check_suite_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
 	const json_t *suite = json_object_get(root, "check_suite");
@@ -574,7 +574,7 @@ static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, 
 		int queued = 0;
 		json_array_foreach(pulls, i, pr) {
 			const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
-			agent_bench_pull req = {
+			measure_bench_pull req = {
 				.repository = str(json_object_get(root, "repository"), "full_name"),
 				.installation_id = num(json_object_get(root, "installation"), "id"),
 				.number = (int)num(pr, "number"),
@@ -587,7 +587,7 @@ static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, 
 				.sender = str(json_object_get(root, "sender"), "login"),
 			};
 			int64_t run = 0;
-			if ((error = agent_bench_queue_pull(&run, o->agent, &req)) < 0)
+			if ((error = measure_bench_queue_pull(&run, o->measure, &req)) < 0)
 				goto done;
 			queued++;
 		}
@@ -598,7 +598,7 @@ static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, 
 	char ref[300];
 	const char *branch = str(suite, "head_branch");
 	snprintf(ref, sizeof(ref), "refs/heads/%s", branch ? branch : "");
-	agent_bench_push req = { .repository = str(json_object_get(root, "repository"), "full_name"),
+	measure_bench_push req = { .repository = str(json_object_get(root, "repository"), "full_name"),
 				 .installation_id = num(json_object_get(root, "installation"), "id"),
 				 .ref = branch ? ref : NULL, .before = str(suite, "before"), .after = str(suite, "head_sha"),
 				 .default_branch = str(json_object_get(root, "repository"), "default_branch"),
@@ -609,26 +609,26 @@ static int on_check_suite_event(app_job_ctx *ctx, const wh_handlers_options *o, 
 		goto done;
 	}
 	int64_t run = 0;
-	if ((error = agent_bench_queue_push(&run, o->agent, &req)) == 0)
+	if ((error = measure_bench_queue_push(&run, o->measure, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued", (long long)run);
 done:
 	return error;
 }
 
-static int on_check_suite(app_job_ctx *ctx, void *payload)
+static int on_check_suite(store_job_ctx *ctx, void *payload)
 {
 	return with_payload(ctx, payload, on_check_suite_event);
 }
 
-int wh_github_handlers_register(app_workers *w, const wh_handlers_options *opts)
+int wh_github_handlers_register(store_workers *w, const wh_handlers_options *opts)
 {
 	void *p = (void *)opts;
 	int error;
-	if ((error = app_workers_register(w, "event.push", on_push, p)) < 0 ||
-	    (error = app_workers_register(w, "event.pull_request", on_pull_request, p)) < 0 ||
-	    (error = app_workers_register(w, "event.issue_comment", on_issue_comment, p)) < 0 ||
-	    (error = app_workers_register(w, "event.check_run", on_check_run, p)) < 0 ||
-	    (error = app_workers_register(w, "event.check_suite", on_check_suite, p)) < 0)
+	if ((error = store_workers_register(w, "event.push", on_push, p)) < 0 ||
+	    (error = store_workers_register(w, "event.pull_request", on_pull_request, p)) < 0 ||
+	    (error = store_workers_register(w, "event.issue_comment", on_issue_comment, p)) < 0 ||
+	    (error = store_workers_register(w, "event.check_run", on_check_run, p)) < 0 ||
+	    (error = store_workers_register(w, "event.check_suite", on_check_suite, p)) < 0)
 		return error;
 	return 0;
 }

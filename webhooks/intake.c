@@ -4,11 +4,11 @@
  * wh_intake.  The only blocking call is store_delivery_put, which returns
  * once the delivery is durable (group commit). */
 #include "webhooks/intake.h"
-#include "app/clock.h"
-#include "app/error.h"
-#include "app/json_arena.h"
-#include "app/log.h"
-#include "app/metrics.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/json_arena.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "webhooks/event.h"
 #include "webhooks/signature.h"
 
@@ -33,10 +33,10 @@ struct wh_intake {
 int wh_intake_new(wh_intake **out, const wh_intake_options *opts)
 {
 	if (!opts->secret && !opts->insecure_no_signature)
-		return app_error_set(APP_EINVALID, "WEBHOOK_SECRET: required to receive webhooks");
+		return base_error_set(BASE_EINVALID, "WEBHOOK_SECRET: required to receive webhooks");
 	wh_intake *in = calloc(1, sizeof(*in));
 	if (!in)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	in->store = opts->store;
 	in->secret = opts->secret ? strdup(opts->secret) : NULL;
 	in->secret_old = opts->secret_old ? strdup(opts->secret_old) : NULL;
@@ -46,7 +46,7 @@ int wh_intake_new(wh_intake **out, const wh_intake_options *opts)
 	in->on_queued_payload = opts->on_queued_payload;
 	if ((opts->secret && !in->secret) || (opts->secret_old && !in->secret_old)) {
 		wh_intake_free(in);
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	*out = in;
 	return 0;
@@ -69,14 +69,14 @@ static void count(const char *event, const char *outcome)
 {
 	char labels[160];
 	snprintf(labels, sizeof(labels), "event=\"%s\",outcome=\"%s\"", event, outcome);
-	app_metric_count("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels, 1);
+	base_metric_count("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels, 1);
 }
 
-static int refuse(app_http_response *resp, int status, const char *outcome, const char *reason)
+static int refuse(base_http_response *resp, int status, const char *outcome, const char *reason)
 {
 	count("unverified", outcome);
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "%s", outcome);
-	return app_http_response_error(resp, status, reason);
+	return base_http_response_error(resp, status, reason);
 }
 
 enum ctype { CT_OTHER, CT_JSON, CT_FORM };
@@ -93,22 +93,22 @@ static enum ctype content_type(const char *ct)
 	return CT_OTHER;
 }
 
-int wh_intake_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload)
+int wh_intake_check_head(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload)
 {
 	wh_intake *in = payload;
-	const char *delivery = app_http_request_header(req, "X-GitHub-Delivery");
-	const char *event = app_http_request_header(req, "X-GitHub-Event");
+	const char *delivery = base_http_request_header(req, "X-GitHub-Delivery");
+	const char *event = base_http_request_header(req, "X-GitHub-Event");
 	if (delivery && wh_delivery_id_ok(delivery) == 0)
 		snprintf(resp->log_delivery, sizeof(resp->log_delivery), "%s", delivery);
 	if (event && wh_event_name_ok(event) == 0)
 		snprintf(resp->log_event, sizeof(resp->log_event), "%s", event);
 
 	if (strcmp(req->method, "POST") != 0) {
-		app_http_response_header(resp, "Allow", "POST");
+		base_http_response_header(resp, "Allow", "POST");
 		refuse(resp, 405, "bad_request", "method not allowed: webhooks are delivered with POST");
 		return 1;
 	}
-	if (content_type(app_http_request_header(req, "Content-Type")) == CT_OTHER) {
+	if (content_type(base_http_request_header(req, "Content-Type")) == CT_OTHER) {
 		refuse(resp, 415, "bad_request",
 		       "unsupported Content-Type: expected application/json or application/x-www-form-urlencoded");
 		return 1;
@@ -129,9 +129,9 @@ int wh_intake_check_head(const app_http_request *req, int64_t content_length, ap
 		refuse(resp, 400, "bad_request", "invalid X-GitHub-Delivery header");
 		return 1;
 	}
-	if (!in->insecure && !app_http_request_header(req, "X-Hub-Signature-256")) {
+	if (!in->insecure && !base_http_request_header(req, "X-Hub-Signature-256")) {
 		refuse(resp, 401, "bad_signature", "missing X-Hub-Signature-256 header");
-		app_log(APP_LOG_WARN, "webhook refused: no signature", "delivery", delivery, "peer", req->peer, NULL);
+		base_log(BASE_LOG_WARN, "webhook refused: no signature", "delivery", delivery, "peer", req->peer, NULL);
 		return 1;
 	}
 	if (content_length >= 0 && (uint64_t)content_length > in->max_body) {
@@ -153,18 +153,18 @@ int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len)
 			size_t n = (size_t)(field_end - p - 8);
 			char *plus = malloc(n + 1);
 			if (!plus)
-				return app_error_set(APP_ENOMEM, "out of memory");
+				return base_error_set(BASE_ENOMEM, "out of memory");
 			for (size_t i = 0; i < n; i++)
 				plus[i] = p[8 + i] == '+' ? ' ' : p[8 + i];
 			int outlen = 0;
 			char *dec = curl_easy_unescape(NULL, plus, (int)n, &outlen);
 			free(plus);
 			if (!dec)
-				return app_error_set(APP_ENOMEM, "out of memory");
+				return base_error_set(BASE_ENOMEM, "out of memory");
 			*out = malloc((size_t)outlen + 1);
 			if (!*out) {
 				curl_free(dec);
-				return app_error_set(APP_ENOMEM, "out of memory");
+				return base_error_set(BASE_ENOMEM, "out of memory");
 			}
 			memcpy(*out, dec, (size_t)outlen);
 			(*out)[outlen] = '\0';
@@ -174,11 +174,11 @@ int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len)
 		}
 		p = field_end + 1;
 	}
-	return app_error_set(APP_EINVALID, "form body without a payload field");
+	return base_error_set(BASE_EINVALID, "form body without a payload field");
 }
 
 /* The GitHub headers worth keeping with a delivery, as a JSON object. */
-static char *headers_json(const app_http_request *req)
+static char *headers_json(const base_http_request *req)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; i < req->nheaders; i++) {
@@ -192,19 +192,19 @@ static char *headers_json(const app_http_request *req)
 	return s;
 }
 
-int wh_intake_handle(const app_http_request *req, app_http_response *resp, void *payload)
+int wh_intake_handle(const base_http_request *req, base_http_response *resp, void *payload)
 {
 	wh_intake *in = payload;
 	if (wh_intake_check_head(req, (int64_t)req->body_len, resp, payload))
 		return 0;
-	const char *event = app_http_request_header(req, "X-GitHub-Event");
-	const char *delivery = app_http_request_header(req, "X-GitHub-Delivery");
+	const char *event = base_http_request_header(req, "X-GitHub-Event");
+	const char *delivery = base_http_request_header(req, "X-GitHub-Delivery");
 
 	if (!in->insecure) {
-		const char *sig = app_http_request_header(req, "X-Hub-Signature-256");
+		const char *sig = base_http_request_header(req, "X-Hub-Signature-256");
 		if (wh_signature_verify(sig, req->body, req->body_len, in->secret, in->secret_old) < 0) {
-			app_log(APP_LOG_WARN, "webhook refused: bad signature", "delivery", delivery, "event", event, "peer",
-				req->peer, "reason", app_error_last(), NULL);
+			base_log(BASE_LOG_WARN, "webhook refused: bad signature", "delivery", delivery, "event", event, "peer",
+				req->peer, "reason", base_error_last(), NULL);
 			return refuse(resp, 401, "bad_signature", "signature does not match the webhook secret");
 		}
 	}
@@ -216,10 +216,10 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 	char *hdrs = NULL;
 	char *job_payload = NULL;
 	char *action = NULL, *repository = NULL;
-	if (content_type(app_http_request_header(req, "Content-Type")) == CT_FORM) {
+	if (content_type(base_http_request_header(req, "Content-Type")) == CT_FORM) {
 		if ((error = wh_form_payload(&form_json, &json_len, json_bytes, json_len)) < 0) {
-			if (error == APP_EINVALID)
-				error = refuse(resp, 400, "bad_request", app_error_last());
+			if (error == BASE_EINVALID)
+				error = refuse(resp, 400, "bad_request", base_error_last());
 			goto done;
 		}
 		json_bytes = form_json;
@@ -230,7 +230,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 	json_error_t jerr;
 	wh_event_info info;
 	int parsed_object = 0;
-	app_json_arena_begin();
+	base_json_arena_begin();
 	json_t *root = json_loadb(json_bytes, json_len, 0, &jerr);
 	if (root && json_is_object(root)) {
 		parsed_object = 1;
@@ -244,7 +244,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 	int was_tree = root != NULL;
 	json_decref(root);
 	root = NULL;
-	app_json_arena_end();
+	base_json_arena_end();
 	if (!parsed_object) {
 		char reason[300];
 		if (!was_tree)
@@ -256,7 +256,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 		goto done;
 	}
 	if ((info.action && !action) || (info.repository && !repository)) {
-		error = app_error_set(APP_ENOMEM, "out of memory");
+		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	if (info.action)
@@ -270,7 +270,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 		job_payload = jp ? json_dumps(jp, JSON_COMPACT) : NULL;
 		json_decref(jp);
 		if (!job_payload) {
-			error = app_error_set(APP_ENOMEM, "out of memory");
+			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto done;
 		}
 		snprintf(kind, sizeof(kind), "event.%s", event);
@@ -287,18 +287,18 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 		.headers_json = hdrs,
 		.body = req->body,
 		.body_len = req->body_len,
-		.received_ms = app_wall_ms(),
+		.received_ms = base_wall_ms(),
 		.status = handled ? "queued" : "ignored",
 		.jobs = handled ? &job : NULL,
 		.njobs = handled ? 1 : 0,
 	};
 	int duplicate = 0;
 	if ((error = store_delivery_put(in->store, &d, &duplicate)) < 0) {
-		app_log(APP_LOG_ERROR, "webhook not stored", "delivery", delivery, "event", event, "error",
-			app_error_last(), NULL);
+		base_log(BASE_LOG_ERROR, "webhook not stored", "delivery", delivery, "event", event, "error",
+			base_error_last(), NULL);
 		count(event, "error");
 		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "store_error");
-		error = app_http_response_error(resp, 503, "the delivery could not be stored; GitHub may redeliver it");
+		error = base_http_response_error(resp, 503, "the delivery could not be stored; GitHub may redeliver it");
 		goto done;
 	}
 	if (!duplicate && handled && in->on_queued)
@@ -310,7 +310,7 @@ int wh_intake_handle(const app_http_request *req, app_http_response *resp, void 
 	/* the id's characters were checked: no escaping needed */
 	snprintf(body, sizeof(body), "{\"delivery\":\"%s\",\"status\":\"%s\"}", delivery,
 		 duplicate ? "duplicate" : d.status);
-	error = app_http_response_json(resp, duplicate ? 200 : 202, body);
+	error = base_http_response_json(resp, duplicate ? 200 : 202, body);
 done:
 	free(form_json);
 	free(hdrs);

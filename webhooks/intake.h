@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "app/http.h"
-#include "app/store.h"
+#include "base/http.h"
+#include "store/store.h"
 
 typedef struct wh_intake wh_intake;
 
@@ -33,13 +33,13 @@ void wh_intake_free(wh_intake *in);
  * 1 after filling resp with a final answer, 0 to go on reading the body.
  * The HTTP front also calls it with content_length = the bytes received so
  * far when a chunked body outgrows the cap. */
-int wh_intake_check_head(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload);
+int wh_intake_check_head(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload);
 
 /* The whole check and store; payload is the wh_intake. */
-int wh_intake_handle(const app_http_request *req, app_http_response *resp, void *payload);
+int wh_intake_handle(const base_http_request *req, base_http_response *resp, void *payload);
 
 /* Decodes the `payload` field of an application/x-www-form-urlencoded body
- * into *out (owned, NUL-terminated). APP_EINVALID when there is none. */
+ * into *out (owned, NUL-terminated). BASE_EINVALID when there is none. */
 int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len);
 
 #endif

@@ -4,7 +4,7 @@
  * webhook intake waits for its group commit) without holding up other
  * connections.  Per-request state lives in one req_ctx allocated on the
  * first callback and freed in MHD's completion callback.  Bodies are
- * accumulated into a capped app_buf: a declared Content-Length over the cap
+ * accumulated into a capped base_buf: a declared Content-Length over the cap
  * is refused before reading; a chunked body that outgrows it is discarded
  * (counted, not stored) and answered 413 when the upload ends.
  *
@@ -15,9 +15,9 @@
  * Retry-After and its body is never stored.  So 1,024 connections cannot
  * make perfbot hold 1,024 bodies of the largest size. */
 #include "webhooks/server.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,15 +56,15 @@ struct wh_server {
 struct req_ctx {
 	wh_server *srv;
 	const wh_route *route;
-	app_buf body;
+	base_buf body;
 	uint64_t received;          /* every body byte, kept or discarded */
 	size_t reserved;            /* bytes of the server's body budget held by this request */
 	int too_large;
 	int over_budget;            /* the budget had no room: discarded, answered 503 */
 	int answered;
-	app_http_header headers[MAX_HEADERS];
+	base_http_header headers[MAX_HEADERS];
 	size_t nheaders;
-	app_http_header query[MAX_QUERY];
+	base_http_header query[MAX_QUERY];
 	size_t nquery;
 	char peer[INET6_ADDRSTRLEN];
 	struct timespec start;
@@ -79,7 +79,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	app_log(APP_LOG_WARN, "http", "detail", msg, NULL);
+	base_log(BASE_LOG_WARN, "http", "detail", msg, NULL);
 }
 
 int wh_server_new(wh_server **out, const wh_server_options *opts)
@@ -87,7 +87,7 @@ int wh_server_new(wh_server **out, const wh_server_options *opts)
 	wh_server *s = calloc(1, sizeof(*s));
 	if (!s || !(s->host = strdup(opts->host ? opts->host : "127.0.0.1"))) {
 		free(s);
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	s->port = opts->port;
 	s->max_connections = opts->max_connections > 0 ? opts->max_connections : 1024;
@@ -102,12 +102,12 @@ int wh_server_new(wh_server **out, const wh_server_options *opts)
 int wh_server_route(wh_server *srv, const wh_route *route)
 {
 	if (srv->nroutes >= MAX_ROUTES)
-		return app_error_set(APP_ETOOBIG, "too many routes");
+		return base_error_set(BASE_ETOOBIG, "too many routes");
 	wh_route *r = &srv->routes[srv->nroutes];
 	*r = *route;
 	r->path = strdup(route->path);
 	if (!r->path)
-		return app_error_set(APP_ENOMEM, "out of memory");
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	srv->nroutes++;
 	return 0;
 }
@@ -148,7 +148,7 @@ static double elapsed_s(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, struct req_ctx *c, app_http_response *resp,
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct req_ctx *c, base_http_response *resp,
 				     const char *method, const char *path)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(resp->body.len, resp->body.ptr ? resp->body.ptr : "",
@@ -166,13 +166,13 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct req_ctx
 	double secs = elapsed_s(&c->start);
 	char labels[160];
 	snprintf(labels, sizeof(labels), "route=\"%s\"", c->route ? c->route->path : "none");
-	app_metric_observe(app_metric_histogram("perfbot_http_request_duration_seconds", "HTTP request duration", labels),
+	base_metric_observe(base_metric_histogram("perfbot_http_request_duration_seconds", "HTTP request duration", labels),
 			   secs);
-	if (app_log_enabled(APP_LOG_INFO)) {
+	if (base_log_enabled(BASE_LOG_INFO)) {
 		char status[8], ms[32];
 		snprintf(status, sizeof(status), "%d", resp->status);
 		snprintf(ms, sizeof(ms), "%.2f", secs * 1000.0);
-		app_log(resp->status >= 500 ? APP_LOG_ERROR : APP_LOG_INFO, "request", "method", method, "path", path,
+		base_log(resp->status >= 500 ? BASE_LOG_ERROR : BASE_LOG_INFO, "request", "method", method, "path", path,
 			"status", status, "duration_ms", ms, "peer", c->peer,
 			"delivery", resp->log_delivery[0] ? resp->log_delivery : NULL,
 			"event", resp->log_event[0] ? resp->log_event : NULL,
@@ -182,7 +182,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct req_ctx
 	return ret;
 }
 
-static void fill_request(app_http_request *req, struct req_ctx *c, const char *method, const char *url)
+static void fill_request(base_http_request *req, struct req_ctx *c, const char *method, const char *url)
 {
 	memset(req, 0, sizeof(*req));
 	req->method = method;
@@ -210,11 +210,11 @@ static int budget_take(wh_server *srv, struct req_ctx *c, size_t n)
 }
 
 /* The answer when the body budget is spent: retry later, never a 2xx. */
-static void answer_busy(app_http_response *resp)
+static void answer_busy(base_http_response *resp)
 {
-	app_http_response_header(resp, "Retry-After", BUSY_RETRY_AFTER);
+	base_http_response_header(resp, "Retry-After", BUSY_RETRY_AFTER);
 	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "busy");
-	app_http_response_error(resp, 503, "busy: too many request bodies in flight; retry later");
+	base_http_response_error(resp, 503, "busy: too many request bodies in flight; retry later");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -223,8 +223,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	wh_server *srv = cls;
 	struct req_ctx *c = *con_cls;
-	app_http_request req;
-	app_http_response resp;
+	base_http_request req;
+	base_http_response resp;
 
 	if (!c) {
 		c = calloc(1, sizeof(*c));
@@ -246,11 +246,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, collect_header, c);
 		c->route = find_route(srv, url);
-		app_buf_init(&c->body, c->route ? c->route->max_body : 0);
-		app_http_response_init(&resp);
+		base_buf_init(&c->body, c->route ? c->route->max_body : 0);
+		base_http_response_init(&resp);
 		enum MHD_Result ret = MHD_YES;
 		if (!c->route) {
-			app_http_response_error(&resp, 404, "not found");
+			base_http_response_error(&resp, 404, "not found");
 			ret = send_response(conn, c, &resp, method, url);
 		} else {
 			int64_t cl = -1;
@@ -274,10 +274,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				ret = send_response(conn, c, &resp, method, url);
 			} else if (cl > 0 && (uint64_t)cl <= c->route->max_body && cl <= (1 << 20)) {
 				/* one allocation for an honest declared size; the cap still rules */
-				app_buf_reserve(&c->body, (size_t)cl);
+				base_buf_reserve(&c->body, (size_t)cl);
 			}
 		}
-		app_http_response_dispose(&resp);
+		base_http_response_dispose(&resp);
 		return ret;
 	}
 
@@ -293,12 +293,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				want = c->route->max_body - c->reserved;
 			if (budget_take(srv, c, want) < 0) {
 				c->over_budget = 1;
-				app_buf_dispose(&c->body);
+				base_buf_dispose(&c->body);
 			}
 		}
-		if (!c->too_large && !c->over_budget && app_buf_put(&c->body, upload_data, n) < 0) {
+		if (!c->too_large && !c->over_budget && base_buf_put(&c->body, upload_data, n) < 0) {
 			c->too_large = 1;
-			app_buf_dispose(&c->body);
+			base_buf_dispose(&c->body);
 		}
 		*upload_data_size = 0;
 		/* a client that keeps streaming far past the cap is cut off */
@@ -308,14 +308,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
-	app_http_response_init(&resp);
+	base_http_response_init(&resp);
 	enum MHD_Result ret;
 	fill_request(&req, c, method, url);
 	if (c->too_large) {
 		req.body = NULL;
 		req.body_len = 0;
 		if (!c->route->head_check || !c->route->head_check(&req, (int64_t)c->received, &resp, c->route->payload))
-			app_http_response_error(&resp, 413, "request body too large");
+			base_http_response_error(&resp, 413, "request body too large");
 		ret = send_response(conn, c, &resp, method, url);
 	} else if (c->over_budget) {
 		answer_busy(&resp);
@@ -323,14 +323,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else {
 		int error = c->route->handler(&req, &resp, c->route->payload);
 		if (error < 0) {
-			app_log(APP_LOG_ERROR, "handler failed", "path", url, "error", app_error_last(), NULL);
-			app_http_response_dispose(&resp);
-			app_http_response_init(&resp);
-			app_http_response_error(&resp, 500, "internal error");
+			base_log(BASE_LOG_ERROR, "handler failed", "path", url, "error", base_error_last(), NULL);
+			base_http_response_dispose(&resp);
+			base_http_response_init(&resp);
+			base_http_response_error(&resp, 500, "internal error");
 		}
 		ret = send_response(conn, c, &resp, method, url);
 	}
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 	return ret;
 }
 
@@ -342,7 +342,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req_ctx *c = *con_cls;
 	if (!c)
 		return;
-	app_buf_dispose(&c->body);
+	base_buf_dispose(&c->body);
 	atomic_fetch_sub(&srv->buffered, c->reserved);
 	free(c);
 	*con_cls = NULL;
@@ -372,7 +372,7 @@ int wh_server_start(wh_server *srv)
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		sa = (struct sockaddr *)&sin;
 	} else {
-		return app_error_set(APP_EINVALID, "HOST: \"%s\" is not an IPv4 or IPv6 address", srv->host);
+		return base_error_set(BASE_EINVALID, "HOST: \"%s\" is not an IPv4 or IPv6 address", srv->host);
 	}
 	srv->daemon = MHD_start_daemon(flags, (uint16_t)srv->port, NULL, NULL, on_request, srv,
 				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
@@ -383,7 +383,7 @@ int wh_server_start(wh_server *srv)
 				       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 				       MHD_OPTION_END);
 	if (!srv->daemon)
-		return app_error_set(APP_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,
+		return base_error_set(BASE_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,
 				     errno ? strerror(errno) : "libmicrohttpd refused to start");
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	if (di)
@@ -410,7 +410,7 @@ int wh_server_wait_idle(wh_server *srv, int timeout_ms)
 {
 	for (int waited = 0; atomic_load(&srv->in_flight) > 0; waited += 10) {
 		if (waited >= timeout_ms)
-			return app_error_set(APP_ETIMEOUT, "%d requests still in flight", atomic_load(&srv->in_flight));
+			return base_error_set(BASE_ETIMEOUT, "%d requests still in flight", atomic_load(&srv->in_flight));
 		struct timespec ts = { 0, 10 * 1000000 };
 		nanosleep(&ts, NULL);
 	}

@@ -1,5 +1,5 @@
 /* The HTTP front: libmicrohttpd, one thread per connection.  The only code
- * that touches MHD: it copies each request into an app_http_request, caps
+ * that touches MHD: it copies each request into an base_http_request, caps
  * its body, calls the route's pure handler and sends the answer.  Routes are
  * registered before wh_server_start and never change afterwards. */
 #ifndef WH_SERVER_H
@@ -8,19 +8,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/http.h"
+#include "base/http.h"
 
 typedef struct wh_server wh_server;
 
 typedef struct wh_route {
 	const char *path;              /* exact path, or a prefix when prefix != 0; copied */
 	int prefix;
-	app_http_handler handler;
+	base_http_handler handler;
 	/* Optional: checks on the request head before any body byte is read
 	 * (content_length < 0 when not declared).  Returns 1 after filling a
 	 * final answer.  Called again with the received size when a body grows
 	 * past max_body. */
-	int (*head_check)(const app_http_request *req, int64_t content_length, app_http_response *resp, void *payload);
+	int (*head_check)(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload);
 	void *payload;                 /* borrowed */
 	size_t max_body;               /* body cap in bytes (0: no body accepted) */
 } wh_route;
@@ -41,7 +41,7 @@ int wh_server_start(wh_server *srv);
 int wh_server_port(const wh_server *srv);
 /* Stops accepting new connections; requests in flight go on. */
 void wh_server_quiesce(wh_server *srv);
-/* Waits until no request is in flight, at most timeout_ms; 0 or APP_ETIMEOUT. */
+/* Waits until no request is in flight, at most timeout_ms; 0 or BASE_ETIMEOUT. */
 int wh_server_wait_idle(wh_server *srv, int timeout_ms);
 /* Stops the daemon (closing idle connections) and frees everything. */
 void wh_server_free(wh_server *srv);

@@ -2,7 +2,7 @@
  * bytes first, so the comparison is a fixed-length CRYPTO_memcmp over 32
  * bytes whatever the input; parsing never depends on the secret. */
 #include "webhooks/signature.h"
-#include "app/error.h"
+#include "base/error.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -14,7 +14,7 @@ static int mac(unsigned char out[32], const void *body, size_t len, const char *
 {
 	unsigned int n = 0;
 	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), body ? body : (const void *)"", len, out, &n) || n != 32)
-		return app_error_set(APP_EGENERIC, "HMAC-SHA256 failed");
+		return base_error_set(BASE_EGENERIC, "HMAC-SHA256 failed");
 	return 0;
 }
 
@@ -49,16 +49,16 @@ static int unhex(int c)
 int wh_signature_verify(const char *header, const void *body, size_t len, const char *secret, const char *secret_old)
 {
 	if (!header || !*header)
-		return app_error_set(APP_EAUTH, "missing X-Hub-Signature-256");
+		return base_error_set(BASE_EAUTH, "missing X-Hub-Signature-256");
 	if (strncmp(header, "sha256=", 7) != 0)
-		return app_error_set(APP_EAUTH, "X-Hub-Signature-256 is not a sha256 signature");
+		return base_error_set(BASE_EAUTH, "X-Hub-Signature-256 is not a sha256 signature");
 	if (strlen(header) != WH_SIGNATURE_LEN)
-		return app_error_set(APP_EAUTH, "X-Hub-Signature-256 has the wrong length");
+		return base_error_set(BASE_EAUTH, "X-Hub-Signature-256 has the wrong length");
 	unsigned char want[32];
 	for (int i = 0; i < 32; i++) {
 		int hi = unhex((unsigned char)header[7 + 2 * i]), lo = unhex((unsigned char)header[8 + 2 * i]);
 		if (hi < 0 || lo < 0)
-			return app_error_set(APP_EAUTH, "X-Hub-Signature-256 is not hexadecimal");
+			return base_error_set(BASE_EAUTH, "X-Hub-Signature-256 is not hexadecimal");
 		want[i] = (unsigned char)(hi << 4 | lo);
 	}
 	unsigned char got[32];
@@ -76,6 +76,6 @@ int wh_signature_verify(const char *header, const void *body, size_t len, const 
 	}
 	OPENSSL_cleanse(got, sizeof(got));
 	if (!ok)
-		return app_error_set(APP_EAUTH, "signature does not match");
+		return base_error_set(BASE_EAUTH, "signature does not match");
 	return 0;
 }

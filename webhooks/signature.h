@@ -11,8 +11,8 @@
 int wh_signature_compute(char *out, const void *body, size_t len, const char *secret);
 
 /* 0 when `header` is a well-formed sha256 signature of body under `secret`
- * or, when non-NULL, `secret_old` (a rotation).  APP_EAUTH otherwise, with
- * the reason (missing, malformed, mismatch) in app_error_last(); the secrets
+ * or, when non-NULL, `secret_old` (a rotation).  BASE_EAUTH otherwise, with
+ * the reason (missing, malformed, mismatch) in base_error_last(); the secrets
  * never appear in it.  Comparison is constant-time. */
 int wh_signature_verify(const char *header, const void *body, size_t len, const char *secret, const char *secret_old);
 

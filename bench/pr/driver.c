@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/error.h"
-#include "app/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "pr/pr.h"
 
 static const char *token;
@@ -25,7 +25,7 @@ static int token_cb(char **out, void *payload)
 static int not_found(pr_pull *out, const char *r, const char *b, void *p)
 {
 	(void)out, (void)r, (void)b, (void)p;
-	return APP_ENOTFOUND;
+	return BASE_ENOTFOUND;
 }
 
 static int create(pr_pull *out, const char *r, const char *t, const char *h, const char *b, const char *body, void *p)
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: driver DATA_DIR URL TOKEN RUN BASE_SHA DIFF_FILE\n");
 		return 2;
 	}
-	app_log_configure(getenv("PR_BENCH_DEBUG") ? APP_LOG_DEBUG : APP_LOG_WARN, 0, 2);
+	base_log_configure(getenv("PR_BENCH_DEBUG") ? BASE_LOG_DEBUG : BASE_LOG_WARN, 0, 2);
 	token = argv[3];
 	FILE *f = fopen(argv[6], "rb");
 	if (!f)
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 	int rc = pr_open(&r, &opts, &p);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc < 0) {
-		fprintf(stderr, "pr_open: %s\n", app_error_last());
+		fprintf(stderr, "pr_open: %s\n", base_error_last());
 		return 1;
 	}
 	printf("%.3f %s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, r.commit_sha);

@@ -26,9 +26,9 @@ now() { date +%s.%N; }
 since() { echo "$(now) $1" | awk '{printf "%.3f", $1 - $2}'; }
 
 # ---- the driver, against the module libraries ------------------------------
-make -s -j2 build/libpr.a build/libapp.a >/dev/null 2>&1 || echo "(make failed; using the libraries already in build/)"
+make -s -j2 build/libpr.a build/libgithub.a build/libstore.a build/libbase.a >/dev/null 2>&1 || echo "(make failed; using the libraries already in build/)"
 PKGS="libgit2 jansson libcurl openssl sqlite3"
-cc -std=c11 -D_GNU_SOURCE -I. -O2 -o "$work/driver" bench/pr/driver.c build/libpr.a build/libapp.a \
+cc -std=c11 -D_GNU_SOURCE -I. -O2 -o "$work/driver" bench/pr/driver.c build/libpr.a build/libgithub.a build/libstore.a build/libbase.a \
 	$(pkg-config --cflags --libs $PKGS) -lpthread -lm
 
 # ---- the repository: FILES files, COMMITS commits, via git fast-import ------

@@ -18,22 +18,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/bench.h"
+#include "measure/bench.h"
 #include "agent/mcp.h"
-#include "agent/repo_config.h"
-#include "agent/sandbox.h"
+#include "measure/repo_config.h"
+#include "measure/sandbox.h"
 #include "agent/tools.h"
 #include "agent/tools_run.h"
-#include "app/buf.h"
-#include "app/error.h"
-#include "app/http.h"
-#include "app/log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/http.h"
+#include "base/log.h"
 
 #define MAX_HEADERS 64
 
 typedef struct conn {
-	app_buf body;
-	app_http_header headers[MAX_HEADERS];
+	base_buf body;
+	base_http_header headers[MAX_HEADERS];
 	size_t nheaders;
 } conn;
 
@@ -42,7 +42,7 @@ static int collect(void *cls, enum MHD_ValueKind kind, const char *key, const ch
 	(void)kind;
 	conn *c = cls;
 	if (c->nheaders < MAX_HEADERS)
-		c->headers[c->nheaders++] = (app_http_header){ key, value ? value : "" };
+		c->headers[c->nheaders++] = (base_http_header){ key, value ? value : "" };
 	return MHD_YES;
 }
 
@@ -54,34 +54,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 	conn *c = *con_cls;
 	if (!c) {
 		c = calloc(1, sizeof(*c));
-		app_buf_init(&c->body, 16u << 20);
+		base_buf_init(&c->body, 16u << 20);
 		*con_cls = c;
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		app_buf_put(&c->body, upload_data, *upload_size);
+		base_buf_put(&c->body, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	app_http_response resp;
-	app_http_response_init(&resp);
+	base_http_response resp;
+	base_http_response_init(&resp);
 	if (strcmp(url, "/mcp") != 0) {
-		app_http_response_error(&resp, 404, "not found");
+		base_http_response_error(&resp, 404, "not found");
 	} else {
 		c->nheaders = 0;
 		MHD_get_connection_values(connection, MHD_HEADER_KIND, (MHD_KeyValueIterator)collect, c);
-		app_http_request req = { 0 };
+		base_http_request req = { 0 };
 		req.method = method;
 		req.path = url;
 		req.headers = c->headers;
 		req.nheaders = c->nheaders;
-		req.body = app_buf_cstr(&c->body);
+		req.body = base_buf_cstr(&c->body);
 		req.body_len = c->body.len;
 		req.peer = "127.0.0.1";
 		if (agent_mcp_handle(&req, &resp, mcp) < 0)
-			app_http_response_error(&resp, 500, "internal error");
+			base_http_response_error(&resp, 500, "internal error");
 	}
-	struct MHD_Response *r = MHD_create_response_from_buffer(resp.body.len, (void *)app_buf_cstr(&resp.body),
+	struct MHD_Response *r = MHD_create_response_from_buffer(resp.body.len, (void *)base_buf_cstr(&resp.body),
 								  MHD_RESPMEM_MUST_COPY);
 	if (resp.body.len)
 		MHD_add_response_header(r, "Content-Type", resp.content_type);
@@ -89,7 +89,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		MHD_add_response_header(r, resp.header_names[i], resp.header_values[i]);
 	enum MHD_Result ret = MHD_queue_response(connection, (unsigned)resp.status, r);
 	MHD_destroy_response(r);
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 	return ret;
 }
 
@@ -100,7 +100,7 @@ static void on_done(void *cls, struct MHD_Connection *connection, void **con_cls
 	(void)toe;
 	conn *c = *con_cls;
 	if (c) {
-		app_buf_dispose(&c->body);
+		base_buf_dispose(&c->body);
 		free(c);
 	}
 	*con_cls = NULL;
@@ -123,18 +123,18 @@ static char *read_text(const char *path)
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return NULL;
-	app_buf b = APP_BUF_INIT(AGENT_REPO_CONFIG_MAX);
+	base_buf b = BASE_BUF_INIT(MEASURE_REPO_CONFIG_MAX);
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		app_buf_put(&b, chunk, n);
+		base_buf_put(&b, chunk, n);
 	fclose(f);
-	return app_buf_detach(&b);
+	return base_buf_detach(&b);
 }
 
 static int die(const char *what)
 {
-	fprintf(stderr, "mcp_test_server: %s: %s\n", what, app_error_last());
+	fprintf(stderr, "mcp_test_server: %s: %s\n", what, base_error_last());
 	return 1;
 }
 
@@ -160,24 +160,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s --workspace DIR --repo GITDIR --base SHA\n", argv[0]);
 		return 2;
 	}
-	app_log_configure(APP_LOG_WARN, 0, 2);
+	base_log_configure(BASE_LOG_WARN, 0, 2);
 
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", ws, AGENT_REPO_CONFIG_PATH);
+	snprintf(path, sizeof(path), "%s/%s", ws, MEASURE_REPO_CONFIG_PATH);
 	char *yml = read_text(path);
-	agent_repo_config *cfg = NULL;
-	agent_sandbox *sb = NULL;
+	measure_repo_config *cfg = NULL;
+	measure_sandbox *sb = NULL;
 	json_t *baseline = NULL;
-	if (!yml || agent_repo_config_parse(&cfg, yml, strlen(yml)) < 0)
+	if (!yml || measure_repo_config_parse(&cfg, yml, strlen(yml)) < 0)
 		return die("repo config");
 	free(yml);
-	if (agent_sandbox_new(&sb, "bwrap") < 0)
+	if (measure_sandbox_new(&sb, "bwrap") < 0)
 		return die("sandbox");
 	if (sb->prepare_dir(sb, ws) < 0 || sb->prepare_dir(sb, scratch) < 0)
 		return die("prepare");
-	agent_bench_options bo = AGENT_BENCH_OPTIONS_INIT;
+	measure_bench_options bo = MEASURE_BENCH_OPTIONS_INIT;
 	bo.scratch_dir = scratch;
-	if (agent_bench_measure(&baseline, sb, ws, cfg, &bo) < 0)
+	if (measure_bench_measure(&baseline, sb, ws, cfg, &bo) < 0)
 		return die("baseline");
 
 	agent_run_hooks *rh = NULL;
@@ -231,7 +231,7 @@ int main(int argc, char **argv)
 	agent_tools_free(tools);
 	agent_run_hooks_free(rh);
 	json_decref(baseline);
-	agent_repo_config_free(cfg);
-	agent_sandbox_free(sb);
+	measure_repo_config_free(cfg);
+	measure_sandbox_free(sb);
 	return 0;
 }

@@ -33,7 +33,7 @@ function buildServer() {
   mkdirSync(path.dirname(serverBin), { recursive: true });
   const san = /san/.test(path.basename(buildDir)) ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
   execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', `-I${root}`, '-O1', '-g', ...san, '-o', serverBin,
-    path.join(root, 'tests/agent/mcp_test_server.c'), path.join(buildDir, 'libagent.a'), path.join(buildDir, 'libapp.a'),
+    path.join(root, 'tests/agent/mcp_test_server.c'), ...['libagent.a', 'libmeasure.a', 'libgithub.a', 'libstore.a', 'libbase.a'].map((l) => path.join(buildDir, l)),
     ...pkgLibs(), '-lpthread', '-lm'], { stdio: 'inherit' });
 }
 

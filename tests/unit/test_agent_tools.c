@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "agent/tools.h"
-#include "app/clock.h"
-#include "app/error.h"
+#include "base/clock.h"
+#include "base/error.h"
 
 typedef struct fixture {
 	char ws[64];      /* the workspace (a git repository) */
@@ -107,12 +107,12 @@ static int host_exec(void *payload, const char *command, int timeout_s, size_t c
 		_exit(127);
 	}
 	setpgid(pid, pid);
-	int64_t start = app_mono_ms();
+	int64_t start = base_mono_ms();
 	int status = 0;
 	for (;;) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;
-		if (*stop || app_mono_ms() - start > (int64_t)timeout_s * 1000) {
+		if (*stop || base_mono_ms() - start > (int64_t)timeout_s * 1000) {
 			out->timed_out = 1;
 			kill(-pid, SIGKILL);
 			waitpid(pid, &status, 0);
@@ -380,9 +380,9 @@ static void test_diff_includes_new_files(void **state)
 	assert_string_equal(slurp(fresh, "src/new.h"), "#define X 1\n");
 	assert_non_null(strstr(slurp(fresh, "src/hot.c"), "n << 1"));
 	/* applying twice fails: the preimage is gone */
-	assert_int_equal(agent_workspace_apply(fx->ws, fresh, diff, strlen(diff)), APP_EINVALID);
+	assert_int_equal(agent_workspace_apply(fx->ws, fresh, diff, strlen(diff)), BASE_EINVALID);
 	free(diff);
-	assert_int_equal(agent_workspace_diff(&diff, fx->ws, plain, fx->base, 10), APP_ETOOBIG);
+	assert_int_equal(agent_workspace_diff(&diff, fx->ws, plain, fx->base, 10), BASE_ETOOBIG);
 	assert_null(diff);
 	sh("rm -rf %s %s", plain, fresh);
 }
@@ -485,9 +485,9 @@ static void *bg_main(void *arg)
 {
 	bg_call *c = arg;
 	json_t *args = json_loads(c->args, 0, NULL);
-	int64_t start = app_mono_ms();
+	int64_t start = base_mono_ms();
 	agent_tool_call(c->t, c->name, args, &c->res);
-	c->ms = app_mono_ms() - start;
+	c->ms = base_mono_ms() - start;
 	json_decref(args);
 	return NULL;
 }
@@ -508,10 +508,10 @@ static void test_grep_catastrophic_pattern_is_stopped(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bg_main, &c), 0);
 	nap_ms(500);
-	int64_t t0 = app_mono_ms();
+	int64_t t0 = base_mono_ms();
 	agent_tools_end(fx->t, "cancelled");
 	pthread_join(th, NULL);
-	int64_t after_end = app_mono_ms() - t0;
+	int64_t after_end = base_mono_ms() - t0;
 	assert_non_null(c.res);
 	if (after_end > 2000)
 		fail_msg("grep went on for %lld ms after the run ended", (long long)after_end);
@@ -534,7 +534,7 @@ static void test_end_stops_exec_in_flight(void **state)
 	json_decref(c.res);
 }
 
-/* A measurement that runs until it is stopped, as agent_bench_measure with
+/* A measurement that runs until it is stopped, as measure_bench_measure with
  * the sandbox's cancel flag does. */
 static int endless_bench(void *payload, const json_t *names, const volatile int *stop, json_t **out)
 {
@@ -556,9 +556,9 @@ static void test_wall_budget_stops_call_in_flight(void **state)
 	o.hooks.run_benchmarks = endless_bench;
 	o.max_wall_ms = 600;
 	assert_int_equal(agent_tools_new(&t, &o), 0);
-	int64_t start = app_mono_ms();
+	int64_t start = base_mono_ms();
 	json_t *r = call(t, "run_benchmarks", "{}");
-	int64_t ms = app_mono_ms() - start;
+	int64_t ms = base_mono_ms() - start;
 	if (ms > 2500)
 		fail_msg("run_benchmarks went on for %lld ms with a 600 ms wall budget", (long long)ms);
 	assert_true(is_error(r));
@@ -573,9 +573,9 @@ static void test_wall_budget_stops_call_in_flight(void **state)
 	/* a context freed before its budget is over does not wait for it */
 	o.max_wall_ms = 3600 * 1000;
 	assert_int_equal(agent_tools_new(&t, &o), 0);
-	start = app_mono_ms();
+	start = base_mono_ms();
 	agent_tools_free(t);
-	assert_true(app_mono_ms() - start < 1000);
+	assert_true(base_mono_ms() - start < 1000);
 }
 
 static void test_diff_weighs_files_before_reading(void **state)
@@ -584,22 +584,22 @@ static void test_diff_weighs_files_before_reading(void **state)
 	/* a new text file larger than the diff's cap is refused by its size,
 	 * named, before it is formatted */
 	sh("cd %s && yes 'some text' | head -c 33554432 > big.txt", fx->ws);
-	int64_t start = app_mono_ms();
+	int64_t start = base_mono_ms();
 	expect_error(fx->t, "get_diff", "{}", "big.txt alone has 33554432 bytes");
 	expect_error(fx->t, "submit_result", "{\"summary\": \"x\"}", "big.txt alone has");
-	assert_true(app_mono_ms() - start < 3000);
+	assert_true(base_mono_ms() - start < 3000);
 	assert_int_equal(agent_tools_ended(fx->t, NULL), 0);
 	/* a huge new binary file is left out, as every new binary file is,
 	 * without being read */
 	sh("cd %s && rm big.txt && truncate -s 1G huge.bin", fx->ws);
 	json_decref(call(fx->t, "write_file", "{\"path\": \"small.c\", \"content\": \"int x;\\n\"}"));
-	start = app_mono_ms();
+	start = base_mono_ms();
 	json_t *r = call(fx->t, "get_diff", "{}");
 	assert_false(is_error(r));
 	assert_non_null(strstr(text_of(r), "b/small.c"));
 	assert_null(strstr(text_of(r), "huge.bin"));
 	json_decref(r);
-	assert_true(app_mono_ms() - start < 3000);
+	assert_true(base_mono_ms() - start < 3000);
 	/* a tracked file that grows past the cap is refused by its size too */
 	sh("cd %s && rm huge.bin && yes 'more text' | head -c 16777216 >> words.txt", fx->ws);
 	expect_error(fx->t, "get_diff", "{}", "words.txt alone has");
@@ -626,7 +626,7 @@ static void test_unknown_tool_and_list(void **state)
 {
 	fixture *fx = *state;
 	json_t *res = NULL;
-	assert_int_equal(agent_tool_call(fx->t, "rm_rf", NULL, &res), APP_ENOTFOUND);
+	assert_int_equal(agent_tool_call(fx->t, "rm_rf", NULL, &res), BASE_ENOTFOUND);
 	assert_null(res);
 	json_t *list = agent_tools_list();
 	assert_int_equal(json_array_size(list), 11);

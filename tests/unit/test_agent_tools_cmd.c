@@ -25,7 +25,7 @@
 
 #include "agent/agent_cmd.h"
 #include "agent/tools.h"
-#include "app/error.h"
+#include "base/error.h"
 
 struct fixture {
 	char root[64];      /* everything of one test */
@@ -347,17 +347,17 @@ static void test_refused_when_not_confinable(void **state)
 	agent_cmd_options o = base_opts(f, cmd);
 	o.bwrap = fake;
 	agent_cmd_result r;
-	assert_int_equal(agent_cmd_run(&r, &o), APP_EGENERIC);
-	assert_non_null(strstr(app_error_last(), "the agent command cannot be confined"));
-	assert_non_null(strstr(app_error_last(), "bwrap: No permissions to creating new namespace"));
+	assert_int_equal(agent_cmd_run(&r, &o), BASE_EGENERIC);
+	assert_non_null(strstr(base_error_last(), "the agent command cannot be confined"));
+	assert_non_null(strstr(base_error_last(), "bwrap: No permissions to creating new namespace"));
 	assert_int_equal(access(ran, F_OK), -1);
 	char path[160];
 	snprintf(path, sizeof(path), "%s/mcp.json", f->workdir);
 	assert_int_equal(access(path, F_OK), -1);
 
 	o.bwrap = "/nonexistent/bwrap";
-	assert_int_equal(agent_cmd_run(&r, &o), APP_EGENERIC);
-	assert_non_null(strstr(app_error_last(), "never runs unconfined"));
+	assert_int_equal(agent_cmd_run(&r, &o), BASE_EGENERIC);
+	assert_non_null(strstr(base_error_last(), "never runs unconfined"));
 }
 
 /* The directory becomes the command's /tmp (and its uid's): a shared one
@@ -368,8 +368,8 @@ static void test_workdir_must_be_private(void **state)
 	agent_cmd_options o = base_opts(f, "true");
 	o.workdir = "/tmp";
 	agent_cmd_result r;
-	assert_int_equal(agent_cmd_run(&r, &o), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "not a private directory"));
+	assert_int_equal(agent_cmd_run(&r, &o), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "not a private directory"));
 }
 
 /* perfbot as a service user (not root): the same confinement through a
@@ -400,7 +400,7 @@ static void test_as_service_user(void **state)
 		o.hide = hide;
 		agent_cmd_result r;
 		if (agent_cmd_run(&r, &o) < 0) {
-			fprintf(stderr, "%s\n", app_error_last());
+			fprintf(stderr, "%s\n", base_error_last());
 			_exit(11);
 		}
 		char want[64];

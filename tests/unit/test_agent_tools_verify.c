@@ -21,20 +21,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/bench.h"
-#include "agent/repo_config.h"
-#include "agent/sandbox.h"
+#include "measure/bench.h"
+#include "measure/repo_config.h"
+#include "measure/sandbox.h"
 #include "agent/tools.h"
 #include "agent/verify.h"
-#include "app/error.h"
-#include "app/log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 typedef struct env {
 	char dir[64];
 	char repo[128], scratch[128];
 	char base[41];
-	agent_sandbox *sb;
-	agent_repo_config *cfg;
+	measure_sandbox *sb;
+	measure_repo_config *cfg;
 	int n;
 } env;
 
@@ -65,7 +65,7 @@ static void fresh_tree(env *e, char *out, size_t n)
 static int group_setup(void **state)
 {
 	env *e = calloc(1, sizeof(*e));
-	app_log_configure(APP_LOG_WARN, 0, 2);
+	base_log_configure(BASE_LOG_WARN, 0, 2);
 	snprintf(e->dir, sizeof(e->dir), "/tmp/perfbot-verify-XXXXXX");
 	if (!mkdtemp(e->dir))
 		return -1;
@@ -82,7 +82,7 @@ static int group_setup(void **state)
 	pclose(p);
 	char yml[] = "build: make\ntest: make test\nbenchmarks:\n  - name: primes\n    command: ./bench/primes 3000\n"
 		     "threshold: 3%\n";
-	if (agent_repo_config_parse(&e->cfg, yml, strlen(yml)) < 0 || agent_sandbox_new(&e->sb, "bwrap") < 0)
+	if (measure_repo_config_parse(&e->cfg, yml, strlen(yml)) < 0 || measure_sandbox_new(&e->sb, "bwrap") < 0)
 		return -1;
 	if (e->sb->prepare_dir(e->sb, e->scratch) < 0)
 		return -1;
@@ -93,8 +93,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	env *e = *state;
-	agent_repo_config_free(e->cfg);
-	agent_sandbox_free(e->sb);
+	measure_repo_config_free(e->cfg);
+	measure_sandbox_free(e->sb);
 	sh("rm -rf %s", e->dir);
 	free(e);
 	return 0;
@@ -111,7 +111,7 @@ static char *make_diff(env *e, const char *edit)
 	return diff;
 }
 
-static json_t *verify_with(env *e, const char *repo, const agent_repo_config *cfg, const char *diff)
+static json_t *verify_with(env *e, const char *repo, const measure_repo_config *cfg, const char *diff)
 {
 	char tree[PATH_MAX], base[PATH_MAX];
 	tree_of(e, repo, tree, sizeof(tree));
@@ -128,7 +128,7 @@ static json_t *verify_with(env *e, const char *repo, const agent_repo_config *cf
 	o.summary = "summary";
 	json_t *out = NULL;
 	if (agent_verify(&out, &o) != 0)
-		fail_msg("verify: %s", app_error_last());
+		fail_msg("verify: %s", base_error_last());
 	assert_non_null(out);
 	return out;
 }
@@ -209,28 +209,28 @@ static void test_forbidden_changes_are_refused(void **state)
 	free(diff);
 	/* ... and a binary change in a diff is refused */
 	const char *bin = "diff --git a/x.bin b/x.bin\nindex 1111111..2222222 100644\nBinary files a/x.bin and b/x.bin differ\n";
-	assert_int_equal(agent_diff_check(bin, strlen(bin), 0, NULL), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "binary"));
+	assert_int_equal(agent_diff_check(bin, strlen(bin), 0, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "binary"));
 
 	const char *git = "diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n"
 			  "@@ -1 +1 @@\n-a\n+b\n";
-	assert_int_equal(agent_diff_check(git, strlen(git), 0, NULL), APP_EINVALID);
-	assert_string_equal(app_error_last(), "refused: .git/config is under .git/");
+	assert_int_equal(agent_diff_check(git, strlen(git), 0, NULL), BASE_EINVALID);
+	assert_string_equal(base_error_last(), "refused: .git/config is under .git/");
 	const char *up = "diff --git a/../x b/../x\n--- a/../x\n+++ b/../x\n@@ -1 +1 @@\n-a\n+b\n";
-	assert_int_equal(agent_diff_check(up, strlen(up), 0, NULL), APP_EINVALID);
+	assert_int_equal(agent_diff_check(up, strlen(up), 0, NULL), BASE_EINVALID);
 	const char *ok = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
 	assert_int_equal(agent_diff_check(ok, strlen(ok), 0, NULL), 0);
-	assert_int_equal(agent_diff_check(ok, strlen(ok), 10, NULL), APP_ETOOBIG);
+	assert_int_equal(agent_diff_check(ok, strlen(ok), 10, NULL), BASE_ETOOBIG);
 	/* a diff may not change what callgrind counts */
 	const char *zero = "diff --git a/b.c b/b.c\n--- a/b.c\n+++ b/b.c\n@@ -1 +1,2 @@\n a();\n+CALLGRIND_ZERO_STATS;\n";
-	assert_int_equal(agent_diff_check(zero, strlen(zero), 0, NULL), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "line 6 of the diff mentions \"callgrind\""));
+	assert_int_equal(agent_diff_check(zero, strlen(zero), 0, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "line 6 of the diff mentions \"callgrind\""));
 	const char *cheat = "diff --git a/b.c b/b.c\n--- a/b.c\n+++ b/b.c\n@@ -1 +1 @@\n-slow();\n"
 			    "+if (!RUNNING_ON_VALGRIND) slow();\n";
-	assert_int_equal(agent_diff_check(cheat, strlen(cheat), 0, NULL), APP_EINVALID);
+	assert_int_equal(agent_diff_check(cheat, strlen(cheat), 0, NULL), BASE_EINVALID);
 	const char *moved = "diff --git a/h.c b/h.c\n--- a/h.c\n+++ b/h.c\n@@ -1,2 +1 @@\n-CALLGRIND_START_INSTRUMENTATION;\n"
 			    " run();\n";
-	assert_int_equal(agent_diff_check(moved, strlen(moved), 0, NULL), APP_EINVALID);
+	assert_int_equal(agent_diff_check(moved, strlen(moved), 0, NULL), BASE_EINVALID);
 	/* context lines that mention them are fine */
 	const char *near = "diff --git a/h.c b/h.c\n--- a/h.c\n+++ b/h.c\n@@ -1,2 +1,2 @@\n CALLGRIND_START_INSTRUMENTATION;\n"
 			   "-run(1);\n+run(2);\n";
@@ -244,7 +244,7 @@ static void test_forbidden_changes_are_refused(void **state)
 
 /* A repository of its own: files as (path, content) pairs, NULL-ended, one
  * of them .github/perfbot.yml (parsed into *cfg); its path into repo. */
-static void make_repo(env *e, char *repo, size_t n, const char *const *files, agent_repo_config **cfg)
+static void make_repo(env *e, char *repo, size_t n, const char *const *files, measure_repo_config **cfg)
 {
 	snprintf(repo, n, "%s/repo%d", e->dir, e->n++);
 	for (size_t i = 0; files[i]; i += 2) {
@@ -256,8 +256,8 @@ static void make_repo(env *e, char *repo, size_t n, const char *const *files, ag
 		fputs(files[i + 1], f);
 		fclose(f);
 		if (!strcmp(files[i], ".github/perfbot.yml") &&
-		    agent_repo_config_parse(cfg, files[i + 1], strlen(files[i + 1])) < 0)
-			fail_msg("config: %s", app_error_last());
+		    measure_repo_config_parse(cfg, files[i + 1], strlen(files[i + 1])) < 0)
+			fail_msg("config: %s", base_error_last());
 	}
 	sh("cd %s && git init -q && git add -A && git -c user.name=t -c user.email=t@example.com commit -qm base", repo);
 }
@@ -311,17 +311,17 @@ static void test_protected_paths_are_refused(void **state)
 	/* optimize.protected and optimize.paths */
 	const char *yml = "build: make\ntest: make test\nbenchmarks:\n  - name: primes\n    command: ./bench/primes 3000\n"
 			  "optimize:\n  protected: [\"src/*.h\"]\n  paths: [\"src/**\"]\n";
-	agent_repo_config *cfg = NULL;
-	assert_int_equal(agent_repo_config_parse(&cfg, yml, strlen(yml)), 0);
-	app_diff_policy *p = NULL;
-	assert_int_equal(agent_repo_config_diff_policy(&p, cfg), 0);
+	measure_repo_config *cfg = NULL;
+	assert_int_equal(measure_repo_config_parse(&cfg, yml, strlen(yml)), 0);
+	base_diff_policy *p = NULL;
+	assert_int_equal(measure_repo_config_diff_policy(&p, cfg), 0);
 	char *d = make_diff(e, "echo '/* x */' >> src/primes.h");
-	assert_int_equal(agent_diff_check(d, strlen(d), 0, p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "refused: src/primes.h matches optimize.protected (src/*.h)"));
+	assert_int_equal(agent_diff_check(d, strlen(d), 0, p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "refused: src/primes.h matches optimize.protected (src/*.h)"));
 	free(d);
 	d = make_diff(e, "echo notes > NOTES.md");
-	assert_int_equal(agent_diff_check(d, strlen(d), 0, p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "refused: NOTES.md is outside optimize.paths"));
+	assert_int_equal(agent_diff_check(d, strlen(d), 0, p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "refused: NOTES.md is outside optimize.paths"));
 	assert_int_equal(agent_diff_check(d, strlen(d), 0, NULL), 0);
 	free(d);
 	d = make_diff(e, "sed -i 's/d < n;/d * d <= n;/' src/primes.c");
@@ -337,7 +337,7 @@ static void test_protected_paths_are_refused(void **state)
 	free(d);
 	json_decref(v);
 	free(p);
-	agent_repo_config_free(cfg);
+	measure_repo_config_free(cfg);
 }
 
 static json_t *tool(agent_tools *t, const char *name, const char *args)
@@ -359,8 +359,8 @@ static void test_write_tools_refuse_protected_paths(void **state)
 	env *e = *state;
 	char tree[PATH_MAX];
 	fresh_tree(e, tree, sizeof(tree));
-	app_diff_policy *p = NULL;
-	assert_int_equal(agent_repo_config_diff_policy(&p, e->cfg), 0);
+	base_diff_policy *p = NULL;
+	assert_int_equal(measure_repo_config_diff_policy(&p, e->cfg), 0);
 	agent_tools_options to = AGENT_TOOLS_OPTIONS_INIT;
 	to.workspace = tree;
 	to.repo_path = e->repo;
@@ -431,7 +431,7 @@ static void test_client_requests_in_any_spelling(void **state)
 	assert_int_equal(json_integer_value(json_object_get(found, "d/b.bin")), 2);
 	assert_null(json_object_get(found, "link.bin"));
 	json_decref(found);
-	assert_int_equal(agent_verify_scan_requests(&found, tree, 10), APP_ETOOBIG);
+	assert_int_equal(agent_verify_scan_requests(&found, tree, 10), BASE_ETOOBIG);
 	assert_null(found);
 }
 
@@ -457,7 +457,7 @@ static void test_work_moved_out_of_the_region(void **state)
 		NULL,
 	};
 	char repo[PATH_MAX];
-	agent_repo_config *cfg = NULL;
+	measure_repo_config *cfg = NULL;
 	make_repo(e, repo, sizeof(repo), files, &cfg);
 
 	/* the cheat: the same result, computed before main */
@@ -482,7 +482,7 @@ static void test_work_moved_out_of_the_region(void **state)
 	assert_string_equal(str(v, "status"), "proposal");
 	json_decref(v);
 	free(diff);
-	agent_repo_config_free(cfg);
+	measure_repo_config_free(cfg);
 }
 
 /* The tests leave a results cache in the tree that the benchmark reads:
@@ -503,7 +503,7 @@ static void test_same_steps_for_base_and_candidate(void **state)
 		NULL,
 	};
 	char repo[PATH_MAX];
-	agent_repo_config *cfg = NULL;
+	measure_repo_config *cfg = NULL;
 	make_repo(e, repo, sizeof(repo), files, &cfg);
 	char *diff = diff_of(e, repo, "sed -i '1i # sums of squares' src/calc.py");
 	json_t *v = verify_with(e, repo, cfg, diff);
@@ -512,7 +512,7 @@ static void test_same_steps_for_base_and_candidate(void **state)
 	assert_non_null(strstr(str(v, "log"), "base test: `python3 tests/check.py`: ok"));
 	json_decref(v);
 	free(diff);
-	agent_repo_config_free(cfg);
+	measure_repo_config_free(cfg);
 }
 
 int main(void)

@@ -18,8 +18,8 @@
 #include <jwt.h>
 #include <openssl/evp.h>
 
-#include "app/config.h"
-#include "app/error.h"
+#include "base/config.h"
+#include "base/error.h"
 #include "github/github.h"
 #include "github/token_cache.h"
 
@@ -124,7 +124,7 @@ static void test_key_literal_newlines(void **state)
 		}
 	}
 	assert_null(strchr(flat, '\n'));
-	app_config cfg;
+	base_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.private_key = flat;
 	gh_app_key *k = NULL;
@@ -140,7 +140,7 @@ static void test_key_base64(void **state)
 	size_t n = strlen(pkcs8);
 	char *b64 = calloc(1, n * 2 + 8);
 	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pkcs8, (int)n);
-	app_config cfg;
+	base_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.private_key = b64;
 	gh_app_key *k = NULL;
@@ -155,7 +155,7 @@ static void test_key_path(void **state)
 	(void)state;
 	char path[512];
 	snprintf(path, sizeof(path), "%s/k1.pem", dir);
-	app_config cfg;
+	base_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.private_key_path = path;
 	gh_app_key *k = NULL;
@@ -164,11 +164,11 @@ static void test_key_path(void **state)
 	gh_app_key_free(k);
 
 	snprintf(path, sizeof(path), "%s/missing.pem", dir);
-	assert_int_equal(gh_app_key_load(&k, &cfg), APP_ENOTFOUND);
-	assert_non_null(strstr(app_error_last(), "PRIVATE_KEY_PATH"));
+	assert_int_equal(gh_app_key_load(&k, &cfg), BASE_ENOTFOUND);
+	assert_non_null(strstr(base_error_last(), "PRIVATE_KEY_PATH"));
 
 	memset(&cfg, 0, sizeof(cfg));
-	assert_int_equal(gh_app_key_load(&k, &cfg), APP_ENOTFOUND);
+	assert_int_equal(gh_app_key_load(&k, &cfg), BASE_ENOTFOUND);
 	assert_null(k);
 }
 
@@ -176,7 +176,7 @@ static void test_key_garbage_not_echoed(void **state)
 {
 	(void)state;
 	gh_app_key *k = NULL;
-	app_config cfg;
+	base_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 
 	/* a PEM whose body is damaged */
@@ -184,30 +184,30 @@ static void test_key_garbage_not_echoed(void **state)
 	char *body = strstr(bad, "\n") + 1;
 	memcpy(body + 40, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 40);
 	cfg.private_key = bad;
-	assert_int_equal(gh_app_key_load(&k, &cfg), APP_EINVALID);
+	assert_int_equal(gh_app_key_load(&k, &cfg), BASE_EINVALID);
 	assert_null(k);
-	assert_non_null(strstr(app_error_last(), "PRIVATE_KEY"));
+	assert_non_null(strstr(base_error_last(), "PRIVATE_KEY"));
 	char probe[17];
 	memcpy(probe, body, 16);
 	probe[16] = '\0';
-	assert_null(strstr(app_error_last(), probe));
-	assert_null(strstr(app_error_last(), "BEGIN"));
+	assert_null(strstr(base_error_last(), probe));
+	assert_null(strstr(base_error_last(), "BEGIN"));
 	free(bad);
 
 	/* plain garbage */
 	cfg.private_key = "hunter2-super-secret-value";
-	assert_int_equal(gh_app_key_load(&k, &cfg), APP_EINVALID);
-	assert_null(strstr(app_error_last(), "hunter2"));
+	assert_int_equal(gh_app_key_load(&k, &cfg), BASE_EINVALID);
+	assert_null(strstr(base_error_last(), "hunter2"));
 
 	/* base64 of something that is not a key */
 	cfg.private_key = "c2VjcmV0LXRoaW5nLW5vdC1hLWtleQ==";
-	assert_int_equal(gh_app_key_load(&k, &cfg), APP_EINVALID);
-	assert_null(strstr(app_error_last(), "c2VjcmV0"));
+	assert_int_equal(gh_app_key_load(&k, &cfg), BASE_EINVALID);
+	assert_null(strstr(base_error_last(), "c2VjcmV0"));
 
 	/* not RSA */
 	char *ec = slurp("ec.pem");
-	assert_int_equal(gh_app_key_parse(&k, ec, strlen(ec)), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "RSA"));
+	assert_int_equal(gh_app_key_parse(&k, ec, strlen(ec)), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "RSA"));
 	free(ec);
 }
 
@@ -217,10 +217,10 @@ static void test_jwt_needs_app_id(void **state)
 	gh_app_key *k = NULL;
 	char *token = NULL;
 	assert_int_equal(gh_app_key_parse(&k, pkcs1, strlen(pkcs1)), 0);
-	assert_int_equal(gh_app_jwt(&token, k, NULL, time(NULL)), APP_EAUTH);
+	assert_int_equal(gh_app_jwt(&token, k, NULL, time(NULL)), BASE_EAUTH);
 	assert_null(token);
 	gh_app_key_free(k);
-	assert_int_equal(gh_app_jwt(&token, NULL, "1", time(NULL)), APP_EAUTH);
+	assert_int_equal(gh_app_jwt(&token, NULL, "1", time(NULL)), BASE_EAUTH);
 }
 
 /* ---- token cache ------------------------------------------------------------------ */
@@ -243,7 +243,7 @@ static int fake_fetch(char **token_out, int64_t *expires_out, int64_t id, void *
 	if (f->sleep_ms)
 		usleep((useconds_t)f->sleep_ms * 1000);
 	if (f->fail)
-		return app_error_set(APP_ERETRY, "fetch failed");
+		return base_error_set(BASE_ERETRY, "fetch failed");
 	char buf[64];
 	snprintf(buf, sizeof(buf), "tok-%lld-%d", (long long)id, n);
 	*token_out = strdup(buf);
@@ -295,7 +295,7 @@ static void test_token_cache_expiry(void **state)
 	/* failures come back unchanged and leave nothing cached */
 	f.fail = 1;
 	gh_token_cache_drop(tc, 7, NULL);
-	assert_int_equal(gh_token_cache_get(tc, 7, f.now, fake_fetch, &f, &t), APP_ERETRY);
+	assert_int_equal(gh_token_cache_get(tc, 7, f.now, fake_fetch, &f, &t), BASE_ERETRY);
 	assert_null(t);
 	gh_token_cache_free(tc);
 }
@@ -354,7 +354,7 @@ static void test_token_cache_concurrent_refresh(void **state)
 	for (int i = 0; i < N; i++)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(args[i].rc, APP_ERETRY);
+		assert_int_equal(args[i].rc, BASE_ERETRY);
 		assert_null(args[i].token);
 	}
 	assert_true(f.calls < N / 2); /* one per wave of callers, not one each */
@@ -401,9 +401,9 @@ static void test_link_next(void **state)
 	assert_null(next);
 
 	/* malformed */
-	assert_int_equal(gh_link_next(&next, "https://x/a; rel=\"next\""), APP_EINVALID);
-	assert_int_equal(gh_link_next(&next, "<https://x/a; rel=\"next\""), APP_EINVALID);
-	assert_int_equal(gh_link_next(&next, "<https://x/a>; rel=\"next"), APP_EINVALID);
+	assert_int_equal(gh_link_next(&next, "https://x/a; rel=\"next\""), BASE_EINVALID);
+	assert_int_equal(gh_link_next(&next, "<https://x/a; rel=\"next\""), BASE_EINVALID);
+	assert_int_equal(gh_link_next(&next, "<https://x/a>; rel=\"next"), BASE_EINVALID);
 	assert_null(next);
 }
 

@@ -22,10 +22,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "app/config.h"
-#include "app/error.h"
-#include "app/http.h"
-#include "app/log.h"
+#include "base/config.h"
+#include "base/error.h"
+#include "base/http.h"
+#include "base/log.h"
 #include "github/github.h"
 #include "github/setup.h"
 
@@ -33,14 +33,14 @@ static char dir[256];
 static char keypath[512], pubpath[512];
 static char fake_url[128];
 static pid_t fake_pid;
-static app_config cfg;
+static base_config cfg;
 
 /* ---- fake control -------------------------------------------------------------- */
 
 static size_t collect(char *data, size_t size, size_t n, void *userdata)
 {
-	app_buf *b = userdata;
-	return app_buf_put(b, data, size * n) == 0 ? size * n : 0;
+	base_buf *b = userdata;
+	return base_buf_put(b, data, size * n) == 0 ? size * n : 0;
 }
 
 /* POST (body non-NULL) or GET /_fake/<name>; the answer as JSON (owned). */
@@ -48,7 +48,7 @@ static json_t *fake(const char *name, const char *body)
 {
 	char url[256];
 	snprintf(url, sizeof(url), "%s/_fake/%s", fake_url, name);
-	app_buf b = APP_BUF_INIT(64u << 20);
+	base_buf b = BASE_BUF_INIT(64u << 20);
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -60,8 +60,8 @@ static json_t *fake(const char *name, const char *body)
 	CURLcode rc = curl_easy_perform(h);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
-	json_t *j = rc == CURLE_OK ? json_loads(app_buf_cstr(&b), 0, NULL) : NULL;
-	app_buf_dispose(&b);
+	json_t *j = rc == CURLE_OK ? json_loads(base_buf_cstr(&b), 0, NULL) : NULL;
+	base_buf_dispose(&b);
 	assert_non_null(j);
 	return j;
 }
@@ -150,10 +150,10 @@ static int start_fake(void **state)
 	if (strncmp(fake_url, "http://127.0.0.1:", 17) != 0)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	app_log_configure(APP_LOG_WARN, 0, 2);
+	base_log_configure(BASE_LOG_WARN, 0, 2);
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.app_id = "4242";
+	cfg.base_id = "4242";
 	cfg.private_key_path = keypath;
 	cfg.github_api_url = fake_url;
 	cfg.webhook_path = "/api/github/webhooks";
@@ -223,8 +223,8 @@ static void test_token_exchange_and_reuse(void **state)
 	assert_int_equal(tokens_issued(), before + 1);
 
 	/* another installation cannot see this repository */
-	assert_int_equal(gh_get_repo(c, 2, "octo-org", "demo", &repo), APP_ENOTFOUND);
-	assert_non_null(strstr(app_error_last(), "GitHub 404 GET /repos/octo-org/demo: Not Found"));
+	assert_int_equal(gh_get_repo(c, 2, "octo-org", "demo", &repo), BASE_ENOTFOUND);
+	assert_non_null(strstr(base_error_last(), "GitHub 404 GET /repos/octo-org/demo: Not Found"));
 
 	/* a revoked token: one 401, a fresh token, the call succeeds */
 	fake_do("revokeTokens", "{}");
@@ -261,13 +261,13 @@ static void test_bad_key_refused_by_fake(void **state)
 	snprintf(otherkey, sizeof(otherkey), "%s/other.pem", dir);
 	snprintf(cmd, sizeof(cmd), "openssl genrsa -out %s 2048 2>/dev/null", otherkey);
 	assert_int_equal(system(cmd), 0);
-	app_config other = cfg;
+	base_config other = cfg;
 	other.private_key_path = otherkey;
 	gh_client *c = NULL;
 	assert_int_equal(gh_client_new(&c, &other, NULL), 0);
 	json_t *app = NULL;
-	assert_int_equal(gh_get_app(c, &app), APP_EAUTH);
-	assert_non_null(strstr(app_error_last(), "GitHub 401 GET /app"));
+	assert_int_equal(gh_get_app(c, &app), BASE_EAUTH);
+	assert_non_null(strstr(base_error_last(), "GitHub 401 GET /app"));
 	assert_null(app);
 	gh_client_free(c);
 }
@@ -285,20 +285,20 @@ static void test_5xx_then_success(void **state)
 	json_decref(repo);
 	assert_int_equal(count_requests("GET", "/repos/octo-org/demo"), 3);
 
-	/* persistent 5xx: max_retries + 1 attempts, then APP_ERETRY with the status */
+	/* persistent 5xx: max_retries + 1 attempts, then BASE_ERETRY with the status */
 	fake_do("resetRequests", "{}");
 	fake_do("failNext", "{\"status\":500,\"count\":10,\"message\":\"Server Error\"}");
-	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), APP_ERETRY);
-	assert_non_null(strstr(app_error_last(), "GitHub 500 GET /repos/octo-org/demo: Server Error"));
+	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), BASE_ERETRY);
+	assert_non_null(strstr(base_error_last(), "GitHub 500 GET /repos/octo-org/demo: Server Error"));
 	assert_int_equal(count_requests("GET", "/repos/octo-org/demo"), 4);
 	fake_do("clearFaults", "{}");
 
 	/* 404 and 422 are not retried */
 	fake_do("resetRequests", "{}");
-	assert_int_equal(gh_get_repo(c, 1, "octo-org", "nope", &repo), APP_ENOTFOUND);
+	assert_int_equal(gh_get_repo(c, 1, "octo-org", "nope", &repo), BASE_ENOTFOUND);
 	assert_int_equal(count_requests(NULL, "/repos/octo-org/nope"), 1);
 	fake_do("failNext", "{\"status\":422,\"count\":1,\"message\":\"Validation Failed\"}");
-	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), APP_EINVALID);
+	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), BASE_EINVALID);
 	assert_int_equal(count_requests(NULL, "/repos/octo-org/demo"), 1);
 	gh_client_free(c);
 }
@@ -319,16 +319,16 @@ static void test_secondary_limit(void **state)
 	assert_true(elapsed >= 1000);
 	assert_true(id > 0);
 
-	/* a wait longer than the caller affords: APP_ERETRY at once, with the wait */
+	/* a wait longer than the caller affords: BASE_ERETRY at once, with the wait */
 	gh_client *impatient = new_client(500);
 	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), 0);
 	json_decref(repo);
 	fake_do("secondaryLimit", "{\"retryAfter\":7}");
 	t0 = mono_ms();
-	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), APP_ERETRY);
+	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), BASE_ERETRY);
 	assert_true(mono_ms() - t0 < 1000);
 	assert_int_equal(gh_retry_wait_ms(), 7000);
-	assert_non_null(strstr(app_error_last(), "secondary rate limit"));
+	assert_non_null(strstr(base_error_last(), "secondary rate limit"));
 
 	/* without retry-after: the configured base (1 s here) */
 	fake_do("secondaryLimit", "{\"retryAfter\":null}");
@@ -363,12 +363,12 @@ static void test_primary_limit(void **state)
 	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), 0);
 	json_decref(repo);
 	fake_do("primaryLimit", "{\"resetIn\":30}");
-	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), APP_ERETRY);
+	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), BASE_ERETRY);
 	assert_true(gh_retry_wait_ms() >= 29000);
-	assert_non_null(strstr(app_error_last(), "primary rate limit"));
+	assert_non_null(strstr(base_error_last(), "primary rate limit"));
 	/* the next call knows the budget is spent and does not even send */
 	fake_do("resetRequests", "{}");
-	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), APP_ERETRY);
+	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), BASE_ERETRY);
 	assert_int_equal(count_requests(NULL, "/repos/"), 0);
 	fake_do("clearFaults", "{}");
 	gh_client_free(impatient);
@@ -387,10 +387,10 @@ static void test_hang_is_timeout(void **state)
 	json_t *app = NULL;
 	fake_do("hang", "{\"count\":2}");
 	int64_t t0 = mono_ms();
-	assert_int_equal(gh_get_app(c, &app), APP_ETIMEOUT);
+	assert_int_equal(gh_get_app(c, &app), BASE_ETIMEOUT);
 	int64_t elapsed = mono_ms() - t0;
 	assert_true(elapsed >= 800 && elapsed < 4000);
-	assert_non_null(strstr(app_error_last(), "GET /app"));
+	assert_non_null(strstr(base_error_last(), "GET /app"));
 	/* the client is still usable afterwards */
 	assert_int_equal(gh_get_app(c, &app), 0);
 	assert_string_equal(json_string_value(json_object_get(app, "slug")), "perfbot-test");
@@ -461,8 +461,8 @@ static void test_typed_calls(void **state)
 	json_decref(st);
 	/* a check run without head_sha is refused with GitHub's message */
 	body = json_pack("{s:s}", "name", "x");
-	assert_int_equal(gh_create_check_run(c, 1, "octo-org", "demo", body, &run_id), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "GitHub 422 POST /repos/octo-org/demo/check-runs: Invalid request."));
+	assert_int_equal(gh_create_check_run(c, 1, "octo-org", "demo", body, &run_id), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "GitHub 422 POST /repos/octo-org/demo/check-runs: Invalid request."));
 	json_decref(body);
 
 	/* comment, edit, reaction */
@@ -471,7 +471,7 @@ static void test_typed_calls(void **state)
 	assert_int_equal(gh_edit_comment(c, 1, "octo-org", "demo", cid, "second \xe2\x9c\x93"), 0);
 	assert_int_equal(gh_add_reaction(c, 1, "octo-org", "demo", cid, "eyes"), 0);
 	assert_int_equal(gh_add_reaction(c, 1, "octo-org", "demo", cid, "eyes"), 0);
-	assert_int_equal(gh_add_reaction(c, 1, "octo-org", "demo", cid, "bogus"), APP_EINVALID);
+	assert_int_equal(gh_add_reaction(c, 1, "octo-org", "demo", cid, "bogus"), BASE_EINVALID);
 	st = fake("state", NULL);
 	json_t *comments = json_object_get(st, "comments");
 	json_t *cm = json_array_get(comments, json_array_size(comments) - 1);
@@ -499,7 +499,7 @@ static void test_typed_calls(void **state)
 	assert_int_equal(len, strlen(data));
 	free(data);
 	assert_int_equal(gh_get_file(c, 1, "octo-org", "demo", ".github/perfbot.yml", "other", &data, &len),
-			 APP_ENOTFOUND);
+			 BASE_ENOTFOUND);
 	assert_null(data);
 
 	/* pull requests: create, duplicate (lost race), find, get, close */
@@ -511,8 +511,8 @@ static void test_typed_calls(void **state)
 	assert_true(number > 0);
 	json_decref(pr);
 	pr = NULL;
-	assert_int_equal(gh_create_pull(c, 1, "octo-org", "demo", body, &pr), APP_EEXISTS);
-	assert_non_null(strstr(app_error_last(),
+	assert_int_equal(gh_create_pull(c, 1, "octo-org", "demo", body, &pr), BASE_EEXISTS);
+	assert_non_null(strstr(base_error_last(),
 			       "GitHub 422 POST /repos/octo-org/demo/pulls: Validation Failed: A pull request already exists for octo-org:perfbot/opt-1."));
 	assert_null(pr);
 	json_decref(body);
@@ -523,7 +523,7 @@ static void test_typed_calls(void **state)
 	assert_int_equal(gh_get_pull(c, 1, "octo-org", "demo", number, &pr), 0);
 	assert_string_equal(json_string_value(json_object_get(pr, "state")), "closed");
 	json_decref(pr);
-	assert_int_equal(gh_find_pull(c, 1, "octo-org", "demo", "octo-org", "perfbot/opt-1", "open", &pr), APP_ENOTFOUND);
+	assert_int_equal(gh_find_pull(c, 1, "octo-org", "demo", "octo-org", "perfbot/opt-1", "open", &pr), BASE_ENOTFOUND);
 	gh_client_free(c);
 }
 
@@ -573,14 +573,14 @@ static void test_redeliver_missed(void **state)
 }
 
 /* The status a setup handler answers req with. */
-static int answer_status(int (*handler)(const app_http_request *, app_http_response *, void *), gh_setup *s,
-			 const app_http_request *req)
+static int answer_status(int (*handler)(const base_http_request *, base_http_response *, void *), gh_setup *s,
+			 const base_http_request *req)
 {
-	app_http_response resp;
-	app_http_response_init(&resp);
+	base_http_response resp;
+	base_http_response_init(&resp);
 	assert_int_equal(handler(req, &resp, s), 0);
 	int status = resp.status;
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 	return status;
 }
 
@@ -596,7 +596,7 @@ static void test_manifest_flow(void **state)
 	fputs("# mine\nOTHER=1\nAPP_ID=old\nexport WEBHOOK_SECRET=stale\n", f);
 	fclose(f);
 
-	app_config scfg;
+	base_config scfg;
 	memset(&scfg, 0, sizeof(scfg));
 	scfg.github_api_url = fake_url;
 	scfg.webhook_path = "/api/github/webhooks";
@@ -621,37 +621,37 @@ static void test_manifest_flow(void **state)
 	assert_int_equal(strlen(token), 64);
 
 	/* a browser on another machine without the token: asked for it, no state shown */
-	app_http_request req;
+	base_http_request req;
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.path = "/";
 	req.peer = "127.0.0.1";
-	app_http_response resp;
+	base_http_response resp;
 	/* a Host that names neither this machine nor PUBLIC_URL (a DNS-rebound
 	 * name), or none: refused before anything else */
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 400);
-	app_http_header rebound[1] = { { "Host", "attacker.example:3000" } };
+	base_http_header rebound[1] = { { "Host", "attacker.example:3000" } };
 	req.headers = rebound;
 	req.nheaders = 1;
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 400);
-	app_http_header host[1] = { { "Host", "perfbot.example.com" } };
+	base_http_header host[1] = { { "Host", "perfbot.example.com" } };
 	req.headers = host;
 	req.nheaders = 1;
 	req.peer = "203.0.113.9";
-	app_http_response_init(&resp);
+	base_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 403);
-	assert_null(strstr(app_buf_cstr(&resp.body), gh_setup_state(s)));
-	assert_non_null(strstr(app_buf_cstr(&resp.body), "setup token"));
-	app_http_response_dispose(&resp);
+	assert_null(strstr(base_buf_cstr(&resp.body), gh_setup_state(s)));
+	assert_non_null(strstr(base_buf_cstr(&resp.body), "setup token"));
+	base_http_response_dispose(&resp);
 	/* nor through a proxy on this machine */
-	app_http_header fwd[2] = { { "X-Forwarded-For", "203.0.113.9" }, { "Host", "127.0.0.1:3000" } };
+	base_http_header fwd[2] = { { "X-Forwarded-For", "203.0.113.9" }, { "Host", "127.0.0.1:3000" } };
 	req.peer = "127.0.0.1";
 	req.headers = fwd;
 	req.nheaders = 2;
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 403);
 	/* with the token it gets the page */
-	app_http_header tq[1] = { { "token", token } };
+	base_http_header tq[1] = { { "token", token } };
 	req.query = tq;
 	req.nquery = 1;
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 200);
@@ -662,7 +662,7 @@ static void test_manifest_flow(void **state)
 	req.nheaders = 1;
 	req.query = NULL;
 	req.nquery = 0;
-	app_http_response_init(&resp);
+	base_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 200);
 	const char *set_cookie = NULL;
@@ -674,7 +674,7 @@ static void test_manifest_flow(void **state)
 	char cookie[128];
 	snprintf(cookie, sizeof(cookie), "other=1; %.*s", (int)strcspn(set_cookie, ";"), set_cookie);
 	assert_string_equal(resp.content_type, "text/html; charset=utf-8");
-	const char *page = app_buf_cstr(&resp.body);
+	const char *page = base_buf_cstr(&resp.body);
 	char action[256];
 	snprintf(action, sizeof(action),
 		 "<form method=\"post\" action=\"https://github.example/organizations/octo-org/settings/apps/new?state=%s\">",
@@ -687,22 +687,22 @@ static void test_manifest_flow(void **state)
 	assert_non_null(strstr(page, "&quot;checks&quot;:&quot;write&quot;"));
 	assert_non_null(strstr(page, "&quot;public&quot;:false"));
 	assert_non_null(strstr(page, "&quot;issue_comment&quot;"));
-	app_http_response_dispose(&resp);
+	base_http_response_dispose(&resp);
 
 	/* a wrong state is refused and nothing is written */
 	fake_do("addManifestCode", "{\"code\":\"code123\"}");
-	app_http_header q[2] = { { "code", "code123" }, { "state", "0000000000000000000000000000000000000000000000000000000000000000" } };
-	app_http_header ck[2] = { { "Cookie", cookie }, { "Host", "localhost:3000" } };
+	base_http_header q[2] = { { "code", "code123" }, { "state", "0000000000000000000000000000000000000000000000000000000000000000" } };
+	base_http_header ck[2] = { { "Cookie", cookie }, { "Host", "localhost:3000" } };
 	req.path = "/setup/callback";
 	req.query = q;
 	req.nquery = 2;
 	req.headers = ck;
 	req.nheaders = 2;
-	app_http_response_init(&resp);
+	base_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 400);
-	assert_non_null(strstr(app_buf_cstr(&resp.body), "state does not match"));
-	app_http_response_dispose(&resp);
+	assert_non_null(strstr(base_buf_cstr(&resp.body), "state does not match"));
+	base_http_response_dispose(&resp);
 	char keyfile[700];
 	snprintf(keyfile, sizeof(keyfile), "%s/github-app-4242.pem", datadir);
 	assert_int_not_equal(stat(keyfile, &sb), 0);
@@ -720,13 +720,13 @@ static void test_manifest_flow(void **state)
 	req.nheaders = 2;
 
 	/* the right state from the page's browser: the code is converted and saved */
-	app_http_response_init(&resp);
+	base_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_callback(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 200);
 	char link[256];
 	snprintf(link, sizeof(link), "href=\"%s/apps/perfbot-test/installations/new\"", fake_url);
-	assert_non_null(strstr(app_buf_cstr(&resp.body), link));
-	app_http_response_dispose(&resp);
+	assert_non_null(strstr(base_buf_cstr(&resp.body), link));
+	base_http_response_dispose(&resp);
 
 	assert_int_equal(stat(envpath, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -750,7 +750,7 @@ static void test_manifest_flow(void **state)
 	assert_non_null(strstr(text, kp));
 
 	/* the saved key works for the App JWT against the fake */
-	app_config saved = cfg;
+	base_config saved = cfg;
 	saved.private_key_path = keyfile;
 	gh_client *c = NULL;
 	assert_int_equal(gh_client_new(&c, &saved, NULL), 0);

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "agent/verify.h"
-#include "app/error.h"
-#include "app/log.h"
-#include "app/store.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "store/store.h"
 #include "pr/pr.h"
 
 #define TOKEN "ghs_testtoken123"
@@ -90,7 +90,7 @@ typedef struct fake_gh {
 	fake_pull pulls[16];
 	int npulls;
 	int creates;       /* create_pull calls that reached GitHub */
-	int fail_create;   /* fail the next N creates with APP_ERETRY */
+	int fail_create;   /* fail the next N creates with BASE_ERETRY */
 	int race_create;   /* the next create loses a race: PR appears, 422 */
 	int mergeable;     /* what get_pull reports */
 	char comments[16][2048];
@@ -138,16 +138,16 @@ static int f_create(pr_pull *out, const char *repository, const char *title, con
 	assert_string_equal(repository, REPO);
 	if (fk.fail_create > 0) {
 		fk.fail_create--;
-		return app_error_set(APP_ERETRY, "502 from GitHub");
+		return base_error_set(BASE_ERETRY, "502 from GitHub");
 	}
 	for (int i = 0; i < fk.npulls; i++)
 		if (fk.pulls[i].open && !strcmp(fk.pulls[i].head, head))
-			return app_error_set(APP_EEXISTS, "422 A pull request already exists");
+			return base_error_set(BASE_EEXISTS, "422 A pull request already exists");
 	fk.creates++;
 	fake_pull *f = add_pull(head, base, title, body);
 	if (fk.race_create) {
 		fk.race_create = 0;
-		return app_error_set(APP_EEXISTS, "422 A pull request already exists");
+		return base_error_set(BASE_EEXISTS, "422 A pull request already exists");
 	}
 	fill(out, f);
 	return 0;
@@ -164,7 +164,7 @@ static int f_find(pr_pull *out, const char *repository, const char *branch, void
 			fill(out, &fk.pulls[i]);
 			return 0;
 		}
-	return app_error_set(APP_ENOTFOUND, "no pull");
+	return base_error_set(BASE_ENOTFOUND, "no pull");
 }
 
 static int f_get(pr_pull *out, const char *repository, int number, void *payload)
@@ -176,7 +176,7 @@ static int f_get(pr_pull *out, const char *repository, int number, void *payload
 			fill(out, &fk.pulls[i]);
 			return 0;
 		}
-	return APP_ENOTFOUND;
+	return BASE_ENOTFOUND;
 }
 
 static int f_list(pr_pull **out, size_t *n_out, const char *repository, const char *base, void *payload)
@@ -305,7 +305,7 @@ static pr_options options(const pr_git_options *g)
 static int group_setup(void **state)
 {
 	(void)state;
-	app_log_configure(APP_LOG_OFF, 0, 2);
+	base_log_configure(BASE_LOG_OFF, 0, 2);
 	pr_init();
 	snprintf(tmp, sizeof(tmp), "/tmp/perfbot-test-pr-XXXXXX");
 	if (!mkdtemp(tmp))
@@ -407,8 +407,8 @@ static void expect_refused(const char *diff, int code, const char *words)
 {
 	int rc = pr_diff_check(diff, strlen(diff), 0);
 	assert_int_equal(rc, code);
-	if (!strstr(app_error_last(), words))
-		fail_msg("reason \"%s\" lacks \"%s\"", app_error_last(), words);
+	if (!strstr(base_error_last(), words))
+		fail_msg("reason \"%s\" lacks \"%s\"", base_error_last(), words);
 }
 
 static void diff_checks(void **state)
@@ -417,26 +417,26 @@ static void diff_checks(void **state)
 	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 0), 0);
 	expect_refused("diff --git a/../etc/passwd b/../etc/passwd\n--- a/../etc/passwd\n+++ b/../etc/passwd\n"
 		       "@@ -1 +1 @@\n-a\n+b\n",
-		       APP_EINVALID, "outside the tree");
+		       BASE_EINVALID, "outside the tree");
 	expect_refused("diff --git a//etc/passwd b//etc/passwd\n--- a//etc/passwd\n+++ b//etc/passwd\n@@ -1 +1 @@\n-a\n+b\n",
-		       APP_EINVALID, "absolute");
+		       BASE_EINVALID, "absolute");
 	expect_refused("diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n@@ -1 +1 @@\n-a\n+b\n",
-		       APP_EINVALID, ".git");
+		       BASE_EINVALID, ".git");
 	expect_refused("diff --git a/sub/.GIT/hooks/x b/sub/.GIT/hooks/x\nnew file mode 100755\n--- /dev/null\n"
 		       "+++ b/sub/.GIT/hooks/x\n@@ -0,0 +1 @@\n+evil\n",
-		       APP_EINVALID, ".git");
+		       BASE_EINVALID, ".git");
 	expect_refused("diff --git a/.github/workflows/ci.yml b/.github/workflows/ci.yml\nnew file mode 100644\n"
 		       "--- /dev/null\n+++ b/.github/workflows/ci.yml\n@@ -0,0 +1 @@\n+on: push\n",
-		       APP_EINVALID, "workflow");
-	expect_refused(binary_diff, APP_EINVALID, "binary");
-	expect_refused(binary_nodata_diff, APP_EINVALID, "binary");
+		       BASE_EINVALID, "workflow");
+	expect_refused(binary_diff, BASE_EINVALID, "binary");
+	expect_refused(binary_nodata_diff, BASE_EINVALID, "binary");
 	expect_refused("diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+/etc/passwd\n"
 		       "\\ No newline at end of file\n",
-		       APP_EINVALID, "symbolic link");
-	expect_refused("this is not a diff\n", APP_EINVALID, "");
-	expect_refused("", APP_EINVALID, "empty");
-	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 100), APP_ETOOBIG);
-	assert_non_null(strstr(app_error_last(), "over the cap"));
+		       BASE_EINVALID, "symbolic link");
+	expect_refused("this is not a diff\n", BASE_EINVALID, "");
+	expect_refused("", BASE_EINVALID, "empty");
+	assert_int_equal(pr_diff_check(good_diff, strlen(good_diff), 100), BASE_ETOOBIG);
+	assert_non_null(strstr(base_error_last(), "over the cap"));
 }
 
 /* The diff policy of verification holds at approval too, with the same
@@ -457,11 +457,11 @@ static void diff_policy_as_verification(void **state)
 					     "refused: .valgrindrc is a dotfile", "refused: Makefile is a build file",
 					     "refused: line 6 of the diff mentions \"callgrind\"" };
 	for (size_t i = 0; i < sizeof(diffs) / sizeof(diffs[0]); i++) {
-		expect_refused(diffs[i], APP_EINVALID, words[i]);
+		expect_refused(diffs[i], BASE_EINVALID, words[i]);
 		char pr_reason[512];
-		snprintf(pr_reason, sizeof(pr_reason), "%s", app_error_last());
-		assert_int_equal(agent_diff_check(diffs[i], strlen(diffs[i]), 0, NULL), APP_EINVALID);
-		assert_string_equal(app_error_last(), pr_reason);
+		snprintf(pr_reason, sizeof(pr_reason), "%s", base_error_last());
+		assert_int_equal(agent_diff_check(diffs[i], strlen(diffs[i]), 0, NULL), BASE_EINVALID);
+		assert_string_equal(base_error_last(), pr_reason);
 	}
 }
 
@@ -558,9 +558,9 @@ static void cuts_keep_utf8(void **state)
 	snprintf(path + 199, sizeof(path) - 199, "\xc3\xa9/.git/config");
 	snprintf(diff, sizeof(diff), "diff --git a/%s b/%s\n--- a/%s\n+++ b/%s\n@@ -1 +1 @@\n-a\n+b\n", path, path, path,
 		 path);
-	assert_int_equal(pr_diff_check(diff, strlen(diff), 0), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), ".git"));
-	j = json_string(app_error_last());
+	assert_int_equal(pr_diff_check(diff, strlen(diff), 0), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), ".git"));
+	j = json_string(base_error_last());
 	assert_non_null(j);
 	json_decref(j);
 }
@@ -635,7 +635,7 @@ static void crash_between_push_and_pr(void **state)
 	pr_proposal p = proposal(2, good_diff);
 	pr_open_result r;
 	fk.fail_create = 1;
-	assert_int_equal(pr_open(&r, &o, &p), APP_ERETRY);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_ERETRY);
 	char head[64];
 	remote_head(head, sizeof(head), "perfbot/opt-2");
 	assert_int_equal(strlen(head), 40);
@@ -704,22 +704,22 @@ static void bad_inputs_push_nothing(void **state)
 
 	pr_proposal p = proposal(5, "diff --git a/src/hot.c b/src/hot.c\n--- a/src/hot.c\n+++ b/src/hot.c\n"
 				    "@@ -1,2 +1,2 @@\n-int nothing_like_this(void)\n+int x(void)\n {\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "does not apply"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "does not apply"));
 
 	p = proposal(5, "diff --git a/lib/old.txt b/lib/keep.txt\nsimilarity index 100%\nrename from lib/old.txt\n"
 			"rename to lib/keep.txt\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "existing file lib/keep.txt"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "existing file lib/keep.txt"));
 
 	p = proposal(5, binary_diff);
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
 	p = proposal(5, "diff --git a/.github/workflows/x.yml b/.github/workflows/x.yml\nnew file mode 100644\n"
 			"--- /dev/null\n+++ b/.github/workflows/x.yml\n@@ -0,0 +1 @@\n+on: push\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
 	p = proposal(5, good_diff);
 	o.max_diff_bytes = 64;
-	assert_int_equal(pr_open(&r, &o, &p), APP_ETOOBIG);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_ETOOBIG);
 
 	remote_head(head, sizeof(head), "perfbot/opt-5");
 	assert_string_equal(head, "");
@@ -758,11 +758,11 @@ static void exact_tree_varied_diff(void **state)
 	/* a file where the base has a folder, a folder where it has a file */
 	p = proposal(21, "diff --git a/README.md/x b/README.md/x\nnew file mode 100644\n--- /dev/null\n"
 			 "+++ b/README.md/x\n@@ -0,0 +1 @@\n+x\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "which is a file"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "which is a file"));
 	p = proposal(21, "diff --git a/lib b/lib\nnew file mode 100644\n--- /dev/null\n+++ b/lib\n@@ -0,0 +1 @@\n+x\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "which is a directory"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "which is a directory"));
 	remote_head(got, sizeof(got), "perfbot/opt-21");
 	assert_string_equal(got, "");
 }
@@ -817,8 +817,8 @@ static void added_over_existing_file(void **state)
 			   "+++ b/lib/keep.txt\n@@ -0,0 +1 @@\n+other\n";
 	assert_int_not_equal(git_tree_of(expect, sizeof(expect), base_sha, over), 0);
 	pr_proposal p = proposal(30, over);
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "existing file lib/keep.txt"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "existing file lib/keep.txt"));
 	remote_head(got, sizeof(got), "perfbot/opt-30");
 	assert_string_equal(got, "");
 
@@ -827,7 +827,7 @@ static void added_over_existing_file(void **state)
 			 "@@ -0,0 +1 @@\n+a\n"
 			 "diff --git a/src/new.c b/src/new.c\nnew file mode 100644\n--- /dev/null\n+++ b/src/new.c\n"
 			 "@@ -0,0 +1 @@\n+b\n");
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
 	remote_head(got, sizeof(got), "perfbot/opt-30");
 	assert_string_equal(got, "");
 	assert_int_equal(fk.npulls, 0);
@@ -868,9 +868,9 @@ static void symlink_and_submodule_refused(void **state)
 				     "\\ No newline at end of file\n");
 	p.base_branch = "links";
 	p.base_sha = links_sha;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "src/link.c"));
-	assert_non_null(strstr(app_error_last(), "symbolic link"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "src/link.c"));
+	assert_non_null(strstr(base_error_last(), "symbolic link"));
 
 	char sub[512];
 	snprintf(sub, sizeof(sub),
@@ -880,18 +880,18 @@ static void symlink_and_submodule_refused(void **state)
 	p = proposal(33, sub);
 	p.base_branch = "links";
 	p.base_sha = links_sha;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "vendor/sub"));
-	assert_non_null(strstr(app_error_last(), "submodule"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "vendor/sub"));
+	assert_non_null(strstr(base_error_last(), "submodule"));
 
 	/* renaming the symlink away touches it too */
 	p = proposal(33, "diff --git a/src/link.c b/src/other.c\nsimilarity index 100%\nrename from src/link.c\n"
 			 "rename to src/other.c\n");
 	p.base_branch = "links";
 	p.base_sha = links_sha;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "src/link.c"));
-	assert_non_null(strstr(app_error_last(), "symbolic link"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "src/link.c"));
+	assert_non_null(strstr(base_error_last(), "symbolic link"));
 
 	remote_head(got, sizeof(got), "perfbot/opt-33");
 	assert_string_equal(got, "");
@@ -911,8 +911,8 @@ static void someone_elses_commits_are_kept(void **state)
 	pr_options o = options(&g);
 	pr_proposal p = proposal(6, good_diff);
 	pr_open_result r;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
-	assert_non_null(strstr(app_error_last(), "not overwriting"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EEXISTS);
+	assert_non_null(strstr(base_error_last(), "not overwriting"));
 	remote_head(after, sizeof(after), "perfbot/opt-6");
 	assert_string_equal(after, before);
 	assert_int_equal(fk.npulls, 0);
@@ -923,8 +923,8 @@ static void someone_elses_commits_are_kept(void **state)
 	assert_int_equal(o.gh->create_pull(&opened, p.repository, "perf: x", "perfbot/opt-6", "main", "body",
 					   o.gh->payload),
 			 0);
-	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
-	assert_non_null(strstr(app_error_last(), "perfbot did not push"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EEXISTS);
+	assert_non_null(strstr(base_error_last(), "perfbot did not push"));
 	remote_head(after, sizeof(after), "perfbot/opt-6");
 	assert_string_equal(after, before);
 	assert_int_equal(fk.npulls, 1);
@@ -971,8 +971,8 @@ static void precreated_branch_not_adopted(void **state)
 	pr_options o = options(&g);
 	pr_proposal p = proposal(50, good_diff);
 	pr_open_result r;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EEXISTS);
-	assert_non_null(strstr(app_error_last(), "perfbot did not push"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EEXISTS);
+	assert_non_null(strstr(base_error_last(), "perfbot did not push"));
 	assert_int_equal(r.number, 0);
 	assert_int_equal(fk.creates, 0);
 	assert_int_equal(fk.ncomments, 0);      /* no "perfbot opened #N" link to their PR */
@@ -1015,8 +1015,8 @@ static void fork_commits_never_pushed(void **state)
 	 * itself, nothing pushed */
 	pr_proposal p = proposal(51, good);
 	p.base_sha = fork_sha;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "never a fork's commits"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "never a fork's commits"));
 	remote_head(got, sizeof(got), "perfbot/opt-51");
 	assert_string_equal(got, "");
 	assert_int_equal(fk.npulls, 0);
@@ -1045,9 +1045,9 @@ static void fork_commits_never_pushed(void **state)
 	p = proposal(53, bad);
 	p.base_sha = fork_sha;
 	p.fork = 1;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EINVALID);
-	assert_non_null(strstr(app_error_last(), "does not apply to `main`"));
-	assert_non_null(strstr(app_error_last(), "never pushes a fork's commits"));
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "does not apply to `main`"));
+	assert_non_null(strstr(base_error_last(), "never pushes a fork's commits"));
 	remote_head(got, sizeof(got), "perfbot/opt-53");
 	assert_string_equal(got, "");
 	free(good);
@@ -1068,8 +1068,8 @@ static void rejected_push_names_cause(void **state)
 	pr_open_result r;
 	int rc = pr_open(&r, &o, &p);
 	sh("rm -f %s/srv/acme/widget.git/hooks/pre-receive", tmp);
-	assert_int_equal(rc, APP_EFORBIDDEN);
-	assert_non_null(strstr(app_error_last(), "refused"));
+	assert_int_equal(rc, BASE_EFORBIDDEN);
+	assert_non_null(strstr(base_error_last(), "refused"));
 	assert_int_equal(fk.npulls, 0);
 }
 
@@ -1081,7 +1081,7 @@ static void bad_token(void **state)
 	pr_options o = options(&g);
 	pr_proposal p = proposal(8, good_diff);
 	pr_open_result r;
-	assert_int_equal(pr_open(&r, &o, &p), APP_EAUTH);
+	assert_int_equal(pr_open(&r, &o, &p), BASE_EAUTH);
 	assert_int_equal(fk.npulls, 0);
 }
 
@@ -1124,13 +1124,13 @@ static void closed_events(void **state)
 	json_decref(j);
 
 	j = closed_payload("perfbot/opt-14", 0, ours, "fork/widget");
-	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	assert_int_equal(pr_closed_event_parse(&ev, j), BASE_ENOTFOUND);
 	json_decref(j);
 	j = closed_payload("feature/x", 0, ours, REPO);
-	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	assert_int_equal(pr_closed_event_parse(&ev, j), BASE_ENOTFOUND);
 	json_decref(j);
 	j = json_pack("{s:s}", "action", "opened");
-	assert_int_equal(pr_closed_event_parse(&ev, j), APP_ENOTFOUND);
+	assert_int_equal(pr_closed_event_parse(&ev, j), BASE_ENOTFOUND);
 	json_decref(j);
 }
 
@@ -1233,7 +1233,7 @@ static void store_job_and_closed(void **state)
 	assert_int_equal(store_proposal_put(st, run2, bad), 0);
 	int nc = fk.ncomments;
 	pr_open_result_dispose(&r);
-	assert_int_equal(pr_job_open(&r, st, &o, run2), APP_EINVALID);
+	assert_int_equal(pr_job_open(&r, st, &o, run2), BASE_EINVALID);
 	assert_int_equal(fk.ncomments, nc + 1);
 	assert_non_null(strstr(fk.comments[nc], "binary"));
 	assert_int_equal(fk.comment_on[nc], 9);

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app/error.h"
-#include "app/http.h"
-#include "app/json_arena.h"
-#include "app/store.h"
+#include "base/error.h"
+#include "base/http.h"
+#include "base/json_arena.h"
+#include "store/store.h"
 #include "webhooks/event.h"
 #include "webhooks/intake.h"
 #include "webhooks/signature.h"
@@ -36,10 +36,10 @@ static void test_signature_documented_vector(void **state)
 static void test_signature_wrong_secret(void **state)
 {
 	(void)state;
-	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "wrong", NULL), APP_EAUTH);
-	assert_null(strstr(app_error_last(), "wrong"));
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "wrong", NULL), BASE_EAUTH);
+	assert_null(strstr(base_error_last(), "wrong"));
 	/* one changed body byte */
-	assert_int_equal(wh_signature_verify(DOC_SIG, "Hello, World?", 13, DOC_SECRET, NULL), APP_EAUTH);
+	assert_int_equal(wh_signature_verify(DOC_SIG, "Hello, World?", 13, DOC_SECRET, NULL), BASE_EAUTH);
 }
 
 static void test_signature_rotation(void **state)
@@ -48,7 +48,7 @@ static void test_signature_rotation(void **state)
 	/* signed with the old secret, during a rotation */
 	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "new-secret", DOC_SECRET), 0);
 	/* without the old secret configured it fails */
-	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "new-secret", NULL), APP_EAUTH);
+	assert_int_equal(wh_signature_verify(DOC_SIG, DOC_BODY, strlen(DOC_BODY), "new-secret", NULL), BASE_EAUTH);
 }
 
 static void test_signature_malformed_headers(void **state)
@@ -66,7 +66,7 @@ static void test_signature_malformed_headers(void **state)
 		" sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(wh_signature_verify(bad[i], DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL), APP_EAUTH);
+		assert_int_equal(wh_signature_verify(bad[i], DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL), BASE_EAUTH);
 	/* upper-case hex digits are still the same MAC */
 	assert_int_equal(wh_signature_verify("sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",
 					     DOC_BODY, strlen(DOC_BODY), DOC_SECRET, NULL),
@@ -93,11 +93,11 @@ static void test_event_fields(void **state)
 	assert_string_equal(info.sender, "octocat");
 	json_decref(j);
 
-	j = load("{\"zen\":\"Keep it logically awesome.\",\"hook_id\":12,\"hook\":{\"id\":12,\"app_id\":345}}");
+	j = load("{\"zen\":\"Keep it logically awesome.\",\"hook_id\":12,\"hook\":{\"id\":12,\"base_id\":345}}");
 	wh_ping ping;
 	assert_int_equal(wh_ping_parse(&ping, j), 0);
 	assert_int_equal(ping.hook_id, 12);
-	assert_int_equal(ping.app_id, 345);
+	assert_int_equal(ping.base_id, 345);
 	json_decref(j);
 
 	j = load("{\"action\":\"created\",\"installation\":{\"id\":9,\"account\":{\"login\":\"acme\"}},"
@@ -133,8 +133,8 @@ static void test_event_fields(void **state)
 
 	/* wrong shapes are errors, not crashes */
 	j = load("{\"installation\":\"nope\",\"repository\":[1,2]}");
-	assert_int_equal(wh_installation_parse(&inst, j), APP_EINVALID);
-	assert_int_equal(wh_push_parse(&push, j), APP_EINVALID);
+	assert_int_equal(wh_installation_parse(&inst, j), BASE_EINVALID);
+	assert_int_equal(wh_push_parse(&push, j), BASE_EINVALID);
 	assert_int_equal(wh_event_info_parse(&info, j), 0);
 	assert_null(info.repository);
 	json_decref(j);
@@ -150,11 +150,11 @@ static void test_event_routing(void **state)
 	assert_true(wh_event_is_handled("check_run", "requested_action"));
 	assert_false(wh_event_is_handled("star", "created"));
 	assert_int_equal(wh_event_name_ok("installation_repositories"), 0);
-	assert_int_equal(wh_event_name_ok("Push"), APP_EINVALID);
-	assert_int_equal(wh_event_name_ok("push\r\nX: y"), APP_EINVALID);
+	assert_int_equal(wh_event_name_ok("Push"), BASE_EINVALID);
+	assert_int_equal(wh_event_name_ok("push\r\nX: y"), BASE_EINVALID);
 	assert_int_equal(wh_delivery_id_ok("72d3162e-cc78-11e3-81ab-4c9367dc0958"), 0);
-	assert_int_equal(wh_delivery_id_ok("a b"), APP_EINVALID);
-	assert_int_equal(wh_delivery_id_ok(""), APP_EINVALID);
+	assert_int_equal(wh_delivery_id_ok("a b"), BASE_EINVALID);
+	assert_int_equal(wh_delivery_id_ok(""), BASE_EINVALID);
 }
 
 /* ---- the intake handler ------------------------------------------------- */
@@ -208,27 +208,27 @@ struct call {
 	const char *body;
 };
 
-static int call(struct fixture *f, const struct call *c, app_http_response *resp)
+static int call(struct fixture *f, const struct call *c, base_http_response *resp)
 {
-	app_http_header h[8];
+	base_http_header h[8];
 	size_t n = 0;
 	char sig[WH_SIGNATURE_LEN + 1];
 	if (c->ctype)
-		h[n++] = (app_http_header){ "Content-Type", c->ctype };
+		h[n++] = (base_http_header){ "Content-Type", c->ctype };
 	if (c->event)
-		h[n++] = (app_http_header){ "X-GitHub-Event", c->event };
+		h[n++] = (base_http_header){ "X-GitHub-Event", c->event };
 	if (c->delivery)
-		h[n++] = (app_http_header){ "X-GitHub-Delivery", c->delivery };
+		h[n++] = (base_http_header){ "X-GitHub-Delivery", c->delivery };
 	if (!c->sig) {
 		wh_signature_compute(sig, c->body, strlen(c->body), c->secret ? c->secret : "new");
-		h[n++] = (app_http_header){ "x-hub-signature-256", sig };
+		h[n++] = (base_http_header){ "x-hub-signature-256", sig };
 	} else if (*c->sig) {
-		h[n++] = (app_http_header){ "X-Hub-Signature-256", c->sig };
+		h[n++] = (base_http_header){ "X-Hub-Signature-256", c->sig };
 	}
-	app_http_request req = { .method = c->method ? c->method : "POST", .path = "/api/github/webhooks",
+	base_http_request req = { .method = c->method ? c->method : "POST", .path = "/api/github/webhooks",
 				 .headers = h, .nheaders = n, .body = c->body, .body_len = strlen(c->body),
 				 .peer = "127.0.0.1" };
-	app_http_response_init(resp);
+	base_http_response_init(resp);
 	int error = wh_intake_handle(&req, resp, f->in);
 	assert_int_equal(error, 0);
 	return resp->status;
@@ -236,17 +236,17 @@ static int call(struct fixture *f, const struct call *c, app_http_response *resp
 
 static void expect(struct fixture *f, const struct call *c, int status, const char *body_part)
 {
-	app_http_response r;
+	base_http_response r;
 	int got = call(f, c, &r);
-	if (got != status || !strstr(app_buf_cstr(&r.body), body_part))
-		fail_msg("expected %d with \"%s\", got %d %s", status, body_part, got, app_buf_cstr(&r.body));
-	app_http_response_dispose(&r);
+	if (got != status || !strstr(base_buf_cstr(&r.body), body_part))
+		fail_msg("expected %d with \"%s\", got %d %s", status, body_part, got, base_buf_cstr(&r.body));
+	base_http_response_dispose(&r);
 }
 
 static void test_intake_order_and_codes(void **state)
 {
 	struct fixture *f = *state;
-	const char *ping = "{\"zen\":\"z\",\"hook_id\":1,\"hook\":{\"app_id\":2}}";
+	const char *ping = "{\"zen\":\"z\",\"hook_id\":1,\"hook\":{\"base_id\":2}}";
 	/* each check, in order: a request failing several gets the first */
 	expect(f, &(struct call){ .method = "GET", .ctype = "text/plain", .sig = "", .body = "" }, 405, "POST");
 	expect(f, &(struct call){ .ctype = "text/plain", .sig = "", .body = ping }, 415, "Content-Type");
@@ -299,18 +299,18 @@ static void test_intake_order_and_codes(void **state)
 static void test_intake_size_and_form(void **state)
 {
 	struct fixture *f = *state;
-	app_http_header h[] = { { "Content-Type", "application/json" }, { "X-GitHub-Event", "push" },
+	base_http_header h[] = { { "Content-Type", "application/json" }, { "X-GitHub-Event", "push" },
 				{ "X-GitHub-Delivery", "big" }, { "X-Hub-Signature-256", "sha256=00" } };
-	app_http_request req = { .method = "POST", .path = "/", .headers = h, .nheaders = 4, .peer = "::1" };
-	app_http_response r;
-	app_http_response_init(&r);
+	base_http_request req = { .method = "POST", .path = "/", .headers = h, .nheaders = 4, .peer = "::1" };
+	base_http_response r;
+	base_http_response_init(&r);
 	assert_int_equal(wh_intake_check_head(&req, 4097, &r, f->in), 1);
 	assert_int_equal(r.status, 413);
-	app_http_response_dispose(&r);
-	app_http_response_init(&r);
+	base_http_response_dispose(&r);
+	base_http_response_init(&r);
 	assert_int_equal(wh_intake_check_head(&req, 4096, &r, f->in), 0);
 	assert_int_equal(wh_intake_check_head(&req, -1, &r, f->in), 0);
-	app_http_response_dispose(&r);
+	base_http_response_dispose(&r);
 
 	/* form-encoded: the signature covers the raw form body */
 	const char *form = "payload=%7B%22action%22%3A%22created%22%2C%22installation%22%3A%7B%22id%22%3A3%7D%2C"
@@ -334,7 +334,7 @@ static void test_intake_size_and_form(void **state)
 int main(void)
 {
 	/* as in perfbot itself, so the intake's request arena is exercised */
-	app_json_arena_install();
+	base_json_arena_install();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signature_documented_vector),
 		cmocka_unit_test(test_signature_wrong_secret),

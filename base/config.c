@@ -1,0 +1,569 @@
+/* Configuration loading (see config.h).  One table names every variable,
+ * its default and how it is checked; the environment, the .env file and the
+ * command line all go through it, so every subcommand reads the same
+ * configuration.  The loaded struct owns all its strings. */
+#include "base/config.h"
+#include "base/buf.h"
+#include "base/error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum kind { K_STR, K_INT, K_SIZE, K_BYTES, K_LEVEL, K_FORMAT, K_BOOL, K_PATHFILE };
+
+struct var {
+	const char *name;
+	enum kind kind;
+	const char *def;
+	long min, max;   /* for K_INT */
+	const char *help;
+};
+
+static const struct var vars[] = {
+	{ "APP_ID", K_STR, NULL, 0, 0, "GitHub App id" },
+	{ "PRIVATE_KEY", K_STR, NULL, 0, 0, "App private key: PEM, PEM with \\n, or base64 of the PEM" },
+	{ "PRIVATE_KEY_PATH", K_PATHFILE, NULL, 0, 0, "file holding the App private key" },
+	{ "WEBHOOK_SECRET", K_STR, NULL, 0, 0, "webhook secret (required to serve)" },
+	{ "WEBHOOK_SECRET_OLD", K_STR, NULL, 0, 0, "previous secret, accepted during a rotation" },
+	{ "WEBHOOK_PATH", K_STR, "/api/github/webhooks", 0, 0, "path of the webhook intake" },
+	{ "GHE_HOST", K_STR, NULL, 0, 0, "GitHub Enterprise Server host name" },
+	{ "GITHUB_API_URL", K_STR, NULL, 0, 0, "REST API base URL (default https://api.github.com)" },
+	{ "HOST", K_STR, "127.0.0.1", 0, 0, "address to listen on" },
+	{ "PORT", K_INT, "3000", 0, 65535, "port to listen on (0: any free port)" },
+	{ "DATA_DIR", K_STR, "./var", 0, 0, "where the store and checkouts live" },
+	{ "DATABASE_URL", K_STR, NULL, 0, 0, "store URL (default sqlite:$DATA_DIR/perfbot.db)" },
+	{ "WORKERS", K_INT, NULL, 1, 256, "threads for webhook events, comment commands and PR jobs (default: number of cores)" },
+	{ "BENCH_WORKERS", K_INT, NULL, 1, 256, "threads for bench and agent runs (default: cores - 1, at least 1)" },
+	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
+	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
+	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
+	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command | managed" },
+	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
+	{ "PERFBOT_SANDBOX", K_STR, "bwrap", 0, 0, "sandbox backend" },
+	{ "SANDBOX_MEMORY", K_BYTES, "8GiB", 0, 0, "memory of a whole sandbox run, its /tmp included (0: no limit)" },
+	{ "SANDBOX_PIDS", K_INT, "512", 0, 1000000, "processes and threads of a whole sandbox run (0: no limit)" },
+	{ "SANDBOX_CPU_SECONDS", K_INT, "3600", 0, 604800,
+	  "CPU time of a whole sandbox run, all processes together; a longer benchmark timeout raises it (0: no limit)" },
+	{ "SANDBOX_DISK", K_BYTES, "10GiB", 0, 0, "what a sandbox run may add to its work tree (0: no limit)" },
+	{ "SANDBOX_DISK_RESERVE", K_BYTES, "1GiB", 0, 0,
+	  "free space kept on the work tree's disk: a sandbox run is stopped below it (0: none)" },
+	{ "MAX_BODY", K_SIZE, "25MiB", 0, 0, "largest webhook body accepted" },
+	{ "MAX_BUFFERED_BODIES", K_SIZE, "64MiB", 0, 0, "request bodies held in memory at once (past it: 503)" },
+	{ "MAX_CONNECTIONS", K_INT, "1024", 1, 100000, "concurrent HTTP connections" },
+	{ "JOB_ATTEMPTS", K_INT, "5", 1, 100, "tries before a job is marked failed" },
+	{ "JOB_LEASE_SECONDS", K_INT, "300", 1, 86400, "lease a worker holds on a job" },
+	{ "SHUTDOWN_GRACE_SECONDS", K_INT, "30", 0, 3600, "time running jobs get on SIGTERM" },
+	{ "INSECURE_NO_SIGNATURE", K_BOOL, "0", 0, 0, "accept unsigned webhooks (local experiments only)" },
+	{ "GH_ORG", K_STR, NULL, 0, 0, "organisation to register the App for" },
+	{ "GITHUB_CLIENT_ID", K_STR, NULL, 0, 0, "App client id" },
+	{ "GITHUB_CLIENT_SECRET", K_STR, NULL, 0, 0, "App client secret" },
+	{ "REDELIVERY_INTERVAL_SECONDS", K_INT, "0", 0, 86400, "how often missed deliveries are redelivered (0: off)" },
+};
+#define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+struct loaded {
+	base_config cfg;
+	char *values[NVARS];   /* owned raw values, NULL when unset */
+	char *derived[4];      /* owned derived strings */
+};
+
+static int var_index(const char *name)
+{
+	for (size_t i = 0; i < NVARS; i++)
+		if (strcmp(vars[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int set_value(struct loaded *l, int idx, const char *value, int overwrite)
+{
+	if (l->values[idx] && !overwrite)
+		return 0;
+	char *copy = strdup(value);
+	if (!copy)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	free(l->values[idx]);
+	l->values[idx] = copy;
+	return 0;
+}
+
+/* ---- .env ---------------------------------------------------------------- */
+
+int base_dotenv_parse(const char *text, int (*cb)(const char *, const char *, void *), void *payload)
+{
+	const char *p = text;
+	int line = 1;
+	int error = 0;
+	base_buf key = BASE_BUF_INIT(256), val = BASE_BUF_INIT(1 << 20);
+	while (*p) {
+		base_buf_reset(&key);
+		base_buf_reset(&val);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\n') { p++; line++; continue; }
+		if (*p == '#') {
+			while (*p && *p != '\n') p++;
+			continue;
+		}
+		if (*p == '\r' && p[1] == '\n') { p += 2; line++; continue; }
+		if (strncmp(p, "export ", 7) == 0)
+			p += 7;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *ks = p;
+		while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
+			p++;
+		if (p == ks) {
+			error = base_error_set(BASE_EINVALID, ".env line %d: expected KEY=VALUE", line);
+			goto done;
+		}
+		base_buf_put(&key, ks, (size_t)(p - ks));
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '=') {
+			error = base_error_set(BASE_EINVALID, ".env line %d: expected '=' after %s", line, key.ptr);
+			goto done;
+		}
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		int start_line = line;
+		if (*p == '"' || *p == '\'' || *p == '`') {
+			char q = *p++;
+			while (*p && *p != q) {
+				if (*p == '\n')
+					line++;
+				if (q == '"' && *p == '\\' && p[1]) {
+					char c = p[1];
+					char e = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+					if ((error = base_buf_put(&val, &e, 1)) < 0)
+						goto done;
+					p += 2;
+					continue;
+				}
+				if ((error = base_buf_put(&val, p, 1)) < 0)
+					goto done;
+				p++;
+			}
+			if (*p != q) {
+				error = base_error_set(BASE_EINVALID, ".env line %d: unterminated quote for %s", start_line, key.ptr);
+				goto done;
+			}
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p == '#')
+				while (*p && *p != '\n') p++;
+			if (*p == '\r')
+				p++;
+			if (*p && *p != '\n') {
+				error = base_error_set(BASE_EINVALID, ".env line %d: unexpected text after the closing quote of %s", line, key.ptr);
+				goto done;
+			}
+		} else {
+			const char *vs = p;
+			const char *ve = p;
+			while (*p && *p != '\n') {
+				if (*p == '#' && (p == vs || p[-1] == ' ' || p[-1] == '\t'))
+					break;
+				p++;
+				ve = p;
+			}
+			while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+				ve--;
+			if ((error = base_buf_put(&val, vs, (size_t)(ve - vs))) < 0)
+				goto done;
+			while (*p && *p != '\n')
+				p++;
+		}
+		if ((error = cb(key.ptr, base_buf_cstr(&val), payload)) < 0)
+			goto done;
+	}
+done:
+	base_buf_dispose(&key);
+	base_buf_dispose(&val);
+	return error;
+}
+
+static int dotenv_cb(const char *key, const char *value, void *payload)
+{
+	struct loaded *l = payload;
+	int idx = var_index(key);
+	if (idx < 0)
+		return 0; /* other tools' variables may share the file */
+	return set_value(l, idx, value, 0); /* the real environment wins */
+}
+
+static int read_file_capped(char **out, const char *path, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return base_error_set(errno == ENOENT ? BASE_ENOTFOUND : BASE_EGENERIC, "cannot read %s: %s", path, strerror(errno));
+	base_buf b = BASE_BUF_INIT(cap);
+	char chunk[8192];
+	size_t n;
+	int error = 0;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if ((error = base_buf_put(&b, chunk, n)) < 0)
+			break;
+	if (!error && ferror(f))
+		error = base_error_set(BASE_EGENERIC, "cannot read %s: %s", path, strerror(errno));
+	fclose(f);
+	if (error < 0) {
+		base_buf_dispose(&b);
+		return error;
+	}
+	*out = base_buf_detach(&b);
+	return 0;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static int parse_long(long *out, const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_size(size_t *out, const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	unsigned long long mul = 1;
+	if (!strcmp(end, "") || !strcmp(end, "B")) mul = 1;
+	else if (!strcmp(end, "KiB") || !strcmp(end, "K") || !strcmp(end, "k")) mul = 1ULL << 10;
+	else if (!strcmp(end, "MiB") || !strcmp(end, "M")) mul = 1ULL << 20;
+	else if (!strcmp(end, "GiB") || !strcmp(end, "G")) mul = 1ULL << 30;
+	else if (!strcmp(end, "KB") || !strcmp(end, "kB")) mul = 1000ULL;
+	else if (!strcmp(end, "MB")) mul = 1000000ULL;
+	else return -1;
+	if (v > (unsigned long long)SIZE_MAX / mul)
+		return -1;
+	*out = (size_t)(v * mul);
+	return 0;
+}
+
+static int check_and_store(struct loaded *l)
+{
+	base_config *c = &l->cfg;
+	for (size_t i = 0; i < NVARS; i++) {
+		const struct var *v = &vars[i];
+		const char *s = l->values[i] ? l->values[i] : v->def;
+		if (s && l->values[i] && !*s && v->kind != K_STR)
+			s = v->def; /* an empty value means the default */
+		long n = 0;
+		uint64_t bytes = 0;
+		switch (v->kind) {
+		case K_INT:
+			if (!s)
+				break;
+			if (parse_long(&n, s) < 0 || n < v->min || n > v->max)
+				return base_error_set(BASE_EINVALID, "%s: expected a whole number from %ld to %ld, got \"%s\"",
+						     v->name, v->min, v->max, s);
+			break;
+		case K_SIZE: {
+			size_t sz;
+			if (parse_size(&sz, s) < 0 || sz == 0)
+				return base_error_set(BASE_EINVALID, "%s: expected a size such as 25MiB or 1048576, got \"%s\"", v->name, s);
+			if (strcmp(v->name, "MAX_BODY") == 0)
+				c->max_body = sz;
+			else
+				c->max_buffered_bodies = sz;
+			break;
+		}
+		case K_BYTES: {
+			size_t sz;
+			if (parse_size(&sz, s) < 0)
+				return base_error_set(BASE_EINVALID, "%s: expected a size such as 8GiB, 512MiB or 0, got \"%s\"",
+						     v->name, s);
+			if (sz != 0 && sz < (64u << 20))
+				return base_error_set(BASE_EINVALID, "%s: at least 64MiB (or 0 for no limit), got \"%s\"", v->name,
+						     s);
+			bytes = (uint64_t)sz;
+			break;
+		}
+		case K_LEVEL:
+			if (base_log_parse_level(&c->log_level, s) < 0)
+				return base_error_set(BASE_EINVALID, "%s: %s, got \"%s\"", v->name, base_error_last(), s);
+			break;
+		case K_FORMAT:
+			if (!s || !*s)
+				c->log_json = !isatty(2);
+			else if (!strcmp(s, "json"))
+				c->log_json = 1;
+			else if (!strcmp(s, "pretty") || !strcmp(s, "text"))
+				c->log_json = 0;
+			else
+				return base_error_set(BASE_EINVALID, "%s: expected json or pretty, got \"%s\"", v->name, s);
+			break;
+		case K_BOOL:
+			if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes"))
+				n = 1;
+			else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !*s)
+				n = 0;
+			else
+				return base_error_set(BASE_EINVALID, "%s: expected true or false, got \"%s\"", v->name, s);
+			break;
+		case K_PATHFILE:
+			if (s && *s && access(s, R_OK) != 0)
+				return base_error_set(BASE_EINVALID, "%s: cannot read %s: %s", v->name, s, strerror(errno));
+			break;
+		case K_STR:
+			break;
+		}
+		const char *name = v->name;
+#define STR(field, var) if (!strcmp(name, var)) c->field = (s && *s) ? s : NULL
+#define NUM(field, var) if (!strcmp(name, var)) c->field = (int)n
+#define BYTES(field, var) if (!strcmp(name, var)) c->field = bytes
+		STR(base_id, "APP_ID");
+		STR(private_key, "PRIVATE_KEY");
+		STR(private_key_path, "PRIVATE_KEY_PATH");
+		STR(webhook_secret, "WEBHOOK_SECRET");
+		STR(webhook_secret_old, "WEBHOOK_SECRET_OLD");
+		STR(webhook_path, "WEBHOOK_PATH");
+		STR(ghe_host, "GHE_HOST");
+		STR(github_api_url, "GITHUB_API_URL");
+		STR(host, "HOST");
+		NUM(port, "PORT");
+		STR(data_dir, "DATA_DIR");
+		STR(database_url, "DATABASE_URL");
+		NUM(workers, "WORKERS");
+		NUM(bench_workers, "BENCH_WORKERS");
+		STR(public_url, "PUBLIC_URL");
+		STR(agent, "PERFBOT_AGENT");
+		STR(agent_command, "PERFBOT_AGENT_COMMAND");
+		STR(sandbox, "PERFBOT_SANDBOX");
+		BYTES(sandbox_memory, "SANDBOX_MEMORY");
+		NUM(sandbox_pids, "SANDBOX_PIDS");
+		NUM(sandbox_cpu_s, "SANDBOX_CPU_SECONDS");
+		BYTES(sandbox_disk, "SANDBOX_DISK");
+		BYTES(sandbox_disk_reserve, "SANDBOX_DISK_RESERVE");
+		NUM(max_connections, "MAX_CONNECTIONS");
+		NUM(job_attempts, "JOB_ATTEMPTS");
+		NUM(job_lease_s, "JOB_LEASE_SECONDS");
+		NUM(shutdown_grace_s, "SHUTDOWN_GRACE_SECONDS");
+		NUM(insecure_no_signature, "INSECURE_NO_SIGNATURE");
+		STR(gh_org, "GH_ORG");
+		STR(github_client_id, "GITHUB_CLIENT_ID");
+		STR(github_client_secret, "GITHUB_CLIENT_SECRET");
+		NUM(redelivery_interval_s, "REDELIVERY_INTERVAL_SECONDS");
+#undef STR
+#undef NUM
+#undef BYTES
+	}
+	if (c->webhook_path[0] != '/')
+		return base_error_set(BASE_EINVALID, "WEBHOOK_PATH: must start with '/', got \"%s\"", c->webhook_path);
+	if (c->workers == 0) {
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		c->workers = nc > 0 ? (int)nc : 2;
+	}
+	if (c->bench_workers == 0) {
+		/* a core is left to the event threads and perfbot itself */
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		c->bench_workers = nc > 1 ? (int)nc - 1 : 1;
+	}
+	if (!c->github_api_url) {
+		char *u = NULL;
+		if (c->ghe_host) {
+			size_t len = strlen(c->ghe_host) + 32;
+			u = malloc(len);
+			if (u)
+				snprintf(u, len, "https://%s/api/v3", c->ghe_host);
+		} else {
+			u = strdup("https://api.github.com");
+		}
+		if (!u)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		l->derived[0] = u;
+		c->github_api_url = u;
+	} else {
+		/* trailing slashes would double up in request paths */
+		size_t len = strlen(c->github_api_url);
+		while (len > 1 && c->github_api_url[len - 1] == '/')
+			((char *)c->github_api_url)[--len] = '\0';
+	}
+	if (c->data_dir && c->data_dir[0] != '/') {
+		/* absolute from here on: libgit2 resolves a relative checkout
+		 * target against the repository, not the working directory */
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return base_error_set(BASE_EINVALID, "DATA_DIR: cannot resolve %s: %s", c->data_dir, strerror(errno));
+		const char *rel = c->data_dir;
+		while (rel[0] == '.' && rel[1] == '/')
+			rel += 2;
+		size_t len = strlen(cwd) + strlen(rel) + 2;
+		char *abs = malloc(len);
+		if (!abs)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		snprintf(abs, len, "%s/%s", cwd, strcmp(rel, ".") == 0 ? "" : rel);
+		while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
+			abs[strlen(abs) - 1] = '\0';
+		l->derived[3] = abs;
+		c->data_dir = abs;
+	}
+	if (!c->database_url) {
+		size_t len = strlen(c->data_dir) + 32;
+		char *u = malloc(len);
+		if (!u)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		snprintf(u, len, "sqlite:%s/perfbot.db", c->data_dir);
+		l->derived[1] = u;
+		c->database_url = u;
+	}
+	if (c->agent && strcmp(c->agent, "command") && strcmp(c->agent, "managed"))
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command or managed, got \"%s\"", c->agent);
+	if (c->sandbox && strcmp(c->sandbox, "bwrap"))
+		return base_error_set(BASE_EINVALID, "PERFBOT_SANDBOX: expected bwrap, got \"%s\"", c->sandbox);
+	if (c->sandbox_pids > 0 && c->sandbox_pids < 16)
+		return base_error_set(BASE_EINVALID, "SANDBOX_PIDS: at least 16 (or 0 for no limit), got %d", c->sandbox_pids);
+	return 0;
+}
+
+/* "--webhook-path" -> "WEBHOOK_PATH" */
+static int flag_to_var(const char *flag, size_t len)
+{
+	char name[64];
+	if (len >= sizeof(name))
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		name[i] = flag[i] == '-' ? '_' : (char)toupper((unsigned char)flag[i]);
+	name[len] = '\0';
+	return var_index(name);
+}
+
+int base_config_load(base_config **out, const char *dotenv_dir, int argc, char **argv, char ***rest_out)
+{
+	int error = 0;
+	char **rest = NULL;
+	int nrest = 0;
+	struct loaded *l = calloc(1, sizeof(*l));
+	if (!l)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	if (rest_out) {
+		rest = calloc((size_t)argc + 1, sizeof(char *));
+		if (!rest) {
+			free(l);
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		}
+	}
+
+	/* flags first (they win), then the environment, then .env */
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+			if (rest) { rest[nrest++] = argv[i]; continue; }
+			error = base_error_set(BASE_EINVALID, "unexpected argument \"%s\"", a);
+			goto done;
+		}
+		const char *eq = strchr(a + 2, '=');
+		size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		int idx = flag_to_var(a + 2, nlen);
+		if (idx < 0) {
+			if (rest) { rest[nrest++] = argv[i]; continue; }
+			error = base_error_set(BASE_EINVALID, "unknown option %s", a);
+			goto done;
+		}
+		const char *val;
+		if (vars[idx].kind == K_BOOL && !eq) {
+			val = "1";
+		} else if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			error = base_error_set(BASE_EINVALID, "%s: needs a value", a);
+			goto done;
+		}
+		if ((error = set_value(l, idx, val, 1)) < 0)
+			goto done;
+	}
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		char name[64];
+		size_t nlen = (size_t)(eq - *e);
+		if (nlen >= sizeof(name))
+			continue;
+		memcpy(name, *e, nlen);
+		name[nlen] = '\0';
+		int idx = var_index(name);
+		if (idx >= 0 && (error = set_value(l, idx, eq + 1, 0)) < 0)
+			goto done;
+	}
+	{
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/.env", dotenv_dir ? dotenv_dir : ".");
+		char *text = NULL;
+		error = read_file_capped(&text, path, 1 << 20);
+		if (error == BASE_ENOTFOUND) {
+			error = 0;
+		} else if (error < 0) {
+			goto done;
+		} else {
+			error = base_dotenv_parse(text, dotenv_cb, l);
+			free(text);
+			if (error < 0)
+				goto done;
+		}
+	}
+	error = check_and_store(l);
+done:
+	if (error < 0) {
+		free(rest);
+		base_config_free(&l->cfg);
+		return error;
+	}
+	if (rest_out)
+		*rest_out = rest;
+	*out = &l->cfg;
+	return 0;
+}
+
+void base_config_free(base_config *cfg)
+{
+	if (!cfg)
+		return;
+	struct loaded *l = (struct loaded *)cfg; /* cfg is the first member */
+	for (size_t i = 0; i < NVARS; i++) {
+		if (l->values[i] && (!strcmp(vars[i].name, "PRIVATE_KEY") || strstr(vars[i].name, "SECRET")))
+			explicit_bzero(l->values[i], strlen(l->values[i]));
+		free(l->values[i]);
+	}
+	for (size_t i = 0; i < sizeof(l->derived) / sizeof(l->derived[0]); i++)
+		free(l->derived[i]);
+	free(l);
+}
+
+const char *base_config_get(const base_config *cfg, const char *name)
+{
+	const struct loaded *l = (const struct loaded *)cfg;
+	int idx = var_index(name);
+	if (idx < 0)
+		return NULL;
+	return l->values[idx] ? l->values[idx] : vars[idx].def;
+}
+
+void base_config_print_help(void)
+{
+	printf("Configuration (environment, .env, or --flag-name VALUE):\n");
+	for (size_t i = 0; i < NVARS; i++)
+		printf("  %-28s %s%s%s%s\n", vars[i].name, vars[i].help, vars[i].def ? " [" : "",
+		       vars[i].def ? vars[i].def : "", vars[i].def ? "]" : "");
+}

@@ -1,0 +1,1134 @@
+/* Callgrind output parsing and measurement runs (see callgrind.h).
+ *
+ * The parser follows callgrind's format and callgrind_annotate's reading of
+ * it, so that the numbers match `callgrind_annotate --inclusive=yes`:
+ *  - a function is keyed by (current file, name); fl=, fi= and fe= change
+ *    the current file, fn= the function;
+ *  - names may be compressed: "(id) name" defines id, "(id)" refers to it;
+ *    fn/cfn share one table, fl/fi/fe/cfi/cfl another, ob/cob a third;
+ *  - a cost line is positions (as many as `positions:` names, each a
+ *    number, "+N", "-N" or "*") then event counts in `events:` order;
+ *  - after `calls=`, the next cost line is the inclusive cost of that call:
+ *    it adds to the caller's inclusive cost, not to its own;
+ *  - within one file, a function that was called has as inclusive cost the
+ *    sum of the costs of the calls into it; a function never called (the
+ *    roots) has its own cost plus the calls it made.
+ * Files of several processes are summed function by function.
+ *
+ * Pure text processing with bounded tables (ids, functions, and the bytes
+ * of the names the functions keep: a name is cut at MAX_NAME bytes, so that
+ * one long name reused under many file ids cannot multiply memory); safe on
+ * any input (fuzzed).
+ *
+ * The output directory is writable from inside the sandbox: files in it are
+ * read only when they are regular files (never a FIFO, device or link), and
+ * it is removed without following links.  No shared state. */
+#include "measure/callgrind.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+
+#define MAX_ID 4000000         /* compressed-name ids accepted */
+#define MAX_FUNCTIONS 250000   /* distinct (file, name) pairs in one profile */
+#define MAX_NAME 4096          /* bytes kept of a function or file name, marker included */
+#define MAX_NAME_BYTES (64u << 20) /* bytes of all names kept by one profile */
+#define NAME_CUT_MARKER "...[truncated]"
+#define MAX_REMOVE_DEPTH 32    /* directories open at once while removing a tree */
+#define MAX_POSITIONS 4
+#define MAX_OUTPUT_FILES 64
+#define MAX_OUTPUT_BYTES (512u << 20) /* per callgrind output file */
+
+const char *const measure_cg_event_names[MEASURE_CG_NEVENTS] = { "Ir",   "Dr",   "Dw",   "I1mr", "D1mr",
+							     "D1mw", "ILmr", "DLmr", "DLmw" };
+
+/* Counts saturate at INT64_MAX (what JSON numbers carry) instead of
+ * wrapping: only a crafted file gets there, and it must not turn negative. */
+#define COUNT_MAX ((uint64_t)INT64_MAX)
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > COUNT_MAX || b > COUNT_MAX - a ? COUNT_MAX : a + b;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t k)
+{
+	return a > COUNT_MAX / k ? COUNT_MAX : a * k;
+}
+
+void measure_cg_summarize(measure_cg_summary *out, const measure_cg_costs *c)
+{
+	const uint64_t *e = c->ev;
+	uint64_t a = sat_add(sat_add(e[MEASURE_CG_IR], e[MEASURE_CG_DR]), e[MEASURE_CG_DW]);
+	uint64_t m1 = sat_add(sat_add(e[MEASURE_CG_I1MR], e[MEASURE_CG_D1MR]), e[MEASURE_CG_D1MW]);
+	uint64_t ml = sat_add(sat_add(e[MEASURE_CG_ILMR], e[MEASURE_CG_DLMR]), e[MEASURE_CG_DLMW]);
+	/* Counts from a malformed file could break the hierarchy; clamp
+	 * rather than wrap around. */
+	if (m1 > a)
+		m1 = a;
+	if (ml > m1)
+		ml = m1;
+	out->instructions = e[MEASURE_CG_IR] > COUNT_MAX ? COUNT_MAX : e[MEASURE_CG_IR];
+	out->l1_misses = m1;
+	out->ll_misses = ml;
+	out->estimated_cycles = sat_add(sat_add(a - m1, sat_mul(m1 - ml, 5)), sat_mul(ml, 35));
+}
+
+/* ---- the private function index --------------------------------------- */
+
+typedef struct fn_scratch {
+	measure_cg_costs self_plus_out; /* this file: own cost + calls made */
+	measure_cg_costs called_in;     /* this file: cost of calls into it */
+	int touched;                  /* seen in this file */
+	int called;                   /* called in this file */
+} fn_scratch;
+
+typedef struct cg_index {
+	size_t *slots;      /* hash -> fn index + 1, 0 = empty */
+	size_t nslots;
+	fn_scratch *scratch;/* parallel to p->fns */
+	size_t *touched;    /* fn indices touched in the current file */
+	size_t ntouched;
+	size_t name_bytes;  /* kept by p->fns' names and files */
+} cg_index;
+
+static uint64_t hash_key(const char *file, const char *name)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *s = (const unsigned char *)file; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (const unsigned char *s = (const unsigned char *)name; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	return h;
+}
+
+void measure_cg_profile_init(measure_cg_profile *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void measure_cg_profile_dispose(measure_cg_profile *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nfns; i++) {
+		free(p->fns[i].name);
+		free(p->fns[i].file);
+	}
+	free(p->fns);
+	cg_index *ix = p->index;
+	if (ix) {
+		free(ix->slots);
+		free(ix->scratch);
+		free(ix->touched);
+		free(ix);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static int index_rehash(measure_cg_profile *p, cg_index *ix, size_t nslots)
+{
+	size_t *slots = calloc(nslots, sizeof(size_t));
+	if (!slots)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nfns; i++) {
+		size_t h = (size_t)hash_key(p->fns[i].file, p->fns[i].name) & (nslots - 1);
+		while (slots[h])
+			h = (h + 1) & (nslots - 1);
+		slots[h] = i + 1;
+	}
+	free(ix->slots);
+	ix->slots = slots;
+	ix->nslots = nslots;
+	return 0;
+}
+
+/* s itself when it fits in MAX_NAME bytes; otherwise its start (cut on a
+ * UTF-8 character boundary) followed by NAME_CUT_MARKER, written to buf. */
+static const char *capped_name(char buf[MAX_NAME], const char *s)
+{
+	size_t l = strnlen(s, MAX_NAME);
+	if (l < MAX_NAME)
+		return s;
+	size_t cut = MAX_NAME - sizeof(NAME_CUT_MARKER);
+	while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+		cut--;
+	memcpy(buf, s, cut);
+	memcpy(buf + cut, NAME_CUT_MARKER, sizeof(NAME_CUT_MARKER));
+	return buf;
+}
+
+/* The index of (file, name) in p->fns, adding it when new.  Names longer
+ * than MAX_NAME are cut first, so every use of one long name finds the same
+ * entry. */
+static int fn_lookup(size_t *out, measure_cg_profile *p, const char *file, const char *name)
+{
+	char file_buf[MAX_NAME], name_buf[MAX_NAME];
+	file = capped_name(file_buf, file);
+	name = capped_name(name_buf, name);
+	cg_index *ix = p->index;
+	if (!ix) {
+		ix = calloc(1, sizeof(*ix));
+		if (!ix)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		p->index = ix;
+	}
+	if (!ix->slots || (p->nfns + 1) * 2 > ix->nslots) {
+		int error = index_rehash(p, ix, ix->nslots ? ix->nslots * 2 : 1024);
+		if (error < 0)
+			return error;
+	}
+	size_t h = (size_t)hash_key(file, name) & (ix->nslots - 1);
+	while (ix->slots[h]) {
+		measure_cg_function *f = &p->fns[ix->slots[h] - 1];
+		if (strcmp(f->name, name) == 0 && strcmp(f->file, file) == 0) {
+			*out = ix->slots[h] - 1;
+			goto touch;
+		}
+		h = (h + 1) & (ix->nslots - 1);
+	}
+	if (p->nfns >= MAX_FUNCTIONS)
+		return base_error_set(BASE_ETOOBIG, "callgrind output: more than %d functions", MAX_FUNCTIONS);
+	size_t bytes = strlen(name) + strlen(file) + 2;
+	if (ix->name_bytes + bytes > MAX_NAME_BYTES)
+		return base_error_set(BASE_ETOOBIG, "callgrind output: the names of its functions exceed %u MiB",
+				     MAX_NAME_BYTES >> 20);
+	if (p->nfns == p->alloc) {
+		size_t n = p->alloc ? p->alloc * 2 : 256;
+		measure_cg_function *fns = realloc(p->fns, n * sizeof(*fns));
+		if (!fns)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		p->fns = fns;
+		fn_scratch *sc = realloc(ix->scratch, n * sizeof(*sc));
+		if (!sc)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		ix->scratch = sc;
+		size_t *t = realloc(ix->touched, n * sizeof(*t));
+		if (!t)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		ix->touched = t;
+		p->alloc = n;
+	}
+	measure_cg_function *f = &p->fns[p->nfns];
+	memset(f, 0, sizeof(*f));
+	f->name = strdup(name);
+	f->file = strdup(file);
+	if (!f->name || !f->file) {
+		free(f->name);
+		free(f->file);
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	ix->name_bytes += bytes;
+	memset(&ix->scratch[p->nfns], 0, sizeof(fn_scratch));
+	ix->slots[h] = p->nfns + 1;
+	*out = p->nfns++;
+touch:
+	if (!ix->scratch[*out].touched) {
+		ix->scratch[*out].touched = 1;
+		ix->touched[ix->ntouched++] = *out;
+	}
+	return 0;
+}
+
+/* ---- compressed names ------------------------------------------------- */
+
+typedef struct name_table {
+	char **names;
+	size_t n;
+} name_table;
+
+static void name_table_dispose(name_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->names[i]);
+	free(t->names);
+	t->names = NULL;
+	t->n = 0;
+}
+
+/* Resolves "(id) name", "(id)" or "name"; *out borrowed from the table or
+ * from s (which is modified). */
+static int uncompress(const char **out, name_table *t, char *s, int lineno)
+{
+	while (*s == ' ')
+		s++;
+	if (*s != '(') {
+		*out = s;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long id = strtoul(s + 1, &end, 10);
+	if (errno || end == s + 1 || *end != ')' || id > MAX_ID)
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: bad compressed name", lineno);
+	char *name = end + 1;
+	while (*name == ' ')
+		name++;
+	if (*name) {
+		if (id >= t->n) {
+			size_t n = t->n ? t->n : 64;
+			while (n <= id)
+				n *= 2;
+			char **v = realloc(t->names, n * sizeof(*v));
+			if (!v)
+				return base_error_set(BASE_ENOMEM, "out of memory");
+			memset(v + t->n, 0, (n - t->n) * sizeof(*v));
+			t->names = v;
+			t->n = n;
+		}
+		char *copy = strdup(name);
+		if (!copy)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		free(t->names[id]);
+		t->names[id] = copy;
+		*out = copy;
+		return 0;
+	}
+	if (id >= t->n || !t->names[id])
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: name id (%lu) used before definition",
+				     lineno, id);
+	*out = t->names[id];
+	return 0;
+}
+
+/* ---- the parser ------------------------------------------------------- */
+
+typedef struct parse_state {
+	measure_cg_profile *p;
+	name_table fn_names, file_names, obj_names;
+	int map[64];              /* events: column -> MEASURE_CG_* or -1 */
+	int nevents;
+	int npositions;
+	long long last_pos[MAX_POSITIONS];
+	char *file;               /* owned current file (fl/fi/fe) */
+	char *fn;                 /* owned current function name */
+	char *cfile;              /* owned pending cfi/cfl, NULL when none */
+	int have_fn;
+	size_t cur;               /* index of current function */
+	size_t callee;            /* index of the pending callee */
+	int pending_call;         /* next cost line is a call's cost */
+	int have_summary, have_totals;
+	measure_cg_costs summary, totals, self_sum;
+} parse_state;
+
+static int set_str(char **dst, const char *s)
+{
+	char *c = strdup(s);
+	if (!c)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+static int parse_events(parse_state *st, const char *s, int lineno)
+{
+	st->nevents = 0;
+	while (*s) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		size_t l = strcspn(s, " \t");
+		if (st->nevents >= (int)(sizeof(st->map) / sizeof(st->map[0])))
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: too many events", lineno);
+		int idx = -1;
+		for (int i = 0; i < MEASURE_CG_NEVENTS; i++)
+			if (strlen(measure_cg_event_names[i]) == l && strncmp(measure_cg_event_names[i], s, l) == 0)
+				idx = i;
+		st->map[st->nevents++] = idx;
+		s += l;
+	}
+	return 0;
+}
+
+/* Parses event counts (in `events:` order) into c. */
+static int parse_counts(measure_cg_costs *c, parse_state *st, const char *s, int lineno)
+{
+	memset(c, 0, sizeof(*c));
+	for (int col = 0; *s; col++) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		if (col >= st->nevents)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: more counts than events", lineno);
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 10);
+		if (errno || end == s || (*end && *end != ' ' && *end != '\t') || *s == '-')
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad count", lineno);
+		if (st->map[col] >= 0)
+			c->ev[st->map[col]] = v;
+		s = end;
+	}
+	return 0;
+}
+
+static void add_costs(measure_cg_costs *dst, const measure_cg_costs *src)
+{
+	for (int i = 0; i < MEASURE_CG_NEVENTS; i++)
+		dst->ev[i] = sat_add(dst->ev[i], src->ev[i]);
+}
+
+/* Skips the position columns of a cost line; returns the rest or NULL. */
+static const char *skip_positions(parse_state *st, const char *s)
+{
+	for (int i = 0; i < st->npositions; i++) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		long long v;
+		char *end;
+		if (*s == '*') {
+			v = st->last_pos[i];
+			end = (char *)s + 1;
+		} else if (*s == '+' || *s == '-') {
+			errno = 0;
+			long long d = strtoll(s + 1, &end, 0);
+			if (errno || end == s + 1)
+				return NULL;
+			v = *s == '+' ? st->last_pos[i] + d : st->last_pos[i] - d;
+		} else {
+			errno = 0;
+			unsigned long long u = strtoull(s, &end, 0);
+			if (errno || end == s)
+				return NULL;
+			v = (long long)u;
+		}
+		if (*end && *end != ' ' && *end != '\t')
+			return NULL;
+		st->last_pos[i] = v;
+		s = end;
+	}
+	return s;
+}
+
+static int current_fn(parse_state *st, int lineno)
+{
+	if (!st->fn)
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: cost before any fn=", lineno);
+	if (!st->have_fn) {
+		int error = fn_lookup(&st->cur, st->p, st->file ? st->file : "???", st->fn);
+		if (error < 0)
+			return error;
+		st->have_fn = 1;
+	}
+	return 0;
+}
+
+static int parse_line(parse_state *st, char *line, int lineno)
+{
+	const char *name;
+	int error;
+	cg_index *ix;
+
+	if (!*line || *line == '#')
+		return 0;
+	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*') {
+		const char *rest = skip_positions(st, line);
+		if (!rest)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad position", lineno);
+		measure_cg_costs c;
+		if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+			return error;
+		if ((error = current_fn(st, lineno)) < 0)
+			return error;
+		ix = st->p->index;
+		if (st->pending_call) {
+			st->pending_call = 0;
+			add_costs(&ix->scratch[st->callee].called_in, &c);
+			ix->scratch[st->callee].called = 1;
+			add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+			return 0;
+		}
+		add_costs(&st->p->fns[st->cur].self, &c);
+		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+		add_costs(&st->self_sum, &c);
+		return 0;
+	}
+	char *eq = strchr(line, '=');
+	char *colon = strchr(line, ':');
+	if (eq && (!colon || eq < colon)) {
+		*eq = '\0';
+		char *key = line, *val = eq + 1;
+		if (strcmp(key, "fn") == 0) {
+			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+				return error;
+			st->have_fn = 0;
+			if ((error = set_str(&st->fn, name)) < 0)
+				return error;
+			return current_fn(st, lineno);
+		}
+		if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
+			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+				return error;
+			if ((error = set_str(&st->file, name)) < 0)
+				return error;
+			st->have_fn = 0;
+			return 0;
+		}
+		if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
+			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+				return error;
+			return set_str(&st->cfile, name);
+		}
+		if (strcmp(key, "cfn") == 0) {
+			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+				return error;
+			/* the callee may be looked up before the caller exists */
+			char *fname = strdup(name);
+			if (!fname)
+				return base_error_set(BASE_ENOMEM, "out of memory");
+			const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
+			error = fn_lookup(&st->callee, st->p, cf, fname);
+			free(fname);
+			free(st->cfile);
+			st->cfile = NULL;
+			return error;
+		}
+		if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
+			return uncompress(&name, &st->obj_names, val, lineno);
+		if (strcmp(key, "jfi") == 0)
+			return uncompress(&name, &st->file_names, val, lineno);
+		if (strcmp(key, "jfn") == 0)
+			return uncompress(&name, &st->fn_names, val, lineno);
+		if (strcmp(key, "calls") == 0) {
+			char *end;
+			errno = 0;
+			strtoull(val, &end, 10);
+			if (errno || end == val)
+				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad calls= line", lineno);
+			if ((error = current_fn(st, lineno)) < 0)
+				return error;
+			st->pending_call = 1;
+			return 0;
+		}
+		if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
+			return 0;
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno,
+				     key);
+	}
+	if (colon) {
+		*colon = '\0';
+		char *key = line, *val = colon + 1;
+		if (strcmp(key, "events") == 0)
+			return parse_events(st, val, lineno);
+		if (strcmp(key, "positions") == 0) {
+			int n = 0;
+			for (char *s = val; *s;) {
+				while (*s == ' ' || *s == '\t')
+					s++;
+				if (!*s)
+					break;
+				n++;
+				s += strcspn(s, " \t");
+			}
+			if (n < 1 || n > MAX_POSITIONS)
+				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad positions", lineno);
+			st->npositions = n;
+			return 0;
+		}
+		if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
+			measure_cg_costs c;
+			if ((error = parse_counts(&c, st, val, lineno)) < 0)
+				return error;
+			if (key[0] == 's') {
+				add_costs(&st->summary, &c);
+				st->have_summary = 1;
+			} else {
+				add_costs(&st->totals, &c);
+				st->have_totals = 1;
+			}
+			return 0;
+		}
+		/* version, creator, pid, cmd, part, desc, thread, ... */
+		return 0;
+	}
+	return base_error_set(BASE_EINVALID, "callgrind output line %d: not a callgrind line", lineno);
+}
+
+int measure_cg_parse(measure_cg_profile *p, const char *text, size_t len)
+{
+	parse_state st;
+	int error = 0;
+	memset(&st, 0, sizeof(st));
+	st.p = p;
+	st.npositions = 1;
+	/* default events: Ir only */
+	st.map[0] = MEASURE_CG_IR;
+	st.nevents = 1;
+	char *line = NULL;
+	size_t line_alloc = 0;
+	size_t pos = 0;
+	int lineno = 0;
+	int empty = 1;
+
+	if (p->index) {
+		cg_index *ix = p->index;
+		ix->ntouched = 0;
+	}
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		lineno++;
+		if (l + 1 > line_alloc) {
+			size_t n = line_alloc ? line_alloc : 256;
+			while (n < l + 1)
+				n *= 2;
+			char *nline = realloc(line, n);
+			if (!nline) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+			line = nline;
+			line_alloc = n;
+		}
+		memcpy(line, text + pos, l);
+		line[l] = '\0';
+		if (l && line[l - 1] == '\r')
+			line[l - 1] = '\0';
+		if (memchr(text + pos, '\0', l)) {
+			error = base_error_set(BASE_EINVALID, "callgrind output line %d: NUL byte", lineno);
+			goto done;
+		}
+		pos += l + (nl ? 1 : 0);
+		if (lineno == 1 && strncmp(line, "# callgrind format", 18) != 0 && strncmp(line, "version:", 8) != 0) {
+			error = base_error_set(BASE_EINVALID, "not a callgrind output file (line 1)");
+			goto done;
+		}
+		if ((error = parse_line(&st, line, lineno)) < 0)
+			goto done;
+		empty = 0;
+	}
+	if (empty) {
+		error = base_error_set(BASE_EINVALID, "empty callgrind output file");
+		goto done;
+	}
+	/* totals as callgrind_annotate reads them: summary, else totals, else
+	 * the sum of the cost lines.  A program that calls CALLGRIND_ZERO_STATS
+	 * while instrumented from the start leaves callgrind 3.19 with a summary
+	 * below zero (printed wrapped around 2^64); the totals line, the sum of
+	 * what the file holds, is then the count. */
+	if (st.have_summary) {
+		int zero = 1, wrapped = 0;
+		for (int i = 0; i < MEASURE_CG_NEVENTS; i++) {
+			zero &= st.summary.ev[i] == 0;
+			wrapped |= st.summary.ev[i] >= COUNT_MAX; /* wrapped, or saturated by add_costs */
+		}
+		add_costs(&p->totals, (zero || wrapped) && st.have_totals ? &st.totals : &st.summary);
+	} else if (st.have_totals) {
+		add_costs(&p->totals, &st.totals);
+	} else {
+		add_costs(&p->totals, &st.self_sum);
+	}
+	p->nfiles++;
+
+done:
+	if (p->index) {
+		/* fold this file's inclusive costs into the profile, and reset
+		 * the scratch for the next file (also after an error) */
+		cg_index *ix = p->index;
+		for (size_t i = 0; i < ix->ntouched; i++) {
+			size_t f = ix->touched[i];
+			fn_scratch *sc = &ix->scratch[f];
+			if (error == 0)
+				add_costs(&p->fns[f].inclusive, sc->called ? &sc->called_in : &sc->self_plus_out);
+			memset(sc, 0, sizeof(*sc));
+		}
+		ix->ntouched = 0;
+	}
+	free(line);
+	free(st.file);
+	free(st.fn);
+	free(st.cfile);
+	name_table_dispose(&st.fn_names);
+	name_table_dispose(&st.file_names);
+	name_table_dispose(&st.obj_names);
+	return error;
+}
+
+/* ---- reporting helpers ------------------------------------------------ */
+
+static uint64_t metric_of(const measure_cg_costs *c, int metric)
+{
+	if (metric == 1)
+		return c->ev[MEASURE_CG_IR];
+	measure_cg_summary s;
+	measure_cg_summarize(&s, c);
+	return s.estimated_cycles;
+}
+
+typedef struct top_item {
+	size_t idx;
+	uint64_t v;
+} top_item;
+
+static int cmp_top(const void *a, const void *b)
+{
+	const top_item *x = a, *y = b;
+	if (x->v != y->v)
+		return x->v < y->v ? 1 : -1;
+	return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+int measure_cg_top(size_t **out, size_t *nout, const measure_cg_profile *p, int metric, size_t n)
+{
+	*out = NULL;
+	*nout = 0;
+	if (p->nfns == 0)
+		return 0;
+	top_item *items = malloc(p->nfns * sizeof(*items));
+	if (!items)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nfns; i++) {
+		items[i].idx = i;
+		items[i].v = metric_of(&p->fns[i].inclusive, metric);
+	}
+	qsort(items, p->nfns, sizeof(*items), cmp_top);
+	size_t k = n < p->nfns ? n : p->nfns;
+	size_t *idx = malloc((k ? k : 1) * sizeof(*idx));
+	if (!idx) {
+		free(items);
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		idx[i] = items[i].idx;
+	free(items);
+	*out = idx;
+	*nout = k;
+	return 0;
+}
+
+json_t *measure_cg_summary_json(const measure_cg_summary *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I}", "instructions", (json_int_t)s->instructions, "estimated_cycles",
+			 (json_int_t)s->estimated_cycles, "l1_misses", (json_int_t)s->l1_misses, "ll_misses",
+			 (json_int_t)s->ll_misses);
+}
+
+json_t *measure_cg_function_json(const measure_cg_function *f)
+{
+	measure_cg_summary self, incl;
+	measure_cg_summarize(&self, &f->self);
+	measure_cg_summarize(&incl, &f->inclusive);
+	return json_pack("{s:s, s:s, s:o, s:o}", "name", f->name, "file", f->file, "self", measure_cg_summary_json(&self),
+			 "inclusive", measure_cg_summary_json(&incl));
+}
+
+/* ---- running under callgrind ----------------------------------------- */
+
+/* --command-line-only=yes first: valgrind reads no option file and no
+ * $VALGRIND_OPTS, in this process or in any traced child (valgrind passes
+ * its own options on to them). */
+static const char *const cg_fixed_args[] = {
+	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=callgrind", "--cache-sim=yes",
+	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
+	"--callgrind-out-file=/tmp/cg/out.%p", NULL,
+};
+
+/* cachegrind knows nothing of callgrind's client requests: it counts the
+ * whole process whatever the harness or the code asks for. */
+static const char *const whole_fixed_args[] = {
+	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=cachegrind", "--cache-sim=yes",
+	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
+	"--cachegrind-out-file=/tmp/cg/out.%p", NULL,
+};
+
+/* A command made only of plain words runs directly (no shell process in the
+ * measurement); anything else goes through /bin/sh -c.  So does a command
+ * that starts with environment assignments (`N=1000 ./bench`): run directly,
+ * "N=1000" would be taken for the program. */
+static int plain_words(const char *s)
+{
+	while (*s == ' ')
+		s++;
+	if (!*s || memchr(s, '=', strcspn(s, " ")))
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!(c == ' ' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("_./=:,+@%-", c)))
+			return 0;
+	}
+	return 1;
+}
+
+void measure_cg_argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+static int build_argv(char ***out, const char *const *fixed, const char *command, int region)
+{
+	*out = NULL;
+	if (!command || !*command)
+		return base_error_set(BASE_EINVALID, "benchmark command is empty");
+	size_t cap = 16 + strlen(command) / 2 + 4;
+	char **v = calloc(cap, sizeof(char *));
+	if (!v)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	size_t n = 0;
+	for (size_t i = 0; fixed[i]; i++)
+		v[n++] = strdup(fixed[i]);
+	if (region)
+		v[n++] = strdup("--instr-atstart=no");
+	if (plain_words(command)) {
+		const char *s = command;
+		while (*s) {
+			while (*s == ' ')
+				s++;
+			if (!*s)
+				break;
+			size_t l = strcspn(s, " ");
+			v[n++] = strndup(s, l);
+			s += l;
+		}
+	} else {
+		v[n++] = strdup("/bin/sh");
+		v[n++] = strdup("-c");
+		v[n++] = strdup(command);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]) {
+			measure_cg_argv_free(v);
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+int measure_cg_build_argv(char ***out, const char *command, int region)
+{
+	return build_argv(out, cg_fixed_args, command, region);
+}
+
+int measure_cg_build_argv_whole(char ***out, const char *command)
+{
+	return build_argv(out, whole_fixed_args, command, 0);
+}
+
+/* Reads the regular file name of dirfd into b.  The directory is the
+ * sandbox's: a FIFO there would block a plain open or read for ever, a link
+ * could point anywhere, so only a regular file is read. */
+static int read_file_capped(base_buf *b, int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return base_error_set(BASE_EINVALID, "callgrind output %s is a symbolic link, not a regular file", name);
+	if (fd < 0)
+		return base_error_set(BASE_EGENERIC, "cannot open callgrind output %s: %s", name, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return base_error_set(BASE_EGENERIC, "callgrind output %s: %s", name, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return base_error_set(BASE_EINVALID, "callgrind output %s is not a regular file (a %s)", name,
+				     S_ISFIFO(st.st_mode)  ? "FIFO"
+				     : S_ISDIR(st.st_mode) ? "directory"
+				     : S_ISSOCK(st.st_mode) ? "socket"
+							    : "device");
+	}
+	char chunk[65536];
+	int error = 0;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			error = base_error_set(BASE_EGENERIC, "reading callgrind output %s: %s", name, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((error = base_buf_put(b, chunk, (size_t)n)) < 0) {
+			error = base_error_set(BASE_ETOOBIG, "callgrind output %s exceeds %u bytes", name, MAX_OUTPUT_BYTES);
+			break;
+		}
+	}
+	close(fd);
+	return error;
+}
+
+/* A cachegrind output file: only its totals (the "events:" and "summary:"
+ * lines) are added into p.  Names there are never compressed, and a name
+ * such as "(below main)" would read as a compressed one: the function lines
+ * are not parsed. */
+static int parse_cachegrind(measure_cg_profile *p, const char *text, size_t len)
+{
+	parse_state st;
+	memset(&st, 0, sizeof(st));
+	int have_events = 0, lineno = 0;
+	for (size_t pos = 0; pos < len;) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		char line[1024];
+		lineno++;
+		if (l < sizeof(line) && (!strncmp(text + pos, "events:", 7) || !strncmp(text + pos, "summary:", 8))) {
+			memcpy(line, text + pos, l);
+			line[l] = '\0';
+			int error;
+			if (line[0] == 'e') {
+				if ((error = parse_events(&st, line + 7, lineno)) < 0)
+					return error;
+				have_events = 1;
+			} else if (have_events) {
+				measure_cg_costs c;
+				if ((error = parse_counts(&c, &st, line + 8, lineno)) < 0)
+					return error;
+				add_costs(&p->totals, &c);
+				p->nfiles++;
+				return 0;
+			}
+		}
+		pos += l + (nl ? 1 : 0);
+	}
+	return base_error_set(BASE_EINVALID, "cachegrind output without \"events:\" and \"summary:\" lines");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Parses every out.* file of dir (in name order) into p; cachegrind's
+ * files when whole. */
+static int parse_dir(measure_cg_profile *p, const char *dir, int whole)
+{
+	int error = 0;
+	char *names[MAX_OUTPUT_FILES];
+	size_t n = 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return base_error_set(BASE_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
+	DIR *d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return base_error_set(BASE_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "out.", 4) != 0)
+			continue;
+		if (n == MAX_OUTPUT_FILES) {
+			error = base_error_set(BASE_ETOOBIG, "more than %d processes under callgrind", MAX_OUTPUT_FILES);
+			break;
+		}
+		if (!(names[n] = strdup(e->d_name))) {
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (error == 0 && n == 0)
+		error = base_error_set(BASE_EGENERIC, "callgrind wrote no output file");
+	if (error == 0)
+		qsort(names, n, sizeof(names[0]), cmp_str);
+	base_buf b;
+	base_buf_init(&b, MAX_OUTPUT_BYTES);
+	for (size_t i = 0; i < n && error == 0; i++) {
+		base_buf_reset(&b);
+		if ((error = read_file_capped(&b, dfd, names[i])) < 0)
+			break;
+		if ((error = whole ? parse_cachegrind(p, b.ptr ? b.ptr : "", b.len)
+				   : measure_cg_parse(p, b.ptr ? b.ptr : "", b.len)) < 0) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", base_error_last());
+			error = base_error_set(error, "%s: %s", names[i], msg);
+		}
+	}
+	base_buf_dispose(&b);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	close(dfd);
+	return error;
+}
+
+/* Removes what the open directory dfd (closed here) holds, depth-first and
+ * without following links (a link is removed, never what it points to).
+ * Below MAX_REMOVE_DEPTH a directory is moved up into topfd instead, for a
+ * later pass, so a deep tree never holds many descriptors at once.  Returns
+ * how many entries were removed or moved. */
+static size_t remove_entries(int dfd, int topfd, int depth, unsigned *moved)
+{
+	size_t done = 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0) {
+			done++;
+			continue;
+		}
+		if (errno != EISDIR)
+			continue;
+		if (depth >= MAX_REMOVE_DEPTH) {
+			for (int tries = 0; tries < 8; tries++) {
+				char name[32];
+				snprintf(name, sizeof(name), ".perfbot-rm-%u", (*moved)++);
+				if (renameat(dfd, e->d_name, topfd, name) == 0) {
+					done++;
+					break;
+				}
+			}
+			continue;
+		}
+		int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			done += remove_entries(sub, topfd, depth + 1, moved);
+		if (unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0)
+			done++;
+	}
+	closedir(d);
+	return done;
+}
+
+/* Removes dir and everything in it (see remove_entries); passes repeat
+ * while they make progress, for the directories moved up. */
+static void remove_dir(const char *dir)
+{
+	unsigned moved = 0;
+	int topfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (topfd < 0)
+		return;
+	for (;;) {
+		/* a fresh open of the directory: each pass reads it from the start */
+		int dfd = openat(topfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || remove_entries(dfd, topfd, 0, &moved) == 0)
+			break;
+	}
+	close(topfd);
+	rmdir(dir);
+}
+
+int measure_cg_measure(measure_cg_profile *profile, measure_sandbox_result *result, measure_sandbox *sb,
+		     const measure_cg_run *run)
+{
+	int error = 0;
+	char **argv = NULL;
+	char dir[4096];
+	int made_dir = 0;
+
+	measure_cg_profile_init(profile);
+	memset(result, 0, sizeof(*result));
+	if (!run->scratch_dir || !run->workspace)
+		return base_error_set(BASE_EINVALID, "measurement needs a workspace and a scratch directory");
+	if ((error = run->whole_process ? measure_cg_build_argv_whole(&argv, run->command)
+					: measure_cg_build_argv(&argv, run->command, run->region)) < 0)
+		return error;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/cg-XXXXXX", run->scratch_dir) >= sizeof(dir)) {
+		error = base_error_set(BASE_EINVALID, "scratch path too long");
+		goto done;
+	}
+	if (!mkdtemp(dir)) {
+		error = base_error_set(BASE_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	made_dir = 1;
+	if ((error = measure_sandbox_prepare_dir(sb, dir)) < 0)
+		goto done;
+
+	/* --command-line-only=yes already keeps valgrind from reading it; an
+	 * empty read-only file in its place also keeps older valgrinds and
+	 * anything else that reads it from seeing it */
+	measure_sandbox_mount m[2] = { { dir, "/tmp/cg", 1 }, { "/dev/null", MEASURE_SANDBOX_WORKSPACE "/.valgrindrc", 0 } };
+	char rc[4096];
+	struct stat rst;
+	int hide = (size_t)snprintf(rc, sizeof(rc), "%s/.valgrindrc", run->workspace) < sizeof(rc) &&
+		   lstat(rc, &rst) == 0 && S_ISREG(rst.st_mode);
+	measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
+	cmd.workspace = run->workspace;
+	cmd.argv = (const char *const *)argv;
+	cmd.mounts = m;
+	cmd.nmounts = hide ? 2 : 1;
+	cmd.limits = run->limits;
+	cmd.cancel = run->cancel;
+	if ((error = measure_sandbox_run(sb, result, &cmd)) < 0)
+		goto done;
+	if (result->timed_out) {
+		error = base_error_set(BASE_ETIMEOUT, "timed out after %d s", run->limits.timeout_s);
+		goto done;
+	}
+	if (result->cancelled) {
+		error = base_error_set(BASE_ECANCELLED, "cancelled");
+		goto done;
+	}
+	if (result->limit) {
+		char why[160];
+		error = base_error_set(BASE_EGENERIC, "%s", measure_sandbox_result_reason(result, why, sizeof(why)));
+		goto done;
+	}
+	if (result->term_signal) {
+		error = base_error_set(BASE_EGENERIC, "killed by signal %d", result->term_signal);
+		goto done;
+	}
+	if (result->exit_code != 0) {
+		error = base_error_set(BASE_EGENERIC, "exited with status %d", result->exit_code);
+		goto done;
+	}
+	error = parse_dir(profile, dir, run->whole_process);
+
+done:
+	if (made_dir)
+		remove_dir(dir);
+	measure_cg_argv_free(argv);
+	return error;
+}
+
+static char *first_line(const char *s)
+{
+	size_t l = strcspn(s, "\n");
+	while (l && (s[l - 1] == ' ' || s[l - 1] == '\r'))
+		l--;
+	return l ? strndup(s, l) : NULL;
+}
+
+int measure_cg_toolchain(json_t **out, measure_sandbox *sb, const char *workspace)
+{
+	static const char *const tools[2][3] = { { "valgrind", "valgrind", "--version" }, { "cc", "cc", "--version" } };
+	json_t *doc = json_object();
+	if (!doc)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = { tools[i][1], tools[i][2], NULL };
+		measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
+		cmd.workspace = workspace;
+		cmd.argv = argv;
+		cmd.limits.timeout_s = 30;
+		measure_sandbox_result r;
+		int error = measure_sandbox_run(sb, &r, &cmd);
+		if (error < 0) {
+			measure_sandbox_result_dispose(&r);
+			json_decref(doc);
+			return error;
+		}
+		char *v = measure_sandbox_result_ok(&r) ? first_line(r.out) : NULL;
+		json_object_set_new(doc, tools[i][0], v ? json_string(v) : json_null());
+		free(v);
+		measure_sandbox_result_dispose(&r);
+	}
+	*out = doc;
+	return 0;
+}

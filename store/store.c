@@ -1,0 +1,264 @@
+/* The store's public functions: argument checks shared by every backend,
+ * then dispatch through the backend vtable (store_int.h). */
+#include "store/store_int.h"
+#include "base/error.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <string.h>
+
+int store_open(store **out, const char *url)
+{
+	if (strncmp(url, "sqlite:", 7) == 0)
+		return store_sqlite_open(out, url + 7);
+	if (strncmp(url, "postgres", 8) == 0)
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: the PostgreSQL store is not available in this build");
+	if (strstr(url, "://"))
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: unsupported store \"%.*s\"", (int)(strstr(url, "://") - url), url);
+	return store_sqlite_open(out, url);
+}
+
+int store_open_existing(store **out, const char *url)
+{
+	const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : strstr(url, "://") ? NULL : url;
+	struct stat sb;
+	if (path && stat(path, &sb) != 0)
+		return base_error_set(BASE_ENOTFOUND, "no perfbot store at %s (is DATA_DIR or DATABASE_URL right?)", path);
+	return store_open(out, url);
+}
+
+void store_free(store *st)
+{
+	if (st)
+		st->be->free(st);
+}
+
+int store_ping(store *st )
+{
+	return st->be->ping(st);
+}
+
+int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	return st->be->delivery_put(st, d, duplicate_out);
+}
+
+int store_delivery_exists(store *st, const char *id)
+{
+	return st->be->delivery_exists(st, id);
+}
+
+int store_delivery_body(store *st, const char *id, char **body_out, size_t *len_out)
+{
+	return st->be->delivery_body(st, id, body_out, len_out);
+}
+
+int store_delivery_set_status(store *st, const char *id, const char *status)
+{
+	return st->be->delivery_set_status(st, id, status);
+}
+
+int store_delivery_list(store *st, json_t **out, int limit, const char *event)
+{
+	return st->be->delivery_list(st, out, limit, event);
+}
+
+int store_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key, int64_t run_at_ms)
+{
+	return st->be->job_add(st, id_out, kind, payload, dedupe_key, run_at_ms);
+}
+
+int store_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms)
+{
+	return st->be->job_claim(st, out, owner, lease_ms, NULL);
+}
+
+int store_job_claim_filtered(store *st, store_job *out, const char *owner, int64_t lease_ms,
+			     const store_job_filter *filter)
+{
+	return st->be->job_claim(st, out, owner, lease_ms, filter);
+}
+
+int store_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms)
+{
+	return st->be->job_heartbeat(st, id, owner, lease_ms);
+}
+
+int store_job_done(store *st, int64_t id, const char *owner, const char *note)
+{
+	return st->be->job_done(st, id, owner, note);
+}
+
+int store_job_fail(store *st, int64_t id, const char *owner, const char *error, int64_t retry_at_ms)
+{
+	return st->be->job_fail(st, id, owner, error, retry_at_ms);
+}
+
+int store_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
+{
+	return st->be->job_cancel_key(st, dedupe_key, count_out);
+}
+
+int store_job_release(store *st, const char *owner)
+{
+	return st->be->job_release(st, owner);
+}
+
+int store_job_list(store *st, json_t **out, int limit)
+{
+	return st->be->job_list(st, out, limit);
+}
+
+int store_job_counts(store *st, json_t **out)
+{
+	return st->be->job_counts(st, out);
+}
+
+int store_installation_put(store *st, int64_t id, const char *account, const char *state)
+{
+	return st->be->installation_put(st, id, account, state);
+}
+
+int store_installation_delete(store *st, int64_t id)
+{
+	return st->be->installation_delete(st, id);
+}
+
+int store_installation_state(store *st, int64_t id, char **state_out)
+{
+	return st->be->installation_state(st, id, state_out);
+}
+
+int store_repository_put(store *st, int64_t installation_id, int64_t repo_id, const char *full_name)
+{
+	return st->be->repository_put(st, installation_id, repo_id, full_name);
+}
+
+int store_repository_remove(store *st, int64_t installation_id, int64_t repo_id)
+{
+	return st->be->repository_remove(st, installation_id, repo_id);
+}
+
+int store_repository_list(store *st, int64_t installation_id, json_t **out)
+{
+	return st->be->repository_list(st, installation_id, out);
+}
+
+int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id)
+{
+	return st->be->hook_put(st, hook_id, base_id, delivery_id);
+}
+
+int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec)
+{
+	return st->be->run_create(st, id_out, spec);
+}
+
+int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason)
+{
+	if (!from || !state)
+		return base_error_set(BASE_EINVALID, "store_run_set_state_from: missing argument");
+	return st->be->run_set_state_from(st, id, from, state, reason);
+}
+
+int store_run_set_state(store *st, int64_t id, const char *state, const char *reason)
+{
+	return st->be->run_set_state(st, id, state, reason);
+}
+
+int store_run_update(store *st, int64_t id, const json_t *data)
+{
+	return st->be->run_update(st, id, data);
+}
+
+int store_run_get(store *st, int64_t id, json_t **out)
+{
+	return st->be->run_get(st, id, out);
+}
+
+int store_run_list(store *st, const json_t *filter, int limit, json_t **out)
+{
+	return st->be->run_list(st, filter, limit, out);
+}
+
+int store_measurement_put(store *st, int64_t *id_out, int64_t run_id, const char *repository, const char *commit, const char *benchmark, const json_t *data)
+{
+	return st->be->measurement_put(st, id_out, run_id, repository, commit, benchmark, data);
+}
+
+int store_measurement_find(store *st, const char *repository, const char *commit, const char *benchmark, json_t **out)
+{
+	return st->be->measurement_find(st, repository, commit, benchmark, out);
+}
+
+int store_measurement_get(store *st, int64_t id, json_t **out)
+{
+	return st->be->measurement_get(st, id, out);
+}
+
+int store_measurement_list(store *st, int64_t run_id, json_t **out)
+{
+	return st->be->measurement_list(st, run_id, out);
+}
+
+int store_proposal_put(store *st, int64_t run_id, const json_t *data)
+{
+	return st->be->proposal_put(st, run_id, data);
+}
+
+int store_proposal_get(store *st, int64_t run_id, json_t **out)
+{
+	return st->be->proposal_get(st, run_id, out);
+}
+
+int store_pull_put(store *st, int64_t run_id, const char *repository, int number, const char *branch, const char *state, const json_t *data)
+{
+	return st->be->pull_put(st, run_id, repository, number, branch, state, data);
+}
+
+int store_pull_get(store *st, int64_t run_id, json_t **out)
+{
+	return st->be->pull_get(st, run_id, out);
+}
+
+int store_pull_find_branch(store *st, const char *repository, const char *branch, json_t **out)
+{
+	return st->be->pull_find_branch(st, repository, branch, out);
+}
+
+int store_approval_put(store *st, const store_approval *a)
+{
+	if (!a || a->run_id <= 0 || !a->user || !a->via)
+		return base_error_set(BASE_EINVALID, "store_approval_put: missing argument");
+	return st->be->approval_put(st, a);
+}
+
+int store_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
+{
+	return st->be->audit(st, actor, action, subject, detail);
+}
+
+int store_run_token_put(store *st, int64_t run_id, const char *token_hash)
+{
+	return st->be->run_token_put(st, run_id, token_hash);
+}
+
+int store_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)
+{
+	return st->be->run_token_find(st, token_hash, run_id_out);
+}
+
+int store_run_token_delete(store *st, int64_t run_id)
+{
+	return st->be->run_token_delete(st, run_id);
+}
+
+void store_job_dispose(store_job *job)
+{
+	if (!job)
+		return;
+	free(job->kind);
+	free(job->payload);
+	free(job->delivery_id);
+	memset(job, 0, sizeof(*job));
+}

@@ -1,0 +1,217 @@
+/* The store: perfbot's one source of durable state (deliveries, jobs,
+ * installations, runs, measurements, proposals, pull requests, audit log).
+ *
+ * Callers see an opaque `store` and the functions below; a backend (SQLite
+ * today, store_sqlite.c) fills a `store_backend` vtable.  Every function is
+ * safe to call from any thread: the backend hands each call a connection
+ * that one thread uses at a time.  JSON documents crossing this interface
+ * are owned by the caller in both directions unless noted ("borrows"). */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store;
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Opens the store named by url ("sqlite:PATH", or a plain path) and applies
+ * the numbered migrations.  *out is freed with store_free. */
+int store_open(store **out, const char *url);
+
+/* The same for tools that only read: BASE_ENOTFOUND (naming the file) when
+ * the SQLite store does not exist yet, instead of creating an empty one. */
+int store_open_existing(store **out, const char *url);
+void store_free(store *st);
+
+/* 0 when the store answers a trivial query. */
+int store_ping(store *st);
+
+/* ---- deliveries ---------------------------------------------------------- */
+
+typedef struct store_job_spec {
+	const char *kind;     /* e.g. "event.push" */
+	const char *payload;  /* JSON text; borrowed */
+} store_job_spec;
+
+typedef struct store_delivery {
+	const char *id;               /* X-GitHub-Delivery */
+	const char *event;
+	const char *action;           /* NULL when the payload has none */
+	int64_t installation_id;      /* 0 when none */
+	const char *repository;       /* "owner/name" or NULL */
+	const char *headers_json;     /* the GitHub headers as a JSON object */
+	const char *body;             /* raw bytes as received */
+	size_t body_len;
+	int64_t received_ms;          /* ms since epoch */
+	const char *status;           /* "queued" | "ignored" */
+	const store_job_spec *jobs;   /* jobs created in the same transaction */
+	size_t njobs;
+} store_delivery;
+
+/* Stores the delivery and its jobs in one durable transaction (group
+ * commit: the call returns once the data is on disk).  *duplicate_out is 1
+ * (and nothing is written) when the delivery id is already stored. */
+int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out);
+
+/* 1 if stored, 0 if not, negative on error. */
+int store_delivery_exists(store *st, const char *id);
+
+/* The raw body of a stored delivery (*body_out owned by the caller, NUL-terminated). */
+int store_delivery_body(store *st, const char *id, char **body_out, size_t *len_out);
+
+/* Sets the delivery's status ("done", "failed", "ignored", ...). */
+int store_delivery_set_status(store *st, const char *id, const char *status);
+
+/* A JSON array (owned) of {id, event, action, installation_id, repository,
+ * received, status}, newest first; event may be NULL.  status is "ignored"
+ * (no job), or follows the delivery's jobs: "queued" while one waits or
+ * runs, "failed" when one failed for good, else "done". */
+int store_delivery_list(store *st, json_t **out, int limit, const char *event);
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+typedef struct store_job {
+	int64_t id;
+	char *kind;         /* owned */
+	char *payload;      /* owned JSON text */
+	char *delivery_id;  /* owned, NULL when not from a delivery */
+	int attempts;       /* including this one */
+} store_job;
+
+void store_job_dispose(store_job *job);
+
+/* Adds a job outside a delivery (e.g. a PR job after an approval).
+ * `dedupe_key` (may be NULL) makes the call a no-op when a job with that key
+ * is queued or running.  run_at_ms 0 = now. */
+int store_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+		  int64_t run_at_ms);
+
+/* Claims the oldest due job (queued and due, or running with an expired
+ * lease) for `owner` until now + lease_ms.  BASE_ENOTFOUND when none. */
+int store_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms);
+
+/* The kinds a claim may take: only those named, or (exclude) all but those.
+ * Lets separate pools of workers share one queue. */
+typedef struct store_job_filter {
+	const char *const *kinds;  /* NULL-terminated exact kinds; borrowed */
+	int exclude;
+} store_job_filter;
+
+/* store_job_claim limited by filter (NULL: any kind). */
+int store_job_claim_filtered(store *st, store_job *out, const char *owner, int64_t lease_ms,
+			     const store_job_filter *filter);
+
+/* Extends the lease of a running job held by owner. */
+int store_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms);
+
+/* Ends a claimed job: state "done" (note may say "no handler") ... */
+int store_job_done(store *st, int64_t id, const char *owner, const char *note);
+
+/* ... or a failure: retried at retry_at_ms, or failed for good when
+ * retry_at_ms is 0. */
+int store_job_fail(store *st, int64_t id, const char *owner, const char *error, int64_t retry_at_ms);
+
+/* Cancels queued jobs with this dedupe key (a newer push replaces an older
+ * one); returns the count through count_out (may be NULL). */
+int store_job_cancel_key(store *st, const char *dedupe_key, int *count_out);
+
+/* Puts the running jobs of owner (NULL: of every owner) back to queued. */
+int store_job_release(store *st, const char *owner);
+
+/* JSON array (owned) of jobs, newest first. */
+int store_job_list(store *st, json_t **out, int limit);
+
+/* Counts of jobs by state: {"queued": n, "running": n, ...} (owned). */
+int store_job_counts(store *st, json_t **out);
+
+/* ---- installations and repositories -------------------------------------- */
+
+int store_installation_put(store *st, int64_t id, const char *account, const char *state);
+int store_installation_delete(store *st, int64_t id);
+/* state: "active" | "suspended" | "deleted"; BASE_ENOTFOUND when unknown. */
+int store_installation_state(store *st, int64_t id, char **state_out);
+int store_repository_put(store *st, int64_t installation_id, int64_t repo_id, const char *full_name);
+int store_repository_remove(store *st, int64_t installation_id, int64_t repo_id);
+/* JSON array (owned) of {id, full_name} for the installation. */
+int store_repository_list(store *st, int64_t installation_id, json_t **out);
+
+/* The hook id and app id recorded by the last ping. */
+int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id);
+
+/* ---- runs, measurements, proposals, pull requests, audit ----------------- */
+/* Runs are "bench" or "agent"; their structured detail is a JSON document
+ * that the owning module defines. */
+
+typedef struct store_run_spec {
+	const char *kind;          /* "bench" | "agent" */
+	const char *repository;    /* "owner/name" or a local path */
+	int64_t installation_id;
+	const char *head_sha;
+	const char *base_sha;      /* may be NULL */
+	const char *branch;        /* may be NULL */
+	const char *trigger;       /* "push" | "pull_request" | "comment" | "cli" ... */
+	const json_t *data;        /* borrows; may be NULL */
+} store_run_spec;
+
+int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec);
+/* state: "queued" | "running" | "done" | "failed" | "cancelled" | ...; reason may be NULL. */
+int store_run_set_state(store *st, int64_t id, const char *state, const char *reason);
+/* The same, only while the run is in one of the states of `from` (a comma
+ * list, "queued,running"): a transition that cannot overwrite one another
+ * thread made meanwhile.  BASE_EEXISTS ("run N is cancelled") when the run
+ * is in another state, BASE_ENOTFOUND when there is no such run. */
+int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason);
+/* Merges the keys of data (borrows) into the run's document. */
+int store_run_update(store *st, int64_t id, const json_t *data);
+/* The run as a JSON object (owned): id, kind, repository, installation_id,
+ * head_sha, base_sha, branch, trigger, state, reason, created, updated, data. */
+int store_run_get(store *st, int64_t id, json_t **out);
+/* filter keys (all optional): kind, repository, state, branch; newest first. */
+int store_run_list(store *st, const json_t *filter, int limit, json_t **out);
+
+/* One measurement of one benchmark at one commit; data (borrows) is the
+ * module's document (counts, profile, toolchain). */
+int store_measurement_put(store *st, int64_t *id_out, int64_t run_id, const char *repository, const char *commit,
+			  const char *benchmark, const json_t *data);
+/* Latest successful measurement of a benchmark at a commit, or BASE_ENOTFOUND. */
+int store_measurement_find(store *st, const char *repository, const char *commit, const char *benchmark,
+			   json_t **out);
+int store_measurement_get(store *st, int64_t id, json_t **out);
+/* Every measurement of a run, JSON array (owned). */
+int store_measurement_list(store *st, int64_t run_id, json_t **out);
+
+/* Proposals and pull requests: one document per run. */
+int store_proposal_put(store *st, int64_t run_id, const json_t *data);
+int store_proposal_get(store *st, int64_t run_id, json_t **out);
+int store_pull_put(store *st, int64_t run_id, const char *repository, int number, const char *branch,
+		   const char *state, const json_t *data);
+int store_pull_get(store *st, int64_t run_id, json_t **out);
+int store_pull_find_branch(store *st, const char *repository, const char *branch, json_t **out);
+
+/* An approval and everything that follows from it, recorded together. */
+typedef struct {
+	int64_t run_id;
+	const char *user;
+	const char *via;          /* "comment" | "button" | ... */
+	const json_t *run_update; /* merged into the run's document; may be NULL */
+	const char *job_kind;     /* the job it queues; NULL for none */
+	const char *job_payload;
+	const char *job_key;      /* dedupe key, as for store_job_add */
+} store_approval;
+
+/* Records an approval once, in one transaction with the run's update, an
+ * audit line and its job: either all of them are stored or none.
+ * BASE_EEXISTS when the run was already approved. */
+int store_approval_put(store *st, const store_approval *a);
+int store_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail);
+
+/* Per-run bearer tokens, stored hashed (SHA-256 hex of the token). */
+int store_run_token_put(store *st, int64_t run_id, const char *token_hash);
+/* The run a token hash belongs to, BASE_ENOTFOUND when none. */
+int store_run_token_find(store *st, const char *token_hash, int64_t *run_id_out);
+int store_run_token_delete(store *st, int64_t run_id);
+
+#endif

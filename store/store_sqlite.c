@@ -1,0 +1,1377 @@
+/* SQLite store backend.
+ *
+ * WAL mode, synchronous=FULL: a committed transaction is on disk.  Every
+ * write goes through one write connection guarded by `wlock` (group
+ * commit), and the committer thread commits whatever has gathered:
+ *  - webhook deliveries (the hot path) are only queued in memory under
+ *    `q_lock`; the committer inserts the whole queue and commits it, so
+ *    deliveries that arrive during a commit's fsync wait in memory and form
+ *    the next batch instead of queueing on the connection;
+ *  - other writes take `wlock`, run their statements inside the open
+ *    transaction under a savepoint of their own (a failure undoes only its
+ *    part), release the lock and wait for the next commit.
+ * Either way a caller returns only once its data is on disk, one fsync
+ * serves every write that arrived meanwhile, and writers in this process
+ * never meet SQLITE_BUSY.  Reads borrow a
+ * connection from a small pool (one thread per connection at a time); WAL
+ * lets them run beside the writer and beside other processes (the CLI).
+ * Schema changes are numbered migrations applied at open. */
+#include "store/store_int.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/fs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_SIZE 8
+#define BUSY_TIMEOUT_MS 10000
+
+/* A delivery waiting for the committer; lives on its caller's stack. */
+struct dpending {
+	const store_delivery *d;
+	int duplicate;
+	int error;
+	int done;
+	char msg[256];
+	pthread_cond_t cond;
+	struct dpending *next;
+};
+
+typedef struct sq_store {
+	store base;
+	char *path;
+	sqlite3 *pool[POOL_SIZE];
+	int pool_free[POOL_SIZE];
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+
+	sqlite3 *writer;           /* used only with wlock held */
+	pthread_mutex_t wlock;
+	pthread_cond_t work_cond;  /* committer: a transaction has waiters */
+	pthread_mutex_t q_lock;    /* guards the delivery queue and `wanted` */
+	struct dpending *q_head, *q_tail;
+	int wanted;                /* a wend() waits for a commit */
+	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
+	pthread_cond_t commit_cond;/* callers: an epoch was committed */
+	sqlite3_stmt *ins_delivery; /* cached on the write connection */
+	sqlite3_stmt *ins_job;
+	pthread_t committer;
+	int committer_started;
+	int tx_open;
+	int64_t epoch;             /* number of the open (or last) transaction */
+	int64_t committed;         /* last epoch committed or failed */
+	int64_t failed_epoch;      /* last epoch whose COMMIT failed */
+	char failed_msg[256];
+	int stopping;
+} sq_store;
+
+static int sq_err(sqlite3 *db, const char *what)
+{
+	int rc = sqlite3_extended_errcode(db);
+	int code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? BASE_ERETRY : BASE_EGENERIC;
+	return base_error_set(code, "store: %s: %s", what, sqlite3_errmsg(db));
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static int open_conn(sqlite3 **out, const char *path)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int error = base_error_set(BASE_EGENERIC, "store: cannot open %s: %s", path,
+					  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return error;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	char *msg = NULL;
+	rc = sqlite3_exec(db,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+			  "PRAGMA wal_autocheckpoint=4000;",
+			  NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		int error = base_error_set(BASE_EGENERIC, "store: cannot configure %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return error;
+	}
+	*out = db;
+	return 0;
+}
+
+static sqlite3 *conn_get(sq_store *s)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	for (;;) {
+		for (int i = 0; i < POOL_SIZE; i++) {
+			if (s->pool_free[i]) {
+				s->pool_free[i] = 0;
+				pthread_mutex_unlock(&s->pool_lock);
+				return s->pool[i];
+			}
+		}
+		pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+	}
+}
+
+static void conn_put(sq_store *s, sqlite3 *db)
+{
+	pthread_mutex_lock(&s->pool_lock);
+	for (int i = 0; i < POOL_SIZE; i++)
+		if (s->pool[i] == db)
+			s->pool_free[i] = 1;
+	pthread_cond_signal(&s->pool_cond);
+	pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* ---- group commit --------------------------------------------------------- */
+
+/* Takes the write connection inside the open transaction (opening one if
+ * needed) under a fresh savepoint.  Always pair with wend(). */
+static sqlite3 *wbegin(sq_store *s)
+{
+	pthread_mutex_lock(&s->wlock);
+	if (!s->tx_open) {
+		if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+			s->tx_open = 1;
+			s->epoch++;
+		}
+	}
+	sqlite3_exec(s->writer, "SAVEPOINT w", NULL, NULL, NULL);
+	return s->writer;
+}
+
+/* Ends a write begun with wbegin: undoes it when error < 0, then waits
+ * (unless `wait` is 0) until its transaction is committed.  Returns error,
+ * or the commit's.  Job bookkeeping does not wait: the next commit carries
+ * it within milliseconds, and if the process dies first the job is simply
+ * claimed and run again (jobs are at-least-once; their handlers are
+ * idempotent).  Deliveries and everything a user is told about wait. */
+static int wend_opt(sq_store *s, int error, int wait)
+{
+	char msg[256];
+	if (error < 0) {
+		snprintf(msg, sizeof(msg), "%s", base_error_last());
+		sqlite3_exec(s->writer, "ROLLBACK TO w", NULL, NULL, NULL);
+	}
+	sqlite3_exec(s->writer, "RELEASE w", NULL, NULL, NULL);
+	if (!s->tx_open) {
+		pthread_mutex_unlock(&s->wlock);
+		if (error < 0)
+			return base_error_set(error, "%s", msg);
+		return base_error_set(BASE_ERETRY, "store: cannot begin a write transaction: %s", sqlite3_errmsg(s->writer));
+	}
+	int64_t mine = s->epoch;
+	pthread_mutex_unlock(&s->wlock);
+	pthread_mutex_lock(&s->q_lock);
+	s->wanted = 1;
+	pthread_cond_signal(&s->work_cond);
+	pthread_mutex_unlock(&s->q_lock);
+	if (!wait)
+		return error < 0 ? base_error_set(error, "%s", msg) : 0;
+	/* waiting on a lock of its own keeps waiters off the write path */
+	pthread_mutex_lock(&s->commit_lock);
+	while (s->committed < mine)
+		pthread_cond_wait(&s->commit_cond, &s->commit_lock);
+	int failed = s->failed_epoch == mine;
+	if (failed && error == 0)
+		snprintf(msg, sizeof(msg), "%s", s->failed_msg);
+	pthread_mutex_unlock(&s->commit_lock);
+	if (error < 0)
+		return base_error_set(error, "%s", msg);
+	if (failed)
+		return base_error_set(BASE_ERETRY, "%s", msg);
+	return 0;
+}
+
+static int wend(sq_store *s, int error)
+{
+	return wend_opt(s, error, 1);
+}
+
+static int insert_delivery(sq_store *s, struct dpending *p);
+
+static void *committer_main(void *arg)
+{
+	sq_store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->q_lock);
+		while (!s->q_head && !s->wanted && !s->stopping)
+			pthread_cond_wait(&s->work_cond, &s->q_lock);
+		struct dpending *batch = s->q_head;
+		s->q_head = s->q_tail = NULL;
+		int stopping = s->stopping && !batch && !s->wanted;
+		s->wanted = 0;
+		pthread_mutex_unlock(&s->q_lock);
+
+		pthread_mutex_lock(&s->wlock);
+		if (stopping && !s->tx_open) {
+			pthread_mutex_unlock(&s->wlock);
+			break;
+		}
+		if (batch && !s->tx_open) {
+			if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+				s->tx_open = 1;
+				s->epoch++;
+			}
+		}
+		for (struct dpending *p = batch; p; p = p->next) {
+			if (!s->tx_open) {
+				p->error = BASE_ERETRY;
+				snprintf(p->msg, sizeof(p->msg), "store: cannot begin a write transaction: %s",
+					 sqlite3_errmsg(s->writer));
+				continue;
+			}
+			sqlite3_exec(s->writer, "SAVEPOINT d", NULL, NULL, NULL);
+			if ((p->error = insert_delivery(s, p)) < 0) {
+				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
+				sqlite3_exec(s->writer, "ROLLBACK TO d", NULL, NULL, NULL);
+			}
+			sqlite3_exec(s->writer, "RELEASE d", NULL, NULL, NULL);
+		}
+		int failed = 0;
+		char msg[256] = "";
+		if (s->tx_open) {
+			if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+				snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
+				sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+				failed = 1;
+			}
+			s->tx_open = 0;
+		}
+		int64_t epoch = s->epoch;
+		pthread_mutex_unlock(&s->wlock);
+
+		pthread_mutex_lock(&s->commit_lock);
+		if (failed) {
+			s->failed_epoch = epoch;
+			memcpy(s->failed_msg, msg, sizeof(msg));
+		}
+		s->committed = epoch;
+		pthread_cond_broadcast(&s->commit_cond);
+		pthread_mutex_unlock(&s->commit_lock);
+
+		pthread_mutex_lock(&s->q_lock);
+		for (struct dpending *p = batch, *next; p; p = next) {
+			next = p->next;
+			if (failed && p->error == 0) {
+				p->error = BASE_ERETRY;
+				p->duplicate = 0;
+				memcpy(p->msg, msg, sizeof(msg));
+			}
+			p->done = 1;
+			pthread_cond_signal(&p->cond);
+		}
+		pthread_mutex_unlock(&s->q_lock);
+	}
+	return NULL;
+}
+
+/* ---- statement helpers ---------------------------------------------------- */
+
+/* Binds arguments described by `types`: 's' text (NULL ok), 'i' int64,
+ * 'b' blob (pointer, size_t), 'n' int. */
+static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	int idx = 1;
+	for (const char *t = types; *t; t++, idx++) {
+		int rc;
+		switch (*t) {
+		case 's': {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(st, idx, va_arg(ap, int64_t));
+			break;
+		case 'n':
+			rc = sqlite3_bind_int(st, idx, va_arg(ap, int));
+			break;
+		case 'b': {
+			const void *p = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			rc = sqlite3_bind_blob64(st, idx, p ? p : "", n, SQLITE_STATIC);
+			break;
+		}
+		default:
+			return BASE_EINVALID;
+		}
+		if (rc != SQLITE_OK)
+			return BASE_EGENERIC;
+	}
+	return 0;
+}
+
+static int prepare(sqlite3 *db, sqlite3_stmt **out, const char *sql, const char *types, ...)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	va_list ap;
+	va_start(ap, types);
+	int error = bind_args(*out, types, ap);
+	va_end(ap);
+	if (error < 0) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return sq_err(db, "bind");
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows; *changes_out (may be NULL) gets the
+ * number of rows changed. */
+static int exec_v(sqlite3 *db, int *changes_out, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	int error = bind_args(st, types, ap);
+	if (error < 0) {
+		sqlite3_finalize(st);
+		return sq_err(db, "bind");
+	}
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		error = sq_err(db, "write");
+	else if (changes_out)
+		*changes_out = sqlite3_changes(db);
+	sqlite3_finalize(st);
+	return error;
+}
+
+static int exec(sqlite3 *db, int *changes_out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	return error;
+}
+
+/* One write statement through the group commit, not waiting for it. */
+static int pexec_async(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = wbegin(s);
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	return wend_opt(s, error, 0);
+}
+
+/* One durable write statement through the group commit. */
+static int pexec(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = wbegin(s);
+	va_list ap;
+	va_start(ap, types);
+	int error = exec_v(db, changes_out, sql, types, ap);
+	va_end(ap);
+	return wend(s, error);
+}
+
+/* A row as a JSON object: column names as keys; columns named "data" or
+ * ending in "_json" are parsed as JSON. */
+static json_t *row_json(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	int n = sqlite3_column_count(st);
+	for (int i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		json_t *v;
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default: {
+			const char *text = (const char *)sqlite3_column_text(st, i);
+			size_t nl = strlen(name);
+			if (!strcmp(name, "data") || (nl > 5 && !strcmp(name + nl - 5, "_json"))) {
+				v = json_loads(text ? text : "null", JSON_DECODE_ANY, NULL);
+				if (!v)
+					v = json_null();
+				if (nl > 5 && !strcmp(name + nl - 5, "_json")) {
+					char key[64];
+					snprintf(key, sizeof(key), "%.*s", (int)(nl - 5), name);
+					json_object_set_new(o, key, v);
+					continue;
+				}
+			} else {
+				v = json_string(text ? text : "");
+				if (!v) /* not UTF-8 */
+					v = json_stringn_nocheck(text ? text : "", strlen(text ? text : ""));
+			}
+		}
+		}
+		json_object_set_new(o, name, v);
+	}
+	return o;
+}
+
+/* Runs a query; *out is an array of row objects (owned).  With `single`, *out
+ * is the first row object, or BASE_ENOTFOUND. */
+static int query(sq_store *s, json_t **out, int single, const char *sql, const char *types, ...)
+{
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *st = NULL;
+	int error = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		error = sq_err(db, "prepare");
+		goto done;
+	}
+	va_list ap;
+	va_start(ap, types);
+	error = bind_args(st, types, ap);
+	va_end(ap);
+	if (error < 0) {
+		error = sq_err(db, "bind");
+		goto done;
+	}
+	json_t *arr = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(arr, row_json(st));
+		if (single)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		json_decref(arr);
+		error = sq_err(db, "read");
+		goto done;
+	}
+	if (single) {
+		if (json_array_size(arr) == 0) {
+			json_decref(arr);
+			error = base_error_set(BASE_ENOTFOUND, "not found");
+			goto done;
+		}
+		*out = json_incref(json_array_get(arr, 0));
+		json_decref(arr);
+	} else {
+		*out = arr;
+	}
+done:
+	sqlite3_finalize(st);
+	conn_put(s, db);
+	return error;
+}
+
+static char *json_text(const json_t *data)
+{
+	return data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+}
+
+/* ---- migrations ----------------------------------------------------------- */
+
+static const char *migrations[] = {
+	/* 1: deliveries, jobs, installations */
+	"CREATE TABLE deliveries(id TEXT PRIMARY KEY, event TEXT NOT NULL, action TEXT, installation_id INTEGER,"
+	" repository TEXT, headers TEXT, body BLOB, received_ms INTEGER NOT NULL, status TEXT NOT NULL);"
+	"CREATE INDEX deliveries_received ON deliveries(received_ms);"
+	"CREATE TABLE jobs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, delivery_id TEXT,"
+	" dedupe_key TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, completions INTEGER NOT NULL DEFAULT 0,"
+	" run_at_ms INTEGER NOT NULL, lease_owner TEXT, lease_expires_ms INTEGER, error TEXT, note TEXT,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX jobs_queued ON jobs(state, run_at_ms);"
+	"CREATE INDEX jobs_lease ON jobs(state, lease_expires_ms);"
+	"CREATE INDEX jobs_dedupe ON jobs(dedupe_key) WHERE dedupe_key IS NOT NULL;"
+	"CREATE INDEX jobs_delivery ON jobs(delivery_id);"
+	"CREATE TABLE installations(id INTEGER PRIMARY KEY, account TEXT, state TEXT NOT NULL, updated_ms INTEGER);"
+	"CREATE TABLE repositories(installation_id INTEGER NOT NULL, id INTEGER NOT NULL, full_name TEXT NOT NULL,"
+	" PRIMARY KEY(installation_id, id));"
+	"CREATE TABLE hooks(hook_id INTEGER PRIMARY KEY, base_id INTEGER, delivery_id TEXT, updated_ms INTEGER);",
+	/* 2: runs and their products */
+	"CREATE TABLE runs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, repository TEXT, installation_id INTEGER,"
+	" head_sha TEXT, base_sha TEXT, branch TEXT, trigger TEXT, state TEXT NOT NULL, reason TEXT, data TEXT,"
+	" created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX runs_repo ON runs(repository, kind, state);"
+	"CREATE TABLE measurements(id INTEGER PRIMARY KEY, run_id INTEGER, repository TEXT, commit_sha TEXT,"
+	" benchmark TEXT, data TEXT, created_ms INTEGER NOT NULL);"
+	"CREATE INDEX measurements_commit ON measurements(repository, commit_sha, benchmark);"
+	"CREATE INDEX measurements_run ON measurements(run_id);"
+	"CREATE TABLE proposals(run_id INTEGER PRIMARY KEY, data TEXT, created_ms INTEGER, updated_ms INTEGER);"
+	"CREATE TABLE pulls(run_id INTEGER PRIMARY KEY, repository TEXT, number INTEGER, branch TEXT, state TEXT,"
+	" data TEXT, updated_ms INTEGER);"
+	"CREATE INDEX pulls_branch ON pulls(repository, branch);"
+	"CREATE TABLE approvals(run_id INTEGER PRIMARY KEY, user TEXT, via TEXT, created_ms INTEGER);"
+	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at_ms INTEGER, actor TEXT, action TEXT, subject TEXT, detail TEXT);"
+	"CREATE TABLE run_tokens(token_hash TEXT PRIMARY KEY, run_id INTEGER NOT NULL, created_ms INTEGER);",
+};
+
+static int migrate(sqlite3 *db)
+{
+	int error = 0;
+	char *msg = NULL;
+	if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, applied_ms INTEGER)",
+			 NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		int version = (int)i + 1;
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+		sqlite3_stmt *st = NULL;
+		int have = 0;
+		if (sqlite3_prepare_v2(db, "SELECT 1 FROM schema_migrations WHERE version=?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int(st, 1, version);
+			have = sqlite3_step(st) == SQLITE_ROW;
+		}
+		sqlite3_finalize(st);
+		if (!have) {
+			if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK ||
+			    exec(db, NULL, "INSERT INTO schema_migrations(version, applied_ms) VALUES(?, ?)", "ni", version,
+				 base_wall_ms()) < 0) {
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+				if (!msg)
+					msg = sqlite3_mprintf("%s", base_error_last());
+				error = base_error_set(BASE_EGENERIC, "store: migration %d failed: %s", version, msg);
+				sqlite3_free(msg);
+				return error;
+			}
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+	}
+	return 0;
+fail:
+	error = base_error_set(BASE_EGENERIC, "store: migrations: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return error;
+}
+
+/* ---- deliveries (group commit) ------------------------------------------- */
+
+/* Runs a cached statement (prepared once on the write connection). */
+static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const char *sql, const char *types, ...)
+{
+	if (!*cache && sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, cache, NULL) != SQLITE_OK)
+		return sq_err(db, "prepare");
+	sqlite3_stmt *st = *cache;
+	va_list ap;
+	va_start(ap, types);
+	int error = bind_args(st, types, ap);
+	va_end(ap);
+	if (error < 0)
+		error = sq_err(db, "bind");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		error = sq_err(db, "write");
+	else if (changes_out)
+		*changes_out = sqlite3_changes(db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return error;
+}
+
+/* Inserts one queued delivery and its jobs (committer thread, wlock held). */
+static int insert_delivery(sq_store *s, struct dpending *p)
+{
+	const store_delivery *d = p->d;
+	sqlite3 *db = s->writer;
+	int changes = 0;
+	int error = run_cached(db, &s->ins_delivery, &changes,
+			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
+			       " body, received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
+			       "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
+			       d->body, d->body_len, d->received_ms, d->status);
+	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
+		error = run_cached(db, &s->ins_job, NULL,
+				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
+				   " VALUES(?,?,?,'queued',?,?,?)",
+				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
+				   d->received_ms);
+	p->duplicate = error == 0 && changes == 0;
+	return error;
+}
+
+static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	sq_store *s = (sq_store *)st;
+	struct dpending p = { .d = d };
+	pthread_cond_init(&p.cond, NULL);
+	pthread_mutex_lock(&s->q_lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_cond_destroy(&p.cond);
+		return base_error_set(BASE_ERETRY, "store: closing");
+	}
+	if (s->q_tail)
+		s->q_tail->next = &p;
+	else
+		s->q_head = &p;
+	s->q_tail = &p;
+	pthread_cond_signal(&s->work_cond);
+	while (!p.done)
+		pthread_cond_wait(&p.cond, &s->q_lock);
+	pthread_mutex_unlock(&s->q_lock);
+	pthread_cond_destroy(&p.cond);
+	if (p.error < 0)
+		return base_error_set(p.error, "%s", p.msg);
+	if (duplicate_out)
+		*duplicate_out = p.duplicate;
+	return 0;
+}
+
+static int sq_delivery_exists(store *st, const char *id)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS x FROM deliveries WHERE id=?", "s", id);
+	json_decref(row);
+	if (error == BASE_ENOTFOUND)
+		return 0;
+	return error < 0 ? error : 1;
+}
+
+static int sq_delivery_body(store *st, const char *id, char **body_out, size_t *len_out)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q, "SELECT body FROM deliveries WHERE id=?", "s", id);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = base_error_set(BASE_ENOTFOUND, "delivery %s is not stored", id);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = sq_err(db, "read delivery");
+		goto done;
+	}
+	size_t n = (size_t)sqlite3_column_bytes(q, 0);
+	char *b = malloc(n + 1);
+	if (!b) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (n)
+		memcpy(b, sqlite3_column_blob(q, 0), n);
+	b[n] = '\0';
+	*body_out = b;
+	if (len_out)
+		*len_out = n;
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	return error;
+}
+
+static int sq_delivery_set_status(store *st, const char *id, const char *status)
+{
+	return pexec_async((sq_store *)st, NULL, "UPDATE deliveries SET status=? WHERE id=?", "ss", status, id);
+}
+
+static int sq_delivery_list(store *st, json_t **out, int limit, const char *event)
+{
+	return query((sq_store *)st, out, 0,
+		     /* a delivery's status follows its jobs: queued while one waits
+		      * or runs, failed when one failed for good, else done */
+		     "SELECT id, event, action, installation_id, repository,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', received_ms / 1000.0, 'unixepoch') AS received,"
+		     " CASE WHEN status <> 'queued' THEN status ELSE coalesce((SELECT CASE"
+		     "  WHEN sum(state IN ('queued','running')) > 0 THEN 'queued'"
+		     "  WHEN sum(state = 'failed') > 0 THEN 'failed' ELSE 'done' END"
+		     "  FROM jobs WHERE jobs.delivery_id = deliveries.id), status) END AS status"
+		     " FROM deliveries WHERE (?1 IS NULL OR event=?1) ORDER BY received_ms DESC, rowid DESC LIMIT ?2",
+		     "sn", event, limit > 0 ? limit : -1);
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+/* Inside a write: the queued or running job with dedupe_key, else a new one. */
+static int insert_job(sqlite3 *db, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+		      int64_t run_at_ms)
+{
+	int64_t now = base_wall_ms();
+	int error = 0;
+	*id_out = 0;
+	if (dedupe_key) {
+		sqlite3_stmt *q = NULL;
+		if ((error = prepare(db, &q, "SELECT id FROM jobs WHERE dedupe_key=? AND state IN ('queued','running')", "s",
+				     dedupe_key)) < 0)
+			return error;
+		if (sqlite3_step(q) == SQLITE_ROW)
+			*id_out = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		if (*id_out)
+			return 0;
+	}
+	error = exec(db, NULL,
+		     "INSERT INTO jobs(kind, payload, dedupe_key, state, run_at_ms, created_ms, updated_ms)"
+		     " VALUES(?,?,?,'queued',?,?,?)",
+		     "sssiii", kind, payload, dedupe_key, run_at_ms ? run_at_ms : now, now, now);
+	if (error == 0)
+		*id_out = sqlite3_last_insert_rowid(db);
+	return error;
+}
+
+static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *payload, const char *dedupe_key,
+		      int64_t run_at_ms)
+{
+	sq_store *s = (sq_store *)st;
+	int64_t id = 0;
+	sqlite3 *db = wbegin(s);
+	int error = insert_job(db, &id, kind, payload, dedupe_key, run_at_ms);
+	error = wend(s, error);
+	if (error == 0 && id_out)
+		*id_out = id;
+	return error;
+}
+
+static char *col_strdup(sqlite3_stmt *q, int i)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms, const store_job_filter *filter)
+{
+	sq_store *s = (sq_store *)st;
+	char *kinds = NULL;
+	memset(out, 0, sizeof(*out));
+	if (filter) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && filter->kinds && filter->kinds[i]; i++)
+			json_array_append_new(a, json_string(filter->kinds[i]));
+		kinds = a ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (!kinds)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	sqlite3 *db = wbegin(s);
+	int64_t now = base_wall_ms();
+	sqlite3_stmt *q = NULL;
+#define KIND_FILTER " AND (?4 IS NULL OR (kind IN (SELECT value FROM json_each(?4))) = ?5)"
+	int error = prepare(db, &q,
+			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
+			    " attempts=attempts+1, updated_ms=?2"
+			    /* two walks of an index in due order: a lease that expired
+			     * (its worker died) first, else the oldest due job; a
+			     * filter skips the jobs of the other pool of workers */
+			    " WHERE id=coalesce("
+			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2" KIND_FILTER
+			    " ORDER BY lease_expires_ms LIMIT 1),"
+			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2" KIND_FILTER
+			    " ORDER BY run_at_ms, id LIMIT 1))"
+			    " RETURNING id, kind, payload, delivery_id, attempts",
+			    "siisn", owner, now, lease_ms, kinds, filter && filter->exclude ? 0 : 1);
+#undef KIND_FILTER
+	free(kinds);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(q);
+		wend_opt(s, 0, 0);
+		return BASE_ENOTFOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		error = sq_err(db, "claim job");
+		goto done;
+	}
+	out->id = sqlite3_column_int64(q, 0);
+	out->kind = col_strdup(q, 1);
+	out->payload = col_strdup(q, 2);
+	out->delivery_id = col_strdup(q, 3);
+	out->attempts = sqlite3_column_int(q, 4);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		;
+done:
+	sqlite3_finalize(q);
+	error = wend_opt(s, error, 0);
+	if (error < 0 && out->kind) {
+		store_job_dispose(out);
+	}
+	return error;
+}
+
+static int owned_update(sq_store *s, const char *sql, const char *what, int64_t id, const char *owner, ...)
+{
+	(void)what;
+	int changes = 0;
+	va_list ap;
+	va_start(ap, owner);
+	const char *a = va_arg(ap, const char *);
+	int64_t b = va_arg(ap, int64_t);
+	va_end(ap);
+	int error = pexec_async(s, &changes, sql, "siis", a, b, id, owner);
+	if (error == 0 && changes == 0)
+		error = base_error_set(BASE_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
+	return error;
+}
+
+static int sq_job_heartbeat(store *st, int64_t id, const char *owner, int64_t lease_ms)
+{
+	return owned_update((sq_store *)st,
+			    "UPDATE jobs SET note=coalesce(?1, note), lease_expires_ms=?2 WHERE id=?3 AND lease_owner=?4"
+			    " AND state='running'",
+			    "heartbeat", id, owner, (const char *)NULL, base_wall_ms() + lease_ms);
+}
+
+static int sq_job_done(store *st, int64_t id, const char *owner, const char *note)
+{
+	return owned_update((sq_store *)st,
+			    "UPDATE jobs SET state='done', note=?1, updated_ms=?2, lease_owner=NULL, lease_expires_ms=NULL,"
+			    " completions=completions+1 WHERE id=?3 AND lease_owner=?4 AND state='running'",
+			    "done", id, owner, note, base_wall_ms());
+}
+
+static int sq_job_fail(store *st, int64_t id, const char *owner, const char *err, int64_t retry_at_ms)
+{
+	sq_store *s = (sq_store *)st;
+	int changes = 0;
+	int error = pexec_async(s, &changes,
+			  "UPDATE jobs SET state=CASE WHEN ?1 > 0 THEN 'queued' ELSE 'failed' END,"
+			  " run_at_ms=CASE WHEN ?1 > 0 THEN ?1 ELSE run_at_ms END, error=?2, updated_ms=?3,"
+			  " lease_owner=NULL, lease_expires_ms=NULL WHERE id=?4 AND lease_owner=?5 AND state='running'",
+			  "isiis", retry_at_ms, err, base_wall_ms(), id, owner);
+	if (error == 0 && changes == 0)
+		error = base_error_set(BASE_ENOTFOUND, "job %lld is not held by %s", (long long)id, owner);
+	return error;
+}
+
+static int sq_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "UPDATE jobs SET state='cancelled', updated_ms=? WHERE dedupe_key=? AND state='queued'", "is",
+			  base_wall_ms(), dedupe_key);
+	if (count_out)
+		*count_out = changes;
+	return error;
+}
+
+static int sq_job_release(store *st, const char *owner)
+{
+	return pexec((sq_store *)st, NULL,
+		     "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
+		     " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
+		     "is", base_wall_ms(), owner);
+}
+
+static int sq_job_list(store *st, json_t **out, int limit)
+{
+	return query((sq_store *)st, out, 0,
+		     "SELECT id, kind, state, attempts, completions, delivery_id, dedupe_key, lease_owner, error, note,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', created_ms / 1000.0, 'unixepoch') AS created,"
+		     " strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch') AS updated"
+		     " FROM jobs ORDER BY id DESC LIMIT ?",
+		     "n", limit > 0 ? limit : -1);
+}
+
+static int sq_job_counts(store *st, json_t **out)
+{
+	json_t *rows = NULL;
+	int error = query((sq_store *)st, &rows, 0, "SELECT state, count(*) AS n FROM jobs GROUP BY state", "");
+	if (error < 0)
+		return error;
+	json_t *o = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "done", 0, "failed", 0, "cancelled", 0);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r)
+		json_object_set(o, json_string_value(json_object_get(r, "state")), json_object_get(r, "n"));
+	json_decref(rows);
+	*out = o;
+	return 0;
+}
+
+/* ---- installations -------------------------------------------------------- */
+
+static int sq_installation_put(store *st, int64_t id, const char *account, const char *state)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO installations(id, account, state, updated_ms) VALUES(?1,?2,?3,?4)"
+		     " ON CONFLICT(id) DO UPDATE SET account=coalesce(?2, account), state=?3, updated_ms=?4",
+		     "issi", id, account, state, base_wall_ms());
+}
+
+static int sq_installation_delete(store *st, int64_t id)
+{
+	sq_store *s = (sq_store *)st;
+	int error = pexec(s, NULL, "DELETE FROM repositories WHERE installation_id=?", "i", id);
+	if (error == 0)
+		error = pexec(s, NULL,
+			      "INSERT INTO installations(id, state, updated_ms) VALUES(?1,'deleted',?2)"
+			      " ON CONFLICT(id) DO UPDATE SET state='deleted', updated_ms=?2",
+			      "ii", id, base_wall_ms());
+	return error;
+}
+
+static int sq_installation_state(store *st, int64_t id, char **state_out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT state FROM installations WHERE id=?", "i", id);
+	if (error < 0)
+		return error;
+	*state_out = strdup(json_string_value(json_object_get(row, "state")));
+	json_decref(row);
+	return *state_out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
+}
+
+static int sq_repository_put(store *st, int64_t installation_id, int64_t repo_id, const char *full_name)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO repositories(installation_id, id, full_name) VALUES(?1,?2,?3)"
+		     " ON CONFLICT(installation_id, id) DO UPDATE SET full_name=?3",
+		     "iis", installation_id, repo_id, full_name);
+}
+
+static int sq_repository_remove(store *st, int64_t installation_id, int64_t repo_id)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM repositories WHERE installation_id=? AND id=?", "ii",
+		     installation_id, repo_id);
+}
+
+static int sq_repository_list(store *st, int64_t installation_id, json_t **out)
+{
+	return query((sq_store *)st, out, 0,
+		     "SELECT id, full_name FROM repositories WHERE installation_id=? ORDER BY full_name", "i",
+		     installation_id);
+}
+
+static int sq_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id)
+{
+	return pexec((sq_store *)st, NULL,
+		     "INSERT INTO hooks(hook_id, base_id, delivery_id, updated_ms) VALUES(?1,?2,?3,?4)"
+		     " ON CONFLICT(hook_id) DO UPDATE SET base_id=?2, delivery_id=?3, updated_ms=?4",
+		     "iisi", hook_id, base_id, delivery_id, base_wall_ms());
+}
+
+/* ---- runs and products ---------------------------------------------------- */
+
+static int sq_run_create(store *st, int64_t *id_out, const store_run_spec *r)
+{
+	sq_store *s = (sq_store *)st;
+	char *data = json_text(r->data);
+	if (!data)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	sqlite3 *db = wbegin(s);
+	int64_t now = base_wall_ms();
+	int64_t id = 0;
+	int error = exec(db, NULL,
+			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
+			 " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,'queued',?,?,?)",
+			 "ssisssssii", r->kind, r->repository, r->installation_id, r->head_sha, r->base_sha, r->branch,
+			 r->trigger, data, now, now);
+	if (error == 0)
+		id = sqlite3_last_insert_rowid(db);
+	error = wend(s, error);
+	if (error == 0 && id_out)
+		*id_out = id;
+	free(data);
+	return error;
+}
+
+static int sq_run_set_state(store *st, int64_t id, const char *state, const char *reason)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes, "UPDATE runs SET state=?, reason=?, updated_ms=? WHERE id=?", "ssii",
+			  state, reason, base_wall_ms(), id);
+	if (error == 0 && changes == 0)
+		error = base_error_set(BASE_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+static int sq_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason)
+{
+	int changes = 0;
+	int error = pexec((sq_store *)st, &changes,
+			  "UPDATE runs SET state=?, reason=?, updated_ms=? WHERE id=? AND instr(',' || ? || ',', ',' || state || ',') > 0",
+			  "ssiis", state, reason, base_wall_ms(), id, from);
+	if (error < 0)
+		return error;
+	if (changes == 0) {
+		json_t *row = NULL;
+		if ((error = query((sq_store *)st, &row, 1, "SELECT state FROM runs WHERE id=?", "i", id)) < 0)
+			return error == BASE_ENOTFOUND ? base_error_set(BASE_ENOTFOUND, "run %lld not found", (long long)id)
+						      : error;
+		const char *now = json_string_value(json_object_get(row, "state"));
+		error = base_error_set(BASE_EEXISTS, "run %lld is %s", (long long)id, now ? now : "?");
+		json_decref(row);
+	}
+	return error;
+}
+
+/* Inside a write: merges data into run id's document. */
+static int patch_run(sqlite3 *db, int64_t id, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	int changes = 0;
+	int error = exec(db, &changes, "UPDATE runs SET data=json_patch(coalesce(data,'{}'), ?), updated_ms=? WHERE id=?",
+			 "sii", text, base_wall_ms(), id);
+	free(text);
+	if (error == 0 && changes == 0)
+		error = base_error_set(BASE_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+/* Inside a write: one line of the audit log. */
+static int insert_audit(sqlite3 *db, const char *actor, const char *action, const char *subject, const char *detail)
+{
+	return exec(db, NULL, "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES(?,?,?,?,?)", "issss",
+		    base_wall_ms(), actor, action, subject, detail);
+}
+
+static int sq_run_update(store *st, int64_t id, const json_t *data)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	return wend(s, patch_run(db, id, data));
+}
+
+#define RUN_COLUMNS                                                                                                   \
+	"SELECT id, kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, reason,"            \
+	" strftime('%Y-%m-%dT%H:%M:%fZ', created_ms / 1000.0, 'unixepoch') AS created,"                               \
+	" strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch') AS updated, data FROM runs"
+
+static int sq_run_get(store *st, int64_t id, json_t **out)
+{
+	int error = query((sq_store *)st, out, 1, RUN_COLUMNS " WHERE id=?", "i", id);
+	if (error == BASE_ENOTFOUND)
+		base_error_set(BASE_ENOTFOUND, "run %lld not found", (long long)id);
+	return error;
+}
+
+static int sq_run_list(store *st, const json_t *filter, int limit, json_t **out)
+{
+	const char *kind = json_string_value(json_object_get(filter, "kind"));
+	const char *repo = json_string_value(json_object_get(filter, "repository"));
+	const char *state = json_string_value(json_object_get(filter, "state"));
+	const char *branch = json_string_value(json_object_get(filter, "branch"));
+	return query((sq_store *)st, out, 0,
+		     RUN_COLUMNS " WHERE (?1 IS NULL OR kind=?1) AND (?2 IS NULL OR repository=?2)"
+				 " AND (?3 IS NULL OR state=?3) AND (?4 IS NULL OR branch=?4) ORDER BY id DESC LIMIT ?5",
+		     "ssssn", kind, repo, state, branch, limit > 0 ? limit : -1);
+}
+
+static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const char *repository, const char *commit,
+			      const char *benchmark, const json_t *data)
+{
+	sq_store *s = (sq_store *)st;
+	char *text = json_text(data);
+	if (!text)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	sqlite3 *db = wbegin(s);
+	int64_t id = 0;
+	int error = exec(db, NULL,
+			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
+			 " VALUES(?,?,?,?,?,?)",
+			 "issssi", run_id, repository, commit, benchmark, text, base_wall_ms());
+	if (error == 0)
+		id = sqlite3_last_insert_rowid(db);
+	error = wend(s, error);
+	if (error == 0 && id_out)
+		*id_out = id;
+	free(text);
+	return error;
+}
+
+#define MEASUREMENT_COLUMNS "SELECT id, run_id, repository, commit_sha AS \"commit\", benchmark, data FROM measurements"
+
+static int sq_measurement_find(store *st, const char *repository, const char *commit, const char *benchmark,
+			       json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     MEASUREMENT_COLUMNS " WHERE repository=? AND commit_sha=? AND benchmark=?"
+					 " AND json_extract(data, '$.status')='ok' ORDER BY id DESC LIMIT 1",
+		     "sss", repository, commit, benchmark);
+}
+
+static int sq_measurement_get(store *st, int64_t id, json_t **out)
+{
+	return query((sq_store *)st, out, 1, MEASUREMENT_COLUMNS " WHERE id=?", "i", id);
+}
+
+static int sq_measurement_list(store *st, int64_t run_id, json_t **out)
+{
+	return query((sq_store *)st, out, 0, MEASUREMENT_COLUMNS " WHERE run_id=? ORDER BY id", "i", run_id);
+}
+
+static int sq_proposal_put(store *st, int64_t run_id, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	int64_t now = base_wall_ms();
+	int error = pexec((sq_store *)st, NULL,
+			  "INSERT INTO proposals(run_id, data, created_ms, updated_ms) VALUES(?1,?2,?3,?3)"
+			  " ON CONFLICT(run_id) DO UPDATE SET data=?2, updated_ms=?3",
+			  "isi", run_id, text, now);
+	free(text);
+	return error;
+}
+
+static int sq_proposal_get(store *st, int64_t run_id, json_t **out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT data FROM proposals WHERE run_id=?", "i", run_id);
+	if (error == BASE_ENOTFOUND)
+		return base_error_set(BASE_ENOTFOUND, "run %lld has no proposal", (long long)run_id);
+	if (error < 0)
+		return error;
+	*out = json_incref(json_object_get(row, "data"));
+	json_decref(row);
+	return 0;
+}
+
+static int sq_pull_put(store *st, int64_t run_id, const char *repository, int number, const char *branch,
+		       const char *state, const json_t *data)
+{
+	char *text = json_text(data);
+	if (!text)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	int error = pexec((sq_store *)st, NULL,
+			  "INSERT INTO pulls(run_id, repository, number, branch, state, data, updated_ms)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run_id) DO UPDATE SET repository=?2, number=?3,"
+			  " branch=?4, state=?5, data=json_patch(coalesce(data,'{}'), ?6), updated_ms=?7",
+			  "isnsssi", run_id, repository, number, branch, state, text, base_wall_ms());
+	free(text);
+	return error;
+}
+
+static int sq_pull_get(store *st, int64_t run_id, json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     "SELECT run_id, repository, number, branch, state, data FROM pulls WHERE run_id=?", "i", run_id);
+}
+
+static int sq_pull_find_branch(store *st, const char *repository, const char *branch, json_t **out)
+{
+	return query((sq_store *)st, out, 1,
+		     "SELECT run_id, repository, number, branch, state, data FROM pulls WHERE repository=? AND branch=?"
+		     " ORDER BY run_id DESC",
+		     "ss", repository, branch);
+}
+
+static int sq_approval_put(store *st, const store_approval *a)
+{
+	sq_store *s = (sq_store *)st;
+	char subject[32];
+	snprintf(subject, sizeof(subject), "run %lld", (long long)a->run_id);
+	int64_t now = base_wall_ms();
+	int changes = 0;
+	sqlite3 *db = wbegin(s);
+	int error = exec(db, &changes, "INSERT OR IGNORE INTO approvals(run_id, user, via, created_ms) VALUES(?,?,?,?)",
+			 "issi", a->run_id, a->user, a->via, now);
+	if (error == 0 && changes == 0)
+		error = base_error_set(BASE_EEXISTS, "run %lld is already approved", (long long)a->run_id);
+	if (error == 0 && a->run_update)
+		error = patch_run(db, a->run_id, a->run_update);
+	if (error == 0)
+		error = insert_audit(db, a->user, "approve", subject, a->via);
+	int64_t job = 0;
+	if (error == 0 && a->job_kind)
+		error = insert_job(db, &job, a->job_kind, a->job_payload, a->job_key, now);
+	return wend(s, error);
+}
+
+static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	return wend(s, insert_audit(db, actor, action, subject, detail));
+}
+
+static int sq_run_token_put(store *st, int64_t run_id, const char *token_hash)
+{
+	return pexec((sq_store *)st, NULL, "INSERT INTO run_tokens(token_hash, run_id, created_ms) VALUES(?,?,?)", "sii",
+		     token_hash, run_id, base_wall_ms());
+}
+
+static int sq_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT run_id FROM run_tokens WHERE token_hash=?", "s", token_hash);
+	if (error < 0)
+		return error;
+	*run_id_out = json_integer_value(json_object_get(row, "run_id"));
+	json_decref(row);
+	return 0;
+}
+
+static int sq_run_token_delete(store *st, int64_t run_id)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM run_tokens WHERE run_id=?", "i", run_id);
+}
+
+static int sq_ping(store *st)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS ok", "");
+	json_decref(row);
+	return error;
+}
+
+static void sq_free(store *st)
+{
+	sq_store *s = (sq_store *)st;
+	if (s->committer_started) {
+		pthread_mutex_lock(&s->q_lock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->work_cond);
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_join(s->committer, NULL);
+	}
+	/* cached statements first: a connection with open statements stays open */
+	sqlite3_finalize(s->ins_delivery);
+	sqlite3_finalize(s->ins_job);
+	sqlite3_close(s->writer);
+	for (int i = 0; i < POOL_SIZE; i++)
+		sqlite3_close(s->pool[i]);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_cond_destroy(&s->pool_cond);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->commit_lock);
+	pthread_mutex_destroy(&s->q_lock);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_cond_destroy(&s->commit_cond);
+	free(s->path);
+	free(s);
+}
+
+static const store_backend sqlite_backend = {
+	.name = "sqlite",
+	.free = sq_free,
+	.ping = sq_ping,
+	.delivery_put = sq_delivery_put,
+	.delivery_exists = sq_delivery_exists,
+	.delivery_body = sq_delivery_body,
+	.delivery_set_status = sq_delivery_set_status,
+	.delivery_list = sq_delivery_list,
+	.job_add = sq_job_add,
+	.job_claim = sq_job_claim,
+	.job_heartbeat = sq_job_heartbeat,
+	.job_done = sq_job_done,
+	.job_fail = sq_job_fail,
+	.job_cancel_key = sq_job_cancel_key,
+	.job_release = sq_job_release,
+	.job_list = sq_job_list,
+	.job_counts = sq_job_counts,
+	.installation_put = sq_installation_put,
+	.installation_delete = sq_installation_delete,
+	.installation_state = sq_installation_state,
+	.repository_put = sq_repository_put,
+	.repository_remove = sq_repository_remove,
+	.repository_list = sq_repository_list,
+	.hook_put = sq_hook_put,
+	.run_create = sq_run_create,
+	.run_set_state = sq_run_set_state,
+	.run_set_state_from = sq_run_set_state_from,
+	.run_update = sq_run_update,
+	.run_get = sq_run_get,
+	.run_list = sq_run_list,
+	.measurement_put = sq_measurement_put,
+	.measurement_find = sq_measurement_find,
+	.measurement_get = sq_measurement_get,
+	.measurement_list = sq_measurement_list,
+	.proposal_put = sq_proposal_put,
+	.proposal_get = sq_proposal_get,
+	.pull_put = sq_pull_put,
+	.pull_get = sq_pull_get,
+	.pull_find_branch = sq_pull_find_branch,
+	.approval_put = sq_approval_put,
+	.audit = sq_audit,
+	.run_token_put = sq_run_token_put,
+	.run_token_find = sq_run_token_find,
+	.run_token_delete = sq_run_token_delete,
+};
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	char dir[4096];
+	if ((size_t)(slash - path) >= sizeof(dir))
+		return base_error_set(BASE_EINVALID, "store path too long");
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return base_mkdirs(dir, 0700);
+}
+
+/* The database holds webhook payloads, run tokens and installation data:
+ * readable by perfbot's user only.  The file is made (or tightened) 0600
+ * before SQLite opens it; SQLite gives the -wal and -shm files it creates
+ * the database's mode, and existing ones are tightened too. */
+static int private_files(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return base_error_set(BASE_EGENERIC, "store: cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	int error = 0;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0)
+		error = base_error_set(BASE_EGENERIC, "store: cannot make %s private: %s", path, strerror(errno));
+	close(fd);
+	static const char *const sfx[] = { "-wal", "-shm", "-journal" };
+	for (size_t i = 0; !error && i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		char p[4200];
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >= sizeof(p))
+			continue;
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+			(void)chmod(p, st.st_mode & 0700);
+	}
+	return error;
+}
+
+int store_sqlite_open(store **out, const char *path)
+{
+	int error;
+	if (!*path)
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: empty SQLite path");
+	if ((error = make_parent_dirs(path)) < 0)
+		return error;
+	if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0 && (error = private_files(path)) < 0)
+		return error;
+	sq_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	s->base.be = &sqlite_backend;
+	s->path = strdup(path);
+	pthread_mutex_init(&s->pool_lock, NULL);
+	pthread_cond_init(&s->pool_cond, NULL);
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->commit_lock, NULL);
+	pthread_mutex_init(&s->q_lock, NULL);
+	pthread_cond_init(&s->work_cond, NULL);
+	pthread_cond_init(&s->commit_cond, NULL);
+	if ((error = open_conn(&s->writer, path)) < 0)
+		goto fail;
+	if ((error = migrate(s->writer)) < 0)
+		goto fail;
+	for (int i = 0; i < POOL_SIZE; i++) {
+		if ((error = open_conn(&s->pool[i], path)) < 0)
+			goto fail;
+		s->pool_free[i] = 1;
+	}
+	if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+		error = base_error_set(BASE_EGENERIC, "store: cannot start the commit thread");
+		goto fail;
+	}
+	s->committer_started = 1;
+	*out = &s->base;
+	return 0;
+fail:
+	sq_free(&s->base);
+	return error;
+}
