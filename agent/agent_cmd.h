@@ -24,6 +24,7 @@
 #ifndef AGENT_AGENT_CMD_H
 #define AGENT_AGENT_CMD_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +48,7 @@ typedef struct agent_cmd_options {
 	int64_t wall_ms;            /* 0: no limit */
 	int64_t grace_ms;           /* after the tools ended, before the command is killed (default 30 s) */
 	size_t output_cap;          /* bytes of combined stdout+stderr kept (default 256 KiB) */
-	const volatile int *cancel; /* optional; nonzero kills the command */
+	const atomic_int *cancel; /* optional; nonzero kills the command */
 	agent_tools *tools;         /* optional: watched for the end of the run */
 } agent_cmd_options;
 

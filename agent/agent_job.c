@@ -131,7 +131,7 @@ static int create_run(int64_t *out, const agent_services *svc, const agent_run_r
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	if (req->fork)
 		json_object_set_new(data, "fork", json_true());
-	store_run_spec spec = { .kind = "agent", .repository = req->repository, .installation_id = req->installation_id,
+	store_run_spec spec = { .kind = STORE_RUN_AGENT, .repository = req->repository, .installation_id = req->installation_id,
 				.head_sha = req->commit, .base_sha = req->commit, .branch = req->branch,
 				.trigger = req->trigger, .data = data };
 	int error = store_run_create(svc->store, out, &spec);
@@ -167,7 +167,7 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 			job_key(key, sizeof(key), bid);
 			if ((error = store_job_cancel_key(svc->store, key, NULL)) < 0)
 				goto done;
-			error = store_run_set_state_from(svc->store, bid, "queued", "cancelled", "replaced by a newer push");
+			error = store_run_set_state_from(svc->store, bid, STORE_RUN_IN(STORE_RUN_QUEUED), STORE_RUN_CANCELLED, "replaced by a newer push");
 			if (error == BASE_EEXISTS) { /* it started meanwhile: it stays the repository's run */
 				error = base_error_set(BASE_EEXISTS, "run %" PRId64 " is running for %s", bid, req->repository);
 				goto done;
@@ -193,7 +193,7 @@ int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run
 	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", id);
 	job_key(key, sizeof(key), id);
 	if ((error = store_job_add(svc->store, NULL, "agent.run", payload, key, 0)) < 0) {
-		store_run_set_state(svc->store, id, "failed", "the job could not be queued");
+		store_run_set_state(svc->store, id, STORE_RUN_FAILED, "the job could not be queued");
 		goto done;
 	}
 	if (svc->workers)
@@ -306,7 +306,7 @@ int agent_run_cancel(const agent_services *svc, const char *repository, int64_t 
 	}
 	/* only a run still queued or running: its end may have been recorded
 	 * since it was read, and a proposal is not taken back by a cancel */
-	if ((error = store_run_set_state_from(svc->store, run_id, "queued,running", "cancelled", reason)) < 0) {
+	if ((error = store_run_set_state_from(svc->store, run_id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_CANCELLED, reason)) < 0) {
 		if (error == BASE_EEXISTS) {
 			json_t *now = NULL;
 			store_run_get(svc->store, run_id, &now);
@@ -360,8 +360,8 @@ typedef struct run {
 
 	pthread_mutex_t lock;          /* guards tools and cancel against the watcher */
 	measure_run_watch *watch;
-	volatile int cancel;           /* read by the sandbox and the agent supervisor */
-	const volatile int *ext_cancel;
+	atomic_int cancel;           /* read by the sandbox and the agent supervisor */
+	const atomic_int *ext_cancel;
 	const atomic_int *stopping;
 	int cancelled_in_store;
 	int interrupted;
@@ -1006,7 +1006,7 @@ static void record(run *r)
 	/* a cancel recorded in the store keeps its own reason (who cancelled);
 	 * one that lands now, after the last look, wins over this end */
 	if (!(r->cancelled_in_store && !strcmp(r->status, "cancelled"))) {
-		int e = store_run_set_state_from(st, r->id, "queued,running", r->status, r->reason);
+		int e = store_run_set_state_from(st, r->id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), store_run_state_parse(r->status), r->reason);
 		if (e == BASE_EEXISTS) {
 			r->cancelled_in_store = 1;
 			set_outcome(r, "cancelled", "cancelled");
@@ -1200,7 +1200,7 @@ static int on_agent_run(store_job_ctx *ctx, void *payload)
 		return 0;
 	}
 	/* a cancel or a newer push may have ended it since it was read */
-	if ((error = store_run_set_state_from(svc->store, id, "queued,running", "running", NULL)) < 0) {
+	if ((error = store_run_set_state_from(svc->store, id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_RUNNING, NULL)) < 0) {
 		run_dispose(&r);
 		if (error != BASE_EEXISTS)
 			return error;
@@ -1243,7 +1243,7 @@ int agent_run_local(json_t **out, const agent_services *svc, const agent_run_loc
 		run_dispose(&r);
 		return error;
 	}
-	store_run_set_state(svc->store, id, "running", NULL);
+	store_run_set_state(svc->store, id, STORE_RUN_RUNNING, NULL);
 	r.ext_cancel = o->cancel;
 	run_all(&r);
 	json_t *doc = json_pack("{s:I,s:s,s:s,s:o,s:s,s:s}", "run", (json_int_t)id, "status", r.status, "reason", r.reason,

@@ -10,6 +10,7 @@
 #ifndef AGENT_AGENT_JOB_H
 #define AGENT_AGENT_JOB_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +24,7 @@ typedef struct agent_run_local_options {
 	const char *rev;                /* the commit to optimise; NULL: HEAD */
 	const char *const *benchmarks;  /* names to optimise; NULL = all */
 	size_t nbenchmarks;
-	const volatile int *cancel;     /* optional: nonzero cancels the run (e.g. SIGINT) */
+	const atomic_int *cancel;     /* optional: nonzero cancels the run (e.g. SIGINT) */
 } agent_run_local_options;
 
 /* Records an agent run (trigger "cli") in svc->store and runs it to its end

@@ -58,7 +58,7 @@ struct agent_tools {
 	int benchmark_runs;
 	int ended;
 	char *end_reason;
-	volatile int stop;          /* set with ended: the sandbox's cancel flag for the call in flight */
+	atomic_int stop;          /* set with ended: the sandbox's cancel flag for the call in flight */
 	pthread_cond_t wake;        /* wakes the watchdog (end, free); uses state_lock */
 	int closing;                /* agent_tools_free has begun */
 	pthread_t watchdog;         /* ends the run when the wall-time budget is over */

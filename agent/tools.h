@@ -21,6 +21,7 @@
 #ifndef AGENT_TOOLS_H
 #define AGENT_TOOLS_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,11 +60,11 @@ typedef struct agent_tool_hooks {
 	 * becomes nonzero when the run ends (cancel, wall-time budget) and the
 	 * hook must then kill the command at once (it is the sandbox's cancel
 	 * flag). */
-	int (*exec)(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+	int (*exec)(void *payload, const char *command, int timeout_s, size_t cap, const atomic_int *stop,
 		    agent_exec_result *out);
 	/* names borrows (an array of strings) and may be NULL: all benchmarks.
 	 * stop: as for exec. */
-	int (*run_benchmarks)(void *payload, const json_t *names, const volatile int *stop, json_t **out);
+	int (*run_benchmarks)(void *payload, const json_t *names, const atomic_int *stop, json_t **out);
 	/* measurement NULL: the latest one (or the baseline). */
 	int (*get_profile)(void *payload, const char *benchmark, const char *measurement, int limit, json_t **out);
 	int (*compare)(void *payload, const char *base, const char *head, json_t **out);

@@ -24,7 +24,7 @@ struct agent_run_hooks {
 	json_t *measurements; /* {"m1": run document, ...} */
 	int next_id;
 	char latest[16];
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	measure_sandbox_limits limits;
 	void (*on_measurement)(void *payload, const char *id, const json_t *run_doc);
 	void *payload;
@@ -76,12 +76,12 @@ const json_t *agent_run_hooks_measurements(const agent_run_hooks *h)
 /* The flag that kills a command in flight: the tool context's stop flag,
  * which the run's cancel sets too (it ends the tools), else the run's own
  * cancel flag. */
-static const volatile int *stop_flag(const agent_run_hooks *h, const volatile int *stop)
+static const atomic_int *stop_flag(const agent_run_hooks *h, const atomic_int *stop)
 {
 	return stop ? stop : h->cancel;
 }
 
-static int hook_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+static int hook_exec(void *payload, const char *command, int timeout_s, size_t cap, const atomic_int *stop,
 		     agent_exec_result *out)
 {
 	agent_run_hooks *h = payload;
@@ -152,7 +152,7 @@ static const char *metric_name(const agent_run_hooks *h)
 	return h->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "cycles";
 }
 
-static int hook_run_benchmarks(void *payload, const json_t *names, const volatile int *stop, json_t **out)
+static int hook_run_benchmarks(void *payload, const json_t *names, const atomic_int *stop, json_t **out)
 {
 	agent_run_hooks *h = payload;
 	json_t *doc = NULL, *cmp = NULL;

@@ -8,6 +8,7 @@
 #ifndef AGENT_TOOLS_RUN_H
 #define AGENT_TOOLS_RUN_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 
 #include "measure/repo_config.h"
@@ -22,7 +23,7 @@ typedef struct agent_run_hooks_options {
 	const char *scratch_dir;         /* host dir for callgrind output (copied) */
 	const measure_repo_config *config; /* borrowed */
 	const json_t *baseline;          /* borrows (a reference is kept): run document of measure_bench_measure */
-	const volatile int *cancel;      /* optional; nonzero kills commands in flight when the
+	const atomic_int *cancel;      /* optional; nonzero kills commands in flight when the
 					  * tools give no stop flag of their own (theirs is raised
 					  * by a cancel too: the run's cancel ends its tools) */
 	measure_sandbox_limits limits;     /* for exec; timeout_s and output_cap are set per call */

@@ -32,6 +32,7 @@
 #ifndef AGENT_VERIFY_H
 #define AGENT_VERIFY_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,7 +76,7 @@ typedef struct agent_verify_options {
 	size_t max_diff_bytes;           /* 0: AGENT_VERIFY_MAX_DIFF */
 	const char *summary;             /* the agent's summary */
 	const json_t *budgets;           /* borrows; may be NULL */
-	const volatile int *cancel;      /* optional */
+	const atomic_int *cancel;      /* optional */
 } agent_verify_options;
 
 #define AGENT_VERIFY_OPTIONS_INIT { NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL }

@@ -29,7 +29,7 @@
 #define MAX_FOCUS 32
 
 /* set by the signal handler only; the run's watcher polls it */
-static volatile int interrupted;
+static atomic_int interrupted;
 
 static void on_signal(int sig)
 {

@@ -428,3 +428,15 @@ done:
 	json_decref(latest);
 	return error;
 }
+
+int gh_repo_split(char owner[GH_NAME_MAX], char name[GH_NAME_MAX], const char *full)
+{
+	const char *slash = full ? strchr(full, '/') : NULL;
+	if (!slash || slash == full || !slash[1] || (size_t)(slash - full) >= GH_NAME_MAX ||
+	    strlen(slash + 1) >= GH_NAME_MAX || strchr(slash + 1, '/'))
+		return base_error_set(BASE_EINVALID, "bad repository name \"%.200s\"", full ? full : "");
+	memcpy(owner, full, (size_t)(slash - full));
+	owner[slash - full] = '\0';
+	memcpy(name, slash + 1, strlen(slash + 1) + 1);
+	return 0;
+}

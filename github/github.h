@@ -32,6 +32,15 @@
 
 typedef struct gh_app_key gh_app_key;
 
+/* The longest owner or repository name kept, with its NUL (GitHub's own
+ * limits are 39 and 100 characters). */
+#define GH_NAME_MAX 128
+
+/* Splits "owner/name" into its two parts (each NUL-terminated, under
+ * GH_NAME_MAX bytes).  BASE_EINVALID when full is not exactly one owner, one
+ * slash and one name. */
+int gh_repo_split(char owner[GH_NAME_MAX], char name[GH_NAME_MAX], const char *full);
+
 /* Loads the App's private key from cfg->private_key (PEM text, PEM with
  * literal "\n", or base64 of the PEM) or cfg->private_key_path; PKCS#1 or
  * PKCS#8 RSA.  BASE_ENOTFOUND when neither is configured; BASE_EINVALID when

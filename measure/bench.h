@@ -35,6 +35,7 @@
 #ifndef MEASURE_BENCH_H
 #define MEASURE_BENCH_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stddef.h>
 
@@ -57,7 +58,7 @@ typedef struct measure_bench_options {
 					 * client request steers) */
 	measure_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's,
 					 * and cpu_s raised to at least that timeout */
-	const volatile int *cancel;     /* optional */
+	const atomic_int *cancel;     /* optional */
 } measure_bench_options;
 
 #define MEASURE_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, 0, MEASURE_SANDBOX_LIMITS_INIT, NULL }

@@ -129,7 +129,7 @@ static int supersede(const measure_services *svc, const char *repository, const 
 			continue;
 		if (!strcmp(str(r, "state"), "waiting")) {
 			/* no job: the run waited for an approval it no longer needs */
-			error = store_run_set_state_from(svc->store, id, "waiting", "cancelled", reason);
+			error = store_run_set_state_from(svc->store, id, STORE_RUN_IN(STORE_RUN_WAITING), STORE_RUN_CANCELLED, reason);
 			if (error == BASE_EEXISTS) {
 				error = 0;
 				continue;
@@ -143,7 +143,7 @@ static int supersede(const measure_services *svc, const char *repository, const 
 			break;
 		/* a job not queued any more is running: it sees "cancelling" and
 		 * stops; a run that ended meanwhile keeps its end */
-		error = store_run_set_state_from(svc->store, id, "queued,running", cancelled ? "cancelled" : "cancelling",
+		error = store_run_set_state_from(svc->store, id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), cancelled ? STORE_RUN_CANCELLED : STORE_RUN_CANCELLING,
 						 reason);
 		if (error == BASE_EEXISTS) {
 			error = 0;
@@ -212,7 +212,7 @@ static int queue_run(int64_t *run_out, const measure_services *svc, store_run_sp
 		return 0;
 	}
 	json_object_set_new(data, "group", json_string(group));
-	spec->kind = "bench";
+	spec->kind = STORE_RUN_BENCH;
 	spec->data = data;
 	int error = store_run_create(svc->store, &id, spec);
 	if (error < 0)
@@ -390,7 +390,7 @@ int measure_bench_approve(int64_t *run_out, const measure_services *svc, const c
 	base_log(BASE_LOG_INFO, "bench run approved", "run", ids, "user", user, "via", via, NULL);
 	if (!strcmp(state, "waiting")) {
 		/* its job ended when it started waiting: queue it again */
-		error = store_run_set_state_from(svc->store, id, "waiting", "queued", NULL);
+		error = store_run_set_state_from(svc->store, id, STORE_RUN_IN(STORE_RUN_WAITING), STORE_RUN_QUEUED, NULL);
 		if (error == BASE_EEXISTS) {
 			error = base_error_set(BASE_ENOTFOUND, "run %lld is not waiting for approval any more", (long long)id);
 			goto done;
@@ -429,7 +429,7 @@ typedef struct bench_job {
 	measure_checkout_source src;
 	int token_error;             /* the last failure of the token callback */
 	measure_repo_config *cfg;      /* owned */
-	volatile int cancel;         /* raised by the watcher; read by the sandbox */
+	atomic_int cancel;         /* raised by the watcher; read by the sandbox */
 	char cancel_reason[128];
 } bench_job;
 
@@ -463,7 +463,7 @@ static void set_note(bench_job *j, const char *text)
 /* Ends the run in the store. */
 static void finish(bench_job *j, const char *state, const char *reason)
 {
-	if (store_run_set_state(j->svc->store, j->id, state, reason) < 0)
+	if (store_run_set_state(j->svc->store, j->id, store_run_state_parse(state), reason) < 0)
 		base_log(BASE_LOG_ERROR, "cannot record a bench run's outcome", "run", j->ids, "error", base_error_last(),
 			NULL);
 	set_note(j, reason ? reason : state);
@@ -806,7 +806,7 @@ static int wait_for_approval(bench_job *j)
 			update_data(j, json_pack("{s:I}", "waiting_check_run_id", (json_int_t)cid));
 		}
 	}
-	error = store_run_set_state_from(j->svc->store, j->id, "queued,running", "waiting",
+	error = store_run_set_state_from(j->svc->store, j->id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_WAITING,
 					 "waiting for approval by someone with write access");
 	if (error == BASE_EEXISTS) {
 		set_note(j, "superseded before it waited");
@@ -817,7 +817,7 @@ static int wait_for_approval(bench_job *j)
 	/* approved between the first read and the state change: go on now */
 	json_t *now = NULL;
 	if (store_run_get(j->svc->store, j->id, &now) == 0 && str(json_object_get(now, "data"), "approved_by") &&
-	    store_run_set_state_from(j->svc->store, j->id, "waiting", "queued", NULL) == 0) {
+	    store_run_set_state_from(j->svc->store, j->id, STORE_RUN_IN(STORE_RUN_WAITING), STORE_RUN_QUEUED, NULL) == 0) {
 		char payload[64];
 		snprintf(payload, sizeof(payload), "{\"run_id\": %lld}", (long long)j->id);
 		store_job_add(j->svc->store, NULL, "bench.run", payload, str(data, "job_key"), 0);
@@ -929,7 +929,7 @@ static int ended_cancelled(bench_job *j)
 {
 	if (j->ctx->stopping && atomic_load(j->ctx->stopping) && !strcmp(j->cancel_reason, "perfbot is shutting down")) {
 		/* not superseded: measure again after the restart */
-		store_run_set_state(j->svc->store, j->id, "queued", "interrupted by a shutdown");
+		store_run_set_state(j->svc->store, j->id, STORE_RUN_QUEUED, "interrupted by a shutdown");
 		set_note(j, "interrupted by a shutdown");
 		return base_error_set(BASE_ERETRY, "bench run %lld interrupted by a shutdown", (long long)j->id);
 	}
@@ -1158,7 +1158,7 @@ static int run_job(store_job_ctx *ctx, void *payload)
 		goto done;
 	}
 	/* a newer push may have superseded it since it was read */
-	if ((error = store_run_set_state_from(j.svc->store, j.id, "queued,running", "running", NULL)) == BASE_EEXISTS) {
+	if ((error = store_run_set_state_from(j.svc->store, j.id, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_RUNNING, NULL)) == BASE_EEXISTS) {
 		json_t *now = NULL;
 		error = store_run_get(j.svc->store, j.id, &now);
 		const char *st = error == 0 ? str(now, "state") : NULL;

@@ -9,6 +9,7 @@
 #ifndef MEASURE_CALLGRIND_H
 #define MEASURE_CALLGRIND_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,7 +90,7 @@ typedef struct measure_cg_run {
 				  * whole process and its children (totals only, no calls) */
 	const char *scratch_dir; /* host directory for the per-run output dir (removed after) */
 	measure_sandbox_limits limits;
-	const volatile int *cancel;
+	const atomic_int *cancel;
 } measure_cg_run;
 
 #define MEASURE_CG_RUN_INIT { NULL, NULL, 0, 0, NULL, MEASURE_SANDBOX_LIMITS_INIT, NULL }

@@ -27,7 +27,7 @@ typedef struct measure_run_watch_options {
 	int64_t run_id;
 	const char *const *states;         /* NULL-terminated states that mean stop, e.g. {"cancelled", NULL} */
 	const atomic_int *stopping;        /* the server's draining flag; may be NULL */
-	const volatile int *ext_cancel;    /* may be NULL */
+	const atomic_int *ext_cancel;    /* may be NULL */
 	int period_ms;
 	measure_watch_fn fn;
 	void *payload;

@@ -25,6 +25,7 @@
 #ifndef MEASURE_SANDBOX_H
 #define MEASURE_SANDBOX_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -77,7 +78,7 @@ typedef struct measure_sandbox_cmd {
 	const measure_sandbox_mount *mounts; /* may be NULL */
 	size_t nmounts;
 	measure_sandbox_limits limits;
-	const volatile int *cancel;        /* optional: polled; nonzero kills the tree */
+	const atomic_int *cancel;        /* optional: polled; nonzero kills the tree */
 } measure_sandbox_cmd;
 
 #define MEASURE_SANDBOX_CMD_INIT { NULL, NULL, NULL, NULL, 0, MEASURE_SANDBOX_LIMITS_INIT, NULL }

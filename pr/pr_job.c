@@ -295,7 +295,7 @@ int pr_handle_closed_event(pr_services *svc, const json_t *payload)
 			 ev.merge_commit_sha[0] ? ev.merge_commit_sha : "?");
 	else
 		snprintf(reason, sizeof(reason), "pull request #%d closed without merging", ev.number);
-	if ((error = store_run_set_state(svc->store, ev.run_id, state, reason)) < 0)
+	if ((error = store_run_set_state(svc->store, ev.run_id, store_run_state_parse(state), reason)) < 0)
 		return error;
 	base_log(BASE_LOG_INFO, "pr: pull request closed", "repository", ev.repository, "branch", ev.branch, "state",
 		state, NULL);

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <stdio.h>
 #include <string.h>
 
 int store_open(store **out, const char *url)
@@ -149,21 +150,83 @@ int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *deli
 	return st->be->hook_put(st, hook_id, base_id, delivery_id);
 }
 
+const char *store_run_kind_name(store_run_kind kind)
+{
+	return kind == STORE_RUN_BENCH ? "bench" : kind == STORE_RUN_AGENT ? "agent" : "unknown";
+}
+
+store_run_kind store_run_kind_parse(const char *s)
+{
+	return !s ? STORE_RUN_KIND_UNKNOWN
+	       : !strcmp(s, "bench") ? STORE_RUN_BENCH
+	       : !strcmp(s, "agent") ? STORE_RUN_AGENT
+				     : STORE_RUN_KIND_UNKNOWN;
+}
+
+store_run_kind store_run_kind_of(const json_t *run)
+{
+	return store_run_kind_parse(json_string_value(json_object_get(run, "kind")));
+}
+
 int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec)
 {
+	if (!spec || spec->kind == STORE_RUN_KIND_UNKNOWN)
+		return base_error_set(BASE_EINVALID, "store_run_create: no kind");
 	return st->be->run_create(st, id_out, spec);
 }
 
-int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason)
+static const char *const RUN_STATE_NAMES[] = {
+	[STORE_RUN_UNKNOWN] = "unknown",	 [STORE_RUN_QUEUED] = "queued",
+	[STORE_RUN_WAITING] = "waiting",	 [STORE_RUN_RUNNING] = "running",
+	[STORE_RUN_CANCELLING] = "cancelling", [STORE_RUN_DONE] = "done",
+	[STORE_RUN_SKIPPED] = "skipped",	 [STORE_RUN_FAILED] = "failed",
+	[STORE_RUN_CANCELLED] = "cancelled",	 [STORE_RUN_PROPOSAL] = "proposal",
+	[STORE_RUN_NO_IMPROVEMENT] = "no_improvement", [STORE_RUN_MERGED] = "merged",
+	[STORE_RUN_CLOSED] = "closed",
+};
+#define RUN_STATES (sizeof(RUN_STATE_NAMES) / sizeof(RUN_STATE_NAMES[0]))
+
+const char *store_run_state_name(store_run_state state)
 {
-	if (!from || !state)
-		return base_error_set(BASE_EINVALID, "store_run_set_state_from: missing argument");
-	return st->be->run_set_state_from(st, id, from, state, reason);
+	return (size_t)state < RUN_STATES ? RUN_STATE_NAMES[state] : "unknown";
 }
 
-int store_run_set_state(store *st, int64_t id, const char *state, const char *reason)
+store_run_state store_run_state_parse(const char *s)
 {
-	return st->be->run_set_state(st, id, state, reason);
+	for (size_t i = 1; s && i < RUN_STATES; i++)
+		if (strcmp(s, RUN_STATE_NAMES[i]) == 0)
+			return (store_run_state)i;
+	return STORE_RUN_UNKNOWN;
+}
+
+store_run_state store_run_state_of(const json_t *run)
+{
+	return store_run_state_parse(json_string_value(json_object_get(run, "state")));
+}
+
+int store_run_state_active(store_run_state state)
+{
+	return state == STORE_RUN_QUEUED || state == STORE_RUN_WAITING || state == STORE_RUN_RUNNING ||
+	       state == STORE_RUN_CANCELLING;
+}
+
+int store_run_set_state_from(store *st, int64_t id, unsigned from, store_run_state state, const char *reason)
+{
+	char list[160] = "";
+	size_t n = 0;
+	if (!st || !from || state == STORE_RUN_UNKNOWN)
+		return base_error_set(BASE_EINVALID, "store_run_set_state_from: missing argument");
+	for (size_t i = 1; i < RUN_STATES; i++)
+		if (from & STORE_RUN_IN(i))
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? "," : "", RUN_STATE_NAMES[i]);
+	return st->be->run_set_state_from(st, id, list, store_run_state_name(state), reason);
+}
+
+int store_run_set_state(store *st, int64_t id, store_run_state state, const char *reason)
+{
+	if (state == STORE_RUN_UNKNOWN)
+		return base_error_set(BASE_EINVALID, "store_run_set_state: no state");
+	return st->be->run_set_state(st, id, store_run_state_name(state), reason);
 }
 
 int store_run_update(store *st, int64_t id, const json_t *data)

@@ -145,8 +145,20 @@ int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *deli
 /* Runs are "bench" or "agent"; their structured detail is a JSON document
  * that the owning module defines. */
 
+/* What a run is; stored as "bench" | "agent" (names below, at the store's edge). */
+typedef enum store_run_kind {
+	STORE_RUN_KIND_UNKNOWN = 0,
+	STORE_RUN_BENCH,           /* "bench": measure/'s bench run */
+	STORE_RUN_AGENT            /* "agent": agent/'s agent run */
+} store_run_kind;
+
+const char *store_run_kind_name(store_run_kind kind);
+store_run_kind store_run_kind_parse(const char *s);
+/* The "kind" of a run record from store_run_get / store_run_list (borrowed). */
+store_run_kind store_run_kind_of(const json_t *run);
+
 typedef struct store_run_spec {
-	const char *kind;          /* "bench" | "agent" */
+	store_run_kind kind;
 	const char *repository;    /* "owner/name" or a local path */
 	int64_t installation_id;
 	const char *head_sha;
@@ -157,13 +169,45 @@ typedef struct store_run_spec {
 } store_run_spec;
 
 int store_run_create(store *st, int64_t *id_out, const store_run_spec *spec);
-/* state: "queued" | "running" | "done" | "failed" | "cancelled" | ...; reason may be NULL. */
-int store_run_set_state(store *st, int64_t id, const char *state, const char *reason);
-/* The same, only while the run is in one of the states of `from` (a comma
- * list, "queued,running"): a transition that cannot overwrite one another
+
+/* A run's state.  The store keeps it as text; these are the only names
+ * (store_run_state_name / store_run_state_parse, here at the store's edge),
+ * so no module compares state strings. */
+typedef enum store_run_state {
+	STORE_RUN_UNKNOWN = 0,      /* absent, or a name not below */
+	STORE_RUN_QUEUED,           /* "queued" */
+	STORE_RUN_WAITING,          /* "waiting": for a maintainer's approval */
+	STORE_RUN_RUNNING,          /* "running" */
+	STORE_RUN_CANCELLING,       /* "cancelling": asked to stop, still running */
+	STORE_RUN_DONE,             /* "done" */
+	STORE_RUN_SKIPPED,          /* "skipped" */
+	STORE_RUN_FAILED,           /* "failed" */
+	STORE_RUN_CANCELLED,        /* "cancelled" */
+	STORE_RUN_PROPOSAL,         /* "proposal": a verified change waits for approval */
+	STORE_RUN_NO_IMPROVEMENT,   /* "no_improvement" */
+	STORE_RUN_MERGED,           /* "merged": its pull request was merged */
+	STORE_RUN_CLOSED            /* "closed": its pull request was closed unmerged */
+} store_run_state;
+
+/* A set of states for store_run_set_state_from: STORE_RUN_IN(a) | STORE_RUN_IN(b). */
+#define STORE_RUN_IN(s) (1u << (unsigned)(s))
+
+/* "queued", ...; "unknown" for STORE_RUN_UNKNOWN.  Static string. */
+const char *store_run_state_name(store_run_state state);
+/* The state named s (NULL or another name: STORE_RUN_UNKNOWN). */
+store_run_state store_run_state_parse(const char *s);
+/* The "state" of a run record from store_run_get / store_run_list (borrowed). */
+store_run_state store_run_state_of(const json_t *run);
+/* 1 for queued, waiting, running and cancelling: the run has not ended. */
+int store_run_state_active(store_run_state state);
+
+/* reason may be NULL. */
+int store_run_set_state(store *st, int64_t id, store_run_state state, const char *reason);
+/* The same, only while the run is in one of the states of `from`
+ * (STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING)): a transition that cannot overwrite one another
  * thread made meanwhile.  BASE_EEXISTS ("run N is cancelled") when the run
  * is in another state, BASE_ENOTFOUND when there is no such run. */
-int store_run_set_state_from(store *st, int64_t id, const char *from, const char *state, const char *reason);
+int store_run_set_state_from(store *st, int64_t id, unsigned from, store_run_state state, const char *reason);
 /* Merges the keys of data (borrows) into the run's document. */
 int store_run_update(store *st, int64_t id, const json_t *data);
 /* The run as a JSON object (owned): id, kind, repository, installation_id,

@@ -968,7 +968,7 @@ static int sq_run_create(store *st, int64_t *id_out, const store_run_spec *r)
 	int error = exec(db, NULL,
 			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
 			 " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,'queued',?,?,?)",
-			 "ssisssssii", r->kind, r->repository, r->installation_id, r->head_sha, r->base_sha, r->branch,
+			 "ssisssssii", store_run_kind_name(r->kind), r->repository, r->installation_id, r->head_sha, r->base_sha, r->branch,
 			 r->trigger, data, now, now);
 	if (error == 0)
 		id = sqlite3_last_insert_rowid(db);

@@ -561,7 +561,7 @@ static void test_head_check_before_body(void **state)
 }
 
 /* An exec hook that runs until the tools' stop flag is raised (at most 30 s). */
-static int waiting_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+static int waiting_exec(void *payload, const char *command, int timeout_s, size_t cap, const atomic_int *stop,
 			agent_exec_result *out)
 {
 	(void)payload;

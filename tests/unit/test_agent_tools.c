@@ -87,7 +87,7 @@ static char *read_capped(int fd, size_t cap, int *cut)
 /* The exec hook of the tests: /bin/sh -c in the workspace (payload) on the
  * host, killed (its process group) on the timeout or when *stop becomes
  * nonzero, as the sandbox does. */
-static int host_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+static int host_exec(void *payload, const char *command, int timeout_s, size_t cap, const atomic_int *stop,
 		     agent_exec_result *out)
 {
 	char of[] = "/tmp/perfbot-exec-out-XXXXXX", ef[] = "/tmp/perfbot-exec-err-XXXXXX";
@@ -410,7 +410,7 @@ static void test_budget_tool_calls(void **state)
 	agent_tools_free(t);
 }
 
-static int fake_bench(void *payload, const json_t *names, const volatile int *stop, json_t **out)
+static int fake_bench(void *payload, const json_t *names, const atomic_int *stop, json_t **out)
 {
 	(void)payload;
 	(void)names;
@@ -420,7 +420,7 @@ static int fake_bench(void *payload, const json_t *names, const volatile int *st
 	return 0;
 }
 
-static int fake_exec(void *payload, const char *command, int timeout_s, size_t cap, const volatile int *stop,
+static int fake_exec(void *payload, const char *command, int timeout_s, size_t cap, const atomic_int *stop,
 		     agent_exec_result *out)
 {
 	(void)payload;
@@ -536,7 +536,7 @@ static void test_end_stops_exec_in_flight(void **state)
 
 /* A measurement that runs until it is stopped, as measure_bench_measure with
  * the sandbox's cancel flag does. */
-static int endless_bench(void *payload, const json_t *names, const volatile int *stop, json_t **out)
+static int endless_bench(void *payload, const json_t *names, const atomic_int *stop, json_t **out)
 {
 	(void)payload;
 	(void)names;

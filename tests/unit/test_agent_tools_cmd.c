@@ -269,7 +269,7 @@ static void test_wall_budget_kills_everything(void **state)
 }
 
 struct canceller {
-	volatile int *flag;
+	atomic_int *flag;
 	int after_ms;
 };
 
@@ -285,7 +285,7 @@ static void *cancel_later(void *arg)
 static void test_cancel(void **state)
 {
 	struct fixture *f = *state;
-	volatile int cancel = 0;
+	atomic_int cancel = 0;
 	agent_cmd_options o = base_opts(f, "setsid sleep 30.75 >/dev/null 2>&1 & sleep 30.76");
 	o.cancel = &cancel;
 	struct canceller c = { &cancel, 700 };

@@ -191,7 +191,7 @@ static void newer_push_supersedes_queued_and_running(void **state)
 		json_decref(pl);
 		if (rid == r2) {
 			claimed = 1;
-			assert_int_equal(store_run_set_state(f->st, r2, "running", NULL), 0);
+			assert_int_equal(store_run_set_state(f->st, r2, STORE_RUN_RUNNING, NULL), 0);
 		}
 		store_job_dispose(&job);
 		if (claimed)

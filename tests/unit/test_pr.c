@@ -1174,7 +1174,7 @@ static void store_job_and_closed(void **state)
 	assert_int_equal(store_open(&st, path), 0);
 	json_t *rdata = json_pack("{s:i, s:i, s:s, s:s}", "thread_number", 9, "check_run_id", 77, "approved_by", "octocat",
 				  "approved_via", "comment");
-	store_run_spec spec = {"agent", REPO, 1, base_sha, NULL, "main", "comment", rdata};
+	store_run_spec spec = {STORE_RUN_AGENT, REPO, 1, base_sha, NULL, "main", "comment", rdata};
 	int64_t run = 0;
 	assert_int_equal(store_run_create(st, &run, &spec), 0);
 	json_t *prop = json_pack("{s:s, s:s, s:s, s:[{s:s, s:i, s:i}]}", "diff", good_diff, "summary", "Closed form.",

@@ -186,7 +186,7 @@ static void test_dedupe_and_runs(void **state)
 	assert_int_not_equal(a, b);
 
 	json_t *data = json_pack("{s:s}", "note", "first");
-	store_run_spec spec = { .kind = "agent", .repository = "acme/fast", .installation_id = 7, .head_sha = "abc",
+	store_run_spec spec = { .kind = STORE_RUN_AGENT, .repository = "acme/fast", .installation_id = 7, .head_sha = "abc",
 				.trigger = "comment", .data = data };
 	int64_t run = 0;
 	assert_int_equal(store_run_create(f->st, &run, &spec), 0);
@@ -194,7 +194,7 @@ static void test_dedupe_and_runs(void **state)
 	data = json_pack("{s:i}", "tool_calls", 3);
 	assert_int_equal(store_run_update(f->st, run, data), 0);
 	json_decref(data);
-	assert_int_equal(store_run_set_state(f->st, run, "running", NULL), 0);
+	assert_int_equal(store_run_set_state(f->st, run, STORE_RUN_RUNNING, NULL), 0);
 	json_t *r = NULL;
 	assert_int_equal(store_run_get(f->st, run, &r), 0);
 	assert_string_equal(json_string_value(json_object_get(r, "state")), "running");
@@ -204,11 +204,11 @@ static void test_dedupe_and_runs(void **state)
 	assert_int_equal(store_run_get(f->st, 999, &r), BASE_ENOTFOUND);
 
 	/* a conditional transition does not overwrite what another thread wrote */
-	assert_int_equal(store_run_set_state_from(f->st, run, "queued,running", "proposal", NULL), 0);
-	assert_int_equal(store_run_set_state_from(f->st, run, "queued,running", "cancelled", "by @x"), BASE_EEXISTS);
+	assert_int_equal(store_run_set_state_from(f->st, run, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_PROPOSAL, NULL), 0);
+	assert_int_equal(store_run_set_state_from(f->st, run, STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_CANCELLED, "by @x"), BASE_EEXISTS);
 	assert_non_null(strstr(base_error_last(), "is proposal"));
-	assert_int_equal(store_run_set_state_from(f->st, 999, "queued", "running", NULL), BASE_ENOTFOUND);
-	assert_int_equal(store_run_set_state(f->st, run, "running", NULL), 0);
+	assert_int_equal(store_run_set_state_from(f->st, 999, STORE_RUN_IN(STORE_RUN_QUEUED), STORE_RUN_RUNNING, NULL), BASE_ENOTFOUND);
+	assert_int_equal(store_run_set_state(f->st, run, STORE_RUN_RUNNING, NULL), 0);
 
 	/* an approval comes with its run update, audit line and job, or not at all */
 	json_t *jobs = NULL;
