@@ -169,7 +169,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot: %s\n", base_error_last());
 		return 2;
 	}
-	int setup_mode = !cfg->base_id || kerr == BASE_ENOTFOUND;
+	int setup_mode = !cfg->app_id || kerr == BASE_ENOTFOUND;
 	int intake_on = cfg->webhook_secret || cfg->insecure_no_signature;
 	if (!intake_on && !setup_mode) {
 		fprintf(stderr, "perfbot: WEBHOOK_SECRET: not set; perfbot never accepts unsigned webhooks "

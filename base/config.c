@@ -331,7 +331,7 @@ static int check_and_store(struct loaded *l)
 #define STR(field, var) if (!strcmp(name, var)) c->field = (s && *s) ? s : NULL
 #define NUM(field, var) if (!strcmp(name, var)) c->field = (int)n
 #define BYTES(field, var) if (!strcmp(name, var)) c->field = bytes
-		STR(base_id, "APP_ID");
+		STR(app_id, "APP_ID");
 		STR(private_key, "PRIVATE_KEY");
 		STR(private_key_path, "PRIVATE_KEY_PATH");
 		STR(webhook_secret, "WEBHOOK_SECRET");

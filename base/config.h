@@ -10,7 +10,7 @@
 #include "base/log.h"
 
 typedef struct base_config {
-	const char *base_id;             /* NULL when unset */
+	const char *app_id;             /* NULL when unset */
 	const char *private_key;        /* PEM text as configured; never logged */
 	const char *private_key_path;
 	const char *webhook_secret;     /* never logged */

@@ -537,7 +537,7 @@ static int credential(gh_client *c, int64_t auth, char **cred_out)
 	if (auth == GH_AUTH_NONE)
 		return 0;
 	if (auth == GH_AUTH_APP)
-		return gh_app_jwt(cred_out, c->key, c->cfg->base_id, time(NULL));
+		return gh_app_jwt(cred_out, c->key, c->cfg->app_id, time(NULL));
 	return gh_token_cache_get(c->tokens, auth, (int64_t)time(NULL), token_fetch, c, cred_out);
 }
 

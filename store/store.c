@@ -145,9 +145,9 @@ int store_repository_list(store *st, int64_t installation_id, json_t **out)
 	return st->be->repository_list(st, installation_id, out);
 }
 
-int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id)
+int store_hook_put(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id)
 {
-	return st->be->hook_put(st, hook_id, base_id, delivery_id);
+	return st->be->hook_put(st, hook_id, app_id, delivery_id);
 }
 
 const char *store_run_kind_name(store_run_kind kind)

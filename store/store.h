@@ -139,7 +139,7 @@ int store_repository_remove(store *st, int64_t installation_id, int64_t repo_id)
 int store_repository_list(store *st, int64_t installation_id, json_t **out);
 
 /* The hook id and app id recorded by the last ping. */
-int store_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id);
+int store_hook_put(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id);
 
 /* ---- runs, measurements, proposals, pull requests, audit ----------------- */
 /* Runs are "bench" or "agent"; their structured detail is a JSON document

@@ -31,7 +31,7 @@ typedef struct store_backend {
 	int (*repository_put)(store *st, int64_t installation_id, int64_t repo_id, const char *full_name);
 	int (*repository_remove)(store *st, int64_t installation_id, int64_t repo_id);
 	int (*repository_list)(store *st, int64_t installation_id, json_t **out);
-	int (*hook_put)(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id);
+	int (*hook_put)(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id);
 	int (*run_create)(store *st, int64_t *id_out, const store_run_spec *spec);
 	int (*run_set_state)(store *st, int64_t id, const char *state, const char *reason);
 	int (*run_set_state_from)(store *st, int64_t id, const char *from, const char *state, const char *reason);

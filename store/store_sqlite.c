@@ -497,7 +497,7 @@ static const char *migrations[] = {
 	"CREATE TABLE installations(id INTEGER PRIMARY KEY, account TEXT, state TEXT NOT NULL, updated_ms INTEGER);"
 	"CREATE TABLE repositories(installation_id INTEGER NOT NULL, id INTEGER NOT NULL, full_name TEXT NOT NULL,"
 	" PRIMARY KEY(installation_id, id));"
-	"CREATE TABLE hooks(hook_id INTEGER PRIMARY KEY, base_id INTEGER, delivery_id TEXT, updated_ms INTEGER);",
+	"CREATE TABLE hooks(hook_id INTEGER PRIMARY KEY, app_id INTEGER, delivery_id TEXT, updated_ms INTEGER);",
 	/* 2: runs and their products */
 	"CREATE TABLE runs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, repository TEXT, installation_id INTEGER,"
 	" head_sha TEXT, base_sha TEXT, branch TEXT, trigger TEXT, state TEXT NOT NULL, reason TEXT, data TEXT,"
@@ -946,12 +946,12 @@ static int sq_repository_list(store *st, int64_t installation_id, json_t **out)
 		     installation_id);
 }
 
-static int sq_hook_put(store *st, int64_t hook_id, int64_t base_id, const char *delivery_id)
+static int sq_hook_put(store *st, int64_t hook_id, int64_t app_id, const char *delivery_id)
 {
 	return pexec((sq_store *)st, NULL,
-		     "INSERT INTO hooks(hook_id, base_id, delivery_id, updated_ms) VALUES(?1,?2,?3,?4)"
-		     " ON CONFLICT(hook_id) DO UPDATE SET base_id=?2, delivery_id=?3, updated_ms=?4",
-		     "iisi", hook_id, base_id, delivery_id, base_wall_ms());
+		     "INSERT INTO hooks(hook_id, app_id, delivery_id, updated_ms) VALUES(?1,?2,?3,?4)"
+		     " ON CONFLICT(hook_id) DO UPDATE SET app_id=?2, delivery_id=?3, updated_ms=?4",
+		     "iisi", hook_id, app_id, delivery_id, base_wall_ms());
 }
 
 /* ---- runs and products ---------------------------------------------------- */

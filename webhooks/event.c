@@ -95,7 +95,7 @@ int wh_ping_parse(wh_ping *out, const json_t *payload)
 		out->hook_id = num(hook, "id");
 	if (!out->hook_id)
 		return base_error_set(BASE_EINVALID, "ping without hook_id");
-	out->base_id = num(hook, "base_id");
+	out->app_id = num(hook, "app_id");
 	out->zen = str(payload, "zen");
 	return 0;
 }

@@ -316,15 +316,15 @@ describe('accepted deliveries', () => {
     const ping = JSON.parse(fixture('ping.json').body);
     ping.hook_id = 777000111;
     ping.hook.id = 777000111;
-    ping.hook.base_id = 31337;
+    ping.hook.app_id = 31337;
     ping.zen = 'Keep it logically awesome & 100% + simple.';
     const body = new URLSearchParams({ payload: JSON.stringify(ping) }).toString();
     const r = await post({ event: 'ping', body, contentType: 'application/x-www-form-urlencoded' });
     assert.equal(r.status, 202, r.text);
     const js = await doneJob(r.delivery);
     assert.equal(js[0].state, 'done', JSON.stringify(js[0]));
-    const rows = await sqlite(srv.dataDir, 'SELECT hook_id, base_id FROM hooks WHERE hook_id = 777000111');
-    assert.deepEqual(rows, [{ hook_id: 777000111, base_id: 31337 }]);
+    const rows = await sqlite(srv.dataDir, 'SELECT hook_id, app_id FROM hooks WHERE hook_id = 777000111');
+    assert.deepEqual(rows, [{ hook_id: 777000111, app_id: 31337 }]);
   });
 
   test('a ping records the hook id and the app id', async () => {
@@ -334,8 +334,8 @@ describe('accepted deliveries', () => {
     const js = await doneJob(r.delivery);
     assert.equal(js[0].kind, 'event.ping');
     assert.equal(js[0].state, 'done');
-    const rows = await sqlite(srv.dataDir, 'SELECT hook_id, base_id, delivery_id FROM hooks WHERE hook_id = 523456789');
-    assert.deepEqual(rows, [{ hook_id: 523456789, base_id: 1012345, delivery_id: r.delivery }]);
+    const rows = await sqlite(srv.dataDir, 'SELECT hook_id, app_id, delivery_id FROM hooks WHERE hook_id = 523456789');
+    assert.deepEqual(rows, [{ hook_id: 523456789, app_id: 1012345, delivery_id: r.delivery }]);
   });
 
   test('installation events record installations and their repositories', async () => {
@@ -422,7 +422,7 @@ describe('accepted deliveries', () => {
         sender: { login: 'monalisa' },
       };
       if (!noAction.has(event)) p.action = actions[event] || 'created';
-      if (event === 'ping') Object.assign(p, { zen: 'Anything added dilutes everything else.', hook_id: 4243, hook: { id: 4243, base_id: 4244 } });
+      if (event === 'ping') Object.assign(p, { zen: 'Anything added dilutes everything else.', hook_id: 4243, hook: { id: 4243, app_id: 4244 } });
       if (event === 'push') Object.assign(p, { ref: 'refs/heads/main', before: '0'.repeat(40), after: '1'.repeat(40) });
       const r = await post({ event, body: p });
       assert.ok(r.status >= 200 && r.status < 300, `${event}: ${r.status} ${r.text}`);

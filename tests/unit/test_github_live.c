@@ -153,7 +153,7 @@ static int start_fake(void **state)
 	base_log_configure(BASE_LOG_WARN, 0, 2);
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.base_id = "4242";
+	cfg.app_id = "4242";
 	cfg.private_key_path = keypath;
 	cfg.github_api_url = fake_url;
 	cfg.webhook_path = "/api/github/webhooks";
