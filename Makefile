@@ -2,6 +2,7 @@
 #
 # Module libraries are built from every .c file in their folder, so new files
 # need no Makefile edit.  app/main.c and app/cmd_*.c make up the binary only.
+# A test binary links its module's libraries, found from its name (LINK_*).
 
 CC       ?= cc
 BUILD    ?= build

@@ -272,7 +272,7 @@ static json_t *closed_payload(const char *ref, int merged, const char *head_sha,
 }
 
 /* The work repository, its bare remote under srv/ and the diffs. */
-static int pr_fixture_setup(void)
+static int fixture_setup(void)
 {
 	base_log_configure(BASE_LOG_OFF, 0, 2);
 	pr_init();
@@ -310,7 +310,7 @@ static int pr_fixture_setup(void)
 	return 0;
 }
 
-static void pr_fixture_teardown(void)
+static void fixture_teardown(void)
 {
 	fake_reset();
 	free(good_diff);

@@ -13,13 +13,13 @@
 static int group_setup(void **state)
 {
 	(void)state;
-	return pr_fixture_setup();
+	return fixture_setup();
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	pr_fixture_teardown();
+	fixture_teardown();
 	return 0;
 }
 

@@ -55,7 +55,7 @@ static pr_options options(const pr_git_options *g)
 static int group_setup(void **state)
 {
 	(void)state;
-	if (pr_fixture_setup() < 0)
+	if (fixture_setup() < 0)
 		return -1;
 	snprintf(data_dir, sizeof(data_dir), "%s/data", tmp);
 
@@ -96,7 +96,7 @@ static int group_teardown(void **state)
 		kill(server_pid, SIGTERM);
 		waitpid(server_pid, NULL, 0);
 	}
-	pr_fixture_teardown();
+	fixture_teardown();
 	return 0;
 }
 
