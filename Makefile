@@ -2,6 +2,7 @@
 #
 # Module libraries are built from every .c file in their folder, so new files
 # need no Makefile edit.  app/main.c and app/cmd_*.c make up the binary only.
+# A test binary links its module's libraries, found from its name (LINK_*).
 
 CC       ?= cc
 BUILD    ?= build
@@ -27,9 +28,44 @@ endef
 MODULE_LIBS := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# C tests that start servers (node's fake GitHub, git over smart HTTP): built
+# here, run in the integration phase of tests/run.sh.
+ITEST_SRC  := $(wildcard tests/integration/c/test_*.c)
+ITEST_BINS := $(patsubst tests/integration/c/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
 TEST_SUPPORT := $(wildcard tests/unit/support/*.c)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%_replay,$(FUZZ_SRC))
+
+# What each module links: itself, then its dependencies in link order
+# (base <- store, github <- measure <- agent; pr uses github and store;
+# webhooks calls the entry points of the modules its handlers queue for).
+LINK_base     := base
+LINK_store    := store base
+LINK_github   := github base
+LINK_measure  := measure github store base
+LINK_agent    := agent measure github store base
+LINK_pr       := pr github store base
+LINK_webhooks := webhooks agent measure pr github store base
+# A test binary links its module's list: tests/unit/test_<module>[_what].c.
+# A test that needs more than that has its own line here, naming the symbol.
+# test_pr checks that approval refuses what verification refuses, with the
+# same words: it calls agent_diff_check (agent/verify.h).
+LINK_test_pr  := pr agent measure github store base
+# Fuzz targets are named after what they parse, not their module.
+LINK_fuzz_callgrind        := $(LINK_measure)
+LINK_fuzz_diff_policy      := $(LINK_base)
+LINK_fuzz_dotenv           := $(LINK_base)
+LINK_fuzz_gh_key           := $(LINK_github)
+LINK_fuzz_gh_link          := $(LINK_github)
+LINK_fuzz_mcp              := $(LINK_agent)
+LINK_fuzz_pr_diff          := $(LINK_pr)
+LINK_fuzz_repo_config      := $(LINK_measure)
+LINK_fuzz_signature        := $(LINK_webhooks)
+LINK_fuzz_webhook_payload  := $(LINK_webhooks)
+# $(call test_libs,test_name): the libraries of a test binary or fuzz target.
+test_module = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
+test_libs = $(patsubst %,$(BUILD)/lib%.a,$(or $(LINK_$(1)),$(LINK_$(call test_module,$(1))),\
+	$(error $(1): no module named by its name; see LINK_* in the Makefile)))
 
 .PHONY: all deps run test test-unit test-integration test-sanitize bench clean fuzz format
 
@@ -49,13 +85,31 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 $(BUILD)/perfbot: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(MODULE_LIBS)
 	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT)) $(MODULE_LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $< $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT)) $(MODULE_LIBS) $(LIBS) -lcmocka
+TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
 
-$(BUILD)/fuzz/%_replay: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/replay_main.o $(MODULE_LIBS)
+# Each test binary gets its own rule so that its library list can depend on
+# its name.  $(1) = binary, $(2) = its object, $(3) = its name.
+define test_bin
+$(1): $(2) $(TEST_SUPPORT_OBJS) $(call test_libs,$(3))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$(SANFLAGS) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LIBS) -lcmocka
+endef
+$(foreach t,$(UNIT_SRC),$(eval $(call test_bin,$(BUILD)/tests/$(basename $(notdir $(t))),\
+	$(BUILD)/tests/unit/$(basename $(notdir $(t))).o,$(basename $(notdir $(t))))))
+$(foreach t,$(ITEST_SRC),$(eval $(call test_bin,$(BUILD)/tests/integration/$(basename $(notdir $(t))),\
+	$(BUILD)/tests/integration/c/$(basename $(notdir $(t))).o,$(basename $(notdir $(t))))))
+
+define fuzz_replay
+$(BUILD)/fuzz/$(1)_replay: $(BUILD)/fuzz/$(1).o $(BUILD)/fuzz/replay_main.o $(call test_libs,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$(SANFLAGS) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LIBS)
+endef
+$(foreach f,$(FUZZ_SRC),$(eval $(call fuzz_replay,$(basename $(notdir $(f))))))
+
+# The MCP driver tests/integration/mcp.test.js runs (an agent-module program).
+$(BUILD)/tests/agent/mcp_test_server: $(BUILD)/tests/agent/mcp_test_server.o $(call test_libs,agent)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(MODULE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LIBS)
 
 deps:
 	@sh .ci/deps.sh
@@ -71,7 +125,7 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SANITIZE=address,undefined CFLAGS='-O1 -g' all tests-build
 	@sh tests/run.sh build build-san
 
-tests-build: $(BUILD)/perfbot $(UNIT_BINS) $(FUZZ_REPLAY)
+tests-build: $(BUILD)/perfbot $(UNIT_BINS) $(ITEST_BINS) $(FUZZ_REPLAY) $(BUILD)/tests/agent/mcp_test_server
 
 test-unit: all tests-build
 	@sh tests/run.sh --unit-only $(BUILD)

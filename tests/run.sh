@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs every test suite of each build directory given (unit tests, fuzz
-# corpus replays, integration tests against that build's binary) and ends
+# corpus replays, integration tests: the C ones that start servers and the
+# node files against that build's binary) and ends
 # with one line: "N passed, N failed".
 #   tests/run.sh build build-san        everything, for both builds
 #   tests/run.sh --unit-only build      unit tests and corpus replays only
-#   TESTS=pattern tests/run.sh build    integration files matching pattern
+#   TESTS=pattern tests/run.sh build    integration tests matching pattern
 unit_only=0
 if [ "$1" = "--unit-only" ]; then unit_only=1; shift; fi
 [ $# -gt 0 ] || set -- build
@@ -22,23 +23,29 @@ count() { # $1 = label, $2 = passed, $3 = failed
 	if [ "$3" -gt 0 ]; then failures="$failures $1"; fi
 }
 
+cmocka() { # $1 = a cmocka test binary of build $dir, run from the root
+	t=$1
+	name=$(basename "$t")
+	(cd "$root" && CMOCKA_MESSAGE_OUTPUT=stdout "$t") >"$log" 2>&1
+	rc=$?
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	p=${p:-0}; f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	if [ "$f" -gt 0 ]; then
+		cat "$log"
+		{ echo "== why $dir/$name failed"; grep -E 'FAIL|ERROR|error|Assert' "$log" | head -40; } >>"$details"
+	fi
+	echo "  $name: $p passed, $f failed"
+	count "$dir/$name" "$p" "$f"
+}
+
 for dir in "$@"; do
 	echo "== unit tests ($dir)"
 	for t in "$root/$dir"/tests/test_*; do
 		[ -x "$t" ] || continue
-		name=$(basename "$t")
-		(cd "$root" && CMOCKA_MESSAGE_OUTPUT=stdout "$t") >"$log" 2>&1
-		rc=$?
-		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-		p=${p:-0}; f=${f:-0}
-		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-		if [ "$f" -gt 0 ]; then
-			cat "$log"
-			{ echo "== why $dir/$name failed"; grep -E 'FAIL|ERROR|error|Assert' "$log" | head -40; } >>"$details"
-		fi
-		echo "  $name: $p passed, $f failed"
-		count "$dir/$name" "$p" "$f"
+		[ -f "$root/tests/unit/$(basename "$t").c" ] || continue # a test since moved
+		cmocka "$t"
 	done
 	echo "== fuzz corpus replay ($dir)"
 	for t in "$root/$dir"/fuzz/*_replay; do
@@ -57,6 +64,12 @@ for dir in "$@"; do
 	done
 	[ "$unit_only" = 1 ] && continue
 	echo "== integration tests ($dir)"
+	# C tests that start servers (tests/integration/c/), then the node files.
+	for t in "$root/$dir"/tests/integration/test_*; do
+		[ -x "$t" ] || continue
+		basename "$t" | grep -qE "${TESTS:-.}" || continue
+		cmocka "$t"
+	done
 	files=$(ls "$root"/tests/integration/*.test.js 2>/dev/null | grep -E "${TESTS:-.}")
 	[ -n "$files" ] || continue
 	if [ ! -d "$root/tests/node_modules" ] && [ -f "$root/tests/package.json" ]; then

@@ -1,6 +1,6 @@
 // Integration: perfbot's MCP endpoint against the official TypeScript SDK
 // client (@modelcontextprotocol/sdk, Streamable HTTP).  A small driver
-// (tests/agent/mcp_test_server.c, built here from the build's libraries)
+// (tests/agent/mcp_test_server.c, built by the Makefile with the agent module)
 // serves agent_mcp_handle over libmicrohttpd with one run on a work tree of
 // tests/data/optrepo, tools hooked to the real bwrap sandbox and callgrind.
 // The client lists and calls every tool; the scripted agent then tries to
@@ -24,17 +24,9 @@ let work;
 const servers = [];
 const execFileP = promisify(execFile);
 
-function pkgLibs() {
-  return execFileSync('pkg-config', ['--libs', 'libmicrohttpd', 'openssl', 'jansson', 'libgit2', 'yaml-0.1', 'sqlite3', 'libcurl'])
-    .toString().trim().split(/\s+/);
-}
-
-function buildServer() {
-  mkdirSync(path.dirname(serverBin), { recursive: true });
-  const san = /san/.test(path.basename(buildDir)) ? ['-fsanitize=address,undefined', '-fno-omit-frame-pointer'] : [];
-  execFileSync('cc', ['-std=c11', '-D_GNU_SOURCE', `-I${root}`, '-O1', '-g', ...san, '-o', serverBin,
-    path.join(root, 'tests/agent/mcp_test_server.c'), ...['libagent.a', 'libmeasure.a', 'libgithub.a', 'libstore.a', 'libbase.a'].map((l) => path.join(buildDir, l)),
-    ...pkgLibs(), '-lpthread', '-lm'], { stdio: 'inherit' });
+// Built by `make tests-build` with the agent module's libraries.
+function checkServer() {
+  if (!existsSync(serverBin)) throw new Error(`${serverBin} is missing: run make tests-build`);
 }
 
 // A fresh repository of optrepo, a plain work tree of its base commit, and
@@ -80,7 +72,7 @@ const text = (r) => (r.content && r.content[0] && r.content[0].text) || '';
 
 before(() => {
   work = mkdtempSync(path.join(tmpdir(), 'perfbot-mcp-it-'));
-  buildServer();
+  checkServer();
 });
 
 after(() => {
