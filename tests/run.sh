@@ -91,6 +91,8 @@ for dir in "$@"; do
 	# node says the run failed but no count does (a crash, a reporter error)
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 	grep -E '^(not )?ok |^# Subtest' "$log" | grep -v '^# Subtest' | sed 's/^/  /'
+	# a skipped test inside a describe() is not on a top-level line: name it
+	grep -E '^ +ok [0-9]+ - .* # SKIP' "$log" | sed 's/^ *ok [0-9]* - /  skipped: /'
 	if [ "$f" -gt 0 ] || [ "$p" -eq 0 ]; then
 		{
 			echo "== why $dir/integration failed"
