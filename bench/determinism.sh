@@ -12,6 +12,27 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${PERFBOT_BIN:-$root/build/perfbot}
 runs=${1:-5}
+die() { echo "determinism: $*" >&2; exit 1; }
+case $runs in '' | *[!0-9]* | 0) die "RUNS must be a whole number >= 1, got \"$runs\"" ;; esac
+# Every check below holds vacuously for a document that measured nothing
+# (identical counts, overhead, accuracy): such a document stops the script.
+check_doc() { # $1 = a `perfbot bench --json` document
+	node -e '
+const f = process.argv[1];
+let d;
+try { d = JSON.parse(require("fs").readFileSync(f, "utf8")); } catch (e) {
+  console.error(`determinism: ${f} is not a perfbot bench --json document: ${e.message}`); process.exit(1);
+}
+const b = Array.isArray(d.benchmarks) ? d.benchmarks : [];
+if (b.length === 0) {
+  console.error(`determinism: perfbot bench measured no benchmarks (${f}): there is nothing to compare`); process.exit(1);
+}
+const bad = b.filter((x) => x.status !== "ok" || !(x.instructions > 0));
+if (bad.length) {
+  console.error(`determinism: not measured: ${bad.map((x) => `${x.name} (${x.error || x.status})`).join(", ")} (${f})`);
+  process.exit(1);
+}' "$1" || exit 1
+}
 out=$root/bench/out/determinism
 rm -rf "$out"
 mkdir -p "$out"
@@ -27,7 +48,8 @@ now() { date +%s.%N; }
 echo "== 1. determinism: $runs runs of the same commit"
 i=1
 while [ "$i" -le "$runs" ]; do
-	"$bin" bench --repo "$repo" --json >"$out/run$i.json"
+	"$bin" bench --repo "$repo" --json >"$out/run$i.json" || die "perfbot bench exited with status $? (run $i)"
+	check_doc "$out/run$i.json"
 	i=$((i + 1))
 done
 node "$root/bench/measure/table.js" "$out"/run*.json
@@ -68,6 +90,10 @@ g commit -qam faster
 "$bin" bench --repo "$repo" --base HEAD~1 --json >"$out/compare.json" || true
 node -e '
 const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+if (!Array.isArray(d.comparison) || !d.comparison.some((c) => c.name === "parse")) {
+  console.error(`determinism: perfbot bench --base compared no "parse" benchmark (${process.argv[1]})`);
+  process.exit(1);
+}
 for (const c of d.comparison) console.log(`perfbot: ${c.name.padEnd(8)} ${String(c.base).padStart(10)} -> ${String(c.head).padStart(10)}  ${c.change_pct.toFixed(2)}%  ${c.verdict}`);
 ' "$out/compare.json"
 # plain callgrind (no sandbox, no perfbot) of parse at both commits

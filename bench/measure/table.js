@@ -4,10 +4,21 @@
 'use strict';
 const fs = require('fs');
 const runs = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
-const names = runs[0].benchmarks.map((b) => b.name);
+const names = runs.length ? (runs[0].benchmarks || []).map((b) => b.name) : [];
+if (names.length === 0) {
+  // "identical" would hold for nothing at all
+  console.error(`no benchmarks measured in ${process.argv.slice(2).join(' ') || '(no documents given)'}`);
+  process.exit(1);
+}
 let allSame = true;
 for (const name of names) {
-  const rows = runs.map((r) => r.benchmarks.find((b) => b.name === name));
+  const rows = runs.map((r) => (r.benchmarks || []).find((b) => b.name === name));
+  const missing = rows.flatMap((b, i) => (b && b.status === 'ok' ? [] : [`run ${i + 1}: ${b ? b.error || b.status : 'absent'}`]));
+  if (missing.length) {
+    console.log(`${name}\n  not measured in every run: ${missing.join('; ')}`);
+    allSame = false;
+    continue;
+  }
   const ins = rows.map((b) => b.instructions), cyc = rows.map((b) => b.estimated_cycles), wall = rows.map((b) => b.wall_ms);
   const same = new Set(ins).size === 1 && new Set(cyc).size === 1;
   allSame = allSame && same;

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.PERFBOT_BIN || path.join(root, 'build/perfbot');
-let work, repo, dataDir, wired;
+let work, repo, dataDir, help;
 
 function git(...args) {
   return execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]).toString().trim();
@@ -44,16 +44,24 @@ before(() => {
   assert.ok(src.includes(key));
   writeFileSync(h, src.replace(key, '\t\tsnprintf(key, sizeof(key), "key-%ld", i * 7919 + 1);\n' + key));
   git('commit', '-qam', 'head');
-  const help = bench('--help');
-  wired = help.status === 0 && /perfbot bench/.test(help.stdout);
+  help = bench('--help');
 });
+
+// Every test here needs `perfbot bench`: a binary that lacks it fails them
+// all, saying so, rather than passing them by.
+function assertWired() {
+  assert.ok(existsSync(bin), `no perfbot binary at ${bin}`);
+  assert.ok(help.status === 0 && /perfbot bench/.test(help.stdout),
+    `\`perfbot bench --help\` does not describe the subcommand (exit ${help.status}): ` +
+    `perfbot bench is not wired into main.c\n${help.stdout}${help.stderr}`);
+}
 
 after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-test('bench --json measures every benchmark with counts and functions', (t) => {
-  if (!wired) return t.skip('perfbot bench is not wired into main.c yet');
+test('bench --json measures every benchmark with counts and functions', () => {
+  assertWired();
   const r = bench('--repo', repo, '--rev', 'HEAD~1', '--json');
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
@@ -72,8 +80,8 @@ test('bench --json measures every benchmark with counts and functions', (t) => {
   assert.deepEqual(readdirSync(path.join(dataDir, 'work')), []);
 });
 
-test('bench --base compares: improvement, regression and an untouched benchmark at 0.00%', (t) => {
-  if (!wired) return t.skip('perfbot bench is not wired into main.c yet');
+test('bench --base compares: improvement, regression and an untouched benchmark at 0.00%', () => {
+  assertWired();
   const r = bench('--repo', repo, '--base', 'HEAD~1', '--json');
   assert.equal(r.status, 1, 'a regression exits 1\n' + r.stderr);
   const doc = JSON.parse(r.stdout);
@@ -92,8 +100,8 @@ test('bench --base compares: improvement, regression and an untouched benchmark 
   assert.match(text.stdout, /1 regression, 1 improvement \(failure\)/);
 });
 
-test('the same commit measured twice gives identical counts', (t) => {
-  if (!wired) return t.skip('perfbot bench is not wired into main.c yet');
+test('the same commit measured twice gives identical counts', () => {
+  assertWired();
   const a = JSON.parse(bench('--repo', repo, '--json').stdout);
   const b = JSON.parse(bench('--repo', repo, '--json').stdout);
   for (let i = 0; i < a.benchmarks.length; i++) {
@@ -102,8 +110,8 @@ test('the same commit measured twice gives identical counts', (t) => {
   }
 });
 
-test('a broken configuration names the line; a failing benchmark is reported with its output', (t) => {
-  if (!wired) return t.skip('perfbot bench is not wired into main.c yet');
+test('a broken configuration names the line; a failing benchmark is reported with its output', () => {
+  assertWired();
   const yml = path.join(repo, '.github/perfbot.yml');
   const good = readFileSync(yml, 'utf8');
   writeFileSync(yml, good.replace('threshold: 3%', 'treshold: 3%'));
@@ -125,8 +133,8 @@ test('a broken configuration names the line; a failing benchmark is reported wit
   assert.ok(existsSync(path.join(dataDir, 'work')));
 });
 
-test('bench run inside the repository with the default DATA_DIR (./var) works', (t) => {
-  if (!existsSync(bin)) return t.skip('no binary');
+test('bench run inside the repository with the default DATA_DIR (./var) works', () => {
+  assert.ok(existsSync(bin), `no perfbot binary at ${bin}`);
   const own = path.join(work, 'own');
   cpSync(path.join(root, 'tests/data/benchrepo'), own, { recursive: true });
   execFileSync('git', ['init', '-q', '-b', 'main', own]);

@@ -12,7 +12,7 @@ import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, waitFor } from './lib
 
 const AGENT = `node '${SCRIPTED_AGENT}'`;
 const RUN_MS = 120000 * SLOW;
-let tmp, repo, dataDir, wired;
+let tmp, repo, dataDir, help;
 
 function git(...args) {
   return execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]).toString().trim();
@@ -38,16 +38,24 @@ before(async () => {
   execFileSync('git', ['init', '-q', '-b', 'main', repo]);
   git('add', '-A');
   git('commit', '-qm', 'base');
-  const help = await cli(['optimize', '--help']);
-  wired = help.code === 0 && /perfbot optimize/.test(help.stdout);
+  help = await cli(['optimize', '--help']);
 });
+
+// Every test here needs `perfbot optimize`: a binary that lacks it fails them
+// all, saying so, rather than passing them by.
+function assertWired() {
+  assert.ok(fs.existsSync(BIN), `no perfbot binary at ${BIN}`);
+  assert.ok(help.code === 0 && /perfbot optimize/.test(help.stdout),
+    `\`perfbot optimize --help\` does not describe the subcommand (exit ${help.code}): ` +
+    `perfbot optimize is not wired into main.c\n${help.stdout}${help.stderr}`);
+}
 
 after(() => {
   if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('optimize --json: a verified proposal whose numbers are perfbot bench\'s', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('optimize --json: a verified proposal whose numbers are perfbot bench\'s', async () => {
+  assertWired();
   const diffOut = path.join(tmp, 'out.diff');
   const r = await optimize('good', '--json', '--diff-out', diffOut);
   assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -92,16 +100,16 @@ test('optimize --json: a verified proposal whose numbers are perfbot bench\'s', 
   assert.deepEqual(fs.readdirSync(path.join(dataDir, 'work')), []);
 });
 
-test('optimize without a real gain exits 1 with no_improvement; text output', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('optimize without a real gain exits 1 with no_improvement; text output', async () => {
+  assertWired();
   const r = await optimize('fake-claim');
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stdout, /^run \d+: no_improvement: no benchmark improved past its threshold$/m);
   assert.match(r.stdout, /^primes +(\d+) +\1 +0\.00%$/m);
 });
 
-test('optimize refuses bad arguments and unknown benchmarks', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('optimize refuses bad arguments and unknown benchmarks', async () => {
+  assertWired();
   let r = await cli(['optimize', '--agent-command', 'true'], { env: { DATA_DIR: dataDir } });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--repo is required/);
@@ -127,8 +135,8 @@ const CLAUDE_COMMAND = (() => {
   return m[1];
 })();
 
-test('the documented Claude Code command line hands Claude a working MCP configuration', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('the documented Claude Code command line hands Claude a working MCP configuration', async () => {
+  assertWired();
   const bin = path.join(tmp, 'bin');
   fs.mkdirSync(bin);
   const sdk = (p) => 'file://' + path.join(AGENT_HOME, 'node_modules/@modelcontextprotocol/sdk/dist/esm', p);
@@ -189,8 +197,8 @@ function killAll(...args) {
   for (const pid of running(...args)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
-test('a killed perfbot takes its agent command with it', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('a killed perfbot takes its agent command with it', async () => {
+  assertWired();
   const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command',
     'setsid sleep 300.21 </dev/null >/dev/null 2>&1 & exec sleep 300.22'],
     { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-kill'), LOG_LEVEL: 'error' }, stdio: 'ignore' });
@@ -215,8 +223,8 @@ test('a killed perfbot takes its agent command with it', async (t) => {
 // `setsid` child behind that must die with the run, and waits until the test
 // has looked at its MCP configuration file.
 test('the agent command cannot read .env, the key, the database or its parent; its setsid child dies with the run',
-  async (t) => {
-    if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+  async () => {
+    assertWired();
     const cwd = path.join(tmp, 'confined');
     const data = path.join(cwd, 'var');
     fs.mkdirSync(data, { recursive: true, mode: 0o755 });
@@ -296,8 +304,8 @@ echo done
     }
   });
 
-test('cancelling optimize (SIGINT) kills the agent command and its setsid child', async (t) => {
-  if (!wired) return t.skip('perfbot optimize is not wired into main.c yet');
+test('cancelling optimize (SIGINT) kills the agent command and its setsid child', async () => {
+  assertWired();
   const proc = spawn(BIN, ['optimize', '--repo', repo, '--agent-command',
     'setsid sleep 300.41 </dev/null >/dev/null 2>&1 & exec sleep 300.42', '--json'],
     { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-cancel'), LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'ignore'] });

@@ -35,7 +35,7 @@ function commitBuild(name, script) {
 }
 
 before(async () => {
-  if (!existsSync(BIN)) return;
+  assert.ok(existsSync(BIN), `no perfbot binary at ${BIN}`);
   // a private parent, as /root or a service's home is: nothing of it may change
   work = tmpDir('perfbot-limits-');
   chmodSync(work, 0o700);
@@ -101,8 +101,8 @@ function buildOf(r) {
   return doc;
 }
 
-test('DATA_DIR is 0700 and perfbot.db 0600 once serve has started', (t) => {
-  if (!srv) return t.skip('no binary');
+test('DATA_DIR is 0700 and perfbot.db 0600 once serve has started', () => {
+  assert.ok(srv, 'perfbot serve did not start (see the before hook)');
   assert.equal(statSync(srv.dataDir).mode & 0o777, 0o700);
   const db = path.join(srv.dataDir, 'perfbot.db');
   assert.equal(statSync(db).mode & 0o777, 0o600);
@@ -110,8 +110,8 @@ test('DATA_DIR is 0700 and perfbot.db 0600 once serve has started', (t) => {
     if (existsSync(f)) assert.equal(statSync(f).mode & 0o777, 0o600, f);
 });
 
-test('a build that forks 10,000 processes fails with the process limit; serve stays healthy', async (t) => {
-  if (!srv) return t.skip('no binary');
+test('a build that forks 10,000 processes fails with the process limit; serve stays healthy', async () => {
+  assert.ok(srv, 'perfbot serve did not start (see the before hook)');
   const { r, ms, unhealthy } = await benchWhileServing(commits.forks);
   const doc = buildOf(r);
   assert.match(doc.benchmarks[0].output_tail, /\[the sandbox reached its process limit \(200 processes\) and was killed\]$/);
@@ -122,8 +122,8 @@ test('a build that forks 10,000 processes fails with the process limit; serve st
   assert.equal(unhealthy, 0);
 });
 
-test('a build that writes 20 GiB fails with the disk limit; serve stores webhooks meanwhile', async (t) => {
-  if (!srv) return t.skip('no binary');
+test('a build that writes 20 GiB fails with the disk limit; serve stores webhooks meanwhile', async () => {
+  assert.ok(srv, 'perfbot serve did not start (see the before hook)');
   const { r, ms, unhealthy, healthy } = await benchWhileServing(commits.fills);
   const doc = buildOf(r);
   assert.match(doc.benchmarks[0].output_tail, /\[the sandbox exceeded its disk limit \(256 MiB written\) and was killed\]$/);
@@ -138,8 +138,8 @@ test('a build that writes 20 GiB fails with the disk limit; serve stores webhook
   assert.ok(ds.some((d) => d.delivery_id === w.delivery || d.id === w.delivery), JSON.stringify(ds.slice(0, 2)));
 });
 
-test('a build that allocates 30 GiB across ten processes fails with the memory limit', async (t) => {
-  if (!srv) return t.skip('no binary');
+test('a build that allocates 30 GiB across ten processes fails with the memory limit', async () => {
+  assert.ok(srv, 'perfbot serve did not start (see the before hook)');
   const { r, ms, unhealthy } = await benchWhileServing(commits.hogs);
   const doc = buildOf(r);
   assert.match(doc.benchmarks[0].output_tail, /\[the sandbox exceeded its memory limit \(1 GiB\) and was killed\]$/);
@@ -148,8 +148,8 @@ test('a build that allocates 30 GiB across ten processes fails with the memory l
   assert.equal(unhealthy, 0);
 });
 
-test('handing work trees to the sandbox opens none of their ancestors', async (t) => {
-  if (!srv) return t.skip('no binary');
+test('handing work trees to the sandbox opens none of their ancestors', async () => {
+  assert.ok(srv, 'perfbot serve did not start (see the before hook)');
   const r = await bench('HEAD~3');
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).benchmarks[0].status, 'ok');
