@@ -48,9 +48,6 @@ LINK_pr       := pr github store base
 LINK_webhooks := webhooks agent measure pr github store base
 # A test binary links its module's list: tests/unit/test_<module>[_what].c.
 # A test that needs more than that has its own line here, naming the symbol.
-# test_pr checks that approval refuses what verification refuses, with the
-# same words: it calls agent_diff_check (agent/verify.h).
-LINK_test_pr  := pr agent measure github store base
 # Fuzz targets are named after what they parse, not their module.
 LINK_fuzz_callgrind        := $(LINK_measure)
 LINK_fuzz_diff_policy      := $(LINK_base)
@@ -119,7 +116,7 @@ run: deps
 	./$(BUILD)/perfbot serve
 
 # Everything: unit, fuzz-corpus replay and integration tests, then the same
-# suite built with AddressSanitizer and UBSan.  Ends with "N passed, N failed".
+# suite built with AddressSanitizer and UBSan.  Ends with "N passed, N failed, N skipped".
 test: deps
 	@$(MAKE) --no-print-directory all tests-build
 	@$(MAKE) --no-print-directory BUILD=build-san SANITIZE=address,undefined CFLAGS='-O1 -g' all tests-build
