@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "measure/callgrind.h"
+#include "measure/callgrind_run.h"
 #include "base/buf.h"
 #include "base/error.h"
 
