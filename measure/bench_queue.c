@@ -61,6 +61,13 @@ static int bench_runs(json_t **out, const measure_services *svc, const char *rep
 	return error;
 }
 
+/* 1 when the run belongs to group ("branch:main", "pull:7"). */
+static int in_group(const json_t *run, const char *group)
+{
+	const char *g = base_json_str(json_object_get(run, "data"), "group");
+	return g && !strcmp(g, group);
+}
+
 /* A run of a fork's pull request that has not been approved yet. */
 static int unapproved(const json_t *data)
 {
@@ -84,9 +91,9 @@ static int supersede(const measure_services *svc, const char *repository, const 
 	{
 		int64_t id = json_integer_value(json_object_get(r, "id"));
 		const json_t *data = json_object_get(r, "data");
-		const char *g = base_json_str(data, "group"), *key = base_json_str(data, "job_key");
+		const char *key = base_json_str(data, "job_key");
 		store_run_state state = store_run_state_of(r);
-		if (id >= newer || !g || strcmp(g, group) != 0 || !store_run_state_active(state))
+		if (id >= newer || !in_group(r, group) || !store_run_state_active(state))
 			continue;
 		if (state == STORE_RUN_WAITING) {
 			/* no job: the run waited for an approval it no longer needs */
@@ -136,15 +143,14 @@ static int64_t same_active(int *waiting_out, const measure_services *svc, const 
 		json_t *r;
 		json_array_foreach(runs, i, r)
 		{
-			const json_t *data = json_object_get(r, "data");
-			const char *g = base_json_str(data, "group");
 			const char *h = base_json_str(r, "head_sha"), *b = base_json_str(r, "base_sha");
+			int same = in_group(r, group) && h && !strcmp(h, head) &&
+				   ((!b && !base) || (b && base && !strcmp(b, base)));
 			/* a run being cancelled is no run to join */
 			store_run_state st = store_run_state_of(r);
-			if (g && !strcmp(g, group) && h && !strcmp(h, head) && store_run_state_active(st) &&
-			    st != STORE_RUN_CANCELLING && ((!b && !base) || (b && base && !strcmp(b, base)))) {
+			if (same && store_run_state_active(st) && st != STORE_RUN_CANCELLING) {
 				found = base_json_int(r, "id");
-				*waiting_out = st == STORE_RUN_WAITING || unapproved(data);
+				*waiting_out = st == STORE_RUN_WAITING || unapproved(json_object_get(r, "data"));
 				break;
 			}
 		}
@@ -283,11 +289,9 @@ static int newest_waiting(json_t **out, const measure_services *svc, const char 
 	json_t *r;
 	json_array_foreach(runs, i, r)
 	{
-		const json_t *data = json_object_get(r, "data");
-		const char *g = base_json_str(data, "group");
 		store_run_state st = store_run_state_of(r);
-		int waits = st == STORE_RUN_WAITING || (st == STORE_RUN_QUEUED && unapproved(data));
-		if (g && !strcmp(g, group) && waits) {
+		int waits = st == STORE_RUN_WAITING || (st == STORE_RUN_QUEUED && unapproved(json_object_get(r, "data")));
+		if (in_group(r, group) && waits) {
 			*out = json_incref(r);
 			break;
 		}
