@@ -210,7 +210,7 @@ int measure_bench_measure(json_t **out, measure_sandbox *sb, const char *workspa
 			goto done;
 		}
 		/* what built the tree: a stored measurement is reused only for
-		 * the same build (bench_job's reusable) */
+		 * the same build (bench_run.c's reusable) */
 		json_object_set_new(doc, "build_command", json_string(cfg->build ? cfg->build : ""));
 		json_array_append_new(benches, doc);
 	}
