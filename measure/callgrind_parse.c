@@ -414,133 +414,150 @@ static int current_fn(parse_state *st, int lineno)
 	return 0;
 }
 
-static int parse_line(parse_state *st, char *line, int lineno)
+/* A cost line: positions then event counts, the function's own cost or,
+ * right after calls=, the inclusive cost of that call. */
+static int parse_cost_line(parse_state *st, const char *line, int lineno)
+{
+	const char *rest = skip_positions(st, line);
+	int error;
+	if (!rest)
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: bad position", lineno);
+	measure_cg_costs c;
+	if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+		return error;
+	if ((error = current_fn(st, lineno)) < 0)
+		return error;
+	cg_index *ix = st->p->index;
+	if (st->pending_call) {
+		st->pending_call = 0;
+		add_costs(&ix->scratch[st->callee].called_in, &c);
+		ix->scratch[st->callee].called = 1;
+		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+		return 0;
+	}
+	add_costs(&st->p->fns[st->cur].self, &c);
+	add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+	add_costs(&st->self_sum, &c);
+	return 0;
+}
+
+/* A position specification, key=val: the current file, function, callee
+ * or call. */
+static int parse_spec_line(parse_state *st, const char *key, char *val, int lineno)
 {
 	const char *name;
 	int error;
-	cg_index *ix;
-
-	if (!*line || *line == '#')
-		return 0;
-	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*') {
-		const char *rest = skip_positions(st, line);
-		if (!rest)
-			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad position", lineno);
-		measure_cg_costs c;
-		if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+	if (strcmp(key, "fn") == 0) {
+		if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
 			return error;
-		if ((error = current_fn(st, lineno)) < 0)
+		st->have_fn = 0;
+		if ((error = set_str(&st->fn, name)) < 0)
 			return error;
-		ix = st->p->index;
-		if (st->pending_call) {
-			st->pending_call = 0;
-			add_costs(&ix->scratch[st->callee].called_in, &c);
-			ix->scratch[st->callee].called = 1;
-			add_costs(&ix->scratch[st->cur].self_plus_out, &c);
-			return 0;
-		}
-		add_costs(&st->p->fns[st->cur].self, &c);
-		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
-		add_costs(&st->self_sum, &c);
+		return current_fn(st, lineno);
+	}
+	if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
+		if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+			return error;
+		if ((error = set_str(&st->file, name)) < 0)
+			return error;
+		st->have_fn = 0;
 		return 0;
 	}
+	if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
+		if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+			return error;
+		return set_str(&st->cfile, name);
+	}
+	if (strcmp(key, "cfn") == 0) {
+		if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+			return error;
+		/* the callee may be looked up before the caller exists */
+		char *fname = strdup(name);
+		if (!fname)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
+		error = fn_lookup(&st->callee, st->p, cf, fname);
+		free(fname);
+		free(st->cfile);
+		st->cfile = NULL;
+		return error;
+	}
+	if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
+		return uncompress(&name, &st->obj_names, val, lineno);
+	if (strcmp(key, "jfi") == 0)
+		return uncompress(&name, &st->file_names, val, lineno);
+	if (strcmp(key, "jfn") == 0)
+		return uncompress(&name, &st->fn_names, val, lineno);
+	if (strcmp(key, "calls") == 0) {
+		char *end;
+		errno = 0;
+		strtoull(val, &end, 10);
+		if (errno || end == val)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad calls= line", lineno);
+		if ((error = current_fn(st, lineno)) < 0)
+			return error;
+		st->pending_call = 1;
+		return 0;
+	}
+	if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
+		return 0;
+	return base_error_set(BASE_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno, key);
+}
+
+/* A header line, key: val (events, positions, summary, totals; the
+ * others are descriptions and ignored). */
+static int parse_header_line(parse_state *st, const char *key, char *val, int lineno)
+{
+	int error;
+	if (strcmp(key, "events") == 0)
+		return parse_events(st, val, lineno);
+	if (strcmp(key, "positions") == 0) {
+		int n = 0;
+		for (char *s = val; *s;) {
+			while (*s == ' ' || *s == '\t')
+				s++;
+			if (!*s)
+				break;
+			n++;
+			s += strcspn(s, " \t");
+		}
+		if (n < 1 || n > MAX_POSITIONS)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad positions", lineno);
+		st->npositions = n;
+		return 0;
+	}
+	if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
+		measure_cg_costs c;
+		if ((error = parse_counts(&c, st, val, lineno)) < 0)
+			return error;
+		if (key[0] == 's') {
+			add_costs(&st->summary, &c);
+			st->have_summary = 1;
+		} else {
+			add_costs(&st->totals, &c);
+			st->have_totals = 1;
+		}
+		return 0;
+	}
+	/* version, creator, pid, cmd, part, desc, thread, ... */
+	return 0;
+}
+
+static int parse_line(parse_state *st, char *line, int lineno)
+{
+	if (!*line || *line == '#')
+		return 0;
+	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*')
+		return parse_cost_line(st, line, lineno);
 	char *eq = strchr(line, '=');
 	char *colon = strchr(line, ':');
 	if (eq && (!colon || eq < colon)) {
 		*eq = '\0';
-		char *key = line, *val = eq + 1;
-		if (strcmp(key, "fn") == 0) {
-			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
-				return error;
-			st->have_fn = 0;
-			if ((error = set_str(&st->fn, name)) < 0)
-				return error;
-			return current_fn(st, lineno);
-		}
-		if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
-			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
-				return error;
-			if ((error = set_str(&st->file, name)) < 0)
-				return error;
-			st->have_fn = 0;
-			return 0;
-		}
-		if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
-			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
-				return error;
-			return set_str(&st->cfile, name);
-		}
-		if (strcmp(key, "cfn") == 0) {
-			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
-				return error;
-			/* the callee may be looked up before the caller exists */
-			char *fname = strdup(name);
-			if (!fname)
-				return base_error_set(BASE_ENOMEM, "out of memory");
-			const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
-			error = fn_lookup(&st->callee, st->p, cf, fname);
-			free(fname);
-			free(st->cfile);
-			st->cfile = NULL;
-			return error;
-		}
-		if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
-			return uncompress(&name, &st->obj_names, val, lineno);
-		if (strcmp(key, "jfi") == 0)
-			return uncompress(&name, &st->file_names, val, lineno);
-		if (strcmp(key, "jfn") == 0)
-			return uncompress(&name, &st->fn_names, val, lineno);
-		if (strcmp(key, "calls") == 0) {
-			char *end;
-			errno = 0;
-			strtoull(val, &end, 10);
-			if (errno || end == val)
-				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad calls= line", lineno);
-			if ((error = current_fn(st, lineno)) < 0)
-				return error;
-			st->pending_call = 1;
-			return 0;
-		}
-		if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
-			return 0;
-		return base_error_set(BASE_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno,
-				     key);
+		return parse_spec_line(st, line, eq + 1, lineno);
 	}
 	if (colon) {
 		*colon = '\0';
-		char *key = line, *val = colon + 1;
-		if (strcmp(key, "events") == 0)
-			return parse_events(st, val, lineno);
-		if (strcmp(key, "positions") == 0) {
-			int n = 0;
-			for (char *s = val; *s;) {
-				while (*s == ' ' || *s == '\t')
-					s++;
-				if (!*s)
-					break;
-				n++;
-				s += strcspn(s, " \t");
-			}
-			if (n < 1 || n > MAX_POSITIONS)
-				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad positions", lineno);
-			st->npositions = n;
-			return 0;
-		}
-		if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
-			measure_cg_costs c;
-			if ((error = parse_counts(&c, st, val, lineno)) < 0)
-				return error;
-			if (key[0] == 's') {
-				add_costs(&st->summary, &c);
-				st->have_summary = 1;
-			} else {
-				add_costs(&st->totals, &c);
-				st->have_totals = 1;
-			}
-			return 0;
-		}
-		/* version, creator, pid, cmd, part, desc, thread, ... */
-		return 0;
+		return parse_header_line(st, line, colon + 1, lineno);
 	}
 	return base_error_set(BASE_EINVALID, "callgrind output line %d: not a callgrind line", lineno);
 }
