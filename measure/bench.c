@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "measure/callgrind.h"
+#include "measure/callgrind_run.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define TAIL_BYTES 2000
 #define TOP_FUNCTIONS 50
@@ -210,7 +211,7 @@ int measure_bench_measure(json_t **out, measure_sandbox *sb, const char *workspa
 			goto done;
 		}
 		/* what built the tree: a stored measurement is reused only for
-		 * the same build (bench_job's reusable) */
+		 * the same build (bench_run.c's reusable) */
 		json_object_set_new(doc, "build_command", json_string(cfg->build ? cfg->build : ""));
 		json_array_append_new(benches, doc);
 	}
@@ -265,7 +266,7 @@ static const json_t *find_named(const json_t *arr, const char *name)
 		return NULL;
 	json_array_foreach(arr, i, v)
 	{
-		const char *n = json_string_value(json_object_get(v, "name"));
+		const char *n = base_json_str(v, "name");
 		if (n && strcmp(n, name) == 0)
 			return v;
 	}
@@ -274,7 +275,7 @@ static const json_t *find_named(const json_t *arr, const char *name)
 
 static int is_ok(const json_t *m)
 {
-	const char *s = json_string_value(json_object_get(m, "status"));
+	const char *s = base_json_str(m, "status");
 	return m && s && strcmp(s, "ok") == 0;
 }
 
@@ -321,15 +322,15 @@ static json_t *top_changes(const json_t *base, const json_t *head, int metric)
 	size_t n = 0;
 	for (size_t i = 0; i < nh; i++) {
 		const json_t *f = json_array_get(hf, i);
-		const char *name = json_string_value(json_object_get(f, "name"));
-		const char *file = json_string_value(json_object_get(f, "file"));
+		const char *name = base_json_str(f, "name");
+		const char *file = base_json_str(f, "file");
 		if (!name || !file)
 			continue;
 		ch[n] = (fn_change){ name, file, 0, self_cost(f, metric), 0 };
 		for (size_t j = 0; j < nb; j++) {
 			const json_t *g = json_array_get(bf, j);
-			const char *gn = json_string_value(json_object_get(g, "name"));
-			const char *gf = json_string_value(json_object_get(g, "file"));
+			const char *gn = base_json_str(g, "name");
+			const char *gf = base_json_str(g, "file");
 			if (gn && gf && strcmp(gn, name) == 0 && strcmp(gf, file) == 0)
 				ch[n].base = self_cost(g, metric);
 		}
@@ -338,8 +339,8 @@ static json_t *top_changes(const json_t *base, const json_t *head, int metric)
 	}
 	for (size_t j = 0; j < nb; j++) {
 		const json_t *g = json_array_get(bf, j);
-		const char *gn = json_string_value(json_object_get(g, "name"));
-		const char *gf = json_string_value(json_object_get(g, "file"));
+		const char *gn = base_json_str(g, "name");
+		const char *gf = base_json_str(g, "file");
 		if (!gn || !gf)
 			continue;
 		int found = 0;
@@ -375,7 +376,7 @@ int measure_bench_compare(json_t **out, const json_t *base, const json_t *head, 
 	json_t *h;
 	json_array_foreach(head, i, h)
 	{
-		const char *name = json_string_value(json_object_get(h, "name"));
+		const char *name = base_json_str(h, "name");
 		if (!name)
 			continue;
 		const measure_benchmark_config *bc = measure_repo_config_benchmark(cfg, name);
@@ -392,7 +393,7 @@ int measure_bench_compare(json_t **out, const json_t *base, const json_t *head, 
 		const char *verdict;
 		if (!is_ok(h)) {
 			verdict = "failed";
-			const char *err = json_string_value(json_object_get(h, "error"));
+			const char *err = base_json_str(h, "error");
 			json_object_set_new(e, "error", json_string(err ? err : "failed"));
 			json_object_set_new(e, "head", json_null());
 			json_object_set_new(e, "base", is_ok(b) ? json_integer(metric_value(b, metric)) : json_null());
@@ -495,7 +496,7 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 	int unchanged = 0, added = 0;
 	json_array_foreach(comparison, i, e)
 	{
-		const char *v = json_string_value(json_object_get(e, "verdict"));
+		const char *v = base_json_str(e, "verdict");
 		if (!v)
 			continue;
 		if (strcmp(v, "regressed") == 0)
@@ -551,11 +552,11 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 	} else {
 		base_buf_printf(&m, "✅ %d untouched benchmark%s\n\n", unchanged, unchanged == 1 ? "" : "s");
 	}
-	const char *metric = json_string_value(json_object_get(json_array_get(comparison, 0), "metric"));
+	const char *metric = base_json_str(json_array_get(comparison, 0), "metric");
 	base_buf_printf(&m, "| | Benchmark | `%s` | `%s` | Change |\n|---|---|---:|---:|---:|\n", bs, hs);
 	json_array_foreach(comparison, i, e)
 	{
-		const char *v = json_string_value(json_object_get(e, "verdict"));
+		const char *v = base_json_str(e, "verdict");
 		const char *icon = "✅";
 		if (v && (strcmp(v, "regressed") == 0 || strcmp(v, "failed") == 0))
 			icon = "❌";
@@ -564,7 +565,7 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 		else if (v && strcmp(v, "new") == 0)
 			icon = "🆕";
 		base_buf_printf(&m, "| %s | `", icon);
-		md_cell(&m, json_string_value(json_object_get(e, "name")));
+		md_cell(&m, base_json_str(e, "name"));
 		base_buf_puts(&m, "` | ");
 		const json_t *bv = json_object_get(e, "base"), *hv = json_object_get(e, "head");
 		if (json_is_integer(bv)) {
@@ -600,8 +601,8 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 	/* details: regressed benchmarks' functions, failures' output */
 	json_array_foreach(comparison, i, e)
 	{
-		const char *v = json_string_value(json_object_get(e, "verdict"));
-		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *v = base_json_str(e, "verdict");
+		const char *name = base_json_str(e, "name");
 		if (!v || !name)
 			continue;
 		if (strcmp(v, "regressed") == 0) {
@@ -615,9 +616,9 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 			json_array_foreach(tc, j, f)
 			{
 				base_buf_puts(&m, "| `");
-				md_cell(&m, json_string_value(json_object_get(f, "name")));
+				md_cell(&m, base_json_str(f, "name"));
 				base_buf_puts(&m, "` | ");
-				md_cell(&m, json_string_value(json_object_get(f, "file")));
+				md_cell(&m, base_json_str(f, "file"));
 				json_int_t fb = json_integer_value(json_object_get(f, "base"));
 				json_int_t fh = json_integer_value(json_object_get(f, "head"));
 				human(cell, sizeof(cell), fb);
@@ -635,7 +636,7 @@ int measure_bench_report_make(measure_bench_report *out, const json_t *compariso
 			base_buf_puts(&m, "\n### `");
 			md_cell(&m, name);
 			base_buf_puts(&m, "` failed\n\n```\n");
-			const char *err = json_string_value(json_object_get(e, "error"));
+			const char *err = base_json_str(e, "error");
 			for (const char *s = err ? err : ""; *s; s++)
 				base_buf_put(&m, *s == '`' ? "'" : s, 1);
 			base_buf_puts(&m, "\n```\n");
@@ -664,7 +665,7 @@ char *measure_bench_format_run(const json_t *run)
 {
 	base_buf b;
 	base_buf_init(&b, REPORT_CAP);
-	const char *commit = json_string_value(json_object_get(run, "commit"));
+	const char *commit = base_json_str(run, "commit");
 	char sha[8];
 	short_sha(sha, commit);
 	base_buf_printf(&b, "Measured `%s`\n\n| Benchmark | Status | Instructions | Estimated cycles |\n"
@@ -680,9 +681,9 @@ char *measure_bench_format_run(const json_t *run)
 			human(c, sizeof(c), json_integer_value(json_object_get(m, "estimated_cycles")));
 		}
 		base_buf_puts(&b, "| `");
-		md_cell(&b, json_string_value(json_object_get(m, "name")));
+		md_cell(&b, base_json_str(m, "name"));
 		base_buf_puts(&b, "` | ");
-		md_cell(&b, json_string_value(json_object_get(m, "status")));
+		md_cell(&b, base_json_str(m, "status"));
 		base_buf_printf(&b, " | %s | %s |\n", a, c);
 	}
 	return base_buf_detach(&b);
@@ -704,8 +705,8 @@ char *measure_bench_format_comparison_text(const json_t *comparison)
 		if (json_is_integer(y))
 			snprintf(hv, sizeof(hv), "%lld", (long long)json_integer_value(y));
 		measure_bench_row_pct(pc, sizeof(pc), e, "-");
-		base_buf_printf(&b, "%-24.60s %18s %18s %10s  %s\n", json_string_value(json_object_get(e, "name")), bv, hv,
-			       pc, json_string_value(json_object_get(e, "verdict")));
+		base_buf_printf(&b, "%-24.60s %18s %18s %10s  %s\n", base_json_str(e, "name"), bv, hv,
+			       pc, base_json_str(e, "verdict"));
 	}
 	return base_buf_detach(&b);
 }

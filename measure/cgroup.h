@@ -11,7 +11,7 @@
  * joins it between fork and exec (measure_cgroup_join, async-signal-safe) so
  * everything the run forks is counted.
  *
- * An measure_cgroups is made once and read-only after (thread-safe); an
+ * A measure_cgroups is made once and read-only after (thread-safe); a
  * measure_cgroup belongs to one run on one thread. */
 #ifndef MEASURE_CGROUP_H
 #define MEASURE_CGROUP_H

@@ -8,7 +8,7 @@
  * threshold 3%, metric cycles, mode process, timeout 600 s, optimize.on
  * [comment], max_minutes 30, max_benchmark_runs 40, branches empty (= the
  * repository's default branch), optimize.protected and optimize.paths empty
- * (globs; see app/diff_policy.h). */
+ * (globs; see base/diff_policy.h). */
 #ifndef MEASURE_REPO_CONFIG_H
 #define MEASURE_REPO_CONFIG_H
 
@@ -58,7 +58,7 @@ typedef struct measure_repo_config {
  * line/column message on any problem; BASE_ETOOBIG past MEASURE_REPO_CONFIG_MAX. */
 int measure_repo_config_parse(measure_repo_config **out, const char *text, size_t len);
 
-/* The diff policy of the configuration (app/diff_policy.h): its benchmark,
+/* The diff policy of the configuration (base/diff_policy.h): its benchmark,
  * build and test commands and the optimize.protected / optimize.paths
  * globs.  *out is one allocation owned by the caller (free()); its strings
  * are borrowed from cfg, which must outlive it. */

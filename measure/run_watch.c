@@ -3,6 +3,7 @@
  * the watcher's lock. */
 #include "measure/run_watch.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -26,13 +27,13 @@ static int stored_stop(measure_run_watch *w, char *reason, size_t size)
 	json_t *row = NULL;
 	if (store_run_get(w->o.store, w->o.run_id, &row) < 0)
 		return 0;
-	const char *state = json_string_value(json_object_get(row, "state"));
-	int hit = 0;
-	for (const char *const *s = w->o.states; state && s && *s && !hit; s++)
-		hit = strcmp(state, *s) == 0;
+	store_run_state state = store_run_state_of(row);
+	int hit = state != STORE_RUN_UNKNOWN && (w->o.state_set & STORE_RUN_IN(state)) != 0;
+	for (const char *const *s = w->o.states; state != STORE_RUN_UNKNOWN && s && *s && !hit; s++)
+		hit = store_run_state_parse(*s) == state;
 	if (hit) {
-		const char *why = json_string_value(json_object_get(row, "reason"));
-		snprintf(reason, size, "%s", why && *why ? why : state);
+		const char *why = base_json_str(row, "reason");
+		snprintf(reason, size, "%s", why && *why ? why : store_run_state_name(state));
 	}
 	json_decref(row);
 	return hit;

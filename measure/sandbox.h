@@ -19,7 +19,7 @@
  * breaks a whole-sandbox limit is killed as a whole and says which limit in
  * measure_sandbox_result.limit.
  *
- * Ownership: an measure_sandbox is created by its backend's constructor and
+ * Ownership: a measure_sandbox is created by its backend's constructor and
  * freed with measure_sandbox_free.  One sandbox object may be used by several
  * threads at once: run() keeps no state between calls. */
 #ifndef MEASURE_SANDBOX_H

@@ -518,10 +518,10 @@ static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, 
 		json_t *r = NULL;
 		if ((error = store_run_get(o->agent->store, run, &r)) < 0)
 			goto done;
-		const char *kind = str(r, "kind");
+		int bench = store_run_kind_of(r) == STORE_RUN_BENCH;
 		const char *of = str(r, "repository");
 		const json_t *rdata = json_object_get(r, "data");
-		if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name) && num(rdata, "pull") > 0 &&
+		if (bench && of && !strcmp(of, t.full_name) && num(rdata, "pull") > 0 &&
 		    json_is_true(json_object_get(rdata, "needs_approval"))) {
 			/* a re-run of a pull request that needs approval: the clicking
 			 * user's write access is that approval, else it waits again */
@@ -538,7 +538,7 @@ static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, 
 					snprintf(ctx->note, sizeof(ctx->note), "bench run %lld queued again as %lld%s",
 						 (long long)run, (long long)again, allowed ? "" : " (waits for approval)");
 			}
-		} else if (kind && !strcmp(kind, "bench") && of && !strcmp(of, t.full_name)) {
+		} else if (bench && of && !strcmp(of, t.full_name)) {
 			const json_t *data = rdata;
 			measure_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
 						 .ref = str(data, "ref"), .before = str(r, "base_sha"),

@@ -1,7 +1,8 @@
-/* Queueing bench runs (agent/bench_job.c) against a real SQLite store: what
- * a push or pull request records, which older runs a newer one supersedes,
- * and what is not measured at all.  The job itself (GitHub, git, sandbox)
- * is covered by tests/integration/bench-github.test.js. */
+/* Queueing bench runs (measure/bench_queue.c) against a real SQLite store:
+ * what a push or pull request records, which older runs a newer one
+ * supersedes, and what is not measured at all.  The job itself is covered
+ * by test_measure_bench_run.c (fake GitHub, sandbox and clock) and
+ * tests/integration/bench-github.test.js (the real binary). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

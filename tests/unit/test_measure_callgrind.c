@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "measure/callgrind.h"
+#include "measure/callgrind_run.h"
 #include "measure/sandbox.h"
 #include "base/error.h"
 

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "measure/callgrind.h"
+#include "measure/callgrind_run.h"
 #include "measure/sandbox.h"
 #include "base/error.h"
 

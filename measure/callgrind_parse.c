@@ -1,7 +1,8 @@
-/* Callgrind output parsing and measurement runs (see callgrind.h).
+/* The pure parser of callgrind's (and cachegrind's) output files (see
+ * callgrind_parse.h): text in, profile out, no I/O.
  *
- * The parser follows callgrind's format and callgrind_annotate's reading of
- * it, so that the numbers match `callgrind_annotate --inclusive=yes`:
+ * It follows callgrind's format and callgrind_annotate's reading of it, so
+ * that the numbers match `callgrind_annotate --inclusive=yes`:
  *  - a function is keyed by (current file, name); fl=, fi= and fe= change
  *    the current file, fn= the function;
  *  - names may be compressed: "(id) name" defines id, "(id)" refers to it;
@@ -15,26 +16,17 @@
  *    roots) has its own cost plus the calls it made.
  * Files of several processes are summed function by function.
  *
- * Pure text processing with bounded tables (ids, functions, and the bytes
- * of the names the functions keep: a name is cut at MAX_NAME bytes, so that
- * one long name reused under many file ids cannot multiply memory); safe on
- * any input (fuzzed).
- *
- * The output directory is writable from inside the sandbox: files in it are
- * read only when they are regular files (never a FIFO, device or link), and
- * it is removed without following links.  No shared state. */
-#include "measure/callgrind.h"
+ * Bounded tables (ids, functions, and the bytes of the names the functions
+ * keep: a name is cut at MAX_NAME bytes, so that one long name reused under
+ * many file ids cannot multiply memory); safe on any input (fuzzed:
+ * fuzz/fuzz_callgrind.c links this file alone).  No shared state. */
+#include "measure/callgrind_parse.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "base/buf.h"
 #include "base/error.h"
 
 #define MAX_ID 4000000         /* compressed-name ids accepted */
@@ -42,10 +34,7 @@
 #define MAX_NAME 4096          /* bytes kept of a function or file name, marker included */
 #define MAX_NAME_BYTES (64u << 20) /* bytes of all names kept by one profile */
 #define NAME_CUT_MARKER "...[truncated]"
-#define MAX_REMOVE_DEPTH 32    /* directories open at once while removing a tree */
 #define MAX_POSITIONS 4
-#define MAX_OUTPUT_FILES 64
-#define MAX_OUTPUT_BYTES (512u << 20) /* per callgrind output file */
 
 const char *const measure_cg_event_names[MEASURE_CG_NEVENTS] = { "Ir",   "Dr",   "Dw",   "I1mr", "D1mr",
 							     "D1mw", "ILmr", "DLmr", "DLmw" };
@@ -425,133 +414,150 @@ static int current_fn(parse_state *st, int lineno)
 	return 0;
 }
 
-static int parse_line(parse_state *st, char *line, int lineno)
+/* A cost line: positions then event counts, the function's own cost or,
+ * right after calls=, the inclusive cost of that call. */
+static int parse_cost_line(parse_state *st, const char *line, int lineno)
+{
+	const char *rest = skip_positions(st, line);
+	int error;
+	if (!rest)
+		return base_error_set(BASE_EINVALID, "callgrind output line %d: bad position", lineno);
+	measure_cg_costs c;
+	if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+		return error;
+	if ((error = current_fn(st, lineno)) < 0)
+		return error;
+	cg_index *ix = st->p->index;
+	if (st->pending_call) {
+		st->pending_call = 0;
+		add_costs(&ix->scratch[st->callee].called_in, &c);
+		ix->scratch[st->callee].called = 1;
+		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+		return 0;
+	}
+	add_costs(&st->p->fns[st->cur].self, &c);
+	add_costs(&ix->scratch[st->cur].self_plus_out, &c);
+	add_costs(&st->self_sum, &c);
+	return 0;
+}
+
+/* A position specification, key=val: the current file, function, callee
+ * or call. */
+static int parse_spec_line(parse_state *st, const char *key, char *val, int lineno)
 {
 	const char *name;
 	int error;
-	cg_index *ix;
-
-	if (!*line || *line == '#')
-		return 0;
-	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*') {
-		const char *rest = skip_positions(st, line);
-		if (!rest)
-			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad position", lineno);
-		measure_cg_costs c;
-		if ((error = parse_counts(&c, st, rest, lineno)) < 0)
+	if (strcmp(key, "fn") == 0) {
+		if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
 			return error;
-		if ((error = current_fn(st, lineno)) < 0)
+		st->have_fn = 0;
+		if ((error = set_str(&st->fn, name)) < 0)
 			return error;
-		ix = st->p->index;
-		if (st->pending_call) {
-			st->pending_call = 0;
-			add_costs(&ix->scratch[st->callee].called_in, &c);
-			ix->scratch[st->callee].called = 1;
-			add_costs(&ix->scratch[st->cur].self_plus_out, &c);
-			return 0;
-		}
-		add_costs(&st->p->fns[st->cur].self, &c);
-		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
-		add_costs(&st->self_sum, &c);
+		return current_fn(st, lineno);
+	}
+	if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
+		if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+			return error;
+		if ((error = set_str(&st->file, name)) < 0)
+			return error;
+		st->have_fn = 0;
 		return 0;
 	}
+	if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
+		if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
+			return error;
+		return set_str(&st->cfile, name);
+	}
+	if (strcmp(key, "cfn") == 0) {
+		if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
+			return error;
+		/* the callee may be looked up before the caller exists */
+		char *fname = strdup(name);
+		if (!fname)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
+		error = fn_lookup(&st->callee, st->p, cf, fname);
+		free(fname);
+		free(st->cfile);
+		st->cfile = NULL;
+		return error;
+	}
+	if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
+		return uncompress(&name, &st->obj_names, val, lineno);
+	if (strcmp(key, "jfi") == 0)
+		return uncompress(&name, &st->file_names, val, lineno);
+	if (strcmp(key, "jfn") == 0)
+		return uncompress(&name, &st->fn_names, val, lineno);
+	if (strcmp(key, "calls") == 0) {
+		char *end;
+		errno = 0;
+		strtoull(val, &end, 10);
+		if (errno || end == val)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad calls= line", lineno);
+		if ((error = current_fn(st, lineno)) < 0)
+			return error;
+		st->pending_call = 1;
+		return 0;
+	}
+	if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
+		return 0;
+	return base_error_set(BASE_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno, key);
+}
+
+/* A header line, key: val (events, positions, summary, totals; the
+ * others are descriptions and ignored). */
+static int parse_header_line(parse_state *st, const char *key, char *val, int lineno)
+{
+	int error;
+	if (strcmp(key, "events") == 0)
+		return parse_events(st, val, lineno);
+	if (strcmp(key, "positions") == 0) {
+		int n = 0;
+		for (char *s = val; *s;) {
+			while (*s == ' ' || *s == '\t')
+				s++;
+			if (!*s)
+				break;
+			n++;
+			s += strcspn(s, " \t");
+		}
+		if (n < 1 || n > MAX_POSITIONS)
+			return base_error_set(BASE_EINVALID, "callgrind output line %d: bad positions", lineno);
+		st->npositions = n;
+		return 0;
+	}
+	if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
+		measure_cg_costs c;
+		if ((error = parse_counts(&c, st, val, lineno)) < 0)
+			return error;
+		if (key[0] == 's') {
+			add_costs(&st->summary, &c);
+			st->have_summary = 1;
+		} else {
+			add_costs(&st->totals, &c);
+			st->have_totals = 1;
+		}
+		return 0;
+	}
+	/* version, creator, pid, cmd, part, desc, thread, ... */
+	return 0;
+}
+
+static int parse_line(parse_state *st, char *line, int lineno)
+{
+	if (!*line || *line == '#')
+		return 0;
+	if ((*line >= '0' && *line <= '9') || *line == '+' || *line == '-' || *line == '*')
+		return parse_cost_line(st, line, lineno);
 	char *eq = strchr(line, '=');
 	char *colon = strchr(line, ':');
 	if (eq && (!colon || eq < colon)) {
 		*eq = '\0';
-		char *key = line, *val = eq + 1;
-		if (strcmp(key, "fn") == 0) {
-			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
-				return error;
-			st->have_fn = 0;
-			if ((error = set_str(&st->fn, name)) < 0)
-				return error;
-			return current_fn(st, lineno);
-		}
-		if (strcmp(key, "fl") == 0 || strcmp(key, "fi") == 0 || strcmp(key, "fe") == 0) {
-			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
-				return error;
-			if ((error = set_str(&st->file, name)) < 0)
-				return error;
-			st->have_fn = 0;
-			return 0;
-		}
-		if (strcmp(key, "cfi") == 0 || strcmp(key, "cfl") == 0) {
-			if ((error = uncompress(&name, &st->file_names, val, lineno)) < 0)
-				return error;
-			return set_str(&st->cfile, name);
-		}
-		if (strcmp(key, "cfn") == 0) {
-			if ((error = uncompress(&name, &st->fn_names, val, lineno)) < 0)
-				return error;
-			/* the callee may be looked up before the caller exists */
-			char *fname = strdup(name);
-			if (!fname)
-				return base_error_set(BASE_ENOMEM, "out of memory");
-			const char *cf = st->cfile ? st->cfile : (st->file ? st->file : "???");
-			error = fn_lookup(&st->callee, st->p, cf, fname);
-			free(fname);
-			free(st->cfile);
-			st->cfile = NULL;
-			return error;
-		}
-		if (strcmp(key, "ob") == 0 || strcmp(key, "cob") == 0)
-			return uncompress(&name, &st->obj_names, val, lineno);
-		if (strcmp(key, "jfi") == 0)
-			return uncompress(&name, &st->file_names, val, lineno);
-		if (strcmp(key, "jfn") == 0)
-			return uncompress(&name, &st->fn_names, val, lineno);
-		if (strcmp(key, "calls") == 0) {
-			char *end;
-			errno = 0;
-			strtoull(val, &end, 10);
-			if (errno || end == val)
-				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad calls= line", lineno);
-			if ((error = current_fn(st, lineno)) < 0)
-				return error;
-			st->pending_call = 1;
-			return 0;
-		}
-		if (strcmp(key, "jump") == 0 || strcmp(key, "jcnd") == 0)
-			return 0;
-		return base_error_set(BASE_EINVALID, "callgrind output line %d: unknown specification \"%.40s\"", lineno,
-				     key);
+		return parse_spec_line(st, line, eq + 1, lineno);
 	}
 	if (colon) {
 		*colon = '\0';
-		char *key = line, *val = colon + 1;
-		if (strcmp(key, "events") == 0)
-			return parse_events(st, val, lineno);
-		if (strcmp(key, "positions") == 0) {
-			int n = 0;
-			for (char *s = val; *s;) {
-				while (*s == ' ' || *s == '\t')
-					s++;
-				if (!*s)
-					break;
-				n++;
-				s += strcspn(s, " \t");
-			}
-			if (n < 1 || n > MAX_POSITIONS)
-				return base_error_set(BASE_EINVALID, "callgrind output line %d: bad positions", lineno);
-			st->npositions = n;
-			return 0;
-		}
-		if (strcmp(key, "summary") == 0 || strcmp(key, "totals") == 0) {
-			measure_cg_costs c;
-			if ((error = parse_counts(&c, st, val, lineno)) < 0)
-				return error;
-			if (key[0] == 's') {
-				add_costs(&st->summary, &c);
-				st->have_summary = 1;
-			} else {
-				add_costs(&st->totals, &c);
-				st->have_totals = 1;
-			}
-			return 0;
-		}
-		/* version, creator, pid, cmd, part, desc, thread, ... */
-		return 0;
+		return parse_header_line(st, line, colon + 1, lineno);
 	}
 	return base_error_set(BASE_EINVALID, "callgrind output line %d: not a callgrind line", lineno);
 }
@@ -724,153 +730,13 @@ json_t *measure_cg_function_json(const measure_cg_function *f)
 			 "inclusive", measure_cg_summary_json(&incl));
 }
 
-/* ---- running under callgrind ----------------------------------------- */
-
-/* --command-line-only=yes first: valgrind reads no option file and no
- * $VALGRIND_OPTS, in this process or in any traced child (valgrind passes
- * its own options on to them). */
-static const char *const cg_fixed_args[] = {
-	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=callgrind", "--cache-sim=yes",
-	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
-	"--callgrind-out-file=/tmp/cg/out.%p", NULL,
-};
-
-/* cachegrind knows nothing of callgrind's client requests: it counts the
- * whole process whatever the harness or the code asks for. */
-static const char *const whole_fixed_args[] = {
-	"setarch", "-R", "valgrind", "--command-line-only=yes", "--tool=cachegrind", "--cache-sim=yes",
-	"--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64", "--trace-children=yes",
-	"--cachegrind-out-file=/tmp/cg/out.%p", NULL,
-};
-
-/* A command made only of plain words runs directly (no shell process in the
- * measurement); anything else goes through /bin/sh -c.  So does a command
- * that starts with environment assignments (`N=1000 ./bench`): run directly,
- * "N=1000" would be taken for the program. */
-static int plain_words(const char *s)
-{
-	while (*s == ' ')
-		s++;
-	if (!*s || memchr(s, '=', strcspn(s, " ")))
-		return 0;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (!(c == ' ' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      strchr("_./=:,+@%-", c)))
-			return 0;
-	}
-	return 1;
-}
-
-void measure_cg_argv_free(char **argv)
-{
-	if (!argv)
-		return;
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
-}
-
-static int build_argv(char ***out, const char *const *fixed, const char *command, int region)
-{
-	*out = NULL;
-	if (!command || !*command)
-		return base_error_set(BASE_EINVALID, "benchmark command is empty");
-	size_t cap = 16 + strlen(command) / 2 + 4;
-	char **v = calloc(cap, sizeof(char *));
-	if (!v)
-		return base_error_set(BASE_ENOMEM, "out of memory");
-	size_t n = 0;
-	for (size_t i = 0; fixed[i]; i++)
-		v[n++] = strdup(fixed[i]);
-	if (region)
-		v[n++] = strdup("--instr-atstart=no");
-	if (plain_words(command)) {
-		const char *s = command;
-		while (*s) {
-			while (*s == ' ')
-				s++;
-			if (!*s)
-				break;
-			size_t l = strcspn(s, " ");
-			v[n++] = strndup(s, l);
-			s += l;
-		}
-	} else {
-		v[n++] = strdup("/bin/sh");
-		v[n++] = strdup("-c");
-		v[n++] = strdup(command);
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!v[i]) {
-			measure_cg_argv_free(v);
-			return base_error_set(BASE_ENOMEM, "out of memory");
-		}
-	}
-	*out = v;
-	return 0;
-}
-
-int measure_cg_build_argv(char ***out, const char *command, int region)
-{
-	return build_argv(out, cg_fixed_args, command, region);
-}
-
-int measure_cg_build_argv_whole(char ***out, const char *command)
-{
-	return build_argv(out, whole_fixed_args, command, 0);
-}
-
-/* Reads the regular file name of dirfd into b.  The directory is the
- * sandbox's: a FIFO there would block a plain open or read for ever, a link
- * could point anywhere, so only a regular file is read. */
-static int read_file_capped(base_buf *b, int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ELOOP)
-		return base_error_set(BASE_EINVALID, "callgrind output %s is a symbolic link, not a regular file", name);
-	if (fd < 0)
-		return base_error_set(BASE_EGENERIC, "cannot open callgrind output %s: %s", name, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return base_error_set(BASE_EGENERIC, "callgrind output %s: %s", name, strerror(e));
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return base_error_set(BASE_EINVALID, "callgrind output %s is not a regular file (a %s)", name,
-				     S_ISFIFO(st.st_mode)  ? "FIFO"
-				     : S_ISDIR(st.st_mode) ? "directory"
-				     : S_ISSOCK(st.st_mode) ? "socket"
-							    : "device");
-	}
-	char chunk[65536];
-	int error = 0;
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			error = base_error_set(BASE_EGENERIC, "reading callgrind output %s: %s", name, strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		if ((error = base_buf_put(b, chunk, (size_t)n)) < 0) {
-			error = base_error_set(BASE_ETOOBIG, "callgrind output %s exceeds %u bytes", name, MAX_OUTPUT_BYTES);
-			break;
-		}
-	}
-	close(fd);
-	return error;
-}
+/* ---- cachegrind's totals ---------------------------------------------- */
 
 /* A cachegrind output file: only its totals (the "events:" and "summary:"
  * lines) are added into p.  Names there are never compressed, and a name
  * such as "(below main)" would read as a compressed one: the function lines
  * are not parsed. */
-static int parse_cachegrind(measure_cg_profile *p, const char *text, size_t len)
+int measure_cg_parse_totals(measure_cg_profile *p, const char *text, size_t len)
 {
 	parse_state st;
 	memset(&st, 0, sizeof(st));
@@ -900,235 +766,4 @@ static int parse_cachegrind(measure_cg_profile *p, const char *text, size_t len)
 		pos += l + (nl ? 1 : 0);
 	}
 	return base_error_set(BASE_EINVALID, "cachegrind output without \"events:\" and \"summary:\" lines");
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Parses every out.* file of dir (in name order) into p; cachegrind's
- * files when whole. */
-static int parse_dir(measure_cg_profile *p, const char *dir, int whole)
-{
-	int error = 0;
-	char *names[MAX_OUTPUT_FILES];
-	size_t n = 0;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return base_error_set(BASE_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
-	DIR *d = fdopendir(dup(dfd));
-	if (!d) {
-		close(dfd);
-		return base_error_set(BASE_EGENERIC, "callgrind output dir %s: %s", dir, strerror(errno));
-	}
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, "out.", 4) != 0)
-			continue;
-		if (n == MAX_OUTPUT_FILES) {
-			error = base_error_set(BASE_ETOOBIG, "more than %d processes under callgrind", MAX_OUTPUT_FILES);
-			break;
-		}
-		if (!(names[n] = strdup(e->d_name))) {
-			error = base_error_set(BASE_ENOMEM, "out of memory");
-			break;
-		}
-		n++;
-	}
-	closedir(d);
-	if (error == 0 && n == 0)
-		error = base_error_set(BASE_EGENERIC, "callgrind wrote no output file");
-	if (error == 0)
-		qsort(names, n, sizeof(names[0]), cmp_str);
-	base_buf b;
-	base_buf_init(&b, MAX_OUTPUT_BYTES);
-	for (size_t i = 0; i < n && error == 0; i++) {
-		base_buf_reset(&b);
-		if ((error = read_file_capped(&b, dfd, names[i])) < 0)
-			break;
-		if ((error = whole ? parse_cachegrind(p, b.ptr ? b.ptr : "", b.len)
-				   : measure_cg_parse(p, b.ptr ? b.ptr : "", b.len)) < 0) {
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", base_error_last());
-			error = base_error_set(error, "%s: %s", names[i], msg);
-		}
-	}
-	base_buf_dispose(&b);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	close(dfd);
-	return error;
-}
-
-/* Removes what the open directory dfd (closed here) holds, depth-first and
- * without following links (a link is removed, never what it points to).
- * Below MAX_REMOVE_DEPTH a directory is moved up into topfd instead, for a
- * later pass, so a deep tree never holds many descriptors at once.  Returns
- * how many entries were removed or moved. */
-static size_t remove_entries(int dfd, int topfd, int depth, unsigned *moved)
-{
-	size_t done = 0;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return 0;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dfd, e->d_name, 0) == 0) {
-			done++;
-			continue;
-		}
-		if (errno != EISDIR)
-			continue;
-		if (depth >= MAX_REMOVE_DEPTH) {
-			for (int tries = 0; tries < 8; tries++) {
-				char name[32];
-				snprintf(name, sizeof(name), ".perfbot-rm-%u", (*moved)++);
-				if (renameat(dfd, e->d_name, topfd, name) == 0) {
-					done++;
-					break;
-				}
-			}
-			continue;
-		}
-		int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0)
-			done += remove_entries(sub, topfd, depth + 1, moved);
-		if (unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0)
-			done++;
-	}
-	closedir(d);
-	return done;
-}
-
-/* Removes dir and everything in it (see remove_entries); passes repeat
- * while they make progress, for the directories moved up. */
-static void remove_dir(const char *dir)
-{
-	unsigned moved = 0;
-	int topfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (topfd < 0)
-		return;
-	for (;;) {
-		/* a fresh open of the directory: each pass reads it from the start */
-		int dfd = openat(topfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || remove_entries(dfd, topfd, 0, &moved) == 0)
-			break;
-	}
-	close(topfd);
-	rmdir(dir);
-}
-
-int measure_cg_measure(measure_cg_profile *profile, measure_sandbox_result *result, measure_sandbox *sb,
-		     const measure_cg_run *run)
-{
-	int error = 0;
-	char **argv = NULL;
-	char dir[4096];
-	int made_dir = 0;
-
-	measure_cg_profile_init(profile);
-	memset(result, 0, sizeof(*result));
-	if (!run->scratch_dir || !run->workspace)
-		return base_error_set(BASE_EINVALID, "measurement needs a workspace and a scratch directory");
-	if ((error = run->whole_process ? measure_cg_build_argv_whole(&argv, run->command)
-					: measure_cg_build_argv(&argv, run->command, run->region)) < 0)
-		return error;
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/cg-XXXXXX", run->scratch_dir) >= sizeof(dir)) {
-		error = base_error_set(BASE_EINVALID, "scratch path too long");
-		goto done;
-	}
-	if (!mkdtemp(dir)) {
-		error = base_error_set(BASE_EGENERIC, "cannot create %s: %s", dir, strerror(errno));
-		goto done;
-	}
-	made_dir = 1;
-	if ((error = measure_sandbox_prepare_dir(sb, dir)) < 0)
-		goto done;
-
-	/* --command-line-only=yes already keeps valgrind from reading it; an
-	 * empty read-only file in its place also keeps older valgrinds and
-	 * anything else that reads it from seeing it */
-	measure_sandbox_mount m[2] = { { dir, "/tmp/cg", 1 }, { "/dev/null", MEASURE_SANDBOX_WORKSPACE "/.valgrindrc", 0 } };
-	char rc[4096];
-	struct stat rst;
-	int hide = (size_t)snprintf(rc, sizeof(rc), "%s/.valgrindrc", run->workspace) < sizeof(rc) &&
-		   lstat(rc, &rst) == 0 && S_ISREG(rst.st_mode);
-	measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
-	cmd.workspace = run->workspace;
-	cmd.argv = (const char *const *)argv;
-	cmd.mounts = m;
-	cmd.nmounts = hide ? 2 : 1;
-	cmd.limits = run->limits;
-	cmd.cancel = run->cancel;
-	if ((error = measure_sandbox_run(sb, result, &cmd)) < 0)
-		goto done;
-	if (result->timed_out) {
-		error = base_error_set(BASE_ETIMEOUT, "timed out after %d s", run->limits.timeout_s);
-		goto done;
-	}
-	if (result->cancelled) {
-		error = base_error_set(BASE_ECANCELLED, "cancelled");
-		goto done;
-	}
-	if (result->limit) {
-		char why[160];
-		error = base_error_set(BASE_EGENERIC, "%s", measure_sandbox_result_reason(result, why, sizeof(why)));
-		goto done;
-	}
-	if (result->term_signal) {
-		error = base_error_set(BASE_EGENERIC, "killed by signal %d", result->term_signal);
-		goto done;
-	}
-	if (result->exit_code != 0) {
-		error = base_error_set(BASE_EGENERIC, "exited with status %d", result->exit_code);
-		goto done;
-	}
-	error = parse_dir(profile, dir, run->whole_process);
-
-done:
-	if (made_dir)
-		remove_dir(dir);
-	measure_cg_argv_free(argv);
-	return error;
-}
-
-static char *first_line(const char *s)
-{
-	size_t l = strcspn(s, "\n");
-	while (l && (s[l - 1] == ' ' || s[l - 1] == '\r'))
-		l--;
-	return l ? strndup(s, l) : NULL;
-}
-
-int measure_cg_toolchain(json_t **out, measure_sandbox *sb, const char *workspace)
-{
-	static const char *const tools[2][3] = { { "valgrind", "valgrind", "--version" }, { "cc", "cc", "--version" } };
-	json_t *doc = json_object();
-	if (!doc)
-		return base_error_set(BASE_ENOMEM, "out of memory");
-	for (int i = 0; i < 2; i++) {
-		const char *argv[] = { tools[i][1], tools[i][2], NULL };
-		measure_sandbox_cmd cmd = MEASURE_SANDBOX_CMD_INIT;
-		cmd.workspace = workspace;
-		cmd.argv = argv;
-		cmd.limits.timeout_s = 30;
-		measure_sandbox_result r;
-		int error = measure_sandbox_run(sb, &r, &cmd);
-		if (error < 0) {
-			measure_sandbox_result_dispose(&r);
-			json_decref(doc);
-			return error;
-		}
-		char *v = measure_sandbox_result_ok(&r) ? first_line(r.out) : NULL;
-		json_object_set_new(doc, tools[i][0], v ? json_string(v) : json_null());
-		free(v);
-		measure_sandbox_result_dispose(&r);
-	}
-	*out = doc;
-	return 0;
 }
