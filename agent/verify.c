@@ -22,6 +22,7 @@
 #include "agent/tools.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define LOG_CAP (256u << 10)
 #define TAIL 4000
@@ -338,7 +339,7 @@ static const json_t *named(const json_t *run, const char *name)
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(run, "benchmarks"), i, m) {
-		const char *n = json_string_value(json_object_get(m, "name"));
+		const char *n = base_json_str(m, "name");
 		if (n && name && !strcmp(n, name))
 			return m;
 	}
@@ -352,7 +353,7 @@ static int moved_out_of_region(base_buf *log, const json_t *base_run, const json
 			       const measure_repo_config *cfg)
 {
 	const json_t *b = named(base_run, name), *h = named(head_run, name);
-	const char *mode = json_string_value(json_object_get(h, "mode"));
+	const char *mode = base_json_str(h, "mode");
 	if (!b || !h || !mode || strcmp(mode, "region") != 0)
 		return 0;
 	const json_t *bw = json_object_get(b, "whole_process"), *hw = json_object_get(h, "whole_process");
@@ -502,11 +503,11 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	size_t i;
 	json_t *c;
 	json_array_foreach(json_object_get(base_run, "benchmarks"), i, c) {
-		const char *st = json_string_value(json_object_get(c, "status"));
+		const char *st = base_json_str(c, "status");
 		if (!st || strcmp(st, "ok") != 0) {
-			const char *e = json_string_value(json_object_get(c, "error"));
+			const char *e = base_json_str(c, "error");
 			snprintf(reason, sizeof(reason), "benchmark %.100s fails at the base commit in a clean tree: %.300s",
-				 json_string_value(json_object_get(c, "name")), e ? e : st ? st : "?");
+				 base_json_str(c, "name"), e ? e : st ? st : "?");
 			base_buf_printf(&log, "measure base: %s\n", reason);
 			doc = result_doc("failed", reason, o);
 			goto finish;
@@ -524,8 +525,8 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
 	json_t *rows = json_array();
 	json_array_foreach(cmp, i, c) {
-		const char *v = json_string_value(json_object_get(c, "verdict"));
-		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *v = base_json_str(c, "verdict");
+		const char *name = base_json_str(c, "name");
 		if (v && !strcmp(v, "improved") && moved_out_of_region(&log, base_run, run, name, o->config)) {
 			v = "moved_out_of_region";
 			moved++;
