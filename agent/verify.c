@@ -405,6 +405,64 @@ static int measure(json_t **out, const agent_verify_options *o, const char *dir)
 	return measure_bench_measure(out, o->sandbox, dir, o->config, &bo);
 }
 
+/* The verdict on a comparison of the base's and the candidate's
+ * measurements (borrowed): a row per benchmark, a proposal only when one
+ * improved past its threshold and none regressed or failed.  Owned; NULL
+ * when out of memory. */
+static json_t *verdict(base_buf *log, const json_t *cmp, json_t *base_run, json_t *run, const agent_verify_options *o)
+{
+	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
+	json_t *rows = json_array();
+	size_t i;
+	json_t *c;
+	char reason[512];
+	json_array_foreach(cmp, i, c) {
+		const char *v = base_json_str(c, "verdict");
+		const char *name = base_json_str(c, "name");
+		if (v && !strcmp(v, "improved") && moved_out_of_region(log, base_run, run, name, o->config)) {
+			v = "moved_out_of_region";
+			moved++;
+		}
+		improved += v && !strcmp(v, "improved");
+		regressed += v && !strcmp(v, "regressed");
+		nfailed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
+		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:s?,s:O}", "name", json_object_get(c, "name"), "base",
+					json_object_get(c, "base") ? json_object_get(c, "base") : json_null(), "head",
+					json_object_get(c, "head") ? json_object_get(c, "head") : json_null(), "change_pct",
+					json_object_get(c, "change_pct") ? json_object_get(c, "change_pct") : json_null(),
+					"verdict", v, "threshold_pct",
+					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
+		if (row)
+			json_array_append_new(rows, row);
+		base_buf_printf(log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
+	}
+	if (nfailed)
+		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
+			 nfailed == 1 ? "" : "s");
+	else if (regressed)
+		snprintf(reason, sizeof(reason), "%d benchmark%s regressed past %s threshold", regressed,
+			 regressed == 1 ? "" : "s", regressed == 1 ? "its" : "their");
+	else if (!improved && moved)
+		snprintf(reason, sizeof(reason),
+			 "no benchmark improved past its threshold: %d region%s got cheaper only because work moved out "
+			 "of the measured region (the whole process did not get cheaper as much)",
+			 moved, moved == 1 ? "" : "s");
+	else if (!improved)
+		snprintf(reason, sizeof(reason), "no benchmark improved past its threshold");
+	else
+		snprintf(reason, sizeof(reason), "%d benchmark%s improved, none regressed", improved, improved == 1 ? "" : "s");
+	json_t *doc =
+		result_doc(improved && !regressed && !nfailed ? "proposal" : nfailed ? "failed" : "no_improvement", reason, o);
+	if (doc) {
+		json_object_set_new(doc, "benchmarks", rows);
+		json_object_set(doc, "measurement", run);
+		json_object_set(doc, "base_measurement", base_run);
+	} else {
+		json_decref(rows);
+	}
+	return doc;
+}
+
 int agent_verify(json_t **out, const agent_verify_options *o)
 {
 	base_buf log = BASE_BUF_INIT(LOG_CAP);
@@ -522,51 +580,7 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	if ((error = measure_bench_compare(&cmp, json_object_get(base_run, "benchmarks"), json_object_get(run, "benchmarks"),
 					 o->config)) < 0)
 		goto done;
-	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
-	json_t *rows = json_array();
-	json_array_foreach(cmp, i, c) {
-		const char *v = base_json_str(c, "verdict");
-		const char *name = base_json_str(c, "name");
-		if (v && !strcmp(v, "improved") && moved_out_of_region(&log, base_run, run, name, o->config)) {
-			v = "moved_out_of_region";
-			moved++;
-		}
-		improved += v && !strcmp(v, "improved");
-		regressed += v && !strcmp(v, "regressed");
-		nfailed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
-		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:s?,s:O}", "name", json_object_get(c, "name"), "base",
-					json_object_get(c, "base") ? json_object_get(c, "base") : json_null(), "head",
-					json_object_get(c, "head") ? json_object_get(c, "head") : json_null(), "change_pct",
-					json_object_get(c, "change_pct") ? json_object_get(c, "change_pct") : json_null(),
-					"verdict", v, "threshold_pct",
-					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
-		if (row)
-			json_array_append_new(rows, row);
-		base_buf_printf(&log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
-	}
-	if (nfailed)
-		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
-			 nfailed == 1 ? "" : "s");
-	else if (regressed)
-		snprintf(reason, sizeof(reason), "%d benchmark%s regressed past %s threshold", regressed,
-			 regressed == 1 ? "" : "s", regressed == 1 ? "its" : "their");
-	else if (!improved && moved)
-		snprintf(reason, sizeof(reason),
-			 "no benchmark improved past its threshold: %d region%s got cheaper only because work moved out "
-			 "of the measured region (the whole process did not get cheaper as much)",
-			 moved, moved == 1 ? "" : "s");
-	else if (!improved)
-		snprintf(reason, sizeof(reason), "no benchmark improved past its threshold");
-	else
-		snprintf(reason, sizeof(reason), "%d benchmark%s improved, none regressed", improved, improved == 1 ? "" : "s");
-	doc = result_doc(improved && !regressed && !nfailed ? "proposal" : nfailed ? "failed" : "no_improvement", reason, o);
-	if (doc) {
-		json_object_set_new(doc, "benchmarks", rows);
-		json_object_set(doc, "measurement", run);
-		json_object_set(doc, "base_measurement", base_run);
-	} else {
-		json_decref(rows);
-	}
+	doc = verdict(&log, cmp, base_run, run, o);
 	goto finish;
 
 cancelled:
