@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -512,7 +513,7 @@ static msg_kind classify(const json_t *msg)
 {
 	if (!json_is_object(msg))
 		return MSG_INVALID;
-	const char *v = json_string_value(json_object_get(msg, "jsonrpc"));
+	const char *v = base_json_str(msg, "jsonrpc");
 	if (!v || strcmp(v, "2.0") != 0)
 		return MSG_INVALID;
 	json_t *method = json_object_get(msg, "method"), *id = json_object_get(msg, "id");
@@ -533,13 +534,13 @@ static msg_kind classify(const json_t *msg)
 
 static int is_initialize(const json_t *msg)
 {
-	const char *method = json_string_value(json_object_get(msg, "method"));
+	const char *method = base_json_str(msg, "method");
 	return method && strcmp(method, "initialize") == 0;
 }
 
 static json_t *do_initialize(agent_mcp *m, const json_t *id, const json_t *params, char *version_out, size_t n)
 {
-	const char *asked = json_string_value(json_object_get(params, "protocolVersion"));
+	const char *asked = base_json_str(params, "protocolVersion");
 	if (!json_is_object(params) || !asked)
 		return rpc_error(id, RPC_PARAMS, "initialize needs params.protocolVersion");
 	const char *v = version_supported(asked) ? asked : agent_mcp_versions[0];
@@ -554,7 +555,7 @@ static json_t *do_initialize(agent_mcp *m, const json_t *id, const json_t *param
 
 static json_t *do_tools_call(run_entry *r, const json_t *id, const json_t *params)
 {
-	const char *name = json_string_value(json_object_get(params, "name"));
+	const char *name = base_json_str(params, "name");
 	json_t *args = json_object_get(params, "arguments");
 	if (!json_is_object(params) || !name)
 		return rpc_error(id, RPC_PARAMS, "tools/call needs params.name");
@@ -581,7 +582,7 @@ static json_t *do_tools_call(run_entry *r, const json_t *id, const json_t *param
 static json_t *dispatch(agent_mcp *m, run_entry *r, const json_t *msg, char *version_out, size_t n)
 {
 	const json_t *id = json_object_get(msg, "id");
-	const char *method = json_string_value(json_object_get(msg, "method"));
+	const char *method = base_json_str(msg, "method");
 	json_t *params = json_object_get(msg, "params");
 	if (strcmp(method, "initialize") == 0)
 		return do_initialize(m, id, params, version_out, n);

@@ -4,7 +4,7 @@
  * hex characters.  Only its SHA-256 (hex) is ever stored; the clear token
  * exists in the caller's memory and in the agent process's environment.
  * Where the hashes live is behind agent_token_store, a small vtable: the
- * durable store (app/store.h) in the server, an in-memory map in tests and
+ * durable store (store/store.h) in the server, an in-memory map in tests and
  * in the local CLI. */
 #ifndef AGENT_RUN_TOKEN_H
 #define AGENT_RUN_TOKEN_H
@@ -38,7 +38,7 @@ typedef struct agent_token_store {
 /* An in-memory token store (hashes only), freed through its free member. */
 int agent_token_store_memory(agent_token_store *out);
 
-/* A token store backed by the durable store (app/store.h); `st` is borrowed
+/* A token store backed by the durable store (store/store.h); `st` is borrowed
  * and must outlive the token store. */
 struct store;
 int agent_token_store_durable(agent_token_store *out, struct store *st);

@@ -1,4 +1,4 @@
-/* The durable token store: agent_token_store over app/store.h's run-token
+/* The durable token store: agent_token_store over store/store.h's run-token
  * table.  Separate from run_token.c so that only programs that link the
  * store pull it in.  Thread-safety is the store's. */
 #include "agent/run_token.h"

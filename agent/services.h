@@ -1,34 +1,55 @@
-/* What agent runs need from the running server, and
- * the requests the event handlers (webhooks/) make of them.
+/* What agent runs need from the running server, and the requests the event
+ * handlers (webhooks/) make of them.
  *
- *   webhooks/ event handler  --agent_run_queue------>  job "agent.run"  (agent_job.c)
- *                            --agent_run_approve---->  job "pr.open"    (pr/)
+ *   webhooks/ event handler  --agent_run_queue------>  job "agent.run"  (run_queue.c → run_pipeline.c)
+ *                            --agent_run_approve---->  pr/'s job that opens the pull request
+ *                                                      (through the queue_pr hook; agent/ never names it)
+ *                            --agent_run_cancel----->  the run's state; its watcher stops the work
  *
- * Every queue function records a run in the store (kind "agent"),
- * adds its job and wakes the workers; it never blocks on git, the sandbox or
- * a long GitHub call.  Strings in request structs are borrowed for the call. */
+ * Every queue function records a run in the store (kind "agent"), adds its
+ * job and wakes the workers; it never blocks on git, the sandbox or a long
+ * GitHub call.  Strings in request structs are borrowed for the call.
+ *
+ * Budgets of every agent run come from the repository configuration:
+ * optimize.max_minutes (wall time of the agent), optimize.max_benchmark_runs,
+ * and a tool-call budget of AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN calls
+ * per allowed benchmark run. */
 #ifndef AGENT_SERVICES_H
 #define AGENT_SERVICES_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/agent_github.h"
 #include "agent/mcp.h"
-#include "measure/services.h"
+#include "base/clock.h"
 #include "base/config.h"
+#include "measure/services.h"
 #include "store/store.h"
 #include "store/worker.h"
 #include "github/github.h"
 
+#define AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN 25
+
+/* Records an approval together with the job that opens the run's pull
+ * request (one transaction: store_approval_put).  The job fields of
+ * *approval are for the hook to fill.  app/ sets it to pr/'s
+ * pr_job_queue_open, so that agent/ never spells pr/'s job kind or key. */
+typedef int (*agent_queue_pr_fn)(store *st, const store_approval *approval, void *payload);
+
 typedef struct agent_services {
 	const base_config *cfg;
 	store *store;
-	gh_client *gh;            /* NULL when no App is configured (setup mode, CLI) */
-	store_workers *workers;     /* woken after a job is queued; may be NULL */
+	gh_client *gh;            /* the App's client; NULL when none is configured (setup mode, CLI) */
+	const agent_github *github; /* how runs reach GitHub; NULL: the adapter over gh (none when gh is NULL too) */
+	const base_clock *clock;  /* the runs' time; NULL: base_clock_system() */
+	store_workers *workers;   /* woken after a job is queued; may be NULL */
 	agent_mcp *mcp;           /* the /mcp endpoint agent runs register with; may be NULL */
 	const char *mcp_url;      /* how an agent command reaches /mcp, e.g. http://127.0.0.1:3000/mcp */
-	const char *public_url;   /* base for links shown on GitHub; may be NULL */
-	measure_sandbox *sandbox;   /* shared sandbox backend */
+	const char *public_url;   /* base for links shown on GitHub; may be NULL (agent runs link nothing yet) */
+	measure_sandbox *sandbox; /* shared sandbox backend; NULL: runs fail with the reason */
+	agent_queue_pr_fn queue_pr; /* NULL: approvals are refused (no pull requests here) */
+	void *queue_pr_payload;
 } agent_services;
 
 typedef struct agent_run_request {
@@ -52,11 +73,11 @@ typedef struct agent_run_request {
 int agent_run_queue(int64_t *run_out, const agent_services *svc, const agent_run_request *req);
 
 /* Records an approval (who, how: "button" | "comment" | "dashboard") of a
- * run's proposal and queues the "pr.open" job.  The run must belong to
- * `repository` (owner/name; NULL only for operators on the CLI), else
- * BASE_ENOTFOUND as for an unknown run.  BASE_EEXISTS when the run was
- * approved already, BASE_ENOTFOUND when it has no proposal (the message says
- * so, for the reply). */
+ * run's proposal and queues pr/'s job that opens its pull request (svc->queue_pr).
+ * The run must belong to `repository` (owner/name; NULL only for operators
+ * on the CLI), else BASE_ENOTFOUND as for an unknown run.  BASE_EEXISTS when
+ * the run was approved already, BASE_ENOTFOUND when it has no proposal (the
+ * message says so, for the reply). */
 int agent_run_approve(const agent_services *svc, const char *repository, int64_t run_id, const char *user,
 		      const char *via);
 
@@ -66,7 +87,8 @@ int agent_run_approve(const agent_services *svc, const char *repository, int64_t
  * that already ended. */
 int agent_run_cancel(const agent_services *svc, const char *repository, int64_t run_id, const char *user);
 
-/* Registers the "agent.run" job handler. */
+/* Registers the "agent.run" job handler (it runs on the bench threads).
+ * svc must outlive the workers. */
 int agent_run_jobs_register(store_workers *w, agent_services *svc);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define TASK_CAP (256u << 10)
 
@@ -19,16 +20,11 @@ static const json_t *find_bench(const json_t *baseline, const char *name)
 	size_t i;
 	json_t *b;
 	json_array_foreach(json_object_get(baseline, "benchmarks"), i, b) {
-		const char *n = json_string_value(json_object_get(b, "name"));
+		const char *n = base_json_str(b, "name");
 		if (n && strcmp(n, name) == 0)
 			return b;
 	}
 	return NULL;
-}
-
-static double cost(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
 }
 
 int agent_task_render(char **out, const agent_task_info *in)
@@ -56,10 +52,11 @@ int agent_task_render(char **out, const agent_task_info *in)
 	for (size_t i = 0; i < cfg->nbenchmarks; i++) {
 		const measure_benchmark_config *bc = &cfg->benchmarks[i];
 		const json_t *m = find_bench(in->baseline, bc->name);
-		const char *status = json_string_value(json_object_get(m, "status"));
+		const char *status = base_json_str(m, "status");
 		if (m && status && strcmp(status, "ok") == 0)
 			base_buf_printf(&b, "| %s | `%s` | %.0f | %.0f | %.1f%% |\n", bc->name, bc->command,
-				       cost(m, "estimated_cycles"), cost(m, "instructions"), bc->threshold_pct);
+				       base_json_num(m, "estimated_cycles"), base_json_num(m, "instructions"),
+				       bc->threshold_pct);
 		else
 			base_buf_printf(&b, "| %s | `%s` | %s | - | %.1f%% |\n", bc->name, bc->command,
 				       status ? status : "not measured", bc->threshold_pct);
@@ -84,10 +81,11 @@ int agent_task_render(char **out, const agent_task_info *in)
 		json_array_foreach(fns, j, f) {
 			if ((int)j >= top)
 				break;
-			const char *name = json_string_value(json_object_get(f, "name"));
-			const char *file = json_string_value(json_object_get(f, "file"));
+			const char *name = base_json_str(f, "name");
+			const char *file = base_json_str(f, "file");
 			base_buf_printf(&b, "| `%s` | %s | %.0f | %.0f |\n", name ? name : "?", file ? file : "?",
-				       cost(json_object_get(f, "self"), key), cost(json_object_get(f, "inclusive"), key));
+				       base_json_num(json_object_get(f, "self"), key),
+				       base_json_num(json_object_get(f, "inclusive"), key));
 		}
 	}
 

@@ -32,6 +32,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define DIFF_CAP (8u << 20)
 #define SUMMARY_CAP (64u << 10)
@@ -689,11 +690,6 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 	return res;
 }
 
-static double num(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
 /* Renders [{name, base, head, change_pct}] as a text table. */
 static void render_table(base_buf *b, const json_t *rows, const char *metric, const char *left, const char *right)
 {
@@ -701,7 +697,7 @@ static void render_table(base_buf *b, const json_t *rows, const char *metric, co
 	json_t *row;
 	base_buf_printf(b, "%-32s %16s %16s %9s\n", "benchmark", left, right, "change");
 	json_array_foreach(rows, i, row) {
-		const char *name = json_string_value(json_object_get(row, "name"));
+		const char *name = base_json_str(row, "name");
 		json_t *base = json_object_get(row, "base"), *head = json_object_get(row, "head");
 		json_t *pct = json_object_get(row, "change_pct");
 		char bs[32] = "-", hs[32] = "-", ps[32] = "-";
@@ -751,7 +747,7 @@ static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
 		base_buf_printf(&b, "measurement %s\n", json_string_value(mid));
 	else if (json_is_integer(mid))
 		base_buf_printf(&b, "measurement %lld\n", (long long)json_integer_value(mid));
-	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")),
+	render_table(&b, json_object_get(out, "benchmarks"), base_json_str(out, "metric"),
 		     "baseline", "now");
 	json_t *res = result_new(base_buf_cstr(&b), 0, out);
 	base_buf_dispose(&b);
@@ -772,16 +768,16 @@ static json_t *tool_get_profile(agent_tools *t, const json_t *args)
 	if (t->hooks.get_profile(t->hooks.payload, bench, mid[0] ? mid : NULL, (int)limit, &out) < 0)
 		return result_last_error("the profile could not be read");
 	base_buf b = BASE_BUF_INIT(t->output_cap);
-	const char *metric = json_string_value(json_object_get(out, "metric"));
+	const char *metric = base_json_str(out, "metric");
 	base_buf_printf(&b, "profile of %s (%s)\n%14s %14s  %s\n", bench, metric ? metric : "cost", "exclusive", "inclusive",
 		       "function (file)");
 	size_t i;
 	json_t *f;
 	json_array_foreach(json_object_get(out, "functions"), i, f) {
-		const char *name = json_string_value(json_object_get(f, "name"));
-		const char *file = json_string_value(json_object_get(f, "file"));
-		base_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", num(f, "exclusive"), num(f, "inclusive"), name ? name : "?",
-			       file ? file : "?");
+		const char *name = base_json_str(f, "name");
+		const char *file = base_json_str(f, "file");
+		base_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", base_json_num(f, "exclusive"), base_json_num(f, "inclusive"),
+			       name ? name : "?", file ? file : "?");
 	}
 	json_t *res = result_new(base_buf_cstr(&b), 0, out);
 	base_buf_dispose(&b);
@@ -800,7 +796,7 @@ static json_t *tool_compare(agent_tools *t, const json_t *args)
 		return result_last_error("the measurements could not be compared");
 	base_buf b = BASE_BUF_INIT(t->output_cap);
 	base_buf_printf(&b, "measurement %s against %s\n", head, base);
-	render_table(&b, json_object_get(out, "benchmarks"), json_string_value(json_object_get(out, "metric")), base, head);
+	render_table(&b, json_object_get(out, "benchmarks"), base_json_str(out, "metric"), base, head);
 	json_t *res = result_new(base_buf_cstr(&b), 0, out);
 	base_buf_dispose(&b);
 	return res;

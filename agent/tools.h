@@ -1,5 +1,6 @@
-/* The tools an agent calls during an agent run: one implementation used by
- * every backend (the MCP endpoint, the managed-agents worker).
+/* The tools an agent calls during an agent run: one implementation, reached
+ * today through the MCP endpoint (agent/mcp.h) by the `command` backend; a
+ * later backend calls the same functions.
  *
  * An agent_tools is the per-run tool context: the workspace on the host,
  * the base commit, the hooks into the run's sandbox and measurement, the

@@ -14,6 +14,7 @@
 
 #include "measure/bench.h"
 #include "base/error.h"
+#include "base/json.h"
 
 struct agent_run_hooks {
 	measure_sandbox *sb;
@@ -220,13 +221,13 @@ static int hook_get_profile(void *payload, const char *benchmark, const char *me
 	size_t i;
 	json_t *b, *found = NULL;
 	json_array_foreach(json_object_get(doc, "benchmarks"), i, b) if (strcmp(
-		json_string_value(json_object_get(b, "name")) ? json_string_value(json_object_get(b, "name")) : "",
+		base_json_str(b, "name") ? base_json_str(b, "name") : "",
 		benchmark) == 0) found = b;
 	if (!found)
 		return base_error_set(BASE_ENOTFOUND, "the measurement has no benchmark named \"%s\"", benchmark);
-	const char *status = json_string_value(json_object_get(found, "status"));
+	const char *status = base_json_str(found, "status");
 	if (status && strcmp(status, "ok") != 0) {
-		const char *e = json_string_value(json_object_get(found, "error"));
+		const char *e = base_json_str(found, "error");
 		return base_error_set(BASE_EINVALID, "benchmark \"%s\" did not run: %s", benchmark, e ? e : status);
 	}
 	const char *key = h->cfg->metric == MEASURE_METRIC_INSTRUCTIONS ? "instructions" : "estimated_cycles";

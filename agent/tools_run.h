@@ -1,6 +1,6 @@
 /* The hooks of agent/tools.h for a real run: exec in the run's sandbox,
  * and run_benchmarks / get_profile / compare over the bench pipeline
- * (agent/bench.h) against the run's baseline.
+ * (measure/bench.h) against the run's baseline.
  *
  * Measurements taken during the run are kept in memory with ids "m1",
  * "m2", ...; "baseline" names the baseline.  Threading: the tool context

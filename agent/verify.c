@@ -22,6 +22,7 @@
 #include "agent/tools.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define LOG_CAP (256u << 10)
 #define TAIL 4000
@@ -338,7 +339,7 @@ static const json_t *named(const json_t *run, const char *name)
 	size_t i;
 	json_t *m;
 	json_array_foreach(json_object_get(run, "benchmarks"), i, m) {
-		const char *n = json_string_value(json_object_get(m, "name"));
+		const char *n = base_json_str(m, "name");
 		if (n && name && !strcmp(n, name))
 			return m;
 	}
@@ -352,7 +353,7 @@ static int moved_out_of_region(base_buf *log, const json_t *base_run, const json
 			       const measure_repo_config *cfg)
 {
 	const json_t *b = named(base_run, name), *h = named(head_run, name);
-	const char *mode = json_string_value(json_object_get(h, "mode"));
+	const char *mode = base_json_str(h, "mode");
 	if (!b || !h || !mode || strcmp(mode, "region") != 0)
 		return 0;
 	const json_t *bw = json_object_get(b, "whole_process"), *hw = json_object_get(h, "whole_process");
@@ -402,6 +403,64 @@ static int measure(json_t **out, const agent_verify_options *o, const char *dir)
 	bo.whole_process = 1;
 	bo.cancel = o->cancel;
 	return measure_bench_measure(out, o->sandbox, dir, o->config, &bo);
+}
+
+/* The verdict on a comparison of the base's and the candidate's
+ * measurements (borrowed): a row per benchmark, a proposal only when one
+ * improved past its threshold and none regressed or failed.  Owned; NULL
+ * when out of memory. */
+static json_t *verdict(base_buf *log, const json_t *cmp, json_t *base_run, json_t *run, const agent_verify_options *o)
+{
+	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
+	json_t *rows = json_array();
+	size_t i;
+	json_t *c;
+	char reason[512];
+	json_array_foreach(cmp, i, c) {
+		const char *v = base_json_str(c, "verdict");
+		const char *name = base_json_str(c, "name");
+		if (v && !strcmp(v, "improved") && moved_out_of_region(log, base_run, run, name, o->config)) {
+			v = "moved_out_of_region";
+			moved++;
+		}
+		improved += v && !strcmp(v, "improved");
+		regressed += v && !strcmp(v, "regressed");
+		nfailed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
+		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:s?,s:O}", "name", json_object_get(c, "name"), "base",
+					json_object_get(c, "base") ? json_object_get(c, "base") : json_null(), "head",
+					json_object_get(c, "head") ? json_object_get(c, "head") : json_null(), "change_pct",
+					json_object_get(c, "change_pct") ? json_object_get(c, "change_pct") : json_null(),
+					"verdict", v, "threshold_pct",
+					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
+		if (row)
+			json_array_append_new(rows, row);
+		base_buf_printf(log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
+	}
+	if (nfailed)
+		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
+			 nfailed == 1 ? "" : "s");
+	else if (regressed)
+		snprintf(reason, sizeof(reason), "%d benchmark%s regressed past %s threshold", regressed,
+			 regressed == 1 ? "" : "s", regressed == 1 ? "its" : "their");
+	else if (!improved && moved)
+		snprintf(reason, sizeof(reason),
+			 "no benchmark improved past its threshold: %d region%s got cheaper only because work moved out "
+			 "of the measured region (the whole process did not get cheaper as much)",
+			 moved, moved == 1 ? "" : "s");
+	else if (!improved)
+		snprintf(reason, sizeof(reason), "no benchmark improved past its threshold");
+	else
+		snprintf(reason, sizeof(reason), "%d benchmark%s improved, none regressed", improved, improved == 1 ? "" : "s");
+	json_t *doc =
+		result_doc(improved && !regressed && !nfailed ? "proposal" : nfailed ? "failed" : "no_improvement", reason, o);
+	if (doc) {
+		json_object_set_new(doc, "benchmarks", rows);
+		json_object_set(doc, "measurement", run);
+		json_object_set(doc, "base_measurement", base_run);
+	} else {
+		json_decref(rows);
+	}
+	return doc;
 }
 
 int agent_verify(json_t **out, const agent_verify_options *o)
@@ -502,11 +561,11 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	size_t i;
 	json_t *c;
 	json_array_foreach(json_object_get(base_run, "benchmarks"), i, c) {
-		const char *st = json_string_value(json_object_get(c, "status"));
+		const char *st = base_json_str(c, "status");
 		if (!st || strcmp(st, "ok") != 0) {
-			const char *e = json_string_value(json_object_get(c, "error"));
+			const char *e = base_json_str(c, "error");
 			snprintf(reason, sizeof(reason), "benchmark %.100s fails at the base commit in a clean tree: %.300s",
-				 json_string_value(json_object_get(c, "name")), e ? e : st ? st : "?");
+				 base_json_str(c, "name"), e ? e : st ? st : "?");
 			base_buf_printf(&log, "measure base: %s\n", reason);
 			doc = result_doc("failed", reason, o);
 			goto finish;
@@ -521,51 +580,7 @@ int agent_verify(json_t **out, const agent_verify_options *o)
 	if ((error = measure_bench_compare(&cmp, json_object_get(base_run, "benchmarks"), json_object_get(run, "benchmarks"),
 					 o->config)) < 0)
 		goto done;
-	int improved = 0, regressed = 0, nfailed = 0, moved = 0;
-	json_t *rows = json_array();
-	json_array_foreach(cmp, i, c) {
-		const char *v = json_string_value(json_object_get(c, "verdict"));
-		const char *name = json_string_value(json_object_get(c, "name"));
-		if (v && !strcmp(v, "improved") && moved_out_of_region(&log, base_run, run, name, o->config)) {
-			v = "moved_out_of_region";
-			moved++;
-		}
-		improved += v && !strcmp(v, "improved");
-		regressed += v && !strcmp(v, "regressed");
-		nfailed += v && (!strcmp(v, "failed") || !strcmp(v, "new"));
-		json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:s?,s:O}", "name", json_object_get(c, "name"), "base",
-					json_object_get(c, "base") ? json_object_get(c, "base") : json_null(), "head",
-					json_object_get(c, "head") ? json_object_get(c, "head") : json_null(), "change_pct",
-					json_object_get(c, "change_pct") ? json_object_get(c, "change_pct") : json_null(),
-					"verdict", v, "threshold_pct",
-					json_object_get(c, "threshold_pct") ? json_object_get(c, "threshold_pct") : json_null());
-		if (row)
-			json_array_append_new(rows, row);
-		base_buf_printf(&log, "measure %s: %s\n", name ? name : "?", v ? v : "?");
-	}
-	if (nfailed)
-		snprintf(reason, sizeof(reason), "%d benchmark%s could not be measured with the change", nfailed,
-			 nfailed == 1 ? "" : "s");
-	else if (regressed)
-		snprintf(reason, sizeof(reason), "%d benchmark%s regressed past %s threshold", regressed,
-			 regressed == 1 ? "" : "s", regressed == 1 ? "its" : "their");
-	else if (!improved && moved)
-		snprintf(reason, sizeof(reason),
-			 "no benchmark improved past its threshold: %d region%s got cheaper only because work moved out "
-			 "of the measured region (the whole process did not get cheaper as much)",
-			 moved, moved == 1 ? "" : "s");
-	else if (!improved)
-		snprintf(reason, sizeof(reason), "no benchmark improved past its threshold");
-	else
-		snprintf(reason, sizeof(reason), "%d benchmark%s improved, none regressed", improved, improved == 1 ? "" : "s");
-	doc = result_doc(improved && !regressed && !nfailed ? "proposal" : nfailed ? "failed" : "no_improvement", reason, o);
-	if (doc) {
-		json_object_set_new(doc, "benchmarks", rows);
-		json_object_set(doc, "measurement", run);
-		json_object_set(doc, "base_measurement", base_run);
-	} else {
-		json_decref(rows);
-	}
+	doc = verdict(&log, cmp, base_run, run, o);
 	goto finish;
 
 cancelled:

@@ -3,7 +3,7 @@
  *
  * The workspace diff is checked (nothing outside the tree, under .git/, no
  * binary, symlink or submodule change, not over the size cap, no protected
- * path and no line naming valgrind's measurement: app/diff_policy.h, the
+ * path and no line naming valgrind's measurement: base/diff_policy.h, the
  * same policy pr/ applies at approval).  Then two fresh work trees of the
  * base commit, one with the diff applied, go through the same steps, each
  * its own sandbox run: build, a scan of the built files for valgrind
@@ -52,7 +52,7 @@
 #define AGENT_VERIFY_WHOLE_PROCESS_SHARE 0.9
 
 /* Checks a diff without applying it against policy (NULL: the built-in
- * rules; see app/diff_policy.h).  0 when acceptable; BASE_EINVALID (or
+ * rules; see base/diff_policy.h).  0 when acceptable; BASE_EINVALID (or
  * BASE_ETOOBIG) with one sentence naming the path and the problem. */
 int agent_diff_check(const char *diff, size_t len, size_t max_bytes, const base_diff_policy *policy);
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "agent/agent_job.h"
+#include "agent/run_local.h"
 #include "measure/bench.h"
 #include "agent/mcp.h"
 #include "measure/sandbox.h"

@@ -154,6 +154,13 @@ static int queue_optimize(int64_t *run_out, const measure_optimize_request *m, v
 	return agent_run_queue(run_out, payload, &req);
 }
 
+/* agent/ records an approval with pr/'s job that opens the pull request. */
+static int queue_pr(store *st, const store_approval *a, void *payload)
+{
+	(void)payload;
+	return pr_job_queue_open(st, a);
+}
+
 int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 {
 	if (argc > 0) {
@@ -198,7 +205,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	gh_setup *setup = NULL;
 	measure_sandbox *sandbox = NULL;
 	agent_mcp *mcp = NULL;
-	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url };
+	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url, .queue_pr = queue_pr };
 	measure_services msvc = { .cfg = cfg, .public_url = cfg->public_url, .queue_optimize = queue_optimize,
 				  .queue_optimize_payload = &svc };
 	pr_services prs = { .cfg = cfg };

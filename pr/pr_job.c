@@ -28,6 +28,7 @@
 #include "pr/pr.h"
 #include "pr/pr_github_adapter.h"
 
+#define PR_OPEN_JOB "pr.open"
 #define CONFLICT_DELAY_MS 30000
 #define CONFLICT_CHECKS 5
 
@@ -112,7 +113,7 @@ static int parse_run_id(int64_t *out, const char *payload)
 	json_t *id = json_object_get(root, "run_id");
 	int error = 0;
 	if (!json_is_integer(id) || json_integer_value(id) <= 0)
-		error = base_error_set(BASE_EINVALID, "pr.open job payload lacks a run_id");
+		error = base_error_set(BASE_EINVALID, PR_OPEN_JOB " job payload lacks a run_id");
 	else
 		*out = (int64_t)json_integer_value(id);
 	json_decref(root);
@@ -256,13 +257,25 @@ done:
 	return error;
 }
 
+int pr_job_queue_open(store *st, const store_approval *approval)
+{
+	char payload[64], key[64];
+	snprintf(payload, sizeof(payload), "{\"run_id\":%" PRId64 "}", approval->run_id);
+	snprintf(key, sizeof(key), PR_OPEN_JOB ":%" PRId64, approval->run_id);
+	store_approval a = *approval;
+	a.job_kind = PR_OPEN_JOB;
+	a.job_payload = payload;
+	a.job_key = key;
+	return store_approval_put(st, &a);
+}
+
 int pr_jobs_register(store_workers *w, pr_services *svc)
 {
 	if (!w || !svc)
 		return base_error_set(BASE_EINVALID, "pr_jobs_register: missing argument");
 	pthread_mutex_init(&svc->bot_lock, NULL);
 	svc->bot_known = 0;
-	int error = store_workers_register(w, "pr.open", on_pr_open, svc);
+	int error = store_workers_register(w, PR_OPEN_JOB, on_pr_open, svc);
 	return error < 0 ? error : store_workers_register(w, "pr.conflict", on_pr_conflict, svc);
 }
 

@@ -36,6 +36,15 @@ typedef struct pr_services {
  * start. */
 int pr_jobs_register(store_workers *w, pr_services *svc);
 
+/* Records an approval of run approval->run_id (user, via, run_update; the
+ * job fields are pr/'s and ignored) together with the job that opens the
+ * run's pull request: the approval, the run's update, the audit line and
+ * the job in one transaction (store_approval_put), one job per run.
+ * BASE_EEXISTS when the run was already approved.  Other modules queue
+ * that job only through this (app/ hands it to agent/ as a hook): its kind,
+ * payload and key are pr/'s alone. */
+int pr_job_queue_open(store *st, const store_approval *approval);
+
 /* A `pull_request` closed event (payload borrowed): updates the run and the
  * pull record of a perfbot/opt-* branch, deletes the branch when it is
  * still ours.  0 also when the pull request is not perfbot's. */

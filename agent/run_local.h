@@ -1,14 +1,10 @@
 /* Agent runs outside the worker pool: `perfbot optimize` runs one agent run
  * on a local repository on the calling thread, with the same steps as the
  * "agent.run" job (agent/services.h) but without GitHub: no check run, no
- * comment, no approval.
- *
- * Budgets of every agent run come from the repository configuration:
- * optimize.max_minutes (wall time of the agent), optimize.max_benchmark_runs,
- * and a tool-call budget of AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN calls
- * per allowed benchmark run. */
-#ifndef AGENT_AGENT_JOB_H
-#define AGENT_AGENT_JOB_H
+ * comment, no approval.  The run is recorded in the store like any other,
+ * with the same budgets (agent/services.h). */
+#ifndef AGENT_RUN_LOCAL_H
+#define AGENT_RUN_LOCAL_H
 
 #include <stdatomic.h>
 #include <jansson.h>
@@ -16,8 +12,6 @@
 #include <stdint.h>
 
 #include "agent/services.h"
-
-#define AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN 25
 
 typedef struct agent_run_local_options {
 	const char *repo_path;          /* a local git repository */
@@ -28,7 +22,8 @@ typedef struct agent_run_local_options {
 } agent_run_local_options;
 
 /* Records an agent run (trigger "cli") in svc->store and runs it to its end
- * with svc->cfg->agent_command and the endpoint svc->mcp / svc->mcp_url.
+ * with svc->cfg->agent_command and the endpoint svc->mcp / svc->mcp_url
+ * (svc->gh and svc->github are not used).
  * *out (owned) is the outcome:
  *   {"run": id, "status": "proposal" | "no_improvement" | "failed" | "cancelled",
  *    "reason", "benchmarks": [{"name", "base", "head", "change_pct"}],
