@@ -487,7 +487,7 @@ int base_config_load(base_config **out, const char *dotenv_dir, int argc, char *
 		} else if (i + 1 < argc) {
 			val = argv[++i];
 		} else {
-			error = base_error_set(BASE_EINVALID, "%s: needs a value", a);
+			error = base_error_set(BASE_EINVALID, "option '%s' needs a value", a);
 			goto done;
 		}
 		if ((error = set_value(l, idx, val, 1)) < 0)
