@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 
 /* ---- App key and JWT ------------------------------------------------------ */
@@ -70,9 +71,12 @@ typedef struct gh_options {
 	long token_margin_s;        /* refresh tokens this long before expires_at: 300 */
 	size_t max_response;        /* cap on a response body: 32 MiB */
 	int max_pages;              /* cap on pages followed by paginated calls: 100 */
+	const base_clock *clock;    /* borrowed, outlives the client; NULL: base_clock_system().
+				     * Every wait (rate limits, Retry-After, retry backoff)
+				     * sleeps on it and "now" is read from it */
 } gh_options;
 
-#define GH_OPTIONS_INIT { NULL, 10000, 30000, 3, 1000, 60000, 60000, 300, 32u << 20, 100 }
+#define GH_OPTIONS_INIT { NULL, 10000, 30000, 3, 1000, 60000, 60000, 300, 32u << 20, 100, NULL }
 
 typedef struct gh_client gh_client;
 
