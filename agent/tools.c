@@ -32,6 +32,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #define DIFF_CAP (8u << 20)
 #define SUMMARY_CAP (64u << 10)
@@ -689,11 +690,6 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 	return res;
 }
 
-static double num(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
 /* Renders [{name, base, head, change_pct}] as a text table. */
 static void render_table(base_buf *b, const json_t *rows, const char *metric, const char *left, const char *right)
 {
@@ -780,7 +776,7 @@ static json_t *tool_get_profile(agent_tools *t, const json_t *args)
 	json_array_foreach(json_object_get(out, "functions"), i, f) {
 		const char *name = json_string_value(json_object_get(f, "name"));
 		const char *file = json_string_value(json_object_get(f, "file"));
-		base_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", num(f, "exclusive"), num(f, "inclusive"), name ? name : "?",
+		base_buf_printf(&b, "%14.0f %14.0f  %s (%s)\n", base_json_num(f, "exclusive"), base_json_num(f, "inclusive"), name ? name : "?",
 			       file ? file : "?");
 	}
 	json_t *res = result_new(base_buf_cstr(&b), 0, out);
