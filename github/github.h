@@ -5,9 +5,11 @@
  * pool of CURL handles (a handle is used by one thread at a time and keeps
  * its connections alive between requests), the installation-token cache,
  * per-installation rate-limit state and write locks, and the set of
- * redeliveries already requested.
+ * redeliveries already requested.  Its waits (rate-limit resets,
+ * Retry-After, retry backoff) sleep on the clock in gh_options, so a test
+ * with a fake clock waits for nothing.
  *
- * Every function that can fail returns 0 or a negative APP_E* code and
+ * Every function that can fail returns 0 or a negative BASE_E* code and
  * records one line with base_error_set(), e.g.
  *   "GitHub 422 POST /repos/o/r/pulls: Validation Failed: A pull request already exists for o:b."
  * HTTP statuses map to codes: 401 BASE_EAUTH, 403 BASE_EFORBIDDEN,

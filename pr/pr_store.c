@@ -1,4 +1,4 @@
-/* pr/ persisted through app/store.h: the "pr.open" job and the handler of
+/* pr/ persisted through store/store.h: the "pr.open" job and the handler of
  * `pull_request` closed events.
  *
  * The store holds one pull document per run (store_pull_put): number,
