@@ -56,9 +56,9 @@ int gh_app_key_parse(gh_app_key **out, const char *text, size_t len);
 
 void gh_app_key_free(gh_app_key *key);
 
-/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = base_id).
+/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = APP_ID).
  * *out is owned by the caller (free()). */
-int gh_app_jwt(char **out, const gh_app_key *key, const char *base_id, time_t now);
+int gh_app_jwt(char **out, const gh_app_key *key, const char *app_id, time_t now);
 
 /* ---- Client --------------------------------------------------------------- */
 

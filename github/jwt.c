@@ -241,17 +241,17 @@ int gh_app_key_load(gh_app_key **out, const base_config *cfg)
 	return base_error_set(BASE_ENOTFOUND, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
 }
 
-int gh_app_jwt(char **out, const gh_app_key *key, const char *base_id, time_t now)
+int gh_app_jwt(char **out, const gh_app_key *key, const char *app_id, time_t now)
 {
 	int error = 0;
 	jwt_t *jwt = NULL;
 	*out = NULL;
 	if (!key)
 		return base_error_set(BASE_EAUTH, "no GitHub App private key configured (PRIVATE_KEY or PRIVATE_KEY_PATH)");
-	if (!base_id || !base_id[0])
+	if (!app_id || !app_id[0])
 		return base_error_set(BASE_EAUTH, "APP_ID is not set");
 	if (jwt_new(&jwt) != 0 || jwt_add_grant_int(jwt, "iat", (long)now - 60) != 0 ||
-	    jwt_add_grant_int(jwt, "exp", (long)now + 9 * 60) != 0 || jwt_add_grant(jwt, "iss", base_id) != 0 ||
+	    jwt_add_grant_int(jwt, "exp", (long)now + 9 * 60) != 0 || jwt_add_grant(jwt, "iss", app_id) != 0 ||
 	    jwt_set_alg(jwt, JWT_ALG_RS256, (const unsigned char *)key->pem, (int)key->len) != 0) {
 		error = base_error_set(BASE_EGENERIC, "cannot build the App JWT");
 		goto done;

@@ -675,7 +675,7 @@ int gh_setup_handle_callback(const base_http_request *req, base_http_response *r
 		error = message_page(resp, 500, "Setup failed", base_error_last());
 		goto done;
 	}
-	base_log(BASE_LOG_INFO, "setup: GitHub App registered", "base_id", idtext, "slug", slug, NULL);
+	base_log(BASE_LOG_INFO, "setup: GitHub App registered", "app_id", idtext, "slug", slug, NULL);
 
 	base_buf *out = &resp->body;
 	base_buf_reset(out);

@@ -85,7 +85,7 @@ int wh_ping_parse(wh_ping *out, const json_t *payload)
 		out->hook_id = base_json_int(hook, "id");
 	if (!out->hook_id)
 		return base_error_set(BASE_EINVALID, "ping without hook_id");
-	out->base_id = base_json_int(hook, "base_id");
+	out->app_id = base_json_int(hook, "app_id");
 	out->zen = base_json_str(payload, "zen");
 	return 0;
 }

@@ -57,10 +57,10 @@ static int on_ping_event(store_job_ctx *ctx, const json_t *root)
 	int error = 0;
 	wh_ping ping;
 	if ((error = wh_ping_parse(&ping, root)) == 0)
-		error = store_hook_put(ctx->store, ping.hook_id, ping.base_id, ctx->job->delivery_id);
+		error = store_hook_put(ctx->store, ping.hook_id, ping.app_id, ctx->job->delivery_id);
 	if (error == 0)
 		snprintf(ctx->note, sizeof(ctx->note), "hook %lld, app %lld", (long long)ping.hook_id,
-			 (long long)ping.base_id);
+			 (long long)ping.app_id);
 	return error;
 }
 

@@ -196,7 +196,7 @@ async function startFakeGitHub(opts = {}) {
   function installationObject(inst) {
     return {
       id: inst.id, account: { login: inst.account, id: 500 + inst.id, type: 'Organization' },
-      base_id: appId, app_slug: slug, target_type: 'Organization', repository_selection: 'selected',
+      app_id: appId, app_slug: slug, target_type: 'Organization', repository_selection: 'selected',
       permissions: appObject().permissions, events: appObject().events,
       access_tokens_url: `${url}/app/installations/${inst.id}/access_tokens`,
     };

@@ -316,7 +316,7 @@ describe('accepted deliveries', () => {
     const ping = JSON.parse(fixture('ping.json').body);
     ping.hook_id = 777000111;
     ping.hook.id = 777000111;
-    ping.hook.base_id = 31337;
+    ping.hook.app_id = 31337;
     ping.zen = 'Keep it logically awesome & 100% + simple.';
     const body = new URLSearchParams({ payload: JSON.stringify(ping) }).toString();
     const r = await post({ event: 'ping', body, contentType: 'application/x-www-form-urlencoded' });
@@ -422,7 +422,7 @@ describe('accepted deliveries', () => {
         sender: { login: 'monalisa' },
       };
       if (!noAction.has(event)) p.action = actions[event] || 'created';
-      if (event === 'ping') Object.assign(p, { zen: 'Anything added dilutes everything else.', hook_id: 4243, hook: { id: 4243, base_id: 4244 } });
+      if (event === 'ping') Object.assign(p, { zen: 'Anything added dilutes everything else.', hook_id: 4243, hook: { id: 4243, app_id: 4244 } });
       if (event === 'push') Object.assign(p, { ref: 'refs/heads/main', before: '0'.repeat(40), after: '1'.repeat(40) });
       const r = await post({ event, body: p });
       assert.ok(r.status >= 200 && r.status < 300, `${event}: ${r.status} ${r.text}`);

@@ -91,7 +91,7 @@ test('setup mode: the setup page registers the App and perfbot starts with what 
   const again = await startServer({ dataDir: dir, env: { WEBHOOK_SECRET: null, GITHUB_API_URL: fake.url } });
   cleanups.push(() => again.stop());
   assert.equal(again.logs().find((l) => l.msg === 'listening').mode, 'app');
-  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, base_id: APP_ID } });
+  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, app_id: APP_ID } });
   const r = await request(again.port, {
     headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'ping', 'X-GitHub-Delivery': deliveryId(),
       'X-Hub-Signature-256': sign(body, env.WEBHOOK_SECRET) },
@@ -153,7 +153,7 @@ test('missed deliveries: a failed delivery perfbot never stored is redelivered e
   });
   cleanups.push(() => srv.stop());
   // `stored` reaches perfbot before the check runs again; `missed` never does
-  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, base_id: APP_ID } });
+  const body = JSON.stringify({ zen: 'z', hook_id: 1, hook: { id: 1, app_id: APP_ID } });
   await request(srv.port, {
     headers: { 'Content-Type': 'application/json', 'X-GitHub-Event': 'ping', 'X-GitHub-Delivery': stored,
       'X-Hub-Signature-256': sign(body, secret) },

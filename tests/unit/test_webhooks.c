@@ -93,11 +93,11 @@ static void test_event_fields(void **state)
 	assert_string_equal(info.sender, "octocat");
 	json_decref(j);
 
-	j = load("{\"zen\":\"Keep it logically awesome.\",\"hook_id\":12,\"hook\":{\"id\":12,\"base_id\":345}}");
+	j = load("{\"zen\":\"Keep it logically awesome.\",\"hook_id\":12,\"hook\":{\"id\":12,\"app_id\":345}}");
 	wh_ping ping;
 	assert_int_equal(wh_ping_parse(&ping, j), 0);
 	assert_int_equal(ping.hook_id, 12);
-	assert_int_equal(ping.base_id, 345);
+	assert_int_equal(ping.app_id, 345);
 	json_decref(j);
 
 	j = load("{\"action\":\"created\",\"installation\":{\"id\":9,\"account\":{\"login\":\"acme\"}},"
@@ -246,7 +246,7 @@ static void expect(struct fixture *f, const struct call *c, int status, const ch
 static void test_intake_order_and_codes(void **state)
 {
 	struct fixture *f = *state;
-	const char *ping = "{\"zen\":\"z\",\"hook_id\":1,\"hook\":{\"base_id\":2}}";
+	const char *ping = "{\"zen\":\"z\",\"hook_id\":1,\"hook\":{\"app_id\":2}}";
 	/* each check, in order: a request failing several gets the first */
 	expect(f, &(struct call){ .method = "GET", .ctype = "text/plain", .sig = "", .body = "" }, 405, "POST");
 	expect(f, &(struct call){ .ctype = "text/plain", .sig = "", .body = ping }, 415, "Content-Type");
