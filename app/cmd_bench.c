@@ -19,13 +19,6 @@
 
 int app_cmd_bench(const base_config *cfg, int argc, char **argv);
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: perfbot bench [--repo DIR] [--rev REV] [--base REV] [--json]\n"
-		   "  Measures the benchmarks of DIR's .github/perfbot.yml at REV (default HEAD)\n"
-		   "  under CPU simulation in the sandbox; with --base, compares with REV.\n");
-}
-
 /* The CLI's view of a measurement: counts and the first ten functions. */
 static json_t *cli_benchmarks(const json_t *run)
 {
@@ -88,23 +81,20 @@ int app_cmd_bench(const base_config *cfg, int argc, char **argv)
 {
 	const char *repo = ".", *rev = "HEAD", *base = NULL;
 	int json = 0, status = 2;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--repo", NULL)) != NULL)
-			repo = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--rev", NULL)) != NULL)
-			rev = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--base", NULL)) != NULL)
-			base = v;
-		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "perfbot bench: unknown argument %s\n", argv[i]);
-			usage(stderr);
-			return 2;
+	static const struct option longopts[] = {
+		{ "repo", required_argument, NULL, 'r' }, { "rev", required_argument, NULL, 'v' },
+		{ "base", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts o = { .cmd = "bench", .longopts = longopts };
+	int c;
+	while ((c = app_cmd_getopt(&o, argc, argv, 0)) != APP_CMD_END) {
+		switch (c) {
+		case 'r': repo = optarg; break;
+		case 'v': rev = optarg; break;
+		case 'b': base = optarg; break;
+		case 'j': json = 1; break;
+		default: return o.status;
 		}
 	}
 

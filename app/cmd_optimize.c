@@ -74,31 +74,29 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 	const char *focus[MAX_FOCUS];
 	size_t nfocus = 0;
 	int json = 0, status = 2;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--repo", NULL)) != NULL)
-			repo = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--agent-command", NULL)) != NULL)
-			command = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--rev", NULL)) != NULL)
-			rev = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--diff-out", NULL)) != NULL)
-			diff_out = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--benchmark", "-b")) != NULL) {
+	static const struct option longopts[] = {
+		{ "repo", required_argument, NULL, 'r' },     { "agent-command", required_argument, NULL, 'a' },
+		{ "rev", required_argument, NULL, 'v' },      { "diff-out", required_argument, NULL, 'o' },
+		{ "benchmark", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts opts = { .cmd = "optimize", .longopts = longopts, .shortopts = "b:" };
+	int c;
+	while ((c = app_cmd_getopt(&opts, argc, argv, 0)) != APP_CMD_END) {
+		switch (c) {
+		case 'r': repo = optarg; break;
+		case 'a': command = optarg; break;
+		case 'v': rev = optarg; break;
+		case 'o': diff_out = optarg; break;
+		case 'j': json = 1; break;
+		case 'b':
 			if (nfocus == MAX_FOCUS) {
 				fprintf(stderr, "perfbot optimize: at most %d --benchmark options\n", MAX_FOCUS);
 				return 2;
 			}
-			focus[nfocus++] = v;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "perfbot optimize: unknown argument %s\n", argv[i]);
-			usage(stderr);
-			return 2;
+			focus[nfocus++] = optarg;
+			break;
+		default: return opts.status;
 		}
 	}
 	if (!repo || !command || !*command) {

@@ -49,21 +49,21 @@ static void uuid4(char out[37])
 int app_cmd_receive(const base_config *cfg, int argc, char **argv)
 {
 	const char *event = NULL, *file = NULL, *url = NULL, *secret = cfg->webhook_secret, *delivery = NULL;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if ((v = app_cmd_optval(argc, argv, &i, "--event", "-e")) != NULL)
-			event = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--payload-path", "-p")) != NULL)
-			file = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--url", NULL)) != NULL)
-			url = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--secret", "-s")) != NULL)
-			secret = v;
-		else if ((v = app_cmd_optval(argc, argv, &i, "--delivery", "-d")) != NULL)
-			delivery = v;
-		else {
-			fprintf(stderr, "perfbot receive: unknown option %s\n", argv[i]);
-			return 2;
+	static const struct option longopts[] = {
+		{ "event", required_argument, NULL, 'e' },  { "payload-path", required_argument, NULL, 'p' },
+		{ "url", required_argument, NULL, 'u' },    { "secret", required_argument, NULL, 's' },
+		{ "delivery", required_argument, NULL, 'd' }, { NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts o = { .cmd = "receive", .longopts = longopts, .shortopts = "e:p:s:d:" };
+	int c;
+	while ((c = app_cmd_getopt(&o, argc, argv, 0)) != APP_CMD_END) {
+		switch (c) {
+		case 'e': event = optarg; break;
+		case 'p': file = optarg; break;
+		case 'u': url = optarg; break;
+		case 's': secret = optarg; break;
+		case 'd': delivery = optarg; break;
+		default: return o.status;
 		}
 	}
 	if (!event || !file) {

@@ -26,12 +26,6 @@ static long long n(const json_t *o, const char *key)
 	return (long long)json_integer_value(json_object_get(o, key));
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: perfbot runs [--json] [--limit N] [--kind bench|agent]\n"
-		   "       perfbot runs show N [--json]\n");
-}
-
 static void print_json(const json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -142,32 +136,38 @@ int app_cmd_runs(const base_config *cfg, int argc, char **argv)
 	int json = 0, limit = 50, rc = 2;
 	const char *kind = NULL, *show_id = NULL;
 	int showing = 0;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (i == 0 && strcmp(argv[i], "show") == 0)
-			showing = 1;
-		else if (showing && !show_id && argv[i][0] != '-')
-			show_id = argv[i];
-		else if ((v = app_cmd_optval(argc, argv, &i, "--limit", "-n")) != NULL) {
+	static const struct option longopts[] = {
+		{ "limit", required_argument, NULL, 'n' }, { "kind", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },         { NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts o = { .cmd = "runs", .longopts = longopts, .shortopts = "n:" };
+	int c;
+	while ((c = app_cmd_getopt(&o, argc, argv, 1)) != APP_CMD_END) {
+		switch (c) {
+		case 'n': {
 			char *end;
-			long l = strtol(v, &end, 10);
+			long l = strtol(optarg, &end, 10);
 			if (*end || l <= 0 || l > 1000000) {
 				fprintf(stderr, "perfbot runs: --limit expects a positive number\n");
 				return 2;
 			}
 			limit = (int)l;
-		} else if ((v = app_cmd_optval(argc, argv, &i, "--kind", NULL)) != NULL)
-			kind = v;
-		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "perfbot runs: unknown argument %s\n", argv[i]);
-			usage(stderr);
-			return 2;
+			break;
 		}
+		case 'k': kind = optarg; break;
+		case 'j': json = 1; break;
+		default: return o.status;
+		}
+	}
+	/* operands: nothing, or "show N" */
+	int nops = argc - o.next;
+	if (nops > 0 && strcmp(argv[o.next], "show") == 0 && nops <= 2) {
+		showing = 1;
+		show_id = nops == 2 ? argv[o.next + 1] : NULL;
+	} else if (nops > 0) {
+		fprintf(stderr, "perfbot runs: unexpected argument '%s' (see perfbot runs --help)\n",
+			argv[o.next + (strcmp(argv[o.next], "show") == 0 ? 2 : 0)]);
+		return 2;
 	}
 	store *st = NULL;
 	if (store_open_existing(&st, cfg->database_url) < 0) {

@@ -163,10 +163,10 @@ static int queue_pr(store *st, const store_approval *a, void *payload)
 
 int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 {
-	if (argc > 0) {
-		fprintf(stderr, "perfbot serve: unknown option %s (see perfbot serve --help)\n", argv[0]);
+	/* every option of serve is a configuration flag, taken before */
+	app_cmd_opts o = { .cmd = "serve" };
+	if (app_cmd_getopt(&o, argc, argv, 0) != APP_CMD_END)
 		return 2;
-	}
 	/* A key that is configured but does not parse stops start-up; a missing
 	 * APP_ID or key means first-run setup mode. */
 	gh_app_key *key = NULL;

@@ -21,23 +21,31 @@ static int parse_opts(struct list_opts *o, const char *cmd, int argc, char **arg
 	o->json = 0;
 	o->limit = 50;
 	o->event = NULL;
-	for (int i = 0; i < argc; i++) {
-		const char *v;
-		if (!strcmp(argv[i], "--json")) {
-			o->json = 1;
-		} else if ((v = app_cmd_optval(argc, argv, &i, "--limit", "-n")) != NULL) {
+	static const struct option with_event[] = {
+		{ "json", no_argument, NULL, 'j' },         { "limit", required_argument, NULL, 'n' },
+		{ "event", required_argument, NULL, 'e' }, { NULL, 0, NULL, 0 },
+	};
+	static const struct option without_event[] = {
+		{ "json", no_argument, NULL, 'j' }, { "limit", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts p = { .cmd = cmd, .longopts = allow_event ? with_event : without_event,
+			   .shortopts = allow_event ? "n:e:" : "n:" };
+	int c;
+	while ((c = app_cmd_getopt(&p, argc, argv, 0)) != APP_CMD_END) {
+		switch (c) {
+		case 'j': o->json = 1; break;
+		case 'e': o->event = optarg; break;
+		case 'n': {
 			char *end;
 			errno = 0;
-			o->limit = strtol(v, &end, 10);
+			o->limit = strtol(optarg, &end, 10);
 			if (errno || *end || o->limit < 1) {
-				fprintf(stderr, "perfbot %s: --limit: expected a positive number, got \"%s\"\n", cmd, v);
+				fprintf(stderr, "perfbot %s: --limit: expected a positive number, got \"%s\"\n", cmd, optarg);
 				return -1;
 			}
-		} else if (allow_event && (v = app_cmd_optval(argc, argv, &i, "--event", "-e")) != NULL) {
-			o->event = v;
-		} else {
-			fprintf(stderr, "perfbot %s: unknown option %s\n", cmd, argv[i]);
-			return -1;
+			break;
+		}
+		default: return -1;
 		}
 	}
 	return 0;

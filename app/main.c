@@ -52,23 +52,6 @@ static void usage(FILE *f)
 		base_config_print_help();
 }
 
-const char *app_cmd_optval(int argc, char **argv, int *i, const char *long_name, const char *short_name)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(long_name);
-	if (strncmp(a, long_name, n) == 0 && a[n] == '=')
-		return a + n + 1;
-	if (strcmp(a, long_name) == 0 || (short_name && strcmp(a, short_name) == 0)) {
-		if (*i + 1 < argc) {
-			(*i)++;
-			return argv[*i];
-		}
-		base_error_set(BASE_EINVALID, "%s needs a value", a);
-		return NULL;
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	base_json_arena_install();
@@ -99,16 +82,27 @@ int main(int argc, char **argv)
 	base_config *cfg = NULL;
 	char **rest = NULL;
 	if (base_config_load(&cfg, NULL, argc - 2, argv + 2, &rest) < 0) {
-		fprintf(stderr, "perfbot: %s\n", base_error_last());
+		fprintf(stderr, "perfbot %s: %s\n", cmd->name, base_error_last());
 		return 2;
 	}
 	base_log_configure(cfg->log_level, cfg->log_json, 2);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* the command sees its name, then what configuration left, as a main
+	 * would (args owns the array, borrows the strings from argv) */
 	int nrest = 0;
 	while (rest[nrest])
 		nrest++;
-	int rc = cmd->run(cfg, nrest, rest);
+	char **args = calloc((size_t)nrest + 2, sizeof(*args));
+	int rc = 1;
+	if (!args) {
+		fprintf(stderr, "perfbot: out of memory\n");
+	} else {
+		args[0] = argv[1];
+		memcpy(args + 1, rest, (size_t)nrest * sizeof(*args));
+		rc = cmd->run(cfg, nrest + 1, args);
+	}
 	curl_global_cleanup();
+	free(args);
 	free(rest);
 	base_config_free(cfg);
 	return rc;

@@ -1,7 +1,7 @@
 /* A growable byte buffer with a hard cap given at init (like curl's dynbuf).
  *
  * Every buffer filled from outside (request bodies, subprocess output, HTTP
- * answers) is an base_buf whose cap is chosen by its owner.  The contents are
+ * answers) is a base_buf whose cap is chosen by its owner.  The contents are
  * always NUL-terminated (the NUL is not counted in len). Embedded struct:
  * base_buf_init / base_buf_dispose. */
 #ifndef BASE_BUF_H

@@ -45,7 +45,7 @@ static const struct var vars[] = {
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
 	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
 	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
-	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command | managed" },
+	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command (the only one available yet)" },
 	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
 	{ "PERFBOT_SANDBOX", K_STR, "bwrap", 0, 0, "sandbox backend" },
 	{ "SANDBOX_MEMORY", K_BYTES, "8GiB", 0, 0, "memory of a whole sandbox run, its /tmp included (0: no limit)" },
@@ -426,8 +426,10 @@ static int check_and_store(struct loaded *l)
 		l->derived[1] = u;
 		c->database_url = u;
 	}
-	if (c->agent && strcmp(c->agent, "command") && strcmp(c->agent, "managed"))
-		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command or managed, got \"%s\"", c->agent);
+	if (c->agent && !strcmp(c->agent, "managed"))
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: the managed backend is not available yet; use command");
+	if (c->agent && strcmp(c->agent, "command"))
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command, got \"%s\"", c->agent);
 	if (c->sandbox && strcmp(c->sandbox, "bwrap"))
 		return base_error_set(BASE_EINVALID, "PERFBOT_SANDBOX: expected bwrap, got \"%s\"", c->sandbox);
 	if (c->sandbox_pids > 0 && c->sandbox_pids < 16)
@@ -487,7 +489,7 @@ int base_config_load(base_config **out, const char *dotenv_dir, int argc, char *
 		} else if (i + 1 < argc) {
 			val = argv[++i];
 		} else {
-			error = base_error_set(BASE_EINVALID, "%s: needs a value", a);
+			error = base_error_set(BASE_EINVALID, "option '%s' needs a value", a);
 			goto done;
 		}
 		if ((error = set_value(l, idx, val, 1)) < 0)

@@ -29,7 +29,7 @@ typedef struct base_config {
 	base_log_level log_level;
 	int log_json;                   /* LOG_FORMAT=json, or not a terminal */
 	const char *public_url;
-	const char *agent;              /* "command" | "managed" */
+	const char *agent;              /* "command" (the only backend yet) */
 	const char *agent_command;
 	const char *sandbox;            /* "bwrap" */
 	uint64_t sandbox_memory;        /* bytes, SANDBOX_MEMORY (8 GiB); 0 = no limit */

@@ -1,7 +1,7 @@
 /* Plain HTTP request and response structs shared by the HTTP front
  * (webhooks/server.c, the only code that touches libmicrohttpd) and the pure
  * handlers behind it (webhook intake, MCP endpoint, health, metrics, setup
- * pages).  A handler reads an base_http_request and fills an
+ * pages).  A handler reads a base_http_request and fills an
  * base_http_response; tests call handlers directly with hand-made requests. */
 #ifndef BASE_HTTP_H
 #define BASE_HTTP_H

@@ -108,6 +108,8 @@ int gh_client_new(gh_client **out, const base_config *cfg, const gh_options *opt
 		c->opts.max_pages = defaults.max_pages;
 	if (c->opts.max_response == 0)
 		c->opts.max_response = defaults.max_response;
+	if (!c->opts.clock)
+		c->opts.clock = base_clock_system();
 	const char *base = c->opts.api_url ? c->opts.api_url : cfg->github_api_url;
 	if (!base || !base[0])
 		base = "https://api.github.com";
@@ -507,13 +509,22 @@ static void github_message(base_buf *b, const char *body)
 	json_decref(root);
 }
 
-static void sleep_ms(long ms)
+/* Waits on the client's clock (a test's returns at once). */
+static void sleep_ms(const gh_client *c, long ms)
 {
-	if (ms <= 0)
-		return;
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	if (ms > 0)
+		c->opts.clock->sleep_ms(c->opts.clock->payload, ms);
+}
+
+/* The client's clock: seconds since the epoch, and a monotonic ms count. */
+static int64_t now_s(const gh_client *c)
+{
+	return c->opts.clock->wall_ms(c->opts.clock->payload) / 1000;
+}
+
+static int64_t mono_ms(const gh_client *c)
+{
+	return c->opts.clock->mono_ms(c->opts.clock->payload);
 }
 
 static long backoff_ms(const gh_client *c, int attempt)
@@ -537,8 +548,8 @@ static int credential(gh_client *c, int64_t auth, char **cred_out)
 	if (auth == GH_AUTH_NONE)
 		return 0;
 	if (auth == GH_AUTH_APP)
-		return gh_app_jwt(cred_out, c->key, c->cfg->app_id, time(NULL));
-	return gh_token_cache_get(c->tokens, auth, (int64_t)time(NULL), token_fetch, c, cred_out);
+		return gh_app_jwt(cred_out, c->key, c->cfg->app_id, now_s(c));
+	return gh_token_cache_get(c->tokens, auth, now_s(c), token_fetch, c, cred_out);
 }
 
 static void wipe_free(char *s)
@@ -625,7 +636,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 	/* All the waiting one call may do in place (behind another write of
 	 * the installation, for a rate limit): at most max_wait_ms in total,
 	 * then the job is handed back to the queue. */
-	int64_t deadline = base_mono_ms() + c->opts.max_wait_ms;
+	int64_t deadline = mono_ms(c) + c->opts.max_wait_ms;
 	if (auth > 0 && is_write(method)) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -652,18 +663,18 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		int64_t reset = st->reset;
 		pthread_mutex_unlock(&c->mu);
 		if (spent) {
-			int64_t now = (int64_t)time(NULL);
+			int64_t now = now_s(c);
 			if (reset > now) {
 				int64_t secs = reset - now < MAX_WAIT_S ? reset - now : MAX_WAIT_S;
 				long wait = (long)(secs * 1000 + 1000);
-				if (wait > c->opts.max_wait_ms || base_mono_ms() + wait > deadline) {
+				if (wait > c->opts.max_wait_ms || mono_ms(c) + wait > deadline) {
 					tl_retry_wait_ms = wait;
 					error = base_error_set(BASE_ERETRY,
 							      "GitHub rate limit exhausted for %s %s: retry in %ld ms",
 							      method, path, wait);
 					goto done;
 				}
-				sleep_ms(wait);
+				sleep_ms(c, wait);
 			}
 			pthread_mutex_lock(&c->mu);
 			st->has_remaining = 0;
@@ -692,7 +703,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			}
 			int timeout = ex.curl_code == CURLE_OPERATION_TIMEDOUT;
 			if (net_attempts < c->opts.max_retries) {
-				sleep_ms(backoff_ms(c, net_attempts++));
+				sleep_ms(c, backoff_ms(c, net_attempts++));
 				continue;
 			}
 			error = base_error_set(timeout ? BASE_ETIMEOUT : BASE_ERETRY, "GitHub %s %s: %s", method, path,
@@ -740,7 +751,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 			base_buf_dispose(&msg);
 			gh_rate_kind kind;
 			pthread_mutex_lock(&c->mu);
-			long wait = gh_rate_wait_ms(&ex.rate, (int64_t)time(NULL), st->secondary_count,
+			long wait = gh_rate_wait_ms(&ex.rate, now_s(c), st->secondary_count,
 						    c->opts.secondary_wait_ms, &kind);
 			if (kind == GH_RATE_SECONDARY)
 				st->secondary_count++;
@@ -752,14 +763,14 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 				base_log(BASE_LOG_WARN, "github rate limit", "kind", what, "method", method, "path", path,
 					"wait_ms", wait_s, NULL);
 				if (wait > c->opts.max_wait_ms || rate_waits >= MAX_RATE_WAITS ||
-				    base_mono_ms() + wait > deadline) {
+				    mono_ms(c) + wait > deadline) {
 					tl_retry_wait_ms = wait;
 					error = base_error_set(BASE_ERETRY, "GitHub %ld %s %s: %s rate limit, retry in %ld ms",
 							      ex.status, method, path, what, wait);
 					goto done;
 				}
 				rate_waits++;
-				sleep_ms(wait);
+				sleep_ms(c, wait);
 				pthread_mutex_lock(&c->mu);
 				st->has_remaining = 0; /* waited for the reset already */
 				pthread_mutex_unlock(&c->mu);
@@ -768,7 +779,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		}
 
 		if (ex.status >= 500 && net_attempts < c->opts.max_retries) {
-			sleep_ms(backoff_ms(c, net_attempts++));
+			sleep_ms(c, backoff_ms(c, net_attempts++));
 			continue;
 		}
 		error = status_error(ex.status, method, path, base_buf_cstr(&ex.body));
@@ -867,7 +878,7 @@ static int token_fetch(char **token_out, int64_t *expires_out, int64_t installat
 		goto done;
 	}
 	if (parse_time(expires, expires_out) < 0)
-		*expires_out = (int64_t)time(NULL) + 3600;
+		*expires_out = now_s(c) + 3600;
 	if (!(*token_out = strdup(token)))
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 	char id[24];
@@ -884,7 +895,7 @@ int gh_installation_token(gh_client *c, int64_t installation_id, char **token_ou
 	*token_out = NULL;
 	if (installation_id <= 0)
 		return base_error_set(BASE_EINVALID, "invalid installation id %" PRId64, installation_id);
-	return gh_token_cache_get(c->tokens, installation_id, (int64_t)time(NULL), token_fetch, c, token_out);
+	return gh_token_cache_get(c->tokens, installation_id, now_s(c), token_fetch, c, token_out);
 }
 
 void gh_installation_token_invalidate(gh_client *c, int64_t installation_id)

@@ -5,9 +5,11 @@
  * pool of CURL handles (a handle is used by one thread at a time and keeps
  * its connections alive between requests), the installation-token cache,
  * per-installation rate-limit state and write locks, and the set of
- * redeliveries already requested.
+ * redeliveries already requested.  Its waits (rate-limit resets,
+ * Retry-After, retry backoff) sleep on the clock in gh_options, so a test
+ * with a fake clock waits for nothing.
  *
- * Every function that can fail returns 0 or a negative APP_E* code and
+ * Every function that can fail returns 0 or a negative BASE_E* code and
  * records one line with base_error_set(), e.g.
  *   "GitHub 422 POST /repos/o/r/pulls: Validation Failed: A pull request already exists for o:b."
  * HTTP statuses map to codes: 401 BASE_EAUTH, 403 BASE_EFORBIDDEN,
@@ -26,6 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 
 /* ---- App key and JWT ------------------------------------------------------ */
@@ -53,7 +56,7 @@ int gh_app_key_parse(gh_app_key **out, const char *text, size_t len);
 
 void gh_app_key_free(gh_app_key *key);
 
-/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = app_id).
+/* An App JWT (RS256, iat = now - 60, exp = now + 9 min, iss = APP_ID).
  * *out is owned by the caller (free()). */
 int gh_app_jwt(char **out, const gh_app_key *key, const char *app_id, time_t now);
 
@@ -70,9 +73,12 @@ typedef struct gh_options {
 	long token_margin_s;        /* refresh tokens this long before expires_at: 300 */
 	size_t max_response;        /* cap on a response body: 32 MiB */
 	int max_pages;              /* cap on pages followed by paginated calls: 100 */
+	const base_clock *clock;    /* borrowed, outlives the client; NULL: base_clock_system().
+				     * Every wait (rate limits, Retry-After, retry backoff)
+				     * sleeps on it and "now" is read from it */
 } gh_options;
 
-#define GH_OPTIONS_INIT { NULL, 10000, 30000, 3, 1000, 60000, 60000, 300, 32u << 20, 100 }
+#define GH_OPTIONS_INIT { NULL, 10000, 30000, 3, 1000, 60000, 60000, 300, 32u << 20, 100, NULL }
 
 typedef struct gh_client gh_client;
 

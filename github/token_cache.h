@@ -11,7 +11,7 @@
 typedef struct gh_token_cache gh_token_cache;
 
 /* Fetches a fresh token: *token_out owned by the cache afterwards (malloc'd),
- * *expires_out in epoch seconds. Returns 0 or a negative APP_E* code. */
+ * *expires_out in epoch seconds. Returns 0 or a negative BASE_E* code. */
 typedef int (*gh_token_fetch_fn)(char **token_out, int64_t *expires_out, int64_t installation_id,
 				 void *payload);
 

@@ -20,6 +20,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/md.h"
 #include "base/utf8.h"
@@ -429,25 +430,25 @@ done:
 
 /* ---- following the pull request ------------------------------------------ */
 
-static const char *jstr(const json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
 int pr_closed_event_parse(pr_closed_event *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(payload))
 		return base_error_set(BASE_EINVALID, "pull_request payload is not an object");
-	if (strcmp(jstr(payload, "action"), "closed") != 0)
+	const char *action = base_json_str(payload, "action");
+	if (!action || strcmp(action, "closed") != 0)
 		return base_error_set(BASE_ENOTFOUND, "not a closed action");
 	const json_t *pr = json_object_get(payload, "pull_request");
 	const json_t *head = json_object_get(pr, "head");
-	const char *repo = jstr(json_object_get(payload, "repository"), "full_name");
-	const char *head_repo = jstr(json_object_get(head, "repo"), "full_name");
-	const char *ref = jstr(head, "ref");
-	const char *sha = jstr(head, "sha");
+	/* absent strings read as "" below */
+	const char *repo = base_json_str(json_object_get(payload, "repository"), "full_name");
+	const char *head_repo = base_json_str(json_object_get(head, "repo"), "full_name");
+	const char *ref = base_json_str(head, "ref");
+	const char *sha = base_json_str(head, "sha");
+	repo = repo ? repo : "";
+	head_repo = head_repo ? head_repo : "";
+	ref = ref ? ref : "";
+	sha = sha ? sha : "";
 	if (!json_is_object(pr) || !*repo || !*ref)
 		return base_error_set(BASE_EINVALID, "pull_request payload lacks repository or head");
 	/* A fork can name a branch perfbot/opt-1 too: only our repository's. */
@@ -469,8 +470,8 @@ int pr_closed_event_parse(pr_closed_event *out, const json_t *payload)
 	out->run_id = run;
 	out->number = (int)number;
 	out->merged = json_is_true(json_object_get(pr, "merged"));
-	const char *merge = jstr(pr, "merge_commit_sha");
-	if (out->merged && strlen(merge) <= 40)
+	const char *merge = base_json_str(pr, "merge_commit_sha");
+	if (out->merged && merge && strlen(merge) <= 40)
 		snprintf(out->merge_commit_sha, sizeof(out->merge_commit_sha), "%s", merge);
 	return 0;
 }

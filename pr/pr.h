@@ -9,12 +9,12 @@
  *                       request, report conflicts, post the link
  *   pr_closed_*         a `pull_request` closed event for a perfbot branch
  *   pr_supersede        close older open perfbot PRs for the same benchmarks
- *   pr_job_open, pr_handle_closed   the same, persisted through app/store.h
+ *   pr_job_open, pr_handle_closed   the same, persisted through store/store.h
  *
  * GitHub's REST API is reached only through the `pr_github` vtable so the
  * module does not depend on the client; git credentials come from a token
  * callback and are never written to disk.  Every function that can fail
- * returns 0 or a negative APP_E* code with one line in base_error_last().
+ * returns 0 or a negative BASE_E* code with one line in base_error_last().
  * Functions are safe to call from several threads for different runs; two
  * calls on one repository serialise on an flock of the cache. */
 #ifndef PR_PR_H

@@ -4,7 +4,7 @@
  * with libgit2's patch parser (git_diff_from_buffer) and every delta is
  * checked: paths stay inside the tree, never reach `.git` or
  * `.github/workflows`, no binary patch, no symlink or submodule entries.
- * Then the diff policy that verification applied (app/diff_policy.h: no
+ * Then the diff policy that verification applied (base/diff_policy.h: no
  * test, build or CI file, nothing under .github/, no dotfile, no line that
  * names valgrind's measurement), so an approved proposal is never refused
  * here for another reason than the one verification would give.

@@ -1,7 +1,7 @@
 /* The branch behind a perfbot pull request, built and pushed with libgit2.
  *
- * The bare cache DATA_DIR/repos/<owner>/<name>.git (the layout agent/ uses)
- * is opened or created, brought up to date over HTTP(S) and written only
+ * The bare cache DATA_DIR/repos/<owner>/<name>.git (measure/'s checkout
+ * layout) is opened or created, brought up to date over HTTP(S) and written only
  * while an flock on DATA_DIR/repos/<owner>/<name>.lock is held, so several
  * workers can share it.  Remotes are anonymous and credentials come from a
  * callback: no URL, token or remote is ever written to the cache's config.

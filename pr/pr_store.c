@@ -1,4 +1,4 @@
-/* pr/ persisted through app/store.h: the "pr.open" job and the handler of
+/* pr/ persisted through store/store.h: the "pr.open" job and the handler of
  * `pull_request` closed events.
  *
  * The store holds one pull document per run (store_pull_put): number,
@@ -15,14 +15,10 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 
 #define MAX_BENCHES 64
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
 
 static double jnum(const json_t *obj, const char *a, const char *b)
 {
@@ -45,21 +41,21 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 		return base_error_set(BASE_EINVALID, "run %" PRId64 " or its proposal is not a JSON object", run_id);
 	const json_t *rdata = json_object_get(run, "data");
 	out->run_id = run_id;
-	out->repository = jstr(run, "repository");
+	out->repository = base_json_str(run, "repository");
 	/* The diff was taken against the commit the run checked out. */
-	out->base_sha = first(jstr(proposal, "base_sha"), first(jstr(run, "base_sha"), jstr(run, "head_sha")));
-	out->base_branch = first(jstr(proposal, "base_branch"), jstr(run, "branch"));
-	out->diff = jstr(proposal, "diff");
+	out->base_sha = first(base_json_str(proposal, "base_sha"), first(base_json_str(run, "base_sha"), base_json_str(run, "head_sha")));
+	out->base_branch = first(base_json_str(proposal, "base_branch"), base_json_str(run, "branch"));
+	out->diff = base_json_str(proposal, "diff");
 	out->diff_len = out->diff ? strlen(out->diff) : 0;
-	out->summary = jstr(proposal, "summary");
-	out->test_command = first(jstr(proposal, "test_command"), jstr(rdata, "test_command"));
-	out->approved_by = first(jstr(rdata, "approved_by"), jstr(proposal, "approved_by"));
-	out->approved_via = first(jstr(rdata, "approved_via"), jstr(proposal, "approved_via"));
+	out->summary = base_json_str(proposal, "summary");
+	out->test_command = first(base_json_str(proposal, "test_command"), base_json_str(rdata, "test_command"));
+	out->approved_by = first(base_json_str(rdata, "approved_by"), base_json_str(proposal, "approved_by"));
+	out->approved_via = first(base_json_str(rdata, "approved_via"), base_json_str(proposal, "approved_via"));
 	json_int_t thread = json_integer_value(json_object_get(rdata, "thread_number"));
 	out->thread_number = thread > 0 && thread < 2147483647 ? (int)thread : 0;
 	out->check_run_id = json_integer_value(json_object_get(rdata, "check_run_id"));
 	out->fork = json_is_true(json_object_get(proposal, "fork")) || json_is_true(json_object_get(rdata, "fork"));
-	out->pushed_sha = jstr(rdata, "pr_commit");
+	out->pushed_sha = base_json_str(rdata, "pr_commit");
 	if (!out->repository || !out->base_sha || !out->base_branch)
 		return base_error_set(BASE_EINVALID, "run %" PRId64 " lacks repository, base commit or branch", run_id);
 	if (!out->diff)
@@ -71,7 +67,7 @@ int pr_proposal_from_json(pr_proposal *out, pr_bench_result *benches, size_t nbe
 		if (out->nbenchmarks >= nbenches)
 			break;
 		pr_bench_result *r = &benches[out->nbenchmarks];
-		r->name = jstr(b, "name");
+		r->name = base_json_str(b, "name");
 		r->before = jnum(b, "base", "before");
 		r->after = jnum(b, "head", "after");
 		if (!r->name || r->before < 0 || r->after < 0)
@@ -204,15 +200,15 @@ int pr_handle_closed(const char **state_out, store *st, const pr_github *gh, con
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((error = pr_closed_apply(&state, &deleted, gh, &ev, jstr(data, "commit"))) < 0)
+	if ((error = pr_closed_apply(&state, &deleted, gh, &ev, base_json_str(data, "commit"))) < 0)
 		goto done;
 	json_object_set_new(data, "branch_deleted", json_boolean(deleted));
 	if (ev.merged)
 		json_object_set_new(data, "merge_commit", json_string(ev.merge_commit_sha));
 	if ((error = store_pull_put(st, run_id, ev.repository, ev.number, ev.branch, state, data)) < 0)
 		goto done;
-	update = json_pack("{s:{s:i, s:s?, s:s, s:s?, s:s, s:s?}}", "pull", "number", ev.number, "url", jstr(data, "url"),
-			   "branch", ev.branch, "commit", jstr(data, "commit"), "state", state, "merge_commit",
+	update = json_pack("{s:{s:i, s:s?, s:s, s:s?, s:s, s:s?}}", "pull", "number", ev.number, "url", base_json_str(data, "url"),
+			   "branch", ev.branch, "commit", base_json_str(data, "commit"), "state", state, "merge_commit",
 			   ev.merged ? ev.merge_commit_sha : NULL);
 	if (!update || (error = store_run_update(st, run_id, update)) < 0) {
 		if (!update)

@@ -4,30 +4,20 @@
  * a crash. */
 #include "webhooks/event.h"
 #include "base/error.h"
+#include "base/json.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static const char *str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static int64_t num(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
 
 int wh_event_info_parse(wh_event_info *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(payload))
 		return base_error_set(BASE_EINVALID, "payload is not a JSON object");
-	out->action = str(payload, "action");
-	out->installation_id = num(json_object_get(payload, "installation"), "id");
-	out->repository = str(json_object_get(payload, "repository"), "full_name");
-	out->sender = str(json_object_get(payload, "sender"), "login");
+	out->action = base_json_str(payload, "action");
+	out->installation_id = base_json_int(json_object_get(payload, "installation"), "id");
+	out->repository = base_json_str(json_object_get(payload, "repository"), "full_name");
+	out->sender = base_json_str(json_object_get(payload, "sender"), "login");
 	return 0;
 }
 
@@ -90,13 +80,13 @@ int wh_ping_parse(wh_ping *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	const json_t *hook = json_object_get(payload, "hook");
-	out->hook_id = num(payload, "hook_id");
+	out->hook_id = base_json_int(payload, "hook_id");
 	if (!out->hook_id)
-		out->hook_id = num(hook, "id");
+		out->hook_id = base_json_int(hook, "id");
 	if (!out->hook_id)
 		return base_error_set(BASE_EINVALID, "ping without hook_id");
-	out->app_id = num(hook, "app_id");
-	out->zen = str(payload, "zen");
+	out->app_id = base_json_int(hook, "app_id");
+	out->zen = base_json_str(payload, "zen");
 	return 0;
 }
 
@@ -112,8 +102,8 @@ static int repo_list(wh_repo_ref **out, size_t *n_out, const json_t *arr)
 	size_t i, n = 0;
 	json_t *v;
 	json_array_foreach(arr, i, v) {
-		int64_t id = num(v, "id");
-		const char *name = str(v, "full_name");
+		int64_t id = base_json_int(v, "id");
+		const char *name = base_json_str(v, "full_name");
 		if (!id || !name)
 			continue;
 		r[n].id = id;
@@ -129,11 +119,11 @@ int wh_installation_parse(wh_installation *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	const json_t *inst = json_object_get(payload, "installation");
-	out->action = str(payload, "action");
-	out->id = num(inst, "id");
+	out->action = base_json_str(payload, "action");
+	out->id = base_json_int(inst, "id");
 	if (!out->id)
 		return base_error_set(BASE_EINVALID, "installation event without installation.id");
-	out->account = str(json_object_get(inst, "account"), "login");
+	out->account = base_json_str(json_object_get(inst, "account"), "login");
 	const json_t *added = json_object_get(payload, "repositories_added");
 	int error = repo_list(&out->repos, &out->nrepos, added ? added : json_object_get(payload, "repositories"));
 	if (error == 0)
@@ -157,16 +147,16 @@ int wh_push_parse(wh_push *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
 	const json_t *repo = json_object_get(payload, "repository");
-	out->ref = str(payload, "ref");
-	out->before = str(payload, "before");
-	out->after = str(payload, "after");
+	out->ref = base_json_str(payload, "ref");
+	out->before = base_json_str(payload, "before");
+	out->after = base_json_str(payload, "after");
 	out->deleted = json_is_true(json_object_get(payload, "deleted"));
 	out->created = json_is_true(json_object_get(payload, "created"));
-	out->repository = str(repo, "full_name");
-	out->default_branch = str(repo, "default_branch");
-	out->clone_url = str(repo, "clone_url");
-	out->installation_id = num(json_object_get(payload, "installation"), "id");
-	out->sender = str(json_object_get(payload, "sender"), "login");
+	out->repository = base_json_str(repo, "full_name");
+	out->default_branch = base_json_str(repo, "default_branch");
+	out->clone_url = base_json_str(repo, "clone_url");
+	out->installation_id = base_json_int(json_object_get(payload, "installation"), "id");
+	out->sender = base_json_str(json_object_get(payload, "sender"), "login");
 	if (!out->ref || !out->after || !out->repository)
 		return base_error_set(BASE_EINVALID, "push event without ref, after or repository.full_name");
 	return 0;

@@ -29,7 +29,7 @@ int wh_delivery_id_ok(const char *id);
 
 typedef struct wh_ping {
 	int64_t hook_id;
-	int64_t app_id;     /* hook.app_id, 0 for a repository hook */
+	int64_t app_id;      /* hook.app_id, 0 for a repository hook */
 	const char *zen;
 } wh_ping;
 int wh_ping_parse(wh_ping *out, const json_t *payload);

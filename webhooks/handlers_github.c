@@ -11,7 +11,9 @@
  * pull request proposes against the base branch, never on the fork's
  * commits. */
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
+#include "github/github.h"
 #include "webhooks/command.h"
 #include "webhooks/event.h"
 #include "webhooks/handlers.h"
@@ -21,37 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static int64_t num(const json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-/* Splits "owner/name" into the two buffers. */
-static int split_repo(char owner[128], char name[128], const char *full)
-{
-	const char *slash = full ? strchr(full, '/') : NULL;
-	if (!slash || slash == full || !slash[1] || (size_t)(slash - full) >= 128 || strlen(slash + 1) >= 128)
-		return base_error_set(BASE_EINVALID, "bad repository name \"%s\"", full ? full : "");
-	memcpy(owner, full, (size_t)(slash - full));
-	owner[slash - full] = '\0';
-	snprintf(name, 128, "%s", slash + 1);
-	return 0;
-}
-
 /* A pull request from a fork: its head repository is another one, or gone
  * (head.repo null when the fork was deleted).  head.repo.fork alone says
  * nothing: a repository that is itself a fork has it set for its own
  * branches. */
 static int pull_from_fork(const json_t *pull)
 {
-	const char *head = str(json_object_get(json_object_get(pull, "head"), "repo"), "full_name");
-	const char *base = str(json_object_get(json_object_get(pull, "base"), "repo"), "full_name");
+	const char *head = base_json_str(json_object_get(json_object_get(pull, "head"), "repo"), "full_name");
+	const char *base = base_json_str(json_object_get(json_object_get(pull, "base"), "repo"), "full_name");
 	return !head || !base || strcmp(head, base) != 0;
 }
 
@@ -66,10 +45,10 @@ static int pull_needs_approval(const json_t *pull)
 	static const char *const outside[] = { "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "NONE", "MANNEQUIN" };
 	if (pull_from_fork(pull))
 		return 1;
-	const char *type = str(json_object_get(pull, "user"), "type");
+	const char *type = base_json_str(json_object_get(pull, "user"), "type");
 	if (type && !strcmp(type, "Bot"))
 		return 0;
-	const char *assoc = str(pull, "author_association");
+	const char *assoc = base_json_str(pull, "author_association");
 	if (!assoc)
 		return 1;
 	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
@@ -132,7 +111,7 @@ static int on_push(store_job_ctx *ctx, void *payload)
 static int on_pull_request_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
-	const char *action = str(root, "action");
+	const char *action = base_json_str(root, "action");
 	const json_t *pr = json_object_get(root, "pull_request");
 	const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
 	if (!action || !pr) {
@@ -142,20 +121,20 @@ static int on_pull_request_event(store_job_ctx *ctx, const wh_handlers_options *
 	if (!strcmp(action, "closed")) {
 		error = pr_handle_closed_event(o->pr, root);
 		if (error == 0)
-			snprintf(ctx->note, sizeof(ctx->note), "pull request #%lld closed", (long long)num(pr, "number"));
+			snprintf(ctx->note, sizeof(ctx->note), "pull request #%lld closed", (long long)base_json_int(pr, "number"));
 		goto done;
 	}
 	measure_bench_pull req = {
-		.repository = str(json_object_get(root, "repository"), "full_name"),
-		.installation_id = num(json_object_get(root, "installation"), "id"),
-		.number = (int)num(pr, "number"),
-		.head_sha = str(head, "sha"),
-		.head_ref = str(head, "ref"),
-		.base_sha = str(base, "sha"),
-		.base_ref = str(base, "ref"),
-		.clone_url = str(json_object_get(root, "repository"), "clone_url"),
+		.repository = base_json_str(json_object_get(root, "repository"), "full_name"),
+		.installation_id = base_json_int(json_object_get(root, "installation"), "id"),
+		.number = (int)base_json_int(pr, "number"),
+		.head_sha = base_json_str(head, "sha"),
+		.head_ref = base_json_str(head, "ref"),
+		.base_sha = base_json_str(base, "sha"),
+		.base_ref = base_json_str(base, "ref"),
+		.clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 		.trigger = "pull_request",
-		.sender = str(json_object_get(root, "sender"), "login"),
+		.sender = base_json_str(json_object_get(root, "sender"), "login"),
 		.needs_approval = pull_needs_approval(pr),
 	};
 	if (!req.repository || !req.head_sha || !req.base_sha || !req.number) {
@@ -221,8 +200,8 @@ static int may_write(int *out, const struct thread *t)
 
 static int is_bot(const json_t *user)
 {
-	const char *type = str(user, "type");
-	const char *login = str(user, "login");
+	const char *type = base_json_str(user, "type");
+	const char *login = base_json_str(user, "login");
 	size_t n = login ? strlen(login) : 0;
 	return (type && !strcmp(type, "Bot")) || (n > 5 && !strcmp(login + n - 5, "[bot]"));
 }
@@ -262,9 +241,9 @@ static int run_command(store_job_ctx *ctx, struct thread *t, const wh_command *c
 			break;
 		const json_t *head = json_object_get(pull, "head"), *base = json_object_get(pull, "base");
 		measure_bench_pull req = { .repository = t->full_name, .installation_id = t->inst, .number = (int)t->number,
-					 .head_sha = str(head, "sha"), .head_ref = str(head, "ref"),
-					 .base_sha = str(base, "sha"), .base_ref = str(base, "ref"),
-					 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+					 .head_sha = base_json_str(head, "sha"), .head_ref = base_json_str(head, "ref"),
+					 .base_sha = base_json_str(base, "sha"), .base_ref = base_json_str(base, "ref"),
+					 .clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 					 .trigger = "comment", .sender = t->user };
 		int64_t run = 0;
 		if (!req.head_sha || !req.base_sha)
@@ -282,7 +261,7 @@ static int run_command(store_job_ctx *ctx, struct thread *t, const wh_command *c
 		for (size_t i = 0; i < cmd->nargs; i++)
 			names[i] = cmd->args[i];
 		agent_run_request req = { .repository = t->full_name, .installation_id = t->inst,
-					  .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+					  .clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 					  .trigger = "comment", .requested_by = t->user, .thread_number = (int)t->number,
 					  .benchmarks = cmd->nargs ? names : NULL, .nbenchmarks = cmd->nargs };
 		json_t *pull = NULL, *repo = NULL;
@@ -290,20 +269,20 @@ static int run_command(store_job_ctx *ctx, struct thread *t, const wh_command *c
 			/* on a pull request: its head, proposed against its branch */
 			if ((error = gh_get_pull(t->o->agent->gh, t->inst, t->owner, t->name, t->number, &pull)) < 0)
 				break;
-			req.commit = str(json_object_get(pull, "head"), "sha");
-			req.branch = str(json_object_get(pull, "head"), "ref");
+			req.commit = base_json_str(json_object_get(pull, "head"), "sha");
+			req.branch = base_json_str(json_object_get(pull, "head"), "ref");
 			if (pull_from_fork(pull)) {
 				/* the agent works on the fork's head in the sandbox, but the
 				 * proposal goes to the base branch, built on its own tip:
 				 * the fork's commits are never pushed here */
-				req.branch = str(json_object_get(pull, "base"), "ref");
+				req.branch = base_json_str(json_object_get(pull, "base"), "ref");
 				req.fork = 1;
 			}
 		} else {
 			/* on an issue: the default branch as it is now */
-			req.branch = str(json_object_get(root, "repository"), "default_branch");
+			req.branch = base_json_str(json_object_get(root, "repository"), "default_branch");
 			if (!req.branch && (error = gh_get_repo(t->o->agent->gh, t->inst, t->owner, t->name, &repo)) == 0)
-				req.branch = str(repo, "default_branch");
+				req.branch = base_json_str(repo, "default_branch");
 		}
 		int64_t run = 0;
 		if (error == 0 && (error = agent_run_queue(&run, t->o->agent, &req)) == 0 && req.fork)
@@ -371,7 +350,7 @@ static int on_issue_comment_event(store_job_ctx *ctx, const wh_handlers_options 
 {
 	int error = 0;
 	const json_t *comment = json_object_get(root, "comment");
-	const char *action = str(root, "action");
+	const char *action = base_json_str(root, "action");
 	if (!action || strcmp(action, "created") != 0)
 		goto done;
 	if (is_bot(json_object_get(comment, "user")) || is_bot(json_object_get(root, "sender"))) {
@@ -379,18 +358,18 @@ static int on_issue_comment_event(store_job_ctx *ctx, const wh_handlers_options 
 		goto done;
 	}
 	wh_command cmd;
-	wh_command_parse(&cmd, str(comment, "body"));
+	wh_command_parse(&cmd, base_json_str(comment, "body"));
 	if (cmd.kind == WH_CMD_NONE) {
 		snprintf(ctx->note, sizeof(ctx->note), "no command");
 		goto done;
 	}
-	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
-			    .full_name = str(json_object_get(root, "repository"), "full_name"),
-			    .number = num(json_object_get(root, "issue"), "number"),
-			    .user = str(json_object_get(comment, "user"), "login") };
+	struct thread t = { .o = o, .inst = base_json_int(json_object_get(root, "installation"), "id"),
+			    .full_name = base_json_str(json_object_get(root, "repository"), "full_name"),
+			    .number = base_json_int(json_object_get(root, "issue"), "number"),
+			    .user = base_json_str(json_object_get(comment, "user"), "login") };
 	if (!t.user)
-		t.user = str(json_object_get(root, "sender"), "login");
-	if (!t.inst || !t.number || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
+		t.user = base_json_str(json_object_get(root, "sender"), "login");
+	if (!t.inst || !t.number || !t.user || (error = gh_repo_split(t.owner, t.name, t.full_name)) < 0) {
 		if (error == 0)
 			error = base_error_set(BASE_EINVALID, "issue_comment without installation, issue number or user");
 		goto done;
@@ -405,7 +384,7 @@ static int on_issue_comment_event(store_job_ctx *ctx, const wh_handlers_options 
 		snprintf(ctx->note, sizeof(ctx->note), "refused: %s has no write access", t.user);
 		goto done;
 	}
-	int64_t comment_id = num(comment, "id");
+	int64_t comment_id = base_json_int(comment, "id");
 	if (comment_id && gh_add_reaction(o->agent->gh, t.inst, t.owner, t.name, comment_id, "eyes") < 0)
 		base_log(BASE_LOG_WARN, "cannot add a reaction", "error", base_error_last(), NULL);
 	error = run_command(ctx, &t, &cmd, root);
@@ -427,7 +406,7 @@ static int approve_button(store_job_ctx *ctx, struct thread *t, int64_t run)
 {
 	json_t *r = NULL;
 	int error = store_run_get(t->o->agent->store, run, &r);
-	const char *of = error == 0 ? str(r, "repository") : NULL;
+	const char *of = error == 0 ? base_json_str(r, "repository") : NULL;
 	if (error == BASE_ENOTFOUND || (error == 0 && (!of || strcmp(of, t->full_name) != 0))) {
 		snprintf(ctx->note, sizeof(ctx->note), "run %lld is not a run of %s", (long long)run, t->full_name);
 		error = 0;
@@ -435,7 +414,7 @@ static int approve_button(store_job_ctx *ctx, struct thread *t, int64_t run)
 	}
 	if (error < 0)
 		goto done;
-	t->number = num(json_object_get(r, "data"), "pull");
+	t->number = base_json_int(json_object_get(r, "data"), "pull");
 	int allowed = 0;
 	if ((error = may_write(&allowed, t)) < 0)
 		goto done;
@@ -463,9 +442,9 @@ done:
 static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, const json_t *root)
 {
 	int error = 0;
-	const char *action = str(root, "action");
+	const char *action = base_json_str(root, "action");
 	const json_t *cr = json_object_get(root, "check_run");
-	const char *external = str(cr, "external_id");
+	const char *external = base_json_str(cr, "external_id");
 	int64_t run = 0;
 	if (external) {
 		char *end;
@@ -477,16 +456,16 @@ static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, 
 		snprintf(ctx->note, sizeof(ctx->note), "not a perfbot check run");
 		goto done;
 	}
-	struct thread t = { .o = o, .inst = num(json_object_get(root, "installation"), "id"),
-			    .full_name = str(json_object_get(root, "repository"), "full_name"),
-			    .user = str(json_object_get(root, "sender"), "login") };
-	if (!t.inst || !t.user || (error = split_repo(t.owner, t.name, t.full_name)) < 0) {
+	struct thread t = { .o = o, .inst = base_json_int(json_object_get(root, "installation"), "id"),
+			    .full_name = base_json_str(json_object_get(root, "repository"), "full_name"),
+			    .user = base_json_str(json_object_get(root, "sender"), "login") };
+	if (!t.inst || !t.user || (error = gh_repo_split(t.owner, t.name, t.full_name)) < 0) {
 		if (error == 0)
 			error = base_error_set(BASE_EINVALID, "check_run without installation or sender");
 		goto done;
 	}
 	if (!strcmp(action, "requested_action")) {
-		const char *id = str(json_object_get(root, "requested_action"), "identifier");
+		const char *id = base_json_str(json_object_get(root, "requested_action"), "identifier");
 		if (id && !strcmp(id, "approve-run")) {
 			error = approve_button(ctx, &t, run);
 			goto done;
@@ -519,19 +498,19 @@ static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, 
 		if ((error = store_run_get(o->agent->store, run, &r)) < 0)
 			goto done;
 		int bench = store_run_kind_of(r) == STORE_RUN_BENCH;
-		const char *of = str(r, "repository");
+		const char *of = base_json_str(r, "repository");
 		const json_t *rdata = json_object_get(r, "data");
-		if (bench && of && !strcmp(of, t.full_name) && num(rdata, "pull") > 0 &&
+		if (bench && of && !strcmp(of, t.full_name) && base_json_int(rdata, "pull") > 0 &&
 		    json_is_true(json_object_get(rdata, "needs_approval"))) {
 			/* a re-run of a pull request that needs approval: the clicking
 			 * user's write access is that approval, else it waits again */
 			int allowed = 0;
 			if ((error = may_write(&allowed, &t)) == 0) {
 				measure_bench_pull req = { .repository = t.full_name, .installation_id = t.inst,
-							 .number = (int)num(rdata, "pull"), .head_sha = str(r, "head_sha"),
-							 .head_ref = str(rdata, "head_ref"), .base_sha = str(r, "base_sha"),
-							 .base_ref = str(rdata, "base_ref"),
-							 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+							 .number = (int)base_json_int(rdata, "pull"), .head_sha = base_json_str(r, "head_sha"),
+							 .head_ref = base_json_str(rdata, "head_ref"), .base_sha = base_json_str(r, "base_sha"),
+							 .base_ref = base_json_str(rdata, "base_ref"),
+							 .clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 							 .trigger = "rerequested", .sender = t.user, .needs_approval = !allowed };
 				int64_t again = 0;
 				if ((error = measure_bench_queue_pull(&again, o->measure, &req)) == 0)
@@ -541,9 +520,9 @@ static int on_check_run_event(store_job_ctx *ctx, const wh_handlers_options *o, 
 		} else if (bench && of && !strcmp(of, t.full_name)) {
 			const json_t *data = rdata;
 			measure_bench_push req = { .repository = t.full_name, .installation_id = t.inst,
-						 .ref = str(data, "ref"), .before = str(r, "base_sha"),
-						 .after = str(r, "head_sha"), .default_branch = str(data, "default_branch"),
-						 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
+						 .ref = base_json_str(data, "ref"), .before = base_json_str(r, "base_sha"),
+						 .after = base_json_str(r, "head_sha"), .default_branch = base_json_str(data, "default_branch"),
+						 .clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 						 .sender = t.user };
 			int64_t again = 0;
 			if (req.after && (error = measure_bench_queue_push(&again, o->measure, &req)) == 0)
@@ -575,16 +554,16 @@ static int on_check_suite_event(store_job_ctx *ctx, const wh_handlers_options *o
 		json_array_foreach(pulls, i, pr) {
 			const json_t *head = json_object_get(pr, "head"), *base = json_object_get(pr, "base");
 			measure_bench_pull req = {
-				.repository = str(json_object_get(root, "repository"), "full_name"),
-				.installation_id = num(json_object_get(root, "installation"), "id"),
-				.number = (int)num(pr, "number"),
-				.head_sha = str(suite, "head_sha"),
-				.head_ref = str(head, "ref"),
-				.base_sha = str(base, "sha"),
-				.base_ref = str(base, "ref"),
-				.clone_url = str(json_object_get(root, "repository"), "clone_url"),
+				.repository = base_json_str(json_object_get(root, "repository"), "full_name"),
+				.installation_id = base_json_int(json_object_get(root, "installation"), "id"),
+				.number = (int)base_json_int(pr, "number"),
+				.head_sha = base_json_str(suite, "head_sha"),
+				.head_ref = base_json_str(head, "ref"),
+				.base_sha = base_json_str(base, "sha"),
+				.base_ref = base_json_str(base, "ref"),
+				.clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
 				.trigger = "rerequested",
-				.sender = str(json_object_get(root, "sender"), "login"),
+				.sender = base_json_str(json_object_get(root, "sender"), "login"),
 			};
 			int64_t run = 0;
 			if ((error = measure_bench_queue_pull(&run, o->measure, &req)) < 0)
@@ -596,14 +575,14 @@ static int on_check_suite_event(store_job_ctx *ctx, const wh_handlers_options *o
 		goto done;
 	}
 	char ref[300];
-	const char *branch = str(suite, "head_branch");
+	const char *branch = base_json_str(suite, "head_branch");
 	snprintf(ref, sizeof(ref), "refs/heads/%s", branch ? branch : "");
-	measure_bench_push req = { .repository = str(json_object_get(root, "repository"), "full_name"),
-				 .installation_id = num(json_object_get(root, "installation"), "id"),
-				 .ref = branch ? ref : NULL, .before = str(suite, "before"), .after = str(suite, "head_sha"),
-				 .default_branch = str(json_object_get(root, "repository"), "default_branch"),
-				 .clone_url = str(json_object_get(root, "repository"), "clone_url"),
-				 .sender = str(json_object_get(root, "sender"), "login") };
+	measure_bench_push req = { .repository = base_json_str(json_object_get(root, "repository"), "full_name"),
+				 .installation_id = base_json_int(json_object_get(root, "installation"), "id"),
+				 .ref = branch ? ref : NULL, .before = base_json_str(suite, "before"), .after = base_json_str(suite, "head_sha"),
+				 .default_branch = base_json_str(json_object_get(root, "repository"), "default_branch"),
+				 .clone_url = base_json_str(json_object_get(root, "repository"), "clone_url"),
+				 .sender = base_json_str(json_object_get(root, "sender"), "login") };
 	if (!req.repository || !req.after || !req.ref) {
 		snprintf(ctx->note, sizeof(ctx->note), "check suite without repository, branch or head");
 		goto done;

@@ -1,4 +1,4 @@
-/* The webhook intake: POST $WEBHOOK_PATH.  A pure handler over app/http.h
+/* The webhook intake: POST $WEBHOOK_PATH.  A pure handler over base/http.h
  * structs: verifies, parses and durably stores a delivery with the jobs it
  * produces, then answers.  Checks run in this order, before any JSON
  * parsing: method (405), content type (415), GitHub headers (400 / 401),

@@ -1,5 +1,5 @@
 /* The HTTP front: libmicrohttpd, one thread per connection.  The only code
- * that touches MHD: it copies each request into an base_http_request, caps
+ * that touches MHD: it copies each request into a base_http_request, caps
  * its body, calls the route's pure handler and sends the answer.  Routes are
  * registered before wh_server_start and never change afterwards. */
 #ifndef WH_SERVER_H

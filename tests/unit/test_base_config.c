@@ -164,6 +164,15 @@ static void test_bad_values_name_variable(void **state)
 	assert_int_equal(base_config_load(&c, tmpdir, 1, argv, NULL), BASE_EINVALID);
 	assert_non_null(strstr(base_error_last(), "--no-such-flag"));
 
+	/* a backend that does not exist yet stops start-up, not the first run */
+	setenv("PERFBOT_AGENT", "managed", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_string_equal(base_error_last(), "PERFBOT_AGENT: the managed backend is not available yet; use command");
+	setenv("PERFBOT_AGENT", "other", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: expected command"));
+	unsetenv("PERFBOT_AGENT");
+
 	char *argv2[] = { "--max-body", "lots", NULL };
 	assert_int_equal(base_config_load(&c, tmpdir, 2, argv2, NULL), BASE_EINVALID);
 	assert_non_null(strstr(base_error_last(), "MAX_BODY"));

@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "base/config.h"
 #include "base/error.h"
 #include "base/http.h"
@@ -172,9 +173,48 @@ static int stop_fake(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The clients' clock: waits (backoff, Retry-After, rate-limit resets) return
+ * at once and move time on by what they would have slept.  The fake GitHub
+ * keeps real time, so a test whose limit must pass while the client "sleeps"
+ * sets clear_faults_on_sleep. */
+typedef struct fake_clock {
+	int64_t wall, mono; /* ms */
+	int64_t slept;      /* ms waited since the test last reset it */
+	int clear_faults_on_sleep;
+} fake_clock;
+
+static fake_clock clk;
+
+static int64_t clk_wall(void *payload)
+{
+	return ((fake_clock *)payload)->wall;
+}
+
+static int64_t clk_mono(void *payload)
+{
+	return ((fake_clock *)payload)->mono;
+}
+
+static void clk_sleep(void *payload, int64_t ms)
+{
+	fake_clock *f = payload;
+	f->wall += ms;
+	f->mono += ms;
+	f->slept += ms;
+	if (f->clear_faults_on_sleep)
+		fake_do("clearFaults", "{}");
+}
+
+static const base_clock fake_clock_ops = { clk_wall, clk_mono, clk_sleep, &clk };
+
+/* A client on the fake clock, its wall set to now (the fake GitHub's
+ * rate-limit resets are real epoch seconds). */
 static gh_client *new_client(long max_wait_ms)
 {
+	clk.wall = base_wall_ms();
+	clk.clear_faults_on_sleep = 0;
 	gh_options o = GH_OPTIONS_INIT;
+	o.clock = &fake_clock_ops;
 	o.backoff_ms = 50;
 	o.timeout_ms = 3000;
 	o.connect_timeout_ms = 2000;
@@ -313,10 +353,11 @@ static void test_secondary_limit(void **state)
 
 	fake_do("secondaryLimit", "{\"retryAfter\":1}");
 	int64_t t0 = mono_ms();
+	clk.slept = 0;
 	int64_t id = 0;
 	assert_int_equal(gh_create_comment(c, 1, "octo-org", "demo", 5, "hello", &id), 0);
-	int64_t elapsed = mono_ms() - t0;
-	assert_true(elapsed >= 1000);
+	assert_int_equal(clk.slept, 1000); /* Retry-After, on the client's clock */
+	assert_true(mono_ms() - t0 < 1000);
 	assert_true(id > 0);
 
 	/* a wait longer than the caller affords: BASE_ERETRY at once, with the wait */
@@ -325,17 +366,21 @@ static void test_secondary_limit(void **state)
 	json_decref(repo);
 	fake_do("secondaryLimit", "{\"retryAfter\":7}");
 	t0 = mono_ms();
+	clk.slept = 0;
 	assert_int_equal(gh_get_repo(impatient, 1, "octo-org", "demo", &repo), BASE_ERETRY);
 	assert_true(mono_ms() - t0 < 1000);
+	assert_int_equal(clk.slept, 0);
 	assert_int_equal(gh_retry_wait_ms(), 7000);
 	assert_non_null(strstr(base_error_last(), "secondary rate limit"));
 
 	/* without retry-after: the configured base (1 s here) */
 	fake_do("secondaryLimit", "{\"retryAfter\":null}");
 	t0 = mono_ms();
+	clk.slept = 0;
 	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), 0);
 	json_decref(repo);
-	assert_true(mono_ms() - t0 >= 1000);
+	assert_true(clk.slept >= 1000);
+	assert_true(mono_ms() - t0 < 1000);
 	gh_client_free(impatient);
 	gh_client_free(c);
 }
@@ -350,12 +395,16 @@ static void test_primary_limit(void **state)
 	fake_do("resetRequests", "{}");
 	fake_do("primaryLimit", "{\"resetIn\":2}");
 	int64_t t0 = mono_ms();
-	time_t wall0 = time(NULL);
+	int64_t wall0 = clk.wall / 1000;
+	clk.slept = 0;
+	clk.clear_faults_on_sleep = 1; /* the limit is over when the client wakes */
 	assert_int_equal(gh_get_repo(c, 1, "octo-org", "demo", &repo), 0);
+	clk.clear_faults_on_sleep = 0;
 	json_decref(repo);
 	/* it waited for the reset instead of hammering the limit */
-	assert_true(mono_ms() - t0 >= 1000);
-	assert_true(time(NULL) >= wall0 + 2);
+	assert_true(clk.slept >= 1000);
+	assert_true(clk.wall / 1000 >= wall0 + 2);
+	assert_true(mono_ms() - t0 < 1000);
 	assert_int_equal(count_requests(NULL, "/repos/octo-org/demo"), 2);
 
 	/* too long a reset for the caller: re-queue */
@@ -382,6 +431,7 @@ static void test_hang_is_timeout(void **state)
 	o.timeout_ms = 400;
 	o.max_retries = 1;
 	o.backoff_ms = 50;
+	o.clock = &fake_clock_ops; /* the backoff between the two timeouts */
 	gh_client *c = NULL;
 	assert_int_equal(gh_client_new(&c, &cfg, &o), 0);
 	json_t *app = NULL;
