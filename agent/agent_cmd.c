@@ -53,6 +53,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 
 extern char **environ;
@@ -142,25 +143,6 @@ static int put_hidden(base_buf *b, const char *path)
 	return put_arg(b, "--ro-bind") < 0 || put_arg(b, "/dev/null") < 0 || put_arg(b, real) < 0 ? -1 : 0;
 }
 
-static char *find_in_path(const char *name)
-{
-	if (strchr(name, '/'))
-		return access(name, X_OK) == 0 ? strdup(name) : NULL;
-	const char *p = getenv("PATH");
-	if (!p || !*p)
-		p = "/usr/local/bin:/usr/bin:/bin";
-	while (*p) {
-		size_t l = strcspn(p, ":");
-		char cand[PATH_MAX];
-		if (l > 0 && (size_t)snprintf(cand, sizeof(cand), "%.*s/%s", (int)l, p, name) < sizeof(cand) &&
-		    access(cand, X_OK) == 0)
-			return strdup(cand);
-		p += l;
-		if (*p == ':')
-			p++;
-	}
-	return NULL;
-}
 
 /* Writes a private file (0600) in the run's directory, owned by the
  * command's uid. */
@@ -354,13 +336,13 @@ int agent_cmd_run(agent_cmd_result *out, const agent_cmd_options *o)
 	uid_t uid = (uid_t)(AGENT_CMD_UID_BASE + (uint64_t)o->run_id % AGENT_CMD_UID_SPAN);
 	gid_t gid = (gid_t)uid;
 	const char *bwrap_name = o->bwrap ? o->bwrap : "bwrap";
-	if (!(bwrap = find_in_path(bwrap_name))) {
+	if (!(bwrap = base_find_in_path(bwrap_name))) {
 		error = base_error_set(BASE_EGENERIC,
 				      "agent command: %s not found; install bubblewrap (the agent command never runs unconfined)",
 				      bwrap_name);
 		goto done;
 	}
-	if (drop && !(setpriv = find_in_path("setpriv"))) {
+	if (drop && !(setpriv = base_find_in_path("setpriv"))) {
 		error = base_error_set(BASE_EGENERIC, "agent command: setpriv (util-linux) not found; running as root, perfbot "
 						    "needs it to start the agent command as an unprivileged user");
 		goto done;

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int base_mkdirs(const char *path, mode_t mode)
 {
@@ -25,4 +27,24 @@ int base_mkdirs(const char *path, mode_t mode)
 	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
 		return base_error_set(BASE_EGENERIC, "cannot create %s: %s", tmp, strerror(errno));
 	return 0;
+}
+
+char *base_find_in_path(const char *name)
+{
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
+	const char *p = getenv("PATH");
+	if (!p || !*p)
+		p = "/usr/local/bin:/usr/bin:/bin";
+	while (*p) {
+		size_t l = strcspn(p, ":");
+		char cand[PATH_MAX];
+		if (l > 0 && (size_t)snprintf(cand, sizeof(cand), "%.*s/%s", (int)l, p, name) < sizeof(cand) &&
+		    access(cand, X_OK) == 0)
+			return strdup(cand);
+		p += l;
+		if (*p == ':')
+			p++;
+	}
+	return NULL;
 }

@@ -9,4 +9,9 @@
  * BASE_EGENERIC naming the directory that could not be made. */
 int base_mkdirs(const char *path, mode_t mode);
 
+/* The executable `name` as a path: name itself when it holds a slash and is
+ * executable, else the first executable PATH entry (PATH unset or empty:
+ * /usr/local/bin:/usr/bin:/bin).  Owned (free()); NULL when there is none. */
+char *base_find_in_path(const char *name);
+
 #endif

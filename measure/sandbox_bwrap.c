@@ -66,6 +66,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 
 #define DEFAULT_UID 65534
@@ -929,25 +930,6 @@ static void bwrap_free(measure_sandbox *base)
 	free(sb);
 }
 
-static char *find_in_path(const char *name)
-{
-	if (strchr(name, '/'))
-		return access(name, X_OK) == 0 ? strdup(name) : NULL;
-	const char *p = getenv("PATH");
-	if (!p || !*p)
-		p = "/usr/local/bin:/usr/bin:/bin";
-	while (*p) {
-		size_t l = strcspn(p, ":");
-		char cand[PATH_MAX];
-		if (l > 0 && (size_t)snprintf(cand, sizeof(cand), "%.*s/%s", (int)l, p, name) < sizeof(cand) &&
-		    access(cand, X_OK) == 0)
-			return strdup(cand);
-		p += l;
-		if (*p == ':')
-			p++;
-	}
-	return NULL;
-}
 
 /* Refuses a run uid range that overlaps a subordinate id range of `path`
  * ("name:start:count" lines): whoever owns that range could map the runs'
@@ -1104,7 +1086,7 @@ int measure_sandbox_bwrap_new(measure_sandbox **out, const measure_sandbox_bwrap
 	sb->drop = geteuid() == 0;
 	sb->uid = opts && opts->uid ? opts->uid : DEFAULT_UID;
 	sb->gid = opts && opts->gid ? opts->gid : DEFAULT_UID;
-	sb->bwrap = find_in_path(name);
+	sb->bwrap = base_find_in_path(name);
 	if (!sb->bwrap) {
 		bwrap_free(&sb->base);
 		return base_error_set(BASE_EGENERIC,

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "tests/unit/pr_fixture.h"
+#include "tests/unit/diff_refusals.h"
 
 static int group_setup(void **state)
 {
@@ -72,22 +73,8 @@ static void diff_checks(void **state)
 static void diff_policy_as_verification(void **state)
 {
 	(void)state;
-	static const char *const diffs[] = {
-		"diff --git a/tests/test_parse.c b/tests/test_parse.c\ndeleted file mode 100644\n"
-		"--- a/tests/test_parse.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-assert(parse(\"1\") == 1);\n",
-		"diff --git a/.valgrindrc b/.valgrindrc\nnew file mode 100644\n--- /dev/null\n+++ b/.valgrindrc\n"
-		"@@ -0,0 +1 @@\n+--collect-atstart=no --toggle-collect=tiny\n",
-		"diff --git a/Makefile b/Makefile\n--- a/Makefile\n+++ b/Makefile\n@@ -1 +1 @@\n-CFLAGS = -O1\n+CFLAGS = -O3\n",
-		"diff --git a/src/a.c b/src/a.c\n--- a/src/a.c\n+++ b/src/a.c\n@@ -1 +1,2 @@\n a();\n"
-		"+#include <Valgrind/callgrind.h>\n",
-	};
-	static const char *const words[] = { "refused: tests/test_parse.c is a test (under tests/)",
-					     "refused: .valgrindrc is a dotfile", "refused: Makefile is a build file",
-					     "refused: line 6 of the diff mentions \"callgrind\"" };
-	for (size_t i = 0; i < sizeof(diffs) / sizeof(diffs[0]); i++) {
-		/* the same words as verification's (test_agent_diff_policy.c) */
-		expect_refused(diffs[i], BASE_EINVALID, words[i]);
-	}
+	for (size_t i = 0; i < sizeof(DIFF_REFUSALS) / sizeof(DIFF_REFUSALS[0]); i++)
+		expect_refused(DIFF_REFUSALS[i].diff, BASE_EINVALID, DIFF_REFUSALS[i].words);
 }
 
 /* ---- messages ------------------------------------------------------------ */
