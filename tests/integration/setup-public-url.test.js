@@ -180,7 +180,12 @@ test('setup page: says GitHub cannot reach it, takes a public URL, and writes it
   const http = await post({ public_url: 'http://perfbot.example.com:8080/perfbot', state: state1 }, { cookie });
   assert.equal(http.status, 200);
   assert.match(warningOf(http), /is plain http:<\/b> GitHub would send every payload unencrypted/);
-  const state2 = stateOf(http);
+  // a private address is a valid URL, taken, and the warning stays
+  const lan = await post({ public_url: 'https://192.168.1.9:8443', state: stateOf(http) }, { cookie });
+  assert.equal(lan.status, 200);
+  assert.match(warningOf(lan), /192\.168\.1\.9 is a private network address/);
+  assert.equal(manifestOf(lan).hook_attributes.url, `https://192.168.1.9:8443${WEBHOOK_PATH}`);
+  const state2 = stateOf(lan);
   const back = await post({ public_url: tunnel, state: state2 }, { cookie });
   const state3 = stateOf(back);
 
