@@ -11,6 +11,7 @@
 #include "base/http.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/url.h"
 #include "store/store.h"
 #include "store/worker.h"
 #include "agent/mcp.h"
@@ -159,6 +160,42 @@ static int queue_pr(store *st, const store_approval *a, void *payload)
 {
 	(void)payload;
 	return pr_job_queue_open(st, a);
+}
+
+/* GitHub is given PUBLIC_URL + WEBHOOK_PATH, or without PUBLIC_URL the
+ * address perfbot listens on: one warning line when GitHub cannot deliver
+ * there (or only without TLS), saying what to do. */
+static void log_reachability(const base_config *cfg, int port)
+{
+	static const char see[] = "README: Reaching perfbot from GitHub";
+	int has_public = cfg->public_url && cfg->public_url[0];
+	char base[600], hook[1200], why[300], reason[400];
+	base_url u;
+	if (has_public) {
+		snprintf(base, sizeof(base), "%s", cfg->public_url);
+	} else {
+		int v6 = strchr(cfg->host, ':') != NULL;
+		snprintf(base, sizeof(base), "http://%s%s%s:%d", v6 ? "[" : "", cfg->host, v6 ? "]" : "", port);
+	}
+	if (base_url_parse(&u, base) < 0 || base_url_format(base, sizeof(base), &u) < 0) {
+		snprintf(reason, sizeof(reason), "%s%s", has_public ? "PUBLIC_URL: " : "HOST: ", base_error_last());
+		base_log(BASE_LOG_WARN, "GitHub cannot deliver webhooks to this URL: set PUBLIC_URL to the https address "
+					"a reverse proxy or a tunnel exposes", "reason", reason, "see", see, NULL);
+		return;
+	}
+	snprintf(hook, sizeof(hook), "%s%s", base, cfg->webhook_path);
+	base_reach r = base_url_reach(&u, why, sizeof(why));
+	if (r == BASE_REACH_OK)
+		return;
+	snprintf(reason, sizeof(reason), "%s%s", has_public ? "" : "PUBLIC_URL is not set and ", why);
+	if (r == BASE_REACH_NO_TLS)
+		base_log(BASE_LOG_WARN, "the webhook URL is plain http: GitHub would deliver payloads unencrypted; put TLS "
+					"in front (a reverse proxy or a tunnel) and set PUBLIC_URL to its https address",
+			"url", hook, "reason", reason, "see", see, NULL);
+	else
+		base_log(BASE_LOG_WARN, "GitHub cannot deliver webhooks to this URL: set PUBLIC_URL to the https address "
+					"a reverse proxy or a tunnel exposes",
+			"url", hook, "reason", reason, "see", see, NULL);
 }
 
 int app_cmd_serve(const base_config *cfg, int argc, char **argv)
@@ -311,7 +348,9 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 			goto fail;
 		wh_route page = { .path = "/", .handler = gh_setup_handle_page, .payload = setup };
 		wh_route cb = { .path = "/setup/callback", .handler = gh_setup_handle_callback, .payload = setup };
-		if (wh_server_route(srv, &cb) < 0 || wh_server_route(srv, &page) < 0)
+		wh_route url = { .path = "/setup/public-url", .handler = gh_setup_handle_public_url, .payload = setup,
+				 .max_body = 4096 };
+		if (wh_server_route(srv, &cb) < 0 || wh_server_route(srv, &url) < 0 || wh_server_route(srv, &page) < 0)
 			goto fail;
 	}
 
@@ -341,6 +380,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		 strchr(cfg->host, ':') ? "]" : "", wh_server_port(srv));
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
 	snprintf(bench_s, sizeof(bench_s), "%d", cfg->bench_workers);
+	log_reachability(cfg, wh_server_port(srv));
 	base_log(BASE_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
 		"data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);

@@ -6,6 +6,9 @@
  * logged.  Such a browser gets a session cookie (HttpOnly, SameSite=Lax);
  * the callback needs that cookie and the state, both compared in constant
  * time, so a state read off the page is useless to anyone else.
+ * The public URL entered on the page is kept here until the callback
+ * writes it to .env; entering one replaces the state, so only a page built
+ * for the latest URL can complete the registration.
  * Invariants: the state, token and session are 32 random bytes (hex); one
  * conversion succeeds at most once, after which setup is closed and the
  * state replaced (a failed conversion keeps it, so the admin can retry);
@@ -15,6 +18,7 @@
  * serialises the file writes. */
 #include "github/setup.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +36,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/url.h"
 
 #define PAGE_CAP (256u << 10)
 #define ENV_CAP (1u << 20)
@@ -48,6 +53,7 @@ struct gh_setup {
 	char token[65];    /* the setup token, for browsers on other machines */
 	char session[65];  /* the cookie that binds the callback to the page's browser */
 	char token_path[PATH_MAX];
+	char public_url[600]; /* entered on the page, normalised; "" when none */
 	int done;          /* an App was registered: setup is closed */
 };
 
@@ -280,12 +286,34 @@ static int html_escape(base_buf *b, const char *s)
 	return error;
 }
 
-/* The public base URL: PUBLIC_URL, else what the browser used (a Host
- * host_allowed accepted: this machine's own names). */
-static int public_base(base_buf *b, const gh_setup *s, const base_http_request *req)
+/* Whether the Host header (one host_allowed accepted) names this machine. */
+static int loopback_host(const base_http_request *req)
+{
+	const char *host = base_http_request_header(req, "Host");
+	const char *names[] = { "127.0.0.1", "localhost", "[::1]" };
+	for (size_t i = 0; host && i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (strncasecmp(host, names[i], n) == 0 && port_suffix_ok(host + n))
+			return 1;
+	}
+	return 0;
+}
+
+static void trim_slashes(base_buf *b)
+{
+	while (b->len > 0 && b->ptr[b->len - 1] == '/')
+		b->ptr[--b->len] = '\0';
+}
+
+/* The base URL GitHub is given for the webhook and the App's pages: the
+ * one entered on the page, else PUBLIC_URL, else what the browser used (a
+ * Host host_allowed accepted: this machine's own names). */
+static int public_base(base_buf *b, const gh_setup *s, const char *entered, const base_http_request *req)
 {
 	int error;
-	if (s->cfg->public_url && s->cfg->public_url[0]) {
+	if (entered[0]) {
+		error = base_buf_puts(b, entered);
+	} else if (s->cfg->public_url && s->cfg->public_url[0]) {
 		error = base_buf_puts(b, s->cfg->public_url);
 	} else {
 		const char *host = base_http_request_header(req, "Host");
@@ -294,8 +322,22 @@ static int public_base(base_buf *b, const gh_setup *s, const base_http_request *
 		else
 			error = base_buf_printf(b, "http://%s:%d", s->cfg->host ? s->cfg->host : "127.0.0.1", s->cfg->port);
 	}
-	while (error == 0 && b->len > 0 && b->ptr[b->len - 1] == '/')
-		b->ptr[--b->len] = '\0';
+	trim_slashes(b);
+	return error;
+}
+
+/* Where GitHub sends the browser back: the origin this browser uses, so
+ * that it brings the session cookie.  A browser on this machine (a Host
+ * naming it) comes back to that Host, whatever URL GitHub delivers
+ * webhooks to; any other Host is PUBLIC_URL's. */
+static int browser_base(base_buf *b, const gh_setup *s, const base_http_request *req)
+{
+	int error;
+	if (loopback_host(req) || !s->cfg->public_url || !s->cfg->public_url[0])
+		error = base_buf_printf(b, "http://%s", base_http_request_header(req, "Host"));
+	else
+		error = base_buf_puts(b, s->cfg->public_url);
+	trim_slashes(b);
 	return error;
 }
 
@@ -311,52 +353,75 @@ static void page_headers(base_http_response *resp)
 static const char page_head[] =
 	"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>perfbot setup</title>"
 	"<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;line-height:1.5}"
-	"button{font-size:1.1em;padding:.5em 1.2em}</style></head><body>\n";
+	"button{font-size:1.1em;padding:.5em 1.2em}"
+	".warning{border:2px solid #b00;background:#fff4f2;padding:0 1em;margin:1em 0}"
+	".problem{color:#b00;font-weight:bold}</style></head><body>\n";
 
-int gh_setup_handle_page(const base_http_request *req, base_http_response *resp, void *payload)
+/* The warning at the top of the page when GitHub cannot deliver to the
+ * webhook URL (or only without TLS); nothing when it can. */
+static int reach_warning(base_buf *out, const char *base, const char *hook_url)
 {
-	gh_setup *s = payload;
+	base_url u;
+	char why[300];
+	base_reach r;
+	if (base_url_parse(&u, base) < 0) {
+		snprintf(why, sizeof(why), "%s", base_error_last());
+		r = BASE_REACH_UNREACHABLE;
+	} else {
+		r = base_url_reach(&u, why, sizeof(why));
+	}
+	if (r == BASE_REACH_OK)
+		return 0;
+	base_buf_puts(out, "<div class=\"warning\" role=\"alert\">\n<p><b>");
+	if (r == BASE_REACH_NO_TLS) {
+		base_buf_puts(out, "The webhook URL <code>");
+		html_escape(out, hook_url);
+		base_buf_puts(out, "</code> is plain http:</b> GitHub would send every payload unencrypted. Put TLS in "
+				   "front of perfbot (a reverse proxy or a tunnel) and enter the https address it exposes "
+				   "below.</p>\n");
+	} else {
+		base_buf_puts(out, "GitHub cannot deliver webhooks to <code>");
+		html_escape(out, hook_url);
+		base_buf_puts(out, "</code>:</b> ");
+		html_escape(out, why);
+		base_buf_puts(out, ". GitHub would register the App, but no event would ever reach perfbot.</p>\n"
+				   "<p>Make perfbot reachable from the internet through a reverse proxy with HTTPS or a "
+				   "tunnel, then enter the public https address it exposes below (saved as "
+				   "<code>PUBLIC_URL</code> in <code>.env</code> once the App is registered).</p>\n");
+	}
+	return base_buf_puts(out, "</div>\n");
+}
+
+/* The setup page for a browser allowed to register the App: the
+ * reachability warning, the public URL form, the manifest form, and the
+ * session cookie.  problem (may be NULL): why the URL just entered was
+ * refused, shown with typed (what was entered) in the input. */
+static int render_page(gh_setup *s, const base_http_request *req, base_http_response *resp, int status,
+		       const char *problem, const char *typed)
+{
 	int error = 0;
-	base_buf base = BASE_BUF_INIT(2048);
+	base_buf base = BASE_BUF_INIT(2048), back = BASE_BUF_INIT(2048);
+	base_buf hook = BASE_BUF_INIT(4096), redirect = BASE_BUF_INIT(4096);
 	json_t *m = NULL;
 	char *mtext = NULL;
-	char state[65];
+	char state[65], session[65], entered[sizeof(s->public_url)];
 
-	if (wrong_host(s, req, resp))
-		return 0;
-	const char *token = base_http_request_query(req, "token");
-	int allowed = local_browser(req) || equal_secret(token, token ? strlen(token) : 0, s->token);
-	char session[65];
 	pthread_mutex_lock(&s->mu);
-	int done = s->done;
 	memcpy(state, s->state, sizeof(state));
 	memcpy(session, s->session, sizeof(session));
+	memcpy(entered, s->public_url, sizeof(entered));
 	pthread_mutex_unlock(&s->mu);
-	if (done) {
-		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-done");
-		return message_page(resp, 200, "GitHub App registered",
-				    "This perfbot has registered its GitHub App. Restart perfbot to use it.");
-	}
-	if (!allowed) {
-		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-token-needed");
-		error = message_page_with(resp, 403, "perfbot setup",
-					  "To register perfbot's GitHub App from another machine, enter the setup token: it "
-					  "is in the file setup-token in perfbot's data directory on the server.",
-					  "<form method=\"get\" action=\"/\"><input name=\"token\" size=\"64\" "
-					  "autocomplete=\"off\"> <button type=\"submit\">Continue</button></form>\n");
-		goto done;
-	}
 
-	if ((error = public_base(&base, s, req)) < 0)
+	if ((error = public_base(&base, s, entered, req)) < 0 || (error = browser_base(&back, s, req)) < 0)
 		goto done;
 	char cookie[160];
 	snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/setup; HttpOnly; SameSite=Lax%s", session,
-		 strncmp(base_buf_cstr(&base), "https://", 8) == 0 ? "; Secure" : "");
+		 strncmp(base_buf_cstr(&back), "https://", 8) == 0 ? "; Secure" : "");
 	const char *b = base_buf_cstr(&base);
 	const char *hook_path = s->cfg->webhook_path ? s->cfg->webhook_path : "/api/github/webhooks";
-	base_buf hook = BASE_BUF_INIT(4096), redirect = BASE_BUF_INIT(4096);
-	base_buf_printf(&hook, "%s%s", b, hook_path);
-	base_buf_printf(&redirect, "%s/setup/callback", b);
+	if ((error = base_buf_printf(&hook, "%s%s", b, hook_path)) < 0 ||
+	    (error = base_buf_printf(&redirect, "%s/setup/callback", base_buf_cstr(&back))) < 0)
+		goto done;
 	m = json_pack("{s:s, s:s, s:{s:s, s:b}, s:s, s:[s], s:b, s:{s:s, s:s, s:s, s:s, s:s}, s:[s,s,s,s,s]}",
 		      "name", s->app_name, "url", b,
 		      "hook_attributes", "url", base_buf_cstr(&hook), "active", 1,
@@ -366,8 +431,6 @@ int gh_setup_handle_page(const base_http_request *req, base_http_response *resp,
 		      "default_permissions", "contents", "write", "pull_requests", "write", "checks", "write",
 		      "issues", "write", "metadata", "read",
 		      "default_events", "check_run", "check_suite", "issue_comment", "pull_request", "push");
-	base_buf_dispose(&hook);
-	base_buf_dispose(&redirect);
 	if (!m || !(mtext = json_dumps(m, JSON_COMPACT))) {
 		error = base_error_set(BASE_EINVALID, "cannot build the app manifest (PUBLIC_URL not UTF-8?)");
 		goto done;
@@ -376,21 +439,42 @@ int gh_setup_handle_page(const base_http_request *req, base_http_response *resp,
 	base_buf *out = &resp->body;
 	base_buf_reset(out);
 	out->max = PAGE_CAP;
-	resp->status = 200;
+	resp->status = status;
 	page_headers(resp);
 	base_http_response_header(resp, "Set-Cookie", cookie);
 	OPENSSL_cleanse(cookie, sizeof(cookie));
-	OPENSSL_cleanse(session, sizeof(session));
 	base_buf_puts(out, page_head);
-	base_buf_puts(out, "<h1>perfbot setup</h1>\n<p>perfbot has no GitHub App yet. Register one");
+	base_buf_puts(out, "<h1>perfbot setup</h1>\n");
+	reach_warning(out, b, base_buf_cstr(&hook));
+	base_buf_puts(out, "<p>perfbot has no GitHub App yet. Register one");
 	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
 		base_buf_puts(out, " for the organisation <b>");
 		html_escape(out, s->cfg->gh_org);
 		base_buf_puts(out, "</b>");
 	}
-	base_buf_puts(out, "; GitHub will send you back here with its credentials.</p>\n<p>Webhook URL: <code>");
-	html_escape(out, b);
-	html_escape(out, hook_path);
+	base_buf_puts(out, "; GitHub will send you back here with its credentials.</p>\n");
+
+	/* the public URL, posted back here with the session cookie and the state */
+	base_buf_puts(out, "<form method=\"post\" action=\"/setup/public-url\">\n");
+	if (problem) {
+		base_buf_puts(out, "<p class=\"problem\" role=\"alert\">That public URL cannot be used: ");
+		html_escape(out, problem);
+		base_buf_puts(out, ".</p>\n");
+	}
+	base_buf_puts(out, "<p><label>Public URL (where GitHub reaches perfbot): <input name=\"public_url\" "
+			   "size=\"48\" autocomplete=\"off\" placeholder=\"https://perfbot.example.com\" value=\"");
+	if (typed)
+		html_escape(out, typed);
+	else if (entered[0])
+		html_escape(out, entered);
+	else if (s->cfg->public_url)
+		html_escape(out, s->cfg->public_url);
+	base_buf_puts(out, "\"></label>\n<input type=\"hidden\" name=\"state\" value=\"");
+	base_buf_puts(out, state);
+	base_buf_puts(out, "\"> <button type=\"submit\">Use this URL</button></p>\n</form>\n");
+
+	base_buf_puts(out, "<p>Webhook URL: <code>");
+	html_escape(out, base_buf_cstr(&hook));
 	base_buf_puts(out, "</code></p>\n<form method=\"post\" action=\"");
 	html_escape(out, s->web_url);
 	if (s->cfg->gh_org && s->cfg->gh_org[0]) {
@@ -403,12 +487,141 @@ int gh_setup_handle_page(const base_http_request *req, base_http_response *resp,
 	html_escape(out, mtext);
 	if ((error = base_buf_puts(out, "\">\n<button type=\"submit\">Register GitHub App</button>\n</form>\n</body></html>\n")) < 0)
 		error = base_error_set(error, "setup page too large");
-	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-page");
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), problem ? "setup-bad-url" : "setup-page");
 done:
+	OPENSSL_cleanse(session, sizeof(session));
 	free(mtext);
 	json_decref(m);
 	base_buf_dispose(&base);
+	base_buf_dispose(&back);
+	base_buf_dispose(&hook);
+	base_buf_dispose(&redirect);
 	return error;
+}
+
+int gh_setup_handle_page(const base_http_request *req, base_http_response *resp, void *payload)
+{
+	gh_setup *s = payload;
+
+	if (wrong_host(s, req, resp))
+		return 0;
+	const char *token = base_http_request_query(req, "token");
+	int allowed = local_browser(req) || equal_secret(token, token ? strlen(token) : 0, s->token);
+	pthread_mutex_lock(&s->mu);
+	int done = s->done;
+	pthread_mutex_unlock(&s->mu);
+	if (done) {
+		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-done");
+		return message_page(resp, 200, "GitHub App registered",
+				    "This perfbot has registered its GitHub App. Restart perfbot to use it.");
+	}
+	if (!allowed) {
+		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-token-needed");
+		return message_page_with(resp, 403, "perfbot setup",
+					 "To register perfbot's GitHub App from another machine, enter the setup token: it "
+					 "is in the file setup-token in perfbot's data directory on the server.",
+					 "<form method=\"get\" action=\"/\"><input name=\"token\" size=\"64\" "
+					 "autocomplete=\"off\"> <button type=\"submit\">Continue</button></form>\n");
+	}
+	return render_page(s, req, resp, 200, NULL, NULL);
+}
+
+/* The value of field `name` of a form-encoded body, decoded into out (cap
+ * bytes with the NUL): 1 when found, 0 when absent, BASE_EINVALID when it
+ * is malformed or too long. */
+static int form_field(char *out, size_t cap, const char *body, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < len;) {
+		size_t end = i;
+		while (end < len && body[end] != '&')
+			end++;
+		if (end - i > n && memcmp(body + i, name, n) == 0 && body[i + n] == '=') {
+			size_t o = 0;
+			for (size_t k = i + n + 1; k < end; k++) {
+				int c = (unsigned char)body[k];
+				if (c == '+') {
+					c = ' ';
+				} else if (c == '%') {
+					if (k + 2 >= end || !isxdigit((unsigned char)body[k + 1]) ||
+					    !isxdigit((unsigned char)body[k + 2]))
+						return base_error_set(BASE_EINVALID, "a form field is badly encoded");
+					char hx[3] = { body[k + 1], body[k + 2], '\0' };
+					c = (int)strtol(hx, NULL, 16);
+					k += 2;
+				}
+				if (c == '\0' || o + 1 >= cap)
+					return base_error_set(BASE_EINVALID, "a form field is too long or holds a NUL");
+				out[o++] = (char)c;
+			}
+			out[o] = '\0';
+			return 1;
+		}
+		i = end + 1;
+	}
+	return 0;
+}
+
+int gh_setup_handle_public_url(const base_http_request *req, base_http_response *resp, void *payload)
+{
+	gh_setup *s = payload;
+	char typed[600], state[80];
+	base_url u;
+	char normal[sizeof(s->public_url)];
+
+	if (strcmp(req->method, "POST") != 0) {
+		base_http_response_header(resp, "Allow", "POST");
+		return message_page(resp, 405, "Setup", "This address takes the setup page's form.");
+	}
+	if (wrong_host(s, req, resp))
+		return 0;
+	size_t cookie_len = 0;
+	const char *cookie = cookie_value(req, COOKIE_NAME, &cookie_len);
+	pthread_mutex_lock(&s->mu);
+	int done = s->done;
+	int session_ok = equal_secret(cookie, cookie_len, s->session);
+	pthread_mutex_unlock(&s->mu);
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "setup-url");
+	if (done)
+		return message_page(resp, 409, "Setup closed",
+				    "This perfbot has registered its GitHub App already. Restart perfbot to use it.");
+	if (!session_ok) {
+		base_log(BASE_LOG_WARN, "setup: public URL refused: not from the browser that opened the setup page", "peer",
+			req->peer, NULL);
+		return message_page(resp, 403, "Setup failed",
+				    "This form does not come from the browser that opened perfbot's setup page. "
+				    "Start again from the setup page.");
+	}
+	const char *ct = base_http_request_header(req, "Content-Type");
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 || (ct[33] != '\0' && ct[33] != ';'))
+		return message_page(resp, 415, "Setup failed", "The form must be sent as application/x-www-form-urlencoded.");
+	const char *body = req->body ? req->body : "";
+	if (form_field(state, sizeof(state), body, req->body_len, "state") != 1)
+		return message_page(resp, 400, "Setup failed", "The form has no valid state. Reload the setup page.");
+	pthread_mutex_lock(&s->mu);
+	int state_ok = equal_secret(state, strlen(state), s->state);
+	pthread_mutex_unlock(&s->mu);
+	if (!state_ok)
+		return message_page(resp, 400, "Setup failed",
+				    "The state does not match this perfbot's setup page (it changes when the public URL "
+				    "does). Reload the setup page.");
+	int found = form_field(typed, sizeof(typed), body, req->body_len, "public_url");
+	if (found != 1)
+		return render_page(s, req, resp, 400, found < 0 ? base_error_last() : "no URL given", NULL);
+	if (base_url_parse(&u, typed) < 0 || base_url_format(normal, sizeof(normal), &u) < 0)
+		return render_page(s, req, resp, 400, base_error_last(), typed);
+
+	/* a new state: a page built for the previous URL cannot complete the
+	 * registration, so GitHub and .env always agree on the URL */
+	pthread_mutex_lock(&s->mu);
+	int error = s->done ? 0 : new_state(s->state);
+	if (error == 0 && !s->done)
+		memcpy(s->public_url, normal, sizeof(normal));
+	pthread_mutex_unlock(&s->mu);
+	if (error < 0)
+		return error;
+	base_log(BASE_LOG_INFO, "setup: public URL entered", "public_url", normal, NULL);
+	return render_page(s, req, resp, 200, NULL, NULL);
 }
 
 /* ---- callback ------------------------------------------------------------------ */
@@ -481,11 +694,16 @@ fail:
 	return error;
 }
 
+/* What the callback writes to .env.  The first ENV_ALWAYS keys replace
+ * their lines whatever their value (PRIVATE_KEY gives way to the key
+ * file); the others only when they have a value. */
 static const char *const env_keys[] = { "APP_ID", "PRIVATE_KEY_PATH", "PRIVATE_KEY", "WEBHOOK_SECRET",
-					"GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET" };
+					"GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET", "PUBLIC_URL" };
+#define ENV_KEYS (sizeof(env_keys) / sizeof(env_keys[0]))
+#define ENV_ALWAYS 6
 
-/* 1 when the .env line sets one of env_keys. */
-static int is_our_line(const char *line, size_t len)
+/* 1 when the .env line sets one of env_keys that values replaces. */
+static int is_our_line(const char *line, size_t len, const char *const values[ENV_KEYS])
 {
 	while (len > 0 && (*line == ' ' || *line == '\t'))
 		line++, len--;
@@ -493,7 +711,9 @@ static int is_our_line(const char *line, size_t len)
 		line += 7, len -= 7;
 	while (len > 0 && (*line == ' ' || *line == '\t'))
 		line++, len--;
-	for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+	for (size_t i = 0; i < ENV_KEYS; i++) {
+		if (i >= ENV_ALWAYS && !values[i])
+			continue;
 		size_t k = strlen(env_keys[i]);
 		if (len > k && strncmp(line, env_keys[i], k) == 0) {
 			const char *p = line + k;
@@ -526,7 +746,7 @@ static int env_value(base_buf *b, const char *key, const char *value)
 }
 
 /* Rewrites dir/.env with values, keeping every other line. */
-static int write_env(const char *dir, const char *const values[6])
+static int write_env(const char *dir, const char *const values[ENV_KEYS])
 {
 	char path[PATH_MAX];
 	base_buf env = BASE_BUF_INIT(ENV_CAP);
@@ -539,7 +759,7 @@ static int write_env(const char *dir, const char *const values[6])
 		size_t cap = 0;
 		ssize_t n;
 		while ((n = getline(&line, &cap, f)) >= 0) {
-			if (is_our_line(line, (size_t)n))
+			if (is_our_line(line, (size_t)n, values))
 				continue;
 			if ((error = base_buf_put(&env, line, (size_t)n)) < 0)
 				break;
@@ -556,7 +776,7 @@ static int write_env(const char *dir, const char *const values[6])
 		error = base_error_set(BASE_EGENERIC, "cannot read %s: %s", path, strerror(errno));
 		goto done;
 	}
-	for (size_t i = 0; i < 6; i++) {
+	for (size_t i = 0; i < ENV_KEYS; i++) {
 		if (!values[i])
 			continue;
 		if ((error = env_value(&env, env_keys[i], values[i])) < 0) {
@@ -661,7 +881,8 @@ int gh_setup_handle_callback(const base_http_request *req, base_http_response *r
 	if (werr == 0)
 		werr = write_private_file(keypath, pem, strlen(pem));
 	if (werr == 0) {
-		const char *values[6] = { idtext, keypath, NULL, secret, client_id, client_secret };
+		const char *values[ENV_KEYS] = { idtext, keypath, NULL, secret, client_id, client_secret,
+						 s->public_url[0] ? s->public_url : NULL };
 		werr = write_env(s->env_dir, values);
 	}
 	if (werr == 0) {

@@ -1,18 +1,23 @@
 /* First-run setup: GitHub's App manifest flow (as Probot does it).
  *
  * When APP_ID or the key is missing, `perfbot serve` routes
- *   GET /                -> gh_setup_handle_page      (a "Register GitHub App" button)
- *   GET /setup/callback  -> gh_setup_handle_callback  (code + state from GitHub)
+ *   GET /                   -> gh_setup_handle_page        (a "Register GitHub App" button)
+ *   POST /setup/public-url  -> gh_setup_handle_public_url  (the URL GitHub reaches perfbot at)
+ *   GET /setup/callback     -> gh_setup_handle_callback    (code + state from GitHub)
  * with the gh_setup as payload.  The page is served to a browser on this
  * machine (loopback, not through a proxy) or one that brings the setup token
- * (see gh_setup_token_path), with a session cookie that the callback
- * requires.  The page POSTs a manifest (hook URL =
- * PUBLIC_URL + WEBHOOK_PATH, the permissions and events perfbot needs) and
- * a random state to GitHub; the callback checks the state in constant time,
+ * (see gh_setup_token_path), with a session cookie that the other two
+ * require.  It says when GitHub cannot reach the webhook URL (a loopback
+ * or private address, a local name, plain http) and takes the public URL a
+ * reverse proxy or tunnel exposes.  The page POSTs a manifest (hook URL =
+ * that URL, else PUBLIC_URL, + WEBHOOK_PATH; the permissions and events
+ * perfbot needs; the browser comes back to the origin it used) and a random
+ * state to GitHub; the callback checks the state in constant time,
  * converts the code (POST /app-manifests/{code}/conversions), writes the
  * key file (0600, in DATA_DIR) and APP_ID, PRIVATE_KEY_PATH,
- * WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET into .env
- * atomically (0600, other lines kept), and links to the installation page.
+ * WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET (and PUBLIC_URL
+ * when one was entered) into .env atomically (0600, other lines kept), and
+ * links to the installation page.
  * The new configuration takes effect when perfbot is restarted; until then
  * setup is closed (later callbacks are refused).
  * Handlers are thread-safe. */
@@ -50,6 +55,14 @@ const char *gh_setup_token_path(gh_setup *s);
 
 /* base_http_handler for GET / (payload: gh_setup *). */
 int gh_setup_handle_page(const base_http_request *req, base_http_response *resp, void *payload);
+
+/* base_http_handler for POST /setup/public-url (payload: gh_setup *): a
+ * form-encoded public_url and the page's state, from the browser holding
+ * the session cookie.  A valid URL (http(s), host, optional port and path
+ * prefix, nothing else) becomes the manifest's and is written to .env after
+ * registration; the state changes with it.  An invalid one gets the page
+ * again with the reason (400).  Route it with a small max_body (4 KiB). */
+int gh_setup_handle_public_url(const base_http_request *req, base_http_response *resp, void *payload);
 
 /* base_http_handler for GET /setup/callback (payload: gh_setup *). */
 int gh_setup_handle_callback(const base_http_request *req, base_http_response *resp, void *payload);

@@ -82,6 +82,7 @@ test('setup mode: the setup page registers the App and perfbot starts with what 
     .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^"|"$/g, '')]));
   assert.equal(env.APP_ID, String(APP_ID));
   for (const k of ['PRIVATE_KEY_PATH', 'WEBHOOK_SECRET', 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET']) assert.ok(env[k], k);
+  assert.equal(env.PUBLIC_URL, undefined, 'no public URL was entered: none is written');
   const keyPath = path.isAbsolute(env.PRIVATE_KEY_PATH) ? env.PRIVATE_KEY_PATH : path.join(dir, env.PRIVATE_KEY_PATH);
   assert.equal(modeOf(keyPath), 0o600);
   assert.ok(!srv.logs().some((l) => JSON.stringify(l).includes(env.WEBHOOK_SECRET)), 'secret in the logs');
@@ -125,7 +126,8 @@ test('setup mode: only this machine\'s names and PUBLIC_URL\'s host are served (
   assert.equal(cb.status, 400);
   assert.match(cb.text, /Host header/);
 
-  // this machine's names, and PUBLIC_URL's host; the manifest's URLs are PUBLIC_URL's whatever the Host
+  // this machine's names, and PUBLIC_URL's host; the URLs GitHub uses are PUBLIC_URL's whatever the Host,
+  // while the browser comes back where it opened the page, so that it brings its session cookie
   for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`, 'LOCALHOST', `[::1]:${srv.port}`,
     'perfbot.example.com', 'perfbot.example.com:443']) {
     const page = await request(srv.port, { method: 'GET', path: '/', headers: { Host: host } });
@@ -133,7 +135,10 @@ test('setup mode: only this machine\'s names and PUBLIC_URL\'s host are served (
     const m = manifestOf(page);
     assert.equal(m.url, 'https://perfbot.example.com');
     assert.equal(m.hook_attributes.url, `https://perfbot.example.com${WEBHOOK_PATH}`);
-    assert.equal(m.redirect_url, 'https://perfbot.example.com/setup/callback');
+    assert.deepEqual(m.callback_urls, ['https://perfbot.example.com']);
+    const local = !host.startsWith('perfbot.example.com');
+    assert.equal(m.redirect_url, local ? `http://${host}/setup/callback` : 'https://perfbot.example.com/setup/callback');
+    assert.equal(/; Secure/.test(page.headers['set-cookie'][0]), !local, `${host}: Secure only over https`);
   }
   assert.equal(fake.requests.filter((r) => r.path.startsWith('/app-manifests/')).length, 0);
 });
