@@ -175,12 +175,16 @@ static int equal_secret(const char *given, size_t given_len, const char *mine)
 	return given && given_len == 64 && CRYPTO_memcmp(given, mine, 64) == 0;
 }
 
-/* A browser on this machine: a loopback peer, not forwarded by a proxy. */
+static int loopback_host(const base_http_request *req);
+
+/* A browser on this machine: a loopback peer, not forwarded by a proxy, that
+ * names this machine in Host (a reverse proxy that passes the public Host
+ * on but adds no forwarding header is not taken for a local browser). */
 static int local_browser(const base_http_request *req)
 {
 	const char *peer = req->peer ? req->peer : "";
 	int loopback = strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "::ffff:127.", 11) == 0;
-	return loopback && !base_http_request_header(req, "X-Forwarded-For") &&
+	return loopback && loopback_host(req) && !base_http_request_header(req, "X-Forwarded-For") &&
 	       !base_http_request_header(req, "Forwarded") && !base_http_request_header(req, "X-Real-IP");
 }
 

@@ -128,15 +128,23 @@ test('setup mode: only this machine\'s names and PUBLIC_URL\'s host are served (
 
   // this machine's names, and PUBLIC_URL's host; the URLs GitHub uses are PUBLIC_URL's whatever the Host,
   // while the browser comes back where it opened the page, so that it brings its session cookie
+  // a loopback peer naming PUBLIC_URL's host is a reverse proxy's request (even one that adds no
+  // forwarding header): it needs the setup token, as any browser elsewhere does
+  const token = fs.readFileSync(path.join(dir, 'setup-token'), 'utf8').trim();
   for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`, 'LOCALHOST', `[::1]:${srv.port}`,
     'perfbot.example.com', 'perfbot.example.com:443']) {
-    const page = await request(srv.port, { method: 'GET', path: '/', headers: { Host: host } });
+    const local = !host.startsWith('perfbot.example.com');
+    if (!local) {
+      const refused = await request(srv.port, { method: 'GET', path: '/', headers: { Host: host } });
+      assert.equal(refused.status, 403, `${host} without the token`);
+      assert.match(refused.text, /setup token/);
+    }
+    const page = await request(srv.port, { method: 'GET', path: local ? '/' : `/?token=${token}`, headers: { Host: host } });
     assert.equal(page.status, 200, `${host}: ${page.text}`);
     const m = manifestOf(page);
     assert.equal(m.url, 'https://perfbot.example.com');
     assert.equal(m.hook_attributes.url, `https://perfbot.example.com${WEBHOOK_PATH}`);
     assert.deepEqual(m.callback_urls, ['https://perfbot.example.com']);
-    const local = !host.startsWith('perfbot.example.com');
     assert.equal(m.redirect_url, local ? `http://${host}/setup/callback` : 'https://perfbot.example.com/setup/callback');
     assert.equal(/; Secure/.test(page.headers['set-cookie'][0]), !local, `${host}: Secure only over https`);
   }
