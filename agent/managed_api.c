@@ -672,7 +672,7 @@ int agent_managed_send(agent_managed_client *c, const agent_managed_request *req
 			snprintf(resp->request_id, sizeof(resp->request_id), "%s", ex.request_id);
 			if (ex.body.len > 0) {
 				json_error_t jerr;
-				if (!(resp->body = json_loadb(ex.body.ptr, ex.body.len, 0, &jerr))) {
+				if (!(resp->body = json_loadb(ex.body.ptr, ex.body.len, JSON_DECODE_ANY, &jerr))) {
 					error = base_error_set(BASE_EINVALID, "Anthropic API %s %s: %ld answer is not JSON (%s)",
 							      req->method, path, ex.status, jerr.text);
 					goto done;
