@@ -214,7 +214,7 @@ static void test_sse_cap(void **state)
 	/* an event name past its field */
 	char name[200] = "event: ";
 	memset(name + 7, 'n', 100);
-	strcpy(name + 107, "\ndata: x\n\ndata: y\n\n");
+	snprintf(name + 107, sizeof(name) - 107, "\ndata: x\n\ndata: y\n\n");
 	struct frames h = { "", 0, 0 };
 	assert_int_equal(agent_managed_sse_feed(&p, name, strlen(name), on_frame, &h), BASE_ETOOBIG);
 	assert_string_equal(h.text, "[message|y|]");
@@ -698,6 +698,285 @@ static void test_answer_cap(void **state)
 	server_stop(&s);
 }
 
+
+/* ---- set-up ------------------------------------------------------------------- */
+
+static json_t *find_tool_in(const json_t *list, const char *name, const char *key)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(list, i, t)
+	{
+		const char *n = base_json_str(t, key);
+		if (n && !strcmp(n, name))
+			return t;
+	}
+	return NULL;
+}
+
+/* One tool layer: the custom tools are agent_tools_list()'s, unchanged. */
+static void test_definition(void **state)
+{
+	(void)state;
+	json_t *def = agent_managed_agent_definition("claude-opus-4-5", NULL);
+	assert_non_null(def);
+	assert_string_equal(base_json_str(def, "name"), "perfbot");
+	assert_string_equal(base_json_str(def, "model"), "claude-opus-4-5");
+	assert_string_equal(base_json_str(def, "system"), agent_managed_system_prompt());
+	json_t *tools = json_object_get(def, "tools");
+	assert_int_equal(json_array_size(tools), 6);
+	json_t *mcp = agent_tools_list();
+	static const char *const custom[] = { "run_benchmarks", "get_profile", "compare", "get_diff", "submit_result" };
+	for (size_t k = 0; k < 5; k++) {
+		json_t *t = json_array_get(tools, k);
+		json_t *m = find_tool_in(mcp, custom[k], "name");
+		assert_non_null(m);
+		assert_string_equal(base_json_str(t, "type"), "custom");
+		assert_string_equal(base_json_str(t, "name"), custom[k]);
+		assert_string_equal(base_json_str(t, "description"), base_json_str(m, "description"));
+		assert_true(json_equal(json_object_get(t, "input_schema"), json_object_get(m, "inputSchema")));
+	}
+	/* exec and the file tools are the built-in toolset's, web tools off */
+	assert_null(find_tool_in(tools, "exec", "name"));
+	assert_null(find_tool_in(tools, "read_file", "name"));
+	json_t *want = json_loads("{\"type\":\"agent_toolset_20260401\",\"default_config\":{\"enabled\":true,"
+				  "\"permission_policy\":{\"type\":\"always_allow\"}},\"configs\":[{\"name\":\"web_fetch\","
+				  "\"enabled\":false},{\"name\":\"web_search\",\"enabled\":false}]}",
+				  0, NULL);
+	assert_true(json_equal(json_array_get(tools, 5), want));
+	json_decref(want);
+	json_decref(mcp);
+
+	/* the prompt compiled in is the file's text */
+	FILE *f = fopen("agent/managed_system_prompt.md", "rb");
+	assert_non_null(f);
+	static char text[200000];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	assert_true(n > 100);
+	assert_string_equal(agent_managed_system_prompt(), text);
+
+	/* the hash follows the definition: model and prompt */
+	char h1[65], h2[65], h3[65], h4[65];
+	assert_int_equal(agent_managed_definition_hash(h1, def), 0);
+	json_t *same = agent_managed_agent_definition("claude-opus-4-5", NULL);
+	json_t *model = agent_managed_agent_definition("claude-sonnet-4-5", NULL);
+	json_t *prompt = agent_managed_agent_definition("claude-opus-4-5", "another prompt");
+	assert_int_equal(agent_managed_definition_hash(h2, same), 0);
+	assert_int_equal(agent_managed_definition_hash(h3, model), 0);
+	assert_int_equal(agent_managed_definition_hash(h4, prompt), 0);
+	assert_int_equal(strlen(h1), 64);
+	assert_string_equal(h1, h2);
+	assert_string_not_equal(h1, h3);
+	assert_string_not_equal(h1, h4);
+	json_decref(same);
+	json_decref(model);
+	json_decref(prompt);
+	json_decref(def);
+}
+
+#define GOOD_KEY "sk-ant-good-key-123"
+
+static char *error_body(const char *type, const char *message)
+{
+	json_t *e = json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type", type, "message", message,
+			      "request_id", "req_fake");
+	char *text = json_dumps(e, JSON_COMPACT);
+	json_decref(e);
+	return text;
+}
+
+/* A small Managed Agents control plane: agents (versioned) and
+ * environments, the API key checked. */
+/* The id after prefix in url, up to '?' or '/': 1 when there is one. */
+static int path_id(const char *url, const char *prefix, char *out, size_t cap)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(url, prefix, n) != 0)
+		return 0;
+	size_t len = strcspn(url + n, "?/");
+	if (len == 0 || len >= cap)
+		return 0;
+	memcpy(out, url + n, len);
+	out[len] = '\0';
+	return 1;
+}
+
+static int route(struct server *s, const struct seen *req, int *status, char **body)
+{
+	json_t *answer = NULL;
+	char id[64];
+	if (strcmp(req->api_key, GOOD_KEY) != 0) {
+		*status = 401;
+		char msg[256];
+		snprintf(msg, sizeof(msg), "invalid x-api-key %s", req->api_key);
+		*body = error_body("authentication_error", msg);
+		return 0;
+	}
+	if (!s->agents)
+		s->agents = json_array();
+	if (!s->environments)
+		s->environments = json_array();
+	json_t *in = req->body[0] ? json_loads(req->body, 0, NULL) : NULL;
+	*status = 200;
+	if (!strcmp(req->method, "GET") && !strncmp(req->url, "/v1/agents?beta=true", 20)) {
+		answer = json_pack("{s:O,s:n}", "data", s->agents, "next_page");
+	} else if (!strcmp(req->method, "POST") && !strcmp(req->url, "/v1/agents?beta=true")) {
+		snprintf(id, sizeof(id), "agent_%zu", json_array_size(s->agents) + 1);
+		answer = json_deep_copy(in);
+		json_object_set_new(answer, "id", json_string(id));
+		json_object_set_new(answer, "version", json_integer(1));
+		json_object_set_new(answer, "archived_at", json_null());
+		json_array_append(s->agents, answer);
+	} else if (path_id(req->url, "/v1/agents/", id, sizeof(id))) {
+		json_t *a = find_tool_in(s->agents, id, "id");
+		if (!a) {
+			*status = 404;
+			*body = error_body("not_found_error", "no such agent");
+			json_decref(in);
+			return 0;
+		}
+		if (!strcmp(req->method, "POST")) {
+			s->agent_version_posts++;
+			if (json_integer_value(json_object_get(in, "version")) != json_integer_value(json_object_get(a, "version"))) {
+				*status = 409;
+				*body = error_body("invalid_request_error", "version mismatch");
+				json_decref(in);
+				return 0;
+			}
+			json_object_del(in, "version");
+			json_object_update(a, in);
+			json_object_set_new(a, "version", json_integer(json_integer_value(json_object_get(a, "version")) + 1));
+		}
+		answer = json_incref(a);
+	} else if (!strcmp(req->method, "POST") && !strcmp(req->url, "/v1/environments?beta=true")) {
+		snprintf(id, sizeof(id), "env_%zu", json_array_size(s->environments) + 1);
+		answer = json_deep_copy(in);
+		json_object_set_new(answer, "id", json_string(id));
+		json_array_append(s->environments, answer);
+	} else if (path_id(req->url, "/v1/environments/", id, sizeof(id)) && find_tool_in(s->environments, id, "id")) {
+		answer = json_incref(find_tool_in(s->environments, id, "id"));
+	} else {
+		*status = 404;
+		*body = error_body("not_found_error", "not found");
+		json_decref(in);
+		return 0;
+	}
+	*body = json_dumps(answer, JSON_COMPACT);
+	json_decref(answer);
+	json_decref(in);
+	return 0;
+}
+
+static int count_method(const struct server *s, const char *method, const char *url)
+{
+	int n = 0;
+	for (int i = 0; i < s->nseen; i++)
+		if (!strcmp(s->seen[i].method, method) && !strcmp(s->seen[i].url, url))
+			n++;
+	return n;
+}
+
+static void test_setup_idempotent(void **state)
+{
+	(void)state;
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.route = route;
+	server_start(&s);
+	struct fake_time t = { 0, { 0 }, 0 };
+	base_clock clk;
+	agent_managed_client *c = client_for(&s, &t, &clk, 0);
+	agent_managed_setup_options o = { .api_key = GOOD_KEY, .model = "claude-opus-4-5" };
+	agent_managed_setup_result r;
+
+	/* first run: both created */
+	assert_int_equal(agent_managed_setup(&r, c, &o), 0);
+	assert_string_equal(r.agent_id, "agent_1");
+	assert_string_equal(r.agent_action, "created");
+	assert_int_equal(r.agent_version, 1);
+	assert_string_equal(r.environment_id, "env_1");
+	assert_string_equal(r.environment_action, "created");
+	json_t *env = json_array_get(s.environments, 0);
+	assert_string_equal(base_json_str(json_object_get(env, "config"), "type"), "self_hosted");
+	json_t *agent = json_array_get(s.agents, 0);
+	assert_string_equal(base_json_str(json_object_get(agent, "metadata"), AGENT_MANAGED_HASH_KEY),
+			    r.definition_sha256);
+
+	/* again, with the printed ids or finding the agent by its metadata:
+	 * nothing changes */
+	int posts = s.nseen;
+	o.environment_id = "env_1";
+	assert_int_equal(agent_managed_setup(&r, c, &o), 0);
+	assert_string_equal(r.agent_action, "unchanged");
+	assert_string_equal(r.environment_action, "unchanged");
+	o.agent_id = "agent_1";
+	assert_int_equal(agent_managed_setup(&r, c, &o), 0);
+	assert_string_equal(r.agent_action, "unchanged");
+	assert_int_equal(r.agent_version, 1);
+	for (int i = posts; i < s.nseen; i++)
+		assert_string_equal(s.seen[i].method, "GET");
+	assert_int_equal(json_array_size(s.agents), 1);
+	assert_int_equal(json_array_size(s.environments), 1);
+
+	/* a changed model, then a changed prompt: a new version each */
+	o.model = "claude-sonnet-4-5";
+	assert_int_equal(agent_managed_setup(&r, c, &o), 0);
+	assert_string_equal(r.agent_action, "updated");
+	assert_int_equal(r.agent_version, 2);
+	assert_string_equal(base_json_str(agent, "model"), "claude-sonnet-4-5");
+	o.system_prompt = "a new prompt";
+	o.agent_id = NULL;
+	assert_int_equal(agent_managed_setup(&r, c, &o), 0);
+	assert_string_equal(r.agent_action, "updated");
+	assert_int_equal(r.agent_version, 3);
+	assert_string_equal(base_json_str(agent, "system"), "a new prompt");
+	assert_int_equal(count_method(&s, "POST", "/v1/agents/agent_1?beta=true"), 2);
+	assert_int_equal(json_array_size(s.agents), 1);
+	agent_managed_client_free(c);
+	server_stop(&s);
+}
+
+static void test_setup_errors(void **state)
+{
+	(void)state;
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.route = route;
+	server_start(&s);
+	struct fake_time t = { 0, { 0 }, 0 };
+	base_clock clk;
+	agent_managed_client *c = client_for(&s, &t, &clk, 0);
+	agent_managed_setup_result r;
+
+	agent_managed_setup_options o = { .api_key = "sk-ant-WRONG-999", .model = "claude-opus-4-5" };
+	assert_int_equal(agent_managed_setup(&r, c, &o), BASE_EAUTH);
+	assert_non_null(strstr(base_error_last(), "listing the agents: the API key (ANTHROPIC_API_KEY) was refused"));
+	assert_non_null(strstr(base_error_last(), "401 authentication_error"));
+	assert_null(strstr(base_error_last(), "WRONG"));
+	assert_null(strchr(base_error_last(), '\n'));
+
+	o.api_key = NULL;
+	assert_int_equal(agent_managed_setup(&r, c, &o), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "ANTHROPIC_API_KEY: required"));
+	o.api_key = GOOD_KEY;
+	o.model = NULL;
+	assert_int_equal(agent_managed_setup(&r, c, &o), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_MODEL: required"));
+	o.model = "claude-opus-4-5";
+	o.agent_id = "agent_404";
+	assert_int_equal(agent_managed_setup(&r, c, &o), BASE_ENOTFOUND);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_AGENT_ID: no agent agent_404"));
+	o.agent_id = NULL;
+	o.environment_id = "env_404";
+	assert_int_equal(agent_managed_setup(&r, c, &o), BASE_ENOTFOUND);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_ID: no environment env_404"));
+	assert_int_equal(json_array_size(s.environments), 0);
+	agent_managed_client_free(c);
+	server_stop(&s);
+}
+
 int main(void)
 {
 	base_log_configure(BASE_LOG_OFF, 0, 2);
@@ -712,6 +991,9 @@ int main(void)
 		cmocka_unit_test(test_retries_on_the_clock),
 		cmocka_unit_test(test_errors_one_line_without_key),
 		cmocka_unit_test(test_answer_cap),
+		cmocka_unit_test(test_definition),
+		cmocka_unit_test(test_setup_idempotent),
+		cmocka_unit_test(test_setup_errors),
 	};
 	return cmocka_run_group_tests_name("agent_managed", tests, NULL, NULL);
 }
