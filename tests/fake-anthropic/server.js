@@ -22,6 +22,17 @@
  * (403 permission_error when it is valid but for another environment/session).
  * Errors: {"type":"error","error":{"type","message"},"request_id"}.
  *
+ * Work items: a session made in a self-hosted environment queues one.  Poll
+ * (`Anthropic-Worker-ID` required, block_ms 1..999, reclaim_older_than_ms)
+ * hands out a queued item nobody polled, or one polled but not acked for
+ * longer than the reclaim window, with its `secret`; ack makes it `starting`;
+ * heartbeat checks `expected_last_heartbeat` (`NO_HEARTBEAT` the first time,
+ * then the last `last_heartbeat` returned, else 412; omitted: unconditional),
+ * makes it `active` and extends its lease by `ttl_seconds`; a lease not
+ * heartbeated within its TTL, or lost on demand, answers 412 from then on;
+ * stop makes it `stopped` (409 the second time).  A terminated, archived or
+ * deleted session's items report `stopping` on their next heartbeat.
+ *
  * ---- As a module -----------------------------------------------------------
  *   const { startFakeAnthropic } = require('../fake-anthropic/server.js');
  *   const fake = await startFakeAnthropic({
@@ -44,7 +55,8 @@
  *   fake.state                        // {agents, environments, sessions, work} (Maps by id)
  *   fake.violations                   // protocol breaches by the client: {kind, session, id, message, time}
  *                                     //   kinds: answered_twice, unknown_tool_use, wrong_result_kind,
- *                                     //   answered_denied, answered_unconfirmed, malformed_result
+ *                                     //   answered_denied, answered_unconfirmed, malformed_result,
+ *                                     //   heartbeat_before_ack, stopped_lost_lease
  *   fake.createAgent({...}) / fake.createEnvironment({name, key?}) / fake.setEnvironmentKey(envId, key)
  *   fake.scriptFor(matcher, steps)    // matcher: session id, a function(session) or {metadata:{...}};
  *                                     // sessions created later that match play `steps`
@@ -90,8 +102,11 @@
  *   node tests/fake-anthropic/server.js [--port N] [--api-key K] [--environment-key K]
  *   prints its URL alone on the first line of stdout, then the environment id on the second,
  *   then serves until killed.  GET /_fake/requests, /_fake/state, /_fake/violations and
- *   POST /_fake/<control> {options} (queueHealthcheck, loseLease, dropStreams,
- *   rateLimitResults, failNext, clearFaults, resetRequests) are not recorded.
+ *   POST /_fake/<control> {options} (nextScript {steps}, scriptFor {metadata | session, steps},
+ *   queueHealthcheck {id: envId}, queueWork {id: sessionId}, loseLease {id: workId},
+ *   dropStreams {id: sessionId}, streamError {id, type, message}, rateLimitResults, failNext,
+ *   hang, clearFaults, resetRequests) are not recorded.  Script steps over HTTP are plain
+ *   JSON (no onResult/run).
  */
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -536,6 +551,8 @@ async function startFakeAnthropic(opts = {}) {
       return sendError(res, notFound('no such control'));
     }
     const b = isObj(ctx.body) ? ctx.body : {};
+    if (name === 'nextScript') return sendJson(res, 200, fake.nextScript(b.steps || []) || {});
+    if (name === 'scriptFor') return sendJson(res, 200, fake.scriptFor(b.session || { metadata: b.metadata || {} }, b.steps || []) || {});
     const fns = { ...control };
     if (!fns[name]) return sendError(res, notFound('no such control'));
     const out = await fns[name](b.id !== undefined ? b.id : b, b);
@@ -1209,6 +1226,9 @@ function installSessions(c) {
     w.lastHeartbeat = iso(now).replace(/Z$/, `${String(hbSeq).padStart(3, '0')}Z`);
     w.lastHeartbeatMs = now;
     w.latest_heartbeat_at = w.lastHeartbeat;
+    if (w.state === 'queued')
+      violations.push({ kind: 'heartbeat_before_ack', session: w.data.type === 'session' ? w.data.id : null, id: w.id,
+        message: `work ${w.id} was heartbeated before it was acked`, time: now });
     if (w.state === 'queued' || w.state === 'starting') {
       w.state = 'active';
       w.started_at = iso(now);

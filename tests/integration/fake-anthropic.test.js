@@ -364,13 +364,14 @@ test('a lost lease: 412 on the next heartbeat, and a stop after it is a violatio
   fake.violations.length = 0;
 
   // a lease not heartbeated within its TTL is lost too
-  const short = await startFakeAnthropic({ apiKey: API_KEY, environmentKey: ENV_KEY, leaseTtlSeconds: 1 });
+  const short = await startFakeAnthropic({ apiKey: API_KEY, environmentKey: ENV_KEY, leaseTtlSeconds: 1, secretBaseUrl: null });
   try {
     const a = await call('POST', '/v1/agents', { f: short, body: { name: 'a', model: 'm' } });
     const saved = agentId;
     agentId = a.body.id;
     const c = await claimSession([{ waitFor: 'interrupt' }], { f: short });
     agentId = saved;
+    assert.ok(!('api_base_url' in decodeSecret(c.work.secret)), 'api_base_url is optional');
     const b2 = `/v1/environments/${c.work.environment_id}/work/${c.work.id}`;
     const h1 = await call('POST', `${b2}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`, { f: short, headers: asToken(c.token) });
     assert.equal(h1.body.ttl_seconds, 1);
@@ -563,6 +564,16 @@ test('a healthcheck item: acked, heartbeated, stopped', async () => {
   assert.equal((await call('POST', `${base}/stop`, { headers: asToken(token), body: { force: true } })).status, 200);
   const w = fake.work(hc.id);
   assert.deepEqual([w.acks, w.heartbeats, w.stops, w.state], [1, 1, 1, 'stopped']);
+  assert.deepEqual(fake.violations, []);
+  // heartbeating an item not acked is a breach of the protocol
+  const hc2 = fake.queueHealthcheck();
+  const p2 = await call('GET', `/v1/environments/${fake.environmentId}/work/poll?block_ms=100`,
+    { headers: { ...asEnv, 'anthropic-worker-id': 'w' } });
+  assert.equal(p2.body.id, hc2.id);
+  await call('POST', `/v1/environments/${fake.environmentId}/work/${hc2.id}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`,
+    { headers: asEnv });
+  assert.deepEqual(fake.violations.map((v) => v.kind), ['heartbeat_before_ack']);
+  fake.violations.length = 0;
 });
 
 test('an interrupt is recorded and ends the turn; archive ends the stream; budget and terminal errors end sessions', async () => {
