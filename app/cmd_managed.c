@@ -13,7 +13,7 @@
 #include "app/cmd_agent.h"
 #include "base/error.h"
 
-#define ENV_KEY_HINT "generate it in the Anthropic Console, on the environment's page (the API cannot issue it)"
+#define ENV_KEY_HINT "generate it in the Anthropic Console, on the environment's page; the API cannot issue it"
 
 static void print_text(const agent_managed_setup_result *r, const base_config *cfg)
 {
