@@ -179,27 +179,31 @@ static void one_line(char *out, size_t cap, const char *s, size_t n)
 	out[o] = '\0';
 }
 
-/* Replaces every occurrence of secret in out (capacity cap) by [redacted]. */
+/* Replaces every occurrence of secret in out (capacity cap) by [redacted];
+ * the search goes on after each mark, so a secret found inside the mark
+ * cannot loop. */
 static void redact(char *out, size_t cap, const char *secret)
 {
 	static const char mark[] = "[redacted]";
+	const size_t ml = sizeof(mark) - 1;
 	size_t slen = secret ? strlen(secret) : 0;
 	if (slen < 4) /* too short to be a credential; also keeps "" harmless */
 		return;
+	char *from = out;
 	char *p;
-	while ((p = strstr(out, secret)) != NULL) {
-		size_t tail = strlen(p + slen);
-		size_t ml = sizeof(mark) - 1;
+	while ((p = strstr(from, secret)) != NULL) {
 		size_t before = (size_t)(p - out);
-		if (before + ml + tail + 1 > cap)
-			tail = cap > before + ml + 1 ? cap - before - ml - 1 : 0;
 		if (before + ml + 1 > cap) {
-			*p = '\0';
+			*p = '\0'; /* no room for the mark: cut */
 			return;
 		}
+		size_t tail = strlen(p + slen);
+		if (before + ml + tail + 1 > cap)
+			tail = cap - before - ml - 1;
 		memmove(p + ml, p + slen, tail);
 		memcpy(p, mark, ml);
 		p[ml + tail] = '\0';
+		from = p + ml;
 	}
 }
 

@@ -259,6 +259,10 @@ static void test_error_text(void **state)
 	agent_managed_error_text(small, sizeof(small), b2, strlen(b2), "KEY-12345678", NULL, 0);
 	assert_null(strstr(small, "KEY-1234"));
 	assert_true(strlen(small) < sizeof(small));
+	/* a secret the mark itself contains */
+	const char *b3 = "{\"error\":{\"type\":\"x\",\"message\":\"redacted twice: redacted\"}}";
+	agent_managed_error_text(out, sizeof(out), b3, strlen(b3), "redacted", NULL, 0);
+	assert_string_equal(out, "x: [redacted] twice: [redacted]");
 }
 
 static void test_retry_wait(void **state)
