@@ -7,6 +7,9 @@
  * transport failures, `x-should-retry` overriding, waits from
  * `retry-after-ms`, then `retry-after`, else exponential backoff; every wait
  * goes through the client's base_clock so that tests take no real time.
+ * A session's event stream is one long GET whose chunks go through the SSE
+ * parser as they come; it is never retried here (the caller reconnects and
+ * lists the history, so no event is lost between two streams).
  *
  * Invariants: a credential goes only into its header, and its buffer is
  * wiped after the transfer; it is never logged, and an error text that
@@ -18,6 +21,7 @@
 #include "agent/managed_api.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -554,6 +558,45 @@ static void copy_header(CURL *h, const char *name, char *out, size_t cap)
 		one_line(out, cap, hdr->value, strlen(hdr->value));
 }
 
+/* The request's headers; cred and worker hold the credential and worker
+ * lines (the caller wipes cred after the transfer).  NULL out of memory. */
+static struct curl_slist *request_headers(const agent_managed_request *req, const char *accept, base_buf *cred,
+					  base_buf *worker)
+{
+	struct curl_slist *hdrs = NULL, *t;
+	const char *fixed[] = { "anthropic-version: 2023-06-01", "anthropic-beta: managed-agents-2026-04-01",
+				"content-type: application/json", accept, "user-agent: perfbot/" PERFBOT_VERSION, "Expect:" };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (!(t = curl_slist_append(hdrs, fixed[i])))
+			goto fail;
+		hdrs = t;
+	}
+	if (req->credential && req->credential[0]) {
+		int e = req->cred == AGENT_MANAGED_API_KEY ? base_buf_printf(cred, "x-api-key: %s", req->credential)
+							   : base_buf_printf(cred, "authorization: Bearer %s", req->credential);
+		if (e < 0 || !(t = curl_slist_append(hdrs, base_buf_cstr(cred))))
+			goto fail;
+		hdrs = t;
+	}
+	if (req->worker_id) {
+		if (base_buf_printf(worker, "anthropic-worker-id: %s", req->worker_id) < 0 ||
+		    !(t = curl_slist_append(hdrs, base_buf_cstr(worker))))
+			goto fail;
+		hdrs = t;
+	}
+	return hdrs;
+fail:
+	curl_slist_free_all(hdrs);
+	return NULL;
+}
+
+static void wipe_dispose(base_buf *b)
+{
+	if (b->ptr)
+		OPENSSL_cleanse(b->ptr, b->alloc);
+	base_buf_dispose(b);
+}
+
 static void send_once(agent_managed_client *c, CURL *h, const agent_managed_request *req, const char *url,
 		      const char *body, exchange *ex)
 {
@@ -567,20 +610,10 @@ static void send_once(agent_managed_client *c, CURL *h, const agent_managed_requ
 	ex->curl_msg[0] = '\0';
 
 	curl_easy_reset(h);
-	hdrs = curl_slist_append(hdrs, "anthropic-version: 2023-06-01");
-	hdrs = curl_slist_append(hdrs, "anthropic-beta: managed-agents-2026-04-01");
-	hdrs = curl_slist_append(hdrs, "content-type: application/json");
-	hdrs = curl_slist_append(hdrs, "accept: application/json");
-	hdrs = curl_slist_append(hdrs, "user-agent: perfbot/" PERFBOT_VERSION);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	if (req->credential && req->credential[0]) {
-		int e = req->cred == AGENT_MANAGED_API_KEY ? base_buf_printf(&cred, "x-api-key: %s", req->credential)
-							   : base_buf_printf(&cred, "authorization: Bearer %s", req->credential);
-		if (e == 0)
-			hdrs = curl_slist_append(hdrs, base_buf_cstr(&cred));
+	if (!(hdrs = request_headers(req, "accept: application/json", &cred, &worker))) {
+		ex->curl_code = CURLE_OUT_OF_MEMORY;
+		goto done;
 	}
-	if (req->worker_id && base_buf_printf(&worker, "anthropic-worker-id: %s", req->worker_id) == 0)
-		hdrs = curl_slist_append(hdrs, base_buf_cstr(&worker));
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -609,10 +642,9 @@ static void send_once(agent_managed_client *c, CURL *h, const agent_managed_requ
 		copy_header(h, "request-id", ex->request_id, sizeof(ex->request_id));
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+done:
 	curl_slist_free_all(hdrs);
-	if (cred.ptr)
-		OPENSSL_cleanse(cred.ptr, cred.alloc);
-	base_buf_dispose(&cred);
+	wipe_dispose(&cred);
 	base_buf_dispose(&worker);
 }
 
@@ -728,5 +760,135 @@ done:
 	free(url);
 	free(body_text);
 	base_buf_dispose(&ex.body);
+	return error;
+}
+
+/* ---- an event stream ------------------------------------------------------- */
+
+typedef struct stream_ctx {
+	CURL *h;
+	agent_managed_sse parser;
+	agent_managed_sse_cb cb;
+	void *payload;
+	const atomic_int *stop;
+	base_buf error_body;   /* a non-2xx answer's body */
+	int result;            /* why the transfer was aborted from a callback */
+} stream_ctx;
+
+static size_t on_stream(char *data, size_t size, size_t n, void *userdata)
+{
+	stream_ctx *s = userdata;
+	long status = 0;
+	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300) {
+		base_buf_put(&s->error_body, data, size * n); /* capped: the rest is dropped */
+		return size * n;
+	}
+	int error = agent_managed_sse_feed(&s->parser, data, size * n, s->cb, s->payload);
+	if (error < 0) {
+		s->result = error;
+		return 0; /* aborts the transfer */
+	}
+	return size * n;
+}
+
+static int on_stream_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			      curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	stream_ctx *s = userdata;
+	if (s->stop && atomic_load(s->stop)) {
+		s->result = BASE_ECANCELLED;
+		return 1;
+	}
+	return 0;
+}
+
+int agent_managed_stream(agent_managed_client *c, const agent_managed_request *req, const agent_managed_stream_options *so,
+			 agent_managed_sse_cb cb, void *payload, agent_managed_response *resp)
+{
+	int error = 0;
+	char *url = NULL;
+	struct curl_slist *hdrs = NULL;
+	base_buf cred = BASE_BUF_INIT(4096), worker = BASE_BUF_INIT(512);
+	stream_ctx s;
+	char path[256], curl_msg[CURL_ERROR_SIZE] = "";
+	long idle_ms = so && so->idle_ms > 0 ? so->idle_ms : 90000;
+
+	memset(resp, 0, sizeof(*resp));
+	memset(&s, 0, sizeof(s));
+	base_buf_init(&s.error_body, 65536);
+	resp->attempts = 1;
+	size_t plen = req->path ? strcspn(req->path, "?") : 0;
+	snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) - 1 ? plen : sizeof(path) - 1),
+		 req->path ? req->path : "");
+	if ((error = agent_managed_sse_init(&s.parser, so && so->frame_cap ? so->frame_cap : (1u << 20))) < 0 ||
+	    (error = agent_managed_url(&url, req->base_url ? req->base_url : c->base_url, req->path)) < 0)
+		goto done;
+	if (!(s.h = pool_get(c)) || !(hdrs = request_headers(req, "accept: text/event-stream", &cred, &worker))) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
+	}
+	s.cb = cb;
+	s.payload = payload;
+	s.stop = so ? so->stop : NULL;
+	curl_easy_reset(s.h);
+	curl_easy_setopt(s.h, CURLOPT_URL, url);
+	curl_easy_setopt(s.h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(s.h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(s.h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s.h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(s.h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(s.h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+	/* no overall timeout: a stream lasts; silence (not even a ping) ends it */
+	curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_TIME, (idle_ms + 999) / 1000);
+	curl_easy_setopt(s.h, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(s.h, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(s.h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(s.h, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+	curl_easy_setopt(s.h, CURLOPT_XFERINFODATA, &s);
+	curl_easy_setopt(s.h, CURLOPT_ERRORBUFFER, curl_msg);
+	CURLcode rc = curl_easy_perform(s.h);
+	curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_setopt(s.h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(s.h, CURLOPT_ERRORBUFFER, NULL);
+	if (s.result < 0) {
+		error = s.result;
+		if (error == BASE_ECANCELLED)
+			base_error_set(error, "Anthropic API GET %s: stream stopped", path);
+		/* otherwise the parser's or the callback's message stands */
+		goto done;
+	}
+	if (rc != CURLE_OK) {
+		char msg[CURL_ERROR_SIZE];
+		const char *m = curl_msg[0] ? curl_msg : curl_easy_strerror(rc);
+		one_line(msg, sizeof(msg), m, strlen(m));
+		redact(msg, sizeof(msg), req->credential);
+		error = base_error_set(rc == CURLE_OPERATION_TIMEDOUT ? BASE_ETIMEOUT : BASE_ERETRY,
+				      "Anthropic API GET %s: stream ended: %s", path, msg);
+		goto done;
+	}
+	if (resp->status < 200 || resp->status >= 300) {
+		char text[ERROR_TEXT_MAX];
+		agent_managed_error_text(text, sizeof(text), s.error_body.ptr, s.error_body.len, req->credential,
+					 resp->request_id, sizeof(resp->request_id));
+		if (s.error_body.len > 0)
+			resp->body = json_loadb(s.error_body.ptr, s.error_body.len, 0, NULL);
+		error = base_error_set(status_code(resp->status), "Anthropic API GET %s: %ld %s%s%s%s", path, resp->status,
+				      text, resp->request_id[0] ? " (request " : "", resp->request_id,
+				      resp->request_id[0] ? ")" : "");
+	}
+done:
+	pool_put(c, s.h);
+	curl_slist_free_all(hdrs);
+	wipe_dispose(&cred);
+	base_buf_dispose(&worker);
+	base_buf_dispose(&s.error_body);
+	agent_managed_sse_dispose(&s.parser);
+	free(url);
 	return error;
 }

@@ -13,6 +13,7 @@
 #define AGENT_MANAGED_API_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -147,5 +148,25 @@ void agent_managed_sse_dispose(agent_managed_sse *p);
  * cb stops the feed and is returned as is. */
 int agent_managed_sse_feed(agent_managed_sse *p, const char *data, size_t len, agent_managed_sse_cb cb,
 			   void *payload);
+
+/* ---- a stream of a session's events ------------------------------------- */
+
+typedef struct agent_managed_stream_options {
+	size_t frame_cap;        /* bytes of one event (default 1 MiB) */
+	long idle_ms;            /* silence (not even a ping) that ends the stream (default 90000) */
+	const atomic_int *stop;  /* borrowed, may be NULL: nonzero ends the stream (checked about once a second) */
+} agent_managed_stream_options;
+
+/* Opens req (a GET such as /v1/sessions/ID/events/stream) with accept
+ * text/event-stream and calls cb for each event (agent_managed_sse_feed's
+ * contract: pings and comments are not delivered) until the stream ends.
+ * No retries: the caller reconnects and lists the history.  0 when the
+ * server closed the stream; BASE_ECANCELLED on stop; the callback's own
+ * negative code; BASE_ETOOBIG for an event past frame_cap (the stream is
+ * closed: list the history); BASE_ETIMEOUT after idle_ms of silence;
+ * BASE_ERETRY for a dropped connection; for a non-2xx answer the codes and
+ * message of agent_managed_send, resp->status telling them apart. */
+int agent_managed_stream(agent_managed_client *c, const agent_managed_request *req, const agent_managed_stream_options *so,
+			 agent_managed_sse_cb cb, void *payload, agent_managed_response *resp);
 
 #endif

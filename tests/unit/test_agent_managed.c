@@ -12,6 +12,8 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,7 +340,35 @@ struct step {
 	int status;
 	const char *body;
 	const char *headers[4][2];
+	int stream;    /* 1: the body in 7-byte pieces; 2: then pings until the client goes */
 };
+
+struct piece {
+	const char *body;
+	size_t off;
+	int forever;
+};
+
+static ssize_t stream_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct piece *p = cls;
+	size_t left = strlen(p->body) - p->off;
+	if (left == 0) {
+		if (!p->forever)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+		memcpy(buf, ": ping\n", 7);
+		return 7;
+	}
+	size_t n = left < 7 ? left : 7;
+	if (n > max)
+		n = max;
+	memcpy(buf, p->body + p->off, n);
+	p->off += n;
+	return (ssize_t)n;
+}
 
 struct seen {
 	char method[8];
@@ -349,6 +379,7 @@ struct seen {
 	char beta[64];
 	char content_type[64];
 	char worker[64];
+	char accept[64];
 	char body[8192];
 };
 
@@ -413,6 +444,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	copy_hdr(c, "anthropic-beta", req.beta, sizeof(req.beta));
 	copy_hdr(c, "content-type", req.content_type, sizeof(req.content_type));
 	copy_hdr(c, "anthropic-worker-id", req.worker, sizeof(req.worker));
+	copy_hdr(c, "accept", req.accept, sizeof(req.accept));
 	memcpy(req.body, cn->body, cn->len);
 	if (s->nseen < MAX_SEEN)
 		s->seen[s->nseen++] = req;
@@ -429,7 +461,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		text = strdup("{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"script over\"}}");
 	}
 	pthread_mutex_unlock(&s->mu);
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r;
+	if (st && st->stream) {
+		struct piece *p = calloc(1, sizeof(*p));
+		p->body = st->body;
+		p->forever = st->stream == 2;
+		free(text);
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, stream_piece, p, free);
+		MHD_add_response_header(r, "content-type", "text/event-stream");
+		enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(r, "content-type", "application/json");
 	for (int i = 0; st && i < 4 && st->headers[i][0]; i++)
 		MHD_add_response_header(r, st->headers[i][0], st->headers[i][1]);
@@ -506,9 +550,9 @@ static void test_request_headers_and_credentials(void **state)
 	(void)state;
 	struct server s;
 	memset(&s, 0, sizeof(s));
-	s.steps[0] = (struct step){ 200, "{\"id\":\"agent_1\"}", { { "request-id", "req_a" } } };
-	s.steps[1] = (struct step){ 200, "null", { { NULL, NULL } } };
-	s.steps[2] = (struct step){ 200, "", { { NULL, NULL } } };
+	s.steps[0] = (struct step){ 200, "{\"id\":\"agent_1\"}", { { "request-id", "req_a" } }, 0 };
+	s.steps[1] = (struct step){ 200, "null", { { NULL, NULL } }, 0 };
+	s.steps[2] = (struct step){ 200, "", { { NULL, NULL } }, 0 };
 	s.nsteps = 3;
 	server_start(&s);
 	struct fake_time t = { 1000, { 0 }, 0 };
@@ -569,10 +613,10 @@ static void test_retries_on_the_clock(void **state)
 	struct server s;
 	memset(&s, 0, sizeof(s));
 	const char *overloaded = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}";
-	s.steps[0] = (struct step){ 429, overloaded, { { "retry-after-ms", "1500" }, { "retry-after", "7" } } };
-	s.steps[1] = (struct step){ 503, overloaded, { { "retry-after", "2" } } };
-	s.steps[2] = (struct step){ 529, overloaded, { { NULL, NULL } } };
-	s.steps[3] = (struct step){ 200, "{\"ok\":true}", { { NULL, NULL } } };
+	s.steps[0] = (struct step){ 429, overloaded, { { "retry-after-ms", "1500" }, { "retry-after", "7" } }, 0 };
+	s.steps[1] = (struct step){ 503, overloaded, { { "retry-after", "2" } }, 0 };
+	s.steps[2] = (struct step){ 529, overloaded, { { NULL, NULL } }, 0 };
+	s.steps[3] = (struct step){ 200, "{\"ok\":true}", { { NULL, NULL } }, 0 };
 	s.nsteps = 4;
 	server_start(&s);
 	struct fake_time t = { 5000, { 0 }, 0 };
@@ -593,10 +637,10 @@ static void test_retries_on_the_clock(void **state)
 
 	/* x-should-retry: false stops at once; the retries run out on 500s */
 	memset(&s, 0, sizeof(s));
-	s.steps[0] = (struct step){ 500, overloaded, { { "x-should-retry", "false" } } };
-	s.steps[1] = (struct step){ 500, overloaded, { { NULL, NULL } } };
-	s.steps[2] = (struct step){ 500, overloaded, { { NULL, NULL } } };
-	s.steps[3] = (struct step){ 500, overloaded, { { NULL, NULL } } };
+	s.steps[0] = (struct step){ 500, overloaded, { { "x-should-retry", "false" } }, 0 };
+	s.steps[1] = (struct step){ 500, overloaded, { { NULL, NULL } }, 0 };
+	s.steps[2] = (struct step){ 500, overloaded, { { NULL, NULL } }, 0 };
+	s.steps[3] = (struct step){ 500, overloaded, { { NULL, NULL } }, 0 };
 	s.nsteps = 4;
 	server_start(&s);
 	struct fake_time t2 = { 0, { 0 }, 0 };
@@ -623,12 +667,12 @@ static void test_errors_one_line_without_key(void **state)
 	s.steps[0] = (struct step){ 401,
 				    "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid "
 				    "x-api-key: sk-ant-WRONG-key\"},\"request_id\":\"req_401\"}",
-				    { { NULL, NULL } } };
+				    { { NULL, NULL } }, 0 };
 	s.steps[1] = (struct step){ 412, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":"
-					 "\"lease lost\"}}", { { NULL, NULL } } };
+					 "\"lease lost\"}}", { { NULL, NULL } }, 0 };
 	s.steps[2] = (struct step){ 404, "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":"
-					 "\"no agent\"}}", { { NULL, NULL } } };
-	s.steps[3] = (struct step){ 200, "not json", { { NULL, NULL } } };
+					 "\"no agent\"}}", { { NULL, NULL } }, 0 };
+	s.steps[3] = (struct step){ 200, "not json", { { NULL, NULL } }, 0 };
 	s.nsteps = 4;
 	server_start(&s);
 	struct fake_time t = { 0, { 0 }, 0 };
@@ -682,7 +726,7 @@ static void test_answer_cap(void **state)
 	memset(big, ' ', sizeof(big) - 3);
 	big[0] = '[';
 	big[sizeof(big) - 3] = ']';
-	s.steps[0] = (struct step){ 200, big, { { NULL, NULL } } };
+	s.steps[0] = (struct step){ 200, big, { { NULL, NULL } }, 0 };
 	s.nsteps = 1;
 	server_start(&s);
 	char base[64];
@@ -702,6 +746,91 @@ static void test_answer_cap(void **state)
 	server_stop(&s);
 }
 
+
+struct stream_seen {
+	char text[4096];
+	atomic_int stop;
+	int stop_after;
+	int n;
+};
+
+static int on_stream_event(const char *event, const char *data, size_t len, const char *id, void *payload)
+{
+	(void)id;
+	(void)len;
+	struct stream_seen *ss = payload;
+	size_t o = strlen(ss->text);
+	snprintf(ss->text + o, sizeof(ss->text) - o, "[%s %s]", event, data);
+	if (++ss->n == ss->stop_after)
+		atomic_store(&ss->stop, 1);
+	return 0;
+}
+
+static void test_stream(void **state)
+{
+	(void)state;
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.steps[0] = (struct step){ 200,
+				    ": hello\n\nevent: agent.message\ndata: {\"type\":\"agent.message\"}\n\n"
+				    "event: ping\ndata: {\"type\":\"ping\"}\n\n"
+				    "event: agent.custom_tool_use\ndata: {\"type\":\"agent.custom_tool_use\",\"id\":\"ctu_1\"}\n\n",
+				    { { NULL, NULL } }, 1 };
+	s.steps[1] = (struct step){ 404,
+				    "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"no session\"}}",
+				    { { NULL, NULL } }, 0 };
+	s.steps[2] = (struct step){ 200, "event: a\ndata: 1\n\n", { { NULL, NULL } }, 2 };
+	s.steps[3] = (struct step){ 200, "event: big\ndata: 0123456789012345678901234567890123456789\n\n",
+				    { { NULL, NULL } }, 1 };
+	s.nsteps = 4;
+	server_start(&s);
+	struct fake_time t = { 0, { 0 }, 0 };
+	base_clock clk;
+	agent_managed_client *c = client_for(&s, &t, &clk, 2);
+	agent_managed_request req = { .method = "GET", .path = "/v1/sessions/sesn_1/events/stream",
+				      .cred = AGENT_MANAGED_SESSIONS_TOKEN, .credential = "sess-tok-5" };
+	agent_managed_response resp;
+	struct stream_seen ss;
+	memset(&ss, 0, sizeof(ss));
+
+	/* events in pieces, pings left out, until the server closes */
+	assert_int_equal(agent_managed_stream(c, &req, NULL, on_stream_event, &ss, &resp), 0);
+	assert_string_equal(ss.text, "[agent.message {\"type\":\"agent.message\"}]"
+				     "[agent.custom_tool_use {\"type\":\"agent.custom_tool_use\",\"id\":\"ctu_1\"}]");
+	assert_int_equal(resp.status, 200);
+	agent_managed_response_dispose(&resp);
+	assert_string_equal(s.seen[0].url, "/v1/sessions/sesn_1/events/stream?beta=true");
+	assert_string_equal(s.seen[0].accept, "text/event-stream");
+	assert_string_equal(s.seen[0].authorization, "Bearer sess-tok-5");
+	assert_string_equal(s.seen[0].beta, "managed-agents-2026-04-01");
+
+	/* an error answer: not retried, one line */
+	memset(&ss, 0, sizeof(ss));
+	assert_int_equal(agent_managed_stream(c, &req, NULL, on_stream_event, &ss, &resp), BASE_ENOTFOUND);
+	assert_int_equal(resp.status, 404);
+	assert_string_equal(base_error_last(), "Anthropic API GET /v1/sessions/sesn_1/events/stream: 404 not_found_error: "
+					       "no session");
+	agent_managed_response_dispose(&resp);
+
+	/* the stop flag ends an endless stream */
+	memset(&ss, 0, sizeof(ss));
+	ss.stop_after = 1;
+	agent_managed_stream_options so = { 0, 0, &ss.stop };
+	assert_int_equal(agent_managed_stream(c, &req, &so, on_stream_event, &ss, &resp), BASE_ECANCELLED);
+	assert_string_equal(ss.text, "[a 1]");
+	agent_managed_response_dispose(&resp);
+
+	/* an event past the cap closes the stream */
+	memset(&ss, 0, sizeof(ss));
+	agent_managed_stream_options small = { 32, 0, NULL };
+	assert_int_equal(agent_managed_stream(c, &req, &small, on_stream_event, &ss, &resp), BASE_ETOOBIG);
+	assert_string_equal(ss.text, "");
+	agent_managed_response_dispose(&resp);
+	assert_int_equal(s.nseen, 4);
+	assert_int_equal(t.nslept, 0);
+	agent_managed_client_free(c);
+	server_stop(&s);
+}
 
 /* ---- set-up ------------------------------------------------------------------- */
 
@@ -995,6 +1124,7 @@ int main(void)
 		cmocka_unit_test(test_retries_on_the_clock),
 		cmocka_unit_test(test_errors_one_line_without_key),
 		cmocka_unit_test(test_answer_cap),
+		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_definition),
 		cmocka_unit_test(test_setup_idempotent),
 		cmocka_unit_test(test_setup_errors),
