@@ -83,7 +83,8 @@
  *    confirmDelayMs?, replay?: true, onResult?(result, session)}
  *        agent.tool_use (built-in tool); waits for its user.tool_result unless denied.
  *        'ask': the fake itself posts user.tool_confirmation `confirm` (default allow) after
- *        confirmDelayMs (default 50).  replay: the same event is sent a second time on the stream.
+ *        confirmDelayMs (default 50); confirm 'manual': it waits for one to be posted.
+ *        replay: the same event is sent a second time on the stream (after replayDelayMs).
  *   {custom: 'run_benchmarks', input: {...}, replay?, onResult?}  agent.custom_tool_use, waits
  *   {message: 'text'}                                              agent.message
  *   {usage: {input_tokens, output_tokens, cache_read_input_tokens, list_cost_cents, active_seconds}}
@@ -93,6 +94,8 @@
  *   {terminate: true}                                              session.status_terminated
  *   {dropStream: true}                                             cut the session's SSE streams
  *   {wait: ms}
+ *   {waitForStream: n}                                             until n streams were opened (true: 1)
+ *   {waitForAck: true}                                             until a work item of the session is acked
  *   {waitFor: 'interrupt'|'message', timeoutMs?}                   until such a user event arrives
  *   {run: async (session, fake) => {}}
  * A user.interrupt ends the script (status idle, end_turn).  Steps after the script's end:
@@ -909,7 +912,12 @@ function installSessions(c) {
     if (use.permission === 'deny') return use;
     if (use.permission === 'ask') {
       requireAction(s, full.id);
-      await sleep(step.confirmDelayMs === undefined ? 50 : step.confirmDelayMs);
+      if (step.confirm === 'manual') {
+        // the test (the "user") posts the user.tool_confirmation itself
+        if (!await until(s, () => use.verdict, step.timeoutMs)) return use;
+      } else {
+        await sleep(step.confirmDelayMs === undefined ? 50 : step.confirmDelayMs);
+      }
       if (stopped(s)) return use;
       if (!use.verdict) {
         use.verdict = step.confirm || 'allow';
@@ -958,6 +966,15 @@ function installSessions(c) {
     if (step.terminate) return terminate(s);
     if (step.dropStream) return dropStreams(s);
     if (step.wait) return sleep(step.wait);
+    if (step.waitForAck) {
+      await until(s, () => [...state.work.values()].some((w) => w.data.id === s.id && w.acks > 0), step.timeoutMs);
+      return null;
+    }
+    if (step.waitForStream) {
+      const n = typeof step.waitForStream === 'number' ? step.waitForStream : 1;
+      await until(s, () => s.streamsOpened >= n, step.timeoutMs);
+      return null;
+    }
     if (step.waitFor) {
       const n = s.userEvents.filter((e) => e.type === `user.${step.waitFor}`).length;
       const t0 = s.userEvents.length;
