@@ -21,6 +21,11 @@
  * A credential used where it does not belong answers 401 authentication_error
  * (403 permission_error when it is valid but for another environment/session).
  * Errors: {"type":"error","error":{"type","message"},"request_id"}.
+ * Lists: {data, next_page} (sessions also prev_page), `limit` (events: default 20,
+ * at most 1000) and `page` (the cursor).  Agents: `POST /v1/agents/{id}` updates
+ * (omitted fields kept, metadata patched) and makes version+1; its `version` is
+ * optional and, when given, must be the current one (else 409);
+ * `GET /v1/agents/{id}?version=N` reads an old one.
  *
  * Work items: a session made in a self-hosted environment queues one.  Poll
  * (`Anthropic-Worker-ID` required, block_ms 1..999, reclaim_older_than_ms)
@@ -45,6 +50,7 @@
  *     stepDelayMs: 5,                 // pause between script steps
  *     scriptStart: 'create',          // when a session's script starts: 'create' | 'ack' | 'stream'
  *     secretBaseUrl,                  // api_base_url put in secrets (default: the fake's url; null: omitted)
+ *     noopUpdateKeepsVersion: false,  // true: an agent update that changes nothing makes no version
  *     script,                         // default script of sessions without their own (default: end_turn)
  *     followUp,                       // what a session plays on a user.message after its script ended
  *   });
@@ -344,7 +350,10 @@ async function startFakeAnthropic(opts = {}) {
     for (const k of DEF_KEYS) base[k] = cur[k];
     const def = agentDefinition(b, base);
     const same = DEF_KEYS.every((k) => JSON.stringify(def[k]) === JSON.stringify(cur[k]));
-    if (same) return cur; // a no-op update makes no new version
+    // Whether the service makes a version for an update that changes nothing is not
+    // documented: by default every update makes one, so a client that updates
+    // blindly shows (a set-up that is idempotent compares the definition itself).
+    if (same && opts.noopUpdateKeepsVersion) return cur;
     const next = { ...cur, ...def, version: cur.version + 1, updated_at: iso() };
     state.agents.get(id).versions.push(next);
     return next;

@@ -254,15 +254,27 @@ test('agents: validated, versioned on update, listed with pagination', async () 
   assert.equal(up.status, 200);
   assert.equal(up.body.version, 2);
   assert.equal(up.body.name, 'perfbot'); // omitted fields are kept
-  const same = await call('POST', `/v1/agents/${a.id}`, { body: { system: 'Faster, please.' } });
-  assert.equal(same.body.version, 2, 'an update that changes nothing makes no version');
   assertError(await call('POST', `/v1/agents/${a.id}`, { body: { system: 'x', version: 1 } }), 409, 'invalid_request_error');
+  // by default even an update that changes nothing makes a version (a blind update shows)
+  const same = await call('POST', `/v1/agents/${a.id}`, { body: { system: 'Faster, please.', version: 2 } });
+  assert.equal(same.body.version, 3);
   assert.equal((await call('GET', `/v1/agents/${a.id}?version=1`)).body.system, 'You make C code faster.');
   assert.equal((await call('GET', `/v1/agents/${a.id}`)).body.system, 'Faster, please.');
   const md = await call('POST', `/v1/agents/${a.id}`, { body: { metadata: { owner: null, team: 'perf' } } });
   assert.deepEqual(md.body.metadata, { team: 'perf' });
-  assert.equal(md.body.version, 3);
+  assert.equal(md.body.version, 4);
+  const versions = await call('GET', `/v1/agents/${a.id}/versions?limit=10`);
+  assert.deepEqual(versions.body.data.map((v) => v.version), [4, 3, 2, 1]);
   assertError(await call('GET', '/v1/agents/agent_missing'), 404, 'not_found_error');
+
+  const keep = await startFakeAnthropic({ apiKey: API_KEY, noopUpdateKeepsVersion: true });
+  try {
+    const k = await call('POST', '/v1/agents', { f: keep, body: { name: 'k', model: 'm', system: 's' } });
+    assert.equal((await call('POST', `/v1/agents/${k.body.id}`, { f: keep, body: { system: 's' } })).body.version, 1);
+    assert.equal((await call('POST', `/v1/agents/${k.body.id}`, { f: keep, body: { system: 't' } })).body.version, 2);
+  } finally {
+    await keep.close();
+  }
 
   const first = await call('GET', '/v1/agents?limit=1');
   assert.equal(first.body.data.length, 1);
