@@ -1,8 +1,9 @@
 'use strict';
 /*
- * A fake Claude Managed Agents API (beta) for perfbot's tests, written from
- * ../../../shared/reference/managed-agents.md and the official TypeScript SDK's
- * types (src/resources/beta/{agents,environments,sessions}, src/lib/environments):
+ * A fake Claude Managed Agents API (beta) for perfbot's tests, written from the
+ * platform's reference and the official TypeScript SDK's types (@anthropic-ai/sdk,
+ * src/resources/beta/{agents,environments,sessions}, src/lib/environments), never
+ * from perfbot's client:
  * agents (versioned), self-hosted environments, sessions and their events
  * (list, post, SSE stream), the work queue (poll, ack, heartbeat with real
  * leases, stop), scripted sessions and faults on demand.  Node built-ins only.
@@ -51,7 +52,7 @@
  *     scriptStart: 'create',          // when a session's script starts: 'create' | 'ack' | 'stream'
  *     secretBaseUrl,                  // api_base_url put in secrets (default: the fake's url; null: omitted)
  *     noopUpdateKeepsVersion: false,  // true: an agent update that changes nothing makes no version
- *     script,                         // default script of sessions without their own (default: end_turn)
+ *     script,                         // script of sessions without their own (default: a message, end_turn)
  *     followUp,                       // what a session plays on a user.message after its script ended
  *   });
  *   fake.url / fake.port              // "http://127.0.0.1:PORT"
@@ -65,17 +66,23 @@
  *                                     //   heartbeat_before_ack, stopped_lost_lease
  *   fake.createAgent({...}) / fake.createEnvironment({name, key?}) / fake.setEnvironmentKey(envId, key)
  *   fake.scriptFor(matcher, steps)    // matcher: session id, a function(session) or {metadata:{...}};
- *                                     // sessions created later that match play `steps`
- *   fake.createSession({agent, environment_id, metadata, script})   // without HTTP
- *   fake.session(id)                  // the session record (see below)
+ *                                     // sessions created later that match play `steps` (latest wins)
+ *   fake.nextScript(steps)            // the next session created without a matching scriptFor plays it
+ *   fake.createSession(body, steps?)  // a session without HTTP (returns its record)
+ *   fake.session(id) / fake.sessions() // the session record(s) (see below)
+ *   fake.work(workId) / fake.workFor(sessionId)   // work records: {state, polls, acks, heartbeats,
+ *                                     //   stops, leaseLost, secret, sessionsToken, ...}
  *   fake.toolUses(sessionId)          // [{event, kind, results: [...], answered, permission, verdict}]
  *   await fake.waitForResult(sessionId, name|id, timeoutMs)  // the first result to that tool use
  *   fake.queueHealthcheck(envId?)     // a healthcheck work item
  *   fake.queueWork(sessionId)         // a new work item for a session
  *   fake.loseLease(workId?)           // the next heartbeat of that item (any item if omitted) answers 412
  *   fake.dropStreams(sessionId?)      // cut the open SSE streams (of one session)
+ *   fake.streamError(sessionId?, {type, message})  // an `event: error` frame, then the stream ends
  *   fake.rateLimitResults({count: 1, retryAfter: 1, retryAfterMs})   // next result posts answer 429
- *   fake.failNext({status, count, path: /re/, method, type, message, headers})
+ *   fake.failNext({status, count, path: /re/, method, type, message, headers, retryAfter,
+ *                  retryAfterMs, shouldRetry, kind: 'fail' | 'drop' (connection cut, no answer)})
+ *   fake.hang({count, path})          // requests that are never answered (until close)
  *   fake.clearFaults(); fake.resetRequests()
  *   await fake.waitFor(pred, timeoutMs)
  *   await fake.close()
@@ -104,8 +111,9 @@
  *   {waitForAck: true}                                             until a work item of the session is acked
  *   {waitFor: 'interrupt'|'message', timeoutMs?}                   until such a user event arrives
  *   {run: async (session, fake) => {}}
- * A user.interrupt ends the script (status idle, end_turn).  Steps after the script's end:
- * none (the session stays idle).
+ * A script that does not end with idle, terminate or a terminal error gets an end_turn
+ * idle.  A user.interrupt ends the script (status idle, end_turn).  A user.message after
+ * the script's end plays `followUp` (and queues a new work item if none is live).
  *
  * ---- Standalone ------------------------------------------------------------
  *   node tests/fake-anthropic/server.js [--port N] [--api-key K] [--environment-key K]
