@@ -1,8 +1,9 @@
 'use strict';
 /*
- * A fake Claude Managed Agents API (beta) for perfbot's tests, written from
- * ../../../shared/reference/managed-agents.md and the official TypeScript SDK's
- * types (src/resources/beta/{agents,environments,sessions}, src/lib/environments):
+ * A fake Claude Managed Agents API (beta) for perfbot's tests, written from the
+ * platform's reference and the official TypeScript SDK's types (@anthropic-ai/sdk,
+ * src/resources/beta/{agents,environments,sessions}, src/lib/environments), never
+ * from perfbot's client:
  * agents (versioned), self-hosted environments, sessions and their events
  * (list, post, SSE stream), the work queue (poll, ack, heartbeat with real
  * leases, stop), scripted sessions and faults on demand.  Node built-ins only.
@@ -21,6 +22,11 @@
  * A credential used where it does not belong answers 401 authentication_error
  * (403 permission_error when it is valid but for another environment/session).
  * Errors: {"type":"error","error":{"type","message"},"request_id"}.
+ * Lists: {data, next_page} (sessions also prev_page), `limit` (events: default 20,
+ * at most 1000) and `page` (the cursor).  Agents: `POST /v1/agents/{id}` updates
+ * (omitted fields kept, metadata patched) and makes version+1; its `version` is
+ * optional and, when given, must be the current one (else 409);
+ * `GET /v1/agents/{id}?version=N` reads an old one.
  *
  * Work items: a session made in a self-hosted environment queues one.  Poll
  * (`Anthropic-Worker-ID` required, block_ms 1..999, reclaim_older_than_ms)
@@ -45,7 +51,8 @@
  *     stepDelayMs: 5,                 // pause between script steps
  *     scriptStart: 'create',          // when a session's script starts: 'create' | 'ack' | 'stream'
  *     secretBaseUrl,                  // api_base_url put in secrets (default: the fake's url; null: omitted)
- *     script,                         // default script of sessions without their own (default: end_turn)
+ *     noopUpdateKeepsVersion: false,  // true: an agent update that changes nothing makes no version
+ *     script,                         // script of sessions without their own (default: a message, end_turn)
  *     followUp,                       // what a session plays on a user.message after its script ended
  *   });
  *   fake.url / fake.port              // "http://127.0.0.1:PORT"
@@ -59,17 +66,23 @@
  *                                     //   heartbeat_before_ack, stopped_lost_lease
  *   fake.createAgent({...}) / fake.createEnvironment({name, key?}) / fake.setEnvironmentKey(envId, key)
  *   fake.scriptFor(matcher, steps)    // matcher: session id, a function(session) or {metadata:{...}};
- *                                     // sessions created later that match play `steps`
- *   fake.createSession({agent, environment_id, metadata, script})   // without HTTP
- *   fake.session(id)                  // the session record (see below)
+ *                                     // sessions created later that match play `steps` (latest wins)
+ *   fake.nextScript(steps)            // the next session created without a matching scriptFor plays it
+ *   fake.createSession(body, steps?)  // a session without HTTP (returns its record)
+ *   fake.session(id) / fake.sessions() // the session record(s) (see below)
+ *   fake.work(workId) / fake.workFor(sessionId)   // work records: {state, polls, acks, heartbeats,
+ *                                     //   stops, leaseLost, secret, sessionsToken, ...}
  *   fake.toolUses(sessionId)          // [{event, kind, results: [...], answered, permission, verdict}]
  *   await fake.waitForResult(sessionId, name|id, timeoutMs)  // the first result to that tool use
  *   fake.queueHealthcheck(envId?)     // a healthcheck work item
  *   fake.queueWork(sessionId)         // a new work item for a session
  *   fake.loseLease(workId?)           // the next heartbeat of that item (any item if omitted) answers 412
  *   fake.dropStreams(sessionId?)      // cut the open SSE streams (of one session)
+ *   fake.streamError(sessionId?, {type, message})  // an `event: error` frame, then the stream ends
  *   fake.rateLimitResults({count: 1, retryAfter: 1, retryAfterMs})   // next result posts answer 429
- *   fake.failNext({status, count, path: /re/, method, type, message, headers})
+ *   fake.failNext({status, count, path: /re/, method, type, message, headers, retryAfter,
+ *                  retryAfterMs, shouldRetry, kind: 'fail' | 'drop' (connection cut, no answer)})
+ *   fake.hang({count, path})          // requests that are never answered (until close)
  *   fake.clearFaults(); fake.resetRequests()
  *   await fake.waitFor(pred, timeoutMs)
  *   await fake.close()
@@ -83,7 +96,8 @@
  *    confirmDelayMs?, replay?: true, onResult?(result, session)}
  *        agent.tool_use (built-in tool); waits for its user.tool_result unless denied.
  *        'ask': the fake itself posts user.tool_confirmation `confirm` (default allow) after
- *        confirmDelayMs (default 50).  replay: the same event is sent a second time on the stream.
+ *        confirmDelayMs (default 50); confirm 'manual': it waits for one to be posted.
+ *        replay: the same event is sent a second time on the stream (after replayDelayMs).
  *   {custom: 'run_benchmarks', input: {...}, replay?, onResult?}  agent.custom_tool_use, waits
  *   {message: 'text'}                                              agent.message
  *   {usage: {input_tokens, output_tokens, cache_read_input_tokens, list_cost_cents, active_seconds}}
@@ -93,10 +107,13 @@
  *   {terminate: true}                                              session.status_terminated
  *   {dropStream: true}                                             cut the session's SSE streams
  *   {wait: ms}
+ *   {waitForStream: n}                                             until n streams were opened (true: 1)
+ *   {waitForAck: true}                                             until a work item of the session is acked
  *   {waitFor: 'interrupt'|'message', timeoutMs?}                   until such a user event arrives
  *   {run: async (session, fake) => {}}
- * A user.interrupt ends the script (status idle, end_turn).  Steps after the script's end:
- * none (the session stays idle).
+ * A script that does not end with idle, terminate or a terminal error gets an end_turn
+ * idle.  A user.interrupt ends the script (status idle, end_turn).  A user.message after
+ * the script's end plays `followUp` (and queues a new work item if none is live).
  *
  * ---- Standalone ------------------------------------------------------------
  *   node tests/fake-anthropic/server.js [--port N] [--api-key K] [--environment-key K]
@@ -341,7 +358,10 @@ async function startFakeAnthropic(opts = {}) {
     for (const k of DEF_KEYS) base[k] = cur[k];
     const def = agentDefinition(b, base);
     const same = DEF_KEYS.every((k) => JSON.stringify(def[k]) === JSON.stringify(cur[k]));
-    if (same) return cur; // a no-op update makes no new version
+    // Whether the service makes a version for an update that changes nothing is not
+    // documented: by default every update makes one, so a client that updates
+    // blindly shows (a set-up that is idempotent compares the definition itself).
+    if (same && opts.noopUpdateKeepsVersion) return cur;
     const next = { ...cur, ...def, version: cur.version + 1, updated_at: iso() };
     state.agents.get(id).versions.push(next);
     return next;
@@ -909,7 +929,12 @@ function installSessions(c) {
     if (use.permission === 'deny') return use;
     if (use.permission === 'ask') {
       requireAction(s, full.id);
-      await sleep(step.confirmDelayMs === undefined ? 50 : step.confirmDelayMs);
+      if (step.confirm === 'manual') {
+        // the test (the "user") posts the user.tool_confirmation itself
+        if (!await until(s, () => use.verdict, step.timeoutMs)) return use;
+      } else {
+        await sleep(step.confirmDelayMs === undefined ? 50 : step.confirmDelayMs);
+      }
       if (stopped(s)) return use;
       if (!use.verdict) {
         use.verdict = step.confirm || 'allow';
@@ -958,6 +983,15 @@ function installSessions(c) {
     if (step.terminate) return terminate(s);
     if (step.dropStream) return dropStreams(s);
     if (step.wait) return sleep(step.wait);
+    if (step.waitForAck) {
+      await until(s, () => [...state.work.values()].some((w) => w.data.id === s.id && w.acks > 0), step.timeoutMs);
+      return null;
+    }
+    if (step.waitForStream) {
+      const n = typeof step.waitForStream === 'number' ? step.waitForStream : 1;
+      await until(s, () => s.streamsOpened >= n, step.timeoutMs);
+      return null;
+    }
     if (step.waitFor) {
       const n = s.userEvents.filter((e) => e.type === `user.${step.waitFor}`).length;
       const t0 = s.userEvents.length;

@@ -254,15 +254,27 @@ test('agents: validated, versioned on update, listed with pagination', async () 
   assert.equal(up.status, 200);
   assert.equal(up.body.version, 2);
   assert.equal(up.body.name, 'perfbot'); // omitted fields are kept
-  const same = await call('POST', `/v1/agents/${a.id}`, { body: { system: 'Faster, please.' } });
-  assert.equal(same.body.version, 2, 'an update that changes nothing makes no version');
   assertError(await call('POST', `/v1/agents/${a.id}`, { body: { system: 'x', version: 1 } }), 409, 'invalid_request_error');
+  // by default even an update that changes nothing makes a version (a blind update shows)
+  const same = await call('POST', `/v1/agents/${a.id}`, { body: { system: 'Faster, please.', version: 2 } });
+  assert.equal(same.body.version, 3);
   assert.equal((await call('GET', `/v1/agents/${a.id}?version=1`)).body.system, 'You make C code faster.');
   assert.equal((await call('GET', `/v1/agents/${a.id}`)).body.system, 'Faster, please.');
   const md = await call('POST', `/v1/agents/${a.id}`, { body: { metadata: { owner: null, team: 'perf' } } });
   assert.deepEqual(md.body.metadata, { team: 'perf' });
-  assert.equal(md.body.version, 3);
+  assert.equal(md.body.version, 4);
+  const versions = await call('GET', `/v1/agents/${a.id}/versions?limit=10`);
+  assert.deepEqual(versions.body.data.map((v) => v.version), [4, 3, 2, 1]);
   assertError(await call('GET', '/v1/agents/agent_missing'), 404, 'not_found_error');
+
+  const keep = await startFakeAnthropic({ apiKey: API_KEY, noopUpdateKeepsVersion: true });
+  try {
+    const k = await call('POST', '/v1/agents', { f: keep, body: { name: 'k', model: 'm', system: 's' } });
+    assert.equal((await call('POST', `/v1/agents/${k.body.id}`, { f: keep, body: { system: 's' } })).body.version, 1);
+    assert.equal((await call('POST', `/v1/agents/${k.body.id}`, { f: keep, body: { system: 't' } })).body.version, 2);
+  } finally {
+    await keep.close();
+  }
 
   const first = await call('GET', '/v1/agents?limit=1');
   assert.equal(first.body.data.length, 1);
@@ -459,21 +471,20 @@ test('a second answer, a wrong kind and an unknown id are refused and recorded a
 test('a dropped stream: the tool use is found again in the paginated history and answered once', async () => {
   const { session, token } = await claimSession([
     { message: 'Looking.' },
-    { wait: 200 },
+    { waitForStream: true },
     { dropStream: true },
     { tool: 'grep', input: { pattern: 'sum' } },
+    { waitForStream: 2 },
     { tool: 'glob', input: { pattern: '**/*.c' } },
     { idle: 'end_turn' },
   ]);
   let stream = openStream(session.id, token);
   await stream.ready;
   await stream.waitEnd();
+  await fake.waitFor(() => fake.toolUses(session.id).length === 1); // emitted while disconnected
   // reconnect, then re-list the history
   stream = openStream(session.id, token);
   await stream.ready;
-  const history = await listAll(session.id, token, 2);
-  const uses = history.filter((e) => e.type === 'agent.tool_use');
-  assert.ok(uses.length >= 1);
   const answered = new Set();
   const answer = async (ev) => {
     if (answered.has(ev.id)) return;
@@ -482,9 +493,13 @@ test('a dropped stream: the tool use is found again in the paginated history and
       body: { events: [{ type: 'user.tool_result', tool_use_id: ev.id, content: text('ok') }] } });
     assert.equal(r.status, 200);
   };
-  for (const ev of uses) await answer(ev);
-  if (!answered.has(fake.toolUses(session.id).find((u) => u.name === 'glob')?.id))
-    await answer(await stream.wait((e) => e.type === 'agent.tool_use' && e.name === 'glob'));
+  const history = await listAll(session.id, token, 2);
+  const grep = history.find((e) => e.type === 'agent.tool_use' && e.name === 'grep');
+  assert.ok(grep, 'the tool use emitted during the drop is in the history');
+  await answer(grep);
+  const glob = history.find((e) => e.type === 'agent.tool_use' && e.name === 'glob')
+    || await stream.wait((e) => e.type === 'agent.tool_use' && e.name === 'glob');
+  await answer(glob);
   await stream.wait((e) => e.type === 'session.status_idle' && e.stop_reason.type === 'end_turn');
   const desc = await call('GET', `/v1/sessions/${session.id}/events?order=desc&limit=1`, { headers: asToken(token) });
   assert.equal(desc.body.data[0].type, 'session.status_idle');
@@ -494,16 +509,18 @@ test('a dropped stream: the tool use is found again in the paginated history and
 });
 
 test('the same tool use in the history and on the stream (replayed): answering it once is clean', async () => {
-  const { session, token } = await claimSession([{ tool: 'read', input: { file_path: 'a.c' }, replay: true, replayDelayMs: 80 }]);
+  const { session, token } = await claimSession([{ waitForStream: true },
+    { tool: 'read', input: { file_path: 'a.c' }, replay: true, replayDelayMs: 50 }]);
   const stream = openStream(session.id, token);
   await stream.ready;
-  const history = await listAll(session.id, token, 10);
-  const use = history.find((e) => e.type === 'agent.tool_use');
   const seen = await stream.wait((e) => e.type === 'agent.tool_use');
-  assert.equal(seen.id, use.id);
+  const history = await listAll(session.id, token, 10);
+  assert.equal(history.find((e) => e.type === 'agent.tool_use').id, seen.id);
+  await fake.waitFor(() => stream.frames.filter((x) => x.data && x.data.id === seen.id).length === 2);
   await call('POST', `/v1/sessions/${session.id}/events`, { headers: asToken(token),
-    body: { events: [{ type: 'user.tool_result', tool_use_id: use.id, content: text('ok') }] } });
+    body: { events: [{ type: 'user.tool_result', tool_use_id: seen.id, content: text('ok') }] } });
   await stream.wait((e) => e.type === 'session.status_idle' && e.stop_reason.type === 'end_turn');
+  assert.equal(fake.session(session.id).events.filter((e) => e.id === seen.id).length, 1, 'once in the history');
   assert.deepEqual(fake.violations, []);
   stream.close();
 });
@@ -532,23 +549,33 @@ test('429 with retry-after and retry-after-ms on the next result posts, then acc
 test('evaluated_permission: deny is never answered; ask waits for the confirmation', async () => {
   const { session, token } = await claimSession([
     { tool: 'bash', input: { command: 'rm -rf /' }, permission: 'deny' },
-    { tool: 'bash', input: { command: 'make' }, permission: 'ask', confirm: 'allow', confirmDelayMs: 150 },
+    { tool: 'bash', input: { command: 'make' }, permission: 'ask', confirm: 'manual' },
     { idle: 'end_turn' },
   ]);
-  const post = (ev) => call('POST', `/v1/sessions/${session.id}/events`, { headers: asToken(token), body: { events: [ev] } });
+  const post = (ev, headers = asToken(token)) => call('POST', `/v1/sessions/${session.id}/events`, { headers, body: { events: [ev] } });
   await fake.waitFor(() => fake.toolUses(session.id).length === 2);
   const [deny, ask] = fake.toolUses(session.id);
   assert.equal(deny.event.evaluated_permission, 'deny');
   assert.equal(ask.event.evaluated_permission, 'ask');
   assertError(await post({ type: 'user.tool_result', tool_use_id: deny.id, content: text('x') }), 400, 'invalid_request_error');
   assertError(await post({ type: 'user.tool_result', tool_use_id: ask.id, content: text('x') }), 400, 'invalid_request_error');
-  await fake.waitFor(() => fake.session(session.id).events.some((e) => e.type === 'user.tool_confirmation'));
-  const conf = fake.session(session.id).events.find((e) => e.type === 'user.tool_confirmation');
-  assert.deepEqual([conf.tool_use_id, conf.result], [ask.id, 'allow']);
+  // the user allows it (with the API key), then the result is taken
+  assert.equal((await post({ type: 'user.tool_confirmation', tool_use_id: ask.id, result: 'allow' }, asApi)).status, 200);
+  assertError(await post({ type: 'user.tool_confirmation', tool_use_id: ask.id, result: 'allow' }, asApi), 400, 'invalid_request_error');
   assert.equal((await post({ type: 'user.tool_result', tool_use_id: ask.id, content: text('built') })).status, 200);
   await fake.waitFor(() => fake.session(session.id).done);
   assert.deepEqual(fake.violations.map((v) => v.kind), ['answered_denied', 'answered_unconfirmed']);
   fake.violations.length = 0;
+
+  // the fake can play the user too: it confirms after a delay
+  const auto = await claimSession([{ tool: 'edit', input: {}, permission: 'ask', confirm: 'allow', confirmDelayMs: 10 }]);
+  await fake.waitFor(() => fake.session(auto.session.id).events.some((e) => e.type === 'user.tool_confirmation'));
+  const conf = fake.session(auto.session.id).events.find((e) => e.type === 'user.tool_confirmation');
+  const use = fake.toolUses(auto.session.id)[0];
+  assert.deepEqual([conf.tool_use_id, conf.result], [use.id, 'allow']);
+  assert.equal((await call('POST', `/v1/sessions/${auto.session.id}/events`, { headers: asToken(auto.token),
+    body: { events: [{ type: 'user.tool_result', tool_use_id: use.id, content: text('ok') }] } })).status, 200);
+  assert.deepEqual(fake.violations, []);
 });
 
 test('a healthcheck item: acked, heartbeated, stopped', async () => {
@@ -597,7 +624,8 @@ test('an interrupt is recorded and ends the turn; archive ends the stream; budge
   await fake.waitFor(() => fake.session(b.session.id).done);
   assert.equal(fake.session(b.session.id).events.at(-1).stop_reason.type, 'budget_reached');
 
-  const t = await claimSession([{ error: { type: 'model_overloaded_error', message: 'down', retry_status: 'terminal' } }]);
+  // (a session that ends before a worker acked its item takes its item with it)
+  const t = await claimSession([{ waitForAck: true }, { error: { type: 'model_overloaded_error', message: 'down', retry_status: 'terminal' } }]);
   await fake.waitFor(() => fake.session(t.session.id).done);
   const evs = fake.session(t.session.id).events.slice(-2);
   assert.deepEqual(evs.map((e) => e.type), ['session.error', 'session.status_terminated']);
