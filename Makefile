@@ -54,6 +54,7 @@ LINK_fuzz_diff_policy      := $(LINK_base)
 LINK_fuzz_dotenv           := $(LINK_base)
 LINK_fuzz_gh_key           := $(LINK_github)
 LINK_fuzz_gh_link          := $(LINK_github)
+LINK_fuzz_managed_sse      := $(LINK_agent)
 LINK_fuzz_mcp              := $(LINK_agent)
 LINK_fuzz_pr_diff          := $(LINK_pr)
 LINK_fuzz_public_url       := $(LINK_base)
@@ -72,6 +73,15 @@ all: $(BUILD)/perfbot
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS_WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+# The managed agent's system prompt, compiled into agent/managed_setup.c as
+# the bytes of agent/managed_system_prompt.md.
+PROMPT_INC := $(BUILD)/gen/agent/managed_system_prompt.inc
+$(PROMPT_INC): agent/managed_system_prompt.md
+	@mkdir -p $(dir $@)
+	od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' > $@.tmp && mv $@.tmp $@
+$(BUILD)/agent/managed_setup.o: $(PROMPT_INC)
+$(BUILD)/agent/managed_setup.o: CPPFLAGS += -I$(BUILD)/gen
 
 define module_lib
 $(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(call module_srcs,$(1)))

@@ -33,6 +33,8 @@ static const struct command commands[] = {
 	  "run an agent run on a local checkout: the agent's change is verified and measured, nothing is pushed" },
 	{ "runs", app_cmd_runs, "perfbot runs [--json] [--limit N] [--kind bench|agent] | perfbot runs show N [--json]",
 	  "list bench and agent runs, or show one with its proposal and approvals" },
+	{ "managed", app_cmd_managed, "perfbot managed setup [--json]",
+	  "create or update the Claude Managed Agents agent and self-hosted environment; print the settings to add" },
 	{ "receive", app_cmd_receive,
 	  "perfbot receive -e EVENT -p PAYLOAD.json [--url URL] [--secret S] [--delivery ID]",
 	  "sign a payload as GitHub does and POST it to a running perfbot" },

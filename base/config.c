@@ -45,8 +45,14 @@ static const struct var vars[] = {
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
 	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
 	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
-	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command (the only one available yet)" },
+	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command (managed: not available yet)" },
 	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
+	{ "ANTHROPIC_API_KEY", K_STR, NULL, 0, 0, "Anthropic API key (managed backend, perfbot managed setup)" },
+	{ "ANTHROPIC_BASE_URL", K_STR, "https://api.anthropic.com", 0, 0, "Anthropic API base URL (http or https)" },
+	{ "PERFBOT_MANAGED_ENVIRONMENT_ID", K_STR, NULL, 0, 0, "the self-hosted environment's id (env_...)" },
+	{ "PERFBOT_MANAGED_ENVIRONMENT_KEY", K_STR, NULL, 0, 0, "the environment key from the Console (polling work)" },
+	{ "PERFBOT_MANAGED_MODEL", K_STR, NULL, 0, 0, "model of the managed agent (e.g. claude-opus-4-5)" },
+	{ "PERFBOT_MANAGED_AGENT_ID", K_STR, NULL, 0, 0, "the managed agent's id, printed by perfbot managed setup" },
 	{ "PERFBOT_SANDBOX", K_STR, "bwrap", 0, 0, "sandbox backend" },
 	{ "SANDBOX_MEMORY", K_BYTES, "8GiB", 0, 0, "memory of a whole sandbox run, its /tmp included (0: no limit)" },
 	{ "SANDBOX_PIDS", K_INT, "512", 0, 1000000, "processes and threads of a whole sandbox run (0: no limit)" },
@@ -68,6 +74,13 @@ static const struct var vars[] = {
 	{ "REDELIVERY_INTERVAL_SECONDS", K_INT, "0", 0, 86400, "how often missed deliveries are redelivered (0: off)" },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+/* Values wiped when the configuration is freed and never echoed in errors. */
+static int is_secret(const char *name)
+{
+	return !strcmp(name, "PRIVATE_KEY") || strstr(name, "SECRET") || !strcmp(name, "ANTHROPIC_API_KEY") ||
+	       !strcmp(name, "PERFBOT_MANAGED_ENVIRONMENT_KEY");
+}
 
 struct loaded {
 	base_config cfg;
@@ -259,9 +272,79 @@ static int parse_size(size_t *out, const char *s)
 	return 0;
 }
 
+/* An API credential: printable ASCII without spaces.  Its value is never
+ * part of the message. */
+static int check_key(const char *name, const char *v)
+{
+	if (!v)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return base_error_set(BASE_EINVALID, "%s: a key holds no spaces, line breaks or other control or "
+							     "non-ASCII characters (value not shown)",
+					      name);
+	if (strlen(v) > 1024)
+		return base_error_set(BASE_EINVALID, "%s: longer than 1024 characters (value not shown)", name);
+	return 0;
+}
+
+/* An id or a model name: 1-128 of [A-Za-z0-9_-] plus `extra`. */
+static int check_id(const char *name, const char *v, const char *extra, const char *what)
+{
+	if (!v)
+		return 0;
+	size_t n = strlen(v);
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && !strchr(extra, *p))
+			n = 0;
+	if (n == 0 || n > 128)
+		return base_error_set(BASE_EINVALID, "%s: expected %s, got \"%.200s\"", name, what, v);
+	return 0;
+}
+
+/* The managed backend's settings (their use is checked where they are
+ * used: perfbot managed setup, the worker). */
+static int check_managed(struct loaded *l)
+{
+	base_config *c = &l->cfg;
+	int error;
+	if ((error = check_key("ANTHROPIC_API_KEY", c->anthropic_api_key)) < 0 ||
+	    (error = check_key("PERFBOT_MANAGED_ENVIRONMENT_KEY", c->managed_environment_key)) < 0 ||
+	    (error = check_id("PERFBOT_MANAGED_ENVIRONMENT_ID", c->managed_environment_id, "",
+			      "an environment id such as env_011CZ...")) < 0 ||
+	    (error = check_id("PERFBOT_MANAGED_AGENT_ID", c->managed_agent_id, "",
+			      "an agent id such as agent_011CZ...")) < 0 ||
+	    (error = check_id("PERFBOT_MANAGED_MODEL", c->managed_model, ".:@/",
+			      "a model id such as claude-opus-4-5")) < 0)
+		return error;
+	if (!c->anthropic_base_url)
+		c->anthropic_base_url = "https://api.anthropic.com"; /* set but empty: the default */
+	const char *u = c->anthropic_base_url;
+	const char *host = !strncmp(u, "https://", 8) ? u + 8 : !strncmp(u, "http://", 7) ? u + 7 : NULL;
+	int bad = !host || !*host || *host == '/' || *host == ':' || strlen(u) > 2048;
+	for (const unsigned char *p = (const unsigned char *)u; !bad && *p; p++)
+		bad = *p <= ' ' || *p >= 0x7f || *p == '?' || *p == '#' || *p == '\\';
+	for (const char *p = host; !bad && p && *p && *p != '/'; p++)
+		bad = *p == '@'; /* credentials in the URL would end up in messages */
+	if (bad)
+		return base_error_set(BASE_EINVALID,
+				      "ANTHROPIC_BASE_URL: expected an http or https URL such as https://api.anthropic.com "
+				      "(no user, query or fragment), got \"%.200s\"",
+				      u);
+	/* trailing slashes would double up in request paths */
+	char *own = l->values[var_index("ANTHROPIC_BASE_URL")];
+	if (own == u) {
+		size_t len = strlen(own);
+		while (len > 0 && own[len - 1] == '/' && own + len - 1 > host)
+			own[--len] = '\0';
+	}
+	return 0;
+}
+
 static int check_and_store(struct loaded *l)
 {
 	base_config *c = &l->cfg;
+	int error;
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
 		const char *s = l->values[i] ? l->values[i] : v->def;
@@ -349,6 +432,12 @@ static int check_and_store(struct loaded *l)
 		STR(agent, "PERFBOT_AGENT");
 		STR(agent_command, "PERFBOT_AGENT_COMMAND");
 		STR(sandbox, "PERFBOT_SANDBOX");
+		STR(anthropic_api_key, "ANTHROPIC_API_KEY");
+		STR(anthropic_base_url, "ANTHROPIC_BASE_URL");
+		STR(managed_environment_id, "PERFBOT_MANAGED_ENVIRONMENT_ID");
+		STR(managed_environment_key, "PERFBOT_MANAGED_ENVIRONMENT_KEY");
+		STR(managed_model, "PERFBOT_MANAGED_MODEL");
+		STR(managed_agent_id, "PERFBOT_MANAGED_AGENT_ID");
 		BYTES(sandbox_memory, "SANDBOX_MEMORY");
 		NUM(sandbox_pids, "SANDBOX_PIDS");
 		NUM(sandbox_cpu_s, "SANDBOX_CPU_SECONDS");
@@ -426,8 +515,12 @@ static int check_and_store(struct loaded *l)
 		l->derived[1] = u;
 		c->database_url = u;
 	}
+	if ((error = check_managed(l)) < 0)
+		return error;
 	if (c->agent && !strcmp(c->agent, "managed"))
-		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: the managed backend is not available yet; use command");
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: the managed backend cannot run agent runs yet: its "
+						     "worker (polling the environment, serving sessions) is not built; "
+						     "use command (perfbot managed setup works without it)");
 	if (c->agent && strcmp(c->agent, "command"))
 		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command, got \"%s\"", c->agent);
 	if (c->sandbox && strcmp(c->sandbox, "bwrap"))
@@ -544,7 +637,7 @@ void base_config_free(base_config *cfg)
 		return;
 	struct loaded *l = (struct loaded *)cfg; /* cfg is the first member */
 	for (size_t i = 0; i < NVARS; i++) {
-		if (l->values[i] && (!strcmp(vars[i].name, "PRIVATE_KEY") || strstr(vars[i].name, "SECRET")))
+		if (l->values[i] && is_secret(vars[i].name))
 			explicit_bzero(l->values[i], strlen(l->values[i]));
 		free(l->values[i]);
 	}

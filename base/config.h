@@ -31,6 +31,12 @@ typedef struct base_config {
 	const char *public_url;
 	const char *agent;              /* "command" (the only backend yet) */
 	const char *agent_command;
+	const char *anthropic_api_key;  /* ANTHROPIC_API_KEY; never logged */
+	const char *anthropic_base_url; /* ANTHROPIC_BASE_URL, an http(s) URL without trailing '/' */
+	const char *managed_environment_id;  /* PERFBOT_MANAGED_ENVIRONMENT_ID */
+	const char *managed_environment_key; /* PERFBOT_MANAGED_ENVIRONMENT_KEY; never logged */
+	const char *managed_model;           /* PERFBOT_MANAGED_MODEL */
+	const char *managed_agent_id;        /* PERFBOT_MANAGED_AGENT_ID (optional) */
 	const char *sandbox;            /* "bwrap" */
 	uint64_t sandbox_memory;        /* bytes, SANDBOX_MEMORY (8 GiB); 0 = no limit */
 	int sandbox_pids;               /* SANDBOX_PIDS (512); 0 = no limit */

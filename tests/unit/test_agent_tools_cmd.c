@@ -140,6 +140,8 @@ static void test_environment(void **state)
 	setenv("PERFBOT_AGENT_COMMAND", "x", 1);
 	setenv("SOME_USER_VAR", "kept", 1);
 	setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+	setenv("ANTHROPIC_API_KEY", "sk-ant-managed-key", 1);
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_KEY", "envkey-managed", 1);
 	agent_cmd_options o = base_opts(f, "env; pwd; cat \"$PERFBOT_TASK_FILE\"; exit 3");
 	agent_cmd_result r;
 	assert_int_equal(agent_cmd_run(&r, &o), 0);
@@ -157,9 +159,15 @@ static void test_environment(void **state)
 	assert_null(strstr(r.output, "PRIVATE_KEY"));
 	assert_null(strstr(r.output, "PERFBOT_AGENT_COMMAND"));
 	assert_null(strstr(r.output, "XDG_RUNTIME_DIR"));
+	/* the managed backend's keys are perfbot's */
+	assert_null(strstr(r.output, "ANTHROPIC_API_KEY"));
+	assert_null(strstr(r.output, "sk-ant-managed-key"));
+	assert_null(strstr(r.output, "envkey-managed"));
 	assert_false(r.timed_out);
 	agent_cmd_result_dispose(&r);
 	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("ANTHROPIC_API_KEY");
+	unsetenv("PERFBOT_MANAGED_ENVIRONMENT_KEY");
 }
 
 /* The token reaches the command in a 0600 file, never in an argv; the file

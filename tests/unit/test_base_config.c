@@ -167,7 +167,9 @@ static void test_bad_values_name_variable(void **state)
 	/* a backend that does not exist yet stops start-up, not the first run */
 	setenv("PERFBOT_AGENT", "managed", 1);
 	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
-	assert_string_equal(base_error_last(), "PERFBOT_AGENT: the managed backend is not available yet; use command");
+	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: the managed backend cannot run agent runs yet"));
+	assert_non_null(strstr(base_error_last(), "its worker"));
+	assert_non_null(strstr(base_error_last(), "use command"));
 	setenv("PERFBOT_AGENT", "other", 1);
 	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
 	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: expected command"));
@@ -189,6 +191,74 @@ static void test_bad_values_name_variable(void **state)
 	assert_int_equal(c->bench_workers, 3);
 	base_config_free(c);
 	unsetenv("BENCH_WORKERS");
+}
+
+/* The managed backend's settings: defaults, a checked URL, ids and model
+ * names; a malformed key is named but never echoed. */
+static void test_managed_settings(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "PERFBOT_MANAGED_ENVIRONMENT_ID",
+					     "PERFBOT_MANAGED_ENVIRONMENT_KEY", "PERFBOT_MANAGED_MODEL",
+					     "PERFBOT_MANAGED_AGENT_ID", NULL };
+	for (int i = 0; names[i]; i++)
+		unsetenv(names[i]);
+	write_dotenv("");
+	base_config *c = NULL;
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_string_equal(c->anthropic_base_url, "https://api.anthropic.com");
+	assert_null(c->anthropic_api_key);
+	assert_null(c->managed_environment_id);
+	assert_null(c->managed_environment_key);
+	assert_null(c->managed_model);
+	assert_null(c->managed_agent_id);
+	base_config_free(c);
+
+	write_dotenv("ANTHROPIC_API_KEY=sk-ant-api03-abc_DEF-123\nPERFBOT_MANAGED_ENVIRONMENT_KEY=envkey-xyz\n"
+		     "PERFBOT_MANAGED_ENVIRONMENT_ID=env_011CZabc\nPERFBOT_MANAGED_MODEL=claude-opus-4-5\n"
+		     "PERFBOT_MANAGED_AGENT_ID=agent_011CZdef\nANTHROPIC_BASE_URL=http://127.0.0.1:8080/api//\n");
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_string_equal(c->anthropic_api_key, "sk-ant-api03-abc_DEF-123");
+	assert_string_equal(c->managed_environment_key, "envkey-xyz");
+	assert_string_equal(c->managed_environment_id, "env_011CZabc");
+	assert_string_equal(c->managed_model, "claude-opus-4-5");
+	assert_string_equal(c->managed_agent_id, "agent_011CZdef");
+	assert_string_equal(c->anthropic_base_url, "http://127.0.0.1:8080/api");
+	base_config_free(c);
+	write_dotenv("");
+
+	static const char *const bad_urls[] = { "ftp://x", "api.anthropic.com", "https://", "https://user:pw@host",
+						"https://host/a b", "https://host/?q=1", "http:///path", NULL };
+	for (int i = 0; bad_urls[i]; i++) {
+		setenv("ANTHROPIC_BASE_URL", bad_urls[i], 1);
+		assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+		assert_non_null(strstr(base_error_last(), "ANTHROPIC_BASE_URL: expected an http or https URL"));
+		assert_null(strchr(base_error_last(), '\n'));
+	}
+	unsetenv("ANTHROPIC_BASE_URL");
+
+	setenv("ANTHROPIC_API_KEY", "sk-ant secret with spaces", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "ANTHROPIC_API_KEY:"));
+	assert_null(strstr(base_error_last(), "secret with"));
+	unsetenv("ANTHROPIC_API_KEY");
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_KEY", "envkey\x01hidden", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_KEY:"));
+	assert_null(strstr(base_error_last(), "hidden"));
+	unsetenv("PERFBOT_MANAGED_ENVIRONMENT_KEY");
+
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_ID", "env/../x", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_ID: expected an environment id"));
+	unsetenv("PERFBOT_MANAGED_ENVIRONMENT_ID");
+	char *argv[] = { "--perfbot-managed-agent-id", "agent 1", NULL };
+	assert_int_equal(base_config_load(&c, tmpdir, 2, argv, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_AGENT_ID"));
+	setenv("PERFBOT_MANAGED_MODEL", "claude opus", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_MODEL: expected a model id"));
+	unsetenv("PERFBOT_MANAGED_MODEL");
 }
 
 /* The whole-sandbox limits: defaults, sizes in any unit, 0 for none, and
@@ -299,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bad_values_name_variable),
 		cmocka_unit_test(test_sandbox_limits),
+		cmocka_unit_test(test_managed_settings),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_error_context_wraps_previous),
 	};
