@@ -71,10 +71,11 @@ static const char WRAPPER[] = "printf x >&4 || exit 126; exec /bin/sh -c \"$1\" 
 
 /* perfbot's secrets, its own agent variables and what would point the
  * command back at perfbot's home, runtime directory or agent sockets never
- * reach it. */
+ * reach it.  ANTHROPIC_API_KEY does: a command such as Claude Code needs a
+ * key for its model, and the operator gave perfbot's environment one. */
 static const char *const STRIPPED[] = { "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "WEBHOOK_SECRET_OLD",
 					"GITHUB_CLIENT_SECRET", "DATABASE_URL", "GITHUB_TOKEN", "GH_TOKEN",
-					"ANTHROPIC_API_KEY", "PERFBOT_MANAGED_ENVIRONMENT_KEY",
+					"PERFBOT_MANAGED_ENVIRONMENT_KEY",
 					"HOME", "TMPDIR", "PWD", "OLDPWD", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME",
 					"XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "SSH_AUTH_SOCK",
 					"DBUS_SESSION_BUS_ADDRESS", NULL };
