@@ -563,7 +563,8 @@ static void check_deliveries(doctor *d)
 	if (!total) {
 		report(d, "webhook.deliveries", DOC_OK, NULL, "no deliveries yet");
 	} else if (!failed) {
-		report(d, "webhook.deliveries", DOC_OK, NULL, "the last %zu deliveries succeeded", total);
+		report(d, "webhook.deliveries", DOC_OK, NULL, "%zu recent deliver%s, all succeeded", total,
+		       total == 1 ? "y" : "ies");
 	} else {
 		json_int_t code = json_integer_value(json_object_get(last_failed, "status_code"));
 		const char *when = json_string_value(json_object_get(last_failed, "delivered_at"));
@@ -779,12 +780,7 @@ static int on_path(const char *name)
 static void check_agent(doctor *d)
 {
 	const base_config *cfg = d->cfg;
-	if (set(cfg->agent) && strcmp(cfg->agent, "command") != 0) {
-		report(d, "agent", DOC_WARN, "use PERFBOT_AGENT=command with PERFBOT_AGENT_COMMAND",
-		       "PERFBOT_AGENT=%s: the %s backend is not available yet; agent runs will fail", cfg->agent,
-		       cfg->agent);
-		return;
-	}
+	/* PERFBOT_AGENT other than "command" (managed) does not load: see config */
 	if (!set(cfg->agent_command)) {
 		report(d, "agent", DOC_WARN, "set PERFBOT_AGENT_COMMAND (README: Agent runs)",
 		       "no agent command is configured: /perfbot optimize fails");
