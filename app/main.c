@@ -3,6 +3,7 @@
  * error stops here with one line naming the variable and the problem. */
 #include "app/cmd.h"
 #include "app/cmd_agent.h"
+#include "app/cmd_doctor.h"
 #include "base/config.h"
 #include "base/error.h"
 #include "base/json_arena.h"
@@ -38,6 +39,8 @@ static const struct command commands[] = {
 	{ "receive", app_cmd_receive,
 	  "perfbot receive -e EVENT -p PAYLOAD.json [--url URL] [--secret S] [--delivery ID]",
 	  "sign a payload as GitHub does and POST it to a running perfbot" },
+	{ "doctor", app_cmd_doctor, "perfbot doctor [--json]",
+	  "check the installation end to end (configuration, store, GitHub, webhook, sandbox, agent, disk, queue)" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -84,6 +87,8 @@ int main(int argc, char **argv)
 	base_config *cfg = NULL;
 	char **rest = NULL;
 	if (base_config_load(&cfg, NULL, argc - 2, argv + 2, &rest) < 0) {
+		if (cmd->run == app_cmd_doctor)
+			return app_cmd_doctor_unloaded(argc - 1, argv + 1, base_error_last());
 		fprintf(stderr, "perfbot %s: %s\n", cmd->name, base_error_last());
 		return 2;
 	}

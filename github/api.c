@@ -336,6 +336,42 @@ int gh_list_deliveries(gh_client *c, json_t **out)
 	return gh_request_all(c, GH_AUTH_APP, "/app/hook/deliveries?per_page=100", NULL, out);
 }
 
+int gh_list_recent_deliveries(gh_client *c, int n, json_t **out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/app/hook/deliveries?per_page=%d", n < 1 ? 1 : n > 100 ? 100 : n);
+	int error = gh_request(c, GH_AUTH_APP, "GET", path, NULL, out);
+	if (error == 0 && !json_is_array(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		error = base_error_set(BASE_EINVALID, "GitHub GET /app/hook/deliveries: expected a list");
+	}
+	return error;
+}
+
+int gh_get_hook_config(gh_client *c, json_t **out)
+{
+	return gh_request(c, GH_AUTH_APP, "GET", "/app/hook/config", NULL, out);
+}
+
+int gh_list_installations(gh_client *c, json_t **out)
+{
+	return gh_request_all(c, GH_AUTH_APP, "/app/installations?per_page=100", NULL, out);
+}
+
+int gh_count_installation_repos(gh_client *c, int64_t installation_id, int64_t *count_out)
+{
+	json_t *res = NULL;
+	int error = gh_request(c, installation_id, "GET", "/installation/repositories?per_page=1", NULL, &res);
+	json_t *n = json_object_get(res, "total_count");
+	if (error == 0 && !json_is_integer(n))
+		error = base_error_set(BASE_EINVALID, "GitHub answer for the installation's repositories has no total_count");
+	if (error == 0)
+		*count_out = (int64_t)json_integer_value(n);
+	json_decref(res);
+	return error;
+}
+
 int gh_redeliver(gh_client *c, int64_t delivery_id)
 {
 	char path[96];

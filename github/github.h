@@ -176,6 +176,16 @@ int gh_get_app(gh_client *c, json_t **out);
 int gh_get_bot_user(gh_client *c, const char *slug, json_t **out);
 /* GET /app/hook/deliveries?per_page=100, all pages up to max_pages (App JWT). */
 int gh_list_deliveries(gh_client *c, json_t **out);
+/* GET /app/hook/deliveries?per_page=n, the first page only (App JWT): the
+ * newest n deliveries (n is 1..100). */
+int gh_list_recent_deliveries(gh_client *c, int n, json_t **out);
+/* GET /app/hook/config (App JWT): {url, content_type, secret, insecure_ssl}. */
+int gh_get_hook_config(gh_client *c, json_t **out);
+/* GET /app/installations, all pages (App JWT): an array of installations. */
+int gh_list_installations(gh_client *c, json_t **out);
+/* GET /installation/repositories?per_page=1: how many repositories the
+ * installation covers (its total_count). */
+int gh_count_installation_repos(gh_client *c, int64_t installation_id, int64_t *count_out);
 /* POST /app/hook/deliveries/{id}/attempts (App JWT). */
 int gh_redeliver(gh_client *c, int64_t delivery_id);
 

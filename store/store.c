@@ -115,6 +115,16 @@ int store_job_counts(store *st, json_t **out)
 	return st->be->job_counts(st, out);
 }
 
+int store_queue_stats_get(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms)
+{
+	return st->be->queue_stats(st, out, now_ms, since_ms);
+}
+
+int store_schema_version(store *st, int *applied_out, int *known_out)
+{
+	return st->be->schema_version(st, applied_out, known_out);
+}
+
 int store_installation_put(store *st, int64_t id, const char *account, const char *state)
 {
 	return st->be->installation_put(st, id, account, state);

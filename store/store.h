@@ -127,6 +127,19 @@ int store_job_list(store *st, json_t **out, int limit);
 /* Counts of jobs by state: {"queued": n, "running": n, ...} (owned). */
 int store_job_counts(store *st, json_t **out);
 
+/* The queue at now_ms, for `perfbot doctor`. */
+typedef struct store_queue_stats {
+	int64_t queued;         /* jobs waiting, due or not */
+	int64_t oldest_due_ms;  /* run_at of the oldest queued job that is due; 0 when none */
+	int64_t failed_since;   /* jobs failed for good since since_ms */
+} store_queue_stats;
+
+int store_queue_stats_get(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms);
+
+/* The newest schema migration applied to the store, and the newest this
+ * build knows (a store migrated by a newer perfbot has more). */
+int store_schema_version(store *st, int *applied_out, int *known_out);
+
 /* ---- installations and repositories -------------------------------------- */
 
 int store_installation_put(store *st, int64_t id, const char *account, const char *state);

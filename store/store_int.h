@@ -25,6 +25,8 @@ typedef struct store_backend {
 	int (*job_release)(store *st, const char *owner);
 	int (*job_list)(store *st, json_t **out, int limit);
 	int (*job_counts)(store *st, json_t **out);
+	int (*queue_stats)(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms);
+	int (*schema_version)(store *st, int *applied_out, int *known_out);
 	int (*installation_put)(store *st, int64_t id, const char *account, const char *state);
 	int (*installation_delete)(store *st, int64_t id);
 	int (*installation_state)(store *st, int64_t id, char **state_out);

@@ -892,6 +892,23 @@ static int sq_job_counts(store *st, json_t **out)
 	return 0;
 }
 
+static int sq_queue_stats(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1,
+			  "SELECT (SELECT count(*) FROM jobs WHERE state='queued') AS queued,"
+			  " (SELECT coalesce(min(run_at_ms), 0) FROM jobs WHERE state='queued' AND run_at_ms <= ?1) AS oldest,"
+			  " (SELECT count(*) FROM jobs WHERE state='failed' AND updated_ms >= ?2) AS failed",
+			  "ii", now_ms, since_ms);
+	if (error == 0) {
+		out->queued = (int64_t)json_integer_value(json_object_get(row, "queued"));
+		out->oldest_due_ms = (int64_t)json_integer_value(json_object_get(row, "oldest"));
+		out->failed_since = (int64_t)json_integer_value(json_object_get(row, "failed"));
+	}
+	json_decref(row);
+	return error;
+}
+
 /* ---- installations -------------------------------------------------------- */
 
 static int sq_installation_put(store *st, int64_t id, const char *account, const char *state)
@@ -1213,6 +1230,18 @@ static int sq_run_token_delete(store *st, int64_t run_id)
 	return pexec((sq_store *)st, NULL, "DELETE FROM run_tokens WHERE run_id=?", "i", run_id);
 }
 
+static int sq_schema_version(store *st, int *applied_out, int *known_out)
+{
+	json_t *row = NULL;
+	int error = query((sq_store *)st, &row, 1, "SELECT coalesce(max(version), 0) AS v FROM schema_migrations", "");
+	if (error == 0) {
+		*applied_out = (int)json_integer_value(json_object_get(row, "v"));
+		*known_out = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	}
+	json_decref(row);
+	return error;
+}
+
 static int sq_ping(store *st)
 {
 	json_t *row = NULL;
@@ -1266,6 +1295,8 @@ static const store_backend sqlite_backend = {
 	.job_release = sq_job_release,
 	.job_list = sq_job_list,
 	.job_counts = sq_job_counts,
+	.queue_stats = sq_queue_stats,
+	.schema_version = sq_schema_version,
 	.installation_put = sq_installation_put,
 	.installation_delete = sq_installation_delete,
 	.installation_state = sq_installation_state,

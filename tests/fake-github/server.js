@@ -37,6 +37,8 @@
  *   fake.setFile('owner/name', 'main', 'path/to/file', 'text')   // ref may be a branch or sha
  *   fake.addDelivery({guid, event: 'push', action: null, status_code: 500, redelivery: false, installation_id})
  *   fake.deliveryOptions({redeliveryStatusCode: 200})  // status of the attempt a redelivery adds
+ *   fake.appOptions({permissions: {...}, events: [...]})  // what GET /app (and installations) answer
+ *   fake.hookConfig({url, content_type: 'json', secret: true})  // GET /app/hook/config; secret false: none set
  *   fake.addManifestCode('code123', {id, slug, ...})   // fields override the defaults
  *   fake.createGitRepo('owner/name', {files: {'README': 'hi'}, branch: 'main'}) // bare repo + API repo; returns its path
  *   fake.gitUrl('owner/name')     // "<url>/git/owner/name.git" (Basic auth x-access-token:<token>)
@@ -60,7 +62,7 @@
  *   tokenOptions, issueToken {installationId, expiresIn} -> {token}, revokeTokens,
  *   addRepo {fullName, ...}, setPermission {repo, user, permission},
  *   setFile {repo, ref, path, content}, addDelivery, deliveryOptions,
- *   addManifestCode {code, ...}, createGitRepo {fullName, files, branch},
+ *   appOptions, hookConfig, addManifestCode {code, ...}, createGitRepo {fullName, files, branch},
  *   protectBranches {repo, patterns}, denyPush {repo, deny}, resetRequests) and GET /_fake/requests, GET /_fake/state.
  *   /_fake/* requests are not recorded.
  */
@@ -145,6 +147,9 @@ async function startFakeGitHub(opts = {}) {
   let primaryUntil = 0;         // epoch s: primary limit in force until then
   let tokenExpiresIn = 3600;
   let redeliveryStatusCode = 200;
+  let appPermissions = { contents: 'write', pull_requests: 'write', checks: 'write', issues: 'write', metadata: 'read' };
+  let appEvents = ['check_run', 'check_suite', 'issue_comment', 'pull_request', 'push'];
+  const hook = { url: 'https://perfbot.example.com/api/github/webhooks', content_type: 'json', secret: true };
   const hanging = new Set();
   const pushDenied = new Set(); // repositories whose tokens may not push
   let mergeableUnknown = 0;      // GET pulls/N answers mergeable: null this many more times
@@ -187,8 +192,7 @@ async function startFakeGitHub(opts = {}) {
     return {
       id: appId, slug, node_id: `A_${appId}`, name: slug, owner: { login: 'octo-org', id: 501 },
       html_url: `${webUrl()}/apps/${slug}`, external_url: 'http://127.0.0.1', description: '',
-      permissions: { contents: 'write', pull_requests: 'write', checks: 'write', issues: 'write', metadata: 'read' },
-      events: ['check_run', 'check_suite', 'issue_comment', 'pull_request', 'push'],
+      permissions: { ...appPermissions }, events: [...appEvents],
       installations_count: state.installations.size,
     };
   }
@@ -507,6 +511,12 @@ async function startFakeGitHub(opts = {}) {
     const sorted = [...state.deliveries].sort((a, b) => b.id - a.id);
     return paginate(req, ctx, sorted);
   });
+  route('GET', '/app/hook/config', (ctx) => {
+    needApp(ctx);
+    const c = { content_type: hook.content_type, insecure_ssl: '0', url: hook.url };
+    if (hook.secret) c.secret = '********';
+    return [200, c];
+  });
   route('POST', '/app/hook/deliveries/(\\d+)/attempts', (ctx, req, id) => {
     needApp(ctx);
     const d = state.deliveries.find((x) => x.id === Number(id));
@@ -809,6 +819,13 @@ async function startFakeGitHub(opts = {}) {
         action: o.action === undefined ? null : o.action, installation_id: o.installation_id || 1, repository_id: o.repository_id || null };
       state.deliveries.push(d);
       return d;
+    },
+    appOptions(o = {}) {
+      if (o.permissions) appPermissions = { ...o.permissions };
+      if (o.events) appEvents = [...o.events];
+    },
+    hookConfig(o = {}) {
+      for (const k of ['url', 'content_type', 'secret']) if (o[k] !== undefined) hook[k] = o[k];
     },
     deliveryOptions(o = {}) { if (o.redeliveryStatusCode !== undefined) redeliveryStatusCode = o.redeliveryStatusCode; },
     addManifestCode(code, o = {}) {

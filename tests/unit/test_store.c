@@ -455,6 +455,40 @@ static void test_bench_threads_apart(void **state)
 	store_workers_free(w);
 }
 
+/* What `perfbot doctor` reads: the queue's depth, its oldest due job and
+ * recent failures; the schema version against the build's. */
+static void test_queue_stats_and_schema(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = now_ms(), id = 0;
+	store_queue_stats q = { -1, -1, -1 };
+	assert_int_equal(store_queue_stats_get(f->st, &q, now, now - 1000), 0);
+	assert_int_equal(q.queued, 0);
+	assert_int_equal(q.oldest_due_ms, 0);
+	assert_int_equal(q.failed_since, 0);
+	assert_int_equal(store_job_add(f->st, &id, "k", "{}", NULL, now - 5000), 0);
+	assert_int_equal(store_job_add(f->st, &id, "k", "{}", NULL, now + 60000), 0); /* not due yet */
+	assert_int_equal(store_job_add(f->st, &id, "k", "{}", NULL, now - 2000), 0);
+	store_job j;
+	assert_int_equal(store_job_claim(f->st, &j, "w", 60000), 0); /* the oldest due: now - 5000 */
+	assert_int_equal(store_job_fail(f->st, j.id, "w", "boom", 0), 0);
+	store_job_dispose(&j);
+	for (int i = 0; i < 100 && q.failed_since != 1; i++) {
+		usleep(10 * 1000);
+		assert_int_equal(store_queue_stats_get(f->st, &q, now_ms(), now - 1000), 0);
+	}
+	assert_int_equal(q.queued, 2);
+	assert_int_equal(q.oldest_due_ms, now - 2000);
+	assert_int_equal(q.failed_since, 1);
+	assert_int_equal(store_queue_stats_get(f->st, &q, now_ms(), now_ms() + 1000), 0);
+	assert_int_equal(q.failed_since, 0);
+
+	int applied = 0, known = 0;
+	assert_int_equal(store_schema_version(f->st, &applied, &known), 0);
+	assert_true(known >= 2);
+	assert_int_equal(applied, known);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +499,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_workers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_filter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_threads_apart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_stats_and_schema, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("app_store", tests, NULL, NULL);
 }
