@@ -982,7 +982,11 @@ function installSessions(c) {
     }
     if (step.terminate) return terminate(s);
     if (step.dropStream) return dropStreams(s);
-    if (step.wait) return sleep(step.wait);
+    if (step.wait) {
+      const end = Date.now() + step.wait;
+      await until(s, () => Date.now() >= end); // an interrupt, archive or close cuts it short
+      return null;
+    }
     if (step.waitForAck) {
       await until(s, () => [...state.work.values()].some((w) => w.data.id === s.id && w.acks > 0), step.timeoutMs);
       return null;

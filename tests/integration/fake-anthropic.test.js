@@ -635,3 +635,45 @@ test('an interrupt is recorded and ends the turn; archive ends the stream; budge
   assert.equal(hb.body.state, 'stopping');
   assert.equal((await call('GET', `/v1/sessions/${t.session.id}`)).body.status, 'terminated');
 });
+
+test('scripts chosen by metadata, started at the ack; an error frame on the stream; a follow-up message is new work', async () => {
+  const f = await startFakeAnthropic({ apiKey: API_KEY, environmentKey: ENV_KEY, scriptStart: 'ack', pingMs: 50 });
+  try {
+    const a = await call('POST', '/v1/agents', { f, body: { name: 'a', model: 'm' } });
+    f.scriptFor({ metadata: { run: '9' } }, [{ message: 'run nine' }, { waitForStream: true }, { wait: 30000 }]);
+    const s = await call('POST', '/v1/sessions', { f, body: { agent: a.body.id, environment_id: f.environmentId,
+      metadata: { run: '9' }, initial_events: [{ type: 'user.message', content: text('go') }] } });
+    assert.equal(s.body.status, 'rescheduling', 'waits for a worker');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!f.session(s.body.id).events.some((e) => e.type === 'agent.message'), 'not before the ack');
+    const poll = await call('GET', `/v1/environments/${f.environmentId}/work/poll?block_ms=200`,
+      { f, headers: { ...asEnv, 'anthropic-worker-id': 'w' } });
+    const token = decodeSecret(poll.body.secret).sessions_token;
+    await call('POST', `/v1/environments/${f.environmentId}/work/${poll.body.id}/ack`, { f, headers: asEnv });
+    await f.waitFor(() => f.session(s.body.id).events.some((e) => e.type === 'agent.message' && e.content[0].text === 'run nine'));
+    const stream = openStream(s.body.id, token, f);
+    await stream.ready;
+    await f.waitFor(() => stream.frames.some((x) => x.event === 'ping'));
+    f.streamError(s.body.id, { type: 'overloaded_error', message: 'Overloaded' });
+    await stream.waitEnd();
+    const err = stream.frames.find((x) => x.event === 'error');
+    assert.equal(err.data.type, 'error');
+    assert.equal(err.data.error.type, 'overloaded_error');
+    // interrupt, stop the item; a new message comes back as a new work item
+    await call('POST', `/v1/sessions/${s.body.id}/events`, { f, headers: asToken(token), body: { events: [{ type: 'user.interrupt' }] } });
+    await call('POST', `/v1/environments/${f.environmentId}/work/${poll.body.id}/stop`, { f, headers: asToken(token), body: { force: true } });
+    await f.waitFor(() => f.session(s.body.id).done);
+    await call('POST', `/v1/sessions/${s.body.id}/events`, { f, body: { events: [{ type: 'user.message', content: text('more') }] } });
+    const again = await call('GET', `/v1/environments/${f.environmentId}/work/poll?block_ms=200`,
+      { f, headers: { ...asEnv, 'anthropic-worker-id': 'w' } });
+    assert.notEqual(again.body.id, poll.body.id);
+    assert.deepEqual(again.body.data, { type: 'session', id: s.body.id });
+    // standalone controls answer over HTTP and are not recorded
+    const n = f.requests.length;
+    const st = await (await fetch(`${f.url}/_fake/state`)).json();
+    assert.equal(st.work.length, 2);
+    assert.equal(f.requests.length, n);
+  } finally {
+    await f.close();
+  }
+});
