@@ -19,7 +19,6 @@
 #include "app/cmd.h"
 #include "app/cmd_doctor.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <ftw.h>
@@ -37,6 +36,7 @@
 #include "agent/agent_cmd.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/url.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "github/github.h"
@@ -456,23 +456,12 @@ static void url_host(char *host, size_t cap, const char *url)
 	host[n] = '\0';
 }
 
-/* 1 when GitHub cannot reach host: a loopback, private, link-local or
- * unspecified address, or "localhost".  Names other than localhost are
- * not resolved (this machine may see another answer than GitHub). */
+/* 1 when GitHub cannot reach host: anything but a public address or name
+ * (base/url.h; names are not resolved: this machine may see another answer
+ * than GitHub). */
 static int unreachable_host(const char *host)
 {
-	unsigned char a[16];
-	size_t n = strlen(host);
-	if (!n || !strcasecmp(host, "localhost") || (n > 10 && !strcasecmp(host + n - 10, ".localhost")))
-		return 1;
-	if (inet_pton(AF_INET, host, a) == 1)
-		return a[0] == 127 || a[0] == 10 || a[0] == 0 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
-		       (a[0] == 192 && a[1] == 168) || (a[0] == 169 && a[1] == 254) || (a[0] == 100 && (a[1] & 0xc0) == 64);
-	if (inet_pton(AF_INET6, host, a) == 1) {
-		static const unsigned char loop[16] = { [15] = 1 }, any[16] = { 0 };
-		return !memcmp(a, loop, 16) || !memcmp(a, any, 16) || (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80);
-	}
-	return 0;
+	return !host[0] || base_host_classify(host) != BASE_HOST_PUBLIC;
 }
 
 /* PUBLIC_URL without its trailing slashes, plus suffix. */

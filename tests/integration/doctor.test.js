@@ -289,7 +289,7 @@ test('configuration: a value that does not load, or an App not registered yet', 
   // the managed backend does not load yet: doctor says so
   r = await doctor(baseEnv({ PERFBOT_AGENT: 'managed' }));
   assert.equal(r.by.config.status, 'failed');
-  assert.match(r.by.config.detail, /PERFBOT_AGENT: the managed backend is not available yet/);
+  assert.match(r.by.config.detail, /PERFBOT_AGENT: the managed backend cannot run agent runs yet/);
 
   // the text form of the same
   const t = await cli(['doctor', '--data-dir', dataDir], { env: baseEnv({ PORT: 'many' }) });
