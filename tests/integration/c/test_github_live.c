@@ -706,12 +706,19 @@ static void test_manifest_flow(void **state)
 	req.nquery = 1;
 	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 200);
 
-	/* the page for a browser on this machine: a form posting the manifest and
-	 * the state to GitHub, and the session cookie the callback needs */
+	/* a loopback peer naming PUBLIC_URL's host is a reverse proxy's request,
+	 * forwarding header or not: it needs the token too */
 	req.headers = host;
 	req.nheaders = 1;
 	req.query = NULL;
 	req.nquery = 0;
+	assert_int_equal(answer_status(gh_setup_handle_page, s, &req), 403);
+
+	/* the page for the browser with the token, through PUBLIC_URL: a form
+	 * posting the manifest and the state to GitHub, and the session cookie
+	 * the callback needs */
+	req.query = tq;
+	req.nquery = 1;
 	base_http_response_init(&resp);
 	assert_int_equal(gh_setup_handle_page(&req, &resp, s), 0);
 	assert_int_equal(resp.status, 200);
