@@ -332,3 +332,53 @@ done:
 	json_decref(def);
 	return error;
 }
+
+int agent_managed_verify(char *detail, size_t cap, agent_managed_client *c, const char *api_key,
+			 const char *agent_id, const char *environment_id)
+{
+	json_t *doc = NULL;
+	long status = 0;
+	char path[256], what[256];
+	int error = call(c, api_key, "GET", "/v1/agents?limit=1", NULL, &doc, &status, "listing the agents");
+	json_decref(doc);
+	doc = NULL;
+	if (error < 0)
+		return error;
+	if (agent_id) {
+		snprintf(path, sizeof(path), "/v1/agents/%s", agent_id);
+		snprintf(what, sizeof(what), "fetching the agent %s (PERFBOT_MANAGED_AGENT_ID)", agent_id);
+		error = call(c, api_key, "GET", path, NULL, &doc, &status, what);
+		json_decref(doc);
+		doc = NULL;
+		if (error < 0)
+			return status == 404 ? base_error_set(error, "PERFBOT_MANAGED_AGENT_ID: no agent %s for this API key; "
+								     "run perfbot managed setup",
+							      agent_id)
+					     : error;
+	}
+	if (environment_id) {
+		snprintf(path, sizeof(path), "/v1/environments/%s", environment_id);
+		snprintf(what, sizeof(what), "fetching the environment %s (PERFBOT_MANAGED_ENVIRONMENT_ID)",
+			 environment_id);
+		if ((error = call(c, api_key, "GET", path, NULL, &doc, &status, what)) < 0)
+			return status == 404 ? base_error_set(error, "PERFBOT_MANAGED_ENVIRONMENT_ID: no environment %s for "
+								     "this API key; run perfbot managed setup",
+							      environment_id)
+					     : error;
+		const char *type = base_json_str(json_object_get(doc, "config"), "type");
+		if (!type || strcmp(type, "self_hosted") != 0) {
+			error = base_error_set(BASE_EINVALID, "PERFBOT_MANAGED_ENVIRONMENT_ID: the environment %s is %s, "
+							      "not self_hosted: perfbot must be its worker",
+					      environment_id, type ? type : "of no type");
+			json_decref(doc);
+			return error;
+		}
+		json_decref(doc);
+	}
+	snprintf(detail, cap, "the API key is accepted%s%s%s%s", agent_id ? "; the agent exists" : "",
+		 environment_id ? "; the environment is self-hosted" : "",
+		 agent_id && environment_id ? "" : " (run perfbot managed setup for ",
+		 agent_id && environment_id ? "" : !agent_id && !environment_id ? "the agent and the environment)"
+						   : !agent_id ? "the agent)" : "the environment)");
+	return 0;
+}

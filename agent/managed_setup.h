@@ -51,4 +51,14 @@ const char *agent_managed_system_prompt(void);
 int agent_managed_setup(agent_managed_setup_result *out, agent_managed_client *c,
 			const agent_managed_setup_options *opts);
 
+/* Checks, without changing anything, what the configuration names: the API
+ * key is accepted (a list of agents), the agent id (may be NULL) exists and
+ * the environment id (may be NULL) is a self-hosted environment.  0 with a
+ * one-line summary in detail, or the error of the first that does not hold
+ * (one line, naming the setting, never a key).  The environment key can only
+ * be checked by polling, which would take work from a running worker: it is
+ * not. */
+int agent_managed_verify(char *detail, size_t cap, agent_managed_client *c, const char *api_key,
+			 const char *agent_id, const char *environment_id);
+
 #endif

@@ -35,6 +35,8 @@
 
 #include "agent/agent_cmd.h"
 #include "base/clock.h"
+#include "agent/managed_api.h"
+#include "agent/managed_setup.h"
 #include "base/error.h"
 #include "base/url.h"
 #include "base/fs.h"
@@ -766,6 +768,37 @@ static int on_path(const char *name)
 	return 0;
 }
 
+/* The Managed Agents settings (perfbot managed setup), when there are any:
+ * read-only calls with the API key. */
+static void check_managed(doctor *d)
+{
+	const base_config *cfg = d->cfg;
+	if (!set(cfg->anthropic_api_key)) {
+		report(d, "agent.managed", DOC_OK, NULL, "not configured (ANTHROPIC_API_KEY is not set)");
+		return;
+	}
+	agent_managed_options mo = AGENT_MANAGED_OPTIONS_INIT;
+	mo.base_url = cfg->anthropic_base_url;
+	mo.max_retries = 1;
+	mo.timeout_ms = 15000;
+	agent_managed_client *c = NULL;
+	char detail[512];
+	int error = agent_managed_client_new(&c, &mo);
+	if (error == 0)
+		error = agent_managed_verify(detail, sizeof(detail), c, cfg->anthropic_api_key,
+					     set(cfg->managed_agent_id) ? cfg->managed_agent_id : NULL,
+					     set(cfg->managed_environment_id) ? cfg->managed_environment_id : NULL);
+	agent_managed_client_free(c);
+	if (error < 0) {
+		report(d, "agent.managed", DOC_FAIL,
+		       "check ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL), then run perfbot managed setup and add the settings it "
+		       "prints",
+		       "%s", base_error_last());
+		return;
+	}
+	report(d, "agent.managed", DOC_OK, NULL, "%s", detail);
+}
+
 static void check_agent(doctor *d)
 {
 	const base_config *cfg = d->cfg;
@@ -947,6 +980,7 @@ int app_cmd_doctor(const base_config *cfg, int argc, char **argv)
 	check_valgrind(&d);
 	check_limits(&d);
 	check_agent(&d);
+	check_managed(&d);
 	check_disk(&d);
 	check_queue(&d);
 	rc = finish(&d);

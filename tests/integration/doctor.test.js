@@ -20,6 +20,7 @@ import { startServer, cli, sqlite, tmpDir, WEBHOOK_PATH } from './lib/perfbot.js
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
+const { startFakeAnthropic } = require('../fake-anthropic/server.js');
 
 const APP_ID = 6161;
 const PUBLIC = 'http://perfbot.example.com';
@@ -97,7 +98,8 @@ async function doctor(env, { dir = dataDir, args = [] } = {}) {
 }
 
 const ALL = ['config', 'data_dir', 'store', 'github.app', 'github.permissions', 'github.installations', 'webhook.config',
-  'webhook.deliveries', 'public_url', 'sandbox.bwrap', 'sandbox.valgrind', 'sandbox.limits', 'agent', 'disk', 'queue'];
+  'webhook.deliveries', 'public_url', 'sandbox.bwrap', 'sandbox.valgrind', 'sandbox.limits', 'agent', 'agent.managed',
+  'disk', 'queue'];
 
 test('a healthy installation: every check is ok and the exit status is 0', async () => {
   healthy();
@@ -318,4 +320,41 @@ test('DATA_DIR missing: DATA_DIR and the store fail, the queue is not checked, n
   assert.match(r.by.queue.detail, /^not checked/);
   assert.equal(r.by.disk.status, 'ok'); // measured on the nearest folder that exists
   assert.ok(!fs.existsSync(missing), 'doctor created DATA_DIR');
+});
+
+test('the Managed Agents settings: a key accepted, a key refused, an environment that does not exist', async () => {
+  const apiKey = 'sk-ant-doctor-5e0c';
+  const anthropic = await startFakeAnthropic({ apiKey, environmentKey: 'envkey-doctor-1', port: 0 });
+  try {
+    const managed = (extra) => baseEnv({ ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_MODEL: 'claude-opus-4-5',
+      ...extra });
+    // not configured: ok, and nothing asked of the service
+    let r = await doctor(baseEnv());
+    assert.equal(r.by['agent.managed'].status, 'ok');
+    assert.match(r.by['agent.managed'].detail, /not configured/);
+    assert.equal(anthropic.requests.length, 0);
+
+    const made = await cli(['managed', 'setup', '--json'], { env: { DATA_DIR: tmpDir(), LOG_LEVEL: 'error',
+      ANTHROPIC_API_KEY: apiKey, ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_MODEL: 'claude-opus-4-5' } });
+    assert.equal(made.code, 0, made.stderr);
+    const { settings } = JSON.parse(made.stdout);
+
+    r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, ...settings }));
+    assert.equal(r.by['agent.managed'].status, 'ok', r.by['agent.managed'].detail);
+    assert.match(r.by['agent.managed'].detail, /API key is accepted; the agent exists; the environment is self-hosted/);
+
+    r = await doctor(managed({ ANTHROPIC_API_KEY: 'sk-ant-wrong-77', ...settings }));
+    assert.equal(r.by['agent.managed'].status, 'failed');
+    assert.match(r.by['agent.managed'].detail, /API key \(ANTHROPIC_API_KEY\) was refused/);
+    assert.match(r.by['agent.managed'].fix, /perfbot managed setup/);
+    assert.doesNotMatch(r.stdout + r.stderr, /sk-ant-wrong-77/);
+    assert.equal(r.code, 1);
+
+    r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, PERFBOT_MANAGED_ENVIRONMENT_ID: 'env_nothere' }));
+    assert.equal(r.by['agent.managed'].status, 'failed');
+    assert.match(r.by['agent.managed'].detail, /PERFBOT_MANAGED_ENVIRONMENT_ID: no environment env_nothere/);
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(apiKey));
+  } finally {
+    await anthropic.close();
+  }
 });
