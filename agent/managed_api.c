@@ -23,7 +23,6 @@
 #include <ctype.h>
 #include <stdatomic.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include "base/buf.h"
+#include "base/curl_pool.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -41,15 +41,12 @@
 #define PERFBOT_VERSION "0.0.0"
 #endif
 
-#define POOL_MAX 8
 #define ERROR_TEXT_MAX 400
 
 struct agent_managed_client {
 	agent_managed_options opts;
 	char *base_url;             /* owned, without trailing '/' */
-	pthread_mutex_t mu;         /* the pool */
-	CURL *pool[POOL_MAX];
-	int npool;
+	base_curl_pool pool;        /* at most 8 handles kept */
 };
 
 void agent_managed_response_dispose(agent_managed_response *r)
@@ -60,19 +57,11 @@ void agent_managed_response_dispose(agent_managed_response *r)
 	r->body = NULL;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int agent_managed_client_new(agent_managed_client **out, const agent_managed_options *opts)
 {
 	static const agent_managed_options defaults = AGENT_MANAGED_OPTIONS_INIT;
 	agent_managed_client *c;
 	*out = NULL;
-	pthread_once(&curl_once, curl_init_once);
 	if (!(c = calloc(1, sizeof(*c))))
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	c->opts = opts ? *opts : defaults;
@@ -101,7 +90,7 @@ int agent_managed_client_new(agent_managed_client **out, const agent_managed_opt
 	while (n > 0 && c->base_url[n - 1] == '/')
 		c->base_url[--n] = '\0';
 	c->opts.base_url = NULL;
-	pthread_mutex_init(&c->mu, NULL);
+	base_curl_pool_init(&c->pool, 8);
 	*out = c;
 	return 0;
 }
@@ -110,35 +99,9 @@ void agent_managed_client_free(agent_managed_client *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < c->npool; i++)
-		curl_easy_cleanup(c->pool[i]);
-	pthread_mutex_destroy(&c->mu);
+	base_curl_pool_dispose(&c->pool);
 	free(c->base_url);
 	free(c);
-}
-
-static CURL *pool_get(agent_managed_client *c)
-{
-	CURL *h = NULL;
-	pthread_mutex_lock(&c->mu);
-	if (c->npool > 0)
-		h = c->pool[--c->npool];
-	pthread_mutex_unlock(&c->mu);
-	return h ? h : curl_easy_init();
-}
-
-static void pool_put(agent_managed_client *c, CURL *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&c->mu);
-	if (c->npool < POOL_MAX) {
-		c->pool[c->npool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (h)
-		curl_easy_cleanup(h);
 }
 
 /* ---- pure helpers -------------------------------------------------------- */
@@ -542,14 +505,6 @@ typedef struct exchange {
 	char curl_msg[CURL_ERROR_SIZE];
 } exchange;
 
-static size_t on_body(char *data, size_t size, size_t n, void *userdata)
-{
-	base_buf *b = userdata;
-	if (base_buf_put(b, data, size * n) < 0)
-		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-	return size * n;
-}
-
 static void copy_header(CURL *h, const char *name, char *out, size_t cap)
 {
 	struct curl_header *hdr = NULL;
@@ -621,7 +576,7 @@ static void send_once(agent_managed_client *c, CURL *h, const agent_managed_requ
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect never carries a key elsewhere */
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, base_curl_write_buf);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex->body);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ex->curl_msg);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
@@ -691,7 +646,7 @@ int agent_managed_send(agent_managed_client *c, const agent_managed_request *req
 		error = base_error_set(BASE_EINVALID, "cannot encode the request body of %s %s", req->method, path);
 		goto done;
 	}
-	if (!(h = pool_get(c))) {
+	if (!(h = base_curl_pool_get(&c->pool))) {
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -756,7 +711,7 @@ int agent_managed_send(agent_managed_client *c, const agent_managed_request *req
 		goto done;
 	}
 done:
-	pool_put(c, h);
+	base_curl_pool_put(&c->pool, h);
 	free(url);
 	free(body_text);
 	base_buf_dispose(&ex.body);
@@ -828,7 +783,7 @@ int agent_managed_stream(agent_managed_client *c, const agent_managed_request *r
 	if ((error = agent_managed_sse_init(&s.parser, so && so->frame_cap ? so->frame_cap : (1u << 20))) < 0 ||
 	    (error = agent_managed_url(&url, req->base_url ? req->base_url : c->base_url, req->path)) < 0)
 		goto done;
-	if (!(s.h = pool_get(c)) || !(hdrs = request_headers(req, "accept: text/event-stream", &cred, &worker))) {
+	if (!(s.h = base_curl_pool_get(&c->pool)) || !(hdrs = request_headers(req, "accept: text/event-stream", &cred, &worker))) {
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -883,7 +838,7 @@ int agent_managed_stream(agent_managed_client *c, const agent_managed_request *r
 				      resp->request_id[0] ? ")" : "");
 	}
 done:
-	pool_put(c, s.h);
+	base_curl_pool_put(&c->pool, s.h);
 	curl_slist_free_all(hdrs);
 	wipe_dispose(&cred);
 	base_buf_dispose(&worker);

@@ -2,7 +2,7 @@
  * serialisation and authentication, plus pagination.
  *
  * Threading: gh_client is shared by all threads.  CURL handles come from a
- * mutex-protected pool; a handle is used by one thread between get and put,
+ * base_curl_pool; a handle is used by one thread between get and put,
  * and keeps its connection cache between requests.  Per-installation state
  * (rate-limit budget, guarded by the client mutex; the write lock that
  * serialises content-creating requests) lives in entries that are never freed before the client.  The
@@ -30,6 +30,7 @@
 #include <openssl/rand.h>
 
 #include "base/buf.h"
+#include "base/curl_pool.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -40,7 +41,6 @@
 #define PERFBOT_VERSION "0.0.0"
 #endif
 
-#define POOL_MAX 16
 #define MAX_RATE_WAITS 5
 #define REDELIVERY_SET_MAX 4096
 
@@ -61,9 +61,8 @@ struct gh_client {
 	char *api_url;              /* without trailing slash */
 	gh_app_key *key;            /* NULL: unauthenticated calls only */
 	gh_token_cache *tokens;
-	pthread_mutex_t mu;         /* pool, states, redelivery set */
-	CURL *pool[POOL_MAX];
-	int npool;
+	pthread_mutex_t mu;         /* states, redelivery set */
+	base_curl_pool pool;
 	inst_state *states;
 	char *redelivered[REDELIVERY_SET_MAX]; /* ring of GUIDs */
 	int nredelivered;
@@ -84,13 +83,6 @@ int gh__max_pages(const gh_client *c)
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int gh_client_new(gh_client **out, const base_config *cfg, const gh_options *opts)
 {
 	static const gh_options defaults = GH_OPTIONS_INIT;
@@ -98,10 +90,10 @@ int gh_client_new(gh_client **out, const base_config *cfg, const gh_options *opt
 	gh_client *c = NULL;
 
 	*out = NULL;
-	pthread_once(&curl_once, curl_init_once);
 	if (!(c = calloc(1, sizeof(*c))))
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&c->mu, NULL);
+	base_curl_pool_init(&c->pool, BASE_CURL_POOL_MAX);
 	c->cfg = cfg;
 	c->opts = opts ? *opts : defaults;
 	if (c->opts.max_pages <= 0)
@@ -138,8 +130,7 @@ void gh_client_free(gh_client *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < c->npool; i++)
-		curl_easy_cleanup(c->pool[i]);
+	base_curl_pool_dispose(&c->pool);
 	inst_state *s = c->states;
 	while (s) {
 		inst_state *next = s->next;
@@ -154,32 +145,6 @@ void gh_client_free(gh_client *c)
 	free(c->api_url);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
-}
-
-static CURL *pool_get(gh_client *c)
-{
-	CURL *h = NULL;
-	pthread_mutex_lock(&c->mu);
-	if (c->npool > 0)
-		h = c->pool[--c->npool];
-	pthread_mutex_unlock(&c->mu);
-	if (!h)
-		h = curl_easy_init();
-	return h;
-}
-
-static void pool_put(gh_client *c, CURL *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&c->mu);
-	if (c->npool < POOL_MAX) {
-		c->pool[c->npool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (h)
-		curl_easy_cleanup(h);
 }
 
 static inst_state *state_for(gh_client *c, int64_t id)
@@ -382,14 +347,6 @@ typedef struct exchange {
 	char curl_msg[CURL_ERROR_SIZE];
 } exchange;
 
-static size_t on_body(char *data, size_t size, size_t n, void *userdata)
-{
-	base_buf *b = userdata;
-	if (base_buf_put(b, data, size * n) < 0)
-		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-	return size * n;
-}
-
 static int parse_long(const char *s, long *out)
 {
 	char *end;
@@ -444,7 +401,7 @@ static void send_once(gh_client *c, CURL *h, const char *method, const char *url
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, base_curl_write_buf);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ex->body);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ex->curl_msg);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
@@ -629,7 +586,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		error = base_error_set(BASE_EINVALID, "cannot encode the request body for %s %s", method, path);
 		goto done;
 	}
-	if (!(st = state_for(c, auth > 0 ? auth : 0)) || !(h = pool_get(c))) {
+	if (!(st = state_for(c, auth > 0 ? auth : 0)) || !(h = base_curl_pool_get(&c->pool))) {
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -790,7 +747,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 done:
 	if (locked)
 		pthread_mutex_unlock(&st->write_mu);
-	pool_put(c, h);
+	base_curl_pool_put(&c->pool, h);
 	wipe_free(cred);
 	free(body_text);
 	free(ex.link);
