@@ -68,7 +68,6 @@ typedef struct agent_run {
 
 	pthread_mutex_t lock;          /* guards tools and cancel against the watcher */
 	measure_run_watch *watch;
-	const char *stop_states[2];    /* the stored states that stop the run, for the watcher */
 	atomic_int cancel;             /* read by the sandbox and the agent supervisor */
 	const atomic_int *ext_cancel;
 	const atomic_int *stopping;

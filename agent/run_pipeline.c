@@ -504,9 +504,8 @@ int agent_run_init(agent_run *r, const agent_services *svc, int64_t id)
 
 static void start_watch(agent_run *r)
 {
-	r->stop_states[0] = store_run_state_name(STORE_RUN_CANCELLED);
-	r->stop_states[1] = NULL;
-	measure_run_watch_options o = { .store = r->svc->store, .run_id = r->id, .states = r->stop_states,
+	measure_run_watch_options o = { .store = r->svc->store, .run_id = r->id,
+					.state_set = STORE_RUN_IN(STORE_RUN_CANCELLED),
 					.stopping = r->stopping, .ext_cancel = r->ext_cancel,
 					.period_ms = AGENT_RUN_WATCH_MS, .fn = on_watch, .payload = r };
 	measure_run_watch_start(&r->watch, &o);

@@ -29,8 +29,6 @@ static int stored_stop(measure_run_watch *w, char *reason, size_t size)
 		return 0;
 	store_run_state state = store_run_state_of(row);
 	int hit = state != STORE_RUN_UNKNOWN && (w->o.state_set & STORE_RUN_IN(state)) != 0;
-	for (const char *const *s = w->o.states; state != STORE_RUN_UNKNOWN && s && *s && !hit; s++)
-		hit = store_run_state_parse(*s) == state;
 	if (hit) {
 		const char *why = base_json_str(row, "reason");
 		snprintf(reason, size, "%s", why && *why ? why : store_run_state_name(state));

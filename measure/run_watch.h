@@ -26,8 +26,6 @@ typedef struct measure_run_watch_options {
 	store *store;                      /* borrowed */
 	int64_t run_id;
 	unsigned state_set;                /* states that mean stop: STORE_RUN_IN(STORE_RUN_CANCELLED) | ... */
-	const char *const *states;         /* the same as names, NULL-terminated ({"cancelled", NULL}),
-					    * for callers not moved to state_set yet; may be NULL */
 	const atomic_int *stopping;        /* the server's draining flag; may be NULL */
 	const atomic_int *ext_cancel;    /* may be NULL */
 	int period_ms;
@@ -37,8 +35,7 @@ typedef struct measure_run_watch_options {
 
 typedef struct measure_run_watch measure_run_watch;
 
-/* Starts watching; opts->states is borrowed for the watch's life.  The run
- * stops in a state of state_set or of states.  When the
+/* Starts watching.  The run stops in a state of state_set.  When the
  * thread cannot start, *out is NULL and the run simply cannot be stopped
  * early (a warning is logged). */
 int measure_run_watch_start(measure_run_watch **out, const measure_run_watch_options *opts);
