@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, processesRunning, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -457,20 +457,6 @@ test('an exhausted budget ends the run with the reason', async () => {
   assert.equal(r.data.budgets.max_benchmark_runs, 1);
   assert.match(commentsOn(7, BUDGET_REPO).at(-1).body, /tool call budget \(25 calls\) is exhausted/);
 });
-
-// Host processes whose command line is exactly `args` (pid namespaces do not
-// hide them from here).
-function processesRunning(...args) {
-  const want = args.join('\0') + '\0';
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want
-        && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    } catch {
-      return false;
-    }
-  });
-}
 
 // The run's MCP configuration file as perfbot wrote it for the agent.
 function mcpConfigFiles(id) {

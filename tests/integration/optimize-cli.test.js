@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, waitFor } from './lib/perfbot.js';
+import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, processesRunning, waitFor } from './lib/perfbot.js';
 
 const AGENT = `node '${SCRIPTED_AGENT}'`;
 const RUN_MS = 120000 * SLOW;
@@ -179,22 +179,8 @@ await client.close();
     'read_file', 'run_benchmarks', 'submit_result', 'write_file']);
 });
 
-// Host pids of processes whose command line is exactly `args` (the agent's
-// pid namespace does not hide them from here), zombies left out.
-function running(...args) {
-  const want = args.join('\0') + '\0';
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want
-        && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    } catch {
-      return false;
-    }
-  }).map(Number);
-}
-
 function killAll(...args) {
-  for (const pid of running(...args)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const pid of processesRunning(...args)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 test('a killed perfbot takes its agent command with it', async () => {
@@ -204,11 +190,11 @@ test('a killed perfbot takes its agent command with it', async () => {
     { env: { ...process.env, DATA_DIR: path.join(tmp, 'var-kill'), LOG_LEVEL: 'error' }, stdio: 'ignore' });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
   try {
-    await waitFor(() => running('sleep', '300.22').length === 1 && running('sleep', '300.21').length === 1,
+    await waitFor(() => processesRunning('sleep', '300.22').length === 1 && processesRunning('sleep', '300.21').length === 1,
       { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
     proc.kill('SIGKILL');
     await exited;
-    await waitFor(() => running('sleep', '300.22').length + running('sleep', '300.21').length === 0,
+    await waitFor(() => processesRunning('sleep', '300.22').length + processesRunning('sleep', '300.21').length === 0,
       { timeoutMs: 10000 * SLOW, what: 'the agent command and its setsid child to be killed' });
   } finally {
     killAll('sleep', '300.21');
@@ -259,7 +245,7 @@ echo done
     proc.stderr.on('data', (d) => { stderr += d; });
     const exited = new Promise((resolve) => proc.on('exit', resolve));
     try {
-      await waitFor(() => running('sleep', '300.31').length === 1, { timeoutMs: RUN_MS, everyMs: 100,
+      await waitFor(() => processesRunning('sleep', '300.31').length === 1, { timeoutMs: RUN_MS, everyMs: 100,
         what: 'the agent command to start its setsid child' });
       // while the run is active: its MCP configuration, 0600, the URL and the bearer header
       const work = path.join(data, 'work');
@@ -276,7 +262,7 @@ echo done
       const doc = JSON.parse(stdout);
       assert.equal(doc.status, 'no_improvement', doc.reason);
       assert.ok(!fs.existsSync(config), 'the MCP configuration file is gone after the run');
-      await waitFor(() => running('sleep', '300.31').length === 0,
+      await waitFor(() => processesRunning('sleep', '300.31').length === 0,
         { timeoutMs: 10000 * SLOW, what: 'the setsid child to be killed when the run ended' });
 
       const show = JSON.parse((await cli(['runs', 'show', String(doc.run), '--json'],
@@ -313,13 +299,13 @@ test('cancelling optimize (SIGINT) kills the agent command and its setsid child'
   proc.stdout.on('data', (d) => { stdout += d; });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
   try {
-    await waitFor(() => running('sleep', '300.42').length === 1 && running('sleep', '300.41').length === 1,
+    await waitFor(() => processesRunning('sleep', '300.42').length === 1 && processesRunning('sleep', '300.41').length === 1,
       { timeoutMs: RUN_MS, everyMs: 100, what: 'the agent command to start' });
     const t0 = Date.now();
     proc.kill('SIGINT');
     await exited;
     assert.equal(JSON.parse(stdout).status, 'cancelled');
-    await waitFor(() => running('sleep', '300.41').length + running('sleep', '300.42').length === 0,
+    await waitFor(() => processesRunning('sleep', '300.41').length + processesRunning('sleep', '300.42').length === 0,
       { timeoutMs: 10000 * SLOW, what: 'the agent command and its setsid child to be killed' });
     assert.ok(Date.now() - t0 < 10000 * SLOW);
   } finally {

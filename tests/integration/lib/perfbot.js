@@ -50,6 +50,20 @@ export const AGENT_HOME = (() => {
 // The scripted MCP agent (tests/agent/scripted-agent.mjs) where an agent command can run it.
 export const SCRIPTED_AGENT = path.join(AGENT_HOME, 'agent', 'scripted-agent.mjs');
 
+// Host pids of processes whose command line is exactly `args` (an agent's
+// pid namespace does not hide them from here), zombies left out.
+export function processesRunning(...args) {
+  const want = args.join('\0') + '\0';
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want
+        && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
 export function tmpDir(prefix = 'perfbot-it-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
