@@ -579,3 +579,35 @@ describe('refusals', () => {
 		});
 	}
 });
+
+describe('documentation', () => {
+	test('the chart README lists every value of values.yaml', () => {
+		const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
+		const opaque = new Set(['resources', 'seccompProfile', 'appArmorProfile']);
+		const leaves = [];
+		const walk = (v, at) => {
+			const last = at.split('.').pop();
+			if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length && !opaque.has(last))
+				for (const [k, x] of Object.entries(v)) walk(x, at ? `${at}.${k}` : k);
+			else leaves.push(at);
+		};
+		walk(mustRender().values, '');
+		assert.ok(leaves.length > 100, `${leaves.length} values`);
+		const missing = leaves.filter((p) => !readme.includes(`\`${p}\``));
+		assert.deepEqual(missing, [], `not in charts/perfbot/README.md: ${missing.join(', ')}`);
+	});
+
+	test('every setting of base/config.c is a value or set by the chart, and no secret is a plain setting', () => {
+		const src = fs.readFileSync(path.join(ROOT, 'base/config.c'), 'utf8');
+		const names = [...src.matchAll(/^\t\{ "([A-Z_]+)", K_/gm)].map((m) => m[1]);
+		assert.ok(names.length > 30, `${names.length} settings in base/config.c`);
+		const config = Object.keys(mustRender().values.config);
+		const byChart = ['HOST', 'PORT', 'DATA_DIR', 'DATABASE_URL'];
+		const secrets = ['PRIVATE_KEY', 'PRIVATE_KEY_PATH', 'WEBHOOK_SECRET', 'WEBHOOK_SECRET_OLD', 'GITHUB_CLIENT_SECRET',
+			'ANTHROPIC_API_KEY', 'PERFBOT_MANAGED_ENVIRONMENT_KEY'];
+		const local = ['INSECURE_NO_SIGNATURE']; // local experiments only: never in a cluster
+		for (const n of names) assert.ok(config.includes(n) || byChart.includes(n) || secrets.includes(n) || local.includes(n), `${n}: not covered by the chart`);
+		for (const n of config) assert.ok(names.includes(n), `config.${n}: not a setting of base/config.c`);
+		for (const n of secrets) assert.ok(!config.includes(n), `${n} among the plain settings`);
+	});
+});
