@@ -223,7 +223,8 @@ secrets by key.  Argument: dict "root" $ "role" (web|worker|all|migrate). */}}
 - name: private-key
   secret:
     secretName: {{ $secret }}
-    defaultMode: 0400
+    # group-readable: the kubelet gives fsGroup read access anyway
+    defaultMode: 0440
     items:
       - key: {{ $root.Values.secret.keys.privateKey }}
         path: private-key.pem

@@ -403,6 +403,23 @@ func run() error {
 		return errors.New("Chart.yaml: name and version are required")
 	}
 
+	kv := strings.TrimPrefix(*kube, "v")
+	parts := strings.SplitN(kv, ".", 3)
+	if len(parts) < 2 {
+		return fmt.Errorf("--kube-version %q: expected vMAJOR.MINOR.PATCH", *kube)
+	}
+	// Helm refuses a chart whose kubeVersion the cluster does not meet
+	if chart.KubeVersion != "" {
+		check := sprig.TxtFuncMap()["semverCompare"].(func(string, string) (bool, error))
+		ok, err := check(chart.KubeVersion, "v"+kv)
+		if err != nil {
+			return fmt.Errorf("Chart.yaml: kubeVersion %q: %v", chart.KubeVersion, err)
+		}
+		if !ok {
+			return fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes v%s", chart.KubeVersion, kv)
+		}
+	}
+
 	values := map[string]interface{}{}
 	if data, err := os.ReadFile(filepath.Join(*chartDir, "values.yaml")); err == nil {
 		if values, err = readYAML(data); err != nil {
@@ -426,10 +443,9 @@ func run() error {
 		}
 	}
 
-	kv := strings.TrimPrefix(*kube, "v")
-	parts := strings.SplitN(kv, ".", 3)
-	if len(parts) < 2 {
-		return fmt.Errorf("--kube-version %q: expected vMAJOR.MINOR.PATCH", *kube)
+	// as Helm's coalescing does, .Values always has a global map
+	if _, ok := values["global"].(map[string]interface{}); !ok {
+		values["global"] = map[string]interface{}{}
 	}
 	caps := Capabilities{
 		KubeVersion: KubeVersion{Version: "v" + kv, Major: parts[0], Minor: parts[1], GitVersion: "v" + kv},
