@@ -1,7 +1,8 @@
 // Command render renders a Helm chart the way `helm template` does, offline
 // and without Helm: Go's text/template with sprig's functions (minus env and
-// expandenv, as in Helm) plus Helm's own (include, tpl, toYaml, fromYaml,
-// fromYamlArray, toJson, fromJson, fromJsonArray, required, fail, lookup),
+// expandenv, as in Helm) plus Helm's own (include, tpl, toYaml, mustToYaml,
+// fromYaml, fromYamlArray, toJson, mustToJson, fromJson, fromJsonArray,
+// required, fail, lookup; not the TOML ones),
 // values coalesced from values.yaml, -f files and --set, the built-in objects
 // .Values, .Release, .Chart, .Capabilities and .Template, missing keys
 // rendering as empty, "<no value>" removed, every template file parsed into
@@ -289,7 +290,17 @@ func funcMap(t **template.Template) template.FuncMap {
 	delete(f, "expandenv")
 	included := map[string]int{}
 	extra := template.FuncMap{
-		"toYaml":        toYAML,
+		"toYaml": toYAML,
+		"mustToYaml": func(v interface{}) (string, error) {
+			if _, err := json.Marshal(v); err != nil {
+				return "", err
+			}
+			return toYAML(v), nil
+		},
+		"mustToJson": func(v interface{}) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
+		},
 		"fromYaml":      fromYAML,
 		"fromYamlArray": fromYAMLArray,
 		"toJson":        toJSON,
