@@ -232,6 +232,8 @@ describe('renderer', () => {
 			'  kind: {{ kindOf .Values.n | quote }}',
 			'  gone: {{ hasKey .Values "gone" | quote }}',
 			'  set: {{ .Values.s | quote }}',
+			'  setList: {{ toJson .Values.l | quote }}',
+			'  setInt: {{ kindOf .Values.i | quote }}',
 			'  merged: {{ .Values.m.b.c }}-{{ .Values.m.a }}-{{ .Values.m.b.d }}',
 			'  chart: {{ .Chart.Version }}-{{ .Chart.AppVersion }}-{{ .Template.Name }}-{{ .Template.BasePath }}',
 			'  kube: {{ .Capabilities.KubeVersion.Minor }}-{{ .Capabilities.APIVersions.Has "apps/v1" }}',
@@ -240,13 +242,13 @@ describe('renderer', () => {
 		fs.writeFileSync(path.join(chart, 'templates/fails.yaml'), '{{ if .Values.boom }}{{ required "boom: a value is required here" .Values.nothing }}{{ end }}\n');
 		const over = path.join(tmp, 'mini-over.yaml');
 		fs.writeFileSync(over, 'gone: null\nm: {b: {d: 9}}\n');
-		const r = spawnSync(renderBin, ['--chart', chart, '--json', '--name', 'rel', '--namespace', 'nsx', '-f', over, '--set', 's=str'], { encoding: 'utf8' });
+		const r = spawnSync(renderBin, ['--chart', chart, '--json', '--name', 'rel', '--namespace', 'nsx', '-f', over, '--set', 's=str', '--set', 'l={p,q}', '--set', 'i=5'], { encoding: 'utf8' });
 		assert.equal(r.status, 0, r.stderr);
 		const cm = JSON.parse(r.stdout).manifests[0].object;
 		assert.deepEqual(cm.metadata, { name: 'rel-mini', namespace: 'nsx' });
 		assert.deepEqual(cm.data, {
 			include: 'n=3', tpl: 'rel-x', toYaml: 'a: 1\nb:\n  c: 2\n  d: 9', fromYaml: '2', fromYamlArray: '3', toJson: '["x","y"]',
-			fromJson: '7', lookup: '0', missing: '', kind: 'float64', gone: 'false', set: 'str', merged: '2-1-9',
+			fromJson: '7', lookup: '0', missing: '', kind: 'float64', gone: 'false', set: 'str', setList: '["p","q"]', setInt: 'int64', merged: '2-1-9',
 			chart: '1.2.3-4.5-mini/templates/cm.yaml-mini/templates', kube: '30-true',
 		});
 		const f = spawnSync(renderBin, ['--chart', chart, '--set', 'boom=true'], { encoding: 'utf8' });
@@ -602,6 +604,21 @@ describe('documentation', () => {
 		assert.ok(leaves.length > 100, `${leaves.length} values`);
 		const missing = leaves.filter((p) => !readme.includes(`\`${p}\``));
 		assert.deepEqual(missing, [], `not in charts/perfbot/README.md: ${missing.join(', ')}`);
+	});
+
+	test('the README\'s install command renders: split mode on PostgreSQL with an Ingress, workers on emptyDir', async () => {
+		const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
+		const install = readme.match(/^helm install perfbot charts\/perfbot(?:[^\n]*\\\n)*[^\n]*/m);
+		assert.ok(install, 'no helm install command in the README');
+		const set = [...install[0].matchAll(/--set '?([^' \\\n]+)'?/g)].map((m) => m[1]);
+		assert.ok(set.length >= 6, set.join(' '));
+		const out = mustRender({ set });
+		assert.deepEqual(valuesErrors(out.values), []);
+		await assertValidObjects(out);
+		assert.deepEqual(objects(out, 'Deployment').map((d) => d.metadata.name).sort(), ['pb-perfbot-web', 'pb-perfbot-worker']);
+		assert.deepEqual(objects(out, 'Ingress')[0].spec.rules.map((r) => r.host), ['perfbot.example.com']);
+		assert.ok(podSpec(byName(out, 'Deployment', '-worker')).volumes.find((v) => v.name === 'data').emptyDir);
+		assert.equal(objects(out, 'PersistentVolumeClaim').length, 0);
 	});
 
 	test('every setting of base/config.c is a value or set by the chart, and no secret is a plain setting', () => {

@@ -54,6 +54,20 @@ app.kubernetes.io/part-of: perfbot
 {{- end -}}
 {{- end -}}
 
+{{/* The volume type of DATA_DIR on worker and all-in-one pods:
+persistence.type, or when empty a claim in mode all (the SQLite database
+lives there) and an emptyDir in mode split (only checkouts and run
+workspaces: the state is in PostgreSQL). */}}
+{{- define "perfbot.persistenceType" -}}
+{{- if .Values.persistence.type -}}
+{{- .Values.persistence.type -}}
+{{- else if eq .Values.mode "split" -}}
+emptyDir
+{{- else -}}
+pvc
+{{- end -}}
+{{- end -}}
+
 {{/* The roles of the Deployments, as a YAML list. */}}
 {{- define "perfbot.roles" -}}
 {{- if eq .Values.mode "split" -}}
@@ -106,7 +120,7 @@ values to change.  Included by every template that renders objects. */}}
 {{- $_ := required "secret.keys.webhookSecret: the Secret's key holding WEBHOOK_SECRET cannot be empty" $v.secret.keys.webhookSecret -}}
 {{- $_ := required "secret.keys.privateKey: the Secret's key holding the App private key cannot be empty" $v.secret.keys.privateKey -}}
 {{- end -}}
-{{- if eq $v.persistence.type "pvc" -}}
+{{- if eq (include "perfbot.persistenceType" .) "pvc" -}}
 {{- if and (eq $v.mode "split") (gt (int $v.worker.replicas) 1) (not (has "ReadWriteMany" $v.persistence.accessModes)) -}}
 {{- fail "persistence.type=pvc: one ReadWriteOnce claim cannot serve several worker replicas; use persistence.type=ephemeral (a volume per pod) or emptyDir" -}}
 {{- end -}}

@@ -168,7 +168,8 @@ func coalesce(dst, src map[string]interface{}) map[string]interface{} {
 }
 
 // parseSet applies one --set a.b.c=value (Helm's strvals typing for
-// scalars: integers, true/false, null; anything else a string).
+// scalars: integers, true/false, null; {a,b} a list of strings; anything
+// else a string).  One key=value per --set: no commas between pairs.
 func parseSet(vals map[string]interface{}, expr string) error {
 	eq := strings.IndexByte(expr, '=')
 	if eq <= 0 {
@@ -177,7 +178,16 @@ func parseSet(vals map[string]interface{}, expr string) error {
 	keys := strings.Split(expr[:eq], ".")
 	raw := expr[eq+1:]
 	var value interface{} = raw
-	if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+	if strings.HasPrefix(raw, "{") && strings.HasSuffix(raw, "}") {
+		// a list: {a,b,c}
+		list := []interface{}{}
+		for _, item := range strings.Split(raw[1:len(raw)-1], ",") {
+			if item != "" {
+				list = append(list, item)
+			}
+		}
+		value = list
+	} else if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
 		value = n
 	} else if raw == "true" || raw == "false" {
 		value = raw == "true"
