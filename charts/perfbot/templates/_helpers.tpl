@@ -55,13 +55,13 @@ app.kubernetes.io/part-of: perfbot
 {{- end -}}
 
 {{/* The volume type of DATA_DIR on worker and all-in-one pods:
-persistence.type, or when empty a claim in mode all (the SQLite database
-lives there) and an emptyDir in mode split (only checkouts and run
-workspaces: the state is in PostgreSQL). */}}
+persistence.type, or when empty a claim on SQLite (the database lives
+there) and an emptyDir on PostgreSQL (only checkouts and run workspaces:
+the state is in the database). */}}
 {{- define "perfbot.persistenceType" -}}
 {{- if .Values.persistence.type -}}
 {{- .Values.persistence.type -}}
-{{- else if eq .Values.mode "split" -}}
+{{- else if eq .Values.database.type "postgres" -}}
 emptyDir
 {{- else -}}
 pvc
