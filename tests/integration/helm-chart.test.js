@@ -326,6 +326,17 @@ describe('renders and validates', () => {
 		assert.match(out.notes, /setup mode/);
 	});
 
+	test('mode all on PostgreSQL: several replicas, DATA_DIR on an emptyDir, a rolling update, the migration hook', async () => {
+		const out = mustRender({ set: ['database.type=postgres', 'secret.existingSecret=creds', 'all.replicas=3'] });
+		await assertValidObjects(out);
+		const d = objects(out, 'Deployment')[0];
+		assert.equal(d.spec.replicas, 3);
+		assert.equal(d.spec.strategy.type, 'RollingUpdate');
+		assert.deepEqual(podSpec(d).volumes.find((v) => v.name === 'data').emptyDir, {});
+		assert.equal(objects(out, 'PersistentVolumeClaim').length, 0);
+		assert.equal(objects(out, 'Job').length, 1);
+	});
+
 	test('split mode: web and worker Deployments with their roles, a migration hook on PostgreSQL', () => {
 		const out = mustRender({ files: ['ci/split-postgres-ingress-values.yaml'] });
 		const web = byName(out, 'Deployment', '-web');
