@@ -586,6 +586,7 @@ describe('refusals', () => {
 		['an Ingress without hosts', { set: ['ingress.enabled=true'] }, /ingress.hosts: the Ingress needs at least one host name/],
 		['an HTTPRoute without a Gateway', { set: ['httpRoute.enabled=true'] }, /httpRoute.parentRefs: the HTTPRoute needs the Gateway/],
 		['a NetworkPolicy that does not name the database', { files: ['ci/gateway-monitoring-netpol-values.yaml'], set: ['networkPolicy.database.cidrs=null'] }, /networkPolicy.database: with database.type=postgres the policy must name the database/],
+		['a drain longer than the pod\'s grace period', { files: ['ci/split-postgres-ingress-values.yaml'], set: ['config.SHUTDOWN_GRACE_SECONDS=50'] }, /config.SHUTDOWN_GRACE_SECONDS \(50\) must stay below web.terminationGracePeriodSeconds \(45\)/],
 		['one claim for several workers', { files: ['ci/split-postgres-ingress-values.yaml'], set: ['persistence.type=pvc'] }, /persistence.type=pvc: one ReadWriteOnce claim cannot serve several worker replicas/],
 	];
 	for (const [label, opts, re] of cases) {

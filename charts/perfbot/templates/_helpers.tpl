@@ -143,6 +143,15 @@ values to change.  Included by every template that renders objects. */}}
 {{- fail "networkPolicy.database: with database.type=postgres the policy must name the database: set networkPolicy.database.cidrs or networkPolicy.database.to" -}}
 {{- end -}}
 {{- end -}}
+{{- with $v.config.SHUTDOWN_GRACE_SECONDS -}}
+{{- $grace := int . -}}
+{{- range $role := include "perfbot.roles" $ | fromYamlArray -}}
+{{- $period := int (get $v $role).terminationGracePeriodSeconds -}}
+{{- if ge $grace $period -}}
+{{- fail (printf "config.SHUTDOWN_GRACE_SECONDS (%d) must stay below %s.terminationGracePeriodSeconds (%d): the kubelet kills a draining pod at that point" $grace $role $period) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if not (hasPrefix "/" (toString $v.config.WEBHOOK_PATH)) -}}
 {{- fail "config.WEBHOOK_PATH: a path starts with /" -}}
 {{- end -}}
