@@ -542,7 +542,8 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 		goto done;
 	}
 	glob_dir(g, fd, "", 0);
-	qsort(g->found, g->nfound, sizeof(*g->found), cmp_str);
+	if (g->nfound)
+		qsort(g->found, g->nfound, sizeof(*g->found), cmp_str);
 	/* answered relative to the workspace, or under /workspace when the
 	 * agent wrote absolute paths */
 	int absolute = abs_path || abs_pat;
@@ -558,7 +559,7 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 	base_buf t = BASE_BUF_INIT(b->cap + 512);
 	if (g->nfound == 0)
 		base_buf_puts(&t, "no files match\n");
-	else
+	else if (o.len)
 		base_buf_put(&t, o.ptr, o.len);
 	if (shown < g->nfound || g->overflow)
 		base_buf_printf(&t, "[%zu%s more matches not shown; narrow the pattern or the path]\n", g->nfound - shown,
