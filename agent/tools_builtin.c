@@ -917,9 +917,19 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 			goto done;
 		}
 	}
-	/* a shell that ended by itself (killed from outside, a limit) */
-	if (b->shell && b->shell->wait(b->shell, 0, NULL))
+	/* a shell that ended between two commands (a background job broke a
+	 * whole-sandbox limit, or was killed): the agent learns it */
+	char before[400];
+	before[0] = '\0';
+	measure_sandbox_result gone;
+	memset(&gone, 0, sizeof(gone));
+	if (b->shell && b->shell->wait(b->shell, 0, &gone)) {
+		char reason[256];
+		measure_sandbox_result_reason(&gone, reason, sizeof(reason));
+		snprintf(before, sizeof(before), "[the shell had ended since the last command%s%s; this one ran in a new shell]\n",
+			 *reason ? ": " : "", reason);
 		shell_stop(b);
+	}
 	if (!b->shell && shell_start(b) < 0) {
 		const char *m = base_error_last();
 		res = errorf("the shell could not be started: %s", *m ? m : "sandbox failure");
@@ -941,7 +951,8 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 		goto done;
 	}
 	/* what background jobs printed since the last command opens this answer */
-	if (b->pending.len && out_append(&o, b->pending.ptr, b->pending.len) < 0) {
+	if ((*before && out_append(&o, before, strlen(before)) < 0) ||
+	    (b->pending.len && out_append(&o, b->pending.ptr, b->pending.len) < 0)) {
 		res = NULL;
 		goto done;
 	}

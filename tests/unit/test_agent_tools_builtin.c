@@ -106,6 +106,17 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* count_procs once it is `want`, or after 2 s what it is then. */
+static int procs_settle(const char *argv0, const char *arg1, int want)
+{
+	int n = count_procs(argv0, arg1);
+	for (int i = 0; i < 40 && n != want; i++) {
+		nap_ms(50);
+		n = count_procs(argv0, arg1);
+	}
+	return n;
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -360,7 +371,7 @@ static void test_bash_persistent(void **state)
 	/* a background job lives on to the next command */
 	expect_ok(f, "bash", "{\"command\":\"sleep 30.31 & echo started\"}", "started\n");
 	expect_ok(f, "bash", "{\"command\":\"kill -0 $! && echo alive; jobs | grep -c sleep\"}", "alive\n1\n");
-	assert_int_equal(count_procs("sleep", "30.31"), 1);
+	assert_int_equal(procs_settle("sleep", "30.31", 1), 1);
 	/* a command reading stdin cannot eat the frame; quoting survives */
 	expect_ok(f, "bash", "{\"command\":\"cat; echo \\\"'$X'\\\"\"}", "'1'\n");
 	/* a syntax error is the command's failure, the shell goes on */
@@ -369,7 +380,7 @@ static void test_bash_persistent(void **state)
 	agent_builtin_free(f->b);
 	f->b = NULL;
 	nap_ms(200);
-	assert_int_equal(count_procs("sleep", "30.31"), 0);
+	assert_int_equal(procs_settle("sleep", "30.31", 0), 0);
 	unmake(f);
 }
 
@@ -392,6 +403,49 @@ static void test_bash_stderr_merged(void **state)
 	fixture *f = make(0, 0);
 	expect_ok(f, "bash", "{\"command\":\"echo one; echo two >&2; echo three\"}", "one\ntwo\nthree\n");
 	expect_ok(f, "bash", "{\"command\":\"printf 'no newline'\"}", "no newline");
+	unmake(f);
+}
+
+/* What a background job prints between two commands opens the next answer;
+ * a shell that died between two commands is said to have, and replaced. */
+static void test_bash_between_commands(void **state)
+{
+	(void)state;
+	fixture *f = make(0, 0);
+	expect_ok(f, "bash", "{\"command\":\"(sleep 0.3; echo late) & echo now\"}", "now\n");
+	nap_ms(700);
+	expect_ok(f, "bash", "{\"command\":\"echo next\"}", "late\nnext\n");
+	expect_ok(f, "bash", "{\"command\":\"export V=1; (sleep 0.3; kill -9 $$) &\"}", "");
+	nap_ms(800);
+	expect_ok(f, "bash", "{\"command\":\"echo [$V]\"}",
+		  "[the shell had ended since the last command; this one ran in a new shell]\n[]\n");
+	unmake(f);
+}
+
+/* A long file is cut at the answer cap, saying where to go on. */
+static void test_read_cut(void **state)
+{
+	(void)state;
+	fixture *f = make(0, 4096);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/long.txt", f->ws);
+	FILE *fp = fopen(p, "w");
+	for (int i = 1; i <= 5000; i++)
+		fprintf(fp, "line %d\n", i);
+	fclose(fp);
+	int err = 1;
+	const char *got = call(f, "read", "{\"file_path\":\"long.txt\",\"view_range\":[10,-1]}", &err);
+	assert_false(err);
+	assert_true(strlen(got) <= 4096 + 200);
+	assert_true(strncmp(got, "    10\tline 10\n    11\tline 11\n", 30) == 0);
+	const char *cut = strstr(got, "[output cut: the file continues at line ");
+	assert_non_null(cut);
+	long next = strtol(cut + strlen("[output cut: the file continues at line "), NULL, 10);
+	char want[128];
+	snprintf(want, sizeof(want), "%6ld\tline %ld\n[output cut", next - 1, next - 1);
+	assert_non_null(strstr(got, want));
+	snprintf(want, sizeof(want), "read on with view_range [%ld, -1]]\n", next);
+	assert_non_null(strstr(got, want));
 	unmake(f);
 }
 
@@ -419,7 +473,7 @@ static void test_bash_timeout_restarts(void **state)
 		     "timed out after 700 ms: the shell was killed and restarted");
 	int64_t took = base_mono_ms() - t0;
 	assert_true(took >= 600 && took < 4000);
-	assert_int_equal(count_procs("sleep", "20.41"), 0);
+	assert_int_equal(procs_settle("sleep", "20.41", 0), 0);
 	expect_ok(f, "bash", "{\"command\":\"pwd; echo [$W]\"}", "/workspace\n[]\n");
 	/* a timeout above the ceiling (60 s here) is lowered to it */
 	expect_ok(f, "bash", "{\"command\":\"echo fast\",\"timeout_ms\":99999999}", "fast\n");
@@ -431,9 +485,9 @@ static void test_bash_restart(void **state)
 	(void)state;
 	fixture *f = make(0, 0);
 	expect_ok(f, "bash", "{\"command\":\"export Y=2; sleep 30.32 &\"}", "");
-	assert_int_equal(count_procs("sleep", "30.32"), 1);
+	assert_int_equal(procs_settle("sleep", "30.32", 1), 1);
 	expect_ok(f, "bash", "{\"restart\":true}", "the shell was restarted\n");
-	assert_int_equal(count_procs("sleep", "30.32"), 0);
+	assert_int_equal(procs_settle("sleep", "30.32", 0), 0);
 	expect_ok(f, "bash", "{\"command\":\"echo [$Y]\"}", "[]\n");
 	expect_ok(f, "bash", "{\"command\":\"export Y=3\"}", "");
 	expect_ok(f, "bash", "{\"command\":\"echo [$Y]\",\"restart\":true}", "[]\n");
@@ -468,8 +522,8 @@ static void test_bash_end_kills(void **state)
 	pthread_join(th, NULL);
 	assert_true(took < 2500);
 	nap_ms(100);
-	assert_int_equal(count_procs("sleep", "60.53"), 0);
-	assert_int_equal(count_procs("sleep", "60.52"), 0);
+	assert_int_equal(procs_settle("sleep", "60.53", 0), 0);
+	assert_int_equal(procs_settle("sleep", "60.52", 0), 0);
 	expect_error(f, "bash", "{\"command\":\"echo again\"}", "the run has ended");
 	expect_error(f, "read", "{\"file_path\":\"f.txt\"}", "the run has ended");
 	unmake(f);
@@ -481,7 +535,7 @@ static void test_end_kills_idle_shell(void **state)
 	(void)state;
 	fixture *f = make(0, 0);
 	expect_ok(f, "bash", "{\"command\":\"sleep 40.61 & echo bg\"}", "bg\n");
-	assert_int_equal(count_procs("sleep", "40.61"), 1);
+	assert_int_equal(procs_settle("sleep", "40.61", 1), 1);
 	agent_tools_end(f->t, "the run is over");
 	int gone = 0;
 	for (int i = 0; i < 40 && !gone; i++) {
@@ -554,6 +608,8 @@ int main(void)
 		cmocka_unit_test(test_bash_exit_status),
 		cmocka_unit_test(test_bash_stderr_merged),
 		cmocka_unit_test(test_bash_output_cap),
+		cmocka_unit_test(test_bash_between_commands),
+		cmocka_unit_test(test_read_cut),
 		cmocka_unit_test(test_bash_timeout_restarts),
 		cmocka_unit_test(test_bash_restart),
 		cmocka_unit_test(test_bash_end_kills),
