@@ -71,15 +71,15 @@
 #define KILL_WAIT_MS 3000 /* a killed shell is reaped within this */
 
 struct agent_builtin {
-	pthread_mutex_t lock;         /* serialises calls */
-	agent_tools *tools;           /* borrowed */
-	measure_sandbox *sandbox;     /* borrowed */
-	char *workspace;              /* owned */
+	pthread_mutex_t lock;     /* serialises calls */
+	agent_tools *tools;       /* borrowed */
+	measure_sandbox *sandbox; /* borrowed */
+	char *workspace;          /* owned */
 	measure_sandbox_limits limits;
-	size_t cap;                   /* bytes of one answer */
-	int command_s;                /* ceiling of one command */
-	measure_sandbox_proc *shell;  /* owned; NULL until first use and after it ended */
-	base_buf pending;             /* shell output that came between commands */
+	size_t cap;                  /* bytes of one answer */
+	int command_s;               /* ceiling of one command */
+	measure_sandbox_proc *shell; /* owned; NULL until first use and after it ended */
+	base_buf pending;            /* shell output that came between commands */
 };
 
 /* ---- results ------------------------------------------------------------- */
@@ -270,7 +270,8 @@ static json_t *number_lines(const char *text, long long first, size_t cap)
 		p = nl ? nl + 1 : end;
 	}
 	if (cut || cut_at)
-		base_buf_printf(&o, "[output cut: the file continues at line %lld; read on with view_range [%lld, -1]]\n",
+		base_buf_printf(&o,
+				"[output cut: the file continues at line %lld; read on with view_range [%lld, -1]]\n",
 				cut ? line : cut_at, cut ? line : cut_at);
 	json_t *r = result_new(o.ptr ? o.ptr : "", o.len, 0);
 	base_buf_dispose(&o);
@@ -285,18 +286,30 @@ static int tool_read(agent_builtin *b, const json_t *in, json_t **out)
 	if (arg_str(in, "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return refuse(b, err, out);
 	json_t *vr = json_object_get(in, "view_range");
-	if (vr && !json_is_null(vr)) {
+	if (!vr || json_is_null(vr)) {
+		/* the offset and limit some agents send instead */
+		long long limit = 0;
+		if (arg_int(in, "offset", 1, 1LL << 40, &first, &err) < 0 ||
+		    arg_int(in, "limit", 1, 1LL << 40, &limit, &err) < 0)
+			return refuse(b, err, out);
+		if (limit > 0)
+			last = first + limit - 1;
+	} else {
 		json_t *a = json_array_get(vr, 0), *z = json_array_get(vr, 1);
 		if (!json_is_array(vr) || json_array_size(vr) != 2 || !json_is_integer(a) || !json_is_integer(z))
-			return refuse(b, errorf("view_range must be [start, end]: line numbers, end <= 0 for the end of the file"),
-				      out);
+			return refuse(
+				b,
+				errorf("view_range must be [start, end]: line numbers, end <= 0 for the end of the file"),
+				out);
 		first = json_integer_value(a);
 		last = json_integer_value(z);
 		if (first < 1 || (last > 0 && last < first))
-			return refuse(b, errorf("view_range [%lld, %lld] is not a range of lines (they start at 1; end <= 0 "
-						"reads to the end)",
-						first, last),
-				      out);
+			return refuse(
+				b,
+				errorf("view_range [%lld, %lld] is not a range of lines (they start at 1; end <= 0 "
+				       "reads to the end)",
+				       first, last),
+				out);
 	}
 	/* a directory: its listing, as the text editor tools answer */
 	char *abs = NULL;
@@ -345,6 +358,9 @@ static int tool_edit(agent_builtin *b, const json_t *in, json_t **out)
 	const char *path, *rel;
 	if (arg_str(in, "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return refuse(b, err, out);
+	const char *old_string = json_string_value(json_object_get(in, "old_string"));
+	if (old_string && !*old_string)
+		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"), out);
 	json_t *args = json_pack("{s:s}", "path", rel);
 	static const char *const keys[] = { "old_string", "new_string", "replace_all" };
 	for (int i = 0; args && i < 3; i++) {
@@ -373,8 +389,8 @@ static int expand_braces(const char *pat, char **pats, int *n)
 		while (e < close && *e != ',')
 			e++;
 		base_buf x = BASE_BUF_INIT(PATH_MAX * 4);
-		int bad = base_buf_put(&x, pat, (size_t)(open - pat)) < 0 || base_buf_put(&x, alt, (size_t)(e - alt)) < 0 ||
-			  base_buf_puts(&x, close + 1) < 0;
+		int bad = base_buf_put(&x, pat, (size_t)(open - pat)) < 0 ||
+			  base_buf_put(&x, alt, (size_t)(e - alt)) < 0 || base_buf_puts(&x, close + 1) < 0;
 		int rc = bad ? -1 : expand_braces(base_buf_cstr(&x), pats, n);
 		base_buf_dispose(&x);
 		if (rc < 0)
@@ -417,14 +433,14 @@ static int split_segs(char *s, char **segs, int max)
 }
 
 typedef struct glob_walk {
-	char **pats;          /* brace-expanded patterns, each split into segs below */
+	char **pats; /* brace-expanded patterns, each split into segs below */
 	char *pat_segs[GLOB_MAX_PATTERNS][GLOB_MAX_DEPTH];
 	int pat_n[GLOB_MAX_PATTERNS];
 	int npats;
-	char **found;         /* owned strings: matching paths relative to the base */
+	char **found; /* owned strings: matching paths relative to the base */
 	size_t nfound, afound;
-	long entries;         /* left to visit */
-	int overflow;         /* more matches than kept */
+	long entries; /* left to visit */
+	int overflow; /* more matches than kept */
 } glob_walk;
 
 static int path_matches(glob_walk *g, const char *rel)
@@ -562,8 +578,8 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 	else if (o.len)
 		base_buf_put(&t, o.ptr, o.len);
 	if (shown < g->nfound || g->overflow)
-		base_buf_printf(&t, "[%zu%s more matches not shown; narrow the pattern or the path]\n", g->nfound - shown,
-				g->overflow ? " or" : "");
+		base_buf_printf(&t, "[%zu%s more matches not shown; narrow the pattern or the path]\n",
+				g->nfound - shown, g->overflow ? " or" : "");
 	if (g->entries <= 0)
 		base_buf_printf(&t, "[the search stopped after %d entries; narrow the path]\n", GLOB_MAX_ENTRIES);
 	res = result_new(t.ptr ? t.ptr : "", t.len, 0);
@@ -628,8 +644,8 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 	    arg_str(in, "type", 0, &type, &err) < 0 || arg_bool(in, "-i", &ci, &err) < 0 ||
 	    arg_bool(in, "multiline", &multiline, &err) < 0 || arg_int(in, "-A", 0, 1000, &after, &err) < 0 ||
 	    arg_int(in, "-B", 0, 1000, &before, &err) < 0 || arg_int(in, "-C", 0, 1000, &context, &err) < 0 ||
-	    arg_int(in, "context", 0, 1000, &context, &err) < 0 || arg_int(in, "head_limit", 0, 1000000, &head, &err) < 0 ||
-	    map_path(path, &rel, NULL, &err) < 0)
+	    arg_int(in, "context", 0, 1000, &context, &err) < 0 ||
+	    arg_int(in, "head_limit", 0, 1000000, &head, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return err;
 	if (jn && json_is_boolean(jn))
 		numbers = json_is_true(jn);
@@ -658,8 +674,7 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 	/* -I: binary files skipped; -s: unreadable files are no errors; no
 	 * operand: the working directory, named without "./" */
 	int bad = base_buf_puts(&cmd, "LC_ALL=C grep -rHIs --exclude-dir=.[Gg][Ii][Tt] -E") < 0 ||
-		  (ci && base_buf_puts(&cmd, " -i") < 0) ||
-		  (content && numbers && base_buf_puts(&cmd, " -n") < 0) ||
+		  (ci && base_buf_puts(&cmd, " -i") < 0) || (content && numbers && base_buf_puts(&cmd, " -n") < 0) ||
 		  (!content && base_buf_puts(&cmd, count ? " -c" : " -l") < 0) ||
 		  (content && context >= 0 && base_buf_printf(&cmd, " -C %lld", context) < 0) ||
 		  (content && after >= 0 && base_buf_printf(&cmd, " -A %lld", after) < 0) ||
@@ -676,9 +691,11 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 	if (!bad && head > 0)
 		bad = base_buf_printf(&cmd, " | head -n %lld", head) < 0;
 	if (!bad)
-		bad = base_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
-					    "else print }'",
-				      GREP_LINE_SHOW, GREP_LINE_SHOW) < 0;
+		bad = base_buf_printf(
+			      &cmd,
+			      " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
+			      "else print }'",
+			      GREP_LINE_SHOW, GREP_LINE_SHOW) < 0;
 	if (bad) {
 		res = errorf("the search is too long to run");
 		goto done;
@@ -701,8 +718,9 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 		goto done;
 	}
 	if (r.timed_out) {
-		res = errorf("the search took longer than %d s and was stopped; use a simpler pattern or a narrower path",
-			     c.limits.timeout_s);
+		res = errorf(
+			"the search took longer than %d s and was stopped; use a simpler pattern or a narrower path",
+			c.limits.timeout_s);
 		goto done;
 	}
 	const char *o = r.out ? r.out : "";
@@ -800,10 +818,10 @@ static int shell_send(agent_builtin *b, const char *s, size_t len, int64_t deadl
 typedef struct shell_out {
 	char *buf;
 	size_t len, alloc;
-	size_t dropped;   /* bytes read past the cap and thrown away */
-	size_t scanned;   /* the marker is not in buf[0, scanned - marker length) */
+	size_t dropped; /* bytes read past the cap and thrown away */
+	size_t scanned; /* the marker is not in buf[0, scanned - marker length) */
 	int found;
-	size_t at;        /* where the marker line starts (its '\n') */
+	size_t at; /* where the marker line starts (its '\n') */
 	int status;
 } shell_out;
 
@@ -900,7 +918,9 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	if (!restart && (!command || !*command))
 		return refuse(b, errorf("the input \"command\" is required"), out);
 	if (command && strlen(command) > COMMAND_MAX)
-		return refuse(b, errorf("the command is longer than %u bytes; put it in a file and run that", COMMAND_MAX), out);
+		return refuse(b,
+			      errorf("the command is longer than %u bytes; put it in a file and run that", COMMAND_MAX),
+			      out);
 	json_t *refusal = NULL;
 	int rc = agent_tools_begin_call(b->tools, &refusal);
 	if (rc != 0) {
@@ -926,7 +946,8 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	if (b->shell && b->shell->wait(b->shell, 0, &gone)) {
 		char reason[256];
 		measure_sandbox_result_reason(&gone, reason, sizeof(reason));
-		snprintf(before, sizeof(before), "[the shell had ended since the last command%s%s; this one ran in a new shell]\n",
+		snprintf(before, sizeof(before),
+			 "[the shell had ended since the last command%s%s; this one ran in a new shell]\n",
 			 *reason ? ": " : "", reason);
 		shell_stop(b);
 	}
@@ -942,7 +963,8 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	snprintf(var, sizeof(var), "__perfbot_cmd");
 	size_t cl = strlen(command);
 	if (base_buf_printf(&script, "IFS= read -r -d '' %s <<'PBD_%s'\n", var, delim) < 0 ||
-	    base_buf_put(&script, command, cl) < 0 || (cl && command[cl - 1] != '\n' && base_buf_put(&script, "\n", 1) < 0) ||
+	    base_buf_put(&script, command, cl) < 0 ||
+	    (cl && command[cl - 1] != '\n' && base_buf_put(&script, "\n", 1) < 0) ||
 	    base_buf_printf(&script,
 			    "PBD_%s\neval \"$%s\" </dev/null\n__perfbot_status=$?\n"
 			    "command printf '\\n%%s %%d\\n' '%s' \"$__perfbot_status\"\n",
@@ -1024,12 +1046,14 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 		if (*reason)
 			snprintf(note, sizeof(note), "[%s; a new shell starts with the next command]\n", reason);
 		else if (st.term_signal)
-			snprintf(note, sizeof(note), "[the shell was killed by signal %d; a new shell starts with the next "
-						     "command]\n",
+			snprintf(note, sizeof(note),
+				 "[the shell was killed by signal %d; a new shell starts with the next "
+				 "command]\n",
 				 st.term_signal);
 		else
-			snprintf(note, sizeof(note), "[the shell exited with status %d; a new shell starts with the next "
-						     "command]\n",
+			snprintf(note, sizeof(note),
+				 "[the shell exited with status %d; a new shell starts with the next "
+				 "command]\n",
 				 st.exit_code);
 		res = bash_answer(&o, o.len, b->cap, st.exit_code != 0 || st.term_signal || *reason, note);
 		shell_stop(b);
@@ -1060,8 +1084,7 @@ done:
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static int run_counted(agent_builtin *b, json_t *(*fn)(agent_builtin *, const json_t *), const json_t *in,
-		       json_t **out)
+static int run_counted(agent_builtin *b, json_t *(*fn)(agent_builtin *, const json_t *), const json_t *in, json_t **out)
 {
 	json_t *refusal = NULL;
 	int rc = agent_tools_begin_call(b->tools, &refusal);
@@ -1119,7 +1142,8 @@ int agent_builtin_new(agent_builtin **out, const agent_builtin_options *opts)
 {
 	*out = NULL;
 	if (!opts || !opts->tools || !opts->sandbox || !opts->workspace)
-		return base_error_set(BASE_EINVALID, "the built-in tools need a tool context, a sandbox and a workspace");
+		return base_error_set(BASE_EINVALID,
+				      "the built-in tools need a tool context, a sandbox and a workspace");
 	agent_builtin *b = calloc(1, sizeof(*b));
 	if (!b || !(b->workspace = strdup(opts->workspace))) {
 		free(b);

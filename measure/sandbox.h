@@ -11,6 +11,9 @@
  * the like) is read as the user's own settings, and caches written to HOME
  * never land in the tree.  Only stdin (/dev/null), stdout and stderr are open
  * in the command: no other descriptor of perfbot's reaches the sandbox.
+ * A long-lived process (spawn: the agent's persistent shell) gets the same
+ * confinement, with a socket for its stdin and one pipe for its stdout and
+ * stderr instead.
  *
  * Two kinds of limits hold: those of one command (measure_sandbox_limits: wall
  * clock, rlimits per process) and those of the whole sandbox, whatever it
@@ -21,7 +24,7 @@
  *
  * Ownership: a measure_sandbox is created by its backend's constructor and
  * freed with measure_sandbox_free.  One sandbox object may be used by several
- * threads at once: run() keeps no state between calls. */
+ * threads at once: run() and spawn() keep no state between calls. */
 #ifndef MEASURE_SANDBOX_H
 #define MEASURE_SANDBOX_H
 

@@ -35,6 +35,13 @@
  * pid-namespace init dies with it (--die-with-parent) and the kernel kills
  * everything left in the namespace.  The run's cgroup is removed after.
  *
+ * spawn() starts the same child (launch_start, shared with run()) with a
+ * socket as stdin and one pipe for stdout and stderr, both left to the
+ * caller, and hands the watching to a thread of the process's own: it is
+ * bwrap's parent (the parent-death signal follows the thread that forked),
+ * reaps it, and applies the cancel flag, the wall clock and the
+ * whole-sandbox limits every WATCH_MS or at once on kill().
+ *
  * Between fork and exec the child calls only async-signal-safe functions;
  * the argv is built before the fork.  No state is shared between runs. */
 #include "measure/sandbox.h"

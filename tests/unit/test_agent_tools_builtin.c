@@ -34,8 +34,8 @@
 static measure_sandbox *g_sb; /* one for the whole file: its probe is slow */
 
 typedef struct fixture {
-	char root[64];   /* stands for DATA_DIR */
-	char ws[96];     /* the run's work tree */
+	char root[64]; /* stands for DATA_DIR */
+	char ws[96];   /* the run's work tree */
 	agent_tools *t;
 	agent_builtin *b;
 } fixture;
@@ -246,9 +246,13 @@ static void test_read_view_range(void **state)
 	(void)state;
 	fixture *f = make(0, 0);
 	expect_ok(f, "read", "{\"file_path\":\"f.txt\",\"view_range\":[2,3]}", "     2\tbeta\n     3\tgamma\n");
-	expect_ok(f, "read", "{\"file_path\":\"/workspace/f.txt\",\"view_range\":[3,0]}", "     3\tgamma\n     4\tdelta\n");
-	expect_ok(f, "read", "{\"file_path\":\"/workspace/f.txt\",\"view_range\":[3,-1]}", "     3\tgamma\n     4\tdelta\n");
-	expect_ok(f, "read", "{\"file_path\":\"./f.txt\"}", "     1\talpha\n     2\tbeta\n     3\tgamma\n     4\tdelta\n");
+	expect_ok(f, "read", "{\"file_path\":\"/workspace/f.txt\",\"view_range\":[3,0]}",
+		  "     3\tgamma\n     4\tdelta\n");
+	expect_ok(f, "read", "{\"file_path\":\"/workspace/f.txt\",\"view_range\":[3,-1]}",
+		  "     3\tgamma\n     4\tdelta\n");
+	expect_ok(f, "read", "{\"file_path\":\"./f.txt\"}",
+		  "     1\talpha\n     2\tbeta\n     3\tgamma\n     4\tdelta\n");
+	expect_ok(f, "read", "{\"file_path\":\"f.txt\",\"offset\":2,\"limit\":1}", "     2\tbeta\n");
 	expect_error(f, "read", "{\"file_path\":\"f.txt\",\"view_range\":[3,2]}", "view_range");
 	expect_error(f, "read", "{\"file_path\":\"f.txt\",\"view_range\":[9,0]}", "fewer than 9 lines");
 	expect_error(f, "read", "{\"file_path\":\"missing.txt\"}", "does not exist");
@@ -267,7 +271,8 @@ static void test_write_then_read(void **state)
 	(void)state;
 	fixture *f = make(0, 0);
 	int err = 1;
-	const char *got = call(f, "write", "{\"file_path\":\"/workspace/src/new/n.c\",\"content\":\"one\\ntwo\"}", &err);
+	const char *got = call(f, "write", "{\"file_path\":\"/workspace/src/new/n.c\",\"content\":\"one\\ntwo\"}",
+			       &err);
 	assert_false(err);
 	assert_non_null(strstr(got, "7 bytes"));
 	assert_string_equal(slurp(f->ws, "src/new/n.c"), "one\ntwo");
@@ -285,10 +290,14 @@ static void test_edit(void **state)
 	call(f, "edit", "{\"file_path\":\"/workspace/e.c\",\"old_string\":\"c = 2\",\"new_string\":\"c = 3\"}", &err);
 	assert_false(err);
 	assert_string_equal(slurp(f->ws, "e.c"), "int a = 1;\nint b = 1;\nint c = 3;\n");
-	expect_error(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"= 1\",\"new_string\":\"= 0\"}", "occurs 2 times");
+	expect_error(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"= 1\",\"new_string\":\"= 0\"}",
+		     "occurs 2 times");
 	assert_string_equal(slurp(f->ws, "e.c"), "int a = 1;\nint b = 1;\nint c = 3;\n");
 	expect_error(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"zzz\",\"new_string\":\"y\"}", "not found");
-	call(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"= 1\",\"new_string\":\"= 0\",\"replace_all\":true}", &err);
+	expect_error(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"\",\"new_string\":\"y\"}", "use write");
+	expect_error(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"a\"}", "new_string");
+	call(f, "edit", "{\"file_path\":\"e.c\",\"old_string\":\"= 1\",\"new_string\":\"= 0\",\"replace_all\":true}",
+	     &err);
 	assert_false(err);
 	assert_string_equal(slurp(f->ws, "e.c"), "int a = 0;\nint b = 0;\nint c = 3;\n");
 	unmake(f);
@@ -344,8 +353,9 @@ static void test_grep(void **state)
 	expect_ok(f, "grep", "{\"pattern\":\"needle\",\"-i\":true,\"glob\":\"*.c\",\"path\":\"/workspace/src\"}",
 		  "src/b.c\nsrc/deep/c.c\n");
 	int err = 1;
-	const char *got = call(f, "grep",
-			       "{\"pattern\":\"ne+dle\",\"output_mode\":\"content\",\"path\":\"src\",\"glob\":\"**/*.{c,h}\"}", &err);
+	const char *got = call(
+		f, "grep",
+		"{\"pattern\":\"ne+dle\",\"output_mode\":\"content\",\"path\":\"src\",\"glob\":\"**/*.{c,h}\"}", &err);
 	assert_false(err);
 	assert_non_null(strstr(got, "src/d.h:1:int needle(void);\n"));
 	assert_non_null(strstr(got, "src/deep/c.c:1:/* needle needle */\n"));
@@ -353,7 +363,8 @@ static void test_grep(void **state)
 	expect_ok(f, "grep", "{\"pattern\":\"Needle\",\"output_mode\":\"content\",\"-n\":false,\"-A\":0}",
 		  "src/b.c:int Needle(void) { return x; }\n");
 	expect_ok(f, "grep", "{\"pattern\":\"needle\",\"head_limit\":1}", "a.c\n");
-	expect_ok(f, "grep", "{\"pattern\":\"needle\",\"output_mode\":\"count\",\"path\":\"src\"}", "src/d.h:1\nsrc/deep/c.c:1\n");
+	expect_ok(f, "grep", "{\"pattern\":\"needle\",\"output_mode\":\"count\",\"path\":\"src\"}",
+		  "src/d.h:1\nsrc/deep/c.c:1\n");
 	expect_ok(f, "grep", "{\"pattern\":\"nothing-like-this\"}", "no files match\n");
 	expect_error(f, "grep", "{\"pattern\":\"(\"}", "not a valid");
 	expect_error(f, "grep", "{\"pattern\":\"x\",\"output_mode\":\"all\"}", "output_mode");
@@ -454,7 +465,8 @@ static void test_bash_output_cap(void **state)
 	(void)state;
 	fixture *f = make(0, 4096);
 	int err = 1;
-	const char *got = call(f, "bash", "{\"command\":\"head -c 3000000 /dev/zero | tr '\\\\0' x; echo; echo end\"}", &err);
+	const char *got = call(f, "bash", "{\"command\":\"head -c 3000000 /dev/zero | tr '\\\\0' x; echo; echo end\"}",
+			       &err);
 	assert_false(err);
 	assert_true(strlen(got) < 4096 + 200);
 	assert_non_null(strstr(got, "[output cut: 4096 of 3000005 bytes shown]"));
@@ -556,8 +568,10 @@ static void test_bash_confined(void **state)
 	expect_error(f, "bash", cmd, "No such file or directory");
 	snprintf(cmd, sizeof(cmd), "{\"command\":\"ls -a %s\"}", f->root);
 	expect_error(f, "bash", cmd, "No such file or directory");
-	expect_ok(f, "bash", "{\"command\":\"ls -d /workspace/src; find / -path /proc -prune -o -path /usr -prune -o -name secret.txt -print 2>/dev/null; echo searched\"}",
-		  "/workspace/src\nsearched\n");
+	expect_ok(
+		f, "bash",
+		"{\"command\":\"ls -d /workspace/src; find / -path /proc -prune -o -path /usr -prune -o -name secret.txt -print 2>/dev/null; echo searched\"}",
+		"/workspace/src\nsearched\n");
 	/* no descriptor of perfbot's: only 0, 1, 2 and 10 (bash's copy of its stdin while eval reads /dev/null) */
 	expect_ok(f, "bash", "{\"command\":\"ls /proc/$$/fd | sort -n | tr '\\\\n' ' '\"}", "0 1 2 10 ");
 	/* no network: a listener on the host's loopback is out of reach */
@@ -568,7 +582,8 @@ static void test_bash_confined(void **state)
 	assert_int_equal(listen(s, 4), 0);
 	socklen_t al = sizeof(a);
 	getsockname(s, (struct sockaddr *)&a, &al);
-	snprintf(cmd, sizeof(cmd), "{\"command\":\"echo hi > /dev/tcp/127.0.0.1/%d && echo connected\"}", ntohs(a.sin_port));
+	snprintf(cmd, sizeof(cmd), "{\"command\":\"echo hi > /dev/tcp/127.0.0.1/%d && echo connected\"}",
+		 ntohs(a.sin_port));
 	int err = 0;
 	const char *got = call(f, "bash", cmd, &err);
 	assert_true(err);
