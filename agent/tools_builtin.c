@@ -360,7 +360,8 @@ static int tool_edit(agent_builtin *b, const json_t *in, json_t **out)
 		return refuse(b, err, out);
 	const char *old_string = json_string_value(json_object_get(in, "old_string"));
 	if (old_string && !*old_string)
-		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"), out);
+		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"),
+			      out);
 	json_t *args = json_pack("{s:s}", "path", rel);
 	static const char *const keys[] = { "old_string", "new_string", "replace_all" };
 	for (int i = 0; args && i < 3; i++) {

@@ -371,6 +371,27 @@ static void test_grep(void **state)
 	unmake(f);
 }
 
+/* grep's answer is capped like every other. */
+static void test_grep_capped(void **state)
+{
+	(void)state;
+	fixture *f = make(0, 4096);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/many.txt", f->ws);
+	FILE *fp = fopen(p, "w");
+	for (int i = 0; i < 5000; i++)
+		fprintf(fp, "needle %d\n", i);
+	fclose(fp);
+	int err = 1;
+	const char *got = call(f, "grep", "{\"pattern\":\"needle\",\"output_mode\":\"content\",\"path\":\"many.txt\"}",
+			       &err);
+	assert_false(err);
+	assert_true(strlen(got) < 4096 + 200);
+	assert_true(strncmp(got, "many.txt:1:needle 0\nmany.txt:2:needle 1\n", 40) == 0);
+	assert_non_null(strstr(got, "[output truncated at 4096 bytes]"));
+	unmake(f);
+}
+
 /* ---- bash ---------------------------------------------------------------- */
 
 static void test_bash_persistent(void **state)
@@ -654,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_outside_refused),
 		cmocka_unit_test(test_glob),
 		cmocka_unit_test(test_grep),
+		cmocka_unit_test(test_grep_capped),
 		cmocka_unit_test(test_bash_persistent),
 		cmocka_unit_test(test_bash_exit_status),
 		cmocka_unit_test(test_bash_stderr_merged),
