@@ -71,10 +71,11 @@
 #define KILL_WAIT_MS 3000 /* a killed shell is reaped within this */
 
 struct agent_builtin {
-	pthread_mutex_t lock;     /* serialises calls */
-	agent_tools *tools;       /* borrowed */
-	measure_sandbox *sandbox; /* borrowed */
-	char *workspace;          /* owned */
+	pthread_mutex_t lock;       /* serialises calls */
+	pthread_mutex_t shell_lock; /* guards the shell pointer for agent_builtin_free's kill */
+	agent_tools *tools;         /* borrowed */
+	measure_sandbox *sandbox;   /* borrowed */
+	char *workspace;            /* owned */
 	measure_sandbox_limits limits;
 	size_t cap;                  /* bytes of one answer */
 	int command_s;               /* ceiling of one command */
@@ -767,13 +768,16 @@ static void hex_token(char *out, size_t n_bytes)
 /* Kills the shell, waits for its tree to go and frees it. */
 static void shell_stop(agent_builtin *b)
 {
-	if (!b->shell)
-		return;
-	b->shell->kill(b->shell);
-	b->shell->wait(b->shell, KILL_WAIT_MS, NULL);
-	measure_sandbox_proc_free(b->shell);
+	pthread_mutex_lock(&b->shell_lock);
+	measure_sandbox_proc *p = b->shell;
 	b->shell = NULL;
+	pthread_mutex_unlock(&b->shell_lock);
 	base_buf_reset(&b->pending);
+	if (!p)
+		return;
+	p->kill(p);
+	p->wait(p, KILL_WAIT_MS, NULL);
+	measure_sandbox_proc_free(p);
 }
 
 static int shell_start(agent_builtin *b)
@@ -786,7 +790,12 @@ static int shell_start(agent_builtin *b)
 	c.limits.timeout_s = 0; /* each command has its own; the shell lives as long as the run */
 	c.cancel = agent_tools_stop_flag(b->tools);
 	base_buf_reset(&b->pending);
-	return measure_sandbox_spawn(b->sandbox, &b->shell, &c);
+	measure_sandbox_proc *p = NULL;
+	int error = measure_sandbox_spawn(b->sandbox, &p, &c);
+	pthread_mutex_lock(&b->shell_lock);
+	b->shell = p;
+	pthread_mutex_unlock(&b->shell_lock);
+	return error;
 }
 
 /* Sends all of s to the shell before the deadline.  0 sent; 1 the shell is
@@ -1151,6 +1160,7 @@ int agent_builtin_new(agent_builtin **out, const agent_builtin_options *opts)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->shell_lock, NULL);
 	b->tools = opts->tools;
 	b->sandbox = opts->sandbox;
 	b->limits = opts->limits;
@@ -1167,8 +1177,17 @@ void agent_builtin_free(agent_builtin *b)
 {
 	if (!b)
 		return;
+	/* a command in flight on another thread ends at once: its shell is
+	 * gone; then that call's return is waited for */
+	pthread_mutex_lock(&b->shell_lock);
+	if (b->shell)
+		b->shell->kill(b->shell);
+	pthread_mutex_unlock(&b->shell_lock);
+	pthread_mutex_lock(&b->lock);
 	shell_stop(b);
+	pthread_mutex_unlock(&b->lock);
 	base_buf_dispose(&b->pending);
+	pthread_mutex_destroy(&b->shell_lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b->workspace);
 	free(b);

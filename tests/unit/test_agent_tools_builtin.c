@@ -562,6 +562,44 @@ static void test_bash_end_kills(void **state)
 	unmake(f);
 }
 
+typedef struct in_flight {
+	fixture *f;
+	int done;
+	int is_error;
+} in_flight;
+
+static void *call_sleep(void *arg)
+{
+	in_flight *c = arg;
+	json_t *in = json_pack("{s:s}", "command", "sleep 60.57"), *r = NULL;
+	assert_int_equal(agent_builtin_call(c->f->b, "bash", in, &r), 0);
+	c->is_error = json_is_true(json_object_get(r, "isError"));
+	json_decref(r);
+	json_decref(in);
+	c->done = 1;
+	return NULL;
+}
+
+/* Freeing the tools while a command runs on another thread ends that
+ * command at once and leaves nothing behind. */
+static void test_free_during_call(void **state)
+{
+	(void)state;
+	fixture *f = make(0, 0);
+	in_flight c = { f, 0, 0 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, call_sleep, &c), 0);
+	assert_int_equal(procs_settle("sleep", "60.57", 1), 1);
+	int64_t t0 = base_mono_ms();
+	agent_builtin_free(f->b);
+	f->b = NULL;
+	assert_true(base_mono_ms() - t0 < 2000);
+	pthread_join(th, NULL);
+	assert_true(c.done && c.is_error);
+	assert_int_equal(procs_settle("sleep", "60.57", 0), 0);
+	unmake(f);
+}
+
 /* Ending the run between two calls kills the idle shell and its jobs. */
 static void test_end_kills_idle_shell(void **state)
 {
@@ -686,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_bash_restart),
 		cmocka_unit_test(test_bash_end_kills),
 		cmocka_unit_test(test_end_kills_idle_shell),
+		cmocka_unit_test(test_free_during_call),
 		cmocka_unit_test(test_bash_confined),
 		cmocka_unit_test(test_two_runs_apart),
 		cmocka_unit_test(test_budget),
