@@ -9,16 +9,17 @@
  * stop flag and an output cap.  glob, grep and bash count against the
  * tool-call budget through agent_tools_begin_call.
  *
- * bash is one shell per run (bash --noprofile --norc, or sh where there is
- * no bash), a long-lived sandbox process (measure_sandbox_spawn) whose
- * cancel flag is the run's stop flag: ending the run kills it even between
- * calls.  Each command is sent on the shell's stdin as
+ * bash is one shell per run (bash --noprofile --norc, started on first
+ * use), a long-lived sandbox process (measure_sandbox_spawn) whose cancel
+ * flag is the run's stop flag: ending the run kills it even between calls.
+ * Each command is sent on the shell's stdin as
  *
  *     IFS= read -r -d '' VAR <<'DELIMITER'
  *     <the command>
  *     DELIMITER
  *     eval "$VAR" </dev/null
- *     printf '\nMARKER %d\n' $?
+ *     STATUS=$?
+ *     command printf '\nMARKER %d\n' "$STATUS"
  *
  * with a fresh random DELIMITER and MARKER (128 bits each) per command: the
  * quoted here-document carries the text untouched, eval runs it in the
@@ -30,11 +31,15 @@
  * between commands (background jobs) opens the next command's answer.
  *
  * A timeout, the end of the run or a shell that exits (`exit 3`) ends the
- * shell: it is killed and reaped, and the next command starts a new one.
+ * shell: it is killed and reaped, and the next command starts a new one; a
+ * shell that died between two commands (a whole-sandbox limit) is said to
+ * have in the next answer.
  *
  * Threading: a mutex serialises the calls on one agent_builtin; the stop
  * flag is set from any thread (agent_tools_end) and acted on by the proc's
- * own watch thread and by the call in flight. */
+ * own watch thread and by the call in flight; a second mutex guards the
+ * shell pointer so that agent_builtin_free can kill the shell of a call in
+ * flight. */
 #include "agent/tools_builtin.h"
 
 #include <dirent.h>
