@@ -50,6 +50,8 @@
 #define QUEUE_CAP 10000        /* events waiting on the serving thread */
 #define HISTORY_PAGES_MAX 200  /* pages of 1000 events */
 #define DEFAULT_TTL_S 90
+#define HOLD_MS 2000           /* an item of a session not bound (yet) waits this long for its bind */
+#define HELD_MAX 64
 
 /* A session bound by a run. */
 typedef struct binding_rec {
@@ -58,6 +60,7 @@ typedef struct binding_rec {
 	agent_managed_binding b;   /* borrowed pointers, until unbind returns */
 	int users;                 /* item threads serving with it */
 	int unbinding;
+	int orphan;                /* unbound from its own on_end: the last user frees it */
 	json_t *answered;          /* owned: tool use id -> true (answered) or the result event not yet posted */
 } binding_rec;
 
@@ -73,6 +76,7 @@ typedef struct item {
 	binding_rec *bind;         /* NULL for a healthcheck */
 	pthread_t thread;
 	int finished;              /* under w->mu: the thread is over, join it */
+	int64_t hold_until;        /* clock mono: a held item's end of waiting for its bind */
 
 	atomic_int stop;           /* serving ends, whatever the reason */
 	atomic_int lease_lost;
@@ -111,6 +115,7 @@ struct agent_managed_worker {
 	pthread_cond_t cond;            /* a binding's users or an item finished */
 	binding_rec *bindings;
 	item *items;
+	item *held;                     /* session items polled before their session was bound */
 	int sessions_active;
 	int polling_stopped;            /* a fatal answer to the poll */
 	json_t *left_logged;            /* owned: sessions whose items were left, logged once */
@@ -120,6 +125,10 @@ struct agent_managed_worker {
 	pthread_t poller;
 	int poller_started;
 };
+
+/* The item a serving thread serves: unbind called from its own on_end must
+ * not wait for itself. */
+static _Thread_local item *tl_item;
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -1018,6 +1027,8 @@ static void *item_main(void *arg)
 {
 	item *it = arg;
 	agent_managed_worker *w = it->w;
+	binding_rec *orphan = NULL;
+	tl_item = it;
 	if (it->healthcheck)
 		healthcheck(it);
 	else
@@ -1026,10 +1037,18 @@ static void *item_main(void *arg)
 	if (it->bind) {
 		it->bind->users--;
 		w->sessions_active--;
+		if (it->bind->orphan && it->bind->users == 0)
+			orphan = it->bind;
+		it->bind = NULL;
 	}
 	it->finished = 1;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->mu);
+	if (orphan) {
+		free(orphan->session_id);
+		json_decref(orphan->answered);
+		free(orphan);
+	}
 	return NULL;
 }
 
@@ -1094,6 +1113,29 @@ static void reap(agent_managed_worker *w, int all)
 	}
 }
 
+/* Starts the thread of item `it` (owned; freed on failure) served with
+ * binding b (NULL for a healthcheck).  Under w->mu. */
+static void start_item_locked(agent_managed_worker *w, item *it, binding_rec *b)
+{
+	it->bind = b;
+	if (b) {
+		b->users++;
+		w->sessions_active++;
+	}
+	if (pthread_create(&it->thread, NULL, item_main, it) != 0) {
+		if (b) {
+			b->users--;
+			w->sessions_active--;
+			pthread_cond_broadcast(&w->cond);
+		}
+		base_log(BASE_LOG_ERROR, "managed worker: cannot start a thread", "work", it->work_id, NULL);
+		item_free(it);
+		return;
+	}
+	it->next = w->items;
+	w->items = it;
+}
+
 /* Takes one polled work item (borrows wi). */
 static void take_item(agent_managed_worker *w, const json_t *wi)
 {
@@ -1130,42 +1172,62 @@ static void take_item(agent_managed_worker *w, const json_t *wi)
 		return;
 	}
 	pthread_mutex_lock(&w->mu);
-	if (!hc) {
-		binding_rec *b = find_binding(w, sid);
-		if (!b || b->unbinding) {
-			/* another replica's run: left for the reclaim window */
+	binding_rec *b = hc ? NULL : find_binding(w, sid);
+	if (!hc && (!b || b->unbinding)) {
+		int held = 0;
+		for (item *h = w->held; h; h = h->next)
+			held++;
+		if (held < HELD_MAX && !atomic_load(&w->stopping) && !(b && b->unbinding)) {
+			/* the run may bind it in a moment (it creates the session, then binds) */
+			int64_t hold = w->reclaim_ms / 2 < HOLD_MS ? w->reclaim_ms / 2 : HOLD_MS;
+			it->hold_until = now_ms(w) + hold;
+			it->next = w->held;
+			w->held = it;
+			it = NULL;
+		} else {
 			w->st.items_left++;
-			int logged = json_object_get(w->left_logged, sid) != NULL;
-			if (!logged) {
-				if (json_object_size(w->left_logged) > 4096)
-					json_object_clear(w->left_logged);
-				json_object_set_new(w->left_logged, sid, json_true());
-			}
-			pthread_mutex_unlock(&w->mu);
-			if (!logged)
-				base_log(BASE_LOG_INFO, "managed worker: a session not served here, left to another worker",
-					 "session", sid, "work", id, NULL);
-			item_free(it);
-			return;
-		}
-		it->bind = b;
-		b->users++;
-		w->sessions_active++;
-	}
-	if (pthread_create(&it->thread, NULL, item_main, it) != 0) {
-		if (it->bind) {
-			it->bind->users--;
-			w->sessions_active--;
-			pthread_cond_broadcast(&w->cond);
 		}
 		pthread_mutex_unlock(&w->mu);
-		base_log(BASE_LOG_ERROR, "managed worker: cannot start a thread", "work", id, NULL);
 		item_free(it);
 		return;
 	}
-	it->next = w->items;
-	w->items = it;
+	start_item_locked(w, it, b);
 	pthread_mutex_unlock(&w->mu);
+}
+
+/* Items held past their wait: another replica's runs, left (not acked) for
+ * the reclaim window. */
+static void expire_held(agent_managed_worker *w, int all)
+{
+	int64_t now = now_ms(w);
+	for (;;) {
+		item *it = NULL;
+		int logged = 1;
+		pthread_mutex_lock(&w->mu);
+		for (item **p = &w->held; *p; p = &(*p)->next) {
+			if (all || (*p)->hold_until <= now) {
+				it = *p;
+				*p = it->next;
+				break;
+			}
+		}
+		if (it && !all) {
+			w->st.items_left++;
+			logged = json_object_get(w->left_logged, it->session_id) != NULL;
+			if (!logged) {
+				if (json_object_size(w->left_logged) > 4096)
+					json_object_clear(w->left_logged);
+				json_object_set_new(w->left_logged, it->session_id, json_true());
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (!it)
+			return;
+		if (!logged)
+			base_log(BASE_LOG_INFO, "managed worker: a session not served here, left to another worker",
+				 "session", it->session_id, "work", it->work_id, NULL);
+		item_free(it);
+	}
 }
 
 static void *poller_main(void *arg)
@@ -1177,6 +1239,7 @@ static void *poller_main(void *arg)
 		 w->environment_id, w->block_ms, w->reclaim_ms);
 	while (!atomic_load(&w->stopping)) {
 		reap(w, 0);
+		expire_held(w, 0);
 		pthread_mutex_lock(&w->mu);
 		int busy = w->polling_stopped || w->sessions_active >= w->max_sessions;
 		pthread_mutex_unlock(&w->mu);
@@ -1313,6 +1376,7 @@ void agent_managed_worker_stop(agent_managed_worker *w)
 	}
 	pthread_mutex_unlock(&w->mu);
 	reap(w, 1);
+	expire_held(w, 1);
 	worker_free(w);
 }
 
@@ -1342,6 +1406,17 @@ int agent_managed_worker_bind(agent_managed_worker *w, const char *session_id, c
 	w->bindings = rec;
 	/* a session bound now may have had an item left before: log it again if so */
 	json_object_del(w->left_logged, session_id);
+	/* its item polled a moment ago waits here: served now */
+	for (item **p = &w->held; *p;) {
+		item *it = *p;
+		if (strcmp(it->session_id, session_id)) {
+			p = &it->next;
+			continue;
+		}
+		*p = it->next;
+		it->next = NULL;
+		start_item_locked(w, it, rec);
+	}
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 }
@@ -1363,13 +1438,21 @@ void agent_managed_worker_unbind(agent_managed_worker *w, const char *session_id
 			atomic_store(&it->stop, 1);
 		}
 	}
-	while (rec->users > 0)
+	/* from the binding's own on_end, the calling thread is a user that
+	 * touches the binding no more once on_end returns */
+	int self = tl_item && tl_item->bind == rec;
+	while (rec->users > self)
 		pthread_cond_wait(&w->cond, &w->mu);
 	for (binding_rec **p = &w->bindings; *p; p = &(*p)->next) {
 		if (*p == rec) {
 			*p = rec->next;
 			break;
 		}
+	}
+	if (self) {
+		rec->orphan = 1; /* freed by the serving thread when it is done */
+		pthread_mutex_unlock(&w->mu);
+		return;
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(rec->session_id);

@@ -327,6 +327,8 @@ typedef struct run {
 	agent_tools *tools;
 	agent_builtin builtin;
 	agent_managed_binding b;
+	agent_managed_worker *unbind_on_end; /* unbinds sid from its on_end */
+	char sid[128];
 } run;
 
 static void on_end(void *payload, const agent_managed_end *end)
@@ -339,6 +341,8 @@ static void on_end(void *payload, const agent_managed_end *end)
 	snprintf(r->status, sizeof(r->status), "%s", end->session ? base_json_str(end->session, "status") : "none");
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
+	if (r->unbind_on_end)
+		agent_managed_worker_unbind(r->unbind_on_end, r->sid);
 }
 
 /* On the heap: a scenario that fails leaves it to the worker the teardown
@@ -370,19 +374,32 @@ static void run_free(run *r)
 	free(r);
 }
 
-/* Waits (real time) for the run's first end. */
-static void wait_end(run *r, int timeout_ms)
+/* Waits (real time) until the run heard n ends. */
+static void wait_ends(run *r, int n, int timeout_ms)
 {
 	int64_t until = real_mono_ms() + timeout_ms;
 	pthread_mutex_lock(&r->mu);
-	while (r->ends == 0 && real_mono_ms() < until) {
+	while (r->ends < n && real_mono_ms() < until) {
 		pthread_mutex_unlock(&r->mu);
 		real_sleep_ms(10);
 		pthread_mutex_lock(&r->mu);
 	}
 	int ends = r->ends;
 	pthread_mutex_unlock(&r->mu);
-	assert_int_equal(ends, 1);
+	assert_int_equal(ends, n);
+}
+
+static int ends_of(run *r)
+{
+	pthread_mutex_lock(&r->mu);
+	int n = r->ends;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+static void wait_end(run *r, int timeout_ms)
+{
+	wait_ends(r, 1, timeout_ms);
 }
 
 /* Waits until the session's work item (the first) has field >= n. */
@@ -874,7 +891,7 @@ static void test_unbind_stops_the_item(void **state)
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_work(sid, "heartbeats", 1, 5000);
 	agent_managed_worker_unbind(w, sid);
-	assert_int_equal(r->ends, 1);
+	assert_int_equal(ends_of(r), 1);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
 	assert_string_equal(work_state(sid), "stopped");
 	/* bound again: a binding is per session, not per worker */
@@ -960,10 +977,7 @@ static void test_session_back_as_a_new_item(void **state)
 	json_decref(api("POST", path,
 			json_pack("{s:[{s:s,s:[{s:s,s:s}]}]}", "events", "type", "user.message", "content", "type", "text",
 				  "text", "Once more.")));
-	int64_t until = real_mono_ms() + 15000;
-	while (r->ends < 2 && real_mono_ms() < until)
-		real_sleep_ms(10);
-	assert_int_equal(r->ends, 2);
+	wait_ends(r, 2, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	json_t *work = work_of(sid);
 	assert_int_equal(json_array_size(work), 2);
@@ -1006,7 +1020,7 @@ static void test_no_poll_past_max_sessions(void **state)
 	real_sleep_ms(300);
 	int a_first = work_field(a, "acks") == 1;
 	run *first = a_first ? ra : rb, *second = a_first ? rb : ra;
-	assert_int_equal(first->ends, 0);
+	assert_int_equal(ends_of(first), 0);
 	assert_int_equal(work_field(a_first ? b : a, "polls"), 0);
 	wait_end(first, 15000);
 	wait_end(second, 15000);
@@ -1017,6 +1031,57 @@ static void test_no_poll_past_max_sessions(void **state)
 	stop_worker(w);
 	run_free(ra);
 	run_free(rb);
+}
+
+static void test_bound_after_its_item_was_polled(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* on the system clock: the item waits 2 s for its bind */
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = ENV_KEY;
+	o.block_ms = 100;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
+	new_session(sid, sizeof(sid), "late-bind",
+		    "[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},{\"idle\":\"end_turn\"}]");
+	wait_work(sid, "polls", 1, 5000);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	int64_t t0 = real_mono_ms();
+	wait_end(r, 15000);
+	/* served from that poll, not after the reclaim window (5 s) */
+	assert_true(real_mono_ms() - t0 < 4000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(work_field(sid, "polls"), 1);
+	assert_int_equal(work_field(sid, "acks"), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_unbind_from_on_end(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "unbind-on-end", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	r->unbind_on_end = w;
+	snprintf(r->sid, sizeof(r->sid), "%s", sid);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	wait_stopped(sid);
+	/* the binding is gone: binding again works */
+	r->unbind_on_end = NULL;
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_bad_environment_key_stops_polling(void **state)
@@ -1048,6 +1113,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_archived_session_winds_down, teardown),
 		cmocka_unit_test_teardown(test_session_back_as_a_new_item, teardown),
 		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
+		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
+		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
 		cmocka_unit_test_teardown(test_bad_environment_key_stops_polling, teardown),
 	};
 	return cmocka_run_group_tests(tests, start_fake, stop_fake);
