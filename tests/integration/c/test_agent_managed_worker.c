@@ -1,8 +1,9 @@
 /* Integration scenarios of the self-hosted environment's worker
  * (agent/managed_worker.h) against the fake Managed Agents API
  * (tests/fake-anthropic/server.js, started here with node): scripted
- * sessions whose tool uses run in a real agent_tools on a temporary git
- * workspace, and the faults the fake plays (a dropped stream, a lost lease,
+ * sessions whose tool uses run in a real agent_tools and the real built-in
+ * toolset (bash in the bubblewrap sandbox) on a temporary git workspace,
+ * and the faults the fake plays (a dropped stream, a lost lease,
  * a 429 on a result, deny and ask, a healthcheck, a replayed tool use).
  * The fake checks every result (ids, kinds, exactly once) and lists what a
  * client did wrong as violations; each scenario asserts there are none.
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "measure/sandbox.h"
 
 #define API_KEY "sk-ant-test-key"
 #define ENV_KEY "sk-ant-env-test-key"
@@ -47,7 +50,10 @@
 static char fake_url[128];
 static char env_id[128];
 static pid_t fake_pid;
-static char ws[64];
+static char root[64];           /* holds the workspace */
+static char ws[96];
+static char repo[96];
+static measure_sandbox *sandbox;
 static char base_commit[41];
 static char agent_id[128];
 
@@ -85,52 +91,6 @@ static void fast_sleep(void *payload, int64_t ms)
 }
 
 static const base_clock fast_clock = { fast_wall, fast_mono, fast_sleep, NULL };
-
-/* ---- a stand-in for the built-in toolset --------------------------------------- */
-
-/* The worker's side of the built-in tools is the call; what a call does in
- * the sandbox is tested with the toolset itself.  This one records the
- * calls and answers "ran NAME". */
-struct agent_builtin {
-	pthread_mutex_t mu;
-	char calls[32][64];
-	int ncalls;
-};
-
-int agent_builtin_exists(const char *name)
-{
-	static const char *names[] = { "bash", "read", "write", "edit", "glob", "grep" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(names[i], name))
-			return 1;
-	return 0;
-}
-
-int agent_builtin_call(agent_builtin *b, const char *name, const json_t *input, json_t **result_out)
-{
-	(void)input;
-	*result_out = NULL;
-	if (!agent_builtin_exists(name))
-		return base_error_set(BASE_ENOTFOUND, "no tool %s", name);
-	pthread_mutex_lock(&b->mu);
-	if (b->ncalls < 32)
-		snprintf(b->calls[b->ncalls++], 64, "%s", name);
-	pthread_mutex_unlock(&b->mu);
-	char text[128];
-	snprintf(text, sizeof(text), "ran %s", name);
-	*result_out = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", text, "isError", 0);
-	return 0;
-}
-
-static int builtin_calls(agent_builtin *b, const char *name)
-{
-	int n = 0;
-	pthread_mutex_lock(&b->mu);
-	for (int i = 0; i < b->ncalls; i++)
-		n += !strcmp(b->calls[i], name);
-	pthread_mutex_unlock(&b->mu);
-	return n;
-}
 
 /* ---- the fake's control ---------------------------------------------------------- */
 
@@ -325,7 +285,7 @@ typedef struct run {
 	char message[256];
 	char status[32];      /* the session's status read at the end */
 	agent_tools *tools;
-	agent_builtin builtin;
+	agent_builtin *builtin;
 	agent_managed_binding b;
 	agent_managed_worker *unbind_on_end; /* unbinds sid from its on_end */
 	char sid[128];
@@ -353,22 +313,57 @@ static run *run_new(void)
 	assert_non_null(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	pthread_mutex_init(&r->builtin.mu, NULL);
 	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
 	o.workspace = ws;
+	o.repo_path = repo;
 	o.base_commit = base_commit;
 	assert_int_equal(agent_tools_new(&r->tools, &o), 0);
+	agent_builtin_options bo = { .tools = r->tools, .sandbox = sandbox, .workspace = ws };
+	measure_sandbox_limits lim = MEASURE_SANDBOX_LIMITS_INIT;
+	bo.limits = lim;
+	bo.limits.timeout_s = 60;
+	assert_int_equal(agent_builtin_new(&r->builtin, &bo), 0);
 	r->b.tools = r->tools;
-	r->b.builtin = &r->builtin;
+	r->b.builtin = r->builtin;
 	r->b.on_end = on_end;
 	r->b.payload = r;
 	return r;
 }
 
+/* The tool calls the run's tools counted (perfbot's and the built-in ones). */
+static json_int_t tool_calls(run *r)
+{
+	json_t *u = agent_tools_usage(r->tools);
+	json_int_t n = json_integer_value(json_object_get(u, "tool_calls"));
+	json_decref(u);
+	return n;
+}
+
+static int exists(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", ws, rel);
+	return stat(p, &st) == 0;
+}
+
+/* The text of the result answering tool use `id` (static), or "". */
+static const char *result_text(const char *sid, const char *id)
+{
+	static char text[4096];
+	json_t *res = result_for(sid, id);
+	snprintf(text, sizeof(text), "%s",
+		 res && base_json_str(json_array_get(json_object_get(res, "content"), 0), "text")
+			 ? base_json_str(json_array_get(json_object_get(res, "content"), 0), "text")
+			 : "");
+	json_decref(res);
+	return text;
+}
+
 static void run_free(run *r)
 {
+	agent_builtin_free(r->builtin);
 	agent_tools_free(r->tools);
-	pthread_mutex_destroy(&r->builtin.mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -471,21 +466,36 @@ static int teardown(void **state)
 static int start_fake(void **state)
 {
 	(void)state;
-	snprintf(ws, sizeof(ws), "/tmp/perfbot-mworker-XXXXXX");
-	if (!mkdtemp(ws))
+	base_log_configure(getenv("TEST_LOG") ? BASE_LOG_DEBUG : BASE_LOG_OFF, 0, 2);
+	if (measure_sandbox_new(&sandbox, "bwrap") < 0) {
+		fprintf(stderr, "sandbox: %s\n", base_error_last());
+		return -1;
+	}
+	snprintf(root, sizeof(root), "/var/tmp/perfbot-mworker-XXXXXX");
+	if (!mkdtemp(root))
+		return -1;
+	chmod(root, 0700);
+	snprintf(ws, sizeof(ws), "%s/ws", root);
+	snprintf(repo, sizeof(repo), "%s/repo", root);
+	if (mkdir(ws, 0755) != 0)
 		return -1;
 	char cmd[1024];
+	/* the repository holds the base commit; the workspace is a plain copy
+	 * of its tree that the sandbox's user owns, as in a run */
 	snprintf(cmd, sizeof(cmd),
-		 "cd %s && git init -q && mkdir -p src && printf 'int slow(int n)\\n{\\n\\treturn n * 2;\\n}\\n' > src/hot.c && "
-		 "git add . && git -c user.name=t -c user.email=t@example.com commit -qm base",
-		 ws);
+		 "mkdir -p %s/repo/src && cd %s/repo && git init -q && "
+		 "printf 'int slow(int n)\\n{\\n\\treturn n * 2;\\n}\\n' > src/hot.c && git add . && "
+		 "git -c user.name=t -c user.email=t@example.com commit -qm base && cp -r src %s/",
+		 root, root, ws);
 	if (system(cmd) != 0)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "git -C %s rev-parse HEAD", ws);
+	snprintf(cmd, sizeof(cmd), "git -C %s/repo rev-parse HEAD", root);
 	FILE *p = popen(cmd, "r");
 	if (!p || !fgets(base_commit, sizeof(base_commit), p))
 		return -1;
 	pclose(p);
+	if (measure_sandbox_prepare_dir(sandbox, ws) < 0)
+		return -1;
 
 	int fds[2];
 	if (pipe(fds) != 0)
@@ -514,7 +524,6 @@ static int start_fake(void **state)
 	if (strncmp(fake_url, "http://127.0.0.1:", 17) != 0)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	base_log_configure(getenv("TEST_LOG") ? BASE_LOG_DEBUG : BASE_LOG_OFF, 0, 2);
 
 	agent_managed_options o = AGENT_MANAGED_OPTIONS_INIT;
 	o.base_url = fake_url;
@@ -536,8 +545,9 @@ static int stop_fake(void **state)
 		kill(fake_pid, SIGTERM);
 		waitpid(fake_pid, NULL, 0);
 	}
+	measure_sandbox_free(sandbox);
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", ws);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -573,7 +583,8 @@ static void test_custom_and_builtin_answered_once(void **state)
 	res = result_for(sid, event_id(sid, "agent.tool_use", 0));
 	assert_non_null(res);
 	assert_string_equal(base_json_str(res, "type"), "user.tool_result");
-	assert_string_equal(base_json_str(json_array_get(json_object_get(res, "content"), 0), "text"), "ran read");
+	assert_false(json_is_true(json_object_get(res, "is_error")));
+	assert_non_null(strstr(base_json_str(json_array_get(json_object_get(res, "content"), 0), "text"), "return n * 2;"));
 	json_decref(res);
 	/* an unknown tool: an error result, not silence */
 	res = result_for(sid, event_id(sid, "agent.custom_tool_use", 1));
@@ -583,7 +594,7 @@ static void test_custom_and_builtin_answered_once(void **state)
 
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 2);
 	assert_int_equal(violations(sid, NULL), 0);
 	assert_int_equal(work_field(sid, "acks"), 1);
 	assert_int_equal(work_field(sid, "stops"), 1);
@@ -618,16 +629,18 @@ static void test_history_first_and_replayed_tool_use(void **state)
 	 * second is sent twice on the stream */
 	new_session(sid, sizeof(sid), "replay",
 		    "[{\"tool\":\"grep\",\"input\":{\"pattern\":\"slow\"}},{\"waitForStream\":1},"
-		    "{\"tool\":\"glob\",\"input\":{\"pattern\":\"*.c\"},\"replay\":true,\"replayDelayMs\":10},"
+		    "{\"tool\":\"glob\",\"input\":{\"pattern\":\"**/*.c\"},\"replay\":true,\"replayDelayMs\":10},"
 		    "{\"wait\":300},{\"idle\":\"end_turn\"}]");
 	real_sleep_ms(100);
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "grep"), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "glob"), 1);
+	assert_int_equal(tool_calls(r), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
+	/* grep names the matching files by default */
+	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 0)), "src/hot.c"));
+	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 1)), "hot.c"));
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
 	stop_worker(w);
@@ -647,8 +660,7 @@ static void test_stream_drop_reconnects(void **state)
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "bash"), 1);
+	assert_int_equal(tool_calls(r), 3);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
@@ -682,7 +694,7 @@ static void test_rate_limited_result_posted_once(void **state)
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
@@ -710,19 +722,21 @@ static void test_deny_never_runs_ask_waits(void **state)
 	char sid[128];
 	run *r = run_new();
 	new_session(sid, sizeof(sid), "permissions",
-		    "[{\"waitForStream\":1},{\"tool\":\"bash\",\"input\":{\"command\":\"rm -rf /\"},\"permission\":\"deny\"},"
-		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"a\",\"content\":\"x\"},\"permission\":\"ask\","
+		    "[{\"waitForStream\":1},{\"tool\":\"bash\",\"input\":{\"command\":\"touch denied.txt\"},\"permission\":\"deny\"},"
+		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"refused.txt\",\"content\":\"x\"},\"permission\":\"ask\","
 		    "\"confirm\":\"deny\",\"confirmDelayMs\":50},"
-		    "{\"tool\":\"edit\",\"input\":{\"file_path\":\"a\"},\"permission\":\"ask\",\"confirmDelayMs\":150},"
+		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"allowed.txt\",\"content\":\"x\"},\"permission\":\"ask\","
+		    "\"confirmDelayMs\":150},"
 		    "{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "bash"), 0);
-	assert_int_equal(builtin_calls(&r->builtin, "write"), 0);
-	assert_int_equal(builtin_calls(&r->builtin, "edit"), 1);
-	/* edit was answered after its confirmation: the fake refuses an earlier answer */
+	assert_false(exists("denied.txt"));
+	assert_false(exists("refused.txt"));
+	assert_true(exists("allowed.txt"));
+	assert_int_equal(tool_calls(r), 1);
+	/* the allowed write was answered after its confirmation: the fake refuses an earlier answer */
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	json_t *res = result_for(sid, event_id(sid, "agent.tool_use", 2));
 	assert_non_null(res);
@@ -932,7 +946,7 @@ static void test_stream_error_frame_reconnects(void **state)
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_true(count_requests("GET", path) >= 2);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
@@ -986,7 +1000,7 @@ static void test_session_back_as_a_new_item(void **state)
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.sessions_served, 2);
 	/* the second turn's tool use was served, not cut short by the first turn's end in the history */
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
