@@ -46,7 +46,8 @@
 
 #define ID_MAX 128             /* ids put into paths: [A-Za-z0-9_-]{1,128} */
 #define NAP_SLICE_MS 50        /* naps check their flag this often (clock time) */
-#define RELIST_QUIET_MS 15000  /* a silent stream: the history is listed again after this */
+#define RELIST_FIRST_MS 2000   /* the history is listed again this long after a stream opened, */
+#define RELIST_MAX_MS 60000    /* then after twice as long each time, up to this */
 #define QUEUE_CAP 10000        /* events waiting on the serving thread */
 #define HISTORY_PAGES_MAX 200  /* pages of 1000 events */
 #define DEFAULT_TTL_S 90
@@ -116,6 +117,7 @@ struct agent_managed_worker {
 	binding_rec *bindings;
 	item *items;
 	item *held;                     /* session items polled before their session was bound */
+	int held_count;
 	int sessions_active;
 	int polling_stopped;            /* a fatal answer to the poll */
 	json_t *left_logged;            /* owned: sessions whose items were left, logged once */
@@ -829,7 +831,11 @@ static void serve_session(serve *sv)
 			end_with(sv, AGENT_MANAGED_END_FAILED, "cannot start a thread");
 			break;
 		}
-		int64_t opened = now_ms(w), last_activity = opened;
+		/* The stream shows what happens once it is connected, the history what
+		 * happened before it was listed.  An event between the two (when the
+		 * stream is connected is not seen from here) is found by listing again
+		 * a moment after the stream opened, then less and less often. */
+		int64_t opened = now_ms(w), relist_every = RELIST_FIRST_MS, relist_at = opened + relist_every;
 		if (handle_history(sv, 0) < 0)
 			base_log(BASE_LOG_WARN, "managed worker: listing the history failed", "session", it->session_id, "error",
 				 base_error_last(), NULL);
@@ -839,13 +845,12 @@ static void serve_session(serve *sv)
 			if (ev) {
 				handle_live(sv, ev);
 				json_decref(ev);
-				last_activity = now_ms(w);
-			} else if (!done && now_ms(w) - last_activity >= RELIST_QUIET_MS) {
-				/* a quiet stream: anything that fell between two connections shows in the history */
+			} else if (!done && now_ms(w) >= relist_at) {
 				if (handle_history(sv, 0) < 0)
 					base_log(BASE_LOG_WARN, "managed worker: listing the history failed", "session",
 						 it->session_id, "error", base_error_last(), NULL);
-				last_activity = now_ms(w);
+				relist_every = relist_every * 2 > RELIST_MAX_MS ? RELIST_MAX_MS : relist_every * 2;
+				relist_at = now_ms(w) + relist_every;
 			}
 		}
 		atomic_store(&it->stream_stop, 1);
@@ -1174,15 +1179,13 @@ static void take_item(agent_managed_worker *w, const json_t *wi)
 	pthread_mutex_lock(&w->mu);
 	binding_rec *b = hc ? NULL : find_binding(w, sid);
 	if (!hc && (!b || b->unbinding)) {
-		int held = 0;
-		for (item *h = w->held; h; h = h->next)
-			held++;
-		if (held < HELD_MAX && !atomic_load(&w->stopping) && !(b && b->unbinding)) {
+		if (w->held_count < HELD_MAX && !atomic_load(&w->stopping) && !(b && b->unbinding)) {
 			/* the run may bind it in a moment (it creates the session, then binds) */
 			int64_t hold = w->reclaim_ms / 2 < HOLD_MS ? w->reclaim_ms / 2 : HOLD_MS;
 			it->hold_until = now_ms(w) + hold;
 			it->next = w->held;
 			w->held = it;
+			w->held_count++;
 			it = NULL;
 		} else {
 			w->st.items_left++;
@@ -1208,6 +1211,7 @@ static void expire_held(agent_managed_worker *w, int all)
 			if (all || (*p)->hold_until <= now) {
 				it = *p;
 				*p = it->next;
+				w->held_count--;
 				break;
 			}
 		}
@@ -1241,7 +1245,8 @@ static void *poller_main(void *arg)
 		reap(w, 0);
 		expire_held(w, 0);
 		pthread_mutex_lock(&w->mu);
-		int busy = w->polling_stopped || w->sessions_active >= w->max_sessions;
+		/* a held item counts: it is served as soon as its session is bound */
+		int busy = w->polling_stopped || w->sessions_active + w->held_count >= w->max_sessions;
 		pthread_mutex_unlock(&w->mu);
 		if (busy) {
 			nap(w, 200, NULL);
@@ -1415,6 +1420,7 @@ int agent_managed_worker_bind(agent_managed_worker *w, const char *session_id, c
 		}
 		*p = it->next;
 		it->next = NULL;
+		w->held_count--;
 		start_item_locked(w, it, rec);
 	}
 	pthread_mutex_unlock(&w->mu);

@@ -954,6 +954,28 @@ static void test_stream_error_frame_reconnects(void **state)
 	run_free(r);
 }
 
+static void test_stream_never_connected_history_listed_again(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* the first stream is never answered: what happens after the first
+	 * listing shows in the next ones */
+	fake_do("hang", "{\"count\":1,\"path\":\"/events/stream$\"}");
+	new_session(sid, sizeof(sid), "unconnected",
+		    "[{\"waitForAck\":true},{\"wait\":150},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
+		    "{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
 static void test_archived_session_winds_down(void **state)
 {
 	(void)state;
@@ -1098,6 +1120,22 @@ static void test_unbind_from_on_end(void **state)
 	run_free(r);
 }
 
+static void test_worker_stop_ends_sessions(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "worker-stop", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "heartbeats", 1, 5000);
+	stop_worker(w);
+	assert_int_equal(ends_of(r), 1);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
+	assert_string_equal(work_state(sid), "stopped");
+	run_free(r);
+}
+
 static void test_bad_environment_key_stops_polling(void **state)
 {
 	(void)state;
@@ -1124,11 +1162,13 @@ int main(void)
 		cmocka_unit_test_teardown(test_end_kinds, teardown),
 		cmocka_unit_test_teardown(test_unbind_stops_the_item, teardown),
 		cmocka_unit_test_teardown(test_stream_error_frame_reconnects, teardown),
+		cmocka_unit_test_teardown(test_stream_never_connected_history_listed_again, teardown),
 		cmocka_unit_test_teardown(test_archived_session_winds_down, teardown),
 		cmocka_unit_test_teardown(test_session_back_as_a_new_item, teardown),
 		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
 		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
 		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
+		cmocka_unit_test_teardown(test_worker_stop_ends_sessions, teardown),
 		cmocka_unit_test_teardown(test_bad_environment_key_stops_polling, teardown),
 	};
 	return cmocka_run_group_tests(tests, start_fake, stop_fake);
