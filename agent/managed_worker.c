@@ -62,7 +62,8 @@ typedef struct binding_rec {
 	int users;                 /* item threads serving with it */
 	int unbinding;
 	int orphan;                /* unbound from its own on_end: the last user frees it */
-	json_t *answered;          /* owned: tool use id -> true (answered) or the result event not yet posted */
+	json_t *answered;          /* owned: tool use id -> true (answered), false (being run) or the result
+				    * event not yet posted */
 } binding_rec;
 
 /* One work item taken from the poll. */
@@ -437,14 +438,27 @@ static void end_with(serve *sv, agent_managed_end_kind kind, const char *message
 	snprintf(sv->message, sizeof(sv->message), "%s", message ? message : "");
 }
 
-/* The answered set: NULL (unknown), json_true (answered) or the result
- * event not yet posted (a new reference). */
-static json_t *answered_get(serve *sv, const char *id)
+/* Claims tool use id for this thread: NULL when it was unknown (it is now
+ * "being run"), else what the answered set holds (a new reference): true
+ * (answered), false (run by another item's thread) or the result event
+ * not yet posted. */
+static json_t *answered_claim(serve *sv, const char *id)
 {
 	pthread_mutex_lock(&sv->it->w->mu);
 	json_t *v = json_incref(json_object_get(sv->bind->answered, id));
+	if (!v)
+		json_object_set_new(sv->bind->answered, id, json_false());
 	pthread_mutex_unlock(&sv->it->w->mu);
 	return v;
+}
+
+/* Forgets a claim that led to no run (denied, waiting for a confirmation). */
+static void answered_unclaim(serve *sv, const char *id)
+{
+	pthread_mutex_lock(&sv->it->w->mu);
+	if (json_is_false(json_object_get(sv->bind->answered, id)))
+		json_object_del(sv->bind->answered, id);
+	pthread_mutex_unlock(&sv->it->w->mu);
 }
 
 /* Records id as answered (value NULL) or its result as computed (borrows). */
@@ -559,7 +573,10 @@ static void run_tool(serve *sv, const json_t *ev, int custom)
 		error = agent_tool_call(sv->bind->b.tools, name, input, &res);
 	if (error == BASE_ENOTFOUND && !res) {
 		char text[300];
-		snprintf(text, sizeof(text), "Unknown tool \"%.128s\".", name);
+		if ((custom && !sv->bind->b.tools) || (!custom && !sv->bind->b.builtin))
+			snprintf(text, sizeof(text), "The tool \"%.128s\" is not available in this run.", name);
+		else
+			snprintf(text, sizeof(text), "Unknown tool \"%.128s\".", name);
 		content = error_content(text);
 		is_error = 1;
 	} else if (error < 0) {
@@ -578,8 +595,10 @@ static void run_tool(serve *sv, const json_t *ev, int custom)
 	else
 		out = json_pack("{s:s,s:s,s:o,s:b}", "type", "user.tool_result", "tool_use_id", id, "content", content,
 				"is_error", is_error);
-	if (!out)
+	if (!out) {
+		answered_unclaim(sv, id);
 		return;
+	}
 	answered_set(sv, id, out);
 	if (!atomic_load(&it->lease_lost))
 		post_result(sv, id, out);
@@ -592,13 +611,6 @@ static void tool_use(serve *sv, const json_t *ev, int custom)
 	const char *id = base_json_str(ev, "id");
 	if (!valid_id(id))
 		return;
-	json_t *done = answered_get(sv, id);
-	if (done) {
-		if (json_is_object(done) && !atomic_load(&it->lease_lost))
-			post_result(sv, id, done); /* computed before, never posted: not run again */
-		json_decref(done);
-		return;
-	}
 	if (!custom) {
 		const char *perm = base_json_str(ev, "evaluated_permission");
 		if (perm && !strcmp(perm, "deny")) {
@@ -619,6 +631,13 @@ static void tool_use(serve *sv, const json_t *ev, int custom)
 				return;
 		}
 	}
+	json_t *done = answered_claim(sv, id);
+	if (done) {
+		if (json_is_object(done) && !atomic_load(&it->lease_lost))
+			post_result(sv, id, done); /* computed before, never posted: not run again */
+		json_decref(done);
+		return;
+	}
 	run_tool(sv, ev, custom);
 }
 
@@ -634,7 +653,7 @@ static void confirmation(serve *sv, const json_t *ev)
 		return;
 	json_object_del(sv->pending_ask, id);
 	if (!strcmp(result, "allow"))
-		run_tool(sv, use, 0);
+		tool_use(sv, use, 0);
 	json_decref(use);
 }
 
