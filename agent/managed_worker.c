@@ -899,13 +899,24 @@ static void serve_session(serve *sv)
 		nap(w, backoff, &it->stop);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}
-	if (!sv->ended && atomic_load(&it->wind_down) && !atomic_load(&it->lease_lost)) {
-		/* asked to stop: the session's own end, when it shows, is the better reason */
-		handle_history(sv, 1);
-	}
 }
 
 /* ---- an item's thread ---------------------------------------------------------- */
+
+static const char *end_name(agent_managed_end_kind kind)
+{
+	switch (kind) {
+	case AGENT_MANAGED_END_TURN: return "end_turn";
+	case AGENT_MANAGED_END_BUDGET: return "budget_reached";
+	case AGENT_MANAGED_END_RETRIES_EXHAUSTED: return "retries_exhausted";
+	case AGENT_MANAGED_END_ERROR: return "error";
+	case AGENT_MANAGED_END_TERMINATED: return "terminated";
+	case AGENT_MANAGED_END_LEASE_LOST: return "lease_lost";
+	case AGENT_MANAGED_END_STOPPED: return "stopped";
+	case AGENT_MANAGED_END_FAILED: return "failed";
+	}
+	return "unknown";
+}
 
 static int ack_item(item *it)
 {
@@ -1013,6 +1024,8 @@ static void session_item(item *it)
 	}
 	if (!sv.ended && !atomic_load(&it->stop))
 		serve_session(&sv);
+	if (!sv.ended && atomic_load(&it->wind_down) && !atomic_load(&it->lease_lost))
+		handle_history(&sv, 1); /* asked to stop: the session's own end, when it shows, is the better reason */
 	atomic_store(&it->hb_quit, 1);
 	if (it->hb_started) {
 		pthread_join(it->hb_thread, NULL);
@@ -1034,12 +1047,8 @@ static void session_item(item *it)
 	if (sv.bind->b.on_end)
 		sv.bind->b.on_end(sv.bind->b.payload, &end);
 	stop_item(it);
-	{
-		char kind[8];
-		snprintf(kind, sizeof(kind), "%d", (int)end.kind);
-		base_log(BASE_LOG_INFO, "managed worker: session served", "work", it->work_id, "session", it->session_id,
-			 "end", kind, NULL);
-	}
+	base_log(BASE_LOG_INFO, "managed worker: session served", "work", it->work_id, "session", it->session_id, "end",
+		 end_name(end.kind), NULL);
 done:
 	json_decref(session);
 	json_decref(sv.verdicts);

@@ -893,6 +893,9 @@ static void test_end_kinds(void **state)
 		      AGENT_MANAGED_END_ERROR, "boom");
 	/* ended before the worker came: read from the history */
 	end_kind_case("early", "[{\"idle\":\"budget_reached\"}]", AGENT_MANAGED_END_BUDGET, NULL);
+	/* terminated at once: whether the worker learns it from the history, the stream or a
+	 * heartbeat answering "stopping", the end is the session's own */
+	end_kind_case("early-terminated", "[{\"terminate\":true}]", AGENT_MANAGED_END_TERMINATED, NULL);
 }
 
 static void test_unbind_stops_the_item(void **state)
