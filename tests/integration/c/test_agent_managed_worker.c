@@ -54,6 +54,7 @@ static char root[64];           /* holds the workspace */
 static char ws[96];
 static char repo[96];
 static measure_sandbox *sandbox;
+static char log_path[64];       /* every line logged, read by the last scenario */
 static char base_commit[41];
 static char agent_id[128];
 
@@ -466,7 +467,11 @@ static int teardown(void **state)
 static int start_fake(void **state)
 {
 	(void)state;
-	base_log_configure(getenv("TEST_LOG") ? BASE_LOG_DEBUG : BASE_LOG_OFF, 0, 2);
+	snprintf(log_path, sizeof(log_path), "/tmp/perfbot-mworker-log-XXXXXX");
+	int log_fd = mkstemp(log_path);
+	if (log_fd < 0)
+		return -1;
+	base_log_configure(BASE_LOG_DEBUG, 0, getenv("TEST_LOG") ? 2 : log_fd);
 	if (measure_sandbox_new(&sandbox, "bwrap") < 0) {
 		fprintf(stderr, "sandbox: %s\n", base_error_last());
 		return -1;
@@ -546,6 +551,7 @@ static int stop_fake(void **state)
 		waitpid(fake_pid, NULL, 0);
 	}
 	measure_sandbox_free(sandbox);
+	unlink(log_path);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	return system(cmd) == 0 ? 0 : -1;
@@ -1139,6 +1145,55 @@ static void test_worker_stop_ends_sessions(void **state)
 	run_free(r);
 }
 
+static void test_long_history_paginated(void **state)
+{
+	(void)state;
+	char sid[128], path[256];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "long", "[{\"wait\":400},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
+		    "{\"idle\":\"end_turn\"}]");
+	/* 1100 events before the script's tool use: it is on the second page of the history,
+	 * played before any stream is open */
+	json_t *events = json_array();
+	for (int i = 0; i < 1100; i++)
+		json_array_append_new(events, json_pack("{s:s}", "type", "user.define_outcome"));
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	json_decref(api("POST", path, json_pack("{s:o}", "events", events)));
+	int64_t until = real_mono_ms() + 5000;
+	while (count_events(sid, "agent.tool_use", NULL, NULL) < 1 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+/* Last: what every scenario logged holds neither the environment key nor a
+ * sessions token. */
+static void test_no_secret_in_the_logs(void **state)
+{
+	(void)state;
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	char line[8192];
+	int lines = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		assert_null(strstr(line, ENV_KEY));
+		assert_null(strstr(line, "sk-ant-env-wrong"));
+		assert_null(strstr(line, "sk-ant-req-")); /* the fake's sessions tokens */
+		assert_null(strstr(line, API_KEY));
+	}
+	fclose(f);
+	if (!getenv("TEST_LOG"))
+		assert_true(lines > 20);
+}
+
 static void test_bad_environment_key_stops_polling(void **state)
 {
 	(void)state;
@@ -1172,7 +1227,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
 		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
 		cmocka_unit_test_teardown(test_worker_stop_ends_sessions, teardown),
+		cmocka_unit_test_teardown(test_long_history_paginated, teardown),
 		cmocka_unit_test_teardown(test_bad_environment_key_stops_polling, teardown),
+		cmocka_unit_test(test_no_secret_in_the_logs),
 	};
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, start_fake, stop_fake);
 }
