@@ -1,30 +1,34 @@
 /* The self-hosted environment's worker (see managed_worker.h and
  * reference/managed-agents.md, "The worker loop").
  *
- * One poller thread takes work items.  A session item whose session is
- * bound here gets a thread of its own (the serving thread) and, once acked
- * and heartbeated, a heartbeat thread; the serving thread runs a stream
- * reader thread per connection to the session's event stream, whose events
- * it takes from a queue, and lists the history after each (re)connection,
- * so no event is lost between two streams.  Tool uses run on the serving
- * thread, one at a time, in the order the session gave them.
+ * One poller thread takes work items, and stops taking them while
+ * max_sessions are served.  A session item whose session is bound here gets
+ * a thread of its own (the serving thread) and, once acked and heartbeated,
+ * a heartbeat thread; the serving thread runs a stream reader thread per
+ * connection to the session's event stream, whose events it takes from a
+ * queue, and lists the history after each (re)connection and again a moment
+ * later, so that no event is lost between the listing and the stream.  Tool
+ * uses run on the serving thread, one at a time, in the order the session
+ * gave them.  An item of a session not bound here is not acked: it waits a
+ * moment for a bind (a run binds right after creating its session, and the
+ * poll may be faster), then is left to another worker.
  *
- * Exactly once: each binding keeps the tool uses answered (by a result in
- * the history, by our own result, or computed but not yet posted: then the
- * result is kept and posted again rather than the tool run again), so a tool
- * use seen on the stream and in the history, or by two items of the same
+ * Exactly once: each binding keeps the tool uses answered (a result in the
+ * history, our own result, a claim while one runs, or a result computed but
+ * not yet posted, which is posted again rather than the tool run again), so
+ * a tool use seen on the stream and in the history, or by two items of one
  * session, is run and answered once.
  *
  * Leases: a 412 on a heartbeat (or no heartbeat accepted within the TTL)
- * means another worker may hold the item: serving stops at once, nothing is
- * posted any more and stop is not called.  A heartbeat answering
- * stopping/stopped winds the item down.
+ * means another worker may hold the item: serving stops (after the tool call
+ * in flight, if any, returns), nothing is posted any more and stop is not
+ * called.  A heartbeat answering stopping/stopped winds the item down.
  *
- * Threading and locks: w->mu guards the bindings, the items list, the
+ * Threading and locks: w->mu guards the bindings, the item lists, the
  * counters and each binding's answered set; an item's heartbeat fields have
  * their own lock and its event queue another.  No lock is held across a
- * request or a tool call.  The environment key and the sessions tokens go
- * only into request headers; they are wiped when freed. */
+ * request, a tool call or on_end.  The environment key and the sessions
+ * tokens go only into request headers; they are wiped when freed. */
 #include "agent/managed_worker.h"
 
 #include <ctype.h>
