@@ -129,6 +129,7 @@ struct agent_managed_worker {
 	agent_managed_worker_stats st;
 
 	atomic_int stopping;
+	atomic_int wake;                /* a bind: the pause after an empty poll ends */
 	pthread_t poller;
 	int poller_started;
 };
@@ -1293,6 +1294,7 @@ static void *poller_main(void *arg)
 		rq.worker_id = w->worker_id;
 		count(w, &w->st.polls, 1);
 		metric("perfbot_managed_polls_total", "Managed Agents work polls", NULL, 1);
+		atomic_store(&w->wake, 0);
 		int error = agent_managed_send(w->client, &rq, &resp);
 		count_retries(w, resp.attempts - 1);
 		if (error < 0) {
@@ -1315,8 +1317,9 @@ static void *poller_main(void *arg)
 		}
 		backoff = 1000;
 		if (!json_is_object(resp.body)) {
+			/* nothing to do; a run binding its new session cuts the pause short */
 			agent_managed_response_dispose(&resp);
-			nap(w, 1000 + (int64_t)(jitter() * 2000), NULL);
+			nap(w, 1000 + (int64_t)(jitter() * 2000), &w->wake);
 			continue;
 		}
 		take_item(w, resp.body);
@@ -1456,6 +1459,7 @@ int agent_managed_worker_bind(agent_managed_worker *w, const char *session_id, c
 		start_item_locked(w, it, rec);
 	}
 	pthread_mutex_unlock(&w->mu);
+	atomic_store(&w->wake, 1);
 	return 0;
 }
 

@@ -899,9 +899,10 @@ static void test_end_kinds(void **state)
 		      AGENT_MANAGED_END_ERROR, "boom");
 	/* ended before the worker came: read from the history */
 	end_kind_case("early", "[{\"idle\":\"budget_reached\"}]", AGENT_MANAGED_END_BUDGET, NULL);
-	/* terminated at once: whether the worker learns it from the history, the stream or a
-	 * heartbeat answering "stopping", the end is the session's own */
-	end_kind_case("early-terminated", "[{\"terminate\":true}]", AGENT_MANAGED_END_TERMINATED, NULL);
+	/* terminated as soon as acked: whether the worker learns it from the session, its
+	 * history, the stream or a heartbeat answering "stopping", the end is the session's own */
+	end_kind_case("early-terminated", "[{\"waitForAck\":true},{\"terminate\":true}]", AGENT_MANAGED_END_TERMINATED,
+		      NULL);
 }
 
 static void test_unbind_stops_the_item(void **state)
@@ -1109,6 +1110,33 @@ static void test_bound_after_its_item_was_polled(void **state)
 	run_free(r);
 }
 
+static void test_bind_cuts_the_pause_after_an_empty_poll(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* on the system clock: an empty poll is followed by 1 to 3 s of pause */
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = ENV_KEY;
+	o.block_ms = 50;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
+	real_sleep_ms(250); /* in the pause */
+	new_session(sid, sizeof(sid), "wake", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
+	int64_t t0 = real_mono_ms();
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "acks", 1, 5000);
+	assert_true(real_mono_ms() - t0 < 600);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
 static void test_unbind_from_on_end(void **state)
 {
 	(void)state;
@@ -1225,6 +1253,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_session_back_as_a_new_item, teardown),
 		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
 		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
+		cmocka_unit_test_teardown(test_bind_cuts_the_pause_after_an_empty_poll, teardown),
 		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
 		cmocka_unit_test_teardown(test_worker_stop_ends_sessions, teardown),
 		cmocka_unit_test_teardown(test_long_history_paginated, teardown),
