@@ -177,18 +177,23 @@ static int64_t now_ms(const agent_managed_worker *w)
 	return w->clock->mono_ms(w->clock->payload);
 }
 
-/* Sleeps ms of clock time in slices, returning early once *flag or the
- * worker's stop is set.  1 when cut short. */
-static int nap(agent_managed_worker *w, int64_t ms, const atomic_int *flag)
+static int raised(const atomic_int *a, const atomic_int *b)
+{
+	return (a && atomic_load(a)) || (b && atomic_load(b));
+}
+
+/* Sleeps ms of clock time in slices, returning early once *a or *b (either
+ * may be NULL) is set.  1 when cut short. */
+static int nap(agent_managed_worker *w, int64_t ms, const atomic_int *a, const atomic_int *b)
 {
 	while (ms > 0) {
-		if ((flag && atomic_load(flag)) || atomic_load(&w->stopping))
+		if (raised(a, b))
 			return 1;
 		int64_t slice = ms < NAP_SLICE_MS ? ms : NAP_SLICE_MS;
 		w->clock->sleep_ms(w->clock->payload, slice);
 		ms -= slice;
 	}
-	return (flag && atomic_load(flag)) || atomic_load(&w->stopping);
+	return raised(a, b);
 }
 
 /* Percent-encodes s (a query value) into out; "" when it does not fit. */
@@ -335,7 +340,7 @@ static void *hb_main(void *arg)
 			interval = 30000;
 		if (interval < 1000 || failed)
 			interval = 1000;
-		if (nap(w, interval, &it->hb_quit) && atomic_load(&it->hb_quit))
+		if (nap(w, interval, &it->hb_quit, &it->stop))
 			break;
 		if (atomic_load(&it->stop))
 			break;
@@ -520,7 +525,7 @@ static int post_result(serve *sv, const char *id, json_t *ev)
 		}
 		base_log(BASE_LOG_INFO, "managed worker: posting a result again", "session", it->session_id, "tool_use", id,
 			 "error", base_error_last(), NULL);
-		nap(w, backoff, &it->lease_lost);
+		nap(w, backoff, &it->lease_lost, &it->stop);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}
 	json_decref(body);
@@ -901,7 +906,7 @@ static void serve_session(serve *sv)
 				 "error", msg, NULL);
 		if (events > 0 || now_ms(w) - opened > 10000)
 			backoff = 1000;
-		nap(w, backoff, &it->stop);
+		nap(w, backoff, &it->stop, NULL);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}
 }
@@ -1282,7 +1287,7 @@ static void *poller_main(void *arg)
 		int busy = w->polling_stopped || w->sessions_active + w->held_count >= w->max_sessions;
 		pthread_mutex_unlock(&w->mu);
 		if (busy) {
-			nap(w, 200, NULL);
+			nap(w, 200, &w->stopping, NULL);
 			continue;
 		}
 		agent_managed_request rq = { 0 };
@@ -1311,7 +1316,7 @@ static void *poller_main(void *arg)
 				continue;
 			}
 			base_log(BASE_LOG_WARN, "managed worker: poll failed", "error", base_error_last(), NULL);
-			nap(w, backoff, NULL);
+			nap(w, backoff, &w->stopping, NULL);
 			backoff = backoff * 2 > 60000 ? 60000 : backoff * 2;
 			continue;
 		}
@@ -1319,7 +1324,7 @@ static void *poller_main(void *arg)
 		if (!json_is_object(resp.body)) {
 			/* nothing to do; a run binding its new session cuts the pause short */
 			agent_managed_response_dispose(&resp);
-			nap(w, 1000 + (int64_t)(jitter() * 2000), &w->wake);
+			nap(w, 1000 + (int64_t)(jitter() * 2000), &w->stopping, &w->wake);
 			continue;
 		}
 		take_item(w, resp.body);
