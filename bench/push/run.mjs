@@ -12,8 +12,12 @@
 // nothing to clone: the build, then the three callgrind runs of the head one
 // after another (the same valgrind options perfbot uses, no sandbox).
 //
-// Prints both, and the ratio against the target (push → check run <= 1.0x
-// the bare time); BENCH_RUNS pushes (3 by default) each get a fresh head
+// perfbot measures a run's benchmarks side by side (the cores shared out
+// among BENCH_WORKERS); every run checks that the check run's counts are
+// exactly those of `perfbot bench`, which measures one at a time.
+//
+// Prints both times, and the ratio against the target (push → check run <=
+// 1.0x the bare time); BENCH_RUNS pushes (3 by default) each get a fresh head
 // commit.  Figures go to bench/out/push.json.  Exit status 1 when a check
 // run did not complete with the benchmarks' numbers.
 //
@@ -83,8 +87,9 @@ async function pushAndTime(before, after) {
   await fake.waitFor(() => completed(after), WAIT_MS);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cr = completed(after);
-  const rows = [...cr.output.text.matchAll(/^\| `([^`]+)` \| head `[0-9a-f]{7}` \| ok \| (\d+) \|/gm)]
-    .map((m) => [m[1], Number(m[2])]);
+  const rows = [...cr.output.text.matchAll(/^\| `([^`]+)` \| head `[0-9a-f]{7}` \| ok \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|/gm)]
+    .map((m) => [m[1], { instructions: Number(m[2]), estimated_cycles: Number(m[3]), l1_misses: Number(m[4]),
+      ll_misses: Number(m[5]) }]);
   return { ms, conclusion: cr.conclusion, head: Object.fromEntries(rows) };
 }
 
@@ -109,6 +114,16 @@ function bareTime(sha, benchmarks, build) {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   execFileSync('git', ['-C', work, 'worktree', 'remove', '--force', dir], { stdio: 'ignore' });
   return ms;
+}
+
+// Counts of `perfbot bench` at sha (benchmarks measured one at a time).
+async function sequentialCounts(sha) {
+  const r = await cli(['bench', '--repo', work, '--rev', sha, '--json'],
+    { env: { DATA_DIR: path.join(tmp, 'cli-var'), LOG_LEVEL: 'error' }, timeoutMs: WAIT_MS });
+  assert.equal(r.code, 0, `perfbot bench: ${r.stderr}`);
+  const doc = JSON.parse(r.stdout);
+  return Object.fromEntries(doc.benchmarks.map((b) => [b.name, { instructions: b.instructions,
+    estimated_cycles: b.estimated_cycles, l1_misses: b.l1_misses, ll_misses: b.ll_misses }]));
 }
 
 // build and benchmarks of tests/data/benchrepo's perfbot.yml (its simple shape).
@@ -161,22 +176,30 @@ async function main() {
     const loadBefore = os.loadavg()[0];
     const pushed = await pushAndTime(prev, head);
     const bare = bareTime(head, cfg.benchmarks, cfg.build);
-    const ok = Object.keys(pushed.head).length === cfg.benchmarks.length;
+    // the check run measured its benchmarks side by side: its counts must be
+    // those of `perfbot bench`, which measures them one at a time
+    const seq = await sequentialCounts(head);
+    const same = cfg.benchmarks.every((b) => pushed.head[b.name] && seq[b.name]
+      && ['instructions', 'estimated_cycles', 'l1_misses', 'll_misses'].every((k) => pushed.head[b.name][k] === seq[b.name][k]));
+    if (!same) log(`  run ${i}: counts differ from one-at-a-time runs:\n    check run ${JSON.stringify(pushed.head)}\n    perfbot bench ${JSON.stringify(seq)}`);
+    const ok = Object.keys(pushed.head).length === cfg.benchmarks.length && same;
     results.push({ run: i, head, push_to_check_ms: Math.round(pushed.ms), bare_sequential_ms: Math.round(bare),
       ratio: Number((pushed.ms / bare).toFixed(3)), conclusion: pushed.conclusion, benchmarks: pushed.head,
+      counts_equal_one_at_a_time: same,
       load_before: loadBefore, load_after: os.loadavg()[0], valid: ok });
     log(`  run ${i}: push -> completed check run ${(pushed.ms / 1000).toFixed(2)} s, bare ${(bare / 1000).toFixed(2)} s`
-      + ` (${(pushed.ms / bare).toFixed(2)}x), conclusion ${pushed.conclusion}`);
+      + ` (${(pushed.ms / bare).toFixed(2)}x), conclusion ${pushed.conclusion}, counts ${same ? 'identical to' : 'DIFFERENT from'} one-at-a-time runs`);
     prev = head;
   }
 
   console.log('');
   console.log('== bench/push: push webhook -> completed "perfbot" check run (3 benchmarks, base already measured)');
-  console.log('run  push->check run   bare sequential   ratio   target <= 1.0x   load');
+  console.log('run  push->check run   bare sequential   ratio   target <= 1.0x   counts = one at a time   load');
   for (const r of results) {
     console.log(`${String(r.run).padEnd(4)} ${(r.push_to_check_ms / 1000).toFixed(2).padStart(13)} s `
       + `${(r.bare_sequential_ms / 1000).toFixed(2).padStart(15)} s   ${r.ratio.toFixed(2).padStart(5)}x   `
-      + `${r.ratio <= 1.0 ? 'PASS' : 'MISS'}             ${r.load_before.toFixed(2)}/${r.load_after.toFixed(2)}`);
+      + `${r.ratio <= 1.0 ? 'PASS' : 'MISS'}             ${r.counts_equal_one_at_a_time ? 'yes' : 'NO '}`
+      + `                      ${r.load_before.toFixed(2)}/${r.load_after.toFixed(2)}`);
   }
   console.log('bare sequential = the build plus the three callgrind runs of the head, by hand, one after another, nothing cloned.');
   fs.mkdirSync(OUT, { recursive: true });
