@@ -21,10 +21,10 @@ struct scan {
 	wh_payload_fields *f;
 	int depth;
 	int top_is_object;
-	int top_key;      /* key of the current value in the top object */
-	int sub_key;      /* key of the current value at depth 2 */
-	int in_target;    /* the container at depth 2 is installation's or repository's object */
-	int nul;          /* a string held \u0000 */
+	int top_key;   /* key of the current value in the top object */
+	int sub_key;   /* key of the current value at depth 2 */
+	int in_target; /* the container at depth 2 is installation's or repository's object */
+	int nul;       /* a string held \u0000 */
 	int nomem;
 };
 
@@ -69,15 +69,10 @@ static int value(struct scan *sc, int type, const unsigned char *s, size_t n, lo
 {
 	if (sc->depth == 1) {
 		switch (sc->top_key) {
-		case K_ACTION:
-			return set_str(sc, &sc->f->action, type, s, n);
-		case K_INSTALLATION:
-			sc->f->installation_id = 0;
-			break;
-		case K_REPOSITORY:
-			return set_str(sc, &sc->f->repository, V_OTHER, NULL, 0);
-		default:
-			break;
+		case K_ACTION: return set_str(sc, &sc->f->action, type, s, n);
+		case K_INSTALLATION: sc->f->installation_id = 0; break;
+		case K_REPOSITORY: return set_str(sc, &sc->f->repository, V_OTHER, NULL, 0);
+		default: break;
 		}
 	} else if (sc->depth == 2 && sc->in_target) {
 		if (sc->top_key == K_INSTALLATION && sc->sub_key == K_ID)

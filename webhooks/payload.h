@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 typedef struct wh_payload_fields {
-	char *action;             /* owned; NULL when absent or not a string */
-	int64_t installation_id;  /* installation.id; 0 when none */
-	char *repository;         /* owned; repository.full_name or NULL */
+	char *action;            /* owned; NULL when absent or not a string */
+	int64_t installation_id; /* installation.id; 0 when none */
+	char *repository;        /* owned; repository.full_name or NULL */
 } wh_payload_fields;
 
 /* 0 with *out filled when bytes are one JSON object; BASE_EINVALID with a

@@ -28,7 +28,8 @@ struct body {
 static const char answer[] = "{\"delivery\":\"00000000-0000-4000-8000-000000000000\",\"status\":\"queued\"}";
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
 {
 	(void)cls;
 	(void)url;
@@ -61,8 +62,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(sizeof(answer) - 1, (void *)answer, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(answer) - 1, (void *)answer,
+								 MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -123,15 +124,14 @@ int main(int argc, char **argv)
 				     on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_CONNECTION_LIMIT,
 				     1024u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-				     MHD_OPTION_END);
+				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_END);
 	else
-		d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+		d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+					     MHD_USE_ERROR_LOG,
 				     (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED,
 				     on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 1024u,
 				     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-				     MHD_OPTION_END);
+				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "ceiling: cannot listen on 127.0.0.1:%lu\n", port);
 		return 1;
