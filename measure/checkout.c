@@ -182,22 +182,24 @@ static int fetch_locked(git_repository *repo, const measure_checkout_source *src
 	fo.callbacks.credentials = credentials_cb;
 	fo.callbacks.payload = &tp;
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	char *refspecs[2] = { "+refs/heads/*:refs/heads/*", NULL };
+	char *branches[1] = { "+refs/heads/*:refs/heads/*" };
+	char *by_sha[1];
 	char sha_spec[100];
-	size_t n = 1;
 	git_oid tmp;
-	/* an exact sha that no branch points at (e.g. a PR head): ask for it */
-	if (rev && strlen(rev) == 40 && git_oid_fromstr(&tmp, rev) == 0) {
+	git_strarray specs = { branches, 1 };
+	/* an exact sha (a push's head, a PR's head or base): only what it needs,
+	 * not every branch of the repository */
+	int exact = rev && strlen(rev) == 40 && git_oid_fromstr(&tmp, rev) == 0;
+	if (exact) {
 		snprintf(sha_spec, sizeof(sha_spec), "+%s:refs/perfbot/%s", rev, rev);
-		refspecs[1] = sha_spec;
-		n = 2;
+		by_sha[0] = sha_spec;
+		specs.strings = by_sha;
 	}
-	git_strarray specs = { refspecs, n };
 	rc = git_remote_fetch(remote, &specs, &fo, NULL);
-	if (rc < 0 && n == 2) {
-		/* servers that refuse fetching by sha: branches only (a new
+	if (rc < 0 && exact) {
+		/* servers that refuse fetching by sha: branches (a new
 		 * connection, so the token may be asked for again) */
-		specs.count = 1;
+		specs.strings = branches;
 		tp.attempts = 0;
 		rc = git_remote_fetch(remote, &specs, &fo, NULL);
 	}
