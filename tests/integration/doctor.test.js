@@ -288,10 +288,10 @@ test('configuration: a value that does not load, or an App not registered yet', 
   assert.deepEqual(r.list.map((c) => c.check), ['config']);
   assert.equal(r.by.config.status, 'failed');
   assert.match(r.by.config.detail, /PORT/);
-  // the managed backend does not load yet: doctor says so
+  // the managed backend without its settings does not load: doctor names the first missing one
   r = await doctor(baseEnv({ PERFBOT_AGENT: 'managed' }));
   assert.equal(r.by.config.status, 'failed');
-  assert.match(r.by.config.detail, /PERFBOT_AGENT: the managed backend cannot run agent runs yet/);
+  assert.match(r.by.config.detail, /ANTHROPIC_API_KEY: required by the managed agent backend/);
 
   // the text form of the same
   const t = await cli(['doctor', '--data-dir', dataDir], { env: baseEnv({ PORT: 'many' }) });
