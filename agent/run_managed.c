@@ -151,13 +151,18 @@ void agent_managed_backend_metrics(agent_managed_backend *m)
 
 /* ---- one run ------------------------------------------------------------ */
 
+/* How the session ended, as the worker said. */
+typedef struct managed_end_seen {
+	int ended;
+	agent_managed_end_kind kind;
+	char message[512];
+} managed_end_seen;
+
 /* What the worker's serving thread tells the run. */
 typedef struct managed_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int ended;
-	agent_managed_end_kind kind;
-	char message[512];
+	managed_end_seen end;
 	json_t *session;   /* the session at the end, as the worker read it (owned) */
 } managed_wait;
 
@@ -165,10 +170,10 @@ static void on_end(void *payload, const agent_managed_end *end)
 {
 	managed_wait *w = payload;
 	pthread_mutex_lock(&w->lock);
-	if (!w->ended) { /* the first end is the run's */
-		w->ended = 1;
-		w->kind = end->kind;
-		snprintf(w->message, sizeof(w->message), "%s", end->message ? end->message : "");
+	if (!w->end.ended) { /* the first end is the run's */
+		w->end.ended = 1;
+		w->end.kind = end->kind;
+		snprintf(w->end.message, sizeof(w->end.message), "%s", end->message ? end->message : "");
 		w->session = end->session ? json_deep_copy(end->session) : NULL;
 	}
 	pthread_cond_broadcast(&w->cond);
@@ -355,7 +360,7 @@ static json_t *session_record(const char *sid, const char *agent, const json_t *
 }
 
 /* The outcome of a session that ended without a submission. */
-static void judge(agent_run *r, const managed_wait *w, int timed_out)
+static void judge(agent_run *r, const managed_end_seen *w, int timed_out)
 {
 	char *why = NULL;
 	if (agent_tools_submission(r->tools, &r->summary, &r->diff) == 0) {
@@ -424,7 +429,7 @@ static void wait_end(agent_run *r, managed_wait *w, int64_t deadline, int *timed
 	int64_t grace_until = 0;
 	*timed_out = 0;
 	pthread_mutex_lock(&w->lock);
-	while (!w->ended) {
+	while (!w->end.ended) {
 		pthread_mutex_unlock(&w->lock);
 		int64_t now = agent_run_now_ms(r->svc);
 		int stop = 0;
@@ -441,7 +446,7 @@ static void wait_end(agent_run *r, managed_wait *w, int64_t deadline, int *timed
 				stop = 1;
 		}
 		pthread_mutex_lock(&w->lock);
-		if (stop || w->ended)
+		if (stop || w->end.ended)
 			break;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -490,10 +495,13 @@ int agent_run_managed(agent_run *r, const char *task)
 	int64_t deadline = agent_run_now_ms(r->svc) + (int64_t)r->cfg->optimize_max_minutes * 60000;
 	wait_end(r, &w, deadline, &timed_out);
 
+	/* what ended the wait decides the outcome: an end the interrupt or the
+	 * unbind causes later does not count */
+	managed_end_seen seen;
 	pthread_mutex_lock(&w.lock);
-	int ended = w.ended;
+	seen = w.end;
 	pthread_mutex_unlock(&w.lock);
-	if (!ended)
+	if (!seen.ended)
 		post_interrupt(m, sid);
 	/* calls in flight are killed, later ones refused */
 	agent_tools_end(r->tools, r->cancel ? "cancelled"
@@ -511,10 +519,11 @@ int agent_run_managed(agent_run *r, const char *task)
 		session = w.session ? json_incref(w.session) : NULL;
 	}
 	archive(m, sid);
-	pthread_mutex_lock(&w.lock);
-	const char *endname = r->cancel ? "cancelled" : timed_out ? "wall_time" : w.ended ? end_name(w.kind) : "submitted";
+	const char *endname = r->cancel	  ? "cancelled"
+			      : timed_out ? "wall_time"
+			      : seen.ended ? end_name(seen.kind)
+					   : "interrupted";
 	r->managed = session_record(sid, agent, session, endname, r);
-	pthread_mutex_unlock(&w.lock);
 	json_decref(session);
 	if (r->managed) {
 		json_t *upd = json_pack("{s:O}", "managed", r->managed);
@@ -523,9 +532,9 @@ int agent_run_managed(agent_run *r, const char *task)
 		json_decref(upd);
 	}
 	r->agent_info = json_pack("{s:s,s:s,s:s,s:s}", "backend", "managed", "session_id", sid, "end", endname, "message",
-				  w.message);
+				  seen.message);
 	r->budgets = agent_tools_usage(r->tools);
-	judge(r, &w, timed_out);
+	judge(r, &seen, timed_out);
 	base_log(BASE_LOG_INFO, "agent session ended", "run", ids, "session", sid, "end", endname, NULL);
 	error = 0;
 	goto out;
