@@ -55,7 +55,6 @@ struct agent_managed_backend {
 	pthread_mutex_t lock;             /* guards what follows */
 	agent_managed_worker *worker;     /* owned; NULL until started */
 	char agent_id[128];               /* "" until known */
-	agent_managed_worker_stats shown; /* counters already in the metrics */
 };
 
 int agent_managed_backend_new(agent_managed_backend **out, const base_config *cfg, int max_sessions)
@@ -111,42 +110,32 @@ void agent_managed_backend_free(agent_managed_backend *m)
 	free(m);
 }
 
-/* One counter series brought up to the worker's figure. */
-static void metric_to(const char *name, const char *help, long now, long *shown)
-{
-	base_metric *c = base_metric_counter(name, help, NULL);
-	if (now > *shown)
-		base_metric_add(c, (double)(now - *shown));
-	*shown = now > *shown ? now : *shown;
-}
-
+/* The worker counts into these series as things happen; they are made
+ * here, at zero, so that /metrics shows them before anything happened. */
 void agent_managed_backend_metrics(agent_managed_backend *m)
 {
+	static const struct {
+		const char *name, *help;
+	} series[] = {
+		{ "perfbot_managed_polls_total", "Managed Agents work polls" },
+		{ "perfbot_managed_sessions_total", "Managed Agents session work items served" },
+		{ "perfbot_managed_healthchecks_total", "Managed Agents healthcheck work items answered" },
+		{ "perfbot_managed_results_posted_total", "Tool results posted to Managed Agents sessions" },
+		{ "perfbot_managed_retries_total", "Managed Agents requests tried again" },
+		{ "perfbot_managed_leases_lost_total", "Managed Agents work items whose lease was lost" },
+	};
+	static const char *const tools[] = { "bash",	    "read",	   "write",   "edit",	"glob",
+					     "grep",	    "run_benchmarks", "get_profile", "compare", "get_diff",
+					     "submit_result" };
 	if (!m)
 		return;
-	agent_managed_worker_stats st;
-	memset(&st, 0, sizeof(st));
-	pthread_mutex_lock(&m->lock);
-	if (m->worker)
-		agent_managed_worker_stats_get(m->worker, &st);
-	agent_managed_worker_stats *s = &m->shown;
-	metric_to("perfbot_managed_polls_total", "Work polls of the self-hosted environment", st.polls, &s->polls);
-	metric_to("perfbot_managed_work_items_total", "Work items taken", st.items, &s->items);
-	metric_to("perfbot_managed_healthchecks_total", "Healthcheck work items answered", st.healthchecks,
-		  &s->healthchecks);
-	metric_to("perfbot_managed_sessions_total", "Managed Agents sessions served", st.sessions_served,
-		  &s->sessions_served);
-	metric_to("perfbot_managed_tool_calls_total", "Tool uses run for managed sessions", st.tool_calls,
-		  &s->tool_calls);
-	metric_to("perfbot_managed_results_posted_total", "Tool results posted to sessions", st.results_posted,
-		  &s->results_posted);
-	metric_to("perfbot_managed_retries_total", "Managed Agents requests retried by the worker", st.retries,
-		  &s->retries);
-	metric_to("perfbot_managed_leases_lost_total", "Work item leases lost (a heartbeat answered 412)",
-		  st.leases_lost, &s->leases_lost);
-	metric_to("perfbot_managed_items_left_total", "Work items left for another replica (session not held here)",
-		  st.items_left, &s->items_left);
-	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++)
+		base_metric_counter(series[i].name, series[i].help, NULL);
+	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "tool=\"%s\"", tools[i]);
+		base_metric_counter("perfbot_managed_tool_calls_total", "Managed Agents tool uses run, by tool", labels);
+	}
 }
 
 /* ---- one run ------------------------------------------------------------ */

@@ -54,8 +54,10 @@ int agent_managed_backend_new(agent_managed_backend **out, const base_config *cf
 int agent_managed_backend_start(agent_managed_backend *m);
 /* Stops the worker (every session it serves ends) and frees.  NULL: no-op. */
 void agent_managed_backend_free(agent_managed_backend *m);
-/* Brings the worker's counters into base/metrics.h's series
- * (perfbot_managed_*), for GET /metrics.  NULL: no-op. */
+/* Makes the worker's series (perfbot_managed_*: polls, sessions, tool
+ * calls by tool, results posted, retries, leases lost) at zero so that GET
+ * /metrics shows them from the start; the worker counts into them.  NULL:
+ * no-op. */
 void agent_managed_backend_metrics(agent_managed_backend *m);
 
 typedef struct agent_services {
