@@ -90,6 +90,11 @@ int agent_managed_backend_start(agent_managed_backend *m)
 		wo.environment_id = m->cfg->managed_environment_id;
 		wo.environment_key = m->cfg->managed_environment_key;
 		wo.max_sessions = m->max_sessions;
+		/* a session's item may be polled before its run has bound it (the
+		 * poll can answer before the session's creation does): such an item
+		 * comes back after this window, not after the default 5 s; it also
+		 * hands another replica's items over sooner */
+		wo.reclaim_older_than_ms = 2000;
 		if ((error = agent_managed_worker_start(&m->worker, &wo)) < 0)
 			m->worker = NULL;
 		else
