@@ -342,6 +342,12 @@ test('the Managed Agents settings: a key accepted, a key refused, an environment
     r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, ...settings }));
     assert.equal(r.by['agent.managed'].status, 'ok', r.by['agent.managed'].detail);
     assert.match(r.by['agent.managed'].detail, /API key is accepted; the agent exists; the environment is self-hosted/);
+    // the managed backend needs no agent command
+    r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, ...settings, PERFBOT_AGENT: 'managed',
+      PERFBOT_MANAGED_ENVIRONMENT_KEY: 'envkey-doctor-1', PERFBOT_AGENT_COMMAND: undefined }));
+    assert.equal(r.by.config.status, 'ok', r.by.config.detail);
+    assert.equal(r.by.agent.status, 'ok', r.by.agent.detail);
+    assert.match(r.by.agent.detail, /PERFBOT_AGENT=managed/);
 
     r = await doctor(managed({ ANTHROPIC_API_KEY: 'sk-ant-wrong-77', ...settings }));
     assert.equal(r.by['agent.managed'].status, 'failed');

@@ -257,6 +257,8 @@ test('a managed session reads, writes, measures and submits: a verified proposal
   const mt = await metrics(srv.port);
   assert.ok(metricSum(mt, 'perfbot_managed_sessions_total') >= 1, 'sessions served');
   assert.ok(metricSum(mt, 'perfbot_managed_tool_calls_total') >= 4, 'tool calls');
+  assert.ok(metricSum(mt, 'perfbot_managed_tool_calls_total', { tool: 'write' }) >= 1, 'tool calls by tool');
+  assert.ok('perfbot_managed_tool_calls_total{tool="edit"}' in mt, 'a tool not called yet shows 0');
   assert.ok(metricSum(mt, 'perfbot_managed_results_posted_total') >= 4, 'results posted');
   assert.ok('perfbot_managed_leases_lost_total' in mt && 'perfbot_managed_retries_total' in mt);
 });
@@ -339,6 +341,39 @@ test('/perfbot cancel interrupts the session, stops its item and archives it', a
   assert.ok(anthropic.workFor(s.id).every((w) => w.state === 'stopped'), 'its work item is stopped');
   assert.ok(s.archived, 'the session is archived');
   answeredOnce(s);
+});
+
+test('a session that fails for good: the run fails with the session\'s error', async () => {
+  const { id, session } = await optimize(6, [
+    { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
+    { error: { type: 'overloaded_error', message: 'the model is overloaded', retry_status: 'terminal' } },
+  ]);
+  const r = await ended(id);
+  assert.equal(r.state, 'failed');
+  assert.match(r.reason, /^the agent's session (failed|was terminated)/);
+  assert.deepEqual(await sqlite(dataDir, `SELECT run_id FROM proposals WHERE run_id=${id}`), []);
+  answeredOnce(session());
+});
+
+// last of the server's tests: it stops the server
+test('SIGTERM drains: the running session is interrupted, its item stopped and the session archived', async () => {
+  const { id, session } = await optimize(7, [
+    { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
+    { waitFor: 'interrupt', timeoutMs: RUN_MS },
+  ]);
+  await waitFor(() => {
+    const s = session();
+    return s && anthropic.toolUses(s.id).some((u) => u.results.length > 0);
+  }, { timeoutMs: RUN_MS, what: 'the first tool result' });
+  const stopped = await srv.stop();
+  assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
+  const r = await run(id);
+  assert.equal(r.state, 'cancelled');
+  assert.equal(r.reason, 'interrupted: perfbot was shutting down');
+  const s = session();
+  assert.ok(s.userEvents.some((e) => e.type === 'user.interrupt'), 'the fake saw a user.interrupt');
+  assert.ok(anthropic.workFor(s.id).every((w) => w.state === 'stopped'), 'its work item is stopped');
+  assert.ok(s.archived, 'the session is archived');
 });
 
 // ---- the command line ----------------------------------------------------------
