@@ -402,6 +402,7 @@ test('perfbot optimize --agent managed --json: the command backend\'s JSON plus 
       timeoutMs: RUN_MS });
   managedMs = Date.now() - t0;
   assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer|runtime error:/);
   noKeys(r.stdout + r.stderr, 'perfbot optimize\'s output');
   managedDoc = JSON.parse(r.stdout);
   assert.equal(managedDoc.status, 'proposal', managedDoc.reason);
