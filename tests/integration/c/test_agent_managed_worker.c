@@ -341,9 +341,12 @@ static void on_end(void *payload, const agent_managed_end *end)
 	pthread_mutex_unlock(&r->mu);
 }
 
-static void run_init(run *r)
+/* On the heap: a scenario that fails leaves it to the worker the teardown
+ * stops. */
+static run *run_new(void)
 {
-	memset(r, 0, sizeof(*r));
+	run *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	pthread_mutex_init(&r->builtin.mu, NULL);
@@ -355,14 +358,16 @@ static void run_init(run *r)
 	r->b.builtin = &r->builtin;
 	r->b.on_end = on_end;
 	r->b.payload = r;
+	return r;
 }
 
-static void run_dispose(run *r)
+static void run_free(run *r)
 {
 	agent_tools_free(r->tools);
 	pthread_mutex_destroy(&r->builtin.mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
+	free(r);
 }
 
 /* Waits (real time) for the run's first end. */
@@ -414,6 +419,8 @@ static void wait_stopped(const char *sid)
 	assert_string_equal(work_state(sid), "stopped");
 }
 
+static agent_managed_worker *live_worker; /* the scenario's, stopped by the teardown if it failed */
+
 static agent_managed_worker *start_worker(const char *key)
 {
 	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
@@ -425,7 +432,21 @@ static agent_managed_worker *start_worker(const char *key)
 	o.clock = &fast_clock;
 	agent_managed_worker *w = NULL;
 	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
 	return w;
+}
+
+static void stop_worker(agent_managed_worker *w)
+{
+	agent_managed_worker_stop(w);
+	live_worker = NULL;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	stop_worker(live_worker);
+	return 0;
 }
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -459,7 +480,8 @@ static int start_fake(void **state)
 		close(fds[1]);
 		execlp("node", "node", "-e",
 		       "require('./tests/fake-anthropic/server.js').startFakeAnthropic({apiKey:'" API_KEY "',"
-		       "environmentKey:'" ENV_KEY "',leaseTtlSeconds:6,pingMs:200}).then((f)=>{"
+		       "environmentKey:'" ENV_KEY "',leaseTtlSeconds:6,pingMs:200,"
+		       "followUp:[{tool:'read',input:{file_path:'src/hot.c'}},{idle:'end_turn'}]}).then((f)=>{"
 		       "process.stdout.write(f.url+'\\n'+f.environmentId+'\\n');"
 		       "process.on('SIGTERM',()=>f.close().then(()=>process.exit(0)));});",
 		       (char *)NULL);
@@ -508,18 +530,17 @@ static void test_custom_and_builtin_answered_once(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "happy",
 		    "[{\"waitForStream\":1},{\"custom\":\"read_file\",\"input\":{\"path\":\"src/hot.c\"}},"
 		    "{\"tool\":\"read\",\"input\":{\"file_path\":\"/workspace/src/hot.c\"}},"
 		    "{\"custom\":\"no_such_tool\",\"input\":{}},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), BASE_EEXISTS);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
-	assert_string_equal(r.status, "idle");
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), BASE_EEXISTS);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_string_equal(r->status, "idle");
 	wait_stopped(sid);
 
 	/* the custom tool use: perfbot's read_file on the workspace, as a custom result */
@@ -545,7 +566,7 @@ static void test_custom_and_builtin_answered_once(void **state)
 
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r.builtin, "read"), 1);
+	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	assert_int_equal(work_field(sid, "acks"), 1);
 	assert_int_equal(work_field(sid, "stops"), 1);
@@ -558,7 +579,7 @@ static void test_custom_and_builtin_answered_once(void **state)
 	assert_int_equal(st.results_posted, 3);
 	assert_true(st.polls >= 1);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
+	stop_worker(w);
 
 	base_buf m = BASE_BUF_INIT(1u << 20);
 	assert_int_equal(base_metrics_render(&m), 0);
@@ -568,15 +589,14 @@ static void test_custom_and_builtin_answered_once(void **state)
 	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_sessions_total"));
 	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_polls_total"));
 	base_buf_dispose(&m);
-	run_dispose(&r);
+	run_free(r);
 }
 
 static void test_history_first_and_replayed_tool_use(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	/* the first tool use is in the history before the worker comes; the
 	 * second is sent twice on the stream */
 	new_session(sid, sizeof(sid), "replay",
@@ -585,34 +605,33 @@ static void test_history_first_and_replayed_tool_use(void **state)
 		    "{\"wait\":300},{\"idle\":\"end_turn\"}]");
 	real_sleep_ms(100);
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r.builtin, "grep"), 1);
-	assert_int_equal(builtin_calls(&r.builtin, "glob"), 1);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(builtin_calls(&r->builtin, "grep"), 1);
+	assert_int_equal(builtin_calls(&r->builtin, "glob"), 1);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_stream_drop_reconnects(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "drop",
 		    "[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
 		    "{\"dropStream\":true},{\"tool\":\"bash\",\"input\":{\"command\":\"true\"}},"
 		    "{\"custom\":\"get_diff\",\"input\":{}},{\"dropStream\":true},{\"wait\":100},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r.builtin, "read"), 1);
-	assert_int_equal(builtin_calls(&r.builtin, "bash"), 1);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(builtin_calls(&r->builtin, "bash"), 1);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
@@ -628,31 +647,31 @@ static void test_stream_drop_reconnects(void **state)
 	json_decref(requests);
 	assert_true(streams >= 2);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_rate_limited_result_posted_once(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "ratelimit",
 		    "[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},{\"idle\":\"end_turn\"}]");
-	fake_do("rateLimitResults", "{\"count\":1,\"retryAfter\":1}");
+	/* more 429s than the client's own retries (2): the worker tries again while the lease lasts */
+	fake_do("rateLimitResults", "{\"count\":4,\"retryAfter\":1}");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r.builtin, "read"), 1);
+	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
-	assert_true(st.retries >= 1);
+	assert_true(st.retries >= 4);
 	assert_int_equal(st.results_posted, 1);
-	/* the 429 answer and the post that went through */
+	/* the four 429 answers and the post that went through */
 	json_t *requests = fake("requests", NULL);
 	json_t *rq;
 	size_t i;
@@ -662,18 +681,17 @@ static void test_rate_limited_result_posted_once(void **state)
 	json_array_foreach(requests, i, rq)
 		posts += !strcmp(base_json_str(rq, "path"), path) && !strcmp(base_json_str(rq, "method"), "POST");
 	json_decref(requests);
-	assert_int_equal(posts, 2);
+	assert_int_equal(posts, 5);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_deny_never_runs_ask_waits(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "permissions",
 		    "[{\"waitForStream\":1},{\"tool\":\"bash\",\"input\":{\"command\":\"rm -rf /\"},\"permission\":\"deny\"},"
 		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"a\",\"content\":\"x\"},\"permission\":\"ask\","
@@ -681,12 +699,12 @@ static void test_deny_never_runs_ask_waits(void **state)
 		    "{\"tool\":\"edit\",\"input\":{\"file_path\":\"a\"},\"permission\":\"ask\",\"confirmDelayMs\":150},"
 		    "{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r.builtin, "bash"), 0);
-	assert_int_equal(builtin_calls(&r.builtin, "write"), 0);
-	assert_int_equal(builtin_calls(&r.builtin, "edit"), 1);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(builtin_calls(&r->builtin, "bash"), 0);
+	assert_int_equal(builtin_calls(&r->builtin, "write"), 0);
+	assert_int_equal(builtin_calls(&r->builtin, "edit"), 1);
 	/* edit was answered after its confirmation: the fake refuses an earlier answer */
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	json_t *res = result_for(sid, event_id(sid, "agent.tool_use", 2));
@@ -694,25 +712,24 @@ static void test_deny_never_runs_ask_waits(void **state)
 	json_decref(res);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_lost_lease_ends_without_stop(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "lease", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_work(sid, "heartbeats", 1, 5000);
 	json_t *work = work_of(sid);
 	fake_do("loseLease", "{\"id\":\"%s\"}", base_json_str(json_array_get(work, 0), "id"));
 	json_decref(work);
-	wait_end(&r, 10000);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_LEASE_LOST);
+	wait_end(r, 10000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_LEASE_LOST);
 	real_sleep_ms(200);
 	assert_int_equal(work_field(sid, "stops"), 0);
 	assert_int_equal(violations(sid, "stopped_lost_lease"), 0);
@@ -720,23 +737,22 @@ static void test_lost_lease_ends_without_stop(void **state)
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.leases_lost, 1);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_heartbeats_echo_the_last_one(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	/* leases of 6 s: a heartbeat every 3 s of the worker's clock, 150 ms real */
 	new_session(sid, sizeof(sid), "heartbeats", "[{\"waitForStream\":1},{\"wait\":1200},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
 	/* a heartbeat that did not echo the last one would have lost the lease (412) */
-	assert_int_equal(r.kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_true(work_field(sid, "heartbeats") >= 4);
 	json_t *work = work_of(sid);
 	char path[512];
@@ -761,8 +777,8 @@ static void test_heartbeats_echo_the_last_one(void **state)
 	json_decref(requests);
 	assert_true(n >= 4);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_healthcheck_acked_heartbeated_stopped(void **state)
@@ -790,7 +806,7 @@ static void test_healthcheck_acked_heartbeated_stopped(void **state)
 	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.healthchecks, 1);
-	agent_managed_worker_stop(w);
+	stop_worker(w);
 }
 
 static void test_unbound_session_left_unacked(void **state)
@@ -807,7 +823,7 @@ static void test_unbound_session_left_unacked(void **state)
 	agent_managed_worker_stats_get(w, &st);
 	assert_true(st.items_left >= 1);
 	assert_int_equal(st.sessions_served, 0);
-	agent_managed_worker_stop(w);
+	stop_worker(w);
 	/* the session is over for the next scenarios: its item leaves the queue */
 	char path[256];
 	snprintf(path, sizeof(path), "/v1/sessions/%s/archive", sid);
@@ -817,20 +833,19 @@ static void test_unbound_session_left_unacked(void **state)
 static void end_kind_case(const char *tag, const char *steps, agent_managed_end_kind kind, const char *message)
 {
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), tag, steps);
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
-	wait_end(&r, 15000);
-	assert_int_equal(r.kind, kind);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, kind);
 	if (message)
-		assert_string_equal(r.message, message);
+		assert_string_equal(r->message, message);
 	assert_int_equal(violations(sid, NULL), 0);
 	wait_stopped(sid);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
 }
 
 static void test_end_kinds(void **state)
@@ -853,21 +868,155 @@ static void test_unbind_stops_the_item(void **state)
 {
 	(void)state;
 	char sid[128];
-	run r;
-	run_init(&r);
+	run *r = run_new();
 	new_session(sid, sizeof(sid), "unbind", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_work(sid, "heartbeats", 1, 5000);
 	agent_managed_worker_unbind(w, sid);
-	assert_int_equal(r.ends, 1);
-	assert_int_equal(r.kind, AGENT_MANAGED_END_STOPPED);
+	assert_int_equal(r->ends, 1);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
 	assert_string_equal(work_state(sid), "stopped");
 	/* bound again: a binding is per session, not per worker */
-	assert_int_equal(agent_managed_worker_bind(w, sid, &r.b), 0);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	agent_managed_worker_unbind(w, sid);
-	agent_managed_worker_stop(w);
-	run_dispose(&r);
+	stop_worker(w);
+	run_free(r);
+}
+
+/* Requests to path (exact) seen by the fake. */
+static int count_requests(const char *method, const char *path)
+{
+	json_t *requests = fake("requests", NULL);
+	json_t *rq;
+	size_t i;
+	int n = 0;
+	json_array_foreach(requests, i, rq)
+		n += !strcmp(base_json_str(rq, "path"), path) && (!method || !strcmp(base_json_str(rq, "method"), method));
+	json_decref(requests);
+	return n;
+}
+
+static void test_stream_error_frame_reconnects(void **state)
+{
+	(void)state;
+	char sid[128], path[256];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "errorframe",
+		    "[{\"waitForStream\":1},{\"wait\":300},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
+		    "{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events/stream", sid);
+	int64_t until = real_mono_ms() + 5000;
+	while (count_requests("GET", path) < 1 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	fake_do("streamError", "{\"id\":\"%s\",\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}", sid);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_true(count_requests("GET", path) >= 2);
+	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_archived_session_winds_down(void **state)
+{
+	(void)state;
+	char sid[128], path[256];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "archived", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "heartbeats", 1, 5000);
+	snprintf(path, sizeof(path), "/v1/sessions/%s/archive", sid);
+	json_decref(api("POST", path, NULL));
+	/* the next heartbeat says "stopping": the worker stops the item */
+	wait_end(r, 10000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
+	wait_stopped(sid);
+	assert_int_equal(work_field(sid, "stops"), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_session_back_as_a_new_item(void **state)
+{
+	(void)state;
+	char sid[128], path[256];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "followup", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	wait_stopped(sid);
+	/* a message to the idle session: a new work item, served again with the binding */
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	json_decref(api("POST", path,
+			json_pack("{s:[{s:s,s:[{s:s,s:s}]}]}", "events", "type", "user.message", "content", "type", "text",
+				  "text", "Once more.")));
+	int64_t until = real_mono_ms() + 15000;
+	while (r->ends < 2 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	assert_int_equal(r->ends, 2);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	json_t *work = work_of(sid);
+	assert_int_equal(json_array_size(work), 2);
+	json_decref(work);
+	agent_managed_worker_stats st;
+	agent_managed_worker_stats_get(w, &st);
+	assert_int_equal(st.sessions_served, 2);
+	/* the second turn's tool use was served, not cut short by the first turn's end in the history */
+	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_no_poll_past_max_sessions(void **state)
+{
+	(void)state;
+	char a[128], b[128];
+	run *ra = run_new(), *rb = run_new();
+	new_session(a, sizeof(a), "busy-a", "[{\"waitForStream\":1},{\"wait\":600},{\"idle\":\"end_turn\"}]");
+	new_session(b, sizeof(b), "busy-b", "[{\"waitForStream\":1},{\"wait\":600},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = ENV_KEY;
+	o.max_sessions = 1;
+	o.block_ms = 100;
+	o.clock = &fast_clock;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
+	assert_int_equal(agent_managed_worker_bind(w, a, &ra->b), 0);
+	assert_int_equal(agent_managed_worker_bind(w, b, &rb->b), 0);
+	/* one session served, the other's item not even polled until it ends */
+	int64_t until = real_mono_ms() + 5000;
+	while (work_field(a, "acks") < 1 && work_field(b, "acks") < 1 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	real_sleep_ms(300);
+	int a_first = work_field(a, "acks") == 1;
+	run *first = a_first ? ra : rb, *second = a_first ? rb : ra;
+	assert_int_equal(first->ends, 0);
+	assert_int_equal(work_field(a_first ? b : a, "polls"), 0);
+	wait_end(first, 15000);
+	wait_end(second, 15000);
+	assert_int_equal(first->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(second->kind, AGENT_MANAGED_END_TURN);
+	agent_managed_worker_unbind(w, a);
+	agent_managed_worker_unbind(w, b);
+	stop_worker(w);
+	run_free(ra);
+	run_free(rb);
 }
 
 static void test_bad_environment_key_stops_polling(void **state)
@@ -878,24 +1027,28 @@ static void test_bad_environment_key_stops_polling(void **state)
 	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.polls, 1);
-	agent_managed_worker_stop(w);
+	stop_worker(w);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_custom_and_builtin_answered_once),
-		cmocka_unit_test(test_history_first_and_replayed_tool_use),
-		cmocka_unit_test(test_stream_drop_reconnects),
-		cmocka_unit_test(test_rate_limited_result_posted_once),
-		cmocka_unit_test(test_deny_never_runs_ask_waits),
-		cmocka_unit_test(test_lost_lease_ends_without_stop),
-		cmocka_unit_test(test_heartbeats_echo_the_last_one),
-		cmocka_unit_test(test_healthcheck_acked_heartbeated_stopped),
-		cmocka_unit_test(test_unbound_session_left_unacked),
-		cmocka_unit_test(test_end_kinds),
-		cmocka_unit_test(test_unbind_stops_the_item),
-		cmocka_unit_test(test_bad_environment_key_stops_polling),
+		cmocka_unit_test_teardown(test_custom_and_builtin_answered_once, teardown),
+		cmocka_unit_test_teardown(test_history_first_and_replayed_tool_use, teardown),
+		cmocka_unit_test_teardown(test_stream_drop_reconnects, teardown),
+		cmocka_unit_test_teardown(test_rate_limited_result_posted_once, teardown),
+		cmocka_unit_test_teardown(test_deny_never_runs_ask_waits, teardown),
+		cmocka_unit_test_teardown(test_lost_lease_ends_without_stop, teardown),
+		cmocka_unit_test_teardown(test_heartbeats_echo_the_last_one, teardown),
+		cmocka_unit_test_teardown(test_healthcheck_acked_heartbeated_stopped, teardown),
+		cmocka_unit_test_teardown(test_unbound_session_left_unacked, teardown),
+		cmocka_unit_test_teardown(test_end_kinds, teardown),
+		cmocka_unit_test_teardown(test_unbind_stops_the_item, teardown),
+		cmocka_unit_test_teardown(test_stream_error_frame_reconnects, teardown),
+		cmocka_unit_test_teardown(test_archived_session_winds_down, teardown),
+		cmocka_unit_test_teardown(test_session_back_as_a_new_item, teardown),
+		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
+		cmocka_unit_test_teardown(test_bad_environment_key_stops_polling, teardown),
 	};
 	return cmocka_run_group_tests(tests, start_fake, stop_fake);
 }
