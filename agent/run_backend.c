@@ -100,7 +100,8 @@ static int make_tools(agent_run *r, char **task_out)
 
 	agent_task_info ti = { .run_id = r->id, .repository = r->repository, .base_sha = r->sha, .config = r->cfg,
 			       .baseline = r->baseline, .focus = r->focus, .max_minutes = max_minutes,
-			       .max_benchmark_runs = max_runs, .max_tool_calls = max_calls, .top_functions = 10 };
+			       .max_benchmark_runs = max_runs, .max_tool_calls = max_calls, .top_functions = 10,
+			       .managed = task_out != NULL };
 	if (task_out)
 		return agent_task_render(task_out, &ti);
 	return agent_task_write(r->task, &ti);

@@ -117,8 +117,17 @@ async function optimize(issue, steps) {
 
 const text = (result) => (result.content || []).map((c) => c.text || '').join('');
 
+// A check run by the fake on a tool result: a failure is kept for the test
+// (thrown there, it would only stop the session's script).
+const problems = [];
+const check = (fn) => (res, s, f) => {
+  try { fn(res, s, f); } catch (e) { problems.push(e.message); }
+};
+
 // Every tool use of a session was answered exactly once, with the right kind.
 function answeredOnce(s) {
+  assert.deepEqual(problems.splice(0), []);
+  assert.equal(s.error, null, `the session's script failed: ${s.error}`);
   assert.deepEqual(anthropic.violations.filter((v) => v.session === s.id), []);
   for (const u of anthropic.toolUses(s.id)) {
     if (u.permission === 'deny') assert.equal(u.results.length, 0, `denied ${u.name} was never answered`);
@@ -173,7 +182,7 @@ after(async () => {
 function goodScript(extra = {}) {
   return [
     { tool: 'read', input: { file_path: '/workspace/src/primes.c' },
-      onResult: (r) => { assert.ok(!r.is_error && text(r).includes('d < n'), `read: ${text(r)}`); } },
+      onResult: check((r) => { assert.ok(!r.is_error && text(r).includes('d < n'), `read: ${text(r)}`); }) },
     { message: 'The trial division can stop at the square root of n.' },
     ...(extra.before || []),
     { tool: 'write', input: { file_path: '/workspace/src/primes.c', content: FASTER } },
@@ -205,6 +214,8 @@ test('a managed session reads, writes, measures and submits: a verified proposal
   const first = s.events.find((e) => e.type === 'user.message');
   const task = first.content[0].text;
   assert.match(task, /submit_result/);
+  assert.match(task, /`bash` to run commands there/, 'the tools by the names the session gives them');
+  assert.doesNotMatch(task, /read_file|MCP/);
   assert.match(task, /primes/);
   noKeys(task, 'the task');
   answeredOnce(s);
@@ -270,6 +281,13 @@ test('an agent that ends its turn without submitting: no_improvement, after a dr
     { run: async () => anthropic.rateLimitResults({ count: 1, retryAfter: 1 }) },
     { tool: 'grep', input: { pattern: 'd < n', path: '/workspace/src' } },
     { tool: 'glob', input: { pattern: '**/*.c' } },
+    // no key in the sandbox's environment
+    { tool: 'bash', input: { command: 'env; cat /proc/self/environ | tr "\\0" "\\n"' },
+      onResult: check((res) => {
+        assert.ok(!res.is_error, text(res));
+        noKeys(text(res), 'the sandbox');
+        assert.match(text(res), /PATH=/);
+      }) },
     { message: 'Nothing worth changing.' },
     { idle: 'end_turn' },
   ]);
