@@ -229,8 +229,8 @@ static int agent_id(char *out, size_t cap, agent_managed_backend *m)
 	const char *id = base_json_str(a, "id");
 	if (!id || !*id || strlen(id) >= cap) {
 		json_decref(a);
-		return base_error_set(BASE_ENOTFOUND, "no managed agent: run perfbot managed setup (or set "
-						      "PERFBOT_MANAGED_AGENT_ID)");
+		return base_error_set(BASE_ENOTFOUND, "no agent made by perfbot managed setup is found for this API key: "
+						      "run perfbot managed setup (or set PERFBOT_MANAGED_AGENT_ID)");
 	}
 	snprintf(out, cap, "%s", id);
 	json_decref(a);
@@ -261,8 +261,12 @@ static int create_session(char *sid, size_t cap, agent_run *r, const char *agent
 				    json_pack("{s:s,s:{s:s,s:s}}", "type", "limit", "max_list_cost", "amount", amount,
 					      "currency", "USD"));
 	}
-	if ((error = api(m, "POST", "/v1/sessions", body, &answer)) < 0)
+	if ((error = api(m, "POST", "/v1/sessions", body, &answer)) < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", base_error_last());
+		error = base_error_set(error, "creating the agent's session: %s", msg);
 		goto done;
+	}
 	const char *id = base_json_str(answer, "id");
 	size_t n = id ? strlen(id) : 0;
 	for (size_t i = 0; i < n; i++)
@@ -531,14 +535,7 @@ int agent_run_managed(agent_run *r, const char *task)
 	judge(r, &seen, timed_out);
 	base_log(BASE_LOG_INFO, "agent session ended", "run", ids, "session", sid, "end", endname, NULL);
 	error = 0;
-	goto out;
 done:
-	if (error < 0) {
-		char msg[1024];
-		snprintf(msg, sizeof(msg), "%s", base_error_last());
-		error = base_error_set(error, "managed agent: %s", msg);
-	}
-out:
 	if (bound)
 		agent_managed_worker_unbind(m->worker, sid);
 	agent_builtin_free(builtin);

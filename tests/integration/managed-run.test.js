@@ -467,3 +467,23 @@ test('perfbot optimize --agent managed without a setting names it', async () => 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--agent: expected command or managed, got "claude"/);
 });
+
+test('without PERFBOT_MANAGED_AGENT_ID and no agent made by perfbot managed setup, the run fails saying so', async () => {
+  const empty = await startFakeAnthropic({ apiKey: API_KEY, environmentKey: ENV_KEY, port: 0 });
+  try {
+    const r = await cli(['optimize', '--repo', cliRepo, '--agent', 'managed', '--json'], {
+      env: { DATA_DIR: cliData, LOG_LEVEL: 'error', ...managedEnv({ ANTHROPIC_BASE_URL: empty.url,
+        PERFBOT_MANAGED_ENVIRONMENT_ID: empty.environmentId }) },
+      timeoutMs: RUN_MS,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.status, 'failed');
+    assert.equal(doc.reason, 'agent: no agent made by perfbot managed setup is found for this API key: run perfbot '
+      + 'managed setup (or set PERFBOT_MANAGED_AGENT_ID)');
+    assert.ok(empty.requests.some((q) => q.method === 'GET' && q.path === '/v1/agents'), 'the agents were listed');
+    assert.equal(empty.sessions().length, 0);
+  } finally {
+    await empty.close();
+  }
+});
