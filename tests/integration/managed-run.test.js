@@ -171,6 +171,7 @@ after(async () => {
   if (anthropic) await anthropic.close();
   if (gh) await gh.close();
   if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+  if (shared && !process.env.KEEP_TMP) fs.rmSync(shared, { recursive: true, force: true });
   if (stopped) {
     assert.equal(srv.sanitizerReport(), null, 'sanitizer report in perfbot serve');
     assert.ok(stopped.code === 0 || stopped.signal === 'SIGTERM', `serve exit ${stopped.code} ${stopped.signal}`);
@@ -396,14 +397,14 @@ test('SIGTERM drains: the running session is interrupted, its item stopped and t
 
 // ---- the command line ----------------------------------------------------------
 
-let cliRepo, cliData, managedDoc, managedMs;
+let cliRepo, cliData, managedDoc, managedMs, shared;
 
 function git(...args) {
   return execFileSync('git', ['-C', cliRepo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]).toString().trim();
 }
 
 test('perfbot optimize --agent managed --json: the command backend\'s JSON plus the session', async () => {
-  const shared = fs.mkdtempSync('/var/tmp/perfbot-managed-cli-');
+  shared = fs.mkdtempSync('/var/tmp/perfbot-managed-cli-');
   fs.chmodSync(shared, 0o755);
   cliRepo = path.join(shared, 'repo');
   cliData = path.join(shared, 'var');
@@ -411,7 +412,6 @@ test('perfbot optimize --agent managed --json: the command backend\'s JSON plus 
   execFileSync('git', ['init', '-q', '-b', 'main', cliRepo]);
   git('add', '-A');
   git('commit', '-qm', 'base');
-  after(() => fs.rmSync(shared, { recursive: true, force: true }));
 
   // the CLI's worker alone polls the environment (a second poller would take
   // the CLI session's item, leave it, and cost reclaim windows to the timing)
