@@ -468,6 +468,30 @@ test('perfbot optimize --agent managed without a setting names it', async () => 
   assert.match(bad.stderr, /--agent: expected command or managed, got "claude"/);
 });
 
+test('optimize.agent: managed in perfbot.yml picks the managed backend; its worker starts with the run', async () => {
+  const yml = path.join(cliRepo, '.github', 'perfbot.yml');
+  fs.writeFileSync(yml, fs.readFileSync(yml, 'utf8').replace('optimize:\n', 'optimize:\n  agent: managed\n'));
+  git('commit', '-qam', 'managed');
+  try {
+    anthropic.scriptFor((obj) => obj.title && obj.title.includes(cliRepo) && obj.title.includes(git('rev-parse', 'HEAD').slice(0, 7)),
+      [{ tool: 'glob', input: { pattern: 'src/*.c' } }, { idle: 'end_turn' }]);
+    const r = await cli(['optimize', '--repo', cliRepo, '--json'], {
+      env: { DATA_DIR: cliData, LOG_LEVEL: 'error', PERFBOT_AGENT_COMMAND: 'false', ...managedEnv() },
+      timeoutMs: RUN_MS,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.status, 'no_improvement');
+    assert.equal(doc.reason, 'the agent ended its turn without submitting a change');
+    assert.equal(doc.managed.end, 'end_turn');
+    const s = anthropic.session(doc.managed.session_id);
+    assert.deepEqual(anthropic.toolUses(s.id).map((u) => u.name), ['glob']);
+    answeredOnce(s);
+  } finally {
+    git('reset', '-q', '--hard', 'HEAD~1');
+  }
+});
+
 test('without PERFBOT_MANAGED_AGENT_ID and no agent made by perfbot managed setup, the run fails saying so', async () => {
   const empty = await startFakeAnthropic({ apiKey: API_KEY, environmentKey: ENV_KEY, port: 0 });
   try {
