@@ -9,16 +9,17 @@
  * stop flag and an output cap.  glob, grep and bash count against the
  * tool-call budget through agent_tools_begin_call.
  *
- * bash is one shell per run (bash --noprofile --norc, or sh where there is
- * no bash), a long-lived sandbox process (measure_sandbox_spawn) whose
- * cancel flag is the run's stop flag: ending the run kills it even between
- * calls.  Each command is sent on the shell's stdin as
+ * bash is one shell per run (bash --noprofile --norc, started on first
+ * use), a long-lived sandbox process (measure_sandbox_spawn) whose cancel
+ * flag is the run's stop flag: ending the run kills it even between calls.
+ * Each command is sent on the shell's stdin as
  *
  *     IFS= read -r -d '' VAR <<'DELIMITER'
  *     <the command>
  *     DELIMITER
  *     eval "$VAR" </dev/null
- *     printf '\nMARKER %d\n' $?
+ *     STATUS=$?
+ *     command printf '\nMARKER %d\n' "$STATUS"
  *
  * with a fresh random DELIMITER and MARKER (128 bits each) per command: the
  * quoted here-document carries the text untouched, eval runs it in the
@@ -30,11 +31,15 @@
  * between commands (background jobs) opens the next command's answer.
  *
  * A timeout, the end of the run or a shell that exits (`exit 3`) ends the
- * shell: it is killed and reaped, and the next command starts a new one.
+ * shell: it is killed and reaped, and the next command starts a new one; a
+ * shell that died between two commands (a whole-sandbox limit) is said to
+ * have in the next answer.
  *
  * Threading: a mutex serialises the calls on one agent_builtin; the stop
  * flag is set from any thread (agent_tools_end) and acted on by the proc's
- * own watch thread and by the call in flight. */
+ * own watch thread and by the call in flight; a second mutex guards the
+ * shell pointer so that agent_builtin_free can kill the shell of a call in
+ * flight. */
 #include "agent/tools_builtin.h"
 
 #include <dirent.h>
@@ -71,10 +76,11 @@
 #define KILL_WAIT_MS 3000 /* a killed shell is reaped within this */
 
 struct agent_builtin {
-	pthread_mutex_t lock;     /* serialises calls */
-	agent_tools *tools;       /* borrowed */
-	measure_sandbox *sandbox; /* borrowed */
-	char *workspace;          /* owned */
+	pthread_mutex_t lock;       /* serialises calls */
+	pthread_mutex_t shell_lock; /* guards the shell pointer for agent_builtin_free's kill */
+	agent_tools *tools;         /* borrowed */
+	measure_sandbox *sandbox;   /* borrowed */
+	char *workspace;            /* owned */
 	measure_sandbox_limits limits;
 	size_t cap;                  /* bytes of one answer */
 	int command_s;               /* ceiling of one command */
@@ -360,7 +366,8 @@ static int tool_edit(agent_builtin *b, const json_t *in, json_t **out)
 		return refuse(b, err, out);
 	const char *old_string = json_string_value(json_object_get(in, "old_string"));
 	if (old_string && !*old_string)
-		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"), out);
+		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"),
+			      out);
 	json_t *args = json_pack("{s:s}", "path", rel);
 	static const char *const keys[] = { "old_string", "new_string", "replace_all" };
 	for (int i = 0; args && i < 3; i++) {
@@ -766,13 +773,16 @@ static void hex_token(char *out, size_t n_bytes)
 /* Kills the shell, waits for its tree to go and frees it. */
 static void shell_stop(agent_builtin *b)
 {
-	if (!b->shell)
-		return;
-	b->shell->kill(b->shell);
-	b->shell->wait(b->shell, KILL_WAIT_MS, NULL);
-	measure_sandbox_proc_free(b->shell);
+	pthread_mutex_lock(&b->shell_lock);
+	measure_sandbox_proc *p = b->shell;
 	b->shell = NULL;
+	pthread_mutex_unlock(&b->shell_lock);
 	base_buf_reset(&b->pending);
+	if (!p)
+		return;
+	p->kill(p);
+	p->wait(p, KILL_WAIT_MS, NULL);
+	measure_sandbox_proc_free(p);
 }
 
 static int shell_start(agent_builtin *b)
@@ -785,7 +795,12 @@ static int shell_start(agent_builtin *b)
 	c.limits.timeout_s = 0; /* each command has its own; the shell lives as long as the run */
 	c.cancel = agent_tools_stop_flag(b->tools);
 	base_buf_reset(&b->pending);
-	return measure_sandbox_spawn(b->sandbox, &b->shell, &c);
+	measure_sandbox_proc *p = NULL;
+	int error = measure_sandbox_spawn(b->sandbox, &p, &c);
+	pthread_mutex_lock(&b->shell_lock);
+	b->shell = p;
+	pthread_mutex_unlock(&b->shell_lock);
+	return error;
 }
 
 /* Sends all of s to the shell before the deadline.  0 sent; 1 the shell is
@@ -1150,6 +1165,7 @@ int agent_builtin_new(agent_builtin **out, const agent_builtin_options *opts)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->shell_lock, NULL);
 	b->tools = opts->tools;
 	b->sandbox = opts->sandbox;
 	b->limits = opts->limits;
@@ -1166,8 +1182,17 @@ void agent_builtin_free(agent_builtin *b)
 {
 	if (!b)
 		return;
+	/* a command in flight on another thread ends at once: its shell is
+	 * gone; then that call's return is waited for */
+	pthread_mutex_lock(&b->shell_lock);
+	if (b->shell)
+		b->shell->kill(b->shell);
+	pthread_mutex_unlock(&b->shell_lock);
+	pthread_mutex_lock(&b->lock);
 	shell_stop(b);
+	pthread_mutex_unlock(&b->lock);
 	base_buf_dispose(&b->pending);
+	pthread_mutex_destroy(&b->shell_lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b->workspace);
 	free(b);

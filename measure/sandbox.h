@@ -137,7 +137,8 @@ void measure_sandbox_result_dispose(measure_sandbox_result *r);
  * dies with the thread that made it): it reaps it, kills the whole tree on
  * cmd.cancel, on cmd.limits.timeout_s (the whole life; 0 = none) and on a
  * broken whole-sandbox limit.  The cgroup CPU limit counts the whole life.
- * kill() may be called from any thread; the other calls by the owner. */
+ * kill() may be called from any thread; the other calls by the owner.  A
+ * proc is freed before the sandbox that made it. */
 typedef struct measure_sandbox_proc measure_sandbox_proc;
 struct measure_sandbox_proc {
 	int in_fd;   /* the process's stdin, or -1 */
