@@ -1,30 +1,34 @@
 /* The self-hosted environment's worker (see managed_worker.h and
  * reference/managed-agents.md, "The worker loop").
  *
- * One poller thread takes work items.  A session item whose session is
- * bound here gets a thread of its own (the serving thread) and, once acked
- * and heartbeated, a heartbeat thread; the serving thread runs a stream
- * reader thread per connection to the session's event stream, whose events
- * it takes from a queue, and lists the history after each (re)connection,
- * so no event is lost between two streams.  Tool uses run on the serving
- * thread, one at a time, in the order the session gave them.
+ * One poller thread takes work items, and stops taking them while
+ * max_sessions are served.  A session item whose session is bound here gets
+ * a thread of its own (the serving thread) and, once acked and heartbeated,
+ * a heartbeat thread; the serving thread runs a stream reader thread per
+ * connection to the session's event stream, whose events it takes from a
+ * queue, and lists the history after each (re)connection and again a moment
+ * later, so that no event is lost between the listing and the stream.  Tool
+ * uses run on the serving thread, one at a time, in the order the session
+ * gave them.  An item of a session not bound here is not acked: it waits a
+ * moment for a bind (a run binds right after creating its session, and the
+ * poll may be faster), then is left to another worker.
  *
- * Exactly once: each binding keeps the tool uses answered (by a result in
- * the history, by our own result, or computed but not yet posted: then the
- * result is kept and posted again rather than the tool run again), so a tool
- * use seen on the stream and in the history, or by two items of the same
+ * Exactly once: each binding keeps the tool uses answered (a result in the
+ * history, our own result, a claim while one runs, or a result computed but
+ * not yet posted, which is posted again rather than the tool run again), so
+ * a tool use seen on the stream and in the history, or by two items of one
  * session, is run and answered once.
  *
  * Leases: a 412 on a heartbeat (or no heartbeat accepted within the TTL)
- * means another worker may hold the item: serving stops at once, nothing is
- * posted any more and stop is not called.  A heartbeat answering
- * stopping/stopped winds the item down.
+ * means another worker may hold the item: serving stops (after the tool call
+ * in flight, if any, returns), nothing is posted any more and stop is not
+ * called.  A heartbeat answering stopping/stopped winds the item down.
  *
- * Threading and locks: w->mu guards the bindings, the items list, the
+ * Threading and locks: w->mu guards the bindings, the item lists, the
  * counters and each binding's answered set; an item's heartbeat fields have
  * their own lock and its event queue another.  No lock is held across a
- * request or a tool call.  The environment key and the sessions tokens go
- * only into request headers; they are wiped when freed. */
+ * request, a tool call or on_end.  The environment key and the sessions
+ * tokens go only into request headers; they are wiped when freed. */
 #include "agent/managed_worker.h"
 
 #include <ctype.h>
@@ -46,10 +50,13 @@
 
 #define ID_MAX 128             /* ids put into paths: [A-Za-z0-9_-]{1,128} */
 #define NAP_SLICE_MS 50        /* naps check their flag this often (clock time) */
-#define RELIST_QUIET_MS 15000  /* a silent stream: the history is listed again after this */
+#define RELIST_FIRST_MS 2000   /* the history is listed again this long after a stream opened, */
+#define RELIST_MAX_MS 60000    /* then after twice as long each time, up to this */
 #define QUEUE_CAP 10000        /* events waiting on the serving thread */
 #define HISTORY_PAGES_MAX 200  /* pages of 1000 events */
 #define DEFAULT_TTL_S 90
+#define HOLD_MS 2000           /* an item of a session not bound (yet) waits this long for its bind */
+#define HELD_MAX 64
 
 /* A session bound by a run. */
 typedef struct binding_rec {
@@ -58,7 +65,9 @@ typedef struct binding_rec {
 	agent_managed_binding b;   /* borrowed pointers, until unbind returns */
 	int users;                 /* item threads serving with it */
 	int unbinding;
-	json_t *answered;          /* owned: tool use id -> true (answered) or the result event not yet posted */
+	int orphan;                /* unbound from its own on_end: the last user frees it */
+	json_t *answered;          /* owned: tool use id -> true (answered), false (being run) or the result
+				    * event not yet posted */
 } binding_rec;
 
 /* One work item taken from the poll. */
@@ -73,6 +82,7 @@ typedef struct item {
 	binding_rec *bind;         /* NULL for a healthcheck */
 	pthread_t thread;
 	int finished;              /* under w->mu: the thread is over, join it */
+	int64_t hold_until;        /* clock mono: a held item's end of waiting for its bind */
 
 	atomic_int stop;           /* serving ends, whatever the reason */
 	atomic_int lease_lost;
@@ -111,15 +121,22 @@ struct agent_managed_worker {
 	pthread_cond_t cond;            /* a binding's users or an item finished */
 	binding_rec *bindings;
 	item *items;
+	item *held;                     /* session items polled before their session was bound */
+	int held_count;
 	int sessions_active;
 	int polling_stopped;            /* a fatal answer to the poll */
 	json_t *left_logged;            /* owned: sessions whose items were left, logged once */
 	agent_managed_worker_stats st;
 
 	atomic_int stopping;
+	atomic_int wake;                /* a bind: the pause after an empty poll ends */
 	pthread_t poller;
 	int poller_started;
 };
+
+/* The item a serving thread serves: unbind called from its own on_end must
+ * not wait for itself. */
+static _Thread_local item *tl_item;
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -160,18 +177,23 @@ static int64_t now_ms(const agent_managed_worker *w)
 	return w->clock->mono_ms(w->clock->payload);
 }
 
-/* Sleeps ms of clock time in slices, returning early once *flag or the
- * worker's stop is set.  1 when cut short. */
-static int nap(agent_managed_worker *w, int64_t ms, const atomic_int *flag)
+static int raised(const atomic_int *a, const atomic_int *b)
+{
+	return (a && atomic_load(a)) || (b && atomic_load(b));
+}
+
+/* Sleeps ms of clock time in slices, returning early once *a or *b (either
+ * may be NULL) is set.  1 when cut short. */
+static int nap(agent_managed_worker *w, int64_t ms, const atomic_int *a, const atomic_int *b)
 {
 	while (ms > 0) {
-		if ((flag && atomic_load(flag)) || atomic_load(&w->stopping))
+		if (raised(a, b))
 			return 1;
 		int64_t slice = ms < NAP_SLICE_MS ? ms : NAP_SLICE_MS;
 		w->clock->sleep_ms(w->clock->payload, slice);
 		ms -= slice;
 	}
-	return (flag && atomic_load(flag)) || atomic_load(&w->stopping);
+	return raised(a, b);
 }
 
 /* Percent-encodes s (a query value) into out; "" when it does not fit. */
@@ -318,7 +340,7 @@ static void *hb_main(void *arg)
 			interval = 30000;
 		if (interval < 1000 || failed)
 			interval = 1000;
-		if (nap(w, interval, &it->hb_quit) && atomic_load(&it->hb_quit))
+		if (nap(w, interval, &it->hb_quit, &it->stop))
 			break;
 		if (atomic_load(&it->stop))
 			break;
@@ -426,14 +448,27 @@ static void end_with(serve *sv, agent_managed_end_kind kind, const char *message
 	snprintf(sv->message, sizeof(sv->message), "%s", message ? message : "");
 }
 
-/* The answered set: NULL (unknown), json_true (answered) or the result
- * event not yet posted (a new reference). */
-static json_t *answered_get(serve *sv, const char *id)
+/* Claims tool use id for this thread: NULL when it was unknown (it is now
+ * "being run"), else what the answered set holds (a new reference): true
+ * (answered), false (run by another item's thread) or the result event
+ * not yet posted. */
+static json_t *answered_claim(serve *sv, const char *id)
 {
 	pthread_mutex_lock(&sv->it->w->mu);
 	json_t *v = json_incref(json_object_get(sv->bind->answered, id));
+	if (!v)
+		json_object_set_new(sv->bind->answered, id, json_false());
 	pthread_mutex_unlock(&sv->it->w->mu);
 	return v;
+}
+
+/* Forgets a claim that led to no run (denied, waiting for a confirmation). */
+static void answered_unclaim(serve *sv, const char *id)
+{
+	pthread_mutex_lock(&sv->it->w->mu);
+	if (json_is_false(json_object_get(sv->bind->answered, id)))
+		json_object_del(sv->bind->answered, id);
+	pthread_mutex_unlock(&sv->it->w->mu);
 }
 
 /* Records id as answered (value NULL) or its result as computed (borrows). */
@@ -490,7 +525,7 @@ static int post_result(serve *sv, const char *id, json_t *ev)
 		}
 		base_log(BASE_LOG_INFO, "managed worker: posting a result again", "session", it->session_id, "tool_use", id,
 			 "error", base_error_last(), NULL);
-		nap(w, backoff, &it->lease_lost);
+		nap(w, backoff, &it->lease_lost, &it->stop);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
 	}
 	json_decref(body);
@@ -548,7 +583,10 @@ static void run_tool(serve *sv, const json_t *ev, int custom)
 		error = agent_tool_call(sv->bind->b.tools, name, input, &res);
 	if (error == BASE_ENOTFOUND && !res) {
 		char text[300];
-		snprintf(text, sizeof(text), "Unknown tool \"%.128s\".", name);
+		if ((custom && !sv->bind->b.tools) || (!custom && !sv->bind->b.builtin))
+			snprintf(text, sizeof(text), "The tool \"%.128s\" is not available in this run.", name);
+		else
+			snprintf(text, sizeof(text), "Unknown tool \"%.128s\".", name);
 		content = error_content(text);
 		is_error = 1;
 	} else if (error < 0) {
@@ -567,8 +605,10 @@ static void run_tool(serve *sv, const json_t *ev, int custom)
 	else
 		out = json_pack("{s:s,s:s,s:o,s:b}", "type", "user.tool_result", "tool_use_id", id, "content", content,
 				"is_error", is_error);
-	if (!out)
+	if (!out) {
+		answered_unclaim(sv, id);
 		return;
+	}
 	answered_set(sv, id, out);
 	if (!atomic_load(&it->lease_lost))
 		post_result(sv, id, out);
@@ -581,13 +621,6 @@ static void tool_use(serve *sv, const json_t *ev, int custom)
 	const char *id = base_json_str(ev, "id");
 	if (!valid_id(id))
 		return;
-	json_t *done = answered_get(sv, id);
-	if (done) {
-		if (json_is_object(done) && !atomic_load(&it->lease_lost))
-			post_result(sv, id, done); /* computed before, never posted: not run again */
-		json_decref(done);
-		return;
-	}
 	if (!custom) {
 		const char *perm = base_json_str(ev, "evaluated_permission");
 		if (perm && !strcmp(perm, "deny")) {
@@ -608,6 +641,13 @@ static void tool_use(serve *sv, const json_t *ev, int custom)
 				return;
 		}
 	}
+	json_t *done = answered_claim(sv, id);
+	if (done) {
+		if (json_is_object(done) && !atomic_load(&it->lease_lost))
+			post_result(sv, id, done); /* computed before, never posted: not run again */
+		json_decref(done);
+		return;
+	}
 	run_tool(sv, ev, custom);
 }
 
@@ -623,7 +663,7 @@ static void confirmation(serve *sv, const json_t *ev)
 		return;
 	json_object_del(sv->pending_ask, id);
 	if (!strcmp(result, "allow"))
-		run_tool(sv, use, 0);
+		tool_use(sv, use, 0);
 	json_decref(use);
 }
 
@@ -820,7 +860,11 @@ static void serve_session(serve *sv)
 			end_with(sv, AGENT_MANAGED_END_FAILED, "cannot start a thread");
 			break;
 		}
-		int64_t opened = now_ms(w), last_activity = opened;
+		/* The stream shows what happens once it is connected, the history what
+		 * happened before it was listed.  An event between the two (when the
+		 * stream is connected is not seen from here) is found by listing again
+		 * a moment after the stream opened, then less and less often. */
+		int64_t opened = now_ms(w), relist_every = RELIST_FIRST_MS, relist_at = opened + relist_every;
 		if (handle_history(sv, 0) < 0)
 			base_log(BASE_LOG_WARN, "managed worker: listing the history failed", "session", it->session_id, "error",
 				 base_error_last(), NULL);
@@ -830,13 +874,12 @@ static void serve_session(serve *sv)
 			if (ev) {
 				handle_live(sv, ev);
 				json_decref(ev);
-				last_activity = now_ms(w);
-			} else if (!done && now_ms(w) - last_activity >= RELIST_QUIET_MS) {
-				/* a quiet stream: anything that fell between two connections shows in the history */
+			} else if (!done && now_ms(w) >= relist_at) {
 				if (handle_history(sv, 0) < 0)
 					base_log(BASE_LOG_WARN, "managed worker: listing the history failed", "session",
 						 it->session_id, "error", base_error_last(), NULL);
-				last_activity = now_ms(w);
+				relist_every = relist_every * 2 > RELIST_MAX_MS ? RELIST_MAX_MS : relist_every * 2;
+				relist_at = now_ms(w) + relist_every;
 			}
 		}
 		atomic_store(&it->stream_stop, 1);
@@ -863,16 +906,27 @@ static void serve_session(serve *sv)
 				 "error", msg, NULL);
 		if (events > 0 || now_ms(w) - opened > 10000)
 			backoff = 1000;
-		nap(w, backoff, &it->stop);
+		nap(w, backoff, &it->stop, NULL);
 		backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
-	}
-	if (!sv->ended && atomic_load(&it->wind_down) && !atomic_load(&it->lease_lost)) {
-		/* asked to stop: the session's own end, when it shows, is the better reason */
-		handle_history(sv, 1);
 	}
 }
 
 /* ---- an item's thread ---------------------------------------------------------- */
+
+static const char *end_name(agent_managed_end_kind kind)
+{
+	switch (kind) {
+	case AGENT_MANAGED_END_TURN: return "end_turn";
+	case AGENT_MANAGED_END_BUDGET: return "budget_reached";
+	case AGENT_MANAGED_END_RETRIES_EXHAUSTED: return "retries_exhausted";
+	case AGENT_MANAGED_END_ERROR: return "error";
+	case AGENT_MANAGED_END_TERMINATED: return "terminated";
+	case AGENT_MANAGED_END_LEASE_LOST: return "lease_lost";
+	case AGENT_MANAGED_END_STOPPED: return "stopped";
+	case AGENT_MANAGED_END_FAILED: return "failed";
+	}
+	return "unknown";
+}
 
 static int ack_item(item *it)
 {
@@ -980,6 +1034,8 @@ static void session_item(item *it)
 	}
 	if (!sv.ended && !atomic_load(&it->stop))
 		serve_session(&sv);
+	if (!sv.ended && atomic_load(&it->wind_down) && !atomic_load(&it->lease_lost))
+		handle_history(&sv, 1); /* asked to stop: the session's own end, when it shows, is the better reason */
 	atomic_store(&it->hb_quit, 1);
 	if (it->hb_started) {
 		pthread_join(it->hb_thread, NULL);
@@ -1001,12 +1057,8 @@ static void session_item(item *it)
 	if (sv.bind->b.on_end)
 		sv.bind->b.on_end(sv.bind->b.payload, &end);
 	stop_item(it);
-	{
-		char kind[8];
-		snprintf(kind, sizeof(kind), "%d", (int)end.kind);
-		base_log(BASE_LOG_INFO, "managed worker: session served", "work", it->work_id, "session", it->session_id,
-			 "end", kind, NULL);
-	}
+	base_log(BASE_LOG_INFO, "managed worker: session served", "work", it->work_id, "session", it->session_id, "end",
+		 end_name(end.kind), NULL);
 done:
 	json_decref(session);
 	json_decref(sv.verdicts);
@@ -1018,6 +1070,8 @@ static void *item_main(void *arg)
 {
 	item *it = arg;
 	agent_managed_worker *w = it->w;
+	binding_rec *orphan = NULL;
+	tl_item = it;
 	if (it->healthcheck)
 		healthcheck(it);
 	else
@@ -1026,10 +1080,18 @@ static void *item_main(void *arg)
 	if (it->bind) {
 		it->bind->users--;
 		w->sessions_active--;
+		if (it->bind->orphan && it->bind->users == 0)
+			orphan = it->bind;
+		it->bind = NULL;
 	}
 	it->finished = 1;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->mu);
+	if (orphan) {
+		free(orphan->session_id);
+		json_decref(orphan->answered);
+		free(orphan);
+	}
 	return NULL;
 }
 
@@ -1094,6 +1156,29 @@ static void reap(agent_managed_worker *w, int all)
 	}
 }
 
+/* Starts the thread of item `it` (owned; freed on failure) served with
+ * binding b (NULL for a healthcheck).  Under w->mu. */
+static void start_item_locked(agent_managed_worker *w, item *it, binding_rec *b)
+{
+	it->bind = b;
+	if (b) {
+		b->users++;
+		w->sessions_active++;
+	}
+	if (pthread_create(&it->thread, NULL, item_main, it) != 0) {
+		if (b) {
+			b->users--;
+			w->sessions_active--;
+			pthread_cond_broadcast(&w->cond);
+		}
+		base_log(BASE_LOG_ERROR, "managed worker: cannot start a thread", "work", it->work_id, NULL);
+		item_free(it);
+		return;
+	}
+	it->next = w->items;
+	w->items = it;
+}
+
 /* Takes one polled work item (borrows wi). */
 static void take_item(agent_managed_worker *w, const json_t *wi)
 {
@@ -1130,42 +1215,61 @@ static void take_item(agent_managed_worker *w, const json_t *wi)
 		return;
 	}
 	pthread_mutex_lock(&w->mu);
-	if (!hc) {
-		binding_rec *b = find_binding(w, sid);
-		if (!b || b->unbinding) {
-			/* another replica's run: left for the reclaim window */
+	binding_rec *b = hc ? NULL : find_binding(w, sid);
+	if (!hc && (!b || b->unbinding)) {
+		if (w->held_count < HELD_MAX && !atomic_load(&w->stopping) && !(b && b->unbinding)) {
+			/* the run may bind it in a moment (it creates the session, then binds) */
+			int64_t hold = w->reclaim_ms / 2 < HOLD_MS ? w->reclaim_ms / 2 : HOLD_MS;
+			it->hold_until = now_ms(w) + hold;
+			it->next = w->held;
+			w->held = it;
+			w->held_count++;
+			it = NULL;
+		} else {
 			w->st.items_left++;
-			int logged = json_object_get(w->left_logged, sid) != NULL;
-			if (!logged) {
-				if (json_object_size(w->left_logged) > 4096)
-					json_object_clear(w->left_logged);
-				json_object_set_new(w->left_logged, sid, json_true());
-			}
-			pthread_mutex_unlock(&w->mu);
-			if (!logged)
-				base_log(BASE_LOG_INFO, "managed worker: a session not served here, left to another worker",
-					 "session", sid, "work", id, NULL);
-			item_free(it);
-			return;
-		}
-		it->bind = b;
-		b->users++;
-		w->sessions_active++;
-	}
-	if (pthread_create(&it->thread, NULL, item_main, it) != 0) {
-		if (it->bind) {
-			it->bind->users--;
-			w->sessions_active--;
-			pthread_cond_broadcast(&w->cond);
 		}
 		pthread_mutex_unlock(&w->mu);
-		base_log(BASE_LOG_ERROR, "managed worker: cannot start a thread", "work", id, NULL);
 		item_free(it);
 		return;
 	}
-	it->next = w->items;
-	w->items = it;
+	start_item_locked(w, it, b);
 	pthread_mutex_unlock(&w->mu);
+}
+
+/* Items held past their wait: another replica's runs, left (not acked) for
+ * the reclaim window. */
+static void expire_held(agent_managed_worker *w, int all)
+{
+	int64_t now = now_ms(w);
+	for (;;) {
+		item *it = NULL;
+		int logged = 1;
+		pthread_mutex_lock(&w->mu);
+		for (item **p = &w->held; *p; p = &(*p)->next) {
+			if (all || (*p)->hold_until <= now) {
+				it = *p;
+				*p = it->next;
+				w->held_count--;
+				break;
+			}
+		}
+		if (it && !all) {
+			w->st.items_left++;
+			logged = json_object_get(w->left_logged, it->session_id) != NULL;
+			if (!logged) {
+				if (json_object_size(w->left_logged) > 4096)
+					json_object_clear(w->left_logged);
+				json_object_set_new(w->left_logged, it->session_id, json_true());
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+		if (!it)
+			return;
+		if (!logged)
+			base_log(BASE_LOG_INFO, "managed worker: a session not served here, left to another worker",
+				 "session", it->session_id, "work", it->work_id, NULL);
+		item_free(it);
+	}
 }
 
 static void *poller_main(void *arg)
@@ -1177,11 +1281,13 @@ static void *poller_main(void *arg)
 		 w->environment_id, w->block_ms, w->reclaim_ms);
 	while (!atomic_load(&w->stopping)) {
 		reap(w, 0);
+		expire_held(w, 0);
 		pthread_mutex_lock(&w->mu);
-		int busy = w->polling_stopped || w->sessions_active >= w->max_sessions;
+		/* a held item counts: it is served as soon as its session is bound */
+		int busy = w->polling_stopped || w->sessions_active + w->held_count >= w->max_sessions;
 		pthread_mutex_unlock(&w->mu);
 		if (busy) {
-			nap(w, 200, NULL);
+			nap(w, 200, &w->stopping, NULL);
 			continue;
 		}
 		agent_managed_request rq = { 0 };
@@ -1193,6 +1299,7 @@ static void *poller_main(void *arg)
 		rq.worker_id = w->worker_id;
 		count(w, &w->st.polls, 1);
 		metric("perfbot_managed_polls_total", "Managed Agents work polls", NULL, 1);
+		atomic_store(&w->wake, 0);
 		int error = agent_managed_send(w->client, &rq, &resp);
 		count_retries(w, resp.attempts - 1);
 		if (error < 0) {
@@ -1209,14 +1316,15 @@ static void *poller_main(void *arg)
 				continue;
 			}
 			base_log(BASE_LOG_WARN, "managed worker: poll failed", "error", base_error_last(), NULL);
-			nap(w, backoff, NULL);
+			nap(w, backoff, &w->stopping, NULL);
 			backoff = backoff * 2 > 60000 ? 60000 : backoff * 2;
 			continue;
 		}
 		backoff = 1000;
 		if (!json_is_object(resp.body)) {
+			/* nothing to do; a run binding its new session cuts the pause short */
 			agent_managed_response_dispose(&resp);
-			nap(w, 1000 + (int64_t)(jitter() * 2000), NULL);
+			nap(w, 1000 + (int64_t)(jitter() * 2000), &w->stopping, &w->wake);
 			continue;
 		}
 		take_item(w, resp.body);
@@ -1313,6 +1421,7 @@ void agent_managed_worker_stop(agent_managed_worker *w)
 	}
 	pthread_mutex_unlock(&w->mu);
 	reap(w, 1);
+	expire_held(w, 1);
 	worker_free(w);
 }
 
@@ -1342,7 +1451,20 @@ int agent_managed_worker_bind(agent_managed_worker *w, const char *session_id, c
 	w->bindings = rec;
 	/* a session bound now may have had an item left before: log it again if so */
 	json_object_del(w->left_logged, session_id);
+	/* its item polled a moment ago waits here: served now */
+	for (item **p = &w->held; *p;) {
+		item *it = *p;
+		if (strcmp(it->session_id, session_id)) {
+			p = &it->next;
+			continue;
+		}
+		*p = it->next;
+		it->next = NULL;
+		w->held_count--;
+		start_item_locked(w, it, rec);
+	}
 	pthread_mutex_unlock(&w->mu);
+	atomic_store(&w->wake, 1);
 	return 0;
 }
 
@@ -1363,13 +1485,21 @@ void agent_managed_worker_unbind(agent_managed_worker *w, const char *session_id
 			atomic_store(&it->stop, 1);
 		}
 	}
-	while (rec->users > 0)
+	/* from the binding's own on_end, the calling thread is a user that
+	 * touches the binding no more once on_end returns */
+	int self = tl_item && tl_item->bind == rec;
+	while (rec->users > self)
 		pthread_cond_wait(&w->cond, &w->mu);
 	for (binding_rec **p = &w->bindings; *p; p = &(*p)->next) {
 		if (*p == rec) {
 			*p = rec->next;
 			break;
 		}
+	}
+	if (self) {
+		rec->orphan = 1; /* freed by the serving thread when it is done */
+		pthread_mutex_unlock(&w->mu);
+		return;
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(rec->session_id);

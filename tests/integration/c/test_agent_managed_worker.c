@@ -1,8 +1,9 @@
 /* Integration scenarios of the self-hosted environment's worker
  * (agent/managed_worker.h) against the fake Managed Agents API
  * (tests/fake-anthropic/server.js, started here with node): scripted
- * sessions whose tool uses run in a real agent_tools on a temporary git
- * workspace, and the faults the fake plays (a dropped stream, a lost lease,
+ * sessions whose tool uses run in a real agent_tools and the real built-in
+ * toolset (bash in the bubblewrap sandbox) on a temporary git workspace,
+ * and the faults the fake plays (a dropped stream, a lost lease,
  * a 429 on a result, deny and ask, a healthcheck, a replayed tool use).
  * The fake checks every result (ids, kinds, exactly once) and lists what a
  * client did wrong as violations; each scenario asserts there are none.
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "measure/sandbox.h"
 
 #define API_KEY "sk-ant-test-key"
 #define ENV_KEY "sk-ant-env-test-key"
@@ -47,7 +50,11 @@
 static char fake_url[128];
 static char env_id[128];
 static pid_t fake_pid;
-static char ws[64];
+static char root[64];           /* holds the workspace */
+static char ws[96];
+static char repo[96];
+static measure_sandbox *sandbox;
+static char log_path[64];       /* every line logged, read by the last scenario */
 static char base_commit[41];
 static char agent_id[128];
 
@@ -85,52 +92,6 @@ static void fast_sleep(void *payload, int64_t ms)
 }
 
 static const base_clock fast_clock = { fast_wall, fast_mono, fast_sleep, NULL };
-
-/* ---- a stand-in for the built-in toolset --------------------------------------- */
-
-/* The worker's side of the built-in tools is the call; what a call does in
- * the sandbox is tested with the toolset itself.  This one records the
- * calls and answers "ran NAME". */
-struct agent_builtin {
-	pthread_mutex_t mu;
-	char calls[32][64];
-	int ncalls;
-};
-
-int agent_builtin_exists(const char *name)
-{
-	static const char *names[] = { "bash", "read", "write", "edit", "glob", "grep" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(names[i], name))
-			return 1;
-	return 0;
-}
-
-int agent_builtin_call(agent_builtin *b, const char *name, const json_t *input, json_t **result_out)
-{
-	(void)input;
-	*result_out = NULL;
-	if (!agent_builtin_exists(name))
-		return base_error_set(BASE_ENOTFOUND, "no tool %s", name);
-	pthread_mutex_lock(&b->mu);
-	if (b->ncalls < 32)
-		snprintf(b->calls[b->ncalls++], 64, "%s", name);
-	pthread_mutex_unlock(&b->mu);
-	char text[128];
-	snprintf(text, sizeof(text), "ran %s", name);
-	*result_out = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", text, "isError", 0);
-	return 0;
-}
-
-static int builtin_calls(agent_builtin *b, const char *name)
-{
-	int n = 0;
-	pthread_mutex_lock(&b->mu);
-	for (int i = 0; i < b->ncalls; i++)
-		n += !strcmp(b->calls[i], name);
-	pthread_mutex_unlock(&b->mu);
-	return n;
-}
 
 /* ---- the fake's control ---------------------------------------------------------- */
 
@@ -325,8 +286,10 @@ typedef struct run {
 	char message[256];
 	char status[32];      /* the session's status read at the end */
 	agent_tools *tools;
-	agent_builtin builtin;
+	agent_builtin *builtin;
 	agent_managed_binding b;
+	agent_managed_worker *unbind_on_end; /* unbinds sid from its on_end */
+	char sid[128];
 } run;
 
 static void on_end(void *payload, const agent_managed_end *end)
@@ -339,6 +302,8 @@ static void on_end(void *payload, const agent_managed_end *end)
 	snprintf(r->status, sizeof(r->status), "%s", end->session ? base_json_str(end->session, "status") : "none");
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
+	if (r->unbind_on_end)
+		agent_managed_worker_unbind(r->unbind_on_end, r->sid);
 }
 
 /* On the heap: a scenario that fails leaves it to the worker the teardown
@@ -349,40 +314,88 @@ static run *run_new(void)
 	assert_non_null(r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	pthread_mutex_init(&r->builtin.mu, NULL);
 	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
 	o.workspace = ws;
+	o.repo_path = repo;
 	o.base_commit = base_commit;
 	assert_int_equal(agent_tools_new(&r->tools, &o), 0);
+	agent_builtin_options bo = { .tools = r->tools, .sandbox = sandbox, .workspace = ws };
+	measure_sandbox_limits lim = MEASURE_SANDBOX_LIMITS_INIT;
+	bo.limits = lim;
+	bo.limits.timeout_s = 60;
+	assert_int_equal(agent_builtin_new(&r->builtin, &bo), 0);
 	r->b.tools = r->tools;
-	r->b.builtin = &r->builtin;
+	r->b.builtin = r->builtin;
 	r->b.on_end = on_end;
 	r->b.payload = r;
 	return r;
 }
 
+/* The tool calls the run's tools counted (perfbot's and the built-in ones). */
+static json_int_t tool_calls(run *r)
+{
+	json_t *u = agent_tools_usage(r->tools);
+	json_int_t n = json_integer_value(json_object_get(u, "tool_calls"));
+	json_decref(u);
+	return n;
+}
+
+static int exists(const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", ws, rel);
+	return stat(p, &st) == 0;
+}
+
+/* The text of the result answering tool use `id` (static), or "". */
+static const char *result_text(const char *sid, const char *id)
+{
+	static char text[4096];
+	json_t *res = result_for(sid, id);
+	snprintf(text, sizeof(text), "%s",
+		 res && base_json_str(json_array_get(json_object_get(res, "content"), 0), "text")
+			 ? base_json_str(json_array_get(json_object_get(res, "content"), 0), "text")
+			 : "");
+	json_decref(res);
+	return text;
+}
+
 static void run_free(run *r)
 {
+	agent_builtin_free(r->builtin);
 	agent_tools_free(r->tools);
-	pthread_mutex_destroy(&r->builtin.mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	free(r);
 }
 
-/* Waits (real time) for the run's first end. */
-static void wait_end(run *r, int timeout_ms)
+/* Waits (real time) until the run heard n ends. */
+static void wait_ends(run *r, int n, int timeout_ms)
 {
 	int64_t until = real_mono_ms() + timeout_ms;
 	pthread_mutex_lock(&r->mu);
-	while (r->ends == 0 && real_mono_ms() < until) {
+	while (r->ends < n && real_mono_ms() < until) {
 		pthread_mutex_unlock(&r->mu);
 		real_sleep_ms(10);
 		pthread_mutex_lock(&r->mu);
 	}
 	int ends = r->ends;
 	pthread_mutex_unlock(&r->mu);
-	assert_int_equal(ends, 1);
+	assert_int_equal(ends, n);
+}
+
+static int ends_of(run *r)
+{
+	pthread_mutex_lock(&r->mu);
+	int n = r->ends;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+static void wait_end(run *r, int timeout_ms)
+{
+	wait_ends(r, 1, timeout_ms);
 }
 
 /* Waits until the session's work item (the first) has field >= n. */
@@ -454,21 +467,40 @@ static int teardown(void **state)
 static int start_fake(void **state)
 {
 	(void)state;
-	snprintf(ws, sizeof(ws), "/tmp/perfbot-mworker-XXXXXX");
-	if (!mkdtemp(ws))
+	snprintf(log_path, sizeof(log_path), "/tmp/perfbot-mworker-log-XXXXXX");
+	int log_fd = mkstemp(log_path);
+	if (log_fd < 0)
+		return -1;
+	base_log_configure(BASE_LOG_DEBUG, 0, getenv("TEST_LOG") ? 2 : log_fd);
+	if (measure_sandbox_new(&sandbox, "bwrap") < 0) {
+		fprintf(stderr, "sandbox: %s\n", base_error_last());
+		return -1;
+	}
+	snprintf(root, sizeof(root), "/var/tmp/perfbot-mworker-XXXXXX");
+	if (!mkdtemp(root))
+		return -1;
+	chmod(root, 0700);
+	snprintf(ws, sizeof(ws), "%s/ws", root);
+	snprintf(repo, sizeof(repo), "%s/repo", root);
+	if (mkdir(ws, 0755) != 0)
 		return -1;
 	char cmd[1024];
+	/* the repository holds the base commit; the workspace is a plain copy
+	 * of its tree that the sandbox's user owns, as in a run */
 	snprintf(cmd, sizeof(cmd),
-		 "cd %s && git init -q && mkdir -p src && printf 'int slow(int n)\\n{\\n\\treturn n * 2;\\n}\\n' > src/hot.c && "
-		 "git add . && git -c user.name=t -c user.email=t@example.com commit -qm base",
-		 ws);
+		 "mkdir -p %s/repo/src && cd %s/repo && git init -q && "
+		 "printf 'int slow(int n)\\n{\\n\\treturn n * 2;\\n}\\n' > src/hot.c && git add . && "
+		 "git -c user.name=t -c user.email=t@example.com commit -qm base && cp -r src %s/",
+		 root, root, ws);
 	if (system(cmd) != 0)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "git -C %s rev-parse HEAD", ws);
+	snprintf(cmd, sizeof(cmd), "git -C %s/repo rev-parse HEAD", root);
 	FILE *p = popen(cmd, "r");
 	if (!p || !fgets(base_commit, sizeof(base_commit), p))
 		return -1;
 	pclose(p);
+	if (measure_sandbox_prepare_dir(sandbox, ws) < 0)
+		return -1;
 
 	int fds[2];
 	if (pipe(fds) != 0)
@@ -497,7 +529,6 @@ static int start_fake(void **state)
 	if (strncmp(fake_url, "http://127.0.0.1:", 17) != 0)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	base_log_configure(getenv("TEST_LOG") ? BASE_LOG_DEBUG : BASE_LOG_OFF, 0, 2);
 
 	agent_managed_options o = AGENT_MANAGED_OPTIONS_INIT;
 	o.base_url = fake_url;
@@ -519,8 +550,10 @@ static int stop_fake(void **state)
 		kill(fake_pid, SIGTERM);
 		waitpid(fake_pid, NULL, 0);
 	}
+	measure_sandbox_free(sandbox);
+	unlink(log_path);
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", ws);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -556,7 +589,8 @@ static void test_custom_and_builtin_answered_once(void **state)
 	res = result_for(sid, event_id(sid, "agent.tool_use", 0));
 	assert_non_null(res);
 	assert_string_equal(base_json_str(res, "type"), "user.tool_result");
-	assert_string_equal(base_json_str(json_array_get(json_object_get(res, "content"), 0), "text"), "ran read");
+	assert_false(json_is_true(json_object_get(res, "is_error")));
+	assert_non_null(strstr(base_json_str(json_array_get(json_object_get(res, "content"), 0), "text"), "return n * 2;"));
 	json_decref(res);
 	/* an unknown tool: an error result, not silence */
 	res = result_for(sid, event_id(sid, "agent.custom_tool_use", 1));
@@ -566,7 +600,7 @@ static void test_custom_and_builtin_answered_once(void **state)
 
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 2);
 	assert_int_equal(violations(sid, NULL), 0);
 	assert_int_equal(work_field(sid, "acks"), 1);
 	assert_int_equal(work_field(sid, "stops"), 1);
@@ -601,16 +635,18 @@ static void test_history_first_and_replayed_tool_use(void **state)
 	 * second is sent twice on the stream */
 	new_session(sid, sizeof(sid), "replay",
 		    "[{\"tool\":\"grep\",\"input\":{\"pattern\":\"slow\"}},{\"waitForStream\":1},"
-		    "{\"tool\":\"glob\",\"input\":{\"pattern\":\"*.c\"},\"replay\":true,\"replayDelayMs\":10},"
+		    "{\"tool\":\"glob\",\"input\":{\"pattern\":\"**/*.c\"},\"replay\":true,\"replayDelayMs\":10},"
 		    "{\"wait\":300},{\"idle\":\"end_turn\"}]");
 	real_sleep_ms(100);
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "grep"), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "glob"), 1);
+	assert_int_equal(tool_calls(r), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
+	/* grep names the matching files by default */
+	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 0)), "src/hot.c"));
+	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 1)), "hot.c"));
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
 	stop_worker(w);
@@ -630,8 +666,7 @@ static void test_stream_drop_reconnects(void **state)
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "bash"), 1);
+	assert_int_equal(tool_calls(r), 3);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
 	assert_int_equal(count_events(sid, "user.custom_tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
@@ -665,7 +700,7 @@ static void test_rate_limited_result_posted_once(void **state)
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
@@ -693,19 +728,21 @@ static void test_deny_never_runs_ask_waits(void **state)
 	char sid[128];
 	run *r = run_new();
 	new_session(sid, sizeof(sid), "permissions",
-		    "[{\"waitForStream\":1},{\"tool\":\"bash\",\"input\":{\"command\":\"rm -rf /\"},\"permission\":\"deny\"},"
-		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"a\",\"content\":\"x\"},\"permission\":\"ask\","
+		    "[{\"waitForStream\":1},{\"tool\":\"bash\",\"input\":{\"command\":\"touch denied.txt\"},\"permission\":\"deny\"},"
+		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"refused.txt\",\"content\":\"x\"},\"permission\":\"ask\","
 		    "\"confirm\":\"deny\",\"confirmDelayMs\":50},"
-		    "{\"tool\":\"edit\",\"input\":{\"file_path\":\"a\"},\"permission\":\"ask\",\"confirmDelayMs\":150},"
+		    "{\"tool\":\"write\",\"input\":{\"file_path\":\"allowed.txt\",\"content\":\"x\"},\"permission\":\"ask\","
+		    "\"confirmDelayMs\":150},"
 		    "{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
-	assert_int_equal(builtin_calls(&r->builtin, "bash"), 0);
-	assert_int_equal(builtin_calls(&r->builtin, "write"), 0);
-	assert_int_equal(builtin_calls(&r->builtin, "edit"), 1);
-	/* edit was answered after its confirmation: the fake refuses an earlier answer */
+	assert_false(exists("denied.txt"));
+	assert_false(exists("refused.txt"));
+	assert_true(exists("allowed.txt"));
+	assert_int_equal(tool_calls(r), 1);
+	/* the allowed write was answered after its confirmation: the fake refuses an earlier answer */
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	json_t *res = result_for(sid, event_id(sid, "agent.tool_use", 2));
 	assert_non_null(res);
@@ -862,6 +899,10 @@ static void test_end_kinds(void **state)
 		      AGENT_MANAGED_END_ERROR, "boom");
 	/* ended before the worker came: read from the history */
 	end_kind_case("early", "[{\"idle\":\"budget_reached\"}]", AGENT_MANAGED_END_BUDGET, NULL);
+	/* terminated as soon as acked: whether the worker learns it from the session, its
+	 * history, the stream or a heartbeat answering "stopping", the end is the session's own */
+	end_kind_case("early-terminated", "[{\"waitForAck\":true},{\"terminate\":true}]", AGENT_MANAGED_END_TERMINATED,
+		      NULL);
 }
 
 static void test_unbind_stops_the_item(void **state)
@@ -874,7 +915,7 @@ static void test_unbind_stops_the_item(void **state)
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_work(sid, "heartbeats", 1, 5000);
 	agent_managed_worker_unbind(w, sid);
-	assert_int_equal(r->ends, 1);
+	assert_int_equal(ends_of(r), 1);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
 	assert_string_equal(work_state(sid), "stopped");
 	/* bound again: a binding is per session, not per worker */
@@ -915,7 +956,29 @@ static void test_stream_error_frame_reconnects(void **state)
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_true(count_requests("GET", path) >= 2);
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_stream_never_connected_history_listed_again(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* the first stream is never answered: what happens after the first
+	 * listing shows in the next ones */
+	fake_do("hang", "{\"count\":1,\"path\":\"/events/stream$\"}");
+	new_session(sid, sizeof(sid), "unconnected",
+		    "[{\"waitForAck\":true},{\"wait\":150},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
+		    "{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
@@ -960,10 +1023,7 @@ static void test_session_back_as_a_new_item(void **state)
 	json_decref(api("POST", path,
 			json_pack("{s:[{s:s,s:[{s:s,s:s}]}]}", "events", "type", "user.message", "content", "type", "text",
 				  "text", "Once more.")));
-	int64_t until = real_mono_ms() + 15000;
-	while (r->ends < 2 && real_mono_ms() < until)
-		real_sleep_ms(10);
-	assert_int_equal(r->ends, 2);
+	wait_ends(r, 2, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	json_t *work = work_of(sid);
 	assert_int_equal(json_array_size(work), 2);
@@ -972,7 +1032,7 @@ static void test_session_back_as_a_new_item(void **state)
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.sessions_served, 2);
 	/* the second turn's tool use was served, not cut short by the first turn's end in the history */
-	assert_int_equal(builtin_calls(&r->builtin, "read"), 1);
+	assert_int_equal(tool_calls(r), 1);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
@@ -1006,7 +1066,7 @@ static void test_no_poll_past_max_sessions(void **state)
 	real_sleep_ms(300);
 	int a_first = work_field(a, "acks") == 1;
 	run *first = a_first ? ra : rb, *second = a_first ? rb : ra;
-	assert_int_equal(first->ends, 0);
+	assert_int_equal(ends_of(first), 0);
 	assert_int_equal(work_field(a_first ? b : a, "polls"), 0);
 	wait_end(first, 15000);
 	wait_end(second, 15000);
@@ -1017,6 +1077,149 @@ static void test_no_poll_past_max_sessions(void **state)
 	stop_worker(w);
 	run_free(ra);
 	run_free(rb);
+}
+
+static void test_bound_after_its_item_was_polled(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* on the system clock: the item waits 2 s for its bind */
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = ENV_KEY;
+	o.block_ms = 100;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
+	new_session(sid, sizeof(sid), "late-bind",
+		    "[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},{\"idle\":\"end_turn\"}]");
+	wait_work(sid, "polls", 1, 5000);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	int64_t t0 = real_mono_ms();
+	wait_end(r, 15000);
+	/* served from that poll, not after the reclaim window (5 s) */
+	assert_true(real_mono_ms() - t0 < 4000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(work_field(sid, "polls"), 1);
+	assert_int_equal(work_field(sid, "acks"), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_bind_cuts_the_pause_after_an_empty_poll(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	/* on the system clock: an empty poll is followed by 1 to 3 s of pause */
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = ENV_KEY;
+	o.block_ms = 50;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	live_worker = w;
+	real_sleep_ms(250); /* in the pause */
+	new_session(sid, sizeof(sid), "wake", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
+	int64_t t0 = real_mono_ms();
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "acks", 1, 5000);
+	assert_true(real_mono_ms() - t0 < 600);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_unbind_from_on_end(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "unbind-on-end", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	r->unbind_on_end = w;
+	snprintf(r->sid, sizeof(r->sid), "%s", sid);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	wait_stopped(sid);
+	/* the binding is gone: binding again works */
+	r->unbind_on_end = NULL;
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+static void test_worker_stop_ends_sessions(void **state)
+{
+	(void)state;
+	char sid[128];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "worker-stop", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "heartbeats", 1, 5000);
+	stop_worker(w);
+	assert_int_equal(ends_of(r), 1);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
+	assert_string_equal(work_state(sid), "stopped");
+	run_free(r);
+}
+
+static void test_long_history_paginated(void **state)
+{
+	(void)state;
+	char sid[128], path[256];
+	run *r = run_new();
+	new_session(sid, sizeof(sid), "long", "[{\"wait\":400},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},"
+		    "{\"idle\":\"end_turn\"}]");
+	/* 1100 events before the script's tool use: it is on the second page of the history,
+	 * played before any stream is open */
+	json_t *events = json_array();
+	for (int i = 0; i < 1100; i++)
+		json_array_append_new(events, json_pack("{s:s}", "type", "user.define_outcome"));
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	json_decref(api("POST", path, json_pack("{s:o}", "events", events)));
+	int64_t until = real_mono_ms() + 5000;
+	while (count_events(sid, "agent.tool_use", NULL, NULL) < 1 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	agent_managed_worker *w = start_worker(ENV_KEY);
+	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_end(r, 15000);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	agent_managed_worker_unbind(w, sid);
+	stop_worker(w);
+	run_free(r);
+}
+
+/* Last: what every scenario logged holds neither the environment key nor a
+ * sessions token. */
+static void test_no_secret_in_the_logs(void **state)
+{
+	(void)state;
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	char line[8192];
+	int lines = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		assert_null(strstr(line, ENV_KEY));
+		assert_null(strstr(line, "sk-ant-env-wrong"));
+		assert_null(strstr(line, "sk-ant-req-")); /* the fake's sessions tokens */
+		assert_null(strstr(line, API_KEY));
+	}
+	fclose(f);
+	if (!getenv("TEST_LOG"))
+		assert_true(lines > 20);
 }
 
 static void test_bad_environment_key_stops_polling(void **state)
@@ -1045,10 +1248,19 @@ int main(void)
 		cmocka_unit_test_teardown(test_end_kinds, teardown),
 		cmocka_unit_test_teardown(test_unbind_stops_the_item, teardown),
 		cmocka_unit_test_teardown(test_stream_error_frame_reconnects, teardown),
+		cmocka_unit_test_teardown(test_stream_never_connected_history_listed_again, teardown),
 		cmocka_unit_test_teardown(test_archived_session_winds_down, teardown),
 		cmocka_unit_test_teardown(test_session_back_as_a_new_item, teardown),
 		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
+		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
+		cmocka_unit_test_teardown(test_bind_cuts_the_pause_after_an_empty_poll, teardown),
+		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
+		cmocka_unit_test_teardown(test_worker_stop_ends_sessions, teardown),
+		cmocka_unit_test_teardown(test_long_history_paginated, teardown),
 		cmocka_unit_test_teardown(test_bad_environment_key_stops_polling, teardown),
+		cmocka_unit_test(test_no_secret_in_the_logs),
 	};
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, start_fake, stop_fake);
 }
