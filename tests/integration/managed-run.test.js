@@ -374,6 +374,23 @@ test('a session that fails for good: the run fails with the session\'s error', a
   answeredOnce(session());
 });
 
+test('a session whose retries are exhausted, or that is terminated: the run fails, saying which', async () => {
+  let { id, session } = await optimize(8, [
+    { tool: 'glob', input: { pattern: 'src/*.c' } },
+    { idle: 'retries_exhausted' },
+  ]);
+  let r = await ended(id);
+  assert.equal(r.state, 'failed');
+  assert.match(r.reason, /^the agent's session exhausted its retries/);
+  assert.equal(r.data.managed.end, 'retries_exhausted');
+  answeredOnce(session());
+  ({ id, session } = await optimize(8, [{ tool: 'glob', input: { pattern: 'src/*.c' } }, { terminate: true }]));
+  r = await ended(id);
+  assert.equal(r.state, 'failed');
+  assert.match(r.reason, /^the agent's session was terminated/);
+  answeredOnce(session());
+});
+
 // last of the server's tests: it stops the server
 test('SIGTERM drains: the running session is interrupted, its item stopped and the session archived', async () => {
   const { id, session } = await optimize(7, [
