@@ -149,9 +149,7 @@ static int copy_id(char *out, size_t cap, const json_t *obj, const char *what)
 	return 0;
 }
 
-/* The first live agent of the account carrying perfbot's hash key; *out
- * owned or NULL. */
-static int find_agent(json_t **out, agent_managed_client *c, const char *api_key)
+int agent_managed_find_agent(json_t **out, agent_managed_client *c, const char *api_key)
 {
 	int error = 0;
 	char path[512];
@@ -222,7 +220,7 @@ static int setup_agent(agent_managed_setup_result *r, agent_managed_client *c, c
 						      o->agent_id);
 			goto done;
 		}
-	} else if ((error = find_agent(&agent, c, o->api_key)) < 0) {
+	} else if ((error = agent_managed_find_agent(&agent, c, o->api_key)) < 0) {
 		goto done;
 	}
 	if (!(body = json_deep_copy(def)) ||

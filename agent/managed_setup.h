@@ -51,6 +51,11 @@ const char *agent_managed_system_prompt(void);
 int agent_managed_setup(agent_managed_setup_result *out, agent_managed_client *c,
 			const agent_managed_setup_options *opts);
 
+/* The first live agent of the account carrying perfbot's hash key (the one
+ * setup made), as the agent list shows it; *out owned, or NULL when there
+ * is none. */
+int agent_managed_find_agent(json_t **out, agent_managed_client *c, const char *api_key);
+
 /* Checks, without changing anything, what the configuration names: the API
  * key is accepted (a list of agents), the agent id (may be NULL) exists and
  * the environment id (may be NULL) is a self-hosted environment.  0 with a

@@ -4,8 +4,11 @@
  * per-run token, which dies when the step ends), the backend, and what its
  * ending means for the run.
  *
- * The only backend is `command` (agent/agent_cmd.h): PERFBOT_AGENT_COMMAND
- * supervised with the wall budget, hidden from perfbot's state and secrets.
+ * Two backends: `command` (agent/agent_cmd.h): PERFBOT_AGENT_COMMAND
+ * supervised with the wall budget, hidden from perfbot's state and secrets;
+ * and `managed` (run_managed.c): a Claude Managed Agents session whose tool
+ * calls the process's worker runs here.  The CLI's --agent, else
+ * perfbot.yml's optimize.agent, else PERFBOT_AGENT picks one.
  * The step leaves a submission (r->summary, r->diff) for verification, or
  * decides the outcome itself: no_improvement, failed or cancelled.
  * Runs on the run's thread; the tool context is published to the watcher
@@ -23,11 +26,32 @@
 #include "base/error.h"
 #include "base/log.h"
 
-/* The backend named by the configuration can run here. */
-static int backend_available(const agent_run *r)
+/* The run's backend: the CLI's choice, else perfbot.yml's optimize.agent,
+ * else PERFBOT_AGENT. */
+static int managed_backend(const agent_run *r)
+{
+	const char *o = r->svc->agent_override;
+	if (o)
+		return !strcmp(o, "managed");
+	if (r->cfg->optimize_agent != MEASURE_AGENT_DEFAULT)
+		return r->cfg->optimize_agent == MEASURE_AGENT_MANAGED;
+	return r->svc->cfg->agent && !strcmp(r->svc->cfg->agent, "managed");
+}
+
+/* The backend can run here. */
+static int backend_available(const agent_run *r, int managed)
 {
 	const base_config *cfg = r->svc->cfg;
-	if (cfg->agent && strcmp(cfg->agent, "command") != 0)
+	if (managed) {
+		if (!r->svc->managed) {
+			int error = base_config_managed_ready(cfg);
+			return base_error_set(error < 0 ? error : BASE_EINVALID,
+					      "the managed backend is not available on this server%s%s",
+					      error < 0 ? ": " : " (its worker is not running)", error < 0 ? base_error_last() : "");
+		}
+		return 0;
+	}
+	if (cfg->agent && strcmp(cfg->agent, "command") != 0 && strcmp(cfg->agent, "managed") != 0)
 		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT=%s is not available; use PERFBOT_AGENT=command",
 				      cfg->agent);
 	if (!cfg->agent_command || !*cfg->agent_command)
@@ -37,8 +61,10 @@ static int backend_available(const agent_run *r)
 	return 0;
 }
 
-/* The run's tools (published in r->tools for the watcher) and the task file. */
-static int make_tools(agent_run *r)
+/* The run's tools (published in r->tools for the watcher) and the task:
+ * its text in *task_out (owned) when task_out is not NULL, else the task
+ * file. */
+static int make_tools(agent_run *r, char **task_out)
 {
 	int error;
 	agent_run_hooks_options ro = AGENT_RUN_HOOKS_OPTIONS_INIT;
@@ -74,7 +100,10 @@ static int make_tools(agent_run *r)
 
 	agent_task_info ti = { .run_id = r->id, .repository = r->repository, .base_sha = r->sha, .config = r->cfg,
 			       .baseline = r->baseline, .focus = r->focus, .max_minutes = max_minutes,
-			       .max_benchmark_runs = max_runs, .max_tool_calls = max_calls, .top_functions = 10 };
+			       .max_benchmark_runs = max_runs, .max_tool_calls = max_calls, .top_functions = 10,
+			       .managed = task_out != NULL };
+	if (task_out)
+		return agent_task_render(task_out, &ti);
 	return agent_task_write(r->task, &ti);
 }
 
@@ -190,7 +219,17 @@ static void judge(agent_run *r, const agent_cmd_result *res)
 int agent_run_backend(agent_run *r)
 {
 	int error;
-	if ((error = backend_available(r)) < 0 || (error = make_tools(r)) < 0)
+	int managed = managed_backend(r);
+	if ((error = backend_available(r, managed)) < 0)
+		return error;
+	if (managed) {
+		char *task = NULL;
+		if ((error = make_tools(r, &task)) == 0)
+			error = r->cancel ? BASE_ECANCELLED : agent_run_managed(r, task);
+		free(task);
+		return error;
+	}
+	if ((error = make_tools(r, NULL)) < 0)
 		return error;
 	if (r->cancel) /* cancelled during the baseline: no agent at all */
 		return BASE_ECANCELLED;

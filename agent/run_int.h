@@ -4,6 +4,8 @@
  *                   the agent step, verification, the record in the store
  *   run_backend.c   the agent step: tools, MCP registration, task file, the
  *                   `command` backend, what its ending means
+ *   run_managed.c   the `managed` backend: a Managed Agents session served by
+ *                   the process's worker
  *   run_report.c    Markdown and check-run bodies of an outcome (pure)
  *   run_github.c    the check run and the thread comment (agent_github)
  *   run_local.c     the same run on a local repository for the CLI
@@ -80,7 +82,8 @@ typedef struct agent_run {
 	json_t *verified;              /* agent_verify's document */
 	char *summary, *diff;
 	json_t *budgets;
-	json_t *agent_info;            /* {exit_code, timed_out, output} */
+	json_t *agent_info;            /* {exit_code, timed_out, output}, or {backend: "managed", end} */
+	json_t *managed;               /* the managed backend's record: session, agent, usage (or NULL) */
 	int64_t t_start, t_baseline, t_agent, t_verify, t_end; /* ms */
 } agent_run;
 
@@ -124,6 +127,15 @@ json_t *agent_run_short_table(const json_t *verified);
  * with the MCP endpoint, the task file, the backend.  Leaves r->summary and
  * r->diff for verification, or sets the outcome (no submission). */
 int agent_run_backend(agent_run *r);
+
+/* ---- run_managed.c ------------------------------------------------------- */
+
+/* The `managed` backend's agent step, once the tools are made: a session
+ * with the task text (borrowed) served by the process's worker, until its
+ * end, a submission, a cancel or the wall budget.  Leaves a submission or
+ * sets the outcome, like the command backend; r->managed and the run's
+ * "managed" record hold the session's figures. */
+int agent_run_managed(agent_run *r, const char *task);
 
 /* ---- run_report.c -------------------------------------------------------- */
 

@@ -22,6 +22,8 @@ static json_t *outcome_doc(const agent_run *r)
 				r->diff ? r->diff : "");
 	if (doc)
 		json_object_set_new(doc, "commit", json_string(r->sha));
+	if (doc && r->managed) /* the managed backend's session, agent and usage */
+		json_object_set(doc, "managed", r->managed);
 	return doc;
 }
 

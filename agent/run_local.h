@@ -22,12 +22,15 @@ typedef struct agent_run_local_options {
 } agent_run_local_options;
 
 /* Records an agent run (trigger "cli") in svc->store and runs it to its end
- * with svc->cfg->agent_command and the endpoint svc->mcp / svc->mcp_url
- * (svc->gh and svc->github are not used).
+ * with svc->cfg->agent_command and the endpoint svc->mcp / svc->mcp_url, or
+ * with the managed backend svc->managed (svc->gh and svc->github are not
+ * used).
  * *out (owned) is the outcome:
  *   {"run": id, "status": "proposal" | "no_improvement" | "failed" | "cancelled",
  *    "reason", "benchmarks": [{"name", "base", "head", "change_pct"}],
- *    "summary", "diff"}
+ *    "summary", "diff", "commit"}
+ * plus, with the managed backend, "managed": {session_id, agent_id,
+ * agent_version, end, usage, list_cost, list_cost_usd, active_seconds}.
  * A negative code only when the run could not be recorded at all. */
 int agent_run_local(json_t **out, const agent_services *svc, const agent_run_local_options *opts);
 

@@ -481,6 +481,7 @@ void agent_run_dispose(agent_run *r)
 	json_decref(r->verified);
 	json_decref(r->budgets);
 	json_decref(r->agent_info);
+	json_decref(r->managed);
 	json_decref(r->row);
 	free(r->summary);
 	free(r->diff);

@@ -12,8 +12,12 @@
  *
  * Budgets of every agent run come from the repository configuration:
  * optimize.max_minutes (wall time of the agent), optimize.max_benchmark_runs,
- * and a tool-call budget of AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN calls
- * per allowed benchmark run. */
+ * a tool-call budget of AGENT_RUN_TOOL_CALLS_PER_BENCHMARK_RUN calls per
+ * allowed benchmark run, and with the managed backend optimize.max_cost_usd
+ * (the session's list-cost budget).
+ *
+ * The backend of a run: agent_override, else perfbot.yml's optimize.agent,
+ * else PERFBOT_AGENT (command by default). */
 #ifndef AGENT_SERVICES_H
 #define AGENT_SERVICES_H
 
@@ -37,6 +41,25 @@
  * pr_job_queue_open, so that agent/ never spells pr/'s job kind or key. */
 typedef int (*agent_queue_pr_fn)(store *st, const store_approval *approval, void *payload);
 
+/* The managed backend of this process (agent/run_managed.c): the Managed
+ * Agents client and the one worker polling the self-hosted environment,
+ * started on first use (or at once with agent_managed_backend_start). */
+typedef struct agent_managed_backend agent_managed_backend;
+
+/* Checks the managed settings of cfg (base_config_managed_ready) and
+ * prepares the backend; the worker serves at most max_sessions sessions at
+ * once.  cfg is borrowed and must outlive it.  Nothing is started yet. */
+int agent_managed_backend_new(agent_managed_backend **out, const base_config *cfg, int max_sessions);
+/* Starts the worker if it is not running (thread-safe, idempotent). */
+int agent_managed_backend_start(agent_managed_backend *m);
+/* Stops the worker (every session it serves ends) and frees.  NULL: no-op. */
+void agent_managed_backend_free(agent_managed_backend *m);
+/* Makes the worker's series (perfbot_managed_*: polls, sessions, tool
+ * calls by tool, results posted, retries, leases lost) at zero so that GET
+ * /metrics shows them from the start; the worker counts into them.  NULL:
+ * no-op. */
+void agent_managed_backend_metrics(agent_managed_backend *m);
+
 typedef struct agent_services {
 	const base_config *cfg;
 	store *store;
@@ -50,6 +73,9 @@ typedef struct agent_services {
 	measure_sandbox *sandbox; /* shared sandbox backend; NULL: runs fail with the reason */
 	agent_queue_pr_fn queue_pr; /* NULL: approvals are refused (no pull requests here) */
 	void *queue_pr_payload;
+	agent_managed_backend *managed; /* NULL: runs whose backend is managed fail with the reason */
+	const char *agent_override;   /* "command" | "managed": wins over perfbot.yml's optimize.agent
+				       * and PERFBOT_AGENT (the CLI's --agent); NULL: none */
 } agent_services;
 
 typedef struct agent_run_request {

@@ -38,14 +38,19 @@ int agent_task_render(char **out, const agent_task_info *in)
 
 	*out = NULL;
 	base_buf_printf(&b, "# perfbot agent run %lld\n\n", (long long)in->run_id);
-	base_buf_printf(&b,
-		       "Make the benchmarks of `%s` faster at commit `%s` without changing what the code does.\n\n"
-		       "You work through the tools of perfbot's MCP server only: `read_file`, `write_file`, `edit_file`, "
-		       "`list_files`, `grep` on the workspace, `exec` to run commands in the sandbox (no network), "
-		       "`run_benchmarks` to measure under CPU simulation (deterministic: instruction and cache counts), "
-		       "`get_profile` for the functions that cost the most, `compare` and `get_diff`. "
-		       "When you are done, call `submit_result` with a summary.\n\n",
+	base_buf_printf(&b, "Make the benchmarks of `%s` faster at commit `%s` without changing what the code does.\n\n",
 		       in->repository ? in->repository : "the repository", in->base_sha ? in->base_sha : "?");
+	if (in->managed)
+		base_buf_puts(&b, "You work through your tools only, all of them in perfbot's sandbox: `read`, `write`, `edit`, "
+				  "`glob`, `grep` on the workspace (`/workspace`), `bash` to run commands there (no network; "
+				  "one shell for the whole run), ");
+	else
+		base_buf_puts(&b, "You work through the tools of perfbot's MCP server only: `read_file`, `write_file`, "
+				  "`edit_file`, `list_files`, `grep` on the workspace, `exec` to run commands in the sandbox "
+				  "(no network), ");
+	base_buf_puts(&b, "`run_benchmarks` to measure under CPU simulation (deterministic: instruction and cache counts), "
+			  "`get_profile` for the functions that cost the most, `compare` and `get_diff`. "
+			  "When you are done, call `submit_result` with a summary.\n\n");
 
 	base_buf_printf(&b, "## Benchmarks (baseline, %s; lower is better)\n\n", metric);
 	base_buf_puts(&b, "| benchmark | command | estimated cycles | instructions | threshold |\n|---|---|---:|---:|---:|\n");

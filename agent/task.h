@@ -22,6 +22,8 @@ typedef struct agent_task_info {
 	int max_benchmark_runs;
 	int max_tool_calls;              /* 0: none */
 	int top_functions;               /* per benchmark (default 10) */
+	int managed;                     /* the tools as a Managed Agents session names them (built-in
+					  * bash/read/write/edit/glob/grep), not the MCP server's */
 } agent_task_info;
 
 /* The prompt as markdown (owned). */

@@ -802,7 +802,10 @@ static void check_managed(doctor *d)
 static void check_agent(doctor *d)
 {
 	const base_config *cfg = d->cfg;
-	/* PERFBOT_AGENT other than "command" (managed) does not load: see config */
+	if (!set(cfg->agent_command) && cfg->agent && !strcmp(cfg->agent, "managed")) {
+		report(d, "agent", DOC_OK, NULL, "PERFBOT_AGENT=managed: Claude Managed Agents runs the agent (see agent.managed)");
+		return;
+	}
 	if (!set(cfg->agent_command)) {
 		report(d, "agent", DOC_WARN, "set PERFBOT_AGENT_COMMAND (README: Agent runs)",
 		       "no agent command is configured: /perfbot optimize fails");

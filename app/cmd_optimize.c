@@ -1,8 +1,11 @@
-/* `perfbot optimize --repo DIR --agent-command CMD [--json] [--diff-out FILE]`:
- * one agent run on a local repository, without GitHub and without an
- * approval step.  The agent reaches its tools over an MCP endpoint served for
- * the run on 127.0.0.1 (an ephemeral port); the run is recorded in the store
- * under DATA_DIR like a server's, so `perfbot runs show N` shows it.
+/* `perfbot optimize --repo DIR [--agent command|managed] [--agent-command CMD]
+ * [--json] [--diff-out FILE]`: one agent run on a local repository, without
+ * GitHub and without an approval step.  With the command backend the agent
+ * reaches its tools over an MCP endpoint served for the run on 127.0.0.1 (an
+ * ephemeral port); with the managed backend (--agent managed, or perfbot.yml's
+ * optimize.agent) a Managed Agents session runs the agent and this process's
+ * own worker serves its tool calls.  The run is recorded in the store under
+ * DATA_DIR like a server's, so `perfbot runs show N` shows it.
  *
  * Exit status: 0 a verified proposal, 1 no proposal (no_improvement, failed,
  * cancelled), 2 the command could not run.  SIGINT / SIGTERM cancel the run
@@ -39,11 +42,14 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: perfbot optimize --repo DIR --agent-command CMD [--rev REV] [--json] [--diff-out FILE]\n"
-		   "                        [--benchmark NAME ...]\n"
-		   "  Runs an agent on DIR at REV (default HEAD): it works in the sandbox through perfbot's tools\n"
-		   "  over MCP; perfbot verifies its change on a clean checkout and prints the verified table.\n"
-		   "  CMD is started with PERFBOT_MCP_URL, PERFBOT_RUN_TOKEN, PERFBOT_RUN_ID, PERFBOT_TASK_FILE.\n");
+	fprintf(f, "usage: perfbot optimize --repo DIR [--agent command|managed] [--agent-command CMD] [--rev REV]\n"
+		   "                        [--json] [--diff-out FILE] [--benchmark NAME ...]\n"
+		   "  Runs an agent on DIR at REV (default HEAD): it works in the sandbox through perfbot's tools;\n"
+		   "  perfbot verifies its change on a clean checkout and prints the verified table.\n"
+		   "  --agent command (default): CMD is started with PERFBOT_MCP_URL, PERFBOT_RUN_TOKEN,\n"
+		   "  PERFBOT_RUN_ID, PERFBOT_TASK_FILE and reaches the tools over MCP.\n"
+		   "  --agent managed: a Claude Managed Agents session (ANTHROPIC_API_KEY, PERFBOT_MANAGED_*);\n"
+		   "  this process serves its tool calls.\n");
 }
 
 static void print_text(const json_t *doc)
@@ -70,7 +76,7 @@ static void print_text(const json_t *doc)
 
 int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 {
-	const char *repo = NULL, *command = cfg->agent_command, *rev = NULL, *diff_out = NULL;
+	const char *repo = NULL, *command = cfg->agent_command, *rev = NULL, *diff_out = NULL, *backend = NULL;
 	const char *focus[MAX_FOCUS];
 	size_t nfocus = 0;
 	int json = 0, status = 2;
@@ -78,7 +84,7 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },     { "agent-command", required_argument, NULL, 'a' },
 		{ "rev", required_argument, NULL, 'v' },      { "diff-out", required_argument, NULL, 'o' },
 		{ "benchmark", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{ "agent", required_argument, NULL, 'g' },     { NULL, 0, NULL, 0 },
 	};
 	app_cmd_opts opts = { .cmd = "optimize", .longopts = longopts, .shortopts = "b:" };
 	int c;
@@ -89,6 +95,13 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 		case 'v': rev = optarg; break;
 		case 'o': diff_out = optarg; break;
 		case 'j': json = 1; break;
+		case 'g':
+			if (strcmp(optarg, "command") && strcmp(optarg, "managed")) {
+				fprintf(stderr, "perfbot optimize: --agent: expected command or managed, got \"%s\"\n", optarg);
+				return 2;
+			}
+			backend = optarg;
+			break;
 		case 'b':
 			if (nfocus == MAX_FOCUS) {
 				fprintf(stderr, "perfbot optimize: at most %d --benchmark options\n", MAX_FOCUS);
@@ -99,9 +112,16 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 		default: return opts.status;
 		}
 	}
-	if (!repo || !command || !*command) {
+	/* the backend: --agent, else PERFBOT_AGENT; perfbot.yml's optimize.agent
+	 * may still pick managed when neither names one */
+	int managed = backend ? !strcmp(backend, "managed") : cfg->agent && !strcmp(cfg->agent, "managed");
+	if (!repo || (!managed && (!command || !*command))) {
 		fprintf(stderr, "perfbot optimize: %s is required\n", !repo ? "--repo" : "--agent-command (or PERFBOT_AGENT_COMMAND)");
 		usage(stderr);
+		return 2;
+	}
+	if (managed && base_config_managed_ready(cfg) < 0) {
+		fprintf(stderr, "perfbot optimize: %s\n", base_error_last());
 		return 2;
 	}
 
@@ -111,9 +131,10 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 	wh_server *srv = NULL;
 	json_t *doc = NULL;
 	char mcp_url[64];
+	agent_managed_backend *mb = NULL;
 	base_config local = *cfg; /* the same configuration with this run's agent command */
 	local.agent_command = command;
-	local.agent = "command";
+	local.agent = managed ? "managed" : "command";
 
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "perfbot optimize: DATA_DIR %s: %s\n", cfg->data_dir, strerror(errno));
@@ -121,6 +142,12 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 	}
 	if (store_open(&st, cfg->database_url) < 0 || measure_sandbox_new_config(&sb, cfg) < 0 ||
 	    agent_mcp_new(&mcp, NULL) < 0) {
+		fprintf(stderr, "perfbot optimize: %s\n", base_error_last());
+		goto done;
+	}
+	/* a worker of its own, started by the run when its backend is managed
+	 * (one session: this run's) */
+	if ((managed || base_config_managed_ready(cfg) == 0) && agent_managed_backend_new(&mb, &local, 1) < 0) {
 		fprintf(stderr, "perfbot optimize: %s\n", base_error_last());
 		goto done;
 	}
@@ -140,7 +167,8 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	agent_services svc = { .cfg = &local, .store = st, .mcp = mcp, .mcp_url = mcp_url, .sandbox = sb };
+	agent_services svc = { .cfg = &local, .store = st, .mcp = mcp, .mcp_url = mcp_url, .sandbox = sb,
+			       .managed = mb, .agent_override = backend };
 	agent_run_local_options o = { .repo_path = repo, .rev = rev, .benchmarks = nfocus ? focus : NULL,
 				      .nbenchmarks = nfocus, .cancel = &interrupted };
 	if (agent_run_local(&doc, &svc, &o) < 0) {
@@ -168,6 +196,7 @@ int app_cmd_optimize(const base_config *cfg, int argc, char **argv)
 	}
 	status = result && !strcmp(result, "proposal") ? 0 : 1;
 done:
+	agent_managed_backend_free(mb);
 	wh_server_free(srv);
 	agent_mcp_free(mcp);
 	measure_sandbox_free(sb);

@@ -1,8 +1,9 @@
 /* `perfbot runs [--json] [--limit N] [--kind K]` and `perfbot runs show N
  * [--json]`: what bench and agent runs did, for operators, read from the
  * store under DATA_DIR (safe while a server runs).  `show` prints the state,
- * the reason, the timings, the budgets used, the proposal's verified table,
- * the approval and the pull request. */
+ * the reason, the timings, the budgets used, a managed run's session (id,
+ * agent version, tokens, list cost), the proposal's verified table, the
+ * approval and the pull request. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,30 @@ static void print_show(const json_t *run, const json_t *proposal, const json_t *
 		printf("budgets:   %lld/%lld tool calls, %lld/%lld benchmark runs, %lld ms of %lld\n", n(u, "tool_calls"),
 		       n(u, "max_tool_calls"), n(u, "benchmark_runs"), n(u, "max_benchmark_runs"), n(u, "wall_ms"),
 		       n(u, "max_wall_ms"));
+	const json_t *mg = json_object_get(d, "managed");
+	if (mg) {
+		const json_t *mu = json_object_get(mg, "usage");
+		printf("session:   %s (agent %s", s(mg, "session_id"), s(mg, "agent_id"));
+		if (json_integer_value(json_object_get(mg, "agent_version")))
+			printf(" version %lld", n(mg, "agent_version"));
+		printf(")%s%s\n", *s(mg, "end") ? ", ended: " : "", s(mg, "end"));
+		if (mu)
+			printf("tokens:    %lld input, %lld output, %lld cache read, %lld cache creation\n",
+			       n(mu, "input_tokens"), n(mu, "output_tokens"), n(mu, "cache_read_input_tokens"),
+			       n(mu, "cache_creation_input_tokens"));
+		const json_t *usd = json_object_get(mg, "list_cost_usd");
+		if (usd || json_object_get(mg, "active_seconds")) {
+			printf("cost:      ");
+			if (usd)
+				printf("$%.2f list cost", json_number_value(usd));
+			if (json_object_get(mg, "max_cost_usd"))
+				printf(" of a $%.2f budget", json_number_value(json_object_get(mg, "max_cost_usd")));
+			if (json_object_get(mg, "active_seconds"))
+				printf("%s%.1f s active", usd ? ", " : "",
+				       json_number_value(json_object_get(mg, "active_seconds")));
+			printf("\n");
+		}
+	}
 	if (*s(d, "cancelled_by"))
 		printf("cancelled: by %s\n", s(d, "cancelled_by"));
 	const json_t *outcome = json_object_get(d, "outcome");

@@ -44,6 +44,7 @@ struct serve_state {
 	store *store;
 	store_workers *workers;
 	gh_client *gh;              /* NULL in setup mode */
+	agent_managed_backend *managed; /* NULL without the managed settings */
 	atomic_int draining;
 	pthread_mutex_t stop_lock;  /* redelivery loop sleeps on stop_cond */
 	pthread_cond_t stop_cond;
@@ -134,6 +135,7 @@ static int handle_metrics(const base_http_request *req, base_http_response *resp
 	base_metric_set(base_metric_gauge("perfbot_workers_busy", "Workers running a job", NULL),
 		       store_workers_busy(s->workers));
 	base_metric_set(base_metric_gauge("perfbot_workers", "Worker threads", NULL), store_workers_running(s->workers));
+	agent_managed_backend_metrics(s->managed);
 	resp->status = 200;
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	return base_metrics_render(&resp->body);
@@ -299,6 +301,16 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		goto fail;
 	if (store_workers_new(&st.workers, st.store, &wopts) < 0)
 		goto fail;
+	/* the Managed Agents worker: with PERFBOT_AGENT=managed it polls from
+	 * the start (healthchecks are answered); with only the settings it
+	 * starts with the first run of a repository choosing optimize.agent:
+	 * managed */
+	if (base_config_managed_ready(cfg) == 0) {
+		if (agent_managed_backend_new(&st.managed, cfg, cfg->workers) < 0 ||
+		    (cfg->agent && !strcmp(cfg->agent, "managed") && agent_managed_backend_start(st.managed) < 0))
+			goto fail;
+	}
+	svc.managed = st.managed;
 	svc.store = prs.store = st.store;
 	svc.gh = prs.gh = st.gh;
 	svc.workers = st.workers;
@@ -427,6 +439,8 @@ done:
 	gh_setup_free(setup);
 	if (!st.workers || store_workers_busy(st.workers) == 0) {
 		store_workers_free(st.workers);
+		/* after the runs: their sessions were interrupted and unbound */
+		agent_managed_backend_free(st.managed);
 		agent_mcp_free(mcp);
 		measure_sandbox_free(sandbox);
 		gh_client_free(st.gh);

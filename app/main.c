@@ -30,7 +30,8 @@ static const struct command commands[] = {
 	{ "bench", app_cmd_bench, "perfbot bench [--repo DIR] [--rev REV] [--base REV] [--json]",
 	  "measure a local checkout's benchmarks under CPU simulation (no GitHub needed)" },
 	{ "optimize", app_cmd_optimize,
-	  "perfbot optimize --repo DIR --agent-command CMD [--rev REV] [--json] [--diff-out FILE] [--benchmark NAME...]",
+	  "perfbot optimize --repo DIR [--agent command|managed] [--agent-command CMD] [--rev REV] [--json] "
+	  "[--diff-out FILE] [--benchmark NAME...]",
 	  "run an agent run on a local checkout: the agent's change is verified and measured, nothing is pushed" },
 	{ "runs", app_cmd_runs, "perfbot runs [--json] [--limit N] [--kind bench|agent] | perfbot runs show N [--json]",
 	  "list bench and agent runs, or show one with its proposal and approvals" },

@@ -45,7 +45,7 @@ static const struct var vars[] = {
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
 	{ "LOG_FORMAT", K_FORMAT, NULL, 0, 0, "json | pretty (default: pretty on a terminal)" },
 	{ "PUBLIC_URL", K_STR, NULL, 0, 0, "URL GitHub reaches perfbot at" },
-	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command (managed: not available yet)" },
+	{ "PERFBOT_AGENT", K_STR, "command", 0, 0, "agent backend: command or managed (Claude Managed Agents)" },
 	{ "PERFBOT_AGENT_COMMAND", K_STR, NULL, 0, 0, "command started for each agent run" },
 	{ "ANTHROPIC_API_KEY", K_STR, NULL, 0, 0, "Anthropic API key (managed backend, perfbot managed setup)" },
 	{ "ANTHROPIC_BASE_URL", K_STR, "https://api.anthropic.com", 0, 0, "Anthropic API base URL (http or https)" },
@@ -341,6 +341,28 @@ static int check_managed(struct loaded *l)
 	return 0;
 }
 
+int base_config_managed_ready(const base_config *c)
+{
+	/* the fields, not base_config_get: callers may hold a copy of the struct */
+	const struct {
+		const char *name, *value, *what;
+	} need[] = {
+		{ "ANTHROPIC_API_KEY", c->anthropic_api_key, "an API key from the Anthropic Console" },
+		{ "PERFBOT_MANAGED_ENVIRONMENT_ID", c->managed_environment_id,
+		  "the self-hosted environment's id (perfbot managed setup prints it)" },
+		{ "PERFBOT_MANAGED_ENVIRONMENT_KEY", c->managed_environment_key,
+		  "the environment's key, generated in the Anthropic Console" },
+		{ "PERFBOT_MANAGED_MODEL", c->managed_model, "the agent's model, e.g. claude-opus-4-5" },
+	};
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		const char *v = need[i].value;
+		if (!v || !*v)
+			return base_error_set(BASE_EINVALID, "%s: required by the managed agent backend: %s", need[i].name,
+					      need[i].what);
+	}
+	return 0;
+}
+
 static int check_and_store(struct loaded *l)
 {
 	base_config *c = &l->cfg;
@@ -517,12 +539,12 @@ static int check_and_store(struct loaded *l)
 	}
 	if ((error = check_managed(l)) < 0)
 		return error;
-	if (c->agent && !strcmp(c->agent, "managed"))
-		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: the managed backend cannot run agent runs yet: its "
-						     "worker (polling the environment, serving sessions) is not built; "
-						     "use command (perfbot managed setup works without it)");
-	if (c->agent && strcmp(c->agent, "command"))
-		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command, got \"%s\"", c->agent);
+	if (c->agent && !strcmp(c->agent, "managed")) {
+		if ((error = base_config_managed_ready(c)) < 0)
+			return error;
+	} else if (c->agent && strcmp(c->agent, "command")) {
+		return base_error_set(BASE_EINVALID, "PERFBOT_AGENT: expected command or managed, got \"%s\"", c->agent);
+	}
 	if (c->sandbox && strcmp(c->sandbox, "bwrap"))
 		return base_error_set(BASE_EINVALID, "PERFBOT_SANDBOX: expected bwrap, got \"%s\"", c->sandbox);
 	if (c->sandbox_pids > 0 && c->sandbox_pids < 16)

@@ -29,7 +29,7 @@ typedef struct base_config {
 	base_log_level log_level;
 	int log_json;                   /* LOG_FORMAT=json, or not a terminal */
 	const char *public_url;
-	const char *agent;              /* "command" (the only backend yet) */
+	const char *agent;              /* "command" or "managed" */
 	const char *agent_command;
 	const char *anthropic_api_key;  /* ANTHROPIC_API_KEY; never logged */
 	const char *anthropic_base_url; /* ANTHROPIC_BASE_URL, an http(s) URL without trailing '/' */
@@ -67,6 +67,13 @@ typedef struct base_config {
 int base_config_load(base_config **out, const char *dotenv_dir, int argc, char **argv, char ***rest_out);
 
 void base_config_free(base_config *cfg);
+
+/* 0 when the settings the managed backend needs are all set
+ * (ANTHROPIC_API_KEY, PERFBOT_MANAGED_ENVIRONMENT_ID,
+ * PERFBOT_MANAGED_ENVIRONMENT_KEY, PERFBOT_MANAGED_MODEL; their form is
+ * checked at load), else BASE_EINVALID with one line naming the first
+ * missing one (never a value). */
+int base_config_managed_ready(const base_config *cfg);
 
 /* The raw value of any known variable by its environment name, or NULL.
  * Borrowed for the configuration's lifetime. */

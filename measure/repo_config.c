@@ -352,7 +352,29 @@ static int string_list(char ***out, size_t *nout, const yaml_node_t *v, walker *
 	return 0;
 }
 
-static const char *const optimize_keys[] = { "on", "max_minutes", "max_benchmark_runs", "protected", "paths", NULL };
+static const char *const optimize_keys[] = { "on",    "max_minutes", "max_benchmark_runs", "protected",
+					     "paths", "agent",       "max_cost_usd",       NULL };
+
+/* optimize.max_cost_usd: a positive amount of US dollars, e.g. 5 or 2.50
+ * (at most 10000, at most cent precision). */
+static int expect_usd(double *out, const yaml_node_t *v, const char *key)
+{
+	char got[64];
+	describe(got, sizeof(got), v);
+	if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 || v->data.scalar.length > 20)
+		return fail(v, "%s: expected an amount of US dollars like 5 or 2.50, got %s", key, got);
+	const char *s = scalar(v);
+	char *end;
+	errno = 0;
+	double d = strtod(s, &end);
+	const char *dot = strchr(s, '.');
+	if (errno || end == s || *end || !isdigit((unsigned char)s[0]) || !isfinite(d) || (dot && strlen(dot + 1) > 2))
+		return fail(v, "%s: expected an amount of US dollars like 5 or 2.50, got %s", key, got);
+	if (d <= 0 || d > 10000)
+		return fail(v, "%s: expected a positive amount of at most 10000 dollars, got %s", key, got);
+	*out = d;
+	return 0;
+}
 
 /* optimize.protected / optimize.paths: globs of relative paths. */
 static int glob_list(char ***out, size_t *nout, const yaml_node_t *v, walker *w, const char *key)
@@ -400,6 +422,19 @@ static int optimize_pair(walker *w, const yaml_node_t *k, const yaml_node_t *v, 
 		return glob_list(&cfg->optimize_paths, &cfg->noptimize_paths, v, w, "optimize.paths");
 	if (strcmp(key, "max_minutes") == 0)
 		return expect_int(&cfg->optimize_max_minutes, v, "optimize.max_minutes", 1, 24 * 60);
+	if (strcmp(key, "max_cost_usd") == 0)
+		return expect_usd(&cfg->optimize_max_cost_usd, v, "optimize.max_cost_usd");
+	if (strcmp(key, "agent") == 0) {
+		char got[64];
+		describe(got, sizeof(got), v);
+		if (v->type == YAML_SCALAR_NODE && strcmp(scalar(v), "command") == 0)
+			cfg->optimize_agent = MEASURE_AGENT_COMMAND;
+		else if (v->type == YAML_SCALAR_NODE && strcmp(scalar(v), "managed") == 0)
+			cfg->optimize_agent = MEASURE_AGENT_MANAGED;
+		else
+			return fail(v, "optimize.agent: expected command or managed, got %s", got);
+		return 0;
+	}
 	return expect_int(&cfg->optimize_max_benchmark_runs, v, "optimize.max_benchmark_runs", 1, 10000);
 }
 

@@ -8,7 +8,8 @@
  * threshold 3%, metric cycles, mode process, timeout 600 s, optimize.on
  * [comment], max_minutes 30, max_benchmark_runs 40, branches empty (= the
  * repository's default branch), optimize.protected and optimize.paths empty
- * (globs; see base/diff_policy.h). */
+ * (globs; see base/diff_policy.h), optimize.agent unset (the server's
+ * backend), optimize.max_cost_usd unset (no cost budget). */
 #ifndef MEASURE_REPO_CONFIG_H
 #define MEASURE_REPO_CONFIG_H
 
@@ -24,6 +25,7 @@
 
 typedef enum { MEASURE_MODE_PROCESS = 0, MEASURE_MODE_REGION } measure_bench_mode;
 typedef enum { MEASURE_METRIC_CYCLES = 0, MEASURE_METRIC_INSTRUCTIONS } measure_metric;
+typedef enum { MEASURE_AGENT_DEFAULT = 0, MEASURE_AGENT_COMMAND, MEASURE_AGENT_MANAGED } measure_agent_backend;
 
 typedef struct measure_benchmark_config {
 	char *name;            /* owned; unique, [A-Za-z0-9._-]+ */
@@ -51,6 +53,9 @@ typedef struct measure_repo_config {
 	size_t noptimize_protected;
 	char **optimize_paths;               /* owned globs a change must stay within; 0 = anywhere not protected */
 	size_t noptimize_paths;
+	measure_agent_backend optimize_agent; /* optimize.agent; DEFAULT: the server's PERFBOT_AGENT */
+	double optimize_max_cost_usd;        /* optimize.max_cost_usd (the managed backend's list-cost
+					      * budget); 0: none */
 } measure_repo_config;
 
 /* Parses the YAML text (len bytes, need not be NUL-terminated).  *out is

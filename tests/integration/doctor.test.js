@@ -288,10 +288,10 @@ test('configuration: a value that does not load, or an App not registered yet', 
   assert.deepEqual(r.list.map((c) => c.check), ['config']);
   assert.equal(r.by.config.status, 'failed');
   assert.match(r.by.config.detail, /PORT/);
-  // the managed backend does not load yet: doctor says so
+  // the managed backend without its settings does not load: doctor names the first missing one
   r = await doctor(baseEnv({ PERFBOT_AGENT: 'managed' }));
   assert.equal(r.by.config.status, 'failed');
-  assert.match(r.by.config.detail, /PERFBOT_AGENT: the managed backend cannot run agent runs yet/);
+  assert.match(r.by.config.detail, /ANTHROPIC_API_KEY: required by the managed agent backend/);
 
   // the text form of the same
   const t = await cli(['doctor', '--data-dir', dataDir], { env: baseEnv({ PORT: 'many' }) });
@@ -342,6 +342,12 @@ test('the Managed Agents settings: a key accepted, a key refused, an environment
     r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, ...settings }));
     assert.equal(r.by['agent.managed'].status, 'ok', r.by['agent.managed'].detail);
     assert.match(r.by['agent.managed'].detail, /API key is accepted; the agent exists; the environment is self-hosted/);
+    // the managed backend needs no agent command
+    r = await doctor(managed({ ANTHROPIC_API_KEY: apiKey, ...settings, PERFBOT_AGENT: 'managed',
+      PERFBOT_MANAGED_ENVIRONMENT_KEY: 'envkey-doctor-1', PERFBOT_AGENT_COMMAND: undefined }));
+    assert.equal(r.by.config.status, 'ok', r.by.config.detail);
+    assert.equal(r.by.agent.status, 'ok', r.by.agent.detail);
+    assert.match(r.by.agent.detail, /PERFBOT_AGENT=managed/);
 
     r = await doctor(managed({ ANTHROPIC_API_KEY: 'sk-ant-wrong-77', ...settings }));
     assert.equal(r.by['agent.managed'].status, 'failed');

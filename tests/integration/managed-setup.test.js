@@ -165,10 +165,21 @@ test('missing and malformed settings stop with one line naming them', async () =
   assert.match(r.stderr.trim(), /^perfbot managed: expected 'setup'/);
 });
 
-test('PERFBOT_AGENT=managed is refused at start-up, naming the missing worker', async () => {
-  const r = await cli(['runs'], { env: { DATA_DIR: path.join(tmp, 'var'), PERFBOT_AGENT: 'managed' } });
+test('PERFBOT_AGENT=managed without one of its settings stops start-up, naming it and no key', async () => {
+  const env = { DATA_DIR: path.join(tmp, 'var'), PERFBOT_AGENT: 'managed', ANTHROPIC_API_KEY: API_KEY,
+    PERFBOT_MANAGED_ENVIRONMENT_ID: environmentId || 'env_011CZtest', PERFBOT_MANAGED_MODEL: 'claude-opus-4-5' };
+  let r = await cli(['runs'], { env });
   assert.equal(r.code, 2);
-  assert.match(r.stderr.trim(), /^perfbot runs: PERFBOT_AGENT: the managed backend cannot run agent runs yet: its worker .* is not built; use command/);
+  assert.match(r.stderr.trim(), /^perfbot runs: PERFBOT_MANAGED_ENVIRONMENT_KEY: required by the managed agent backend/);
+  noKeys(r);
+  r = await cli(['runs'], { env: { ...env, ANTHROPIC_API_KEY: '', PERFBOT_MANAGED_ENVIRONMENT_KEY: ENV_KEY } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr.trim(), /^perfbot runs: ANTHROPIC_API_KEY: required by the managed agent backend/);
+  noKeys(r);
+  // all four set: the configuration loads (and `runs` goes on to look for its store)
+  r = await cli(['runs'], { env: { ...env, DATA_DIR: path.join(tmp, 'no-store'), PERFBOT_MANAGED_ENVIRONMENT_KEY: ENV_KEY } });
+  assert.match(r.stderr.trim(), /^perfbot runs: no perfbot store at /);
+  noKeys(r);
 });
 
 test('retries are logged without the keys; --help shows no values', async () => {

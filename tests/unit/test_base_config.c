@@ -164,15 +164,42 @@ static void test_bad_values_name_variable(void **state)
 	assert_int_equal(base_config_load(&c, tmpdir, 1, argv, NULL), BASE_EINVALID);
 	assert_non_null(strstr(base_error_last(), "--no-such-flag"));
 
-	/* a backend that does not exist yet stops start-up, not the first run */
+	/* the managed backend without one of its settings stops start-up,
+	 * naming the first missing one, never a value */
 	setenv("PERFBOT_AGENT", "managed", 1);
 	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
-	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: the managed backend cannot run agent runs yet"));
-	assert_non_null(strstr(base_error_last(), "its worker"));
-	assert_non_null(strstr(base_error_last(), "use command"));
+	assert_non_null(strstr(base_error_last(), "ANTHROPIC_API_KEY: required by the managed agent backend"));
+	setenv("ANTHROPIC_API_KEY", "sk-ant-secret-value", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_ID: required"));
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_ID", "env_011CZabc", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_KEY: required"));
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_KEY", "envkey-secret-value", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_MODEL: required"));
+	assert_null(strstr(base_error_last(), "secret-value"));
+	setenv("PERFBOT_MANAGED_MODEL", "bad model", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_MODEL: expected a model id"));
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_KEY", "envkey secret-value", 1);
+	setenv("PERFBOT_MANAGED_MODEL", "claude-opus-4-5", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+	assert_non_null(strstr(base_error_last(), "PERFBOT_MANAGED_ENVIRONMENT_KEY: a key holds no spaces"));
+	assert_null(strstr(base_error_last(), "secret-value"));
+	setenv("PERFBOT_MANAGED_ENVIRONMENT_KEY", "envkey-secret-value", 1);
+	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+	assert_string_equal(c->agent, "managed");
+	assert_int_equal(base_config_managed_ready(c), 0);
+	base_config_free(c);
+	c = NULL;
+	unsetenv("ANTHROPIC_API_KEY");
+	unsetenv("PERFBOT_MANAGED_ENVIRONMENT_ID");
+	unsetenv("PERFBOT_MANAGED_ENVIRONMENT_KEY");
+	unsetenv("PERFBOT_MANAGED_MODEL");
 	setenv("PERFBOT_AGENT", "other", 1);
 	assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
-	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: expected command"));
+	assert_non_null(strstr(base_error_last(), "PERFBOT_AGENT: expected command or managed"));
 	unsetenv("PERFBOT_AGENT");
 
 	char *argv2[] = { "--max-body", "lots", NULL };

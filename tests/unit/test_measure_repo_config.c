@@ -192,6 +192,44 @@ static void test_optimize_globs(void **state)
 		     "line 5, column 3: unknown key \"protect\" in optimize (did you mean \"protected\"?)");
 }
 
+/* optimize.agent and optimize.max_cost_usd: kept, defaults, errors named
+ * at their line */
+static void test_optimize_agent_and_cost(void **state)
+{
+	(void)state;
+	measure_repo_config *cfg = parse_ok("benchmarks:\n  - name: a\n    command: ./a\n");
+	assert_int_equal(cfg->optimize_agent, MEASURE_AGENT_DEFAULT);
+	assert_true(cfg->optimize_max_cost_usd == 0);
+	measure_repo_config_free(cfg);
+	cfg = parse_ok("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  agent: managed\n  max_cost_usd: 2.50\n");
+	assert_int_equal(cfg->optimize_agent, MEASURE_AGENT_MANAGED);
+	assert_true(cfg->optimize_max_cost_usd == 2.5);
+	measure_repo_config_free(cfg);
+	cfg = parse_ok("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  agent: command\n  max_cost_usd: 7\n");
+	assert_int_equal(cfg->optimize_agent, MEASURE_AGENT_COMMAND);
+	assert_true(cfg->optimize_max_cost_usd == 7);
+	measure_repo_config_free(cfg);
+
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  agent: claude\n",
+		     "line 5, column 10: optimize.agent: expected command or managed, got \"claude\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  agent: [managed]\n",
+		     "line 5, column 10: optimize.agent: expected command or managed, got a list");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_cost_usd: 0\n",
+		     "line 5, column 17: optimize.max_cost_usd: expected a positive amount of at most 10000 dollars, "
+		     "got \"0\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_cost_usd: -3\n",
+		     "line 5, column 17: optimize.max_cost_usd: expected an amount of US dollars like 5 or 2.50, "
+		     "got \"-3\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_cost_usd: $5\n",
+		     "line 5, column 17: optimize.max_cost_usd: expected an amount of US dollars like 5 or 2.50, "
+		     "got \"$5\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_cost_usd: 1.005\n",
+		     "line 5, column 17: optimize.max_cost_usd: expected an amount of US dollars like 5 or 2.50, "
+		     "got \"1.005\"");
+	expect_error("benchmarks:\n  - name: a\n    command: ./a\noptimize:\n  max_cost_usd_: 5\n",
+		     "line 5, column 3: unknown key \"max_cost_usd_\" in optimize (did you mean \"max_cost_usd\"?)");
+}
+
 static void test_size_cap(void **state)
 {
 	(void)state;
@@ -210,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_did_you_mean),
 		cmocka_unit_test(test_optimize_globs),
+		cmocka_unit_test(test_optimize_agent_and_cost),
 		cmocka_unit_test(test_size_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
