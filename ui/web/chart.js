@@ -7,7 +7,7 @@ import { compact, enc, firstLine, num, pct, s, shortSha, tip, when } from './uti
 
 const W = 640;
 const H = 170;
-const PAD = { l: 52, r: 10, t: 10, b: 22 };
+const PAD = { l: 62, r: 10, t: 10, b: 22 };
 const DENSE = 1000;
 
 // commits: [{sha, author, message, at, run_id}], values: aligned numbers or
@@ -30,11 +30,13 @@ export function chart({ name, commits, values, marks, metric }) {
 
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${name}: ${metric} over ${n} commits` });
   const grid = s('g', { class: 'grid' });
+  // enough digits that the ticks differ: 3 for a wide range, more for a flat one
+  const digits = Math.min(8, Math.max(3, Math.ceil(Math.log10(Math.abs(hi) / (hi - lo))) + 2));
   for (let k = 0; k <= 3; k++) {
     const v = lo + ((hi - lo) * k) / 3;
     const yy = y(v).toFixed(1);
     grid.append(s('line', { x1: PAD.l, x2: W - PAD.r, y1: yy, y2: yy }),
-      s('text', { x: PAD.l - 6, y: yy, dy: '0.32em', 'text-anchor': 'end' }, compact(v)));
+      s('text', { x: PAD.l - 6, y: yy, dy: '0.32em', 'text-anchor': 'end' }, compact(v, digits)));
   }
   if (n) {
     grid.append(s('text', { x: PAD.l, y: H - 6 }, shortSha(commits[0].sha)),
@@ -52,7 +54,9 @@ export function chart({ name, commits, values, marks, metric }) {
   }
   svg.append(s('path', { d, class: 'line' }));
 
+  // the marked points last, so that no neighbour covers them
   const points = s('g', { class: 'points' });
+  const marked = s('g', { class: 'marks' });
   for (let i = 0; i < n; i++) {
     const v = values[i];
     if (v === null || v === undefined) continue;
@@ -63,11 +67,11 @@ export function chart({ name, commits, values, marks, metric }) {
       class: 'pt' + (m ? (m.kind === 'regression' ? ' reg' : ' imp') : ''), 'data-i': i,
     });
     const run = commits[i].run_id;
-    points.append(run !== null && run !== undefined
+    (m ? marked : points).append(run !== null && run !== undefined
       ? s('a', { href: `/ui/runs/${enc(run)}`, 'aria-label': `${shortSha(commits[i].sha)}: ${num(v)}` }, c)
       : c);
   }
-  svg.append(points);
+  svg.append(points, marked);
   const cursor = s('circle', { r: 6, class: 'cursor', visibility: 'hidden' });
   svg.append(cursor);
 

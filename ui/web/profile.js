@@ -21,7 +21,14 @@ export async function render(main, [id], query, mode) {
       h('td', { class: 'num' }, total ? ((f.exclusive / total) * 100).toFixed(2) + ' %' : '–'),
       h('td', { class: 'num' }, num(f.inclusive)))));
   };
-  const sortBy = (k) => h('button', { type: 'button', class: 'link', onclick: () => { key = k; fill(); } }, k === 'exclusive' ? 'Self' : 'Inclusive');
+  const sortBy = (k) => h('button', {
+    type: 'button', class: 'link' + (k === key ? ' on' : ''),
+    onclick: (ev) => {
+      key = k;
+      for (const b of ev.currentTarget.closest('tr').querySelectorAll('button')) b.classList.toggle('on', b === ev.currentTarget);
+      fill();
+    },
+  }, k === 'exclusive' ? 'Self' : 'Inclusive');
   fill();
   main.replaceChildren(
     h('h1', null, `Profile of ${p.benchmark}`),
@@ -44,7 +51,7 @@ async function renderDiff(main, id, benchmark) {
   main.replaceChildren(
     h('h1', null, `${benchmark}: ${both ? 'base vs head' : t.head ? 'head' : 'base'}`),
     h('p', null, h('a', { href: `/ui/runs/${enc(id)}` }, `Run ${id}`),
-      both ? [' · ', h('span', { class: 'key reg' }, 'costs more in head'), ' ', h('span', { class: 'key imp' }, 'costs less')] : ''),
+      both ? [' · ', h('span', { class: 'key reg' }, 'costs more in head'), ' ', h('span', { class: 'key less' }, 'costs less')] : ''),
     t.base || t.head ? flame(tree, { diff: !!both }) : h('p', { class: 'muted' }, 'No profile for this benchmark.'),
     both ? h('h2', null, 'Largest changes') : '',
     both ? changes(tree) : '');

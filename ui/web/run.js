@@ -2,7 +2,7 @@
 // benchmark, the proposal's diff, the verification log, the agent's tool
 // calls as a timeline, usage and cost of a managed run, the pull request, and
 // the approve / cancel buttons when the user may press them.
-import { api, changeClass, compact, dur, enc, h, num, pct, post, s, shortSha, table, tip, when } from './util.js';
+import { api, changeClass, dur, enc, h, num, pct, post, s, shortSha, table, tip, when } from './util.js';
 
 const ACTIVE = new Set(['queued', 'waiting', 'running', 'cancelling']);
 
@@ -155,6 +155,6 @@ function managed(m) {
   return h('dl', { class: 'facts' },
     fact('Session', h('code', null, m.session_id || '–')),
     fact('Agent version', String(m.agent_version ?? '–')),
-    usage.map(([k, v]) => fact(k.replace(/_/g, ' '), typeof v === 'number' ? compact(v) : String(v))),
+    usage.map(([k, v]) => fact(k.replace(/_/g, ' '), typeof v === 'number' ? num(v) : String(v))),
     fact('Cost at list prices', m.list_cost_usd === null || m.list_cost_usd === undefined ? '–' : `$${Number(m.list_cost_usd).toFixed(4)}`));
 }

@@ -100,12 +100,12 @@ export function num(v) {
   return v === null || v === undefined ? '–' : full.format(Math.round(v));
 }
 
-// 1234567 -> "1.23M"
-export function compact(v) {
+// 1234567 -> "1.23M" (digits: significant digits)
+export function compact(v, digits = 3) {
   if (v === null || v === undefined) return '–';
   const a = Math.abs(v);
   for (const [d, u] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']]) {
-    if (a >= d) return (v / d).toPrecision(3) + u;
+    if (a >= d) return (v / d).toPrecision(digits) + u;
   }
   return String(Math.round(v * 100) / 100);
 }
