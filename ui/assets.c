@@ -18,8 +18,8 @@ int ui_asset_find(const char *path, const ui_asset **out)
 	*out = NULL;
 	if (path == NULL)
 		return base_error_set(BASE_ENOTFOUND, "no dashboard file at that path");
-	if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/") == 0)
-		path = "/ui/index.html";
+	if (path[0] == '\0' || strcmp(path, "/") == 0)
+		path = "/index.html";
 	for (size_t i = 0; i < asset_count; i++) {
 		if (strcmp(assets[i].path, path) == 0) {
 			*out = &assets[i];

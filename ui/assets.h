@@ -6,16 +6,16 @@
 #include <stddef.h>
 
 typedef struct ui_asset {
-	const char *path;                /* as requested: "/ui/app.js" */
+	const char *path;                /* under /ui: "/app.js" */
 	const char *content_type;        /* with charset for text */
 	const unsigned char *bytes;      /* the file */
 	size_t len;
+	const char *etag;                /* quoted strong ETag: a hash of bytes */
 	const unsigned char *gzip;       /* gzip of bytes, or NULL when not smaller */
 	size_t gzip_len;
-	const char *etag;                /* quoted strong ETag: a hash of bytes */
 } ui_asset;
 
-/* Finds the file served at `path` ("/ui/index.html"; "/ui" and "/ui/" are
+/* Finds the file served at /ui + `path` ("/index.html"; "" and "/" are
  * index.html).  *out borrows static data.  Returns 0, or BASE_ENOTFOUND when
  * no file has that path (the caller decides whether that is the page for
  * client-side routing or a 404). */

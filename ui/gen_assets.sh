@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes the C table of the dashboard's files (ui/assets.c includes it):
 #   sh ui/gen_assets.sh ui/web OUT.inc
-# Every regular file under ui/web/ becomes one row served at /ui/<its path>,
+# Every regular file under ui/web/ becomes one row served at /ui/<its path>
+# (the row's path leaves out the /ui),
 # with its content type (from its extension; an unknown extension fails the
 # build rather than being served as something a browser might sniff), a gzip
 # variant when that is smaller, and an ETag from its SHA-256.
@@ -50,7 +51,7 @@ for f in $(cd "$src" && find . -type f ! -name '.*' | sed 's|^\./||' | LC_ALL=C 
 		gz="asset_${n}_gz, $gsize"
 	fi
 	rm -f "$tmp.gz"
-	rows="$rows	{\"/ui/$f\", \"$type\", asset_${n}, $size, $gz, \"\\\"$etag\\\"\"},
+	rows="$rows	{\"/$f\", \"$type\", asset_${n}, $size, \"\\\"$etag\\\"\", $gz},
 "
 	n=$((n + 1))
 done

@@ -39,9 +39,9 @@ static void index_page_at_the_root(void **state)
 {
 	(void)state;
 	const ui_asset *a = NULL, *b = NULL, *c = NULL;
-	assert_int_equal(ui_asset_find("/ui/index.html", &a), 0);
-	assert_int_equal(ui_asset_find("/ui/", &b), 0);
-	assert_int_equal(ui_asset_find("/ui", &c), 0);
+	assert_int_equal(ui_asset_find("/index.html", &a), 0);
+	assert_int_equal(ui_asset_find("/", &b), 0);
+	assert_int_equal(ui_asset_find("", &c), 0);
 	assert_ptr_equal(a, b);
 	assert_ptr_equal(a, c);
 	assert_string_equal(a->content_type, "text/html; charset=utf-8");
@@ -60,7 +60,7 @@ static void every_file_byte_for_byte(void **state)
 			continue;
 		char disk[512], url[512];
 		snprintf(disk, sizeof disk, "ui/web/%s", e->d_name);
-		snprintf(url, sizeof url, "/ui/%s", e->d_name);
+		snprintf(url, sizeof url, "/%s", e->d_name);
 		const ui_asset *a = NULL;
 		assert_int_equal(ui_asset_find(url, &a), 0);
 		size_t len = 0;
@@ -124,8 +124,8 @@ static void gzip_variants(void **state)
 static void nothing_else(void **state)
 {
 	(void)state;
-	const char *paths[] = {"/ui/nope.js", "/ui/../Makefile", "/ui/app.js/", "/ui//app.js", "/ui/APP.JS",
-			       "/ui/app.js?x", "ui/app.js", "/app.js", "", "/ui/web/app.js", "/ui/index.html\n"};
+	const char *paths[] = {"/nope.js", "/../Makefile", "/app.js/", "//app.js", "/APP.JS", "/app.js?x",
+			       "app.js", "/ui/app.js", "/web/app.js", "/index.html\n", "/.", "/%61pp.js"};
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
 		const ui_asset *a = (const ui_asset *)&paths;
 		assert_int_equal(ui_asset_find(paths[i], &a), BASE_ENOTFOUND);
@@ -133,8 +133,8 @@ static void nothing_else(void **state)
 	}
 	const ui_asset *a = NULL;
 	assert_int_equal(ui_asset_find(NULL, &a), BASE_ENOTFOUND);
-	assert_int_equal(ui_asset_find("/ui/app.js", &a), 0);
-	assert_string_equal(a->path, "/ui/app.js");
+	assert_int_equal(ui_asset_find("/app.js", &a), 0);
+	assert_string_equal(a->path, "/app.js");
 }
 
 /* The pages are served with "script-src 'self'; style-src 'self'": an inline
