@@ -20,7 +20,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS     = $(PKG_LIBS) -lpthread -lm
 
-MODULES  := webhooks ui agent measure pr github store base
+MODULES  := ui webhooks agent measure pr github store base
 MAIN_SRC := app/main.c $(wildcard app/cmd_*.c)
 define module_srcs
 $(filter-out $(MAIN_SRC),$(wildcard $(1)/*.c))
@@ -45,8 +45,8 @@ LINK_github   := github base
 LINK_measure  := measure github store base
 LINK_agent    := agent measure github store base
 LINK_pr       := pr github store base
-LINK_ui       := ui agent measure pr github store base
 LINK_webhooks := webhooks agent measure pr github store base
+LINK_ui       := ui agent measure pr github store base
 # A test binary links its module's list: tests/unit/test_<module>[_what].c.
 # A test that needs more than that has its own line here, naming the symbol.
 # Fuzz targets are named after what they parse, not their module.
