@@ -6,11 +6,17 @@
 # with its content type (from its extension; an unknown extension fails the
 # build rather than being served as something a browser might sniff), a gzip
 # variant when that is smaller, and an ETag from its SHA-256.
+# Every reference from one file to another (index.html's /ui/... links, the
+# scripts' `from './x.js'` and `import('./x.js')`) gets `?v=` and a hash of
+# all the files: a browser may keep the files for as long as the server says,
+# and a new build is fetched whole at the next visit (index.html is
+# revalidated every time).
 set -eu
 src=$1
 out=$2
 tmp="$out.tmp"
 : >"$tmp"
+version=$(cd "$src" && find . -type f ! -name '.*' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 rows=""
 n=0
 bytes() { # $1 = file: its bytes as a C initializer list
@@ -31,16 +37,22 @@ for f in $(cd "$src" && find . -type f ! -name '.*' | sed 's|^\./||' | LC_ALL=C 
 	case "$f" in
 	*[!A-Za-z0-9._/-]*) echo "gen_assets.sh: $f: only [A-Za-z0-9._/-] in file names" >&2; exit 1 ;;
 	esac
-	size=$(wc -c <"$src/$f")
+	case "$f" in
+	*.html) sed "s#\(=\"/ui/[A-Za-z0-9._/-]*\.[a-z]*\)\"#\1?v=$version\"#g" "$src/$f" >"$tmp.file" ;;
+	*.js) sed -e "s#\(from '\./[A-Za-z0-9._-]*\.js\)'#\1?v=$version'#g" \
+		-e "s#\(import('\./[A-Za-z0-9._-]*\.js\)')#\1?v=$version')#g" "$src/$f" >"$tmp.file" ;;
+	*) cp "$src/$f" "$tmp.file" ;;
+	esac
+	size=$(wc -c <"$tmp.file")
 	[ "$size" -gt 0 ] || { echo "gen_assets.sh: $f is empty" >&2; exit 1; }
-	etag=$(sha256sum "$src/$f" | cut -c1-20)
+	etag=$(sha256sum "$tmp.file" | cut -c1-20)
 	{
 		echo "static const unsigned char asset_${n}[] = {"
-		bytes "$src/$f"
+		bytes "$tmp.file"
 		echo "};"
 	} >>"$tmp"
 	gz="NULL, 0"
-	gzip -9 -n -c "$src/$f" >"$tmp.gz"
+	gzip -9 -n -c "$tmp.file" >"$tmp.gz"
 	gsize=$(wc -c <"$tmp.gz")
 	if [ "$gsize" -lt "$size" ]; then
 		{
@@ -50,7 +62,7 @@ for f in $(cd "$src" && find . -type f ! -name '.*' | sed 's|^\./||' | LC_ALL=C 
 		} >>"$tmp"
 		gz="asset_${n}_gz, $gsize"
 	fi
-	rm -f "$tmp.gz"
+	rm -f "$tmp.gz" "$tmp.file"
 	rows="$rows	{\"/$f\", \"$type\", asset_${n}, $size, \"\\\"$etag\\\"\", $gz},
 "
 	n=$((n + 1))

@@ -35,6 +35,23 @@ static unsigned char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* The served bytes with every "?v=<12 hex>" taken out (owned). */
+static unsigned char *unversioned(const ui_asset *a, size_t *len)
+{
+	unsigned char *out = malloc(a->len + 1);
+	assert_non_null(out);
+	size_t n = 0;
+	for (size_t i = 0; i < a->len;) {
+		if (i + 15 <= a->len && memcmp(a->bytes + i, "?v=", 3) == 0) {
+			i += 15;
+			continue;
+		}
+		out[n++] = a->bytes[i++];
+	}
+	*len = n;
+	return out;
+}
+
 static void index_page_at_the_root(void **state)
 {
 	(void)state;
@@ -45,7 +62,7 @@ static void index_page_at_the_root(void **state)
 	assert_ptr_equal(a, b);
 	assert_ptr_equal(a, c);
 	assert_string_equal(a->content_type, "text/html; charset=utf-8");
-	assert_non_null(strstr((const char *)a->bytes, "<script type=\"module\" src=\"/ui/app.js\">"));
+	assert_non_null(strstr((const char *)a->bytes, "<script type=\"module\" src=\"/ui/app.js?v="));
 }
 
 static void every_file_byte_for_byte(void **state)
@@ -63,11 +80,13 @@ static void every_file_byte_for_byte(void **state)
 		snprintf(url, sizeof url, "/%s", e->d_name);
 		const ui_asset *a = NULL;
 		assert_int_equal(ui_asset_find(url, &a), 0);
-		size_t len = 0;
+		size_t len = 0, got_len = 0;
 		unsigned char *want = slurp(disk, &len);
-		assert_int_equal(a->len, len);
-		assert_memory_equal(a->bytes, want, len);
+		unsigned char *got = unversioned(a, &got_len);
+		assert_int_equal(got_len, len);
+		assert_memory_equal(got, want, len);
 		free(want);
+		free(got);
 		if (ends_with(url, ".js"))
 			assert_string_equal(a->content_type, "text/javascript; charset=utf-8");
 		if (ends_with(url, ".css"))
@@ -80,6 +99,38 @@ static void every_file_byte_for_byte(void **state)
 	assert_true(files >= 5);
 	assert_int_equal(ui_asset_count(), files);
 	assert_null(ui_asset_at(files));
+}
+
+/* Every reference from one file to another carries the same ?v= version,
+ * so that a browser keeping files for an hour never mixes two builds. */
+static void references_versioned(void **state)
+{
+	(void)state;
+	char version[16] = "";
+	size_t refs = 0;
+	for (size_t i = 0; i < ui_asset_count(); i++) {
+		const ui_asset *a = ui_asset_at(i);
+		const char *opens[] = {"from './", "import('./", "=\"/ui/"};
+		char *text = strndup((const char *)a->bytes, a->len);
+		assert_non_null(text);
+		for (size_t k = 0; k < 3; k++) {
+			for (const char *p = text; (p = strstr(p, opens[k])) != NULL; p++) {
+				const char *q = p + strlen(opens[k]);
+				size_t name = strcspn(q, "?'\"");
+				if (!memchr(q, '.', name))
+					continue; /* a page ("/ui/"), not a file */
+				assert_int_equal(q[name], '?');
+				assert_memory_equal(q + name, "?v=", 3);
+				if (!version[0])
+					memcpy(version, q + name + 3, 12);
+				assert_memory_equal(q + name + 3, version, 12);
+				assert_true(q[name + 15] == '\'' || q[name + 15] == '"');
+				refs++;
+			}
+		}
+		free(text);
+	}
+	assert_true(refs >= 10);
 }
 
 static void etags_quoted_and_distinct(void **state)
@@ -175,6 +226,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(index_page_at_the_root),
 		cmocka_unit_test(every_file_byte_for_byte),
+		cmocka_unit_test(references_versioned),
 		cmocka_unit_test(etags_quoted_and_distinct),
 		cmocka_unit_test(gzip_variants),
 		cmocka_unit_test(nothing_else),
