@@ -87,6 +87,18 @@ static int access_failed(const ui_who *who, base_http_response *resp, int error)
 	return ui_error(resp, 502, "GitHub did not answer whether you can read this; try again");
 }
 
+/* Which side of the run's comparison a measurement is: a bench run
+ * measures its head commit against a base; an agent run measures the base
+ * commit, then the verified candidate (stored without a commit). */
+static const char *side_of(const json_t *run, const json_t *m)
+{
+	const char *commit = base_json_str(m, "commit");
+	if (store_run_kind_of(run) == STORE_RUN_AGENT)
+		return !commit || json_is_true(json_object_get(json_object_get(m, "data"), "verified")) ? "head" : "base";
+	const char *head = base_json_str(run, "head_sha");
+	return head && commit && !strcmp(head, commit) ? "head" : "base";
+}
+
 static int run_ended(store_run_state s)
 {
 	return !store_run_state_active(s) && s != STORE_RUN_UNKNOWN;
@@ -105,9 +117,11 @@ static int get_me(const ui_who *who, base_http_response *resp)
 }
 
 /* The newest run of a repository matching kind and state (owned), or NULL. */
-static json_t *newest_run(ui_ctx *ui, const char *repository, const char *kind, const char *state, int limit)
+static json_t *newest_run(ui_ctx *ui, const char *repository, const char *kind, const char *state, const char *branch,
+			  int limit)
 {
-	json_t *filter = json_pack("{s:s, s:s, s:s}", "repository", repository, "kind", kind, "state", state);
+	json_t *filter = json_pack("{s:s, s:s, s:s, s:s?}", "repository", repository, "kind", kind, "state", state, "branch",
+				   branch);
 	json_t *runs = NULL;
 	if (filter)
 		store_run_list(ui->store, filter, limit, &runs);
@@ -130,8 +144,9 @@ static int get_repositories(ui_ctx *ui, const ui_who *who, base_http_response *r
 	json_array_foreach(repos, i, r)
 	{
 		const char *name = base_json_str(r, "full_name");
-		json_t *last = newest_run(ui, name, "bench", "done", 1);
-		json_t *props = newest_run(ui, name, "agent", "proposal", 100);
+		/* the default branch's newest measurement */
+		json_t *last = newest_run(ui, name, "bench", "done", base_json_str(r, "default_branch"), 1);
+		json_t *props = newest_run(ui, name, "agent", "proposal", NULL, 100);
 		json_t *l = json_array_get(last, 0);
 		json_t *lm = l ? json_pack("{s:s?, s:I, s:s?}", "sha", base_json_str(l, "head_sha"), "run_id",
 					   (json_int_t)base_json_int(l, "id"), "at", base_json_str(l, "updated"))
@@ -153,7 +168,7 @@ static int get_repositories(ui_ctx *ui, const ui_who *who, base_http_response *r
  * bench run's comparison (the configuration it was measured with). */
 static double thresholds(ui_ctx *ui, const char *repository, json_t **per_bench_out)
 {
-	json_t *runs = newest_run(ui, repository, "bench", "done", 1);
+	json_t *runs = newest_run(ui, repository, "bench", "done", NULL, 1);
 	json_t *cmp = json_object_get(json_object_get(json_array_get(runs, 0), "data"), "comparison");
 	json_t *per = json_object();
 	double top = DEFAULT_THRESHOLD_PCT;
@@ -433,13 +448,10 @@ static int get_run(ui_ctx *ui, const ui_who *who, base_http_response *resp, cons
 	json_t *mlist = json_array();
 	size_t i;
 	json_t *m;
-	const char *head = base_json_str(run, "head_sha");
 	json_array_foreach(ms, i, m)
 	{
-		const char *commit = base_json_str(m, "commit");
 		json_array_append_new(mlist, json_pack("{s:I, s:s?, s:s}", "id", (json_int_t)base_json_int(m, "id"), "benchmark",
-						       base_json_str(m, "benchmark"), "side",
-						       head && commit && !strcmp(head, commit) ? "head" : "base"));
+						       base_json_str(m, "benchmark"), "side", side_of(run, m)));
 	}
 	json_object_set_new(out, "measurements", mlist);
 	/* the buttons: GitHub is asked only when one could apply */
@@ -512,15 +524,14 @@ static int get_flame(ui_ctx *ui, const base_http_request *req, base_http_respons
 	int error = store_measurement_list(ui->store, base_json_int(run, "id"), &ms);
 	if (error < 0)
 		return error;
-	const char *hsha = base_json_str(run, "head_sha");
 	size_t i;
 	json_t *m;
 	json_array_foreach(ms, i, m)
 	{
-		const char *b = base_json_str(m, "benchmark"), *c = base_json_str(m, "commit");
+		const char *b = base_json_str(m, "benchmark");
 		if (!b || strcmp(b, bench))
 			continue;
-		json_t **side = hsha && c && !strcmp(hsha, c) ? &head : &base;
+		json_t **side = !strcmp(side_of(run, m), "head") ? &head : &base;
 		json_decref(*side);
 		*side = flame_of(m); /* the newest measurement of each side wins */
 	}

@@ -252,9 +252,10 @@ static int handle_callback(ui_ctx *ui, const base_http_request *req, base_http_r
 		error = ui_error(resp, 400, "this sign-in did not start here or has expired: sign in again");
 		goto done;
 	}
-	snprintf(next, sizeof(next), "%.*s", (int)(clen - 65 < sizeof(next) - 1 ? clen - 65 : sizeof(next) - 1),
+	char asked[UI_NEXT_MAX];
+	snprintf(asked, sizeof(asked), "%.*s", (int)(clen - 65 < sizeof(asked) - 1 ? clen - 65 : sizeof(asked) - 1),
 		 cookie + 65);
-	snprintf(next, sizeof(next), "%s", safe_next(next));
+	snprintf(next, sizeof(next), "%s", safe_next(asked));
 	set_cookie(ui, resp, UI_STATE_COOKIE, "", "/auth", 0);
 	if (!code || !*code || strlen(code) > 256) {
 		/* the user said no on GitHub's page */
