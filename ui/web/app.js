@@ -5,7 +5,7 @@ import { h, me, post, signInHref } from './util.js';
 
 const routes = [
   [/^\/ui\/?$/, () => import('./repos.js')],
-  [/^\/ui\/r\/([^/]+)\/([^/]+)\/?$/, () => import('./repo.js')],
+  [/^\/ui\/(?:repos|r)\/([^/]+)\/([^/]+)\/?$/, () => import('./repo.js')],
   [/^\/ui\/runs\/([^/]+)\/?$/, () => import('./run.js')],
   [/^\/ui\/runs\/([^/]+)\/flame\/?$/, () => import('./profile.js'), 'diff'],
   [/^\/ui\/measurements\/([^/]+)\/?$/, () => import('./profile.js'), 'profile'],
@@ -30,7 +30,9 @@ async function account() {
       }
     });
     nav.replaceChildren(
-      user.avatar_url ? h('img', { src: user.avatar_url, alt: '', class: 'avatar', width: 20, height: 20 }) : '',
+      // only where the Content-Security-Policy lets images come from
+      /^https:\/\/avatars\.githubusercontent\.com\//.test(user.avatar_url || '')
+        ? h('img', { src: user.avatar_url, alt: '', class: 'avatar', width: 20, height: 20 }) : '',
       h('span', { class: 'login' }, user.login),
       out);
   } else {

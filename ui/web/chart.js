@@ -54,6 +54,7 @@ export function chart({ name, commits, values, marks, metric }) {
   }
   svg.append(s('path', { d, class: 'line' }));
 
+  const dot = n <= 60 ? 3 : n <= 250 ? 2 : 1.5;
   // the marked points last, so that no neighbour covers them
   const points = s('g', { class: 'points' });
   const marked = s('g', { class: 'marks' });
@@ -63,7 +64,7 @@ export function chart({ name, commits, values, marks, metric }) {
     const m = markAt.get(i);
     if (n > DENSE && !m) continue;
     const c = s('circle', {
-      cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: m ? 4.5 : 2.5,
+      cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: m ? 4.5 : dot,
       class: 'pt' + (m ? (m.kind === 'regression' ? ' reg' : ' imp') : ''), 'data-i': i,
     });
     const run = commits[i].run_id;

@@ -18,9 +18,10 @@ export async function render(main, [id]) {
 
 function page(run) {
   const repo = run.repository;
-  const [owner, name] = repo ? repo.split('/') : [];
+  const [owner, name, extra] = repo ? repo.split('/') : [];
   const out = [
-    h('p', { class: 'crumbs' }, repo ? h('a', { href: `/ui/r/${enc(owner)}/${enc(name)}` }, repo) : 'this machine', ` · ${run.kind} run`),
+    h('p', { class: 'crumbs' }, owner && name && extra === undefined ? h('a', { href: `/ui/repos/${enc(owner)}/${enc(name)}` }, repo) : repo || 'this machine',
+      ` · ${run.kind} run`),
     h('h1', null, `Run ${run.id} `, h('span', { id: 'run-state', class: `state s-${run.state}` }, run.state)),
     h('dl', { class: 'facts' },
       fact('Commit', h('span', { class: 'sha' }, shortSha(run.sha))),
@@ -56,8 +57,9 @@ function actions(run) {
       status.textContent = verb === 'approve' ? 'Opening the pull request…' : 'Cancelling…';
       try {
         const r = await post(`/api/v1/runs/${enc(run.id)}/${verb}`);
-        status.textContent = `Done: ${r.state || 'accepted'}.`;
-        setTimeout(() => render(document.getElementById('main'), [String(run.id)]).catch(() => {}), 1500);
+        status.textContent = verb === 'approve'
+          ? `Approved (${r.state || 'accepted'}): the pull request is being opened…` : `Done: ${r.state || 'accepted'}.`;
+        follow(run.id, verb);
       } catch (e) {
         status.className = 'status error';
         status.textContent = e.message;
@@ -65,11 +67,25 @@ function actions(run) {
       }
     },
   }, label);
-  if (run.can_approve) box.append(button('Open pull request', 'approve', 'primary'));
+  if (run.can_approve && !run.pull) box.append(button('Open pull request', 'approve', 'primary'));
   if (run.can_cancel) box.append(button('Cancel run', 'cancel', 'danger'));
   if (!box.childElementCount) return '';
   box.append(status);
   return box;
+}
+
+// After a button: reads the run again until the change shows (its pull
+// request, or a state that ended), then draws the page again.
+async function follow(id, verb) {
+  for (let i = 0; i < 40; i++) {
+    await new Promise((res) => setTimeout(res, 1000));
+    if (!document.getElementById('run-state')) return; // the page was left
+    const run = await api(`/runs/${enc(id)}`).catch(() => null);
+    if (run && (verb === 'approve' ? run.pull || !ACTIVE.has(run.state) && run.state !== 'proposal' : !ACTIVE.has(run.state))) {
+      document.getElementById('main').replaceChildren(...page(run));
+      return;
+    }
+  }
 }
 
 function timings(t) {
