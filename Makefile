@@ -84,6 +84,15 @@ $(PROMPT_INC): agent/managed_system_prompt.md
 $(BUILD)/agent/managed_setup.o: $(PROMPT_INC)
 $(BUILD)/agent/managed_setup.o: CPPFLAGS += -I$(BUILD)/gen
 
+# The dashboard's files (ui/web/), compiled into ui/assets.c as a table.
+UI_WEB := $(shell find ui/web -type f ! -name '.*' 2>/dev/null) $(shell find ui/web -type d 2>/dev/null)
+ASSETS_INC := $(BUILD)/gen/ui/assets_data.inc
+$(ASSETS_INC): ui/gen_assets.sh $(UI_WEB)
+	@mkdir -p $(dir $@)
+	sh ui/gen_assets.sh ui/web $@
+$(BUILD)/ui/assets.o: $(ASSETS_INC)
+$(BUILD)/ui/assets.o: CPPFLAGS += -I$(BUILD)/gen
+
 define module_lib
 $(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(call module_srcs,$(1)))
 	@mkdir -p $$(dir $$@)

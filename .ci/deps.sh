@@ -25,6 +25,7 @@ check_cmd curl curl
 check_cmd node nodejs
 check_cmd sqlite3 sqlite3
 check_cmd python3 python3
+check_cmd chromium chromium
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""
