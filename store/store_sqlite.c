@@ -1308,31 +1308,33 @@ static int sq_session_delete(store *st, const char *id_hash)
 	return pexec((sq_store *)st, NULL, "DELETE FROM sessions WHERE id_hash=?", "s", id_hash);
 }
 
-/* One statement: the branch's newest `limit` commits (a subquery over the
- * runs_branch index), joined with their measurements through the covering
- * measurements_series index, oldest commit first.  Rows come grouped by
- * commit, so the series are filled in one pass. */
+/* One statement: the branch's newest `limit` runs (read backwards along
+ * the runs_branch index, no sort), joined with their measurements through
+ * the covering measurements_series index, oldest first.  Rows come grouped
+ * by run, so the series are filled in one pass; a commit measured again
+ * keeps only its newest run (dropped at the end, rarely needed). */
 static int sq_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
 			 int limit)
 {
 	sq_store *s = (sq_store *)st;
 	sqlite3 *db = conn_get(s);
 	sqlite3_stmt *q = NULL;
-	json_t *commits = json_array(), *series = json_object(), *root = NULL;
+	json_t *commits = json_array(), *series = json_object(), *seen = json_object(), *root = NULL;
+	unsigned char *dropped = calloc((size_t)limit, 1);
+	size_t ndropped = 0;
 	int use_instr = !strcmp(metric, "instructions");
 	int error = 0;
-	if (!commits || !series) {
+	if (!commits || !series || !seen || !dropped) {
 		error = base_error_set(BASE_ENOMEM, "out of memory");
 		goto done;
 	}
 	error = prepare(db, &q,
-			"WITH c AS (SELECT max(id) AS id, head_sha FROM runs WHERE repository=?1 AND branch=?2 AND kind='bench'"
-			"  AND trigger='push' AND state='done' AND head_sha IS NOT NULL"
-			"  GROUP BY head_sha ORDER BY max(id) DESC LIMIT ?3)"
-			" SELECT c.id, c.head_sha, coalesce(json_extract(r.data, '$.commit.at_ms'), r.created_ms),"
-			"  json_extract(r.data, '$.commit.author'), json_extract(r.data, '$.commit.message'),"
+			"SELECT c.id, c.head_sha, coalesce(json_extract(c.data, '$.commit.at_ms'), c.created_ms),"
+			"  json_extract(c.data, '$.commit.author'), json_extract(c.data, '$.commit.message'),"
 			"  m.benchmark, CASE WHEN ?4 THEN m.instructions ELSE m.estimated_cycles END"
-			" FROM c JOIN runs r ON r.id = c.id"
+			" FROM (SELECT id, head_sha, data, created_ms FROM runs INDEXED BY runs_branch"
+			"   WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push' AND state='done'"
+			"   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT ?3) c"
 			" LEFT JOIN measurements m ON m.run_id = c.id AND m.commit_sha = c.head_sha AND m.ok = 1"
 			" ORDER BY c.id",
 			"ssnn", repository, branch, limit, use_instr);
@@ -1347,6 +1349,8 @@ static int sq_series_get(store *st, json_t **out, const char *repository, const 
 			const char *sha = (const char *)sqlite3_column_text(q, 1);
 			const char *author = (const char *)sqlite3_column_text(q, 3);
 			const char *message = (const char *)sqlite3_column_text(q, 4);
+			if (ncommits >= (size_t)limit)
+				break; /* cannot happen: LIMIT */
 			json_t *c = json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "sha", sha ? sha : "", "run_id", (json_int_t)run,
 					      "at_ms", (json_int_t)sqlite3_column_int64(q, 2), "author", author, "message",
 					      message);
@@ -1354,6 +1358,12 @@ static int sq_series_get(store *st, json_t **out, const char *repository, const 
 				error = base_error_set(BASE_ENOMEM, "out of memory");
 				goto done;
 			}
+			json_t *before = json_object_get(seen, sha ? sha : "");
+			if (before) {
+				dropped[json_integer_value(before)] = 1;
+				ndropped++;
+			}
+			json_object_set_new(seen, sha ? sha : "", json_integer((json_int_t)ncommits));
 			/* every series grows by a null for the new commit */
 			const char *k;
 			json_t *v;
@@ -1376,9 +1386,37 @@ static int sq_series_get(store *st, json_t **out, const char *repository, const 
 		}
 		json_array_set_new(arr, ncommits - 1, json_integer(sqlite3_column_int64(q, 6)));
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		error = sq_err(db, "read");
 		goto done;
+	}
+	if (ndropped) {
+		/* the older runs of commits measured again go; a benchmark left
+		 * with no value goes too */
+		json_t *kept = json_array(), *kseries = json_object();
+		for (size_t i = 0; i < ncommits; i++)
+			if (!dropped[i])
+				json_array_append(kept, json_array_get(commits, i));
+		const char *k;
+		json_t *v;
+		json_object_foreach(series, k, v)
+		{
+			json_t *nv = json_array();
+			int any = 0;
+			for (size_t i = 0; i < ncommits; i++)
+				if (!dropped[i]) {
+					json_array_append(nv, json_array_get(v, i));
+					any |= !json_is_null(json_array_get(v, i));
+				}
+			if (any)
+				json_object_set_new(kseries, k, nv);
+			else
+				json_decref(nv);
+		}
+		json_decref(commits);
+		json_decref(series);
+		commits = kept;
+		series = kseries;
 	}
 	if (!(root = json_pack("{s:O, s:O}", "commits", commits, "series", series)))
 		error = base_error_set(BASE_ENOMEM, "out of memory");
@@ -1387,6 +1425,8 @@ done:
 	conn_put(s, db);
 	json_decref(commits);
 	json_decref(series);
+	json_decref(seen);
+	free(dropped);
 	if (error == 0)
 		*out = root;
 	return error;

@@ -10,6 +10,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -165,13 +166,28 @@ static int get_repositories(ui_ctx *ui, const ui_who *who, base_http_response *r
 /* ---- series ------------------------------------------------------------------------ */
 
 /* Per benchmark thresholds of the repository: from its newest finished
- * bench run's comparison (the configuration it was measured with). */
+ * bench run's comparison (the configuration it was measured with), kept a
+ * minute.  *per_bench_out owned. */
 static double thresholds(ui_ctx *ui, const char *repository, json_t **per_bench_out)
 {
+	int64_t now = ui_now_ms(ui);
+	ui_threshold_slot *slot = NULL;
+	double top = DEFAULT_THRESHOLD_PCT;
+	pthread_mutex_lock(&ui->mu);
+	for (size_t i = 0; i < UI_THRESHOLD_SLOTS; i++) {
+		ui_threshold_slot *t = &ui->thresholds[i];
+		if (t->per && !strcmp(t->repo, repository) && now - t->fetched_ms < UI_THRESHOLD_TTL_MS &&
+		    now >= t->fetched_ms) {
+			*per_bench_out = json_incref(t->per);
+			top = t->top;
+			pthread_mutex_unlock(&ui->mu);
+			return top;
+		}
+	}
+	pthread_mutex_unlock(&ui->mu);
 	json_t *runs = newest_run(ui, repository, "bench", "done", NULL, 1);
 	json_t *cmp = json_object_get(json_object_get(json_array_get(runs, 0), "data"), "comparison");
 	json_t *per = json_object();
-	double top = DEFAULT_THRESHOLD_PCT;
 	size_t i;
 	json_t *e;
 	json_array_foreach(cmp, i, e)
@@ -185,6 +201,25 @@ static double thresholds(ui_ctx *ui, const char *repository, json_t **per_bench_
 		}
 	}
 	json_decref(runs);
+	if (per && strlen(repository) < sizeof(slot->repo)) {
+		pthread_mutex_lock(&ui->mu);
+		slot = &ui->thresholds[0];
+		for (size_t k = 0; k < UI_THRESHOLD_SLOTS; k++) {
+			ui_threshold_slot *t = &ui->thresholds[k];
+			if (!t->per || !strcmp(t->repo, repository)) {
+				slot = t;
+				break;
+			}
+			if (t->fetched_ms < slot->fetched_ms)
+				slot = t;
+		}
+		json_decref(slot->per);
+		snprintf(slot->repo, sizeof(slot->repo), "%s", repository);
+		slot->per = json_incref(per);
+		slot->top = top;
+		slot->fetched_ms = now;
+		pthread_mutex_unlock(&ui->mu);
+	}
 	*per_bench_out = per;
 	return top;
 }

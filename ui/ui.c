@@ -85,6 +85,8 @@ void ui_free(ui_ctx *ui)
 		return;
 	for (size_t i = 0; i < UI_ACCESS_SLOTS; i++)
 		json_decref(ui->access[i].repos);
+	for (size_t i = 0; i < UI_THRESHOLD_SLOTS; i++)
+		json_decref(ui->thresholds[i].per);
 	pthread_mutex_destroy(&ui->mu);
 	free(ui);
 }

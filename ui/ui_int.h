@@ -18,6 +18,16 @@ typedef struct ui_access_slot {
 	json_t *repos;       /* owned: [{full_name, private, default_branch, installation_id}] */
 } ui_access_slot;
 
+#define UI_THRESHOLD_SLOTS 64      /* repositories whose thresholds are remembered */
+#define UI_THRESHOLD_TTL_MS 60000  /* ...for a minute: a new perfbot.yml shows within it */
+
+typedef struct ui_threshold_slot {
+	char repo[256];
+	int64_t fetched_ms;
+	double top;          /* the repository's threshold (percent) */
+	json_t *per;         /* owned: {benchmark: percent} */
+} ui_threshold_slot;
+
 struct ui_ctx {
 	const base_config *cfg;
 	store *store;
@@ -31,6 +41,7 @@ struct ui_ctx {
 	char web_url[512];          /* GitHub's web address */
 	pthread_mutex_t mu;         /* guards access[] */
 	ui_access_slot access[UI_ACCESS_SLOTS];
+	ui_threshold_slot thresholds[UI_THRESHOLD_SLOTS]; /* guarded by mu */
 };
 
 /* Who asks: a signed-in user (session filled), a browser on this machine
