@@ -28,6 +28,7 @@ const APP_ID = 4343;
 const REPO = 'octo-org/widgets';
 const COMMITS = 200;
 const PROPOSAL_RUN = 7000;
+const LOCAL_RUN = 7001;
 const HOT = 'int hot(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i;\n\treturn s;\n}\n';
 const FAST = 'int hot(int n)\n{\n\treturn n * (n - 1) / 2;\n}\n';
 
@@ -81,6 +82,9 @@ function seed(diff) {
       top_functions: [{ name: 'hot', file: 'src/hot.c', self: { estimated_cycles: hot }, inclusive: { estimated_cycles: hot } },
         { name: 'strtol', file: 'stdlib/strtol.c', self: { estimated_cycles: 120 }, inclusive: { estimated_cycles: 120 } }] });
   }
+  // a run of `perfbot bench` on this machine (no GitHub repository)
+  sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, trigger, state, data, created_ms, updated_ms)
+    VALUES(${LOCAL_RUN}, 'bench', '/home/dev/project', 0, ${q('d'.repeat(40))}, 'cli', 'done', '{}', ${now}, ${now});`);
   sql.push('COMMIT;');
   execFileSync('sqlite3', ['-cmd', '.timeout 5000', path.join(dataDir, 'perfbot.db')], { input: sql.join('\n') });
 }
@@ -171,10 +175,13 @@ test('signed out, the dashboard asks to sign in; signing in through GitHub lists
   const { page } = alice;
   await page.goto(origin() + '/ui/', { waitUntil: 'networkidle0' });
   assert.match(await page.$eval('main', (e) => e.textContent), /Sign in with GitHub to see the repositories/);
+  // a browser on perfbot's machine sees the runs made there
+  assert.deepEqual(await page.$$eval('table.runs tbody tr', (trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent])),
+    [[`#${LOCAL_RUN}`, '/home/dev/project']]);
   await shot(page, 'signed-out');
   await signIn(page, 'alice');
   assert.equal(new URL(page.url()).pathname, '/ui/');
-  const rows = await page.$$eval('table.list tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const rows = await page.$$eval('table.repos tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
   assert.equal(rows.length, 1);
   assert.equal(await page.$eval('a.repo', (a) => a.textContent), REPO);
   assert.match(rows[0][2], new RegExp(`^${sha(COMMITS).slice(0, 7)} `), 'its last measurement');
