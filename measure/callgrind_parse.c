@@ -857,7 +857,8 @@ static json_t *flame_node(flame_graph *g, size_t f, uint64_t v, int depth)
 		if (g->on_path[e->callee])
 			continue;
 		/* this node is v of the function's incl: its calls scale alike */
-		uint64_t cv = v >= g->incl[f] ? e->v : (uint64_t)((double)e->v * ((double)v / (double)g->incl[f]));
+		uint64_t cv = v >= g->incl[f] ? e->v
+					       : (uint64_t)((double)e->v * ((double)v / (double)g->incl[f]) + 0.5);
 		if (cv > v)
 			cv = v;
 		if (cv < g->min_value)
@@ -910,14 +911,19 @@ json_t *measure_cg_flame_json(const measure_cg_profile *p, int metric, size_t ma
 	}
 	if (g.nedges)
 		qsort(g.edges, g.nedges, sizeof(*g.edges), cmp_edge_value);
+	/* a called function's cost is what its callers spent in it (its calls
+	 * into itself left out: callgrind counts them again) */
 	for (size_t i = 0; i < g.nedges; i++) {
 		g.first[g.edges[i].caller + 1]++;
-		if (g.edges[i].caller != g.edges[i].callee)
+		if (g.edges[i].caller != g.edges[i].callee) {
 			called[g.edges[i].callee] = 1;
+			g.incl[g.edges[i].callee] = sat_add(g.incl[g.edges[i].callee], g.edges[i].v);
+		}
 	}
 	for (size_t f = 0; f < p->nfns; f++) {
 		g.first[f + 1] += g.first[f];
-		g.incl[f] = metric_of(&p->fns[f].inclusive, metric);
+		if (!called[f])
+			g.incl[f] = metric_of(&p->fns[f].inclusive, metric);
 	}
 	uint64_t total = 0;
 	for (size_t f = 0; f < p->nfns; f++)
@@ -925,7 +931,8 @@ json_t *measure_cg_flame_json(const measure_cg_profile *p, int metric, size_t ma
 			roots[nroots++] = f;
 			total = sat_add(total, g.incl[f]);
 		}
-	g.min_value = total / 1000 * (uint64_t)(min_permille > 0 ? min_permille : 0);
+	uint64_t pm = (uint64_t)(min_permille > 0 ? min_permille : 0);
+	g.min_value = total / 1000 * pm + total % 1000 * pm / 1000;
 	/* heaviest roots first */
 	qsort_r(roots, nroots, sizeof(*roots), cmp_root, g.incl);
 	if (!(root = json_pack("{s:s, s:I}", "name", "all", "value", (json_int_t)total)) || !(kids = json_array()))
