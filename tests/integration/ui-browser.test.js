@@ -109,9 +109,9 @@ async function newUser() {
   return { context, page };
 }
 
-async function shot(page, name) {
+async function shot(page, name, { fullPage = true } = {}) {
   fs.mkdirSync(OUT, { recursive: true });
-  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage });
 }
 
 function noErrors(page) {
@@ -230,6 +230,7 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   assert.match(tipText, /brian|ada|grace/);
   assert.match(tipText, /[\d,]+ estimated cycles/);
   await shot(page, 'repository');
+  await shot(page, 'repository-top', { fullPage: false });
 
   // a point is a link to its run
   assert.equal(await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.getAttribute('href')), '/ui/runs/151');
@@ -277,6 +278,8 @@ test('a run: state, timings, before and after, the diff, the log, the tool calls
   await shot(page, 'run');
 
   await page.click('#run-approve');
+  await page.waitForFunction((id) => /Approved perfbot run (\d+)/.exec(document.querySelector('.actions .status')?.textContent || '')?.[1] === String(id),
+    { timeout: 10000 * SLOW }, PROPOSAL_RUN);
   const pull = await waitFor(() => fake.state.pulls.find((p) => p.headRef === `perfbot/opt-${PROPOSAL_RUN}`),
     { timeoutMs: 30000 * SLOW, what: 'the pull request in the fake GitHub' });
   assert.equal(pull.base, 'main');

@@ -57,8 +57,7 @@ function actions(run) {
       status.textContent = verb === 'approve' ? 'Opening the pull request…' : 'Cancelling…';
       try {
         const r = await post(`/api/v1/runs/${enc(run.id)}/${verb}`);
-        status.textContent = verb === 'approve'
-          ? `Approved (${r.state || 'accepted'}): the pull request is being opened…` : `Done: ${r.state || 'accepted'}.`;
+        status.textContent = r.message || (verb === 'approve' ? 'Approved: opening the pull request…' : `Done: ${r.state || 'accepted'}.`);
         follow(run.id, verb);
       } catch (e) {
         status.className = 'status error';
