@@ -31,8 +31,9 @@ let status = 0;
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
-  await page.goto(`${base}/auth/login?next=${encodeURIComponent('/ui/')}`, { waitUntil: 'networkidle0' });
-  if (!(await page.$('#sign-out'))) throw new Error(`not signed in after ${base}/auth/login: at ${page.url()}`);
+  await page.goto(`${base}/auth/login?next=${encodeURIComponent('/ui/')}`, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#sign-out', { timeout: 30000 })
+    .catch(() => { throw new Error(`not signed in after ${base}/auth/login: at ${page.url()}`); });
   const cdp = await page.createCDPSession();
   await cdp.send('Network.enable');
   let bytes = 0;
