@@ -70,7 +70,9 @@ function seed(diff) {
     budgets: { tool_calls: 3, calls: [{ tool: 'read_file', started_ms: 0, duration_ms: 12, error: null },
       { tool: 'run_benchmarks', started_ms: 40, duration_ms: 2900, error: null },
       { tool: 'exec', started_ms: 3000, duration_ms: 30, error: 'command exited with status 2' }] },
-    timings: { baseline_ms: 1200, agent_ms: 5000, verify_ms: 2400, total_ms: 8700 } };
+    timings: { baseline_ms: 1200, agent_ms: 5000, verify_ms: 2400, total_ms: 8700 },
+    managed: { session_id: 'sesn_01abc', agent_version: 3, list_cost_usd: 0.4213,
+      usage: { input_tokens: 123456, output_tokens: 7890, cache_read_input_tokens: 50000 } } };
   sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data, created_ms, updated_ms)
     VALUES(${PROPOSAL_RUN}, 'agent', ${q(REPO)}, 1, ${q(base)}, ${q(base)}, 'main', 'comment', 'proposal', ${q(JSON.stringify(data))}, ${now}, ${now});`);
   const proposal = { diff, summary: 'closed form for hot()', verification_log: 'build ok\ntests ok\nparse: 1000000 -> 770000\n',
@@ -232,6 +234,12 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   await shot(page, 'repository');
   await shot(page, 'repository-top', { fullPage: false });
 
+  // the keyboard reaches the points too
+  await page.mouse.move(1, 1);
+  await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="10"])', (a) => a.focus());
+  await page.waitForFunction((s) => !document.getElementById('tip').hidden && document.getElementById('tip').innerText.includes(s),
+    {}, sha(11).slice(0, 7));
+
   // a point is a link to its run
   assert.equal(await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.getAttribute('href')), '/ui/runs/151');
 
@@ -272,6 +280,9 @@ test('a run: state, timings, before and after, the diff, the log, the tool calls
   const calls = await page.$$eval('svg.timeline g.call', (gs) => gs.map((g) => [g.querySelector('text').textContent, g.classList.contains('failed')]));
   assert.deepEqual(calls, [['read_file', false], ['run_benchmarks', false], ['exec', true]]);
   assert.match(text, /command exited with status 2/);
+  // a managed run's usage and cost
+  assert.match(text, /input tokens\s+123,456/);
+  assert.match(text, /Cost at list prices\s+\$0\.4213/);
   const allowed = await page.evaluate(async (id) => (await (await fetch(`/api/v1/runs/${id}`)).json()), PROPOSAL_RUN);
   assert.equal(allowed.can_approve, true);
   assert.equal(!!(await page.$('#run-cancel')), allowed.can_cancel, 'the cancel button where the server allows it');
