@@ -296,6 +296,7 @@ test('a run: state, timings, before and after, the diff, the log, the tool calls
   assert.equal(pull.base, 'main');
   await page.waitForSelector('#pull-link', { timeout: 30000 * SLOW });
   assert.equal(await page.$eval('#pull-link', (a) => a.textContent), `#${pull.number}`);
+  assert.match(await page.$eval('#pull-link', (a) => a.href), new RegExp(`^https?://.*/${REPO}/pull/${pull.number}$`));
   assert.equal(await page.$('#run-approve'), null, 'approved once: the button is gone');
   await shot(page, 'run-approved');
   noErrors(page);

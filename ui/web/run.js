@@ -29,7 +29,9 @@ function page(run) {
       fact('Created', when(run.created_at)),
       fact('Finished', when(run.finished_at)),
       run.reason ? fact('Reason', run.reason) : '',
-      run.pull ? fact('Pull request', h('a', { href: run.pull.url, id: 'pull-link' }, `#${run.pull.number}`), ` (${run.pull.state})`) : ''),
+      run.pull ? fact('Pull request', /^https?:\/\//.test(run.pull.url || '')
+        ? h('a', { href: run.pull.url, id: 'pull-link' }, `#${run.pull.number}`)
+        : h('span', { id: 'pull-link' }, `#${run.pull.number}`), ` (${run.pull.state})`) : ''),
     actions(run),
   ];
   if (run.timings) out.push(h('h2', null, 'Timings'), timings(run.timings));
