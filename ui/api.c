@@ -457,7 +457,11 @@ static int get_run(ui_ctx *ui, const ui_who *who, base_http_response *resp, cons
 	/* the buttons: GitHub is asked only when one could apply */
 	store_run_state st = store_run_state_of(run);
 	int is_agent = store_run_kind_of(run) == STORE_RUN_AGENT;
-	int could_approve = is_agent && approvable(st) && proposal, could_cancel = is_agent && store_run_state_active(st);
+	/* approved once: the pull request is on its way or open (a merged or
+	 * closed one may be opened again, as /perfbot apply allows) */
+	int approved = base_json_str(d, "approved_by") && st == STORE_RUN_PROPOSAL;
+	int could_approve = is_agent && approvable(st) && proposal && !approved;
+	int could_cancel = is_agent && store_run_state_active(st);
 	int writer = 0;
 	if (who->signed_in && base_json_int(run, "installation_id") && (could_approve || could_cancel) &&
 	    may_write(ui, who, run, &writer) < 0)

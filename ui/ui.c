@@ -95,6 +95,24 @@ static int is_under(const char *path, const char *prefix)
 	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* Whether an Accept-Encoding header takes gzip (not with q=0). */
+static int accepts_gzip(const char *h)
+{
+	for (const char *p = h; p && (p = strcasestr(p, "gzip")); p += 4) {
+		const char *q = p + 4;
+		while (*q == ' ')
+			q++;
+		if (*q == ';') {
+			const char *v = strstr(q, "q=");
+			if (v && v[2] == '0' && (v[3] == '\0' || v[3] == ',' || (v[3] == '.' && strspn(v + 4, "0") > 0 &&
+									   !strchr("123456789", v[4 + strspn(v + 4, "0")]))))
+				return 0;
+		}
+		return 1;
+	}
+	return 0;
+}
+
 /* GET /ui/...: a file of the pages, else (no extension: a page's route)
  * the index page. */
 static int serve_asset(const base_http_request *req, base_http_response *resp)
@@ -130,6 +148,13 @@ static int serve_asset(const base_http_request *req, base_http_response *resp)
 	resp->status = 200;
 	resp->content_type = a->content_type;
 	base_buf_reset(&resp->body);
+	if (a->gzip) {
+		base_http_response_header(resp, "Vary", "Accept-Encoding");
+		if (accepts_gzip(base_http_request_header(req, "Accept-Encoding"))) {
+			base_http_response_header(resp, "Content-Encoding", "gzip");
+			return base_buf_put(&resp->body, a->gzip, a->gzip_len);
+		}
+	}
 	return base_buf_put(&resp->body, a->bytes, a->len);
 }
 

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/json.h"
+#include "ui/assets.h"
 #include "ui/ui.h"
 #include "ui/ui_int.h"
 
@@ -323,6 +324,12 @@ static void test_csrf(void **state)
 	assert_string_equal(base_json_str(json_object_get(run, "data"), "approved_via"), "dashboard");
 	assert_string_equal(base_json_str(json_object_get(run, "data"), "approved_by"), "alice");
 	json_decref(run);
+	/* approved: no button any more */
+	char runpath[64];
+	snprintf(runpath, sizeof(runpath), "/api/v1/runs/%lld", (long long)f->run_visible);
+	assert_int_equal(as_alice(f, "GET", runpath, &c), 200);
+	assert_true(json_is_false(json_object_get(c.json, "can_approve")));
+	done(&c);
 	header(&c, "X-CSRF-Token", f->csrf);
 	assert_int_equal(as_alice(f, "POST", path, &c), 409);
 	assert_non_null(strstr(base_json_str(c.json, "error"), "already approved"));
@@ -448,6 +455,26 @@ static void test_pages(void **state)
 	assert_non_null(strstr(resp_header(&c, "Content-Security-Policy", 0), "script-src 'self'"));
 	assert_string_equal(resp_header(&c, "X-Content-Type-Options", 0), "nosniff");
 	done(&c);
+	/* a compressed file goes out compressed only to who takes gzip */
+	const ui_asset *gz = NULL;
+	for (size_t i = 0; i < ui_asset_count() && !gz; i++)
+		if (ui_asset_at(i)->gzip)
+			gz = ui_asset_at(i);
+	if (gz) {
+		char p[256];
+		snprintf(p, sizeof(p), "/ui%s", gz->path);
+		header(&c, "Accept-Encoding", "deflate, gzip;q=0.8, br");
+		assert_int_equal(send_req(f, &c, "GET", p, NULL), 200);
+		assert_string_equal(resp_header(&c, "Content-Encoding", 0), "gzip");
+		assert_string_equal(resp_header(&c, "Vary", 0), "Accept-Encoding");
+		assert_int_equal(c.resp.body.len, gz->gzip_len);
+		done(&c);
+		header(&c, "Accept-Encoding", "gzip;q=0");
+		assert_int_equal(send_req(f, &c, "GET", p, NULL), 200);
+		assert_null(resp_header(&c, "Content-Encoding", 0));
+		assert_int_equal(c.resp.body.len, gz->len);
+		done(&c);
+	}
 	assert_int_equal(send_req(f, &c, "GET", "/ui/missing.js", NULL), 404);
 	done(&c);
 	assert_int_equal(send_req(f, &c, "POST", "/ui/", NULL), 405);
