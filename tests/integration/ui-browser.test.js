@@ -213,6 +213,13 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   assert.deepEqual(by.sort.improvements, [59], 'the 30 % speed-up at commit 60');
   assert.deepEqual(by.render.regressions.concat(by.render.improvements), []);
 
+  // the pages' own files came compressed (a slow link carries a third of their bytes)
+  const files = await page.evaluate(() => performance.getEntriesByType('resource')
+    .filter((r) => /\/ui\/[a-z]+\.(js|css)\?v=/.test(r.name) && r.decodedBodySize > 1024)
+    .map((r) => [r.name, r.encodedBodySize, r.decodedBodySize]));
+  assert.ok(files.length >= 4, JSON.stringify(files));
+  for (const [name, encoded, decoded] of files) assert.ok(encoded < decoded * 0.6, `${name}: ${encoded} of ${decoded} bytes`);
+
   // the benchmark table: latest value and the change over the last 10 / 100 commits
   const table = await page.$$eval('table.benchmarks tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => [c.textContent.trim(), c.className])));
   const parse = table.find((r) => r[0][0] === 'parse');
