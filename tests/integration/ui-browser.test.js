@@ -250,6 +250,20 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   // a point is a link to its run
   assert.equal(await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.getAttribute('href')), '/ui/runs/151');
 
+  // ... and that run's page: a push's bench run (no timings, no diff, no agent)
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }),
+    page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true })))]);
+  assert.equal(new URL(page.url()).pathname, '/ui/runs/151');
+  await page.waitForSelector('#run-state');
+  assert.equal(await page.$eval('main h1', (e) => e.firstChild.textContent.trim()), 'Run 151');
+  assert.equal(await page.$eval('#run-state', (e) => e.textContent), 'done');
+  assert.equal(await page.$('#run-approve'), null);
+  assert.deepEqual(await page.$$eval('table.measurements tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent)).then((n) => n.sort()),
+    ['parse', 'render', 'sort'], 'its measurements, each a link to its profile');
+  await shot(page, 'bench-run');
+  await page.goBack({ waitUntil: 'networkidle0' });
+  await page.waitForSelector('figure.chart-box svg');
+
   // the other metric
   // choosing in a list shows it at once
   await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.select('select[name="metric"]', 'instructions')]);

@@ -36,6 +36,12 @@ function page(run) {
   ];
   if (run.timings) out.push(h('h2', null, 'Timings'), timings(run.timings));
   if (run.comparison && run.comparison.length) out.push(h('h2', null, 'Before and after'), comparison(run));
+  else if (run.measurements && run.measurements.length) {
+    // nothing to compare with: the profiles measured
+    out.push(h('h2', null, 'Measurements'), table(['Benchmark', 'Side', 'Profile'], run.measurements.map((m) => h('tr', null,
+      h('td', null, m.benchmark), h('td', null, m.side), h('td', null, h('a', { href: `/ui/measurements/${enc(m.id)}` }, 'profile')))),
+    'list measurements'));
+  }
   if (run.diff) out.push(h('h2', null, 'Proposed change'), diff(run.diff));
   if (run.verification_log) out.push(h('h2', null, 'Verification'), h('pre', { class: 'log' }, run.verification_log));
   if (run.tool_calls && run.tool_calls.length) out.push(h('h2', null, 'Agent tool calls'), timeline(run.tool_calls));
