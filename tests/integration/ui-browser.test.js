@@ -28,6 +28,7 @@ const APP_ID = 4343;
 const REPO = 'octo-org/widgets';
 const COMMITS = 200;
 const PROPOSAL_RUN = 7000;
+const LOCAL_RUN = 7001;
 const HOT = 'int hot(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i;\n\treturn s;\n}\n';
 const FAST = 'int hot(int n)\n{\n\treturn n * (n - 1) / 2;\n}\n';
 
@@ -69,7 +70,9 @@ function seed(diff) {
     budgets: { tool_calls: 3, calls: [{ tool: 'read_file', started_ms: 0, duration_ms: 12, error: null },
       { tool: 'run_benchmarks', started_ms: 40, duration_ms: 2900, error: null },
       { tool: 'exec', started_ms: 3000, duration_ms: 30, error: 'command exited with status 2' }] },
-    timings: { baseline_ms: 1200, agent_ms: 5000, verify_ms: 2400, total_ms: 8700 } };
+    timings: { baseline_ms: 1200, agent_ms: 5000, verify_ms: 2400, total_ms: 8700 },
+    managed: { session_id: 'sesn_01abc', agent_version: 3, list_cost_usd: 0.4213,
+      usage: { input_tokens: 123456, output_tokens: 7890, cache_read_input_tokens: 50000 } } };
   sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data, created_ms, updated_ms)
     VALUES(${PROPOSAL_RUN}, 'agent', ${q(REPO)}, 1, ${q(base)}, ${q(base)}, 'main', 'comment', 'proposal', ${q(JSON.stringify(data))}, ${now}, ${now});`);
   const proposal = { diff, summary: 'closed form for hot()', verification_log: 'build ok\ntests ok\nparse: 1000000 -> 770000\n',
@@ -81,6 +84,9 @@ function seed(diff) {
       top_functions: [{ name: 'hot', file: 'src/hot.c', self: { estimated_cycles: hot }, inclusive: { estimated_cycles: hot } },
         { name: 'strtol', file: 'stdlib/strtol.c', self: { estimated_cycles: 120 }, inclusive: { estimated_cycles: 120 } }] });
   }
+  // a run of `perfbot bench` on this machine (no GitHub repository)
+  sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, trigger, state, data, created_ms, updated_ms)
+    VALUES(${LOCAL_RUN}, 'bench', '/home/dev/project', 0, ${q('d'.repeat(40))}, 'cli', 'done', '{}', ${now}, ${now});`);
   sql.push('COMMIT;');
   execFileSync('sqlite3', ['-cmd', '.timeout 5000', path.join(dataDir, 'perfbot.db')], { input: sql.join('\n') });
 }
@@ -105,9 +111,9 @@ async function newUser() {
   return { context, page };
 }
 
-async function shot(page, name) {
+async function shot(page, name, { fullPage = true } = {}) {
   fs.mkdirSync(OUT, { recursive: true });
-  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage });
 }
 
 function noErrors(page) {
@@ -171,10 +177,13 @@ test('signed out, the dashboard asks to sign in; signing in through GitHub lists
   const { page } = alice;
   await page.goto(origin() + '/ui/', { waitUntil: 'networkidle0' });
   assert.match(await page.$eval('main', (e) => e.textContent), /Sign in with GitHub to see the repositories/);
+  // a browser on perfbot's machine sees the runs made there
+  assert.deepEqual(await page.$$eval('table.runs tbody tr', (trs) => trs.map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent])),
+    [[`#${LOCAL_RUN}`, '/home/dev/project']]);
   await shot(page, 'signed-out');
   await signIn(page, 'alice');
   assert.equal(new URL(page.url()).pathname, '/ui/');
-  const rows = await page.$$eval('table.list tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+  const rows = await page.$$eval('table.repos tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
   assert.equal(rows.length, 1);
   assert.equal(await page.$eval('a.repo', (a) => a.textContent), REPO);
   assert.match(rows[0][2], new RegExp(`^${sha(COMMITS).slice(0, 7)} `), 'its last measurement');
@@ -204,6 +213,13 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   assert.deepEqual(by.sort.improvements, [59], 'the 30 % speed-up at commit 60');
   assert.deepEqual(by.render.regressions.concat(by.render.improvements), []);
 
+  // the pages' own files came compressed (a slow link carries a third of their bytes)
+  const files = await page.evaluate(() => performance.getEntriesByType('resource')
+    .filter((r) => /\/ui\/[a-z]+\.(js|css)\?v=/.test(r.name) && r.decodedBodySize > 1024)
+    .map((r) => [r.name, r.encodedBodySize, r.decodedBodySize]));
+  assert.ok(files.length >= 4, JSON.stringify(files));
+  for (const [name, encoded, decoded] of files) assert.ok(encoded < decoded * 0.6, `${name}: ${encoded} of ${decoded} bytes`);
+
   // the benchmark table: latest value and the change over the last 10 / 100 commits
   const table = await page.$$eval('table.benchmarks tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => [c.textContent.trim(), c.className])));
   const parse = table.find((r) => r[0][0] === 'parse');
@@ -223,13 +239,34 @@ test('a repository: one chart per benchmark with a point per commit, marks, the 
   assert.match(tipText, /brian|ada|grace/);
   assert.match(tipText, /[\d,]+ estimated cycles/);
   await shot(page, 'repository');
+  await shot(page, 'repository-top', { fullPage: false });
+
+  // the keyboard reaches the points too
+  await page.mouse.move(1, 1);
+  await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="10"])', (a) => a.focus());
+  await page.waitForFunction((s) => !document.getElementById('tip').hidden && document.getElementById('tip').innerText.includes(s),
+    {}, sha(11).slice(0, 7));
 
   // a point is a link to its run
   assert.equal(await page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.getAttribute('href')), '/ui/runs/151');
 
+  // ... and that run's page: a push's bench run (no timings, no diff, no agent)
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }),
+    page.$eval('figure.chart-box:first-of-type svg a:has(circle.pt[data-i="150"])', (a) => a.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true })))]);
+  assert.equal(new URL(page.url()).pathname, '/ui/runs/151');
+  await page.waitForSelector('#run-state');
+  assert.equal(await page.$eval('main h1', (e) => e.firstChild.textContent.trim()), 'Run 151');
+  assert.equal(await page.$eval('#run-state', (e) => e.textContent), 'done');
+  assert.equal(await page.$('#run-approve'), null);
+  assert.deepEqual(await page.$$eval('table.measurements tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent)).then((n) => n.sort()),
+    ['parse', 'render', 'sort'], 'its measurements, each a link to its profile');
+  await shot(page, 'bench-run');
+  await page.goBack({ waitUntil: 'networkidle0' });
+  await page.waitForSelector('figure.chart-box svg');
+
   // the other metric
-  await page.select('select[name="metric"]', 'instructions');
-  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.click('form.controls button')]);
+  // choosing in a list shows it at once
+  await Promise.all([page.waitForNavigation({ waitUntil: 'networkidle0' }), page.select('select[name="metric"]', 'instructions')]);
   assert.match(page.url(), /metric=instructions/);
   assert.match(await page.$eval('main', (e) => e.textContent), /Latest \(instructions\)/);
   assert.equal(await page.$$eval('figure.chart-box:first-of-type svg circle.pt', (c) => c.length), COMMITS);
@@ -264,17 +301,23 @@ test('a run: state, timings, before and after, the diff, the log, the tool calls
   const calls = await page.$$eval('svg.timeline g.call', (gs) => gs.map((g) => [g.querySelector('text').textContent, g.classList.contains('failed')]));
   assert.deepEqual(calls, [['read_file', false], ['run_benchmarks', false], ['exec', true]]);
   assert.match(text, /command exited with status 2/);
+  // a managed run's usage and cost
+  assert.match(text, /input tokens\s+123,456/);
+  assert.match(text, /Cost at list prices\s+\$0\.4213/);
   const allowed = await page.evaluate(async (id) => (await (await fetch(`/api/v1/runs/${id}`)).json()), PROPOSAL_RUN);
   assert.equal(allowed.can_approve, true);
   assert.equal(!!(await page.$('#run-cancel')), allowed.can_cancel, 'the cancel button where the server allows it');
   await shot(page, 'run');
 
   await page.click('#run-approve');
+  await page.waitForFunction((id) => /Approved perfbot run (\d+)/.exec(document.querySelector('.actions .status')?.textContent || '')?.[1] === String(id),
+    { timeout: 10000 * SLOW }, PROPOSAL_RUN);
   const pull = await waitFor(() => fake.state.pulls.find((p) => p.headRef === `perfbot/opt-${PROPOSAL_RUN}`),
     { timeoutMs: 30000 * SLOW, what: 'the pull request in the fake GitHub' });
   assert.equal(pull.base, 'main');
   await page.waitForSelector('#pull-link', { timeout: 30000 * SLOW });
   assert.equal(await page.$eval('#pull-link', (a) => a.textContent), `#${pull.number}`);
+  assert.match(await page.$eval('#pull-link', (a) => a.href), new RegExp(`^https?://.*/${REPO}/pull/${pull.number}$`));
   assert.equal(await page.$('#run-approve'), null, 'approved once: the button is gone');
   await shot(page, 'run-approved');
   noErrors(page);

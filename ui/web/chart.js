@@ -89,9 +89,7 @@ export function chart({ name, commits, values, marks, metric }) {
     }
     return -1;
   };
-  svg.addEventListener('mousemove', (ev) => {
-    const i = nearest(ev);
-    if (i < 0) return;
+  const show = (i, px, py) => {
     const c = commits[i];
     const m = markAt.get(i);
     cursor.setAttribute('cx', x(i).toFixed(1));
@@ -103,8 +101,20 @@ export function chart({ name, commits, values, marks, metric }) {
       firstLine(c.message),
       when(c.at),
       m ? `${m.kind} ${pct(m.change_pct)}` : '',
-    ].filter(Boolean), ev.pageX, ev.pageY);
+    ].filter(Boolean), px, py);
+  };
+  svg.addEventListener('mousemove', (ev) => {
+    const i = nearest(ev);
+    if (i >= 0) show(i, ev.pageX, ev.pageY);
   });
+  // a point reached with the keyboard shows its commit too
+  svg.addEventListener('focusin', (ev) => {
+    const c = ev.target.querySelector && ev.target.querySelector('circle.pt');
+    if (!c) return;
+    const box = c.getBoundingClientRect();
+    show(Number(c.dataset.i), window.scrollX + box.right, window.scrollY + box.top);
+  });
+  svg.addEventListener('focusout', () => tip.hide());
   svg.addEventListener('mouseleave', () => {
     cursor.setAttribute('visibility', 'hidden');
     tip.hide();

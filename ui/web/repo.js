@@ -22,11 +22,12 @@ export async function render(main, [owner, name], query) {
   ]);
   const threshold = series.threshold_pct;
 
+  const submit = (ev) => ev.target.form.requestSubmit();
   const form = h('form', { class: 'controls', method: 'get', action: location.pathname },
     h('label', null, 'Branch ', h('input', { name: 'branch', value: series.branch || '', size: 16, spellcheck: 'false' })),
-    h('label', null, 'Metric ', h('select', { name: 'metric' },
+    h('label', null, 'Metric ', h('select', { name: 'metric', onchange: submit },
       METRICS.map(([v, t]) => h('option', { value: v, selected: v === metric }, t)))),
-    h('label', null, 'Commits ', h('select', { name: 'limit' },
+    h('label', null, 'Commits ', h('select', { name: 'limit', onchange: submit },
       LIMITS.map((v) => h('option', { value: v, selected: v === limit }, String(v))))),
     h('button', { type: 'submit' }, 'Show'));
 

@@ -1,7 +1,7 @@
 // The repositories the user can read (of the App's installations): each with
 // its last measurement and its open proposals; for a browser on perfbot's
 // machine, also the runs made there with `perfbot bench` / `perfbot optimize`.
-import { api, enc, h, me, shortSha, table, when } from './util.js';
+import { api, enc, h, me, shortSha, signInHref, table, when } from './util.js';
 
 export async function render(main) {
   const user = await me().catch(() => null);
@@ -22,9 +22,10 @@ export async function render(main) {
     : [];
   if (!repositories.length) {
     main.replaceChildren(h('h1', null, 'Repositories'),
-      h('p', { class: 'muted' }, user && user.login
-        ? 'None of the App\'s repositories is readable by your GitHub account yet. Install the App on a repository.'
-        : 'Sign in with GitHub to see the repositories of the App\'s installations.'),
+      ...(user && user.login
+        ? [h('p', { class: 'muted' }, 'None of the App\'s repositories is readable by your GitHub account yet. Install the App on a repository.')]
+        : [h('p', { class: 'muted' }, 'Sign in with GitHub to see the repositories of the App\'s installations.'),
+          h('p', null, h('a', { class: 'button', href: signInHref() }, 'Sign in with GitHub'))]),
       ...localRuns);
     return;
   }
@@ -41,6 +42,6 @@ export async function render(main) {
       h('td', { class: 'num' }, r.open_proposals ? h('span', { class: 'badge proposal' }, String(r.open_proposals)) : '0'));
   });
   main.replaceChildren(h('h1', null, 'Repositories'),
-    table(['Repository', 'Default branch', 'Last measurement', { text: 'Open proposals', attrs: { class: 'num' } }], rows, 'list'),
+    table(['Repository', 'Default branch', 'Last measurement', { text: 'Open proposals', attrs: { class: 'num' } }], rows, 'list repos'),
     ...localRuns);
 }

@@ -29,11 +29,19 @@ function page(run) {
       fact('Created', when(run.created_at)),
       fact('Finished', when(run.finished_at)),
       run.reason ? fact('Reason', run.reason) : '',
-      run.pull ? fact('Pull request', h('a', { href: run.pull.url, id: 'pull-link' }, `#${run.pull.number}`), ` (${run.pull.state})`) : ''),
+      run.pull ? fact('Pull request', /^https?:\/\//.test(run.pull.url || '')
+        ? h('a', { href: run.pull.url, id: 'pull-link' }, `#${run.pull.number}`)
+        : h('span', { id: 'pull-link' }, `#${run.pull.number}`), ` (${run.pull.state})`) : ''),
     actions(run),
   ];
   if (run.timings) out.push(h('h2', null, 'Timings'), timings(run.timings));
   if (run.comparison && run.comparison.length) out.push(h('h2', null, 'Before and after'), comparison(run));
+  else if (run.measurements && run.measurements.length) {
+    // nothing to compare with: the profiles measured
+    out.push(h('h2', null, 'Measurements'), table(['Benchmark', 'Side', 'Profile'], run.measurements.map((m) => h('tr', null,
+      h('td', null, m.benchmark), h('td', null, m.side), h('td', null, h('a', { href: `/ui/measurements/${enc(m.id)}` }, 'profile')))),
+    'list measurements'));
+  }
   if (run.diff) out.push(h('h2', null, 'Proposed change'), diff(run.diff));
   if (run.verification_log) out.push(h('h2', null, 'Verification'), h('pre', { class: 'log' }, run.verification_log));
   if (run.tool_calls && run.tool_calls.length) out.push(h('h2', null, 'Agent tool calls'), timeline(run.tool_calls));
@@ -57,8 +65,7 @@ function actions(run) {
       status.textContent = verb === 'approve' ? 'Opening the pull request…' : 'Cancelling…';
       try {
         const r = await post(`/api/v1/runs/${enc(run.id)}/${verb}`);
-        status.textContent = verb === 'approve'
-          ? `Approved (${r.state || 'accepted'}): the pull request is being opened…` : `Done: ${r.state || 'accepted'}.`;
+        status.textContent = r.message || (verb === 'approve' ? 'Approved: opening the pull request…' : `Done: ${r.state || 'accepted'}.`);
         follow(run.id, verb);
       } catch (e) {
         status.className = 'status error';
