@@ -1308,9 +1308,10 @@ static int sq_session_delete(store *st, const char *id_hash)
 	return pexec((sq_store *)st, NULL, "DELETE FROM sessions WHERE id_hash=?", "s", id_hash);
 }
 
-/* One statement: the branch's newest `limit` runs (read backwards along
- * the runs_branch index, no sort), joined with their measurements through
- * the covering measurements_series index, oldest first.  Rows come grouped
+/* One statement: the branch's runs from the `limit`-th newest on (its id
+ * found backwards along the runs_branch index), read forwards along that
+ * index and joined with their measurements through the covering
+ * measurements_series index: oldest first with no sort.  Rows come grouped
  * by run, so the series are filled in one pass; a commit measured again
  * keeps only its newest run (dropped at the end, rarely needed). */
 static int sq_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
@@ -1332,10 +1333,12 @@ static int sq_series_get(store *st, json_t **out, const char *repository, const 
 			"SELECT c.id, c.head_sha, coalesce(json_extract(c.data, '$.commit.at_ms'), c.created_ms),"
 			"  json_extract(c.data, '$.commit.author'), json_extract(c.data, '$.commit.message'),"
 			"  m.benchmark, CASE WHEN ?4 THEN m.instructions ELSE m.estimated_cycles END"
-			" FROM (SELECT id, head_sha, data, created_ms FROM runs INDEXED BY runs_branch"
-			"   WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push' AND state='done'"
-			"   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT ?3) c"
+			" FROM runs c INDEXED BY runs_branch"
 			" LEFT JOIN measurements m ON m.run_id = c.id AND m.commit_sha = c.head_sha AND m.ok = 1"
+			" WHERE c.repository=?1 AND c.branch=?2 AND c.kind='bench' AND c.trigger='push' AND c.state='done'"
+			"  AND c.head_sha IS NOT NULL AND c.id >= coalesce((SELECT id FROM runs INDEXED BY runs_branch"
+			"   WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push' AND state='done'"
+			"   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?3 - 1), 0)"
 			" ORDER BY c.id",
 			"ssnn", repository, branch, limit, use_instr);
 	if (error < 0)

@@ -370,9 +370,9 @@ static void test_sign_in_cookies(void **state)
 	char st[65], cookie[700];
 	snprintf(st, sizeof(st), "%s", strstr(loc, "&state=") + 7);
 	snprintf(cookie, sizeof(cookie), "%.*s", (int)strcspn(state_cookie, ";"), state_cookie);
+	assert_null(strstr(loc, f->cfg.github_client_secret)); /* the secret never in a URL */
 	done(&c);
 	assert_non_null(strstr(cookie, "|/ui/runs/1"));
-	assert_null(strstr(loc, f->cfg.github_client_secret)); /* the secret never in a URL */
 
 	/* GitHub sends the browser back with a code */
 	header(&c, "Cookie", cookie);
