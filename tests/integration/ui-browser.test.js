@@ -334,6 +334,14 @@ test('a profile: the function table and the flame graph; base against head as a 
   const frames = await page.$$eval('.flame svg g.frame', (gs) => gs.map((g) => g.querySelector('text')?.textContent));
   assert.ok(frames.includes('hot') && frames.includes('strtol'), frames.join(','));
   await shot(page, 'profile');
+  // a click on a frame zooms into it
+  await page.$$eval('.flame svg g.frame', (gs) => gs.find((g) => g.querySelector('text')?.textContent === 'parse_line')
+    .dispatchEvent(new MouseEvent('click', { bubbles: true })));
+  await page.waitForSelector('.flame .crumbs button');
+  assert.equal(await page.$eval('.flame svg g.frame text', (t) => t.textContent), 'parse_line', 'the zoomed frame on top');
+  assert.equal(await page.$eval('.flame svg g.frame rect', (r) => Number(r.getAttribute('width'))) > 1000, true, 'as wide as the graph');
+  await page.click('.flame .crumbs button');
+  assert.equal(await page.$eval('.flame svg g.frame text', (t) => t.textContent), 'all');
 
   await page.goto(`${origin()}/ui/runs/${PROPOSAL_RUN}/flame?benchmark=parse`, { waitUntil: 'networkidle0' });
   await page.waitForSelector('.flame svg g.frame');
