@@ -62,6 +62,7 @@ LINK_fuzz_public_url       := $(LINK_base)
 LINK_fuzz_repo_config      := $(LINK_measure)
 LINK_fuzz_signature        := $(LINK_webhooks)
 LINK_fuzz_webhook_payload  := $(LINK_webhooks)
+LINK_fuzz_ui_request       := $(LINK_ui)
 # $(call test_libs,test_name): the libraries of a test binary or fuzz target.
 test_module = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
 test_libs = $(patsubst %,$(BUILD)/lib%.a,$(or $(LINK_$(1)),$(LINK_$(call test_module,$(1))),\

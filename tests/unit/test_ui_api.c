@@ -356,6 +356,36 @@ static void test_write_permission_asked(void **state)
 	done(&c);
 }
 
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	int64_t id = add_run(f->st, "octo/demo", 42, STORE_RUN_AGENT, STORE_RUN_QUEUED);
+	char path[64], action[80];
+	snprintf(path, sizeof(path), "/api/v1/runs/%lld", (long long)id);
+	snprintf(action, sizeof(action), "/api/v1/runs/%lld/cancel", (long long)id);
+	struct call c = { 0 };
+	assert_int_equal(as_alice(f, "GET", path, &c), 200);
+	assert_true(json_is_true(json_object_get(c.json, "can_cancel")));
+	assert_true(json_is_false(json_object_get(c.json, "can_approve")));
+	done(&c);
+	assert_int_equal(as_alice(f, "GET", action, &c), 405);
+	done(&c);
+	header(&c, "X-CSRF-Token", f->csrf);
+	assert_int_equal(as_alice(f, "POST", action, &c), 202);
+	assert_string_equal(base_json_str(c.json, "state"), "cancelled");
+	done(&c);
+	json_t *run = NULL;
+	assert_int_equal(store_run_get(f->st, id, &run), 0);
+	assert_int_equal(store_run_state_of(run), STORE_RUN_CANCELLED);
+	assert_string_equal(base_json_str(run, "reason"), "cancelled by @alice");
+	json_decref(run);
+	/* as /perfbot cancel answers for a run that ended */
+	header(&c, "X-CSRF-Token", f->csrf);
+	assert_int_equal(as_alice(f, "POST", action, &c), 409);
+	assert_non_null(strstr(base_json_str(c.json, "error"), "has already ended"));
+	done(&c);
+}
+
 static void test_sign_in_cookies(void **state)
 {
 	struct fixture *f = *state;
@@ -488,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_found_is_uniform, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csrf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_permission_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sign_in_cookies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_local_viewer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pages, setup, teardown),
