@@ -29,6 +29,7 @@ const REPO = 'octo-org/widgets';
 const COMMITS = 200;
 const PROPOSAL_RUN = 7000;
 const LOCAL_RUN = 7001;
+const QUEUED_RUN = 7002;
 const HOT = 'int hot(int n)\n{\n\tint s = 0;\n\tfor (int i = 0; i < n; i++)\n\t\ts += i;\n\treturn s;\n}\n';
 const FAST = 'int hot(int n)\n{\n\treturn n * (n - 1) / 2;\n}\n';
 
@@ -84,6 +85,9 @@ function seed(diff) {
       top_functions: [{ name: 'hot', file: 'src/hot.c', self: { estimated_cycles: hot }, inclusive: { estimated_cycles: hot } },
         { name: 'strtol', file: 'stdlib/strtol.c', self: { estimated_cycles: 120 }, inclusive: { estimated_cycles: 120 } }] });
   }
+  // an agent run waiting for a worker (nothing runs it here)
+  sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, branch, trigger, state, data, created_ms, updated_ms)
+    VALUES(${QUEUED_RUN}, 'agent', ${q(REPO)}, 1, ${q(base)}, 'main', 'comment', 'queued', '{}', ${now}, ${now});`);
   // a run of `perfbot bench` on this machine (no GitHub repository)
   sql.push(`INSERT INTO runs(id, kind, repository, installation_id, head_sha, trigger, state, data, created_ms, updated_ms)
     VALUES(${LOCAL_RUN}, 'bench', '/home/dev/project', 0, ${q('d'.repeat(40))}, 'cli', 'done', '{}', ${now}, ${now});`);
@@ -370,6 +374,20 @@ test('a user who cannot read the repository sees "Not found" for the same pages'
   assert.deepEqual(statuses, [404, 404, 404]);
   noErrors(page);
   await bob.context.close();
+});
+
+test('cancelling a queued agent run from its page', { skip: noBrowser }, async () => {
+  const { page } = alice;
+  await page.goto(`${origin()}/ui/runs/${QUEUED_RUN}`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#run-cancel');
+  assert.equal(await page.$eval('#run-state', (e) => e.textContent), 'queued');
+  assert.equal(await page.$('#run-approve'), null, 'nothing to approve yet');
+  await page.click('#run-cancel');
+  await page.waitForFunction(() => document.getElementById('run-state')?.textContent === 'cancelled', { timeout: 15000 * SLOW });
+  assert.equal(await page.$('#run-cancel'), null, 'a cancelled run has no cancel button');
+  assert.match(await page.$eval('main', (e) => e.innerText), /cancelled by @alice/);
+  await shot(page, 'run-cancelled');
+  noErrors(page);
 });
 
 test('signing out ends the session', { skip: noBrowser }, async () => {
