@@ -32,6 +32,7 @@ check_cmd go golang-go
 check_dir /usr/share/gocode/src/github.com/Masterminds/sprig golang-github-masterminds-sprig-dev
 check_dir /usr/share/gocode/src/gopkg.in/yaml.v3 golang-gopkg-yaml.v3-dev
 check_dir /usr/share/gocode/src/gopkg.in/yaml.v2 golang-gopkg-yaml.v2-dev
+check_cmd chromium chromium
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""
