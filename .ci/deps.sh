@@ -16,6 +16,7 @@ check_pc libcurl libcurl4-openssl-dev
 check_pc libgit2 libgit2-dev
 check_pc sqlite3 libsqlite3-dev
 check_pc yaml-0.1 libyaml-dev
+check_pc libpq libpq-dev
 check_pc cmocka libcmocka-dev
 check_cmd bwrap bubblewrap
 check_cmd valgrind valgrind
@@ -25,6 +26,8 @@ check_cmd curl curl
 check_cmd node nodejs
 check_cmd sqlite3 sqlite3
 check_cmd python3 python3
+# the store's tests start their own PostgreSQL cluster (tests/lib/pg.sh)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""
