@@ -298,6 +298,8 @@ int wh_intake_handle(const base_http_request *req, base_http_response *resp, voi
 			base_error_last(), NULL);
 		count(event, "error");
 		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "store_error");
+		/* not stored, so never 2xx: the sender retries (the store reconnects meanwhile) */
+		base_http_response_header(resp, "Retry-After", "5");
 		error = base_http_response_error(resp, 503, "the delivery could not be stored; GitHub may redeliver it");
 		goto done;
 	}
