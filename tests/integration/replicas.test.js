@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { SLOW, deliver, fixture, request, sleep, startServer, waitFor } from './lib/perfbot.js';
+import { SLOW, cli, deliver, fixture, request, sleep, sqlite, startServer, waitFor } from './lib/perfbot.js';
 import { startPostgres } from './lib/pg.js';
 
 const SECRET = 'replicas-secret';
@@ -221,6 +221,59 @@ test('a worker killed in the middle of a job: after its lease another worker run
   } finally {
     for (const p of procs) await p.stop();
     await gh.close();
+    pg.destroy();
+  }
+});
+
+test('perfbot migrate and perfbot store copy move a SQLite installation to PostgreSQL, ids kept', async () => {
+  const pg = startPostgres();
+  const password = new URL(pg.url).password;
+  try {
+    const old = await startServer({ secret: SECRET, env: { WORKERS: 1 } });
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await deliver(old.port, { ...payload(i), secret: SECRET });
+      assert.equal(r.status, 202, r.text);
+      ids.push(r.delivery);
+    }
+    await old.stop();
+    const sqliteUrl = `sqlite:${old.dataDir}/perfbot.db`;
+
+    let r = await cli(['migrate', '--data-dir', old.dataDir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\(sqlite\): schema version \d+ \(current\)/);
+    r = await cli(['migrate'], { env: { DATABASE_URL: pg.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^postgres:\/\/perfbot:\*\*\*@127\.0\.0\.1:\d+\/perfbot \(postgres\): schema version \d+ \(current\)/);
+    assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password));
+
+    r = await cli(['store', 'copy', '--from', sqliteUrl, '--to', pg.url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^copied \d+ rows \(12 tables\) from sqlite:.* to postgres:\/\/perfbot:\*\*\*@/);
+    r = await cli(['store', 'copy', '--from', sqliteUrl, '--to', pg.url]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /already holds \d+ rows \(pass --force to replace them\)/);
+    r = await cli(['store', 'copy', '--from', sqliteUrl, '--to', pg.url, '--force']);
+    assert.equal(r.code, 0, r.stderr);
+    const copied = await pg.query('SELECT id FROM deliveries');
+    assert.deepEqual(copied.map((d) => d.id).sort(), [...ids].sort());
+    const jobs = await pg.query('SELECT id, delivery_id, state FROM jobs ORDER BY id');
+    const oldJobs = await sqlite(old.dataDir, 'SELECT id, delivery_id, state FROM jobs ORDER BY id');
+    assert.deepEqual(jobs, oldJobs, 'jobs with their ids');
+
+    // a replica on the copy: the old deliveries are duplicates there, new ones get fresh job ids
+    const srv = await startServer({ secret: SECRET, env: replicaEnv(pg) });
+    try {
+      const dup = await deliver(srv.port, { ...payload(0), secret: SECRET, delivery: ids[0] });
+      assert.equal(dup.json?.status, 'duplicate');
+      const fresh = await deliver(srv.port, { ...payload(7), secret: SECRET });
+      assert.equal(fresh.status, 202);
+      const [j] = await pg.query(`SELECT id FROM jobs WHERE delivery_id='${fresh.delivery}'`);
+      assert.ok(j.id > Math.max(...oldJobs.map((x) => x.id)));
+    } finally {
+      await srv.stop();
+    }
+  } finally {
     pg.destroy();
   }
 });
