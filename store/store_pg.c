@@ -125,6 +125,19 @@ static int unavailable(pg_store *s)
 	return base_error_set(BASE_ERETRY, "store unavailable: %s", s->down_msg[0] ? s->down_msg : "reconnecting");
 }
 
+/* An idle connection has nothing to read: when its socket is readable the
+ * server said goodbye (a restart, pg_terminate_backend) or closed it, and
+ * the connection is replaced before a statement fails on it. */
+static int closed_by_server(PGconn *pg)
+{
+	struct pollfd pfd = { .fd = PQsocket(pg), .events = POLLIN };
+	if (pfd.fd < 0)
+		return 1;
+	if (poll(&pfd, 1, 0) <= 0)
+		return 0;
+	return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+}
+
 /* Borrows a pool slot with a live connection (connecting when needed).
  * BASE_ERETRY while the database is unreachable. */
 static int conn_get(pg_store *s, struct pconn **out)
@@ -143,11 +156,12 @@ static int conn_get(pg_store *s, struct pconn **out)
 		pthread_cond_wait(&s->cond, &s->lock);
 	}
 	c->busy = 1;
-	if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
-		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (c->pg && PQstatus(c->pg) == CONNECTION_OK && !closed_by_server(c->pg)) {
 		*out = c;
 		return 0;
 	}
+	pthread_mutex_lock(&s->lock);
 	int64_t now = base_wall_ms();
 	if (now < s->down_until_ms) {
 		c->busy = 0;

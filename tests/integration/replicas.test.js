@@ -1,8 +1,9 @@
 // Several `perfbot serve` replicas on one PostgreSQL store (a cluster of
 // its own per test, tests/integration/lib/pg.js):
 //  - deliveries spread over three replicas, each id also sent to another
-//    replica; one replica killed with SIGKILL under load and PostgreSQL
-//    restarted under load: every delivery answered 2xx is stored once, each
+//    replica; one replica killed with SIGKILL under load, PostgreSQL
+//    restarted under load, then another replica drained with SIGTERM (a
+//    rolling upgrade): every delivery answered 2xx is stored once, each
 //    handled one has one job, done exactly once (the dead replica's jobs
 //    are claimed again when their lease expires);
 //  - while PostgreSQL is down, deliveries and /readyz get 503 with
@@ -32,7 +33,7 @@ function replicaEnv(pg, extra = {}) {
 
 const CONN_ERROR = /ECONNRESET|ECONNREFUSED|EPIPE|socket hang up|no answer/;
 
-test('three replicas: duplicates across replicas, kill -9 of one and a PostgreSQL restart under load lose nothing answered 2xx, and every job runs once', async (t) => {
+test('three replicas: duplicates across replicas, kill -9 of one, a PostgreSQL restart and a drain under load lose nothing answered 2xx, and every job runs once', async (t) => {
   const pg = startPostgres();
   const replicas = [];
   try {
@@ -94,6 +95,14 @@ test('three replicas: duplicates across replicas, kill -9 of one and a PostgreSQ
     const atRestart = acked.size;
     await pg.restart();
     await until(atRestart + 150, 'deliveries after the PostgreSQL restart');
+    // a rolling upgrade: SIGTERM drains one replica while the last one serves
+    const draining = replicas[1].stop();
+    const drained = await draining;
+    alive[1] = false;
+    assert.equal(drained.code, 0, drained.stderr.slice(-3000));
+    assert.equal(replicas[1].sanitizerReport(), null);
+    const atDrain = acked.size;
+    await until(atDrain + 100, 'deliveries after the drain');
     stopped = true;
     await Promise.all(loops);
     t.diagnostic(`sent ${counts.sent}, acknowledged ${acked.size}, 503 ${counts.s503}, connection errors ${counts.conn}`);
@@ -123,7 +132,12 @@ test('three replicas: duplicates across replicas, kill -9 of one and a PostgreSQ
     }
     const reclaimed = settled.filter((j) => j.attempts > 1).length;
     t.diagnostic(`jobs ${settled.length}, claimed again after a lease expired: ${reclaimed}`);
-    for (const i of [0, 1]) assert.equal(replicas[i].sanitizerReport(), null);
+    // the survivor drains and exits cleanly too (a sanitizer build reports leaks at exit)
+    for (const i of [0]) {
+      const exit = await replicas[i].stop();
+      assert.equal(exit.code, 0, exit.stderr.slice(-3000));
+      assert.equal(replicas[i].sanitizerReport(), null);
+    }
   } finally {
     for (const r of replicas) await r.stop();
     pg.destroy();
@@ -160,6 +174,9 @@ test('PostgreSQL down: deliveries and /readyz answer 503 with Retry-After, never
     // the password is in DATABASE_URL only, never in the logs
     const password = new URL(pg.url).password;
     assert.ok(!srv.stderr.includes(password), 'the database password is not logged');
+    const exit = await srv.stop();
+    assert.equal(exit.code, 0, exit.stderr.slice(-3000));
+    assert.equal(srv.sanitizerReport(), null);
   } finally {
     if (srv) await srv.stop();
     pg.destroy();
@@ -218,6 +235,11 @@ test('a worker killed in the middle of a job: after its lease another worker run
     assert.ok(job.completions <= 1, JSON.stringify(job));
     assert.ok(b.logs().some((l) => l.msg === 'job' && l.delivery === r.delivery), 'the second worker ran it');
     assert.ok(!web.logs().some((l) => l.msg === 'job'), 'the web replica ran no job');
+    for (const p of [web, b]) {
+      const exit = await p.stop();
+      assert.equal(exit.code, 0, exit.stderr.slice(-3000));
+      assert.equal(p.sanitizerReport(), null);
+    }
   } finally {
     for (const p of procs) await p.stop();
     await gh.close();

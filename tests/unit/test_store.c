@@ -578,7 +578,9 @@ static void test_run_document_merge(void **state)
 	assert_non_null(strchr(json_string_value(json_object_get(r, "created")), 'T'));
 	json_decref(want);
 	json_decref(r);
-	assert_int_equal(store_run_update(f->st, 999999, json_object()), BASE_ENOTFOUND);
+	json_t *empty = json_object();
+	assert_int_equal(store_run_update(f->st, 999999, empty), BASE_ENOTFOUND);
+	json_decref(empty);
 
 	json_t *pd = json_pack("{s:s}", "title", "faster");
 	assert_int_equal(store_pull_put(f->st, run, "acme/fast", 12, "perfbot/opt-1", "open", pd), 0);
