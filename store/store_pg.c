@@ -4,10 +4,11 @@
  * PostgreSQL's dialect:
  *  - migrations run under a session advisory lock, so replicas starting
  *    together apply each one once;
- *  - a delivery and its jobs are one statement (its own transaction): the
- *    call returns once PostgreSQL committed it; the delivery id is the
- *    primary key, so a duplicate sent to another replica inserts nothing
- *    and is reported as such;
+ *  - a delivery and its jobs are one statement; a committer thread puts the
+ *    deliveries that arrive meanwhile into one transaction (group commit:
+ *    one WAL flush for the batch), and a call returns once PostgreSQL
+ *    committed it; the delivery id is the primary key, so a duplicate sent
+ *    to another replica inserts nothing and is reported as such;
  *  - a claim locks the oldest due job with FOR UPDATE SKIP LOCKED (an
  *    expired lease first: its worker died), so replicas never take the same
  *    job; done/fail only count while the caller still holds the lease;
@@ -84,7 +85,27 @@ typedef struct pg_store {
 	pthread_mutex_t listen_lock; /* the LISTEN connection */
 	PGconn *listener;
 	int64_t listen_retry_ms;
+
+	/* deliveries waiting for the committer (group commit) */
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct dpending *q_head, *q_tail;
+	pthread_t committer;
+	int committer_started;
+	int stopping;
 } pg_store;
+
+/* A delivery waiting for the committer; lives on its caller's stack. */
+struct dpending {
+	const store_delivery *d;
+	const char *jobs_text;
+	int duplicate;
+	int error;
+	int done;
+	char msg[256];
+	pthread_cond_t cond;
+	struct dpending *next;
+};
 
 /* ---- connections ---------------------------------------------------------- */
 
@@ -670,6 +691,126 @@ done:
 
 /* ---- deliveries ------------------------------------------------------------ */
 
+/* One delivery and its jobs in one statement: nothing when the id is
+ * stored (by any replica).  Inside the committer's transaction, or on its
+ * own (then its own transaction). */
+#define DELIVERY_PUT_SQL                                                                                              \
+	"WITH d AS (INSERT INTO deliveries(id, event, action, installation_id, repository, headers, body,"            \
+	" received_ms, status) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING RETURNING id),"         \
+	" j AS (INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"                \
+	" SELECT x->>'k', x->>'p', d.id, 'queued', $8, $8, $8 FROM d,"                                                \
+	" jsonb_array_elements($10::jsonb) AS x RETURNING 1)"                                                         \
+	" SELECT (SELECT count(*) FROM d) AS inserted, (SELECT count(*) FROM j) AS jobs"
+#define DELIVERY_PUT_ARGS(d, jobs)                                                                                    \
+	"sssissbisj", (d)->id, (d)->event, (d)->action, (d)->installation_id, (d)->repository, (d)->headers_json,      \
+		(d)->body, (d)->body_len, (d)->received_ms, (d)->status, (jobs)
+
+static void pending_fail(struct dpending *p, int error)
+{
+	p->error = error;
+	snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
+}
+
+/* The delivery alone, its own transaction (a statement retried once on a
+ * fresh connection when its connection broke). */
+static void put_alone(pg_store *s, struct dpending *p)
+{
+	PGresult *res = NULL;
+	int error = stmt(s, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, p->jobs_text));
+	if (error < 0)
+		pending_fail(p, error);
+	else
+		p->duplicate = col_int(res, 0, 0) == 0;
+	PQclear(res);
+}
+
+/* Group commit: every delivery that arrived during the previous commit goes
+ * into one transaction, so one WAL flush acknowledges them all.  When one
+ * statement fails (not the connection), the batch is rolled back and each
+ * delivery is stored on its own, so one bad delivery fails alone.  A broken
+ * connection before COMMIT was sent: nothing was committed, the batch is
+ * tried once more on a fresh connection; after it: every caller gets
+ * BASE_ERETRY (a 503: the sender retries; a stored one is then a duplicate). */
+static void commit_batch(pg_store *s, struct dpending *batch)
+{
+	if (!batch->next) {
+		put_alone(s, batch);
+		return;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct pconn *c = NULL;
+		int error = conn_get(s, &c);
+		if (error < 0) {
+			for (struct dpending *p = batch; p; p = p->next)
+				pending_fail(p, error);
+			return;
+		}
+		PGresult *res = NULL;
+		int commit_sent = 0;
+		if ((error = run_c(c, &res, NULL, "BEGIN", "")) == 0) {
+			PQclear(res);
+			for (struct dpending *p = batch; p && error == 0; p = p->next) {
+				res = NULL;
+				if ((error = run_c(c, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, p->jobs_text))) == 0)
+					p->duplicate = col_int(res, 0, 0) == 0;
+				PQclear(res);
+			}
+			if (error == 0) {
+				commit_sent = 1;
+				res = NULL;
+				if ((error = run_c(c, &res, NULL, "COMMIT", "")) == 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+					error = base_error_set(BASE_ERETRY, "store: commit failed");
+				PQclear(res);
+			}
+		}
+		int broken = conn_broken(c);
+		if (error < 0 && !broken) {
+			res = PQexec(c->pg, "ROLLBACK");
+			PQclear(res);
+		}
+		conn_put(s, c);
+		if (error == 0)
+			return;
+		if (broken && !commit_sent && attempt == 0)
+			continue;
+		if (broken || commit_sent) {
+			for (struct dpending *p = batch; p; p = p->next)
+				pending_fail(p, error);
+			return;
+		}
+		/* a statement failed: each on its own */
+		for (struct dpending *p = batch; p; p = p->next) {
+			p->duplicate = 0;
+			put_alone(s, p);
+		}
+		return;
+	}
+}
+
+static void *committer_main(void *arg)
+{
+	pg_store *s = arg;
+	pthread_mutex_lock(&s->q_lock);
+	for (;;) {
+		while (!s->q_head && !s->stopping)
+			pthread_cond_wait(&s->q_cond, &s->q_lock);
+		if (!s->q_head)
+			break; /* stopping, nothing left */
+		struct dpending *batch = s->q_head;
+		s->q_head = s->q_tail = NULL;
+		pthread_mutex_unlock(&s->q_lock);
+		commit_batch(s, batch);
+		pthread_mutex_lock(&s->q_lock);
+		for (struct dpending *p = batch, *next; p; p = next) {
+			next = p->next;
+			p->done = 1;
+			pthread_cond_signal(&p->cond);
+		}
+	}
+	pthread_mutex_unlock(&s->q_lock);
+	return NULL;
+}
+
 static int pg_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
 {
 	pg_store *s = (pg_store *)st;
@@ -680,23 +821,31 @@ static int pg_delivery_put(store *st, const store_delivery *d, int *duplicate_ou
 	json_decref(jobs);
 	if (!jobs_text)
 		return base_error_set(BASE_ENOMEM, "out of memory");
-	PGresult *res = NULL;
-	/* one statement, one transaction: the delivery and its jobs, or
-	 * nothing when the id is stored (by any replica) */
-	int error = stmt(s, &res, "delivery_put",
-			 "WITH d AS (INSERT INTO deliveries(id, event, action, installation_id, repository, headers, body,"
-			 " received_ms, status) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING RETURNING id),"
-			 " j AS (INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
-			 " SELECT x->>'k', x->>'p', d.id, 'queued', $8, $8, $8 FROM d,"
-			 " jsonb_array_elements($10::jsonb) AS x RETURNING 1)"
-			 " SELECT (SELECT count(*) FROM d) AS inserted, (SELECT count(*) FROM j) AS jobs",
-			 "sssissbisj", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
-			 d->body, d->body_len, d->received_ms, d->status, jobs_text);
+	struct dpending p = { .d = d, .jobs_text = jobs_text };
+	pthread_cond_init(&p.cond, NULL);
+	pthread_mutex_lock(&s->q_lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_cond_destroy(&p.cond);
+		free(jobs_text);
+		return base_error_set(BASE_ERETRY, "store: closing");
+	}
+	if (s->q_tail)
+		s->q_tail->next = &p;
+	else
+		s->q_head = &p;
+	s->q_tail = &p;
+	pthread_cond_signal(&s->q_cond);
+	while (!p.done)
+		pthread_cond_wait(&p.cond, &s->q_lock);
+	pthread_mutex_unlock(&s->q_lock);
+	pthread_cond_destroy(&p.cond);
 	free(jobs_text);
-	if (error == 0 && duplicate_out)
-		*duplicate_out = col_int(res, 0, 0) == 0;
-	PQclear(res);
-	return error;
+	if (p.error < 0)
+		return base_error_set(p.error, "%s", p.msg);
+	if (duplicate_out)
+		*duplicate_out = p.duplicate;
+	return 0;
 }
 
 static int pg_delivery_exists(store *st, const char *id)
@@ -1399,6 +1548,15 @@ static int pg_ping(store *st)
 static void pg_free(store *st)
 {
 	pg_store *s = (pg_store *)st;
+	if (s->committer_started) {
+		pthread_mutex_lock(&s->q_lock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->q_cond);
+		pthread_mutex_unlock(&s->q_lock);
+		pthread_join(s->committer, NULL);
+	}
+	pthread_mutex_destroy(&s->q_lock);
+	pthread_cond_destroy(&s->q_cond);
 	for (int i = 0; i < POOL_SIZE; i++)
 		if (s->pool[i].pg)
 			PQfinish(s->pool[i].pg);
@@ -1473,6 +1631,8 @@ int store_pg_open(store **out, const char *url)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_mutex_init(&s->listen_lock, NULL);
+	pthread_mutex_init(&s->q_lock, NULL);
+	pthread_cond_init(&s->q_cond, NULL);
 	s->url = strdup(url);
 	if (!s->url) {
 		pg_free(&s->base);
@@ -1492,6 +1652,11 @@ int store_pg_open(store **out, const char *url)
 		pg_free(&s->base);
 		return error;
 	}
+	if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+		pg_free(&s->base);
+		return base_error_set(BASE_EGENERIC, "store: cannot start the commit thread");
+	}
+	s->committer_started = 1;
 	*out = &s->base;
 	return 0;
 }

@@ -702,6 +702,55 @@ static void test_pg_replicas_share_deliveries(void **state)
 	store_free(b);
 }
 
+struct mixed_arg {
+	store *st;
+	int n;
+	int bad;
+	int result;
+};
+
+static void *mixed_writer(void *p)
+{
+	struct mixed_arg *a = p;
+	char id[32];
+	snprintf(id, sizeof(id), "m-%d", a->n);
+	store_job_spec job = { "event.test", "{}" };
+	/* PostgreSQL refuses text that is not UTF-8 */
+	store_delivery d = { .id = id, .event = a->bad ? "p\xffsh" : "push", .headers_json = "{}", .body = "{}",
+			     .body_len = 2, .received_ms = now_ms(), .status = "queued", .jobs = &job, .njobs = 1 };
+	int dup = -1;
+	a->result = store_delivery_put(a->st, &d, &dup);
+	return NULL;
+}
+
+/* Deliveries committed together: one the database refuses fails alone,
+ * the others of its batch are stored. */
+static void test_pg_bad_delivery_fails_alone(void **state)
+{
+	struct fixture *f = *state;
+	for (int round = 0; round < 5; round++) {
+		pthread_t t[8];
+		struct mixed_arg a[8];
+		for (int i = 0; i < 8; i++) {
+			a[i] = (struct mixed_arg){ f->st, round * 8 + i, i == 3, 1 };
+			pthread_create(&t[i], NULL, mixed_writer, &a[i]);
+		}
+		for (int i = 0; i < 8; i++)
+			pthread_join(t[i], NULL);
+		for (int i = 0; i < 8; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "m-%d", round * 8 + i);
+			if (i == 3) {
+				assert_true(a[i].result < 0);
+				assert_int_equal(store_delivery_exists(f->st, id), 0);
+			} else {
+				assert_int_equal(a[i].result, 0);
+				assert_int_equal(store_delivery_exists(f->st, id), 1);
+			}
+		}
+	}
+}
+
 #define CLAIM_JOBS 150
 static atomic_int claimed[CLAIM_JOBS + 1];
 static int64_t first_job_id;
@@ -1068,6 +1117,7 @@ int main(void)
 		BOTH(test_wait_for_job),
 		PG(test_pg_replicas_share_deliveries),
 		PG(test_pg_claims_exactly_once),
+		PG(test_pg_bad_delivery_fails_alone),
 		PG(test_pg_notify_wakes_other_replica),
 		PG(test_pg_reconnects),
 		PG(test_pg_copy_from_sqlite),
