@@ -24,9 +24,10 @@
  * breaks (restart, failover) is dropped; the next call reconnects, with
  * backoff: while PostgreSQL is unreachable calls fail at once with
  * BASE_ERETRY (the HTTP front answers 503, /readyz says so) instead of
- * queueing.  A single statement whose connection broke is tried once more
- * on a fresh connection (each is idempotent: an insert that did commit is
- * then seen as a duplicate, a claim that did commit simply expires).
+ * queueing.  A pooled connection the server closed is replaced before use;
+ * a statement whose connection broke under it is tried once more on a fresh
+ * one when running it twice is harmless (reads, a delivery then seen as a
+ * duplicate, updates guarded by a lease), never an insert taking a new id.
  *
  * The URL (and its password) is never logged: errors carry libpq's message,
  * which names the host and user only. */
@@ -378,12 +379,17 @@ static int exec_c(struct pconn *c, int *changes_out, const char *sql, const char
 	return error;
 }
 
-/* One statement on a pooled connection, tried once more on a fresh
- * connection when the first one broke.  *out owned by the caller. */
-static int stmt_v(pg_store *s, PGresult **out, const char *name, const char *sql, const char *types, va_list ap)
+/* One statement on a pooled connection; with `retry`, tried once more on a
+ * fresh connection when the first one broke.  Only for statements that
+ * may run twice: reads, and writes that give the same state again (a
+ * delivery whose id is then stored, an update guarded by its lease).  An
+ * insert that takes a new id is never repeated: the first may have
+ * committed before the connection broke.  *out owned by the caller. */
+static int stmt_v(pg_store *s, PGresult **out, int retry, const char *name, const char *sql, const char *types,
+		  va_list ap)
 {
 	int error = 0;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < (retry ? 2 : 1); attempt++) {
 		struct pconn *c = NULL;
 		if ((error = conn_get(s, &c)) < 0)
 			return error;
@@ -403,7 +409,17 @@ static int stmt(pg_store *s, PGresult **out, const char *name, const char *sql, 
 {
 	va_list ap;
 	va_start(ap, types);
-	int error = stmt_v(s, out, name, sql, types, ap);
+	int error = stmt_v(s, out, 1, name, sql, types, ap);
+	va_end(ap);
+	return error;
+}
+
+/* The same, never repeated: an insert taking a new id. */
+static int stmt_once(pg_store *s, PGresult **out, const char *name, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int error = stmt_v(s, out, 0, name, sql, types, ap);
 	va_end(ap);
 	return error;
 }
@@ -414,7 +430,7 @@ static int pexec(pg_store *s, int *changes_out, const char *name, const char *sq
 	PGresult *res = NULL;
 	va_list ap;
 	va_start(ap, types);
-	int error = stmt_v(s, &res, name, sql, types, ap);
+	int error = stmt_v(s, &res, 1, name, sql, types, ap);
 	va_end(ap);
 	if (error == 0 && changes_out)
 		*changes_out = count_of(PQcmdTuples(res));
@@ -500,7 +516,7 @@ static int query(pg_store *s, json_t **out, int single, const char *sql, const c
 	PGresult *res = NULL;
 	va_list ap;
 	va_start(ap, types);
-	int error = stmt_v(s, &res, NULL, sql, types, ap);
+	int error = stmt_v(s, &res, 1, NULL, sql, types, ap);
 	va_end(ap);
 	if (error == 0)
 		error = result_json(res, out, single);
@@ -959,7 +975,7 @@ static int pg_job_add(store *st, int64_t *id_out, const char *kind, const char *
 	if (!dedupe_key) {
 		PGresult *res = NULL;
 		int64_t now = base_wall_ms();
-		error = stmt(s, &res, "job_add",
+		error = stmt_once(s, &res, "job_add",
 			     "INSERT INTO jobs(kind, payload, state, run_at_ms, created_ms, updated_ms)"
 			     " VALUES($1,$2,'queued',$3,$4,$4) RETURNING id",
 			     "ssii", kind, payload, run_at_ms ? run_at_ms : now, now);
@@ -1267,7 +1283,7 @@ static int pg_run_create(store *st, int64_t *id_out, const store_run_spec *r)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	int64_t now = base_wall_ms();
 	PGresult *res = NULL;
-	int error = stmt((pg_store *)st, &res, NULL,
+	int error = stmt_once((pg_store *)st, &res, NULL,
 			 "INSERT INTO runs(kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, data,"
 			 " created_ms, updated_ms) VALUES($1,$2,$3,$4,$5,$6,$7,'queued',$8::jsonb,$9,$9) RETURNING id",
 			 "ssisssssi", store_run_kind_name(r->kind), r->repository, r->installation_id, r->head_sha,
@@ -1381,7 +1397,7 @@ static int pg_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 	if (!text)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	PGresult *res = NULL;
-	int error = stmt((pg_store *)st, &res, NULL,
+	int error = stmt_once((pg_store *)st, &res, NULL,
 			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
 			 " VALUES($1,$2,$3,$4,$5::jsonb,$6) RETURNING id",
 			 "issssi", run_id, repository, commit, benchmark, text, base_wall_ms());
@@ -1497,16 +1513,22 @@ static int pg_approval_put(store *st, const store_approval *a)
 
 static int pg_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
 {
-	return pexec((pg_store *)st, NULL, NULL,
-		     "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES($1,$2,$3,$4,$5)", "issss",
-		     base_wall_ms(), actor, action, subject, detail);
+	PGresult *res = NULL;
+	int error = stmt_once((pg_store *)st, &res, NULL,
+			      "INSERT INTO audit(at_ms, actor, action, subject, detail) VALUES($1,$2,$3,$4,$5)", "issss",
+			      base_wall_ms(), actor, action, subject, detail);
+	PQclear(res);
+	return error;
 }
 
 static int pg_run_token_put(store *st, int64_t run_id, const char *token_hash)
 {
-	return pexec((pg_store *)st, NULL, NULL,
-		     "INSERT INTO run_tokens(token_hash, run_id, created_ms) VALUES($1,$2,$3)", "sii", token_hash, run_id,
-		     base_wall_ms());
+	PGresult *res = NULL;
+	int error = stmt_once((pg_store *)st, &res, NULL,
+			      "INSERT INTO run_tokens(token_hash, run_id, created_ms) VALUES($1,$2,$3)", "sii", token_hash,
+			      run_id, base_wall_ms());
+	PQclear(res);
+	return error;
 }
 
 static int pg_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)
