@@ -228,6 +228,12 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		fprintf(stderr, "perfbot serve: --role: expected all, web or worker, got \"%s\"\n", role_name);
 		return 2;
 	}
+	/* roles share work through the store: SQLite serves one process */
+	if (role != ROLE_ALL && strncmp(cfg->database_url, "postgres", 8) != 0) {
+		fprintf(stderr, "perfbot serve: --role %s: needs a PostgreSQL DATABASE_URL shared by the replicas "
+				"(with SQLite one perfbot serve does everything: --role all)\n", role_name);
+		return 2;
+	}
 	/* A key that is configured but does not parse stops start-up; a missing
 	 * APP_ID or key means first-run setup mode. */
 	gh_app_key *key = NULL;

@@ -12,8 +12,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
-import { SLOW, cli, deliver, fixture, request, sleep, sqlite, startServer, waitFor } from './lib/perfbot.js';
+import { SLOW, cli, deliver, fixture, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 import { startPostgres } from './lib/pg.js';
 
 const SECRET = 'replicas-secret';
@@ -298,4 +299,25 @@ test('perfbot migrate and perfbot store copy move a SQLite installation to Postg
   } finally {
     pg.destroy();
   }
+});
+
+test('roles need a shared PostgreSQL store; a wrong role or database URL is one line naming it', async () => {
+  const dataDir = tmpDir('perfbot-roles-cli-');
+  const cliServe = (args, env) => cli(['serve', '--port', '0', '--data-dir', dataDir, ...args], { env });
+  let r = await cliServe(['--role', 'worker'], { WEBHOOK_SECRET: SECRET });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--role worker: needs a PostgreSQL DATABASE_URL/);
+  r = await cliServe(['--role', 'chef'], { WEBHOOK_SECRET: SECRET });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--role: expected all, web or worker, got "chef"/);
+  r = await cliServe([], { WEBHOOK_SECRET: SECRET, DATABASE_URL: 'mysql://u:hunter2@db/x' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /DATABASE_URL: unsupported store "mysql"/);
+  assert.ok(!r.stderr.includes('hunter2'));
+  // PostgreSQL that does not answer: start-up fails with the reason, not the password
+  r = await cliServe([], { WEBHOOK_SECRET: SECRET, DATABASE_URL: 'postgres://perfbot:hunter2@127.0.0.1:1/perfbot' });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /DATABASE_URL: cannot connect to PostgreSQL/);
+  assert.ok(!r.stderr.includes('hunter2'));
+  fs.rmSync(dataDir, { recursive: true, force: true });
 });
