@@ -17,6 +17,7 @@ check_pc libgit2 libgit2-dev
 check_pc sqlite3 libsqlite3-dev
 check_pc yaml-0.1 libyaml-dev
 check_pc libpq libpq-dev
+check_pc yajl libyajl-dev
 check_pc cmocka libcmocka-dev
 check_cmd bwrap bubblewrap
 check_cmd valgrind valgrind

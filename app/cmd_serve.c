@@ -363,9 +363,9 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	if (wh_server_new(&srv, &sopts) < 0)
 		goto fail;
 	wh_route routes[] = {
-		{ .path = "/healthz", .handler = handle_healthz, .payload = &st },
-		{ .path = "/readyz", .handler = handle_readyz, .payload = &st },
-		{ .path = "/metrics", .handler = handle_metrics, .payload = &st },
+		{ .path = "/healthz", .handler = handle_healthz, .payload = &st, .quick = 1 },
+		{ .path = "/readyz", .handler = handle_readyz, .payload = &st, .quick = 1 },
+		{ .path = "/metrics", .handler = handle_metrics, .payload = &st, .quick = 1 },
 	};
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (wh_server_route(srv, &routes[i]) < 0)
@@ -376,6 +376,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		goto fail;
 	if (intake_on) {
 		wh_route r = { .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
+			       .start = wh_intake_prepare, .submit = wh_intake_submit, .finish = wh_intake_finish,
 			       .payload = intake, .max_body = cfg->max_body };
 		if (wh_server_route(srv, &r) < 0)
 			goto fail;

@@ -6,11 +6,15 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
 ran=0
-for script in intake/run.sh determinism.sh pr/run.sh; do
+for script in intake/run.sh push/run.mjs determinism.sh pr/run.sh; do
     [ -f "$here/$script" ] || continue
     ran=$((ran + 1))
     echo "==== bench/$script"
-    if ! bash "$here/$script"; then
+    case $script in
+        *.mjs) runner=node ;;
+        *) runner=bash ;;
+    esac
+    if ! "$runner" "$here/$script"; then
         echo "==== bench/$script: FAILED"
         status=1
     fi

@@ -1,13 +1,17 @@
 /* The bench pipeline (see bench.h): build once, measure each benchmark
  * under callgrind in the sandbox, compare two runs, format the report.
  *
- * Measuring is sequential (one benchmark at a time: the machine's cores are
- * shared and callgrind is single-threaded anyway).  Comparison and
+ * The build runs once; the benchmarks then run side by side on up to
+ * opts->parallel threads (one at a time by default).  Each is one process
+ * under callgrind's simulation in a sandbox of its own (own /tmp, own
+ * cgroup, own callgrind output dir), so its counts are the same whatever
+ * runs beside it; documents come back in the configuration's order.  Comparison and
  * formatting are pure functions of JSON documents, so the same code serves
  * the CLI, check runs and the agent tools.  No shared state. */
 #include "measure/bench.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +92,124 @@ static int wanted(const measure_bench_options *o, const char *name)
 	return 0;
 }
 
+/* One benchmark's slot in a parallel measurement: its document, or the
+ * error that stops the whole run (a sandbox that cannot start at all). */
+struct bench_slot {
+	const measure_benchmark_config *b;
+	json_t *doc;
+	int error;
+	char msg[400];
+};
+
+struct bench_queue {
+	pthread_mutex_t lock;
+	struct bench_slot *slots;
+	size_t n, next;
+	const measure_bench_options *o;
+	measure_sandbox *sb;
+	const char *workspace;
+	const measure_repo_config *cfg;
+	const json_t *toolchain;
+	const char *build_error;
+	const measure_sandbox_result *build_result;
+};
+
+struct one_bench {
+	struct bench_queue *q;
+	pthread_t thread;
+};
+
+/* Measures slot->b (build done); fills slot->doc or slot->error. */
+static void measure_one(struct bench_queue *q, struct bench_slot *slot)
+{
+	const measure_bench_options *o = q->o;
+	const measure_benchmark_config *b = slot->b;
+	const json_t *toolchain = q->toolchain;
+	json_t *doc;
+	if (q->build_error[0]) {
+		slot->doc = failure_doc(b, "failed", q->build_error, q->build_result, toolchain);
+		return;
+	}
+	if (o->cancel && *o->cancel) {
+		slot->doc = failure_doc(b, "cancelled", "cancelled", NULL, toolchain);
+		return;
+	}
+	measure_cg_run cr = MEASURE_CG_RUN_INIT;
+	cr.workspace = q->workspace;
+	cr.command = b->command;
+	cr.region = b->mode == MEASURE_MODE_REGION;
+	cr.scratch_dir = o->scratch_dir;
+	cr.limits = limits_for(&o->limits, b->timeout_s);
+	cr.cancel = o->cancel;
+	measure_cg_profile p;
+	measure_sandbox_result br;
+	int rc = measure_cg_measure(&p, &br, q->sb, &cr);
+	doc = NULL;
+	if (rc == 0) {
+		doc = success_doc(b, &p, &br, toolchain, q->cfg->metric);
+		if (doc && cr.region && o->whole_process) {
+			measure_cg_profile_dispose(&p);
+			measure_sandbox_result_dispose(&br);
+			cr.region = 0;
+			cr.whole_process = 1;
+			rc = measure_cg_measure(&p, &br, q->sb, &cr);
+			if (rc == 0) {
+				measure_cg_summary ws;
+				measure_cg_summarize(&ws, &p.totals);
+				json_object_set_new(doc, "whole_process", measure_cg_summary_json(&ws));
+			} else {
+				char why[400];
+				snprintf(why, sizeof(why), "%s", base_error_last());
+				base_error_set(rc, "whole-process count (cachegrind): %s", why);
+				json_decref(doc);
+				doc = NULL;
+			}
+		}
+	}
+	if (rc != 0) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "%s", base_error_last());
+		const char *status = rc == BASE_ETIMEOUT ? "timeout" : rc == BASE_ECANCELLED ? "cancelled" : "failed";
+		/* a sandbox that cannot start at all stops the run */
+		if (br.out == NULL && br.err == NULL && rc != BASE_ETIMEOUT && rc != BASE_ECANCELLED &&
+		    strncmp(msg, "sandbox", 7) == 0) {
+			measure_cg_profile_dispose(&p);
+			measure_sandbox_result_dispose(&br);
+			slot->error = rc;
+			snprintf(slot->msg, sizeof(slot->msg), "%s", msg);
+			return;
+		}
+		doc = failure_doc(b, status, msg, &br, toolchain);
+	}
+	measure_cg_profile_dispose(&p);
+	measure_sandbox_result_dispose(&br);
+	if (!doc) {
+		slot->error = BASE_ENOMEM;
+		snprintf(slot->msg, sizeof(slot->msg), "out of memory");
+		return;
+	}
+	/* what built the tree: a stored measurement is reused only for the
+	 * same build (bench_run.c's reusable) */
+	json_object_set_new(doc, "build_command", json_string(q->cfg->build ? q->cfg->build : ""));
+	slot->doc = doc;
+}
+
+/* Takes the next benchmark until none is left. */
+static void *bench_worker(void *arg)
+{
+	struct one_bench *w = arg;
+	struct bench_queue *q = w->q;
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		size_t k = q->next < q->n ? q->next++ : q->n;
+		pthread_mutex_unlock(&q->lock);
+		if (k >= q->n)
+			break;
+		measure_one(q, &q->slots[k]);
+	}
+	return NULL;
+}
+
 int measure_bench_measure(json_t **out, measure_sandbox *sb, const char *workspace, const measure_repo_config *cfg,
 			const measure_bench_options *opts)
 {
@@ -145,76 +267,51 @@ int measure_bench_measure(json_t **out, measure_sandbox *sb, const char *workspa
 		json_object_set_new(run, "build", json_pack("{s:s}", "status", "none"));
 	}
 
-	for (size_t i = 0; i < cfg->nbenchmarks; i++) {
-		const measure_benchmark_config *b = &cfg->benchmarks[i];
-		if (!wanted(o, b->name))
-			continue;
-		json_t *doc;
-		if (build_error[0]) {
-			doc = failure_doc(b, "failed", build_error, &r, toolchain);
-			json_array_append_new(benches, doc);
-			continue;
-		}
-		if (o->cancel && *o->cancel) {
-			json_array_append_new(benches, failure_doc(b, "cancelled", "cancelled", NULL, toolchain));
-			continue;
-		}
-		measure_cg_run cr = MEASURE_CG_RUN_INIT;
-		cr.workspace = workspace;
-		cr.command = b->command;
-		cr.region = b->mode == MEASURE_MODE_REGION;
-		cr.scratch_dir = o->scratch_dir;
-		cr.limits = limits_for(&o->limits, b->timeout_s);
-		cr.cancel = o->cancel;
-		measure_cg_profile p;
-		measure_sandbox_result br;
-		int rc = measure_cg_measure(&p, &br, sb, &cr);
-		if (rc == 0) {
-			doc = success_doc(b, &p, &br, toolchain, cfg->metric);
-			if (doc && cr.region && o->whole_process) {
-				measure_cg_profile_dispose(&p);
-				measure_sandbox_result_dispose(&br);
-				cr.region = 0;
-				cr.whole_process = 1;
-				rc = measure_cg_measure(&p, &br, sb, &cr);
-				if (rc == 0) {
-					measure_cg_summary ws;
-					measure_cg_summarize(&ws, &p.totals);
-					json_object_set_new(doc, "whole_process", measure_cg_summary_json(&ws));
-				} else {
-					char why[400];
-					snprintf(why, sizeof(why), "%s", base_error_last());
-					base_error_set(rc, "whole-process count (cachegrind): %s", why);
-					json_decref(doc);
-					doc = NULL;
-				}
-			}
-		}
-		if (rc != 0) {
-			char msg[400];
-			snprintf(msg, sizeof(msg), "%s", base_error_last());
-			const char *status = rc == BASE_ETIMEOUT ? "timeout" : rc == BASE_ECANCELLED ? "cancelled" : "failed";
-			/* a sandbox that cannot start at all stops the run */
-			if (br.out == NULL && br.err == NULL && rc != BASE_ETIMEOUT && rc != BASE_ECANCELLED &&
-			    strncmp(msg, "sandbox", 7) == 0) {
-				measure_cg_profile_dispose(&p);
-				measure_sandbox_result_dispose(&br);
-				error = base_error_set(rc, "%s", msg);
-				goto done;
-			}
-			doc = failure_doc(b, status, msg, &br, toolchain);
-		}
-		measure_cg_profile_dispose(&p);
-		measure_sandbox_result_dispose(&br);
-		if (!doc) {
-			error = base_error_set(BASE_ENOMEM, "out of memory");
-			goto done;
-		}
-		/* what built the tree: a stored measurement is reused only for
-		 * the same build (bench_run.c's reusable) */
-		json_object_set_new(doc, "build_command", json_string(cfg->build ? cfg->build : ""));
-		json_array_append_new(benches, doc);
+	/* the benchmarks: side by side on up to o->parallel threads (each a
+	 * single process under callgrind's simulation, so its counts do not
+	 * depend on what runs beside it), reported in the configuration's order */
+	struct one_bench jobs[MEASURE_MAX_PARALLEL_BENCH];
+	size_t nwanted = 0;
+	for (size_t i = 0; i < cfg->nbenchmarks; i++)
+		if (wanted(o, cfg->benchmarks[i].name))
+			nwanted++;
+	struct bench_slot *slots = calloc(nwanted ? nwanted : 1, sizeof(*slots));
+	if (!slots) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
 	}
+	struct bench_queue q = { .slots = slots, .n = nwanted, .next = 0, .o = o, .sb = sb, .workspace = workspace,
+				 .cfg = cfg, .toolchain = toolchain, .build_error = build_error, .build_result = &r };
+	pthread_mutex_init(&q.lock, NULL);
+	for (size_t i = 0, k = 0; i < cfg->nbenchmarks; i++)
+		if (wanted(o, cfg->benchmarks[i].name))
+			slots[k++].b = &cfg->benchmarks[i];
+	int nthreads = o->parallel > 1 ? o->parallel : 1;
+	if (nthreads > MEASURE_MAX_PARALLEL_BENCH)
+		nthreads = MEASURE_MAX_PARALLEL_BENCH;
+	if ((size_t)nthreads > nwanted)
+		nthreads = nwanted ? (int)nwanted : 1;
+	int started = 0;
+	for (int t = 1; t < nthreads; t++) {
+		jobs[t].q = &q;
+		if (pthread_create(&jobs[t].thread, NULL, bench_worker, &jobs[t]) != 0)
+			break;
+		started = t;
+	}
+	jobs[0].q = &q;
+	bench_worker(&jobs[0]);
+	for (int t = 1; t <= started; t++)
+		pthread_join(jobs[t].thread, NULL);
+	pthread_mutex_destroy(&q.lock);
+	for (size_t k = 0; k < nwanted; k++) {
+		if (error == 0 && slots[k].error < 0)
+			error = base_error_set(slots[k].error, "%s", slots[k].msg);
+		if (slots[k].doc)
+			json_array_append_new(benches, slots[k].doc);
+	}
+	free(slots);
+	if (error < 0)
+		goto done;
 	json_object_set(run, "benchmarks", benches);
 	*out = run;
 	run = NULL;

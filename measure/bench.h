@@ -59,9 +59,13 @@ typedef struct measure_bench_options {
 	measure_sandbox_limits limits;    /* per command; timeout_s is replaced by the config's,
 					 * and cpu_s raised to at least that timeout */
 	const atomic_int *cancel;     /* optional */
+	int parallel;                 /* benchmarks measured at once (0 or 1: one at a time;
+					 * at most MEASURE_MAX_PARALLEL_BENCH) */
 } measure_bench_options;
 
-#define MEASURE_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, 0, MEASURE_SANDBOX_LIMITS_INIT, NULL }
+#define MEASURE_MAX_PARALLEL_BENCH 16
+
+#define MEASURE_BENCH_OPTIONS_INIT { NULL, NULL, NULL, 0, 0, 0, MEASURE_SANDBOX_LIMITS_INIT, NULL, 0 }
 
 /* Builds (cfg->build, once) and measures each benchmark in the work tree.
  * A failing build marks every benchmark failed with the build's output tail;

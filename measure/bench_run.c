@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "measure/run_watch.h"
 #include "base/error.h"
@@ -124,6 +125,16 @@ static void store_measurements(bench_job *j, const json_t *run, const char *sha)
 	}
 }
 
+/* Benchmarks a run measures at once: the cores shared out among the bench
+ * workers (BENCH_WORKERS runs may measure at the same time), at least one. */
+static int parallel_benchmarks(const bench_job *j)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int workers = j->svc->cfg && j->svc->cfg->bench_workers > 0 ? j->svc->cfg->bench_workers : 1;
+	long n = cores > 0 ? cores / workers : 1;
+	return n > 1 ? (int)n : 1;
+}
+
 static int measure(json_t **out, bench_job *j, const char *sha, const char *const *only, size_t nonly)
 {
 	char resolved[41];
@@ -131,6 +142,7 @@ static int measure(json_t **out, bench_job *j, const char *sha, const char *cons
 	o.only = only;
 	o.nonly = nonly;
 	o.cancel = &j->cancel;
+	o.parallel = parallel_benchmarks(j);
 	int error = measure_bench_measure_rev(out, resolved, j->svc->sandbox, &j->src, sha, j->cfg, &o);
 	if (error == 0 && !cancelled(j))
 		store_measurements(j, *out, resolved);

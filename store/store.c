@@ -126,6 +126,25 @@ int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
 	return st->be->delivery_put(st, d, duplicate_out);
 }
 
+int store_delivery_put_async(store *st, store_delivery_async *a)
+{
+	a->error = 0;
+	a->duplicate = 0;
+	a->msg[0] = '\0';
+	a->next = NULL;
+	if (st->be->delivery_put_async)
+		return st->be->delivery_put_async(st, a);
+	/* a backend without a queue of its own: the same durable put, here */
+	int error = st->be->delivery_put(st, a->d, &a->duplicate);
+	if (error < 0) {
+		a->error = error;
+		a->duplicate = 0;
+		snprintf(a->msg, sizeof(a->msg), "%s", base_error_last());
+	}
+	a->done(a);
+	return 0;
+}
+
 int store_delivery_exists(store *st, const char *id)
 {
 	return st->be->delivery_exists(st, id);

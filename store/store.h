@@ -69,6 +69,29 @@ typedef struct store_delivery {
  * (and nothing is written) when the delivery id is already stored. */
 int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out);
 
+/* store_delivery_put without blocking the caller: for an HTTP front that
+ * serves many connections per thread.  The caller fills d and done (and
+ * payload); the store queues the delivery for the same durable transaction
+ * store_delivery_put would use, then calls done(a) exactly once, from any
+ * thread (the committer's, or the caller's own before this returns), after
+ * error, duplicate and msg are set: error 0 means the delivery and its jobs
+ * are on disk (or duplicate is 1 and nothing was written), a negative code
+ * means nothing was stored (msg says why).  done must be quick and must not
+ * call the store.  *a and everything d points to stay the caller's and must
+ * live until done has run.  Returns 0 once queued; a negative code (done is
+ * not called) when the store refuses at once (closing). */
+typedef struct store_delivery_async {
+	const store_delivery *d;                      /* borrowed until done */
+	void (*done)(struct store_delivery_async *a);
+	void *payload;                                /* the caller's */
+	int error;                                    /* out */
+	int duplicate;                                /* out */
+	char msg[256];                                /* out, when error < 0 */
+	struct store_delivery_async *next;            /* the backend's */
+} store_delivery_async;
+
+int store_delivery_put_async(store *st, store_delivery_async *a);
+
 /* 1 if stored, 0 if not, negative on error. */
 int store_delivery_exists(store *st, const char *id);
 

@@ -10,6 +10,8 @@ typedef struct store_backend {
 	void (*free)(store *st);
 	int (*ping)(store *st);
 	int (*delivery_put)(store *st, const store_delivery *d, int *duplicate_out);
+	/* may be NULL: store.c then runs delivery_put and calls done itself */
+	int (*delivery_put_async)(store *st, store_delivery_async *a);
 	int (*delivery_exists)(store *st, const char *id);
 	int (*delivery_body)(store *st, const char *id, char **body_out, size_t *len_out);
 	int (*delivery_set_status)(store *st, const char *id, const char *status);

@@ -90,22 +90,17 @@ typedef struct pg_store {
 	/* deliveries waiting for the committer (group commit) */
 	pthread_mutex_t q_lock;
 	pthread_cond_t q_cond;
-	struct dpending *q_head, *q_tail;
+	store_delivery_async *q_head, *q_tail;
 	pthread_t committer;
 	int committer_started;
 	int stopping;
 } pg_store;
 
-/* A delivery waiting for the committer; lives on its caller's stack. */
-struct dpending {
-	const store_delivery *d;
-	const char *jobs_text;
-	int duplicate;
-	int error;
-	int done;
-	char msg[256];
+/* A blocking store_delivery_put waits on this for its queued delivery. */
+struct dwaiter {
+	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct dpending *next;
+	int done;
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -721,23 +716,47 @@ done:
 	"sssissbisj", (d)->id, (d)->event, (d)->action, (d)->installation_id, (d)->repository, (d)->headers_json,      \
 		(d)->body, (d)->body_len, (d)->received_ms, (d)->status, (jobs)
 
-static void pending_fail(struct dpending *p, int error)
+static void pending_fail(store_delivery_async *p, int error)
 {
 	p->error = error;
+	p->duplicate = 0;
 	snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
 }
 
-/* The delivery alone, its own transaction (a statement retried once on a
- * fresh connection when its connection broke). */
-static void put_alone(pg_store *s, struct dpending *p)
+/* The delivery's jobs as the JSON array the statement takes (owned). */
+static char *jobs_json(const store_delivery *d)
 {
+	json_t *jobs = json_array();
+	for (size_t i = 0; jobs && i < d->njobs; i++)
+		json_array_append_new(jobs, json_pack("{s:s,s:s}", "k", d->jobs[i].kind, "p", d->jobs[i].payload));
+	char *text = jobs ? json_dumps(jobs, JSON_COMPACT) : NULL;
+	json_decref(jobs);
+	return text;
+}
+
+/* The delivery on c (inside the committer's transaction), or on a pooled
+ * connection of its own (c NULL: its own transaction, the statement retried
+ * once on a fresh connection when its connection broke). */
+static int put_one(pg_store *s, struct pconn *c, store_delivery_async *p)
+{
+	char *jobs = jobs_json(p->d);
+	if (!jobs)
+		return base_error_set(BASE_ENOMEM, "out of memory");
 	PGresult *res = NULL;
-	int error = stmt(s, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, p->jobs_text));
-	if (error < 0)
-		pending_fail(p, error);
-	else
+	int error = c ? run_c(c, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, jobs))
+		      : stmt(s, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, jobs));
+	if (error == 0)
 		p->duplicate = col_int(res, 0, 0) == 0;
 	PQclear(res);
+	free(jobs);
+	return error;
+}
+
+static void put_alone(pg_store *s, store_delivery_async *p)
+{
+	int error = put_one(s, NULL, p);
+	if (error < 0)
+		pending_fail(p, error);
 }
 
 /* Group commit: every delivery that arrived during the previous commit goes
@@ -747,7 +766,7 @@ static void put_alone(pg_store *s, struct dpending *p)
  * connection before COMMIT was sent: nothing was committed, the batch is
  * tried once more on a fresh connection; after it: every caller gets
  * BASE_ERETRY (a 503: the sender retries; a stored one is then a duplicate). */
-static void commit_batch(pg_store *s, struct dpending *batch)
+static void commit_batch(pg_store *s, store_delivery_async *batch)
 {
 	if (!batch->next) {
 		put_alone(s, batch);
@@ -757,7 +776,7 @@ static void commit_batch(pg_store *s, struct dpending *batch)
 		struct pconn *c = NULL;
 		int error = conn_get(s, &c);
 		if (error < 0) {
-			for (struct dpending *p = batch; p; p = p->next)
+			for (store_delivery_async *p = batch; p; p = p->next)
 				pending_fail(p, error);
 			return;
 		}
@@ -765,12 +784,8 @@ static void commit_batch(pg_store *s, struct dpending *batch)
 		int commit_sent = 0;
 		if ((error = run_c(c, &res, NULL, "BEGIN", "")) == 0) {
 			PQclear(res);
-			for (struct dpending *p = batch; p && error == 0; p = p->next) {
-				res = NULL;
-				if ((error = run_c(c, &res, "delivery_put", DELIVERY_PUT_SQL, DELIVERY_PUT_ARGS(p->d, p->jobs_text))) == 0)
-					p->duplicate = col_int(res, 0, 0) == 0;
-				PQclear(res);
-			}
+			for (store_delivery_async *p = batch; p && error == 0; p = p->next)
+				error = put_one(s, c, p);
 			if (error == 0) {
 				commit_sent = 1;
 				res = NULL;
@@ -790,12 +805,12 @@ static void commit_batch(pg_store *s, struct dpending *batch)
 		if (broken && !commit_sent && attempt == 0)
 			continue;
 		if (broken || commit_sent) {
-			for (struct dpending *p = batch; p; p = p->next)
+			for (store_delivery_async *p = batch; p; p = p->next)
 				pending_fail(p, error);
 			return;
 		}
 		/* a statement failed: each on its own */
-		for (struct dpending *p = batch; p; p = p->next) {
+		for (store_delivery_async *p = batch; p; p = p->next) {
 			p->duplicate = 0;
 			put_alone(s, p);
 		}
@@ -812,55 +827,70 @@ static void *committer_main(void *arg)
 			pthread_cond_wait(&s->q_cond, &s->q_lock);
 		if (!s->q_head)
 			break; /* stopping, nothing left */
-		struct dpending *batch = s->q_head;
+		store_delivery_async *batch = s->q_head;
 		s->q_head = s->q_tail = NULL;
 		pthread_mutex_unlock(&s->q_lock);
 		commit_batch(s, batch);
-		pthread_mutex_lock(&s->q_lock);
-		for (struct dpending *p = batch, *next; p; p = next) {
+		/* the outcome to each caller; p may be freed by its done */
+		for (store_delivery_async *p = batch, *next; p; p = next) {
 			next = p->next;
-			p->done = 1;
-			pthread_cond_signal(&p->cond);
+			p->done(p);
 		}
+		pthread_mutex_lock(&s->q_lock);
 	}
 	pthread_mutex_unlock(&s->q_lock);
 	return NULL;
 }
 
-static int pg_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+static int pg_delivery_put_async(store *st, store_delivery_async *a)
 {
 	pg_store *s = (pg_store *)st;
-	json_t *jobs = json_array();
-	for (size_t i = 0; jobs && i < d->njobs; i++)
-		json_array_append_new(jobs, json_pack("{s:s,s:s}", "k", d->jobs[i].kind, "p", d->jobs[i].payload));
-	char *jobs_text = jobs ? json_dumps(jobs, JSON_COMPACT) : NULL;
-	json_decref(jobs);
-	if (!jobs_text)
-		return base_error_set(BASE_ENOMEM, "out of memory");
-	struct dpending p = { .d = d, .jobs_text = jobs_text };
-	pthread_cond_init(&p.cond, NULL);
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->q_lock);
-		pthread_cond_destroy(&p.cond);
-		free(jobs_text);
 		return base_error_set(BASE_ERETRY, "store: closing");
 	}
+	a->next = NULL;
 	if (s->q_tail)
-		s->q_tail->next = &p;
+		s->q_tail->next = a;
 	else
-		s->q_head = &p;
-	s->q_tail = &p;
+		s->q_head = a;
+	s->q_tail = a;
 	pthread_cond_signal(&s->q_cond);
-	while (!p.done)
-		pthread_cond_wait(&p.cond, &s->q_lock);
 	pthread_mutex_unlock(&s->q_lock);
-	pthread_cond_destroy(&p.cond);
-	free(jobs_text);
-	if (p.error < 0)
-		return base_error_set(p.error, "%s", p.msg);
+	return 0;
+}
+
+static void waiter_done(store_delivery_async *a)
+{
+	struct dwaiter *w = a->payload;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int pg_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	struct dwaiter w = { .done = 0 };
+	store_delivery_async a = { .d = d, .done = waiter_done, .payload = &w };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	int error = pg_delivery_put_async(st, &a);
+	if (error == 0) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	if (error < 0)
+		return error;
+	if (a.error < 0)
+		return base_error_set(a.error, "%s", a.msg);
 	if (duplicate_out)
-		*duplicate_out = p.duplicate;
+		*duplicate_out = a.duplicate;
 	return 0;
 }
 
@@ -1599,6 +1629,7 @@ static const store_backend pg_backend = {
 	.free = pg_free,
 	.ping = pg_ping,
 	.delivery_put = pg_delivery_put,
+	.delivery_put_async = pg_delivery_put_async,
 	.delivery_exists = pg_delivery_exists,
 	.delivery_body = pg_delivery_body,
 	.delivery_set_status = pg_delivery_set_status,

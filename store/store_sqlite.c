@@ -35,16 +35,15 @@
 
 #define POOL_SIZE 8
 #define BUSY_TIMEOUT_MS 10000
+#define WCACHE 96 /* statements kept prepared on the write connection */
+#define CKPT_PAGES 4000   /* WAL pages after which the checkpointer copies them into the database */
+#define CKPT_HARD 40000   /* ... and after which the committer does it itself (the WAL's bound) */
 
-/* A delivery waiting for the committer; lives on its caller's stack. */
-struct dpending {
-	const store_delivery *d;
-	int duplicate;
-	int error;
-	int done;
-	char msg[256];
+/* A blocking store_delivery_put waits on this for its queued delivery. */
+struct dwaiter {
+	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct dpending *next;
+	int done;
 };
 
 typedef struct sq_store {
@@ -59,12 +58,17 @@ typedef struct sq_store {
 	pthread_mutex_t wlock;
 	pthread_cond_t work_cond;  /* committer: a transaction has waiters */
 	pthread_mutex_t q_lock;    /* guards the delivery queue and `wanted` */
-	struct dpending *q_head, *q_tail;
+	store_delivery_async *q_head, *q_tail; /* deliveries waiting for the committer */
 	int wanted;                /* a wend() waits for a commit */
 	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
 	pthread_cond_t commit_cond;/* callers: an epoch was committed */
 	sqlite3_stmt *ins_delivery; /* cached on the write connection */
 	sqlite3_stmt *ins_job;
+	struct {
+		const char *sql;           /* the caller's text; compared, not trusted */
+		sqlite3_stmt *st;
+	} wcache[WCACHE];            /* used only with wlock held */
+	int nwcache;
 	pthread_t committer;
 	int committer_started;
 	int tx_open;
@@ -76,6 +80,14 @@ typedef struct sq_store {
 	pthread_mutex_t job_lock;  /* store_wait_for_job: a job was queued */
 	pthread_cond_t job_cond;
 	int job_queued;
+
+	/* checkpoints run beside commits, on a connection of their own */
+	sqlite3 *ckpt_db;
+	pthread_t checkpointer;
+	int ckpt_started;
+	pthread_mutex_t ck_lock;
+	pthread_cond_t ck_cond;
+	int ck_wanted, ck_stop;     /* guarded by ck_lock */
 } sq_store;
 
 /* Tells store_wait_for_job that jobs were queued (in this process: SQLite
@@ -148,6 +160,55 @@ static void conn_put(sq_store *s, sqlite3 *db)
 	pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* ---- statements on the write connection ------------------------------------ */
+
+/* The write connection's prepared statement for sql (wlock held): prepared
+ * once and kept, so the hot writes (deliveries, job claims, savepoints)
+ * are not compiled again each time.  *owned is 1 when the cache is full and
+ * the statement is the caller's to finalize (wput does either).  NULL with
+ * the error set when sql does not prepare. */
+static sqlite3_stmt *wget(sq_store *s, const char *sql, int *owned)
+{
+	*owned = 0;
+	for (int i = 0; i < s->nwcache; i++)
+		if (s->wcache[i].sql == sql && strcmp(sqlite3_sql(s->wcache[i].st), sql) == 0)
+			return s->wcache[i].st;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->writer, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (s->nwcache < WCACHE) {
+		s->wcache[s->nwcache].sql = sql;
+		s->wcache[s->nwcache].st = st;
+		s->nwcache++;
+	} else {
+		*owned = 1;
+	}
+	return st;
+}
+
+static void wput(sqlite3_stmt *st, int owned)
+{
+	if (owned) {
+		sqlite3_finalize(st);
+	} else if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+/* A statement without arguments or rows (BEGIN, SAVEPOINT, COMMIT ...) on
+ * the write connection; SQLITE_OK or SQLite's error code. */
+static int wexec(sq_store *s, const char *sql)
+{
+	int owned;
+	sqlite3_stmt *st = wget(s, sql, &owned);
+	if (!st)
+		return sqlite3_errcode(s->writer);
+	int rc = sqlite3_step(st);
+	wput(st, owned);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 /* ---- group commit --------------------------------------------------------- */
 
 /* Takes the write connection inside the open transaction (opening one if
@@ -156,12 +217,12 @@ static sqlite3 *wbegin(sq_store *s)
 {
 	pthread_mutex_lock(&s->wlock);
 	if (!s->tx_open) {
-		if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+		if (wexec(s, "BEGIN IMMEDIATE") == SQLITE_OK) {
 			s->tx_open = 1;
 			s->epoch++;
 		}
 	}
-	sqlite3_exec(s->writer, "SAVEPOINT w", NULL, NULL, NULL);
+	wexec(s, "SAVEPOINT w");
 	return s->writer;
 }
 
@@ -176,9 +237,9 @@ static int wend_opt(sq_store *s, int error, int wait)
 	char msg[256];
 	if (error < 0) {
 		snprintf(msg, sizeof(msg), "%s", base_error_last());
-		sqlite3_exec(s->writer, "ROLLBACK TO w", NULL, NULL, NULL);
+		wexec(s, "ROLLBACK TO w");
 	}
-	sqlite3_exec(s->writer, "RELEASE w", NULL, NULL, NULL);
+	wexec(s, "RELEASE w");
 	if (!s->tx_open) {
 		pthread_mutex_unlock(&s->wlock);
 		if (error < 0)
@@ -213,7 +274,45 @@ static int wend(sq_store *s, int error)
 	return wend_opt(s, error, 1);
 }
 
-static int insert_delivery(sq_store *s, struct dpending *p);
+static int insert_delivery(sq_store *s, store_delivery_async *p);
+
+/* After each commit on the write connection (SQLite's WAL hook, in place of
+ * its automatic checkpoint, which would copy the WAL into the database
+ * inside the commit and hold up every delivery waiting for the next one):
+ * a WAL past CKPT_PAGES wakes the checkpointer; one past CKPT_HARD (the
+ * checkpointer cannot finish while commits keep coming) is checkpointed
+ * here, as SQLite would. */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	sq_store *s = arg;
+	if (pages >= CKPT_HARD) {
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	} else if (pages >= CKPT_PAGES) {
+		pthread_mutex_lock(&s->ck_lock);
+		s->ck_wanted = 1;
+		pthread_cond_signal(&s->ck_cond);
+		pthread_mutex_unlock(&s->ck_lock);
+	}
+	return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+	sq_store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->ck_lock);
+		while (!s->ck_wanted && !s->ck_stop)
+			pthread_cond_wait(&s->ck_cond, &s->ck_lock);
+		int stop = s->ck_stop;
+		s->ck_wanted = 0;
+		pthread_mutex_unlock(&s->ck_lock);
+		if (stop)
+			break;
+		/* PASSIVE: copies what no reader needs, never waits for a lock */
+		sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	return NULL;
+}
 
 static void *committer_main(void *arg)
 {
@@ -222,7 +321,7 @@ static void *committer_main(void *arg)
 		pthread_mutex_lock(&s->q_lock);
 		while (!s->q_head && !s->wanted && !s->stopping)
 			pthread_cond_wait(&s->work_cond, &s->q_lock);
-		struct dpending *batch = s->q_head;
+		store_delivery_async *batch = s->q_head;
 		s->q_head = s->q_tail = NULL;
 		int stopping = s->stopping && !batch && !s->wanted;
 		s->wanted = 0;
@@ -234,31 +333,31 @@ static void *committer_main(void *arg)
 			break;
 		}
 		if (batch && !s->tx_open) {
-			if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+			if (wexec(s, "BEGIN IMMEDIATE") == SQLITE_OK) {
 				s->tx_open = 1;
 				s->epoch++;
 			}
 		}
-		for (struct dpending *p = batch; p; p = p->next) {
+		for (store_delivery_async *p = batch; p; p = p->next) {
 			if (!s->tx_open) {
 				p->error = BASE_ERETRY;
 				snprintf(p->msg, sizeof(p->msg), "store: cannot begin a write transaction: %s",
 					 sqlite3_errmsg(s->writer));
 				continue;
 			}
-			sqlite3_exec(s->writer, "SAVEPOINT d", NULL, NULL, NULL);
+			wexec(s, "SAVEPOINT d");
 			if ((p->error = insert_delivery(s, p)) < 0) {
 				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
-				sqlite3_exec(s->writer, "ROLLBACK TO d", NULL, NULL, NULL);
+				wexec(s, "ROLLBACK TO d");
 			}
-			sqlite3_exec(s->writer, "RELEASE d", NULL, NULL, NULL);
+			wexec(s, "RELEASE d");
 		}
 		int failed = 0;
 		char msg[256] = "";
 		if (s->tx_open) {
-			if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			if (wexec(s, "COMMIT") != SQLITE_OK) {
 				snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
-				sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+				wexec(s, "ROLLBACK");
 				failed = 1;
 			}
 			s->tx_open = 0;
@@ -275,18 +374,20 @@ static void *committer_main(void *arg)
 		pthread_cond_broadcast(&s->commit_cond);
 		pthread_mutex_unlock(&s->commit_lock);
 
-		pthread_mutex_lock(&s->q_lock);
-		for (struct dpending *p = batch, *next; p; p = next) {
+		/* the outcome to each waiter; p may be freed by its done */
+		int queued = 0;
+		for (store_delivery_async *p = batch, *next; p; p = next) {
 			next = p->next;
 			if (failed && p->error == 0) {
 				p->error = BASE_ERETRY;
 				p->duplicate = 0;
 				memcpy(p->msg, msg, sizeof(msg));
 			}
-			p->done = 1;
-			pthread_cond_signal(&p->cond);
+			queued |= p->error == 0 && !p->duplicate && p->d->njobs > 0;
+			p->done(p);
 		}
-		pthread_mutex_unlock(&s->q_lock);
+		if (queued)
+			job_signal(s);
 	}
 	return NULL;
 }
@@ -343,6 +444,25 @@ static int prepare(sqlite3 *db, sqlite3_stmt **out, const char *sql, const char 
 	return 0;
 }
 
+/* prepare() with the write connection's kept statement (wlock held);
+ * release with wput(*out, *owned). */
+static int wprepare(sq_store *s, sqlite3_stmt **out, int *owned, const char *sql, const char *types, ...)
+{
+	if (!(*out = wget(s, sql, owned)))
+		return sq_err(s->writer, "prepare");
+	va_list ap;
+	va_start(ap, types);
+	int error = bind_args(*out, types, ap);
+	va_end(ap);
+	if (error < 0) {
+		error = sq_err(s->writer, "bind");
+		wput(*out, *owned);
+		*out = NULL;
+		*owned = 0;
+	}
+	return error;
+}
+
 /* Runs a statement that returns no rows; *changes_out (may be NULL) gets the
  * number of rows changed. */
 static int exec_v(sqlite3 *db, int *changes_out, const char *sql, const char *types, va_list ap)
@@ -373,13 +493,34 @@ static int exec(sqlite3 *db, int *changes_out, const char *sql, const char *type
 	return error;
 }
 
+/* exec_v with the write connection's prepared statement (wlock held). */
+static int wexec_v(sq_store *s, int *changes_out, const char *sql, const char *types, va_list ap)
+{
+	int owned;
+	sqlite3_stmt *st = wget(s, sql, &owned);
+	if (!st)
+		return sq_err(s->writer, "prepare");
+	int error = bind_args(st, types, ap);
+	if (error < 0) {
+		error = sq_err(s->writer, "bind");
+	} else {
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			error = sq_err(s->writer, "write");
+		else if (changes_out)
+			*changes_out = sqlite3_changes(s->writer);
+	}
+	wput(st, owned);
+	return error;
+}
+
 /* One write statement through the group commit, not waiting for it. */
 static int pexec_async(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
 {
-	sqlite3 *db = wbegin(s);
+	wbegin(s);
 	va_list ap;
 	va_start(ap, types);
-	int error = exec_v(db, changes_out, sql, types, ap);
+	int error = wexec_v(s, changes_out, sql, types, ap);
 	va_end(ap);
 	return wend_opt(s, error, 0);
 }
@@ -387,10 +528,10 @@ static int pexec_async(sq_store *s, int *changes_out, const char *sql, const cha
 /* One durable write statement through the group commit. */
 static int pexec(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
 {
-	sqlite3 *db = wbegin(s);
+	wbegin(s);
 	va_list ap;
 	va_start(ap, types);
-	int error = exec_v(db, changes_out, sql, types, ap);
+	int error = wexec_v(s, changes_out, sql, types, ap);
 	va_end(ap);
 	return wend(s, error);
 }
@@ -593,7 +734,7 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const
 }
 
 /* Inserts one queued delivery and its jobs (committer thread, wlock held). */
-static int insert_delivery(sq_store *s, struct dpending *p)
+static int insert_delivery(sq_store *s, store_delivery_async *p)
 {
 	const store_delivery *d = p->d;
 	sqlite3 *db = s->writer;
@@ -613,33 +754,55 @@ static int insert_delivery(sq_store *s, struct dpending *p)
 	return error;
 }
 
-static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+static int sq_delivery_put_async(store *st, store_delivery_async *a)
 {
 	sq_store *s = (sq_store *)st;
-	struct dpending p = { .d = d };
-	pthread_cond_init(&p.cond, NULL);
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->q_lock);
-		pthread_cond_destroy(&p.cond);
 		return base_error_set(BASE_ERETRY, "store: closing");
 	}
+	a->next = NULL;
 	if (s->q_tail)
-		s->q_tail->next = &p;
+		s->q_tail->next = a;
 	else
-		s->q_head = &p;
-	s->q_tail = &p;
+		s->q_head = a;
+	s->q_tail = a;
 	pthread_cond_signal(&s->work_cond);
-	while (!p.done)
-		pthread_cond_wait(&p.cond, &s->q_lock);
 	pthread_mutex_unlock(&s->q_lock);
-	pthread_cond_destroy(&p.cond);
-	if (p.error < 0)
-		return base_error_set(p.error, "%s", p.msg);
+	return 0;
+}
+
+static void waiter_done(store_delivery_async *a)
+{
+	struct dwaiter *w = a->payload;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
+{
+	struct dwaiter w = { .done = 0 };
+	store_delivery_async a = { .d = d, .done = waiter_done, .payload = &w };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	int error = sq_delivery_put_async(st, &a);
+	if (error == 0) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	if (error < 0)
+		return error;
+	if (a.error < 0)
+		return base_error_set(a.error, "%s", a.msg);
 	if (duplicate_out)
-		*duplicate_out = p.duplicate;
-	if (!p.duplicate && d->njobs > 0)
-		job_signal(s);
+		*duplicate_out = a.duplicate;
 	return 0;
 }
 
@@ -775,8 +938,9 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	sqlite3 *db = wbegin(s);
 	int64_t now = base_wall_ms();
 	sqlite3_stmt *q = NULL;
+	int owned = 0;
 #define KIND_FILTER " AND (?4 IS NULL OR (kind IN (SELECT value FROM json_each(?4))) = ?5)"
-	int error = prepare(db, &q,
+	int error = wprepare(s, &q, &owned,
 			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
 			    " attempts=attempts+1, updated_ms=?2"
 			    /* two walks of an index in due order: a lease that expired
@@ -795,7 +959,7 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 		goto done;
 	int rc = sqlite3_step(q);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(q);
+		wput(q, owned);
 		wend_opt(s, 0, 0);
 		return BASE_ENOTFOUND;
 	}
@@ -811,7 +975,7 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	while (sqlite3_step(q) == SQLITE_ROW)
 		;
 done:
-	sqlite3_finalize(q);
+	wput(q, owned);
 	error = wend_opt(s, error, 0);
 	if (error < 0 && out->kind) {
 		store_job_dispose(out);
@@ -1305,9 +1469,21 @@ static void sq_free(store *st)
 		pthread_mutex_unlock(&s->q_lock);
 		pthread_join(s->committer, NULL);
 	}
+	if (s->ckpt_started) {
+		pthread_mutex_lock(&s->ck_lock);
+		s->ck_stop = 1;
+		pthread_cond_signal(&s->ck_cond);
+		pthread_mutex_unlock(&s->ck_lock);
+		pthread_join(s->checkpointer, NULL);
+	}
+	sqlite3_close(s->ckpt_db);
+	pthread_mutex_destroy(&s->ck_lock);
+	pthread_cond_destroy(&s->ck_cond);
 	/* cached statements first: a connection with open statements stays open */
 	sqlite3_finalize(s->ins_delivery);
 	sqlite3_finalize(s->ins_job);
+	for (int i = 0; i < s->nwcache; i++)
+		sqlite3_finalize(s->wcache[i].st);
 	sqlite3_close(s->writer);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
@@ -1329,6 +1505,7 @@ static const store_backend sqlite_backend = {
 	.free = sq_free,
 	.ping = sq_ping,
 	.delivery_put = sq_delivery_put,
+	.delivery_put_async = sq_delivery_put_async,
 	.delivery_exists = sq_delivery_exists,
 	.delivery_body = sq_delivery_body,
 	.delivery_set_status = sq_delivery_set_status,
@@ -1436,10 +1613,20 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_cond_init(&s->commit_cond, NULL);
 	pthread_mutex_init(&s->job_lock, NULL);
 	pthread_cond_init(&s->job_cond, NULL);
+	pthread_mutex_init(&s->ck_lock, NULL);
+	pthread_cond_init(&s->ck_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)
 		goto fail;
 	if ((error = migrate(s->writer)) < 0)
 		goto fail;
+	if ((error = open_conn(&s->ckpt_db, path)) < 0)
+		goto fail;
+	if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
+		error = base_error_set(BASE_EGENERIC, "store: cannot start the checkpoint thread");
+		goto fail;
+	}
+	s->ckpt_started = 1;
+	sqlite3_wal_hook(s->writer, on_wal, s);
 	for (int i = 0; i < POOL_SIZE; i++) {
 		if ((error = open_conn(&s->pool[i], path)) < 0)
 			goto fail;

@@ -12,12 +12,19 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_HANDLERS 64
+/* Nice value of the general workers' threads: while webhooks pour in, the
+ * HTTP front (answering GitHub within its timeout) and the committer get
+ * the cores first, and the jobs the deliveries queued catch up after the
+ * burst.  Bench threads keep the default: they measure. */
+#define GENERAL_NICE 10
 
 struct handler {
 	char *kind;
@@ -194,6 +201,8 @@ static void *worker_main(void *arg)
 	struct worker *wk = arg;
 	store_workers *w = wk->pool;
 	srand((unsigned)(time(NULL) ^ (wk->index * 7919)));
+	if (wk->set == SET_GENERAL) /* this thread only (Linux: nice is per thread) */
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GENERAL_NICE);
 	while (!atomic_load(&w->stopping)) {
 		store_job job;
 		const store_job_filter *f = w->filter[wk->set].kinds ? &w->filter[wk->set] : NULL;

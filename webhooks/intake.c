@@ -1,19 +1,22 @@
-/* Webhook intake (see intake.h).  Runs on the HTTP front's connection
- * threads; holds no per-request state of its own (everything lives in the
- * request and response structs), so any number of threads can share one
- * wh_intake.  The only blocking call is store_delivery_put, which returns
- * once the delivery is durable (group commit). */
+/* Webhook intake (see intake.h).  Runs on the HTTP front's event threads;
+ * holds no per-request state of its own (a request's lives in its
+ * wh_intake_pending), so any number of threads share one wh_intake.  The
+ * request path verifies the signature, checks the payload in one streaming
+ * pass (no JSON tree), and hands the delivery with its job to the store's
+ * group commit without blocking; the answer is built when the commit that
+ * holds it is on disk. */
 #include "webhooks/intake.h"
 #include "base/clock.h"
 #include "base/error.h"
-#include "base/json_arena.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "webhooks/event.h"
+#include "webhooks/payload.h"
 #include "webhooks/signature.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,9 +195,37 @@ static char *headers_json(const base_http_request *req)
 	return s;
 }
 
-int wh_intake_handle(const base_http_request *req, base_http_response *resp, void *payload)
+/* A delivery between its checks and its answer: what the store writes, the
+ * buffers it borrows, and the outcome of the write. */
+typedef struct wh_intake_pending {
+	wh_intake *in;
+	store_delivery d;
+	store_job_spec job;
+	char kind[96];
+	char *form_json;
+	char *hdrs;
+	char *job_payload;
+	wh_payload_fields fields;
+	store_delivery_async put;
+	void (*resume)(void *token);
+	void *token;
+} wh_intake_pending;
+
+static void pending_free(wh_intake_pending *p)
+{
+	if (!p)
+		return;
+	free(p->form_json);
+	free(p->hdrs);
+	free(p->job_payload);
+	wh_payload_dispose(&p->fields);
+	free(p);
+}
+
+int wh_intake_prepare(const base_http_request *req, base_http_response *resp, void *payload, void **out)
 {
 	wh_intake *in = payload;
+	*out = NULL;
 	if (wh_intake_check_head(req, (int64_t)req->body_len, resp, payload))
 		return 0;
 	const char *event = base_http_request_header(req, "X-GitHub-Event");
@@ -205,119 +236,156 @@ int wh_intake_handle(const base_http_request *req, base_http_response *resp, voi
 		if (wh_signature_verify(sig, req->body, req->body_len, in->secret, in->secret_old) < 0) {
 			base_log(BASE_LOG_WARN, "webhook refused: bad signature", "delivery", delivery, "event", event, "peer",
 				req->peer, "reason", base_error_last(), NULL);
-			return refuse(resp, 401, "bad_signature", "signature does not match the webhook secret");
+			refuse(resp, 401, "bad_signature", "signature does not match the webhook secret");
+			return 0;
 		}
 	}
 
 	int error = 0;
-	char *form_json = NULL;
+	wh_intake_pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	p->in = in;
 	const char *json_bytes = req->body ? req->body : "";
 	size_t json_len = req->body_len;
-	char *hdrs = NULL;
-	char *job_payload = NULL;
-	char *action = NULL, *repository = NULL;
 	if (content_type(base_http_request_header(req, "Content-Type")) == CT_FORM) {
-		if ((error = wh_form_payload(&form_json, &json_len, json_bytes, json_len)) < 0) {
+		if ((error = wh_form_payload(&p->form_json, &json_len, json_bytes, json_len)) < 0) {
 			if (error == BASE_EINVALID)
 				error = refuse(resp, 400, "bad_request", base_error_last());
-			goto done;
+			goto fail;
 		}
-		json_bytes = form_json;
+		json_bytes = p->form_json;
 	}
-	/* The payload tree is request-scoped: it lives in this thread's arena
-	 * only while the few fields perfbot keeps are copied out (with malloc,
-	 * which the arena does not touch); nothing else runs inside the window. */
-	json_error_t jerr;
-	wh_event_info info;
-	int parsed_object = 0;
-	base_json_arena_begin();
-	json_t *root = json_loadb(json_bytes, json_len, 0, &jerr);
-	if (root && json_is_object(root)) {
-		parsed_object = 1;
-		wh_event_info_parse(&info, root);
-		action = info.action ? strdup(info.action) : NULL;
-		repository = info.repository ? strdup(info.repository) : NULL;
-		info.action = action;
-		info.repository = repository;
+	/* one streaming pass: a JSON object, and the fields the row keeps */
+	if ((error = wh_payload_scan(&p->fields, json_bytes, json_len)) < 0) {
+		if (error == BASE_EINVALID)
+			error = refuse(resp, 400, "bad_request", base_error_last());
+		goto fail;
 	}
-	/* a no-op walk inside the arena; a real free where none is installed */
-	int was_tree = root != NULL;
-	json_decref(root);
-	root = NULL;
-	base_json_arena_end();
-	if (!parsed_object) {
-		char reason[300];
-		if (!was_tree)
-			snprintf(reason, sizeof(reason), "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
-				 jerr.text);
-		else
-			snprintf(reason, sizeof(reason), "the payload is not a JSON object");
-		error = refuse(resp, 400, "bad_request", reason);
-		goto done;
-	}
-	if ((info.action && !action) || (info.repository && !repository)) {
-		error = base_error_set(BASE_ENOMEM, "out of memory");
-		goto done;
-	}
-	if (info.action)
-		snprintf(resp->log_action, sizeof(resp->log_action), "%s", info.action);
+	const char *action = p->fields.action;
+	if (action)
+		snprintf(resp->log_action, sizeof(resp->log_action), "%s", action);
 
-	int handled = wh_event_is_handled(event, info.action);
-	store_job_spec job;
-	char kind[96];
+	int handled = wh_event_is_handled(event, action);
 	if (handled) {
-		json_t *jp = json_pack("{s:s,s:s,s:s?}", "delivery", delivery, "event", event, "action", info.action);
-		job_payload = jp ? json_dumps(jp, JSON_COMPACT) : NULL;
+		json_t *jp = json_pack("{s:s,s:s,s:s?}", "delivery", delivery, "event", event, "action", action);
+		p->job_payload = jp ? json_dumps(jp, JSON_COMPACT) : NULL;
 		json_decref(jp);
-		if (!job_payload) {
+		if (!p->job_payload) {
 			error = base_error_set(BASE_ENOMEM, "out of memory");
-			goto done;
+			goto fail;
 		}
-		snprintf(kind, sizeof(kind), "event.%s", event);
-		job.kind = kind;
-		job.payload = job_payload;
+		snprintf(p->kind, sizeof(p->kind), "event.%s", event);
+		p->job.kind = p->kind;
+		p->job.payload = p->job_payload;
 	}
-	hdrs = headers_json(req);
-	store_delivery d = {
+	if (!(p->hdrs = headers_json(req))) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto fail;
+	}
+	p->d = (store_delivery){
 		.id = delivery,
 		.event = event,
-		.action = info.action,
-		.installation_id = info.installation_id,
-		.repository = info.repository,
-		.headers_json = hdrs,
+		.action = action,
+		.installation_id = p->fields.installation_id,
+		.repository = p->fields.repository,
+		.headers_json = p->hdrs,
 		.body = req->body,
 		.body_len = req->body_len,
 		.received_ms = base_wall_ms(),
 		.status = handled ? "queued" : "ignored",
-		.jobs = handled ? &job : NULL,
+		.jobs = handled ? &p->job : NULL,
 		.njobs = handled ? 1 : 0,
 	};
-	int duplicate = 0;
-	if ((error = store_delivery_put(in->store, &d, &duplicate)) < 0) {
-		base_log(BASE_LOG_ERROR, "webhook not stored", "delivery", delivery, "event", event, "error",
-			base_error_last(), NULL);
-		count(event, "error");
+	*out = p;
+	return 1;
+fail:
+	pending_free(p);
+	return error;
+}
+
+static void put_done(store_delivery_async *a)
+{
+	wh_intake_pending *p = a->payload;
+	p->resume(p->token);
+}
+
+void wh_intake_submit(void *pending, void (*resume)(void *token), void *token)
+{
+	wh_intake_pending *p = pending;
+	p->resume = resume;
+	p->token = token;
+	p->put.d = &p->d;
+	p->put.done = put_done;
+	p->put.payload = p;
+	int error = store_delivery_put_async(p->in->store, &p->put);
+	if (error < 0) {
+		p->put.error = error;
+		snprintf(p->put.msg, sizeof(p->put.msg), "%s", base_error_last());
+		resume(token);
+	}
+}
+
+int wh_intake_finish(void *pending, base_http_response *resp)
+{
+	wh_intake_pending *p = pending;
+	const store_delivery *d = &p->d;
+	int error = 0;
+	if (p->put.error < 0) {
+		base_log(BASE_LOG_ERROR, "webhook not stored", "delivery", d->id, "event", d->event, "error", p->put.msg,
+			NULL);
+		count(d->event, "error");
 		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "store_error");
 		/* not stored, so never 2xx: the sender retries (the store reconnects meanwhile) */
 		base_http_response_header(resp, "Retry-After", "5");
 		error = base_http_response_error(resp, 503, "the delivery could not be stored; GitHub may redeliver it");
 		goto done;
 	}
-	if (!duplicate && handled && in->on_queued)
-		in->on_queued(in->on_queued_payload);
-	const char *outcome = duplicate ? "duplicate" : "accepted";
-	count(event, outcome);
-	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "%s", duplicate ? "duplicate" : d.status);
+	int duplicate = p->put.duplicate;
+	if (!duplicate && d->njobs && p->in->on_queued)
+		p->in->on_queued(p->in->on_queued_payload);
+	count(d->event, duplicate ? "duplicate" : "accepted");
+	snprintf(resp->log_outcome, sizeof(resp->log_outcome), "%s", duplicate ? "duplicate" : d->status);
 	char body[160];
 	/* the id's characters were checked: no escaping needed */
-	snprintf(body, sizeof(body), "{\"delivery\":\"%s\",\"status\":\"%s\"}", delivery,
-		 duplicate ? "duplicate" : d.status);
+	snprintf(body, sizeof(body), "{\"delivery\":\"%s\",\"status\":\"%s\"}", d->id,
+		 duplicate ? "duplicate" : d->status);
 	error = base_http_response_json(resp, duplicate ? 200 : 202, body);
 done:
-	free(form_json);
-	free(hdrs);
-	free(job_payload);
-	free(action);
-	free(repository);
+	pending_free(p);
 	return error;
+}
+
+struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void sync_resume(void *token)
+{
+	struct sync_wait *w = token;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int wh_intake_handle(const base_http_request *req, base_http_response *resp, void *payload)
+{
+	void *p = NULL;
+	int r = wh_intake_prepare(req, resp, payload, &p);
+	if (r <= 0)
+		return r;
+	struct sync_wait w = { .done = 0 };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	wh_intake_submit(p, sync_resume, &w);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return wh_intake_finish(p, resp);
 }

@@ -2,8 +2,8 @@
  * structs: verifies, parses and durably stores a delivery with the jobs it
  * produces, then answers.  Checks run in this order, before any JSON
  * parsing: method (405), content type (415), GitHub headers (400 / 401),
- * size (413), signature (401); then JSON (400), duplicate (200), store
- * (202).  Every error answer is {"error": reason}. */
+ * size (413), signature (401); then JSON (400, one streaming validity pass),
+ * duplicate (200), store (202).  Every error answer is {"error": reason}. */
 #ifndef WH_INTAKE_H
 #define WH_INTAKE_H
 
@@ -35,8 +35,21 @@ void wh_intake_free(wh_intake *in);
  * far when a chunked body outgrows the cap. */
 int wh_intake_check_head(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload);
 
-/* The whole check and store; payload is the wh_intake. */
+/* The whole check and store, blocking until the answer; payload is the
+ * wh_intake.  The same as prepare, submit, wait, finish below. */
 int wh_intake_handle(const base_http_request *req, base_http_response *resp, void *payload);
+
+/* The same in three steps, for a front that does not block a thread while
+ * the delivery is written.  prepare runs every check (in the order above)
+ * and returns 0 with a final answer in resp, 1 with *out (owned) holding a
+ * delivery to store, or a negative code (these fit wh_route's start,
+ * submit and finish).  submit queues the durable write
+ * and calls resume(token) exactly once, from any thread, when its outcome is
+ * known (req's body and headers must live until then).  finish then fills
+ * resp (202 / 200 duplicate / 503) and frees p. */
+int wh_intake_prepare(const base_http_request *req, base_http_response *resp, void *payload, void **out);
+void wh_intake_submit(void *pending, void (*resume)(void *token), void *token);
+int wh_intake_finish(void *pending, base_http_response *resp);
 
 /* Decodes the `payload` field of an application/x-www-form-urlencoded body
  * into *out (owned, NUL-terminated). BASE_EINVALID when there is none. */

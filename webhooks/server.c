@@ -1,8 +1,15 @@
 /* HTTP front on libmicrohttpd (see server.h).
  *
- * Threading: MHD runs one thread per connection, so a handler may block (the
- * webhook intake waits for its group commit) without holding up other
- * connections.  Per-request state lives in one req_ctx allocated on the
+ * Threading: MHD runs a pool of epoll event threads, each serving many
+ * connections, so nothing on them may block.  A route with start / submit /
+ * finish (the webhook intake) is checked on the event thread, then its
+ * connection is suspended while it waits (for the group commit) and resumed
+ * by whichever thread has its answer; a route not marked quick runs its
+ * handler on a detached thread of its own the same way (suspend, run,
+ * resume), so a slow handler (GitHub calls, MCP tools) never stalls the
+ * event thread's other connections.  A suspended request's req_ctx outlives
+ * its resume call: the completion callback waits for `resumed` before
+ * freeing it.  Per-request state lives in one req_ctx allocated on the
  * first callback and freed in MHD's completion callback.  Bodies are
  * accumulated into a capped base_buf: a declared Content-Length over the cap
  * is refused before reading; a chunked body that outgrows it is discarded
@@ -23,6 +30,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +55,7 @@ struct wh_server {
 	int port;
 	int max_connections;
 	int timeout_s;
+	int threads;
 	atomic_int in_flight;
 	int quiesced;
 	size_t max_buffered;        /* bytes of bodies held at once, all requests together */
@@ -69,6 +78,15 @@ struct req_ctx {
 	char peer[INET6_ADDRSTRLEN];
 	struct timespec start;
 	char status_s[8];
+	/* a request answered later (route start, or a handler on its own thread) */
+	struct MHD_Connection *conn;
+	const char *method;         /* MHD's; valid for the request */
+	const char *url;
+	int waiting;                /* suspended; the answer comes after resume */
+	atomic_int resumed;         /* resume has returned: the ctx may be freed */
+	void *state;                /* the route's, between start and finish */
+	base_http_response oresp;   /* a handler run on its own thread: its answer */
+	int oerror;
 };
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -93,6 +111,8 @@ int wh_server_new(wh_server **out, const wh_server_options *opts)
 	s->max_connections = opts->max_connections > 0 ? opts->max_connections : 1024;
 	s->timeout_s = opts->connection_timeout_s > 0 ? opts->connection_timeout_s : 30;
 	s->max_buffered = opts->max_buffered > 0 ? opts->max_buffered : DEFAULT_MAX_BUFFERED;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	s->threads = opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1;
 	atomic_init(&s->in_flight, 0);
 	atomic_init(&s->buffered, 0);
 	*out = s;
@@ -217,6 +237,39 @@ static void answer_busy(base_http_response *resp)
 	base_http_response_error(resp, 503, "busy: too many request bodies in flight; retry later");
 }
 
+/* Called once per suspended request, from any thread, when its answer is
+ * ready.  `resumed` is set last: until then the completion callback keeps
+ * the ctx alive. */
+static void resume(void *token)
+{
+	struct req_ctx *c = token;
+	MHD_resume_connection(c->conn);
+	atomic_store(&c->resumed, 1);
+}
+
+/* Suspends the connection before anything can resume it. */
+static void wait_for(struct req_ctx *c, struct MHD_Connection *conn, const char *method, const char *url)
+{
+	c->conn = conn;
+	c->method = method;
+	c->url = url;
+	c->waiting = 1;
+	atomic_store(&c->resumed, 0);
+	MHD_suspend_connection(conn);
+}
+
+/* A handler that may block, on a thread of its own. */
+static void *run_handler(void *arg)
+{
+	struct req_ctx *c = arg;
+	base_http_request req;
+	fill_request(&req, c, c->method, c->url);
+	base_http_response_init(&c->oresp);
+	c->oerror = c->route->handler(&req, &c->oresp, c->route->payload);
+	resume(c);
+	return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
@@ -308,6 +361,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
+	if (c->waiting) {
+		/* back after resume: the answer is ready */
+		c->waiting = 0;
+		/* start's answer so far (its log fields), or the handler's answer */
+		resp = c->oresp;
+		base_http_response_init(&c->oresp);
+		int error;
+		if (c->route->start) {
+			error = c->route->finish(c->state, &resp);
+			c->state = NULL;
+		} else {
+			error = c->oerror;
+		}
+		if (error < 0) {
+			base_log(BASE_LOG_ERROR, "handler failed", "path", url, "error", base_error_last(), NULL);
+			base_http_response_dispose(&resp);
+			base_http_response_init(&resp);
+			base_http_response_error(&resp, 500, "internal error");
+		}
+		enum MHD_Result r = send_response(conn, c, &resp, method, url);
+		base_http_response_dispose(&resp);
+		return r;
+	}
+
 	base_http_response_init(&resp);
 	enum MHD_Result ret;
 	fill_request(&req, c, method, url);
@@ -320,6 +397,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else if (c->over_budget) {
 		answer_busy(&resp);
 		ret = send_response(conn, c, &resp, method, url);
+	} else if (c->route->start) {
+		void *state = NULL;
+		int r = c->route->start(&req, &resp, c->route->payload, &state);
+		if (r == 1) {
+			wait_for(c, conn, method, url);
+			c->state = state;
+			c->oresp = resp; /* moved: finish completes it */
+			c->route->submit(state, resume, c);
+			return MHD_YES;
+		}
+		if (r < 0) {
+			base_log(BASE_LOG_ERROR, "handler failed", "path", url, "error", base_error_last(), NULL);
+			base_http_response_dispose(&resp);
+			base_http_response_init(&resp);
+			base_http_response_error(&resp, 500, "internal error");
+		}
+		ret = send_response(conn, c, &resp, method, url);
+	} else if (!c->route->quick) {
+		wait_for(c, conn, method, url);
+		pthread_t t;
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, run_handler, c) != 0) {
+			c->oerror = base_error_set(BASE_EGENERIC, "cannot start a handler thread");
+			resume(c);
+		}
+		pthread_attr_destroy(&attr);
+		base_http_response_dispose(&resp);
+		return MHD_YES;
 	} else {
 		int error = c->route->handler(&req, &resp, c->route->payload);
 		if (error < 0) {
@@ -342,6 +449,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct req_ctx *c = *con_cls;
 	if (!c)
 		return;
+	if (c->conn) {
+		/* the thread that resumed this request may still be inside
+		 * resume(); a request the daemon ends while it is suspended
+		 * (stopping) still gets its resume call */
+		while (!atomic_load(&c->resumed)) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (c->state && c->route->finish) {
+			base_http_response r;
+			base_http_response_init(&r);
+			c->route->finish(c->state, &r);
+			base_http_response_dispose(&r);
+		}
+		base_http_response_dispose(&c->oresp);
+	}
 	base_buf_dispose(&c->body);
 	atomic_fetch_sub(&srv->buffered, c->reserved);
 	free(c);
@@ -354,7 +477,7 @@ int wh_server_start(wh_server *srv)
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	struct sockaddr *sa;
-	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	memset(&sin, 0, sizeof(sin));
 	memset(&sin6, 0, sizeof(sin6));
 	if (inet_pton(AF_INET, srv->host, &sin.sin_addr) == 1) {
@@ -381,6 +504,7 @@ int wh_server_start(wh_server *srv)
 				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->max_connections,
 				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)srv->timeout_s,
 				       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+				       MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->threads,
 				       MHD_OPTION_END);
 	if (!srv->daemon)
 		return base_error_set(BASE_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,

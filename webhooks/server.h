@@ -1,7 +1,12 @@
-/* The HTTP front: libmicrohttpd, one thread per connection.  The only code
- * that touches MHD: it copies each request into a base_http_request, caps
- * its body, calls the route's pure handler and sends the answer.  Routes are
- * registered before wh_server_start and never change afterwards. */
+/* The HTTP front: libmicrohttpd in epoll mode, a pool of event threads (one
+ * per core by default), each serving many connections.  The only code that
+ * touches MHD: it copies each request into a base_http_request, caps its
+ * body, calls the route's pure handler and sends the answer.  Nothing may
+ * block an event thread: a route either answers at once (`quick`), or
+ * waits without a thread (start / submit / finish: the connection is
+ * suspended until its answer is ready), or its handler runs on a thread of
+ * its own.  Routes are registered before wh_server_start and never change
+ * afterwards. */
 #ifndef WH_SERVER_H
 #define WH_SERVER_H
 
@@ -23,6 +28,18 @@ typedef struct wh_route {
 	int (*head_check)(const base_http_request *req, int64_t content_length, base_http_response *resp, void *payload);
 	void *payload;                 /* borrowed */
 	size_t max_body;               /* body cap in bytes (0: no body accepted) */
+	/* 1: handler never waits (no network, no durable write); it runs on
+	 * the event thread.  0: it runs on a thread of its own. */
+	int quick;
+	/* Optional, instead of handler: a request that waits for something
+	 * (a commit) without holding a thread.  start runs on the event thread
+	 * and returns 0 with a final answer in resp, 1 with *state to go on, or
+	 * a negative code (500).  On 1 the server suspends the connection and
+	 * calls submit, which arranges for resume(token) to be called exactly
+	 * once, from any thread; then finish fills resp and frees state. */
+	int (*start)(const base_http_request *req, base_http_response *resp, void *payload, void **state);
+	void (*submit)(void *state, void (*resume)(void *token), void *token);
+	int (*finish)(void *state, base_http_response *resp);
 } wh_route;
 
 typedef struct wh_server_options {
@@ -32,6 +49,7 @@ typedef struct wh_server_options {
 	int connection_timeout_s;
 	size_t max_buffered;           /* bytes of request bodies held at once, all requests
 					* together (0: 64 MiB); past it: 503 with Retry-After */
+	int threads;                   /* event threads (0: one per online core) */
 } wh_server_options;
 
 int wh_server_new(wh_server **out, const wh_server_options *opts);

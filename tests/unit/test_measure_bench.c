@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -183,12 +184,87 @@ static void test_cpu_limit_follows_timeout(void **state)
 	measure_repo_config_free(cfg);
 }
 
+/* A sandbox whose benchmark runs take 150 ms each and that counts how many
+ * run at once (the toolchain probes and the build are instant). */
+typedef struct overlap_sandbox {
+	measure_sandbox base;
+	pthread_mutex_t lock;
+	int now, most, runs;
+} overlap_sandbox;
+
+static int overlap_run(measure_sandbox *base, measure_sandbox_result *out, const measure_sandbox_cmd *cmd)
+{
+	overlap_sandbox *sb = (overlap_sandbox *)base;
+	memset(out, 0, sizeof(*out));
+	if (!cmd->shell && cmd->argv && cmd->argv[0] && strcmp(cmd->argv[0], "setarch") == 0) {
+		pthread_mutex_lock(&sb->lock);
+		sb->runs++;
+		if (++sb->now > sb->most)
+			sb->most = sb->now;
+		pthread_mutex_unlock(&sb->lock);
+		usleep(150000);
+		pthread_mutex_lock(&sb->lock);
+		sb->now--;
+		pthread_mutex_unlock(&sb->lock);
+	}
+	out->out = strdup("");
+	out->err = strdup("");
+	return 0;
+}
+
+static void measure_overlap(int parallel, int *most, json_t **run)
+{
+	const char *text = "benchmarks:\n"
+			   "  - name: a\n    command: ./a\n  - name: b\n    command: ./b\n"
+			   "  - name: c\n    command: ./c\n  - name: d\n    command: ./d\n";
+	measure_repo_config *cfg;
+	assert_int_equal(measure_repo_config_parse(&cfg, text, strlen(text)), 0);
+	overlap_sandbox sb = { .base = { "overlap", overlap_run, limits_prepare, NULL } };
+	pthread_mutex_init(&sb.lock, NULL);
+	char scratch[] = "/tmp/perfbot-benchtest-XXXXXX";
+	assert_non_null(mkdtemp(scratch));
+	measure_bench_options o = MEASURE_BENCH_OPTIONS_INIT;
+	o.scratch_dir = scratch;
+	o.parallel = parallel;
+	assert_int_equal(measure_bench_measure(run, &sb.base, scratch, cfg, &o), 0);
+	rmdir(scratch);
+	assert_int_equal(sb.runs, 4);
+	*most = sb.most;
+	pthread_mutex_destroy(&sb.lock);
+	measure_repo_config_free(cfg);
+}
+
+static void test_parallel_benchmarks(void **state)
+{
+	(void)state;
+	int most = 0;
+	json_t *one = NULL, *two = NULL;
+	measure_overlap(0, &most, &one);
+	assert_int_equal(most, 1); /* the default: one at a time */
+	measure_overlap(2, &most, &two);
+	assert_int_equal(most, 2);
+	/* the documents in the configuration's order either way */
+	const json_t *b1 = json_object_get(one, "benchmarks"), *b2 = json_object_get(two, "benchmarks");
+	assert_int_equal(json_array_size(b1), 4);
+	assert_int_equal(json_array_size(b2), 4);
+	const char *names[] = { "a", "b", "c", "d" };
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(json_string_value(json_object_get(json_array_get(b1, i), "name")), names[i]);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(b2, i), "name")), names[i]);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(b1, i), "status")),
+				    json_string_value(json_object_get(json_array_get(b2, i), "status")));
+	}
+	json_decref(one);
+	json_decref(two);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compare_and_report),
 		cmocka_unit_test(test_no_change),
 		cmocka_unit_test(test_cpu_limit_follows_timeout),
+		cmocka_unit_test(test_parallel_benchmarks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

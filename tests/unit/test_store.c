@@ -126,6 +126,72 @@ static void put(store *st, const char *id, const char *event, int njobs, int *du
 	assert_int_equal(store_delivery_put(st, &d, dup), 0);
 }
 
+/* store_delivery_put_async: done runs once per delivery, after the data is
+ * on disk (readable from another connection), with the duplicate flag; a
+ * closed store refuses at once. */
+struct async_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+};
+
+static void async_done(store_delivery_async *a)
+{
+	struct async_wait *w = a->payload;
+	pthread_mutex_lock(&w->lock);
+	w->calls++;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void test_delivery_put_async(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 40 };
+	struct async_wait w = { .calls = 0 };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	static store_delivery d[N];
+	static store_delivery_async a[N];
+	static char ids[N][16];
+	store_job_spec job = { "event.test", "{}" };
+	for (int i = 0; i < N; i++) {
+		/* the last one repeats the first id */
+		snprintf(ids[i], sizeof(ids[i]), "async-%d", i == N - 1 ? 0 : i);
+		d[i] = (store_delivery){ .id = ids[i], .event = "push", .headers_json = "{}", .body = "{}", .body_len = 2,
+					 .received_ms = now_ms(), .status = "queued", .jobs = &job, .njobs = 1 };
+		a[i] = (store_delivery_async){ .d = &d[i], .done = async_done, .payload = &w };
+	}
+	for (int i = 0; i < N - 1; i++)
+		assert_int_equal(store_delivery_put_async(f->st, &a[i]), 0);
+	pthread_mutex_lock(&w.lock);
+	while (w.calls < N - 1)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	assert_int_equal(store_delivery_put_async(f->st, &a[N - 1]), 0);
+	pthread_mutex_lock(&w.lock);
+	while (w.calls < N)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(a[i].error, 0);
+		assert_int_equal(a[i].duplicate, i == N - 1);
+	}
+	/* on disk: another connection sees them all, each with its job */
+	store *other = NULL;
+	assert_int_equal(store_open(&other, f->url), 0);
+	for (int i = 0; i < N - 1; i++)
+		assert_int_equal(store_delivery_exists(other, ids[i]), 1);
+	json_t *jobs = NULL;
+	assert_int_equal(store_job_list(other, &jobs, 1000), 0);
+	assert_int_equal(json_array_size(jobs), N - 1);
+	json_decref(jobs);
+	store_free(other);
+	assert_int_equal(w.calls, N); /* exactly once each */
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+}
+
 static void test_deliveries(void **state)
 {
 	struct fixture *f = *state;
@@ -1106,6 +1172,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		BOTH(test_deliveries),
+		BOTH(test_delivery_put_async),
 		BOTH(test_leases),
 		BOTH(test_dedupe_and_runs),
 		BOTH(test_concurrent_group_commit),

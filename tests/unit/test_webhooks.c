@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "webhooks/event.h"
 #include "webhooks/intake.h"
+#include "webhooks/payload.h"
 #include "webhooks/signature.h"
 
 #define DOC_SECRET "It's a Secret to Everybody"
@@ -331,6 +332,77 @@ static void test_intake_size_and_form(void **state)
 	       400, "payload");
 }
 
+/* The streaming check agrees with jansson's decoder on what is a JSON
+ * object, and with wh_event_info_parse on the fields it keeps. */
+static void check_like_jansson(const char *doc, size_t len)
+{
+	wh_payload_fields f;
+	int error = wh_payload_scan(&f, doc, len);
+	json_t *root = json_loadb(doc, len, 0, NULL);
+	if (!root || !json_is_object(root)) {
+		if (error == 0)
+			fail_msg("accepted what jansson refuses: %.*s", (int)len, doc);
+		assert_int_equal(error, BASE_EINVALID);
+		assert_non_null(strstr(base_error_last(), "JSON"));
+	} else {
+		if (error != 0)
+			fail_msg("refused what jansson accepts (%s): %.*s", base_error_last(), (int)len, doc);
+		wh_event_info info;
+		assert_int_equal(wh_event_info_parse(&info, root), 0);
+		if (info.action)
+			assert_string_equal(f.action, info.action);
+		else
+			assert_null(f.action);
+		if (info.repository)
+			assert_string_equal(f.repository, info.repository);
+		else
+			assert_null(f.repository);
+		assert_int_equal(f.installation_id, info.installation_id);
+	}
+	json_decref(root);
+	wh_payload_dispose(&f);
+}
+
+static void test_payload_scan_like_jansson(void **state)
+{
+	(void)state;
+	static const char *const docs[] = {
+		"{\"action\":\"opened\",\"installation\":{\"id\":42},\"repository\":{\"full_name\":\"o/r\"}}",
+		"{\"action\":\"a\",\"action\":\"b\"}",             /* the last duplicate wins */
+		"{\"action\":\"a\",\"action\":null}",
+		"{\"action\":1}",
+		"{\"x\":{\"action\":\"nested\"},\"y\":[{\"action\":\"in array\"}]}",
+		"{\"installation\":{\"id\":4.0}}",
+		"{\"installation\":{\"id\":\"7\"}}",
+		"{\"installation\":[{\"id\":7}]}",
+		"{\"installation\":{\"id\":7},\"installation\":{\"account\":{}}}",
+		"{\"installation\":{\"account\":{\"id\":9},\"id\":-3}}",
+		"{\"repository\":{\"owner\":{\"full_name\":\"deep\"}}}",
+		"{\"repository\":{\"full_name\":\"a/b\",\"full_name\":{\"x\":1}}}",
+		"{\"repository\":\"o/r\",\"action\":\"caf\u00e9 \\u00e9\"}",
+		"  {}  ",
+		"{}",
+		/* not objects, or not JSON */
+		"", " ", "[]", "[{\"action\":\"x\"}]", "1", "\"s\"", "null", "{", "{\"a\":1,}", "{} {}",
+		"{\"a\":1} x", "{'a':1}", "{\"a\":\"\\u0000\"}", "{\"\\u0000\":1}", "{\"a\":\"\xff\"}",
+		"{\"a\":tru}", "{\"a\":01}", "{\"a\":1e999}", "{\"a\":99999999999999999999}", "/* c */{}",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		check_like_jansson(docs[i], strlen(docs[i]));
+
+	/* the benchmark's push payload, as GitHub shapes it */
+	FILE *fp = fopen("bench/intake/push.json", "rb");
+	assert_non_null(fp);
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	check_like_jansson(buf, n);
+	wh_payload_fields f;
+	assert_int_equal(wh_payload_scan(&f, buf, n), 0);
+	assert_non_null(f.repository);
+	wh_payload_dispose(&f);
+}
+
 int main(void)
 {
 	/* as in perfbot itself, so the intake's request arena is exercised */
@@ -342,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_signature_malformed_headers),
 		cmocka_unit_test(test_event_fields),
 		cmocka_unit_test(test_event_routing),
+		cmocka_unit_test(test_payload_scan_like_jansson),
 		cmocka_unit_test_setup_teardown(test_intake_order_and_codes, intake_setup, intake_teardown),
 		cmocka_unit_test_setup_teardown(test_intake_size_and_form, intake_setup, intake_teardown),
 	};
