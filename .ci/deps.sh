@@ -5,6 +5,7 @@ set -e
 need=""
 check_pc() { pkg-config --exists "$1" 2>/dev/null || need="$need $2"; }
 check_cmd() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
+check_dir() { [ -d "$1" ] || need="$need $2"; }
 check_cmd pkg-config pkg-config
 check_cmd cc gcc
 check_cmd make make
@@ -27,6 +28,11 @@ check_cmd curl curl
 check_cmd node nodejs
 check_cmd sqlite3 sqlite3
 check_cmd python3 python3
+# the Helm chart's offline renderer (charts/perfbot/tests/render)
+check_cmd go golang-go
+check_dir /usr/share/gocode/src/github.com/Masterminds/sprig golang-github-masterminds-sprig-dev
+check_dir /usr/share/gocode/src/gopkg.in/yaml.v3 golang-gopkg-yaml.v3-dev
+check_dir /usr/share/gocode/src/gopkg.in/yaml.v2 golang-gopkg-yaml.v2-dev
 # the store's tests start their own PostgreSQL cluster (tests/lib/pg.sh)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 if [ -z "$need" ]; then exit 0; fi

@@ -1002,6 +1002,33 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 	return 0;
 }
 
+int agent_tools_begin_call(agent_tools *t, json_t **refusal)
+{
+	char reason[256];
+	*refusal = NULL;
+	pthread_mutex_lock(&t->lock);
+	const char *why = check_budgets(t, reason, sizeof(reason));
+	if (why)
+		agent_tools_end(t, why);
+	char *ended_why = NULL;
+	int ended = agent_tools_ended(t, &ended_why);
+	if (ended) {
+		*refusal = result_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
+		free(ended_why);
+	} else {
+		t->tool_calls++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (ended)
+		return *refusal ? 1 : base_error_set(BASE_ENOMEM, "out of memory");
+	return 0;
+}
+
+const atomic_int *agent_tools_stop_flag(agent_tools *t)
+{
+	return &t->stop;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* Ends the run when the wall-time budget is over, so that the stop flag

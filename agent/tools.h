@@ -117,6 +117,17 @@ int agent_tools_exists(const char *name);
  * a call in flight. */
 void agent_tools_end(agent_tools *t, const char *reason);
 
+/* For a tool executed outside agent_tool_call (the Managed Agents built-in
+ * tools): counts one call against the tool-call budget and checks the
+ * wall-time budget and the end of the run, as agent_tool_call does.  0 when
+ * the call may go on; 1 with *refusal (owned) the isError result saying why
+ * it may not; negative when out of memory. */
+int agent_tools_begin_call(agent_tools *t, json_t **refusal);
+
+/* The run's stop flag (borrowed, lives as long as t): nonzero once the run
+ * has ended; what kills a sandbox command of a call in flight. */
+const atomic_int *agent_tools_stop_flag(agent_tools *t);
+
 /* 1 when the run has ended; *reason_out (may be NULL) receives a copy
  * (owned) of the reason. */
 int agent_tools_ended(agent_tools *t, char **reason_out);

@@ -40,7 +40,9 @@ typedef struct agent_builtin_options {
 } agent_builtin_options;
 
 int agent_builtin_new(agent_builtin **out, const agent_builtin_options *opts);
-/* Kills the shell, if one runs, and frees. */
+/* Kills the shell, if one runs, and frees.  A call in flight on another
+ * thread is ended (its shell killed) and waited for; no call may start
+ * after. */
 void agent_builtin_free(agent_builtin *b);
 
 /* 1 if `name` is one of the built-in tools. */

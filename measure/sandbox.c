@@ -156,3 +156,18 @@ int measure_sandbox_new_config(measure_sandbox **out, const base_config *cfg)
 	o.disk_reserve_bytes = cfg->sandbox_disk_reserve;
 	return measure_sandbox_new_with(out, cfg->sandbox, &o);
 }
+
+int measure_sandbox_spawn(measure_sandbox *sb, measure_sandbox_proc **out, const measure_sandbox_cmd *cmd)
+{
+	*out = NULL;
+	if (!sb || !sb->spawn)
+		return base_error_set(BASE_EINVALID, "the %s sandbox cannot keep a process running",
+				      sb && sb->name ? sb->name : "(none)");
+	return sb->spawn(sb, out, cmd);
+}
+
+void measure_sandbox_proc_free(measure_sandbox_proc *p)
+{
+	if (p)
+		p->free(p);
+}

@@ -11,6 +11,9 @@
  * the like) is read as the user's own settings, and caches written to HOME
  * never land in the tree.  Only stdin (/dev/null), stdout and stderr are open
  * in the command: no other descriptor of perfbot's reaches the sandbox.
+ * A long-lived process (spawn: the agent's persistent shell) gets the same
+ * confinement, with a socket for its stdin and one pipe for its stdout and
+ * stderr instead.
  *
  * Two kinds of limits hold: those of one command (measure_sandbox_limits: wall
  * clock, rlimits per process) and those of the whole sandbox, whatever it
@@ -21,7 +24,7 @@
  *
  * Ownership: a measure_sandbox is created by its backend's constructor and
  * freed with measure_sandbox_free.  One sandbox object may be used by several
- * threads at once: run() keeps no state between calls. */
+ * threads at once: run() and spawn() keep no state between calls. */
 #ifndef MEASURE_SANDBOX_H
 #define MEASURE_SANDBOX_H
 
@@ -124,6 +127,33 @@ char *measure_sandbox_result_tail(const measure_sandbox_result *r, size_t max);
 
 void measure_sandbox_result_dispose(measure_sandbox_result *r);
 
+/* A long-lived process in a sandbox (spawn): the same confinement as run()
+ * (mounts, uid, rlimits, whole-sandbox limits, hidden state, no descriptor
+ * of perfbot's but its own), with its stdin and its output left open to the
+ * owner.  in_fd is a socket (write with send(..., MSG_NOSIGNAL): a process
+ * that has gone raises no SIGPIPE), out_fd the read end of a pipe carrying
+ * stdout and stderr merged; both non-blocking and close-on-exec, owned by
+ * the proc.  A thread of the proc's own is the process's parent (a sandbox
+ * dies with the thread that made it): it reaps it, kills the whole tree on
+ * cmd.cancel, on cmd.limits.timeout_s (the whole life; 0 = none) and on a
+ * broken whole-sandbox limit.  The cgroup CPU limit counts the whole life.
+ * kill() may be called from any thread; the other calls by the owner.  A
+ * proc is freed before the sandbox that made it. */
+typedef struct measure_sandbox_proc measure_sandbox_proc;
+struct measure_sandbox_proc {
+	int in_fd;   /* the process's stdin, or -1 */
+	int out_fd;  /* its stdout and stderr */
+	/* Kills the whole tree (never waits). */
+	void (*kill)(measure_sandbox_proc *p);
+	/* Waits up to timeout_ms (0: just looks; -1: no bound) for the tree
+	 * to end: 1 when it has, with *status's exit_code, term_signal,
+	 * timed_out, cancelled, limit, limit_value and wall_ms filled (no
+	 * output: out and err are NULL); 0 when it still runs. */
+	int (*wait)(measure_sandbox_proc *p, int timeout_ms, measure_sandbox_result *status);
+	/* Kills the tree, reaps it, closes the descriptors and frees. */
+	void (*free)(measure_sandbox_proc *p);
+};
+
 typedef struct measure_sandbox measure_sandbox;
 struct measure_sandbox {
 	const char *name; /* "bwrap" */
@@ -138,6 +168,10 @@ struct measure_sandbox {
 	void (*free)(measure_sandbox *sb);
 	const char *limits_mechanism; /* what holds the whole-sandbox limits: "cgroup v1 (...)",
 				       * "cgroup v2 (...)" or "rlimits"; borrowed (NULL: not said) */
+	/* Starts cmd as a long-lived process (measure_sandbox_proc); *out
+	 * owned.  cmd and what it points to are borrowed for the call, except
+	 * cmd->cancel, which must outlive the proc.  NULL: the backend cannot. */
+	int (*spawn)(measure_sandbox *sb, measure_sandbox_proc **out, const measure_sandbox_cmd *cmd);
 };
 
 static inline int measure_sandbox_run(measure_sandbox *sb, measure_sandbox_result *out, const measure_sandbox_cmd *cmd)
@@ -151,6 +185,12 @@ static inline int measure_sandbox_prepare_dir(measure_sandbox *sb, const char *h
 }
 
 void measure_sandbox_free(measure_sandbox *sb);
+
+/* sb->spawn, or BASE_EINVALID with a sentence when the backend has none. */
+int measure_sandbox_spawn(measure_sandbox *sb, measure_sandbox_proc **out, const measure_sandbox_cmd *cmd);
+
+/* Frees p (kills its tree first); NULL is allowed. */
+void measure_sandbox_proc_free(measure_sandbox_proc *p);
 
 /* ---- the bwrap backend (sandbox_bwrap.c) ------------------------------- */
 

@@ -35,6 +35,13 @@
  * pid-namespace init dies with it (--die-with-parent) and the kernel kills
  * everything left in the namespace.  The run's cgroup is removed after.
  *
+ * spawn() starts the same child (launch_start, shared with run()) with a
+ * socket as stdin and one pipe for stdout and stderr, both left to the
+ * caller, and hands the watching to a thread of the process's own: it is
+ * bwrap's parent (the parent-death signal follows the thread that forked),
+ * reaps it, and applies the cancel flag, the wall clock and the
+ * whole-sandbox limits every WATCH_MS or at once on kill().
+ *
  * Between fork and exec the child calls only async-signal-safe functions;
  * the argv is built before the fork.  No state is shared between runs. */
 #include "measure/sandbox.h"
@@ -49,6 +56,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +67,7 @@
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -396,29 +405,65 @@ static void add_tree(argv_list *a, const bwrap_sandbox *sb, int i, int fd, const
 	arg(a, dest);
 }
 
-static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const measure_sandbox_cmd *cmd, int probe)
-{
-	int error = 0;
-	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, exec_pipe[2] = { -1, -1 };
+/* ---- starting a sandbox: shared by run() and spawn() --------------------- */
+
+/* One sandbox being started or running: the argv and what it borrows, the
+ * trees opened for it, its cgroup and its whole-sandbox watch.  Heap
+ * allocated (the paths are large); owned by whoever started it. */
+typedef struct launch {
 	int dir_fd[MAX_MOUNTS + 1]; /* [0] the work tree, then the mounts */
 	int wfds[MAX_MOUNTS + 1];   /* the writable ones */
-	int ndir = 0, nw = 0;
+	int ndir, nw;
 	char fdnum[MAX_MOUNTS + 1][16];
-	const char *src[MAX_MOUNTS + 1];      /* host paths, borrowed */
+	const char *src[MAX_MOUNTS + 1];            /* host paths, borrowed for the start */
 	char stage[MAX_MOUNTS + 1][STAGE_MAX + 16]; /* where the child mounts each for bwrap */
 	int isdir[MAX_MOUNTS + 1];
-	pid_t pid = -1;
-	argv_list a = { .n = 0 };
+	argv_list a;
 	char links[4][PATH_MAX];
-	const measure_sandbox_limits *lim = &cmd->limits;
-	size_t cap = lim->output_cap ? lim->output_cap : DEFAULT_OUTPUT_CAP;
-	base_buf ob, eb;
+	char tmp_size[32];
+	char envbuf[1024];
 	measure_cgroup cg;
-	memset(&cg, 0, sizeof(cg));
+	watch w;
+	pid_t pid;     /* bwrap; -1 when not started or reaped */
+	int64_t start; /* monotonic ms at the fork */
+} launch;
 
-	memset(out, 0, sizeof(*out));
-	base_buf_init(&ob, cap + 128);
-	base_buf_init(&eb, cap + 128);
+static launch *launch_new(void)
+{
+	launch *l = calloc(1, sizeof(*l));
+	if (l)
+		l->pid = -1;
+	return l;
+}
+
+/* Kills and reaps what still runs, removes the cgroup, closes the trees. */
+static void launch_free(launch *l)
+{
+	if (!l)
+		return;
+	if (l->pid > 0) {
+		kill_tree(l->pid, &l->cg);
+		waitpid(l->pid, NULL, 0);
+	}
+	measure_cgroup_destroy(&l->cg);
+	for (int i = 0; i < l->ndir; i++)
+		close(l->dir_fd[i]);
+	free(l);
+}
+
+/* Builds the argv, opens the trees, makes the cgroup and forks the child
+ * that becomes bwrap, with in_fd as its stdin (-1: /dev/null), out_fd as
+ * its stdout and err_fd as its stderr (may be the same).  The caller closes
+ * its copies of the child's ends after.  Returns when bwrap was executed
+ * (l->pid set) or with a negative code when anything failed (nothing then
+ * runs, l->pid is -1). */
+static int launch_start(bwrap_sandbox *sb, launch *l, const measure_sandbox_cmd *cmd, int probe, int in_fd,
+			int out_fd, int err_fd)
+{
+	int error = 0;
+	int exec_pipe[2] = { -1, -1 };
+	argv_list *a = &l->a;
+	const measure_sandbox_limits *lim = &cmd->limits;
 
 	if (!probe) {
 		struct stat st;
@@ -438,59 +483,58 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		goto done;
 	}
 
-	arg(&a, sb->bwrap);
-	arg(&a, "--unshare-all");
+	arg(a, sb->bwrap);
+	arg(a, "--unshare-all");
 	/* whatever host uid a run gets, inside it is always the same identity,
 	 * so nothing a benchmark sees differs between runs */
-	arg(&a, "--unshare-user");
+	arg(a, "--unshare-user");
 	/* no nested namespaces: they would reach kernel code no seccomp
 	 * filter of ours looks at, and let a process leave the limits of
 	 * the user namespace it was given */
-	arg(&a, "--disable-userns");
-	arg(&a, "--uid");
-	arg(&a, "1000");
-	arg(&a, "--gid");
-	arg(&a, "1000");
-	arg(&a, "--die-with-parent");
-	arg(&a, "--new-session");
-	arg(&a, "--hostname");
-	arg(&a, "sandbox");
-	arg(&a, "--ro-bind");
-	arg(&a, "/usr");
-	arg(&a, "/usr");
+	arg(a, "--disable-userns");
+	arg(a, "--uid");
+	arg(a, "1000");
+	arg(a, "--gid");
+	arg(a, "1000");
+	arg(a, "--die-with-parent");
+	arg(a, "--new-session");
+	arg(a, "--hostname");
+	arg(a, "sandbox");
+	arg(a, "--ro-bind");
+	arg(a, "/usr");
+	arg(a, "/usr");
 	for (int i = 0; i < sb->netc; i++) {
-		arg(&a, sb->etc_link[i] ? "--symlink" : "--ro-bind");
-		arg(&a, sb->etc_src[i]);
-		arg(&a, sb->etc_dst[i]);
+		arg(a, sb->etc_link[i] ? "--symlink" : "--ro-bind");
+		arg(a, sb->etc_src[i]);
+		arg(a, sb->etc_dst[i]);
 	}
-	add_root_links(&a, links);
-	arg(&a, "--proc");
-	arg(&a, "/proc");
-	arg(&a, "--dev");
-	arg(&a, "/dev");
-	char tmp_size[32];
-	snprintf(tmp_size, sizeof(tmp_size), "%llu", (unsigned long long)MEASURE_SANDBOX_TMP_BYTES);
-	arg(&a, "--size");
-	arg(&a, tmp_size);
-	arg(&a, "--tmpfs");
-	arg(&a, "/tmp");
-	arg(&a, "--dir");
-	arg(&a, MEASURE_SANDBOX_HOME);
+	add_root_links(a, l->links);
+	arg(a, "--proc");
+	arg(a, "/proc");
+	arg(a, "--dev");
+	arg(a, "/dev");
+	snprintf(l->tmp_size, sizeof(l->tmp_size), "%llu", (unsigned long long)MEASURE_SANDBOX_TMP_BYTES);
+	arg(a, "--size");
+	arg(a, l->tmp_size);
+	arg(a, "--tmpfs");
+	arg(a, "/tmp");
+	arg(a, "--dir");
+	arg(a, MEASURE_SANDBOX_HOME);
 	/* the trees are opened here, with perfbot's rights: the disk watch
 	 * reads them, and they reach bwrap as add_tree says */
 	if (probe) {
-		arg(&a, "--dir");
-		arg(&a, MEASURE_SANDBOX_WORKSPACE);
+		arg(a, "--dir");
+		arg(a, MEASURE_SANDBOX_WORKSPACE);
 	} else {
-		if ((dir_fd[ndir] = open(cmd->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		if ((l->dir_fd[l->ndir] = open(cmd->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 			error = base_error_set(BASE_EGENERIC, "sandbox: cannot open %s: %s", cmd->workspace, strerror(errno));
 			goto done;
 		}
-		wfds[nw++] = dir_fd[ndir];
-		src[ndir] = cmd->workspace;
-		add_tree(&a, sb, ndir, dir_fd[ndir], src[ndir], 1, MEASURE_SANDBOX_WORKSPACE, fdnum[ndir], stage[ndir],
-			 &isdir[ndir]);
-		ndir++;
+		l->wfds[l->nw++] = l->dir_fd[l->ndir];
+		l->src[l->ndir] = cmd->workspace;
+		add_tree(a, sb, l->ndir, l->dir_fd[l->ndir], l->src[l->ndir], 1, MEASURE_SANDBOX_WORKSPACE,
+			 l->fdnum[l->ndir], l->stage[l->ndir], &l->isdir[l->ndir]);
+		l->ndir++;
 	}
 	for (size_t i = 0; i < cmd->nmounts; i++) {
 		const measure_sandbox_mount *m = &cmd->mounts[i];
@@ -500,69 +544,68 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 					      m->sandbox_path ? m->sandbox_path : "(null)");
 			goto done;
 		}
-		if ((dir_fd[ndir] = open(m->host_path, O_PATH | O_CLOEXEC)) < 0) {
+		if ((l->dir_fd[l->ndir] = open(m->host_path, O_PATH | O_CLOEXEC)) < 0) {
 			error = base_error_set(BASE_EGENERIC, "sandbox: cannot open %s: %s", m->host_path, strerror(errno));
 			goto done;
 		}
 		if (m->writable)
-			wfds[nw++] = dir_fd[ndir];
-		src[ndir] = m->host_path;
-		add_tree(&a, sb, ndir, dir_fd[ndir], src[ndir], m->writable, m->sandbox_path, fdnum[ndir], stage[ndir],
-			 &isdir[ndir]);
-		ndir++;
+			l->wfds[l->nw++] = l->dir_fd[l->ndir];
+		l->src[l->ndir] = m->host_path;
+		add_tree(a, sb, l->ndir, l->dir_fd[l->ndir], l->src[l->ndir], m->writable, m->sandbox_path,
+			 l->fdnum[l->ndir], l->stage[l->ndir], &l->isdir[l->ndir]);
+		l->ndir++;
 	}
-	arg(&a, "--clearenv");
+	arg(a, "--clearenv");
 	/* --setenv NAME VALUE for each fixed variable: split "NAME=value" into
-	 * static copies kept in envbuf. */
-	char envbuf[1024];
+	 * copies kept in envbuf. */
 	size_t envpos = 0;
 	for (int i = 0; measure_sandbox_env[i]; i++) {
 		const char *kv = measure_sandbox_env[i];
 		const char *eq = strchr(kv, '=');
 		size_t nl = (size_t)(eq - kv), vl = strlen(eq + 1);
-		if (envpos + nl + vl + 2 > sizeof(envbuf)) {
+		if (envpos + nl + vl + 2 > sizeof(l->envbuf)) {
 			error = base_error_set(BASE_EGENERIC, "sandbox: environment too large");
 			goto done;
 		}
-		char *name = envbuf + envpos;
+		char *name = l->envbuf + envpos;
 		memcpy(name, kv, nl);
 		name[nl] = '\0';
 		envpos += nl + 1;
-		char *val = envbuf + envpos;
+		char *val = l->envbuf + envpos;
 		memcpy(val, eq + 1, vl + 1);
 		envpos += vl + 1;
-		arg(&a, "--setenv");
-		arg(&a, name);
-		arg(&a, val);
+		arg(a, "--setenv");
+		arg(a, name);
+		arg(a, val);
 	}
-	arg(&a, "--chdir");
-	arg(&a, MEASURE_SANDBOX_WORKSPACE);
-	arg(&a, "--");
+	arg(a, "--chdir");
+	arg(a, MEASURE_SANDBOX_WORKSPACE);
+	arg(a, "--");
 	if (cmd->argv) {
 		for (size_t i = 0; cmd->argv[i]; i++)
-			arg(&a, cmd->argv[i]);
+			arg(a, cmd->argv[i]);
 	} else {
-		arg(&a, "/bin/sh");
-		arg(&a, "-c");
-		arg(&a, cmd->shell);
+		arg(a, "/bin/sh");
+		arg(a, "-c");
+		arg(a, cmd->shell);
 	}
-	if (a.overflow) {
+	if (a->overflow) {
 		error = base_error_set(BASE_EINVALID, "sandbox: too many arguments (max %d)", MAX_ARGS);
 		goto done;
 	}
 
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(exec_pipe, O_CLOEXEC) < 0) {
+	if (pipe2(exec_pipe, O_CLOEXEC) < 0) {
 		error = base_error_set(BASE_EGENERIC, "sandbox: pipe: %s", strerror(errno));
 		goto done;
 	}
-	if ((error = measure_cgroup_create(&cg, sb->cgs, sb->opts.memory_bytes, sb->opts.pids)) < 0)
+	if ((error = measure_cgroup_create(&l->cg, sb->cgs, sb->opts.memory_bytes, sb->opts.pids)) < 0)
 		goto done;
 
 	/* the descriptors the child keeps past close_except, sorted */
 	int keep[MAX_MOUNTS + 2], nkeep = 0;
 	keep[nkeep++] = exec_pipe[1];
-	for (int i = 0; i < ndir && sb->trees == TREES_FD; i++)
-		keep[nkeep++] = dir_fd[i];
+	for (int i = 0; i < l->ndir && sb->trees == TREES_FD; i++)
+		keep[nkeep++] = l->dir_fd[i];
 	for (int i = 1; i < nkeep; i++)
 		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
 			int t = keep[j];
@@ -570,13 +613,14 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 			keep[j - 1] = t;
 		}
 
-	watch w = { .sb = sb, .cg = &cg, .wfds = wfds, .nwfds = nw, .free0 = UINT64_MAX, .size0_complete = 1 };
+	l->w = (watch){ .sb = sb, .cg = &l->cg, .wfds = l->wfds, .nwfds = l->nw, .free0 = UINT64_MAX,
+			.size0_complete = 1 };
 	if (sb->opts.cpu_s > 0)
-		w.cpu_limit_ns = (uint64_t)(lim->cpu_s > sb->opts.cpu_s ? lim->cpu_s : sb->opts.cpu_s) * 1000000000u;
-	if (nw > 0) {
-		w.free0 = free_bytes(wfds[0]);
+		l->w.cpu_limit_ns = (uint64_t)(lim->cpu_s > sb->opts.cpu_s ? lim->cpu_s : sb->opts.cpu_s) * 1000000000u;
+	if (l->nw > 0) {
+		l->w.free0 = free_bytes(l->wfds[0]);
 		if (sb->opts.disk_bytes)
-			w.size0 = trees_bytes(wfds, nw, &w.size0_complete);
+			l->w.size0 = trees_bytes(l->wfds, l->nw, &l->w.size0_complete);
 	}
 
 	/* the fallback bound for closing inherited descriptors in the child */
@@ -584,10 +628,11 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 	rlim_t fd_limit = 65536;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
 		fd_limit = nofile.rlim_cur;
-	int64_t start = base_mono_ms();
+	l->start = base_mono_ms();
 	pid_t parent = getpid();
 	uid_t run_uid = (uid_t)(RUN_UID_BASE + atomic_fetch_add(&sb->next, 1) % RUN_UID_SPAN);
-	pid = fork();
+	int ndir = l->ndir;
+	pid_t pid = fork();
 	if (pid < 0) {
 		error = base_error_set(BASE_EGENERIC, "sandbox: fork: %s", strerror(errno));
 		goto done;
@@ -596,7 +641,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		/* child: async-signal-safe calls only */
 		setpgid(0, 0);
 		/* first of all, so that everything it starts is counted */
-		int cerr = measure_cgroup_join(&cg);
+		int cerr = measure_cgroup_join(&l->cg);
 		if (cerr)
 			child_fail(exec_pipe[1], cerr);
 		/* as root: the trees are mounted where bwrap, which resolves
@@ -607,24 +652,24 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 			    mount("tmpfs", sb->stage, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") < 0)
 				child_fail(exec_pipe[1], errno);
 			for (int i = 0; i < ndir; i++) {
-				int made = isdir[i] ? mkdir(stage[i], 0755)
-						    : open(stage[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+				int made = l->isdir[i] ? mkdir(l->stage[i], 0755)
+						       : open(l->stage[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 				if (made < 0)
 					child_fail(exec_pipe[1], errno);
-				if (!isdir[i])
+				if (!l->isdir[i])
 					close(made);
-				if (mount(src[i], stage[i], NULL, MS_BIND | MS_REC, NULL) < 0)
+				if (mount(l->src[i], l->stage[i], NULL, MS_BIND | MS_REC, NULL) < 0)
 					child_fail(exec_pipe[1], errno);
 			}
 		}
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0)
+		int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
+		if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 			child_fail(exec_pipe[1], errno);
 		/* only 0, 1, 2, the trees bwrap mounts and the exec-error pipe
 		 * (close-on-exec) stay */
 		close_except(3, keep, nkeep, fd_limit);
 		for (int i = 0; i < ndir && sb->trees == TREES_FD; i++)
-			if (fcntl(dir_fd[i], F_SETFD, 0) < 0)
+			if (fcntl(l->dir_fd[i], F_SETFD, 0) < 0)
 				child_fail(exec_pipe[1], errno);
 		sigset_t none;
 		sigemptyset(&none);
@@ -655,15 +700,11 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		/* bwrap itself gets an empty environment: as the sandbox's
 		 * pid 1 its /proc/1/environ is readable from inside */
 		char *const no_env[] = { NULL };
-		execve(sb->bwrap, (char *const *)a.v, no_env);
+		execve(sb->bwrap, (char *const *)a->v, no_env);
 		child_fail(exec_pipe[1], errno);
 	}
 	setpgid(pid, pid);
-	measure_cgroup_close_fds(&cg);
-	close(out_pipe[1]);
-	out_pipe[1] = -1;
-	close(err_pipe[1]);
-	err_pipe[1] = -1;
+	measure_cgroup_close_fds(&l->cg);
 	close(exec_pipe[1]);
 	exec_pipe[1] = -1;
 
@@ -674,11 +715,65 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 	while (en < 0 && errno == EINTR);
 	if (en == (ssize_t)sizeof(exec_errno)) {
 		waitpid(pid, NULL, 0);
-		pid = -1;
 		error = base_error_set(BASE_EGENERIC, "sandbox: cannot start %s: %s", sb->bwrap, strerror(exec_errno));
 		goto done;
 	}
+	l->pid = pid;
 
+done:
+	for (int i = 0; i < 2; i++)
+		if (exec_pipe[i] >= 0)
+			close(exec_pipe[i]);
+	return error;
+}
+
+/* bwrap reports its own setup failures as exit status 1 with "bwrap: ..."
+ * on stderr (the command never ran): that line as an error, else 0. */
+static int bwrap_setup_failure(const char *err)
+{
+	if (!err || strncmp(err, "bwrap: ", 7) != 0)
+		return 0;
+	char line[512];
+	size_t l = strcspn(err, "\n");
+	if (l >= sizeof(line))
+		l = sizeof(line) - 1;
+	memcpy(line, err, l);
+	line[l] = '\0';
+	return base_error_set(BASE_EGENERIC, "sandbox could not be set up: %s", line);
+}
+
+/* ---- run: to completion, output captured --------------------------------- */
+
+static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const measure_sandbox_cmd *cmd, int probe)
+{
+	int error = 0;
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	const measure_sandbox_limits *lim = &cmd->limits;
+	size_t cap = lim->output_cap ? lim->output_cap : DEFAULT_OUTPUT_CAP;
+	base_buf ob, eb;
+	launch *l = launch_new();
+
+	memset(out, 0, sizeof(*out));
+	base_buf_init(&ob, cap + 128);
+	base_buf_init(&eb, cap + 128);
+	if (!l) {
+		error = base_error_set(BASE_ENOMEM, "sandbox: out of memory");
+		goto done;
+	}
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
+		error = base_error_set(BASE_EGENERIC, "sandbox: pipe: %s", strerror(errno));
+		goto done;
+	}
+	error = launch_start(sb, l, cmd, probe, -1, out_pipe[1], err_pipe[1]);
+	close(out_pipe[1]);
+	out_pipe[1] = -1;
+	close(err_pipe[1]);
+	err_pipe[1] = -1;
+	if (error < 0)
+		goto done;
+
+	pid_t pid = l->pid;
+	int64_t start = l->start;
 	size_t oseen = 0, eseen = 0;
 	int oopen = 1, eopen = 1, killed = 0;
 	int64_t deadline = lim->timeout_s > 0 ? start + (int64_t)lim->timeout_s * 1000 : 0;
@@ -695,11 +790,11 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 				why = 2;
 			else if (now >= next_watch) {
 				next_watch = now + WATCH_MS;
-				if ((broken = watch_check(&w, now, &value)) != MEASURE_SANDBOX_LIMIT_NONE)
+				if ((broken = watch_check(&l->w, now, &value)) != MEASURE_SANDBOX_LIMIT_NONE)
 					why = 3;
 			}
 			if (why) {
-				kill_tree(pid, &cg);
+				kill_tree(pid, &l->cg);
 				killed = 1;
 				kill_deadline = now + 5000;
 				if (why == 1)
@@ -725,7 +820,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 			pfd[n++] = (struct pollfd){ .fd = err_pipe[0], .events = POLLIN };
 		int r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR) {
-			kill_tree(pid, &cg);
+			kill_tree(pid, &l->cg);
 			error = base_error_set(BASE_EGENERIC, "sandbox: poll: %s", strerror(errno));
 			break;
 		}
@@ -752,7 +847,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		}
 		int64_t now = base_mono_ms();
 		if (!killed && ((deadline && now >= deadline) || (cmd->cancel && *cmd->cancel))) {
-			kill_tree(pid, &cg);
+			kill_tree(pid, &l->cg);
 			killed = 1;
 			if (deadline && now >= deadline)
 				out->timed_out = 1;
@@ -762,7 +857,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	pid = -1;
+	l->pid = -1;
 	out->wall_ms = base_mono_ms() - start;
 	if (WIFEXITED(status)) {
 		out->exit_code = WEXITSTATUS(status);
@@ -774,7 +869,7 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 	 * refused fork) and that made the command fail */
 	if (!killed && (out->exit_code != 0 || out->term_signal)) {
 		uint64_t value = 0;
-		measure_sandbox_limit broken = watch_check(&w, base_mono_ms(), &value);
+		measure_sandbox_limit broken = watch_check(&l->w, base_mono_ms(), &value);
 		if (broken == MEASURE_SANDBOX_LIMIT_MEMORY || broken == MEASURE_SANDBOX_LIMIT_PIDS) {
 			out->limit = broken;
 			out->limit_value = value;
@@ -786,34 +881,16 @@ static int bwrap_run_impl(bwrap_sandbox *sb, measure_sandbox_result *out, const 
 		error = base_error_set(BASE_ENOMEM, "sandbox: out of memory");
 		goto done;
 	}
-	/* bwrap reports its own setup failures as exit status 1 with
-	 * "bwrap: ..." on stderr; the command never ran. */
-	if (!killed && out->exit_code == 1 && strncmp(out->err, "bwrap: ", 7) == 0) {
-		char line[512];
-		size_t l = strcspn(out->err, "\n");
-		if (l >= sizeof(line))
-			l = sizeof(line) - 1;
-		memcpy(line, out->err, l);
-		line[l] = '\0';
-		error = base_error_set(BASE_EGENERIC, "sandbox could not be set up: %s", line);
+	if (!killed && out->exit_code == 1 && (error = bwrap_setup_failure(out->err)) < 0)
 		goto done;
-	}
 
 done:
-	if (pid > 0) {
-		kill_tree(pid, &cg);
-		waitpid(pid, NULL, 0);
-	}
-	measure_cgroup_destroy(&cg);
-	for (int i = 0; i < ndir; i++)
-		close(dir_fd[i]);
+	launch_free(l);
 	for (int i = 0; i < 2; i++) {
 		if (out_pipe[i] >= 0)
 			close(out_pipe[i]);
 		if (err_pipe[i] >= 0)
 			close(err_pipe[i]);
-		if (exec_pipe[i] >= 0)
-			close(exec_pipe[i]);
 	}
 	base_buf_dispose(&ob);
 	base_buf_dispose(&eb);
@@ -823,6 +900,257 @@ done:
 static int bwrap_run(measure_sandbox *base, measure_sandbox_result *out, const measure_sandbox_cmd *cmd)
 {
 	return bwrap_run_impl((bwrap_sandbox *)base, out, cmd, 0);
+}
+
+/* ---- spawn: a long-lived process ------------------------------------------ */
+
+/* The proc's thread forks bwrap (the parent-death signal is tied to the
+ * thread that forked, so a proc made by a short-lived thread would die with
+ * it), then watches: every WATCH_MS, or at once when kill() wakes it, it
+ * checks the cancel flag, the wall clock and the whole-sandbox limits and
+ * reaps bwrap.  The mutex guards the state below and the pid (kill and
+ * reap never race on a recycled pid). */
+typedef struct bwrap_proc {
+	measure_sandbox_proc base;
+	bwrap_sandbox *sb;
+	launch *l;                      /* owned */
+	const measure_sandbox_cmd *cmd; /* borrowed until started */
+	const atomic_int *cancel;       /* borrowed, may be NULL */
+	int timeout_s;
+	int child_in, child_out;        /* the child's ends, closed once started */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* started, kill_req, ended */
+	int started;                    /* 1 running, -1 failed */
+	char start_error[600];
+	int start_code;
+	int kill_req;
+	int ended;
+	measure_sandbox_result status;  /* once ended; no output */
+} bwrap_proc;
+
+static void *proc_main(void *arg)
+{
+	bwrap_proc *p = arg;
+	/* the watch loop's own signals: none (the owner's threads handle them) */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	int error = launch_start(p->sb, p->l, p->cmd, 0, p->child_in, p->child_out, p->child_out);
+	pthread_mutex_lock(&p->lock);
+	p->started = error < 0 ? -1 : 1;
+	if (error < 0) {
+		p->start_code = error;
+		snprintf(p->start_error, sizeof(p->start_error), "%s", base_error_last());
+	}
+	p->cmd = NULL;
+	pthread_cond_broadcast(&p->cond);
+	if (error < 0) {
+		pthread_mutex_unlock(&p->lock);
+		return NULL;
+	}
+	int64_t deadline = p->timeout_s > 0 ? p->l->start + (int64_t)p->timeout_s * 1000 : 0;
+	int64_t next_watch = p->l->start + WATCH_MS;
+	int killed = 0;
+	for (;;) {
+		int64_t now = base_mono_ms();
+		int status = 0;
+		pid_t wp = waitpid(p->l->pid, &status, WNOHANG);
+		if (wp == p->l->pid || (wp < 0 && errno != EINTR)) {
+			p->l->pid = -1;
+			p->status.wall_ms = now - p->l->start;
+			if (wp > 0 && WIFEXITED(status))
+				p->status.exit_code = WEXITSTATUS(status);
+			else if (wp > 0 && WIFSIGNALED(status)) {
+				p->status.exit_code = -1;
+				p->status.term_signal = WTERMSIG(status);
+			}
+			/* whatever its namespace's init left behind */
+			if (p->l->cg.cgs)
+				measure_cgroup_kill(&p->l->cg);
+			if (!killed && (p->status.exit_code != 0 || p->status.term_signal)) {
+				uint64_t value = 0;
+				measure_sandbox_limit broken = watch_check(&p->l->w, now, &value);
+				if (broken == MEASURE_SANDBOX_LIMIT_MEMORY || broken == MEASURE_SANDBOX_LIMIT_PIDS) {
+					p->status.limit = broken;
+					p->status.limit_value = value;
+				}
+			}
+			p->ended = 1;
+			pthread_cond_broadcast(&p->cond);
+			break;
+		}
+		if (!killed) {
+			int why = 0;
+			uint64_t value = 0;
+			measure_sandbox_limit broken = MEASURE_SANDBOX_LIMIT_NONE;
+			if (p->kill_req)
+				why = 4;
+			else if (deadline && now >= deadline)
+				why = 1;
+			else if (p->cancel && *p->cancel)
+				why = 2;
+			else if (now >= next_watch) {
+				next_watch = now + WATCH_MS;
+				if ((broken = watch_check(&p->l->w, now, &value)) != MEASURE_SANDBOX_LIMIT_NONE)
+					why = 3;
+			}
+			if (why) {
+				kill_tree(p->l->pid, &p->l->cg);
+				killed = 1;
+				if (why == 1)
+					p->status.timed_out = 1;
+				else if (why == 2)
+					p->status.cancelled = 1;
+				else if (why == 3) {
+					p->status.limit = broken;
+					p->status.limit_value = value;
+				}
+			}
+		}
+		/* a short sleep after a kill (the tree goes at once), the watch
+		 * period otherwise, woken by kill() */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		long wait_ms = killed ? 10 : 50;
+		ts.tv_nsec += wait_ms * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!p->kill_req || killed)
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void proc_kill(measure_sandbox_proc *base)
+{
+	bwrap_proc *p = (bwrap_proc *)base;
+	pthread_mutex_lock(&p->lock);
+	p->kill_req = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int proc_wait(measure_sandbox_proc *base, int timeout_ms, measure_sandbox_result *status)
+{
+	bwrap_proc *p = (bwrap_proc *)base;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ns = (int64_t)ts.tv_nsec + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000LL;
+	ts.tv_sec += (time_t)(ns / 1000000000LL);
+	ts.tv_nsec = (long)(ns % 1000000000LL);
+	pthread_mutex_lock(&p->lock);
+	while (!p->ended && timeout_ms != 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&p->cond, &p->lock);
+		else if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	int ended = p->ended;
+	if (ended && status)
+		*status = p->status;
+	pthread_mutex_unlock(&p->lock);
+	return ended;
+}
+
+static void proc_free(measure_sandbox_proc *base)
+{
+	bwrap_proc *p = (bwrap_proc *)base;
+	if (!p)
+		return;
+	if (p->started != 0) {
+		proc_kill(base);
+		pthread_join(p->thread, NULL);
+	}
+	launch_free(p->l);
+	if (p->base.in_fd >= 0)
+		close(p->base.in_fd);
+	if (p->base.out_fd >= 0)
+		close(p->base.out_fd);
+	if (p->child_in >= 0)
+		close(p->child_in);
+	if (p->child_out >= 0)
+		close(p->child_out);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static int bwrap_spawn(measure_sandbox *base, measure_sandbox_proc **out, const measure_sandbox_cmd *cmd)
+{
+	bwrap_sandbox *sb = (bwrap_sandbox *)base;
+	*out = NULL;
+	bwrap_proc *p = calloc(1, sizeof(*p));
+	if (!p)
+		return base_error_set(BASE_ENOMEM, "sandbox: out of memory");
+	p->base.kill = proc_kill;
+	p->base.wait = proc_wait;
+	p->base.free = proc_free;
+	p->base.in_fd = p->base.out_fd = p->child_in = p->child_out = -1;
+	p->sb = sb;
+	p->cmd = cmd;
+	p->cancel = cmd->cancel;
+	p->timeout_s = cmd->limits.timeout_s;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	int error = 0;
+	int sv[2] = { -1, -1 }, op[2] = { -1, -1 };
+	if (!(p->l = launch_new())) {
+		error = base_error_set(BASE_ENOMEM, "sandbox: out of memory");
+		goto done;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(op, O_CLOEXEC) < 0) {
+		error = base_error_set(BASE_EGENERIC, "sandbox: pipe: %s", strerror(errno));
+		goto done;
+	}
+	p->base.in_fd = sv[0];
+	p->child_in = sv[1];
+	p->base.out_fd = op[0];
+	p->child_out = op[1];
+	sv[0] = sv[1] = op[0] = op[1] = -1;
+	/* the child's stdin reads only; the owner's end writes only */
+	shutdown(p->child_in, SHUT_WR);
+	shutdown(p->base.in_fd, SHUT_RD);
+	if (fcntl(p->base.in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(p->base.out_fd, F_SETFL, O_NONBLOCK) < 0) {
+		error = base_error_set(BASE_EGENERIC, "sandbox: fcntl: %s", strerror(errno));
+		goto done;
+	}
+	if (pthread_create(&p->thread, NULL, proc_main, p) != 0) {
+		error = base_error_set(BASE_EGENERIC, "sandbox: cannot start the process's watch thread");
+		goto done;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->started == 0)
+		pthread_cond_wait(&p->cond, &p->lock);
+	int started = p->started;
+	pthread_mutex_unlock(&p->lock);
+	if (started < 0) {
+		pthread_join(p->thread, NULL);
+		p->started = 0;
+		error = base_error_set(p->start_code, "%s", p->start_error);
+		goto done;
+	}
+	close(p->child_in);
+	close(p->child_out);
+	p->child_in = p->child_out = -1;
+	*out = &p->base;
+	return 0;
+done:
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (op[i] >= 0)
+			close(op[i]);
+	}
+	proc_free(&p->base);
+	return error;
 }
 
 /* ---- prepare_dir: hand the tree to the run uids' group ------------------- */
@@ -1081,6 +1409,7 @@ int measure_sandbox_bwrap_new(measure_sandbox **out, const measure_sandbox_bwrap
 	sb->base.run = bwrap_run;
 	sb->base.prepare_dir = bwrap_prepare_dir;
 	sb->base.free = bwrap_free;
+	sb->base.spawn = bwrap_spawn;
 	measure_sandbox_bwrap_options defaults = MEASURE_SANDBOX_BWRAP_OPTIONS_INIT;
 	sb->opts = opts ? *opts : defaults;
 	sb->drop = geteuid() == 0;

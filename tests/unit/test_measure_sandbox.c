@@ -11,7 +11,11 @@
  * refused, DATA_DIR's ancestors are never opened up; the whole-sandbox
  * limits (memory across ten processes, 10,000 forks, CPU time of two busy
  * loops, 20 GiB of writes, the host disk's reserve) each end a run quickly
- * with a clear reason, and no run cgroup is left behind. */
+ * with a clear reason, and no run cgroup is left behind.  A spawned
+ * long-lived process gets the same confinement, its stdin and merged output,
+ * its exit status; kill, the cancel flag and free take its whole tree down,
+ * it outlives the thread that spawned it, and the whole-sandbox limits end
+ * it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +41,7 @@
 
 #include "measure/callgrind_run.h"
 #include "measure/sandbox.h"
+#include "base/clock.h"
 #include "base/error.h"
 
 typedef struct fixture {
@@ -949,10 +956,163 @@ static void test_limit_reasons(void **state)
 	measure_sandbox_result_dispose(&r);
 }
 
+/* ---- spawn: a long-lived process ------------------------------------------ */
+
+/* Reads the proc's merged output until `want` appears or EOF (or 10 s). */
+static char *read_until(measure_sandbox_proc *p, const char *want)
+{
+	static char buf[65536];
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < 1000 && len < sizeof(buf) - 1; i++) {
+		struct pollfd pfd = { .fd = p->out_fd, .events = POLLIN };
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		ssize_t n = read(p->out_fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == 0)
+			break;
+		if (n > 0) {
+			len += (size_t)n;
+			buf[len] = '\0';
+			if (want && strstr(buf, want))
+				break;
+		}
+	}
+	return buf;
+}
+
+static measure_sandbox_proc *spawn_shell(measure_sandbox *sb, fixture *f, const char *shell, const atomic_int *cancel)
+{
+	measure_sandbox_cmd c = MEASURE_SANDBOX_CMD_INIT;
+	c.workspace = f->ws;
+	c.shell = shell;
+	c.limits.timeout_s = 0;
+	c.cancel = cancel;
+	measure_sandbox_proc *p = NULL;
+	if (measure_sandbox_spawn(sb, &p, &c) != 0)
+		fail_msg("spawn failed: %s", base_error_last());
+	return p;
+}
+
+/* stdin in, stdout and stderr merged out, the exit status; the same
+ * confinement as run(): no descriptor of perfbot's, nothing of its files. */
+static void test_spawn_io_and_status(void **state)
+{
+	fixture *f = *state;
+	int key = open(f->secret, O_RDONLY);
+	int high = fcntl(key, F_DUPFD, 200);
+	assert_true(high >= 200);
+	char shell[512];
+	snprintf(shell, sizeof(shell),
+		 "read line; echo \"got $line\"; echo err >&2; ls /proc/self/fd | tr '\\n' ' '; echo; "
+		 "cat '%s' 2>&1 | grep -c secret; id -u; exit 7",
+		 f->secret);
+	measure_sandbox_proc *p = spawn_shell(f->sb, f, shell, NULL);
+	assert_true(p->in_fd >= 0 && p->out_fd >= 0);
+	assert_int_equal(p->wait(p, 0, NULL), 0);
+	assert_int_equal(send(p->in_fd, "hello\n", 6, MSG_NOSIGNAL), 6);
+	const char *out = read_until(p, NULL);
+	/* 0, 1, 2 and ls's own directory */
+	assert_string_equal(out, "got hello\nerr\n0 1 2 3 \n0\n1000\n");
+	measure_sandbox_result st;
+	assert_int_equal(p->wait(p, 5000, &st), 1);
+	assert_int_equal(st.exit_code, 7);
+	assert_false(st.cancelled || st.timed_out);
+	assert_null(st.out);
+	/* writing to a process that has gone is an error, not a SIGPIPE */
+	assert_true(send(p->in_fd, "x\n", 2, MSG_NOSIGNAL) < 0);
+	measure_sandbox_proc_free(p);
+	close(high);
+	close(key);
+}
+
+/* kill(), the cancel flag and free each take the whole tree down. */
+static void test_spawn_kill_cancel_free(void **state)
+{
+	fixture *f = *state;
+	char marker[64], shell[160];
+	snprintf(marker, sizeof(marker), "sleep 33.%d", (int)getpid());
+	snprintf(shell, sizeof(shell), "setsid /bin/%s & /bin/%s; :", marker, marker);
+	pid_t pids[64];
+
+	measure_sandbox_proc *p = spawn_shell(f->sb, f, shell, NULL);
+	for (int i = 0; i < 100 && find_marked(pids, 64, marker) < 2; i++)
+		sleep_ms(20);
+	assert_true(find_marked(pids, 64, marker) >= 2);
+	int64_t t0 = base_mono_ms();
+	p->kill(p);
+	measure_sandbox_result st;
+	assert_int_equal(p->wait(p, 3000, &st), 1);
+	assert_true(base_mono_ms() - t0 < 2000);
+	assert_int_equal(st.term_signal, SIGKILL);
+	assert_int_equal(find_marked(pids, 64, marker), 0);
+	measure_sandbox_proc_free(p);
+
+	atomic_int cancel = 0;
+	p = spawn_shell(f->sb, f, shell, &cancel);
+	for (int i = 0; i < 100 && find_marked(pids, 64, marker) < 2; i++)
+		sleep_ms(20);
+	cancel = 1;
+	assert_int_equal(p->wait(p, 3000, &st), 1);
+	assert_true(st.cancelled);
+	assert_int_equal(find_marked(pids, 64, marker), 0);
+	measure_sandbox_proc_free(p);
+
+	p = spawn_shell(f->sb, f, shell, NULL);
+	for (int i = 0; i < 100 && find_marked(pids, 64, marker) < 2; i++)
+		sleep_ms(20);
+	measure_sandbox_proc_free(p);
+	sleep_ms(100);
+	assert_int_equal(find_marked(pids, 64, marker), 0);
+}
+
+static void *spawn_in_thread(void *arg)
+{
+	void **a = arg;
+	a[2] = spawn_shell(a[0], a[1], "cat", NULL);
+	return NULL;
+}
+
+/* A process spawned by a thread that has since ended lives on: the
+ * sandbox dies with the thread that forked it, which is the proc's own. */
+static void test_spawn_outlives_its_thread(void **state)
+{
+	fixture *f = *state;
+	void *a[3] = { f->sb, f, NULL };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, spawn_in_thread, a), 0);
+	pthread_join(th, NULL);
+	measure_sandbox_proc *p = a[2];
+	sleep_ms(300);
+	assert_int_equal(p->wait(p, 0, NULL), 0);
+	assert_int_equal(send(p->in_fd, "still here\n", 11, MSG_NOSIGNAL), 11);
+	assert_string_equal(read_until(p, "here\n"), "still here\n");
+	measure_sandbox_proc_free(p);
+}
+
+/* The whole-sandbox limits hold for a spawned process too. */
+static void test_spawn_whole_sandbox_limit(void **state)
+{
+	fixture *f = *state;
+	measure_sandbox *sb = small_sandbox(0, 64, 0, 0, 0);
+	measure_sandbox_proc *p = spawn_shell(sb, f, "while :; do sleep 30 & done", NULL);
+	measure_sandbox_result st;
+	assert_int_equal(p->wait(p, 20000, &st), 1);
+	if (geteuid() == 0)
+		assert_int_equal(st.limit, MEASURE_SANDBOX_LIMIT_PIDS);
+	measure_sandbox_proc_free(p);
+	measure_sandbox_free(sb);
+	if (geteuid() == 0)
+		assert_int_equal(leftover_cgroups(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_network),
+		cmocka_unit_test(test_spawn_io_and_status),
+		cmocka_unit_test(test_spawn_kill_cancel_free),
+		cmocka_unit_test(test_spawn_outlives_its_thread),
 		cmocka_unit_test(test_nothing_of_perfbot_visible),
 		cmocka_unit_test(test_environment_is_fixed),
 		cmocka_unit_test(test_no_inherited_fds),
@@ -976,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_stale_cgroups_swept),
 		cmocka_unit_test(test_memory_limit_whole_sandbox),
 		cmocka_unit_test(test_pids_limit_whole_sandbox),
+		cmocka_unit_test(test_spawn_whole_sandbox_limit),
 		cmocka_unit_test(test_cpu_limit_whole_sandbox),
 		cmocka_unit_test(test_disk_limit_whole_sandbox),
 		cmocka_unit_test(test_disk_reserve_kept),
