@@ -35,6 +35,7 @@ check_dir /usr/share/gocode/src/gopkg.in/yaml.v3 golang-gopkg-yaml.v3-dev
 check_dir /usr/share/gocode/src/gopkg.in/yaml.v2 golang-gopkg-yaml.v2-dev
 # the store's tests start their own PostgreSQL cluster (tests/lib/pg.sh)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+check_cmd chromium chromium
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""

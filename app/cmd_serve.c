@@ -4,8 +4,8 @@
  * jobs get SHUTDOWN_GRACE_SECONDS, leases of the rest are released, exit 0.
  *
  * Roles (--role, PERFBOT_ROLE), for several replicas on one PostgreSQL
- * store: `all` (one process does everything), `web` (webhook intake and
- * setup page, no job threads) and `worker` (job threads, sandboxes and the
+ * store: `all` (one process does everything), `web` (webhook intake, setup
+ * page and dashboard, no job threads) and `worker` (job threads, sandboxes and the
  * MCP endpoint of the agent runs it runs; its listener serves only /mcp,
  * /healthz, /readyz and /metrics).  MCP stays with the replica running the
  * run: the agent command is its child and reaches it over loopback; the run
@@ -33,6 +33,7 @@
 #include "webhooks/handlers.h"
 #include "webhooks/intake.h"
 #include "webhooks/server.h"
+#include "ui/ui.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -277,6 +278,8 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	gh_setup *setup = NULL;
 	measure_sandbox *sandbox = NULL;
 	agent_mcp *mcp = NULL;
+	ui_ctx *ui = NULL;
+	ui_github *ui_gh = NULL;
 	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url, .queue_pr = queue_pr };
 	measure_services msvc = { .cfg = cfg, .public_url = cfg->public_url, .queue_optimize = queue_optimize,
 				  .queue_optimize_payload = &svc };
@@ -392,6 +395,22 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 			goto fail;
 	}
 
+	/* the dashboard: its pages, its API and the sign-in with GitHub */
+	ui_options uopts = { .cfg = cfg, .store = st.store, .agent = &svc };
+	if (ui_github_default_new(&ui_gh, st.gh, cfg) < 0)
+		goto fail;
+	uopts.github = ui_gh;
+	if (ui_new(&ui, &uopts) < 0)
+		goto fail;
+	static const char *const ui_prefixes[] = { "/ui", "/api/v1/", "/auth/" };
+	/* a worker's listener serves its agents and probes only */
+	for (size_t i = 0; role != ROLE_WORKER && i < sizeof(ui_prefixes) / sizeof(ui_prefixes[0]); i++) {
+		wh_route r = { .path = ui_prefixes[i], .prefix = 1, .handler = ui_handle, .payload = ui,
+			       .max_body = UI_MAX_BODY };
+		if (wh_server_route(srv, &r) < 0)
+			goto fail;
+	}
+
 	char labels[64];
 	snprintf(labels, sizeof(labels), "version=\"%s\"", PERFBOT_VERSION);
 	base_metric_set(base_metric_gauge("perfbot_build_info", "perfbot build", labels), 1);
@@ -465,6 +484,8 @@ done:
 	wh_server_free(srv);
 	wh_intake_free(intake);
 	gh_setup_free(setup);
+	ui_free(ui);
+	ui_github_default_free(ui_gh);
 	if (!st.workers || store_workers_busy(st.workers) == 0) {
 		store_workers_free(st.workers);
 		agent_mcp_free(mcp);

@@ -42,7 +42,7 @@ static const struct var vars[] = {
 	{ "DATABASE_URL", K_STR, NULL, 0, 0,
 	  "store URL: sqlite:PATH (default sqlite:$DATA_DIR/perfbot.db) or postgres://user:password@host:port/db" },
 	{ "PERFBOT_ROLE", K_STR, "all", 0, 0,
-	  "what perfbot serve runs: all | web (intake, setup; no jobs) | worker (jobs, sandboxes, MCP; no intake)" },
+	  "what perfbot serve runs: all | web (intake, setup, dashboard; no jobs) | worker (jobs, sandboxes, MCP; no intake)" },
 	{ "WORKERS", K_INT, NULL, 1, 256, "threads for webhook events, comment commands and PR jobs (default: number of cores)" },
 	{ "BENCH_WORKERS", K_INT, NULL, 1, 256, "threads for bench and agent runs (default: cores - 1, at least 1)" },
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
@@ -74,6 +74,7 @@ static const struct var vars[] = {
 	{ "GH_ORG", K_STR, NULL, 0, 0, "organisation to register the App for" },
 	{ "GITHUB_CLIENT_ID", K_STR, NULL, 0, 0, "App client id" },
 	{ "GITHUB_CLIENT_SECRET", K_STR, NULL, 0, 0, "App client secret" },
+	{ "GITHUB_WEB_URL", K_STR, NULL, 0, 0, "GitHub's web address for sign-in (default https://github.com or GHE_HOST)" },
 	{ "REDELIVERY_INTERVAL_SECONDS", K_INT, "0", 0, 86400, "how often missed deliveries are redelivered (0: off)" },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -495,6 +496,7 @@ static int check_and_store(struct loaded *l)
 		STR(gh_org, "GH_ORG");
 		STR(github_client_id, "GITHUB_CLIENT_ID");
 		STR(github_client_secret, "GITHUB_CLIENT_SECRET");
+		STR(github_web_url, "GITHUB_WEB_URL");
 		NUM(redelivery_interval_s, "REDELIVERY_INTERVAL_SECONDS");
 #undef STR
 #undef NUM

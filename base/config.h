@@ -54,7 +54,8 @@ typedef struct base_config {
 	int insecure_no_signature;      /* --insecure-no-signature */
 	const char *gh_org;
 	const char *github_client_id;
-	const char *github_client_secret;
+	const char *github_client_secret; /* never logged */
+	const char *github_web_url;     /* GITHUB_WEB_URL; NULL: https://github.com or https://GHE_HOST */
 	int redelivery_interval_s;      /* REDELIVERY_INTERVAL_SECONDS, 0 = off */
 } base_config;
 

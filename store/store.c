@@ -441,3 +441,44 @@ void store_job_dispose(store_job *job)
 	free(job->delivery_id);
 	memset(job, 0, sizeof(*job));
 }
+
+void store_session_dispose(store_session *s)
+{
+	if (!s)
+		return;
+	free(s->id_hash);
+	free(s->login);
+	free(s->avatar_url);
+	if (s->token)
+		memset(s->token, 0, strlen(s->token));
+	free(s->token);
+	free(s->csrf);
+	memset(s, 0, sizeof(*s));
+}
+
+int store_session_put(store *st, const store_session *s)
+{
+	return st->be->session_put(st, s);
+}
+
+int store_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out)
+{
+	memset(out, 0, sizeof(*out));
+	return st->be->session_get(st, id_hash, now_ms, out);
+}
+
+int store_session_delete(store *st, const char *id_hash)
+{
+	return st->be->session_delete(st, id_hash);
+}
+
+int store_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+		     int limit)
+{
+	*out = NULL;
+	if (!repository || !branch || limit < 1 || limit > 5000)
+		return base_error_set(BASE_EINVALID, "series: a repository, a branch and a limit of 1 to 5000 are needed");
+	if (!metric || (strcmp(metric, "cycles") && strcmp(metric, "instructions")))
+		return base_error_set(BASE_EINVALID, "series: metric is cycles or instructions");
+	return st->be->series_get(st, out, repository, branch, metric, limit);
+}

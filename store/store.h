@@ -312,6 +312,49 @@ int store_run_token_put(store *st, int64_t run_id, const char *token_hash);
 int store_run_token_find(store *st, const char *token_hash, int64_t *run_id_out);
 int store_run_token_delete(store *st, int64_t run_id);
 
+/* ---- dashboard: sign-in sessions and benchmark series -------------------- */
+
+/* A signed-in browser.  The session id itself is never stored: the store
+ * keys the session by the SHA-256 hex of its cookie value. */
+typedef struct store_session {
+	char *id_hash;      /* 64 hex chars */
+	char *login;        /* GitHub login */
+	int64_t user_id;    /* GitHub user id */
+	char *avatar_url;   /* may be NULL */
+	char *token;        /* the user's OAuth token; never logged */
+	char *csrf;         /* the session's CSRF token (hex) */
+	int64_t created_ms;
+	int64_t expires_ms; /* ms since epoch; the session ends then */
+} store_session;
+
+/* Frees the strings of a session filled by store_session_get. */
+void store_session_dispose(store_session *s);
+
+/* Stores a new session (strings borrowed, copied) and deletes every
+ * session expired at s->created_ms.  BASE_EEXISTS when id_hash is taken. */
+int store_session_put(store *st, const store_session *s);
+
+/* The session with this id hash that has not expired at now_ms (owned
+ * strings in *out, store_session_dispose), or BASE_ENOTFOUND. */
+int store_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out);
+
+/* Deletes the session (sign-out); no error when there is none. */
+int store_session_delete(store *st, const char *id_hash);
+
+/* The benchmark history of a branch, in one query: the newest `limit`
+ * (1..5000) commits measured by push-triggered bench runs of `repository`
+ * on `branch` that ended "done" (one per commit: its newest such run),
+ * oldest first, with each successful measurement's value of `metric`
+ * ("cycles": estimated cycles, "instructions").  *out (owned):
+ *   {"commits": [{"sha", "run_id", "at_ms", "author", "message"}],
+ *    "series": {"<benchmark>": [value | null, ...]}}
+ * with every series as long as commits (null where the commit has no
+ * successful measurement of that benchmark); author and message come from
+ * the run's data.commit (null when absent), at_ms from data.commit.at_ms or
+ * else the run's creation time. */
+int store_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+		     int limit);
+
 /* ---- moving an installation ---------------------------------------------- */
 
 typedef struct store_copy_stats {

@@ -38,12 +38,14 @@ static const struct table TABLES[] = {
 	  "id, kind, repository, installation_id, head_sha, base_sha, branch, trigger, state, reason, data, created_ms,"
 	  " updated_ms",
 	  13, 1 },
-	{ "measurements", "id, run_id, repository, commit_sha, benchmark, data, created_ms", 7, 1 },
+	{ "measurements", "id, run_id, repository, commit_sha, benchmark, data, created_ms, ok, instructions, estimated_cycles",
+	  10, 1 },
 	{ "proposals", "run_id, data, created_ms, updated_ms", 4, 0 },
 	{ "pulls", "run_id, repository, number, branch, state, data, updated_ms", 7, 0 },
 	{ "approvals", "run_id, \"user\", via, created_ms", 4, 0 },
 	{ "audit", "id, at_ms, actor, action, subject, detail", 6, 1 },
 	{ "run_tokens", "token_hash, run_id, created_ms", 3, 0 },
+	{ "sessions", "id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms", 8, 0 },
 };
 #define NTABLES (sizeof(TABLES) / sizeof(TABLES[0]))
 #define MAX_COLUMNS 16

@@ -60,6 +60,11 @@ typedef struct store_backend {
 	int (*run_token_put)(store *st, int64_t run_id, const char *token_hash);
 	int (*run_token_find)(store *st, const char *token_hash, int64_t *run_id_out);
 	int (*run_token_delete)(store *st, int64_t run_id);
+	int (*session_put)(store *st, const store_session *s);
+	int (*session_get)(store *st, const char *id_hash, int64_t now_ms, store_session *out);
+	int (*session_delete)(store *st, const char *id_hash);
+	int (*series_get)(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+			  int limit);
 } store_backend;
 
 struct store {

@@ -630,6 +630,21 @@ static const char *migrations[] = {
 	"  END LOOP;"
 	"  RETURN t;"
 	" END $$;",
+	/* 3: the dashboard: sign-in sessions, and the measured values as
+	 * columns so that a branch's history is read from indexes alone */
+	/* a JSON number as bigint (NULL for anything else), as json_extract */
+	"CREATE FUNCTION perfbot_json_int(v jsonb) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$"
+	" SELECT CASE WHEN jsonb_typeof(v) = 'number' THEN trunc((v #>> '{}')::numeric)::bigint END $$;"
+	"CREATE TABLE sessions(id_hash TEXT PRIMARY KEY, login TEXT NOT NULL, user_id BIGINT, avatar_url TEXT,"
+	" token TEXT, csrf TEXT NOT NULL, created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);"
+	"CREATE INDEX sessions_expiry ON sessions(expires_ms);"
+	"ALTER TABLE measurements ADD COLUMN ok BOOLEAN, ADD COLUMN instructions BIGINT,"
+	" ADD COLUMN estimated_cycles BIGINT;"
+	"UPDATE measurements SET ok = coalesce(data->>'status' = 'ok', false),"
+	" instructions = perfbot_json_int(data->'instructions'),"
+	" estimated_cycles = perfbot_json_int(data->'estimated_cycles');"
+	"CREATE INDEX measurements_series ON measurements(run_id, commit_sha, benchmark, ok, estimated_cycles, instructions);"
+	"CREATE INDEX runs_branch ON runs(repository, branch, kind, trigger, state, id);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1428,8 +1443,10 @@ static int pg_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	PGresult *res = NULL;
 	int error = stmt_once((pg_store *)st, &res, NULL,
-			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
-			 " VALUES($1,$2,$3,$4,$5::jsonb,$6) RETURNING id",
+			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms, ok, instructions,"
+			 " estimated_cycles) VALUES($1,$2,$3,$4,$5::jsonb,$6, coalesce($5::jsonb->>'status' = 'ok', false),"
+			 " perfbot_json_int($5::jsonb->'instructions'), perfbot_json_int($5::jsonb->'estimated_cycles'))"
+			 " RETURNING id",
 			 "issssi", run_id, repository, commit, benchmark, text, base_wall_ms());
 	free(text);
 	if (error == 0 && id_out)
@@ -1577,6 +1594,170 @@ static int pg_run_token_delete(store *st, int64_t run_id)
 	return pexec((pg_store *)st, NULL, NULL, "DELETE FROM run_tokens WHERE run_id=$1", "i", run_id);
 }
 
+/* ---- dashboard --------------------------------------------------------------- */
+
+static int pg_session_put(store *st, const store_session *x)
+{
+	pg_store *s = (pg_store *)st;
+	struct pconn *c = NULL;
+	int error = tx_begin(s, &c);
+	if (error < 0)
+		return error;
+	error = exec_c(c, NULL, "DELETE FROM sessions WHERE expires_ms <= $1", "i", x->created_ms);
+	if (error == 0)
+		error = exec_c(c, NULL,
+			       "INSERT INTO sessions(id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms)"
+			       " VALUES($1,$2,$3,$4,$5,$6,$7,$8)",
+			       "ssisssii", x->id_hash, x->login, x->user_id, x->avatar_url, x->token, x->csrf, x->created_ms,
+			       x->expires_ms);
+	if (error == BASE_EEXISTS)
+		base_error_set(BASE_EEXISTS, "session exists");
+	return tx_end(s, c, error);
+}
+
+static int pg_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out)
+{
+	PGresult *res = NULL;
+	int error = stmt((pg_store *)st, &res, NULL,
+			 "SELECT id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms FROM sessions"
+			 " WHERE id_hash=$1 AND expires_ms > $2",
+			 "si", id_hash, now_ms);
+	if (error == 0 && PQntuples(res) == 0)
+		error = base_error_set(BASE_ENOTFOUND, "no such session");
+	if (error == 0) {
+		out->id_hash = col_strdup(res, 0, 0);
+		out->login = col_strdup(res, 0, 1);
+		out->user_id = col_int(res, 0, 2);
+		out->avatar_url = col_strdup(res, 0, 3);
+		out->token = col_strdup(res, 0, 4);
+		out->csrf = col_strdup(res, 0, 5);
+		out->created_ms = col_int(res, 0, 6);
+		out->expires_ms = col_int(res, 0, 7);
+		if (!out->id_hash || !out->login || !out->csrf)
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	PQclear(res);
+	if (error < 0)
+		store_session_dispose(out);
+	return error;
+}
+
+static int pg_session_delete(store *st, const char *id_hash)
+{
+	return pexec((pg_store *)st, NULL, NULL, "DELETE FROM sessions WHERE id_hash=$1", "s", id_hash);
+}
+
+/* The SQLite backend's series query in PostgreSQL's words: the branch's runs
+ * from the `limit`-th newest on, along runs_branch, joined with their
+ * successful measurements; rows come grouped by run, oldest first, and are
+ * folded into the series in one pass (a commit measured again keeps only
+ * its newest run). */
+static int pg_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+			 int limit)
+{
+	PGresult *res = NULL;
+	json_t *commits = json_array(), *series = json_object(), *seen = json_object(), *root = NULL;
+	unsigned char *dropped = calloc((size_t)limit, 1);
+	size_t ndropped = 0, ncommits = 0;
+	int error = 0;
+	if (!commits || !series || !seen || !dropped) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
+	}
+	error = stmt((pg_store *)st, &res, NULL,
+		     "SELECT c.id, c.head_sha, coalesce(perfbot_json_int(c.data->'commit'->'at_ms'), c.created_ms) AS at_ms,"
+		     "  c.data->'commit'->>'author' AS author, c.data->'commit'->>'message' AS message,"
+		     "  m.benchmark, CASE WHEN $4::boolean THEN m.instructions ELSE m.estimated_cycles END AS value"
+		     " FROM runs c"
+		     " LEFT JOIN measurements m ON m.run_id = c.id AND m.commit_sha = c.head_sha AND m.ok"
+		     " WHERE c.repository=$1 AND c.branch=$2 AND c.kind='bench' AND c.trigger='push' AND c.state='done'"
+		     "  AND c.head_sha IS NOT NULL AND c.id >= coalesce((SELECT id FROM runs"
+		     "   WHERE repository=$1 AND branch=$2 AND kind='bench' AND trigger='push' AND state='done'"
+		     "   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET $3::int - 1), 0)"
+		     " ORDER BY c.id, m.id",
+		     "ssns", repository, branch, limit, strcmp(metric, "instructions") == 0 ? "true" : "false");
+	if (error < 0)
+		goto done;
+	int64_t last_run = -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		int64_t run = col_int(res, r, 0);
+		if (run != last_run) {
+			const char *sha = PQgetisnull(res, r, 1) ? "" : PQgetvalue(res, r, 1);
+			const char *author = PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3);
+			const char *message = PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4);
+			if (ncommits >= (size_t)limit)
+				break;
+			json_t *c = json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "sha", sha, "run_id", (json_int_t)run, "at_ms",
+					      (json_int_t)col_int(res, r, 2), "author", author, "message", message);
+			if (!c || json_array_append_new(commits, c) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+			json_t *before = json_object_get(seen, sha);
+			if (before) {
+				dropped[json_integer_value(before)] = 1;
+				ndropped++;
+			}
+			json_object_set_new(seen, sha, json_integer((json_int_t)ncommits));
+			const char *k;
+			json_t *v;
+			json_object_foreach(series, k, v) json_array_append_new(v, json_null());
+			last_run = run;
+			ncommits++;
+		}
+		if (PQgetisnull(res, r, 5) || PQgetisnull(res, r, 6))
+			continue;
+		const char *bench = PQgetvalue(res, r, 5);
+		json_t *arr = json_object_get(series, bench);
+		if (!arr) {
+			arr = json_array();
+			for (size_t i = 0; arr && i < ncommits; i++)
+				json_array_append_new(arr, json_null());
+			if (!arr || json_object_set_new(series, bench, arr) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+		}
+		json_array_set_new(arr, ncommits - 1, json_integer((json_int_t)col_int(res, r, 6)));
+	}
+	if (ndropped) {
+		json_t *kept = json_array(), *kseries = json_object();
+		for (size_t i = 0; i < ncommits; i++)
+			if (!dropped[i])
+				json_array_append(kept, json_array_get(commits, i));
+		const char *k;
+		json_t *v;
+		json_object_foreach(series, k, v) {
+			json_t *nv = json_array();
+			int any = 0;
+			for (size_t i = 0; i < ncommits; i++)
+				if (!dropped[i]) {
+					json_array_append(nv, json_array_get(v, i));
+					any |= !json_is_null(json_array_get(v, i));
+				}
+			if (any)
+				json_object_set_new(kseries, k, nv);
+			else
+				json_decref(nv);
+		}
+		json_decref(commits);
+		json_decref(series);
+		commits = kept;
+		series = kseries;
+	}
+	if (!(root = json_pack("{s:O, s:O}", "commits", commits, "series", series)))
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+done:
+	PQclear(res);
+	json_decref(commits);
+	json_decref(series);
+	json_decref(seen);
+	free(dropped);
+	if (error == 0)
+		*out = root;
+	return error;
+}
+
 static int pg_schema_version(store *st, int *applied_out, int *known_out)
 {
 	json_t *row = NULL;
@@ -1673,6 +1854,10 @@ static const store_backend pg_backend = {
 	.run_token_put = pg_run_token_put,
 	.run_token_find = pg_run_token_find,
 	.run_token_delete = pg_run_token_delete,
+	.session_put = pg_session_put,
+	.session_get = pg_session_get,
+	.session_delete = pg_session_delete,
+	.series_get = pg_series_get,
 };
 
 int store_pg_open(store **out, const char *url)

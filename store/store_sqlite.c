@@ -668,6 +668,18 @@ static const char *migrations[] = {
 	"CREATE TABLE approvals(run_id INTEGER PRIMARY KEY, user TEXT, via TEXT, created_ms INTEGER);"
 	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at_ms INTEGER, actor TEXT, action TEXT, subject TEXT, detail TEXT);"
 	"CREATE TABLE run_tokens(token_hash TEXT PRIMARY KEY, run_id INTEGER NOT NULL, created_ms INTEGER);",
+	/* 3: the dashboard: sign-in sessions, and the measured values as
+	 * columns so that a branch's history is read from indexes alone */
+	"CREATE TABLE sessions(id_hash TEXT PRIMARY KEY, login TEXT NOT NULL, user_id INTEGER, avatar_url TEXT,"
+	" token TEXT, csrf TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
+	"CREATE INDEX sessions_expiry ON sessions(expires_ms);"
+	"ALTER TABLE measurements ADD COLUMN ok INTEGER;"
+	"ALTER TABLE measurements ADD COLUMN instructions INTEGER;"
+	"ALTER TABLE measurements ADD COLUMN estimated_cycles INTEGER;"
+	"UPDATE measurements SET ok = (json_extract(data, '$.status') = 'ok'),"
+	" instructions = json_extract(data, '$.instructions'), estimated_cycles = json_extract(data, '$.estimated_cycles');"
+	"CREATE INDEX measurements_series ON measurements(run_id, commit_sha, benchmark, ok, estimated_cycles, instructions);"
+	"CREATE INDEX runs_branch ON runs(repository, branch, kind, trigger, state, id);",
 };
 
 static int migrate(sqlite3 *db)
@@ -1296,8 +1308,9 @@ static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 	sqlite3 *db = wbegin(s);
 	int64_t id = 0;
 	int error = exec(db, NULL,
-			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
-			 " VALUES(?,?,?,?,?,?)",
+			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms, ok, instructions,"
+			 " estimated_cycles) VALUES(?1,?2,?3,?4,?5,?6, json_extract(?5, '$.status') = 'ok',"
+			 " json_extract(?5, '$.instructions'), json_extract(?5, '$.estimated_cycles'))",
 			 "issssi", run_id, repository, commit, benchmark, text, base_wall_ms());
 	if (error == 0)
 		id = sqlite3_last_insert_rowid(db);
@@ -1439,6 +1452,198 @@ static int sq_run_token_delete(store *st, int64_t run_id)
 	return pexec((sq_store *)st, NULL, "DELETE FROM run_tokens WHERE run_id=?", "i", run_id);
 }
 
+/* ---- dashboard -------------------------------------------------------------- */
+
+static int sq_session_put(store *st, const store_session *x)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	int error = exec(db, NULL, "DELETE FROM sessions WHERE expires_ms <= ?", "i", x->created_ms);
+	if (error == 0)
+		error = exec(db, NULL,
+			     "INSERT INTO sessions(id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms)"
+			     " VALUES(?,?,?,?,?,?,?,?)",
+			     "ssisssii", x->id_hash, x->login, x->user_id, x->avatar_url, x->token, x->csrf, x->created_ms,
+			     x->expires_ms);
+	if (error < 0 && sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+		error = base_error_set(BASE_EEXISTS, "session exists");
+	return wend(s, error);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int sq_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q,
+			    "SELECT id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms FROM sessions"
+			    " WHERE id_hash=? AND expires_ms > ?",
+			    "si", id_hash, now_ms);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = base_error_set(BASE_ENOTFOUND, "no such session");
+	} else if (rc != SQLITE_ROW) {
+		error = sq_err(db, "read");
+	} else {
+		out->id_hash = col_dup(q, 0);
+		out->login = col_dup(q, 1);
+		out->user_id = sqlite3_column_int64(q, 2);
+		out->avatar_url = col_dup(q, 3);
+		out->token = col_dup(q, 4);
+		out->csrf = col_dup(q, 5);
+		out->created_ms = sqlite3_column_int64(q, 6);
+		out->expires_ms = sqlite3_column_int64(q, 7);
+		if (!out->id_hash || !out->login || !out->csrf)
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+	}
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	if (error < 0)
+		store_session_dispose(out);
+	return error;
+}
+
+static int sq_session_delete(store *st, const char *id_hash)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM sessions WHERE id_hash=?", "s", id_hash);
+}
+
+/* One statement: the branch's runs from the `limit`-th newest on (its id
+ * found backwards along the runs_branch index), read forwards along that
+ * index and joined with their measurements through the covering
+ * measurements_series index: oldest first with no sort.  Rows come grouped
+ * by run, so the series are filled in one pass; a commit measured again
+ * keeps only its newest run (dropped at the end, rarely needed). */
+static int sq_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+			 int limit)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	json_t *commits = json_array(), *series = json_object(), *seen = json_object(), *root = NULL;
+	unsigned char *dropped = calloc((size_t)limit, 1);
+	size_t ndropped = 0;
+	int use_instr = !strcmp(metric, "instructions");
+	int error = 0;
+	if (!commits || !series || !seen || !dropped) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
+	}
+	error = prepare(db, &q,
+			"SELECT c.id, c.head_sha, coalesce(json_extract(c.data, '$.commit.at_ms'), c.created_ms),"
+			"  json_extract(c.data, '$.commit.author'), json_extract(c.data, '$.commit.message'),"
+			"  m.benchmark, CASE WHEN ?4 THEN m.instructions ELSE m.estimated_cycles END"
+			" FROM runs c INDEXED BY runs_branch"
+			" LEFT JOIN measurements m ON m.run_id = c.id AND m.commit_sha = c.head_sha AND m.ok = 1"
+			" WHERE c.repository=?1 AND c.branch=?2 AND c.kind='bench' AND c.trigger='push' AND c.state='done'"
+			"  AND c.head_sha IS NOT NULL AND c.id >= coalesce((SELECT id FROM runs INDEXED BY runs_branch"
+			"   WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push' AND state='done'"
+			"   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?3 - 1), 0)"
+			" ORDER BY c.id",
+			"ssnn", repository, branch, limit, use_instr);
+	if (error < 0)
+		goto done;
+	int64_t last_run = -1;
+	size_t ncommits = 0;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t run = sqlite3_column_int64(q, 0);
+		if (run != last_run) {
+			const char *sha = (const char *)sqlite3_column_text(q, 1);
+			const char *author = (const char *)sqlite3_column_text(q, 3);
+			const char *message = (const char *)sqlite3_column_text(q, 4);
+			if (ncommits >= (size_t)limit)
+				break; /* cannot happen: LIMIT */
+			json_t *c = json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "sha", sha ? sha : "", "run_id", (json_int_t)run,
+					      "at_ms", (json_int_t)sqlite3_column_int64(q, 2), "author", author, "message",
+					      message);
+			if (!c || json_array_append_new(commits, c) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+			json_t *before = json_object_get(seen, sha ? sha : "");
+			if (before) {
+				dropped[json_integer_value(before)] = 1;
+				ndropped++;
+			}
+			json_object_set_new(seen, sha ? sha : "", json_integer((json_int_t)ncommits));
+			/* every series grows by a null for the new commit */
+			const char *k;
+			json_t *v;
+			json_object_foreach(series, k, v) json_array_append_new(v, json_null());
+			last_run = run;
+			ncommits++;
+		}
+		const char *bench = (const char *)sqlite3_column_text(q, 5);
+		if (!bench || sqlite3_column_type(q, 6) == SQLITE_NULL)
+			continue;
+		json_t *arr = json_object_get(series, bench);
+		if (!arr) {
+			arr = json_array();
+			for (size_t i = 0; arr && i < ncommits; i++)
+				json_array_append_new(arr, json_null());
+			if (!arr || json_object_set_new(series, bench, arr) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+		}
+		json_array_set_new(arr, ncommits - 1, json_integer(sqlite3_column_int64(q, 6)));
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		error = sq_err(db, "read");
+		goto done;
+	}
+	if (ndropped) {
+		/* the older runs of commits measured again go; a benchmark left
+		 * with no value goes too */
+		json_t *kept = json_array(), *kseries = json_object();
+		for (size_t i = 0; i < ncommits; i++)
+			if (!dropped[i])
+				json_array_append(kept, json_array_get(commits, i));
+		const char *k;
+		json_t *v;
+		json_object_foreach(series, k, v)
+		{
+			json_t *nv = json_array();
+			int any = 0;
+			for (size_t i = 0; i < ncommits; i++)
+				if (!dropped[i]) {
+					json_array_append(nv, json_array_get(v, i));
+					any |= !json_is_null(json_array_get(v, i));
+				}
+			if (any)
+				json_object_set_new(kseries, k, nv);
+			else
+				json_decref(nv);
+		}
+		json_decref(commits);
+		json_decref(series);
+		commits = kept;
+		series = kseries;
+	}
+	if (!(root = json_pack("{s:O, s:O}", "commits", commits, "series", series)))
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	json_decref(commits);
+	json_decref(series);
+	json_decref(seen);
+	free(dropped);
+	if (error == 0)
+		*out = root;
+	return error;
+}
+
 static int sq_schema_version(store *st, int *applied_out, int *known_out)
 {
 	json_t *row = NULL;
@@ -1549,6 +1754,10 @@ static const store_backend sqlite_backend = {
 	.run_token_put = sq_run_token_put,
 	.run_token_find = sq_run_token_find,
 	.run_token_delete = sq_run_token_delete,
+	.session_put = sq_session_put,
+	.session_get = sq_session_get,
+	.session_delete = sq_session_delete,
+	.series_get = sq_series_get,
 };
 
 /* mkdir -p of the directory part of path. */

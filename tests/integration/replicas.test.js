@@ -272,7 +272,7 @@ test('perfbot migrate and perfbot store copy move a SQLite installation to Postg
 
     r = await cli(['store', 'copy', '--from', sqliteUrl, '--to', pg.url]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^copied \d+ rows \(12 tables\) from sqlite:.* to postgres:\/\/perfbot:\*\*\*@/);
+    assert.match(r.stdout, /^copied \d+ rows \(13 tables\) from sqlite:.* to postgres:\/\/perfbot:\*\*\*@/);
     r = await cli(['store', 'copy', '--from', sqliteUrl, '--to', pg.url]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /already holds \d+ rows \(pass --force to replace them\)/);

@@ -149,6 +149,10 @@ test('/perfbot optimize: the agent run goes through the MCP endpoint of the work
   assert.equal(r.data.replica.mcp_url, `http://127.0.0.1:${workers[0].port}/mcp`);
   const [prop] = await pg.query(`SELECT data FROM proposals WHERE run_id=${id}`);
   assert.match(prop.data.diff, /d \* d <= n/);
+  // the dashboard is the web replica's; a worker's listener has none
+  assert.notEqual((await request(web.port, { method: 'GET', path: '/ui' })).status, 404);
+  assert.equal((await request(workers[0].port, { method: 'GET', path: '/ui' })).status, 404);
+  assert.equal((await request(workers[0].port, { method: 'GET', path: '/api/v1/repos' })).status, 404);
   // the web replica has no MCP endpoint: agents talk to their worker
   assert.equal((await request(web.port, { method: 'POST', path: '/mcp', body: '{}',
     headers: { 'Content-Type': 'application/json' } })).status, 404);

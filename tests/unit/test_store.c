@@ -1051,7 +1051,7 @@ static void test_pg_copy_from_sqlite(void **state)
 
 	store_copy_stats stats;
 	assert_int_equal(store_copy(src, f->url, 0, &stats), 0);
-	assert_int_equal(stats.tables, 12);
+	assert_int_equal(stats.tables, 13);
 	assert_true(stats.rows >= 12);
 	assert_int_equal(store_open(&f->st, f->url), 0);
 	char *b = NULL;
