@@ -7,7 +7,7 @@
 CC       ?= cc
 BUILD    ?= build
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-PKGS     := libmicrohttpd openssl libjwt jansson libcurl libgit2 sqlite3 yaml-0.1 yajl
+PKGS     := libmicrohttpd openssl libjwt jansson libcurl libgit2 sqlite3 yaml-0.1 yajl libpq
 CFLAGS_WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wformat=2 -Werror
 CFLAGS   ?= -O2 -g

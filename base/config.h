@@ -21,7 +21,9 @@ typedef struct base_config {
 	const char *host;               /* "127.0.0.1" */
 	int port;                       /* 3000 */
 	const char *data_dir;           /* "./var" */
-	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default */
+	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default;
+					 * may hold a password: never logged */
+	const char *role;               /* PERFBOT_ROLE: "all" | "web" | "worker" */
 	int workers;                    /* WORKERS: threads for every job but bench and agent
 					 * runs (default: number of cores) */
 	int bench_workers;              /* BENCH_WORKERS: threads for bench and agent runs

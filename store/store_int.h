@@ -28,6 +28,7 @@ typedef struct store_backend {
 	int (*job_list)(store *st, json_t **out, int limit);
 	int (*job_counts)(store *st, json_t **out);
 	int (*queue_stats)(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms);
+	int (*wait_for_job)(store *st, int timeout_ms);
 	int (*schema_version)(store *st, int *applied_out, int *known_out);
 	int (*installation_put)(store *st, int64_t id, const char *account, const char *state);
 	int (*installation_delete)(store *st, int64_t id);
@@ -71,5 +72,7 @@ struct store {
 };
 
 int store_sqlite_open(store **out, const char *path);
+/* url: "postgres://..." or "postgresql://..." (libpq's URI form). */
+int store_pg_open(store **out, const char *url);
 
 #endif

@@ -77,6 +77,9 @@ typedef struct sq_store {
 	int64_t failed_epoch;      /* last epoch whose COMMIT failed */
 	char failed_msg[256];
 	int stopping;
+	pthread_mutex_t job_lock;  /* store_wait_for_job: a job was queued */
+	pthread_cond_t job_cond;
+	int job_queued;
 
 	/* checkpoints run beside commits, on a connection of their own */
 	sqlite3 *ckpt_db;
@@ -86,6 +89,16 @@ typedef struct sq_store {
 	pthread_cond_t ck_cond;
 	int ck_wanted, ck_stop;     /* guarded by ck_lock */
 } sq_store;
+
+/* Tells store_wait_for_job that jobs were queued (in this process: SQLite
+ * has one serving process). */
+static void job_signal(sq_store *s)
+{
+	pthread_mutex_lock(&s->job_lock);
+	s->job_queued = 1;
+	pthread_cond_broadcast(&s->job_cond);
+	pthread_mutex_unlock(&s->job_lock);
+}
 
 static int sq_err(sqlite3 *db, const char *what)
 {
@@ -362,6 +375,7 @@ static void *committer_main(void *arg)
 		pthread_mutex_unlock(&s->commit_lock);
 
 		/* the outcome to each waiter; p may be freed by its done */
+		int queued = 0;
 		for (store_delivery_async *p = batch, *next; p; p = next) {
 			next = p->next;
 			if (failed && p->error == 0) {
@@ -369,8 +383,11 @@ static void *committer_main(void *arg)
 				p->duplicate = 0;
 				memcpy(p->msg, msg, sizeof(msg));
 			}
+			queued |= p->error == 0 && !p->duplicate && p->d->njobs > 0;
 			p->done(p);
 		}
+		if (queued)
+			job_signal(s);
 	}
 	return NULL;
 }
@@ -905,6 +922,8 @@ static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *
 	error = wend(s, error);
 	if (error == 0 && id_out)
 		*id_out = id;
+	if (error == 0)
+		job_signal(s);
 	return error;
 }
 
@@ -1034,10 +1053,35 @@ static int sq_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
 
 static int sq_job_release(store *st, const char *owner)
 {
-	return pexec((sq_store *)st, NULL,
-		     "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
-		     " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
-		     "is", base_wall_ms(), owner);
+	int error = pexec((sq_store *)st, NULL,
+			  "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
+			  " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
+			  "is", base_wall_ms(), owner);
+	if (error == 0)
+		job_signal((sq_store *)st);
+	return error;
+}
+
+/* 1 once a job was queued since the last call returned 1, 0 after
+ * timeout_ms without one. */
+static int sq_wait_for_job(store *st, int timeout_ms)
+{
+	sq_store *s = (sq_store *)st;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->job_lock);
+	while (!s->job_queued && pthread_cond_timedwait(&s->job_cond, &s->job_lock, &ts) == 0)
+		;
+	int woke = s->job_queued;
+	s->job_queued = 0;
+	pthread_mutex_unlock(&s->job_lock);
+	return woke;
 }
 
 static int sq_job_list(store *st, json_t **out, int limit)
@@ -1373,7 +1417,10 @@ static int sq_approval_put(store *st, const store_approval *a)
 	int64_t job = 0;
 	if (error == 0 && a->job_kind)
 		error = insert_job(db, &job, a->job_kind, a->job_payload, a->job_key, now);
-	return wend(s, error);
+	error = wend(s, error);
+	if (error == 0 && a->job_kind)
+		job_signal(s);
+	return error;
 }
 
 static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
@@ -1652,6 +1699,8 @@ static void sq_free(store *st)
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_cond_destroy(&s->work_cond);
 	pthread_cond_destroy(&s->commit_cond);
+	pthread_mutex_destroy(&s->job_lock);
+	pthread_cond_destroy(&s->job_cond);
 	free(s->path);
 	free(s);
 }
@@ -1676,6 +1725,7 @@ static const store_backend sqlite_backend = {
 	.job_list = sq_job_list,
 	.job_counts = sq_job_counts,
 	.queue_stats = sq_queue_stats,
+	.wait_for_job = sq_wait_for_job,
 	.schema_version = sq_schema_version,
 	.installation_put = sq_installation_put,
 	.installation_delete = sq_installation_delete,
@@ -1770,6 +1820,8 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->work_cond, NULL);
 	pthread_cond_init(&s->commit_cond, NULL);
+	pthread_mutex_init(&s->job_lock, NULL);
+	pthread_cond_init(&s->job_cond, NULL);
 	pthread_mutex_init(&s->ck_lock, NULL);
 	pthread_cond_init(&s->ck_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)

@@ -1,7 +1,9 @@
 /* Unit tests: the store's dashboard operations: a branch's benchmark
  * series (which runs count, order, limit, alignment of missing values,
  * failed measurements, the metric) and sign-in sessions (expiry, purge,
- * delete). */
+ * delete), against SQLite and against PostgreSQL (a fresh database per
+ * test on the cluster PERFBOT_TEST_DATABASE_URL names: tests/run.sh starts
+ * one; without it the PostgreSQL tests fail, they are not skipped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,14 +14,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+#include <unistd.h>
+
 #include "base/error.h"
 #include "store/store.h"
 
 struct fixture {
 	char dir[64];
-	char url[128];
+	char url[512];
+	char dbname[64];
 	store *st;
 };
+
+static void pg_admin(const char *sql)
+{
+	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
+	if (!url || !*url)
+		fail_msg("PERFBOT_TEST_DATABASE_URL is not set: run the PostgreSQL tests through tests/run.sh");
+	PGconn *c = PQconnectdb(url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int setup_pg(void **state)
+{
+	static int n;
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-series-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->dbname, sizeof(f->dbname), "series_%d_%d", (int)getpid(), ++n);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
+	pg_admin(sql);
+	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
+	const char *slash = strrchr(url, '/');
+	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(slash - url), url, f->dbname);
+	assert_int_equal(store_open(&f->st, f->url), 0);
+	*state = f;
+	return 0;
+}
 
 static int setup(void **state)
 {
@@ -39,6 +77,10 @@ static int teardown(void **state)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
+	if (f->dbname[0]) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
+		pg_admin(cmd);
+	}
 	free(f);
 	return 0;
 }
@@ -199,6 +241,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_series_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+		{ "postgres/test_series", test_series, setup_pg, teardown, NULL },
+		{ "postgres/test_series_large", test_series_large, setup_pg, teardown, NULL },
+		{ "postgres/test_sessions", test_sessions, setup_pg, teardown, NULL },
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
