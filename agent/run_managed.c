@@ -54,6 +54,7 @@ struct agent_managed_backend {
 	agent_managed_client *client;     /* owned */
 	pthread_mutex_t lock;             /* guards what follows */
 	agent_managed_worker *worker;     /* owned; NULL until started */
+	store *store;                     /* borrowed or NULL: handovers between replicas */
 	char agent_id[128];               /* "" until known */
 };
 
@@ -80,6 +81,13 @@ int agent_managed_backend_new(agent_managed_backend **out, const base_config *cf
 	return 0;
 }
 
+void agent_managed_backend_set_store(agent_managed_backend *m, store *st)
+{
+	pthread_mutex_lock(&m->lock);
+	m->store = st;
+	pthread_mutex_unlock(&m->lock);
+}
+
 int agent_managed_backend_start(agent_managed_backend *m)
 {
 	int error = 0;
@@ -95,6 +103,7 @@ int agent_managed_backend_start(agent_managed_backend *m)
 		 * comes back after this window, not after the default 5 s; it also
 		 * hands another replica's items over sooner */
 		wo.reclaim_older_than_ms = 2000;
+		wo.store = m->store;
 		if ((error = agent_managed_worker_start(&m->worker, &wo)) < 0)
 			m->worker = NULL;
 		else

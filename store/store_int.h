@@ -59,6 +59,11 @@ typedef struct store_backend {
 	int (*run_token_put)(store *st, int64_t run_id, const char *token_hash);
 	int (*run_token_find)(store *st, const char *token_hash, int64_t *run_id_out);
 	int (*run_token_delete)(store *st, int64_t run_id);
+	/* may be NULL: store.c answers BASE_EGENERIC ("not supported") */
+	int (*handover_put)(store *st, const char *environment_id, const char *session_id, const char *work_id,
+			    const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms);
+	int (*handover_claim)(store *st, const char *environment_id, const char *session_id, int64_t now_ms,
+			      store_handover *out);
 } store_backend;
 
 struct store {
