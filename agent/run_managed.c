@@ -467,6 +467,19 @@ static void wait_end(agent_run *r, managed_wait *w, int64_t deadline, int *timed
 	pthread_mutex_unlock(&w->lock);
 }
 
+void agent_run_managed_abandon(agent_run *r, const char *sid)
+{
+	agent_managed_backend *m = r->svc->managed;
+	if (!m) {
+		base_log(BASE_LOG_WARN, "the session of a run whose replica stopped cannot be archived here (no managed "
+					"settings)", "session", sid, NULL);
+		return;
+	}
+	/* nobody serves its work item any more: the lease ran out with the replica */
+	post_interrupt(m, sid);
+	archive(m, sid);
+}
+
 int agent_run_managed(agent_run *r, const char *task)
 {
 	agent_managed_backend *m = r->svc->managed;
