@@ -7,7 +7,7 @@
 CC       ?= cc
 BUILD    ?= build
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-PKGS     := libmicrohttpd openssl libjwt jansson libcurl libgit2 sqlite3 yaml-0.1 yajl
+PKGS     := libmicrohttpd openssl libjwt jansson libcurl libgit2 sqlite3 yaml-0.1 yajl libpq
 CFLAGS_WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                -Wformat=2 -Werror
 CFLAGS   ?= -O2 -g
@@ -20,7 +20,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LIBS     = $(PKG_LIBS) -lpthread -lm
 
-MODULES  := webhooks agent measure pr github store base
+MODULES  := ui webhooks agent measure pr github store base
 MAIN_SRC := app/main.c $(wildcard app/cmd_*.c)
 define module_srcs
 $(filter-out $(MAIN_SRC),$(wildcard $(1)/*.c))
@@ -46,6 +46,7 @@ LINK_measure  := measure github store base
 LINK_agent    := agent measure github store base
 LINK_pr       := pr github store base
 LINK_webhooks := webhooks agent measure pr github store base
+LINK_ui       := ui agent measure pr github store base
 # A test binary links its module's list: tests/unit/test_<module>[_what].c.
 # A test that needs more than that has its own line here, naming the symbol.
 # Fuzz targets are named after what they parse, not their module.
@@ -82,6 +83,15 @@ $(PROMPT_INC): agent/managed_system_prompt.md
 	od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' > $@.tmp && mv $@.tmp $@
 $(BUILD)/agent/managed_setup.o: $(PROMPT_INC)
 $(BUILD)/agent/managed_setup.o: CPPFLAGS += -I$(BUILD)/gen
+
+# The dashboard's files (ui/web/), compiled into ui/assets.c as a table.
+UI_WEB := $(shell find ui/web -type f ! -name '.*' 2>/dev/null) $(shell find ui/web -type d 2>/dev/null)
+ASSETS_INC := $(BUILD)/gen/ui/assets_data.inc
+$(ASSETS_INC): ui/gen_assets.sh $(UI_WEB)
+	@mkdir -p $(dir $@)
+	sh ui/gen_assets.sh ui/web $@
+$(BUILD)/ui/assets.o: $(ASSETS_INC)
+$(BUILD)/ui/assets.o: CPPFLAGS += -I$(BUILD)/gen
 
 define module_lib
 $(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(call module_srcs,$(1)))

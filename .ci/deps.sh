@@ -17,6 +17,7 @@ check_pc libcurl libcurl4-openssl-dev
 check_pc libgit2 libgit2-dev
 check_pc sqlite3 libsqlite3-dev
 check_pc yaml-0.1 libyaml-dev
+check_pc libpq libpq-dev
 check_pc yajl libyajl-dev
 check_pc cmocka libcmocka-dev
 check_cmd bwrap bubblewrap
@@ -32,6 +33,9 @@ check_cmd go golang-go
 check_dir /usr/share/gocode/src/github.com/Masterminds/sprig golang-github-masterminds-sprig-dev
 check_dir /usr/share/gocode/src/gopkg.in/yaml.v3 golang-gopkg-yaml.v3-dev
 check_dir /usr/share/gocode/src/gopkg.in/yaml.v2 golang-gopkg-yaml.v2-dev
+# the store's tests start their own PostgreSQL cluster (tests/lib/pg.sh)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+check_cmd chromium chromium
 if [ -z "$need" ]; then exit 0; fi
 echo "installing:$need"
 SUDO=""

@@ -561,9 +561,11 @@ static int end_orphan(agent_run *r)
 		store_run_update(r->svc->store, r->id, upd);
 	json_decref(upd);
 	r->agent_info = json_pack("{s:s,s:s,s:s}", "backend", "managed", "session_id", sid, "end", "replica_stopped");
+	const char *was = base_json_str(json_object_get(d, "replica"), "owner");
 	agent_run_set_outcome(r, STORE_RUN_FAILED,
-			      "the replica serving the run stopped: its agent session %s was archived, nothing proposed",
-			      sid);
+			      "the replica serving the run stopped%s%s%s before it ended: its agent session %s was archived, "
+			      "nothing proposed",
+			      was ? " (" : "", was ? was : "", was ? ")" : "", sid);
 	record(r);
 	agent_run_surface(r);
 	return 1;
@@ -596,6 +598,19 @@ int agent_run_job(store_job_ctx *ctx, void *payload)
 		agent_run_dispose(&r);
 		return 0;
 	}
+	/* The job was claimed again after its lease expired: the replica that
+	 * was running the run died (or was stopped past its grace period).  An
+	 * agent run is not repeated behind the user's back: it ends failed,
+	 * saying why. */
+	const char *was = base_json_str(json_object_get(json_object_get(r.row, "data"), "replica"), "owner");
+	if (state == STORE_RUN_RUNNING && ctx->job->attempts > 1 && was && ctx->owner && strcmp(was, ctx->owner) != 0) {
+		char reason[300];
+		snprintf(reason, sizeof(reason), "interrupted: the replica running it (%s) stopped before it ended", was);
+		store_run_set_state_from(svc->store, id, STORE_RUN_IN(STORE_RUN_RUNNING), STORE_RUN_FAILED, reason);
+		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": %.200s", id, reason);
+		agent_run_dispose(&r);
+		return 0;
+	}
 	/* a cancel or a newer push may have ended it since it was read */
 	if ((error = store_run_set_state_from(svc->store, id,
 					      STORE_RUN_IN(STORE_RUN_QUEUED) | STORE_RUN_IN(STORE_RUN_RUNNING),
@@ -606,6 +621,11 @@ int agent_run_job(store_job_ctx *ctx, void *payload)
 		snprintf(ctx->note, sizeof(ctx->note), "%s: nothing to do", base_error_last());
 		return 0;
 	}
+	/* which replica runs it: its MCP endpoint serves the agent command */
+	json_t *replica = json_pack("{s:{s:s?,s:s?}}", "replica", "owner", ctx->owner, "mcp_url", svc->mcp_url);
+	if (replica)
+		store_run_update(svc->store, id, replica);
+	json_decref(replica);
 	r.stopping = ctx->stopping;
 	agent_run_all(&r);
 	snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": %s", id, store_run_state_name(r.state));

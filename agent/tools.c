@@ -66,7 +66,11 @@ struct agent_tools {
 	int has_watchdog;
 	char *summary;
 	char *diff;
+	json_t *calls;              /* the timeline: {tool, started_ms, duration_ms, error}, at most MAX_TIMELINE */
 };
+
+#define MAX_TIMELINE 1000      /* calls kept in the timeline; later ones are counted only */
+#define TIMELINE_ERROR_MAX 200 /* bytes of an error kept */
 
 void agent_exec_result_dispose(agent_exec_result *r)
 {
@@ -967,6 +971,28 @@ static const char *check_budgets(agent_tools *t, char *buf, size_t n)
 	return NULL;
 }
 
+/* Called with the lock held: one line of the run's tool-call timeline (the
+ * dashboard draws it), times relative to the run's start. */
+static void record_call(agent_tools *t, const char *tool, int64_t t0, const json_t *res)
+{
+	if (!t->calls && !(t->calls = json_array()))
+		return;
+	if (json_array_size(t->calls) >= MAX_TIMELINE)
+		return;
+	const char *err = NULL;
+	if (json_is_true(json_object_get(res, "isError")))
+		err = json_string_value(json_object_get(json_array_get(json_object_get(res, "content"), 0), "text"));
+	char cut[TIMELINE_ERROR_MAX + 1];
+	if (err) {
+		size_t n = base_utf8_cut(err, strlen(err), TIMELINE_ERROR_MAX);
+		memcpy(cut, err, n);
+		cut[n] = '\0';
+	}
+	json_array_append_new(t->calls, json_pack("{s:s, s:I, s:I, s:s?}", "tool", tool, "started_ms",
+						  (json_int_t)(t0 - t->started_ms), "duration_ms",
+						  (json_int_t)(base_mono_ms() - t0), "error", err ? cut : NULL));
+}
+
 int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t **result_out)
 {
 	const tool_def *def = find_tool(name);
@@ -992,7 +1018,9 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 	} else {
 		t->tool_calls++;
 		base_error_clear();
+		int64_t t0 = base_mono_ms();
 		res = def->fn(t, args);
+		record_call(t, def->name, t0, res);
 	}
 	pthread_mutex_unlock(&t->lock);
 	json_decref(empty);
@@ -1118,6 +1146,7 @@ void agent_tools_free(agent_tools *t)
 	free(t->base_commit);
 	free(t->repo_path);
 	free(t->end_reason);
+	json_decref(t->calls);
 	free(t->summary);
 	free(t->diff);
 	free(t);
@@ -1151,6 +1180,8 @@ json_t *agent_tools_usage(agent_tools *t)
 	json_t *u = json_pack("{s:i,s:i,s:I,s:i,s:i,s:I}", "tool_calls", t->tool_calls, "benchmark_runs", t->benchmark_runs,
 			      "wall_ms", (json_int_t)(base_mono_ms() - t->started_ms), "max_tool_calls", t->max_tool_calls,
 			      "max_benchmark_runs", t->max_benchmark_runs, "max_wall_ms", (json_int_t)t->max_wall_ms);
+	if (u && t->calls)
+		json_object_set_new(u, "calls", json_deep_copy(t->calls));
 	pthread_mutex_unlock(&t->lock);
 	return u;
 }

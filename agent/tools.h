@@ -133,7 +133,10 @@ const atomic_int *agent_tools_stop_flag(agent_tools *t);
 int agent_tools_ended(agent_tools *t, char **reason_out);
 
 /* Counters for the proposal's "budgets used": {tool_calls, benchmark_runs,
- * wall_ms, max_tool_calls, max_benchmark_runs, max_wall_ms} (owned). */
+ * wall_ms, max_tool_calls, max_benchmark_runs, max_wall_ms, calls} (owned);
+ * calls is the timeline of the run's tool calls, [{tool, started_ms (from
+ * the run's start), duration_ms, error (null or the sentence)}], at most
+ * 1000 of them. */
 json_t *agent_tools_usage(agent_tools *t);
 
 /* The submission, once submit_result was called: copies (owned) of the

@@ -12,6 +12,8 @@
 int app_cmd_serve(const base_config *cfg, int argc, char **argv);
 int app_cmd_deliveries(const base_config *cfg, int argc, char **argv);
 int app_cmd_jobs(const base_config *cfg, int argc, char **argv);
+int app_cmd_migrate(const base_config *cfg, int argc, char **argv);
+int app_cmd_store(const base_config *cfg, int argc, char **argv);
 int app_cmd_receive(const base_config *cfg, int argc, char **argv);
 int app_cmd_bench(const base_config *cfg, int argc, char **argv);
 

@@ -224,6 +224,8 @@ static void check_data_dir(doctor *d)
 static void check_store(doctor *d)
 {
 	const char *url = d->cfg->database_url;
+	char shown[600]; /* the password never shown */
+	store_url_redact(shown, sizeof(shown), url);
 	int applied = 0, known = 0;
 	if (store_open_existing(&d->st, url) < 0) {
 		report(d, "store", DOC_FAIL,
@@ -241,10 +243,10 @@ static void check_store(doctor *d)
 	}
 	if (applied > known) {
 		report(d, "store", DOC_FAIL, "run the perfbot version that migrated it, or upgrade this one",
-		       "%s: schema version %d is newer than this perfbot knows (%d)", url, applied, known);
+		       "%s: schema version %d is newer than this perfbot knows (%d)", shown, applied, known);
 		return;
 	}
-	report(d, "store", DOC_OK, NULL, "%s, schema version %d (current)", url, applied);
+	report(d, "store", DOC_OK, NULL, "%s, schema version %d (current)", shown, applied);
 }
 
 /* ---- GitHub: the App, its permissions and installations ------------------------------ */

@@ -3,6 +3,14 @@
  * /readyz turns 503, no new connections, in-flight requests finish, running
  * jobs get SHUTDOWN_GRACE_SECONDS, leases of the rest are released, exit 0.
  *
+ * Roles (--role, PERFBOT_ROLE), for several replicas on one PostgreSQL
+ * store: `all` (one process does everything), `web` (webhook intake, setup
+ * page and dashboard, no job threads) and `worker` (job threads, sandboxes and the
+ * MCP endpoint of the agent runs it runs; its listener serves only /mcp,
+ * /healthz, /readyz and /metrics).  MCP stays with the replica running the
+ * run: the agent command is its child and reaches it over loopback; the run
+ * records that replica (data.replica: owner, mcp_url).
+ *
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigwait, so no handler runs in an arbitrary thread. */
 #include "app/cmd.h"
@@ -25,6 +33,7 @@
 #include "webhooks/handlers.h"
 #include "webhooks/intake.h"
 #include "webhooks/server.h"
+#include "ui/ui.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,8 +48,11 @@
 #include <time.h>
 #include <unistd.h>
 
+enum role { ROLE_ALL, ROLE_WEB, ROLE_WORKER };
+
 struct serve_state {
 	const base_config *cfg;
+	enum role role;
 	store *store;
 	store_workers *workers;
 	gh_client *gh;              /* NULL in setup mode */
@@ -104,9 +116,11 @@ static int handle_readyz(const base_http_request *req, base_http_response *resp,
 	}
 	if (atomic_load(&s->draining))
 		return base_http_response_json(resp, 503, "{\"status\":\"draining\"}");
-	if (store_ping(s->store) < 0)
+	if (store_ping(s->store) < 0) {
+		base_http_response_header(resp, "Retry-After", "5");
 		return base_http_response_json(resp, 503, "{\"status\":\"store unavailable\"}");
-	if (store_workers_running(s->workers) == 0)
+	}
+	if (s->role != ROLE_WEB && store_workers_running(s->workers) == 0)
 		return base_http_response_json(resp, 503, "{\"status\":\"workers not running\"}");
 	return base_http_response_json(resp, 200, "{\"status\":\"ready\"}");
 }
@@ -202,10 +216,27 @@ static void log_reachability(const base_config *cfg, int port)
 
 int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 {
-	/* every option of serve is a configuration flag, taken before */
-	app_cmd_opts o = { .cmd = "serve" };
-	if (app_cmd_getopt(&o, argc, argv, 0) != APP_CMD_END)
+	/* every option of serve but --role is a configuration flag, taken before */
+	static const struct option longopts[] = { { "role", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 } };
+	app_cmd_opts o = { .cmd = "serve", .longopts = longopts };
+	const char *role_name = cfg->role ? cfg->role : "all";
+	int oc;
+	while ((oc = app_cmd_getopt(&o, argc, argv, 0)) != APP_CMD_END) {
+		if (oc != 'r')
+			return o.status ? o.status : 2;
+		role_name = optarg;
+	}
+	enum role role = !strcmp(role_name, "web") ? ROLE_WEB : !strcmp(role_name, "worker") ? ROLE_WORKER : ROLE_ALL;
+	if (strcmp(role_name, "all") && strcmp(role_name, "web") && strcmp(role_name, "worker")) {
+		fprintf(stderr, "perfbot serve: --role: expected all, web or worker, got \"%s\"\n", role_name);
 		return 2;
+	}
+	/* roles share work through the store: SQLite serves one process */
+	if (role != ROLE_ALL && strncmp(cfg->database_url, "postgres", 8) != 0) {
+		fprintf(stderr, "perfbot serve: --role %s: needs a PostgreSQL DATABASE_URL shared by the replicas "
+				"(with SQLite one perfbot serve does everything: --role all)\n", role_name);
+		return 2;
+	}
 	/* A key that is configured but does not parse stops start-up; a missing
 	 * APP_ID or key means first-run setup mode. */
 	gh_app_key *key = NULL;
@@ -216,8 +247,8 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		return 2;
 	}
 	int setup_mode = !cfg->app_id || kerr == BASE_ENOTFOUND;
-	int intake_on = cfg->webhook_secret || cfg->insecure_no_signature;
-	if (!intake_on && !setup_mode) {
+	int intake_on = (cfg->webhook_secret || cfg->insecure_no_signature) && role != ROLE_WORKER;
+	if (!intake_on && !setup_mode && role != ROLE_WORKER) {
 		fprintf(stderr, "perfbot: WEBHOOK_SECRET: not set; perfbot never accepts unsigned webhooks "
 				"(pass --insecure-no-signature for a local experiment)\n");
 		return 2;
@@ -225,6 +256,11 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	if (cfg->insecure_no_signature)
 		base_log(BASE_LOG_WARN, "webhook signatures are NOT checked (--insecure-no-signature): never expose this server",
 			NULL);
+	if (setup_mode && role == ROLE_WORKER) {
+		fprintf(stderr, "perfbot: APP_ID and the private key: a worker replica needs them (register the App "
+				"with a web or all replica first)\n");
+		return 2;
+	}
 	if (setup_mode)
 		base_log(BASE_LOG_WARN, intake_on ? "setup mode: APP_ID or the private key is not set; register the App at /"
 						: "setup mode: APP_ID or the private key is not set; register the App at /"
@@ -233,7 +269,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 
 	int rc = 1;
 	int lock_fd = -1;
-	struct serve_state st = { .cfg = cfg };
+	struct serve_state st = { .cfg = cfg, .role = role };
 	atomic_init(&st.draining, 0);
 	pthread_mutex_init(&st.stop_lock, NULL);
 	pthread_cond_init(&st.stop_cond, NULL);
@@ -244,6 +280,8 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	gh_setup *setup = NULL;
 	measure_sandbox *sandbox = NULL;
 	agent_mcp *mcp = NULL;
+	ui_ctx *ui = NULL;
+	ui_github *ui_gh = NULL;
 	agent_services svc = { .cfg = cfg, .public_url = cfg->public_url, .queue_pr = queue_pr };
 	measure_services msvc = { .cfg = cfg, .public_url = cfg->public_url, .queue_optimize = queue_optimize,
 				  .queue_optimize_payload = &svc };
@@ -280,8 +318,10 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	}
 	if (store_open(&st.store, cfg->database_url) < 0)
 		goto fail;
-	/* we hold DATA_DIR's lock: jobs still marked running belong to a dead process */
-	if (store_job_release(st.store, NULL) < 0)
+	/* SQLite: we hold DATA_DIR's lock, so jobs still marked running belong
+	 * to a dead process.  A shared store's running jobs may be another
+	 * replica's: theirs expire with their lease instead. */
+	if (strcmp(store_backend_name(st.store), "sqlite") == 0 && store_job_release(st.store, NULL) < 0)
 		goto fail;
 
 	store_workers_options wopts = { .nthreads = cfg->workers, .bench_threads = cfg->bench_workers,
@@ -349,7 +389,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 			goto fail;
 	wh_route mcp_route = { .path = "/mcp", .handler = agent_mcp_handle, .head_check = agent_mcp_check_head,
 			       .payload = mcp, .max_body = 8u << 20 };
-	if (wh_server_route(srv, &mcp_route) < 0)
+	if (role != ROLE_WEB && wh_server_route(srv, &mcp_route) < 0)
 		goto fail;
 	if (intake_on) {
 		wh_route r = { .path = cfg->webhook_path, .handler = wh_intake_handle, .head_check = wh_intake_check_head,
@@ -369,6 +409,22 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 			goto fail;
 	}
 
+	/* the dashboard: its pages, its API and the sign-in with GitHub */
+	ui_options uopts = { .cfg = cfg, .store = st.store, .agent = &svc };
+	if (ui_github_default_new(&ui_gh, st.gh, cfg) < 0)
+		goto fail;
+	uopts.github = ui_gh;
+	if (ui_new(&ui, &uopts) < 0)
+		goto fail;
+	static const char *const ui_prefixes[] = { "/ui", "/api/v1/", "/auth/" };
+	/* a worker's listener serves its agents and probes only */
+	for (size_t i = 0; role != ROLE_WORKER && i < sizeof(ui_prefixes) / sizeof(ui_prefixes[0]); i++) {
+		wh_route r = { .path = ui_prefixes[i], .prefix = 1, .handler = ui_handle, .payload = ui,
+			       .max_body = UI_MAX_BODY };
+		if (wh_server_route(srv, &r) < 0)
+			goto fail;
+	}
+
 	char labels[64];
 	snprintf(labels, sizeof(labels), "version=\"%s\"", PERFBOT_VERSION);
 	base_metric_set(base_metric_gauge("perfbot_build_info", "perfbot build", labels), 1);
@@ -379,7 +435,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		base_metric_counter("perfbot_webhook_deliveries_total", "Webhook deliveries by event and outcome", labels);
 	}
 
-	if (store_workers_start(st.workers) < 0)
+	if (role != ROLE_WEB && store_workers_start(st.workers) < 0)
 		goto fail;
 	if (wh_server_start(srv) < 0)
 		goto fail;
@@ -396,10 +452,13 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	snprintf(workers_s, sizeof(workers_s), "%d", cfg->workers);
 	snprintf(bench_s, sizeof(bench_s), "%d", cfg->bench_workers);
 	log_reachability(cfg, wh_server_port(srv));
-	base_log(BASE_LOG_INFO, "listening", "url", url, "port", port_s, "workers", workers_s, "bench_workers", bench_s,
+	char store_shown[600];
+	store_url_redact(store_shown, sizeof(store_shown), cfg->database_url);
+	base_log(BASE_LOG_INFO, "listening", "url", url, "port", port_s, "workers", role == ROLE_WEB ? "0" : workers_s,
+		"bench_workers", role == ROLE_WEB ? "0" : bench_s, "role", role_name, "store", store_shown,
 		"data_dir", cfg->data_dir,
 		"version", PERFBOT_VERSION, "mode", setup_mode ? "setup" : "app", NULL);
-	if (st.gh && cfg->redelivery_interval_s > 0 &&
+	if (st.gh && role != ROLE_WORKER && cfg->redelivery_interval_s > 0 &&
 	    pthread_create(&redelivery, NULL, redelivery_main, &st) == 0)
 		redelivery_started = 1;
 
@@ -439,6 +498,8 @@ done:
 	wh_server_free(srv);
 	wh_intake_free(intake);
 	gh_setup_free(setup);
+	ui_free(ui);
+	ui_github_default_free(ui_gh);
 	if (!st.workers || store_workers_busy(st.workers) == 0) {
 		store_workers_free(st.workers);
 		/* after the runs: their sessions were interrupted and unbound */

@@ -1,5 +1,7 @@
 /* `perfbot deliveries` and `perfbot jobs`: read the store directly (WAL lets
- * them run beside a serving perfbot) and print a table or JSON. */
+ * them run beside a serving perfbot) and print a table or JSON.
+ * `perfbot migrate` applies the schema migrations and prints the version;
+ * `perfbot store copy` moves a SQLite installation to PostgreSQL. */
 #include "app/cmd.h"
 #include "base/error.h"
 #include "store/store.h"
@@ -131,4 +133,75 @@ int app_cmd_deliveries(const base_config *cfg, int argc, char **argv)
 int app_cmd_jobs(const base_config *cfg, int argc, char **argv)
 {
 	return list(cfg, "jobs", argc, argv, 0, fetch_jobs, print_jobs);
+}
+
+int app_cmd_migrate(const base_config *cfg, int argc, char **argv)
+{
+	app_cmd_opts o = { .cmd = "migrate" };
+	if (app_cmd_getopt(&o, argc, argv, 0) != APP_CMD_END)
+		return 2;
+	char shown[600];
+	store_url_redact(shown, sizeof(shown), cfg->database_url);
+	store *st = NULL;
+	int applied = 0, known = 0;
+	if (store_open(&st, cfg->database_url) < 0 || store_schema_version(st, &applied, &known) < 0) {
+		fprintf(stderr, "perfbot migrate: %s\n", base_error_last());
+		store_free(st);
+		return 1;
+	}
+	printf("%s (%s): schema version %d", shown, store_backend_name(st), applied);
+	if (applied > known)
+		printf(", newer than this perfbot knows (%d)\n", known);
+	else
+		printf(" (current)\n");
+	store_free(st);
+	return 0;
+}
+
+int app_cmd_store(const base_config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "copy") != 0) {
+		fprintf(stderr, "perfbot store: expected \"copy\" (perfbot store copy --from sqlite:PATH --to postgres://...)\n");
+		return 2;
+	}
+	static const struct option longopts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "force", no_argument, NULL, 'F' },
+		{ NULL, 0, NULL, 0 },
+	};
+	app_cmd_opts o = { .cmd = "store copy", .longopts = longopts };
+	const char *from = NULL, *to = NULL;
+	int force = 0, c;
+	/* the words after "copy" are its options */
+	while ((c = app_cmd_getopt(&o, argc - 1, argv + 1, 0)) != APP_CMD_END) {
+		switch (c) {
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'F': force = 1; break;
+		default: return o.status ? o.status : 2;
+		}
+	}
+	/* defaults: this installation's SQLite file, to DATABASE_URL */
+	char dflt[4200];
+	if (!from) {
+		snprintf(dflt, sizeof(dflt), "sqlite:%s/perfbot.db", cfg->data_dir);
+		from = dflt;
+	}
+	if (!to && strncmp(cfg->database_url, "postgres", 8) == 0)
+		to = cfg->database_url;
+	if (!to) {
+		fprintf(stderr, "perfbot store copy: --to: expected postgres://... (or DATABASE_URL set to it)\n");
+		return 2;
+	}
+	char shown_from[4200], shown_to[600];
+	store_url_redact(shown_from, sizeof(shown_from), from);
+	store_url_redact(shown_to, sizeof(shown_to), to);
+	store_copy_stats stats;
+	if (store_copy(from, to, force, &stats) < 0) {
+		fprintf(stderr, "perfbot store copy: %s\n", base_error_last());
+		return base_error_code() == BASE_EEXISTS || base_error_code() == BASE_EINVALID ? 2 : 1;
+	}
+	printf("copied %lld rows (%d tables) from %s to %s\n", (long long)stats.rows, stats.tables, shown_from, shown_to);
+	return 0;
 }

@@ -39,7 +39,10 @@ static const struct var vars[] = {
 	{ "HOST", K_STR, "127.0.0.1", 0, 0, "address to listen on" },
 	{ "PORT", K_INT, "3000", 0, 65535, "port to listen on (0: any free port)" },
 	{ "DATA_DIR", K_STR, "./var", 0, 0, "where the store and checkouts live" },
-	{ "DATABASE_URL", K_STR, NULL, 0, 0, "store URL (default sqlite:$DATA_DIR/perfbot.db)" },
+	{ "DATABASE_URL", K_STR, NULL, 0, 0,
+	  "store URL: sqlite:PATH (default sqlite:$DATA_DIR/perfbot.db) or postgres://user:password@host:port/db" },
+	{ "PERFBOT_ROLE", K_STR, "all", 0, 0,
+	  "what perfbot serve runs: all | web (intake, setup, dashboard; no jobs) | worker (jobs, sandboxes, MCP; no intake)" },
 	{ "WORKERS", K_INT, NULL, 1, 256, "threads for webhook events, comment commands and PR jobs (default: number of cores)" },
 	{ "BENCH_WORKERS", K_INT, NULL, 1, 256, "threads for bench and agent runs (default: cores - 1, at least 1)" },
 	{ "LOG_LEVEL", K_LEVEL, "info", 0, 0, "debug | info | warn | error" },
@@ -71,6 +74,7 @@ static const struct var vars[] = {
 	{ "GH_ORG", K_STR, NULL, 0, 0, "organisation to register the App for" },
 	{ "GITHUB_CLIENT_ID", K_STR, NULL, 0, 0, "App client id" },
 	{ "GITHUB_CLIENT_SECRET", K_STR, NULL, 0, 0, "App client secret" },
+	{ "GITHUB_WEB_URL", K_STR, NULL, 0, 0, "GitHub's web address for sign-in (default https://github.com or GHE_HOST)" },
 	{ "REDELIVERY_INTERVAL_SECONDS", K_INT, "0", 0, 86400, "how often missed deliveries are redelivered (0: off)" },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
@@ -79,7 +83,7 @@ static const struct var vars[] = {
 static int is_secret(const char *name)
 {
 	return !strcmp(name, "PRIVATE_KEY") || strstr(name, "SECRET") || !strcmp(name, "ANTHROPIC_API_KEY") ||
-	       !strcmp(name, "PERFBOT_MANAGED_ENVIRONMENT_KEY");
+	       !strcmp(name, "PERFBOT_MANAGED_ENVIRONMENT_KEY") || !strcmp(name, "DATABASE_URL");
 }
 
 struct loaded {
@@ -304,6 +308,46 @@ static int check_id(const char *name, const char *v, const char *extra, const ch
 
 /* The managed backend's settings (their use is checked where they are
  * used: perfbot managed setup, the worker). */
+/* DATABASE_URL: SQLite (sqlite:PATH or a path) or PostgreSQL (libpq's
+ * postgres:// or postgresql:// URI).  The value holds a password: errors
+ * name the scheme at most. */
+static int check_database_url(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	if (!strncmp(url, "sqlite:", 7))
+		return url[7] ? 0 : base_error_set(BASE_EINVALID, "DATABASE_URL: empty SQLite path");
+	if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13)) {
+		const char *rest = sep + 3;
+		size_t auth = strcspn(rest, "/?");
+		const char *at = memrchr(rest, '@', auth);
+		const char *host = at ? at + 1 : rest;
+		const char *end = rest + auth;
+		const char *colon = host < end && *host != '[' ? memchr(host, ':', (size_t)(end - host)) : NULL;
+		if (host[0] == '[')
+			colon = memchr(host, ']', (size_t)(end - host)) ? strchr(memchr(host, ']', (size_t)(end - host)), ':')
+									: NULL;
+		if (colon && colon < end) {
+			if (colon + 1 == end)
+				return base_error_set(BASE_EINVALID, "DATABASE_URL: empty port");
+			for (const char *p = colon + 1; p < end; p++)
+				if ((*p < '0' || *p > '9') && *p != ',' && *p != ':')
+					return base_error_set(BASE_EINVALID, "DATABASE_URL: the port is not a number");
+		}
+		for (const char *p = url; *p; p++)
+			if ((unsigned char)*p <= ' ')
+				return base_error_set(BASE_EINVALID, "DATABASE_URL: a space or control character in the URL");
+		return 0;
+	}
+	if (!strncmp(url, "postgres", 8))
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: expected postgres://user:password@host:port/dbname");
+	if (sep) {
+		int n = (int)(sep - url);
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: unsupported store \"%.*s\" (expected sqlite:PATH or "
+						     "postgres://...)", n > 20 ? 20 : n, url);
+	}
+	return 0;
+}
+
 static int check_managed(struct loaded *l)
 {
 	base_config *c = &l->cfg;
@@ -448,6 +492,7 @@ static int check_and_store(struct loaded *l)
 		NUM(port, "PORT");
 		STR(data_dir, "DATA_DIR");
 		STR(database_url, "DATABASE_URL");
+		STR(role, "PERFBOT_ROLE");
 		NUM(workers, "WORKERS");
 		NUM(bench_workers, "BENCH_WORKERS");
 		STR(public_url, "PUBLIC_URL");
@@ -473,6 +518,7 @@ static int check_and_store(struct loaded *l)
 		STR(gh_org, "GH_ORG");
 		STR(github_client_id, "GITHUB_CLIENT_ID");
 		STR(github_client_secret, "GITHUB_CLIENT_SECRET");
+		STR(github_web_url, "GITHUB_WEB_URL");
 		NUM(redelivery_interval_s, "REDELIVERY_INTERVAL_SECONDS");
 #undef STR
 #undef NUM
@@ -537,6 +583,10 @@ static int check_and_store(struct loaded *l)
 		l->derived[1] = u;
 		c->database_url = u;
 	}
+	if ((error = check_database_url(c->database_url)) < 0)
+		return error;
+	if (c->role && strcmp(c->role, "all") && strcmp(c->role, "web") && strcmp(c->role, "worker"))
+		return base_error_set(BASE_EINVALID, "PERFBOT_ROLE: expected all, web or worker, got \"%.40s\"", c->role);
 	if ((error = check_managed(l)) < 0)
 		return error;
 	if (c->agent && !strcmp(c->agent, "managed")) {

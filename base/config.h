@@ -21,7 +21,9 @@ typedef struct base_config {
 	const char *host;               /* "127.0.0.1" */
 	int port;                       /* 3000 */
 	const char *data_dir;           /* "./var" */
-	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default */
+	const char *database_url;       /* effective: "sqlite:DATA_DIR/perfbot.db" by default;
+					 * may hold a password: never logged */
+	const char *role;               /* PERFBOT_ROLE: "all" | "web" | "worker" */
 	int workers;                    /* WORKERS: threads for every job but bench and agent
 					 * runs (default: number of cores) */
 	int bench_workers;              /* BENCH_WORKERS: threads for bench and agent runs
@@ -52,7 +54,8 @@ typedef struct base_config {
 	int insecure_no_signature;      /* --insecure-no-signature */
 	const char *gh_org;
 	const char *github_client_id;
-	const char *github_client_secret;
+	const char *github_client_secret; /* never logged */
+	const char *github_web_url;     /* GITHUB_WEB_URL; NULL: https://github.com or https://GHE_HOST */
 	int redelivery_interval_s;      /* REDELIVERY_INTERVAL_SECONDS, 0 = off */
 } base_config;
 

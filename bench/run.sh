@@ -6,7 +6,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
 ran=0
-for script in intake/run.sh push/run.mjs determinism.sh pr/run.sh; do
+for script in intake/run.sh push/run.mjs determinism.sh pr/run.sh ui/run.sh; do
     [ -f "$here/$script" ] || continue
     ran=$((ran + 1))
     echo "==== bench/$script"

@@ -499,9 +499,11 @@ static long backoff_ms(const gh_client *c, int attempt)
 static int token_fetch(char **token_out, int64_t *expires_out, int64_t installation_id, void *payload);
 
 /* The credential for auth: *cred_out owned (wiped by the caller). */
-static int credential(gh_client *c, int64_t auth, char **cred_out)
+static int credential(gh_client *c, int64_t auth, const char *user_token, char **cred_out)
 {
 	*cred_out = NULL;
+	if (user_token)
+		return (*cred_out = strdup(user_token)) ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 	if (auth == GH_AUTH_NONE)
 		return 0;
 	if (auth == GH_AUTH_APP)
@@ -539,8 +541,8 @@ static int status_error(long status, const char *method, const char *path, const
 /* Sends one logical request.  target is a path under the API URL or an
  * absolute URL under it.  *out owned (may be NULL for an empty body);
  * *next_out (owned) the Link rel="next" URL when next_out is non-NULL. */
-static int do_request(gh_client *c, int64_t auth, const char *method, const char *target, json_t *body,
-		      json_t **out, char **next_out)
+static int do_request(gh_client *c, int64_t auth, const char *user_token, const char *method, const char *target,
+		      json_t *body, json_t **out, char **next_out)
 {
 	int error = 0;
 	char *cred = NULL, *body_text = NULL;
@@ -639,7 +641,7 @@ static int do_request(gh_client *c, int64_t auth, const char *method, const char
 		}
 		wipe_free(cred);
 		cred = NULL;
-		if ((error = credential(c, auth, &cred)) < 0)
+		if ((error = credential(c, auth, user_token, &cred)) < 0)
 			goto done;
 
 		int64_t t0 = base_mono_ms();
@@ -758,10 +760,11 @@ done:
 
 int gh_request(gh_client *c, int64_t auth, const char *method, const char *path, json_t *body, json_t **out)
 {
-	return do_request(c, auth, method, path, body, out, NULL);
+	return do_request(c, auth, NULL, method, path, body, out, NULL);
 }
 
-int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *array_key, json_t **out)
+static int request_all(gh_client *c, int64_t auth, const char *user_token, const char *path, const char *array_key,
+		       json_t **out)
 {
 	int error = 0;
 	json_t *all = json_array(), *page = NULL;
@@ -778,7 +781,7 @@ int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *arr
 			base_log(BASE_LOG_WARN, "github pagination cap reached", "path", path, NULL);
 			break;
 		}
-		if ((error = do_request(c, auth, "GET", target, NULL, &page, &next)) < 0)
+		if ((error = do_request(c, auth, user_token, "GET", target, NULL, &page, &next)) < 0)
 			goto done;
 		json_t *items = array_key ? json_object_get(page, array_key) : page;
 		if (!json_is_array(items)) {
@@ -806,6 +809,21 @@ done:
 	return error;
 }
 
+int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *array_key, json_t **out)
+{
+	return request_all(c, auth, NULL, path, array_key, out);
+}
+
+int gh_user_request(gh_client *c, const char *user_token, const char *path, json_t **out)
+{
+	return do_request(c, GH_AUTH_NONE, user_token, "GET", path, NULL, out, NULL);
+}
+
+int gh_user_request_all(gh_client *c, const char *user_token, const char *path, const char *array_key, json_t **out)
+{
+	return request_all(c, GH_AUTH_NONE, user_token, path, array_key, out);
+}
+
 /* ---- installation tokens ------------------------------------------------------- */
 
 static int parse_time(const char *s, int64_t *out)
@@ -826,7 +844,7 @@ static int token_fetch(char **token_out, int64_t *expires_out, int64_t installat
 	json_t *res = NULL;
 	int error;
 	snprintf(path, sizeof(path), "/app/installations/%" PRId64 "/access_tokens", installation_id);
-	if ((error = do_request(c, GH_AUTH_APP, "POST", path, NULL, &res, NULL)) < 0)
+	if ((error = do_request(c, GH_AUTH_APP, NULL, "POST", path, NULL, &res, NULL)) < 0)
 		return error;
 	const char *token = json_string_value(json_object_get(res, "token"));
 	const char *expires = json_string_value(json_object_get(res, "expires_at"));

@@ -123,6 +123,20 @@ int gh_request(gh_client *c, int64_t auth, const char *method, const char *path,
  * each page is an array. */
 int gh_request_all(gh_client *c, int64_t auth, const char *path, const char *array_key, json_t **out);
 
+/* The same for a signed-in user of the App (the OAuth web flow's
+ * user-to-server token, borrowed, never logged): GET path, or every page
+ * of it.  The App's own rate-limit state is not touched. */
+int gh_user_request(gh_client *c, const char *user_token, const char *path, json_t **out);
+int gh_user_request_all(gh_client *c, const char *user_token, const char *path, const char *array_key, json_t **out);
+
+/* The OAuth web flow's code exchange: POST {web_url}/login/oauth/access_token
+ * with the App's client id and secret (never logged), the code and the
+ * redirect_uri.  *token_out (owned; wipe and free) is the user's access
+ * token.  BASE_EAUTH with GitHub's error description when the code is
+ * refused (bad, used or expired code, wrong client). */
+int gh_oauth_exchange(char **token_out, const char *web_url, const char *client_id, const char *client_secret,
+		      const char *code, const char *redirect_uri);
+
 /* ---- Typed calls (owner/repo as two strings) ------------------------------- */
 
 /* GET /app/installations/{id} (App JWT). */

@@ -405,7 +405,7 @@ static int render_page(gh_setup *s, const base_http_request *req, base_http_resp
 {
 	int error = 0;
 	base_buf base = BASE_BUF_INIT(2048), back = BASE_BUF_INIT(2048);
-	base_buf hook = BASE_BUF_INIT(4096), redirect = BASE_BUF_INIT(4096);
+	base_buf hook = BASE_BUF_INIT(4096), redirect = BASE_BUF_INIT(4096), signin = BASE_BUF_INIT(4096);
 	json_t *m = NULL;
 	char *mtext = NULL;
 	char state[65], session[65], entered[sizeof(s->public_url)];
@@ -424,13 +424,15 @@ static int render_page(gh_setup *s, const base_http_request *req, base_http_resp
 	const char *b = base_buf_cstr(&base);
 	const char *hook_path = s->cfg->webhook_path ? s->cfg->webhook_path : "/api/github/webhooks";
 	if ((error = base_buf_printf(&hook, "%s%s", b, hook_path)) < 0 ||
-	    (error = base_buf_printf(&redirect, "%s/setup/callback", base_buf_cstr(&back))) < 0)
+	    (error = base_buf_printf(&redirect, "%s/setup/callback", base_buf_cstr(&back))) < 0 ||
+	    /* the dashboard's sign-in: GitHub sends users back exactly there */
+	    (error = base_buf_printf(&signin, "%s/auth/callback", b)) < 0)
 		goto done;
 	m = json_pack("{s:s, s:s, s:{s:s, s:b}, s:s, s:[s], s:b, s:{s:s, s:s, s:s, s:s, s:s}, s:[s,s,s,s,s]}",
 		      "name", s->app_name, "url", b,
 		      "hook_attributes", "url", base_buf_cstr(&hook), "active", 1,
 		      "redirect_url", base_buf_cstr(&redirect),
-		      "callback_urls", b,
+		      "callback_urls", base_buf_cstr(&signin),
 		      "public", 0,
 		      "default_permissions", "contents", "write", "pull_requests", "write", "checks", "write",
 		      "issues", "write", "metadata", "read",
@@ -500,6 +502,7 @@ done:
 	base_buf_dispose(&back);
 	base_buf_dispose(&hook);
 	base_buf_dispose(&redirect);
+	base_buf_dispose(&signin);
 	return error;
 }
 

@@ -23,6 +23,9 @@
 
 #define TAIL_BYTES 2000
 #define TOP_FUNCTIONS 50
+#define FLAME_NODES 400        /* nodes of a measurement's flame tree */
+#define FLAME_DEPTH 32
+#define FLAME_MIN_PERMILLE 5   /* calls under 0.5% of the total are left out */
 #define REPORT_CAP (60 * 1024) /* GitHub caps a check run summary at 65535 */
 
 static json_t *failure_doc(const measure_benchmark_config *b, const char *status, const char *error,
@@ -67,6 +70,11 @@ static json_t *success_doc(const measure_benchmark_config *b, const measure_cg_p
 	}
 	free(top);
 	json_object_set_new(doc, "top_functions", fns);
+	/* the dashboard's flame graph, capped: the biggest paths only */
+	json_t *flame = measure_cg_flame_json(p, metric == MEASURE_METRIC_INSTRUCTIONS, FLAME_NODES, FLAME_DEPTH,
+					      FLAME_MIN_PERMILLE);
+	if (flame)
+		json_object_set_new(doc, "flame", flame);
 	return doc;
 }
 

@@ -264,6 +264,13 @@ int measure_bench_queue_push(int64_t *run_out, const measure_services *svc, cons
 		return base_error_set(BASE_EINVALID, "bench: branch name too long");
 	json_t *data = json_pack("{s:s, s:s?, s:s?, s:s?}", "ref", push->ref, "default_branch", push->default_branch,
 				 "clone_url", push->clone_url, "sender", push->sender);
+	/* what the dashboard shows of the measured commit */
+	if (data && (push->commit_author || push->commit_message || push->commit_at_ms)) {
+		json_t *c = json_pack("{s:s?, s:s?}", "author", push->commit_author, "message", push->commit_message);
+		if (c && push->commit_at_ms > 0)
+			json_object_set_new(c, "at_ms", json_integer((json_int_t)push->commit_at_ms));
+		json_object_set_new(data, "commit", c);
+	}
 	if (!data)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	store_run_spec spec = { .repository = push->repository, .installation_id = push->installation_id,

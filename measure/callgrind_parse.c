@@ -114,6 +114,7 @@ void measure_cg_profile_dispose(measure_cg_profile *p)
 		free(p->fns[i].file);
 	}
 	free(p->fns);
+	free(p->calls);
 	cg_index *ix = p->index;
 	if (ix) {
 		free(ix->slots);
@@ -414,6 +415,27 @@ static int current_fn(parse_state *st, int lineno)
 	return 0;
 }
 
+/* Records a call edge (dropped past MEASURE_CG_MAX_CALLS: the flame tree
+ * then misses the rarest calls, the counts stay exact). */
+static int add_call(measure_cg_profile *p, size_t caller, size_t callee, const measure_cg_costs *c)
+{
+	if (p->ncalls >= MEASURE_CG_MAX_CALLS)
+		return 0;
+	if (p->ncalls == p->calls_alloc) {
+		size_t n = p->calls_alloc ? p->calls_alloc * 2 : 256;
+		measure_cg_call *nc = realloc(p->calls, n * sizeof(*nc));
+		if (!nc)
+			return base_error_set(BASE_ENOMEM, "out of memory");
+		p->calls = nc;
+		p->calls_alloc = n;
+	}
+	measure_cg_call *e = &p->calls[p->ncalls++];
+	e->caller = caller;
+	e->callee = callee;
+	e->cost = *c;
+	return 0;
+}
+
 /* A cost line: positions then event counts, the function's own cost or,
  * right after calls=, the inclusive cost of that call. */
 static int parse_cost_line(parse_state *st, const char *line, int lineno)
@@ -430,6 +452,8 @@ static int parse_cost_line(parse_state *st, const char *line, int lineno)
 	cg_index *ix = st->p->index;
 	if (st->pending_call) {
 		st->pending_call = 0;
+		if ((error = add_call(st->p, st->cur, st->callee, &c)) < 0)
+			return error;
 		add_costs(&ix->scratch[st->callee].called_in, &c);
 		ix->scratch[st->callee].called = 1;
 		add_costs(&ix->scratch[st->cur].self_plus_out, &c);
@@ -568,6 +592,7 @@ int measure_cg_parse(measure_cg_profile *p, const char *text, size_t len)
 	int error = 0;
 	memset(&st, 0, sizeof(st));
 	st.p = p;
+	size_t calls_at_start = p->ncalls;
 	st.npositions = 1;
 	/* default events: Ir only */
 	st.map[0] = MEASURE_CG_IR;
@@ -652,6 +677,8 @@ done:
 		}
 		ix->ntouched = 0;
 	}
+	if (error < 0)
+		p->ncalls = calls_at_start;
 	free(line);
 	free(st.file);
 	free(st.fn);
@@ -766,4 +793,166 @@ int measure_cg_parse_totals(measure_cg_profile *p, const char *text, size_t len)
 		pos += l + (nl ? 1 : 0);
 	}
 	return base_error_set(BASE_EINVALID, "cachegrind output without \"events:\" and \"summary:\" lines");
+}
+
+/* ---- flame tree ---------------------------------------------------------- */
+
+/* The call graph with one edge per (caller, callee), callees of a caller
+ * next to each other (first[f] .. first[f + 1]), heaviest first. */
+typedef struct flame_graph {
+	const measure_cg_profile *p;
+	int metric;
+	struct flame_edge {
+		size_t caller, callee;
+		uint64_t v;
+	} *edges;
+	size_t nedges;
+	size_t *first;        /* nfns + 1 offsets into edges */
+	uint64_t *incl;       /* per function: its inclusive cost by metric */
+	unsigned char *on_path;
+	size_t nodes, max_nodes;
+	int max_depth;
+	uint64_t min_value;
+} flame_graph;
+
+static int cmp_edge(const void *a, const void *b)
+{
+	const struct flame_edge *x = a, *y = b;
+	if (x->caller != y->caller)
+		return x->caller < y->caller ? -1 : 1;
+	if (x->callee != y->callee)
+		return x->callee < y->callee ? -1 : 1;
+	return 0;
+}
+
+static int cmp_edge_value(const void *a, const void *b)
+{
+	const struct flame_edge *x = a, *y = b;
+	if (x->caller != y->caller)
+		return x->caller < y->caller ? -1 : 1;
+	return x->v > y->v ? -1 : x->v < y->v;
+}
+
+static int cmp_root(const void *a, const void *b, void *payload)
+{
+	const uint64_t *incl = payload;
+	uint64_t x = incl[*(const size_t *)a], y = incl[*(const size_t *)b];
+	return x > y ? -1 : x < y;
+}
+
+/* A node of function f worth v, with its callees below it. */
+static json_t *flame_node(flame_graph *g, size_t f, uint64_t v, int depth)
+{
+	const measure_cg_function *fn = &g->p->fns[f];
+	json_t *node = json_pack("{s:s, s:s, s:I}", "name", fn->name, "file", fn->file, "value", (json_int_t)v);
+	if (!node)
+		return NULL;
+	g->nodes++;
+	if (depth >= g->max_depth || g->incl[f] == 0)
+		return node;
+	json_t *kids = NULL;
+	g->on_path[f] = 1;
+	for (size_t i = g->first[f]; i < g->first[f + 1] && g->nodes < g->max_nodes; i++) {
+		const struct flame_edge *e = &g->edges[i];
+		if (g->on_path[e->callee])
+			continue;
+		/* this node is v of the function's incl: its calls scale alike */
+		uint64_t cv = v >= g->incl[f] ? e->v
+					       : (uint64_t)((double)e->v * ((double)v / (double)g->incl[f]) + 0.5);
+		if (cv > v)
+			cv = v;
+		if (cv < g->min_value)
+			break; /* sorted heaviest first */
+		json_t *k = flame_node(g, e->callee, cv, depth + 1);
+		if (!k)
+			break;
+		if (!kids && !(kids = json_array())) {
+			json_decref(k);
+			break;
+		}
+		json_array_append_new(kids, k);
+	}
+	g->on_path[f] = 0;
+	if (kids)
+		json_object_set_new(node, "children", kids);
+	return node;
+}
+
+json_t *measure_cg_flame_json(const measure_cg_profile *p, int metric, size_t max_nodes, int max_depth,
+			      int min_permille)
+{
+	flame_graph g = { .p = p, .metric = metric, .max_nodes = max_nodes ? max_nodes : 1, .max_depth = max_depth };
+	json_t *root = NULL, *kids = NULL;
+	unsigned char *called = NULL;
+	size_t nroots = 0, *roots = NULL;
+	g.edges = p->ncalls ? malloc(p->ncalls * sizeof(*g.edges)) : NULL;
+	g.first = calloc(p->nfns + 1, sizeof(*g.first));
+	g.incl = calloc(p->nfns + 1, sizeof(*g.incl));
+	g.on_path = calloc(p->nfns + 1, 1);
+	called = calloc(p->nfns + 1, 1);
+	roots = calloc(p->nfns + 1, sizeof(*roots));
+	if ((p->ncalls && !g.edges) || !g.first || !g.incl || !g.on_path || !called || !roots)
+		goto done;
+	/* one edge per (caller, callee), summed */
+	for (size_t i = 0; i < p->ncalls; i++) {
+		g.edges[i].caller = p->calls[i].caller;
+		g.edges[i].callee = p->calls[i].callee;
+		g.edges[i].v = metric_of(&p->calls[i].cost, metric);
+	}
+	if (p->ncalls)
+		qsort(g.edges, p->ncalls, sizeof(*g.edges), cmp_edge);
+	for (size_t i = 0; i < p->ncalls; i++) {
+		if (g.nedges && g.edges[g.nedges - 1].caller == g.edges[i].caller &&
+		    g.edges[g.nedges - 1].callee == g.edges[i].callee) {
+			g.edges[g.nedges - 1].v = sat_add(g.edges[g.nedges - 1].v, g.edges[i].v);
+			continue;
+		}
+		g.edges[g.nedges++] = g.edges[i];
+	}
+	if (g.nedges)
+		qsort(g.edges, g.nedges, sizeof(*g.edges), cmp_edge_value);
+	/* a called function's cost is what its callers spent in it (its calls
+	 * into itself left out: callgrind counts them again) */
+	for (size_t i = 0; i < g.nedges; i++) {
+		g.first[g.edges[i].caller + 1]++;
+		if (g.edges[i].caller != g.edges[i].callee) {
+			called[g.edges[i].callee] = 1;
+			g.incl[g.edges[i].callee] = sat_add(g.incl[g.edges[i].callee], g.edges[i].v);
+		}
+	}
+	for (size_t f = 0; f < p->nfns; f++) {
+		g.first[f + 1] += g.first[f];
+		if (!called[f])
+			g.incl[f] = metric_of(&p->fns[f].inclusive, metric);
+	}
+	uint64_t total = 0;
+	for (size_t f = 0; f < p->nfns; f++)
+		if (!called[f] && g.incl[f] > 0) {
+			roots[nroots++] = f;
+			total = sat_add(total, g.incl[f]);
+		}
+	uint64_t pm = (uint64_t)(min_permille > 0 ? min_permille : 0);
+	g.min_value = total / 1000 * pm + total % 1000 * pm / 1000;
+	/* heaviest roots first */
+	qsort_r(roots, nroots, sizeof(*roots), cmp_root, g.incl);
+	if (!(root = json_pack("{s:s, s:I}", "name", "all", "value", (json_int_t)total)) || !(kids = json_array()))
+		goto done;
+	for (size_t i = 0; i < nroots && g.nodes < g.max_nodes; i++) {
+		if (g.incl[roots[i]] < g.min_value)
+			break;
+		json_t *k = flame_node(&g, roots[i], g.incl[roots[i]], 1);
+		if (k)
+			json_array_append_new(kids, k);
+	}
+	json_object_set_new(root, "children", kids);
+	kids = NULL;
+done:
+	json_decref(kids);
+	free(g.edges);
+	free(g.first);
+	free(g.incl);
+	free(g.on_path);
+	free(called);
+	free(roots);
+	return root;
 }

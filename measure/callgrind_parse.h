@@ -52,11 +52,22 @@ typedef struct measure_cg_function {
 	measure_cg_costs inclusive;/* self + the inclusive cost of calls made */
 } measure_cg_function;
 
+/* One call edge (calls= line and the cost line after it): caller and
+ * callee are indices into fns, cost the inclusive cost of the call. */
+typedef struct measure_cg_call {
+	size_t caller, callee;
+	measure_cg_costs cost;
+} measure_cg_call;
+
 typedef struct measure_cg_profile {
 	measure_cg_costs totals;    /* the files' summary/totals lines, summed */
 	measure_cg_function *fns;   /* owned array; one entry per (file, name) */
 	size_t nfns;
 	size_t alloc;
+	measure_cg_call *calls;     /* owned; the call graph, one entry per calls= line
+				     * (at most MEASURE_CG_MAX_CALLS; later ones are dropped) */
+	size_t ncalls;
+	size_t calls_alloc;
 	int nfiles;               /* output files added */
 	void *index;              /* private lookup table */
 } measure_cg_profile;
@@ -76,6 +87,20 @@ int measure_cg_parse_totals(measure_cg_profile *p, const char *text, size_t len)
 /* Indices into p->fns of the n functions of highest inclusive cost by
  * `metric` (0 = estimated cycles, 1 = instructions); *out owned. */
 int measure_cg_top(size_t **out, size_t *nout, const measure_cg_profile *p, int metric, size_t n);
+
+#define MEASURE_CG_MAX_CALLS 500000
+
+/* A flame tree of the profile by `metric` (0 = estimated cycles, 1 =
+ * instructions): {"name": "all", "value": N, "children": [{"name", "file",
+ * "value", "children"}]}, built from the call graph: the roots are the
+ * functions nobody calls, a child's value is the inclusive cost of the
+ * calls from its parent, scaled down where the parent itself is only part
+ * of its function's cost (callgrind keeps no call stacks).  A function is
+ * not expanded inside itself (recursion), children below min_permille of
+ * the total are left out, and the tree holds at most max_nodes nodes and
+ * max_depth levels.  Owned; NULL when out of memory. */
+json_t *measure_cg_flame_json(const measure_cg_profile *p, int metric, size_t max_nodes, int max_depth,
+			      int min_permille);
 
 /* {"name", "file", "self": {...}, "inclusive": {...}} where each cost object
  * holds instructions, estimated_cycles, l1_misses, ll_misses.  Owned. */

@@ -104,6 +104,9 @@ typedef struct measure_bench_push {
 	const char *default_branch;
 	const char *clone_url;
 	const char *sender;
+	const char *commit_author;    /* the head commit's author, message and time (ms), shown by */
+	const char *commit_message;   /* the dashboard; may be NULL / 0 */
+	int64_t commit_at_ms;
 } measure_bench_push;
 
 /* A push: nothing for a deleted branch; otherwise a bench run of `after`

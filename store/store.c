@@ -10,14 +10,96 @@
 
 #include <openssl/crypto.h>
 
+static int is_pg_url(const char *url)
+{
+	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+int store_url_check(const char *url)
+{
+	if (!url || !*url)
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: empty");
+	if (strncmp(url, "sqlite:", 7) == 0)
+		return url[7] ? 0 : base_error_set(BASE_EINVALID, "DATABASE_URL: empty SQLite path");
+	if (is_pg_url(url)) {
+		/* postgres://[user[:password]@][host][:port][/dbname][?param=value&...] */
+		const char *rest = strstr(url, "://") + 3;
+		const char *end = rest + strcspn(rest, "/?");
+		const char *at = memchr(rest, '@', (size_t)(end - rest));
+		const char *host = at ? at + 1 : rest;
+		if (*end == '/' && end[1] == '/')
+			return base_error_set(BASE_EINVALID, "DATABASE_URL: expected postgres://user:password@host:port/dbname");
+		for (const char *p = url; *p; p++)
+			if ((unsigned char)*p <= ' ')
+				return base_error_set(BASE_EINVALID, "DATABASE_URL: a space or control character in the URL");
+		const char *colon = NULL;
+		for (const char *p = host; p < end; p++) {
+			if (*p == '[') { /* [v6]:port */
+				const char *close = memchr(p, ']', (size_t)(end - p));
+				if (!close)
+					return base_error_set(BASE_EINVALID, "DATABASE_URL: unclosed '[' in the host");
+				p = close;
+			} else if (*p == ',') {
+				colon = NULL; /* host list: each may have a port */
+			} else if (*p == ':') {
+				colon = p;
+			} else if (colon && (*p < '0' || *p > '9')) {
+				return base_error_set(BASE_EINVALID, "DATABASE_URL: the port is not a number");
+			}
+		}
+		if (colon && colon + 1 == end)
+			return base_error_set(BASE_EINVALID, "DATABASE_URL: empty port");
+		return 0;
+	}
+	if (strncmp(url, "postgres", 8) == 0)
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: expected postgres://... or postgresql://...");
+	if (strstr(url, "://"))
+		return base_error_set(BASE_EINVALID, "DATABASE_URL: unsupported store \"%.*s\" (sqlite:PATH or postgres://...)",
+				      (int)(strstr(url, "://") - url), url);
+	return 0;
+}
+
+void store_url_redact(char *out, size_t n, const char *url)
+{
+	if (!url) {
+		snprintf(out, n, "(none)");
+		return;
+	}
+	const char *scheme = strstr(url, "://");
+	if (!scheme) {
+		snprintf(out, n, "%s", url);
+		return;
+	}
+	const char *rest = scheme + 3;
+	const char *end = rest + strcspn(rest, "/?");
+	const char *at = NULL;
+	for (const char *p = rest; p < end; p++)
+		if (*p == '@')
+			at = p;
+	const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+	/* a password given as a parameter (?password=...) is cut off too */
+	const char *query = strchr(end, '?');
+	int qlen = query && strstr(query, "password") ? (int)(query - end) : (int)strlen(end);
+	if (colon)
+		snprintf(out, n, "%.*s:***%.*s%.*s", (int)(colon - url), url, (int)(end - at), at, qlen, end);
+	else
+		snprintf(out, n, "%.*s%.*s", (int)(end - url), url, qlen, end);
+}
+
+const char *store_backend_name(const store *st)
+{
+	return st->be->name;
+}
+
 int store_open(store **out, const char *url)
 {
+	int error = store_url_check(url);
+	if (error < 0)
+		return error;
 	if (strncmp(url, "sqlite:", 7) == 0)
 		return store_sqlite_open(out, url + 7);
-	if (strncmp(url, "postgres", 8) == 0)
-		return base_error_set(BASE_EINVALID, "DATABASE_URL: the PostgreSQL store is not available in this build");
-	if (strstr(url, "://"))
-		return base_error_set(BASE_EINVALID, "DATABASE_URL: unsupported store \"%.*s\"", (int)(strstr(url, "://") - url), url);
+	if (is_pg_url(url))
+		return store_pg_open(out, url);
 	return store_sqlite_open(out, url);
 }
 
@@ -139,6 +221,11 @@ int store_job_counts(store *st, json_t **out)
 int store_queue_stats_get(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms)
 {
 	return st->be->queue_stats(st, out, now_ms, since_ms);
+}
+
+int store_wait_for_job(store *st, int timeout_ms)
+{
+	return st->be->wait_for_job(st, timeout_ms);
 }
 
 int store_schema_version(store *st, int *applied_out, int *known_out)
@@ -394,4 +481,45 @@ void store_job_dispose(store_job *job)
 	free(job->payload);
 	free(job->delivery_id);
 	memset(job, 0, sizeof(*job));
+}
+
+void store_session_dispose(store_session *s)
+{
+	if (!s)
+		return;
+	free(s->id_hash);
+	free(s->login);
+	free(s->avatar_url);
+	if (s->token)
+		memset(s->token, 0, strlen(s->token));
+	free(s->token);
+	free(s->csrf);
+	memset(s, 0, sizeof(*s));
+}
+
+int store_session_put(store *st, const store_session *s)
+{
+	return st->be->session_put(st, s);
+}
+
+int store_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out)
+{
+	memset(out, 0, sizeof(*out));
+	return st->be->session_get(st, id_hash, now_ms, out);
+}
+
+int store_session_delete(store *st, const char *id_hash)
+{
+	return st->be->session_delete(st, id_hash);
+}
+
+int store_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+		     int limit)
+{
+	*out = NULL;
+	if (!repository || !branch || limit < 1 || limit > 5000)
+		return base_error_set(BASE_EINVALID, "series: a repository, a branch and a limit of 1 to 5000 are needed");
+	if (!metric || (strcmp(metric, "cycles") && strcmp(metric, "instructions")))
+		return base_error_set(BASE_EINVALID, "series: metric is cycles or instructions");
+	return st->be->series_get(st, out, repository, branch, metric, limit);
 }

@@ -1,8 +1,9 @@
 /* The store: perfbot's one source of durable state (deliveries, jobs,
  * installations, runs, measurements, proposals, pull requests, audit log).
  *
- * Callers see an opaque `store` and the functions below; a backend (SQLite
- * today, store_sqlite.c) fills a `store_backend` vtable.  Every function is
+ * Callers see an opaque `store` and the functions below; a backend
+ * (SQLite, store_sqlite.c, the default; PostgreSQL, store_pg.c, for several
+ * replicas on one database) fills a `store_backend` vtable.  Every function is
  * safe to call from any thread: the backend hands each call a connection
  * that one thread uses at a time.  JSON documents crossing this interface
  * are owned by the caller in both directions unless noted ("borrows"). */
@@ -17,9 +18,21 @@ typedef struct store store;
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* Opens the store named by url ("sqlite:PATH", or a plain path) and applies
- * the numbered migrations.  *out is freed with store_free. */
+/* Opens the store named by url ("sqlite:PATH", a plain path, or
+ * "postgres://..." / "postgresql://...") and applies the numbered migrations
+ * (once, even when several replicas open one PostgreSQL database together).
+ * *out is freed with store_free. */
 int store_open(store **out, const char *url);
+
+/* 0 when url names a store this build opens (checked without opening it);
+ * BASE_EINVALID with one line saying what is wrong (never the password). */
+int store_url_check(const char *url);
+
+/* url with its password replaced by "***" (for logs and reports). */
+void store_url_redact(char *out, size_t n, const char *url);
+
+/* "sqlite" or "postgres". */
+const char *store_backend_name(const store *st);
 
 /* The same for tools that only read: BASE_ENOTFOUND (naming the file) when
  * the SQLite store does not exist yet, instead of creating an empty one. */
@@ -149,6 +162,11 @@ int store_job_list(store *st, json_t **out, int limit);
 
 /* Counts of jobs by state: {"queued": n, "running": n, ...} (owned). */
 int store_job_counts(store *st, json_t **out);
+
+/* Waits up to timeout_ms for jobs queued (by this process, or with
+ * PostgreSQL by any replica: LISTEN/NOTIFY).  1 when woken, 0 on timeout.
+ * One thread (the worker pool's listener) calls it. */
+int store_wait_for_job(store *st, int timeout_ms);
 
 /* The queue at now_ms, for `perfbot doctor`. */
 typedef struct store_queue_stats {
@@ -293,6 +311,62 @@ int store_run_token_put(store *st, int64_t run_id, const char *token_hash);
 /* The run a token hash belongs to, BASE_ENOTFOUND when none. */
 int store_run_token_find(store *st, const char *token_hash, int64_t *run_id_out);
 int store_run_token_delete(store *st, int64_t run_id);
+
+/* ---- dashboard: sign-in sessions and benchmark series -------------------- */
+
+/* A signed-in browser.  The session id itself is never stored: the store
+ * keys the session by the SHA-256 hex of its cookie value. */
+typedef struct store_session {
+	char *id_hash;      /* 64 hex chars */
+	char *login;        /* GitHub login */
+	int64_t user_id;    /* GitHub user id */
+	char *avatar_url;   /* may be NULL */
+	char *token;        /* the user's OAuth token; never logged */
+	char *csrf;         /* the session's CSRF token (hex) */
+	int64_t created_ms;
+	int64_t expires_ms; /* ms since epoch; the session ends then */
+} store_session;
+
+/* Frees the strings of a session filled by store_session_get. */
+void store_session_dispose(store_session *s);
+
+/* Stores a new session (strings borrowed, copied) and deletes every
+ * session expired at s->created_ms.  BASE_EEXISTS when id_hash is taken. */
+int store_session_put(store *st, const store_session *s);
+
+/* The session with this id hash that has not expired at now_ms (owned
+ * strings in *out, store_session_dispose), or BASE_ENOTFOUND. */
+int store_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out);
+
+/* Deletes the session (sign-out); no error when there is none. */
+int store_session_delete(store *st, const char *id_hash);
+
+/* The benchmark history of a branch, in one query: the newest `limit`
+ * (1..5000) commits measured by push-triggered bench runs of `repository`
+ * on `branch` that ended "done" (one per commit: its newest such run),
+ * oldest first, with each successful measurement's value of `metric`
+ * ("cycles": estimated cycles, "instructions").  *out (owned):
+ *   {"commits": [{"sha", "run_id", "at_ms", "author", "message"}],
+ *    "series": {"<benchmark>": [value | null, ...]}}
+ * with every series as long as commits (null where the commit has no
+ * successful measurement of that benchmark); author and message come from
+ * the run's data.commit (null when absent), at_ms from data.commit.at_ms or
+ * else the run's creation time. */
+int store_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+		     int limit);
+
+/* ---- moving an installation ---------------------------------------------- */
+
+typedef struct store_copy_stats {
+	int64_t rows;      /* rows copied, every table together */
+	int tables;
+} store_copy_stats;
+
+/* Copies every table of the SQLite store at from_url ("sqlite:PATH") into
+ * the PostgreSQL store at to_url (migrated first), ids preserved and
+ * sequences advanced past them, in one transaction.  BASE_EEXISTS when the
+ * target already holds data, unless force (then its rows are replaced). */
+int store_copy(const char *from_url, const char *to_url, int force, store_copy_stats *stats);
 
 /* ---- Managed Agents work items handed between replicas -------------------- */
 

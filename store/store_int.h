@@ -28,6 +28,7 @@ typedef struct store_backend {
 	int (*job_list)(store *st, json_t **out, int limit);
 	int (*job_counts)(store *st, json_t **out);
 	int (*queue_stats)(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms);
+	int (*wait_for_job)(store *st, int timeout_ms);
 	int (*schema_version)(store *st, int *applied_out, int *known_out);
 	int (*installation_put)(store *st, int64_t id, const char *account, const char *state);
 	int (*installation_delete)(store *st, int64_t id);
@@ -59,6 +60,11 @@ typedef struct store_backend {
 	int (*run_token_put)(store *st, int64_t run_id, const char *token_hash);
 	int (*run_token_find)(store *st, const char *token_hash, int64_t *run_id_out);
 	int (*run_token_delete)(store *st, int64_t run_id);
+	int (*session_put)(store *st, const store_session *s);
+	int (*session_get)(store *st, const char *id_hash, int64_t now_ms, store_session *out);
+	int (*session_delete)(store *st, const char *id_hash);
+	int (*series_get)(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+			  int limit);
 	/* may be NULL: store.c answers BASE_EGENERIC ("not supported") */
 	int (*handover_put)(store *st, const char *environment_id, const char *session_id, const char *work_id,
 			    const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms);
@@ -71,5 +77,7 @@ struct store {
 };
 
 int store_sqlite_open(store **out, const char *path);
+/* url: "postgres://..." or "postgresql://..." (libpq's URI form). */
+int store_pg_open(store **out, const char *url);
 
 #endif

@@ -77,6 +77,9 @@ typedef struct sq_store {
 	int64_t failed_epoch;      /* last epoch whose COMMIT failed */
 	char failed_msg[256];
 	int stopping;
+	pthread_mutex_t job_lock;  /* store_wait_for_job: a job was queued */
+	pthread_cond_t job_cond;
+	int job_queued;
 
 	/* checkpoints run beside commits, on a connection of their own */
 	sqlite3 *ckpt_db;
@@ -86,6 +89,16 @@ typedef struct sq_store {
 	pthread_cond_t ck_cond;
 	int ck_wanted, ck_stop;     /* guarded by ck_lock */
 } sq_store;
+
+/* Tells store_wait_for_job that jobs were queued (in this process: SQLite
+ * has one serving process). */
+static void job_signal(sq_store *s)
+{
+	pthread_mutex_lock(&s->job_lock);
+	s->job_queued = 1;
+	pthread_cond_broadcast(&s->job_cond);
+	pthread_mutex_unlock(&s->job_lock);
+}
 
 static int sq_err(sqlite3 *db, const char *what)
 {
@@ -362,6 +375,7 @@ static void *committer_main(void *arg)
 		pthread_mutex_unlock(&s->commit_lock);
 
 		/* the outcome to each waiter; p may be freed by its done */
+		int queued = 0;
 		for (store_delivery_async *p = batch, *next; p; p = next) {
 			next = p->next;
 			if (failed && p->error == 0) {
@@ -369,8 +383,11 @@ static void *committer_main(void *arg)
 				p->duplicate = 0;
 				memcpy(p->msg, msg, sizeof(msg));
 			}
+			queued |= p->error == 0 && !p->duplicate && p->d->njobs > 0;
 			p->done(p);
 		}
+		if (queued)
+			job_signal(s);
 	}
 	return NULL;
 }
@@ -660,7 +677,19 @@ static const char *migrations[] = {
 	"CREATE TABLE approvals(run_id INTEGER PRIMARY KEY, user TEXT, via TEXT, created_ms INTEGER);"
 	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at_ms INTEGER, actor TEXT, action TEXT, subject TEXT, detail TEXT);"
 	"CREATE TABLE run_tokens(token_hash TEXT PRIMARY KEY, run_id INTEGER NOT NULL, created_ms INTEGER);",
-	/* 3: Managed Agents work items handed to the replica serving their session */
+	/* 3: the dashboard: sign-in sessions, and the measured values as
+	 * columns so that a branch's history is read from indexes alone */
+	"CREATE TABLE sessions(id_hash TEXT PRIMARY KEY, login TEXT NOT NULL, user_id INTEGER, avatar_url TEXT,"
+	" token TEXT, csrf TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
+	"CREATE INDEX sessions_expiry ON sessions(expires_ms);"
+	"ALTER TABLE measurements ADD COLUMN ok INTEGER;"
+	"ALTER TABLE measurements ADD COLUMN instructions INTEGER;"
+	"ALTER TABLE measurements ADD COLUMN estimated_cycles INTEGER;"
+	"UPDATE measurements SET ok = (json_extract(data, '$.status') = 'ok'),"
+	" instructions = json_extract(data, '$.instructions'), estimated_cycles = json_extract(data, '$.estimated_cycles');"
+	"CREATE INDEX measurements_series ON measurements(run_id, commit_sha, benchmark, ok, estimated_cycles, instructions);"
+	"CREATE INDEX runs_branch ON runs(repository, branch, kind, trigger, state, id);",
+	/* 4: Managed Agents work items handed to the replica serving their session */
 	"CREATE TABLE managed_handover(work_id TEXT PRIMARY KEY, environment_id TEXT NOT NULL,"
 	" session_id TEXT NOT NULL, secret TEXT NOT NULL, polled_by TEXT, polled_ms INTEGER NOT NULL,"
 	" expires_ms INTEGER NOT NULL);"
@@ -908,6 +937,8 @@ static int sq_job_add(store *st, int64_t *id_out, const char *kind, const char *
 	error = wend(s, error);
 	if (error == 0 && id_out)
 		*id_out = id;
+	if (error == 0)
+		job_signal(s);
 	return error;
 }
 
@@ -1037,10 +1068,35 @@ static int sq_job_cancel_key(store *st, const char *dedupe_key, int *count_out)
 
 static int sq_job_release(store *st, const char *owner)
 {
-	return pexec((sq_store *)st, NULL,
-		     "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
-		     " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
-		     "is", base_wall_ms(), owner);
+	int error = pexec((sq_store *)st, NULL,
+			  "UPDATE jobs SET state='queued', lease_owner=NULL, lease_expires_ms=NULL, updated_ms=?1"
+			  " WHERE state='running' AND (?2 IS NULL OR lease_owner=?2)",
+			  "is", base_wall_ms(), owner);
+	if (error == 0)
+		job_signal((sq_store *)st);
+	return error;
+}
+
+/* 1 once a job was queued since the last call returned 1, 0 after
+ * timeout_ms without one. */
+static int sq_wait_for_job(store *st, int timeout_ms)
+{
+	sq_store *s = (sq_store *)st;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->job_lock);
+	while (!s->job_queued && pthread_cond_timedwait(&s->job_cond, &s->job_lock, &ts) == 0)
+		;
+	int woke = s->job_queued;
+	s->job_queued = 0;
+	pthread_mutex_unlock(&s->job_lock);
+	return woke;
 }
 
 static int sq_job_list(store *st, json_t **out, int limit)
@@ -1267,8 +1323,9 @@ static int sq_measurement_put(store *st, int64_t *id_out, int64_t run_id, const 
 	sqlite3 *db = wbegin(s);
 	int64_t id = 0;
 	int error = exec(db, NULL,
-			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms)"
-			 " VALUES(?,?,?,?,?,?)",
+			 "INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms, ok, instructions,"
+			 " estimated_cycles) VALUES(?1,?2,?3,?4,?5,?6, json_extract(?5, '$.status') = 'ok',"
+			 " json_extract(?5, '$.instructions'), json_extract(?5, '$.estimated_cycles'))",
 			 "issssi", run_id, repository, commit, benchmark, text, base_wall_ms());
 	if (error == 0)
 		id = sqlite3_last_insert_rowid(db);
@@ -1375,7 +1432,10 @@ static int sq_approval_put(store *st, const store_approval *a)
 	int64_t job = 0;
 	if (error == 0 && a->job_kind)
 		error = insert_job(db, &job, a->job_kind, a->job_payload, a->job_key, now);
-	return wend(s, error);
+	error = wend(s, error);
+	if (error == 0 && a->job_kind)
+		job_signal(s);
+	return error;
 }
 
 static int sq_audit(store *st, const char *actor, const char *action, const char *subject, const char *detail)
@@ -1405,6 +1465,198 @@ static int sq_run_token_find(store *st, const char *token_hash, int64_t *run_id_
 static int sq_run_token_delete(store *st, int64_t run_id)
 {
 	return pexec((sq_store *)st, NULL, "DELETE FROM run_tokens WHERE run_id=?", "i", run_id);
+}
+
+/* ---- dashboard -------------------------------------------------------------- */
+
+static int sq_session_put(store *st, const store_session *x)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = wbegin(s);
+	int error = exec(db, NULL, "DELETE FROM sessions WHERE expires_ms <= ?", "i", x->created_ms);
+	if (error == 0)
+		error = exec(db, NULL,
+			     "INSERT INTO sessions(id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms)"
+			     " VALUES(?,?,?,?,?,?,?,?)",
+			     "ssisssii", x->id_hash, x->login, x->user_id, x->avatar_url, x->token, x->csrf, x->created_ms,
+			     x->expires_ms);
+	if (error < 0 && sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+		error = base_error_set(BASE_EEXISTS, "session exists");
+	return wend(s, error);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int sq_session_get(store *st, const char *id_hash, int64_t now_ms, store_session *out)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q,
+			    "SELECT id_hash, login, user_id, avatar_url, token, csrf, created_ms, expires_ms FROM sessions"
+			    " WHERE id_hash=? AND expires_ms > ?",
+			    "si", id_hash, now_ms);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = base_error_set(BASE_ENOTFOUND, "no such session");
+	} else if (rc != SQLITE_ROW) {
+		error = sq_err(db, "read");
+	} else {
+		out->id_hash = col_dup(q, 0);
+		out->login = col_dup(q, 1);
+		out->user_id = sqlite3_column_int64(q, 2);
+		out->avatar_url = col_dup(q, 3);
+		out->token = col_dup(q, 4);
+		out->csrf = col_dup(q, 5);
+		out->created_ms = sqlite3_column_int64(q, 6);
+		out->expires_ms = sqlite3_column_int64(q, 7);
+		if (!out->id_hash || !out->login || !out->csrf)
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+	}
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	if (error < 0)
+		store_session_dispose(out);
+	return error;
+}
+
+static int sq_session_delete(store *st, const char *id_hash)
+{
+	return pexec((sq_store *)st, NULL, "DELETE FROM sessions WHERE id_hash=?", "s", id_hash);
+}
+
+/* One statement: the branch's runs from the `limit`-th newest on (its id
+ * found backwards along the runs_branch index), read forwards along that
+ * index and joined with their measurements through the covering
+ * measurements_series index: oldest first with no sort.  Rows come grouped
+ * by run, so the series are filled in one pass; a commit measured again
+ * keeps only its newest run (dropped at the end, rarely needed). */
+static int sq_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
+			 int limit)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	json_t *commits = json_array(), *series = json_object(), *seen = json_object(), *root = NULL;
+	unsigned char *dropped = calloc((size_t)limit, 1);
+	size_t ndropped = 0;
+	int use_instr = !strcmp(metric, "instructions");
+	int error = 0;
+	if (!commits || !series || !seen || !dropped) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		goto done;
+	}
+	error = prepare(db, &q,
+			"SELECT c.id, c.head_sha, coalesce(json_extract(c.data, '$.commit.at_ms'), c.created_ms),"
+			"  json_extract(c.data, '$.commit.author'), json_extract(c.data, '$.commit.message'),"
+			"  m.benchmark, CASE WHEN ?4 THEN m.instructions ELSE m.estimated_cycles END"
+			" FROM runs c INDEXED BY runs_branch"
+			" LEFT JOIN measurements m ON m.run_id = c.id AND m.commit_sha = c.head_sha AND m.ok = 1"
+			" WHERE c.repository=?1 AND c.branch=?2 AND c.kind='bench' AND c.trigger='push' AND c.state='done'"
+			"  AND c.head_sha IS NOT NULL AND c.id >= coalesce((SELECT id FROM runs INDEXED BY runs_branch"
+			"   WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push' AND state='done'"
+			"   AND head_sha IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?3 - 1), 0)"
+			" ORDER BY c.id",
+			"ssnn", repository, branch, limit, use_instr);
+	if (error < 0)
+		goto done;
+	int64_t last_run = -1;
+	size_t ncommits = 0;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t run = sqlite3_column_int64(q, 0);
+		if (run != last_run) {
+			const char *sha = (const char *)sqlite3_column_text(q, 1);
+			const char *author = (const char *)sqlite3_column_text(q, 3);
+			const char *message = (const char *)sqlite3_column_text(q, 4);
+			if (ncommits >= (size_t)limit)
+				break; /* cannot happen: LIMIT */
+			json_t *c = json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "sha", sha ? sha : "", "run_id", (json_int_t)run,
+					      "at_ms", (json_int_t)sqlite3_column_int64(q, 2), "author", author, "message",
+					      message);
+			if (!c || json_array_append_new(commits, c) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+			json_t *before = json_object_get(seen, sha ? sha : "");
+			if (before) {
+				dropped[json_integer_value(before)] = 1;
+				ndropped++;
+			}
+			json_object_set_new(seen, sha ? sha : "", json_integer((json_int_t)ncommits));
+			/* every series grows by a null for the new commit */
+			const char *k;
+			json_t *v;
+			json_object_foreach(series, k, v) json_array_append_new(v, json_null());
+			last_run = run;
+			ncommits++;
+		}
+		const char *bench = (const char *)sqlite3_column_text(q, 5);
+		if (!bench || sqlite3_column_type(q, 6) == SQLITE_NULL)
+			continue;
+		json_t *arr = json_object_get(series, bench);
+		if (!arr) {
+			arr = json_array();
+			for (size_t i = 0; arr && i < ncommits; i++)
+				json_array_append_new(arr, json_null());
+			if (!arr || json_object_set_new(series, bench, arr) < 0) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				goto done;
+			}
+		}
+		json_array_set_new(arr, ncommits - 1, json_integer(sqlite3_column_int64(q, 6)));
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		error = sq_err(db, "read");
+		goto done;
+	}
+	if (ndropped) {
+		/* the older runs of commits measured again go; a benchmark left
+		 * with no value goes too */
+		json_t *kept = json_array(), *kseries = json_object();
+		for (size_t i = 0; i < ncommits; i++)
+			if (!dropped[i])
+				json_array_append(kept, json_array_get(commits, i));
+		const char *k;
+		json_t *v;
+		json_object_foreach(series, k, v)
+		{
+			json_t *nv = json_array();
+			int any = 0;
+			for (size_t i = 0; i < ncommits; i++)
+				if (!dropped[i]) {
+					json_array_append(nv, json_array_get(v, i));
+					any |= !json_is_null(json_array_get(v, i));
+				}
+			if (any)
+				json_object_set_new(kseries, k, nv);
+			else
+				json_decref(nv);
+		}
+		json_decref(commits);
+		json_decref(series);
+		commits = kept;
+		series = kseries;
+	}
+	if (!(root = json_pack("{s:O, s:O}", "commits", commits, "series", series)))
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+done:
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	json_decref(commits);
+	json_decref(series);
+	json_decref(seen);
+	free(dropped);
+	if (error == 0)
+		*out = root;
+	return error;
 }
 
 static int sq_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
@@ -1530,6 +1782,8 @@ static void sq_free(store *st)
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_cond_destroy(&s->work_cond);
 	pthread_cond_destroy(&s->commit_cond);
+	pthread_mutex_destroy(&s->job_lock);
+	pthread_cond_destroy(&s->job_cond);
 	free(s->path);
 	free(s);
 }
@@ -1554,6 +1808,7 @@ static const store_backend sqlite_backend = {
 	.job_list = sq_job_list,
 	.job_counts = sq_job_counts,
 	.queue_stats = sq_queue_stats,
+	.wait_for_job = sq_wait_for_job,
 	.schema_version = sq_schema_version,
 	.installation_put = sq_installation_put,
 	.installation_delete = sq_installation_delete,
@@ -1582,6 +1837,10 @@ static const store_backend sqlite_backend = {
 	.run_token_put = sq_run_token_put,
 	.run_token_find = sq_run_token_find,
 	.run_token_delete = sq_run_token_delete,
+	.session_put = sq_session_put,
+	.session_get = sq_session_get,
+	.session_delete = sq_session_delete,
+	.series_get = sq_series_get,
 	.handover_put = sq_handover_put,
 	.handover_claim = sq_handover_claim,
 };
@@ -1646,6 +1905,8 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->work_cond, NULL);
 	pthread_cond_init(&s->commit_cond, NULL);
+	pthread_mutex_init(&s->job_lock, NULL);
+	pthread_cond_init(&s->job_cond, NULL);
 	pthread_mutex_init(&s->ck_lock, NULL);
 	pthread_cond_init(&s->ck_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)

@@ -62,6 +62,8 @@ struct store_workers {
 	const char *bench_kinds[MAX_HANDLERS + 1]; /* borrowed from handlers */
 	store_job_filter filter[NSETS];            /* NULL kinds: no filter */
 	pthread_t heartbeat;
+	pthread_t listener;        /* wakes the idle threads on new jobs */
+	int listening;
 	pthread_mutex_t lock;
 	struct thread_set sets[NSETS];
 	atomic_int stopping;
@@ -154,7 +156,7 @@ static void run_job(struct worker *wk, store_job *job)
 	store_workers *w = wk->pool;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	store_job_ctx ctx = { .store = w->store, .job = job, .stopping = &w->stopping,
+	store_job_ctx ctx = { .store = w->store, .job = job, .stopping = &w->stopping, .owner = wk->owner,
 			    .final_attempt = job->attempts >= w->opts.max_attempts };
 	const struct handler *h = find_handler(w, job->kind);
 	int error = 0;
@@ -263,6 +265,25 @@ static void *heartbeat_main(void *arg)
 	return NULL;
 }
 
+/* Idle threads sleep until a job is queued: by this process, or with
+ * PostgreSQL by any replica (LISTEN/NOTIFY); their poll_ms timeout only
+ * catches jobs that become due later (a retry's backoff). */
+static void *listener_main(void *arg)
+{
+	store_workers *w = arg;
+	while (!atomic_load(&w->stopping))
+		if (store_wait_for_job(w->store, 250) > 0 && !atomic_load(&w->stopping))
+			store_workers_wake(w);
+	return NULL;
+}
+
+static void stop_listener(store_workers *w)
+{
+	if (w->listening)
+		pthread_join(w->listener, NULL);
+	w->listening = 0;
+}
+
 int store_workers_start(store_workers *w)
 {
 	char host[64] = "localhost";
@@ -300,6 +321,8 @@ int store_workers_start(store_workers *w)
 	}
 	if (pthread_create(&w->heartbeat, NULL, heartbeat_main, w) == 0)
 		w->started = 1;
+	if (pthread_create(&w->listener, NULL, listener_main, w) == 0)
+		w->listening = 1;
 	return 0;
 }
 
@@ -345,6 +368,7 @@ void store_workers_stop(store_workers *w, int grace_ms)
 	if (w->started)
 		pthread_join(w->heartbeat, NULL);
 	w->started = 0;
+	stop_listener(w);
 	if (atomic_load(&w->busy) > 0) {
 		/* jobs that outlive the grace period are handed back, not lost */
 		for (int i = 0; i < w->nworkers; i++) {
@@ -378,6 +402,7 @@ void store_workers_free(store_workers *w)
 		if (w->started)
 			pthread_join(w->heartbeat, NULL);
 		w->started = 0;
+		stop_listener(w);
 		for (int i = 0; i < w->running; i++)
 			pthread_join(w->workers[i].thread, NULL);
 		w->running = 0;

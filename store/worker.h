@@ -8,7 +8,9 @@
  * kind runs on the others.  A failing job is retried with exponential backoff up to
  * JOB_ATTEMPTS tries, then marked failed with its error.  A job kind with no
  * handler ends "done" with the note "no handler".  A heartbeat thread
- * extends the leases of running jobs, so only a dead process loses them. */
+ * extends the leases of running jobs, so only a dead process loses them.
+ * A listener thread waits on store_wait_for_job and wakes idle threads when
+ * any process sharing the store queues a job. */
 #ifndef STORE_WORKER_H
 #define STORE_WORKER_H
 
@@ -27,6 +29,7 @@ typedef struct store_job_ctx {
 	char note[256];             /* optional outcome note set by the handler */
 	int64_t retry_at_ms;        /* a handler returning BASE_ERETRY may set when to retry */
 	const atomic_int *stopping; /* non-zero when the process is draining */
+	const char *owner;          /* the lease holder, "<host>:<pid>:<n>" (borrowed) */
 } store_job_ctx;
 
 /* Returns 0 when the job is done, a negative code when it failed

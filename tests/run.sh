@@ -19,7 +19,17 @@ failures=""
 skips=""
 log=$(mktemp)
 details=$(mktemp) # why each failure failed, repeated at the end (a CI log's tail)
-trap 'rm -f "$log" "$details"' EXIT
+# One PostgreSQL cluster for the store's tests against that backend
+# (tests/lib/pg.sh); the integration tests that restart PostgreSQL start
+# their own.  A cluster that cannot start fails the run below, never skips.
+pgdir=""
+if [ -z "$PERFBOT_TEST_DATABASE_URL" ]; then
+	pgdir=$(mktemp -d /tmp/perfbot-pg-XXXXXX)
+	PERFBOT_TEST_DATABASE_URL=$(sh "$root/tests/lib/pg.sh" start "$pgdir" 2>"$log") || {
+		echo "PostgreSQL did not start (tests/lib/pg.sh):"; cat "$log"; PERFBOT_TEST_DATABASE_URL=""; }
+	export PERFBOT_TEST_DATABASE_URL
+fi
+trap 'rm -f "$log" "$details"; [ -n "$pgdir" ] && { sh "$root/tests/lib/pg.sh" stop "$pgdir"; rm -rf "$pgdir"; }' EXIT
 
 count() { # $1 = label, $2 = passed, $3 = failed, $4 = skipped
 	passed=$((passed + $2))

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int wh_event_info_parse(wh_event_info *out, const json_t *payload)
 {
@@ -143,6 +144,28 @@ void wh_installation_dispose(wh_installation *ev)
 	ev->nrepos = ev->nremoved = 0;
 }
 
+/* An ISO 8601 time with a zone ("2026-12-07T04:00:00Z", "...+01:00") in
+ * ms since the epoch; 0 when it does not parse. */
+static int64_t iso_ms(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!p)
+		return 0;
+	while (*p == '.' || (*p >= '0' && *p <= '9'))
+		p++;
+	long off = 0;
+	if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		long h = (p[1] - '0') * 10 + (p[2] - '0'), m = (p[4] - '0') * 10 + (p[5] - '0');
+		off = (h * 60 + m) * 60 * (*p == '-' ? -1 : 1);
+	} else if (strcmp(p, "Z") != 0) {
+		return 0;
+	}
+	time_t t = timegm(&tm);
+	return t < 0 ? 0 : ((int64_t)t - off) * 1000;
+}
+
 int wh_push_parse(wh_push *out, const json_t *payload)
 {
 	memset(out, 0, sizeof(*out));
@@ -157,6 +180,11 @@ int wh_push_parse(wh_push *out, const json_t *payload)
 	out->clone_url = base_json_str(repo, "clone_url");
 	out->installation_id = base_json_int(json_object_get(payload, "installation"), "id");
 	out->sender = base_json_str(json_object_get(payload, "sender"), "login");
+	const json_t *head = json_object_get(payload, "head_commit");
+	const json_t *author = json_object_get(head, "author");
+	out->head_author = base_json_str(author, "username") ? base_json_str(author, "username") : base_json_str(author, "name");
+	out->head_message = base_json_str(head, "message");
+	out->head_at_ms = iso_ms(base_json_str(head, "timestamp"));
 	if (!out->ref || !out->after || !out->repository)
 		return base_error_set(BASE_EINVALID, "push event without ref, after or repository.full_name");
 	return 0;

@@ -65,6 +65,9 @@ typedef struct wh_push {
 	const char *clone_url;
 	int64_t installation_id;
 	const char *sender;
+	const char *head_author;       /* head_commit.author: username, else name; may be NULL */
+	const char *head_message;      /* head_commit.message; may be NULL */
+	int64_t head_at_ms;            /* head_commit.timestamp, ms since epoch; 0 when absent */
 } wh_push;
 int wh_push_parse(wh_push *out, const json_t *payload);
 

@@ -95,7 +95,9 @@ static int on_push_event(store_job_ctx *ctx, const wh_handlers_options *o, const
 	}
 	measure_bench_push req = { .repository = p.repository, .installation_id = p.installation_id, .ref = p.ref,
 				 .before = p.before, .after = p.after, .deleted = p.deleted,
-				 .default_branch = p.default_branch, .clone_url = p.clone_url, .sender = p.sender };
+				 .default_branch = p.default_branch, .clone_url = p.clone_url, .sender = p.sender,
+				 .commit_author = p.head_author, .commit_message = p.head_message,
+				 .commit_at_ms = p.head_at_ms };
 	int64_t run = 0;
 	if ((error = measure_bench_queue_push(&run, o->measure, &req)) == 0)
 		snprintf(ctx->note, sizeof(ctx->note), run ? "bench run %lld queued" : "not a tracked branch", (long long)run);

@@ -336,6 +336,8 @@ int wh_intake_finish(void *pending, base_http_response *resp)
 			NULL);
 		count(d->event, "error");
 		snprintf(resp->log_outcome, sizeof(resp->log_outcome), "store_error");
+		/* not stored, so never 2xx: the sender retries (the store reconnects meanwhile) */
+		base_http_response_header(resp, "Retry-After", "5");
 		error = base_http_response_error(resp, 503, "the delivery could not be stored; GitHub may redeliver it");
 		goto done;
 	}

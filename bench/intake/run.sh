@@ -73,6 +73,7 @@ cleanup() {
     stop_pid "$WRK_PID" TERM
     stop_pid "$SAMPLER_PID" TERM
     stop_pid "$SERVER_PID" TERM
+    [ -z "${PG_DIR:-}" ] || { sh "$ROOT/tests/lib/pg.sh" kill "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"; }
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -374,6 +375,96 @@ run_probot() {
     stop_pid "$SERVER_PID" TERM; SERVER_PID=
 }
 
+# ---- PostgreSQL: perfbot with one and with two web replicas on one database --
+# A cluster of its own (tests/lib/pg.sh, fsync on: durable means on disk),
+# `perfbot serve --role web` replicas on it (their jobs wait in the queue:
+# no worker runs here), the same payload and wrk settings.  With two
+# replicas the connections are split over two wrk processes, one per
+# replica: deliveries/s is their sum, p99 the higher of the two.  After
+# SIGKILL of the replicas every 2xx must be in the database.  Printed under
+# the table of each run; figures in bench/out/intake-postgres.json (the
+# last run's).  BENCH_PG=0 (or BENCH_ONLY without "postgres") leaves it out.
+PG_DIR=
+PG_REPORT=$WORK/postgres.txt
+: > "$PG_REPORT"
+declare -A PGR
+run_pg_load() { # KEY URL...: one wrk per URL, figures in PGR[KEY.*]
+    local n=$1; shift
+    local i=0 conns=$(( CONNECTIONS / $# )) pids=() url rc=0 f
+    [ "$conns" -ge 1 ] || conns=1
+    for url in "$@"; do
+        i=$((i + 1))
+        next_run_id
+        timeout $(( DURATION + 30 )) "$WRK" -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$LUA" "$url" -- \
+            "$SIGNATURE" "$PAYLOAD" "$RUN_ID" > "$WORK/pg$n.$i.txt" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=1; done
+    [ "$rc" = 0 ] || { fail "postgres: wrk failed"; return 1; }
+    PGR[$n.rps]=0; PGR[$n.p99_us]=0; PGR[$n.ok2xx]=0; PGR[$n.non2xx]=0; PGR[$n.sockerr]=0
+    for f in "$WORK"/pg"$n".*.txt; do
+        grep -q '^RESULT ' "$f" || { fail "postgres: wrk printed no RESULT line"; cat "$f" >&2; return 1; }
+        PGR[$n.rps]=$(awk -v a="${PGR[$n.rps]}" -v b="$(field "$f" rps)" 'BEGIN { printf "%.1f", a + b }')
+        [ "$(field "$f" p99_us)" -le "${PGR[$n.p99_us]}" ] || PGR[$n.p99_us]=$(field "$f" p99_us)
+        PGR[$n.ok2xx]=$(( PGR[$n.ok2xx] + $(field "$f" ok2xx) ))
+        PGR[$n.non2xx]=$(( PGR[$n.non2xx] + $(field "$f" non2xx) ))
+        PGR[$n.sockerr]=$(( PGR[$n.sockerr] + $(field "$f" err_connect) + $(field "$f" err_read) \
+            + $(field "$f" err_write) + $(field "$f" err_timeout) ))
+    done
+}
+run_postgres() {
+    local pgurl n i port pids urls stored
+    PG_DIR=$(mktemp -d /tmp/perfbot-bench-pg.XXXXXX)
+    pgurl=$(PG_FSYNC=on sh "$ROOT/tests/lib/pg.sh" start "$PG_DIR") || { fail "postgres: the cluster did not start"; return 1; }
+    for n in 1 2; do
+        # each round on an empty database
+        psql -X -q -d "$pgurl" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null 2>&1
+        pids=(); urls=()
+        for i in $(seq 1 "$n"); do
+            port=$(free_port)
+            mkdir -p "$WORK/pg-data-$n-$i"
+            (cd "$WORK" && exec env -u WEBHOOK_SECRET_OLD -u WEBHOOK_PATH -u HOST -u PORT DATABASE_URL="$pgurl" \
+                WEBHOOK_SECRET="$SECRET" LOG_LEVEL=warn "$PERFBOT_BIN" serve --role web --host 127.0.0.1 \
+                --port "$port" --data-dir "$WORK/pg-data-$n-$i" > "$WORK/pg-$n-$i.log" 2>&1) &
+            pids+=($!)
+            disown "$!"
+            wait_healthy "http://127.0.0.1:$port/healthz" "$!" "perfbot (postgres)" "$WORK/pg-$n-$i.log" ||
+                { fail "postgres: perfbot did not start"; for i in "${pids[@]}"; do stop_pid "$i" KILL; done; return 1; }
+            urls+=("http://127.0.0.1:$port$WEBHOOK_PATH")
+        done
+        log "== perfbot on PostgreSQL, $n web replica(s): wrk -c$CONNECTIONS split over them, ${DURATION}s"
+        PGR[w.ok2xx]=0
+        if [ "$WARMUP" -gt 0 ]; then
+            local saved=$DURATION
+            DURATION=$WARMUP; run_pg_load w "${urls[@]}" || true; DURATION=$saved
+        fi
+        run_pg_load "$n" "${urls[@]}" || { for i in "${pids[@]}"; do stop_pid "$i" KILL; done; return 1; }
+        for i in "${pids[@]}"; do stop_pid "$i" KILL; done
+        stored=$(psql -X -q -A -t -d "$pgurl" -c 'SELECT count(*) FROM deliveries' 2>/dev/null) || stored=unknown
+        PGR[$n.total2xx]=$(( PGR[$n.ok2xx] + ${PGR[w.ok2xx]:-0} ))
+        PGR[$n.stored]=$stored
+        log "   durability after SIGKILL: ${PGR[$n.total2xx]} deliveries answered 2xx, $stored stored"
+        [ "$stored" != unknown ] && [ "$stored" -ge "${PGR[$n.total2xx]}" ] ||
+            fail "postgres: only $stored of ${PGR[$n.total2xx]} deliveries answered 2xx are stored"
+        [ "$(( PGR[$n.non2xx] + PGR[$n.sockerr] ))" -eq 0 ] ||
+            fail "postgres: ${PGR[$n.non2xx]} non-2xx answers and ${PGR[$n.sockerr]} socket errors under load"
+    done
+    sh "$ROOT/tests/lib/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"; PG_DIR=
+    {
+        for n in 1 2; do
+            printf '%-14s %13.0f %9s %9s  (PostgreSQL 15, %d web replica%s, fsync on; %s of %s 2xx stored after SIGKILL)\n' \
+                "postgres x$n" "${PGR[$n.rps]}" - "$(ms "${PGR[$n.p99_us]}")" "$n" "$([ "$n" = 1 ] || echo s)" \
+                "${PGR[$n.stored]}" "${PGR[$n.total2xx]}"
+        done
+    } > "$PG_REPORT"
+    SUMMARY+=("$(printf 'run %d: PostgreSQL, fsync on: 1 web replica %.0f/s p99 %s; 2 web replicas %.0f/s p99 %s' \
+        "${RUN_NO:-1}" "${PGR[1.rps]}" "$(ms "${PGR[1.p99_us]}")" "${PGR[2.rps]}" "$(ms "${PGR[2.p99_us]}")")")
+    printf '{"postgres_1_web": {"deliveries_per_s": %s, "p99_ms": %s, "answered_2xx": %s, "stored": %s},\n "postgres_2_web": {"deliveries_per_s": %s, "p99_ms": %s, "answered_2xx": %s, "stored": %s}}\n' \
+        "${PGR[1.rps]}" "$(msnum "${PGR[1.p99_us]}")" "${PGR[1.total2xx]}" "${PGR[1.stored]}" \
+        "${PGR[2.rps]}" "$(msnum "${PGR[2.p99_us]}")" "${PGR[2.total2xx]}" "${PGR[2.stored]}" \
+        > "$OUT_DIR/intake-postgres.json"
+}
 # ---- one run -----------------------------------------------------------------
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
@@ -429,6 +520,8 @@ one_run() {
     if wants ceiling; then run_ceiling epoll || true; run_ceiling tpc || true; fi
     if wants perfbot; then run_perfbot || true; fi
     if wants probot; then run_probot || true; fi
+    : > "$PG_REPORT"
+    if wants postgres && [ "${BENCH_PG:-1}" != 0 ]; then run_postgres || true; fi
     load_after=$(cut -d' ' -f1 /proc/loadavg)
 
     # the ceiling: the better of the two modes
@@ -457,6 +550,7 @@ one_run() {
             printf '%-14s %13s\n' "$label" "not measured"
         fi
     done
+    [ ! -s "$PG_REPORT" ] || cat "$PG_REPORT"
     echo "ceiling = libmicrohttpd reading the body and answering 202 (no signature, no parsing, no disk);"
     echo "epoll = $(nproc) event threads, tpc = one thread per connection. RSS load = peak RSS under load."
     echo "CPU cores = server CPU time / wall time of the measured run; CPU us/dl = server CPU per delivery."

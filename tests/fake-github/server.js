@@ -49,6 +49,16 @@
  *   fake.addPull('owner/name', {number, headRef, headSha, base, headRepo: 'fork/name' | null,
  *                authorAssociation, user})   // someone else's pull request, e.g. from a fork
  *   // git repositories serve any reachable commit by sha (uploadpack.allowReachableSHA1InWant), as GitHub does
+ *   // Sign-in with GitHub (the App's OAuth web flow), checked like GitHub does:
+ *   //   GET /login/oauth/authorize?client_id&redirect_uri&state -> 302 redirect_uri?code&state for the
+ *   //     user set by signInAs (codes: single use, 10 minutes, bound to client and redirect_uri);
+ *   //   POST /login/oauth/access_token (form or JSON: client_id, client_secret, code, redirect_uri)
+ *   //     -> {access_token: 'ghu_...'} or GitHub's 200 {error, error_description};
+ *   //   GET /user, GET /user/installations, GET /user/installations/{id}/repositories with that token.
+ *   fake.addUser('alice', {id, repositories: ['octo-org/demo']})  // what the user can read
+ *   fake.signInAs('alice')        // who GET /login/oauth/authorize signs in from now on (null: nobody)
+ *   fake.revokeUserTokens()       // every user token answers 401 from now on
+ *   //   options: oauthClientId (default 'Iv1.fakeclientid'), oauthClientSecret (default 'fake-client-secret')
  *   await fake.waitFor(pred, timeoutMs)  // resolves when pred(fake) is true
  *   fake.resetRequests()
  *   await fake.close()
@@ -140,7 +150,13 @@ async function startFakeGitHub(opts = {}) {
     redeliveries: [],
     manifestCodes: new Map(),
     budget: new Map(),          // 'app' | 'i<id>' -> requests counted
+    users: new Map(),           // login -> {login, id, avatar_url, repositories: Set('o/r')}
+    oauthCodes: new Map(),      // code -> {login, clientId, redirectUri, expiresAt}
+    userTokens: new Map(),      // 'ghu_...' -> {login, revoked}
+    signedIn: null,             // login the authorize page signs in
   };
+  const oauthClientId = opts.oauthClientId || 'Iv1.fakeclientid';
+  const oauthClientSecret = opts.oauthClientSecret || 'fake-client-secret';
   let nextId = 1000;
   const issueNumbers = new Map();
   const faults = [];
@@ -276,6 +292,12 @@ async function startFakeGitHub(opts = {}) {
       const problem = verifyJwt(cred, publicKey, appId);
       ctx.auth = problem ? 'invalid-jwt' : 'app';
       ctx.authProblem = problem;
+      return;
+    }
+    const u = state.userTokens.get(cred);
+    if (u) {
+      ctx.auth = u.revoked ? 'invalid-token' : 'user';
+      ctx.user = u.login;
       return;
     }
     const t = tokenInfo(cred);
@@ -476,6 +498,70 @@ async function startFakeGitHub(opts = {}) {
 
   const routes = [];
   const route = (method, pattern, fn) => routes.push({ method, re: new RegExp(`^${pattern}$`), fn });
+
+  // ---- sign-in with GitHub (OAuth web flow) ----------------------------------
+  function needUser(ctx) {
+    if (ctx.auth === 'user' && state.users.has(ctx.user)) return state.users.get(ctx.user);
+    throw new HttpError(401, 'Bad credentials');
+  }
+  function userObject(u) {
+    return { login: u.login, id: u.id, node_id: `U_${u.id}`, avatar_url: u.avatar_url, type: 'User',
+      html_url: `${webUrl()}/${u.login}`, name: u.login };
+  }
+  function userInstallations(u) {
+    const ids = new Set();
+    for (const fullName of u.repositories) {
+      const r = state.repos.get(fullName);
+      if (r) ids.add(r.installationId);
+    }
+    return [...ids].sort((a, b) => a - b).map((id) => state.installations.get(id)).filter(Boolean);
+  }
+  route('GET', '/login/oauth/authorize', (ctx) => {
+    const q = ctx.query;
+    if (q.client_id !== oauthClientId) throw new HttpError(404, 'Not Found');   // GitHub: an error page
+    if (!q.redirect_uri) throw new HttpError(400, 'The redirect_uri MUST be given');
+    if (!state.signedIn || !state.users.has(state.signedIn))
+      throw new HttpError(403, 'nobody is signed in to the fake GitHub: call signInAs(login) first');
+    const code = b64url(crypto.randomBytes(15));
+    state.oauthCodes.set(code, { login: state.signedIn, clientId: q.client_id, redirectUri: q.redirect_uri,
+      expiresAt: Date.now() + 600 * 1000 });
+    const to = new URL(q.redirect_uri);
+    to.searchParams.set('code', code);
+    if (q.state !== undefined) to.searchParams.set('state', q.state);
+    return { status: 302, body: null, headers: { location: to.toString() } };
+  });
+  route('POST', '/login/oauth/access_token', (ctx, req) => {
+    let b = ctx.body || {};
+    if (typeof b === 'string') b = Object.fromEntries(new URLSearchParams(b).entries());
+    const fail = (error, description) => [200, { error, error_description: description,
+      error_uri: 'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors' }];
+    if (b.client_id !== oauthClientId || b.client_secret !== oauthClientSecret)
+      return fail('incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.');
+    const c = state.oauthCodes.get(b.code || '');
+    if (!c || c.expiresAt <= Date.now() || c.clientId !== b.client_id)
+      return fail('bad_verification_code', 'The code passed is incorrect or expired.');
+    state.oauthCodes.delete(b.code);   // single use
+    if (b.redirect_uri && b.redirect_uri !== c.redirectUri)
+      return fail('redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.');
+    const token = `ghu_${b64url(crypto.randomBytes(27))}`;
+    state.userTokens.set(token, { login: c.login, revoked: false });
+    if (!/json/.test(req.headers.accept || ''))
+      return { status: 200, body: null, raw: `access_token=${token}&scope=&token_type=bearer` };
+    return [200, { access_token: token, token_type: 'bearer', scope: '' }];
+  });
+  route('GET', '/user', (ctx) => [200, userObject(needUser(ctx))]);
+  route('GET', '/user/installations', (ctx, req) => {
+    const u = needUser(ctx);
+    const all = userInstallations(u).map(installationObject);
+    return paginate(req, ctx, all, (slice) => ({ total_count: all.length, installations: slice }));
+  });
+  route('GET', '/user/installations/(\\d+)/repositories', (ctx, req, id) => {
+    const u = needUser(ctx);
+    if (!userInstallations(u).some((i) => i.id === Number(id))) throw new HttpError(404, 'Not Found');
+    const repos = [...state.repos.values()].filter((r) => r.installationId === Number(id) && u.repositories.has(r.full_name))
+      .map((r) => ({ ...publicRepo(r), permissions: { pull: true, push: false, admin: false } }));
+    return paginate(req, ctx, repos, (slice) => ({ total_count: repos.length, repositories: slice }));
+  });
 
   route('GET', '/app', (ctx) => { needApp(ctx); return [200, appObject()]; });
   route('GET', '/app/installations', (ctx, req) => {
@@ -839,6 +925,14 @@ async function startFakeGitHub(opts = {}) {
     gitUrl(fullName) { return `${url}/git/${fullName}.git`; },
     gitRepoPath,
     resetRequests() { requests.length = 0; },
+    addUser(login, o = {}) {
+      const u = { login, id: o.id || nextId++, avatar_url: o.avatar_url || `${webUrl()}/avatars/${login}.png`,
+        repositories: new Set(o.repositories || []) };
+      state.users.set(login, u);
+      return userObject(u);
+    },
+    signInAs(login) { state.signedIn = login || null; },
+    revokeUserTokens() { for (const t of state.userTokens.values()) t.revoked = true; },
   };
 
   async function handleControl(req, res, ctx) {
@@ -862,6 +956,8 @@ async function startFakeGitHub(opts = {}) {
       case 'createGitRepo': result = { path: control.createGitRepo(b.fullName, b) }; break;
       case 'protectBranches': control.protectBranches(b.repo, b.patterns || []); break;
       case 'denyPush': control.denyPush(b.repo, b.deny !== false); break;
+      case 'addUser': result = control.addUser(b.login, b); break;
+      case 'signInAs': control.signInAs(b.login); break;
       default:
         if (typeof control[name] !== 'function') return send(res, 404, errorBody(404, `no control ${name}`));
         result = control[name](b);
@@ -924,6 +1020,14 @@ async function startFakeGitHub(opts = {}) {
       const out = r.fn(ctx, req, ...m.slice(1));
       const headers = rateHeaders(ctx);
       if (Array.isArray(out)) return send(res, out[0], out[1], headers);
+      if (out.raw !== undefined) {
+        res.writeHead(out.status || 200, { 'content-type': 'application/x-www-form-urlencoded' });
+        return res.end(out.raw);
+      }
+      if (out.status === 302) {
+        res.writeHead(302, out.headers);
+        return res.end();
+      }
       return send(res, 200, out.body, { ...headers, ...out.headers });
     }
     throw new HttpError(404, 'Not Found');

@@ -166,7 +166,7 @@ test('setup page: says GitHub cannot reach it, takes a public URL, and writes it
   const m = manifestOf(ok);
   assert.equal(m.url, 'https://perfbot-42.tunnel.example');
   assert.equal(m.hook_attributes.url, `https://perfbot-42.tunnel.example${WEBHOOK_PATH}`);
-  assert.deepEqual(m.callback_urls, ['https://perfbot-42.tunnel.example']);
+  assert.deepEqual(m.callback_urls, ['https://perfbot-42.tunnel.example/auth/callback']);
   // the browser comes back where its cookie lives
   assert.equal(m.redirect_url, `http://127.0.0.1:${srv.port}/setup/callback`);
   const state1 = stateOf(ok);

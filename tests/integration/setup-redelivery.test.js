@@ -144,7 +144,7 @@ test('setup mode: only this machine\'s names and PUBLIC_URL\'s host are served (
     const m = manifestOf(page);
     assert.equal(m.url, 'https://perfbot.example.com');
     assert.equal(m.hook_attributes.url, `https://perfbot.example.com${WEBHOOK_PATH}`);
-    assert.deepEqual(m.callback_urls, ['https://perfbot.example.com']);
+    assert.deepEqual(m.callback_urls, ['https://perfbot.example.com/auth/callback']);
     assert.equal(m.redirect_url, local ? `http://${host}/setup/callback` : 'https://perfbot.example.com/setup/callback');
     assert.equal(/; Secure/.test(page.headers['set-cookie'][0]), !local, `${host}: Secure only over https`);
   }

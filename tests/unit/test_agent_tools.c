@@ -410,6 +410,33 @@ static void test_budget_tool_calls(void **state)
 	agent_tools_free(t);
 }
 
+/* Every call the run made is in its timeline: the tool, when, how long, and
+ * the sentence of a failed one. */
+static void test_timeline(void **state)
+{
+	fixture *fx = *state;
+	agent_tools *t = NULL;
+	agent_tools_options o = AGENT_TOOLS_OPTIONS_INIT;
+	o.workspace = fx->ws;
+	o.base_commit = fx->base;
+	assert_int_equal(agent_tools_new(&t, &o), 0);
+	json_decref(call(t, "list_files", "{}"));
+	expect_error(t, "read_file", "{\"path\": \"no/such/file\"}", "no/such/file");
+	json_t *u = agent_tools_usage(t);
+	const json_t *calls = json_object_get(u, "calls");
+	assert_int_equal(json_array_size(calls), 2);
+	const json_t *a = json_array_get(calls, 0), *b = json_array_get(calls, 1);
+	assert_string_equal(json_string_value(json_object_get(a, "tool")), "list_files");
+	assert_true(json_is_null(json_object_get(a, "error")));
+	assert_true(json_integer_value(json_object_get(a, "duration_ms")) >= 0);
+	assert_true(json_integer_value(json_object_get(a, "started_ms")) >= 0);
+	assert_string_equal(json_string_value(json_object_get(b, "tool")), "read_file");
+	assert_non_null(strstr(json_string_value(json_object_get(b, "error")), "no/such/file"));
+	assert_true(json_integer_value(json_object_get(b, "started_ms")) >= json_integer_value(json_object_get(a, "started_ms")));
+	json_decref(u);
+	agent_tools_free(t);
+}
+
 static int fake_bench(void *payload, const json_t *names, const atomic_int *stop, json_t **out)
 {
 	(void)payload;
@@ -651,6 +678,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_edit_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_grep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff_includes_new_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_tool_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_benchmarks_and_hooks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submit_ends_run, setup, teardown),

@@ -120,6 +120,34 @@ static void test_defaults(void **state)
 	base_config_free(c);
 }
 
+/* DATABASE_URL names SQLite or PostgreSQL; a bad one stops start-up with
+ * a line naming the variable and never the password in it. */
+static void test_database_url(void **state)
+{
+	(void)state;
+	write_dotenv("");
+	static const char *const good[] = { "postgres://perfbot:pw@db.example:5432/perfbot?sslmode=require",
+					    "postgresql://db/perfbot", "postgres://u:pw@[::1]:5432/x", "sqlite:/tmp/x.db",
+					    "/tmp/x.db" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		base_config *c = NULL;
+		setenv("DATABASE_URL", good[i], 1);
+		assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), 0);
+		assert_string_equal(c->database_url, good[i]);
+		base_config_free(c);
+	}
+	static const char *const bad[] = { "mysql://u:hunter2@db/x", "postgres://u:hunter2@db:pg/x",
+					   "postgres:hunter2", "postgres://u:hunter2@db:/x", "sqlite:" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		base_config *c = NULL;
+		setenv("DATABASE_URL", bad[i], 1);
+		assert_int_equal(base_config_load(&c, tmpdir, 0, NULL, NULL), BASE_EINVALID);
+		assert_non_null(strstr(base_error_last(), "DATABASE_URL"));
+		assert_null(strstr(base_error_last(), "hunter2"));
+	}
+	unsetenv("DATABASE_URL");
+}
+
 static void test_precedence(void **state)
 {
 	(void)state;
@@ -394,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_dotenv_errors_name_line),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_database_url),
 		cmocka_unit_test(test_bad_values_name_variable),
 		cmocka_unit_test(test_sandbox_limits),
 		cmocka_unit_test(test_managed_settings),

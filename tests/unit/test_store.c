@@ -1,7 +1,12 @@
-/* Unit tests: the SQLite store (deliveries, duplicate detection, job leases,
+/* Unit tests: the store (deliveries, duplicate detection, job leases,
  * retries, release, dedupe keys, runs and their documents) and the worker
  * pool (handlers, "no handler", retry then failure, bench kinds on their
- * own threads). */
+ * own threads), each against both backends: SQLite, and PostgreSQL on the
+ * cluster named by PERFBOT_TEST_DATABASE_URL (tests/run.sh starts one; run
+ * alone, this binary starts its own with tests/lib/pg.sh).  Each PostgreSQL
+ * test gets a fresh database.  Then what only PostgreSQL has: several
+ * stores ("replicas") on one database, migrations racing, LISTEN/NOTIFY
+ * wake-ups, lost connections, and `store copy` from SQLite. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,24 +21,76 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "base/error.h"
 #include "store/store.h"
 #include "store/worker.h"
 
 struct fixture {
 	char dir[64];
-	char url[128];
+	char url[512];
+	char dbname[64]; /* PostgreSQL: this test's database */
 	store *st;
 };
 
-static int setup(void **state)
+/* The cluster's URL ("postgres://user:pw@127.0.0.1:port/perfbot"). */
+static char pg_url[512];
+static char pg_own_dir[64]; /* a cluster this binary started */
+
+/* pg_url with its database replaced by dbname. */
+static void pg_url_for(char *out, size_t n, const char *dbname)
+{
+	const char *slash = strrchr(pg_url, '/');
+	snprintf(out, n, "%.*s/%s", (int)(slash - pg_url), pg_url, dbname);
+}
+
+static void pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int setup_sqlite(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-store-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->url, sizeof(f->url), "sqlite:%s/sub/perfbot.db", f->dir);
 	assert_int_equal(store_open(&f->st, f->url), 0);
+	assert_string_equal(store_backend_name(f->st), "sqlite");
 	*state = f;
+	return 0;
+}
+
+/* A fresh database, unmigrated: open_store false leaves f->st NULL. */
+static struct fixture *pg_fixture(int open_store)
+{
+	static int n;
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->dbname, sizeof(f->dbname), "t_%d_%d", (int)getpid(), ++n);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
+	pg_admin(sql);
+	pg_url_for(f->url, sizeof(f->url), f->dbname);
+	if (open_store) {
+		if (store_open(&f->st, f->url) < 0)
+			fail_msg("store_open: %s", base_error_last());
+		assert_string_equal(store_backend_name(f->st), "postgres");
+	}
+	return f;
+}
+
+static int setup_pg(void **state)
+{
+	*state = pg_fixture(1);
 	return 0;
 }
 
@@ -41,9 +98,13 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	store_free(f->st);
-	char cmd[128];
+	char cmd[160];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
+	if (f->dbname[0]) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
+		pg_admin(cmd);
+	}
 	free(f);
 	return 0;
 }
@@ -92,7 +153,7 @@ static void test_delivery_put_async(void **state)
 	pthread_cond_init(&w.cond, NULL);
 	static store_delivery d[N];
 	static store_delivery_async a[N];
-	static char ids[N][16];
+	static char ids[N][24];
 	store_job_spec job = { "event.test", "{}" };
 	for (int i = 0; i < N; i++) {
 		/* the last one repeats the first id */
@@ -385,6 +446,7 @@ static int handler_bad(store_job_ctx *ctx, void *payload)
 static void test_workers(void **state)
 {
 	struct fixture *f = *state;
+	calls_ok = calls_bad = 0; /* run once per backend */
 	store_workers *w = NULL;
 	store_workers_options o = { .nthreads = 2, .lease_ms = 5000, .max_attempts = 3, .poll_ms = 20 };
 	assert_int_equal(store_workers_new(&w, f->st, &o), 0);
@@ -479,6 +541,9 @@ static int handler_quick(store_job_ctx *ctx, void *payload)
 static void test_bench_threads_apart(void **state)
 {
 	struct fixture *f = *state;
+	atomic_store(&bench_running, 0); /* run once per backend */
+	atomic_store(&bench_release, 0);
+	atomic_store(&quick_done, 0);
 	store_workers *w = NULL;
 	store_workers_options o = { .nthreads = 1, .bench_threads = 1, .lease_ms = 5000, .max_attempts = 3,
 				  .poll_ms = 20 };
@@ -555,18 +620,577 @@ static void test_queue_stats_and_schema(void **state)
 	assert_int_equal(applied, known);
 }
 
+/* A run's document takes merges as SQLite's json_patch does (RFC 7396):
+ * nested objects merge, null deletes a key; a pull's data the same. */
+static void test_run_document_merge(void **state)
+{
+	struct fixture *f = *state;
+	json_t *data = json_pack("{s:{s:i,s:i},s:s}", "a", "x", 1, "y", 2, "keep", "k");
+	store_run_spec spec = { .kind = STORE_RUN_BENCH, .repository = "acme/fast", .head_sha = "abc", .trigger = "push",
+				.data = data };
+	int64_t run = 0;
+	assert_int_equal(store_run_create(f->st, &run, &spec), 0);
+	json_decref(data);
+	json_t *patch = json_loads("{\"a\":{\"y\":null,\"z\":3},\"new\":[1,\"two\"],\"s\":\"caf\\u00e9 \\\"q\\\"\"}", 0,
+				   NULL);
+	assert_int_equal(store_run_update(f->st, run, patch), 0);
+	json_decref(patch);
+	json_t *r = NULL;
+	assert_int_equal(store_run_get(f->st, run, &r), 0);
+	json_t *want = json_loads("{\"a\":{\"x\":1,\"z\":3},\"keep\":\"k\",\"new\":[1,\"two\"],\"s\":\"caf\\u00e9 \\\"q\\\"\"}",
+				  0, NULL);
+	assert_true(json_equal(json_object_get(r, "data"), want));
+	assert_string_equal(json_string_value(json_object_get(r, "kind")), "bench");
+	assert_non_null(strchr(json_string_value(json_object_get(r, "created")), 'T'));
+	json_decref(want);
+	json_decref(r);
+	json_t *empty = json_object();
+	assert_int_equal(store_run_update(f->st, 999999, empty), BASE_ENOTFOUND);
+	json_decref(empty);
+
+	json_t *pd = json_pack("{s:s}", "title", "faster");
+	assert_int_equal(store_pull_put(f->st, run, "acme/fast", 12, "perfbot/opt-1", "open", pd), 0);
+	json_decref(pd);
+	pd = json_pack("{s:s}", "merged_by", "octocat");
+	assert_int_equal(store_pull_put(f->st, run, "acme/fast", 12, "perfbot/opt-1", "merged", pd), 0);
+	json_decref(pd);
+	json_t *pull = NULL;
+	assert_int_equal(store_pull_find_branch(f->st, "acme/fast", "perfbot/opt-1", &pull), 0);
+	assert_string_equal(json_string_value(json_object_get(pull, "state")), "merged");
+	assert_int_equal(json_integer_value(json_object_get(pull, "number")), 12);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pull, "data"), "title")), "faster");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pull, "data"), "merged_by")), "octocat");
+	json_decref(pull);
+	json_t *prop = json_pack("{s:s,s:f}", "diff", "--- a\n+++ b\n", "impact", 0.25);
+	assert_int_equal(store_proposal_put(f->st, run, prop), 0);
+	json_t *got = NULL;
+	assert_int_equal(store_proposal_get(f->st, run, &got), 0);
+	assert_true(json_equal(got, prop));
+	json_decref(got);
+	json_decref(prop);
+	assert_int_equal(store_installation_put(f->st, 7, "acme", "active"), 0);
+	assert_int_equal(store_installation_put(f->st, 7, NULL, "suspended"), 0);
+	char *st = NULL;
+	assert_int_equal(store_installation_state(f->st, 7, &st), 0);
+	assert_string_equal(st, "suspended");
+	free(st);
+	assert_int_equal(store_repository_put(f->st, 7, 70, "acme/fast"), 0);
+	json_t *repos = NULL;
+	assert_int_equal(store_repository_list(f->st, 7, &repos), 0);
+	assert_int_equal(json_array_size(repos), 1);
+	json_decref(repos);
+	assert_int_equal(store_installation_delete(f->st, 7), 0);
+	assert_int_equal(store_repository_list(f->st, 7, &repos), 0);
+	assert_int_equal(json_array_size(repos), 0);
+	json_decref(repos);
+	assert_int_equal(store_hook_put(f->st, 5, 6, "d1"), 0);
+	assert_int_equal(store_hook_put(f->st, 5, 6, "d2"), 0);
+	assert_int_equal(store_audit(f->st, "octocat", "cancel", "run 1", NULL), 0);
+}
+
+static void drain_wakeups(store *st)
+{
+	while (store_wait_for_job(st, 20) == 1)
+		;
+}
+
+/* The wait hook: a queued job wakes the waiter at once; nothing queued
+ * means a timeout, not a spin. */
+static void test_wait_for_job(void **state)
+{
+	struct fixture *f = *state;
+	drain_wakeups(f->st);
+	int64_t t0 = now_ms();
+	assert_int_equal(store_wait_for_job(f->st, 150), 0);
+	assert_true(now_ms() - t0 >= 100);
+	assert_int_equal(store_job_add(f->st, NULL, "k", "{}", NULL, 0), 0);
+	t0 = now_ms();
+	assert_int_equal(store_wait_for_job(f->st, 5000), 1);
+	assert_true(now_ms() - t0 < 1000);
+	/* a delivery's jobs too */
+	drain_wakeups(f->st);
+	int dup;
+	put(f->st, "w1", "push", 1, &dup);
+	assert_int_equal(store_wait_for_job(f->st, 5000), 1);
+}
+
+/* ---- PostgreSQL only: several replicas on one database ------------------ */
+
+struct dup_arg {
+	store *st;
+	int accepted;
+};
+
+static void *dup_writer(void *p)
+{
+	struct dup_arg *a = p;
+	for (int i = 0; i < 40; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "shared-%d", i);
+		int dup = -1;
+		store_job_spec job = { "event.test", "{}" };
+		store_delivery d = { .id = id, .event = "push", .headers_json = "{}", .body = "{}", .body_len = 2,
+				     .received_ms = now_ms(), .status = "queued", .jobs = &job, .njobs = 1 };
+		if (store_delivery_put(a->st, &d, &dup) < 0)
+			return (void *)1;
+		if (!dup)
+			a->accepted++;
+	}
+	return NULL;
+}
+
+/* The same deliveries sent to two replicas at once: each id is accepted
+ * exactly once, with exactly one job; the other copies are duplicates. */
+static void test_pg_replicas_share_deliveries(void **state)
+{
+	struct fixture *f = *state;
+	store *b = NULL;
+	assert_int_equal(store_open(&b, f->url), 0);
+	pthread_t t[6];
+	struct dup_arg args[6];
+	for (int i = 0; i < 6; i++) {
+		args[i] = (struct dup_arg){ i % 2 ? b : f->st, 0 };
+		pthread_create(&t[i], NULL, dup_writer, &args[i]);
+	}
+	int accepted = 0;
+	for (int i = 0; i < 6; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+		accepted += args[i].accepted;
+	}
+	assert_int_equal(accepted, 40);
+	json_t *counts = NULL;
+	assert_int_equal(store_job_counts(b, &counts), 0);
+	assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 40);
+	json_decref(counts);
+	assert_int_equal(store_delivery_exists(b, "shared-39"), 1);
+	store_free(b);
+}
+
+struct mixed_arg {
+	store *st;
+	int n;
+	int bad;
+	int result;
+};
+
+static void *mixed_writer(void *p)
+{
+	struct mixed_arg *a = p;
+	char id[32];
+	snprintf(id, sizeof(id), "m-%d", a->n);
+	store_job_spec job = { "event.test", "{}" };
+	/* PostgreSQL refuses text that is not UTF-8 */
+	store_delivery d = { .id = id, .event = a->bad ? "p\xffsh" : "push", .headers_json = "{}", .body = "{}",
+			     .body_len = 2, .received_ms = now_ms(), .status = "queued", .jobs = &job, .njobs = 1 };
+	int dup = -1;
+	a->result = store_delivery_put(a->st, &d, &dup);
+	return NULL;
+}
+
+/* Deliveries committed together: one the database refuses fails alone,
+ * the others of its batch are stored. */
+static void test_pg_bad_delivery_fails_alone(void **state)
+{
+	struct fixture *f = *state;
+	for (int round = 0; round < 5; round++) {
+		pthread_t t[8];
+		struct mixed_arg a[8];
+		for (int i = 0; i < 8; i++) {
+			a[i] = (struct mixed_arg){ f->st, round * 8 + i, i == 3, 1 };
+			pthread_create(&t[i], NULL, mixed_writer, &a[i]);
+		}
+		for (int i = 0; i < 8; i++)
+			pthread_join(t[i], NULL);
+		for (int i = 0; i < 8; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "m-%d", round * 8 + i);
+			if (i == 3) {
+				assert_true(a[i].result < 0);
+				assert_int_equal(store_delivery_exists(f->st, id), 0);
+			} else {
+				assert_int_equal(a[i].result, 0);
+				assert_int_equal(store_delivery_exists(f->st, id), 1);
+			}
+		}
+	}
+}
+
+#define CLAIM_JOBS 150
+static atomic_int claimed[CLAIM_JOBS + 1];
+static int64_t first_job_id;
+
+struct claim_arg {
+	store *st;
+	char owner[32];
+};
+
+static void *claimer(void *p)
+{
+	struct claim_arg *a = p;
+	for (;;) {
+		store_job j;
+		int e = store_job_claim(a->st, &j, a->owner, 60000);
+		if (e == BASE_ENOTFOUND)
+			return NULL;
+		if (e < 0)
+			return (void *)1;
+		int64_t i = j.id - first_job_id;
+		if (i >= 0 && i < CLAIM_JOBS)
+			atomic_fetch_add(&claimed[i], 1);
+		if (store_job_done(a->st, j.id, a->owner, NULL) < 0) {
+			store_job_dispose(&j);
+			return (void *)1;
+		}
+		store_job_dispose(&j);
+	}
+}
+
+/* Three replicas, four workers each, one queue: every job is claimed and
+ * done exactly once (FOR UPDATE SKIP LOCKED). */
+static void test_pg_claims_exactly_once(void **state)
+{
+	struct fixture *f = *state;
+	store *st[3] = { f->st, NULL, NULL };
+	assert_int_equal(store_open(&st[1], f->url), 0);
+	assert_int_equal(store_open(&st[2], f->url), 0);
+	for (int i = 0; i < CLAIM_JOBS; i++) {
+		int64_t id = 0;
+		assert_int_equal(store_job_add(f->st, &id, "k", "{}", NULL, 0), 0);
+		if (i == 0)
+			first_job_id = id;
+		atomic_store(&claimed[i], 0);
+	}
+	pthread_t t[12];
+	struct claim_arg args[12];
+	for (int i = 0; i < 12; i++) {
+		args[i].st = st[i % 3];
+		snprintf(args[i].owner, sizeof(args[i].owner), "r%d:w%d", i % 3, i);
+		pthread_create(&t[i], NULL, claimer, &args[i]);
+	}
+	for (int i = 0; i < 12; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+	}
+	for (int i = 0; i < CLAIM_JOBS; i++)
+		assert_int_equal(atomic_load(&claimed[i]), 1);
+	json_t *counts = NULL;
+	assert_int_equal(store_job_counts(f->st, &counts), 0);
+	assert_int_equal(json_integer_value(json_object_get(counts, "done")), CLAIM_JOBS);
+	json_decref(counts);
+	store_free(st[1]);
+	store_free(st[2]);
+}
+
+static atomic_int woken_done;
+
+static int handler_count(store_job_ctx *ctx, void *payload)
+{
+	(void)ctx;
+	(void)payload;
+	atomic_fetch_add(&woken_done, 1);
+	return 0;
+}
+
+/* A job queued by one replica wakes the idle workers of another at once
+ * (NOTIFY), though their poll interval is a minute. */
+static void test_pg_notify_wakes_other_replica(void **state)
+{
+	struct fixture *f = *state;
+	store *b = NULL;
+	assert_int_equal(store_open(&b, f->url), 0);
+	store_workers *w = NULL;
+	store_workers_options o = { .nthreads = 2, .lease_ms = 5000, .max_attempts = 3, .poll_ms = 60000 };
+	assert_int_equal(store_workers_new(&w, b, &o), 0);
+	assert_int_equal(store_workers_register(w, "ping", handler_count, NULL), 0);
+	assert_int_equal(store_workers_start(w), 0);
+	usleep(500 * 1000); /* the workers went idle; the listener is listening */
+	int64_t t0 = now_ms();
+	assert_int_equal(store_job_add(f->st, NULL, "ping", "{}", NULL, 0), 0);
+	while (atomic_load(&woken_done) < 1 && now_ms() - t0 < 5000)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&woken_done), 1);
+	assert_true(now_ms() - t0 < 2000);
+	store_workers_stop(w, 1000);
+	store_workers_free(w);
+	store_free(b);
+}
+
+/* Connections cut by the server (a restart, a failover): the next calls
+ * reconnect instead of failing for good, and the listener comes back. */
+static void test_pg_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	int dup;
+	put(f->st, "before", "push", 1, &dup);
+	drain_wakeups(f->st);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='%s' AND pid <> pg_backend_pid()",
+		 f->dbname);
+	pg_admin(sql);
+	usleep(100 * 1000);
+	for (int i = 0; i < 3; i++) /* a broken connection is retried on a fresh one */
+		assert_int_equal(store_ping(f->st), 0);
+	put(f->st, "after", "push", 1, &dup);
+	assert_int_equal(dup, 0);
+	assert_int_equal(store_delivery_exists(f->st, "before"), 1);
+	/* the LISTEN connection is re-established (1: jobs may have been missed) */
+	int woke = 0;
+	for (int i = 0; i < 20 && !woke; i++)
+		woke = store_wait_for_job(f->st, 100);
+	assert_int_equal(woke, 1);
+	drain_wakeups(f->st);
+	assert_int_equal(store_job_add(f->st, NULL, "k", "{}", NULL, 0), 0);
+	assert_int_equal(store_wait_for_job(f->st, 5000), 1);
+}
+
+/* An unreachable database or a wrong password: store_open fails at once
+ * with a retryable error that never shows the password. */
+static void test_pg_unreachable(void **state)
+{
+	(void)state;
+	store *st = NULL;
+	assert_int_equal(store_open(&st, "postgres://perfbot:sekrit-pw-1@127.0.0.1:1/perfbot"), BASE_ERETRY);
+	assert_null(strstr(base_error_last(), "sekrit"));
+	assert_non_null(strstr(base_error_last(), "DATABASE_URL"));
+	char url[512];
+	const char *at = strchr(pg_url, '@');
+	snprintf(url, sizeof(url), "postgres://perfbot:wrong-pw-2%s", at);
+	assert_int_equal(store_open(&st, url), BASE_ERETRY);
+	assert_null(strstr(base_error_last(), "wrong-pw"));
+	assert_non_null(strstr(base_error_last(), "password"));
+}
+
+struct open_arg {
+	const char *url;
+	int error;
+	store *st;
+};
+
+static void *opener(void *p)
+{
+	struct open_arg *a = p;
+	a->error = store_open(&a->st, a->url);
+	return NULL;
+}
+
+/* Replicas starting together on an empty database: every one opens, each
+ * migration is applied once (the advisory lock). */
+static void test_pg_migrations_race(void **state)
+{
+	(void)state;
+	struct fixture *f = pg_fixture(0);
+	pthread_t t[5];
+	struct open_arg a[5];
+	for (int i = 0; i < 5; i++) {
+		a[i] = (struct open_arg){ f->url, -1, NULL };
+		pthread_create(&t[i], NULL, opener, &a[i]);
+	}
+	for (int i = 0; i < 5; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(a[i].error, 0);
+	int applied = 0, known = 0;
+	assert_int_equal(store_schema_version(a[0].st, &applied, &known), 0);
+	assert_int_equal(applied, known);
+	PGconn *c = PQconnectdb(f->url);
+	PGresult *r = PQexec(c, "SELECT count(*) FROM schema_migrations");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	char want[16];
+	snprintf(want, sizeof(want), "%d", known);
+	assert_string_equal(PQgetvalue(r, 0, 0), want);
+	PQclear(r);
+	PQfinish(c);
+	for (int i = 0; i < 5; i++)
+		store_free(a[i].st);
+	void *fs = f;
+	teardown(&fs);
+}
+
+/* `perfbot store copy`: every table from SQLite, ids kept, sequences past
+ * them, bodies byte for byte; a non-empty target only with force. */
+static void test_pg_copy_from_sqlite(void **state)
+{
+	struct fixture *f = *state;
+	store_free(f->st); /* the target starts empty (but migrated) */
+	f->st = NULL;
+	char src[128];
+	snprintf(src, sizeof(src), "sqlite:%s/old.db", f->dir);
+	store *old = NULL;
+	assert_int_equal(store_open(&old, src), 0);
+	static const char body[] = "{\"x\":\"\\u0000\"}\x01\xff\x00tail";
+	store_job_spec job = { "event.push", "{\"n\":1}" };
+	store_delivery d = { .id = "d1", .event = "push", .action = NULL, .installation_id = 7, .repository = "acme/fast",
+			     .headers_json = "{\"X-GitHub-Event\":\"push\"}", .body = body, .body_len = sizeof(body),
+			     .received_ms = 1700000000123, .status = "queued", .jobs = &job, .njobs = 1 };
+	int dup;
+	assert_int_equal(store_delivery_put(old, &d, &dup), 0);
+	int64_t j2 = 0, run = 0, mid = 0;
+	assert_int_equal(store_job_add(old, &j2, "pr.open", "{}", "pr.open:1", 0), 0);
+	json_t *data = json_pack("{s:s,s:{s:i}}", "note", "é", "nested", "n", 5);
+	store_run_spec spec = { .kind = STORE_RUN_AGENT, .repository = "acme/fast", .installation_id = 7,
+				.head_sha = "abc", .trigger = "comment", .data = data };
+	assert_int_equal(store_run_create(old, &run, &spec), 0);
+	assert_int_equal(store_run_set_state(old, run, STORE_RUN_PROPOSAL, "verified"), 0);
+	json_t *m = json_pack("{s:s,s:i}", "status", "ok", "instructions", 1000);
+	assert_int_equal(store_measurement_put(old, &mid, run, "acme/fast", "abc", "sort", m), 0);
+	json_decref(m);
+	assert_int_equal(store_proposal_put(old, run, data), 0);
+	assert_int_equal(store_pull_put(old, run, "acme/fast", 3, "perfbot/opt-1", "open", data), 0);
+	json_decref(data);
+	store_approval ap = { .run_id = run, .user = "octocat", .via = "button" };
+	assert_int_equal(store_approval_put(old, &ap), 0);
+	assert_int_equal(store_run_token_put(old, run, "hash"), 0);
+	assert_int_equal(store_installation_put(old, 7, "acme", "active"), 0);
+	assert_int_equal(store_repository_put(old, 7, 70, "acme/fast"), 0);
+	assert_int_equal(store_hook_put(old, 5, 6, "d1"), 0);
+	store_free(old);
+
+	store_copy_stats stats;
+	assert_int_equal(store_copy(src, f->url, 0, &stats), 0);
+	assert_int_equal(stats.tables, 13);
+	assert_true(stats.rows >= 12);
+	assert_int_equal(store_open(&f->st, f->url), 0);
+	char *b = NULL;
+	size_t len = 0;
+	assert_int_equal(store_delivery_body(f->st, "d1", &b, &len), 0);
+	assert_int_equal(len, sizeof(body));
+	assert_memory_equal(b, body, sizeof(body));
+	free(b);
+	json_t *r = NULL;
+	assert_int_equal(store_run_get(f->st, run, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "state")), "proposal");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "data"), "note")), "é");
+	json_decref(r);
+	assert_int_equal(store_measurement_find(f->st, "acme/fast", "abc", "sort", &r), 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "id")), mid);
+	json_decref(r);
+	int64_t found = 0;
+	assert_int_equal(store_run_token_find(f->st, "hash", &found), 0);
+	assert_int_equal(found, run);
+	assert_int_equal(store_approval_put(f->st, &ap), BASE_EEXISTS);
+	/* the dedupe key still holds, and new ids come after the copied ones */
+	int64_t again = 0, fresh = 0, run2 = 0;
+	assert_int_equal(store_job_add(f->st, &again, "pr.open", "{}", "pr.open:1", 0), 0);
+	assert_int_equal(again, j2);
+	assert_int_equal(store_job_add(f->st, &fresh, "k", "{}", NULL, 0), 0);
+	assert_true(fresh > j2);
+	spec.data = NULL;
+	assert_int_equal(store_run_create(f->st, &run2, &spec), 0);
+	assert_true(run2 > run);
+	store_job j;
+	assert_int_equal(store_job_claim(f->st, &j, "w", 60000), 0);
+	assert_string_equal(j.delivery_id, "d1");
+	assert_string_equal(j.payload, "{\"n\":1}");
+	store_job_dispose(&j);
+
+	/* a target with data is refused, or replaced with force */
+	assert_int_equal(store_copy(src, f->url, 0, &stats), BASE_EEXISTS);
+	assert_non_null(strstr(base_error_last(), "--force"));
+	assert_int_equal(store_copy(src, f->url, 1, &stats), 0);
+	json_t *runs = NULL;
+	assert_int_equal(store_run_list(f->st, NULL, 0, &runs), 0);
+	assert_int_equal(json_array_size(runs), 1);
+	json_decref(runs);
+	/* a missing source is named */
+	char missing[128];
+	snprintf(missing, sizeof(missing), "sqlite:%s/none.db", f->dir);
+	assert_int_equal(store_copy(missing, f->url, 1, &stats), BASE_ENOTFOUND);
+}
+
+static void test_url_check_and_redact(void **state)
+{
+	(void)state;
+	assert_int_equal(store_url_check("postgres://u:p@db.example:5432/perfbot?sslmode=require"), 0);
+	assert_int_equal(store_url_check("postgresql://db/perfbot"), 0);
+	assert_int_equal(store_url_check("postgresql://[::1]:5432/perfbot"), 0);
+	assert_int_equal(store_url_check("sqlite:/var/perfbot.db"), 0);
+	assert_int_equal(store_url_check("/var/perfbot.db"), 0);
+	assert_int_equal(store_url_check("postgres://u:pw@db:port/x"), BASE_EINVALID);
+	assert_null(strstr(base_error_last(), "pw"));
+	assert_int_equal(store_url_check("postgres://u:pw@db:/x"), BASE_EINVALID);
+	assert_int_equal(store_url_check("postgres:db"), BASE_EINVALID);
+	assert_int_equal(store_url_check("mysql://db/x"), BASE_EINVALID);
+	assert_int_equal(store_url_check("sqlite:"), BASE_EINVALID);
+	char out[256];
+	store_url_redact(out, sizeof(out), "postgres://u:secret@db:5432/perfbot?sslmode=require");
+	assert_string_equal(out, "postgres://u:***@db:5432/perfbot?sslmode=require");
+	store_url_redact(out, sizeof(out), "postgres://u@db/perfbot");
+	assert_string_equal(out, "postgres://u@db/perfbot");
+	store_url_redact(out, sizeof(out), "postgres://db/perfbot?password=secret");
+	assert_string_equal(out, "postgres://db/perfbot");
+	store_url_redact(out, sizeof(out), "sqlite:/var/perfbot.db");
+	assert_string_equal(out, "sqlite:/var/perfbot.db");
+}
+
+#define BOTH(fn)                                                                                                   \
+	{ "sqlite/" #fn, fn, setup_sqlite, teardown, NULL }, { "postgres/" #fn, fn, setup_pg, teardown, NULL }
+#define PG(fn) { "postgres/" #fn, fn, setup_pg, teardown, NULL }
+
+/* The cluster: PERFBOT_TEST_DATABASE_URL, or one started here (and stopped
+ * at exit).  PostgreSQL that cannot start fails the run: nothing is skipped. */
+static void pg_cluster_stop(void)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "sh tests/lib/pg.sh stop %s >/dev/null 2>&1; rm -rf %s", pg_own_dir, pg_own_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not stop the PostgreSQL cluster in %s\n", pg_own_dir);
+}
+
+static int pg_cluster(void)
+{
+	const char *env = getenv("PERFBOT_TEST_DATABASE_URL");
+	if (env && *env) {
+		snprintf(pg_url, sizeof(pg_url), "%s", env);
+		return 0;
+	}
+	snprintf(pg_own_dir, sizeof(pg_own_dir), "/tmp/perfbot-pg-XXXXXX");
+	if (!mkdtemp(pg_own_dir))
+		return -1;
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "sh tests/lib/pg.sh start %s", pg_own_dir);
+	FILE *p = popen(cmd, "r");
+	if (!p || !fgets(pg_url, sizeof(pg_url), p)) {
+		if (p)
+			pclose(p);
+		return -1;
+	}
+	pg_url[strcspn(pg_url, "\n")] = '\0';
+	atexit(pg_cluster_stop);
+	return pclose(p) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
+	if (pg_cluster() < 0) {
+		fprintf(stderr, "[  FAILED  ] 1 test: PostgreSQL did not start (tests/lib/pg.sh); the PostgreSQL store "
+				"tests cannot run\n");
+		return 1;
+	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_deliveries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delivery_put_async, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dedupe_and_runs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_workers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_filter, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bench_threads_apart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_stats_and_schema, setup, teardown),
+		BOTH(test_deliveries),
+		BOTH(test_delivery_put_async),
+		BOTH(test_leases),
+		BOTH(test_dedupe_and_runs),
+		BOTH(test_concurrent_group_commit),
+		BOTH(test_workers),
+		BOTH(test_claim_filter),
+		BOTH(test_bench_threads_apart),
+		BOTH(test_queue_stats_and_schema),
+		BOTH(test_run_document_merge),
+		BOTH(test_wait_for_job),
+		PG(test_pg_replicas_share_deliveries),
+		PG(test_pg_claims_exactly_once),
+		PG(test_pg_bad_delivery_fails_alone),
+		PG(test_pg_notify_wakes_other_replica),
+		PG(test_pg_reconnects),
+		PG(test_pg_copy_from_sqlite),
+		{ "postgres/test_pg_migrations_race", test_pg_migrations_race, NULL, NULL, NULL },
+		{ "postgres/test_pg_unreachable", test_pg_unreachable, NULL, NULL, NULL },
+		{ "test_url_check_and_redact", test_url_check_and_redact, NULL, NULL, NULL },
 	};
-	return cmocka_run_group_tests_name("app_store", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

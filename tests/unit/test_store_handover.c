@@ -1,8 +1,11 @@
 /* Unit tests: Managed Agents work items handed over between replicas through
  * the store (store_handover_put / store_handover_claim): the row comes back
  * whole once, only for its environment and session and before it expires,
- * expired rows are swept, and of many claimers racing on two connections
- * to one file (two replicas) exactly one gets each row. */
+ * expired rows are swept, and of many claimers racing on two handles on one
+ * store (two replicas) exactly one gets each row.  Against SQLite and
+ * against PostgreSQL (a fresh database per test on the cluster
+ * PERFBOT_TEST_DATABASE_URL names: tests/run.sh starts one; without it the
+ * PostgreSQL tests fail, they are not skipped). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,15 +19,50 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "base/clock.h"
 #include "base/error.h"
 #include "store/store.h"
 
 struct fixture {
 	char dir[64];
-	char url[128];
+	char url[512];
+	char dbname[64];
 	store *st;
 };
+
+static void pg_admin(const char *sql)
+{
+	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
+	if (!url || !*url)
+		fail_msg("PERFBOT_TEST_DATABASE_URL is not set: run the PostgreSQL tests through tests/run.sh");
+	PGconn *c = PQconnectdb(url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static int setup_pg(void **state)
+{
+	static int n;
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-handover-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->dbname, sizeof(f->dbname), "handover_%d_%d", (int)getpid(), ++n);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
+	pg_admin(sql);
+	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
+	const char *slash = strrchr(url, '/');
+	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(slash - url), url, f->dbname);
+	assert_int_equal(store_open(&f->st, f->url), 0);
+	*state = f;
+	return 0;
+}
 
 static int setup(void **state)
 {
@@ -44,6 +82,10 @@ static int teardown(void **state)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
+	if (f->dbname[0]) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
+		pg_admin(cmd);
+	}
 	free(f);
 	return 0;
 }
@@ -195,6 +237,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_then_claim_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_rows_not_claimed_and_swept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_claimer_per_row, setup, teardown),
+		{ "postgres/test_put_then_claim_once", test_put_then_claim_once, setup_pg, teardown, NULL },
+		{ "postgres/test_expired_rows_not_claimed_and_swept", test_expired_rows_not_claimed_and_swept, setup_pg,
+		  teardown, NULL },
+		{ "postgres/test_one_claimer_per_row", test_one_claimer_per_row, setup_pg, teardown, NULL },
 	};
 	return cmocka_run_group_tests_name("store_handover", tests, NULL, NULL);
 }

@@ -130,6 +130,24 @@ static void test_event_fields(void **state)
 	assert_true(push.created);
 	assert_false(push.deleted);
 	assert_int_equal(push.installation_id, 5);
+	assert_null(push.head_author);
+	assert_int_equal(push.head_at_ms, 0);
+	json_decref(j);
+
+	/* the head commit, as the dashboard shows it */
+	j = load("{\"ref\":\"refs/heads/main\",\"after\":\"abc\",\"repository\":{\"full_name\":\"acme/fast\"},"
+		 "\"head_commit\":{\"message\":\"faster parse\",\"timestamp\":\"2026-12-07T05:00:01+01:00\","
+		 "\"author\":{\"name\":\"Ada L\",\"username\":\"ada\"}}}");
+	assert_int_equal(wh_push_parse(&push, j), 0);
+	assert_string_equal(push.head_author, "ada");
+	assert_string_equal(push.head_message, "faster parse");
+	assert_int_equal(push.head_at_ms, (int64_t)1796616001 * 1000);
+	json_decref(j);
+	j = load("{\"ref\":\"refs/heads/main\",\"after\":\"abc\",\"repository\":{\"full_name\":\"acme/fast\"},"
+		 "\"head_commit\":{\"timestamp\":\"2026-12-07T04:00:01Z\",\"author\":{\"name\":\"Ada L\"}}}");
+	assert_int_equal(wh_push_parse(&push, j), 0);
+	assert_string_equal(push.head_author, "Ada L");
+	assert_int_equal(push.head_at_ms, (int64_t)1796616001 * 1000);
 	json_decref(j);
 
 	/* wrong shapes are errors, not crashes */
