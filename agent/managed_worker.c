@@ -1242,10 +1242,18 @@ static int hand_over(agent_managed_worker *w, const char *id, const char *sid, c
 	pthread_mutex_lock(&w->mu);
 	w->st.items_left++;
 	w->st.handed_over++;
+	/* an item nobody claims comes back every reclaim window: logged once */
+	int logged = json_object_get(w->left_logged, sid) != NULL;
+	if (!logged) {
+		if (json_object_size(w->left_logged) > 4096)
+			json_object_clear(w->left_logged);
+		json_object_set_new(w->left_logged, sid, json_true());
+	}
 	pthread_mutex_unlock(&w->mu);
 	metric("perfbot_managed_handovers_total", "Managed Agents work items handed to another replica", NULL, 1);
-	base_log(BASE_LOG_INFO, "managed worker: a session not bound here, handed over through the store", "session",
-		 sid, "work", id, NULL);
+	if (!logged)
+		base_log(BASE_LOG_INFO, "managed worker: a session not bound here, handed over through the store",
+			 "session", sid, "work", id, NULL);
 	return 1;
 }
 
@@ -1368,6 +1376,8 @@ static void claim_handovers(agent_managed_worker *w)
 				continue;
 			}
 			w->st.taken_over++;
+			metric("perfbot_managed_taken_over_total",
+			       "Managed Agents work items polled by another replica and served here", NULL, 1);
 			base_log(BASE_LOG_INFO, "managed worker: serving a work item handed over by another worker",
 				 "session", it->session_id, "work", it->work_id, NULL);
 			start_item_locked(w, it, b);

@@ -137,6 +137,8 @@ void agent_managed_backend_metrics(agent_managed_backend *m)
 		{ "perfbot_managed_results_posted_total", "Tool results posted to Managed Agents sessions" },
 		{ "perfbot_managed_retries_total", "Managed Agents requests tried again" },
 		{ "perfbot_managed_leases_lost_total", "Managed Agents work items whose lease was lost" },
+		{ "perfbot_managed_handovers_total", "Managed Agents work items handed to another replica" },
+		{ "perfbot_managed_taken_over_total", "Managed Agents work items polled by another replica and served here" },
 	};
 	static const char *const tools[] = { "bash",	    "read",	   "write",   "edit",	"glob",
 					     "grep",	    "run_benchmarks", "get_profile", "compare", "get_diff",

@@ -1207,6 +1207,11 @@ static void handover_case(int bind_before_poll)
 	/* the row (and its secret) is gone once claimed */
 	store_handover h;
 	assert_int_equal(store_handover_claim(sa, env_id, sid, base_wall_ms(), &h), BASE_ENOTFOUND);
+	base_buf m = BASE_BUF_INIT(1u << 20);
+	assert_int_equal(base_metrics_render(&m), 0);
+	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_handovers_total"));
+	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_taken_over_total"));
+	base_buf_dispose(&m);
 	agent_managed_worker_unbind(b, sid);
 	agent_managed_worker_stop(b);
 	stop_worker(a);
