@@ -9,7 +9,14 @@
  * queue, and lists the history after each (re)connection and again a moment
  * later, so that no event is lost between the listing and the stream.  Tool
  * uses run on the serving thread, one at a time, in the order the session
- * gave them.  An item of a session not bound here is not acked: it waits a
+ * gave them.  An item of a session not bound here is not acked.  With a
+ * store shared by the replicas it is recorded there (its secret too, until
+ * claimed or expired), and the handover thread of every worker claims the
+ * rows of the sessions bound in its process (at once on a bind, else every
+ * HANDOVER_CHECK_MS): the claim is atomic, so exactly one worker acks and
+ * serves the item, the one whose run holds the workspace.  A row not
+ * claimed expires before the reclaim window, and the service offers the
+ * item again.  Without a store (or when recording fails) the item waits a
  * moment for a bind (a run binds right after creating its session, and the
  * poll may be faster), then is left to another worker.
  *
@@ -57,6 +64,7 @@
 #define DEFAULT_TTL_S 90
 #define HOLD_MS 2000           /* an item of a session not bound (yet) waits this long for its bind */
 #define HELD_MAX 64
+#define HANDOVER_CHECK_MS 250  /* the store is asked this often for items of the sessions bound here */
 
 /* A session bound by a run. */
 typedef struct binding_rec {
@@ -116,6 +124,7 @@ struct agent_managed_worker {
 	int max_sessions;
 	long block_ms, reclaim_ms;
 	const base_clock *clock;        /* borrowed */
+	store *store;                   /* borrowed or NULL: handovers between replicas */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;            /* a binding's users or an item finished */
@@ -132,6 +141,10 @@ struct agent_managed_worker {
 	atomic_int wake;                /* a bind: the pause after an empty poll ends */
 	pthread_t poller;
 	int poller_started;
+	pthread_t handover;             /* claims items handed over through the store */
+	int handover_started;
+	int handover_wake;              /* under mu: a bind, check the store now */
+	pthread_cond_t handover_cond;   /* with mu */
 };
 
 /* The item a serving thread serves: unbind called from its own on_end must
@@ -1179,6 +1192,71 @@ static void start_item_locked(agent_managed_worker *w, item *it, binding_rec *b)
 	w->items = it;
 }
 
+/* A new item from a work item's fields (all borrowed; the secret is decoded,
+ * not kept), polled here or claimed from the store.  NULL when unusable
+ * (logged). */
+static item *item_from(agent_managed_worker *w, const char *id, const char *type, const char *sid, const char *secret)
+{
+	item *it = NULL;
+	if (!valid_id(id) || !type) {
+		base_log(BASE_LOG_WARN, "managed worker: a work item without a usable id or type", NULL);
+		return NULL;
+	}
+	int hc = !strcmp(type, "healthcheck");
+	if (!hc && strcmp(type, "session")) {
+		base_log(BASE_LOG_WARN, "managed worker: a work item of an unknown type", "work", id, "type", type, NULL);
+		return NULL;
+	}
+	if (!hc && !valid_id(sid)) {
+		base_log(BASE_LOG_WARN, "managed worker: a session work item without a usable session id", "work", id, NULL);
+		return NULL;
+	}
+	if (!(it = item_new(w)))
+		return NULL;
+	snprintf(it->work_id, sizeof(it->work_id), "%s", id);
+	if (!hc)
+		snprintf(it->session_id, sizeof(it->session_id), "%s", sid);
+	it->healthcheck = hc;
+	if (!secret || agent_managed_secret_decode(&it->token, &it->base_url, secret) < 0) {
+		base_log(BASE_LOG_WARN, "managed worker: a work item with an unreadable secret", "work", id, NULL);
+		item_free(it);
+		return NULL;
+	}
+	return it;
+}
+
+/* Records an item of a session not bound here in the store for the replica
+ * that binds it (borrows all).  1 when recorded. */
+static int hand_over(agent_managed_worker *w, const char *id, const char *sid, const char *secret)
+{
+	if (!w->store)
+		return 0;
+	int64_t polled = base_wall_ms();
+	/* claimed and acked well before the service would offer it again */
+	int64_t expires = polled + w->reclaim_ms * 3 / 4;
+	if (store_handover_put(w->store, w->environment_id, sid, id, secret, w->worker_id, polled, expires) < 0) {
+		base_log(BASE_LOG_WARN, "managed worker: cannot hand a work item over through the store", "work", id,
+			 "session", sid, "error", base_error_last(), NULL);
+		return 0;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->st.items_left++;
+	w->st.handed_over++;
+	/* an item nobody claims comes back every reclaim window: logged once */
+	int logged = json_object_get(w->left_logged, sid) != NULL;
+	if (!logged) {
+		if (json_object_size(w->left_logged) > 4096)
+			json_object_clear(w->left_logged);
+		json_object_set_new(w->left_logged, sid, json_true());
+	}
+	pthread_mutex_unlock(&w->mu);
+	metric("perfbot_managed_handovers_total", "Managed Agents work items handed to another replica", NULL, 1);
+	if (!logged)
+		base_log(BASE_LOG_INFO, "managed worker: a session not bound here, handed over through the store",
+			 "session", sid, "work", id, NULL);
+	return 1;
+}
+
 /* Takes one polled work item (borrows wi). */
 static void take_item(agent_managed_worker *w, const json_t *wi)
 {
@@ -1187,35 +1265,25 @@ static void take_item(agent_managed_worker *w, const json_t *wi)
 	const char *type = base_json_str(data, "type");
 	const char *sid = base_json_str(data, "id");
 	const char *secret = base_json_str(wi, "secret");
-	item *it = NULL;
+	int hc = type && !strcmp(type, "healthcheck");
 
 	count(w, &w->st.items, 1);
-	if (!valid_id(id) || !type) {
-		base_log(BASE_LOG_WARN, "managed worker: a work item without a usable id or type", NULL);
+	item *it = item_from(w, id, type, sid, secret);
+	if (!it)
 		return;
-	}
-	int hc = !strcmp(type, "healthcheck");
-	if (!hc && strcmp(type, "session")) {
-		base_log(BASE_LOG_WARN, "managed worker: a work item of an unknown type", "work", id, "type", type, NULL);
-		return;
-	}
-	if (!hc && !valid_id(sid)) {
-		base_log(BASE_LOG_WARN, "managed worker: a session work item without a usable session id", "work", id, NULL);
-		return;
-	}
-	if (!(it = item_new(w)))
-		return;
-	snprintf(it->work_id, sizeof(it->work_id), "%s", id);
-	if (!hc)
-		snprintf(it->session_id, sizeof(it->session_id), "%s", sid);
-	it->healthcheck = hc;
-	if (!secret || agent_managed_secret_decode(&it->token, &it->base_url, secret) < 0) {
-		base_log(BASE_LOG_WARN, "managed worker: a work item with an unreadable secret", "work", id, NULL);
-		item_free(it);
-		return;
-	}
 	pthread_mutex_lock(&w->mu);
 	binding_rec *b = hc ? NULL : find_binding(w, sid);
+	if (!hc && (!b || b->unbinding) && w->store) {
+		pthread_mutex_unlock(&w->mu);
+		item_free(it); /* the secret stays in the store only */
+		it = NULL;
+		if (hand_over(w, id, sid, secret))
+			return;
+		if (!(it = item_from(w, id, type, sid, secret)))
+			return;
+		pthread_mutex_lock(&w->mu);
+		b = find_binding(w, sid); /* bound meanwhile? */
+	}
 	if (!hc && (!b || b->unbinding)) {
 		if (w->held_count < HELD_MAX && !atomic_load(&w->stopping) && !(b && b->unbinding)) {
 			/* the run may bind it in a moment (it creates the session, then binds) */
@@ -1270,6 +1338,73 @@ static void expire_held(agent_managed_worker *w, int all)
 				 "session", it->session_id, "work", it->work_id, NULL);
 		item_free(it);
 	}
+}
+
+/* Claims from the store the items of the sessions bound here (polled by
+ * other workers) and serves them. */
+static void claim_handovers(agent_managed_worker *w)
+{
+	char sids[64][ID_MAX + 1];
+	size_t n = 0;
+	pthread_mutex_lock(&w->mu);
+	for (binding_rec *b = w->bindings; b && n < 64; b = b->next)
+		if (!b->unbinding)
+			snprintf(sids[n++], sizeof(sids[0]), "%s", b->session_id);
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n && !atomic_load(&w->stopping); i++) {
+		for (int k = 0; k < 8; k++) {
+			store_handover h;
+			int error = store_handover_claim(w->store, w->environment_id, sids[i], base_wall_ms(), &h);
+			if (error < 0) {
+				if (error != BASE_ENOTFOUND)
+					base_log(BASE_LOG_WARN, "managed worker: cannot claim handed over work items",
+						 "session", sids[i], "error", base_error_last(), NULL);
+				break;
+			}
+			count(w, &w->st.items, 1);
+			item *it = item_from(w, h.work_id, "session", h.session_id, h.secret);
+			store_handover_dispose(&h);
+			if (!it)
+				continue;
+			pthread_mutex_lock(&w->mu);
+			binding_rec *b = find_binding(w, it->session_id);
+			if (!b || b->unbinding) {
+				/* unbound since: not acked, the service offers it again */
+				w->st.items_left++;
+				pthread_mutex_unlock(&w->mu);
+				item_free(it);
+				continue;
+			}
+			w->st.taken_over++;
+			metric("perfbot_managed_taken_over_total",
+			       "Managed Agents work items polled by another replica and served here", NULL, 1);
+			base_log(BASE_LOG_INFO, "managed worker: serving a work item handed over by another worker",
+				 "session", it->session_id, "work", it->work_id, NULL);
+			start_item_locked(w, it, b);
+			pthread_mutex_unlock(&w->mu);
+		}
+	}
+}
+
+static void *handover_main(void *arg)
+{
+	agent_managed_worker *w = arg;
+	while (!atomic_load(&w->stopping)) {
+		claim_handovers(w);
+		/* the wait is in real time: other processes write the rows */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)HANDOVER_CHECK_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&w->mu);
+		while (!w->handover_wake && !atomic_load(&w->stopping))
+			if (pthread_cond_timedwait(&w->handover_cond, &w->mu, &ts) != 0)
+				break;
+		w->handover_wake = 0;
+		pthread_mutex_unlock(&w->mu);
+	}
+	return NULL;
 }
 
 static void *poller_main(void *arg)
@@ -1352,6 +1487,7 @@ static void worker_free(agent_managed_worker *w)
 	json_decref(w->left_logged);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->handover_cond);
 	free(w);
 }
 
@@ -1367,7 +1503,9 @@ int agent_managed_worker_start(agent_managed_worker **out, const agent_managed_w
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cond, NULL);
+	pthread_cond_init(&w->handover_cond, NULL);
 	w->client = opts->client;
+	w->store = opts->store;
 	w->clock = opts->clock ? opts->clock : base_clock_system();
 	w->max_sessions = opts->max_sessions > 0 ? opts->max_sessions : 1;
 	w->block_ms = opts->block_ms >= 1 && opts->block_ms <= 999 ? opts->block_ms : 999;
@@ -1400,6 +1538,15 @@ int agent_managed_worker_start(agent_managed_worker **out, const agent_managed_w
 		goto done;
 	}
 	w->poller_started = 1;
+	if (w->store) {
+		if (pthread_create(&w->handover, NULL, handover_main, w) != 0) {
+			atomic_store(&w->stopping, 1);
+			pthread_join(w->poller, NULL);
+			error = base_error_set(BASE_EGENERIC, "managed worker: cannot start the handover thread");
+			goto done;
+		}
+		w->handover_started = 1;
+	}
 	*out = w;
 	w = NULL;
 done:
@@ -1412,6 +1559,11 @@ void agent_managed_worker_stop(agent_managed_worker *w)
 	if (!w)
 		return;
 	atomic_store(&w->stopping, 1);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_broadcast(&w->handover_cond);
+	pthread_mutex_unlock(&w->mu);
+	if (w->handover_started)
+		pthread_join(w->handover, NULL);
 	if (w->poller_started)
 		pthread_join(w->poller, NULL);
 	pthread_mutex_lock(&w->mu);
@@ -1463,6 +1615,9 @@ int agent_managed_worker_bind(agent_managed_worker *w, const char *session_id, c
 		w->held_count--;
 		start_item_locked(w, it, rec);
 	}
+	/* an item another worker polled may wait in the store: claimed now */
+	w->handover_wake = 1;
+	pthread_cond_broadcast(&w->handover_cond);
 	pthread_mutex_unlock(&w->mu);
 	atomic_store(&w->wake, 1);
 	return 0;

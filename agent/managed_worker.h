@@ -17,9 +17,12 @@
  * posted with retries while the lease lasts.  A 412 on a heartbeat is a lost
  * lease: serving stops at once, stop is not called, and the binding hears
  * AGENT_MANAGED_END_LEASE_LOST.  An item whose session is not bound here
- * (another replica's run) is not acked, so the service hands it to another
- * worker after the reclaim window.  Healthcheck items are acked,
- * heartbeated and stopped.
+ * (another replica's run) is not acked: with a store it is recorded there
+ * (store_handover_put) and the replica whose run bound the session claims
+ * it (on bind, and every 250 ms) and serves it as if it had
+ * polled it, well before the reclaim window; without one, or when nobody
+ * claims it, the service hands it to another worker after the reclaim
+ * window.  Healthcheck items are acked, heartbeated and stopped.
  *
  * Threading: start/stop from the owner's thread; bind/unbind/interrupt from
  * any thread.  The binding's on_end is called from a serving thread, once
@@ -34,6 +37,7 @@
 #include "agent/tools.h"
 #include "agent/tools_builtin.h"
 #include "base/clock.h"
+#include "store/store.h"
 
 typedef struct agent_managed_worker agent_managed_worker;
 
@@ -46,9 +50,11 @@ typedef struct agent_managed_worker_options {
 	long block_ms;                 /* poll's block_ms, 1..999 (default 999) */
 	long reclaim_older_than_ms;    /* poll's reclaim window (default 5000) */
 	const base_clock *clock;       /* borrowed; NULL: the system clock (sleeps, heartbeats) */
+	store *store;                  /* borrowed or NULL: the store shared by the replicas, through
+					* which items of sessions bound elsewhere are handed over */
 } agent_managed_worker_options;
 
-#define AGENT_MANAGED_WORKER_OPTIONS_INIT { NULL, NULL, NULL, NULL, 1, 999, 5000, NULL }
+#define AGENT_MANAGED_WORKER_OPTIONS_INIT { NULL, NULL, NULL, NULL, 1, 999, 5000, NULL, NULL }
 
 /* Why a session's serving ended. */
 typedef enum agent_managed_end_kind {
@@ -95,7 +101,9 @@ void agent_managed_worker_unbind(agent_managed_worker *w, const char *session_id
 /* Counters for /metrics and tests. */
 typedef struct agent_managed_worker_stats {
 	long polls, items, healthchecks, sessions_served, tool_calls, results_posted, retries, leases_lost,
-		items_left; /* items not acked: their session is not bound here */
+		items_left,   /* items not acked: their session is not bound here */
+		handed_over,  /* of those, recorded in the store for the replica serving the session */
+		taken_over;   /* items claimed from the store (polled by another worker) and served */
 } agent_managed_worker_stats;
 void agent_managed_worker_stats_get(agent_managed_worker *w, agent_managed_worker_stats *out);
 

@@ -136,6 +136,11 @@ int agent_run_backend(agent_run *r);
  * sets the outcome, like the command backend; r->managed and the run's
  * "managed" record hold the session's figures. */
 int agent_run_managed(agent_run *r, const char *task);
+/* A managed run whose replica stopped while it ran (its job was claimed
+ * again): its session sid is interrupted and archived (a warning when that
+ * fails, or when this process has no managed backend); no second session
+ * is started. */
+void agent_run_managed_abandon(agent_run *r, const char *sid);
 
 /* ---- run_report.c -------------------------------------------------------- */
 

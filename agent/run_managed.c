@@ -54,6 +54,7 @@ struct agent_managed_backend {
 	agent_managed_client *client;     /* owned */
 	pthread_mutex_t lock;             /* guards what follows */
 	agent_managed_worker *worker;     /* owned; NULL until started */
+	store *store;                     /* borrowed or NULL: handovers between replicas */
 	char agent_id[128];               /* "" until known */
 };
 
@@ -80,6 +81,13 @@ int agent_managed_backend_new(agent_managed_backend **out, const base_config *cf
 	return 0;
 }
 
+void agent_managed_backend_set_store(agent_managed_backend *m, store *st)
+{
+	pthread_mutex_lock(&m->lock);
+	m->store = st;
+	pthread_mutex_unlock(&m->lock);
+}
+
 int agent_managed_backend_start(agent_managed_backend *m)
 {
 	int error = 0;
@@ -95,6 +103,7 @@ int agent_managed_backend_start(agent_managed_backend *m)
 		 * comes back after this window, not after the default 5 s; it also
 		 * hands another replica's items over sooner */
 		wo.reclaim_older_than_ms = 2000;
+		wo.store = m->store;
 		if ((error = agent_managed_worker_start(&m->worker, &wo)) < 0)
 			m->worker = NULL;
 		else
@@ -128,6 +137,8 @@ void agent_managed_backend_metrics(agent_managed_backend *m)
 		{ "perfbot_managed_results_posted_total", "Tool results posted to Managed Agents sessions" },
 		{ "perfbot_managed_retries_total", "Managed Agents requests tried again" },
 		{ "perfbot_managed_leases_lost_total", "Managed Agents work items whose lease was lost" },
+		{ "perfbot_managed_handovers_total", "Managed Agents work items handed to another replica" },
+		{ "perfbot_managed_taken_over_total", "Managed Agents work items polled by another replica and served here" },
 	};
 	static const char *const tools[] = { "bash",	    "read",	   "write",   "edit",	"glob",
 					     "grep",	    "run_benchmarks", "get_profile", "compare", "get_diff",
@@ -456,6 +467,19 @@ static void wait_end(agent_run *r, managed_wait *w, int64_t deadline, int *timed
 		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 	}
 	pthread_mutex_unlock(&w->lock);
+}
+
+void agent_run_managed_abandon(agent_run *r, const char *sid)
+{
+	agent_managed_backend *m = r->svc->managed;
+	if (!m) {
+		base_log(BASE_LOG_WARN, "the session of a run whose replica stopped cannot be archived here (no managed "
+					"settings)", "session", sid, NULL);
+		return;
+	}
+	/* nobody serves its work item any more: the lease ran out with the replica */
+	post_interrupt(m, sid);
+	archive(m, sid);
 }
 
 int agent_run_managed(agent_run *r, const char *task)

@@ -532,6 +532,45 @@ void agent_run_all(agent_run *r)
 	agent_run_surface(r);
 }
 
+/* The run was running when its job was claimed again: the replica that ran
+ * it stopped (killed, lost its job lease).  A managed run's session lived
+ * with that replica's worker (its workspace, its tool calls half done): the
+ * run ends failed and the session is archived, never served half again nor
+ * replaced by a second one.  0 when the run is not such a run. */
+static int end_orphan(agent_run *r)
+{
+	const json_t *d = json_object_get(r->row, "data");
+	const json_t *mg = json_object_get(d, "managed");
+	const char *sid = base_json_str(mg, "session_id");
+	if (store_run_state_of(r->row) != STORE_RUN_RUNNING || !sid || !*sid)
+		return 0;
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, r->id);
+	base_log(BASE_LOG_WARN, "agent run found running when its job was claimed again: the replica serving it stopped",
+		 "run", ids, "session", sid, NULL);
+	r->t_start = now_ms(r);
+	if (run_source(r) < 0)
+		base_log(BASE_LOG_WARN, "agent run's source unreadable", "run", ids, "error", base_error_last(), NULL);
+	const char *sha = base_json_str(d, "commit");
+	if (sha && strlen(sha) < sizeof(r->sha))
+		snprintf(r->sha, sizeof(r->sha), "%s", sha);
+	r->check_run_id = base_json_int(d, "check_run_id");
+	agent_run_managed_abandon(r, sid);
+	json_t *upd = json_pack("{s:{s:s}}", "managed", "end", "replica_stopped");
+	if (upd)
+		store_run_update(r->svc->store, r->id, upd);
+	json_decref(upd);
+	r->agent_info = json_pack("{s:s,s:s,s:s}", "backend", "managed", "session_id", sid, "end", "replica_stopped");
+	const char *was = base_json_str(json_object_get(d, "replica"), "owner");
+	agent_run_set_outcome(r, STORE_RUN_FAILED,
+			      "the replica serving the run stopped%s%s%s before it ended: its agent session %s was archived, "
+			      "nothing proposed",
+			      was ? " (" : "", was ? was : "", was ? ")" : "", sid);
+	record(r);
+	agent_run_surface(r);
+	return 1;
+}
+
 int agent_run_job(store_job_ctx *ctx, void *payload)
 {
 	agent_services *svc = payload;
@@ -550,6 +589,12 @@ int agent_run_job(store_job_ctx *ctx, void *payload)
 	if (state != STORE_RUN_UNKNOWN && !store_run_state_active(state)) {
 		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 " is %s: nothing to do", id,
 			 base_json_str(r.row, "state"));
+		agent_run_dispose(&r);
+		return 0;
+	}
+	if (end_orphan(&r)) {
+		snprintf(ctx->note, sizeof(ctx->note), "run %" PRId64 ": %s (the replica serving it stopped)", id,
+			 store_run_state_name(r.state));
 		agent_run_dispose(&r);
 		return 0;
 	}

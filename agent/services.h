@@ -50,6 +50,10 @@ typedef struct agent_managed_backend agent_managed_backend;
  * prepares the backend; the worker serves at most max_sessions sessions at
  * once.  cfg is borrowed and must outlive it.  Nothing is started yet. */
 int agent_managed_backend_new(agent_managed_backend **out, const base_config *cfg, int max_sessions);
+/* The store shared by the replicas (borrowed, outlives m), set before the
+ * worker starts: items of sessions bound in another replica are handed over
+ * through it.  Without it (perfbot optimize) nothing is handed over. */
+void agent_managed_backend_set_store(agent_managed_backend *m, store *st);
 /* Starts the worker if it is not running (thread-safe, idempotent). */
 int agent_managed_backend_start(agent_managed_backend *m);
 /* Stops the worker (every session it serves ends) and frees.  NULL: no-op. */

@@ -346,8 +346,10 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 	 * starts with the first run of a repository choosing optimize.agent:
 	 * managed */
 	if (base_config_managed_ready(cfg) == 0) {
-		if (agent_managed_backend_new(&st.managed, cfg, cfg->workers) < 0 ||
-		    (cfg->agent && !strcmp(cfg->agent, "managed") && agent_managed_backend_start(st.managed) < 0))
+		if (agent_managed_backend_new(&st.managed, cfg, cfg->workers) < 0)
+			goto fail;
+		agent_managed_backend_set_store(st.managed, st.store);
+		if (cfg->agent && !strcmp(cfg->agent, "managed") && agent_managed_backend_start(st.managed) < 0)
 			goto fail;
 	}
 	svc.managed = st.managed;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 static int is_pg_url(const char *url)
 {
 	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
@@ -430,6 +432,45 @@ int store_run_token_find(store *st, const char *token_hash, int64_t *run_id_out)
 int store_run_token_delete(store *st, int64_t run_id)
 {
 	return st->be->run_token_delete(st, run_id);
+}
+
+int store_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
+		       const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms)
+{
+	if (!environment_id || !session_id || !work_id || !secret)
+		return base_error_set(BASE_EINVALID, "store: a handover needs an environment, a session, an item and its secret");
+	if (!st->be->handover_put)
+		return base_error_set(BASE_EGENERIC, "store: the %s backend does not hand work items over", st->be->name);
+	return st->be->handover_put(st, environment_id, session_id, work_id, secret, polled_by, polled_ms, expires_ms);
+}
+
+int store_handover_claim(store *st, const char *environment_id, const char *session_id, int64_t now_ms,
+			 store_handover *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!environment_id || !session_id)
+		return base_error_set(BASE_EINVALID, "store: a handover claim needs an environment and a session");
+	if (!st->be->handover_claim)
+		return base_error_set(BASE_EGENERIC, "store: the %s backend does not hand work items over", st->be->name);
+	int error = st->be->handover_claim(st, environment_id, session_id, now_ms, out);
+	if (error < 0)
+		store_handover_dispose(out);
+	return error;
+}
+
+void store_handover_dispose(store_handover *h)
+{
+	if (!h)
+		return;
+	if (h->secret) {
+		OPENSSL_cleanse(h->secret, strlen(h->secret));
+		free(h->secret);
+	}
+	free(h->environment_id);
+	free(h->session_id);
+	free(h->work_id);
+	free(h->polled_by);
+	memset(h, 0, sizeof(*h));
 }
 
 void store_job_dispose(store_job *job)

@@ -368,4 +368,28 @@ typedef struct store_copy_stats {
  * target already holds data, unless force (then its rows are replaced). */
 int store_copy(const char *from_url, const char *to_url, int force, store_copy_stats *stats);
 
+/* ---- Managed Agents work items handed between replicas -------------------- */
+
+/* A work item polled by a replica that does not serve its session, kept for
+ * the replica that does until it claims it or expires_ms passes (wall
+ * clock).  The secret is the work item's `secret` as polled: it lives in the
+ * store only until the row is claimed or expires, and is never logged. */
+typedef struct store_handover {
+	char *environment_id, *session_id, *work_id;
+	char *secret;       /* wiped by store_handover_dispose */
+	char *polled_by;    /* the polling worker's id */
+	int64_t polled_ms, expires_ms;
+} store_handover;
+
+/* Records the item (durable; a row with the same work_id is replaced) and
+ * deletes every row whose expires_ms <= polled_ms. */
+int store_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
+		       const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms);
+/* Atomically removes and returns (*out, owned) the oldest row of session_id
+ * in environment_id with expires_ms > now_ms: of claimers racing for one row,
+ * exactly one gets it.  BASE_ENOTFOUND when there is none (cheap: no write). */
+int store_handover_claim(store *st, const char *environment_id, const char *session_id, int64_t now_ms,
+			 store_handover *out);
+void store_handover_dispose(store_handover *h);
+
 #endif

@@ -24,7 +24,8 @@ struct table {
 	int serial;          /* has an id sequence to advance */
 };
 
-/* Parents before children; every table of the schema. */
+/* Parents before children; every table of the schema but managed_handover,
+ * whose rows (work items' secrets) live only seconds. */
 static const struct table TABLES[] = {
 	{ "installations", "id, account, state, updated_ms", 4, 0 },
 	{ "repositories", "installation_id, id, full_name", 3, 0 },

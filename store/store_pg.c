@@ -645,6 +645,12 @@ static const char *migrations[] = {
 	" estimated_cycles = perfbot_json_int(data->'estimated_cycles');"
 	"CREATE INDEX measurements_series ON measurements(run_id, commit_sha, benchmark, ok, estimated_cycles, instructions);"
 	"CREATE INDEX runs_branch ON runs(repository, branch, kind, trigger, state, id);",
+	/* 4: Managed Agents work items handed to the replica serving their session */
+	"CREATE TABLE managed_handover(work_id TEXT PRIMARY KEY, environment_id TEXT NOT NULL,"
+	" session_id TEXT NOT NULL, secret TEXT NOT NULL, polled_by TEXT, polled_ms BIGINT NOT NULL,"
+	" expires_ms BIGINT NOT NULL);"
+	"CREATE INDEX managed_handover_session ON managed_handover(session_id, expires_ms);"
+	"CREATE INDEX managed_handover_expiry ON managed_handover(expires_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1758,6 +1764,71 @@ done:
 	return error;
 }
 
+/* ---- Managed Agents work items handed between replicas ------------------------ */
+
+static int pg_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
+			   const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms)
+{
+	pg_store *s = (pg_store *)st;
+	struct pconn *c = NULL;
+	int error = tx_begin(s, &c);
+	if (error < 0)
+		return error;
+	error = exec_c(c, NULL, "DELETE FROM managed_handover WHERE expires_ms <= $1", "i", polled_ms);
+	if (error == 0)
+		error = exec_c(c, NULL,
+			       "INSERT INTO managed_handover(work_id, environment_id, session_id, secret, polled_by, polled_ms,"
+			       " expires_ms) VALUES($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (work_id) DO UPDATE SET"
+			       " environment_id=EXCLUDED.environment_id, session_id=EXCLUDED.session_id,"
+			       " secret=EXCLUDED.secret, polled_by=EXCLUDED.polled_by, polled_ms=EXCLUDED.polled_ms,"
+			       " expires_ms=EXCLUDED.expires_ms",
+			       "sssssii", work_id, environment_id, session_id, secret, polled_by, polled_ms, expires_ms);
+	return tx_end(s, c, error);
+}
+
+static int pg_handover_claim(store *st, const char *environment_id, const char *session_id, int64_t now_ms,
+			     store_handover *out)
+{
+	pg_store *s = (pg_store *)st;
+	PGresult *res = NULL;
+	/* a read first: the replicas ask often and there is rarely anything */
+	int error = stmt(s, &res, "handover_peek",
+			 "SELECT 1 FROM managed_handover WHERE session_id=$1 AND expires_ms > $2 AND environment_id=$3"
+			 " LIMIT 1",
+			 "sis", session_id, now_ms, environment_id);
+	int have = error == 0 && PQntuples(res) > 0;
+	PQclear(res);
+	res = NULL;
+	if (error < 0)
+		return error;
+	if (!have)
+		return base_error_set(BASE_ENOTFOUND, "no work item to hand over");
+	/* the row locked by one claimer is skipped by the others; never run
+	 * twice (a claim repeated after a broken connection would take another
+	 * row while the first is lost) */
+	error = stmt_once(s, &res, NULL,
+			  "DELETE FROM managed_handover WHERE work_id=(SELECT work_id FROM managed_handover"
+			  " WHERE session_id=$1 AND expires_ms > $2 AND environment_id=$3 ORDER BY polled_ms, work_id"
+			  " LIMIT 1 FOR UPDATE SKIP LOCKED)"
+			  " RETURNING environment_id, session_id, work_id, secret, polled_by, polled_ms, expires_ms",
+			  "sis", session_id, now_ms, environment_id);
+	if (error == 0 && PQntuples(res) == 0)
+		error = base_error_set(BASE_ENOTFOUND, "no work item to hand over");
+	if (error == 0) {
+		out->environment_id = col_strdup(res, 0, 0);
+		out->session_id = col_strdup(res, 0, 1);
+		out->work_id = col_strdup(res, 0, 2);
+		out->secret = col_strdup(res, 0, 3);
+		out->polled_by = col_strdup(res, 0, 4);
+		out->polled_ms = col_int(res, 0, 5);
+		out->expires_ms = col_int(res, 0, 6);
+		if (!out->environment_id || !out->session_id || !out->work_id || !out->secret)
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	PQclear(res);
+	return error;
+}
+
 static int pg_schema_version(store *st, int *applied_out, int *known_out)
 {
 	json_t *row = NULL;
@@ -1858,6 +1929,8 @@ static const store_backend pg_backend = {
 	.session_get = pg_session_get,
 	.session_delete = pg_session_delete,
 	.series_get = pg_series_get,
+	.handover_put = pg_handover_put,
+	.handover_claim = pg_handover_claim,
 };
 
 int store_pg_open(store **out, const char *url)

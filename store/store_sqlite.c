@@ -514,6 +514,15 @@ static int wexec_v(sq_store *s, int *changes_out, const char *sql, const char *t
 	return error;
 }
 
+static int wexec_v_args(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int error = wexec_v(s, changes_out, sql, types, ap);
+	va_end(ap);
+	return error;
+}
+
 /* One write statement through the group commit, not waiting for it. */
 static int pexec_async(sq_store *s, int *changes_out, const char *sql, const char *types, ...)
 {
@@ -680,6 +689,12 @@ static const char *migrations[] = {
 	" instructions = json_extract(data, '$.instructions'), estimated_cycles = json_extract(data, '$.estimated_cycles');"
 	"CREATE INDEX measurements_series ON measurements(run_id, commit_sha, benchmark, ok, estimated_cycles, instructions);"
 	"CREATE INDEX runs_branch ON runs(repository, branch, kind, trigger, state, id);",
+	/* 4: Managed Agents work items handed to the replica serving their session */
+	"CREATE TABLE managed_handover(work_id TEXT PRIMARY KEY, environment_id TEXT NOT NULL,"
+	" session_id TEXT NOT NULL, secret TEXT NOT NULL, polled_by TEXT, polled_ms INTEGER NOT NULL,"
+	" expires_ms INTEGER NOT NULL);"
+	"CREATE INDEX managed_handover_session ON managed_handover(session_id, expires_ms);"
+	"CREATE INDEX managed_handover_expiry ON managed_handover(expires_ms);",
 };
 
 static int migrate(sqlite3 *db)
@@ -1644,6 +1659,74 @@ done:
 	return error;
 }
 
+static int sq_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
+			   const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms)
+{
+	sq_store *s = (sq_store *)st;
+	wbegin(s);
+	int error = wexec_v_args(s, NULL, "DELETE FROM managed_handover WHERE expires_ms<=?", "i", polled_ms);
+	if (error == 0)
+		error = wexec_v_args(s, NULL,
+				     "INSERT OR REPLACE INTO managed_handover(work_id, environment_id, session_id, secret,"
+				     " polled_by, polled_ms, expires_ms) VALUES(?,?,?,?,?,?,?)",
+				     "sssssii", work_id, environment_id, session_id, secret, polled_by, polled_ms, expires_ms);
+	return wend(s, error);
+}
+
+static int sq_handover_claim(store *st, const char *environment_id, const char *session_id, int64_t now_ms,
+			     store_handover *out)
+{
+	sq_store *s = (sq_store *)st;
+	json_t *row = NULL;
+	/* a read first: the replicas ask often and there is rarely anything */
+	int error = query(s, &row, 1,
+			  "SELECT work_id FROM managed_handover WHERE session_id=? AND expires_ms>? AND environment_id=?"
+			  " LIMIT 1",
+			  "sis", session_id, now_ms, environment_id);
+	json_decref(row);
+	if (error < 0)
+		return error == BASE_ENOTFOUND ? base_error_set(BASE_ENOTFOUND, "no work item to hand over") : error;
+	sqlite3 *db = wbegin(s);
+	sqlite3_stmt *q = NULL;
+	int owned = 0;
+	/* one statement under the write lock: of racing claimers one deletes the row */
+	error = wprepare(s, &q, &owned,
+			 "DELETE FROM managed_handover WHERE work_id=(SELECT work_id FROM managed_handover"
+			 " WHERE session_id=?1 AND expires_ms>?2 AND environment_id=?3 ORDER BY polled_ms, work_id LIMIT 1)"
+			 " RETURNING environment_id, session_id, work_id, secret, polled_by, polled_ms, expires_ms",
+			 "sis", session_id, now_ms, environment_id);
+	if (error < 0)
+		goto done;
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		error = base_error_set(BASE_ENOTFOUND, "no work item to hand over");
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		error = sq_err(db, "claim a work item");
+		goto done;
+	}
+	out->environment_id = col_strdup(q, 0);
+	out->session_id = col_strdup(q, 1);
+	out->work_id = col_strdup(q, 2);
+	out->secret = col_strdup(q, 3);
+	out->polled_by = col_strdup(q, 4);
+	out->polled_ms = sqlite3_column_int64(q, 5);
+	out->expires_ms = sqlite3_column_int64(q, 6);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		;
+	if (!out->work_id || !out->secret || !out->session_id || !out->environment_id)
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+done:
+	wput(q, owned);
+	if (error == BASE_ENOTFOUND) {
+		wend_opt(s, 0, 0);
+		return BASE_ENOTFOUND;
+	}
+	/* waits for the commit: a claim that did not reach the disk could be claimed again */
+	return wend(s, error);
+}
+
 static int sq_schema_version(store *st, int *applied_out, int *known_out)
 {
 	json_t *row = NULL;
@@ -1758,6 +1841,8 @@ static const store_backend sqlite_backend = {
 	.session_get = sq_session_get,
 	.session_delete = sq_session_delete,
 	.series_get = sq_series_get,
+	.handover_put = sq_handover_put,
+	.handover_claim = sq_handover_claim,
 };
 
 /* mkdir -p of the directory part of path. */

@@ -42,6 +42,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "measure/sandbox.h"
+#include "store/store.h"
 
 #define API_KEY "sk-ant-test-key"
 #define ENV_KEY "sk-ant-env-test-key"
@@ -1110,6 +1111,127 @@ static void test_bound_after_its_item_was_polled(void **state)
 	run_free(r);
 }
 
+/* ---- replicas: items handed over through the store ----------------------------- */
+
+static char store_path[96];
+
+static store *open_replica_store(void)
+{
+	if (!store_path[0]) {
+		snprintf(store_path, sizeof(store_path), "%s/replicas.db", root);
+		unlink(store_path);
+	}
+	char url[128];
+	snprintf(url, sizeof(url), "sqlite:%s", store_path);
+	store *st = NULL;
+	assert_int_equal(store_open(&st, url), 0);
+	return st;
+}
+
+static agent_managed_worker *start_replica(const char *worker_id, const char *key, store *st)
+{
+	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
+	o.client = client;
+	o.environment_id = env_id;
+	o.environment_key = key;
+	o.worker_id = worker_id;
+	o.max_sessions = 4;
+	o.block_ms = 100;
+	o.store = st;
+	agent_managed_worker *w = NULL;
+	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
+	return w;
+}
+
+static const char *polled_by(const char *sid)
+{
+	static char by[64];
+	json_t *w = work_of(sid);
+	snprintf(by, sizeof(by), "%s",
+		 json_array_size(w) && base_json_str(json_array_get(w, 0), "polledBy")
+			 ? base_json_str(json_array_get(w, 0), "polledBy")
+			 : "");
+	json_decref(w);
+	return by;
+}
+
+/* Replica A polls the item of a session that replica B's run bound (B is
+ * bound first; its own poller is out of the way: its environment key is
+ * refused, acks and heartbeats use the session's token).  B finds the row
+ * on its periodic check and serves the item long before the reclaim
+ * window; A never acks it. */
+static void handover_case(int bind_before_poll)
+{
+	char sid[128];
+	run *r = run_new();
+	store *sa = open_replica_store(), *sb = open_replica_store();
+	agent_managed_worker *a = NULL, *b = NULL;
+	const char *steps =
+		"[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},{\"idle\":\"end_turn\"}]";
+	if (bind_before_poll) {
+		b = start_replica("replica-b", "sk-ant-env-wrong", sb);
+		new_session(sid, sizeof(sid), "handover-early", steps);
+		assert_int_equal(agent_managed_worker_bind(b, sid, &r->b), 0);
+		a = start_replica("replica-a", ENV_KEY, sa);
+		live_worker = a;
+	} else {
+		a = start_replica("replica-a", ENV_KEY, sa);
+		live_worker = a;
+		new_session(sid, sizeof(sid), "handover-late", steps);
+		wait_work(sid, "polls", 1, 5000);
+		b = start_replica("replica-b", ENV_KEY, sb);
+		assert_int_equal(agent_managed_worker_bind(b, sid, &r->b), 0);
+	}
+	int64_t t0 = real_mono_ms();
+	wait_work(sid, "polls", 1, 5000);
+	assert_string_equal(polled_by(sid), "replica-a");
+	wait_end(r, 15000);
+	int64_t took = real_mono_ms() - t0;
+	fprintf(stderr, "handover: served %lld ms after the %s\n", (long long)took, bind_before_poll ? "bind" : "poll");
+	/* the reclaim window is 5 s */
+	assert_true(took < 2500);
+	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
+	assert_int_equal(work_field(sid, "polls"), 1);
+	assert_int_equal(work_field(sid, "acks"), 1);
+	assert_string_equal(polled_by(sid), "replica-a");
+	agent_managed_worker_stats sta, stb;
+	agent_managed_worker_stats_get(a, &sta);
+	agent_managed_worker_stats_get(b, &stb);
+	assert_int_equal(sta.handed_over, 1);
+	assert_int_equal(sta.sessions_served, 0);
+	assert_int_equal(stb.taken_over, 1);
+	assert_int_equal(stb.sessions_served, 1);
+	/* the tool use answered once, by B */
+	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 1);
+	assert_int_equal(violations(sid, NULL), 0);
+	/* the row (and its secret) is gone once claimed */
+	store_handover h;
+	assert_int_equal(store_handover_claim(sa, env_id, sid, base_wall_ms(), &h), BASE_ENOTFOUND);
+	base_buf m = BASE_BUF_INIT(1u << 20);
+	assert_int_equal(base_metrics_render(&m), 0);
+	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_handovers_total"));
+	assert_non_null(strstr(base_buf_cstr(&m), "perfbot_managed_taken_over_total"));
+	base_buf_dispose(&m);
+	agent_managed_worker_unbind(b, sid);
+	agent_managed_worker_stop(b);
+	stop_worker(a);
+	store_free(sa);
+	store_free(sb);
+	run_free(r);
+}
+
+static void test_item_polled_by_another_replica_handed_over(void **state)
+{
+	(void)state;
+	handover_case(0);
+}
+
+static void test_item_polled_after_the_bind_elsewhere_handed_over(void **state)
+{
+	(void)state;
+	handover_case(1);
+}
+
 static void test_bind_cuts_the_pause_after_an_empty_poll(void **state)
 {
 	(void)state;
@@ -1254,6 +1376,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_no_poll_past_max_sessions, teardown),
 		cmocka_unit_test_teardown(test_bound_after_its_item_was_polled, teardown),
 		cmocka_unit_test_teardown(test_bind_cuts_the_pause_after_an_empty_poll, teardown),
+		cmocka_unit_test_teardown(test_item_polled_by_another_replica_handed_over, teardown),
+		cmocka_unit_test_teardown(test_item_polled_after_the_bind_elsewhere_handed_over, teardown),
 		cmocka_unit_test_teardown(test_unbind_from_on_end, teardown),
 		cmocka_unit_test_teardown(test_worker_stop_ends_sessions, teardown),
 		cmocka_unit_test_teardown(test_long_history_paginated, teardown),
