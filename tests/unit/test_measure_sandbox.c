@@ -651,6 +651,38 @@ static void test_etc_only_world_readable(void **state)
 	measure_sandbox_result_dispose(&r);
 }
 
+/* An /etc entry the sandbox picked at start and that is removed since (a
+ * package upgrade) is left out; the sandbox still runs. */
+static void test_etc_entry_removed_since_start(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	char gone[160];
+	snprintf(gone, sizeof(gone), "/etc/python3-perfbot-gone-%d", (int)getpid());
+	write_file("/etc", gone + 5, "public\n");
+	assert_int_equal(chmod(gone, 0644), 0);
+	measure_sandbox *sb = NULL;
+	int rc = measure_sandbox_new(&sb, "bwrap");
+	unlink(gone);
+	assert_int_equal(rc, 0);
+	char ws[] = "/tmp/perfbot-etc-XXXXXX";
+	assert_non_null(mkdtemp(ws));
+	measure_sandbox_prepare_dir(sb, ws);
+	measure_sandbox_cmd c = MEASURE_SANDBOX_CMD_INIT;
+	c.workspace = ws;
+	c.shell = "test -e /etc/passwd && echo ok";
+	measure_sandbox_result r;
+	memset(&r, 0, sizeof(r));
+	rc = measure_sandbox_run(sb, &r, &c);
+	if (rc < 0)
+		fail_msg("sandbox run: %s", base_error_last());
+	rmdir(ws);
+	measure_sandbox_free(sb);
+	assert_string_equal(r.out, "ok\n");
+	measure_sandbox_result_dispose(&r);
+}
+
 /* A range of /etc/subuid or /etc/subgid overlapping the runs' uids is
  * refused at start with the file and the line named. */
 static void test_subuid_overlap_refused(void **state)
@@ -1172,6 +1204,7 @@ int main(void)
 		cmocka_unit_test(test_home_outside_workspace),
 		cmocka_unit_test(test_no_nested_user_namespace),
 		cmocka_unit_test(test_etc_only_world_readable),
+		cmocka_unit_test(test_etc_entry_removed_since_start),
 		cmocka_unit_test(test_subuid_overlap_refused),
 		cmocka_unit_test(test_ancestors_untouched),
 		cmocka_unit_test(test_trees_by_path_without_mount_namespace),
