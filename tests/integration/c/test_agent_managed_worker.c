@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,20 @@ static void fast_sleep(void *payload, int64_t ms)
 }
 
 static const base_clock fast_clock = { fast_wall, fast_mono, fast_sleep, NULL };
+
+/* The system's clock whose sleeps last ten times longer while *payload is
+ * set: a pause of the worker's lasts long enough to tell "cut short" from
+ * "waited out" on a loaded machine. */
+static int64_t sys_mono(void *payload)
+{
+	(void)payload;
+	return base_mono_ms();
+}
+
+static void slow_sleep(void *payload, int64_t ms)
+{
+	real_sleep_ms(atomic_load((atomic_int *)payload) ? ms * 10 : ms);
+}
 
 /* ---- the fake's control ---------------------------------------------------------- */
 
@@ -1159,21 +1174,34 @@ static void test_bind_cuts_the_pause_after_an_empty_poll(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	/* on the system clock: an empty poll is followed by 1 to 3 s of pause */
+	/* an empty poll is followed by 1 to 3 s of pause: 10 to 30 s real on
+	 * the slowed clock */
+	static atomic_int slow;
+	atomic_store(&slow, 1);
+	base_clock slowed = { fast_wall, sys_mono, slow_sleep, &slow };
 	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
 	o.client = client;
 	o.environment_id = env_id;
 	o.environment_key = ENV_KEY;
 	o.block_ms = 50;
+	o.clock = &slowed;
 	agent_managed_worker *w = NULL;
 	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
 	live_worker = w;
-	real_sleep_ms(250); /* in the pause */
+	agent_managed_worker_stats st;
+	int64_t until = real_mono_ms() + 15000;
+	do {
+		real_sleep_ms(20);
+		agent_managed_worker_stats_get(w, &st);
+	} while (st.polls < 1 && real_mono_ms() < until);
+	real_sleep_ms(300); /* its 50 ms poll answered empty: in the pause */
 	new_session(sid, sizeof(sid), "wake", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
 	int64_t t0 = real_mono_ms();
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_work(sid, "acks", 1, 15000);
-	assert_true(real_mono_ms() - t0 < 600);
+	/* served within 5 s, where the pause had more than 9 s left */
+	assert_true(real_mono_ms() - t0 < 5000);
+	atomic_store(&slow, 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	agent_managed_worker_unbind(w, sid);
