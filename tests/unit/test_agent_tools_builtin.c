@@ -148,6 +148,42 @@ static int procs_settle(const char *secs, int want)
 	return n;
 }
 
+/* Child processes of this one (a shell's bwrap), zombies included: 0 once
+ * every sandbox it started ended and was reaped, or after 10 s. */
+static int children_settle(void)
+{
+	char want[32];
+	snprintf(want, sizeof(want), " %d ", (int)getpid());
+	int n = 0;
+	for (int i = 0; i < 200; i++) {
+		n = 0;
+		DIR *d = opendir("/proc");
+		assert_non_null(d);
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			char path[300], buf[512];
+			snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+			FILE *fp = fopen(path, "r");
+			if (!fp)
+				continue;
+			size_t len = fread(buf, 1, sizeof(buf) - 1, fp);
+			fclose(fp);
+			buf[len] = '\0';
+			/* "pid (comm) state ppid ..." */
+			const char *p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] && strncmp(p + 3, want, strlen(want)) == 0)
+				n++;
+		}
+		closedir(d);
+		if (n == 0)
+			break;
+		nap_ms(50);
+	}
+	return n;
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -475,11 +511,17 @@ static void test_bash_between_commands(void **state)
 {
 	(void)state;
 	fixture *f = make(0, 0);
-	expect_ok(f, "bash", "{\"command\":\"(sleep 0.3; echo late) & echo now\"}", "now\n");
-	nap_ms(700);
+	/* the job printed (then stands still as a marked sleep) between two commands */
+	expect_ok(f, "bash", marked("{\"command\":\"(sleep 0.3; echo late; exec sleep %s) & echo now\"}", "30.34"),
+		  "now\n");
+	assert_int_equal(procs_settle("30.34", 1), 1);
 	expect_ok(f, "bash", "{\"command\":\"echo next\"}", "late\nnext\n");
 	expect_ok(f, "bash", "{\"command\":\"export V=1; (sleep 0.3; kill -9 $$) &\"}", "");
-	nap_ms(800);
+	/* the shell killed, its sandbox ended and reaped (and the marked sleep
+	 * with it), then a moment for the reaping thread to note it (a few
+	 * system calls after its waitpid) */
+	assert_int_equal(children_settle(), 0);
+	nap_ms(500);
 	expect_ok(f, "bash", "{\"command\":\"echo [$V]\"}",
 		  "[the shell had ended since the last command; this one ran in a new shell]\n[]\n");
 	unmake(f);
