@@ -1037,8 +1037,10 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 			while ((n = read(b->shell->out_fd, chunk, sizeof(chunk))) > 0)
 				if (out_append(&o, chunk, (size_t)n) == 0)
 					out_scan(&o, marker, b->cap);
+			/* the end of the run kills the shell: that is why it is
+			 * gone when the flag was raised since the check above */
 			if (!o.found)
-				why = 1;
+				why = *stop ? 3 : 1;
 			break;
 		}
 	}

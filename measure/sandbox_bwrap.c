@@ -503,8 +503,10 @@ static int launch_start(bwrap_sandbox *sb, launch *l, const measure_sandbox_cmd 
 	arg(a, "--ro-bind");
 	arg(a, "/usr");
 	arg(a, "/usr");
+	/* picked at start: one removed since (a package upgrade) is skipped,
+	 * not a sandbox that no longer starts */
 	for (int i = 0; i < sb->netc; i++) {
-		arg(a, sb->etc_link[i] ? "--symlink" : "--ro-bind");
+		arg(a, sb->etc_link[i] ? "--symlink" : "--ro-bind-try");
 		arg(a, sb->etc_src[i]);
 		arg(a, sb->etc_dst[i]);
 	}

@@ -64,9 +64,38 @@ static char *slurp(const char *dir, const char *rel)
 	return buf;
 }
 
-/* Running host processes whose command line is exactly argv0 arg1. */
-static int count_procs(const char *argv0, const char *arg1)
+static pid_t g_pid; /* this test binary's, set first thing in main() */
+
+/* The duration that marks a test's sleep: `secs` followed by this test
+ * binary's pid as more decimals ("30.31" -> "30.3142424"), so that another
+ * copy of the suite running at the same time never counts ours, nor we its.
+ * Static, a ring of 8. */
+static const char *mark(const char *secs)
 {
+	static char ring[8][32];
+	static int next;
+	char *m = ring[next++ % 8];
+	snprintf(m, sizeof(ring[0]), "%s%d", secs, (int)g_pid);
+	return m;
+}
+
+/* A tool input: fmt with its %s replaced by mark(secs) (static, a ring of 4). */
+static const char *marked(const char *fmt, const char *secs)
+{
+	static char ring[4][256];
+	static int next;
+	char *m = ring[next++ % 4];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(m, sizeof(ring[0]), fmt, mark(secs));
+#pragma GCC diagnostic pop
+	return m;
+}
+
+/* Running host processes whose command line is exactly "sleep" mark(secs). */
+static int count_procs(const char *secs)
+{
+	const char *argv0 = "sleep", *arg1 = mark(secs);
 	DIR *d = opendir("/proc");
 	assert_non_null(d);
 	int n = 0;
@@ -106,13 +135,51 @@ static void nap_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* count_procs once it is `want`, or after 2 s what it is then. */
-static int procs_settle(const char *argv0, const char *arg1, int want)
+/* count_procs once it is `want`, or after 10 s what it is then: starting
+ * and killing take their time on a loaded machine, and 10 s is still well
+ * short of the marked sleeps (20 s and more). */
+static int procs_settle(const char *secs, int want)
 {
-	int n = count_procs(argv0, arg1);
-	for (int i = 0; i < 40 && n != want; i++) {
+	int n = count_procs(secs);
+	for (int i = 0; i < 200 && n != want; i++) {
 		nap_ms(50);
-		n = count_procs(argv0, arg1);
+		n = count_procs(secs);
+	}
+	return n;
+}
+
+/* Child processes of this one (a shell's bwrap), zombies included: 0 once
+ * every sandbox it started ended and was reaped, or after 10 s. */
+static int children_settle(void)
+{
+	char want[32];
+	snprintf(want, sizeof(want), " %d ", (int)getpid());
+	int n = 0;
+	for (int i = 0; i < 200; i++) {
+		n = 0;
+		DIR *d = opendir("/proc");
+		assert_non_null(d);
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			char path[300], buf[512];
+			snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+			FILE *fp = fopen(path, "r");
+			if (!fp)
+				continue;
+			size_t len = fread(buf, 1, sizeof(buf) - 1, fp);
+			fclose(fp);
+			buf[len] = '\0';
+			/* "pid (comm) state ppid ..." */
+			const char *p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] && strncmp(p + 3, want, strlen(want)) == 0)
+				n++;
+		}
+		closedir(d);
+		if (n == 0)
+			break;
+		nap_ms(50);
 	}
 	return n;
 }
@@ -401,9 +468,9 @@ static void test_bash_persistent(void **state)
 	expect_ok(f, "bash", "{\"command\":\"mkdir -p sub && cd sub && export X=1 && Y=two\"}", "");
 	expect_ok(f, "bash", "{\"command\":\"pwd; echo $X $Y\"}", "/workspace/sub\n1 two\n");
 	/* a background job lives on to the next command */
-	expect_ok(f, "bash", "{\"command\":\"sleep 30.31 & echo started\"}", "started\n");
+	expect_ok(f, "bash", marked("{\"command\":\"sleep %s & echo started\"}", "30.31"), "started\n");
 	expect_ok(f, "bash", "{\"command\":\"kill -0 $! && echo alive; jobs | grep -c sleep\"}", "alive\n1\n");
-	assert_int_equal(procs_settle("sleep", "30.31", 1), 1);
+	assert_int_equal(procs_settle("30.31", 1), 1);
 	/* a command reading stdin cannot eat the frame; quoting survives */
 	expect_ok(f, "bash", "{\"command\":\"cat; echo \\\"'$X'\\\"\"}", "'1'\n");
 	/* a syntax error is the command's failure, the shell goes on */
@@ -412,7 +479,7 @@ static void test_bash_persistent(void **state)
 	agent_builtin_free(f->b);
 	f->b = NULL;
 	nap_ms(200);
-	assert_int_equal(procs_settle("sleep", "30.31", 0), 0);
+	assert_int_equal(procs_settle("30.31", 0), 0);
 	unmake(f);
 }
 
@@ -444,11 +511,17 @@ static void test_bash_between_commands(void **state)
 {
 	(void)state;
 	fixture *f = make(0, 0);
-	expect_ok(f, "bash", "{\"command\":\"(sleep 0.3; echo late) & echo now\"}", "now\n");
-	nap_ms(700);
+	/* the job printed (then stands still as a marked sleep) between two commands */
+	expect_ok(f, "bash", marked("{\"command\":\"(sleep 0.3; echo late; exec sleep %s) & echo now\"}", "30.34"),
+		  "now\n");
+	assert_int_equal(procs_settle("30.34", 1), 1);
 	expect_ok(f, "bash", "{\"command\":\"echo next\"}", "late\nnext\n");
 	expect_ok(f, "bash", "{\"command\":\"export V=1; (sleep 0.3; kill -9 $$) &\"}", "");
-	nap_ms(800);
+	/* the shell killed, its sandbox ended and reaped (and the marked sleep
+	 * with it), then a moment for the reaping thread to note it (a few
+	 * system calls after its waitpid) */
+	assert_int_equal(children_settle(), 0);
+	nap_ms(500);
 	expect_ok(f, "bash", "{\"command\":\"echo [$V]\"}",
 		  "[the shell had ended since the last command; this one ran in a new shell]\n[]\n");
 	unmake(f);
@@ -502,11 +575,13 @@ static void test_bash_timeout_restarts(void **state)
 	fixture *f = make(0, 0);
 	expect_ok(f, "bash", "{\"command\":\"export W=1; cd src\"}", "");
 	int64_t t0 = base_mono_ms();
-	expect_error(f, "bash", "{\"command\":\"echo before; sleep 20.41; echo after\",\"timeout_ms\":700}",
+	expect_error(f, "bash", marked("{\"command\":\"echo before; sleep %s; echo after\",\"timeout_ms\":700}", "20.41"),
 		     "timed out after 700 ms: the shell was killed and restarted");
 	int64_t took = base_mono_ms() - t0;
-	assert_true(took >= 600 && took < 4000);
-	assert_int_equal(procs_settle("sleep", "20.41", 0), 0);
+	/* not before its 700 ms, and long before the 20 s the command would
+	 * have taken (the margin is for a loaded machine) */
+	assert_true(took >= 600 && took < 15000);
+	assert_int_equal(procs_settle("20.41", 0), 0);
 	expect_ok(f, "bash", "{\"command\":\"pwd; echo [$W]\"}", "/workspace\n[]\n");
 	/* a timeout above the ceiling (60 s here) is lowered to it */
 	expect_ok(f, "bash", "{\"command\":\"echo fast\",\"timeout_ms\":99999999}", "fast\n");
@@ -517,10 +592,10 @@ static void test_bash_restart(void **state)
 {
 	(void)state;
 	fixture *f = make(0, 0);
-	expect_ok(f, "bash", "{\"command\":\"export Y=2; sleep 30.32 &\"}", "");
-	assert_int_equal(procs_settle("sleep", "30.32", 1), 1);
+	expect_ok(f, "bash", marked("{\"command\":\"export Y=2; sleep %s &\"}", "30.32"), "");
+	assert_int_equal(procs_settle("30.32", 1), 1);
 	expect_ok(f, "bash", "{\"restart\":true}", "the shell was restarted\n");
-	assert_int_equal(procs_settle("sleep", "30.32", 0), 0);
+	assert_int_equal(procs_settle("30.32", 0), 0);
 	expect_ok(f, "bash", "{\"command\":\"echo [$Y]\"}", "[]\n");
 	expect_ok(f, "bash", "{\"command\":\"export Y=3\"}", "");
 	expect_ok(f, "bash", "{\"command\":\"echo [$Y]\",\"restart\":true}", "[]\n");
@@ -545,18 +620,18 @@ static void test_bash_end_kills(void **state)
 {
 	(void)state;
 	fixture *f = make(0, 0);
-	expect_ok(f, "bash", "{\"command\":\"sleep 60.52 & echo bg\"}", "bg\n");
+	expect_ok(f, "bash", marked("{\"command\":\"sleep %s & echo bg\"}", "60.52"), "bg\n");
 	pthread_t th;
 	ender e = { f->t, 500 };
 	assert_int_equal(pthread_create(&th, NULL, end_later, &e), 0);
 	int64_t t0 = base_mono_ms();
-	expect_error(f, "bash", "{\"command\":\"sleep 60.53\"}", "the run has ended: cancelled by the user");
+	expect_error(f, "bash", marked("{\"command\":\"sleep %s\"}", "60.53"), "the run has ended: cancelled by the user");
 	int64_t took = base_mono_ms() - t0;
 	pthread_join(th, NULL);
-	assert_true(took < 2500);
+	assert_true(took < 15000); /* ended by the run's end at 500 ms, not after the 60 s */
 	nap_ms(100);
-	assert_int_equal(procs_settle("sleep", "60.53", 0), 0);
-	assert_int_equal(procs_settle("sleep", "60.52", 0), 0);
+	assert_int_equal(procs_settle("60.53", 0), 0);
+	assert_int_equal(procs_settle("60.52", 0), 0);
 	expect_error(f, "bash", "{\"command\":\"echo again\"}", "the run has ended");
 	expect_error(f, "read", "{\"file_path\":\"f.txt\"}", "the run has ended");
 	unmake(f);
@@ -571,7 +646,7 @@ typedef struct in_flight {
 static void *call_sleep(void *arg)
 {
 	in_flight *c = arg;
-	json_t *in = json_pack("{s:s}", "command", "sleep 60.57"), *r = NULL;
+	json_t *in = json_pack("{s:s+}", "command", "sleep ", mark("60.57")), *r = NULL;
 	assert_int_equal(agent_builtin_call(c->f->b, "bash", in, &r), 0);
 	c->is_error = json_is_true(json_object_get(r, "isError"));
 	json_decref(r);
@@ -589,14 +664,14 @@ static void test_free_during_call(void **state)
 	in_flight c = { f, 0, 0 };
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, call_sleep, &c), 0);
-	assert_int_equal(procs_settle("sleep", "60.57", 1), 1);
+	assert_int_equal(procs_settle("60.57", 1), 1);
 	int64_t t0 = base_mono_ms();
 	agent_builtin_free(f->b);
 	f->b = NULL;
-	assert_true(base_mono_ms() - t0 < 2000);
+	assert_true(base_mono_ms() - t0 < 15000); /* not after the command's 60 s */
 	pthread_join(th, NULL);
 	assert_true(c.done && c.is_error);
-	assert_int_equal(procs_settle("sleep", "60.57", 0), 0);
+	assert_int_equal(procs_settle("60.57", 0), 0);
 	unmake(f);
 }
 
@@ -605,15 +680,10 @@ static void test_end_kills_idle_shell(void **state)
 {
 	(void)state;
 	fixture *f = make(0, 0);
-	expect_ok(f, "bash", "{\"command\":\"sleep 40.61 & echo bg\"}", "bg\n");
-	assert_int_equal(procs_settle("sleep", "40.61", 1), 1);
+	expect_ok(f, "bash", marked("{\"command\":\"sleep %s & echo bg\"}", "40.61"), "bg\n");
+	assert_int_equal(procs_settle("40.61", 1), 1);
 	agent_tools_end(f->t, "the run is over");
-	int gone = 0;
-	for (int i = 0; i < 40 && !gone; i++) {
-		nap_ms(50);
-		gone = count_procs("sleep", "40.61") == 0;
-	}
-	assert_true(gone);
+	assert_int_equal(procs_settle("40.61", 0), 0);
 	unmake(f);
 }
 
@@ -661,7 +731,7 @@ static void *run_sleepy(void *arg)
 {
 	concurrent *c = arg;
 	int err = 1;
-	const char *got = call(c->f, "bash", "{\"command\":\"sleep 0.8; echo $RUN\"}", &err);
+	const char *got = call(c->f, "bash", "{\"command\":\"sleep 2; echo $RUN\"}", &err);
 	c->ok = !err && (strcmp(got, "a\n") == 0 || strcmp(got, "b\n") == 0);
 	return NULL;
 }
@@ -682,7 +752,8 @@ static void test_two_runs_apart(void **state)
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	assert_true(ca.ok && cb.ok);
-	assert_true(base_mono_ms() - t0 < 1500);
+	/* one after the other would take 4 s at least */
+	assert_true(base_mono_ms() - t0 < 4000);
 	unmake(a);
 	unmake(b);
 }
@@ -704,6 +775,7 @@ static void test_budget(void **state)
 
 int main(void)
 {
+	g_pid = getpid();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_read_view_range),

@@ -87,8 +87,23 @@ static agent_cmd_options base_opts(struct fixture *f, const char *command)
 	return o;
 }
 
+static pid_t g_pid; /* this test binary's, set first thing in main() */
+
+/* The duration that marks a test's process: `secs` followed by this test
+ * binary's pid as more decimals ("30.71" -> "30.7142424"), so that another
+ * copy of the suite running at the same time never counts ours, nor we its.
+ * Static, a ring of 8. */
+static const char *mark(const char *secs)
+{
+	static char ring[8][32];
+	static int next;
+	char *m = ring[next++ % 8];
+	snprintf(m, sizeof(ring[0]), "%s%d", secs, (int)g_pid);
+	return m;
+}
+
 /* Host processes whose command line is exactly argv0 arg1 ("sleep",
- * "30.7"): a unique duration marks a test's process, wherever its pid
+ * mark("30.7")): a unique duration marks a test's process, wherever its pid
  * namespace puts it. */
 static int count_procs(const char *argv0, const char *arg1)
 {
@@ -126,10 +141,25 @@ static int count_procs(const char *argv0, const char *arg1)
 	return n;
 }
 
-static void settle(void)
+/* The marked sleeps (mark(secs), NULL-ended) still running once none is,
+ * or after 10 s: the kill and the reaping take their time on a loaded
+ * machine, and 10 s is still well short of the sleeps' 30 s. */
+__attribute__((sentinel)) static int survivors(const char *secs, ...)
 {
-	struct timespec ts = { 0, 300 * 1000000L };
-	nanosleep(&ts, NULL);
+	int n = 0;
+	for (int i = 0; i < 200; i++) {
+		n = 0;
+		va_list ap;
+		va_start(ap, secs);
+		for (const char *s = secs; s; s = va_arg(ap, const char *))
+			n += count_procs("sleep", mark(s));
+		va_end(ap);
+		if (n == 0)
+			break;
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return n;
 }
 
 static void test_environment(void **state)
@@ -247,32 +277,34 @@ static void test_output_cap(void **state)
 static void test_setsid_escapee_dies_with_command(void **state)
 {
 	struct fixture *f = *state;
-	agent_cmd_options o = base_opts(f, "setsid sleep 30.71 </dev/null >/dev/null 2>&1 & sleep 0.3; exit 0");
+	char sh[128];
+	snprintf(sh, sizeof(sh), "setsid sleep %s </dev/null >/dev/null 2>&1 & sleep 0.3; exit 0", mark("30.71"));
+	agent_cmd_options o = base_opts(f, sh);
 	agent_cmd_result r;
 	time_t t0 = time(NULL);
 	assert_int_equal(agent_cmd_run(&r, &o), 0);
 	assert_int_equal(r.exit_code, 0);
-	assert_true(time(NULL) - t0 < 6);
-	settle();
-	assert_int_equal(count_procs("sleep", "30.71"), 0);
+	assert_true(time(NULL) - t0 < 15);
+	assert_int_equal(survivors("30.71", NULL), 0);
 	agent_cmd_result_dispose(&r);
 }
 
 static void test_wall_budget_kills_everything(void **state)
 {
 	struct fixture *f = *state;
-	agent_cmd_options o = base_opts(f, "sleep 30.72 & setsid sleep 30.73 >/dev/null 2>&1 & sleep 30.74");
+	char sh[160];
+	snprintf(sh, sizeof(sh), "sleep %s & setsid sleep %s >/dev/null 2>&1 & sleep %s", mark("30.72"), mark("30.73"),
+		 mark("30.74"));
+	agent_cmd_options o = base_opts(f, sh);
 	o.wall_ms = 800;
 	agent_cmd_result r;
 	time_t t0 = time(NULL);
 	assert_int_equal(agent_cmd_run(&r, &o), 0);
-	assert_true(time(NULL) - t0 < 6);
+	/* killed at 800 ms, not after its 30 s sleep (the margin is for load) */
+	assert_true(time(NULL) - t0 < 15);
 	assert_true(r.timed_out);
 	assert_int_equal(r.exit_code, -1);
-	settle();
-	assert_int_equal(count_procs("sleep", "30.72"), 0);
-	assert_int_equal(count_procs("sleep", "30.73"), 0);
-	assert_int_equal(count_procs("sleep", "30.74"), 0);
+	assert_int_equal(survivors("30.72", "30.73", "30.74", NULL), 0);
 	agent_cmd_result_dispose(&r);
 }
 
@@ -294,7 +326,9 @@ static void test_cancel(void **state)
 {
 	struct fixture *f = *state;
 	atomic_int cancel = 0;
-	agent_cmd_options o = base_opts(f, "setsid sleep 30.75 >/dev/null 2>&1 & sleep 30.76");
+	char sh[128];
+	snprintf(sh, sizeof(sh), "setsid sleep %s >/dev/null 2>&1 & sleep %s", mark("30.75"), mark("30.76"));
+	agent_cmd_options o = base_opts(f, sh);
 	o.cancel = &cancel;
 	struct canceller c = { &cancel, 700 };
 	pthread_t th;
@@ -303,12 +337,10 @@ static void test_cancel(void **state)
 	time_t t0 = time(NULL);
 	assert_int_equal(agent_cmd_run(&r, &o), 0);
 	pthread_join(th, NULL);
-	assert_true(time(NULL) - t0 < 6);
+	assert_true(time(NULL) - t0 < 15);
 	assert_true(r.cancelled);
 	assert_int_equal(r.exit_code, -1);
-	settle();
-	assert_int_equal(count_procs("sleep", "30.75"), 0);
-	assert_int_equal(count_procs("sleep", "30.76"), 0);
+	assert_int_equal(survivors("30.75", "30.76", NULL), 0);
 	agent_cmd_result_dispose(&r);
 }
 
@@ -321,17 +353,18 @@ static void test_stopped_after_run_ended(void **state)
 	to.base_commit = "HEAD";
 	assert_int_equal(agent_tools_new(&t, &to), 0);
 	agent_tools_end(t, "submitted");
-	agent_cmd_options o = base_opts(f, "trap '' TERM; sleep 30.77");
+	char sh[64];
+	snprintf(sh, sizeof(sh), "trap '' TERM; sleep %s", mark("30.77"));
+	agent_cmd_options o = base_opts(f, sh);
 	o.tools = t;
 	o.grace_ms = 300;
 	agent_cmd_result r;
 	time_t t0 = time(NULL);
 	assert_int_equal(agent_cmd_run(&r, &o), 0);
-	assert_true(time(NULL) - t0 < 8);
+	assert_true(time(NULL) - t0 < 15);
 	assert_true(r.stopped);
 	assert_int_equal(r.exit_code, -1);
-	settle();
-	assert_int_equal(count_procs("sleep", "30.77"), 0); /* ignoring SIGTERM does not save it */
+	assert_int_equal(survivors("30.77", NULL), 0); /* ignoring SIGTERM does not save it */
 	agent_cmd_result_dispose(&r);
 	agent_tools_free(t);
 }
@@ -402,8 +435,8 @@ static void test_as_service_user(void **state)
 		char line[512];
 		snprintf(line, sizeof(line),
 			 "echo \"uid=$(id -u) ppid=$PPID\"; cat '%s/perfbot.db' '%s' /proc/$PPID/environ; "
-			 "setsid sleep 30.78 >/dev/null 2>&1 & exit 0",
-			 f->secret_dir, f->secret_file);
+			 "setsid sleep %s >/dev/null 2>&1 & exit 0",
+			 f->secret_dir, f->secret_file, mark("30.78"));
 		agent_cmd_options o = base_opts(f, line);
 		o.hide = hide;
 		agent_cmd_result r;
@@ -424,8 +457,7 @@ static void test_as_service_user(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	settle();
-	assert_int_equal(count_procs("sleep", "30.78"), 0);
+	assert_int_equal(survivors("30.78", NULL), 0);
 }
 
 static void test_no_command(void **state)
@@ -438,6 +470,7 @@ static void test_no_command(void **state)
 
 int main(void)
 {
+	g_pid = getpid();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mcp_config_file, setup, teardown),

@@ -153,7 +153,7 @@ static void test_delivery_put_async(void **state)
 	pthread_cond_init(&w.cond, NULL);
 	static store_delivery d[N];
 	static store_delivery_async a[N];
-	static char ids[N][24];
+	static char ids[N][24]; /* "async-" and any int */
 	store_job_spec job = { "event.test", "{}" };
 	for (int i = 0; i < N; i++) {
 		/* the last one repeats the first id */

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,20 @@ static void fast_sleep(void *payload, int64_t ms)
 }
 
 static const base_clock fast_clock = { fast_wall, fast_mono, fast_sleep, NULL };
+
+/* The system's clock whose sleeps last ten times longer while *payload is
+ * set: a pause of the worker's lasts long enough to tell "cut short" from
+ * "waited out" on a loaded machine. */
+static int64_t sys_mono(void *payload)
+{
+	(void)payload;
+	return base_mono_ms();
+}
+
+static void slow_sleep(void *payload, int64_t ms)
+{
+	real_sleep_ms(atomic_load((atomic_int *)payload) ? ms * 10 : ms);
+}
 
 /* ---- the fake's control ---------------------------------------------------------- */
 
@@ -427,10 +442,30 @@ static void wait_work(const char *sid, const char *field, json_int_t n, int time
 
 static void wait_stopped(const char *sid)
 {
-	int64_t until = real_mono_ms() + 5000;
+	int64_t until = real_mono_ms() + 15000;
 	while (strcmp(work_state(sid), "stopped") && real_mono_ms() < until)
 		real_sleep_ms(20);
 	assert_string_equal(work_state(sid), "stopped");
+}
+
+/* A session playing HELD says "holding", then waits for a user.message
+ * before it ends its turn: it is being served until release() lets it go,
+ * however slow the machine. */
+#define HELD "[{\"waitForStream\":1},{\"message\":\"holding\"},{\"waitFor\":\"message\"},{\"idle\":\"end_turn\"}]"
+
+/* Once session sid is held (its "holding" sent, so that the fake waits for
+ * the message from now on), sends it the message that lets it end. */
+static void release(const char *sid)
+{
+	int64_t until = real_mono_ms() + 15000;
+	while (count_events(sid, "agent.message", NULL, NULL) < 1 && real_mono_ms() < until)
+		real_sleep_ms(20);
+	assert_int_equal(count_events(sid, "agent.message", NULL, NULL), 1);
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	json_decref(api("POST", path,
+			json_pack("{s:[{s:s,s:[{s:s,s:s}]}]}", "events", "type", "user.message", "content", "type", "text",
+				  "text", "Go on.")));
 }
 
 static agent_managed_worker *live_worker; /* the scenario's, stopped by the teardown if it failed */
@@ -638,7 +673,10 @@ static void test_history_first_and_replayed_tool_use(void **state)
 		    "[{\"tool\":\"grep\",\"input\":{\"pattern\":\"slow\"}},{\"waitForStream\":1},"
 		    "{\"tool\":\"glob\",\"input\":{\"pattern\":\"**/*.c\"},\"replay\":true,\"replayDelayMs\":10},"
 		    "{\"wait\":300},{\"idle\":\"end_turn\"}]");
-	real_sleep_ms(100);
+	int64_t until = real_mono_ms() + 15000;
+	while (count_events(sid, "agent.tool_use", NULL, NULL) < 1 && real_mono_ms() < until)
+		real_sleep_ms(10);
+	assert_int_equal(count_events(sid, "agent.tool_use", NULL, NULL), 1);
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	wait_end(r, 15000);
@@ -646,8 +684,12 @@ static void test_history_first_and_replayed_tool_use(void **state)
 	assert_int_equal(tool_calls(r), 2);
 	assert_int_equal(count_events(sid, "user.tool_result", NULL, NULL), 2);
 	/* grep names the matching files by default */
-	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 0)), "src/hot.c"));
-	assert_non_null(strstr(result_text(sid, event_id(sid, "agent.tool_use", 1)), "hot.c"));
+	const char *text = result_text(sid, event_id(sid, "agent.tool_use", 0));
+	if (!strstr(text, "src/hot.c"))
+		fail_msg("grep answered: %s", text);
+	text = result_text(sid, event_id(sid, "agent.tool_use", 1));
+	if (!strstr(text, "hot.c"))
+		fail_msg("glob answered: %s", text);
 	assert_int_equal(violations(sid, NULL), 0);
 	agent_managed_worker_unbind(w, sid);
 	stop_worker(w);
@@ -759,14 +801,15 @@ static void test_lost_lease_ends_without_stop(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	new_session(sid, sizeof(sid), "lease", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	/* the turn would end by itself after 20 s: long after the lease is lost */
+	new_session(sid, sizeof(sid), "lease", "[{\"waitForStream\":1},{\"wait\":20000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
-	wait_work(sid, "heartbeats", 1, 5000);
+	wait_work(sid, "heartbeats", 1, 15000);
 	json_t *work = work_of(sid);
 	fake_do("loseLease", "{\"id\":\"%s\"}", base_json_str(json_array_get(work, 0), "id"));
 	json_decref(work);
-	wait_end(r, 10000);
+	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_LEASE_LOST);
 	real_sleep_ms(200);
 	assert_int_equal(work_field(sid, "stops"), 0);
@@ -784,10 +827,13 @@ static void test_heartbeats_echo_the_last_one(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	/* leases of 6 s: a heartbeat every 3 s of the worker's clock, 150 ms real */
-	new_session(sid, sizeof(sid), "heartbeats", "[{\"waitForStream\":1},{\"wait\":1200},{\"idle\":\"end_turn\"}]");
+	/* leases of 6 s: a heartbeat every 3 s of the worker's clock, 150 ms
+	 * real; the session is held until four of them came */
+	new_session(sid, sizeof(sid), "heartbeats", HELD);
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
+	wait_work(sid, "heartbeats", 4, 15000);
+	release(sid);
 	wait_end(r, 15000);
 	/* a heartbeat that did not echo the last one would have lost the lease (412) */
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
@@ -824,7 +870,7 @@ static void test_healthcheck_acked_heartbeated_stopped(void **state)
 	(void)state;
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	fake_do("queueHealthcheck", "{}");
-	int64_t until = real_mono_ms() + 5000;
+	int64_t until = real_mono_ms() + 15000;
 	json_t *hc = NULL;
 	for (;;) {
 		json_t *all = work_of(NULL);
@@ -853,13 +899,19 @@ static void test_unbound_session_left_unacked(void **state)
 	char sid[128];
 	new_session(sid, sizeof(sid), "elsewhere", "[{\"wait\":3000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
-	wait_work(sid, "polls", 1, 5000);
+	wait_work(sid, "polls", 1, 15000);
+	/* the worker decided (it counts the item it left), then nothing acked it */
+	agent_managed_worker_stats st;
+	int64_t until = real_mono_ms() + 15000;
+	do {
+		real_sleep_ms(20);
+		agent_managed_worker_stats_get(w, &st);
+	} while (st.items_left < 1 && real_mono_ms() < until);
+	assert_true(st.items_left >= 1);
 	real_sleep_ms(300);
 	assert_int_equal(work_field(sid, "acks"), 0);
 	assert_string_equal(work_state(sid), "queued");
-	agent_managed_worker_stats st;
 	agent_managed_worker_stats_get(w, &st);
-	assert_true(st.items_left >= 1);
 	assert_int_equal(st.sessions_served, 0);
 	stop_worker(w);
 	/* the session is over for the next scenarios: its item leaves the queue */
@@ -911,10 +963,10 @@ static void test_unbind_stops_the_item(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	new_session(sid, sizeof(sid), "unbind", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	new_session(sid, sizeof(sid), "unbind", "[{\"waitForStream\":1},{\"wait\":20000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
-	wait_work(sid, "heartbeats", 1, 5000);
+	wait_work(sid, "heartbeats", 1, 15000);
 	agent_managed_worker_unbind(w, sid);
 	assert_int_equal(ends_of(r), 1);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
@@ -950,7 +1002,7 @@ static void test_stream_error_frame_reconnects(void **state)
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events/stream", sid);
-	int64_t until = real_mono_ms() + 5000;
+	int64_t until = real_mono_ms() + 15000;
 	while (count_requests("GET", path) < 1 && real_mono_ms() < until)
 		real_sleep_ms(10);
 	fake_do("streamError", "{\"id\":\"%s\",\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}", sid);
@@ -992,10 +1044,10 @@ static void test_archived_session_winds_down(void **state)
 	(void)state;
 	char sid[128], path[256];
 	run *r = run_new();
-	new_session(sid, sizeof(sid), "archived", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	new_session(sid, sizeof(sid), "archived", "[{\"waitForStream\":1},{\"wait\":20000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
-	wait_work(sid, "heartbeats", 1, 5000);
+	wait_work(sid, "heartbeats", 1, 15000);
 	snprintf(path, sizeof(path), "/v1/sessions/%s/archive", sid);
 	json_decref(api("POST", path, NULL));
 	/* the next heartbeat says "stopping": the worker stops the item */
@@ -1046,8 +1098,8 @@ static void test_no_poll_past_max_sessions(void **state)
 	(void)state;
 	char a[128], b[128];
 	run *ra = run_new(), *rb = run_new();
-	new_session(a, sizeof(a), "busy-a", "[{\"waitForStream\":1},{\"wait\":600},{\"idle\":\"end_turn\"}]");
-	new_session(b, sizeof(b), "busy-b", "[{\"waitForStream\":1},{\"wait\":600},{\"idle\":\"end_turn\"}]");
+	new_session(a, sizeof(a), "busy-a", HELD);
+	new_session(b, sizeof(b), "busy-b", HELD);
 	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
 	o.client = client;
 	o.environment_id = env_id;
@@ -1061,15 +1113,22 @@ static void test_no_poll_past_max_sessions(void **state)
 	assert_int_equal(agent_managed_worker_bind(w, a, &ra->b), 0);
 	assert_int_equal(agent_managed_worker_bind(w, b, &rb->b), 0);
 	/* one session served, the other's item not even polled until it ends */
-	int64_t until = real_mono_ms() + 5000;
+	int64_t until = real_mono_ms() + 15000;
 	while (work_field(a, "acks") < 1 && work_field(b, "acks") < 1 && real_mono_ms() < until)
 		real_sleep_ms(10);
-	real_sleep_ms(300);
 	int a_first = work_field(a, "acks") == 1;
 	run *first = a_first ? ra : rb, *second = a_first ? rb : ra;
-	assert_int_equal(ends_of(first), 0);
+	/* the first is held: it is served while the worker has time (300 ms,
+	 * three of its polls) to poll the other */
+	until = real_mono_ms() + 15000;
+	while (count_events(a_first ? a : b, "agent.message", NULL, NULL) < 1 && real_mono_ms() < until)
+		real_sleep_ms(20);
+	real_sleep_ms(300);
 	assert_int_equal(work_field(a_first ? b : a, "polls"), 0);
+	assert_int_equal(ends_of(first), 0);
+	release(a_first ? a : b);
 	wait_end(first, 15000);
+	release(a_first ? b : a);
 	wait_end(second, 15000);
 	assert_int_equal(first->kind, AGENT_MANAGED_END_TURN);
 	assert_int_equal(second->kind, AGENT_MANAGED_END_TURN);
@@ -1096,7 +1155,7 @@ static void test_bound_after_its_item_was_polled(void **state)
 	live_worker = w;
 	new_session(sid, sizeof(sid), "late-bind",
 		    "[{\"waitForStream\":1},{\"tool\":\"read\",\"input\":{\"file_path\":\"src/hot.c\"}},{\"idle\":\"end_turn\"}]");
-	wait_work(sid, "polls", 1, 5000);
+	wait_work(sid, "polls", 1, 15000);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
 	int64_t t0 = real_mono_ms();
 	wait_end(r, 15000);
@@ -1237,21 +1296,34 @@ static void test_bind_cuts_the_pause_after_an_empty_poll(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	/* on the system clock: an empty poll is followed by 1 to 3 s of pause */
+	/* an empty poll is followed by 1 to 3 s of pause: 10 to 30 s real on
+	 * the slowed clock */
+	static atomic_int slow;
+	atomic_store(&slow, 1);
+	base_clock slowed = { fast_wall, sys_mono, slow_sleep, &slow };
 	agent_managed_worker_options o = AGENT_MANAGED_WORKER_OPTIONS_INIT;
 	o.client = client;
 	o.environment_id = env_id;
 	o.environment_key = ENV_KEY;
 	o.block_ms = 50;
+	o.clock = &slowed;
 	agent_managed_worker *w = NULL;
 	assert_int_equal(agent_managed_worker_start(&w, &o), 0);
 	live_worker = w;
-	real_sleep_ms(250); /* in the pause */
+	agent_managed_worker_stats st;
+	int64_t until = real_mono_ms() + 15000;
+	do {
+		real_sleep_ms(20);
+		agent_managed_worker_stats_get(w, &st);
+	} while (st.polls < 1 && real_mono_ms() < until);
+	real_sleep_ms(300); /* its 50 ms poll answered empty: in the pause */
 	new_session(sid, sizeof(sid), "wake", "[{\"waitForStream\":1},{\"idle\":\"end_turn\"}]");
 	int64_t t0 = real_mono_ms();
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
-	wait_work(sid, "acks", 1, 5000);
-	assert_true(real_mono_ms() - t0 < 600);
+	wait_work(sid, "acks", 1, 15000);
+	/* served within 5 s, where the pause had more than 9 s left */
+	assert_true(real_mono_ms() - t0 < 5000);
+	atomic_store(&slow, 0);
 	wait_end(r, 15000);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_TURN);
 	agent_managed_worker_unbind(w, sid);
@@ -1284,10 +1356,10 @@ static void test_worker_stop_ends_sessions(void **state)
 	(void)state;
 	char sid[128];
 	run *r = run_new();
-	new_session(sid, sizeof(sid), "worker-stop", "[{\"waitForStream\":1},{\"wait\":8000},{\"idle\":\"end_turn\"}]");
+	new_session(sid, sizeof(sid), "worker-stop", "[{\"waitForStream\":1},{\"wait\":20000},{\"idle\":\"end_turn\"}]");
 	agent_managed_worker *w = start_worker(ENV_KEY);
 	assert_int_equal(agent_managed_worker_bind(w, sid, &r->b), 0);
-	wait_work(sid, "heartbeats", 1, 5000);
+	wait_work(sid, "heartbeats", 1, 15000);
 	stop_worker(w);
 	assert_int_equal(ends_of(r), 1);
 	assert_int_equal(r->kind, AGENT_MANAGED_END_STOPPED);
@@ -1309,7 +1381,7 @@ static void test_long_history_paginated(void **state)
 		json_array_append_new(events, json_pack("{s:s}", "type", "user.define_outcome"));
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
 	json_decref(api("POST", path, json_pack("{s:o}", "events", events)));
-	int64_t until = real_mono_ms() + 5000;
+	int64_t until = real_mono_ms() + 15000;
 	while (count_events(sid, "agent.tool_use", NULL, NULL) < 1 && real_mono_ms() < until)
 		real_sleep_ms(10);
 	agent_managed_worker *w = start_worker(ENV_KEY);
@@ -1348,8 +1420,14 @@ static void test_bad_environment_key_stops_polling(void **state)
 {
 	(void)state;
 	agent_managed_worker *w = start_worker("sk-ant-env-wrong");
-	real_sleep_ms(400);
 	agent_managed_worker_stats st;
+	int64_t until = real_mono_ms() + 15000;
+	do {
+		real_sleep_ms(20);
+		agent_managed_worker_stats_get(w, &st);
+	} while (st.polls < 1 && real_mono_ms() < until);
+	/* then no other poll: 400 ms are a few of its pauses after an error */
+	real_sleep_ms(400);
 	agent_managed_worker_stats_get(w, &st);
 	assert_int_equal(st.polls, 1);
 	stop_worker(w);
