@@ -523,3 +523,12 @@ int store_series_get(store *st, json_t **out, const char *repository, const char
 		return base_error_set(BASE_EINVALID, "series: metric is cycles or instructions");
 	return st->be->series_get(st, out, repository, branch, metric, limit);
 }
+
+int store_series_stamp(store *st, char *out, size_t cap, const char *repository, const char *branch)
+{
+	if (cap)
+		out[0] = '\0';
+	if (!repository || !branch || cap < 2)
+		return base_error_set(BASE_EINVALID, "series stamp: repository, branch and room needed");
+	return st->be->series_stamp(st, out, cap, repository, branch);
+}

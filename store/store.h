@@ -355,6 +355,13 @@ int store_session_delete(store *st, const char *id_hash);
 int store_series_get(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
 		     int limit);
 
+/* A short text (into out, cap bytes) that changes whenever what
+ * store_series_get answers for (repository, branch) may have changed: a
+ * measurement stored (by any process), a push-triggered bench run of the
+ * branch added, updated or deleted.  For caching answers built from the
+ * series; compare with strcmp. */
+int store_series_stamp(store *st, char *out, size_t cap, const char *repository, const char *branch);
+
 /* ---- moving an installation ---------------------------------------------- */
 
 typedef struct store_copy_stats {

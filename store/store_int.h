@@ -65,6 +65,7 @@ typedef struct store_backend {
 	int (*session_delete)(store *st, const char *id_hash);
 	int (*series_get)(store *st, json_t **out, const char *repository, const char *branch, const char *metric,
 			  int limit);
+	int (*series_stamp)(store *st, char *out, size_t cap, const char *repository, const char *branch);
 	/* may be NULL: store.c answers BASE_EGENERIC ("not supported") */
 	int (*handover_put)(store *st, const char *environment_id, const char *session_id, const char *work_id,
 			    const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms);

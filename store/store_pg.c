@@ -1876,6 +1876,23 @@ static void pg_free(store *st)
 	free(s);
 }
 
+static int pg_series_stamp(store *st, char *out, size_t cap, const char *repository, const char *branch)
+{
+	PGresult *res = NULL;
+	int error = stmt((pg_store *)st, &res, NULL,
+			 "SELECT count(*), coalesce(sum(CASE WHEN state='done' THEN 1 ELSE 0 END), 0), coalesce(max(id), 0),"
+			 "  coalesce(max(updated_ms), 0), (SELECT coalesce(max(id), 0) FROM measurements)"
+			 " FROM runs WHERE repository=$1 AND branch=$2 AND kind='bench' AND trigger='push'",
+			 "ss", repository, branch);
+	if (error == 0 && PQntuples(res) == 1)
+		snprintf(out, cap, "%lld:%lld:%lld:%lld:%lld", (long long)col_int(res, 0, 0), (long long)col_int(res, 0, 1),
+			 (long long)col_int(res, 0, 2), (long long)col_int(res, 0, 3), (long long)col_int(res, 0, 4));
+	else if (error == 0)
+		error = base_error_set(BASE_EGENERIC, "store: series stamp: no row");
+	PQclear(res);
+	return error;
+}
+
 static const store_backend pg_backend = {
 	.name = "postgres",
 	.free = pg_free,
@@ -1929,6 +1946,7 @@ static const store_backend pg_backend = {
 	.session_get = pg_session_get,
 	.session_delete = pg_session_delete,
 	.series_get = pg_series_get,
+	.series_stamp = pg_series_stamp,
 	.handover_put = pg_handover_put,
 	.handover_claim = pg_handover_claim,
 };

@@ -1659,6 +1659,30 @@ done:
 	return error;
 }
 
+static int sq_series_stamp(store *st, char *out, size_t cap, const char *repository, const char *branch)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3 *db = conn_get(s);
+	sqlite3_stmt *q = NULL;
+	int error = prepare(db, &q,
+			    "SELECT count(*), coalesce(sum(state='done'), 0), coalesce(max(id), 0), coalesce(max(updated_ms), 0),"
+			    "  (SELECT coalesce(max(id), 0) FROM measurements)"
+			    " FROM runs INDEXED BY runs_branch"
+			    " WHERE repository=?1 AND branch=?2 AND kind='bench' AND trigger='push'",
+			    "ss", repository, branch);
+	if (error == 0) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			snprintf(out, cap, "%lld:%lld:%lld:%lld:%lld", (long long)sqlite3_column_int64(q, 0),
+				 (long long)sqlite3_column_int64(q, 1), (long long)sqlite3_column_int64(q, 2),
+				 (long long)sqlite3_column_int64(q, 3), (long long)sqlite3_column_int64(q, 4));
+		else
+			error = sq_err(db, "read");
+	}
+	sqlite3_finalize(q);
+	conn_put(s, db);
+	return error;
+}
+
 static int sq_handover_put(store *st, const char *environment_id, const char *session_id, const char *work_id,
 			   const char *secret, const char *polled_by, int64_t polled_ms, int64_t expires_ms)
 {
@@ -1841,6 +1865,7 @@ static const store_backend sqlite_backend = {
 	.session_get = sq_session_get,
 	.session_delete = sq_session_delete,
 	.series_get = sq_series_get,
+	.series_stamp = sq_series_stamp,
 	.handover_put = sq_handover_put,
 	.handover_claim = sq_handover_claim,
 };

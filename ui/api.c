@@ -267,6 +267,60 @@ static int series_args(series_req *q, const base_http_request *req, base_http_re
 	return 0;
 }
 
+/* The answer for q and limit as sent before, when the store's stamp and
+ * the thresholds are still those it was built with: copied into resp, 1.
+ * 0 when there is none. */
+static int series_cached(ui_ctx *ui, const char *key, const char *stamp, double top, const json_t *per,
+			 base_http_response *resp, int *error)
+{
+	int hit = 0;
+	pthread_mutex_lock(&ui->mu);
+	for (size_t i = 0; i < UI_SERIES_SLOTS && !hit; i++) {
+		ui_series_slot *c = &ui->series[i];
+		if (c->text && !strcmp(c->key, key) && !strcmp(c->stamp, stamp) && c->top == top && json_equal(c->per, per)) {
+			c->used = ++ui->series_tick;
+			*error = base_http_response_json(resp, 200, c->text);
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&ui->mu);
+	return hit;
+}
+
+/* Remembers text (borrowed, copied) as the answer for key at stamp, in the
+ * slot of the same key, else a free one, else the least recently sent. */
+static void series_remember(ui_ctx *ui, const char *key, const char *stamp, double top, json_t *per, const char *text)
+{
+	char *copy = strdup(text);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&ui->mu);
+	ui_series_slot *slot = &ui->series[0];
+	for (size_t i = 0; i < UI_SERIES_SLOTS; i++) {
+		ui_series_slot *c = &ui->series[i];
+		if (c->text && !strcmp(c->key, key)) {
+			slot = c;
+			break;
+		}
+		if (!c->text && slot->text)
+			slot = c;
+		else if (c->text && slot->text && c->used < slot->used)
+			slot = c;
+	}
+	free(slot->text);
+	json_decref(slot->per);
+	snprintf(slot->key, sizeof(slot->key), "%s", key);
+	snprintf(slot->stamp, sizeof(slot->stamp), "%s", stamp);
+	slot->top = top;
+	slot->per = json_incref(per);
+	slot->text = copy;
+	slot->used = ++ui->series_tick;
+	pthread_mutex_unlock(&ui->mu);
+}
+
+/* The series answer is kept (series_cached) per repository, branch, metric
+ * and limit: the whole history is 100,000 values, ~200 ms to build and
+ * write, against a few milliseconds to check the store's stamp and copy. */
 static int get_series(ui_ctx *ui, const base_http_request *req, base_http_response *resp, json_t *repo)
 {
 	series_req q;
@@ -275,11 +329,22 @@ static int get_series(ui_ctx *ui, const base_http_request *req, base_http_respon
 	long limit = query_int(req, "limit", SERIES_DEFAULT, SERIES_MAX);
 	if (limit < 0)
 		return ui_error(resp, 400, "limit: a number from 1 to 5000");
+	char key[600], stamp[96];
+	int keyed = snprintf(key, sizeof(key), "%s\n%s\n%s\n%ld", q.full_name ? q.full_name : "", q.branch, q.metric,
+			     limit) < (int)sizeof(key) &&
+		    q.full_name && store_series_stamp(ui->store, stamp, sizeof(stamp), q.full_name, q.branch) == 0;
 	json_t *data = NULL, *per = NULL;
-	int error = store_series_get(ui->store, &data, q.full_name, q.branch, q.metric, (int)limit);
-	if (error < 0)
-		return error;
 	double top = thresholds(ui, q.full_name, &per);
+	int error = 0;
+	if (keyed && series_cached(ui, key, stamp, top, per, resp, &error)) {
+		json_decref(per);
+		return error;
+	}
+	error = store_series_get(ui->store, &data, q.full_name, q.branch, q.metric, (int)limit);
+	if (error < 0) {
+		json_decref(per);
+		return error;
+	}
 	json_t *commits = json_array(), *series = json_array(), *marks = json_array();
 	size_t i;
 	json_t *c;
@@ -317,10 +382,21 @@ static int get_series(ui_ctx *ui, const base_http_request *req, base_http_respon
 		json_array_append_new(series, json_pack("{s:s, s:O}", "benchmark", name, "values", values));
 	}
 	json_decref(data);
+	json_t *root = json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:o}", "repository", q.full_name, "branch", q.branch,
+				 "metric", q.metric, "threshold_pct", top, "commits", commits, "series", series, "marks",
+				 marks);
+	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	if (!text) {
+		json_decref(per);
+		return base_error_set(BASE_ENOMEM, "out of memory");
+	}
+	if (keyed)
+		series_remember(ui, key, stamp, top, per, text);
 	json_decref(per);
-	return ui_reply(resp, 200, json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:o}", "repository", q.full_name, "branch",
-					     q.branch, "metric", q.metric, "threshold_pct", top, "commits", commits,
-					     "series", series, "marks", marks));
+	error = base_http_response_json(resp, 200, text);
+	free(text);
+	return error;
 }
 
 static int get_benchmarks(ui_ctx *ui, const base_http_request *req, base_http_response *resp, json_t *repo)

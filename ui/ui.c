@@ -87,6 +87,10 @@ void ui_free(ui_ctx *ui)
 		json_decref(ui->access[i].repos);
 	for (size_t i = 0; i < UI_THRESHOLD_SLOTS; i++)
 		json_decref(ui->thresholds[i].per);
+	for (size_t i = 0; i < UI_SERIES_SLOTS; i++) {
+		json_decref(ui->series[i].per);
+		free(ui->series[i].text);
+	}
 	pthread_mutex_destroy(&ui->mu);
 	free(ui);
 }

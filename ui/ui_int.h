@@ -28,6 +28,19 @@ typedef struct ui_threshold_slot {
 	json_t *per;         /* owned: {benchmark: percent} */
 } ui_threshold_slot;
 
+#define UI_SERIES_SLOTS 8 /* series answers remembered (their JSON text, up to ~1.6 MB each) */
+
+/* One series answer as sent, kept until the store's series stamp or the
+ * thresholds it was built with change. */
+typedef struct ui_series_slot {
+	char key[600];       /* repository, branch, metric, limit; "" when free */
+	char stamp[96];      /* store_series_stamp when it was built */
+	double top;          /* the thresholds it was built with */
+	json_t *per;         /* owned */
+	char *text;          /* owned: the answer */
+	uint64_t used;       /* ui_ctx.series_tick when last sent */
+} ui_series_slot;
+
 struct ui_ctx {
 	const base_config *cfg;
 	store *store;
@@ -42,6 +55,8 @@ struct ui_ctx {
 	pthread_mutex_t mu;         /* guards access[] */
 	ui_access_slot access[UI_ACCESS_SLOTS];
 	ui_threshold_slot thresholds[UI_THRESHOLD_SLOTS]; /* guarded by mu */
+	ui_series_slot series[UI_SERIES_SLOTS];           /* guarded by mu */
+	uint64_t series_tick;                             /* guarded by mu */
 };
 
 /* Who asks: a signed-in user (session filled), a browser on this machine

@@ -4,7 +4,9 @@
 // sign-in; then
 //   - the series API (GET /api/v1/repositories/{o}/{n}/series): p50/p95/max over
 //     BENCH_SERIES_RUNS requests for the page's default (200 commits) and for
-//     the whole history (5,000), target p95 <= 50 ms (BENCH_SERIES_MS);
+//     the whole history (5,000), target p95 <= 50 ms (BENCH_SERIES_MS) for
+//     both (the first request after new measurements builds the answer, the
+//     next ones are served from perfbot's copy: see the cold figure);
 //   - the repository page in headless Chromium (bench/ui/page.mjs, when
 //     Chromium is installed): time until its charts are drawn, bytes.
 //   node bench/ui/run.mjs            (after `make`; or sh bench/ui/run.sh)
@@ -115,19 +117,32 @@ try {
   console.log(`store: ${COMMITS} commits x ${BENCHMARKS} benchmarks of ${REPO} written in ${fillMs} ms (${(size / 1048576).toFixed(1)} MiB)`);
   const cookie = await signIn();
   const base = `/api/v1/repositories/${REPO}`;
-  // judged: what the repository page asks for (200 commits, the table); the
-  // whole history (5,000 commits, 100,000 values, 1.5 MB) is shown for information
+  // judged: what the repository page asks for (200 commits, the table) and
+  // the whole history (5,000 commits, 100,000 values, 1.5 MB)
   const results = [
     await time(`${base}/series?branch=main&metric=cycles&limit=200`, cookie, RUNS),
     await time(`${base}/benchmarks?branch=main`, cookie, RUNS),
     await time(`${base}/series?branch=main&metric=cycles&limit=5000`, cookie, Math.max(20, Math.round(RUNS / 4))),
   ];
-  results[2].informational = true;
+  // the same whole history right after a measurement was stored (perfbot
+  // builds the answer again): the cost a viewer pays once per new measurement
+  const cold = [];
+  for (let k = 0; k < 5; k++) {
+    execFileSync('sqlite3', ['-cmd', '.timeout 10000', path.join(dataDir, 'perfbot.db')], { input:
+      `INSERT INTO measurements(run_id, repository, commit_sha, benchmark, data, created_ms, ok) VALUES(1,'${REPO}','none','cold-${k}','{"status":"failed"}',${Date.now()},0);` });
+    const t0 = process.hrtime.bigint();
+    const r = await request(srv.port, { method: 'GET', path: `${base}/series?branch=main&metric=cycles&limit=5000`, headers: { Cookie: cookie } });
+    if (r.status !== 200) throw new Error(`series after a new measurement: ${r.status}`);
+    cold.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  cold.sort((a, b) => a - b);
+  results[2].after_new_measurement_ms = cold.map((x) => Math.round(x * 100) / 100);
   for (const r of results) {
     r.pass = r.p95_ms <= TARGET;
     console.log(`  GET ${r.path}: p50 ${r.p50_ms} ms, p95 ${r.p95_ms} ms, max ${r.max_ms} ms over ${r.runs} requests`
       + ` (in perfbot: p50 ${r.server_p50_ms} ms, p95 ${r.server_p95_ms} ms); ${r.points} points, ${r.bytes} bytes`
-      + (r.informational ? '  [for information]' : `  [target p95 <= ${TARGET} ms: ${r.pass ? 'PASS' : 'MISS'}]`));
+      + (r.informational ? '  [for information]' : `  [target p95 <= ${TARGET} ms: ${r.pass ? 'PASS' : 'MISS'}]`)
+      + (r.after_new_measurement_ms ? `\n    first request after a new measurement (built again): ${r.after_new_measurement_ms.join(', ')} ms` : ''));
     if (!r.pass && !r.informational && process.env.BENCH_STRICT === '1') status = 1;
   }
   fs.mkdirSync(out, { recursive: true });

@@ -203,6 +203,44 @@ static void test_series_large(void **state)
 	json_decref(out);
 }
 
+/* The stamp changes with every measurement stored and every change to a
+ * push-triggered bench run of the branch, and not otherwise. */
+static void test_series_stamp(void **state)
+{
+	struct fixture *f = *state;
+	const char *a[] = { "a" };
+	char s0[96], s1[96], s2[96], s3[96], s4[96];
+	assert_int_equal(store_series_stamp(f->st, s0, sizeof(s0), "o/r", "main"), 0);
+	int64_t run = bench_run(f->st, "o/r", "main", "push", "c1", STORE_RUN_DONE, "a", 1, a, (long[]){ 10 }, 1);
+	assert_int_equal(store_series_stamp(f->st, s1, sizeof(s1), "o/r", "main"), 0);
+	assert_string_not_equal(s0, s1);
+	assert_int_equal(store_series_stamp(f->st, s2, sizeof(s2), "o/r", "main"), 0);
+	assert_string_equal(s1, s2);
+	/* a measurement more of the same run */
+	json_t *m = json_pack("{s:s, s:I}", "status", "ok", "estimated_cycles", (json_int_t)20);
+	assert_int_equal(store_measurement_put(f->st, NULL, run, "o/r", "c1", "b", m), 0);
+	json_decref(m);
+	assert_int_equal(store_series_stamp(f->st, s3, sizeof(s3), "o/r", "main"), 0);
+	assert_string_not_equal(s2, s3);
+	/* a run of the branch that has not finished yet, then finishes */
+	store_run_spec spec = { .kind = STORE_RUN_BENCH, .repository = "o/r", .installation_id = 1, .head_sha = "c2",
+				.branch = "main", .trigger = "push" };
+	int64_t id = 0;
+	assert_int_equal(store_run_create(f->st, &id, &spec), 0);
+	assert_int_equal(store_series_stamp(f->st, s4, sizeof(s4), "o/r", "main"), 0);
+	assert_string_not_equal(s3, s4);
+	assert_int_equal(store_run_set_state(f->st, id, STORE_RUN_DONE, NULL), 0);
+	assert_int_equal(store_series_stamp(f->st, s0, sizeof(s0), "o/r", "main"), 0);
+	assert_string_not_equal(s4, s0);
+	/* another branch's runs leave it */
+	store_run_spec other = spec;
+	other.branch = "dev";
+	assert_int_equal(store_run_create(f->st, &id, &other), 0);
+	assert_int_equal(store_series_stamp(f->st, s1, sizeof(s1), "o/r", "main"), 0);
+	assert_string_equal(s0, s1);
+	assert_int_equal(store_series_stamp(f->st, s1, 1, "o/r", "main"), BASE_EINVALID);
+}
+
 static void test_sessions(void **state)
 {
 	struct fixture *f = *state;
@@ -240,9 +278,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_series_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_series_stamp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
 		{ "postgres/test_series", test_series, setup_pg, teardown, NULL },
 		{ "postgres/test_series_large", test_series_large, setup_pg, teardown, NULL },
+		{ "postgres/test_series_stamp", test_series_stamp, setup_pg, teardown, NULL },
 		{ "postgres/test_sessions", test_sessions, setup_pg, teardown, NULL },
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
