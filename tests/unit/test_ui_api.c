@@ -229,6 +229,82 @@ static int as_alice(struct fixture *f, const char *method, const char *path, str
 
 /* ---- tests ------------------------------------------------------------------ */
 
+/* A finished push-triggered bench run of octo/demo's main with one
+ * measurement of bench. */
+static int64_t measured(store *st, const char *sha, const char *bench, long cycles)
+{
+	store_run_spec spec = { .kind = STORE_RUN_BENCH, .repository = "octo/demo", .installation_id = 42,
+				.head_sha = sha, .branch = "main", .trigger = "push" };
+	int64_t id = 0;
+	assert_int_equal(store_run_create(st, &id, &spec), 0);
+	json_t *m = json_pack("{s:s, s:I}", "status", "ok", "estimated_cycles", (json_int_t)cycles);
+	assert_int_equal(store_measurement_put(st, NULL, id, "octo/demo", sha, bench, m), 0);
+	json_decref(m);
+	assert_int_equal(store_run_set_state(st, id, STORE_RUN_DONE, NULL), 0);
+	return id;
+}
+
+static size_t series_slots_used(const ui_ctx *ui)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < UI_SERIES_SLOTS; i++)
+		n += ui->series[i].text != NULL;
+	return n;
+}
+
+/* The series answer is kept and sent again as it was built; a measurement
+ * stored or a run finished shows at the next request. */
+static void test_series_kept_until_measured(void **state)
+{
+	struct fixture *f = *state;
+	struct call c = { 0 }, again = { 0 };
+	int64_t run = measured(f->st, "s1", "a", 100);
+	const char *path = "/api/v1/repositories/octo/demo/series";
+	assert_int_equal(as_alice(f, "GET", path, &c), 200);
+	assert_int_equal(json_array_size(json_object_get(c.json, "commits")), 1);
+	assert_int_equal(series_slots_used(f->ui), 1);
+	assert_int_equal(as_alice(f, "GET", path, &again), 200);
+	assert_int_equal(again.resp.body.len, c.resp.body.len);
+	assert_memory_equal(again.resp.body.ptr, c.resp.body.ptr, c.resp.body.len);
+	assert_int_equal(series_slots_used(f->ui), 1);
+	done(&again);
+	/* the kept answer is the one a fresh dashboard builds */
+	ui_ctx *fresh = NULL;
+	ui_options o = { .cfg = &f->cfg, .store = f->st, .agent = &f->svc, .github = &f->ugh, .clock = &f->bclock,
+			 .access_ttl_s = 300 };
+	assert_int_equal(ui_new(&fresh, &o), 0);
+	ui_ctx *kept = f->ui;
+	f->ui = fresh;
+	assert_int_equal(as_alice(f, "GET", path, &again), 200);
+	f->ui = kept;
+	ui_free(fresh);
+	assert_int_equal(again.resp.body.len, c.resp.body.len);
+	assert_memory_equal(again.resp.body.ptr, c.resp.body.ptr, c.resp.body.len);
+	done(&again);
+	done(&c);
+	/* a measurement more of the same run: at once */
+	json_t *m = json_pack("{s:s, s:I}", "status", "ok", "estimated_cycles", (json_int_t)7);
+	assert_int_equal(store_measurement_put(f->st, NULL, run, "octo/demo", "s1", "b", m), 0);
+	json_decref(m);
+	assert_int_equal(as_alice(f, "GET", path, &c), 200);
+	assert_int_equal(json_array_size(json_object_get(c.json, "series")), 2);
+	done(&c);
+	/* a new commit measured: at once */
+	measured(f->st, "s2", "a", 130);
+	assert_int_equal(as_alice(f, "GET", path, &c), 200);
+	json_t *commits = json_object_get(c.json, "commits");
+	assert_int_equal(json_array_size(commits), 2);
+	assert_string_equal(base_json_str(json_array_get(commits, 1), "sha"), "s2");
+	assert_int_equal(json_array_size(json_object_get(c.json, "marks")), 1);
+	done(&c);
+	/* another limit is another answer */
+	c.query[c.nquery++] = (base_http_header){ "limit", "1" };
+	assert_int_equal(as_alice(f, "GET", path, &c), 200);
+	assert_int_equal(json_array_size(json_object_get(c.json, "commits")), 1);
+	done(&c);
+	assert_int_equal(series_slots_used(f->ui), 2);
+}
+
 static void test_access_cache_expires(void **state)
 {
 	struct fixture *f = *state;
@@ -515,6 +591,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_access_cache_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_series_kept_until_measured, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_found_is_uniform, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csrf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_permission_asked, setup, teardown),
