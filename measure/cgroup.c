@@ -14,8 +14,11 @@
  * itself into a leaf "perfbot-main" first.
  *
  * Nothing here keeps state between runs beyond the read-only measure_cgroups;
- * a run's directory is named after perfbot's pid and a counter so that
- * several perfbot processes can share a parent. */
+ * a run's directory is named after perfbot's pid, its start time and a
+ * counter ("<pid>.<start>-<n>") so that several perfbot processes can share a
+ * parent, and so that at start-up the cgroups of a perfbot that no longer runs
+ * (its pid gone or reused) are told from those of a live one: those are
+ * swept, the processes still in them killed. */
 #include "measure/cgroup.h"
 
 #include <dirent.h>
@@ -33,6 +36,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/log.h"
 
 static const char *const ctl_names[MEASURE_CG_NCTL] = { "memory", "pids", "cpuacct", "freezer" };
 
@@ -43,6 +47,8 @@ struct measure_cgroups {
 	int v2_kill;               /* cgroup.kill exists */
 	char describe[PATH_MAX + 200];
 	atomic_uint seq;
+	pid_t pid;                 /* the process that probed, */
+	uint64_t start;            /* its start time (0 unknown), in run cgroups' names */
 };
 
 static void sleep_ms(long ms)
@@ -174,8 +180,133 @@ static int own_path(char *out, size_t cap, const char *ctl)
 	return -1;
 }
 
-/* Removes the run cgroups a perfbot that died left in base ("<pid>-<n>" of
- * a pid that no longer exists; rmdir fails on one still holding processes). */
+/* Distinct pids a sweep killed (counted past the cap, not remembered). */
+typedef struct {
+	pid_t pid[1024];
+	size_t n;
+	int count;
+} killed_set;
+
+static void kill_one(pid_t p, killed_set *ks)
+{
+	if (p <= 0)
+		return;
+	kill(p, SIGKILL);
+	if (!ks)
+		return;
+	for (size_t i = 0; i < ks->n; i++)
+		if (ks->pid[i] == p)
+			return;
+	if (ks->n < sizeof(ks->pid) / sizeof(ks->pid[0]))
+		ks->pid[ks->n++] = p;
+	ks->count++;
+}
+
+/* SIGKILLs every pid listed, noting each in ks (may be NULL); the number
+ * listed (-1 when unreadable). */
+static int kill_listed(const char *dir, killed_set *ks)
+{
+	char path[PATH_MAX];
+	if (!dir || (size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[8192], num[24];
+	size_t nl = 0;
+	int count = 0;
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				if (nl < sizeof(num) - 1)
+					num[nl++] = buf[i];
+				continue;
+			}
+			if (nl) {
+				num[nl] = '\0';
+				kill_one((pid_t)parse_u64(num, NULL), ks);
+				count++;
+				nl = 0;
+			}
+		}
+	}
+	if (nl) {
+		num[nl] = '\0';
+		kill_one((pid_t)parse_u64(num, NULL), ks);
+		count++;
+	}
+	close(fd);
+	return count;
+}
+
+/* The start time of process pid (clock ticks after boot, field 22 of
+ * /proc/<pid>/stat); -1 when there is no such process. */
+static int proc_start(pid_t pid, uint64_t *out)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	/* the command name in parentheses may hold spaces and ')' */
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	for (int field = 2; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || *p < '0' || *p > '9')
+		return -1;
+	*out = parse_u64(p, NULL);
+	return 0;
+}
+
+/* Kills every process left in a stale run cgroup and removes it: thaws it
+ * first (a perfbot that died while killing may have left it frozen, and a
+ * frozen process does not die), uses cgroup.kill where the kernel has it,
+ * and lists and kills again until the group is empty (~2 s at most). */
+static void sweep_one(const char *dir)
+{
+	killed_set ks;
+	ks.n = 0;
+	ks.count = 0;
+	char path[PATH_MAX];
+	(void)write_in(dir, "freezer.state", "THAWED"); /* v1 freezer hierarchy only */
+	(void)write_in(dir, "cgroup.freeze", "0");      /* v2 only */
+	int listed = kill_listed(dir, &ks);
+	if (listed > 0 && (size_t)snprintf(path, sizeof(path), "%s/cgroup.kill", dir) < sizeof(path) &&
+	    access(path, F_OK) == 0)
+		(void)write_str(path, "1");
+	for (int i = 0; i < 200 && listed > 0; i++) {
+		sleep_ms(10);
+		listed = kill_listed(dir, &ks);
+	}
+	int removed = 0;
+	for (int t = 0; t < 50; t++) {
+		if (rmdir(dir) == 0) {
+			removed = 1;
+			break;
+		}
+		if (errno != EBUSY)
+			break;
+		sleep_ms(10);
+	}
+	char n[24];
+	snprintf(n, sizeof(n), "%d", ks.count);
+	base_log(removed ? BASE_LOG_INFO : BASE_LOG_WARN,
+		 removed ? "stale sandbox cgroup swept" : "stale sandbox cgroup swept but not removed", "cgroup", dir,
+		 "killed", n, "error", removed ? NULL : strerror(errno), NULL);
+}
+
+/* Sweeps the cgroups a perfbot that no longer runs left in base: run
+ * cgroups "<pid>.<start>-<n>" whose process <pid> does not exist or started
+ * at another time than <start> (the pid was reused), older "<pid>-<n>" and
+ * "probe-<pid>" ones whose pid does not exist.  Processes still in them (a
+ * sandbox whose bwrap lost its parent before it could ask to die with it)
+ * are killed.  Those of a live perfbot, this one included, are left alone. */
 static void sweep_stale(const char *base)
 {
 	DIR *d = opendir(base);
@@ -186,13 +317,28 @@ static void sweep_stale(const char *base)
 		const char *end;
 		const char *name = strncmp(e->d_name, "probe-", 6) == 0 ? e->d_name + 6 : e->d_name;
 		uint64_t pid = parse_u64(name, &end);
-		if (end == name || (*end != '-' && *end != '\0') || pid == 0 || pid > INT_MAX || (pid_t)pid == getpid())
+		if (end == name || pid == 0 || pid > INT_MAX)
 			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		int has_start = 0;
+		uint64_t start = 0, now_start;
+		if (*end == '.' && name == e->d_name) {
+			const char *s = end + 1;
+			start = parse_u64(s, &end);
+			if (end == s)
+				continue;
+			has_start = 1;
+		}
+		if (*end != '-' && *end != '\0')
 			continue;
+		if (has_start) {
+			if (proc_start((pid_t)pid, &now_start) == 0 && now_start == start)
+				continue;
+		} else if ((pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+			continue;
+		}
 		char dir[PATH_MAX];
 		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", base, e->d_name) < sizeof(dir))
-			rmdir(dir);
+			sweep_one(dir);
 	}
 	closedir(d);
 }
@@ -202,7 +348,6 @@ static int usable_base(const char *base)
 {
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		return 0;
-	sweep_stale(base);
 	char probe[PATH_MAX];
 	if ((size_t)snprintf(probe, sizeof(probe), "%s/probe-%ld", base, (long)getpid()) >= sizeof(probe))
 		return 0;
@@ -299,6 +444,9 @@ int measure_cgroups_probe(measure_cgroups **out, const char *root)
 	if (!cgs)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	const char *r = root ? root : "/sys/fs/cgroup";
+	cgs->pid = getpid();
+	if (proc_start(cgs->pid, &cgs->start) < 0)
+		cgs->start = 0;
 	snprintf(cgs->describe, sizeof(cgs->describe), "none");
 	if (!probe_v2(cgs, r)) {
 		free(cgs->base[0]);
@@ -307,6 +455,12 @@ int measure_cgroups_probe(measure_cgroups **out, const char *root)
 		cgs->kind = MEASURE_CGROUP_NONE;
 		probe_v1(cgs, r);
 	}
+	/* the freezer first: a frozen process dies only once thawed, and until
+	 * it dies it holds its cgroups on the other hierarchies */
+	static const int order[] = { MEASURE_CG_FREEZER, MEASURE_CG_MEMORY, MEASURE_CG_PIDS, MEASURE_CG_CPUACCT };
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (cgs->base[order[i]])
+			sweep_stale(cgs->base[order[i]]);
 	*out = cgs;
 	return 0;
 }
@@ -351,7 +505,15 @@ int measure_cgroup_create(measure_cgroup *cg, const measure_cgroups *cgs, uint64
 	unsigned n = atomic_fetch_add((atomic_uint *)&cgs->seq, 1);
 	char num[32], name[64];
 	int ndirs = cgs->kind == MEASURE_CGROUP_V2 ? 1 : MEASURE_CG_NCTL;
-	snprintf(name, sizeof(name), "%ld-%u", (long)getpid(), n);
+	/* a child forked after the probe has its own pid and start time */
+	pid_t self = getpid();
+	uint64_t start = cgs->start;
+	if (self != cgs->pid && proc_start(self, &start) < 0)
+		start = 0;
+	if (start)
+		snprintf(name, sizeof(name), "%ld.%llu-%u", (long)self, (unsigned long long)start, n);
+	else
+		snprintf(name, sizeof(name), "%ld-%u", (long)self, n);
 	for (int i = 0; i < ndirs; i++) {
 		if (!cgs->base[i])
 			continue;
@@ -478,47 +640,6 @@ static const char *procs_dir(const measure_cgroup *cg)
 	return NULL;
 }
 
-/* SIGKILLs every pid listed; the number listed (-1 when unreadable). */
-static int kill_listed(const char *dir)
-{
-	char path[PATH_MAX];
-	if (!dir || (size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
-		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	char buf[8192], num[24];
-	size_t nl = 0;
-	int count = 0;
-	ssize_t r;
-	while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
-		for (ssize_t i = 0; i < r; i++) {
-			if (buf[i] >= '0' && buf[i] <= '9') {
-				if (nl < sizeof(num) - 1)
-					num[nl++] = buf[i];
-				continue;
-			}
-			if (nl) {
-				num[nl] = '\0';
-				pid_t p = (pid_t)parse_u64(num, NULL);
-				if (p > 0)
-					kill(p, SIGKILL);
-				count++;
-				nl = 0;
-			}
-		}
-	}
-	if (nl) {
-		num[nl] = '\0';
-		pid_t p = (pid_t)parse_u64(num, NULL);
-		if (p > 0)
-			kill(p, SIGKILL);
-		count++;
-	}
-	close(fd);
-	return count;
-}
-
 /* Asks the v1 freezer for `state`; for FROZEN, waits up to ~0.5 s for it.
  * Returns -1 when the request itself failed, 0 when frozen, 1 when the
  * group is still freezing (it must be thawed all the same). */
@@ -556,11 +677,11 @@ int measure_cgroup_kill(measure_cgroup *cg)
 		requested = f >= 0;
 		frozen = f == 0;
 	}
-	int seen = kill_listed(dir);
+	int seen = kill_listed(dir, NULL);
 	/* frozen, nothing can fork between the listing and the kill; else,
 	 * list again until the group is empty (bounded by pids.max) */
 	for (int i = 0; !frozen && seen > 0 && i < 50; i++) {
-		int again = kill_listed(dir);
+		int again = kill_listed(dir, NULL);
 		if (again <= 0)
 			break;
 	}

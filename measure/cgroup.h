@@ -7,7 +7,10 @@
  * unified hierarchy with the controllers available, else the v1 hierarchies
  * memory, pids, cpuacct and freezer that are mounted and writable, else
  * nothing (the caller falls back to rlimits).  Each run gets its own child
- * cgroup under "<perfbot's own cgroup>/perfbot/<pid>-<n>"; its first process
+ * cgroup under "<perfbot's own cgroup>/perfbot/<pid>.<start>-<n>" (start: the
+ * process's start time, so a reused pid is not taken for a live perfbot);
+ * measure_cgroups_probe kills what is left in those of a perfbot that no
+ * longer runs and removes them, one log line each.  Its first process
  * joins it between fork and exec (measure_cgroup_join, async-signal-safe) so
  * everything the run forks is counted.
  *

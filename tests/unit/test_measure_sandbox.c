@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include "measure/callgrind_run.h"
+#include "measure/cgroup.h"
 #include "measure/sandbox.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -801,34 +803,41 @@ static void run_in(measure_sandbox *sb, fixture *f, measure_sandbox_result *r, c
 		fail_msg("sandbox run failed: %s", base_error_last());
 }
 
-/* The directory run cgroups are made in on the v1 memory hierarchy. */
-static void memory_base(char *dir, size_t cap)
+/* The directory run cgroups are made in on the v1 hierarchy `ctl`. */
+static void ctl_base(char *dir, size_t cap, const char *ctl)
 {
 	FILE *fp = fopen("/proc/self/cgroup", "r");
-	char line[512], own[512] = "";
+	char line[512], own[512] = "", key[32];
+	snprintf(key, sizeof(key), ":%s:", ctl);
 	while (fp && fgets(line, sizeof(line), fp)) {
-		char *p = strstr(line, ":memory:");
+		char *p = strstr(line, key);
 		if (p) {
-			snprintf(own, sizeof(own), "%s", p + 8);
+			snprintf(own, sizeof(own), "%s", p + strlen(key));
 			own[strcspn(own, "\n")] = '\0';
 		}
 	}
 	if (fp)
 		fclose(fp);
-	snprintf(dir, cap, "/sys/fs/cgroup/memory%s/perfbot", strcmp(own, "/") ? own : "");
+	snprintf(dir, cap, "/sys/fs/cgroup/%s%s/perfbot", ctl, strcmp(own, "/") ? own : "");
+}
+
+static void memory_base(char *dir, size_t cap)
+{
+	ctl_base(dir, cap, "memory");
 }
 
 /* run cgroups of this process left behind (they are removed after each run) */
 static int leftover_cgroups(void)
 {
-	char dir[1024], prefix[32];
+	char dir[1024], prefix[32], old[32];
 	memory_base(dir, sizeof(dir));
-	snprintf(prefix, sizeof(prefix), "%d-", (int)getpid());
+	snprintf(prefix, sizeof(prefix), "%d.", (int)getpid());
+	snprintf(old, sizeof(old), "%d-", (int)getpid());
 	DIR *d = opendir(dir);
 	int n = 0;
 	struct dirent *e;
 	while (d && (e = readdir(d)) != NULL)
-		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0 || strncmp(e->d_name, old, strlen(old)) == 0;
 	if (d)
 		closedir(d);
 	return n;
@@ -842,8 +851,12 @@ static void test_stale_cgroups_swept(void **state)
 	char base[1024], stale[1100], live[1100];
 	memory_base(base, sizeof(base));
 	struct stat st;
-	if (geteuid() != 0 || stat(base, &st) < 0)
+	if (geteuid() != 0 || (mkdir(base, 0755) < 0 && errno != EEXIST)) {
+		printf("SKIP test_stale_cgroups_swept: cannot create cgroups under %s (needs root and cgroup v1 memory): "
+		       "%s\n",
+		       base, geteuid() != 0 ? "not root" : strerror(errno));
 		skip();
+	}
 	/* no process has a pid above the kernel's 2^22 maximum */
 	snprintf(stale, sizeof(stale), "%s/%d-7", base, 99999999);
 	snprintf(live, sizeof(live), "%s/%d-7", base, (int)getppid());
@@ -858,6 +871,203 @@ static void test_stale_cgroups_swept(void **state)
 	assert_int_equal(rc, 0);
 	assert_false(stale_left);
 	assert_true(live_left);
+}
+
+/* Start time of pid (field 22 of /proc/<pid>/stat), 0 when unknown. */
+static unsigned long long start_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *fp = fopen(path, "r");
+	size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++) {
+		p = strchr(p + 1, ' ');
+	}
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* A `sleep 300` whose argv[0] is `marker`, moved into the cgroups dirs[]
+ * (NULL-ended) before it runs. */
+static pid_t sleeper_in(const char *const *dirs, const char *marker)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (int i = 0; dirs[i]; i++) {
+			char p[1200];
+			snprintf(p, sizeof(p), "%s/cgroup.procs", dirs[i]);
+			int fd = open(p, O_WRONLY);
+			if (fd < 0 || write(fd, "0", 1) != 1)
+				_exit(127);
+			close(fd);
+		}
+		execl("/bin/sleep", marker, "300", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* 1 when the process pid runs with argv[0] marker (not a zombie). */
+static int runs_as(pid_t pid, const char *marker)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	FILE *fp = fopen(path, "r");
+	size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	return n > 0 && strcmp(buf, marker) == 0;
+}
+
+/* How pid ended, waiting up to 5 s: the signal that killed it, 0 if it
+ * exited, -1 if it still runs. */
+static int ended_by(pid_t pid)
+{
+	for (int i = 0; i < 500; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* A sandbox left running by a perfbot that died (bwrap asked to die with a
+ * parent already gone) is killed and its cgroups removed when the next
+ * perfbot starts: on every hierarchy, a frozen one included, and when the
+ * owner's pid now belongs to another process (start time differs).  The
+ * cgroups of a live perfbot, and their processes, are left alone. */
+static void test_stale_cgroup_processes_killed(void **state)
+{
+	(void)state;
+	char mem[1024], frz[1024];
+	memory_base(mem, sizeof(mem));
+	ctl_base(frz, sizeof(frz), "freezer");
+	if (geteuid() != 0 || (mkdir(mem, 0755) < 0 && errno != EEXIST) || (mkdir(frz, 0755) < 0 && errno != EEXIST)) {
+		printf("SKIP test_stale_cgroup_processes_killed: cannot create cgroups under %s and %s "
+		       "(needs root and cgroup v1 memory and freezer): %s\n",
+		       mem, frz, geteuid() != 0 ? "not root" : strerror(errno));
+		skip();
+	}
+	/* the live owner: a process of this test, its real start time */
+	pid_t owner = fork();
+	if (owner == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(owner > 0);
+	unsigned long long ostart = start_of(owner);
+	assert_true(ostart > 0);
+	char dead_m[1200], dead_f[1200], reused[1200], live[1200], marker[64], lmarker[64], rmarker[64];
+	/* no process has a pid above the kernel's 2^22 maximum */
+	snprintf(dead_m, sizeof(dead_m), "%s/99999998.12345-0", mem);
+	snprintf(dead_f, sizeof(dead_f), "%s/99999998.12345-0", frz);
+	snprintf(reused, sizeof(reused), "%s/%d.%llu-0", mem, (int)owner, ostart + 1);
+	snprintf(live, sizeof(live), "%s/%d.%llu-0", mem, (int)owner, ostart);
+	snprintf(marker, sizeof(marker), "perfbot-stale-%d", (int)getpid());
+	snprintf(rmarker, sizeof(rmarker), "perfbot-reused-%d", (int)getpid());
+	snprintf(lmarker, sizeof(lmarker), "perfbot-live-%d", (int)getpid());
+	assert_int_equal(mkdir(dead_m, 0755), 0);
+	assert_int_equal(mkdir(dead_f, 0755), 0);
+	assert_int_equal(mkdir(reused, 0755), 0);
+	assert_int_equal(mkdir(live, 0755), 0);
+	const char *dead_dirs[] = { dead_m, dead_f, NULL }, *reused_dirs[] = { reused, NULL },
+		   *live_dirs[] = { live, NULL };
+	pid_t stale = sleeper_in(dead_dirs, marker);
+	pid_t rsleep = sleeper_in(reused_dirs, rmarker);
+	pid_t lsleep = sleeper_in(live_dirs, lmarker);
+	for (int i = 0; i < 200 && !(runs_as(stale, marker) && runs_as(rsleep, rmarker) && runs_as(lsleep, lmarker)); i++)
+		usleep(10000);
+	assert_true(runs_as(stale, marker));
+	/* perfbot died while killing it: the group is frozen */
+	char fs[1300];
+	snprintf(fs, sizeof(fs), "%s/freezer.state", dead_f);
+	FILE *fp = fopen(fs, "w");
+	assert_non_null(fp);
+	fputs("FROZEN", fp);
+	fclose(fp);
+
+	measure_sandbox *sb = NULL;
+	int rc = measure_sandbox_new(&sb, "bwrap");
+	measure_sandbox_free(sb);
+
+	int stale_sig = ended_by(stale), reused_sig = ended_by(rsleep);
+	int live_runs = runs_as(lsleep, lmarker);
+	struct stat st;
+	int dead_left = stat(dead_m, &st) == 0 || stat(dead_f, &st) == 0, reused_left = stat(reused, &st) == 0,
+	    live_left = stat(live, &st) == 0;
+	/* clean up whatever the outcome */
+	kill(lsleep, SIGKILL);
+	kill(owner, SIGKILL);
+	if (stale_sig < 0) {
+		FILE *t = fopen(fs, "w");
+		if (t) {
+			fputs("THAWED", t);
+			fclose(t);
+		}
+		kill(stale, SIGKILL);
+		waitpid(stale, NULL, 0);
+	}
+	if (reused_sig < 0) {
+		kill(rsleep, SIGKILL);
+		waitpid(rsleep, NULL, 0);
+	}
+	waitpid(lsleep, NULL, 0);
+	waitpid(owner, NULL, 0);
+	for (int i = 0; i < 100 && (rmdir(live) < 0 && errno == EBUSY); i++)
+		usleep(10000);
+	rmdir(dead_m);
+	rmdir(dead_f);
+	rmdir(reused);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(stale_sig, SIGKILL);
+	assert_int_equal(reused_sig, SIGKILL);
+	assert_false(dead_left);
+	assert_false(reused_left);
+	assert_true(live_runs);
+	assert_true(live_left);
+}
+
+/* A run cgroup is named after the process that makes it, start time
+ * included, also in a child forked after the probe: else the next perfbot
+ * would take the live child's runs for a dead process's and kill them. */
+static void test_run_cgroup_named_after_its_process(void **state)
+{
+	(void)state;
+	measure_cgroups *cgs = NULL;
+	assert_int_equal(measure_cgroups_probe(&cgs, NULL), 0);
+	if (measure_cgroups_kind(cgs) == MEASURE_CGROUP_NONE) {
+		printf("SKIP test_run_cgroup_named_after_its_process: cannot create cgroups (%s)\n",
+		       geteuid() != 0 ? "not root" : "no usable hierarchy");
+		measure_cgroups_free(cgs);
+		skip();
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		measure_cgroup cg;
+		if (measure_cgroup_create(&cg, cgs, 0, 0) != 0)
+			_exit(2);
+		const char *dir = NULL;
+		for (int i = 0; i < MEASURE_CG_NCTL && !dir; i++)
+			dir = cg.dir[i];
+		char want[64];
+		snprintf(want, sizeof(want), "/%d.%llu-", (int)getpid(), start_of(getpid()));
+		int ok = dir && strstr(dir, want) != NULL;
+		if (!ok)
+			printf("run cgroup %s is not named after %s\n", dir ? dir : "(none)", want);
+		measure_cgroup_destroy(&cg);
+		_exit(ok ? 0 : 1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	measure_cgroups_free(cgs);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* 30 GiB across ten processes, each well under its 8 GiB RLIMIT_AS: only
@@ -1209,6 +1419,8 @@ int main(void)
 		cmocka_unit_test(test_ancestors_untouched),
 		cmocka_unit_test(test_trees_by_path_without_mount_namespace),
 		cmocka_unit_test(test_stale_cgroups_swept),
+		cmocka_unit_test(test_stale_cgroup_processes_killed),
+		cmocka_unit_test(test_run_cgroup_named_after_its_process),
 		cmocka_unit_test(test_memory_limit_whole_sandbox),
 		cmocka_unit_test(test_pids_limit_whole_sandbox),
 		cmocka_unit_test(test_spawn_whole_sandbox_limit),
