@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, cli, startServer, tmpDir } from '../../tests/integration/lib/perfbot.js';
+import { ROOT, cli, receiveEvent, startServer, tmpDir } from '../../tests/integration/lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../../tests/fake-github/server.js');
@@ -68,12 +68,7 @@ function pushPayload(ref, before, after) {
   return p;
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function completed(head) {
   return fake.state.checkRuns.find((r) => r.head_sha === head && r.name === 'perfbot' && r.status === 'completed');

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, processesRunning, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, processesRunning, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -28,30 +28,13 @@ const AGENT = SCRIPTED_AGENT;
 let tmp, shared, fake, srv, dataDir, modeFile, bare, baseSha;
 let nextComment = 1000;
 
-function optrepoFiles(extra = {}) {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return { ...files, ...extra };
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 function setMode(mode) {
   fs.writeFileSync(modeFile, mode);
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function repository(full) {
   const [owner, name] = full.split('/');

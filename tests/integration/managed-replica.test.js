@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { SLOW, cli, dataRepoFiles, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -29,19 +29,7 @@ const RUN_MS = 120000 * SLOW;
 let tmp, gh, anthropic, srv, dataDir, keyPath;
 let nextComment = 7000;
 
-function optrepoFiles() {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return files;
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 const managedEnv = () => ({
   ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_ENVIRONMENT_ID: anthropic.environmentId,

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent, dataRepoCommitted } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
 const { startFakeGitHub } = require('../fake-github/server.js');
@@ -36,19 +36,7 @@ const YML = fs.readFileSync(path.join(ROOT, 'tests/data/optrepo/.github/perfbot.
 let tmp, gh, anthropic, srv, dataDir, baseSha, agentId;
 let nextComment = 5000;
 
-function optrepoFiles(extra = {}) {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return { ...files, ...extra };
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 const managedEnv = (extra = {}) => ({
   ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_ENVIRONMENT_ID: anthropic.environmentId,
@@ -59,12 +47,7 @@ function noKeys(text, where) {
   for (const k of [API_KEY, ENV_KEY]) assert.ok(!text.includes(k), `a key in ${where}`);
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function repository(full) {
   const [owner, name] = full.split('/');
@@ -425,10 +408,7 @@ test('perfbot optimize --agent managed --json: the command backend\'s JSON plus 
   fs.chmodSync(shared, 0o755);
   cliRepo = path.join(shared, 'repo');
   cliData = path.join(shared, 'var');
-  fs.cpSync(path.join(ROOT, 'tests', 'data', 'optrepo'), cliRepo, { recursive: true });
-  execFileSync('git', ['init', '-q', '-b', 'main', cliRepo]);
-  git('add', '-A');
-  git('commit', '-qm', 'base');
+  dataRepoCommitted('optrepo', cliRepo);
 
   // the CLI's worker alone polls the environment (a second poller would take
   // the CLI session's item, leave it, and cost reclaim windows to the timing)

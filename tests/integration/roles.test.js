@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, deliver, request, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, deliver, request, startServer, tmpDir, waitFor, dataRepoFiles } from './lib/perfbot.js';
 import { startPostgres } from './lib/pg.js';
 
 const require = createRequire(import.meta.url);
@@ -29,19 +29,7 @@ let tmp, shared, modeFile, fake, pg, web, env, baseSha;
 const workers = [];
 let nextComment = 5000;
 
-function optrepoFiles() {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return files;
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 function repository() {
   const [owner, name] = REPO.split('/');

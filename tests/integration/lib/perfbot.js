@@ -4,7 +4,7 @@
 // what the test asks for), and the CLI subcommands against the same
 // DATA_DIR.  The binary comes from PERFBOT_BIN (normal or sanitizer build).
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -66,6 +66,41 @@ export function processesRunning(...args) {
 
 export function tmpDir(prefix = 'perfbot-it-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// The files of the repository tests/data/NAME (path relative to it -> text),
+// with `extra` laid over them: what a fake GitHub repository is made of.
+export function dataRepoFiles(name, extra = {}) {
+  const src = path.join(ROOT, 'tests', 'data', name);
+  const files = {};
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
+    }
+  };
+  walk(src);
+  return { ...files, ...extra };
+}
+
+// A local git repository at `dest`: a copy of tests/data/NAME committed once
+// on main.
+export function dataRepoCommitted(name, dest) {
+  fs.cpSync(path.join(ROOT, 'tests', 'data', name), dest, { recursive: true });
+  const git = (...args) => execFileSync('git', ['-C', dest, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+  execFileSync('git', ['init', '-q', '-b', 'main', dest]);
+  git('add', '-A');
+  git('commit', '-qm', 'base');
+}
+
+// `perfbot receive` of one event to the server at `url`: the payload written
+// to a file under `dir`, signed with `secret`; fails the test unless it exits 0.
+export async function receiveEvent({ dir, url, secret }, event, payload) {
+  const file = path.join(dir, `${event}-${crypto.randomUUID()}.json`);
+  fs.writeFileSync(file, JSON.stringify(payload));
+  const r = await cli(['receive', '-e', event, '-p', file, '--url', url, '--secret', secret]);
+  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
 }
 
 export function sleep(ms) {
