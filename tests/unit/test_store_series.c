@@ -14,74 +14,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 #include <unistd.h>
 
 #include "base/error.h"
 #include "store/store.h"
-
-struct fixture {
-	char dir[64];
-	char url[512];
-	char dbname[64];
-	store *st;
-};
-
-static void pg_admin(const char *sql)
-{
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	if (!url || !*url)
-		fail_msg("PERFBOT_TEST_DATABASE_URL is not set: run the PostgreSQL tests through tests/run.sh");
-	PGconn *c = PQconnectdb(url);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-}
+#include "tests/unit/support/store_test.h"
 
 static int setup_pg(void **state)
 {
-	static int n;
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-series-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->dbname, sizeof(f->dbname), "series_%d_%d", (int)getpid(), ++n);
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
-	pg_admin(sql);
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	const char *slash = strrchr(url, '/');
-	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(slash - url), url, f->dbname);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
+	*state = store_test_pg("series", 1);
 	return 0;
 }
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-series-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/perfbot.db", f->dir);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
+	*state = store_test_sqlite("series");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	store_free(f->st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	if (f->dbname[0]) {
-		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
-		pg_admin(cmd);
-	}
-	free(f);
+	store_test_free(*state);
 	return 0;
 }
 
@@ -128,7 +81,7 @@ static void assert_values(const json_t *values, const long *want, size_t n)
 
 static void test_series(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *st = f->st;
 	const char *R = "o/r";
 	const char *ab[] = { "a", "b" };
@@ -186,7 +139,7 @@ static void test_series(void **state)
 
 static void test_series_large(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	const char *names[] = { "p" };
 	char sha[16];
 	for (int i = 0; i < 300; i++) {
@@ -205,7 +158,7 @@ static void test_series_large(void **state)
 
 static void test_sessions(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *st = f->st;
 	store_session s = { .id_hash = "h1", .login = "alice", .user_id = 7, .avatar_url = NULL, .token = "ghu_x",
 			    .csrf = "c1", .created_ms = 1000, .expires_ms = 5000 };
