@@ -24,24 +24,6 @@
 #include "store/store.h"
 #include "tests/unit/support/store_test.h"
 
-static int setup_pg(void **state)
-{
-	*state = store_test_pg("handover", 1);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	*state = store_test_sqlite("handover");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	store_test_free(*state);
-	return 0;
-}
-
 static void test_put_then_claim_once(void **state)
 {
 	struct store_test *f = *state;
@@ -186,13 +168,16 @@ static void test_one_claimer_per_row(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_then_claim_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expired_rows_not_claimed_and_swept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_one_claimer_per_row, setup, teardown),
-		{ "postgres/test_put_then_claim_once", test_put_then_claim_once, setup_pg, teardown, NULL },
-		{ "postgres/test_expired_rows_not_claimed_and_swept", test_expired_rows_not_claimed_and_swept, setup_pg,
-		  teardown, NULL },
-		{ "postgres/test_one_claimer_per_row", test_one_claimer_per_row, setup_pg, teardown, NULL },
+		cmocka_unit_test_setup_teardown(test_put_then_claim_once, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_expired_rows_not_claimed_and_swept, store_test_setup_sqlite,
+						store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_one_claimer_per_row, store_test_setup_sqlite, store_test_teardown),
+		{ "postgres/test_put_then_claim_once", test_put_then_claim_once, store_test_setup_pg,
+		  store_test_teardown, NULL },
+		{ "postgres/test_expired_rows_not_claimed_and_swept", test_expired_rows_not_claimed_and_swept,
+		  store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_one_claimer_per_row", test_one_claimer_per_row, store_test_setup_pg,
+		  store_test_teardown, NULL },
 	};
 	return cmocka_run_group_tests_name("store_handover", tests, NULL, NULL);
 }

@@ -20,24 +20,6 @@
 #include "store/store.h"
 #include "tests/unit/support/store_test.h"
 
-static int setup_pg(void **state)
-{
-	*state = store_test_pg("series", 1);
-	return 0;
-}
-
-static int setup(void **state)
-{
-	*state = store_test_sqlite("series");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	store_test_free(*state);
-	return 0;
-}
-
 /* A bench run of sha on branch, ended in state, with a measurement per
  * (name, cycles) pair (cycles < 0: a failed measurement). */
 static int64_t bench_run(store *st, const char *repo, const char *branch, const char *trigger, const char *sha,
@@ -191,12 +173,12 @@ static void test_sessions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_series_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
-		{ "postgres/test_series", test_series, setup_pg, teardown, NULL },
-		{ "postgres/test_series_large", test_series_large, setup_pg, teardown, NULL },
-		{ "postgres/test_sessions", test_sessions, setup_pg, teardown, NULL },
+		cmocka_unit_test_setup_teardown(test_series, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_series_large, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_sessions, store_test_setup_sqlite, store_test_teardown),
+		{ "postgres/test_series", test_series, store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_series_large", test_series_large, store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_sessions", test_sessions, store_test_setup_pg, store_test_teardown, NULL },
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

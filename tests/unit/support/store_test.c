@@ -89,3 +89,21 @@ void store_test_free(struct store_test *f)
 	}
 	free(f);
 }
+
+int store_test_setup_sqlite(void **state)
+{
+	*state = store_test_sqlite("store");
+	return 0;
+}
+
+int store_test_setup_pg(void **state)
+{
+	*state = store_test_pg("store", 1);
+	return 0;
+}
+
+int store_test_teardown(void **state)
+{
+	store_test_free(*state);
+	return 0;
+}

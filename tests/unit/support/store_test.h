@@ -32,4 +32,10 @@ struct store_test *store_test_pg(const char *name, int open_store);
 /* Closes the store, removes the directory and drops the database. */
 void store_test_free(struct store_test *f);
 
+/* cmocka setups and teardown: *state a store_test named "store" on SQLite
+ * or on a fresh PostgreSQL database, and its removal. */
+int store_test_setup_sqlite(void **state);
+int store_test_setup_pg(void **state);
+int store_test_teardown(void **state);
+
 #endif
