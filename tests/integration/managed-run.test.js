@@ -10,15 +10,13 @@
 // same fake and compare it with the command backend (JSON shape, wall time).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent, dataRepoCommitted } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent, dataRepoCommitted, startFakeGitHubApp } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../fake-github/server.js');
 const { startFakeAnthropic } = require('../fake-anthropic/server.js');
 
 const APP_ID = 4545;
@@ -122,13 +120,9 @@ before(async () => {
   tmp = tmpDir('perfbot-managed-run-');
   dataDir = path.join(tmp, 'var');
   fs.mkdirSync(dataDir);
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  gh = await startFakeGitHub({
-    appId: APP_ID, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
-  });
+  const started = await startFakeGitHubApp(tmp, APP_ID);
+  gh = started.fake;
+  const keyPath = started.keyPath;
   const bare = gh.createGitRepo(REPO, { files: optrepoFiles({ '.github/perfbot.yml': YML }), branch: 'main' });
   baseSha = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
   gh.setPermission(REPO, 'mona', 'write');
@@ -324,15 +318,22 @@ test('a healthcheck item is acked, heartbeated and stopped', async () => {
   assert.ok(w.acks >= 1 && w.heartbeats >= 1, JSON.stringify({ acks: w.acks, heartbeats: w.heartbeats }));
 });
 
-test('/perfbot cancel interrupts the session, stops its item and archives it', async () => {
-  const { id, session } = await optimize(5, [
+// An agent run on issue `issue` whose session reads a file and then waits to
+// be interrupted; once the read's result is back.
+async function optimizeUntilFirstResult(issue) {
+  const run = await optimize(issue, [
     { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
     { waitFor: 'interrupt', timeoutMs: RUN_MS },
   ]);
   await waitFor(() => {
-    const s = session();
+    const s = run.session();
     return s && anthropic.toolUses(s.id).some((u) => u.results.length > 0);
   }, { timeoutMs: RUN_MS, what: 'the first tool result' });
+  return run;
+}
+
+test('/perfbot cancel interrupts the session, stops its item and archives it', async () => {
+  const { id, session } = await optimizeUntilFirstResult(5);
   const n = commentsOn(5).length;
   await comment(`/perfbot cancel ${id}`, { issue: 5 });
   await replyAfter(5, n);
@@ -376,14 +377,7 @@ test('a session whose retries are exhausted, or that is terminated: the run fail
 
 // last of the server's tests: it stops the server
 test('SIGTERM drains: the running session is interrupted, its item stopped and the session archived', async () => {
-  const { id, session } = await optimize(7, [
-    { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
-    { waitFor: 'interrupt', timeoutMs: RUN_MS },
-  ]);
-  await waitFor(() => {
-    const s = session();
-    return s && anthropic.toolUses(s.id).some((u) => u.results.length > 0);
-  }, { timeoutMs: RUN_MS, what: 'the first tool result' });
+  const { id, session } = await optimizeUntilFirstResult(7);
   const stopped = await srv.stop();
   assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
   const r = await run(id);

@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -92,6 +93,22 @@ export function dataRepoCommitted(name, dest) {
   execFileSync('git', ['init', '-q', '-b', 'main', dest]);
   git('add', '-A');
   git('commit', '-qm', 'base');
+}
+
+// The fake GitHub (tests/fake-github/server.js) serving the App `appId`,
+// installed on octo-org, and the App's private key written to <dir>/app.pem:
+// { fake, keyPath }.
+export async function startFakeGitHubApp(dir, appId) {
+  const { startFakeGitHub } = createRequire(import.meta.url)('../../fake-github/server.js');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keyPath = path.join(dir, 'app.pem');
+  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  const fake = await startFakeGitHub({
+    appId,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
+  });
+  return { fake, keyPath };
 }
 
 // `perfbot receive` of one event to the server at `url`: the payload written
