@@ -105,11 +105,17 @@ $(BUILD)/perfbot: $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRC)) $(MODULE_LIBS)
 	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(MODULE_LIBS) $(LIBS)
 
 TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
+# An archive, so that a test links only the support code it calls (and the
+# module libraries that code needs are those of the tests calling it).
+TEST_SUPPORT_LIB := $(BUILD)/libtestsupport.a
+$(TEST_SUPPORT_LIB): $(TEST_SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
 
 # Each test binary gets its own rule so that its library list can depend on
 # its name.  $(1) = binary, $(2) = its object, $(3) = its name.
 define test_bin
-$(1): $(2) $(TEST_SUPPORT_OBJS) $(call test_libs,$(3))
+$(1): $(2) $(TEST_SUPPORT_LIB) $(call test_libs,$(3))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) $$(SANFLAGS) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LIBS) -lcmocka
 endef

@@ -24,16 +24,11 @@
 // Needs build/perfbot, node (tests/node_modules), git, make, cc, valgrind,
 // setarch and bubblewrap, as the integration tests do.
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { ROOT, cli, startServer, tmpDir } from '../../tests/integration/lib/perfbot.js';
-
-const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../../tests/fake-github/server.js');
+import { ROOT, cli, receiveEvent, startServer, tmpDir, startFakeGitHubApp } from '../../tests/integration/lib/perfbot.js';
 
 const APP_ID = 4242;
 const SECRET = 'bench-push-secret';
@@ -68,12 +63,7 @@ function pushPayload(ref, before, after) {
   return p;
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function completed(head) {
   return fake.state.checkRuns.find((r) => r.head_sha === head && r.name === 'perfbot' && r.status === 'completed');
@@ -142,14 +132,9 @@ async function main() {
   work = path.join(tmp, 'work');
   const dataDir = path.join(tmp, 'var');
   fs.mkdirSync(dataDir);
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  fake = await startFakeGitHub({
-    appId: APP_ID,
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
-  });
+  const started = await startFakeGitHubApp(tmp, APP_ID);
+  fake = started.fake;
+  const keyPath = started.keyPath;
   bareDir = fake.createGitRepo(REPO, { files: { 'README.md': '# bench\n' }, branch: 'main' });
   fs.cpSync(path.join(ROOT, 'tests', 'data', 'benchrepo'), work, { recursive: true });
   execFileSync('git', ['init', '-q', '-b', 'main', work]);

@@ -8,15 +8,10 @@
 // Proposals are checked against `perfbot bench --json` on the changed tree.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, processesRunning, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
-
-const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../fake-github/server.js');
+import { ROOT, SCRIPTED_AGENT, processesRunning, SLOW, cli, request, sleep, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent, startFakeGitHubApp } from './lib/perfbot.js';
 
 const APP_ID = 4343;
 const SECRET = 'agent-run-secret';
@@ -28,30 +23,13 @@ const AGENT = SCRIPTED_AGENT;
 let tmp, shared, fake, srv, dataDir, modeFile, bare, baseSha;
 let nextComment = 1000;
 
-function optrepoFiles(extra = {}) {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return { ...files, ...extra };
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 function setMode(mode) {
   fs.writeFileSync(modeFile, mode);
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function repository(full) {
   const [owner, name] = full.split('/');
@@ -152,14 +130,9 @@ before(async () => {
   fs.chmodSync(shared, 0o755);
   modeFile = path.join(shared, 'mode');
   setMode('good');
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  fake = await startFakeGitHub({
-    appId: APP_ID,
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
-  });
+  const started = await startFakeGitHubApp(tmp, APP_ID);
+  fake = started.fake;
+  const keyPath = started.keyPath;
   bare = fake.createGitRepo(REPO, { files: optrepoFiles(), branch: 'main' });
   baseSha = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
   const yml = fs.readFileSync(path.join(ROOT, 'tests/data/optrepo/.github/perfbot.yml'), 'utf8')

@@ -13,10 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SLOW, cli, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { SLOW, cli, dataRepoFiles, sqlite, startServer, tmpDir, waitFor, startFakeGitHubApp } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../fake-github/server.js');
 const { startFakeAnthropic } = require('../fake-anthropic/server.js');
 
 const APP_ID = 4546;
@@ -29,19 +28,7 @@ const RUN_MS = 120000 * SLOW;
 let tmp, gh, anthropic, srv, dataDir, keyPath;
 let nextComment = 7000;
 
-function optrepoFiles() {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return files;
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 const managedEnv = () => ({
   ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_ENVIRONMENT_ID: anthropic.environmentId,
@@ -82,13 +69,7 @@ before(async () => {
   tmp = tmpDir('perfbot-managed-replica-');
   dataDir = path.join(tmp, 'var');
   fs.mkdirSync(dataDir);
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  gh = await startFakeGitHub({
-    appId: APP_ID, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
-  });
+  ({ fake: gh, keyPath } = await startFakeGitHubApp(tmp, APP_ID));
   const bare = gh.createGitRepo(REPO, { files: optrepoFiles(), branch: 'main' });
   execFileSync('git', ['-C', bare, 'rev-parse', 'main']);
   gh.setPermission(REPO, 'mona', 'write');

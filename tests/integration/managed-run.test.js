@@ -10,15 +10,13 @@
 // same fake and compare it with the command backend (JSON shape, wall time).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, cli, metrics, metricSum, sqlite, startServer, tmpDir, waitFor, dataRepoFiles, receiveEvent, dataRepoCommitted, startFakeGitHubApp } from './lib/perfbot.js';
 
 const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../fake-github/server.js');
 const { startFakeAnthropic } = require('../fake-anthropic/server.js');
 
 const APP_ID = 4545;
@@ -36,19 +34,7 @@ const YML = fs.readFileSync(path.join(ROOT, 'tests/data/optrepo/.github/perfbot.
 let tmp, gh, anthropic, srv, dataDir, baseSha, agentId;
 let nextComment = 5000;
 
-function optrepoFiles(extra = {}) {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return { ...files, ...extra };
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 const managedEnv = (extra = {}) => ({
   ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: anthropic.url, PERFBOT_MANAGED_ENVIRONMENT_ID: anthropic.environmentId,
@@ -59,12 +45,7 @@ function noKeys(text, where) {
   for (const k of [API_KEY, ENV_KEY]) assert.ok(!text.includes(k), `a key in ${where}`);
 }
 
-async function receive(event, payload) {
-  const file = path.join(tmp, `${event}-${crypto.randomUUID()}.json`);
-  fs.writeFileSync(file, JSON.stringify(payload));
-  const r = await cli(['receive', '-e', event, '-p', file, '--url', srv.url, '--secret', SECRET]);
-  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
-}
+const receive = (event, payload) => receiveEvent({ dir: tmp, url: srv.url, secret: SECRET }, event, payload);
 
 function repository(full) {
   const [owner, name] = full.split('/');
@@ -139,13 +120,9 @@ before(async () => {
   tmp = tmpDir('perfbot-managed-run-');
   dataDir = path.join(tmp, 'var');
   fs.mkdirSync(dataDir);
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  gh = await startFakeGitHub({
-    appId: APP_ID, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
-  });
+  const started = await startFakeGitHubApp(tmp, APP_ID);
+  gh = started.fake;
+  const keyPath = started.keyPath;
   const bare = gh.createGitRepo(REPO, { files: optrepoFiles({ '.github/perfbot.yml': YML }), branch: 'main' });
   baseSha = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
   gh.setPermission(REPO, 'mona', 'write');
@@ -341,15 +318,22 @@ test('a healthcheck item is acked, heartbeated and stopped', async () => {
   assert.ok(w.acks >= 1 && w.heartbeats >= 1, JSON.stringify({ acks: w.acks, heartbeats: w.heartbeats }));
 });
 
-test('/perfbot cancel interrupts the session, stops its item and archives it', async () => {
-  const { id, session } = await optimize(5, [
+// An agent run on issue `issue` whose session reads a file and then waits to
+// be interrupted; once the read's result is back.
+async function optimizeUntilFirstResult(issue) {
+  const run = await optimize(issue, [
     { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
     { waitFor: 'interrupt', timeoutMs: RUN_MS },
   ]);
   await waitFor(() => {
-    const s = session();
+    const s = run.session();
     return s && anthropic.toolUses(s.id).some((u) => u.results.length > 0);
   }, { timeoutMs: RUN_MS, what: 'the first tool result' });
+  return run;
+}
+
+test('/perfbot cancel interrupts the session, stops its item and archives it', async () => {
+  const { id, session } = await optimizeUntilFirstResult(5);
   const n = commentsOn(5).length;
   await comment(`/perfbot cancel ${id}`, { issue: 5 });
   await replyAfter(5, n);
@@ -393,14 +377,7 @@ test('a session whose retries are exhausted, or that is terminated: the run fail
 
 // last of the server's tests: it stops the server
 test('SIGTERM drains: the running session is interrupted, its item stopped and the session archived', async () => {
-  const { id, session } = await optimize(7, [
-    { tool: 'read', input: { file_path: '/workspace/src/primes.c' } },
-    { waitFor: 'interrupt', timeoutMs: RUN_MS },
-  ]);
-  await waitFor(() => {
-    const s = session();
-    return s && anthropic.toolUses(s.id).some((u) => u.results.length > 0);
-  }, { timeoutMs: RUN_MS, what: 'the first tool result' });
+  const { id, session } = await optimizeUntilFirstResult(7);
   const stopped = await srv.stop();
   assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
   const r = await run(id);
@@ -425,10 +402,7 @@ test('perfbot optimize --agent managed --json: the command backend\'s JSON plus 
   fs.chmodSync(shared, 0o755);
   cliRepo = path.join(shared, 'repo');
   cliData = path.join(shared, 'var');
-  fs.cpSync(path.join(ROOT, 'tests', 'data', 'optrepo'), cliRepo, { recursive: true });
-  execFileSync('git', ['init', '-q', '-b', 'main', cliRepo]);
-  git('add', '-A');
-  git('commit', '-qm', 'base');
+  dataRepoCommitted('optrepo', cliRepo);
 
   // the CLI's worker alone polls the environment (a second poller would take
   // the CLI session's item, leave it, and cost reclaim windows to the timing)

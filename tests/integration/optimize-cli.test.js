@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, processesRunning, waitFor } from './lib/perfbot.js';
+import { AGENT_HOME, BIN, ROOT, SCRIPTED_AGENT, SLOW, cli, processesRunning, waitFor, dataRepoCommitted } from './lib/perfbot.js';
 
 const AGENT = `node '${SCRIPTED_AGENT}'`;
 const RUN_MS = 120000 * SLOW;
@@ -34,10 +34,7 @@ before(async () => {
   fs.chmodSync(tmp, 0o755);
   repo = path.join(tmp, 'repo');
   dataDir = path.join(tmp, 'var');
-  fs.cpSync(path.join(ROOT, 'tests', 'data', 'optrepo'), repo, { recursive: true });
-  execFileSync('git', ['init', '-q', '-b', 'main', repo]);
-  git('add', '-A');
-  git('commit', '-qm', 'base');
+  dataRepoCommitted('optrepo', repo);
   help = await cli(['optimize', '--help']);
 });
 

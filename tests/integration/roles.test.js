@@ -8,16 +8,11 @@
 // run failed with the reason instead of running the agent again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { ROOT, SCRIPTED_AGENT, SLOW, deliver, request, startServer, tmpDir, waitFor } from './lib/perfbot.js';
+import { ROOT, SCRIPTED_AGENT, SLOW, deliver, request, startServer, tmpDir, waitFor, dataRepoFiles, startFakeGitHubApp } from './lib/perfbot.js';
 import { startPostgres } from './lib/pg.js';
-
-const require = createRequire(import.meta.url);
-const { startFakeGitHub } = require('../fake-github/server.js');
 
 const APP_ID = 4545;
 const SECRET = 'roles-secret';
@@ -29,19 +24,7 @@ let tmp, shared, modeFile, fake, pg, web, env, baseSha;
 const workers = [];
 let nextComment = 5000;
 
-function optrepoFiles() {
-  const src = path.join(ROOT, 'tests', 'data', 'optrepo');
-  const files = {};
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
-    }
-  };
-  walk(src);
-  return files;
-}
+const optrepoFiles = (extra = {}) => dataRepoFiles('optrepo', extra);
 
 function repository() {
   const [owner, name] = REPO.split('/');
@@ -93,11 +76,9 @@ before(async () => {
   fs.chmodSync(shared, 0o755);
   modeFile = path.join(shared, 'mode');
   fs.writeFileSync(modeFile, 'good');
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPath = path.join(tmp, 'app.pem');
-  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
-  fake = await startFakeGitHub({ appId: APP_ID, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
-    installations: [{ id: 1, account: 'octo-org', repositories: [] }] });
+  const started = await startFakeGitHubApp(tmp, APP_ID);
+  fake = started.fake;
+  const keyPath = started.keyPath;
   const bare = fake.createGitRepo(REPO, { files: optrepoFiles(), branch: 'main' });
   baseSha = execFileSync('git', ['-C', bare, 'rev-parse', 'main']).toString().trim();
   fake.setPermission(REPO, 'mona', 'write');

@@ -26,39 +26,15 @@
 #include "base/error.h"
 #include "store/store.h"
 #include "store/worker.h"
-
-struct fixture {
-	char dir[64];
-	char url[512];
-	char dbname[64]; /* PostgreSQL: this test's database */
-	store *st;
-};
+#include "tests/unit/support/store_test.h"
 
 /* The cluster's URL ("postgres://user:pw@127.0.0.1:port/perfbot"). */
 static char pg_url[512];
 static char pg_own_dir[64]; /* a cluster this binary started */
 
-/* pg_url with its database replaced by dbname. */
-static void pg_url_for(char *out, size_t n, const char *dbname)
-{
-	const char *slash = strrchr(pg_url, '/');
-	snprintf(out, n, "%.*s/%s", (int)(slash - pg_url), pg_url, dbname);
-}
-
-static void pg_admin(const char *sql)
-{
-	PGconn *c = PQconnectdb(pg_url);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-}
-
 static int setup_sqlite(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_test *f = calloc(1, sizeof(*f));
 	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-store-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->url, sizeof(f->url), "sqlite:%s/sub/perfbot.db", f->dir);
@@ -69,22 +45,11 @@ static int setup_sqlite(void **state)
 }
 
 /* A fresh database, unmigrated: open_store false leaves f->st NULL. */
-static struct fixture *pg_fixture(int open_store)
+static struct store_test *pg_fixture(int open_store)
 {
-	static int n;
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->dbname, sizeof(f->dbname), "t_%d_%d", (int)getpid(), ++n);
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
-	pg_admin(sql);
-	pg_url_for(f->url, sizeof(f->url), f->dbname);
-	if (open_store) {
-		if (store_open(&f->st, f->url) < 0)
-			fail_msg("store_open: %s", base_error_last());
+	struct store_test *f = store_test_pg("t", open_store);
+	if (open_store)
 		assert_string_equal(store_backend_name(f->st), "postgres");
-	}
 	return f;
 }
 
@@ -96,16 +61,7 @@ static int setup_pg(void **state)
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	store_free(f->st);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	if (f->dbname[0]) {
-		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
-		pg_admin(cmd);
-	}
-	free(f);
+	store_test_free(*state);
 	return 0;
 }
 
@@ -146,7 +102,7 @@ static void async_done(store_delivery_async *a)
 
 static void test_delivery_put_async(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	enum { N = 40 };
 	struct async_wait w = { .calls = 0 };
 	pthread_mutex_init(&w.lock, NULL);
@@ -194,7 +150,7 @@ static void test_delivery_put_async(void **state)
 
 static void test_deliveries(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int dup = -1;
 	put(f->st, "a", "push", 1, &dup);
 	assert_int_equal(dup, 0);
@@ -247,7 +203,7 @@ static void test_concurrent_group_commit(void **state);
 
 static void test_leases(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int dup;
 	put(f->st, "a", "push", 2, &dup);
 	store_job j1, j2, j3;
@@ -301,7 +257,7 @@ static void test_leases(void **state)
 
 static void test_dedupe_and_runs(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int64_t a = 0, b = 0;
 	assert_int_equal(store_job_add(f->st, &a, "bench", "{}", "bench:acme/fast:main", 0), 0);
 	assert_int_equal(store_job_add(f->st, &b, "bench", "{}", "bench:acme/fast:main", 0), 0);
@@ -401,7 +357,7 @@ static void *writer(void *p)
 
 static void test_concurrent_group_commit(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	pthread_t t[8];
 	struct writer_arg args[8];
 	for (int i = 0; i < 8; i++) {
@@ -445,7 +401,7 @@ static int handler_bad(store_job_ctx *ctx, void *payload)
 
 static void test_workers(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	calls_ok = calls_bad = 0; /* run once per backend */
 	store_workers *w = NULL;
 	store_workers_options o = { .nthreads = 2, .lease_ms = 5000, .max_attempts = 3, .poll_ms = 20 };
@@ -495,7 +451,7 @@ static void test_workers(void **state)
 /* A claim filtered by kind takes only its pool's jobs, oldest first. */
 static void test_claim_filter(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	assert_int_equal(store_job_add(f->st, NULL, "bench.run", "{}", NULL, 0), 0);
 	assert_int_equal(store_job_add(f->st, NULL, "event.push", "{}", NULL, 0), 0);
 	assert_int_equal(store_job_add(f->st, NULL, "agent.run", "{}", NULL, 0), 0);
@@ -540,7 +496,7 @@ static int handler_quick(store_job_ctx *ctx, void *payload)
  * thread that never takes a benchmark. */
 static void test_bench_threads_apart(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	atomic_store(&bench_running, 0); /* run once per backend */
 	atomic_store(&bench_release, 0);
 	atomic_store(&quick_done, 0);
@@ -590,7 +546,7 @@ static void test_bench_threads_apart(void **state)
  * recent failures; the schema version against the build's. */
 static void test_queue_stats_and_schema(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int64_t now = now_ms(), id = 0;
 	store_queue_stats q = { -1, -1, -1 };
 	assert_int_equal(store_queue_stats_get(f->st, &q, now, now - 1000), 0);
@@ -624,7 +580,7 @@ static void test_queue_stats_and_schema(void **state)
  * nested objects merge, null deletes a key; a pull's data the same. */
 static void test_run_document_merge(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	json_t *data = json_pack("{s:{s:i,s:i},s:s}", "a", "x", 1, "y", 2, "keep", "k");
 	store_run_spec spec = { .kind = STORE_RUN_BENCH, .repository = "acme/fast", .head_sha = "abc", .trigger = "push",
 				.data = data };
@@ -698,7 +654,7 @@ static void drain_wakeups(store *st)
  * means a timeout, not a spin. */
 static void test_wait_for_job(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	drain_wakeups(f->st);
 	int64_t t0 = now_ms();
 	assert_int_equal(store_wait_for_job(f->st, 150), 0);
@@ -743,7 +699,7 @@ static void *dup_writer(void *p)
  * exactly once, with exactly one job; the other copies are duplicates. */
 static void test_pg_replicas_share_deliveries(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *b = NULL;
 	assert_int_equal(store_open(&b, f->url), 0);
 	pthread_t t[6];
@@ -793,7 +749,7 @@ static void *mixed_writer(void *p)
  * the others of its batch are stored. */
 static void test_pg_bad_delivery_fails_alone(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	for (int round = 0; round < 5; round++) {
 		pthread_t t[8];
 		struct mixed_arg a[8];
@@ -851,7 +807,7 @@ static void *claimer(void *p)
  * done exactly once (FOR UPDATE SKIP LOCKED). */
 static void test_pg_claims_exactly_once(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *st[3] = { f->st, NULL, NULL };
 	assert_int_equal(store_open(&st[1], f->url), 0);
 	assert_int_equal(store_open(&st[2], f->url), 0);
@@ -898,7 +854,7 @@ static int handler_count(store_job_ctx *ctx, void *payload)
  * (NOTIFY), though their poll interval is a minute. */
 static void test_pg_notify_wakes_other_replica(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *b = NULL;
 	assert_int_equal(store_open(&b, f->url), 0);
 	store_workers *w = NULL;
@@ -922,7 +878,7 @@ static void test_pg_notify_wakes_other_replica(void **state)
  * reconnect instead of failing for good, and the listener comes back. */
 static void test_pg_reconnects(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int dup;
 	put(f->st, "before", "push", 1, &dup);
 	drain_wakeups(f->st);
@@ -930,7 +886,7 @@ static void test_pg_reconnects(void **state)
 	snprintf(sql, sizeof(sql),
 		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='%s' AND pid <> pg_backend_pid()",
 		 f->dbname);
-	pg_admin(sql);
+	store_test_pg_admin(sql);
 	usleep(100 * 1000);
 	for (int i = 0; i < 3; i++) /* a broken connection is retried on a fresh one */
 		assert_int_equal(store_ping(f->st), 0);
@@ -982,7 +938,7 @@ static void *opener(void *p)
 static void test_pg_migrations_race(void **state)
 {
 	(void)state;
-	struct fixture *f = pg_fixture(0);
+	struct store_test *f = pg_fixture(0);
 	pthread_t t[5];
 	struct open_arg a[5];
 	for (int i = 0; i < 5; i++) {
@@ -1014,7 +970,7 @@ static void test_pg_migrations_race(void **state)
  * them, bodies byte for byte; a non-empty target only with force. */
 static void test_pg_copy_from_sqlite(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store_free(f->st); /* the target starts empty (but migrated) */
 	f->st = NULL;
 	char src[128];
@@ -1159,6 +1115,7 @@ static int pg_cluster(void)
 		return -1;
 	}
 	pg_url[strcspn(pg_url, "\n")] = '\0';
+	store_test_set_cluster(pg_url);
 	atexit(pg_cluster_stop);
 	return pclose(p) == 0 ? 0 : -1;
 }

@@ -19,80 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "base/clock.h"
 #include "base/error.h"
 #include "store/store.h"
-
-struct fixture {
-	char dir[64];
-	char url[512];
-	char dbname[64];
-	store *st;
-};
-
-static void pg_admin(const char *sql)
-{
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	if (!url || !*url)
-		fail_msg("PERFBOT_TEST_DATABASE_URL is not set: run the PostgreSQL tests through tests/run.sh");
-	PGconn *c = PQconnectdb(url);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-}
-
-static int setup_pg(void **state)
-{
-	static int n;
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-handover-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->dbname, sizeof(f->dbname), "handover_%d_%d", (int)getpid(), ++n);
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
-	pg_admin(sql);
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	const char *slash = strrchr(url, '/');
-	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(slash - url), url, f->dbname);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
-	return 0;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-handover-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/perfbot.db", f->dir);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	store_free(f->st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	if (f->dbname[0]) {
-		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
-		pg_admin(cmd);
-	}
-	free(f);
-	return 0;
-}
+#include "tests/unit/support/store_test.h"
 
 static void test_put_then_claim_once(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int64_t now = base_wall_ms();
 	store_handover h;
 	assert_int_equal(store_handover_put(f->st, "env_1", "sesn_a", "work_1", "c2VjcmV0", "replica-a", now, now + 3000),
@@ -141,7 +75,7 @@ static void test_put_then_claim_once(void **state)
 
 static void test_expired_rows_not_claimed_and_swept(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	int64_t now = base_wall_ms();
 	store_handover h;
 	assert_int_equal(store_handover_put(f->st, "env_1", "sesn_a", "work_1", "s1", "r", now, now + 1000), 0);
@@ -198,7 +132,7 @@ static void *claimer(void *arg)
 
 static void test_one_claimer_per_row(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *other = NULL;
 	/* a second handle on the same file: another replica's connections */
 	assert_int_equal(store_open(&other, f->url), 0);
@@ -234,13 +168,16 @@ static void test_one_claimer_per_row(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_then_claim_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expired_rows_not_claimed_and_swept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_one_claimer_per_row, setup, teardown),
-		{ "postgres/test_put_then_claim_once", test_put_then_claim_once, setup_pg, teardown, NULL },
-		{ "postgres/test_expired_rows_not_claimed_and_swept", test_expired_rows_not_claimed_and_swept, setup_pg,
-		  teardown, NULL },
-		{ "postgres/test_one_claimer_per_row", test_one_claimer_per_row, setup_pg, teardown, NULL },
+		cmocka_unit_test_setup_teardown(test_put_then_claim_once, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_expired_rows_not_claimed_and_swept, store_test_setup_sqlite,
+						store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_one_claimer_per_row, store_test_setup_sqlite, store_test_teardown),
+		{ "postgres/test_put_then_claim_once", test_put_then_claim_once, store_test_setup_pg,
+		  store_test_teardown, NULL },
+		{ "postgres/test_expired_rows_not_claimed_and_swept", test_expired_rows_not_claimed_and_swept,
+		  store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_one_claimer_per_row", test_one_claimer_per_row, store_test_setup_pg,
+		  store_test_teardown, NULL },
 	};
 	return cmocka_run_group_tests_name("store_handover", tests, NULL, NULL);
 }

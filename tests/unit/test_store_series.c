@@ -14,76 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 #include <unistd.h>
 
 #include "base/error.h"
 #include "store/store.h"
-
-struct fixture {
-	char dir[64];
-	char url[512];
-	char dbname[64];
-	store *st;
-};
-
-static void pg_admin(const char *sql)
-{
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	if (!url || !*url)
-		fail_msg("PERFBOT_TEST_DATABASE_URL is not set: run the PostgreSQL tests through tests/run.sh");
-	PGconn *c = PQconnectdb(url);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-}
-
-static int setup_pg(void **state)
-{
-	static int n;
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-series-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->dbname, sizeof(f->dbname), "series_%d_%d", (int)getpid(), ++n);
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dbname);
-	pg_admin(sql);
-	const char *url = getenv("PERFBOT_TEST_DATABASE_URL");
-	const char *slash = strrchr(url, '/');
-	snprintf(f->url, sizeof(f->url), "%.*s/%s", (int)(slash - url), url, f->dbname);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
-	return 0;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/perfbot-series-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/perfbot.db", f->dir);
-	assert_int_equal(store_open(&f->st, f->url), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	store_free(f->st);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
-	if (f->dbname[0]) {
-		snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", f->dbname);
-		pg_admin(cmd);
-	}
-	free(f);
-	return 0;
-}
+#include "tests/unit/support/store_test.h"
 
 /* A bench run of sha on branch, ended in state, with a measurement per
  * (name, cycles) pair (cycles < 0: a failed measurement). */
@@ -128,7 +63,7 @@ static void assert_values(const json_t *values, const long *want, size_t n)
 
 static void test_series(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *st = f->st;
 	const char *R = "o/r";
 	const char *ab[] = { "a", "b" };
@@ -186,7 +121,7 @@ static void test_series(void **state)
 
 static void test_series_large(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	const char *names[] = { "p" };
 	char sha[16];
 	for (int i = 0; i < 300; i++) {
@@ -207,7 +142,7 @@ static void test_series_large(void **state)
  * push-triggered bench run of the branch, and not otherwise. */
 static void test_series_stamp(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	const char *a[] = { "a" };
 	char s0[96], s1[96], s2[96], s3[96], s4[96];
 	assert_int_equal(store_series_stamp(f->st, s0, sizeof(s0), "o/r", "main"), 0);
@@ -243,7 +178,7 @@ static void test_series_stamp(void **state)
 
 static void test_sessions(void **state)
 {
-	struct fixture *f = *state;
+	struct store_test *f = *state;
 	store *st = f->st;
 	store_session s = { .id_hash = "h1", .login = "alice", .user_id = 7, .avatar_url = NULL, .token = "ghu_x",
 			    .csrf = "c1", .created_ms = 1000, .expires_ms = 5000 };
@@ -276,14 +211,14 @@ static void test_sessions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_series_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_series_stamp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
-		{ "postgres/test_series", test_series, setup_pg, teardown, NULL },
-		{ "postgres/test_series_large", test_series_large, setup_pg, teardown, NULL },
-		{ "postgres/test_series_stamp", test_series_stamp, setup_pg, teardown, NULL },
-		{ "postgres/test_sessions", test_sessions, setup_pg, teardown, NULL },
+		cmocka_unit_test_setup_teardown(test_series, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_series_large, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_series_stamp, store_test_setup_sqlite, store_test_teardown),
+		cmocka_unit_test_setup_teardown(test_sessions, store_test_setup_sqlite, store_test_teardown),
+		{ "postgres/test_series", test_series, store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_series_large", test_series_large, store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_series_stamp", test_series_stamp, store_test_setup_pg, store_test_teardown, NULL },
+		{ "postgres/test_sessions", test_sessions, store_test_setup_pg, store_test_teardown, NULL },
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,7 @@
 #include "base/metrics.h"
 #include "measure/sandbox.h"
 #include "store/store.h"
+#include "tests/unit/support/fake_server.h"
 
 #define API_KEY "sk-ant-test-key"
 #define ENV_KEY "sk-ant-env-test-key"
@@ -111,32 +112,10 @@ static void slow_sleep(void *payload, int64_t ms)
 
 /* ---- the fake's control ---------------------------------------------------------- */
 
-static size_t collect(char *data, size_t size, size_t n, void *userdata)
-{
-	return base_buf_put(userdata, data, size * n) == 0 ? size * n : 0;
-}
-
 /* POST (body non-NULL) or GET /_fake/<name>; the answer (owned). */
 static json_t *fake(const char *name, const char *body)
 {
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_fake/%s", fake_url, name);
-	base_buf b = BASE_BUF_INIT(64u << 20);
-	CURL *h = curl_easy_init();
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	if (body)
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	CURLcode rc = curl_easy_perform(h);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	json_t *j = rc == CURLE_OK ? json_loadb(b.ptr, b.len, JSON_DECODE_ANY, NULL) : NULL;
-	base_buf_dispose(&b);
-	assert_non_null(j);
-	return j;
+	return fake_server_call(fake_url, name, body);
 }
 
 static void fake_do(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -538,31 +517,16 @@ static int start_fake(void **state)
 	if (measure_sandbox_prepare_dir(sandbox, ws) < 0)
 		return -1;
 
-	int fds[2];
-	if (pipe(fds) != 0)
-		return -1;
-	fake_pid = fork();
-	if (fake_pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp("node", "node", "-e",
-		       "require('./tests/fake-anthropic/server.js').startFakeAnthropic({apiKey:'" API_KEY "',"
-		       "environmentKey:'" ENV_KEY "',leaseTtlSeconds:6,pingMs:200,"
-		       "followUp:[{tool:'read',input:{file_path:'src/hot.c'}},{idle:'end_turn'}]}).then((f)=>{"
-		       "process.stdout.write(f.url+'\\n'+f.environmentId+'\\n');"
-		       "process.on('SIGTERM',()=>f.close().then(()=>process.exit(0)));});",
-		       (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	if (!f || !fgets(fake_url, sizeof(fake_url), f) || !fgets(env_id, sizeof(env_id), f))
-		return -1;
-	fake_url[strcspn(fake_url, "\r\n")] = '\0';
-	env_id[strcspn(env_id, "\r\n")] = '\0';
-	fclose(f);
-	if (strncmp(fake_url, "http://127.0.0.1:", 17) != 0)
+	char *const argv[] = {
+		"node", "-e",
+		"require('./tests/fake-anthropic/server.js').startFakeAnthropic({apiKey:'" API_KEY "',"
+		"environmentKey:'" ENV_KEY "',leaseTtlSeconds:6,pingMs:200,"
+		"followUp:[{tool:'read',input:{file_path:'src/hot.c'}},{idle:'end_turn'}]}).then((f)=>{"
+		"process.stdout.write(f.url+'\\n'+f.environmentId+'\\n');"
+		"process.on('SIGTERM',()=>f.close().then(()=>process.exit(0)));});",
+		NULL,
+	};
+	if (fake_server_start(&fake_pid, argv, fake_url, sizeof(fake_url), env_id, sizeof(env_id)) < 0)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -582,10 +546,7 @@ static int stop_fake(void **state)
 {
 	(void)state;
 	agent_managed_client_free(client);
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
+	fake_server_stop(fake_pid);
 	measure_sandbox_free(sandbox);
 	unlink(log_path);
 	char cmd[128];

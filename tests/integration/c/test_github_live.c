@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "github/github.h"
 #include "github/setup.h"
+#include "tests/unit/support/fake_server.h"
 
 static char dir[256];
 static char keypath[512], pubpath[512];
@@ -38,33 +39,10 @@ static base_config cfg;
 
 /* ---- fake control -------------------------------------------------------------- */
 
-static size_t collect(char *data, size_t size, size_t n, void *userdata)
-{
-	base_buf *b = userdata;
-	return base_buf_put(b, data, size * n) == 0 ? size * n : 0;
-}
-
-/* POST (body non-NULL) or GET /_fake/<name>; the answer as JSON (owned). */
+/* POST (body non-NULL) or GET /_fake/<name>; the answer (owned). */
 static json_t *fake(const char *name, const char *body)
 {
-	char url[256];
-	snprintf(url, sizeof(url), "%s/_fake/%s", fake_url, name);
-	base_buf b = BASE_BUF_INIT(64u << 20);
-	CURL *h = curl_easy_init();
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	if (body)
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	CURLcode rc = curl_easy_perform(h);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	json_t *j = rc == CURLE_OK ? json_loads(base_buf_cstr(&b), 0, NULL) : NULL;
-	base_buf_dispose(&b);
-	assert_non_null(j);
-	return j;
+	return fake_server_call(fake_url, name, body);
 }
 
 static void fake_do(const char *name, const char *body)
@@ -129,26 +107,12 @@ static int start_fake(void **state)
 		 keypath, keypath, pubpath);
 	if (system(cmd) != 0)
 		return -1;
-	int fds[2];
-	if (pipe(fds) != 0)
-		return -1;
-	fake_pid = fork();
-	if (fake_pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp("node", "node", "tests/fake-github/server.js", "--port", "0", "--app-id", "4242", "--public-key",
-		       pubpath, "--private-key", keypath, "--installation", "1:octo-org/demo", "--installation",
-		       "2:other-org/secret", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	if (!f || !fgets(fake_url, sizeof(fake_url), f))
-		return -1;
-	fake_url[strcspn(fake_url, "\r\n")] = '\0';
-	fclose(f);
-	if (strncmp(fake_url, "http://127.0.0.1:", 17) != 0)
+	char *const argv[] = {
+		"node", "tests/fake-github/server.js", "--port", "0", "--app-id", "4242", "--public-key", pubpath,
+		"--private-key", keypath, "--installation", "1:octo-org/demo", "--installation", "2:other-org/secret",
+		NULL,
+	};
+	if (fake_server_start(&fake_pid, argv, fake_url, sizeof(fake_url), NULL, 0) < 0)
 		return -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	base_log_configure(BASE_LOG_WARN, 0, 2);
@@ -164,10 +128,7 @@ static int start_fake(void **state)
 static int stop_fake(void **state)
 {
 	(void)state;
-	if (fake_pid > 0) {
-		kill(fake_pid, SIGTERM);
-		waitpid(fake_pid, NULL, 0);
-	}
+	fake_server_stop(fake_pid);
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? 0 : -1;

@@ -4,13 +4,14 @@
 // what the test asks for), and the CLI subcommands against the same
 // DATA_DIR.  The binary comes from PERFBOT_BIN (normal or sanitizer build).
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -66,6 +67,57 @@ export function processesRunning(...args) {
 
 export function tmpDir(prefix = 'perfbot-it-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// The files of the repository tests/data/NAME (path relative to it -> text),
+// with `extra` laid over them: what a fake GitHub repository is made of.
+export function dataRepoFiles(name, extra = {}) {
+  const src = path.join(ROOT, 'tests', 'data', name);
+  const files = {};
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files[path.relative(src, p)] = fs.readFileSync(p, 'utf8');
+    }
+  };
+  walk(src);
+  return { ...files, ...extra };
+}
+
+// A local git repository at `dest`: a copy of tests/data/NAME committed once
+// on main.
+export function dataRepoCommitted(name, dest) {
+  fs.cpSync(path.join(ROOT, 'tests', 'data', name), dest, { recursive: true });
+  const git = (...args) => execFileSync('git', ['-C', dest, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+  execFileSync('git', ['init', '-q', '-b', 'main', dest]);
+  git('add', '-A');
+  git('commit', '-qm', 'base');
+}
+
+// The fake GitHub (tests/fake-github/server.js) serving the App `appId`,
+// installed on octo-org, and the App's private key written to <dir>/app.pem:
+// { fake, keyPath }.
+export async function startFakeGitHubApp(dir, appId) {
+  const { startFakeGitHub } = createRequire(import.meta.url)('../../fake-github/server.js');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keyPath = path.join(dir, 'app.pem');
+  fs.writeFileSync(keyPath, privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+  const fake = await startFakeGitHub({
+    appId,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    installations: [{ id: 1, account: 'octo-org', repositories: [] }],
+  });
+  return { fake, keyPath };
+}
+
+// `perfbot receive` of one event to the server at `url`: the payload written
+// to a file under `dir`, signed with `secret`; fails the test unless it exits 0.
+export async function receiveEvent({ dir, url, secret }, event, payload) {
+  const file = path.join(dir, `${event}-${crypto.randomUUID()}.json`);
+  fs.writeFileSync(file, JSON.stringify(payload));
+  const r = await cli(['receive', '-e', event, '-p', file, '--url', url, '--secret', secret]);
+  assert.equal(r.code, 0, `perfbot receive ${event}: ${r.stderr}`);
 }
 
 export function sleep(ms) {
