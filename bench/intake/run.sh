@@ -74,7 +74,7 @@ cleanup() {
     stop_pid "$SAMPLER_PID" TERM
     stop_pid "$SERVER_PID" TERM
     [ -z "${PG_DIR:-}" ] || { sh "$ROOT/tests/lib/pg.sh" kill "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"; }
-    rm -rf "$WORK"
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -392,6 +392,9 @@ run_pg_load() { # KEY URL...: one wrk per URL, figures in PGR[KEY.*]
     local n=$1; shift
     local i=0 conns=$(( CONNECTIONS / $# )) pids=() url rc=0 f
     [ "$conns" -ge 1 ] || conns=1
+    # this round's files only: a round with fewer replicas must not count an
+    # earlier round's answers
+    rm -f "$WORK"/pg"$n".*.txt
     for url in "$@"; do
         i=$((i + 1))
         next_run_id
