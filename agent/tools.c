@@ -14,6 +14,7 @@
  * the end state, so that ending (from a watcher, the MCP endpoint or the
  * wall-time watchdog thread) never waits for a call. */
 #include "agent/tools.h"
+#include "agent/tool_result.h"
 #include "base/clock.h"
 #include "base/utf8.h"
 
@@ -22,7 +23,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,31 +83,10 @@ void agent_exec_result_dispose(agent_exec_result *r)
 
 /* ---- results ------------------------------------------------------------- */
 
-/* structured: owned (stolen), may be NULL.  The text comes from programs
- * and files: bytes that are not UTF-8 become U+FFFD, as JSON needs. */
+/* structured: owned (stolen), may be NULL. */
 static json_t *result_new(const char *text, int is_error, json_t *structured)
 {
-	char *clean = base_utf8_clean(text, strlen(text), NULL);
-	json_t *r = clean ? json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", clean, "isError",
-				      is_error)
-			  : NULL;
-	free(clean);
-	if (r && structured)
-		json_object_set_new(r, "structuredContent", structured);
-	else
-		json_decref(structured);
-	return r;
-}
-
-static json_t *result_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *result_errorf(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return result_new(msg, 1, NULL);
+	return agent_tool_result(text, strlen(text), is_error, structured);
 }
 
 /* The sentence of the last error of this thread as a failed result. */
@@ -119,48 +98,6 @@ static json_t *result_last_error(const char *fallback)
 
 /* ---- arguments ----------------------------------------------------------- */
 
-/* 0 and *out (borrowed) when present and a string (or absent and optional:
- * *out NULL); otherwise a failed result in *err. */
-static int arg_string(const json_t *args, const char *key, int required, const char **out, json_t **err)
-{
-	json_t *v = json_object_get(args, key);
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return 0;
-		*err = result_errorf("the argument \"%s\" is required", key);
-		return -1;
-	}
-	if (!json_is_string(v)) {
-		*err = result_errorf("the argument \"%s\" must be a string", key);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int arg_int(const json_t *args, const char *key, long long min, long long max, long long *out, json_t **err)
-{
-	json_t *v = json_object_get(args, key);
-	if (!v || json_is_null(v))
-		return 0; /* keeps the default in *out */
-	long long x;
-	if (json_is_integer(v))
-		x = json_integer_value(v);
-	else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
-		x = (long long)json_real_value(v);
-	else {
-		*err = result_errorf("the argument \"%s\" must be an integer", key);
-		return -1;
-	}
-	if (x < min || x > max) {
-		*err = result_errorf("the argument \"%s\" must be between %lld and %lld", key, min, max);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
 /* A measurement id given as a string or an integer; copied into buf. */
 static int arg_id(const json_t *args, const char *key, int required, char *buf, size_t n, json_t **err)
 {
@@ -169,7 +106,7 @@ static int arg_id(const json_t *args, const char *key, int required, char *buf, 
 	if (!v || json_is_null(v)) {
 		if (!required)
 			return 0;
-		*err = result_errorf("the argument \"%s\" is required", key);
+		*err = agent_tool_errorf("the argument \"%s\" is required", key);
 		return -1;
 	}
 	if (json_is_integer(v))
@@ -177,7 +114,7 @@ static int arg_id(const json_t *args, const char *key, int required, char *buf, 
 	else if (json_is_string(v) && strlen(json_string_value(v)) < n)
 		snprintf(buf, n, "%s", json_string_value(v));
 	else {
-		*err = result_errorf("the argument \"%s\" must be a measurement id", key);
+		*err = agent_tool_errorf("the argument \"%s\" must be a measurement id", key);
 		return -1;
 	}
 	return 0;
@@ -299,15 +236,15 @@ static json_t *tool_read_file(agent_tools *t, const json_t *args)
 	long long offset = 1, limit = 0;
 	char *abs = NULL, *data = NULL;
 	size_t len = 0;
-	if (arg_string(args, "path", 1, &path, &err) < 0 || arg_int(args, "offset", 1, 1LL << 40, &offset, &err) < 0 ||
-	    arg_int(args, "limit", 1, 1LL << 40, &limit, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "path", 1, &path, &err) < 0 || agent_tool_arg_int(args, "argument", "offset", 1, 1LL << 40, &offset, &err) < 0 ||
+	    agent_tool_arg_int(args, "argument", "limit", 1, 1LL << 40, &limit, &err) < 0)
 		return err;
 	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0 || read_whole(abs, t->file_cap, &data, &len) < 0) {
 		res = result_last_error("cannot read the file");
 		goto done;
 	}
 	if (memchr(data, '\0', len)) {
-		res = result_errorf("\"%s\" is a binary file", path);
+		res = agent_tool_errorf("\"%s\" is a binary file", path);
 		goto done;
 	}
 	/* skip to line `offset`, keep `limit` lines, stop at the output cap */
@@ -348,7 +285,7 @@ static json_t *refuse_protected(const agent_tools *t, const char *abs, const cha
 	const char *rel = strncmp(abs, root, rl) == 0 && abs[rl] == '/' ? abs + rl + 1 : abs;
 	if (base_diff_policy_check_path(t->policy, rel) == 0)
 		return NULL;
-	return result_errorf("%s; perfbot's verification would refuse the whole change", base_error_last());
+	return agent_tool_errorf("%s; perfbot's verification would refuse the whole change", base_error_last());
 }
 
 static json_t *tool_write_file(agent_tools *t, const json_t *args)
@@ -357,23 +294,23 @@ static json_t *tool_write_file(agent_tools *t, const json_t *args)
 	const char *path;
 	char *abs = NULL, *root = NULL;
 	json_t *c = json_object_get(args, "content");
-	if (arg_string(args, "path", 1, &path, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "path", 1, &path, &err) < 0)
 		return err;
 	if (!json_is_string(c))
-		return result_errorf("the argument \"content\" is required and must be a string");
+		return agent_tool_errorf("the argument \"content\" is required and must be a string");
 	size_t len = json_string_length(c);
 	if (len > t->file_cap)
-		return result_errorf("the content is larger than the %zu bytes allowed", t->file_cap);
+		return agent_tool_errorf("the content is larger than the %zu bytes allowed", t->file_cap);
 	if (agent_path_resolve(&abs, t->workspace, path, 0) < 0) {
 		res = result_last_error("cannot write the file");
 		goto done;
 	}
 	if (!(root = realpath(t->workspace, NULL))) {
-		res = result_errorf("the workspace is not accessible");
+		res = agent_tool_errorf("the workspace is not accessible");
 		goto done;
 	}
 	if (strcmp(abs, root) == 0) {
-		res = result_errorf("write_file needs a file path");
+		res = agent_tool_errorf("write_file needs a file path");
 		goto done;
 	}
 	if ((res = refuse_protected(t, abs, root)) != NULL)
@@ -414,23 +351,23 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	json_t *jo = json_object_get(args, "old_string"), *jn = json_object_get(args, "new_string");
 	json_t *jall = json_object_get(args, "replace_all");
 	base_buf b = BASE_BUF_INIT(t->file_cap);
-	if (arg_string(args, "path", 1, &path, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "path", 1, &path, &err) < 0)
 		return err;
 	if (!json_is_string(jo) || !json_is_string(jn))
-		return result_errorf("the arguments \"old_string\" and \"new_string\" are required strings");
+		return agent_tool_errorf("the arguments \"old_string\" and \"new_string\" are required strings");
 	if (jall && !json_is_boolean(jall) && !json_is_null(jall))
-		return result_errorf("the argument \"replace_all\" must be a boolean");
+		return agent_tool_errorf("the argument \"replace_all\" must be a boolean");
 	int all = json_is_true(jall);
 	const char *os = json_string_value(jo), *ns = json_string_value(jn);
 	size_t on = json_string_length(jo), nn = json_string_length(jn);
 	if (on == 0)
-		return result_errorf("old_string must not be empty; use write_file to create a file");
+		return agent_tool_errorf("old_string must not be empty; use write_file to create a file");
 	if (agent_path_resolve(&abs, t->workspace, path, 1) < 0) {
 		res = result_last_error("cannot edit the file");
 		goto done;
 	}
 	if (!(root = realpath(t->workspace, NULL))) {
-		res = result_errorf("the workspace is not accessible");
+		res = agent_tool_errorf("the workspace is not accessible");
 		goto done;
 	}
 	if ((res = refuse_protected(t, abs, root)) != NULL)
@@ -441,11 +378,11 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 	}
 	size_t count = count_occurrences(data, len, os, on);
 	if (count == 0) {
-		res = result_errorf("old_string was not found in %s", path);
+		res = agent_tool_errorf("old_string was not found in %s", path);
 		goto done;
 	}
 	if (count > 1 && !all) {
-		res = result_errorf("old_string occurs %zu times in %s; add context to make it unique or set replace_all",
+		res = agent_tool_errorf("old_string occurs %zu times in %s; add context to make it unique or set replace_all",
 				    count, path);
 		goto done;
 	}
@@ -466,7 +403,7 @@ static json_t *tool_edit_file(agent_tools *t, const json_t *args)
 		}
 	}
 	if (cut) {
-		res = result_errorf("the edited file would be larger than %zu bytes", t->file_cap);
+		res = agent_tool_errorf("the edited file would be larger than %zu bytes", t->file_cap);
 		goto done;
 	}
 	if (write_whole(abs, b.ptr ? b.ptr : "", b.len) < 0) {
@@ -496,7 +433,7 @@ static json_t *tool_list_files(agent_tools *t, const json_t *args)
 	char *abs = NULL;
 	struct dirent **ents = NULL;
 	int n = -1;
-	if (arg_string(args, "path", 0, &path, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "path", 0, &path, &err) < 0)
 		return err;
 	if (agent_path_resolve(&abs, t->workspace, path ? path : "", 1) < 0) {
 		res = result_last_error("cannot list the directory");
@@ -504,12 +441,12 @@ static json_t *tool_list_files(agent_tools *t, const json_t *args)
 	}
 	struct stat st;
 	if (lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		res = result_errorf("\"%s\" is not a directory", path ? path : ".");
+		res = agent_tool_errorf("\"%s\" is not a directory", path ? path : ".");
 		goto done;
 	}
 	n = scandir(abs, &ents, NULL, alphasort);
 	if (n < 0) {
-		res = result_errorf("cannot list \"%s\": %s", path ? path : ".", strerror(errno));
+		res = agent_tool_errorf("cannot list \"%s\": %s", path ? path : ".", strerror(errno));
 		goto done;
 	}
 	base_buf b = BASE_BUF_INIT(t->output_cap);
@@ -550,17 +487,6 @@ done:
 
 /* ---- grep ---------------------------------------------------------------- */
 
-/* Appends `s` to b as one single-quoted shell word. */
-static int shell_quote(base_buf *b, const char *s)
-{
-	if (base_buf_put(b, "'", 1) < 0)
-		return -1;
-	for (; *s; s++)
-		if ((*s == '\'' ? base_buf_puts(b, "'\\''") : base_buf_put(b, s, 1)) < 0)
-			return -1;
-	return base_buf_put(b, "'", 1);
-}
-
 /* The search runs as GNU grep in the run's sandbox, never in perfbot's
  * process: a POSIX regular expression with backreferences can take
  * exponential time, and only the sandbox bounds it (a timeout, the run's
@@ -573,18 +499,18 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	base_buf cmd = BASE_BUF_INIT(PATH_MAX * 2 + 65536);
 	agent_exec_result r;
 	memset(&r, 0, sizeof(r));
-	if (arg_string(args, "pattern", 1, &pattern, &err) < 0 || arg_string(args, "path", 0, &path, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "pattern", 1, &pattern, &err) < 0 || agent_tool_arg_str(args, "argument", "path", 0, &path, &err) < 0)
 		return err;
 	if (strlen(pattern) > GREP_PATTERN_MAX)
-		return result_errorf("the pattern is longer than %d bytes", GREP_PATTERN_MAX);
+		return agent_tool_errorf("the pattern is longer than %d bytes", GREP_PATTERN_MAX);
 	if (!t->hooks.exec)
-		return result_errorf("grep is not available in this run");
+		return agent_tool_errorf("grep is not available in this run");
 	if (agent_path_resolve(&abs, t->workspace, path ? path : "", 1) < 0) {
 		res = result_last_error("cannot search there");
 		goto done;
 	}
 	if (!(root = realpath(t->workspace, NULL))) {
-		res = result_errorf("the workspace is not accessible");
+		res = agent_tool_errorf("the workspace is not accessible");
 		goto done;
 	}
 	size_t rn = strlen(root);
@@ -593,11 +519,11 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 	 * that grep's stderr speaks of the pattern; no operand: the working
 	 * directory, named without "./"; long lines cut */
 	if (base_buf_puts(&cmd, "LC_ALL=C grep -rnHIs --exclude-dir=.[Gg][Ii][Tt] -E -e ") < 0 ||
-	    shell_quote(&cmd, pattern) < 0 || (rel && (base_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, rel) < 0)) ||
+	    agent_tool_shell_quote(&cmd, pattern) < 0 || (rel && (base_buf_puts(&cmd, " -- ") < 0 || agent_tool_shell_quote(&cmd, rel) < 0)) ||
 	    base_buf_printf(&cmd, " | LC_ALL=C awk '{ if (length($0) > %d) print substr($0, 1, %d) \" [line cut]\"; "
 				 "else print }'",
 			   GREP_LINE_SHOW, GREP_LINE_SHOW) < 0) {
-		res = result_errorf("the pattern is too long");
+		res = agent_tool_errorf("the pattern is too long");
 		goto done;
 	}
 	int timeout = GREP_TIMEOUT_S;
@@ -611,18 +537,18 @@ static json_t *tool_grep(agent_tools *t, const json_t *args)
 		goto done;
 	}
 	if (t->stop) {
-		res = result_errorf("the search was stopped: the run has ended");
+		res = agent_tool_errorf("the search was stopped: the run has ended");
 		goto done;
 	}
 	if (r.timed_out) {
-		res = result_errorf("the search took longer than %d s and was stopped; use a simpler pattern or a "
+		res = agent_tool_errorf("the search took longer than %d s and was stopped; use a simpler pattern or a "
 				    "narrower path",
 				    timeout);
 		goto done;
 	}
 	const char *out = r.out ? r.out : "";
 	if (!*out && r.err && *r.err && !strstr(r.err, "warning:")) {
-		res = result_errorf("the pattern is not a valid POSIX extended regular expression: %.300s", r.err);
+		res = agent_tool_errorf("the pattern is not a valid POSIX extended regular expression: %.300s", r.err);
 		goto done;
 	}
 	int matches = 0;
@@ -651,11 +577,11 @@ static json_t *tool_exec(agent_tools *t, const json_t *args)
 	json_t *err = NULL;
 	const char *command;
 	long long timeout = t->exec_timeout_s;
-	if (arg_string(args, "command", 1, &command, &err) < 0 ||
-	    arg_int(args, "timeout_s", 1, t->exec_timeout_s, &timeout, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "command", 1, &command, &err) < 0 ||
+	    agent_tool_arg_int(args, "argument", "timeout_s", 1, t->exec_timeout_s, &timeout, &err) < 0)
 		return err;
 	if (!t->hooks.exec)
-		return result_errorf("exec is not available in this run");
+		return agent_tool_errorf("exec is not available in this run");
 	/* a command never outlives the run's wall-time budget */
 	if (t->max_wall_ms > 0) {
 		long long left_s = (t->max_wall_ms - (base_mono_ms() - t->started_ms) + 999) / 1000;
@@ -724,14 +650,14 @@ static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
 		size_t i;
 		json_t *v;
 		if (!json_is_array(names))
-			return result_errorf("the argument \"benchmarks\" must be an array of names");
-		json_array_foreach(names, i, v) if (!json_is_string(v)) return result_errorf(
+			return agent_tool_errorf("the argument \"benchmarks\" must be an array of names");
+		json_array_foreach(names, i, v) if (!json_is_string(v)) return agent_tool_errorf(
 			"the argument \"benchmarks\" must be an array of names");
 	} else {
 		names = NULL;
 	}
 	if (!t->hooks.run_benchmarks)
-		return result_errorf("run_benchmarks is not available in this run");
+		return agent_tool_errorf("run_benchmarks is not available in this run");
 	if (t->max_benchmark_runs > 0 && t->benchmark_runs >= t->max_benchmark_runs) {
 		char reason[128];
 		snprintf(reason, sizeof(reason), "the benchmark run budget (%d runs) is exhausted", t->max_benchmark_runs);
@@ -743,7 +669,7 @@ static json_t *tool_run_benchmarks(agent_tools *t, const json_t *args)
 		return result_last_error("the benchmarks could not be measured");
 	if (t->stop) {
 		json_decref(out);
-		return result_errorf("the measurement was stopped: the run has ended");
+		return agent_tool_errorf("the measurement was stopped: the run has ended");
 	}
 	base_buf b = BASE_BUF_INIT(t->output_cap);
 	json_t *mid = json_object_get(out, "measurement");
@@ -764,11 +690,11 @@ static json_t *tool_get_profile(agent_tools *t, const json_t *args)
 	const char *bench;
 	char mid[64];
 	long long limit = 20;
-	if (arg_string(args, "benchmark", 1, &bench, &err) < 0 || arg_id(args, "measurement", 0, mid, sizeof(mid), &err) < 0 ||
-	    arg_int(args, "limit", 1, 200, &limit, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "benchmark", 1, &bench, &err) < 0 || arg_id(args, "measurement", 0, mid, sizeof(mid), &err) < 0 ||
+	    agent_tool_arg_int(args, "argument", "limit", 1, 200, &limit, &err) < 0)
 		return err;
 	if (!t->hooks.get_profile)
-		return result_errorf("get_profile is not available in this run");
+		return agent_tool_errorf("get_profile is not available in this run");
 	if (t->hooks.get_profile(t->hooks.payload, bench, mid[0] ? mid : NULL, (int)limit, &out) < 0)
 		return result_last_error("the profile could not be read");
 	base_buf b = BASE_BUF_INIT(t->output_cap);
@@ -795,7 +721,7 @@ static json_t *tool_compare(agent_tools *t, const json_t *args)
 	if (arg_id(args, "base", 1, base, sizeof(base), &err) < 0 || arg_id(args, "head", 1, head, sizeof(head), &err) < 0)
 		return err;
 	if (!t->hooks.compare)
-		return result_errorf("compare is not available in this run");
+		return agent_tool_errorf("compare is not available in this run");
 	if (t->hooks.compare(t->hooks.payload, base, head, &out) < 0)
 		return result_last_error("the measurements could not be compared");
 	base_buf b = BASE_BUF_INIT(t->output_cap);
@@ -831,12 +757,12 @@ static json_t *tool_submit_result(agent_tools *t, const json_t *args)
 	json_t *err = NULL;
 	const char *summary;
 	char *diff = NULL;
-	if (arg_string(args, "summary", 1, &summary, &err) < 0)
+	if (agent_tool_arg_str(args, "argument", "summary", 1, &summary, &err) < 0)
 		return err;
 	if (!*summary)
-		return result_errorf("the summary must say what was changed and why it is faster");
+		return agent_tool_errorf("the summary must say what was changed and why it is faster");
 	if (strlen(summary) > SUMMARY_CAP)
-		return result_errorf("the summary is longer than %u bytes", SUMMARY_CAP);
+		return agent_tool_errorf("the summary is longer than %u bytes", SUMMARY_CAP);
 	if (agent_workspace_diff(&diff, t->repo_path, t->workspace, t->base_commit, DIFF_CAP) < 0)
 		return result_last_error("the diff could not be taken");
 	t->summary = strdup(summary);
@@ -1004,7 +930,7 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 	if (!args || json_is_null(args))
 		args = empty = json_object();
 	else if (!json_is_object(args)) {
-		*result_out = result_errorf("the arguments of %s must be an object", def->name);
+		*result_out = agent_tool_errorf("the arguments of %s must be an object", def->name);
 		return *result_out ? 0 : base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	pthread_mutex_lock(&t->lock);
@@ -1013,7 +939,7 @@ int agent_tool_call(agent_tools *t, const char *name, const json_t *args, json_t
 		agent_tools_end(t, why);
 	char *ended_why = NULL;
 	if (agent_tools_ended(t, &ended_why)) {
-		res = result_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
+		res = agent_tool_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
 		free(ended_why);
 	} else {
 		t->tool_calls++;
@@ -1041,7 +967,7 @@ int agent_tools_begin_call(agent_tools *t, json_t **refusal)
 	char *ended_why = NULL;
 	int ended = agent_tools_ended(t, &ended_why);
 	if (ended) {
-		*refusal = result_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
+		*refusal = agent_tool_errorf("the run has ended: %s", ended_why ? ended_why : "ended");
 		free(ended_why);
 	} else {
 		t->tool_calls++;

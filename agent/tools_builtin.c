@@ -42,6 +42,8 @@
  * flight. */
 #include "agent/tools_builtin.h"
 
+#include "agent/tool_result.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +51,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,27 +91,6 @@ struct agent_builtin {
 
 /* ---- results ------------------------------------------------------------- */
 
-static json_t *result_new(const char *text, size_t len, int is_error)
-{
-	char *clean = base_utf8_clean(text, len, NULL);
-	json_t *r = clean ? json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", clean, "isError",
-				      is_error)
-			  : NULL;
-	free(clean);
-	return r;
-}
-
-static json_t *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *errorf(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return result_new(msg, strlen(msg), 1);
-}
-
 /* The text of a tool result (borrowed), "" when it has none. */
 static const char *result_text(const json_t *r)
 {
@@ -120,48 +100,6 @@ static const char *result_text(const json_t *r)
 
 /* ---- arguments ----------------------------------------------------------- */
 
-/* A string argument: 0 with *out (borrowed; NULL when absent and optional),
- * -1 with a failed result in *err. */
-static int arg_str(const json_t *in, const char *key, int required, const char **out, json_t **err)
-{
-	json_t *v = json_object_get(in, key);
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (required)
-			*err = errorf("the input \"%s\" is required", key);
-		return required ? -1 : 0;
-	}
-	if (!json_is_string(v)) {
-		*err = errorf("the input \"%s\" must be a string", key);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
-
-/* An integer argument (also a whole real); absent keeps *out. */
-static int arg_int(const json_t *in, const char *key, long long min, long long max, long long *out, json_t **err)
-{
-	json_t *v = json_object_get(in, key);
-	if (!v || json_is_null(v))
-		return 0;
-	long long x;
-	if (json_is_integer(v))
-		x = json_integer_value(v);
-	else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
-		x = (long long)json_real_value(v);
-	else {
-		*err = errorf("the input \"%s\" must be an integer", key);
-		return -1;
-	}
-	if (x < min || x > max) {
-		*err = errorf("the input \"%s\" must be between %lld and %lld", key, min, max);
-		return -1;
-	}
-	*out = x;
-	return 0;
-}
-
 static int arg_bool(const json_t *in, const char *key, int *out, json_t **err)
 {
 	json_t *v = json_object_get(in, key);
@@ -169,7 +107,7 @@ static int arg_bool(const json_t *in, const char *key, int *out, json_t **err)
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		*err = errorf("the input \"%s\" must be true or false", key);
+		*err = agent_tool_errorf("the input \"%s\" must be true or false", key);
 		return -1;
 	}
 	*out = json_is_true(v);
@@ -194,7 +132,7 @@ static int map_path(const char *path, const char **rel, int *absolute, json_t **
 		return 0;
 	}
 	if (strncmp(path, ws, wl) != 0 || (path[wl] != '\0' && path[wl] != '/')) {
-		*err = errorf("%.300s is outside the workspace; give a path under %s or relative to it", path, ws);
+		*err = agent_tool_errorf("%.300s is outside the workspace; give a path under %s or relative to it", path, ws);
 		return -1;
 	}
 	const char *p = path + wl;
@@ -279,7 +217,7 @@ static json_t *number_lines(const char *text, long long first, size_t cap)
 		base_buf_printf(&o,
 				"[output cut: the file continues at line %lld; read on with view_range [%lld, -1]]\n",
 				cut ? line : cut_at, cut ? line : cut_at);
-	json_t *r = result_new(o.ptr ? o.ptr : "", o.len, 0);
+	json_t *r = agent_tool_result(o.ptr ? o.ptr : "", o.len, 0, NULL);
 	base_buf_dispose(&o);
 	return r;
 }
@@ -289,14 +227,14 @@ static int tool_read(agent_builtin *b, const json_t *in, json_t **out)
 	json_t *err = NULL;
 	const char *path, *rel;
 	long long first = 1, last = 0;
-	if (arg_str(in, "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
+	if (agent_tool_arg_str(in, "input", "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return refuse(b, err, out);
 	json_t *vr = json_object_get(in, "view_range");
 	if (!vr || json_is_null(vr)) {
 		/* the offset and limit some agents send instead */
 		long long limit = 0;
-		if (arg_int(in, "offset", 1, 1LL << 40, &first, &err) < 0 ||
-		    arg_int(in, "limit", 1, 1LL << 40, &limit, &err) < 0)
+		if (agent_tool_arg_int(in, "input", "offset", 1, 1LL << 40, &first, &err) < 0 ||
+		    agent_tool_arg_int(in, "input", "limit", 1, 1LL << 40, &limit, &err) < 0)
 			return refuse(b, err, out);
 		if (limit > 0)
 			last = first + limit - 1;
@@ -305,14 +243,14 @@ static int tool_read(agent_builtin *b, const json_t *in, json_t **out)
 		if (!json_is_array(vr) || json_array_size(vr) != 2 || !json_is_integer(a) || !json_is_integer(z))
 			return refuse(
 				b,
-				errorf("view_range must be [start, end]: line numbers, end <= 0 for the end of the file"),
+				agent_tool_errorf("view_range must be [start, end]: line numbers, end <= 0 for the end of the file"),
 				out);
 		first = json_integer_value(a);
 		last = json_integer_value(z);
 		if (first < 1 || (last > 0 && last < first))
 			return refuse(
 				b,
-				errorf("view_range [%lld, %lld] is not a range of lines (they start at 1; end <= 0 "
+				agent_tool_errorf("view_range [%lld, %lld] is not a range of lines (they start at 1; end <= 0 "
 				       "reads to the end)",
 				       first, last),
 				out);
@@ -338,8 +276,8 @@ static int tool_read(agent_builtin *b, const json_t *in, json_t **out)
 	}
 	const char *text = result_text(r);
 	if (!*text)
-		*out = first > 1 ? errorf("%.300s has fewer than %lld lines", path, first)
-				 : result_new("(the file is empty)\n", 20, 0);
+		*out = first > 1 ? agent_tool_errorf("%.300s has fewer than %lld lines", path, first)
+				 : agent_tool_result("(the file is empty)\n", 20, 0, NULL);
 	else
 		*out = number_lines(text, first, b->cap);
 	json_decref(r);
@@ -351,10 +289,10 @@ static int tool_write(agent_builtin *b, const json_t *in, json_t **out)
 	json_t *err = NULL;
 	const char *path, *rel;
 	json_t *content = json_object_get(in, "content");
-	if (arg_str(in, "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
+	if (agent_tool_arg_str(in, "input", "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return refuse(b, err, out);
 	if (!json_is_string(content))
-		return refuse(b, errorf("the input \"content\" is required and must be a string"), out);
+		return refuse(b, agent_tool_errorf("the input \"content\" is required and must be a string"), out);
 	return call_tool(b, "write_file", json_pack("{s:s,s:O}", "path", rel, "content", content), out);
 }
 
@@ -362,11 +300,11 @@ static int tool_edit(agent_builtin *b, const json_t *in, json_t **out)
 {
 	json_t *err = NULL;
 	const char *path, *rel;
-	if (arg_str(in, "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
+	if (agent_tool_arg_str(in, "input", "file_path", 1, &path, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return refuse(b, err, out);
 	const char *old_string = json_string_value(json_object_get(in, "old_string"));
 	if (old_string && !*old_string)
-		return refuse(b, errorf("old_string must not be empty; use write to create or replace a whole file"),
+		return refuse(b, agent_tool_errorf("old_string must not be empty; use write to create or replace a whole file"),
 			      out);
 	json_t *args = json_pack("{s:s}", "path", rel);
 	static const char *const keys[] = { "old_string", "new_string", "replace_all" };
@@ -521,11 +459,11 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 	glob_walk *g = NULL;
 	char *pats[GLOB_MAX_PATTERNS];
 	int npats = 0;
-	if (arg_str(in, "pattern", 1, &pattern, &err) < 0 || arg_str(in, "path", 0, &path, &err) < 0 ||
+	if (agent_tool_arg_str(in, "input", "pattern", 1, &pattern, &err) < 0 || agent_tool_arg_str(in, "input", "path", 0, &path, &err) < 0 ||
 	    map_path(path, &rel_path, &abs_path, &err) < 0)
 		return err;
 	if (!*pattern || strlen(pattern) >= PATH_MAX)
-		return errorf("the pattern must be a non-empty glob shorter than %d bytes", PATH_MAX);
+		return agent_tool_errorf("the pattern must be a non-empty glob shorter than %d bytes", PATH_MAX);
 	/* an absolute pattern names the workspace itself */
 	if (pattern[0] == '/') {
 		if (map_path(pattern, &rel_pat, &abs_pat, &err) < 0)
@@ -538,20 +476,20 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 		const char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
 		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return errorf("\"..\" is not allowed in patterns; stay inside the workspace");
+			return agent_tool_errorf("\"..\" is not allowed in patterns; stay inside the workspace");
 		p = e ? e + 1 : p + n;
 	}
 	if (agent_path_resolve(&base, b->workspace, rel_path, 1) < 0) {
 		const char *m = base_error_last();
-		return errorf("%s", *m ? m : "cannot search there");
+		return agent_tool_errorf("%s", *m ? m : "cannot search there");
 	}
 	struct stat st;
 	if (stat(base, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		res = errorf("%.300s is not a directory", path ? path : ".");
+		res = agent_tool_errorf("%.300s is not a directory", path ? path : ".");
 		goto done;
 	}
 	if (!(g = calloc(1, sizeof(*g))) || expand_braces(rel_pat, pats, &npats) < 0) {
-		res = errorf("the pattern expands to more than %d patterns", GLOB_MAX_PATTERNS);
+		res = agent_tool_errorf("the pattern expands to more than %d patterns", GLOB_MAX_PATTERNS);
 		goto done;
 	}
 	g->pats = pats;
@@ -561,7 +499,7 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 	g->entries = GLOB_MAX_ENTRIES;
 	int fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		res = errorf("cannot list %.300s: %s", path ? path : ".", strerror(errno));
+		res = agent_tool_errorf("cannot list %.300s: %s", path ? path : ".", strerror(errno));
 		goto done;
 	}
 	glob_dir(g, fd, "", 0);
@@ -589,7 +527,7 @@ static json_t *glob_run(agent_builtin *b, const json_t *in)
 				g->nfound - shown, g->overflow ? " or" : "");
 	if (g->entries <= 0)
 		base_buf_printf(&t, "[the search stopped after %d entries; narrow the path]\n", GLOB_MAX_ENTRIES);
-	res = result_new(t.ptr ? t.ptr : "", t.len, 0);
+	res = agent_tool_result(t.ptr ? t.ptr : "", t.len, 0, NULL);
 	base_buf_dispose(&o);
 	base_buf_dispose(&t);
 done:
@@ -607,17 +545,6 @@ done:
 
 /* ---- grep ---------------------------------------------------------------- */
 
-/* Appends `s` to b as one single-quoted shell word. */
-static int shell_quote(base_buf *b, const char *s)
-{
-	if (base_buf_put(b, "'", 1) < 0)
-		return -1;
-	for (; *s; s++)
-		if ((*s == '\'' ? base_buf_puts(b, "'\\''") : base_buf_put(b, s, 1)) < 0)
-			return -1;
-	return base_buf_put(b, "'", 1);
-}
-
 /* --include for each brace alternative of a glob; grep matches --include
  * against base names, so a leading directory part is dropped. */
 static int add_includes(base_buf *cmd, const char *glob)
@@ -628,7 +555,7 @@ static int add_includes(base_buf *cmd, const char *glob)
 		rc = -1;
 	for (int i = 0; i < n; i++) {
 		const char *slash = strrchr(pats[i], '/');
-		if (!rc && (base_buf_puts(cmd, " --include=") < 0 || shell_quote(cmd, slash ? slash + 1 : pats[i]) < 0))
+		if (!rc && (base_buf_puts(cmd, " --include=") < 0 || agent_tool_shell_quote(cmd, slash ? slash + 1 : pats[i]) < 0))
 			rc = -1;
 		free(pats[i]);
 	}
@@ -646,33 +573,33 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 	measure_sandbox_result r;
 	memset(&r, 0, sizeof(r));
 	json_t *jn = json_object_get(in, "-n");
-	if (arg_str(in, "pattern", 1, &pattern, &err) < 0 || arg_str(in, "path", 0, &path, &err) < 0 ||
-	    arg_str(in, "glob", 0, &glob, &err) < 0 || arg_str(in, "output_mode", 0, &mode, &err) < 0 ||
-	    arg_str(in, "type", 0, &type, &err) < 0 || arg_bool(in, "-i", &ci, &err) < 0 ||
-	    arg_bool(in, "multiline", &multiline, &err) < 0 || arg_int(in, "-A", 0, 1000, &after, &err) < 0 ||
-	    arg_int(in, "-B", 0, 1000, &before, &err) < 0 || arg_int(in, "-C", 0, 1000, &context, &err) < 0 ||
-	    arg_int(in, "context", 0, 1000, &context, &err) < 0 ||
-	    arg_int(in, "head_limit", 0, 1000000, &head, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
+	if (agent_tool_arg_str(in, "input", "pattern", 1, &pattern, &err) < 0 || agent_tool_arg_str(in, "input", "path", 0, &path, &err) < 0 ||
+	    agent_tool_arg_str(in, "input", "glob", 0, &glob, &err) < 0 || agent_tool_arg_str(in, "input", "output_mode", 0, &mode, &err) < 0 ||
+	    agent_tool_arg_str(in, "input", "type", 0, &type, &err) < 0 || arg_bool(in, "-i", &ci, &err) < 0 ||
+	    arg_bool(in, "multiline", &multiline, &err) < 0 || agent_tool_arg_int(in, "input", "-A", 0, 1000, &after, &err) < 0 ||
+	    agent_tool_arg_int(in, "input", "-B", 0, 1000, &before, &err) < 0 || agent_tool_arg_int(in, "input", "-C", 0, 1000, &context, &err) < 0 ||
+	    agent_tool_arg_int(in, "input", "context", 0, 1000, &context, &err) < 0 ||
+	    agent_tool_arg_int(in, "input", "head_limit", 0, 1000000, &head, &err) < 0 || map_path(path, &rel, NULL, &err) < 0)
 		return err;
 	if (jn && json_is_boolean(jn))
 		numbers = json_is_true(jn);
 	if (!mode)
 		mode = "files_with_matches";
 	if (strcmp(mode, "content") && strcmp(mode, "files_with_matches") && strcmp(mode, "count"))
-		return errorf("output_mode must be \"content\", \"files_with_matches\" or \"count\"");
+		return agent_tool_errorf("output_mode must be \"content\", \"files_with_matches\" or \"count\"");
 	if (multiline)
-		return errorf("multiline search is not supported; search line by line");
+		return agent_tool_errorf("multiline search is not supported; search line by line");
 	if (strlen(pattern) > GREP_PATTERN_MAX)
-		return errorf("the pattern is longer than %d bytes", GREP_PATTERN_MAX);
+		return agent_tool_errorf("the pattern is longer than %d bytes", GREP_PATTERN_MAX);
 	if (type && (!*type || strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789+") != strlen(type)))
-		return errorf("type must be a file extension such as \"c\" or \"py\"");
+		return agent_tool_errorf("type must be a file extension such as \"c\" or \"py\"");
 	if (agent_path_resolve(&abs, b->workspace, rel, 1) < 0) {
 		const char *m = base_error_last();
-		res = errorf("%s", *m ? m : "cannot search there");
+		res = agent_tool_errorf("%s", *m ? m : "cannot search there");
 		goto done;
 	}
 	if (!(root = realpath(b->workspace, NULL))) {
-		res = errorf("the workspace is not accessible");
+		res = agent_tool_errorf("the workspace is not accessible");
 		goto done;
 	}
 	size_t rn = strlen(root);
@@ -688,8 +615,8 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 		  (content && before >= 0 && base_buf_printf(&cmd, " -B %lld", before) < 0) ||
 		  (glob && add_includes(&cmd, glob) < 0) ||
 		  (type && base_buf_printf(&cmd, " --include='*.%s'", type) < 0) || base_buf_puts(&cmd, " -e ") < 0 ||
-		  shell_quote(&cmd, pattern) < 0 ||
-		  (operand && (base_buf_puts(&cmd, " -- ") < 0 || shell_quote(&cmd, operand) < 0));
+		  agent_tool_shell_quote(&cmd, pattern) < 0 ||
+		  (operand && (base_buf_puts(&cmd, " -- ") < 0 || agent_tool_shell_quote(&cmd, operand) < 0));
 	/* files without a match are left out of the counts; file lists sorted */
 	if (!bad && count)
 		bad = base_buf_puts(&cmd, " | LC_ALL=C grep -v ':0$'") < 0;
@@ -704,7 +631,7 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 			      "else print }'",
 			      GREP_LINE_SHOW, GREP_LINE_SHOW) < 0;
 	if (bad) {
-		res = errorf("the search is too long to run");
+		res = agent_tool_errorf("the search is too long to run");
 		goto done;
 	}
 	measure_sandbox_cmd c = MEASURE_SANDBOX_CMD_INIT;
@@ -717,29 +644,29 @@ static json_t *grep_run(agent_builtin *b, const json_t *in)
 	c.cancel = stop;
 	if (measure_sandbox_run(b->sandbox, &r, &c) < 0) {
 		const char *m = base_error_last();
-		res = errorf("the search could not be run: %s", *m ? m : "sandbox failure");
+		res = agent_tool_errorf("the search could not be run: %s", *m ? m : "sandbox failure");
 		goto done;
 	}
 	if (*stop || r.cancelled) {
-		res = errorf("the search was stopped: the run has ended");
+		res = agent_tool_errorf("the search was stopped: the run has ended");
 		goto done;
 	}
 	if (r.timed_out) {
-		res = errorf(
+		res = agent_tool_errorf(
 			"the search took longer than %d s and was stopped; use a simpler pattern or a narrower path",
 			c.limits.timeout_s);
 		goto done;
 	}
 	const char *o = r.out ? r.out : "";
 	if (!*o && r.err && *r.err && !strstr(r.err, "warning:")) {
-		res = errorf("the pattern is not a valid POSIX extended regular expression: %.300s", r.err);
+		res = agent_tool_errorf("the pattern is not a valid POSIX extended regular expression: %.300s", r.err);
 		goto done;
 	}
 	base_buf t = BASE_BUF_INIT(b->cap + 256);
 	base_buf_put(&t, o, r.out_len);
 	if (!*o)
 		base_buf_puts(&t, content ? "no matches\n" : "no files match\n");
-	res = result_new(t.ptr ? t.ptr : "", t.len, 0);
+	res = agent_tool_result(t.ptr ? t.ptr : "", t.len, 0, NULL);
 	base_buf_dispose(&t);
 done:
 	measure_sandbox_result_dispose(&r);
@@ -913,7 +840,7 @@ static json_t *bash_answer(const shell_out *o, size_t upto, size_t cap, int is_e
 			base_buf_put(&t, "\n", 1);
 		base_buf_puts(&t, note);
 	}
-	json_t *r = result_new(t.ptr ? t.ptr : "", t.len, is_error);
+	json_t *r = agent_tool_result(t.ptr ? t.ptr : "", t.len, is_error, NULL);
 	base_buf_dispose(&t);
 	return r;
 }
@@ -927,14 +854,14 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	shell_out o;
 	memset(&o, 0, sizeof(o));
 	base_buf script = BASE_BUF_INIT(COMMAND_MAX + 512);
-	if (arg_str(in, "command", 0, &command, &err) < 0 || arg_bool(in, "restart", &restart, &err) < 0 ||
-	    arg_int(in, "timeout_ms", 1, 1LL << 40, &timeout_ms, &err) < 0)
+	if (agent_tool_arg_str(in, "input", "command", 0, &command, &err) < 0 || arg_bool(in, "restart", &restart, &err) < 0 ||
+	    agent_tool_arg_int(in, "input", "timeout_ms", 1, 1LL << 40, &timeout_ms, &err) < 0)
 		return refuse(b, err, out);
 	if (!restart && (!command || !*command))
-		return refuse(b, errorf("the input \"command\" is required"), out);
+		return refuse(b, agent_tool_errorf("the input \"command\" is required"), out);
 	if (command && strlen(command) > COMMAND_MAX)
 		return refuse(b,
-			      errorf("the command is longer than %u bytes; put it in a file and run that", COMMAND_MAX),
+			      agent_tool_errorf("the command is longer than %u bytes; put it in a file and run that", COMMAND_MAX),
 			      out);
 	json_t *refusal = NULL;
 	int rc = agent_tools_begin_call(b->tools, &refusal);
@@ -948,7 +875,7 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	if (restart) {
 		shell_stop(b);
 		if (!command || !*command) {
-			res = result_new("the shell was restarted\n", 24, 0);
+			res = agent_tool_result("the shell was restarted\n", 24, 0, NULL);
 			goto done;
 		}
 	}
@@ -968,7 +895,7 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 	}
 	if (!b->shell && shell_start(b) < 0) {
 		const char *m = base_error_last();
-		res = errorf("the shell could not be started: %s", *m ? m : "sandbox failure");
+		res = agent_tool_errorf("the shell could not be started: %s", *m ? m : "sandbox failure");
 		goto done;
 	}
 	char delim[65], marker[65], var[40];
@@ -984,7 +911,7 @@ static int tool_bash(agent_builtin *b, const json_t *in, json_t **out)
 			    "PBD_%s\neval \"$%s\" </dev/null\n__perfbot_status=$?\n"
 			    "command printf '\\n%%s %%d\\n' '%s' \"$__perfbot_status\"\n",
 			    delim, var, marker) < 0) {
-		res = errorf("the command is too long");
+		res = agent_tool_errorf("the command is too long");
 		goto done;
 	}
 	/* what background jobs printed since the last command opens this answer */
@@ -1135,7 +1062,7 @@ int agent_builtin_call(agent_builtin *b, const char *name, const json_t *input, 
 	int error = 0;
 	pthread_mutex_lock(&b->lock);
 	if (!json_is_object(input))
-		error = refuse(b, errorf("the input of %s must be an object", name), result_out);
+		error = refuse(b, agent_tool_errorf("the input of %s must be an object", name), result_out);
 	else if (!strcmp(name, "bash"))
 		error = tool_bash(b, input, result_out);
 	else if (!strcmp(name, "read"))
