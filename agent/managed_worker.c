@@ -926,7 +926,7 @@ static void serve_session(serve *sv)
 
 /* ---- an item's thread ---------------------------------------------------------- */
 
-static const char *end_name(agent_managed_end_kind kind)
+const char *agent_managed_end_name(agent_managed_end_kind kind)
 {
 	switch (kind) {
 	case AGENT_MANAGED_END_TURN: return "end_turn";
@@ -1071,7 +1071,7 @@ static void session_item(item *it)
 		sv.bind->b.on_end(sv.bind->b.payload, &end);
 	stop_item(it);
 	base_log(BASE_LOG_INFO, "managed worker: session served", "work", it->work_id, "session", it->session_id, "end",
-		 end_name(end.kind), NULL);
+		 agent_managed_end_name(end.kind), NULL);
 done:
 	json_decref(session);
 	json_decref(sv.verdicts);

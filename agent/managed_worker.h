@@ -69,6 +69,11 @@ typedef enum agent_managed_end_kind {
 	AGENT_MANAGED_END_FAILED             /* the worker could not serve (errors past retries) */
 } agent_managed_end_kind;
 
+/* The end's name as the run records it ("end_turn", "budget_reached",
+ * "retries_exhausted", "error", "terminated", "lease_lost", "stopped",
+ * "failed"). */
+const char *agent_managed_end_name(agent_managed_end_kind kind);
+
 typedef struct agent_managed_end {
 	agent_managed_end_kind kind;
 	const char *message;       /* borrowed for the call: the error's text or "" */

@@ -185,21 +185,6 @@ static void on_end(void *payload, const agent_managed_end *end)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static const char *end_name(agent_managed_end_kind k)
-{
-	switch (k) {
-	case AGENT_MANAGED_END_TURN: return "end_turn";
-	case AGENT_MANAGED_END_BUDGET: return "budget_reached";
-	case AGENT_MANAGED_END_RETRIES_EXHAUSTED: return "retries_exhausted";
-	case AGENT_MANAGED_END_ERROR: return "error";
-	case AGENT_MANAGED_END_TERMINATED: return "terminated";
-	case AGENT_MANAGED_END_LEASE_LOST: return "lease_lost";
-	case AGENT_MANAGED_END_STOPPED: return "stopped";
-	case AGENT_MANAGED_END_FAILED: return "failed";
-	}
-	return "unknown";
-}
-
 /* A control-plane request with the API key; *out (owned, may be NULL) the
  * answer. */
 static int api(agent_managed_backend *m, const char *method, const char *path, const json_t *body, json_t **out)
@@ -543,7 +528,7 @@ int agent_run_managed(agent_run *r, const char *task)
 	archive(m, sid);
 	const char *endname = r->cancel	  ? "cancelled"
 			      : timed_out ? "wall_time"
-			      : seen.ended ? end_name(seen.kind)
+			      : seen.ended ? agent_managed_end_name(seen.kind)
 					   : "interrupted";
 	r->managed = session_record(sid, agent, session, endname, r);
 	json_decref(session);
