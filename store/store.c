@@ -3,9 +3,10 @@
 #include "store/store_int.h"
 #include "base/error.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -123,9 +124,47 @@ int store_ping(store *st )
 	return st->be->ping(st);
 }
 
+/* A blocking put over a backend's queue waits on this. */
+struct put_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void put_wait_done(store_delivery_async *a)
+{
+	struct put_wait *w = a->payload;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
 int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
 {
-	return st->be->delivery_put(st, d, duplicate_out);
+	if (!st->be->delivery_put_async)
+		return st->be->delivery_put(st, d, duplicate_out);
+	/* a backend with a commit queue: queue it and wait for its commit */
+	struct put_wait w = { .done = 0 };
+	store_delivery_async a = { .d = d, .done = put_wait_done, .payload = &w };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	int error = store_delivery_put_async(st, &a);
+	if (error == 0) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	if (error < 0)
+		return error;
+	if (a.error < 0)
+		return base_error_set(a.error, "%s", a.msg);
+	if (duplicate_out)
+		*duplicate_out = a.duplicate;
+	return 0;
 }
 
 int store_delivery_put_async(store *st, store_delivery_async *a)

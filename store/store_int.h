@@ -9,8 +9,11 @@ typedef struct store_backend {
 	const char *name;
 	void (*free)(store *st);
 	int (*ping)(store *st);
+	/* A backend gives one of the two puts; store.c makes the other of it:
+	 * delivery_put queues and waits for the commit when only delivery_put_async
+	 * is given, delivery_put_async runs delivery_put and calls done itself when
+	 * only delivery_put is given. */
 	int (*delivery_put)(store *st, const store_delivery *d, int *duplicate_out);
-	/* may be NULL: store.c then runs delivery_put and calls done itself */
 	int (*delivery_put_async)(store *st, store_delivery_async *a);
 	int (*delivery_exists)(store *st, const char *id);
 	int (*delivery_body)(store *st, const char *id, char **body_out, size_t *len_out);

@@ -96,13 +96,6 @@ typedef struct pg_store {
 	int stopping;
 } pg_store;
 
-/* A blocking store_delivery_put waits on this for its queued delivery. */
-struct dwaiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int done;
-};
-
 /* ---- connections ---------------------------------------------------------- */
 
 /* libpq prints notices (and a server's "terminating connection") on
@@ -879,39 +872,6 @@ static int pg_delivery_put_async(store *st, store_delivery_async *a)
 	s->q_tail = a;
 	pthread_cond_signal(&s->q_cond);
 	pthread_mutex_unlock(&s->q_lock);
-	return 0;
-}
-
-static void waiter_done(store_delivery_async *a)
-{
-	struct dwaiter *w = a->payload;
-	pthread_mutex_lock(&w->lock);
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static int pg_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
-{
-	struct dwaiter w = { .done = 0 };
-	store_delivery_async a = { .d = d, .done = waiter_done, .payload = &w };
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	int error = pg_delivery_put_async(st, &a);
-	if (error == 0) {
-		pthread_mutex_lock(&w.lock);
-		while (!w.done)
-			pthread_cond_wait(&w.cond, &w.lock);
-		pthread_mutex_unlock(&w.lock);
-	}
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
-	if (error < 0)
-		return error;
-	if (a.error < 0)
-		return base_error_set(a.error, "%s", a.msg);
-	if (duplicate_out)
-		*duplicate_out = a.duplicate;
 	return 0;
 }
 
@@ -1897,7 +1857,6 @@ static const store_backend pg_backend = {
 	.name = "postgres",
 	.free = pg_free,
 	.ping = pg_ping,
-	.delivery_put = pg_delivery_put,
 	.delivery_put_async = pg_delivery_put_async,
 	.delivery_exists = pg_delivery_exists,
 	.delivery_body = pg_delivery_body,

@@ -39,13 +39,6 @@
 #define CKPT_PAGES 4000   /* WAL pages after which the checkpointer copies them into the database */
 #define CKPT_HARD 40000   /* ... and after which the committer does it itself (the WAL's bound) */
 
-/* A blocking store_delivery_put waits on this for its queued delivery. */
-struct dwaiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int done;
-};
-
 typedef struct sq_store {
 	store base;
 	char *path;
@@ -797,39 +790,6 @@ static int sq_delivery_put_async(store *st, store_delivery_async *a)
 	s->q_tail = a;
 	pthread_cond_signal(&s->work_cond);
 	pthread_mutex_unlock(&s->q_lock);
-	return 0;
-}
-
-static void waiter_done(store_delivery_async *a)
-{
-	struct dwaiter *w = a->payload;
-	pthread_mutex_lock(&w->lock);
-	w->done = 1;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-static int sq_delivery_put(store *st, const store_delivery *d, int *duplicate_out)
-{
-	struct dwaiter w = { .done = 0 };
-	store_delivery_async a = { .d = d, .done = waiter_done, .payload = &w };
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	int error = sq_delivery_put_async(st, &a);
-	if (error == 0) {
-		pthread_mutex_lock(&w.lock);
-		while (!w.done)
-			pthread_cond_wait(&w.cond, &w.lock);
-		pthread_mutex_unlock(&w.lock);
-	}
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.lock);
-	if (error < 0)
-		return error;
-	if (a.error < 0)
-		return base_error_set(a.error, "%s", a.msg);
-	if (duplicate_out)
-		*duplicate_out = a.duplicate;
 	return 0;
 }
 
@@ -1816,7 +1776,6 @@ static const store_backend sqlite_backend = {
 	.name = "sqlite",
 	.free = sq_free,
 	.ping = sq_ping,
-	.delivery_put = sq_delivery_put,
 	.delivery_put_async = sq_delivery_put_async,
 	.delivery_exists = sq_delivery_exists,
 	.delivery_body = sq_delivery_body,
