@@ -5,6 +5,8 @@
 #include "app/cmd.h"
 #include "base/error.h"
 #include "store/store.h"
+#include "webhooks/intake.h"
+#include "webhooks/payload.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -69,9 +71,55 @@ static int print_json(json_t *arr)
 	return 0;
 }
 
+/* The intake stores a delivery as it came and leaves its action,
+ * installation and repository to the job that parses it; a listing reads
+ * them from the body (one streaming pass each) where the row has none. */
+static void describe_from_body(store *st, json_t *row)
+{
+	const char *id = json_string_value(json_object_get(row, "id"));
+	if (!id || json_is_string(json_object_get(row, "action")) || json_is_string(json_object_get(row, "repository")))
+		return;
+	char *body = NULL, *form = NULL;
+	size_t len = 0;
+	if (store_delivery_body(st, id, &body, &len) < 0) {
+		base_error_clear();
+		return;
+	}
+	const char *json = body;
+	if (len >= 8 && memcmp(body, "payload=", 8) == 0) {
+		if (wh_form_payload(&form, &len, body, len) < 0) {
+			base_error_clear();
+			free(body);
+			return;
+		}
+		json = form;
+	}
+	wh_payload_fields f;
+	if (wh_payload_scan(&f, json, len) == 0) {
+		if (f.action)
+			json_object_set_new(row, "action", json_string(f.action));
+		if (f.repository)
+			json_object_set_new(row, "repository", json_string(f.repository));
+		if (f.installation_id)
+			json_object_set_new(row, "installation_id", json_integer(f.installation_id));
+	} else {
+		base_error_clear();
+	}
+	wh_payload_dispose(&f);
+	free(form);
+	free(body);
+}
+
 static int fetch_deliveries(store *st, json_t **rows, const struct list_opts *o)
 {
-	return store_delivery_list(st, rows, (int)o->limit, o->event);
+	int error = store_delivery_list(st, rows, (int)o->limit, o->event);
+	if (error == 0) {
+		size_t i;
+		json_t *r;
+		json_array_foreach(*rows, i, r)
+			describe_from_body(st, r);
+	}
+	return error;
 }
 
 static void print_deliveries(const json_t *rows)

@@ -54,6 +54,14 @@ int wh_event_is_handled(const char *event, const char *action)
 	return 0;
 }
 
+int wh_event_has_handler(const char *event)
+{
+	for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+		if (strcmp(handled[i].event, event) == 0)
+			return 1;
+	return 0;
+}
+
 int wh_event_name_ok(const char *event)
 {
 	size_t n = event ? strlen(event) : 0;

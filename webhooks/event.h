@@ -23,6 +23,10 @@ int wh_event_info_parse(wh_event_info *out, const json_t *payload);
 /* 1 when perfbot acts on this event and action, 0 when it only records it. */
 int wh_event_is_handled(const char *event, const char *action);
 
+/* 1 when perfbot acts on some action of this event (so a delivery of it
+ * gets a job, whose handler checks the action), 0 when it only records it. */
+int wh_event_has_handler(const char *event);
+
 /* Sanity checks for the headers naming a delivery: 0 or BASE_EINVALID. */
 int wh_event_name_ok(const char *event);
 int wh_delivery_id_ok(const char *id);

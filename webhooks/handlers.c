@@ -3,6 +3,7 @@
  * leaves the same rows. */
 #include "webhooks/handlers.h"
 #include "base/error.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "webhooks/event.h"
 #include "webhooks/intake.h"
@@ -11,9 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A signed body that is not a JSON object: its job fails for good (a retry
+ * reads the same bytes) and the delivery is marked malformed. */
+static int malformed(store_job_ctx *ctx, int error)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", base_error_last());
+	ctx->final_attempt = 1;
+	if (store_delivery_set_status(ctx->store, ctx->job->delivery_id, "malformed") < 0)
+		base_log(BASE_LOG_WARN, "cannot mark a delivery malformed", "delivery", ctx->job->delivery_id, "error",
+			base_error_last(), NULL);
+	return base_error_set(error, "%s", msg);
+}
+
 int wh_job_payload(json_t **out, store_job_ctx *ctx)
 {
 	const store_job *job = ctx->job;
+	*out = NULL;
 	if (!job->delivery_id)
 		return base_error_set(BASE_EINVALID, "job %lld has no delivery", (long long)job->id);
 	char *body = NULL;
@@ -28,15 +43,35 @@ int wh_job_payload(json_t **out, store_job_ctx *ctx)
 		error = wh_form_payload(&json, &jlen, body, len);
 		free(body);
 		if (error < 0)
-			return error;
+			return malformed(ctx, error);
 		body = json;
 		len = jlen;
 	}
 	json_error_t jerr;
 	json_t *root = json_loadb(body, len, 0, &jerr);
 	free(body);
-	if (!root)
-		return base_error_set(BASE_EINVALID, "delivery %s: %s", job->delivery_id, jerr.text);
+	if (!root) {
+		base_error_set(BASE_EINVALID, "delivery %s: malformed JSON: %s", job->delivery_id, jerr.text);
+		return malformed(ctx, BASE_EINVALID);
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		base_error_set(BASE_EINVALID, "delivery %s: the payload is not a JSON object", job->delivery_id);
+		return malformed(ctx, BASE_EINVALID);
+	}
+	/* the request path made the job from the event name alone: an action
+	 * perfbot does not act on ends here, recorded as ignored */
+	const char *event = strncmp(job->kind, "event.", 6) == 0 ? job->kind + 6 : NULL;
+	const char *action = base_json_str(root, "action");
+	if (event && !wh_event_is_handled(event, action)) {
+		snprintf(ctx->note, sizeof(ctx->note), "ignored: perfbot does not act on %s%s%s", event,
+			 action ? "." : "", action ? action : " without an action");
+		if (store_delivery_set_status(ctx->store, job->delivery_id, "ignored") < 0)
+			base_log(BASE_LOG_WARN, "cannot mark a delivery ignored", "delivery", job->delivery_id, "error",
+				base_error_last(), NULL);
+		json_decref(root);
+		return 1;
+	}
 	*out = root;
 	return 0;
 }
@@ -49,7 +84,7 @@ static int with_root(store_job_ctx *ctx, int (*fn)(store_job_ctx *ctx, const jso
 	if (error == 0)
 		error = fn(ctx, root);
 	json_decref(root);
-	return error;
+	return error > 0 ? 0 : error;
 }
 
 static int on_ping_event(store_job_ctx *ctx, const json_t *root)

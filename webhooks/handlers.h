@@ -28,7 +28,11 @@ int wh_handlers_register(store_workers *w, const wh_handlers_options *opts);
  * pull_request, issue_comment commands, check_run and check_suite. */
 int wh_github_handlers_register(store_workers *w, const wh_handlers_options *opts);
 
-/* For handlers: loads and parses the delivery of ctx->job (*out owned). */
+/* For handlers: loads and parses the delivery of ctx->job (*out owned).
+ * 0 with the payload; 1 (*out NULL, ctx->note set, delivery marked
+ * ignored) when perfbot does not act on the payload's action; a negative
+ * code otherwise.  A body that is not a JSON object fails for good
+ * (final_attempt set) and marks the delivery malformed. */
 int wh_job_payload(json_t **out, store_job_ctx *ctx);
 
 #endif

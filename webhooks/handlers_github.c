@@ -78,7 +78,7 @@ static int with_payload(store_job_ctx *ctx, const wh_handlers_options *o, event_
 	if (error == 0)
 		error = fn(ctx, o, root);
 	json_decref(root);
-	return error;
+	return error > 0 ? 0 : error;
 }
 
 /* ---- push and pull_request ----------------------------------------------- */

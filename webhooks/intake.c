@@ -11,7 +11,6 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "webhooks/event.h"
-#include "webhooks/payload.h"
 #include "webhooks/signature.h"
 
 #include <curl/curl.h>
@@ -202,10 +201,8 @@ typedef struct wh_intake_pending {
 	store_delivery d;
 	store_job_spec job;
 	char kind[96];
-	char *form_json;
 	char *hdrs;
 	char *job_payload;
-	wh_payload_fields fields;
 	store_delivery_async put;
 	void (*resume)(void *token);
 	void *token;
@@ -215,10 +212,8 @@ static void pending_free(wh_intake_pending *p)
 {
 	if (!p)
 		return;
-	free(p->form_json);
 	free(p->hdrs);
 	free(p->job_payload);
-	wh_payload_dispose(&p->fields);
 	free(p);
 }
 
@@ -246,35 +241,21 @@ int wh_intake_prepare(const base_http_request *req, base_http_response *resp, vo
 	if (!p)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	p->in = in;
-	const char *json_bytes = req->body ? req->body : "";
-	size_t json_len = req->body_len;
-	if (content_type(base_http_request_header(req, "Content-Type")) == CT_FORM) {
-		if ((error = wh_form_payload(&p->form_json, &json_len, json_bytes, json_len)) < 0) {
-			if (error == BASE_EINVALID)
-				error = refuse(resp, 400, "bad_request", base_error_last());
-			goto fail;
-		}
-		json_bytes = p->form_json;
-	}
-	/* one streaming pass: a JSON object, and the fields the row keeps */
-	if ((error = wh_payload_scan(&p->fields, json_bytes, json_len)) < 0) {
-		if (error == BASE_EINVALID)
-			error = refuse(resp, 400, "bad_request", base_error_last());
-		goto fail;
-	}
-	const char *action = p->fields.action;
-	if (action)
-		snprintf(resp->log_action, sizeof(resp->log_action), "%s", action);
-
-	int handled = wh_event_is_handled(event, action);
+	/* The body is stored as it came (a form body too: its payload= is
+	 * decoded when the job reads it) and parsed once, by the event's job,
+	 * after the answer: which action, installation and repository it
+	 * names, and whether it is JSON at all, are the job's to find out.
+	 * The request path decides from the event name alone whether a job is
+	 * made; the ids and the event name were checked character by
+	 * character, so they need no escaping below. */
+	int handled = wh_event_has_handler(event);
 	if (handled) {
-		json_t *jp = json_pack("{s:s,s:s,s:s?}", "delivery", delivery, "event", event, "action", action);
-		p->job_payload = jp ? json_dumps(jp, JSON_COMPACT) : NULL;
-		json_decref(jp);
-		if (!p->job_payload) {
+		size_t n = strlen(delivery) + strlen(event) + 32;
+		if (!(p->job_payload = malloc(n))) {
 			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto fail;
 		}
+		snprintf(p->job_payload, n, "{\"delivery\":\"%s\",\"event\":\"%s\"}", delivery, event);
 		snprintf(p->kind, sizeof(p->kind), "event.%s", event);
 		p->job.kind = p->kind;
 		p->job.payload = p->job_payload;
@@ -286,9 +267,6 @@ int wh_intake_prepare(const base_http_request *req, base_http_response *resp, vo
 	p->d = (store_delivery){
 		.id = delivery,
 		.event = event,
-		.action = action,
-		.installation_id = p->fields.installation_id,
-		.repository = p->fields.repository,
 		.headers_json = p->hdrs,
 		.body = req->body,
 		.body_len = req->body_len,

@@ -1,9 +1,13 @@
 /* The webhook intake: POST $WEBHOOK_PATH.  A pure handler over base/http.h
- * structs: verifies, parses and durably stores a delivery with the jobs it
- * produces, then answers.  Checks run in this order, before any JSON
- * parsing: method (405), content type (415), GitHub headers (400 / 401),
- * size (413), signature (401); then JSON (400, one streaming validity pass),
- * duplicate (200), store (202).  Every error answer is {"error": reason}. */
+ * structs: verifies and durably stores a delivery, with its job when
+ * perfbot acts on its event, then answers.  Checks run in this order:
+ * method (405), content type (415), GitHub headers (400 / 401), size (413),
+ * signature (401); then duplicate (200), store (202 with "queued" when the
+ * event has a handler, "ignored" when perfbot only records it).  The body is
+ * not parsed on the request path: the event's job parses it once, ignores an
+ * action perfbot does not act on (the delivery becomes "ignored") and marks
+ * a signed body that is not a JSON object "malformed" (only a holder of the
+ * webhook secret can send one).  Every error answer is {"error": reason}. */
 #ifndef WH_INTAKE_H
 #define WH_INTAKE_H
 
