@@ -5,11 +5,13 @@
  * with SQLite directly and written with libpq in one transaction: a copy
  * that fails half-way leaves the target as it was.  Ids are kept, so runs,
  * measurements and jobs keep pointing at one another, and each id sequence
- * is advanced past the largest id copied.  Bodies are copied as bytes;
- * every other value as text, which PostgreSQL converts to the column's
- * type (bigint, jsonb). */
+ * is advanced past the largest id copied.  Bodies are copied as bytes (from
+ * the SQLite file's body log for the deliveries whose body is there); every
+ * other value as text, which PostgreSQL converts to the column's type
+ * (bigint, jsonb). */
 #include "store/store_int.h"
 #include "base/error.h"
+#include "store/body_log.h"
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -76,10 +78,35 @@ static int pg_simple(PGconn *pg, const char *sql, const char *what, PGresult **k
 	return 0;
 }
 
-static int copy_table(sqlite3 *db, PGconn *pg, const struct table *t, int64_t *rows)
+/* A delivery whose body is in the body log: the body column's value read
+ * from there (*owned to free), else the column as it is. */
+static int body_value(sqlite3_stmt *q, int col, int ncolumns, const char *bodies_dir, const char **value, int *length,
+		      char **owned)
+{
+	*owned = NULL;
+	if (sqlite3_column_type(q, ncolumns) != SQLITE_NULL && sqlite3_column_int64(q, ncolumns + 1) >= 0) {
+		size_t n = (size_t)sqlite3_column_int64(q, ncolumns + 2);
+		int error = store_body_log_read(bodies_dir, sqlite3_column_int(q, ncolumns),
+					       sqlite3_column_int64(q, ncolumns + 1), n, owned);
+		if (error < 0)
+			return error;
+		*value = *owned;
+		*length = (int)n;
+		return 0;
+	}
+	const void *b = sqlite3_column_blob(q, col);
+	*length = sqlite3_column_bytes(q, col);
+	*value = b ? b : "";
+	return 0;
+}
+
+static int copy_table(sqlite3 *db, PGconn *pg, const struct table *t, const char *bodies_dir, int64_t *rows)
 {
 	char sql[1024], ins[1024];
-	snprintf(sql, sizeof(sql), "SELECT %s FROM %s", t->columns, t->name);
+	int has_body = strstr(t->columns, "body") != NULL;
+	/* deliveries: where the body log holds the body, after the copied columns */
+	snprintf(sql, sizeof(sql), "SELECT %s%s FROM %s", t->columns,
+		 has_body ? ", body_segment, body_offset, body_length" : "", t->name);
 	size_t n = (size_t)snprintf(ins, sizeof(ins), "INSERT INTO %s(%s) VALUES(", t->name, t->columns);
 	for (int i = 0; i < t->ncolumns; i++)
 		n += (size_t)snprintf(ins + n, sizeof(ins) - n, "%s$%d", i ? "," : "", i + 1);
@@ -96,23 +123,31 @@ static int copy_table(sqlite3 *db, PGconn *pg, const struct table *t, int64_t *r
 	while (error == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *values[MAX_COLUMNS];
 		int lengths[MAX_COLUMNS], formats[MAX_COLUMNS];
-		for (int i = 0; i < t->ncolumns; i++) {
+		char *body = NULL;
+		for (int i = 0; error == 0 && i < t->ncolumns; i++) {
 			int type = sqlite3_column_type(q, i);
 			lengths[i] = 0;
 			formats[i] = 0;
-			if (type == SQLITE_NULL) {
-				values[i] = NULL;
-			} else if (!strcmp(sqlite3_column_name(q, i), "body")) {
+			if (!strcmp(sqlite3_column_name(q, i), "body")) {
 				/* bytes as they were received, sent binary */
-				const void *b = sqlite3_column_blob(q, i);
-				lengths[i] = sqlite3_column_bytes(q, i);
-				values[i] = b ? b : "";
+				if (type == SQLITE_NULL && sqlite3_column_type(q, t->ncolumns) == SQLITE_NULL) {
+					values[i] = NULL;
+					continue;
+				}
+				error = body_value(q, i, t->ncolumns, bodies_dir, &values[i], &lengths[i], &body);
 				formats[i] = 1;
+			} else if (type == SQLITE_NULL) {
+				values[i] = NULL;
 			} else {
 				values[i] = (const char *)sqlite3_column_text(q, i);
 			}
 		}
+		if (error < 0) {
+			free(body);
+			break;
+		}
 		res = PQexecPrepared(pg, t->name, t->ncolumns, values, lengths, formats, 0);
+		free(body);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			error = pg_fail(pg, res, t->name);
 		PQclear(res);
@@ -148,6 +183,9 @@ int store_copy(const char *from_url, const char *to_url, int force, store_copy_s
 	if (error < 0)
 		return error;
 
+	char bodies_dir[4200];
+	if ((error = store_body_log_dir(bodies_dir, sizeof(bodies_dir), from_url + 7)) < 0)
+		return error;
 	sqlite3 *db = NULL;
 	PGconn *pg = NULL;
 	PGresult *res = NULL;
@@ -203,7 +241,7 @@ int store_copy(const char *from_url, const char *to_url, int force, store_copy_s
 			goto done;
 	}
 	for (size_t i = 0; i < NTABLES && error == 0; i++) {
-		if ((error = copy_table(db, pg, &TABLES[i], &stats->rows)) == 0)
+		if ((error = copy_table(db, pg, &TABLES[i], bodies_dir, &stats->rows)) == 0)
 			stats->tables++;
 	}
 	if (error == 0)

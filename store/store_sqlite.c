@@ -6,7 +6,10 @@
  *  - webhook deliveries (the hot path) are only queued in memory under
  *    `q_lock`; the committer inserts the whole queue and commits it, so
  *    deliveries that arrive during a commit's fsync wait in memory and form
- *    the next batch instead of queueing on the connection;
+ *    the next batch instead of queueing on the connection.  Their bodies
+ *    go to the body log beside the database (body_log.h) in one write per
+ *    batch, synced while the rows are inserted and before the commit, and
+ *    the rows hold where; a database opened in memory keeps them inline;
  *  - other writes take `wlock`, run their statements inside the open
  *    transaction under a savepoint of their own (a failure undoes only its
  *    part), release the lock and wait for the next commit.
@@ -17,6 +20,7 @@
  * lets them run beside the writer and beside other processes (the CLI).
  * Schema changes are numbered migrations applied at open. */
 #include "store/store_int.h"
+#include "store/body_log.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fs.h"
@@ -30,6 +34,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +61,8 @@ typedef struct sq_store {
 	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
 	pthread_cond_t commit_cond;/* callers: an epoch was committed */
 	sqlite3_stmt *ins_delivery; /* cached on the write connection */
+	store_body_log *bodies;    /* committer only; NULL: bodies go into the rows */
+	char *bodies_dir;
 	sqlite3_stmt *ins_job;
 	struct {
 		const char *sql;           /* the caller's text; compared, not trusted */
@@ -267,7 +274,7 @@ static int wend(sq_store *s, int error)
 	return wend_opt(s, error, 1);
 }
 
-static int insert_delivery(sq_store *s, store_delivery_async *p);
+static int insert_delivery(sq_store *s, store_delivery_async *p, int segment, int64_t offset);
 
 /* After each commit on the write connection (SQLite's WAL hook, in place of
  * its automatic checkpoint, which would copy the WAL into the database
@@ -331,22 +338,65 @@ static void *committer_main(void *arg)
 				s->epoch++;
 			}
 		}
-		for (store_delivery_async *p = batch; p; p = p->next) {
+		/* the batch's bodies go to the body log first (written, not yet
+		 * durable), then their rows; the log is synced before the commit */
+		size_t nbatch = 0;
+		for (store_delivery_async *p = batch; p; p = p->next)
+			nbatch++;
+		int segment = 0;
+		int64_t *offsets = NULL;
+		int logged = 0;
+		char logmsg[256] = "";
+		if (s->bodies && nbatch && s->tx_open) {
+			struct iovec *iov = calloc(nbatch, sizeof(*iov));
+			offsets = calloc(nbatch, sizeof(*offsets));
+			size_t i = 0;
+			for (store_delivery_async *p = batch; iov && p; p = p->next, i++) {
+				iov[i].iov_base = (void *)p->d->body;
+				iov[i].iov_len = p->d->body ? p->d->body_len : 0;
+			}
+			if (!iov || !offsets)
+				snprintf(logmsg, sizeof(logmsg), "store: out of memory");
+			else if (store_body_log_append(s->bodies, iov, nbatch, &segment, offsets) < 0)
+				snprintf(logmsg, sizeof(logmsg), "%s", base_error_last());
+			else
+				logged = 1;
+			free(iov);
+			/* the bodies reach the disk while their rows are inserted */
+			if (logged)
+				store_body_log_sync_begin(s->bodies);
+		}
+		size_t bi = 0;
+		int inserted = 0;
+		for (store_delivery_async *p = batch; p; p = p->next, bi++) {
 			if (!s->tx_open) {
 				p->error = BASE_ERETRY;
 				snprintf(p->msg, sizeof(p->msg), "store: cannot begin a write transaction: %s",
 					 sqlite3_errmsg(s->writer));
 				continue;
 			}
+			if (s->bodies && !logged) {
+				p->error = BASE_ERETRY;
+				snprintf(p->msg, sizeof(p->msg), "%s", logmsg);
+				continue;
+			}
 			wexec(s, "SAVEPOINT d");
-			if ((p->error = insert_delivery(s, p)) < 0) {
+			if ((p->error = insert_delivery(s, p, segment, logged ? offsets[bi] : -1)) < 0) {
 				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
 				wexec(s, "ROLLBACK TO d");
 			}
 			wexec(s, "RELEASE d");
+			inserted |= p->error == 0 && !p->duplicate;
 		}
 		int failed = 0;
 		char msg[256] = "";
+		if (logged && store_body_log_sync_end(s->bodies) < 0 && s->tx_open && inserted) {
+			/* rows must never point at bodies that are not on disk */
+			snprintf(msg, sizeof(msg), "%s", base_error_last());
+			wexec(s, "ROLLBACK");
+			failed = 1;
+			s->tx_open = 0;
+		}
 		if (s->tx_open) {
 			if (wexec(s, "COMMIT") != SQLITE_OK) {
 				snprintf(msg, sizeof(msg), "store: commit failed: %s", sqlite3_errmsg(s->writer));
@@ -355,6 +405,9 @@ static void *committer_main(void *arg)
 			}
 			s->tx_open = 0;
 		}
+		if (logged && (failed || !inserted))
+			store_body_log_rewind(s->bodies, segment, offsets[0]);
+		free(offsets);
 		int64_t epoch = s->epoch;
 		pthread_mutex_unlock(&s->wlock);
 
@@ -688,6 +741,11 @@ static const char *migrations[] = {
 	" expires_ms INTEGER NOT NULL);"
 	"CREATE INDEX managed_handover_session ON managed_handover(session_id, expires_ms);"
 	"CREATE INDEX managed_handover_expiry ON managed_handover(expires_ms);",
+	/* 5: a delivery's body in the body log: where it is (offset -1 or NULL:
+	 * the body column holds it, as in every row before) */
+	"ALTER TABLE deliveries ADD COLUMN body_segment INTEGER;"
+	"ALTER TABLE deliveries ADD COLUMN body_offset INTEGER;"
+	"ALTER TABLE deliveries ADD COLUMN body_length INTEGER;",
 };
 
 static int migrate(sqlite3 *db)
@@ -753,17 +811,22 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const
 	return error;
 }
 
-/* Inserts one queued delivery and its jobs (committer thread, wlock held). */
-static int insert_delivery(sq_store *s, store_delivery_async *p)
+/* Inserts one queued delivery and its jobs (committer thread, wlock held).
+ * offset >= 0: the body is in the body log at (segment, offset), and the
+ * row holds only where. */
+static int insert_delivery(sq_store *s, store_delivery_async *p, int segment, int64_t offset)
 {
 	const store_delivery *d = p->d;
 	sqlite3 *db = s->writer;
 	int changes = 0;
 	int error = run_cached(db, &s->ins_delivery, &changes,
 			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
-			       " body, received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
-			       "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
-			       d->body, d->body_len, d->received_ms, d->status);
+			       " body, received_ms, status, body_segment, body_offset, body_length)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+			       "sssissbisnii", d->id, d->event, d->action, d->installation_id, d->repository,
+			       d->headers_json, offset >= 0 ? NULL : d->body, offset >= 0 ? (size_t)0 : d->body_len,
+			       d->received_ms, d->status, segment, offset >= 0 ? offset : (int64_t)-1,
+			       (int64_t)d->body_len);
 	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
 		error = run_cached(db, &s->ins_job, NULL,
 				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
@@ -808,7 +871,10 @@ static int sq_delivery_body(store *st, const char *id, char **body_out, size_t *
 	sq_store *s = (sq_store *)st;
 	sqlite3 *db = conn_get(s);
 	sqlite3_stmt *q = NULL;
-	int error = prepare(db, &q, "SELECT body FROM deliveries WHERE id=?", "s", id);
+	char *b = NULL;
+	size_t n = 0;
+	int error = prepare(db, &q, "SELECT body, body_segment, body_offset, body_length FROM deliveries WHERE id=?", "s",
+			    id);
 	if (error < 0)
 		goto done;
 	int rc = sqlite3_step(q);
@@ -820,15 +886,25 @@ static int sq_delivery_body(store *st, const char *id, char **body_out, size_t *
 		error = sq_err(db, "read delivery");
 		goto done;
 	}
-	size_t n = (size_t)sqlite3_column_bytes(q, 0);
-	char *b = malloc(n + 1);
-	if (!b) {
-		error = base_error_set(BASE_ENOMEM, "out of memory");
-		goto done;
+	if (sqlite3_column_type(q, 1) != SQLITE_NULL && sqlite3_column_int64(q, 2) >= 0) {
+		if (!s->bodies_dir) {
+			error = base_error_set(BASE_EGENERIC, "delivery %s: its body is in a body log this store has none of", id);
+			goto done;
+		}
+		n = (size_t)sqlite3_column_int64(q, 3);
+		if ((error = store_body_log_read(s->bodies_dir, sqlite3_column_int(q, 1), sqlite3_column_int64(q, 2), n,
+						 &b)) < 0)
+			goto done;
+	} else {
+		n = (size_t)sqlite3_column_bytes(q, 0);
+		if (!(b = malloc(n + 1))) {
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+			goto done;
+		}
+		if (n)
+			memcpy(b, sqlite3_column_blob(q, 0), n);
+		b[n] = '\0';
 	}
-	if (n)
-		memcpy(b, sqlite3_column_blob(q, 0), n);
-	b[n] = '\0';
 	*body_out = b;
 	if (len_out)
 		*len_out = n;
@@ -1757,6 +1833,8 @@ static void sq_free(store *st)
 	for (int i = 0; i < s->nwcache; i++)
 		sqlite3_finalize(s->wcache[i].st);
 	sqlite3_close(s->writer);
+	store_body_log_free(s->bodies);
+	free(s->bodies_dir);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
@@ -1897,6 +1975,17 @@ int store_sqlite_open(store **out, const char *path)
 		goto fail;
 	if ((error = migrate(s->writer)) < 0)
 		goto fail;
+	if (strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
+		char dir[4200];
+		if ((error = store_body_log_dir(dir, sizeof(dir), path)) < 0)
+			goto fail;
+		if (!(s->bodies_dir = strdup(dir))) {
+			error = base_error_set(BASE_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if ((error = store_body_log_open(&s->bodies, dir)) < 0)
+			goto fail;
+	}
 	if ((error = open_conn(&s->ckpt_db, path)) < 0)
 		goto fail;
 	if (pthread_create(&s->checkpointer, NULL, checkpointer_main, s) != 0) {
