@@ -25,6 +25,7 @@ struct store_body_log {
 	int segment;
 	int64_t end;       /* where the next append starts */
 	int dir_dirty;     /* a segment was created since the last sync */
+	int64_t segment_max;
 	/* the syncer thread: a sync begun runs there while the committer goes on */
 	pthread_t syncer;
 	int syncer_started;
@@ -70,7 +71,7 @@ int store_body_log_dir(char *buf, size_t size, const char *db_path)
 	return 0;
 }
 
-int store_body_log_open(store_body_log **out, const char *dir)
+int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max)
 {
 	int error = base_mkdirs(dir, 0700);
 	if (error < 0)
@@ -81,6 +82,7 @@ int store_body_log_open(store_body_log **out, const char *dir)
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	l->fd = -1;
+	l->segment_max = segment_max > 0 ? segment_max : STORE_BODY_LOG_SEGMENT_MAX;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	/* appends continue in the newest segment */
@@ -138,7 +140,7 @@ int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, 
 	int64_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += (int64_t)iov[i].iov_len;
-	if (l->end > 0 && l->end + total > STORE_BODY_LOG_SEGMENT_MAX) {
+	if (l->end > 0 && l->end + total > l->segment_max) {
 		/* what the old segment holds was made durable by earlier commits */
 		int error = open_segment(l, l->segment + 1);
 		if (error < 0)
@@ -260,7 +262,7 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
 {
 	char path[PATH_MAX];
 	segment_path(path, sizeof(path), dir, segment);
-	if (offset < 0 || length > (size_t)STORE_BODY_LOG_SEGMENT_MAX * 2)
+	if (offset < 0 || length > ((size_t)1 << 32))
 		return base_error_set(BASE_EINVALID, "store: body log entry out of range in %s", path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)

@@ -17,13 +17,14 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define STORE_BODY_LOG_SEGMENT_MAX ((int64_t)1 << 30) /* a segment is closed past 1 GiB */
+#define STORE_BODY_LOG_SEGMENT_MAX ((int64_t)1 << 30) /* the store's: a segment is closed past 1 GiB */
 
 typedef struct store_body_log store_body_log;
 
 /* Opens (creating it 0700 if needed) the log directory dir (copied) and its
- * newest segment; appends go after that segment's end. */
-int store_body_log_open(store_body_log **out, const char *dir);
+ * newest segment; appends go after that segment's end, into a new segment
+ * once one would grow past segment_max bytes. */
+int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max);
 void store_body_log_free(store_body_log *l);
 
 /* Writes n bodies after the log's end, one after another (not yet

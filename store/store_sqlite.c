@@ -1983,7 +1983,7 @@ int store_sqlite_open(store **out, const char *path)
 			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto fail;
 		}
-		if ((error = store_body_log_open(&s->bodies, dir)) < 0)
+		if ((error = store_body_log_open(&s->bodies, dir, STORE_BODY_LOG_SEGMENT_MAX)) < 0)
 			goto fail;
 	}
 	if ((error = open_conn(&s->ckpt_db, path)) < 0)

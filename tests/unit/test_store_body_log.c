@@ -1,0 +1,256 @@
+/* Unit tests: the SQLite store's body log (store/body_log.h) on its own
+ * (appends read back byte for byte, across a reopen, a rewind and a new
+ * segment; a read past the end is an error naming the file) and through
+ * the store (a delivery's body is in the log, not in the database file; it
+ * reads back after a reopen; a row from before the log, with its body
+ * inline, still reads back; the log is private to perfbot's user). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "store/body_log.h"
+#include "store/store.h"
+#include "tests/unit/support/store_test.h"
+
+static char dir[64];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/perfbot-bodylog-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static void expect_read(const char *logdir, int segment, int64_t offset, const char *want, size_t len)
+{
+	char *got = NULL;
+	assert_int_equal(store_body_log_read(logdir, segment, offset, len, &got), 0);
+	assert_memory_equal(got, want, len);
+	assert_int_equal(got[len], '\0');
+	free(got);
+}
+
+static void test_append_read_reopen(void **state)
+{
+	(void)state;
+	char logdir[128];
+	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
+	store_body_log *l = NULL;
+	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	static const char bin[] = "\x00\x01\xff{\"x\":1}";
+	struct iovec iov[3] = { { (void *)"first", 5 }, { (void *)"", 0 }, { (void *)bin, sizeof(bin) } };
+	int seg = 0;
+	int64_t off[3];
+	assert_int_equal(store_body_log_append(l, iov, 3, &seg, off), 0);
+	assert_int_equal(seg, 1);
+	assert_int_equal(off[0], 0);
+	assert_int_equal(off[1], 5);
+	assert_int_equal(off[2], 5);
+	assert_int_equal(store_body_log_sync(l), 0);
+	expect_read(logdir, 1, off[0], "first", 5);
+	expect_read(logdir, 1, off[1], "", 0);
+	expect_read(logdir, 1, off[2], bin, sizeof(bin));
+	store_body_log_free(l);
+
+	/* reopened: appends go after what is there */
+	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	struct iovec more = { (void *)"second", 6 };
+	assert_int_equal(store_body_log_append(l, &more, 1, &seg, off), 0);
+	assert_int_equal(seg, 1);
+	assert_int_equal(off[0], (int64_t)(5 + sizeof(bin)));
+	store_body_log_sync_begin(l);
+	assert_int_equal(store_body_log_sync_end(l), 0);
+	expect_read(logdir, 1, off[0], "second", 6);
+	expect_read(logdir, 1, 0, "first", 5);
+	store_body_log_free(l);
+
+	/* private to perfbot's user */
+	struct stat st;
+	assert_int_equal(stat(logdir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	char seg1[160];
+	snprintf(seg1, sizeof(seg1), "%s/000001.log", logdir);
+	assert_int_equal(stat(seg1, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_rewind_and_segments(void **state)
+{
+	(void)state;
+	char logdir[128];
+	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
+	store_body_log *l = NULL;
+	assert_int_equal(store_body_log_open(&l, logdir, 16), 0);
+	struct iovec a = { (void *)"0123456789", 10 };
+	int seg = 0;
+	int64_t off[1];
+	assert_int_equal(store_body_log_append(l, &a, 1, &seg, off), 0);
+	assert_int_equal(off[0], 0);
+	/* a failed batch is forgotten: the next append starts where it did */
+	struct iovec b = { (void *)"lost", 4 };
+	assert_int_equal(store_body_log_append(l, &b, 1, &seg, off), 0);
+	assert_int_equal(off[0], 10);
+	store_body_log_rewind(l, seg, off[0]);
+	struct iovec c = { (void *)"kept", 4 };
+	assert_int_equal(store_body_log_append(l, &c, 1, &seg, off), 0);
+	assert_int_equal(seg, 1);
+	assert_int_equal(off[0], 10);
+	expect_read(logdir, 1, 10, "kept", 4);
+	/* past 16 bytes: a new segment, from its start */
+	struct iovec d = { (void *)"next segment", 12 };
+	assert_int_equal(store_body_log_append(l, &d, 1, &seg, off), 0);
+	assert_int_equal(seg, 2);
+	assert_int_equal(off[0], 0);
+	assert_int_equal(store_body_log_sync(l), 0);
+	expect_read(logdir, 2, 0, "next segment", 12);
+	expect_read(logdir, 1, 0, "0123456789kept", 14);
+	store_body_log_free(l);
+	/* reopened: the newest segment is appended to */
+	assert_int_equal(store_body_log_open(&l, logdir, 16), 0);
+	struct iovec e = { (void *)"!", 1 };
+	assert_int_equal(store_body_log_append(l, &e, 1, &seg, off), 0);
+	assert_int_equal(seg, 2);
+	assert_int_equal(off[0], 12);
+	store_body_log_free(l);
+}
+
+static void test_read_past_end_names_the_file(void **state)
+{
+	(void)state;
+	char logdir[128];
+	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
+	store_body_log *l = NULL;
+	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	struct iovec a = { (void *)"short", 5 };
+	int seg = 0;
+	int64_t off[1];
+	assert_int_equal(store_body_log_append(l, &a, 1, &seg, off), 0);
+	store_body_log_free(l);
+	char *got = NULL;
+	assert_int_equal(store_body_log_read(logdir, 1, 2, 10, &got), BASE_EGENERIC);
+	assert_null(got);
+	assert_non_null(strstr(base_error_last(), "000001.log"));
+	assert_int_equal(store_body_log_read(logdir, 7, 0, 1, &got), BASE_EGENERIC);
+	assert_non_null(strstr(base_error_last(), "000007.log"));
+	assert_int_equal(store_body_log_read(logdir, 1, -1, 1, &got), BASE_EINVALID);
+}
+
+/* Whether the file at path holds needle anywhere. */
+static int file_has(const char *path, const char *needle)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return 0;
+	size_t n = strlen(needle), cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	int found = 0;
+	size_t r;
+	while (!found && (r = fread(buf + len, 1, cap - len, fp)) > 0) {
+		len += r;
+		for (size_t i = 0; i + n <= len && !found; i++)
+			found = memcmp(buf + i, needle, n) == 0;
+		if (len >= n) {
+			memmove(buf, buf + len - (n - 1), n - 1);
+			len = n - 1;
+		}
+	}
+	free(buf);
+	fclose(fp);
+	return found;
+}
+
+static void test_store_keeps_bodies_in_the_log(void **state)
+{
+	(void)state;
+	struct store_test *f = store_test_sqlite("bodylog");
+	static const char body[] = "{\"marker\":\"body-in-the-log-7f3a\"}";
+	store_delivery d = { .id = "d-log-1", .event = "push", .headers_json = "{}", .body = body,
+			     .body_len = sizeof(body) - 1, .received_ms = base_wall_ms(), .status = "ignored" };
+	int dup = -1;
+	assert_int_equal(store_delivery_put(f->st, &d, &dup), 0);
+	assert_int_equal(dup, 0);
+	/* the same id again: a duplicate, and its body is not read back instead */
+	store_delivery d2 = d;
+	d2.body = "{\"other\":1}";
+	d2.body_len = 11;
+	assert_int_equal(store_delivery_put(f->st, &d2, &dup), 0);
+	assert_int_equal(dup, 1);
+	char *b = NULL;
+	size_t len = 0;
+	assert_int_equal(store_delivery_body(f->st, "d-log-1", &b, &len), 0);
+	assert_int_equal(len, sizeof(body) - 1);
+	assert_string_equal(b, body);
+	free(b);
+
+	char path[160];
+	snprintf(path, sizeof(path), "%s/perfbot.db-bodies/000001.log", f->dir);
+	assert_true(file_has(path, "body-in-the-log-7f3a"));
+	store_free(f->st);
+	f->st = NULL;
+	char db[160];
+	snprintf(db, sizeof(db), "%s/perfbot.db", f->dir);
+	assert_false(file_has(db, "body-in-the-log-7f3a"));
+	snprintf(path, sizeof(path), "%s/perfbot.db-wal", f->dir);
+	assert_false(file_has(path, "body-in-the-log-7f3a"));
+
+	/* a row from before the log keeps its body inline and still reads */
+	sqlite3 *raw = NULL;
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw,
+				      "INSERT INTO deliveries(id, event, headers, body, received_ms, status)"
+				      " VALUES('d-old', 'push', '{}', X'7B226F6C64223A747275657D', 1, 'ignored')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(raw);
+
+	/* reopened: both read back, and new bodies follow the old ones */
+	assert_int_equal(store_open(&f->st, f->url), 0);
+	assert_int_equal(store_delivery_body(f->st, "d-old", &b, &len), 0);
+	assert_string_equal(b, "{\"old\":true}");
+	free(b);
+	assert_int_equal(store_delivery_body(f->st, "d-log-1", &b, &len), 0);
+	assert_string_equal(b, body);
+	free(b);
+	store_delivery d3 = { .id = "d-log-2", .event = "push", .headers_json = "{}", .body = "{\"n\":2}",
+			      .body_len = 7, .received_ms = base_wall_ms(), .status = "ignored" };
+	assert_int_equal(store_delivery_put(f->st, &d3, &dup), 0);
+	assert_int_equal(store_delivery_body(f->st, "d-log-2", &b, &len), 0);
+	assert_string_equal(b, "{\"n\":2}");
+	free(b);
+	assert_int_equal(store_delivery_body(f->st, "d-log-1", &b, &len), 0);
+	assert_string_equal(b, body);
+	free(b);
+	store_test_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_rewind_and_segments, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_read_past_end_names_the_file, setup_dir, teardown_dir),
+		cmocka_unit_test(test_store_keeps_bodies_in_the_log),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
