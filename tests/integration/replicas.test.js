@@ -280,6 +280,10 @@ test('perfbot migrate and perfbot store copy move a SQLite installation to Postg
     assert.equal(r.code, 0, r.stderr);
     const copied = await pg.query('SELECT id FROM deliveries');
     assert.deepEqual(copied.map((d) => d.id).sort(), [...ids].sort());
+    // bodies come from the SQLite store's body log, byte for byte
+    const bodies = await pg.query("SELECT id, convert_from(body, 'UTF8') AS body FROM deliveries");
+    for (const [i, id] of ids.entries())
+      assert.equal(bodies.find((b) => b.id === id)?.body, payload(i).body, `body of ${id}`);
     const jobs = await pg.query('SELECT id, delivery_id, state FROM jobs ORDER BY id');
     const oldJobs = await sqlite(old.dataDir, 'SELECT id, delivery_id, state FROM jobs ORDER BY id');
     assert.deepEqual(jobs, oldJobs, 'jobs with their ids');
