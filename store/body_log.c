@@ -2,15 +2,15 @@
  * of concatenated bodies with no framing: the rows of the database are the
  * index, and hold each body's segment, offset and length.  A segment is
  * written at its end only, by one thread, with pwritev; write-back starts
- * at once (sync_file_range), and the fdatasync runs on a thread of its own
- * while the committer inserts the rows, which wait for it only at COMMIT. */
+ * at once (sync_file_range) so that the fdatasync after it has less left
+ * to wait for. */
 #include "store/body_log.h"
 #include "base/error.h"
 #include "base/fs.h"
 
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,17 +26,7 @@ struct store_body_log {
 	int64_t end;       /* where the next append starts */
 	int dir_dirty;     /* a segment was created since the last sync */
 	int64_t segment_max;
-	/* the syncer thread: a sync begun runs there while the committer goes on */
-	pthread_t syncer;
-	int syncer_started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int want, busy, stop;  /* guarded by lock */
-	int result;
-	char msg[256];
 };
-
-static void *syncer_main(void *arg);
 
 static void segment_path(char *buf, size_t size, const char *dir, int segment)
 {
@@ -83,8 +73,6 @@ int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_m
 	}
 	l->fd = -1;
 	l->segment_max = segment_max > 0 ? segment_max : STORE_BODY_LOG_SEGMENT_MAX;
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
 	/* appends continue in the newest segment */
 	int newest = 0;
 	DIR *d = opendir(dir);
@@ -104,11 +92,6 @@ int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_m
 	l->dir_dirty = newest == 0;
 	if ((error = open_segment(l, newest ? newest : 1)) < 0)
 		goto fail;
-	if (pthread_create(&l->syncer, NULL, syncer_main, l) != 0) {
-		error = base_error_set(BASE_EGENERIC, "store: cannot start the body log's sync thread");
-		goto fail;
-	}
-	l->syncer_started = 1;
 	*out = l;
 	return 0;
 fail:
@@ -120,15 +103,6 @@ void store_body_log_free(store_body_log *l)
 {
 	if (!l)
 		return;
-	if (l->syncer_started) {
-		pthread_mutex_lock(&l->lock);
-		l->stop = 1;
-		pthread_cond_broadcast(&l->cond);
-		pthread_mutex_unlock(&l->lock);
-		pthread_join(l->syncer, NULL);
-	}
-	pthread_mutex_destroy(&l->lock);
-	pthread_cond_destroy(&l->cond);
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l->dir);
@@ -184,7 +158,7 @@ int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, 
 	return 0;
 }
 
-static int sync_now(store_body_log *l)
+int store_body_log_sync(store_body_log *l)
 {
 	if (fdatasync(l->fd) < 0)
 		return base_error_set(BASE_EGENERIC, "store: cannot sync the body log: %s", strerror(errno));
@@ -202,60 +176,14 @@ static int sync_now(store_body_log *l)
 	return 0;
 }
 
-static void *syncer_main(void *arg)
-{
-	store_body_log *l = arg;
-	pthread_mutex_lock(&l->lock);
-	for (;;) {
-		while (!l->want && !l->stop)
-			pthread_cond_wait(&l->cond, &l->lock);
-		if (!l->want)
-			break;
-		l->want = 0;
-		pthread_mutex_unlock(&l->lock);
-		int r = sync_now(l);
-		pthread_mutex_lock(&l->lock);
-		l->result = r;
-		if (r < 0)
-			snprintf(l->msg, sizeof(l->msg), "%s", base_error_last());
-		l->busy = 0;
-		pthread_cond_broadcast(&l->cond);
-	}
-	pthread_mutex_unlock(&l->lock);
-	return NULL;
-}
-
-void store_body_log_sync_begin(store_body_log *l)
-{
-	pthread_mutex_lock(&l->lock);
-	l->want = 1;
-	l->busy = 1;
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
-}
-
-int store_body_log_sync_end(store_body_log *l)
-{
-	pthread_mutex_lock(&l->lock);
-	while (l->busy)
-		pthread_cond_wait(&l->cond, &l->lock);
-	int r = l->result;
-	char msg[256];
-	memcpy(msg, l->msg, sizeof(msg));
-	pthread_mutex_unlock(&l->lock);
-	return r < 0 ? base_error_set(r, "%s", msg) : 0;
-}
-
-int store_body_log_sync(store_body_log *l)
-{
-	store_body_log_sync_begin(l);
-	return store_body_log_sync_end(l);
-}
-
 void store_body_log_rewind(store_body_log *l, int segment, int64_t offset)
 {
-	if (segment == l->segment)
+	/* cut, not only forgotten: a segment ends on a whole record, so a
+	 * replay that reaches its end goes on into the next one */
+	if (segment == l->segment && offset <= l->end) {
 		l->end = offset;
+		(void)ftruncate(l->fd, offset);
+	}
 }
 
 int store_body_log_read(const char *dir, int segment, int64_t offset, size_t length, char **out)
@@ -290,4 +218,150 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
 	b[length] = '\0';
 	*out = b;
 	return 0;
+}
+
+/* ---- records --------------------------------------------------------------- */
+
+static const unsigned char MAGIC[4] = { 'P', 'B', 'D', '1' };
+#define META_MAX ((size_t)1 << 20)
+#define BODY_MAX ((size_t)1 << 30)
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void digest(unsigned char *out, const char *meta, size_t meta_len, const void *body, size_t body_len)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, meta, meta_len) != 1 ||
+	    EVP_DigestUpdate(c, body, body_len) != 1 || EVP_DigestFinal_ex(c, out, &n) != 1)
+		memset(out, 0, 32); /* such a record never replays: its write fails the batch first */
+	EVP_MD_CTX_free(c);
+}
+
+void store_body_log_head(unsigned char *head, const char *meta, size_t meta_len, const void *body, size_t body_len)
+{
+	memcpy(head, MAGIC, 4);
+	put_u32(head + 4, (uint32_t)meta_len);
+	put_u32(head + 8, (uint32_t)body_len);
+	digest(head + 12, meta, meta_len, body ? body : "", body_len);
+}
+
+static int read_full(int fd, void *buf, size_t len, int64_t at)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, at + (int64_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int store_body_log_replay(const char *dir, int segment, int64_t offset,
+			  int (*fn)(const store_body_log_record *r, void *arg), void *arg, int *segment_out,
+			  int64_t *offset_out)
+{
+	int error = 0;
+	char *buf = NULL;
+	size_t cap = 0;
+	int fd = -1;
+	for (;;) {
+		if (fd < 0) {
+			char path[PATH_MAX];
+			segment_path(path, sizeof(path), dir, segment);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+				break; /* no such segment: the log ends here */
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0) {
+			error = base_error_set(BASE_EGENERIC, "store: cannot read the body log: %s", strerror(errno));
+			break;
+		}
+		unsigned char head[STORE_BODY_LOG_HEAD];
+		if (offset == st.st_size) {
+			/* this segment ends on a record: the next one may go on */
+			char next[PATH_MAX];
+			segment_path(next, sizeof(next), dir, segment + 1);
+			if (access(next, F_OK) != 0)
+				break;
+			close(fd);
+			fd = -1;
+			segment++;
+			offset = 0;
+			continue;
+		}
+		if (offset + STORE_BODY_LOG_HEAD > st.st_size || read_full(fd, head, sizeof(head), offset) < 0 ||
+		    memcmp(head, MAGIC, 4) != 0)
+			break;
+		size_t meta_len = get_u32(head + 4), body_len = get_u32(head + 8);
+		if (meta_len > META_MAX || body_len > BODY_MAX ||
+		    offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len > st.st_size)
+			break;
+		size_t need = meta_len + body_len + 1;
+		if (need > cap) {
+			char *nb = realloc(buf, need);
+			if (!nb) {
+				error = base_error_set(BASE_ENOMEM, "out of memory");
+				break;
+			}
+			buf = nb;
+			cap = need;
+		}
+		if (read_full(fd, buf, meta_len + body_len, offset + STORE_BODY_LOG_HEAD) < 0)
+			break;
+		unsigned char sum[32];
+		digest(sum, buf, meta_len, buf + meta_len, body_len);
+		if (memcmp(sum, head + 12, 32) != 0)
+			break;
+		char keep = buf[meta_len];
+		buf[meta_len] = '\0';
+		store_body_log_record r = { .segment = segment, .offset = offset,
+					    .body_offset = offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len,
+					    .meta = buf, .meta_len = meta_len, .body_len = body_len };
+		error = fn(&r, arg);
+		buf[meta_len] = keep;
+		if (error < 0)
+			break;
+		offset += STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	*segment_out = segment;
+	*offset_out = offset;
+	return error;
+}
+
+int store_body_log_seek(store_body_log *l, int segment, int64_t offset)
+{
+	/* later segments first: nothing whole is in them (l->segment is the
+	 * newest: open started there) */
+	for (int s = segment + 1; s <= l->segment; s++) {
+		char path[PATH_MAX];
+		segment_path(path, sizeof(path), l->dir, s);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return base_error_set(BASE_EGENERIC, "store: cannot remove %s: %s", path, strerror(errno));
+	}
+	int error = open_segment(l, segment);
+	if (error < 0)
+		return error;
+	if (offset < l->end && ftruncate(l->fd, offset) < 0)
+		return base_error_set(BASE_EGENERIC, "store: cannot cut the body log's tail: %s", strerror(errno));
+	l->end = offset;
+	l->dir_dirty = 1;
+	return store_body_log_sync(l);
 }

@@ -1,15 +1,12 @@
-/* The SQLite store's body log: webhook bodies appended to segment files
- * beside the database (<db>-bodies/000001.log, ...) instead of into its
- * pages.  A body then reaches the disk once, in one large write per group
- * commit, where in the database it was written to the WAL page by page and
- * copied again by each checkpoint.  The deliveries row keeps where its body
- * is (segment, offset, length); the committer makes the bodies of a batch
- * durable before the transaction holding their rows commits, so a committed
- * row never points at bytes that are not on disk.  Bytes no committed row
- * points at (a batch that failed, a process killed between the two) are
- * never read and are overwritten or left behind, never misread.
- * Store-internal; one thread appends and syncs (the committer); reads open
- * the file themselves. */
+/* The SQLite store's body log: webhook deliveries appended as records to
+ * segment files beside the database (<db>-bodies/000001.log, ...) instead
+ * of into its pages.  A delivery then reaches the disk once, in one large
+ * write and one fdatasync per batch, where in the database its body was
+ * written to the WAL page by page and copied again by each checkpoint.  The
+ * deliveries row keeps where its body is (segment, offset, length); the
+ * record also holds what the row needs, so the log alone makes a delivery
+ * durable and the row can follow.  Store-internal; one thread appends and
+ * syncs; reads open the file themselves. */
 #ifndef STORE_BODY_LOG_H
 #define STORE_BODY_LOG_H
 
@@ -32,21 +29,48 @@ void store_body_log_free(store_body_log *l);
  * segment they are in (all in one), offsets[i] where body i starts. */
 int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, int *segment_out, int64_t *offsets);
 
-/* Makes everything appended so far durable (and a new segment's name).
- * The same in two steps: begin starts it on the log's sync thread and
- * returns; end waits for it and returns its outcome.  Each begin is paired
- * with one end, and no append comes between them. */
+/* Makes everything appended so far durable (and a new segment's name). */
 int store_body_log_sync(store_body_log *l);
-void store_body_log_sync_begin(store_body_log *l);
-int store_body_log_sync_end(store_body_log *l);
 
-/* Forgets the last append: the next one starts where it did. */
+/* Undoes the last append (segment and offset its first body's, as append
+ * gave them): the segment is cut there and the next append starts there. */
 void store_body_log_rewind(store_body_log *l, int segment, int64_t offset);
 
 /* Reads length bytes at offset of segment under dir into *out (owned,
  * NUL-terminated).  BASE_EGENERIC naming the file when they are not all
  * there. */
 int store_body_log_read(const char *dir, int segment, int64_t offset, size_t length, char **out);
+
+/* Records: the log holds each delivery as a record, a fixed head (magic,
+ * the lengths of its two parts, the SHA-256 of both) then `meta` (what
+ * the store needs to rebuild the delivery's row, its own format) then the
+ * body.  A record is whole when its head, lengths and digest agree; a crash
+ * can leave only an unwhole tail, which replay stops at. */
+#define STORE_BODY_LOG_HEAD 44
+
+/* Fills head (STORE_BODY_LOG_HEAD bytes) for a record of meta and body. */
+void store_body_log_head(unsigned char *head, const char *meta, size_t meta_len, const void *body, size_t body_len);
+
+typedef struct store_body_log_record {
+	int segment;
+	int64_t offset;       /* where the record starts */
+	int64_t body_offset;  /* where its body starts */
+	const char *meta;     /* meta_len bytes, NUL-terminated; valid during the call */
+	size_t meta_len;
+	size_t body_len;
+} store_body_log_record;
+
+/* Calls fn for each whole record from (segment, offset) on, in order,
+ * across segments, until the log's end or the first record that is not
+ * whole; *segment_out / *offset_out say where that is.  A negative return
+ * of fn stops the replay and is returned. */
+int store_body_log_replay(const char *dir, int segment, int64_t offset,
+			  int (*fn)(const store_body_log_record *r, void *arg), void *arg, int *segment_out,
+			  int64_t *offset_out);
+
+/* Makes (segment, offset) the log's end: the rest of that segment and any
+ * later segment are removed, and appends go there. */
+int store_body_log_seek(store_body_log *l, int segment, int64_t offset);
 
 /* "<db path>-bodies" into buf; BASE_EINVALID when it does not fit. */
 int store_body_log_dir(char *buf, size_t size, const char *db_path);

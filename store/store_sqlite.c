@@ -3,13 +3,17 @@
  * WAL mode, synchronous=FULL: a committed transaction is on disk.  Every
  * write goes through one write connection guarded by `wlock` (group
  * commit), and the committer thread commits whatever has gathered:
- *  - webhook deliveries (the hot path) are only queued in memory under
- *    `q_lock`; the committer inserts the whole queue and commits it, so
- *    deliveries that arrive during a commit's fsync wait in memory and form
- *    the next batch instead of queueing on the connection.  Their bodies
- *    go to the body log beside the database (body_log.h) in one write per
- *    batch, synced while the rows are inserted and before the commit, and
- *    the rows hold where; a database opened in memory keeps them inline;
+ *  - webhook deliveries (the hot path) go to the body log beside the
+ *    database (body_log.h): the logger thread takes whatever has queued,
+ *    answers duplicates (ids logged or stored), writes one record per new
+ *    delivery (its row data and body) in one write, syncs it and answers:
+ *    a delivery is durable once its record is.  The committer then adds
+ *    the rows, jobs and the log position they reach in one transaction,
+ *    and opening the store replays the records past that position, so a
+ *    kill between the two loses nothing.  Reads of deliveries and jobs wait
+ *    for the rows of what was answered before them.  A database opened in
+ *    memory has no log: its deliveries are queued for the committer, which
+ *    inserts the whole queue (bodies inline) and commits it;
  *  - other writes take `wlock`, run their statements inside the open
  *    transaction under a savepoint of their own (a failure undoes only its
  *    part), release the lock and wait for the next commit.
@@ -28,6 +32,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <search.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +67,29 @@ typedef struct sq_store {
 	pthread_mutex_t commit_lock; /* guards `committed` for waiters */
 	pthread_cond_t commit_cond;/* callers: an epoch was committed */
 	sqlite3_stmt *ins_delivery; /* cached on the write connection */
-	store_body_log *bodies;    /* committer only; NULL: bodies go into the rows */
-	char *bodies_dir;
+	char *bodies_dir;          /* NULL: a database in memory, bodies go into the rows */
+	/* With a body log, a delivery goes to the logger thread first: it is
+	 * durable, and answered, once its record (row data and body) is synced
+	 * in the log; the committer then adds its row, its jobs and the log
+	 * position they reach in one transaction.  Opening the store replays
+	 * the records past that position (a crash between the two). */
+	store_body_log *bodies;    /* the logger's (and the opener's) */
+	pthread_t logger;
+	int logger_started;
+	pthread_mutex_t l_lock;
+	pthread_cond_t l_cond;     /* logger: deliveries queued, or stop */
+	pthread_cond_t l_room;     /* logger: the committer caught up */
+	store_delivery_async *l_head, *l_tail; /* l_lock */
+	int l_stop;                /* l_lock */
+	void *pending;             /* l_lock: tsearch tree of ids logged, not yet in the database */
+	size_t npending;           /* l_lock */
+	int64_t log_seq;           /* l_lock: batches whose rows went to the committer */
+	int64_t row_seq;           /* l_lock: ... and whose rows it committed */
+	sqlite3 *l_db;             /* the logger's connection: duplicate checks */
+	sqlite3_stmt *l_exists;
+	struct logged *r_head, *r_tail; /* q_lock: logged deliveries for the committer */
 	sqlite3_stmt *ins_job;
+	sqlite3_stmt *ins_logged;
 	struct {
 		const char *sql;           /* the caller's text; compared, not trusted */
 		sqlite3_stmt *st;
@@ -274,7 +300,32 @@ static int wend(sq_store *s, int error)
 	return wend_opt(s, error, 1);
 }
 
-static int insert_delivery(sq_store *s, store_delivery_async *p, int segment, int64_t offset);
+static int insert_delivery(sq_store *s, store_delivery_async *p);
+static int insert_logged(sq_store *s, const json_t *meta, int segment, int64_t body_offset, size_t body_len);
+
+/* A delivery durable in the body log, waiting for its row. */
+struct logged {
+	struct logged *next;
+	json_t *meta;              /* owned: the record's row data */
+	char *id;                  /* owned: the key in `pending` */
+	int segment;
+	int64_t body_offset;
+	size_t body_len;
+	int64_t end;               /* where the record ends: the log position its row reaches */
+	int64_t seq;               /* its batch's log_seq */
+};
+
+static void logged_free(struct logged *r)
+{
+	json_decref(r->meta);
+	free(r->id);
+	free(r);
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
 
 /* After each commit on the write connection (SQLite's WAL hook, in place of
  * its automatic checkpoint, which would copy the WAL into the database
@@ -319,11 +370,13 @@ static void *committer_main(void *arg)
 	sq_store *s = arg;
 	for (;;) {
 		pthread_mutex_lock(&s->q_lock);
-		while (!s->q_head && !s->wanted && !s->stopping)
+		while (!s->q_head && !s->r_head && !s->wanted && !s->stopping)
 			pthread_cond_wait(&s->work_cond, &s->q_lock);
 		store_delivery_async *batch = s->q_head;
 		s->q_head = s->q_tail = NULL;
-		int stopping = s->stopping && !batch && !s->wanted;
+		struct logged *rbatch = s->r_head;
+		s->r_head = s->r_tail = NULL;
+		int stopping = s->stopping && !batch && !rbatch && !s->wanted;
 		s->wanted = 0;
 		pthread_mutex_unlock(&s->q_lock);
 
@@ -332,70 +385,51 @@ static void *committer_main(void *arg)
 			pthread_mutex_unlock(&s->wlock);
 			break;
 		}
-		if (batch && !s->tx_open) {
+		if ((batch || rbatch) && !s->tx_open) {
 			if (wexec(s, "BEGIN IMMEDIATE") == SQLITE_OK) {
 				s->tx_open = 1;
 				s->epoch++;
 			}
 		}
-		/* the batch's bodies go to the body log first (written, not yet
-		 * durable), then their rows; the log is synced before the commit */
-		size_t nbatch = 0;
-		for (store_delivery_async *p = batch; p; p = p->next)
-			nbatch++;
-		int segment = 0;
-		int64_t *offsets = NULL;
-		int logged = 0;
-		char logmsg[256] = "";
-		if (s->bodies && nbatch && s->tx_open) {
-			struct iovec *iov = calloc(nbatch, sizeof(*iov));
-			offsets = calloc(nbatch, sizeof(*offsets));
-			size_t i = 0;
-			for (store_delivery_async *p = batch; iov && p; p = p->next, i++) {
-				iov[i].iov_base = (void *)p->d->body;
-				iov[i].iov_len = p->d->body ? p->d->body_len : 0;
-			}
-			if (!iov || !offsets)
-				snprintf(logmsg, sizeof(logmsg), "store: out of memory");
-			else if (store_body_log_append(s->bodies, iov, nbatch, &segment, offsets) < 0)
-				snprintf(logmsg, sizeof(logmsg), "%s", base_error_last());
-			else
-				logged = 1;
-			free(iov);
-			/* the bodies reach the disk while their rows are inserted */
-			if (logged)
-				store_body_log_sync_begin(s->bodies);
-		}
-		size_t bi = 0;
-		int inserted = 0;
-		for (store_delivery_async *p = batch; p; p = p->next, bi++) {
+		for (store_delivery_async *p = batch; p; p = p->next) {
 			if (!s->tx_open) {
 				p->error = BASE_ERETRY;
 				snprintf(p->msg, sizeof(p->msg), "store: cannot begin a write transaction: %s",
 					 sqlite3_errmsg(s->writer));
 				continue;
 			}
-			if (s->bodies && !logged) {
-				p->error = BASE_ERETRY;
-				snprintf(p->msg, sizeof(p->msg), "%s", logmsg);
-				continue;
-			}
 			wexec(s, "SAVEPOINT d");
-			if ((p->error = insert_delivery(s, p, segment, logged ? offsets[bi] : -1)) < 0) {
+			if ((p->error = insert_delivery(s, p)) < 0) {
 				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
 				wexec(s, "ROLLBACK TO d");
 			}
 			wexec(s, "RELEASE d");
-			inserted |= p->error == 0 && !p->duplicate;
+		}
+		/* deliveries already durable in the body log: their rows, and the
+		 * log position they reach, all or nothing */
+		int rows_failed = 0;
+		for (struct logged *r = rbatch; r && s->tx_open && !rows_failed; r = r->next)
+			rows_failed = insert_logged(s, r->meta, r->segment, r->body_offset, r->body_len) < 0;
+		if (rbatch && s->tx_open && !rows_failed) {
+			struct logged *last = rbatch;
+			while (last->next)
+				last = last->next;
+			int owned;
+			sqlite3_stmt *st = wget(s, "UPDATE body_log_position SET segment=?, offset=?", &owned);
+			rows_failed = !st || sqlite3_bind_int(st, 1, last->segment) != SQLITE_OK ||
+				      sqlite3_bind_int64(st, 2, last->end) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE;
+			wput(st, owned);
 		}
 		int failed = 0;
 		char msg[256] = "";
-		if (logged && store_body_log_sync_end(s->bodies) < 0 && s->tx_open && inserted) {
-			/* rows must never point at bodies that are not on disk */
-			snprintf(msg, sizeof(msg), "%s", base_error_last());
-			wexec(s, "ROLLBACK");
-			failed = 1;
+		if (rbatch && (rows_failed || !s->tx_open)) {
+			/* answered already: the rows are tried again (and the log
+			 * replays them at the next start if the process ends first) */
+			snprintf(msg, sizeof(msg), "store: cannot add delivered rows: %s", sqlite3_errmsg(s->writer));
+			if (s->tx_open)
+				wexec(s, "ROLLBACK");
 			s->tx_open = 0;
+			failed = 1;
 		}
 		if (s->tx_open) {
 			if (wexec(s, "COMMIT") != SQLITE_OK) {
@@ -405,9 +439,6 @@ static void *committer_main(void *arg)
 			}
 			s->tx_open = 0;
 		}
-		if (logged && (failed || !inserted))
-			store_body_log_rewind(s->bodies, segment, offsets[0]);
-		free(offsets);
 		int64_t epoch = s->epoch;
 		pthread_mutex_unlock(&s->wlock);
 
@@ -431,6 +462,41 @@ static void *committer_main(void *arg)
 			}
 			queued |= p->error == 0 && !p->duplicate && p->d->njobs > 0;
 			p->done(p);
+		}
+		if (rbatch && failed && s->stopping) {
+			/* closing: the log replays them at the next start */
+			for (struct logged *r = rbatch, *next; r; r = next) {
+				next = r->next;
+				logged_free(r);
+			}
+		} else if (rbatch && failed) {
+			/* back to the front of the queue, after a pause */
+			pthread_mutex_lock(&s->q_lock);
+			struct logged *last = rbatch;
+			while (last->next)
+				last = last->next;
+			last->next = s->r_head;
+			s->r_head = rbatch;
+			if (!s->r_tail)
+				s->r_tail = last;
+			pthread_mutex_unlock(&s->q_lock);
+			struct timespec pause = { 0, 200 * 1000000 };
+			nanosleep(&pause, NULL);
+		} else if (rbatch) {
+			pthread_mutex_lock(&s->l_lock);
+			for (struct logged *r = rbatch; r; r = r->next) {
+				tdelete(r->id, &s->pending, pending_cmp);
+				s->npending--;
+				queued |= json_array_size(json_object_get(r->meta, "jobs")) > 0;
+				if (r->seq > s->row_seq)
+					s->row_seq = r->seq;
+			}
+			pthread_cond_broadcast(&s->l_room);
+			pthread_mutex_unlock(&s->l_lock);
+			for (struct logged *r = rbatch, *next; r; r = next) {
+				next = r->next;
+				logged_free(r);
+			}
 		}
 		if (queued)
 			job_signal(s);
@@ -745,7 +811,9 @@ static const char *migrations[] = {
 	 * the body column holds it, as in every row before) */
 	"ALTER TABLE deliveries ADD COLUMN body_segment INTEGER;"
 	"ALTER TABLE deliveries ADD COLUMN body_offset INTEGER;"
-	"ALTER TABLE deliveries ADD COLUMN body_length INTEGER;",
+	"ALTER TABLE deliveries ADD COLUMN body_length INTEGER;"
+	"CREATE TABLE body_log_position(segment INTEGER NOT NULL, offset INTEGER NOT NULL);"
+	"INSERT INTO body_log_position VALUES(1, 0);",
 };
 
 static int migrate(sqlite3 *db)
@@ -811,22 +879,18 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const
 	return error;
 }
 
-/* Inserts one queued delivery and its jobs (committer thread, wlock held).
- * offset >= 0: the body is in the body log at (segment, offset), and the
- * row holds only where. */
-static int insert_delivery(sq_store *s, store_delivery_async *p, int segment, int64_t offset)
+/* Inserts one queued delivery, its body inline, and its jobs (committer
+ * thread, wlock held): a database without a body log. */
+static int insert_delivery(sq_store *s, store_delivery_async *p)
 {
 	const store_delivery *d = p->d;
 	sqlite3 *db = s->writer;
 	int changes = 0;
 	int error = run_cached(db, &s->ins_delivery, &changes,
 			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
-			       " body, received_ms, status, body_segment, body_offset, body_length)"
-			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-			       "sssissbisnii", d->id, d->event, d->action, d->installation_id, d->repository,
-			       d->headers_json, offset >= 0 ? NULL : d->body, offset >= 0 ? (size_t)0 : d->body_len,
-			       d->received_ms, d->status, segment, offset >= 0 ? offset : (int64_t)-1,
-			       (int64_t)d->body_len);
+			       " body, received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
+			       "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
+			       d->body, d->body_len, d->received_ms, d->status);
 	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
 		error = run_cached(db, &s->ins_job, NULL,
 				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
@@ -837,9 +901,329 @@ static int insert_delivery(sq_store *s, store_delivery_async *p, int segment, in
 	return error;
 }
 
+/* The row and jobs of a delivery whose record is in the body log, from the
+ * record's meta (committer thread or the opener, wlock held or alone). */
+static int insert_logged(sq_store *s, const json_t *meta, int segment, int64_t body_offset, size_t body_len)
+{
+	sqlite3 *db = s->writer;
+	int changes = 0;
+	const char *id = json_string_value(json_object_get(meta, "id"));
+	int64_t received = json_integer_value(json_object_get(meta, "received_ms"));
+	int error = run_cached(db, &s->ins_logged, &changes,
+			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
+			       " body, received_ms, status, body_segment, body_offset, body_length)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+			       "sssissbisnii", id, json_string_value(json_object_get(meta, "event")),
+			       json_string_value(json_object_get(meta, "action")),
+			       (int64_t)json_integer_value(json_object_get(meta, "installation_id")),
+			       json_string_value(json_object_get(meta, "repository")),
+			       json_string_value(json_object_get(meta, "headers")), NULL, (size_t)0, received,
+			       json_string_value(json_object_get(meta, "status")), segment, body_offset, (int64_t)body_len);
+	size_t i;
+	json_t *job;
+	json_array_foreach(json_object_get(meta, "jobs"), i, job) {
+		if (error < 0 || changes == 0)
+			break;
+		error = run_cached(db, &s->ins_job, NULL,
+				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
+				   " VALUES(?,?,?,'queued',?,?,?)",
+				   "sssiii", json_string_value(json_object_get(job, "kind")),
+				   json_string_value(json_object_get(job, "payload")), id, received, received, received);
+	}
+	return error;
+}
+
+/* ---- the body log's stage ------------------------------------------------- */
+
+#define PENDING_MAX 10000 /* deliveries logged and not yet in the database: the logger waits past it */
+
+/* The row data of a delivery, as its log record keeps it. */
+static json_t *delivery_meta(const store_delivery *d)
+{
+	json_t *jobs = json_array();
+	for (size_t i = 0; jobs && i < d->njobs; i++)
+		json_array_append_new(jobs, json_pack("{s:s,s:s}", "kind", d->jobs[i].kind, "payload", d->jobs[i].payload));
+	json_t *m = json_pack("{s:s,s:s,s:s?,s:I,s:s?,s:s?,s:I,s:s,s:o}", "id", d->id, "event", d->event, "action",
+			      d->action, "installation_id", (json_int_t)d->installation_id, "repository", d->repository,
+			      "headers", d->headers_json, "received_ms", (json_int_t)d->received_ms, "status", d->status,
+			      "jobs", jobs);
+	return m;
+}
+
+/* 1 when id is stored or logged, 0 when not, negative on error.  The
+ * pending set is read first: an id leaves it only once its row is
+ * committed, so one that is in neither is not stored. */
+static int logged_or_stored(sq_store *s, const char *id)
+{
+	pthread_mutex_lock(&s->l_lock);
+	int found = tfind(id, &s->pending, pending_cmp) != NULL;
+	pthread_mutex_unlock(&s->l_lock);
+	if (found)
+		return 1;
+	sqlite3_stmt *st = s->l_exists;
+	if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
+		return sq_err(s->l_db, "bind");
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_err(s->l_db, "read");
+	return rc == SQLITE_ROW;
+}
+
+/* Reads of deliveries and jobs see every delivery answered before them:
+ * waits (at most a few seconds) until the committer has added the rows of
+ * everything logged so far. */
+static void sync_rows(sq_store *s)
+{
+	if (!s->logger_started)
+		return;
+	pthread_mutex_lock(&s->l_lock);
+	int64_t target = s->log_seq;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	while (s->row_seq < target && !s->l_stop &&
+	       pthread_cond_timedwait(&s->l_room, &s->l_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&s->l_lock);
+}
+
+enum fate { NEW, DUPLICATE, DUPLICATE_HERE, FAILED };
+
+/* One batch: duplicates found, the others' records written and synced,
+ * each delivery answered, the new ones handed to the committer. */
+static void log_batch(sq_store *s, store_delivery_async *batch)
+{
+	size_t n = 0;
+	for (store_delivery_async *p = batch; p; p = p->next)
+		n++;
+	enum fate *fate = calloc(n, sizeof(*fate));
+	struct logged **rows = calloc(n, sizeof(*rows));
+	char **metas = calloc(n, sizeof(*metas));
+	unsigned char (*heads)[STORE_BODY_LOG_HEAD] = calloc(n, sizeof(*heads));
+	struct iovec *iov = calloc(3 * n, sizeof(*iov));
+	int64_t *offsets = calloc(3 * n, sizeof(*offsets));
+	char msg[256] = "";
+	int error = 0;
+	if (!fate || !rows || !metas || !heads || !iov || !offsets) {
+		error = base_error_set(BASE_ENOMEM, "out of memory");
+		snprintf(msg, sizeof(msg), "store: out of memory");
+	}
+	size_t i = 0, niov = 0;
+	for (store_delivery_async *p = batch; !error && p; p = p->next, i++) {
+		const store_delivery *d = p->d;
+		size_t j = 0;
+		for (store_delivery_async *q = batch; q != p && (fate[j] != NEW || strcmp(q->d->id, d->id) != 0);
+		     q = q->next, j++)
+			;
+		if (j < i) {
+			fate[i] = DUPLICATE_HERE;
+			continue;
+		}
+		int have = logged_or_stored(s, d->id);
+		if (have < 0) {
+			fate[i] = FAILED;
+			snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
+			continue;
+		}
+		if (have) {
+			fate[i] = DUPLICATE;
+			continue;
+		}
+		json_t *meta = delivery_meta(d);
+		struct logged *r = calloc(1, sizeof(*r));
+		if (!meta || !r || !(metas[i] = json_dumps(meta, JSON_COMPACT)) || !(r->id = strdup(d->id))) {
+			json_decref(meta);
+			free(r);
+			fate[i] = FAILED;
+			snprintf(p->msg, sizeof(p->msg), "store: out of memory");
+			continue;
+		}
+		r->meta = meta;
+		r->body_len = d->body ? d->body_len : 0;
+		rows[i] = r;
+		size_t mlen = strlen(metas[i]);
+		store_body_log_head(heads[i], metas[i], mlen, d->body, r->body_len);
+		iov[niov++] = (struct iovec){ heads[i], STORE_BODY_LOG_HEAD };
+		iov[niov++] = (struct iovec){ metas[i], mlen };
+		iov[niov++] = (struct iovec){ (void *)(d->body ? d->body : ""), r->body_len };
+	}
+	/* the new ids are pending from now: a redelivery finds them */
+	if (!error) {
+		pthread_mutex_lock(&s->l_lock);
+		for (i = 0; i < n; i++)
+			if (rows[i] && fate[i] == NEW) {
+				tsearch(rows[i]->id, &s->pending, pending_cmp);
+				s->npending++;
+			}
+		pthread_mutex_unlock(&s->l_lock);
+	}
+	int segment = 0;
+	int written = 0;
+	if (!error && niov) {
+		if ((error = store_body_log_append(s->bodies, iov, niov, &segment, offsets)) == 0) {
+			written = 1;
+			error = store_body_log_sync(s->bodies);
+		}
+		if (error < 0)
+			snprintf(msg, sizeof(msg), "%s", base_error_last());
+	}
+	if (error < 0) {
+		/* nothing of the batch is durable: undone, and retried by the sender */
+		if (written)
+			store_body_log_rewind(s->bodies, segment, offsets[0]);
+		pthread_mutex_lock(&s->l_lock);
+		for (i = 0; rows && i < n; i++)
+			if (rows[i] && fate[i] == NEW && tdelete(rows[i]->id, &s->pending, pending_cmp))
+				s->npending--;
+		pthread_mutex_unlock(&s->l_lock);
+	}
+	/* the rows to the committer, in log order */
+	struct logged *head = NULL, **tail = &head;
+	size_t k = 0;
+	for (i = 0; !error && i < n; i++) {
+		if (!rows[i] || fate[i] != NEW)
+			continue;
+		rows[i]->segment = segment;
+		rows[i]->body_offset = offsets[k + 2];
+		rows[i]->end = offsets[k + 2] + (int64_t)rows[i]->body_len;
+		k += 3;
+		*tail = rows[i];
+		tail = &rows[i]->next;
+		rows[i] = NULL;
+	}
+	if (head) {
+		pthread_mutex_lock(&s->l_lock);
+		int64_t seq = ++s->log_seq;
+		pthread_mutex_unlock(&s->l_lock);
+		for (struct logged *r = head; r; r = r->next)
+			r->seq = seq;
+		pthread_mutex_lock(&s->q_lock);
+		if (s->r_tail)
+			s->r_tail->next = head;
+		else
+			s->r_head = head;
+		s->r_tail = (struct logged *)((char *)tail - offsetof(struct logged, next));
+		pthread_cond_signal(&s->work_cond);
+		pthread_mutex_unlock(&s->q_lock);
+	}
+	/* the answers; p may be freed by its done */
+	i = 0;
+	for (store_delivery_async *p = batch, *next; p; p = next, i++) {
+		next = p->next;
+		p->duplicate = 0;
+		if (error < 0 && (!fate || fate[i] != DUPLICATE)) {
+			p->error = BASE_ERETRY;
+			snprintf(p->msg, sizeof(p->msg), "%s", msg);
+		} else if (fate[i] == FAILED) {
+			p->error = BASE_ERETRY;
+		} else {
+			p->error = 0;
+			p->duplicate = fate[i] != NEW;
+		}
+		p->done(p);
+	}
+	for (i = 0; rows && i < n; i++)
+		if (rows[i])
+			logged_free(rows[i]);
+	for (i = 0; metas && i < n; i++)
+		free(metas[i]);
+	free(fate);
+	free(rows);
+	free(metas);
+	free(heads);
+	free(iov);
+	free(offsets);
+}
+
+static void *logger_main(void *arg)
+{
+	sq_store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->l_lock);
+		while (!s->l_head && !s->l_stop)
+			pthread_cond_wait(&s->l_cond, &s->l_lock);
+		/* the committer is far behind: wait for it rather than hold more */
+		while (s->npending >= PENDING_MAX && !s->l_stop)
+			pthread_cond_wait(&s->l_room, &s->l_lock);
+		store_delivery_async *batch = s->l_head;
+		s->l_head = s->l_tail = NULL;
+		pthread_mutex_unlock(&s->l_lock);
+		if (!batch)
+			break;
+		log_batch(s, batch);
+	}
+	return NULL;
+}
+
+/* At open, before any thread: the rows of the records the log holds past
+ * the position the database reached, then the log's end cut to its last
+ * whole record. */
+static int replay_one(const store_body_log_record *r, void *arg)
+{
+	sq_store *s = arg;
+	json_error_t jerr;
+	json_t *meta = json_loadb(r->meta, r->meta_len, 0, &jerr);
+	if (!json_is_object(meta) || !json_is_string(json_object_get(meta, "id"))) {
+		json_decref(meta);
+		return base_error_set(BASE_EGENERIC, "store: body log segment %d at %lld: unreadable record: %s", r->segment,
+				      (long long)r->offset, jerr.text);
+	}
+	int error = insert_logged(s, meta, r->segment, r->body_offset, r->body_len);
+	json_decref(meta);
+	return error;
+}
+
+static int replay_log(sq_store *s)
+{
+	int segment = 1;
+	int64_t offset = 0;
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->writer, "SELECT segment, offset FROM body_log_position", -1, &q, NULL) != SQLITE_OK)
+		return sq_err(s->writer, "read the body log position");
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		segment = sqlite3_column_int(q, 0);
+		offset = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_finalize(q);
+	if (exec(s->writer, NULL, "BEGIN IMMEDIATE", "") < 0)
+		return base_error_set(BASE_EGENERIC, "store: %s", base_error_last());
+	int end_segment = segment;
+	int64_t end = offset;
+	int error = store_body_log_replay(s->bodies_dir, segment, offset, replay_one, s, &end_segment, &end);
+	if (error == 0 && (end_segment != segment || end != offset))
+		error = exec(s->writer, NULL, "UPDATE body_log_position SET segment=?, offset=?", "ni", end_segment, end);
+	if (error == 0)
+		error = exec(s->writer, NULL, "COMMIT", "");
+	if (error < 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s", base_error_last());
+		sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+		return base_error_set(BASE_EGENERIC, "store: replaying the body log: %s", msg);
+	}
+	return store_body_log_seek(s->bodies, end_segment, end);
+}
+
 static int sq_delivery_put_async(store *st, store_delivery_async *a)
 {
 	sq_store *s = (sq_store *)st;
+	if (s->logger_started) {
+		pthread_mutex_lock(&s->l_lock);
+		if (s->l_stop) {
+			pthread_mutex_unlock(&s->l_lock);
+			return base_error_set(BASE_ERETRY, "store: closing");
+		}
+		a->next = NULL;
+		if (s->l_tail)
+			s->l_tail->next = a;
+		else
+			s->l_head = a;
+		s->l_tail = a;
+		pthread_cond_signal(&s->l_cond);
+		pthread_mutex_unlock(&s->l_lock);
+		return 0;
+	}
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->q_lock);
@@ -858,6 +1242,14 @@ static int sq_delivery_put_async(store *st, store_delivery_async *a)
 
 static int sq_delivery_exists(store *st, const char *id)
 {
+	sq_store *s = (sq_store *)st;
+	if (s->logger_started) {
+		pthread_mutex_lock(&s->l_lock);
+		int found = tfind(id, &s->pending, pending_cmp) != NULL;
+		pthread_mutex_unlock(&s->l_lock);
+		if (found)
+			return 1;
+	}
 	json_t *row = NULL;
 	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS x FROM deliveries WHERE id=?", "s", id);
 	json_decref(row);
@@ -868,6 +1260,7 @@ static int sq_delivery_exists(store *st, const char *id)
 
 static int sq_delivery_body(store *st, const char *id, char **body_out, size_t *len_out)
 {
+	sync_rows((sq_store *)st);
 	sq_store *s = (sq_store *)st;
 	sqlite3 *db = conn_get(s);
 	sqlite3_stmt *q = NULL;
@@ -916,11 +1309,13 @@ done:
 
 static int sq_delivery_set_status(store *st, const char *id, const char *status)
 {
+	sync_rows((sq_store *)st);
 	return pexec_async((sq_store *)st, NULL, "UPDATE deliveries SET status=? WHERE id=?", "ss", status, id);
 }
 
 static int sq_delivery_list(store *st, json_t **out, int limit, const char *event)
 {
+	sync_rows((sq_store *)st);
 	return query((sq_store *)st, out, 0,
 		     /* a delivery's status follows its jobs: queued while one waits
 		      * or runs, failed when one failed for good, else done */
@@ -1137,6 +1532,7 @@ static int sq_wait_for_job(store *st, int timeout_ms)
 
 static int sq_job_list(store *st, json_t **out, int limit)
 {
+	sync_rows((sq_store *)st);
 	return query((sq_store *)st, out, 0,
 		     "SELECT id, kind, state, attempts, completions, delivery_id, dedupe_key, lease_owner, error, note,"
 		     " strftime('%Y-%m-%dT%H:%M:%fZ', created_ms / 1000.0, 'unixepoch') AS created,"
@@ -1147,6 +1543,7 @@ static int sq_job_list(store *st, json_t **out, int limit)
 
 static int sq_job_counts(store *st, json_t **out)
 {
+	sync_rows((sq_store *)st);
 	json_t *rows = NULL;
 	int error = query((sq_store *)st, &rows, 0, "SELECT state, count(*) AS n FROM jobs GROUP BY state", "");
 	if (error < 0)
@@ -1163,6 +1560,7 @@ static int sq_job_counts(store *st, json_t **out)
 
 static int sq_queue_stats(store *st, store_queue_stats *out, int64_t now_ms, int64_t since_ms)
 {
+	sync_rows((sq_store *)st);
 	json_t *row = NULL;
 	int error = query((sq_store *)st, &row, 1,
 			  "SELECT (SELECT count(*) FROM jobs WHERE state='queued') AS queued,"
@@ -1807,9 +2205,23 @@ static int sq_ping(store *st)
 	return error;
 }
 
+static void free_nothing(void *p)
+{
+	(void)p; /* the ids belong to their rows */
+}
+
 static void sq_free(store *st)
 {
 	sq_store *s = (sq_store *)st;
+	if (s->logger_started) {
+		/* the logger answers what is queued, then the committer adds the rows */
+		pthread_mutex_lock(&s->l_lock);
+		s->l_stop = 1;
+		pthread_cond_broadcast(&s->l_cond);
+		pthread_cond_broadcast(&s->l_room);
+		pthread_mutex_unlock(&s->l_lock);
+		pthread_join(s->logger, NULL);
+	}
 	if (s->committer_started) {
 		pthread_mutex_lock(&s->q_lock);
 		s->stopping = 1;
@@ -1830,11 +2242,23 @@ static void sq_free(store *st)
 	/* cached statements first: a connection with open statements stays open */
 	sqlite3_finalize(s->ins_delivery);
 	sqlite3_finalize(s->ins_job);
+	sqlite3_finalize(s->ins_logged);
 	for (int i = 0; i < s->nwcache; i++)
 		sqlite3_finalize(s->wcache[i].st);
 	sqlite3_close(s->writer);
 	store_body_log_free(s->bodies);
 	free(s->bodies_dir);
+	sqlite3_finalize(s->l_exists);
+	sqlite3_close(s->l_db);
+	/* rows the committer could not add are replayed from the log next time */
+	for (struct logged *r = s->r_head, *next; r; r = next) {
+		next = r->next;
+		logged_free(r);
+	}
+	tdestroy(s->pending, free_nothing);
+	pthread_mutex_destroy(&s->l_lock);
+	pthread_cond_destroy(&s->l_cond);
+	pthread_cond_destroy(&s->l_room);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
@@ -1971,6 +2395,9 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_cond_init(&s->job_cond, NULL);
 	pthread_mutex_init(&s->ck_lock, NULL);
 	pthread_cond_init(&s->ck_cond, NULL);
+	pthread_mutex_init(&s->l_lock, NULL);
+	pthread_cond_init(&s->l_cond, NULL);
+	pthread_cond_init(&s->l_room, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)
 		goto fail;
 	if ((error = migrate(s->writer)) < 0)
@@ -1985,6 +2412,15 @@ int store_sqlite_open(store **out, const char *path)
 		}
 		if ((error = store_body_log_open(&s->bodies, dir, STORE_BODY_LOG_SEGMENT_MAX)) < 0)
 			goto fail;
+		if ((error = replay_log(s)) < 0)
+			goto fail;
+		if ((error = open_conn(&s->l_db, path)) < 0)
+			goto fail;
+		if (sqlite3_prepare_v3(s->l_db, "SELECT 1 FROM deliveries WHERE id=?", -1, SQLITE_PREPARE_PERSISTENT,
+				       &s->l_exists, NULL) != SQLITE_OK) {
+			error = sq_err(s->l_db, "prepare");
+			goto fail;
+		}
 	}
 	if ((error = open_conn(&s->ckpt_db, path)) < 0)
 		goto fail;
@@ -2004,6 +2440,13 @@ int store_sqlite_open(store **out, const char *path)
 		goto fail;
 	}
 	s->committer_started = 1;
+	if (s->bodies) {
+		if (pthread_create(&s->logger, NULL, logger_main, s) != 0) {
+			error = base_error_set(BASE_EGENERIC, "store: cannot start the body log thread");
+			goto fail;
+		}
+		s->logger_started = 1;
+	}
 	*out = &s->base;
 	return 0;
 fail:
