@@ -42,8 +42,10 @@ int wh_job_payload(json_t **out, store_job_ctx *ctx)
 		size_t jlen = 0;
 		error = wh_form_payload(&json, &jlen, body, len);
 		free(body);
-		if (error < 0)
+		if (error == BASE_EINVALID)
 			return malformed(ctx, error);
+		if (error < 0)
+			return error; /* out of memory: worth a retry */
 		body = json;
 		len = jlen;
 	}

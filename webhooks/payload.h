@@ -1,7 +1,7 @@
-/* A webhook payload checked in one streaming pass (yajl, no tree): the
- * request path needs only "is this a JSON object" and the three fields the
- * deliveries table keeps, so it reads them as the bytes go by instead of
- * building a document.  The fields are those wh_event_info_parse takes from
+/* A webhook payload checked in one streaming pass (yajl, no tree): a
+ * listing of deliveries needs only "is this a JSON object" and the three
+ * fields it shows, so it reads them as the bytes go by instead of building
+ * a document.  The fields are those wh_event_info_parse takes from
  * a jansson tree (the same values for the same payload, duplicate keys
  * included: the last one wins). */
 #ifndef WH_PAYLOAD_H

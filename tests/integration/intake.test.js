@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import {
   BIN, SLOW, WEBHOOK_PATH, cli, deliver, deliverFixture, deliveries, deliveryId, fixture, jobs, metricSum, metrics,
-  rawExchange, request, requestHead, settledJobs, sign, sleep, sqlite, startServer, tmpDir, waitFor, webhookHeaders,
+  rawExchange, request, requestHead, settledJobs, sign, sleep, sqlite, startFakeGitHubApp, startServer, tmpDir, waitFor,
+  webhookHeaders,
 } from './lib/perfbot.js';
 
 const SECRET = "It's a Secret to Everybody";
@@ -195,57 +196,74 @@ describe('order of the checks, combined faults', () => {
   });
 });
 
-describe('refusals after the signature check', () => {
-  async function isolated(fn) {
-    const s = await startServer({ secret: SECRET, env: { MAX_BODY: '64KiB' } });
-    try {
-      await fn(s);
-      const h = await request(s.port, { method: 'GET', path: '/healthz' }).catch((e) => ({ status: 0, text: e.message }));
-      assert.equal(h.status, 200, `the server is still alive afterwards (${h.text})`);
-    } finally {
-      const r = await s.stop('SIGTERM');
-      assert.equal(r.code, 0, `exit ${r.code} ${r.signal ?? ''}: ${r.stderr.slice(-1500)}`);
-    }
-  }
-  const send = (s, body, contentType = 'application/json', secret = SECRET) =>
-    request(s.port, { headers: webhookHeaders({ event: 'push', body, secret, contentType }), body });
+describe('signed bodies that are not a JSON object', () => {
+  // The request path does not parse the body: a signed delivery is stored as
+  // it came and answered 202; the event's job finds it malformed, fails for
+  // good (a retry would read the same bytes) and marks the delivery.
+  let s;
+  before(async () => { s = await startServer({ secret: SECRET, env: { MAX_BODY: '64KiB' } }); });
+  after(async () => {
+    if (!s) return;
+    const h = await request(s.port, { method: 'GET', path: '/healthz' }).catch((e) => ({ status: 0, text: e.message }));
+    const r = await s.stop('SIGTERM');
+    assert.equal(h.status, 200, `the server is still alive afterwards (${h.text})`);
+    assert.equal(r.code, 0, `exit ${r.code} ${r.signal ?? ''}: ${r.stderr.slice(-1500)}`);
+  });
+  const send = (event, body, contentType = 'application/json', extra = {}) =>
+    deliver(s.port, { event, body, secret: SECRET, contentType, extra });
 
-  test("GitHub's documented vector passes the signature check and then fails as malformed JSON", async () => {
+  // 202 queued, then the job failed once and for good, the delivery malformed
+  async function malformed(r, body, why) {
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(r.json, { delivery: r.delivery, status: 'queued' });
+    const js = await waitFor(async () => {
+      const all = (await jobs(s.dataDir)).filter((j) => j.delivery_id === r.delivery);
+      return all.length && all.every((j) => j.state !== 'queued' && j.state !== 'running') ? all : null;
+    }, { what: `the job of ${r.delivery}` });
+    assert.equal(js.length, 1);
+    assert.equal(js[0].state, 'failed', JSON.stringify(js[0]));
+    assert.equal(js[0].attempts, 1, 'no retry');
+    assert.match(js[0].error, why);
+    const d = (await deliveries(s.dataDir)).find((x) => x.id === r.delivery);
+    assert.equal(d.status, 'malformed');
+    const rows = await sqlite(s.dataDir, `SELECT hex(body) AS h FROM deliveries WHERE id = '${r.delivery}'`);
+    assert.equal(rows[0].h, Buffer.from(body).toString('hex').toUpperCase(), 'stored as it came');
+  }
+
+  test("GitHub's documented vector passes the signature check, is stored and its job finds it malformed", async () => {
     const body = 'Hello, World!';
     const vector = 'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17';
     assert.equal(sign(body, SECRET), vector);
-    await isolated(async (s) => {
-      // one digit off: the signature check answers first
-      const off = webhookHeaders({ event: 'push', body, secret: SECRET, extra: { 'X-Hub-Signature-256': vector.slice(0, -1) + '8' } });
-      assertError(await request(s.port, { headers: off, body }), 401);
-      const h = webhookHeaders({ event: 'push', body, secret: SECRET, extra: { 'X-Hub-Signature-256': vector } });
-      const r = await request(s.port, { headers: h, body }).catch((e) => ({ status: 0, text: e.message }));
-      assertError(r, 400, /json/i);
-      assert.ok(!(await deliveries(s.dataDir)).length, 'nothing stored');
-    });
+    // one digit off: the signature check answers, nothing is stored
+    const off = await send('ping', body, 'application/json', { 'X-Hub-Signature-256': vector.slice(0, -1) + '8' });
+    assertError(off, 401);
+    assert.ok(!(await deliveries(s.dataDir)).some((d) => d.id === off.delivery), 'nothing stored');
+    const r = await send('ping', body, 'application/json', { 'X-Hub-Signature-256': vector });
+    await malformed(r, body, /malformed JSON/);
   });
 
-  test('signed JSON that is not an object is 400', async () => {
-    await isolated(async (s) => {
-      const r = await send(s, '[1,2,3]').catch((e) => ({ status: 0, text: e.message }));
-      assertError(r, 400);
-    });
+  test('signed JSON that is not an object: 202, its job fails for good, the delivery is malformed', async () => {
+    await malformed(await send('installation', '[1,2,3]'), '[1,2,3]', /not a JSON object/);
   });
 
-  test('a signed form body without payload= is refused and not stored', async () => {
-    await isolated(async (s) => {
-      const r = await send(s, 'foo=bar&zen=1', 'application/x-www-form-urlencoded').catch((e) => ({ status: 0, text: e.message }));
-      assert.ok(r.status === 400 || r.status === 415, `got ${r.status} ${r.text}`);
-      assert.ok(r.json?.error);
-      assert.ok(!(await deliveries(s.dataDir)).length, 'nothing stored');
-    });
+  test('a signed form body without payload=: 202, its job fails for good, the delivery is malformed', async () => {
+    const body = 'foo=bar&zen=1';
+    await malformed(await send('ping', body, 'application/x-www-form-urlencoded'), body, /JSON/);
   });
 
-  test('a signed form body whose payload= is not JSON is 400', async () => {
-    await isolated(async (s) => {
-      const r = await send(s, 'payload=%7B%22a', 'application/x-www-form-urlencoded').catch((e) => ({ status: 0, text: e.message }));
-      assertError(r, 400, /json/i);
-    });
+  test('a signed form body whose payload= is not JSON: 202, its job fails for good, the delivery is malformed', async () => {
+    const body = 'payload=%7B%22a';
+    await malformed(await send('installation_repositories', body, 'application/x-www-form-urlencoded'), body, /malformed JSON/);
+  });
+
+  test('a signed non-JSON body of an event perfbot only records is 202 ignored, with no job', async () => {
+    const r = await send('star', 'not json at all');
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(r.json, { delivery: r.delivery, status: 'ignored' });
+    const d = (await deliveries(s.dataDir)).find((x) => x.id === r.delivery);
+    assert.equal(d.status, 'ignored');
+    assert.equal(d.action, null, 'no action read from a body that is not JSON');
+    assert.deepEqual((await jobs(s.dataDir)).filter((j) => j.delivery_id === r.delivery), []);
   });
 });
 
@@ -429,10 +447,11 @@ describe('accepted deliveries', () => {
       assert.equal(r.json.status, expectQueued.has(event) ? 'queued' : 'ignored', event);
       seen.push(r.delivery);
     }
-    // a handled event with an action perfbot does not act on is ignored
+    // a handled event gets its job whatever the action: the job reads the
+    // action (see 'an action perfbot does not act on' below)
     const labeled = await post({ event: 'pull_request', body: { action: 'labeled', sender: { login: 'x' } } });
     assert.equal(labeled.status, 202);
-    assert.equal(labeled.json.status, 'ignored');
+    assert.equal(labeled.json.status, 'queued');
     const stored = await storedIds();
     for (const id of seen) assert.ok(stored.has(id), `delivery ${id} is listed`);
     // the job is stored with its delivery, in the same transaction
@@ -440,6 +459,72 @@ describe('accepted deliveries', () => {
     const mine = all.filter((j) => seen.includes(j.delivery_id));
     assert.deepEqual(mine.map((j) => j.kind).sort(), [...expectQueued].map((e) => `event.${e}`).sort(),
       'one job per handled delivery, none for ignored ones');
+  });
+});
+
+describe('an action perfbot does not act on, with a GitHub App configured', () => {
+  // The request path decides from the event name alone: a handled event is
+  // queued whatever its action; its job reads the action, ends done with a
+  // note and marks the delivery ignored, touching nothing on GitHub.
+  let s, fake, dir;
+  before(async () => {
+    dir = tmpDir('perfbot-intake-app-');
+    const app = await startFakeGitHubApp(dir, 7311);
+    fake = app.fake;
+    s = await startServer({ secret: SECRET, env: { APP_ID: 7311, PRIVATE_KEY_PATH: app.keyPath, GITHUB_API_URL: fake.url,
+      REDELIVERY_INTERVAL_SECONDS: 0 } });
+  });
+  after(async () => {
+    try {
+      if (s) await s.stop();
+    } finally {
+      if (fake) await fake.close();
+    }
+  });
+
+  test('pull_request.labeled, issue_comment.edited and check_run.created are queued, then ignored by their job', async () => {
+    const repo = { id: 1, full_name: 'octo-org/fastjson', name: 'fastjson', owner: { login: 'octo-org' } };
+    const common = { installation: { id: 1 }, repository: repo, sender: { login: 'mona' } };
+    const cases = [
+      ['pull_request', { action: 'labeled', number: 3, pull_request: { number: 3 }, label: { name: 'perf' }, ...common }, 'pull_request.labeled'],
+      ['issue_comment', { action: 'edited', issue: { number: 3, pull_request: {} }, comment: { id: 9, body: '/perfbot bench' }, ...common }, 'issue_comment.edited'],
+      ['check_run', { action: 'created', check_run: { id: 5 }, ...common }, 'check_run.created'],
+      ['pull_request', { number: 3, ...common }, 'pull_request without an action'],
+    ];
+    const tokens = fake.state.tokensIssued;
+    for (const [event, body, what] of cases) {
+      const r = await deliver(s.port, { event, body, secret: SECRET });
+      assert.equal(r.status, 202, r.text);
+      assert.deepEqual(r.json, { delivery: r.delivery, status: 'queued' }, what);
+      const js = await waitFor(async () => {
+        const all = (await jobs(s.dataDir)).filter((j) => j.delivery_id === r.delivery);
+        return all.length && all.every((j) => j.state !== 'queued' && j.state !== 'running') ? all : null;
+      }, { what: `the job of ${what}` });
+      assert.equal(js.length, 1);
+      assert.equal(js[0].kind, `event.${event}`);
+      assert.equal(js[0].state, 'done', JSON.stringify(js[0]));
+      assert.equal(js[0].note, `ignored: perfbot does not act on ${what}`);
+      const d = (await deliveries(s.dataDir)).find((x) => x.id === r.delivery);
+      assert.equal(d.status, 'ignored', what);
+      assert.equal(d.repository, 'octo-org/fastjson', 'the listing reads the repository from the body');
+    }
+    assert.deepEqual([fake.state.checkRuns.length, fake.state.comments.length, fake.state.reactions.length], [0, 0, 0],
+      'nothing done on GitHub');
+    assert.equal(fake.state.tokensIssued, tokens, 'no installation token asked for');
+  });
+
+  test('a signed push that is not JSON: 202 queued, its job fails for good and the delivery is malformed', async () => {
+    const r = await deliver(s.port, { event: 'push', body: '{"ref":', secret: SECRET });
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.status, 'queued');
+    const js = await waitFor(async () => {
+      const all = (await jobs(s.dataDir)).filter((j) => j.delivery_id === r.delivery);
+      return all.length && all.every((j) => j.state !== 'queued' && j.state !== 'running') ? all : null;
+    }, { what: 'the job of the malformed push' });
+    assert.equal(js[0].state, 'failed', JSON.stringify(js[0]));
+    assert.equal(js[0].attempts, 1);
+    assert.match(js[0].error, /malformed JSON/);
+    assert.equal((await deliveries(s.dataDir)).find((x) => x.id === r.delivery).status, 'malformed');
   });
 });
 
@@ -727,6 +812,35 @@ describe('operating it', () => {
     const jt = await cli(['jobs', '--data-dir', srv.dataDir]);
     assert.equal(jt.code, 0, jt.stderr);
     assert.match(jt.stdout, /event\.ping/);
+  });
+
+  test('perfbot deliveries shows the action, repository and installation of a fresh delivery, read from its body', async () => {
+    const payload = (login) => ({ action: 'created', installation: { id: 8080 }, repository: { full_name: `${login}/listed` },
+      comment: { body: 'hi & bye' }, sender: { login } });
+    const json = await post({ event: 'star', body: payload('json-org') });
+    const form = await post({ event: 'issue_comment', body: new URLSearchParams({ payload: JSON.stringify(payload('form-org')) }).toString(),
+      contentType: 'application/x-www-form-urlencoded' });
+    for (const r of [json, form]) assert.equal(r.status, 202, r.text);
+    // the intake stores a delivery as it came: the row names none of them
+    const rows = await sqlite(srv.dataDir, 'SELECT action, repository, coalesce(installation_id, 0) AS installation_id'
+      + ` FROM deliveries WHERE id IN ('${json.delivery}', '${form.delivery}')`);
+    assert.deepEqual(rows, [{ action: null, repository: null, installation_id: 0 },
+      { action: null, repository: null, installation_id: 0 }]);
+    const listed = await deliveries(srv.dataDir, ['--limit', '20']);
+    for (const [r, login] of [[json, 'json-org'], [form, 'form-org']]) {
+      const d = listed.find((x) => x.id === r.delivery);
+      assert.ok(d, `${r.delivery} listed`);
+      assert.equal(d.action, 'created', login);
+      assert.equal(d.repository, `${login}/listed`, login);
+      assert.equal(Number(d.installation_id), 8080, login);
+    }
+    const table = await cli(['deliveries', '--limit', '20', '--data-dir', srv.dataDir]);
+    assert.equal(table.code, 0, table.stderr);
+    for (const [r, login] of [[json, 'json-org'], [form, 'form-org']]) {
+      const line = table.stdout.split('\n').find((l) => l.startsWith(r.delivery));
+      assert.ok(line, table.stdout);
+      assert.match(line, new RegExp(`\\screated\\s+${login}/listed\\s`), line);
+    }
   });
 
   test('perfbot receive signs and posts a payload end to end', async () => {

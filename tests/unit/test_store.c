@@ -148,6 +148,49 @@ static void test_delivery_put_async(void **state)
 	pthread_mutex_destroy(&w.lock);
 }
 
+/* A status the delivery's job set (the webhook job parses the body after
+ * the answer: "ignored" for an action perfbot does not act on, "malformed"
+ * for a body that is not a JSON object) is listed as set, whatever state
+ * the job ended in. */
+static void test_delivery_status_set_by_job(void **state)
+{
+	struct store_test *f = *state;
+	int dup = -1;
+	put(f->st, "m", "ping", 1, &dup);
+	put(f->st, "i", "pull_request", 1, &dup);
+	put(f->st, "q", "push", 1, &dup);
+	for (int n = 0; n < 3; n++) {
+		store_job j;
+		assert_int_equal(store_job_claim(f->st, &j, "w", 60000), 0);
+		if (!strcmp(j.delivery_id, "m")) {
+			assert_int_equal(store_delivery_set_status(f->st, "m", "malformed"), 0);
+			assert_int_equal(store_job_fail(f->st, j.id, "w", "malformed JSON", 0), 0);
+		} else if (!strcmp(j.delivery_id, "i")) {
+			assert_int_equal(store_delivery_set_status(f->st, "i", "ignored"), 0);
+			assert_int_equal(store_job_done(f->st, j.id, "w", "ignored"), 0);
+		} else {
+			assert_int_equal(store_job_fail(f->st, j.id, "w", "boom", 0), 0);
+		}
+		store_job_dispose(&j);
+	}
+	static const char *const want[][2] = { { "m", "malformed" }, { "i", "ignored" }, { "q", "failed" } };
+	for (int tries = 0; tries < 200; tries++, usleep(10 * 1000)) {
+		json_t *rows = NULL;
+		assert_int_equal(store_delivery_list(f->st, &rows, 10, NULL), 0);
+		int ok = json_array_size(rows) == 3;
+		size_t i;
+		json_t *r;
+		json_array_foreach(rows, i, r)
+			for (size_t k = 0; k < 3; k++)
+				if (!strcmp(json_string_value(json_object_get(r, "id")), want[k][0]))
+					ok &= !strcmp(json_string_value(json_object_get(r, "status")), want[k][1]);
+		json_decref(rows);
+		if (ok)
+			return;
+	}
+	fail_msg("a status set by the delivery's job is not what the list shows");
+}
+
 static void test_deliveries(void **state)
 {
 	struct store_test *f = *state;
@@ -1129,6 +1172,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		BOTH(test_deliveries),
+		BOTH(test_delivery_status_set_by_job),
 		BOTH(test_delivery_put_async),
 		BOTH(test_leases),
 		BOTH(test_dedupe_and_runs),

@@ -1,6 +1,7 @@
 /* Unit tests: webhook signatures (GitHub's documented vector, rotation,
  * malformed headers), event field extraction and the intake handler called
- * directly with hand-made requests over a real SQLite store. */
+ * directly with hand-made requests over a real SQLite store, then the
+ * event job's parse of what it stored (wh_job_payload). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/http.h"
 #include "base/json_arena.h"
 #include "store/store.h"
 #include "webhooks/event.h"
+#include "webhooks/handlers.h"
 #include "webhooks/intake.h"
 #include "webhooks/payload.h"
 #include "webhooks/signature.h"
@@ -278,11 +281,8 @@ static void test_intake_order_and_codes(void **state)
 	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .secret = "nope",
 				  .body = ping },
 	       401, "signature");
-	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .body = "{\"a\":" },
-	       400, "malformed JSON");
-	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d1", .body = "[1]" }, 400,
-	       "not a JSON object");
 	assert_int_equal(store_delivery_exists(f->st, "d1"), 0); /* nothing stored so far */
+	assert_int_equal(f->queued, 0);
 
 	expect(f, &(struct call){ .ctype = "application/json; charset=utf-8", .event = "ping", .delivery = "d1",
 				  .body = ping },
@@ -300,19 +300,116 @@ static void test_intake_order_and_codes(void **state)
 				  .body = "{\"action\":\"created\"}" },
 	       202, "\"status\":\"ignored\"");
 	assert_int_equal(f->queued, 2);
-	/* a handled event with an action perfbot ignores */
+	/* a handled event gets its job whatever its action: the job reads the
+	 * action (wh_job_payload, below) */
 	expect(f, &(struct call){ .ctype = "application/json", .event = "pull_request", .delivery = "d4",
 				  .body = "{\"action\":\"labeled\"}" },
-	       202, "ignored");
+	       202, "\"status\":\"queued\"");
+	assert_int_equal(f->queued, 3);
+	/* the body is not parsed on the request path: a signed body that is not
+	 * JSON, or not an object, is stored as it came, with its job */
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d5", .body = "{\"a\":" },
+	       202, "\"status\":\"queued\"");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "ping", .delivery = "d6", .body = "[1]" }, 202,
+	       "\"status\":\"queued\"");
+	expect(f, &(struct call){ .ctype = "application/json", .event = "star", .delivery = "d7", .body = "not json" },
+	       202, "\"status\":\"ignored\"");
+	assert_int_equal(f->queued, 5);
 
 	json_t *rows = NULL;
 	assert_int_equal(store_delivery_list(f->st, &rows, 10, NULL), 0);
-	assert_int_equal(json_array_size(rows), 4);
+	assert_int_equal(json_array_size(rows), 7);
 	json_decref(rows);
 	json_t *jobs = NULL;
 	assert_int_equal(store_job_list(f->st, &jobs, 10), 0);
-	assert_int_equal(json_array_size(jobs), 2);
+	assert_int_equal(json_array_size(jobs), 5);
 	json_decref(jobs);
+	char *body = NULL;
+	size_t len = 0;
+	assert_int_equal(store_delivery_body(f->st, "d5", &body, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(body, "{\"a\":", 5);
+	free(body);
+}
+
+static char job_error[512];
+
+/* Claims the job the intake queued for delivery (the oldest queued one)
+ * and runs wh_job_payload on it as a worker would. */
+static int run_job_payload(struct fixture *f, const char *delivery, json_t **root, store_job *job, store_job_ctx *ctx)
+{
+	memset(job, 0, sizeof(*job));
+	assert_int_equal(store_job_claim(f->st, job, "test", 60000), 0);
+	assert_non_null(job->delivery_id);
+	assert_string_equal(job->delivery_id, delivery);
+	*ctx = (store_job_ctx){ .store = f->st, .job = job, .owner = "test" };
+	*root = (json_t *)1; /* wh_job_payload sets it in every case */
+	int error = wh_job_payload(root, ctx);
+	/* then ends the job as the worker does (store/worker.c) */
+	job_error[0] = '\0';
+	if (error >= 0) {
+		assert_int_equal(store_job_done(f->st, job->id, "test", ctx->note[0] ? ctx->note : NULL), 0);
+	} else {
+		snprintf(job_error, sizeof(job_error), "%s", base_error_last());
+		assert_int_equal(store_job_fail(f->st, job->id, "test", job_error,
+						ctx->final_attempt ? 0 : base_wall_ms() + 60000),
+				 0);
+	}
+	return error;
+}
+
+/* The store commits job outcomes and status changes in groups, without
+ * the caller waiting: a reader sees them within a moment. */
+#define SETTLE_TRIES 500 /* of 10 ms */
+
+/* The job of delivery as `perfbot jobs` lists it: its state, one attempt,
+ * and its note or error containing text. */
+static void assert_job(struct fixture *f, const char *delivery, const char *state, const char *text)
+{
+	char got[600] = "(not listed)";
+	for (int tries = 0; tries < SETTLE_TRIES; tries++, usleep(10000)) {
+		json_t *jobs = NULL;
+		assert_int_equal(store_job_list(f->st, &jobs, 100), 0);
+		size_t i;
+		json_t *j, *found = NULL;
+		json_array_foreach(jobs, i, j)
+			if (json_is_string(json_object_get(j, "delivery_id")) &&
+			    !strcmp(json_string_value(json_object_get(j, "delivery_id")), delivery))
+				found = j;
+		int ok = 0;
+		if (found) {
+			const char *st = json_string_value(json_object_get(found, "state"));
+			const char *said =
+				json_string_value(json_object_get(found, !strcmp(state, "done") ? "note" : "error"));
+			json_int_t attempts = json_integer_value(json_object_get(found, "attempts"));
+			snprintf(got, sizeof(got), "%s, %lld attempts, \"%s\"", st ? st : "?", (long long)attempts,
+				 said ? said : "");
+			ok = st && !strcmp(st, state) && attempts == 1 && said && strstr(said, text);
+		}
+		json_decref(jobs);
+		if (ok)
+			return;
+	}
+	fail_msg("job of %s: expected %s with \"%s\", got %s", delivery, state, text, got);
+}
+
+/* The status `perfbot deliveries` shows for one delivery. */
+static void assert_delivery_status(struct fixture *f, const char *id, const char *status)
+{
+	char got[64] = "(not listed)";
+	for (int tries = 0; tries < SETTLE_TRIES; tries++, usleep(10000)) {
+		json_t *rows = NULL;
+		assert_int_equal(store_delivery_list(f->st, &rows, 100, NULL), 0);
+		size_t i;
+		json_t *r;
+		json_array_foreach(rows, i, r)
+			if (!strcmp(json_string_value(json_object_get(r, "id")), id))
+				snprintf(got, sizeof(got), "%s", json_string_value(json_object_get(r, "status")));
+		json_decref(rows);
+		if (!strcmp(got, status))
+			return;
+	}
+	fail_msg("delivery %s: expected status %s, got %s", id, status, got);
 }
 
 static void test_intake_size_and_form(void **state)
@@ -338,16 +435,104 @@ static void test_intake_size_and_form(void **state)
 	expect(f, &(struct call){ .ctype = "application/x-www-form-urlencoded", .event = "issue_comment",
 				  .delivery = "form1", .body = form },
 	       202, "queued");
-	json_t *rows = NULL;
-	assert_int_equal(store_delivery_list(f->st, &rows, 1, "issue_comment"), 0);
-	json_t *row = json_array_get(rows, 0);
-	assert_string_equal(json_string_value(json_object_get(row, "repository")), "a/b");
-	assert_int_equal(json_integer_value(json_object_get(row, "installation_id")), 3);
-	assert_string_equal(json_string_value(json_object_get(row, "action")), "created");
-	json_decref(rows);
+	/* stored as it came: the job decodes payload= when it reads the body */
+	char *body = NULL;
+	size_t len = 0;
+	assert_int_equal(store_delivery_body(f->st, "form1", &body, &len), 0);
+	assert_int_equal(len, strlen(form));
+	assert_memory_equal(body, form, len);
+	free(body);
+	json_t *root = NULL;
+	store_job job;
+	store_job_ctx ctx;
+	assert_int_equal(run_job_payload(f, "form1", &root, &job, &ctx), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(root, "comment"), "body")), "hello world");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(root, "installation"), "id")), 3);
+	json_decref(root);
+	store_job_dispose(&job);
+	/* a form body without payload= is answered like any signed body; its job finds it malformed */
 	expect(f, &(struct call){ .ctype = "application/x-www-form-urlencoded", .event = "push", .delivery = "form2",
 				  .body = "other=1" },
-	       400, "payload");
+	       202, "queued");
+	assert_int_equal(run_job_payload(f, "form2", &root, &job, &ctx), BASE_EINVALID);
+	assert_null(root);
+	assert_int_equal(ctx.final_attempt, 1);
+	assert_job(f, "form2", "failed", "malformed JSON");
+	assert_delivery_status(f, "form2", "malformed");
+	store_job_dispose(&job);
+}
+
+/* The event's job parses the body once: an action perfbot does not act on
+ * ends the job (done, with a note) and marks the delivery ignored; a body
+ * that is not a JSON object fails the job for good and marks the delivery
+ * malformed. */
+static void test_job_payload(void **state)
+{
+	struct fixture *f = *state;
+	json_t *root = NULL;
+	store_job job;
+	store_job_ctx ctx;
+
+	expect(f, &(struct call){ .ctype = "application/json", .event = "pull_request", .delivery = "labeled",
+				  .body = "{\"action\":\"labeled\",\"number\":1}" },
+	       202, "\"status\":\"queued\"");
+	assert_delivery_status(f, "labeled", "queued");
+	assert_int_equal(run_job_payload(f, "labeled", &root, &job, &ctx), 1);
+	assert_null(root);
+	assert_string_equal(job.kind, "event.pull_request");
+	assert_string_equal(ctx.note, "ignored: perfbot does not act on pull_request.labeled");
+	assert_int_equal(ctx.final_attempt, 0);
+	assert_job(f, "labeled", "done", "ignored: perfbot does not act on pull_request.labeled");
+	assert_delivery_status(f, "labeled", "ignored");
+	store_job_dispose(&job);
+
+	expect(f, &(struct call){ .ctype = "application/json", .event = "pull_request", .delivery = "noaction",
+				  .body = "{\"number\":1}" },
+	       202, "queued");
+	assert_int_equal(run_job_payload(f, "noaction", &root, &job, &ctx), 1);
+	assert_string_equal(ctx.note, "ignored: perfbot does not act on pull_request without an action");
+	assert_delivery_status(f, "noaction", "ignored");
+	store_job_dispose(&job);
+
+	/* an action perfbot acts on: the payload, and the delivery untouched */
+	expect(f, &(struct call){ .ctype = "application/json", .event = "pull_request", .delivery = "opened",
+				  .body = "{\"action\":\"opened\",\"number\":7}" },
+	       202, "queued");
+	assert_int_equal(run_job_payload(f, "opened", &root, &job, &ctx), 0);
+	assert_non_null(root);
+	assert_int_equal(json_integer_value(json_object_get(root, "number")), 7);
+	assert_string_equal(ctx.note, "");
+	assert_delivery_status(f, "opened", "done");
+	json_decref(root);
+	store_job_dispose(&job);
+
+	/* not JSON, not an object, a form whose payload= is not JSON */
+	static const struct {
+		const char *event, *id, *ctype, *body, *why;
+	} bad[] = {
+		{ "ping", "badjson", "application/json", "{\"a\":", "malformed JSON" },
+		{ "installation", "array", "application/json", "[{\"action\":\"created\"}]", "not a JSON object" },
+		{ "ping", "string", "application/json", "\"zen\"", "malformed JSON" }, /* jansson wants [ or { */
+		{ "ping", "empty", "application/json", "", "malformed JSON" },
+		{ "ping", "badform", "application/x-www-form-urlencoded", "payload=%7B%22a", "malformed JSON" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		expect(f, &(struct call){ .ctype = bad[i].ctype, .event = bad[i].event, .delivery = bad[i].id,
+					  .body = bad[i].body },
+		       202, "\"status\":\"queued\"");
+		assert_int_equal(run_job_payload(f, bad[i].id, &root, &job, &ctx), BASE_EINVALID);
+		assert_null(root);
+		assert_int_equal(ctx.final_attempt, 1);
+		assert_job(f, bad[i].id, "failed", bad[i].why);
+		assert_delivery_status(f, bad[i].id, "malformed");
+		store_job_dispose(&job);
+	}
+
+	/* a job without a delivery */
+	store_job none = { .id = 99, .kind = "event.ping" };
+	ctx = (store_job_ctx){ .store = f->st, .job = &none, .owner = "test" };
+	assert_int_equal(wh_job_payload(&root, &ctx), BASE_EINVALID);
+	assert_null(root);
 }
 
 /* The streaming check agrees with jansson's decoder on what is a JSON
@@ -435,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_payload_scan_like_jansson),
 		cmocka_unit_test_setup_teardown(test_intake_order_and_codes, intake_setup, intake_teardown),
 		cmocka_unit_test_setup_teardown(test_intake_size_and_form, intake_setup, intake_teardown),
+		cmocka_unit_test_setup_teardown(test_job_payload, intake_setup, intake_teardown),
 	};
 	return cmocka_run_group_tests_name("webhooks", tests, NULL, NULL);
 }
