@@ -271,6 +271,23 @@ static int read_full(int fd, void *buf, size_t len, int64_t at)
 	return 0;
 }
 
+/* Where a replay goes once the record at (segment, offset) is not whole:
+ * that is the segment's end, or a tail no answer depended on (a batch that
+ * failed, or one a crash cut); when a later segment was begun after it,
+ * the log goes on at its start (0), else it ends here (-1). */
+static int next_segment(const char *dir, int *segment, int64_t *offset, int *fd)
+{
+	char next[PATH_MAX];
+	segment_path(next, sizeof(next), dir, *segment + 1);
+	if (access(next, F_OK) != 0)
+		return -1;
+	close(*fd);
+	*fd = -1;
+	(*segment)++;
+	*offset = 0;
+	return 0;
+}
+
 int store_body_log_replay(const char *dir, int segment, int64_t offset,
 			  int (*fn)(const store_body_log_record *r, void *arg), void *arg, int *segment_out,
 			  int64_t *offset_out)
@@ -292,25 +309,20 @@ int store_body_log_replay(const char *dir, int segment, int64_t offset,
 			break;
 		}
 		unsigned char head[STORE_BODY_LOG_HEAD];
-		if (offset == st.st_size) {
-			/* this segment ends on a record: the next one may go on */
-			char next[PATH_MAX];
-			segment_path(next, sizeof(next), dir, segment + 1);
-			if (access(next, F_OK) != 0)
+		size_t meta_len = 0, body_len = 0;
+		int whole = offset + STORE_BODY_LOG_HEAD <= st.st_size && read_full(fd, head, sizeof(head), offset) == 0 &&
+			    memcmp(head, MAGIC, 4) == 0;
+		if (whole) {
+			meta_len = get_u32(head + 4);
+			body_len = get_u32(head + 8);
+			whole = meta_len <= META_MAX && body_len <= BODY_MAX &&
+				offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len <= st.st_size;
+		}
+		if (!whole) {
+			if (next_segment(dir, &segment, &offset, &fd) < 0)
 				break;
-			close(fd);
-			fd = -1;
-			segment++;
-			offset = 0;
 			continue;
 		}
-		if (offset + STORE_BODY_LOG_HEAD > st.st_size || read_full(fd, head, sizeof(head), offset) < 0 ||
-		    memcmp(head, MAGIC, 4) != 0)
-			break;
-		size_t meta_len = get_u32(head + 4), body_len = get_u32(head + 8);
-		if (meta_len > META_MAX || body_len > BODY_MAX ||
-		    offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len > st.st_size)
-			break;
 		size_t need = meta_len + body_len + 1;
 		if (need > cap) {
 			char *nb = realloc(buf, need);
@@ -325,8 +337,11 @@ int store_body_log_replay(const char *dir, int segment, int64_t offset,
 			break;
 		unsigned char sum[32];
 		digest(sum, buf, meta_len, buf + meta_len, body_len);
-		if (memcmp(sum, head + 12, 32) != 0)
-			break;
+		if (memcmp(sum, head + 12, 32) != 0) {
+			if (next_segment(dir, &segment, &offset, &fd) < 0)
+				break;
+			continue;
+		}
 		char keep = buf[meta_len];
 		buf[meta_len] = '\0';
 		store_body_log_record r = { .segment = segment, .offset = offset,

@@ -84,6 +84,11 @@ typedef struct sq_store {
 	void *pending;             /* l_lock: tsearch tree of ids logged, not yet in the database */
 	size_t npending;           /* l_lock */
 	int64_t log_seq;           /* l_lock: batches whose rows went to the committer */
+	pthread_t syncer;          /* the logger's fdatasync, beside it */
+	int syncer_started;
+	pthread_cond_t sync_cond;  /* l_lock */
+	int sync_want, sync_busy, sync_stop, sync_error; /* l_lock */
+	char sync_msg[256];        /* l_lock */
 	int64_t row_seq;           /* l_lock: ... and whose rows it committed */
 	sqlite3 *l_db;             /* the logger's connection: duplicate checks */
 	sqlite3_stmt *l_exists;
@@ -301,13 +306,22 @@ static int wend(sq_store *s, int error)
 }
 
 static int insert_delivery(sq_store *s, store_delivery_async *p);
-static int insert_logged(sq_store *s, const json_t *meta, int segment, int64_t body_offset, size_t body_len);
+static int insert_logged(sq_store *s, const store_delivery *d, int segment, int64_t body_offset, size_t body_len);
+#define META_JOBS 8 /* jobs a logged delivery carries at most */
+
+/* A logged delivery's row data decoded: d's strings point into the record's
+ * meta it was decoded from. */
+struct meta {
+	store_delivery d;
+	store_job_spec jobs[META_JOBS];
+};
+static int meta_decode(struct meta *out, const char *buf, size_t len);
 
 /* A delivery durable in the body log, waiting for its row. */
 struct logged {
 	struct logged *next;
-	json_t *meta;              /* owned: the record's row data */
-	char *id;                  /* owned: the key in `pending` */
+	char *meta;                /* owned: the record's row data (its id, the key in `pending`, at meta + 4) */
+	size_t meta_len;
 	int segment;
 	int64_t body_offset;
 	size_t body_len;
@@ -317,8 +331,7 @@ struct logged {
 
 static void logged_free(struct logged *r)
 {
-	json_decref(r->meta);
-	free(r->id);
+	free(r->meta);
 	free(r);
 }
 
@@ -408,8 +421,11 @@ static void *committer_main(void *arg)
 		/* deliveries already durable in the body log: their rows, and the
 		 * log position they reach, all or nothing */
 		int rows_failed = 0;
-		for (struct logged *r = rbatch; r && s->tx_open && !rows_failed; r = r->next)
-			rows_failed = insert_logged(s, r->meta, r->segment, r->body_offset, r->body_len) < 0;
+		for (struct logged *r = rbatch; r && s->tx_open && !rows_failed; r = r->next) {
+			struct meta m;
+			rows_failed = meta_decode(&m, r->meta, r->meta_len) < 0 ||
+				      insert_logged(s, &m.d, r->segment, r->body_offset, r->body_len) < 0;
+		}
 		if (rbatch && s->tx_open && !rows_failed) {
 			struct logged *last = rbatch;
 			while (last->next)
@@ -485,9 +501,9 @@ static void *committer_main(void *arg)
 		} else if (rbatch) {
 			pthread_mutex_lock(&s->l_lock);
 			for (struct logged *r = rbatch; r; r = r->next) {
-				tdelete(r->id, &s->pending, pending_cmp);
+				tdelete(r->meta + 4, &s->pending, pending_cmp);
 				s->npending--;
-				queued |= json_array_size(json_object_get(r->meta, "jobs")) > 0;
+				queued = 1;
 				if (r->seq > s->row_seq)
 					s->row_seq = r->seq;
 			}
@@ -901,53 +917,158 @@ static int insert_delivery(sq_store *s, store_delivery_async *p)
 	return error;
 }
 
-/* The row and jobs of a delivery whose record is in the body log, from the
- * record's meta (committer thread or the opener, wlock held or alone). */
-static int insert_logged(sq_store *s, const json_t *meta, int segment, int64_t body_offset, size_t body_len)
+/* ---- the body log's stage ------------------------------------------------- */
+
+#define PENDING_MAX 10000 /* deliveries logged and not yet in the database: the logger waits past it */
+#define META_NULL 0xffffffffu
+
+/* A record's meta: the delivery's row data, each string as a 4-byte
+ * big-endian length then its bytes with their NUL (META_NULL for none),
+ * the integers as 8 bytes, then the jobs. */
+struct meta_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int meta_put(struct meta_buf *m, const void *bytes, size_t n)
+{
+	if (m->len + n > m->cap) {
+		size_t cap = m->cap ? m->cap : 1024;
+		while (cap < m->len + n)
+			cap *= 2;
+		char *p = realloc(m->p, cap);
+		if (!p)
+			return BASE_ENOMEM;
+		m->p = p;
+		m->cap = cap;
+	}
+	memcpy(m->p + m->len, bytes, n);
+	m->len += n;
+	return 0;
+}
+
+static int meta_u64(struct meta_buf *m, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (56 - 8 * i));
+	return meta_put(m, b, 8);
+}
+
+static int meta_str(struct meta_buf *m, const char *str)
+{
+	size_t n = str ? strlen(str) + 1 : 0;
+	uint32_t len = str ? (uint32_t)n : META_NULL;
+	unsigned char b[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+			       (unsigned char)len };
+	int error = meta_put(m, b, 4);
+	return error < 0 || !str ? error : meta_put(m, str, n);
+}
+
+/* Encodes d's row data (not its body) into m. */
+static int meta_encode(struct meta_buf *m, const store_delivery *d)
+{
+	if (d->njobs > META_JOBS)
+		return base_error_set(BASE_EINVALID, "store: a delivery carries at most %d jobs", META_JOBS);
+	int error = meta_str(m, d->id);
+	if (!error)
+		error = meta_str(m, d->event);
+	if (!error)
+		error = meta_str(m, d->action);
+	if (!error)
+		error = meta_str(m, d->repository);
+	if (!error)
+		error = meta_str(m, d->headers_json);
+	if (!error)
+		error = meta_str(m, d->status);
+	if (!error)
+		error = meta_u64(m, (uint64_t)d->installation_id);
+	if (!error)
+		error = meta_u64(m, (uint64_t)d->received_ms);
+	if (!error)
+		error = meta_u64(m, (uint64_t)d->njobs);
+	for (size_t i = 0; !error && i < d->njobs; i++) {
+		error = meta_str(m, d->jobs[i].kind);
+		if (!error)
+			error = meta_str(m, d->jobs[i].payload);
+	}
+	return error < 0 ? base_error_set(BASE_ENOMEM, "out of memory") : 0;
+}
+
+static int meta_take_str(const char **out, const char *buf, size_t len, size_t *at)
+{
+	if (*at + 4 > len)
+		return -1;
+	const unsigned char *b = (const unsigned char *)buf + *at;
+	uint32_t n = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	*at += 4;
+	if (n == META_NULL) {
+		*out = NULL;
+		return 0;
+	}
+	if (n == 0 || n > len - *at || buf[*at + n - 1] != '\0')
+		return -1;
+	*out = buf + *at;
+	*at += n;
+	return 0;
+}
+
+static int meta_take_u64(uint64_t *out, const char *buf, size_t len, size_t *at)
+{
+	if (*at + 8 > len)
+		return -1;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | (unsigned char)buf[*at + (size_t)i];
+	*at += 8;
+	*out = v;
+	return 0;
+}
+
+static int meta_decode(struct meta *out, const char *buf, size_t len)
+{
+	memset(out, 0, sizeof(*out));
+	size_t at = 0;
+	uint64_t inst = 0, received = 0, njobs = 0;
+	store_delivery *d = &out->d;
+	if (meta_take_str(&d->id, buf, len, &at) < 0 || meta_take_str(&d->event, buf, len, &at) < 0 ||
+	    meta_take_str(&d->action, buf, len, &at) < 0 || meta_take_str(&d->repository, buf, len, &at) < 0 ||
+	    meta_take_str(&d->headers_json, buf, len, &at) < 0 || meta_take_str(&d->status, buf, len, &at) < 0 ||
+	    meta_take_u64(&inst, buf, len, &at) < 0 || meta_take_u64(&received, buf, len, &at) < 0 ||
+	    meta_take_u64(&njobs, buf, len, &at) < 0 || njobs > META_JOBS || !d->id || !d->event || !d->status)
+		return base_error_set(BASE_EINVALID, "store: a body log record's row data is damaged");
+	for (size_t i = 0; i < njobs; i++)
+		if (meta_take_str(&out->jobs[i].kind, buf, len, &at) < 0 ||
+		    meta_take_str(&out->jobs[i].payload, buf, len, &at) < 0 || !out->jobs[i].kind ||
+		    !out->jobs[i].payload)
+			return base_error_set(BASE_EINVALID, "store: a body log record's row data is damaged");
+	d->installation_id = (int64_t)inst;
+	d->received_ms = (int64_t)received;
+	d->jobs = out->jobs;
+	d->njobs = (size_t)njobs;
+	return 0;
+}
+
+/* The row and jobs of a delivery whose record is in the body log
+ * (committer thread, wlock held, or the opener alone). */
+static int insert_logged(sq_store *s, const store_delivery *d, int segment, int64_t body_offset, size_t body_len)
 {
 	sqlite3 *db = s->writer;
 	int changes = 0;
-	const char *id = json_string_value(json_object_get(meta, "id"));
-	int64_t received = json_integer_value(json_object_get(meta, "received_ms"));
 	int error = run_cached(db, &s->ins_logged, &changes,
 			       "INSERT OR IGNORE INTO deliveries(id, event, action, installation_id, repository, headers,"
 			       " body, received_ms, status, body_segment, body_offset, body_length)"
 			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-			       "sssissbisnii", id, json_string_value(json_object_get(meta, "event")),
-			       json_string_value(json_object_get(meta, "action")),
-			       (int64_t)json_integer_value(json_object_get(meta, "installation_id")),
-			       json_string_value(json_object_get(meta, "repository")),
-			       json_string_value(json_object_get(meta, "headers")), NULL, (size_t)0, received,
-			       json_string_value(json_object_get(meta, "status")), segment, body_offset, (int64_t)body_len);
-	size_t i;
-	json_t *job;
-	json_array_foreach(json_object_get(meta, "jobs"), i, job) {
-		if (error < 0 || changes == 0)
-			break;
+			       "sssissbisnii", d->id, d->event, d->action, d->installation_id, d->repository,
+			       d->headers_json, NULL, (size_t)0, d->received_ms, d->status, segment, body_offset,
+			       (int64_t)body_len);
+	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
 		error = run_cached(db, &s->ins_job, NULL,
 				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
 				   " VALUES(?,?,?,'queued',?,?,?)",
-				   "sssiii", json_string_value(json_object_get(job, "kind")),
-				   json_string_value(json_object_get(job, "payload")), id, received, received, received);
-	}
+				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
+				   d->received_ms);
 	return error;
-}
-
-/* ---- the body log's stage ------------------------------------------------- */
-
-#define PENDING_MAX 10000 /* deliveries logged and not yet in the database: the logger waits past it */
-
-/* The row data of a delivery, as its log record keeps it. */
-static json_t *delivery_meta(const store_delivery *d)
-{
-	json_t *jobs = json_array();
-	for (size_t i = 0; jobs && i < d->njobs; i++)
-		json_array_append_new(jobs, json_pack("{s:s,s:s}", "kind", d->jobs[i].kind, "payload", d->jobs[i].payload));
-	json_t *m = json_pack("{s:s,s:s,s:s?,s:I,s:s?,s:s?,s:I,s:s,s:o}", "id", d->id, "event", d->event, "action",
-			      d->action, "installation_id", (json_int_t)d->installation_id, "repository", d->repository,
-			      "headers", d->headers_json, "received_ms", (json_int_t)d->received_ms, "status", d->status,
-			      "jobs", jobs);
-	return m;
 }
 
 /* 1 when id is stored or logged, 0 when not, negative on error.  The
@@ -983,115 +1104,146 @@ static void sync_rows(sq_store *s)
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
-	while (s->row_seq < target && !s->l_stop &&
-	       pthread_cond_timedwait(&s->l_room, &s->l_lock, &until) == 0)
+	while (s->row_seq < target && !s->l_stop && pthread_cond_timedwait(&s->l_room, &s->l_lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&s->l_lock);
 }
 
 enum fate { NEW, DUPLICATE, DUPLICATE_HERE, FAILED };
 
-/* One batch: duplicates found, the others' records written and synced,
- * each delivery answered, the new ones handed to the committer. */
-static void log_batch(sq_store *s, store_delivery_async *batch)
+/* A batch between the logger's steps. */
+struct lbatch {
+	store_delivery_async *list;
+	size_t n;
+	enum fate *fate;
+	struct logged **rows;
+	unsigned char (*heads)[STORE_BODY_LOG_HEAD];
+	struct iovec *iov;
+	int64_t *offsets;
+	size_t niov;
+	int segment;
+	int written;      /* its records were appended */
+	int error;
+	char msg[256];
+};
+
+static void lbatch_free(struct lbatch *b)
 {
-	size_t n = 0;
-	for (store_delivery_async *p = batch; p; p = p->next)
-		n++;
-	enum fate *fate = calloc(n, sizeof(*fate));
-	struct logged **rows = calloc(n, sizeof(*rows));
-	char **metas = calloc(n, sizeof(*metas));
-	unsigned char (*heads)[STORE_BODY_LOG_HEAD] = calloc(n, sizeof(*heads));
-	struct iovec *iov = calloc(3 * n, sizeof(*iov));
-	int64_t *offsets = calloc(3 * n, sizeof(*offsets));
-	char msg[256] = "";
-	int error = 0;
-	if (!fate || !rows || !metas || !heads || !iov || !offsets) {
-		error = base_error_set(BASE_ENOMEM, "out of memory");
-		snprintf(msg, sizeof(msg), "store: out of memory");
+	for (size_t i = 0; b->rows && i < b->n; i++)
+		if (b->rows[i])
+			logged_free(b->rows[i]);
+	free(b->fate);
+	free(b->rows);
+	free(b->heads);
+	free(b->iov);
+	free(b->offsets);
+	free(b);
+}
+
+/* Step 1: duplicates found, the new deliveries' records laid out and their
+ * ids made pending (a redelivery now finds them), then appended. */
+static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
+{
+	struct lbatch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->list = list;
+	for (store_delivery_async *p = list; p; p = p->next)
+		b->n++;
+	size_t n = b->n;
+	b->fate = calloc(n, sizeof(*b->fate));
+	b->rows = calloc(n, sizeof(*b->rows));
+	b->heads = calloc(n, sizeof(*b->heads));
+	b->iov = calloc(3 * n, sizeof(*b->iov));
+	b->offsets = calloc(3 * n, sizeof(*b->offsets));
+	if (!b->fate || !b->rows || !b->heads || !b->iov || !b->offsets) {
+		b->error = base_error_set(BASE_ENOMEM, "out of memory");
+		snprintf(b->msg, sizeof(b->msg), "store: out of memory");
+		return b;
 	}
-	size_t i = 0, niov = 0;
-	for (store_delivery_async *p = batch; !error && p; p = p->next, i++) {
+	size_t i = 0;
+	for (store_delivery_async *p = list; p; p = p->next, i++) {
 		const store_delivery *d = p->d;
 		size_t j = 0;
-		for (store_delivery_async *q = batch; q != p && (fate[j] != NEW || strcmp(q->d->id, d->id) != 0);
+		for (store_delivery_async *q = list; q != p && (b->fate[j] != NEW || strcmp(q->d->id, d->id) != 0);
 		     q = q->next, j++)
 			;
 		if (j < i) {
-			fate[i] = DUPLICATE_HERE;
+			b->fate[i] = DUPLICATE_HERE;
 			continue;
 		}
 		int have = logged_or_stored(s, d->id);
-		if (have < 0) {
-			fate[i] = FAILED;
-			snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
+		if (have != 0) {
+			b->fate[i] = have > 0 ? DUPLICATE : FAILED;
+			if (have < 0)
+				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
 			continue;
 		}
-		if (have) {
-			fate[i] = DUPLICATE;
-			continue;
-		}
-		json_t *meta = delivery_meta(d);
 		struct logged *r = calloc(1, sizeof(*r));
-		if (!meta || !r || !(metas[i] = json_dumps(meta, JSON_COMPACT)) || !(r->id = strdup(d->id))) {
-			json_decref(meta);
+		struct meta_buf m = { 0 };
+		if (!r || meta_encode(&m, d) < 0) {
+			snprintf(p->msg, sizeof(p->msg), "%s", r ? base_error_last() : "store: out of memory");
+			free(m.p);
 			free(r);
-			fate[i] = FAILED;
-			snprintf(p->msg, sizeof(p->msg), "store: out of memory");
+			b->fate[i] = FAILED;
 			continue;
 		}
-		r->meta = meta;
+		r->meta = m.p;
+		r->meta_len = m.len;
 		r->body_len = d->body ? d->body_len : 0;
-		rows[i] = r;
-		size_t mlen = strlen(metas[i]);
-		store_body_log_head(heads[i], metas[i], mlen, d->body, r->body_len);
-		iov[niov++] = (struct iovec){ heads[i], STORE_BODY_LOG_HEAD };
-		iov[niov++] = (struct iovec){ metas[i], mlen };
-		iov[niov++] = (struct iovec){ (void *)(d->body ? d->body : ""), r->body_len };
+		b->rows[i] = r;
+		store_body_log_head(b->heads[i], r->meta, r->meta_len, d->body, r->body_len);
+		b->iov[b->niov++] = (struct iovec){ b->heads[i], STORE_BODY_LOG_HEAD };
+		b->iov[b->niov++] = (struct iovec){ r->meta, r->meta_len };
+		b->iov[b->niov++] = (struct iovec){ (void *)(d->body ? d->body : ""), r->body_len };
 	}
-	/* the new ids are pending from now: a redelivery finds them */
-	if (!error) {
-		pthread_mutex_lock(&s->l_lock);
-		for (i = 0; i < n; i++)
-			if (rows[i] && fate[i] == NEW) {
-				tsearch(rows[i]->id, &s->pending, pending_cmp);
-				s->npending++;
-			}
-		pthread_mutex_unlock(&s->l_lock);
-	}
-	int segment = 0;
-	int written = 0;
-	if (!error && niov) {
-		if ((error = store_body_log_append(s->bodies, iov, niov, &segment, offsets)) == 0) {
-			written = 1;
-			error = store_body_log_sync(s->bodies);
+	pthread_mutex_lock(&s->l_lock);
+	for (i = 0; i < n; i++)
+		if (b->rows[i]) {
+			tsearch(b->rows[i]->meta + 4, &s->pending, pending_cmp); /* the id, first in the meta */
+			s->npending++;
 		}
-		if (error < 0)
-			snprintf(msg, sizeof(msg), "%s", base_error_last());
+	pthread_mutex_unlock(&s->l_lock);
+	if (b->niov) {
+		if ((b->error = store_body_log_append(s->bodies, b->iov, b->niov, &b->segment, b->offsets)) == 0)
+			b->written = 1;
+		else
+			snprintf(b->msg, sizeof(b->msg), "%s", base_error_last());
 	}
-	if (error < 0) {
-		/* nothing of the batch is durable: undone, and retried by the sender */
-		if (written)
-			store_body_log_rewind(s->bodies, segment, offsets[0]);
+	return b;
+}
+
+/* Step 3, once the sync that covers the batch has its outcome (error):
+ * the answers, and the rows to the committer in log order; or, failed,
+ * every new delivery undone (not pending, its records cut). */
+static void log_finish(sq_store *s, struct lbatch *b, int error, const char *msg, int fail_duplicates)
+{
+	if (error < 0 && !b->error) {
+		b->error = error;
+		snprintf(b->msg, sizeof(b->msg), "%s", msg);
+	}
+	if (b->error < 0 && b->rows) {
+		if (b->written)
+			store_body_log_rewind(s->bodies, b->segment, b->offsets[0]);
 		pthread_mutex_lock(&s->l_lock);
-		for (i = 0; rows && i < n; i++)
-			if (rows[i] && fate[i] == NEW && tdelete(rows[i]->id, &s->pending, pending_cmp))
+		for (size_t i = 0; i < b->n; i++)
+			if (b->rows[i] && tdelete(b->rows[i]->meta + 4, &s->pending, pending_cmp))
 				s->npending--;
+		pthread_cond_broadcast(&s->l_room);
 		pthread_mutex_unlock(&s->l_lock);
 	}
-	/* the rows to the committer, in log order */
-	struct logged *head = NULL, **tail = &head;
-	size_t k = 0;
-	for (i = 0; !error && i < n; i++) {
-		if (!rows[i] || fate[i] != NEW)
+	struct logged *head = NULL, **tail = &head, *last = NULL;
+	for (size_t i = 0, k = 0; !b->error && i < b->n; i++) {
+		struct logged *r = b->rows[i];
+		if (!r)
 			continue;
-		rows[i]->segment = segment;
-		rows[i]->body_offset = offsets[k + 2];
-		rows[i]->end = offsets[k + 2] + (int64_t)rows[i]->body_len;
+		r->segment = b->segment;
+		r->body_offset = b->offsets[k + 2];
+		r->end = r->body_offset + (int64_t)r->body_len;
 		k += 3;
-		*tail = rows[i];
-		tail = &rows[i]->next;
-		rows[i] = NULL;
+		*tail = last = r;
+		tail = &r->next;
+		b->rows[i] = NULL;
 	}
 	if (head) {
 		pthread_mutex_lock(&s->l_lock);
@@ -1104,55 +1256,108 @@ static void log_batch(sq_store *s, store_delivery_async *batch)
 			s->r_tail->next = head;
 		else
 			s->r_head = head;
-		s->r_tail = (struct logged *)((char *)tail - offsetof(struct logged, next));
+		s->r_tail = last;
 		pthread_cond_signal(&s->work_cond);
 		pthread_mutex_unlock(&s->q_lock);
 	}
 	/* the answers; p may be freed by its done */
-	i = 0;
-	for (store_delivery_async *p = batch, *next; p; p = next, i++) {
+	size_t i = 0;
+	for (store_delivery_async *p = b->list, *next; p; p = next, i++) {
 		next = p->next;
+		enum fate f = b->fate ? b->fate[i] : FAILED;
 		p->duplicate = 0;
-		if (error < 0 && (!fate || fate[i] != DUPLICATE)) {
+		if (f == FAILED || (b->error < 0 && (f != DUPLICATE || fail_duplicates))) {
 			p->error = BASE_ERETRY;
-			snprintf(p->msg, sizeof(p->msg), "%s", msg);
-		} else if (fate[i] == FAILED) {
-			p->error = BASE_ERETRY;
+			if (b->error < 0 && f != FAILED)
+				snprintf(p->msg, sizeof(p->msg), "%s", b->msg);
 		} else {
 			p->error = 0;
-			p->duplicate = fate[i] != NEW;
+			p->duplicate = f != NEW;
 		}
 		p->done(p);
 	}
-	for (i = 0; rows && i < n; i++)
-		if (rows[i])
-			logged_free(rows[i]);
-	for (i = 0; metas && i < n; i++)
-		free(metas[i]);
-	free(fate);
-	free(rows);
-	free(metas);
-	free(heads);
-	free(iov);
-	free(offsets);
+	lbatch_free(b);
+}
+
+/* The sync thread: runs the fdatasync of what the logger appended while
+ * the logger lays out and appends the next batch. */
+static void *syncer_main(void *arg)
+{
+	sq_store *s = arg;
+	pthread_mutex_lock(&s->l_lock);
+	for (;;) {
+		while (!s->sync_want && !s->sync_stop)
+			pthread_cond_wait(&s->sync_cond, &s->l_lock);
+		if (!s->sync_want)
+			break;
+		s->sync_want = 0;
+		pthread_mutex_unlock(&s->l_lock);
+		int error = store_body_log_sync(s->bodies);
+		pthread_mutex_lock(&s->l_lock);
+		s->sync_error = error;
+		if (error < 0)
+			snprintf(s->sync_msg, sizeof(s->sync_msg), "%s", base_error_last());
+		s->sync_busy = 0;
+		pthread_cond_broadcast(&s->sync_cond);
+	}
+	pthread_mutex_unlock(&s->l_lock);
+	return NULL;
 }
 
 static void *logger_main(void *arg)
 {
 	sq_store *s = arg;
+	struct lbatch *syncing = NULL; /* appended, its sync running */
 	for (;;) {
 		pthread_mutex_lock(&s->l_lock);
-		while (!s->l_head && !s->l_stop)
+		while (!s->l_head && !s->l_stop && !syncing)
 			pthread_cond_wait(&s->l_cond, &s->l_lock);
 		/* the committer is far behind: wait for it rather than hold more */
-		while (s->npending >= PENDING_MAX && !s->l_stop)
+		while (s->npending >= PENDING_MAX && !s->l_stop && !syncing)
 			pthread_cond_wait(&s->l_room, &s->l_lock);
-		store_delivery_async *batch = s->l_head;
-		s->l_head = s->l_tail = NULL;
+		store_delivery_async *list = syncing && s->npending >= PENDING_MAX ? NULL : s->l_head;
+		if (list)
+			s->l_head = s->l_tail = NULL;
 		pthread_mutex_unlock(&s->l_lock);
-		if (!batch)
+		if (!list && !syncing)
 			break;
-		log_batch(s, batch);
+		/* the next batch is laid out and appended while the last one syncs */
+		struct lbatch *next = list ? log_prepare(s, list) : NULL;
+		if (list && !next) {
+			for (store_delivery_async *p = list, *q; p; p = q) {
+				q = p->next;
+				p->error = BASE_ERETRY;
+				snprintf(p->msg, sizeof(p->msg), "store: out of memory");
+				p->done(p);
+			}
+		}
+		if (syncing) {
+			pthread_mutex_lock(&s->l_lock);
+			while (s->sync_busy)
+				pthread_cond_wait(&s->sync_cond, &s->l_lock);
+			int error = s->sync_error;
+			char msg[256];
+			memcpy(msg, s->sync_msg, sizeof(msg));
+			pthread_mutex_unlock(&s->l_lock);
+			if (error < 0 && next) {
+				/* laid out after a failed sync: it goes with it, duplicates
+				 * too (their first copy may be one that just failed) */
+				log_finish(s, next, error, msg, 1);
+				next = NULL;
+			}
+			log_finish(s, syncing, error, msg, 0);
+			syncing = NULL;
+		}
+		if (next && next->written && !next->error) {
+			pthread_mutex_lock(&s->l_lock);
+			s->sync_want = 1;
+			s->sync_busy = 1;
+			pthread_cond_broadcast(&s->sync_cond);
+			pthread_mutex_unlock(&s->l_lock);
+			syncing = next;
+		} else if (next) {
+			log_finish(s, next, 0, "", 0);
+		}
 	}
 	return NULL;
 }
@@ -1163,16 +1368,12 @@ static void *logger_main(void *arg)
 static int replay_one(const store_body_log_record *r, void *arg)
 {
 	sq_store *s = arg;
-	json_error_t jerr;
-	json_t *meta = json_loadb(r->meta, r->meta_len, 0, &jerr);
-	if (!json_is_object(meta) || !json_is_string(json_object_get(meta, "id"))) {
-		json_decref(meta);
-		return base_error_set(BASE_EGENERIC, "store: body log segment %d at %lld: unreadable record: %s", r->segment,
-				      (long long)r->offset, jerr.text);
-	}
-	int error = insert_logged(s, meta, r->segment, r->body_offset, r->body_len);
-	json_decref(meta);
-	return error;
+	struct meta m;
+	int error = meta_decode(&m, r->meta, r->meta_len);
+	if (error < 0)
+		return base_error_set(error, "store: body log segment %d at %lld: %s", r->segment, (long long)r->offset,
+				      base_error_last());
+	return insert_logged(s, &m.d, r->segment, r->body_offset, r->body_len);
 }
 
 static int replay_log(sq_store *s)
@@ -2222,6 +2423,13 @@ static void sq_free(store *st)
 		pthread_mutex_unlock(&s->l_lock);
 		pthread_join(s->logger, NULL);
 	}
+	if (s->syncer_started) {
+		pthread_mutex_lock(&s->l_lock);
+		s->sync_stop = 1;
+		pthread_cond_broadcast(&s->sync_cond);
+		pthread_mutex_unlock(&s->l_lock);
+		pthread_join(s->syncer, NULL);
+	}
 	if (s->committer_started) {
 		pthread_mutex_lock(&s->q_lock);
 		s->stopping = 1;
@@ -2259,6 +2467,7 @@ static void sq_free(store *st)
 	pthread_mutex_destroy(&s->l_lock);
 	pthread_cond_destroy(&s->l_cond);
 	pthread_cond_destroy(&s->l_room);
+	pthread_cond_destroy(&s->sync_cond);
 	for (int i = 0; i < POOL_SIZE; i++)
 		sqlite3_close(s->pool[i]);
 	pthread_mutex_destroy(&s->pool_lock);
@@ -2398,6 +2607,7 @@ int store_sqlite_open(store **out, const char *path)
 	pthread_mutex_init(&s->l_lock, NULL);
 	pthread_cond_init(&s->l_cond, NULL);
 	pthread_cond_init(&s->l_room, NULL);
+	pthread_cond_init(&s->sync_cond, NULL);
 	if ((error = open_conn(&s->writer, path)) < 0)
 		goto fail;
 	if ((error = migrate(s->writer)) < 0)
@@ -2441,6 +2651,11 @@ int store_sqlite_open(store **out, const char *path)
 	}
 	s->committer_started = 1;
 	if (s->bodies) {
+		if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+			error = base_error_set(BASE_EGENERIC, "store: cannot start the body log's sync thread");
+			goto fail;
+		}
+		s->syncer_started = 1;
 		if (pthread_create(&s->logger, NULL, logger_main, s) != 0) {
 			error = base_error_set(BASE_EGENERIC, "store: cannot start the body log thread");
 			goto fail;

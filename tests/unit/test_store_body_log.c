@@ -156,6 +156,82 @@ static void test_read_past_end_names_the_file(void **state)
 	assert_int_equal(store_body_log_read(logdir, 1, -1, 1, &got), BASE_EINVALID);
 }
 
+struct seen {
+	int n;
+	char metas[4][32];
+	int segments[4];
+};
+
+static int see(const store_body_log_record *r, void *arg)
+{
+	struct seen *v = arg;
+	if (v->n < 4) {
+		snprintf(v->metas[v->n], sizeof(v->metas[0]), "%s", r->meta);
+		v->segments[v->n] = r->segment;
+	}
+	v->n++;
+	return 0;
+}
+
+static void append_record(store_body_log *l, const char *meta, const char *body)
+{
+	unsigned char head[STORE_BODY_LOG_HEAD];
+	store_body_log_head(head, meta, strlen(meta), body, strlen(body));
+	struct iovec iov[3] = { { head, sizeof(head) }, { (void *)meta, strlen(meta) }, { (void *)body, strlen(body) } };
+	int seg;
+	int64_t off[3];
+	assert_int_equal(store_body_log_append(l, iov, 3, &seg, off), 0);
+	assert_int_equal(store_body_log_sync(l), 0);
+}
+
+/* Replay reads whole records in order across segments; a tail that is not
+ * whole ends the log, unless a later segment was begun after it (the tail
+ * then belonged to a batch that failed, and the later records count). */
+static void test_replay_across_segments(void **state)
+{
+	(void)state;
+	char logdir[128];
+	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
+	store_body_log *l = NULL;
+	assert_int_equal(store_body_log_open(&l, logdir, 200), 0);
+	append_record(l, "m1", "body one");
+	/* a torn record: its head promises more than follows */
+	unsigned char head[STORE_BODY_LOG_HEAD];
+	store_body_log_head(head, "m?", 2, "0123456789", 10);
+	struct iovec torn[2] = { { head, sizeof(head) }, { (void *)"m?01", 4 } };
+	int seg;
+	int64_t off[3];
+	assert_int_equal(store_body_log_append(l, torn, 2, &seg, off), 0);
+	struct seen v = { 0 };
+	int end_seg = 0;
+	int64_t end = 0;
+	assert_int_equal(store_body_log_replay(logdir, 1, 0, see, &v, &end_seg, &end), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.metas[0], "m1");
+	assert_int_equal(end_seg, 1);
+	assert_int_equal(end, STORE_BODY_LOG_HEAD + 2 + 8);
+	/* a record too big for what is left of segment 1 begins segment 2 */
+	char big[160];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	append_record(l, "m2", big);
+	append_record(l, "m3", "three");
+	store_body_log_free(l);
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(store_body_log_replay(logdir, 1, 0, see, &v, &end_seg, &end), 0);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.metas[1], "m2");
+	assert_int_equal(v.segments[1], 2);
+	assert_string_equal(v.metas[2], "m3");
+	assert_int_equal(v.segments[2], 3); /* segment 2 was full */
+	assert_int_equal(end_seg, 3);
+	/* from a later position, only what follows it */
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(store_body_log_replay(logdir, 2, 0, see, &v, &end_seg, &end), 0);
+	assert_int_equal(v.n, 2);
+	assert_string_equal(v.metas[0], "m2");
+}
+
 /* Whether the file at path holds needle anywhere. */
 static int file_has(const char *path, const char *needle)
 {
@@ -244,18 +320,6 @@ static void test_store_keeps_bodies_in_the_log(void **state)
 	store_test_free(f);
 }
 
-/* One record, as the store's logger writes it, appended to the log. */
-static void append_record(store_body_log *l, const char *meta, const char *body)
-{
-	unsigned char head[STORE_BODY_LOG_HEAD];
-	store_body_log_head(head, meta, strlen(meta), body, strlen(body));
-	struct iovec iov[3] = { { head, sizeof(head) }, { (void *)meta, strlen(meta) }, { (void *)body, strlen(body) } };
-	int seg;
-	int64_t off[3];
-	assert_int_equal(store_body_log_append(l, iov, 3, &seg, off), 0);
-	assert_int_equal(store_body_log_sync(l), 0);
-}
-
 static int jobs_of(store *st, const char *delivery)
 {
 	json_t *rows = NULL;
@@ -277,21 +341,33 @@ static void test_open_replays_records_past_the_position(void **state)
 {
 	(void)state;
 	struct store_test *f = store_test_sqlite("bodylog-replay");
+	store_job_spec job = { .kind = "event.push", .payload = "{\"delivery\":\"r1\"}" };
+	store_delivery d1 = { .id = "r1", .event = "push", .headers_json = "{}", .body = "{\"replayed\":1}",
+			      .body_len = 14, .received_ms = 1, .status = "queued", .jobs = &job, .njobs = 1 };
+	int dup = -1;
+	assert_int_equal(store_delivery_put(f->st, &d1, &dup), 0);
+	assert_int_equal(jobs_of(f->st, "r1"), 1);
 	store_free(f->st);
 	f->st = NULL;
+	/* the row never made it: only the record is there, past the position */
+	char db[160];
+	snprintf(db, sizeof(db), "%s/perfbot.db", f->dir);
+	sqlite3 *raw = NULL;
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw,
+				      "DELETE FROM jobs; DELETE FROM deliveries; UPDATE body_log_position SET segment=1, offset=0",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(raw);
 	char logdir[160], seg1[200];
 	snprintf(logdir, sizeof(logdir), "%s/perfbot.db-bodies", f->dir);
 	snprintf(seg1, sizeof(seg1), "%s/000001.log", logdir);
-	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
-	append_record(l,
-		      "{\"id\":\"r1\",\"event\":\"push\",\"headers\":\"{}\",\"received_ms\":1,\"status\":\"queued\","
-		      "\"jobs\":[{\"kind\":\"event.push\",\"payload\":\"{\\\"delivery\\\":\\\"r1\\\"}\"}]}",
-		      "{\"replayed\":1}");
 	struct stat st;
 	assert_int_equal(stat(seg1, &st), 0);
 	off_t whole = st.st_size;
 	/* a record cut short by the crash: its head promises more than there is */
+	store_body_log *l = NULL;
+	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
 	unsigned char head[STORE_BODY_LOG_HEAD];
 	store_body_log_head(head, "{}", 2, "0123456789", 10);
 	struct iovec torn[2] = { { head, sizeof(head) }, { (void *)"{}01", 4 } };
@@ -312,7 +388,6 @@ static void test_open_replays_records_past_the_position(void **state)
 	/* new deliveries follow, readable at once */
 	store_delivery d = { .id = "r2", .event = "push", .headers_json = "{}", .body = "{\"n\":2}", .body_len = 7,
 			     .received_ms = base_wall_ms(), .status = "ignored" };
-	int dup = -1;
 	assert_int_equal(store_delivery_put(f->st, &d, &dup), 0);
 	assert_int_equal(dup, 0);
 	assert_int_equal(store_delivery_exists(f->st, "r2"), 1);
@@ -338,6 +413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_read_reopen, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_rewind_and_segments, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_past_end_names_the_file, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_replay_across_segments, setup_dir, teardown_dir),
 		cmocka_unit_test(test_store_keeps_bodies_in_the_log),
 		cmocka_unit_test(test_open_replays_records_past_the_position),
 	};
