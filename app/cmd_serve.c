@@ -316,7 +316,7 @@ int app_cmd_serve(const base_config *cfg, int argc, char **argv)
 		base_error_set(BASE_EGENERIC, "DATA_DIR: another perfbot serve is using %s", cfg->data_dir);
 		goto fail;
 	}
-	if (store_open(&st.store, cfg->database_url) < 0)
+	if (store_open_serving(&st.store, cfg->database_url) < 0)
 		goto fail;
 	/* SQLite: we hold DATA_DIR's lock, so jobs still marked running belong
 	 * to a dead process.  A shared store's running jobs may be another

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct store_body_log {
@@ -26,6 +28,7 @@ struct store_body_log {
 	int64_t end;       /* where the next append starts */
 	int dir_dirty;     /* a segment was created since the last sync */
 	int64_t segment_max;
+	int lock_fd;       /* owner.lock, flocked while the log is open */
 };
 
 static void segment_path(char *buf, size_t size, const char *dir, int segment)
@@ -61,7 +64,7 @@ int store_body_log_dir(char *buf, size_t size, const char *db_path)
 	return 0;
 }
 
-int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max)
+int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max, int wait_ms)
 {
 	int error = base_mkdirs(dir, 0700);
 	if (error < 0)
@@ -72,6 +75,24 @@ int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_m
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
 	l->fd = -1;
+	l->lock_fd = -1;
+	/* one process appends: the one holding owner.lock */
+	char lock[PATH_MAX];
+	snprintf(lock, sizeof(lock), "%s/owner.lock", dir);
+	if ((l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		error = base_error_set(BASE_EGENERIC, "store: cannot open %s: %s", lock, strerror(errno));
+		goto fail;
+	}
+	for (int waited = 0; flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0; waited += 50) {
+		if (errno != EWOULDBLOCK || waited >= wait_ms) {
+			error = errno == EWOULDBLOCK ? base_error_set(BASE_EEXISTS, "store: another process holds %s", lock)
+						     : base_error_set(BASE_EGENERIC, "store: cannot lock %s: %s", lock,
+								      strerror(errno));
+			goto fail;
+		}
+		struct timespec ts = { 0, 50 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	l->segment_max = segment_max > 0 ? segment_max : STORE_BODY_LOG_SEGMENT_MAX;
 	/* appends continue in the newest segment */
 	int newest = 0;
@@ -105,6 +126,8 @@ void store_body_log_free(store_body_log *l)
 		return;
 	if (l->fd >= 0)
 		close(l->fd);
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);
 	free(l->dir);
 	free(l);
 }

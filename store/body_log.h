@@ -19,9 +19,11 @@
 typedef struct store_body_log store_body_log;
 
 /* Opens (creating it 0700 if needed) the log directory dir (copied) and its
- * newest segment; appends go after that segment's end, into a new segment
- * once one would grow past segment_max bytes. */
-int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max);
+ * newest segment, for appends after that segment's end, into a new segment
+ * once one would grow past segment_max bytes.  One process at a time: the
+ * log is locked while open; BASE_EEXISTS when another process still holds
+ * it after wait_ms (reads, store_body_log_read, need no lock). */
+int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_max, int wait_ms);
 void store_body_log_free(store_body_log *l);
 
 /* Writes n bodies after the log's end, one after another (not yet

@@ -92,16 +92,26 @@ const char *store_backend_name(const store *st)
 	return st->be->name;
 }
 
-int store_open(store **out, const char *url)
+static int open_store(store **out, const char *url, int serving)
 {
 	int error = store_url_check(url);
 	if (error < 0)
 		return error;
 	if (strncmp(url, "sqlite:", 7) == 0)
-		return store_sqlite_open(out, url + 7);
+		return store_sqlite_open(out, url + 7, serving);
 	if (is_pg_url(url))
 		return store_pg_open(out, url);
-	return store_sqlite_open(out, url);
+	return store_sqlite_open(out, url, serving);
+}
+
+int store_open(store **out, const char *url)
+{
+	return open_store(out, url, 0);
+}
+
+int store_open_serving(store **out, const char *url)
+{
+	return open_store(out, url, 1);
 }
 
 int store_open_existing(store **out, const char *url)

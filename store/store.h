@@ -24,6 +24,14 @@ typedef struct store store;
  * *out is freed with store_free. */
 int store_open(store **out, const char *url);
 
+/* store_open for the serving process.  With SQLite, webhook deliveries go
+ * through the body log beside the database (see store_sqlite.c), which one
+ * process at a time owns: the serving one waits up to 10 s for a tool that
+ * holds it; any other process takes it only when it is free, and otherwise
+ * reads the log and writes the deliveries it stores (rarely any) into the
+ * database itself. */
+int store_open_serving(store **out, const char *url);
+
 /* 0 when url names a store this build opens (checked without opening it);
  * BASE_EINVALID with one line saying what is wrong (never the password). */
 int store_url_check(const char *url);

@@ -80,7 +80,7 @@ struct store {
 	const store_backend *be;
 };
 
-int store_sqlite_open(store **out, const char *path);
+int store_sqlite_open(store **out, const char *path, int serving);
 /* url: "postgres://..." or "postgresql://..." (libpq's URI form). */
 int store_pg_open(store **out, const char *url);
 

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -1582,6 +1583,8 @@ static char *col_strdup(sqlite3_stmt *q, int i)
 
 static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t lease_ms, const store_job_filter *filter)
 {
+	/* a job of a delivery answered before this call can be claimed */
+	sync_rows((sq_store *)st);
 	sq_store *s = (sq_store *)st;
 	char *kinds = NULL;
 	memset(out, 0, sizeof(*out));
@@ -2579,7 +2582,7 @@ static int private_files(const char *path)
 	return error;
 }
 
-int store_sqlite_open(store **out, const char *path)
+int store_sqlite_open(store **out, const char *path, int serving)
 {
 	int error;
 	if (!*path)
@@ -2620,8 +2623,19 @@ int store_sqlite_open(store **out, const char *path)
 			error = base_error_set(BASE_ENOMEM, "out of memory");
 			goto fail;
 		}
-		if ((error = store_body_log_open(&s->bodies, dir, STORE_BODY_LOG_SEGMENT_MAX)) < 0)
+		error = store_body_log_open(&s->bodies, dir, STORE_BODY_LOG_SEGMENT_MAX, serving ? 10000 : 0);
+		if (error == BASE_EEXISTS) {
+			/* another process owns the log: read it, write deliveries inline */
+			if (serving)
+				base_log(BASE_LOG_WARN, "store: another process holds the body log; webhook bodies go into the"
+					 " database until the next start", "detail", base_error_last(), NULL);
+			base_error_clear();
+			error = 0;
+		} else if (error < 0) {
 			goto fail;
+		}
+	}
+	if (s->bodies) {
 		if ((error = replay_log(s)) < 0)
 			goto fail;
 		if ((error = open_conn(&s->l_db, path)) < 0)

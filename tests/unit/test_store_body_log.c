@@ -58,7 +58,7 @@ static void test_append_read_reopen(void **state)
 	char logdir[128];
 	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
 	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 0, 0), 0);
 	static const char bin[] = "\x00\x01\xff{\"x\":1}";
 	struct iovec iov[3] = { { (void *)"first", 5 }, { (void *)"", 0 }, { (void *)bin, sizeof(bin) } };
 	int seg = 0;
@@ -75,7 +75,7 @@ static void test_append_read_reopen(void **state)
 	store_body_log_free(l);
 
 	/* reopened: appends go after what is there */
-	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 0, 0), 0);
 	struct iovec more = { (void *)"second", 6 };
 	assert_int_equal(store_body_log_append(l, &more, 1, &seg, off), 0);
 	assert_int_equal(seg, 1);
@@ -101,7 +101,7 @@ static void test_rewind_and_segments(void **state)
 	char logdir[128];
 	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
 	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 16), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 16, 0), 0);
 	struct iovec a = { (void *)"0123456789", 10 };
 	int seg = 0;
 	int64_t off[1];
@@ -127,7 +127,7 @@ static void test_rewind_and_segments(void **state)
 	expect_read(logdir, 1, 0, "0123456789kept", 14);
 	store_body_log_free(l);
 	/* reopened: the newest segment is appended to */
-	assert_int_equal(store_body_log_open(&l, logdir, 16), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 16, 0), 0);
 	struct iovec e = { (void *)"!", 1 };
 	assert_int_equal(store_body_log_append(l, &e, 1, &seg, off), 0);
 	assert_int_equal(seg, 2);
@@ -141,7 +141,7 @@ static void test_read_past_end_names_the_file(void **state)
 	char logdir[128];
 	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
 	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 0, 0), 0);
 	struct iovec a = { (void *)"short", 5 };
 	int seg = 0;
 	int64_t off[1];
@@ -193,7 +193,7 @@ static void test_replay_across_segments(void **state)
 	char logdir[128];
 	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
 	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 200), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 200, 0), 0);
 	append_record(l, "m1", "body one");
 	/* a torn record: its head promises more than follows */
 	unsigned char head[STORE_BODY_LOG_HEAD];
@@ -367,7 +367,7 @@ static void test_open_replays_records_past_the_position(void **state)
 	off_t whole = st.st_size;
 	/* a record cut short by the crash: its head promises more than there is */
 	store_body_log *l = NULL;
-	assert_int_equal(store_body_log_open(&l, logdir, 0), 0);
+	assert_int_equal(store_body_log_open(&l, logdir, 0, 0), 0);
 	unsigned char head[STORE_BODY_LOG_HEAD];
 	store_body_log_head(head, "{}", 2, "0123456789", 10);
 	struct iovec torn[2] = { { head, sizeof(head) }, { (void *)"{}01", 4 } };
@@ -407,6 +407,62 @@ static void test_open_replays_records_past_the_position(void **state)
 	store_test_free(f);
 }
 
+/* The log has one owner, the first store to open it (the serving process
+ * in practice); a store opened beside it (a CLI tool) reads the log but
+ * neither replays nor appends to it, and writes its own deliveries into
+ * the database; the next open after the owner closes owns the log. */
+static void test_one_owner(void **state)
+{
+	(void)state;
+	struct store_test *f = store_test_sqlite("bodylog-owner");
+	store_delivery d = { .id = "o1", .event = "push", .headers_json = "{}", .body = "{\"by\":\"owner\"}",
+			     .body_len = 14, .received_ms = base_wall_ms(), .status = "ignored" };
+	int dup = -1;
+	assert_int_equal(store_delivery_put(f->st, &d, &dup), 0);
+	char seg1[200];
+	snprintf(seg1, sizeof(seg1), "%s/perfbot.db-bodies/000001.log", f->dir);
+	struct stat st;
+	assert_int_equal(stat(seg1, &st), 0);
+	off_t size = st.st_size;
+
+	store *tool = NULL;
+	assert_int_equal(store_open(&tool, f->url), 0);
+	char *b = NULL;
+	size_t len = 0;
+	assert_int_equal(store_delivery_body(tool, "o1", &b, &len), 0);
+	assert_string_equal(b, "{\"by\":\"owner\"}");
+	free(b);
+	store_delivery t = d;
+	t.id = "t1";
+	t.body = "{\"by\":\"tool\"}";
+	t.body_len = 13;
+	assert_int_equal(store_delivery_put(tool, &t, &dup), 0);
+	assert_int_equal(dup, 0);
+	assert_int_equal(stat(seg1, &st), 0);
+	assert_int_equal(st.st_size, size); /* the tool wrote nothing to the log */
+	assert_int_equal(store_delivery_body(f->st, "t1", &b, &len), 0);
+	assert_string_equal(b, "{\"by\":\"tool\"}");
+	free(b);
+	/* the owner's next delivery is readable by the tool once its row is
+	 * added (within a commit of the answer) */
+	d.id = "o2";
+	assert_int_equal(store_delivery_put(f->st, &d, &dup), 0);
+	int rc = BASE_ENOTFOUND;
+	for (int i = 0; i < 200 && (rc = store_delivery_body(tool, "o2", &b, &len)) == BASE_ENOTFOUND; i++)
+		usleep(10 * 1000);
+	assert_int_equal(rc, 0);
+	free(b);
+	store_free(tool);
+
+	store_free(f->st);
+	assert_int_equal(store_open(&f->st, f->url), 0);
+	d.id = "o3";
+	assert_int_equal(store_delivery_put(f->st, &d, &dup), 0);
+	assert_int_equal(stat(seg1, &st), 0);
+	assert_true(st.st_size > size); /* the next open owns the log */
+	store_test_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_across_segments, setup_dir, teardown_dir),
 		cmocka_unit_test(test_store_keeps_bodies_in_the_log),
 		cmocka_unit_test(test_open_replays_records_past_the_position),
+		cmocka_unit_test(test_one_owner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,6 +187,25 @@ export function sqlite(dataDir, sql) {
   });
 }
 
+// The bytes of a stored delivery's body, as the SQLite store keeps them:
+// in its body log beside the database (the row says where), or inline in
+// the row (a row from before the log).
+export async function storedBody(dataDir, id) {
+  const [row] = await sqlite(dataDir, 'SELECT hex(body) AS h, body_segment AS s, body_offset AS o, body_length AS n' +
+    ` FROM deliveries WHERE id = '${id.replace(/'/g, "''")}'`);
+  if (!row) return null;
+  if (row.s === null || row.o === null || row.o < 0) return Buffer.from(row.h ?? '', 'hex');
+  const file = path.join(dataDir, 'perfbot.db-bodies', `${String(row.s).padStart(6, '0')}.log`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(row.n);
+    fs.readSync(fd, buf, 0, row.n, row.o);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 // Polls fn until it returns a truthy value; returns that value.
 export async function waitFor(fn, { timeoutMs = 10000 * SLOW, everyMs = 50, what = 'condition' } = {}) {
   const end = Date.now() + timeoutMs;
