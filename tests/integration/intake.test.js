@@ -818,8 +818,12 @@ describe('operating it', () => {
       contentType: 'application/x-www-form-urlencoded' });
     for (const r of [json, form]) assert.equal(r.status, 202, r.text);
     // the intake stores a delivery as it came: the row names none of them
-    const rows = await sqlite(srv.dataDir, 'SELECT action, repository, coalesce(installation_id, 0) AS installation_id'
-      + ` FROM deliveries WHERE id IN ('${json.delivery}', '${form.delivery}')`);
+    // (the rows follow the answers within a commit)
+    const rows = await waitFor(async () => {
+      const got = await sqlite(srv.dataDir, 'SELECT action, repository, coalesce(installation_id, 0) AS installation_id'
+        + ` FROM deliveries WHERE id IN ('${json.delivery}', '${form.delivery}')`);
+      return got.length === 2 && got;
+    }, { what: 'both rows' });
     assert.deepEqual(rows, [{ action: null, repository: null, installation_id: 0 },
       { action: null, repository: null, installation_id: 0 }]);
     const listed = await deliveries(srv.dataDir, ['--limit', '20']);
