@@ -72,9 +72,13 @@ typedef struct store_delivery {
 	size_t njobs;
 } store_delivery;
 
-/* Stores the delivery and its jobs in one durable transaction (group
- * commit: the call returns once the data is on disk).  *duplicate_out is 1
- * (and nothing is written) when the delivery id is already stored. */
+/* Stores the delivery and its jobs durably, all or nothing, for every
+ * delivery that arrived meanwhile at once (group commit: the call returns
+ * once the data is on disk: in SQLite's body log when the store owns it,
+ * its row and jobs following within a commit, visible at once to this
+ * process's reads of deliveries and jobs, which wait for them; else in one
+ * transaction).  *duplicate_out is 1 (and nothing is written) when the
+ * delivery id is already stored. */
 int store_delivery_put(store *st, const store_delivery *d, int *duplicate_out);
 
 /* store_delivery_put without blocking the caller: for an HTTP front that
@@ -110,9 +114,11 @@ int store_delivery_body(store *st, const char *id, char **body_out, size_t *len_
 int store_delivery_set_status(store *st, const char *id, const char *status);
 
 /* A JSON array (owned) of {id, event, action, installation_id, repository,
- * received, status}, newest first; event may be NULL.  status is "ignored"
- * (no job), or follows the delivery's jobs: "queued" while one waits or
- * runs, "failed" when one failed for good, else "done". */
+ * received, status}, newest first; event may be NULL.  status is the one
+ * stored when it is not "queued" ("ignored": no job, or its job found
+ * nothing to do; "malformed"), else it follows the delivery's jobs:
+ * "queued" while one waits or runs, "failed" when one failed for good,
+ * else "done". */
 int store_delivery_list(store *st, json_t **out, int limit, const char *event);
 
 /* ---- jobs ---------------------------------------------------------------- */

@@ -1407,39 +1407,34 @@ static int replay_log(sq_store *s)
 	return store_body_log_seek(s->bodies, end_segment, end);
 }
 
-static int sq_delivery_put_async(store *st, store_delivery_async *a)
+/* Appends a to the queue (head, tail) guarded by lock, and wakes the
+ * thread waiting on cond; BASE_ERETRY when the store is closing. */
+static int enqueue(store_delivery_async *a, pthread_mutex_t *lock, pthread_cond_t *cond, const int *closing,
+		   store_delivery_async **head, store_delivery_async **tail)
 {
-	sq_store *s = (sq_store *)st;
-	if (s->logger_started) {
-		pthread_mutex_lock(&s->l_lock);
-		if (s->l_stop) {
-			pthread_mutex_unlock(&s->l_lock);
-			return base_error_set(BASE_ERETRY, "store: closing");
-		}
-		a->next = NULL;
-		if (s->l_tail)
-			s->l_tail->next = a;
-		else
-			s->l_head = a;
-		s->l_tail = a;
-		pthread_cond_signal(&s->l_cond);
-		pthread_mutex_unlock(&s->l_lock);
-		return 0;
-	}
-	pthread_mutex_lock(&s->q_lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->q_lock);
+	pthread_mutex_lock(lock);
+	if (*closing) {
+		pthread_mutex_unlock(lock);
 		return base_error_set(BASE_ERETRY, "store: closing");
 	}
 	a->next = NULL;
-	if (s->q_tail)
-		s->q_tail->next = a;
+	if (*tail)
+		(*tail)->next = a;
 	else
-		s->q_head = a;
-	s->q_tail = a;
-	pthread_cond_signal(&s->work_cond);
-	pthread_mutex_unlock(&s->q_lock);
+		*head = a;
+	*tail = a;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(lock);
 	return 0;
+}
+
+static int sq_delivery_put_async(store *st, store_delivery_async *a)
+{
+	sq_store *s = (sq_store *)st;
+	/* with a body log, to the logger; else to the committer */
+	if (s->logger_started)
+		return enqueue(a, &s->l_lock, &s->l_cond, &s->l_stop, &s->l_head, &s->l_tail);
+	return enqueue(a, &s->q_lock, &s->work_cond, &s->stopping, &s->q_head, &s->q_tail);
 }
 
 static int sq_delivery_exists(store *st, const char *id)
