@@ -40,7 +40,9 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -364,9 +366,23 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
+/* The committer and the checkpointer run a little behind the threads that
+ * answer requests: with the body log, no answer waits for them (a delivery
+ * is durable in the log), and under a burst of webhooks the HTTP front and
+ * the logger get the cores first; the logger's cap on deliveries waiting
+ * for their rows keeps the committer from falling far behind.  Linux: nice
+ * is per thread. */
+#define BACKGROUND_NICE 5
+
+static void background_thread(void)
+{
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKGROUND_NICE);
+}
+
 static void *checkpointer_main(void *arg)
 {
 	sq_store *s = arg;
+	background_thread();
 	for (;;) {
 		pthread_mutex_lock(&s->ck_lock);
 		while (!s->ck_wanted && !s->ck_stop)
@@ -385,6 +401,8 @@ static void *checkpointer_main(void *arg)
 static void *committer_main(void *arg)
 {
 	sq_store *s = arg;
+	if (s->bodies)
+		background_thread(); /* else deliveries wait for it */
 	for (;;) {
 		pthread_mutex_lock(&s->q_lock);
 		while (!s->q_head && !s->r_head && !s->wanted && !s->stopping)
