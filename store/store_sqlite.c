@@ -2430,39 +2430,31 @@ static void free_nothing(void *p)
 	(void)p; /* the ids belong to their rows */
 }
 
+/* Sets *flag under lock, wakes the thread (cond, and cond2 when not NULL)
+ * and waits for it to end. */
+static void stop_thread(pthread_t t, pthread_mutex_t *lock, pthread_cond_t *cond, pthread_cond_t *cond2, int *flag)
+{
+	pthread_mutex_lock(lock);
+	*flag = 1;
+	pthread_cond_broadcast(cond);
+	if (cond2)
+		pthread_cond_broadcast(cond2);
+	pthread_mutex_unlock(lock);
+	pthread_join(t, NULL);
+}
+
 static void sq_free(store *st)
 {
 	sq_store *s = (sq_store *)st;
-	if (s->logger_started) {
-		/* the logger answers what is queued, then the committer adds the rows */
-		pthread_mutex_lock(&s->l_lock);
-		s->l_stop = 1;
-		pthread_cond_broadcast(&s->l_cond);
-		pthread_cond_broadcast(&s->l_room);
-		pthread_mutex_unlock(&s->l_lock);
-		pthread_join(s->logger, NULL);
-	}
-	if (s->syncer_started) {
-		pthread_mutex_lock(&s->l_lock);
-		s->sync_stop = 1;
-		pthread_cond_broadcast(&s->sync_cond);
-		pthread_mutex_unlock(&s->l_lock);
-		pthread_join(s->syncer, NULL);
-	}
-	if (s->committer_started) {
-		pthread_mutex_lock(&s->q_lock);
-		s->stopping = 1;
-		pthread_cond_signal(&s->work_cond);
-		pthread_mutex_unlock(&s->q_lock);
-		pthread_join(s->committer, NULL);
-	}
-	if (s->ckpt_started) {
-		pthread_mutex_lock(&s->ck_lock);
-		s->ck_stop = 1;
-		pthread_cond_signal(&s->ck_cond);
-		pthread_mutex_unlock(&s->ck_lock);
-		pthread_join(s->checkpointer, NULL);
-	}
+	/* the logger answers what is queued, then the committer adds the rows */
+	if (s->logger_started)
+		stop_thread(s->logger, &s->l_lock, &s->l_cond, &s->l_room, &s->l_stop);
+	if (s->syncer_started)
+		stop_thread(s->syncer, &s->l_lock, &s->sync_cond, NULL, &s->sync_stop);
+	if (s->committer_started)
+		stop_thread(s->committer, &s->q_lock, &s->work_cond, NULL, &s->stopping);
+	if (s->ckpt_started)
+		stop_thread(s->checkpointer, &s->ck_lock, &s->ck_cond, NULL, &s->ck_stop);
 	sqlite3_close(s->ckpt_db);
 	pthread_mutex_destroy(&s->ck_lock);
 	pthread_cond_destroy(&s->ck_cond);
