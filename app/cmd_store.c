@@ -79,23 +79,15 @@ static void describe_from_body(store *st, json_t *row)
 	const char *id = json_string_value(json_object_get(row, "id"));
 	if (!id || json_is_string(json_object_get(row, "action")) || json_is_string(json_object_get(row, "repository")))
 		return;
-	char *body = NULL, *form = NULL;
+	char *body = NULL;
 	size_t len = 0;
-	if (store_delivery_body(st, id, &body, &len) < 0) {
+	if (store_delivery_body(st, id, &body, &len) < 0 || wh_stored_json(&body, &len) < 0) {
 		base_error_clear();
+		free(body);
 		return;
 	}
-	const char *json = body;
-	if (len >= 8 && memcmp(body, "payload=", 8) == 0) {
-		if (wh_form_payload(&form, &len, body, len) < 0) {
-			base_error_clear();
-			free(body);
-			return;
-		}
-		json = form;
-	}
 	wh_payload_fields f;
-	if (wh_payload_scan(&f, json, len) == 0) {
+	if (wh_payload_scan(&f, body, len) == 0) {
 		if (f.action)
 			json_object_set_new(row, "action", json_string(f.action));
 		if (f.repository)
@@ -106,7 +98,6 @@ static void describe_from_body(store *st, json_t *row)
 		base_error_clear();
 	}
 	wh_payload_dispose(&f);
-	free(form);
 	free(body);
 }
 

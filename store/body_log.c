@@ -57,6 +57,25 @@ static int open_segment(store_body_log *l, int segment)
 	return 0;
 }
 
+/* len bytes at offset at: 0, or -1 with errno set (0 when the file ends
+ * first). */
+static int read_full(int fd, void *buf, size_t len, int64_t at)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got, at + (int64_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = 0;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
 int store_body_log_dir(char *buf, size_t size, const char *db_path)
 {
 	if ((size_t)snprintf(buf, size, "%s-bodies", db_path) >= size)
@@ -223,19 +242,12 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
 		close(fd);
 		return base_error_set(BASE_ENOMEM, "out of memory");
 	}
-	size_t got = 0;
-	while (got < length) {
-		ssize_t r = pread(fd, b + got, length - got, offset + (int64_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int error = base_error_set(BASE_EGENERIC, "store: the body log %s ends before a stored body (%s)", path,
-						  r < 0 ? strerror(errno) : "short file");
-			free(b);
-			close(fd);
-			return error;
-		}
-		got += (size_t)r;
+	if (read_full(fd, b, length, offset) < 0) {
+		int error = base_error_set(BASE_EGENERIC, "store: the body log %s ends before a stored body (%s)", path,
+					  errno ? strerror(errno) : "short file");
+		free(b);
+		close(fd);
+		return error;
 	}
 	close(fd);
 	b[length] = '\0';
@@ -248,19 +260,6 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
 static const unsigned char MAGIC[4] = { 'P', 'B', 'D', '1' };
 #define META_MAX ((size_t)1 << 20)
 #define BODY_MAX ((size_t)1 << 30)
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
 
 static void digest(unsigned char *out, const char *meta, size_t meta_len, const void *body, size_t body_len)
 {
@@ -275,23 +274,9 @@ static void digest(unsigned char *out, const char *meta, size_t meta_len, const 
 void store_body_log_head(unsigned char *head, const char *meta, size_t meta_len, const void *body, size_t body_len)
 {
 	memcpy(head, MAGIC, 4);
-	put_u32(head + 4, (uint32_t)meta_len);
-	put_u32(head + 8, (uint32_t)body_len);
+	store_be_put(head + 4, meta_len, 4);
+	store_be_put(head + 8, body_len, 4);
 	digest(head + 12, meta, meta_len, body ? body : "", body_len);
-}
-
-static int read_full(int fd, void *buf, size_t len, int64_t at)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t r = pread(fd, (char *)buf + got, len - got, at + (int64_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
 }
 
 /* Where a replay goes once the record at (segment, offset) is not whole:
@@ -336,8 +321,8 @@ int store_body_log_replay(const char *dir, int segment, int64_t offset,
 		int whole = offset + STORE_BODY_LOG_HEAD <= st.st_size && read_full(fd, head, sizeof(head), offset) == 0 &&
 			    memcmp(head, MAGIC, 4) == 0;
 		if (whole) {
-			meta_len = get_u32(head + 4);
-			body_len = get_u32(head + 8);
+			meta_len = (size_t)store_be_get(head + 4, 4);
+			body_len = (size_t)store_be_get(head + 8, 4);
 			whole = meta_len <= META_MAX && body_len <= BODY_MAX &&
 				offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len <= st.st_size;
 		}

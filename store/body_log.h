@@ -74,6 +74,21 @@ int store_body_log_replay(const char *dir, int segment, int64_t offset,
  * later segment are removed, and appends go there. */
 int store_body_log_seek(store_body_log *l, int segment, int64_t offset);
 
+/* The log's formats' integers: n bytes (at most 8), big-endian. */
+static inline void store_be_put(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+static inline uint64_t store_be_get(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
 /* "<db path>-bodies" into buf; BASE_EINVALID when it does not fit. */
 int store_body_log_dir(char *buf, size_t size, const char *db_path);
 

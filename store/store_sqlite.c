@@ -409,7 +409,7 @@ static void *committer_main(void *arg)
 			pthread_cond_wait(&s->work_cond, &s->q_lock);
 		store_delivery_async *batch = s->q_head;
 		s->q_head = s->q_tail = NULL;
-		struct logged *rbatch = s->r_head;
+		struct logged *rbatch = s->r_head, *rlast = s->r_tail;
 		s->r_head = s->r_tail = NULL;
 		int stopping = s->stopping && !batch && !rbatch && !s->wanted;
 		s->wanted = 0;
@@ -449,13 +449,10 @@ static void *committer_main(void *arg)
 				      insert_logged(s, &m.d, r->segment, r->body_offset, r->body_len) < 0;
 		}
 		if (rbatch && s->tx_open && !rows_failed) {
-			struct logged *last = rbatch;
-			while (last->next)
-				last = last->next;
 			int owned;
 			sqlite3_stmt *st = wget(s, "UPDATE body_log_position SET segment=?, offset=?", &owned);
-			rows_failed = !st || sqlite3_bind_int(st, 1, last->segment) != SQLITE_OK ||
-				      sqlite3_bind_int64(st, 2, last->end) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE;
+			rows_failed = !st || sqlite3_bind_int(st, 1, rlast->segment) != SQLITE_OK ||
+				      sqlite3_bind_int64(st, 2, rlast->end) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE;
 			wput(st, owned);
 		}
 		int failed = 0;
@@ -501,36 +498,30 @@ static void *committer_main(void *arg)
 			queued |= p->error == 0 && !p->duplicate && p->d->njobs > 0;
 			p->done(p);
 		}
-		if (rbatch && failed && s->stopping) {
-			/* closing: the log replays them at the next start */
-			for (struct logged *r = rbatch, *next; r; r = next) {
-				next = r->next;
-				logged_free(r);
-			}
-		} else if (rbatch && failed) {
+		if (rbatch && failed && !s->stopping) {
 			/* back to the front of the queue, after a pause */
 			pthread_mutex_lock(&s->q_lock);
-			struct logged *last = rbatch;
-			while (last->next)
-				last = last->next;
-			last->next = s->r_head;
+			rlast->next = s->r_head;
 			s->r_head = rbatch;
 			if (!s->r_tail)
-				s->r_tail = last;
+				s->r_tail = rlast;
 			pthread_mutex_unlock(&s->q_lock);
 			struct timespec pause = { 0, 200 * 1000000 };
 			nanosleep(&pause, NULL);
 		} else if (rbatch) {
+			/* added; or failed while closing: the log replays them at the
+			 * next start.  Either way their ids (freed below) leave the
+			 * pending set. */
 			pthread_mutex_lock(&s->l_lock);
 			for (struct logged *r = rbatch; r; r = r->next) {
 				tdelete(r->meta + 4, &s->pending, pending_cmp);
 				s->npending--;
-				queued = 1;
-				if (r->seq > s->row_seq)
+				if (!failed && r->seq > s->row_seq)
 					s->row_seq = r->seq;
 			}
 			pthread_cond_broadcast(&s->l_room);
 			pthread_mutex_unlock(&s->l_lock);
+			queued |= !failed;
 			for (struct logged *r = rbatch, *next; r; r = next) {
 				next = r->next;
 				logged_free(r);
@@ -917,6 +908,19 @@ static int run_cached(sqlite3 *db, sqlite3_stmt **cache, int *changes_out, const
 	return error;
 }
 
+/* The jobs of a delivery whose row was just inserted (wlock held). */
+static int insert_jobs(sq_store *s, const store_delivery *d)
+{
+	int error = 0;
+	for (size_t i = 0; error == 0 && i < d->njobs; i++)
+		error = run_cached(s->writer, &s->ins_job, NULL,
+				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
+				   " VALUES(?,?,?,'queued',?,?,?)",
+				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
+				   d->received_ms);
+	return error;
+}
+
 /* Inserts one queued delivery, its body inline, and its jobs (committer
  * thread, wlock held): a database without a body log. */
 static int insert_delivery(sq_store *s, store_delivery_async *p)
@@ -929,12 +933,8 @@ static int insert_delivery(sq_store *s, store_delivery_async *p)
 			       " body, received_ms, status) VALUES(?,?,?,?,?,?,?,?,?)",
 			       "sssissbis", d->id, d->event, d->action, d->installation_id, d->repository, d->headers_json,
 			       d->body, d->body_len, d->received_ms, d->status);
-	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
-		error = run_cached(db, &s->ins_job, NULL,
-				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
-				   " VALUES(?,?,?,'queued',?,?,?)",
-				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
-				   d->received_ms);
+	if (error == 0 && changes > 0)
+		error = insert_jobs(s, d);
 	p->duplicate = error == 0 && changes == 0;
 	return error;
 }
@@ -972,17 +972,15 @@ static int meta_put(struct meta_buf *m, const void *bytes, size_t n)
 static int meta_u64(struct meta_buf *m, uint64_t v)
 {
 	unsigned char b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (56 - 8 * i));
+	store_be_put(b, v, 8);
 	return meta_put(m, b, 8);
 }
 
 static int meta_str(struct meta_buf *m, const char *str)
 {
 	size_t n = str ? strlen(str) + 1 : 0;
-	uint32_t len = str ? (uint32_t)n : META_NULL;
-	unsigned char b[4] = { (unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-			       (unsigned char)len };
+	unsigned char b[4];
+	store_be_put(b, str ? (uint32_t)n : META_NULL, 4);
 	int error = meta_put(m, b, 4);
 	return error < 0 || !str ? error : meta_put(m, str, n);
 }
@@ -1021,8 +1019,7 @@ static int meta_take_str(const char **out, const char *buf, size_t len, size_t *
 {
 	if (*at + 4 > len)
 		return -1;
-	const unsigned char *b = (const unsigned char *)buf + *at;
-	uint32_t n = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	uint32_t n = (uint32_t)store_be_get((const unsigned char *)buf + *at, 4);
 	*at += 4;
 	if (n == META_NULL) {
 		*out = NULL;
@@ -1039,11 +1036,8 @@ static int meta_take_u64(uint64_t *out, const char *buf, size_t len, size_t *at)
 {
 	if (*at + 8 > len)
 		return -1;
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | (unsigned char)buf[*at + (size_t)i];
+	*out = store_be_get((const unsigned char *)buf + *at, 8);
 	*at += 8;
-	*out = v;
 	return 0;
 }
 
@@ -1084,13 +1078,16 @@ static int insert_logged(sq_store *s, const store_delivery *d, int segment, int6
 			       "sssissbisnii", d->id, d->event, d->action, d->installation_id, d->repository,
 			       d->headers_json, NULL, (size_t)0, d->received_ms, d->status, segment, body_offset,
 			       (int64_t)body_len);
-	for (size_t i = 0; error == 0 && changes > 0 && i < d->njobs; i++)
-		error = run_cached(db, &s->ins_job, NULL,
-				   "INSERT INTO jobs(kind, payload, delivery_id, state, run_at_ms, created_ms, updated_ms)"
-				   " VALUES(?,?,?,'queued',?,?,?)",
-				   "sssiii", d->jobs[i].kind, d->jobs[i].payload, d->id, d->received_ms, d->received_ms,
-				   d->received_ms);
-	return error;
+	return error == 0 && changes > 0 ? insert_jobs(s, d) : error;
+}
+
+/* 1 when id is logged and its row not yet committed. */
+static int is_pending(sq_store *s, const char *id)
+{
+	pthread_mutex_lock(&s->l_lock);
+	int found = tfind(id, &s->pending, pending_cmp) != NULL;
+	pthread_mutex_unlock(&s->l_lock);
+	return found;
 }
 
 /* 1 when id is stored or logged, 0 when not, negative on error.  The
@@ -1098,10 +1095,7 @@ static int insert_logged(sq_store *s, const store_delivery *d, int segment, int6
  * committed, so one that is in neither is not stored. */
 static int logged_or_stored(sq_store *s, const char *id)
 {
-	pthread_mutex_lock(&s->l_lock);
-	int found = tfind(id, &s->pending, pending_cmp) != NULL;
-	pthread_mutex_unlock(&s->l_lock);
-	if (found)
+	if (is_pending(s, id))
 		return 1;
 	sqlite3_stmt *st = s->l_exists;
 	if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -1461,13 +1455,8 @@ static int sq_delivery_put_async(store *st, store_delivery_async *a)
 static int sq_delivery_exists(store *st, const char *id)
 {
 	sq_store *s = (sq_store *)st;
-	if (s->logger_started) {
-		pthread_mutex_lock(&s->l_lock);
-		int found = tfind(id, &s->pending, pending_cmp) != NULL;
-		pthread_mutex_unlock(&s->l_lock);
-		if (found)
-			return 1;
-	}
+	if (s->logger_started && is_pending(s, id))
+		return 1;
 	json_t *row = NULL;
 	int error = query((sq_store *)st, &row, 1, "SELECT 1 AS x FROM deliveries WHERE id=?", "s", id);
 	json_decref(row);

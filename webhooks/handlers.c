@@ -36,18 +36,11 @@ int wh_job_payload(json_t **out, store_job_ctx *ctx)
 	int error = store_delivery_body(ctx->store, job->delivery_id, &body, &len);
 	if (error < 0)
 		return error;
-	/* a form-encoded delivery is stored raw, with the JSON inside payload= */
-	if (len >= 8 && memcmp(body, "payload=", 8) == 0) {
-		char *json = NULL;
-		size_t jlen = 0;
-		error = wh_form_payload(&json, &jlen, body, len);
+	if ((error = wh_stored_json(&body, &len)) < 0) {
 		free(body);
 		if (error == BASE_EINVALID)
 			return malformed(ctx, error);
-		if (error < 0)
-			return error; /* out of memory: worth a retry */
-		body = json;
-		len = jlen;
+		return error; /* out of memory: worth a retry */
 	}
 	json_error_t jerr;
 	json_t *root = json_loadb(body, len, 0, &jerr);

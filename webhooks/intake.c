@@ -179,6 +179,21 @@ int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len)
 	return base_error_set(BASE_EINVALID, "form body without a payload field");
 }
 
+int wh_stored_json(char **body, size_t *len)
+{
+	if (*len < 8 || memcmp(*body, "payload=", 8) != 0)
+		return 0;
+	char *json = NULL;
+	size_t jlen = 0;
+	int error = wh_form_payload(&json, &jlen, *body, *len);
+	if (error < 0)
+		return error;
+	free(*body);
+	*body = json;
+	*len = jlen;
+	return 0;
+}
+
 /* The GitHub headers worth keeping with a delivery, as a JSON object. */
 static char *headers_json(const base_http_request *req)
 {

@@ -59,4 +59,10 @@ int wh_intake_finish(void *pending, base_http_response *resp);
  * into *out (owned, NUL-terminated). BASE_EINVALID when there is none. */
 int wh_form_payload(char **out, size_t *len_out, const char *body, size_t len);
 
+/* A stored delivery's body (*body owned, *len its size) as its JSON: a
+ * form-encoded delivery is stored raw, beginning with payload=, and is
+ * replaced by the decoded payload.  BASE_EINVALID when that does not
+ * decode, BASE_ENOMEM; *body is left as it was then. */
+int wh_stored_json(char **body, size_t *len);
+
 #endif
