@@ -75,6 +75,7 @@ static int delivery_stored(const char *guid, void *payload)
 static void *redelivery_main(void *arg)
 {
 	struct serve_state *s = arg;
+	pthread_setname_np(pthread_self(), "pb-redeliver");
 	for (;;) {
 		int found = 0, redelivered = 0;
 		if (gh_redeliver_missed(s->gh, delivery_stored, s, &found, &redelivered) < 0) {

@@ -644,6 +644,9 @@ static const char *migrations[] = {
 	" expires_ms BIGINT NOT NULL);"
 	"CREATE INDEX managed_handover_session ON managed_handover(session_id, expires_ms);"
 	"CREATE INDEX managed_handover_expiry ON managed_handover(expires_ms);",
+	/* 5: the jobs of given kinds, due first: what a pool of workers that
+	 * runs only those kinds claims from (see pg_job_claim) */
+	"CREATE INDEX jobs_kind ON jobs(state, kind, run_at_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -835,6 +838,7 @@ static void commit_batch(pg_store *s, store_delivery_async *batch)
 static void *committer_main(void *arg)
 {
 	pg_store *s = arg;
+	pthread_setname_np(pthread_self(), "pb-commit");
 	pthread_mutex_lock(&s->q_lock);
 	for (;;) {
 		while (!s->q_head && !s->stopping)
@@ -1020,22 +1024,33 @@ static int pg_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	}
 	int64_t now = base_wall_ms();
 	PGresult *res = NULL;
-#define KIND_FILTER " AND ($4::jsonb IS NULL OR (kind IN (SELECT jsonb_array_elements_text($4::jsonb))) = $5::boolean)"
-	int error = stmt(s, &res, "job_claim",
-			 "UPDATE jobs SET state='running', lease_owner=$1, lease_expires_ms=$2::bigint + $3::bigint,"
-			 " attempts=attempts+1, updated_ms=$2"
-			 /* a lease that expired (its worker died) first, else the
-			  * oldest due job; a row another replica is claiming is
-			  * skipped, not waited for */
-			 " WHERE id=coalesce("
-			 "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<$2" KIND_FILTER
-			 " ORDER BY lease_expires_ms LIMIT 1 FOR UPDATE SKIP LOCKED),"
-			 "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=$2" KIND_FILTER
-			 " ORDER BY run_at_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED))"
-			 " AND (state='queued' OR (state='running' AND lease_expires_ms<$2))"
-			 " RETURNING id, kind, payload, delivery_id, attempts",
-			 "siisn", owner, now, lease_ms, kinds, filter && filter->exclude ? 0 : 1);
-#undef KIND_FILTER
+	/* a lease that expired (its worker died) first, else the oldest due
+	 * job; a row another replica is claiming is skipped, not waited for.
+	 * A filter names the kinds of the other pool of workers: the pool that
+	 * runs only those finds them through jobs_kind, so a backlog of other
+	 * jobs (a burst of webhooks) costs its claims nothing. */
+#define CLAIM(kind_filter)                                                                                  \
+	"UPDATE jobs SET state='running', lease_owner=$1, lease_expires_ms=$2::bigint + $3::bigint,"          \
+	" attempts=attempts+1, updated_ms=$2"                                                                 \
+	" WHERE id=coalesce("                                                                                 \
+	"(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<$2" kind_filter                       \
+	" ORDER BY lease_expires_ms LIMIT 1 FOR UPDATE SKIP LOCKED),"                                         \
+	"(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=$2" kind_filter                              \
+	" ORDER BY run_at_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED))"                                            \
+	" AND (state='queued' OR (state='running' AND lease_expires_ms<$2))"                                  \
+	" RETURNING id, kind, payload, delivery_id, attempts"
+	int error;
+	if (!filter)
+		error = stmt(s, &res, "job_claim", CLAIM(""), "sii", owner, now, lease_ms);
+	else if (filter->exclude)
+		error = stmt(s, &res, "job_claim_others",
+			     CLAIM(" AND kind NOT IN (SELECT jsonb_array_elements_text($4::jsonb))"), "siis", owner, now,
+			     lease_ms, kinds);
+	else
+		error = stmt(s, &res, "job_claim_kinds",
+			     CLAIM(" AND kind IN (SELECT jsonb_array_elements_text($4::jsonb))"), "siis", owner, now,
+			     lease_ms, kinds);
+#undef CLAIM
 	free(kinds);
 	if (error < 0)
 		return error;

@@ -382,6 +382,7 @@ static void background_thread(void)
 static void *checkpointer_main(void *arg)
 {
 	sq_store *s = arg;
+	pthread_setname_np(pthread_self(), "pb-checkpoint");
 	background_thread();
 	for (;;) {
 		pthread_mutex_lock(&s->ck_lock);
@@ -401,6 +402,7 @@ static void *checkpointer_main(void *arg)
 static void *committer_main(void *arg)
 {
 	sq_store *s = arg;
+	pthread_setname_np(pthread_self(), "pb-commit");
 	if (s->bodies)
 		background_thread(); /* else deliveries wait for it */
 	for (;;) {
@@ -843,6 +845,9 @@ static const char *migrations[] = {
 	"ALTER TABLE deliveries ADD COLUMN body_length INTEGER;"
 	"CREATE TABLE body_log_position(segment INTEGER NOT NULL, offset INTEGER NOT NULL);"
 	"INSERT INTO body_log_position VALUES(1, 0);",
+	/* 6: the jobs of given kinds, due first: what a pool of workers that
+	 * runs only those kinds claims from (see sq_job_claim) */
+	"CREATE INDEX jobs_kind ON jobs(state, kind, run_at_ms);",
 };
 
 static int migrate(sqlite3 *db)
@@ -1300,6 +1305,7 @@ static void log_finish(sq_store *s, struct lbatch *b, int error, const char *msg
 static void *syncer_main(void *arg)
 {
 	sq_store *s = arg;
+	pthread_setname_np(pthread_self(), "pb-sync");
 	pthread_mutex_lock(&s->l_lock);
 	for (;;) {
 		while (!s->sync_want && !s->sync_stop)
@@ -1323,6 +1329,7 @@ static void *syncer_main(void *arg)
 static void *logger_main(void *arg)
 {
 	sq_store *s = arg;
+	pthread_setname_np(pthread_self(), "pb-log");
 	struct lbatch *syncing = NULL; /* appended, its sync running */
 	for (;;) {
 		pthread_mutex_lock(&s->l_lock);
@@ -1606,21 +1613,27 @@ static int sq_job_claim(store *st, store_job *out, const char *owner, int64_t le
 	int64_t now = base_wall_ms();
 	sqlite3_stmt *q = NULL;
 	int owned = 0;
-#define KIND_FILTER " AND (?4 IS NULL OR (kind IN (SELECT value FROM json_each(?4))) = ?5)"
-	int error = wprepare(s, &q, &owned,
-			    "UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"
-			    " attempts=attempts+1, updated_ms=?2"
-			    /* two walks of an index in due order: a lease that expired
-			     * (its worker died) first, else the oldest due job; a
-			     * filter skips the jobs of the other pool of workers */
-			    " WHERE id=coalesce("
-			    "(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2" KIND_FILTER
-			    " ORDER BY lease_expires_ms LIMIT 1),"
-			    "(SELECT id FROM jobs WHERE state='queued' AND run_at_ms<=?2" KIND_FILTER
-			    " ORDER BY run_at_ms, id LIMIT 1))"
-			    " RETURNING id, kind, payload, delivery_id, attempts",
-			    "siisn", owner, now, lease_ms, kinds, filter && filter->exclude ? 0 : 1);
-#undef KIND_FILTER
+	/* two walks of an index in due order: a lease that expired (its
+	 * worker died) first, else the oldest due job.  A filter names the
+	 * kinds of the other pool of workers: the pool that runs only those
+	 * seeks each kind in jobs_kind, so a backlog of other jobs (a burst
+	 * of webhooks) costs its claims nothing; the pool that runs the rest
+	 * walks the due order past the few jobs of those kinds. */
+#define CLAIM(kind_filter, queued_index)                                                                    \
+	"UPDATE jobs SET state='running', lease_owner=?1, lease_expires_ms=?2 + ?3,"                          \
+	" attempts=attempts+1, updated_ms=?2"                                                                 \
+	" WHERE id=coalesce("                                                                                 \
+	"(SELECT id FROM jobs WHERE state='running' AND lease_expires_ms<?2" kind_filter                       \
+	" ORDER BY lease_expires_ms LIMIT 1),"                                                                \
+	"(SELECT id FROM jobs" queued_index " WHERE state='queued' AND run_at_ms<=?2" kind_filter              \
+	" ORDER BY run_at_ms, id LIMIT 1))"                                                                   \
+	" RETURNING id, kind, payload, delivery_id, attempts"
+	const char *sql = !filter	   ? CLAIM("", "")
+			  : filter->exclude ? CLAIM(" AND kind NOT IN (SELECT value FROM json_each(?4))", "")
+					    : CLAIM(" AND kind IN (SELECT value FROM json_each(?4))", " INDEXED BY jobs_kind");
+#undef CLAIM
+	int error = filter ? wprepare(s, &q, &owned, sql, "siis", owner, now, lease_ms, kinds)
+			   : wprepare(s, &q, &owned, sql, "sii", owner, now, lease_ms);
 	free(kinds);
 	if (error < 0)
 		goto done;

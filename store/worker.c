@@ -200,6 +200,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *wk = arg;
 	store_workers *w = wk->pool;
+	pthread_setname_np(pthread_self(), wk->set == SET_GENERAL ? "pb-job" : "pb-bench");
 	srand((unsigned)(time(NULL) ^ (wk->index * 7919)));
 	if (wk->set == SET_GENERAL) /* this thread only (Linux: nice is per thread) */
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GENERAL_NICE);
@@ -244,6 +245,7 @@ static void *worker_main(void *arg)
 static void *heartbeat_main(void *arg)
 {
 	store_workers *w = arg;
+	pthread_setname_np(pthread_self(), "pb-heartbeat");
 	int64_t period = w->opts.lease_ms / 3;
 	if (period < 100)
 		period = 100;
@@ -271,6 +273,7 @@ static void *heartbeat_main(void *arg)
 static void *listener_main(void *arg)
 {
 	store_workers *w = arg;
+	pthread_setname_np(pthread_self(), "pb-listen");
 	while (!atomic_load(&w->stopping))
 		if (store_wait_for_job(w->store, 250) > 0 && !atomic_load(&w->stopping))
 			store_workers_wake(w);
