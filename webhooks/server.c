@@ -7,10 +7,12 @@
  * by whichever thread has its answer; a route not marked quick runs its
  * handler on a detached thread of its own the same way (suspend, run,
  * resume), so a slow handler (GitHub calls, MCP tools) never stalls the
- * event thread's other connections.  A suspended request's req_ctx outlives
- * its resume call: the completion callback waits for `resumed` before
- * freeing it.  Per-request state lives in one req_ctx allocated on the
- * first callback and freed in MHD's completion callback.  Bodies are
+ * event thread's other connections.  A suspended request's req_ctx has two
+ * holders, MHD and the thread that resumes it: whichever lets go last (the
+ * completion callback, or resume once it has returned from MHD) frees it,
+ * so neither waits for the other.  Per-request state lives in one req_ctx
+ * allocated on the first callback and, for a request never suspended,
+ * freed in MHD's completion callback.  Bodies are
  * accumulated into a capped base_buf: a declared Content-Length over the cap
  * is refused before reading; a chunked body that outgrows it is discarded
  * (counted, not stored) and answered 413 when the upload ends.
@@ -83,7 +85,7 @@ struct req_ctx {
 	const char *method;         /* MHD's; valid for the request */
 	const char *url;
 	int waiting;                /* suspended; the answer comes after resume */
-	atomic_int resumed;         /* resume has returned: the ctx may be freed */
+	atomic_int holders;         /* suspended: MHD and the resumer; the last frees */
 	void *state;                /* the route's, between start and finish */
 	base_http_response oresp;   /* a handler run on its own thread: its answer */
 	int oerror;
@@ -237,14 +239,39 @@ static void answer_busy(base_http_response *resp)
 	base_http_response_error(resp, 503, "busy: too many request bodies in flight; retry later");
 }
 
+static void ctx_free(struct req_ctx *c)
+{
+	wh_server *srv = c->srv;
+	if (c->conn) {
+		if (c->state && c->route->finish) {
+			base_http_response r;
+			base_http_response_init(&r);
+			c->route->finish(c->state, &r);
+			base_http_response_dispose(&r);
+		}
+		base_http_response_dispose(&c->oresp);
+	}
+	base_buf_dispose(&c->body);
+	atomic_fetch_sub(&srv->buffered, c->reserved);
+	free(c);
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+/* A holder of a suspended request's ctx lets go. */
+static void ctx_release(struct req_ctx *c)
+{
+	if (atomic_fetch_sub(&c->holders, 1) == 1)
+		ctx_free(c);
+}
+
 /* Called once per suspended request, from any thread, when its answer is
- * ready.  `resumed` is set last: until then the completion callback keeps
- * the ctx alive. */
+ * ready.  The event thread may answer and complete the request before
+ * MHD_resume_connection returns here: the ctx stays until both let go. */
 static void resume(void *token)
 {
 	struct req_ctx *c = token;
 	MHD_resume_connection(c->conn);
-	atomic_store(&c->resumed, 1);
+	ctx_release(c);
 }
 
 /* Suspends the connection before anything can resume it. */
@@ -254,7 +281,7 @@ static void wait_for(struct req_ctx *c, struct MHD_Connection *conn, const char 
 	c->method = method;
 	c->url = url;
 	c->waiting = 1;
-	atomic_store(&c->resumed, 0);
+	atomic_store(&c->holders, 2);
 	MHD_suspend_connection(conn);
 }
 
@@ -443,33 +470,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	(void)cls;
 	(void)conn;
 	(void)toe;
-	wh_server *srv = cls;
 	struct req_ctx *c = *con_cls;
 	if (!c)
 		return;
-	if (c->conn) {
-		/* the thread that resumed this request may still be inside
-		 * resume(); a request the daemon ends while it is suspended
-		 * (stopping) still gets its resume call */
-		while (!atomic_load(&c->resumed)) {
-			struct timespec ts = { 0, 1000000 };
-			nanosleep(&ts, NULL);
-		}
-		if (c->state && c->route->finish) {
-			base_http_response r;
-			base_http_response_init(&r);
-			c->route->finish(c->state, &r);
-			base_http_response_dispose(&r);
-		}
-		base_http_response_dispose(&c->oresp);
-	}
-	base_buf_dispose(&c->body);
-	atomic_fetch_sub(&srv->buffered, c->reserved);
-	free(c);
 	*con_cls = NULL;
-	atomic_fetch_sub(&srv->in_flight, 1);
+	/* suspended once: the thread that resumed it may still be inside
+	 * resume(), and a request the daemon ends while it is suspended
+	 * (stopping) still gets its resume call, which then frees it */
+	if (c->conn)
+		ctx_release(c);
+	else
+		ctx_free(c);
 }
 
 int wh_server_start(wh_server *srv)
