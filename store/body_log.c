@@ -3,7 +3,8 @@
  * index, and hold each body's segment, offset and length.  A segment is
  * written at its end only, by one thread, with pwritev; write-back starts
  * at once (sync_file_range) so that the fdatasync after it has less left
- * to wait for. */
+ * to wait for.  The fdatasync runs on another thread, beside the next
+ * appends: `lock` keeps it and an append that begins a new segment apart. */
 #include "store/body_log.h"
 #include "base/error.h"
 #include "base/fs.h"
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,8 @@ struct store_body_log {
 	int dir_dirty;     /* a segment was created since the last sync */
 	int64_t segment_max;
 	int lock_fd;       /* owner.lock, flocked while the log is open */
+	pthread_mutex_t lock; /* fd, segment, dir_dirty, sync_failed: a new segment against a sync */
+	int sync_failed;   /* the old segment's sync, at a new segment, failed: the next sync says so */
 };
 
 static void segment_path(char *buf, size_t size, const char *dir, int segment)
@@ -95,6 +99,7 @@ int store_body_log_open(store_body_log **out, const char *dir, int64_t segment_m
 	}
 	l->fd = -1;
 	l->lock_fd = -1;
+	pthread_mutex_init(&l->lock, NULL);
 	/* one process appends: the one holding owner.lock */
 	char lock[PATH_MAX];
 	snprintf(lock, sizeof(lock), "%s/owner.lock", dir);
@@ -147,6 +152,7 @@ void store_body_log_free(store_body_log *l)
 		close(l->fd);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
+	pthread_mutex_destroy(&l->lock);
 	free(l->dir);
 	free(l);
 }
@@ -157,11 +163,19 @@ int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, 
 	for (size_t i = 0; i < n; i++)
 		total += (int64_t)iov[i].iov_len;
 	if (l->end > 0 && l->end + total > l->segment_max) {
-		/* what the old segment holds was made durable by earlier commits */
-		int error = open_segment(l, l->segment + 1);
+		/* the old segment's last records are made durable here: a sync
+		 * that runs after the switch syncs only the new one */
+		pthread_mutex_lock(&l->lock);
+		int error = 0;
+		if (fdatasync(l->fd) < 0) {
+			l->sync_failed = 1;
+			error = base_error_set(BASE_EGENERIC, "store: cannot sync the body log: %s", strerror(errno));
+		} else if ((error = open_segment(l, l->segment + 1)) == 0) {
+			l->dir_dirty = 1;
+		}
+		pthread_mutex_unlock(&l->lock);
 		if (error < 0)
 			return error;
-		l->dir_dirty = 1;
 	}
 	int64_t at = l->end;
 	for (size_t i = 0; i < n; i++) {
@@ -202,20 +216,24 @@ int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, 
 
 int store_body_log_sync(store_body_log *l)
 {
-	if (fdatasync(l->fd) < 0)
-		return base_error_set(BASE_EGENERIC, "store: cannot sync the body log: %s", strerror(errno));
-	if (l->dir_dirty) {
+	pthread_mutex_lock(&l->lock);
+	int error = 0;
+	if (l->sync_failed) {
+		l->sync_failed = 0;
+		error = base_error_set(BASE_EGENERIC, "store: cannot sync the body log: an earlier segment's sync failed");
+	} else if (fdatasync(l->fd) < 0) {
+		error = base_error_set(BASE_EGENERIC, "store: cannot sync the body log: %s", strerror(errno));
+	} else if (l->dir_dirty) {
 		int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) < 0) {
-			int error = base_error_set(BASE_EGENERIC, "store: cannot sync %s: %s", l->dir, strerror(errno));
-			if (dfd >= 0)
-				close(dfd);
-			return error;
-		}
-		close(dfd);
-		l->dir_dirty = 0;
+		if (dfd < 0 || fsync(dfd) < 0)
+			error = base_error_set(BASE_EGENERIC, "store: cannot sync %s: %s", l->dir, strerror(errno));
+		else
+			l->dir_dirty = 0;
+		if (dfd >= 0)
+			close(dfd);
 	}
-	return 0;
+	pthread_mutex_unlock(&l->lock);
+	return error;
 }
 
 void store_body_log_rewind(store_body_log *l, int segment, int64_t offset)

@@ -5,8 +5,9 @@
  * written to the WAL page by page and copied again by each checkpoint.  The
  * deliveries row keeps where its body is (segment, offset, length); the
  * record also holds what the row needs, so the log alone makes a delivery
- * durable and the row can follow.  Store-internal; one thread appends and
- * syncs; reads open the file themselves. */
+ * durable and the row can follow.  Store-internal; one thread at a time
+ * appends or rewinds, and another may sync beside it; reads open the file
+ * themselves. */
 #ifndef STORE_BODY_LOG_H
 #define STORE_BODY_LOG_H
 
@@ -31,7 +32,8 @@ void store_body_log_free(store_body_log *l);
  * segment they are in (all in one), offsets[i] where body i starts. */
 int store_body_log_append(store_body_log *l, const struct iovec *iov, size_t n, int *segment_out, int64_t *offsets);
 
-/* Makes everything appended so far durable (and a new segment's name). */
+/* Makes everything appended before the call durable (and a new segment's
+ * name); may run beside an append. */
 int store_body_log_sync(store_body_log *l);
 
 /* Undoes the last append (segment and offset its first body's, as append

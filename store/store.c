@@ -183,6 +183,7 @@ int store_delivery_put_async(store *st, store_delivery_async *a)
 	a->duplicate = 0;
 	a->msg[0] = '\0';
 	a->next = NULL;
+	a->backend = NULL;
 	if (st->be->delivery_put_async)
 		return st->be->delivery_put_async(st, a);
 	/* a backend without a queue of its own: the same durable put, here */

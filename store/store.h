@@ -100,6 +100,7 @@ typedef struct store_delivery_async {
 	int duplicate;                                /* out */
 	char msg[256];                                /* out, when error < 0 */
 	struct store_delivery_async *next;            /* the backend's */
+	void *backend;                                /* the backend's */
 } store_delivery_async;
 
 int store_delivery_put_async(store *st, store_delivery_async *a);

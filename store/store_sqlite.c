@@ -87,11 +87,12 @@ typedef struct sq_store {
 	void *pending;             /* l_lock: tsearch tree of ids logged, not yet in the database */
 	size_t npending;           /* l_lock */
 	int64_t log_seq;           /* l_lock: batches whose rows went to the committer */
-	pthread_t syncer;          /* the logger's fdatasync, beside it */
+	pthread_t syncer;          /* the fdatasync and the answers, beside the logger */
 	int syncer_started;
-	pthread_cond_t sync_cond;  /* l_lock */
-	int sync_want, sync_busy, sync_stop, sync_error; /* l_lock */
-	char sync_msg[256];        /* l_lock */
+	pthread_cond_t sync_cond;  /* l_lock: syncer: batches appended, or stop */
+	struct lbatch *a_head, *a_tail; /* l_lock: appended, waiting for the syncer */
+	int sync_stop;             /* l_lock */
+	pthread_mutex_t a_lock;    /* an append and its queueing; a failed sync's cut */
 	int64_t row_seq;           /* l_lock: ... and whose rows it committed */
 	sqlite3 *l_db;             /* the logger's connection: duplicate checks */
 	sqlite3_stmt *l_exists;
@@ -333,10 +334,13 @@ struct logged {
 	size_t body_len;
 	int64_t end;               /* where the record ends: the log position its row reaches */
 	int64_t seq;               /* its batch's log_seq */
+	unsigned char head[STORE_BODY_LOG_HEAD];
 };
 
 static void logged_free(struct logged *r)
 {
+	if (!r)
+		return;
 	free(r->meta);
 	free(r);
 }
@@ -1095,13 +1099,10 @@ static int is_pending(sq_store *s, const char *id)
 	return found;
 }
 
-/* 1 when id is stored or logged, 0 when not, negative on error.  The
- * pending set is read first: an id leaves it only once its row is
- * committed, so one that is in neither is not stored. */
-static int logged_or_stored(sq_store *s, const char *id)
+/* 1 when a row of id is in the database (the logger's connection), 0 when
+ * not, negative on error. */
+static int stored(sq_store *s, const char *id)
 {
-	if (is_pending(s, id))
-		return 1;
 	sqlite3_stmt *st = s->l_exists;
 	if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK)
 		return sq_err(s->l_db, "bind");
@@ -1134,11 +1135,11 @@ enum fate { NEW, DUPLICATE, DUPLICATE_HERE, FAILED };
 
 /* A batch between the logger's steps. */
 struct lbatch {
+	struct lbatch *next;  /* l_lock: in the queue of batches appended, not yet synced */
 	store_delivery_async *list;
 	size_t n;
 	enum fate *fate;
 	struct logged **rows;
-	unsigned char (*heads)[STORE_BODY_LOG_HEAD];
 	struct iovec *iov;
 	int64_t *offsets;
 	size_t niov;
@@ -1155,68 +1156,93 @@ static void lbatch_free(struct lbatch *b)
 			logged_free(b->rows[i]);
 	free(b->fate);
 	free(b->rows);
-	free(b->heads);
 	free(b->iov);
 	free(b->offsets);
 	free(b);
 }
 
-/* Step 1: duplicates found, the new deliveries' records laid out and their
- * ids made pending (a redelivery now finds them), then appended. */
+/* The logger's step: duplicates found, the new deliveries' records (laid
+ * out by sq_delivery_put_async on the caller's thread) made pending (a
+ * redelivery now finds them) and appended, and the batch queued for the
+ * sync thread, which owns it from then on (NULL is returned); else the
+ * batch, to be finished at once (nothing to sync, or its append failed);
+ * NULL too when out of memory, every delivery answered. */
 static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
 {
 	struct lbatch *b = calloc(1, sizeof(*b));
-	if (!b)
+	if (!b) {
+		for (store_delivery_async *p = list, *q; p; p = q) {
+			q = p->next;
+			logged_free(p->backend);
+			p->backend = NULL;
+			p->error = BASE_ERETRY;
+			snprintf(p->msg, sizeof(p->msg), "store: out of memory");
+			p->done(p);
+		}
 		return NULL;
+	}
 	b->list = list;
 	for (store_delivery_async *p = list; p; p = p->next)
 		b->n++;
 	size_t n = b->n;
 	b->fate = calloc(n, sizeof(*b->fate));
 	b->rows = calloc(n, sizeof(*b->rows));
-	b->heads = calloc(n, sizeof(*b->heads));
 	b->iov = calloc(3 * n, sizeof(*b->iov));
 	b->offsets = calloc(3 * n, sizeof(*b->offsets));
-	if (!b->fate || !b->rows || !b->heads || !b->iov || !b->offsets) {
+	size_t i = 0;
+	for (store_delivery_async *p = list; p; p = p->next, i++) {
+		if (b->rows)
+			b->rows[i] = p->backend;
+		else
+			logged_free(p->backend);
+		p->backend = NULL;
+	}
+	if (!b->fate || !b->rows || !b->iov || !b->offsets) {
 		b->error = base_error_set(BASE_ENOMEM, "out of memory");
 		snprintf(b->msg, sizeof(b->msg), "store: out of memory");
 		return b;
 	}
-	size_t i = 0;
+	/* the same id twice in the batch, then ids pending: an id leaves the
+	 * pending set only once its row is committed, so the database, read
+	 * after this, has the row of any id that is in neither */
+	i = 0;
+	pthread_mutex_lock(&s->l_lock);
 	for (store_delivery_async *p = list; p; p = p->next, i++) {
-		const store_delivery *d = p->d;
 		size_t j = 0;
-		for (store_delivery_async *q = list; q != p && (b->fate[j] != NEW || strcmp(q->d->id, d->id) != 0);
+		for (store_delivery_async *q = list; q != p && (b->fate[j] != NEW || strcmp(q->d->id, p->d->id) != 0);
 		     q = q->next, j++)
 			;
-		if (j < i) {
+		if (j < i)
 			b->fate[i] = DUPLICATE_HERE;
+		else if (tfind(p->d->id, &s->pending, pending_cmp))
+			b->fate[i] = DUPLICATE;
+	}
+	pthread_mutex_unlock(&s->l_lock);
+	/* one read transaction (one lock of the database file) for the batch */
+	sqlite3_exec(s->l_db, "BEGIN", NULL, NULL, NULL);
+	i = 0;
+	for (store_delivery_async *p = list; p; p = p->next, i++) {
+		if (b->fate[i] != NEW)
 			continue;
-		}
-		int have = logged_or_stored(s, d->id);
+		int have = stored(s, p->d->id);
 		if (have != 0) {
 			b->fate[i] = have > 0 ? DUPLICATE : FAILED;
 			if (have < 0)
 				snprintf(p->msg, sizeof(p->msg), "%s", base_error_last());
+		}
+	}
+	sqlite3_exec(s->l_db, "COMMIT", NULL, NULL, NULL);
+	i = 0;
+	for (store_delivery_async *p = list; p; p = p->next, i++) {
+		struct logged *r = b->rows[i];
+		if (b->fate[i] != NEW) {
+			logged_free(r);
+			b->rows[i] = NULL;
 			continue;
 		}
-		struct logged *r = calloc(1, sizeof(*r));
-		struct meta_buf m = { 0 };
-		if (!r || meta_encode(&m, d) < 0) {
-			snprintf(p->msg, sizeof(p->msg), "%s", r ? base_error_last() : "store: out of memory");
-			free(m.p);
-			free(r);
-			b->fate[i] = FAILED;
-			continue;
-		}
-		r->meta = m.p;
-		r->meta_len = m.len;
-		r->body_len = d->body ? d->body_len : 0;
-		b->rows[i] = r;
-		store_body_log_head(b->heads[i], r->meta, r->meta_len, d->body, r->body_len);
-		b->iov[b->niov++] = (struct iovec){ b->heads[i], STORE_BODY_LOG_HEAD };
+		b->iov[b->niov++] = (struct iovec){ r->head, STORE_BODY_LOG_HEAD };
 		b->iov[b->niov++] = (struct iovec){ r->meta, r->meta_len };
-		b->iov[b->niov++] = (struct iovec){ (void *)(d->body ? d->body : ""), r->body_len };
+		b->iov[b->niov++] = (struct iovec){ (void *)(p->d->body ? p->d->body : ""), r->body_len };
 	}
 	pthread_mutex_lock(&s->l_lock);
 	for (i = 0; i < n; i++)
@@ -1225,18 +1251,32 @@ static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
 			s->npending++;
 		}
 	pthread_mutex_unlock(&s->l_lock);
-	if (b->niov) {
-		if ((b->error = store_body_log_append(s->bodies, b->iov, b->niov, &b->segment, b->offsets)) == 0)
-			b->written = 1;
+	if (!b->niov)
+		return b;
+	/* appended and queued under a_lock: a failed sync takes every batch
+	 * appended so far, and cuts the log, while no append runs */
+	pthread_mutex_lock(&s->a_lock);
+	if ((b->error = store_body_log_append(s->bodies, b->iov, b->niov, &b->segment, b->offsets)) == 0) {
+		b->written = 1;
+		pthread_mutex_lock(&s->l_lock);
+		if (s->a_tail)
+			s->a_tail->next = b;
 		else
-			snprintf(b->msg, sizeof(b->msg), "%s", base_error_last());
+			s->a_head = b;
+		s->a_tail = b;
+		pthread_cond_signal(&s->sync_cond);
+		pthread_mutex_unlock(&s->l_lock);
+		b = NULL; /* the sync thread's, maybe freed already */
+	} else {
+		snprintf(b->msg, sizeof(b->msg), "%s", base_error_last());
 	}
+	pthread_mutex_unlock(&s->a_lock);
 	return b;
 }
 
-/* Step 3, once the sync that covers the batch has its outcome (error):
- * the answers, and the rows to the committer in log order; or, failed,
- * every new delivery undone (not pending, its records cut). */
+/* Once the sync that covers the batch has its outcome (error): the
+ * answers, and the rows to the committer in log order; or, failed, every
+ * new delivery undone (not pending, its records cut: a_lock held). */
 static void log_finish(sq_store *s, struct lbatch *b, int error, const char *msg, int fail_duplicates)
 {
 	if (error < 0 && !b->error) {
@@ -1300,29 +1340,50 @@ static void log_finish(sq_store *s, struct lbatch *b, int error, const char *msg
 	lbatch_free(b);
 }
 
-/* The sync thread: runs the fdatasync of what the logger appended while
- * the logger lays out and appends the next batch. */
+/* The sync thread: one fdatasync for every batch appended since its last
+ * one, then their answers, at once (no other thread to wake), while the
+ * logger lays out and appends the next batches. */
 static void *syncer_main(void *arg)
 {
 	sq_store *s = arg;
 	pthread_setname_np(pthread_self(), "pb-sync");
 	pthread_mutex_lock(&s->l_lock);
 	for (;;) {
-		while (!s->sync_want && !s->sync_stop)
+		while (!s->a_head && !s->sync_stop)
 			pthread_cond_wait(&s->sync_cond, &s->l_lock);
-		if (!s->sync_want)
-			break;
-		s->sync_want = 0;
+		struct lbatch *list = s->a_head;
+		s->a_head = s->a_tail = NULL;
 		pthread_mutex_unlock(&s->l_lock);
+		if (!list)
+			break; /* stopping, and the logger (stopped first) appends no more */
 		int error = store_body_log_sync(s->bodies);
+		if (error < 0) {
+			/* every batch appended so far fails, duplicates too (their
+			 * first copy may be one that failed here), and the log is cut
+			 * at the first one's start before the next append */
+			char msg[256];
+			snprintf(msg, sizeof(msg), "%s", base_error_last());
+			pthread_mutex_lock(&s->a_lock);
+			pthread_mutex_lock(&s->l_lock);
+			struct lbatch *last = list;
+			while (last->next)
+				last = last->next;
+			last->next = s->a_head;
+			s->a_head = s->a_tail = NULL;
+			pthread_mutex_unlock(&s->l_lock);
+			for (struct lbatch *b = list, *next; b; b = next) {
+				next = b->next;
+				log_finish(s, b, error, msg, 1);
+			}
+			pthread_mutex_unlock(&s->a_lock);
+		} else {
+			for (struct lbatch *b = list, *next; b; b = next) {
+				next = b->next;
+				log_finish(s, b, 0, "", 0);
+			}
+		}
 		pthread_mutex_lock(&s->l_lock);
-		s->sync_error = error;
-		if (error < 0)
-			snprintf(s->sync_msg, sizeof(s->sync_msg), "%s", base_error_last());
-		s->sync_busy = 0;
-		pthread_cond_broadcast(&s->sync_cond);
 	}
-	pthread_mutex_unlock(&s->l_lock);
 	return NULL;
 }
 
@@ -1330,57 +1391,21 @@ static void *logger_main(void *arg)
 {
 	sq_store *s = arg;
 	pthread_setname_np(pthread_self(), "pb-log");
-	struct lbatch *syncing = NULL; /* appended, its sync running */
 	for (;;) {
 		pthread_mutex_lock(&s->l_lock);
-		while (!s->l_head && !s->l_stop && !syncing)
+		while (!s->l_head && !s->l_stop)
 			pthread_cond_wait(&s->l_cond, &s->l_lock);
 		/* the committer is far behind: wait for it rather than hold more */
-		while (s->npending >= PENDING_MAX && !s->l_stop && !syncing)
+		while (s->npending >= PENDING_MAX && !s->l_stop)
 			pthread_cond_wait(&s->l_room, &s->l_lock);
-		store_delivery_async *list = syncing && s->npending >= PENDING_MAX ? NULL : s->l_head;
-		if (list)
-			s->l_head = s->l_tail = NULL;
+		store_delivery_async *list = s->l_head;
+		s->l_head = s->l_tail = NULL;
 		pthread_mutex_unlock(&s->l_lock);
-		if (!list && !syncing)
+		if (!list)
 			break;
-		/* the next batch is laid out and appended while the last one syncs */
-		struct lbatch *next = list ? log_prepare(s, list) : NULL;
-		if (list && !next) {
-			for (store_delivery_async *p = list, *q; p; p = q) {
-				q = p->next;
-				p->error = BASE_ERETRY;
-				snprintf(p->msg, sizeof(p->msg), "store: out of memory");
-				p->done(p);
-			}
-		}
-		if (syncing) {
-			pthread_mutex_lock(&s->l_lock);
-			while (s->sync_busy)
-				pthread_cond_wait(&s->sync_cond, &s->l_lock);
-			int error = s->sync_error;
-			char msg[256];
-			memcpy(msg, s->sync_msg, sizeof(msg));
-			pthread_mutex_unlock(&s->l_lock);
-			if (error < 0 && next) {
-				/* laid out after a failed sync: it goes with it, duplicates
-				 * too (their first copy may be one that just failed) */
-				log_finish(s, next, error, msg, 1);
-				next = NULL;
-			}
-			log_finish(s, syncing, error, msg, 0);
-			syncing = NULL;
-		}
-		if (next && next->written && !next->error) {
-			pthread_mutex_lock(&s->l_lock);
-			s->sync_want = 1;
-			s->sync_busy = 1;
-			pthread_cond_broadcast(&s->sync_cond);
-			pthread_mutex_unlock(&s->l_lock);
-			syncing = next;
-		} else if (next) {
-			log_finish(s, next, 0, "", 0);
-		}
+		struct lbatch *b = log_prepare(s, list);
+		if (b) /* nothing to sync (duplicates only), or the append failed */
+			log_finish(s, b, 0, "", 0);
 	}
 	return NULL;
 }
@@ -1450,13 +1475,41 @@ static int enqueue(store_delivery_async *a, pthread_mutex_t *lock, pthread_cond_
 	return 0;
 }
 
+/* The record of a delivery for the body log, laid out on the caller's
+ * thread (its digest too): the logger, which runs one batch at a time, is
+ * left the duplicate checks and the write. */
+static struct logged *logged_new(const store_delivery *d)
+{
+	struct logged *r = calloc(1, sizeof(*r));
+	struct meta_buf m = { 0 };
+	if (!r || meta_encode(&m, d) < 0) {
+		if (!r)
+			base_error_set(BASE_ENOMEM, "out of memory");
+		free(m.p);
+		free(r);
+		return NULL;
+	}
+	r->meta = m.p;
+	r->meta_len = m.len;
+	r->body_len = d->body ? d->body_len : 0;
+	store_body_log_head(r->head, r->meta, r->meta_len, d->body, r->body_len);
+	return r;
+}
+
 static int sq_delivery_put_async(store *st, store_delivery_async *a)
 {
 	sq_store *s = (sq_store *)st;
 	/* with a body log, to the logger; else to the committer */
-	if (s->logger_started)
-		return enqueue(a, &s->l_lock, &s->l_cond, &s->l_stop, &s->l_head, &s->l_tail);
-	return enqueue(a, &s->q_lock, &s->work_cond, &s->stopping, &s->q_head, &s->q_tail);
+	if (!s->logger_started)
+		return enqueue(a, &s->q_lock, &s->work_cond, &s->stopping, &s->q_head, &s->q_tail);
+	if (!(a->backend = logged_new(a->d)))
+		return BASE_ERETRY;
+	int error = enqueue(a, &s->l_lock, &s->l_cond, &s->l_stop, &s->l_head, &s->l_tail);
+	if (error < 0) {
+		logged_free(a->backend);
+		a->backend = NULL;
+	}
+	return error;
 }
 
 static int sq_delivery_exists(store *st, const char *id)
@@ -2478,6 +2531,7 @@ static void sq_free(store *st)
 	}
 	tdestroy(s->pending, free_nothing);
 	pthread_mutex_destroy(&s->l_lock);
+	pthread_mutex_destroy(&s->a_lock);
 	pthread_cond_destroy(&s->l_cond);
 	pthread_cond_destroy(&s->l_room);
 	pthread_cond_destroy(&s->sync_cond);
@@ -2618,6 +2672,7 @@ int store_sqlite_open(store **out, const char *path, int serving)
 	pthread_mutex_init(&s->ck_lock, NULL);
 	pthread_cond_init(&s->ck_cond, NULL);
 	pthread_mutex_init(&s->l_lock, NULL);
+	pthread_mutex_init(&s->a_lock, NULL);
 	pthread_cond_init(&s->l_cond, NULL);
 	pthread_cond_init(&s->l_room, NULL);
 	pthread_cond_init(&s->sync_cond, NULL);

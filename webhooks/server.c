@@ -1,7 +1,10 @@
 /* HTTP front on libmicrohttpd (see server.h).
  *
- * Threading: MHD runs a pool of epoll event threads, each serving many
- * connections, so nothing on them may block.  A route with start / submit /
+ * Threading: one MHD daemon per event thread (epoll), each serving many
+ * connections, so nothing on them may block.  The daemons listen on the
+ * same port with SO_REUSEPORT: the kernel spreads new connections over
+ * them evenly (a shared listening socket lets whichever thread wakes first
+ * take a burst of them, leaving one thread all the work).  A route with start / submit /
  * finish (the webhook intake) is checked on the event thread, then its
  * connection is suspended while it waits (for the group commit) and resumed
  * by whichever thread has its answer; a route not marked quick runs its
@@ -49,8 +52,11 @@
 #define RESERVE_STEP ((size_t)64 << 10) /* a body of unknown size reserves this much at a time */
 #define BUSY_RETRY_AFTER "5"            /* seconds, when the body budget is spent */
 
+#define MAX_DAEMONS 64
+
 struct wh_server {
-	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *daemons[MAX_DAEMONS]; /* one per event thread */
+	int ndaemons;
 	wh_route routes[MAX_ROUTES];
 	size_t nroutes;
 	char *host;
@@ -115,6 +121,8 @@ int wh_server_new(wh_server **out, const wh_server_options *opts)
 	s->max_buffered = opts->max_buffered > 0 ? opts->max_buffered : DEFAULT_MAX_BUFFERED;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	s->threads = opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1;
+	if (s->threads > MAX_DAEMONS)
+		s->threads = MAX_DAEMONS;
 	atomic_init(&s->in_flight, 0);
 	atomic_init(&s->buffered, 0);
 	*out = s;
@@ -486,6 +494,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		ctx_free(c);
 }
 
+static void stop_daemons(wh_server *srv)
+{
+	for (int i = 0; i < srv->ndaemons; i++)
+		MHD_stop_daemon(srv->daemons[i]);
+	srv->ndaemons = 0;
+}
+
 int wh_server_start(wh_server *srv)
 {
 	struct sockaddr_in sin;
@@ -511,21 +526,33 @@ int wh_server_start(wh_server *srv)
 	} else {
 		return base_error_set(BASE_EINVALID, "HOST: \"%s\" is not an IPv4 or IPv6 address", srv->host);
 	}
-	srv->daemon = MHD_start_daemon(flags, (uint16_t)srv->port, NULL, NULL, on_request, srv,
-				       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-				       MHD_OPTION_SOCK_ADDR, sa,
-				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->max_connections,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)srv->timeout_s,
-				       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-				       MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->threads,
-				       MHD_OPTION_END);
-	if (!srv->daemon)
-		return base_error_set(BASE_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,
-				     errno ? strerror(errno) : "libmicrohttpd refused to start");
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	if (di)
-		srv->port = di->port;
+	/* the connection limit is shared out; the first daemon's port (PORT=0:
+	 * any free one) is the others' */
+	unsigned int limit = (unsigned int)((srv->max_connections + srv->threads - 1) / srv->threads);
+	for (int i = 0; i < srv->threads; i++) {
+		struct MHD_Daemon *d =
+			MHD_start_daemon(flags, (uint16_t)srv->port, NULL, NULL, on_request, srv,
+					 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, sa,
+					 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, limit,
+					 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)srv->timeout_s,
+					 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+					 (unsigned int)(srv->threads > 1), MHD_OPTION_END);
+		if (!d) {
+			int error = base_error_set(BASE_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port,
+						  errno ? strerror(errno) : "libmicrohttpd refused to start");
+			stop_daemons(srv);
+			return error;
+		}
+		srv->daemons[srv->ndaemons++] = d;
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+		if (i == 0 && di) {
+			srv->port = di->port;
+			if (sa->sa_family == AF_INET)
+				sin.sin_port = htons((uint16_t)srv->port);
+			else
+				sin6.sin6_port = htons((uint16_t)srv->port);
+		}
+	}
 	return 0;
 }
 
@@ -536,12 +563,14 @@ int wh_server_port(const wh_server *srv)
 
 void wh_server_quiesce(wh_server *srv)
 {
-	if (srv->daemon && !srv->quiesced) {
-		MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+	if (srv->quiesced)
+		return;
+	for (int i = 0; i < srv->ndaemons; i++) {
+		MHD_socket fd = MHD_quiesce_daemon(srv->daemons[i]);
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
-		srv->quiesced = 1;
 	}
+	srv->quiesced = 1;
 }
 
 int wh_server_wait_idle(wh_server *srv, int timeout_ms)
@@ -559,8 +588,7 @@ void wh_server_free(wh_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->daemon)
-		MHD_stop_daemon(srv->daemon);
+	stop_daemons(srv);
 	for (size_t i = 0; i < srv->nroutes; i++)
 		free((char *)srv->routes[i].path);
 	free(srv->host);

@@ -1,6 +1,7 @@
 /* Unit tests: the SQLite store's body log (store/body_log.h) on its own
  * (appends read back byte for byte, across a reopen, a rewind and a new
- * segment; a read past the end is an error naming the file) and through
+ * segment; a read past the end is an error naming the file; appends
+ * beside a sync on another thread, across new segments) and through
  * the store (a delivery's body is in the log, not in the database file; it
  * reads back after a reopen; a row from before the log, with its body
  * inline, still reads back; the log is private to perfbot's user), and
@@ -11,7 +12,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +239,77 @@ static void test_replay_across_segments(void **state)
 	assert_int_equal(store_body_log_replay(logdir, 2, 0, see, &v, &end_seg, &end), 0);
 	assert_int_equal(v.n, 2);
 	assert_string_equal(v.metas[0], "m2");
+}
+
+/* Appends on one thread while another syncs, across many new segments:
+ * every record replays, in order, and the segments are whole. */
+struct syncing {
+	store_body_log *l;
+	atomic_int done;
+	int syncs, errors;
+};
+
+static void *sync_loop(void *arg)
+{
+	struct syncing *g = arg;
+	while (!atomic_load(&g->done)) {
+		if (store_body_log_sync(g->l) < 0)
+			g->errors++;
+		g->syncs++;
+	}
+	return NULL;
+}
+
+struct ordered {
+	int n, bad;
+};
+
+static int see_in_order(const store_body_log_record *r, void *arg)
+{
+	struct ordered *o = arg;
+	char want[16];
+	snprintf(want, sizeof(want), "r%d", o->n);
+	if (strcmp(r->meta, want) != 0 || r->body_len != (size_t)(o->n % 97) * 7)
+		o->bad++;
+	o->n++;
+	return 0;
+}
+
+static void test_append_beside_sync(void **state)
+{
+	(void)state;
+	char logdir[128];
+	snprintf(logdir, sizeof(logdir), "%s/db-bodies", dir);
+	enum { N = 1200 };
+	struct syncing g = { 0 };
+	assert_int_equal(store_body_log_open(&g.l, logdir, 4096, 0), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, sync_loop, &g), 0);
+	static char body[97 * 7];
+	memset(body, 'b', sizeof(body));
+	for (int i = 0; i < N; i++) {
+		char meta[16];
+		snprintf(meta, sizeof(meta), "r%d", i);
+		size_t blen = (size_t)(i % 97) * 7;
+		unsigned char head[STORE_BODY_LOG_HEAD];
+		store_body_log_head(head, meta, strlen(meta), body, blen);
+		struct iovec iov[3] = { { head, sizeof(head) }, { meta, strlen(meta) }, { body, blen } };
+		int seg;
+		int64_t off[3];
+		assert_int_equal(store_body_log_append(g.l, iov, 3, &seg, off), 0);
+	}
+	atomic_store(&g.done, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(g.errors, 0);
+	assert_true(g.syncs > 0);
+	store_body_log_free(g.l);
+	struct ordered o = { 0 };
+	int end_seg = 0;
+	int64_t end = 0;
+	assert_int_equal(store_body_log_replay(logdir, 1, 0, see_in_order, &o, &end_seg, &end), 0);
+	assert_int_equal(o.n, N);
+	assert_int_equal(o.bad, 0);
+	assert_true(end_seg > 50); /* about 1200 * 380 bytes in segments of 4 KB */
 }
 
 /* Whether the file at path holds needle anywhere. */
@@ -479,6 +553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewind_and_segments, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_read_past_end_names_the_file, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_replay_across_segments, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_append_beside_sync, setup_dir, teardown_dir),
 		cmocka_unit_test(test_store_keeps_bodies_in_the_log),
 		cmocka_unit_test(test_open_replays_records_past_the_position),
 		cmocka_unit_test(test_one_owner),
