@@ -197,6 +197,9 @@ bench_server() {
     local warm=$WORK/$name.warmup.txt main=$WORK/$name.wrk.txt peakfile=$WORK/$name.peak
     rm -f "$warm" "$main"
 
+    # what the servers before this one left in the page cache is written
+    # out first, not during this one's measurement (its fdatasyncs)
+    sync
     sleep 1
     R[$name.idle_kb]=$(status_field "$pid" VmRSS)
 
@@ -290,8 +293,10 @@ run_perfbot() {
         return 1
     fi
     local port data log url
-    port=$(free_port); data=$WORK/perfbot-data; log=$WORK/perfbot.log
-    mkdir -p "$data"
+    # a data dir of its own each run: the durability count below is this
+    # run's alone (and the store starts as empty as the other servers')
+    port=$(free_port); data=$WORK/perfbot-data-$RUN_NO; log=$WORK/perfbot.log
+    rm -rf "$WORK"/perfbot-data-*; mkdir -p "$data"
     url=http://127.0.0.1:$port$WEBHOOK_PATH
     log "== perfbot ($("$PERFBOT_BIN" version 2>/dev/null | head -n 1 || echo '?')) on 127.0.0.1:$port, fresh data dir $data"
     # Run from the temp dir so no developer .env is picked up.
