@@ -1232,6 +1232,21 @@ static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
 		}
 	}
 	sqlite3_exec(s->l_db, "COMMIT", NULL, NULL, NULL);
+	/* a second copy whose first could not be checked is not answered
+	 * duplicate: it fails with it */
+	i = 0;
+	for (store_delivery_async *p = list; p; p = p->next, i++) {
+		if (b->fate[i] != DUPLICATE_HERE)
+			continue;
+		size_t j = 0;
+		store_delivery_async *q = list;
+		for (; q != p && strcmp(q->d->id, p->d->id) != 0; q = q->next, j++)
+			;
+		if (b->fate[j] == FAILED) {
+			b->fate[i] = FAILED;
+			snprintf(p->msg, sizeof(p->msg), "%s", q->msg);
+		}
+	}
 	i = 0;
 	for (store_delivery_async *p = list; p; p = p->next, i++) {
 		struct logged *r = b->rows[i];
