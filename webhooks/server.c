@@ -494,6 +494,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		ctx_free(c);
 }
 
+/* 0 when nothing listens on sa's port: a port shared with SO_REUSEPORT
+ * would otherwise let a second perfbot (same user) join the first's
+ * silently instead of failing to start. */
+static int port_free(const struct sockaddr *sa, socklen_t len)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0; /* the daemon's own bind reports what is wrong */
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int error = bind(fd, sa, len) < 0 && errno == EADDRINUSE ? -1 : 0;
+	close(fd);
+	return error;
+}
+
 static void stop_daemons(wh_server *srv)
 {
 	for (int i = 0; i < srv->ndaemons; i++)
@@ -529,6 +544,9 @@ int wh_server_start(wh_server *srv)
 	/* the connection limit is shared out; the first daemon's port (PORT=0:
 	 * any free one) is the others' */
 	unsigned int limit = (unsigned int)((srv->max_connections + srv->threads - 1) / srv->threads);
+	socklen_t salen = sa->sa_family == AF_INET ? sizeof(sin) : sizeof(sin6);
+	if (srv->threads > 1 && srv->port != 0 && port_free(sa, salen) < 0)
+		return base_error_set(BASE_EGENERIC, "cannot listen on %s:%d: %s", srv->host, srv->port, strerror(EADDRINUSE));
 	for (int i = 0; i < srv->threads; i++) {
 		struct MHD_Daemon *d =
 			MHD_start_daemon(flags, (uint16_t)srv->port, NULL, NULL, on_request, srv,

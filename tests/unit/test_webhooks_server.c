@@ -1,7 +1,9 @@
 /* Unit tests: the HTTP front's threading.  With one event thread, a handler
  * that blocks runs on a thread of its own (a quick route still answers
  * meanwhile), and a route that waits through start / submit / finish holds
- * no thread: many of them wait at once and each gets its own answer. */
+ * no thread: many of them wait at once and each gets its own answer.  With
+ * several event threads, the connections spread over them, and a port
+ * another server listens on is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "base/http.h"
 #include "webhooks/server.h"
 
@@ -46,6 +49,22 @@ static int fast_handler(const base_http_request *req, base_http_response *resp, 
 	return base_http_response_json(resp, 200, "{\"fast\":true}");
 }
 
+/* The event threads that started a /later request. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t seen[8];
+static int nseen;
+
+static void seen_thread(void)
+{
+	pthread_mutex_lock(&seen_lock);
+	int known = 0;
+	for (int i = 0; i < nseen; i++)
+		known |= pthread_equal(seen[i], pthread_self());
+	if (!known && nseen < 8)
+		seen[nseen++] = pthread_self();
+	pthread_mutex_unlock(&seen_lock);
+}
+
 /* A request answered 100 ms later by another thread, with its own query. */
 struct later {
 	char q[32];
@@ -64,6 +83,7 @@ static int later_start(const base_http_request *req, base_http_response *resp, v
 		return -1;
 	snprintf(l->q, sizeof(l->q), "%s", q);
 	*state = l;
+	seen_thread();
 	return 1;
 }
 
@@ -123,10 +143,10 @@ static long get(const char *url, char *out)
 	return status;
 }
 
-static wh_server *start_server(void)
+static wh_server *start_server_on(int port, int threads, int *error)
 {
 	wh_server *srv = NULL;
-	wh_server_options o = { .host = "127.0.0.1", .port = 0, .threads = 1 };
+	wh_server_options o = { .host = "127.0.0.1", .port = port, .threads = threads };
 	assert_int_equal(wh_server_new(&srv, &o), 0);
 	wh_route slow = { .path = "/slow", .handler = slow_handler };
 	wh_route fast = { .path = "/fast", .handler = fast_handler, .quick = 1 };
@@ -134,7 +154,18 @@ static wh_server *start_server(void)
 	assert_int_equal(wh_server_route(srv, &slow), 0);
 	assert_int_equal(wh_server_route(srv, &fast), 0);
 	assert_int_equal(wh_server_route(srv, &later), 0);
-	assert_int_equal(wh_server_start(srv), 0);
+	if ((*error = wh_server_start(srv)) < 0) {
+		wh_server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+static wh_server *start_server(void)
+{
+	int error = 0;
+	wh_server *srv = start_server_on(0, 1, &error);
+	assert_int_equal(error, 0);
 	return srv;
 }
 
@@ -219,12 +250,42 @@ static void test_waiting_requests_hold_no_thread(void **state)
 	wh_server_free(srv);
 }
 
+static void test_event_threads_share_the_port(void **state)
+{
+	(void)state;
+	int error = 0;
+	wh_server *srv = start_server_on(0, 4, &error);
+	assert_int_equal(error, 0);
+	nseen = 0;
+	enum { N = 32 };
+	struct later_call calls[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		memset(&calls[i], 0, sizeof(calls[i]));
+		snprintf(calls[i].url, sizeof(calls[i].url), "http://127.0.0.1:%d/later?n=%d", wh_server_port(srv), i);
+		assert_int_equal(pthread_create(&t[i], NULL, later_call_main, &calls[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(calls[i].status, 202);
+	}
+	/* 32 connections over 4 event threads: all on one is 1 in 2^62 */
+	assert_true(nseen > 1);
+	/* the port is taken: a second server is refused, as with one thread */
+	assert_null(start_server_on(wh_server_port(srv), 4, &error));
+	assert_int_equal(error, BASE_EGENERIC);
+	assert_non_null(strstr(base_error_last(), "Address already in use"));
+	assert_int_equal(wh_server_wait_idle(srv, 2000), 0);
+	wh_server_free(srv);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blocking_handler_does_not_hold_the_event_thread),
 		cmocka_unit_test(test_waiting_requests_hold_no_thread),
+		cmocka_unit_test(test_event_threads_share_the_port),
 	};
 	int rc = cmocka_run_group_tests_name("webhooks_server", tests, NULL, NULL);
 	curl_global_cleanup();
