@@ -222,20 +222,28 @@ static void *later_call_main(void *arg)
 	return NULL;
 }
 
+/* n GET /later?n=i at once, each on its own connection; all answered. */
+static void call_later(wh_server *srv, struct later_call *calls, int n)
+{
+	pthread_t t[32];
+	assert_true(n <= 32);
+	for (int i = 0; i < n; i++) {
+		memset(&calls[i], 0, sizeof(calls[i]));
+		snprintf(calls[i].url, sizeof(calls[i].url), "http://127.0.0.1:%d/later?n=%d", wh_server_port(srv), i);
+		assert_int_equal(pthread_create(&t[i], NULL, later_call_main, &calls[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
 static void test_waiting_requests_hold_no_thread(void **state)
 {
 	(void)state;
 	wh_server *srv = start_server();
 	struct later_call calls[NLATER];
-	pthread_t t[NLATER];
 	double t0 = now_s();
+	call_later(srv, calls, NLATER);
 	for (int i = 0; i < NLATER; i++) {
-		memset(&calls[i], 0, sizeof(calls[i]));
-		snprintf(calls[i].url, sizeof(calls[i].url), "http://127.0.0.1:%d/later?n=%d", wh_server_port(srv), i);
-		assert_int_equal(pthread_create(&t[i], NULL, later_call_main, &calls[i]), 0);
-	}
-	for (int i = 0; i < NLATER; i++) {
-		pthread_join(t[i], NULL);
 		char want[64];
 		snprintf(want, sizeof(want), "{\"n\":\"%d\"}", i);
 		assert_int_equal(calls[i].status, 202);
@@ -259,16 +267,9 @@ static void test_event_threads_share_the_port(void **state)
 	nseen = 0;
 	enum { N = 32 };
 	struct later_call calls[N];
-	pthread_t t[N];
-	for (int i = 0; i < N; i++) {
-		memset(&calls[i], 0, sizeof(calls[i]));
-		snprintf(calls[i].url, sizeof(calls[i].url), "http://127.0.0.1:%d/later?n=%d", wh_server_port(srv), i);
-		assert_int_equal(pthread_create(&t[i], NULL, later_call_main, &calls[i]), 0);
-	}
-	for (int i = 0; i < N; i++) {
-		pthread_join(t[i], NULL);
+	call_later(srv, calls, N);
+	for (int i = 0; i < N; i++)
 		assert_int_equal(calls[i].status, 202);
-	}
 	/* 32 connections over 4 event threads: all on one is 1 in 2^62 */
 	assert_true(nseen > 1);
 	/* the port is taken: a second server is refused, as with one thread */
