@@ -276,7 +276,6 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
 /* ---- records --------------------------------------------------------------- */
 
 static const unsigned char MAGIC[4] = { 'P', 'B', 'D', '1' };
-#define META_MAX ((size_t)1 << 20)
 #define BODY_MAX ((size_t)1 << 30)
 
 static void digest(unsigned char *out, const char *meta, size_t meta_len, const void *body, size_t body_len)
@@ -341,7 +340,7 @@ int store_body_log_replay(const char *dir, int segment, int64_t offset,
 		if (whole) {
 			meta_len = (size_t)store_be_get(head + 4, 4);
 			body_len = (size_t)store_be_get(head + 8, 4);
-			whole = meta_len <= META_MAX && body_len <= BODY_MAX &&
+			whole = meta_len <= STORE_BODY_LOG_META_MAX && body_len <= BODY_MAX &&
 				offset + STORE_BODY_LOG_HEAD + (int64_t)meta_len + (int64_t)body_len <= st.st_size;
 		}
 		if (!whole) {

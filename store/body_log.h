@@ -51,6 +51,7 @@ int store_body_log_read(const char *dir, int segment, int64_t offset, size_t len
  * body.  A record is whole when its head, lengths and digest agree; a crash
  * can leave only an unwhole tail, which replay stops at. */
 #define STORE_BODY_LOG_HEAD 44
+#define STORE_BODY_LOG_META_MAX ((size_t)1 << 20) /* a longer meta is not whole: replay stops at it */
 
 /* Fills head (STORE_BODY_LOG_HEAD bytes) for a record of meta and body. */
 void store_body_log_head(unsigned char *head, const char *meta, size_t meta_len, const void *body, size_t body_len);

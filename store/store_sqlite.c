@@ -25,6 +25,7 @@
  * Schema changes are numbered migrations applied at open. */
 #include "store/store_int.h"
 #include "store/body_log.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fs.h"
@@ -956,46 +957,26 @@ static int insert_delivery(sq_store *s, store_delivery_async *p)
 /* A record's meta: the delivery's row data, each string as a 4-byte
  * big-endian length then its bytes with their NUL (META_NULL for none),
  * the integers as 8 bytes, then the jobs. */
-struct meta_buf {
-	char *p;
-	size_t len, cap;
-};
-
-static int meta_put(struct meta_buf *m, const void *bytes, size_t n)
-{
-	if (m->len + n > m->cap) {
-		size_t cap = m->cap ? m->cap : 1024;
-		while (cap < m->len + n)
-			cap *= 2;
-		char *p = realloc(m->p, cap);
-		if (!p)
-			return BASE_ENOMEM;
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, bytes, n);
-	m->len += n;
-	return 0;
-}
-
-static int meta_u64(struct meta_buf *m, uint64_t v)
+static int meta_u64(base_buf *m, uint64_t v)
 {
 	unsigned char b[8];
 	store_be_put(b, v, 8);
-	return meta_put(m, b, 8);
+	return base_buf_put(m, b, 8);
 }
 
-static int meta_str(struct meta_buf *m, const char *str)
+static int meta_str(base_buf *m, const char *str)
 {
 	size_t n = str ? strlen(str) + 1 : 0;
 	unsigned char b[4];
 	store_be_put(b, str ? (uint32_t)n : META_NULL, 4);
-	int error = meta_put(m, b, 4);
-	return error < 0 || !str ? error : meta_put(m, str, n);
+	int error = base_buf_put(m, b, 4);
+	return error < 0 || !str ? error : base_buf_put(m, str, n);
 }
 
-/* Encodes d's row data (not its body) into m. */
-static int meta_encode(struct meta_buf *m, const store_delivery *d)
+/* Encodes d's row data (not its body) into m, at most
+ * STORE_BODY_LOG_META_MAX bytes (m's cap): a longer record would never
+ * replay. */
+static int meta_encode(base_buf *m, const store_delivery *d)
 {
 	if (d->njobs > META_JOBS)
 		return base_error_set(BASE_EINVALID, "store: a delivery carries at most %d jobs", META_JOBS);
@@ -1021,6 +1002,9 @@ static int meta_encode(struct meta_buf *m, const store_delivery *d)
 		if (!error)
 			error = meta_str(m, d->jobs[i].payload);
 	}
+	if (error == BASE_ETOOBIG)
+		return base_error_set(BASE_EINVALID, "store: a delivery's row data is over %zu bytes",
+				      STORE_BODY_LOG_META_MAX);
 	return error < 0 ? base_error_set(BASE_ENOMEM, "out of memory") : 0;
 }
 
@@ -1202,21 +1186,14 @@ static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
 		snprintf(b->msg, sizeof(b->msg), "store: out of memory");
 		return b;
 	}
-	/* the same id twice in the batch, then ids pending: an id leaves the
-	 * pending set only once its row is committed, so the database, read
-	 * after this, has the row of any id that is in neither */
+	/* ids pending, then in the database: an id leaves the pending set only
+	 * once its row is committed, so the database, read after this, has the
+	 * row of any id that is in neither */
 	i = 0;
 	pthread_mutex_lock(&s->l_lock);
-	for (store_delivery_async *p = list; p; p = p->next, i++) {
-		size_t j = 0;
-		for (store_delivery_async *q = list; q != p && (b->fate[j] != NEW || strcmp(q->d->id, p->d->id) != 0);
-		     q = q->next, j++)
-			;
-		if (j < i)
-			b->fate[i] = DUPLICATE_HERE;
-		else if (tfind(p->d->id, &s->pending, pending_cmp))
+	for (store_delivery_async *p = list; p; p = p->next, i++)
+		if (tfind(p->d->id, &s->pending, pending_cmp))
 			b->fate[i] = DUPLICATE;
-	}
 	pthread_mutex_unlock(&s->l_lock);
 	/* one read transaction (one lock of the database file) for the batch */
 	sqlite3_exec(s->l_db, "BEGIN", NULL, NULL, NULL);
@@ -1232,20 +1209,19 @@ static struct lbatch *log_prepare(sq_store *s, store_delivery_async *list)
 		}
 	}
 	sqlite3_exec(s->l_db, "COMMIT", NULL, NULL, NULL);
-	/* a second copy whose first could not be checked is not answered
-	 * duplicate: it fails with it */
+	/* then the same id twice in the batch: a copy after a new first one is
+	 * its duplicate (a copy whose first could not be checked was checked
+	 * on its own) */
 	i = 0;
 	for (store_delivery_async *p = list; p; p = p->next, i++) {
-		if (b->fate[i] != DUPLICATE_HERE)
+		if (b->fate[i] != NEW)
 			continue;
 		size_t j = 0;
-		store_delivery_async *q = list;
-		for (; q != p && strcmp(q->d->id, p->d->id) != 0; q = q->next, j++)
+		for (store_delivery_async *q = list; q != p && (b->fate[j] != NEW || strcmp(q->d->id, p->d->id) != 0);
+		     q = q->next, j++)
 			;
-		if (b->fate[j] == FAILED) {
-			b->fate[i] = FAILED;
-			snprintf(p->msg, sizeof(p->msg), "%s", q->msg);
-		}
+		if (j < i)
+			b->fate[i] = DUPLICATE_HERE;
 	}
 	i = 0;
 	for (store_delivery_async *p = list; p; p = p->next, i++) {
@@ -1496,16 +1472,16 @@ static int enqueue(store_delivery_async *a, pthread_mutex_t *lock, pthread_cond_
 static struct logged *logged_new(const store_delivery *d)
 {
 	struct logged *r = calloc(1, sizeof(*r));
-	struct meta_buf m = { 0 };
+	base_buf m = BASE_BUF_INIT(STORE_BODY_LOG_META_MAX);
 	if (!r || meta_encode(&m, d) < 0) {
 		if (!r)
 			base_error_set(BASE_ENOMEM, "out of memory");
-		free(m.p);
+		base_buf_dispose(&m);
 		free(r);
 		return NULL;
 	}
-	r->meta = m.p;
 	r->meta_len = m.len;
+	r->meta = base_buf_detach(&m);
 	r->body_len = d->body ? d->body_len : 0;
 	store_body_log_head(r->head, r->meta, r->meta_len, d->body, r->body_len);
 	return r;
